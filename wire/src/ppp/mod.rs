@@ -1,0 +1,1 @@
+//! PPP (in progress)

@@ -8,6 +8,8 @@
 
 pub mod cp;
 pub mod frame;
+pub mod ipcp;
+pub mod ipv6cp;
 pub mod lcp;
 
 pub use frame::{is_control_protocol, is_valid_protocol, protocol, protocol_name, FrameRepr};

@@ -6,11 +6,13 @@
 //! the control plane parses the control packets into owned representations, and a decoder can
 //! take a whole frame with [`PppPacket::parse`].
 
+pub mod chap;
 pub mod cp;
 pub mod frame;
 pub mod ipcp;
 pub mod ipv6cp;
 pub mod lcp;
+pub mod pap;
 
 pub use frame::{is_control_protocol, is_valid_protocol, protocol, protocol_name, FrameRepr};
 
@@ -25,4 +27,31 @@ pub(crate) fn ser_hex<S: serde::Serializer>(
         hex.push(char::from(b"0123456789abcdef"[usize::from(b & 0xf)]));
     }
     s.serialize_str(&hex)
+}
+
+/// Serializes bytes as text when they are UTF-8, else as hex prefixed with `0x`.
+pub(crate) fn ser_text<S: serde::Serializer>(
+    bytes: &[u8],
+    s: S,
+) -> core::result::Result<S::Ok, S::Error> {
+    match core::str::from_utf8(bytes) {
+        Ok(t) => s.serialize_str(t),
+        Err(_) => {
+            let mut hex = String::with_capacity(2 + bytes.len() * 2);
+            hex.push_str("0x");
+            for b in bytes {
+                hex.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
+                hex.push(char::from(b"0123456789abcdef"[usize::from(b & 0xf)]));
+            }
+            s.serialize_str(&hex)
+        }
+    }
+}
+
+/// Serializes a secret as its length only.
+pub(crate) fn ser_redacted<S: serde::Serializer>(
+    bytes: &[u8],
+    s: S,
+) -> core::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("<{} bytes>", bytes.len()))
 }

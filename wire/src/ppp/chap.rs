@@ -209,7 +209,7 @@ pub fn chap_md5_verify(identifier: u8, secret: &[u8], challenge: &[u8], response
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::ppp::cp::tests::bytes;
     use proptest::prelude::*;
@@ -346,7 +346,7 @@ mod tests {
         ));
     }
 
-    fn chap() -> impl Strategy<Value = ChapPacket> {
+    pub(crate) fn chap() -> impl Strategy<Value = ChapPacket> {
         let body = prop_oneof![
             (bytes(40), bytes(40)).prop_map(|(value, name)| ChapBody::Challenge { value, name }),
             (bytes(40), bytes(40)).prop_map(|(value, name)| ChapBody::Response { value, name }),

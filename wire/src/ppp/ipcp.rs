@@ -156,7 +156,7 @@ impl CpOption for IpcpOption {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::error::Error;
     use crate::ppp::cp::tests::{body, bytes, round_trip};
@@ -278,7 +278,7 @@ mod tests {
         any::<[u8; 4]>().prop_map(Ipv4Addr::from)
     }
 
-    fn ipcp_option() -> impl Strategy<Value = IpcpOption> + Clone {
+    pub(crate) fn ipcp_option() -> impl Strategy<Value = IpcpOption> + Clone {
         prop_oneof![
             (v4(), v4()).prop_map(|(source, destination)| IpcpOption::IpAddresses {
                 source,

@@ -93,7 +93,7 @@ impl CpOption for Ipv6cpOption {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::error::Error;
     use crate::ppp::cp::tests::{body, bytes, round_trip};
@@ -162,7 +162,7 @@ mod tests {
         }
     }
 
-    fn ipv6cp_option() -> impl Strategy<Value = Ipv6cpOption> + Clone {
+    pub(crate) fn ipv6cp_option() -> impl Strategy<Value = Ipv6cpOption> + Clone {
         prop_oneof![
             any::<[u8; 8]>().prop_map(Ipv6cpOption::InterfaceIdentifier),
             (any::<u16>(), bytes(8)).prop_map(|(protocol, data)| {

@@ -196,7 +196,7 @@ impl CpOption for LcpOption {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::error::Error;
     use crate::ppp::cp::tests::{body, bytes, round_trip};

@@ -185,7 +185,7 @@ impl PapPacket {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::ppp::cp::tests::bytes;
     use proptest::prelude::*;
@@ -279,7 +279,7 @@ mod tests {
         ));
     }
 
-    fn pap() -> impl Strategy<Value = PapPacket> {
+    pub(crate) fn pap() -> impl Strategy<Value = PapPacket> {
         let body = prop_oneof![
             (bytes(40), bytes(40))
                 .prop_map(|(peer_id, password)| PapBody::AuthenticateRequest { peer_id, password }),

@@ -616,6 +616,29 @@ pub(crate) mod tests {
         assert!(matches!(it.next(), Some(Err(Error::Malformed { .. }))));
     }
 
+    proptest! {
+        #[test]
+        fn options_never_panic_and_account_for_every_byte(d in bytes(64)) {
+            let mut used = 0usize;
+            for o in Options::new(&d) {
+                match o {
+                    Ok(o) => used += o.data.len() + 2,
+                    Err(_) => return Ok(()),
+                }
+            }
+            prop_assert_eq!(used, d.len());
+        }
+
+        #[test]
+        fn view_never_panics(d in bytes(32)) {
+            if let Ok(p) = CpPacket::new_checked(&d[..]) {
+                prop_assert_eq!(p.data().len() + HEADER_LEN, usize::from(p.length()));
+                prop_assert!(p.packet().len() <= d.len());
+                let _ = p.options().count();
+            }
+        }
+    }
+
     /// Byte vectors for the generic proptests.
     pub(crate) fn bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
         proptest::collection::vec(any::<u8>(), 0..max)

@@ -324,6 +324,33 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn oversized_option_and_packet_are_refused() {
+        let p = LcpPacket {
+            identifier: 0,
+            body: CpBody::ConfigureRequest {
+                options: vec![LcpOption::Unknown {
+                    kind: 0x20,
+                    data: vec![0; 254],
+                }],
+            },
+        };
+        assert!(matches!(
+            p.emit(&mut [0u8; 300]),
+            Err(Error::Malformed { .. })
+        ));
+        let p = LcpPacket {
+            identifier: 0,
+            body: CpBody::TerminateRequest {
+                data: vec![0; 65532],
+            },
+        };
+        assert!(matches!(
+            p.emit(&mut vec![0u8; 70000]),
+            Err(Error::Malformed { .. })
+        ));
+    }
+
+    #[test]
     fn echo_request_and_reply() {
         let b = [0x09, 0x2a, 0x00, 0x0a, 0xde, 0xad, 0xbe, 0xef, 0x68, 0x69];
         let p = LcpPacket::parse(&b).expect("valid");

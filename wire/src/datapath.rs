@@ -50,10 +50,11 @@
 //!    LNS toggle sequencing at any time; RFC 3931 §4.6 marks it per packet). The rule is
 //!    [`RxSeq::check`]; a rejected packet → `Drop(SequenceOutOfOrder)`. The state is updated here,
 //!    before the payload is looked at, and never rolled back by a later drop.
-//! 10. **v2 PPP** (RFC 1661 §6.5–6.6, RFC 1662 §3.2): if the first byte is 0xFF it must be followed
-//!     by 0x03 (Address/Control; missing → `Drop(Truncated)`, other → `Drop(MalformedPpp)`); then
-//!     the Protocol: one byte when odd (PFC), else two bytes (missing → `Drop(Truncated)`) whose low
-//!     byte must be odd (else `Drop(MalformedPpp)`). Both compressed and uncompressed forms are
+//! 10. **v2 PPP** (RFC 1661 §6.5–6.6, RFC 1662 §3.2), parsed by [`crate::ppp::frame::parse`]: the
+//!     bytes 0xFF 0x03 are Address/Control, anything else means they were compressed away (so
+//!     0xFF followed by another byte is the one-byte protocol 0x00FF); then the Protocol: one byte
+//!     when odd (PFC), else two bytes (missing → `Drop(Truncated)`); a number RFC 1661 §2 rules
+//!     out (even low byte, odd high byte) → `Drop(MalformedPpp)`. Both compressed and uncompressed forms are
 //!     accepted whatever was negotiated. 0x0021 → IPv4, 0x0057 → IPv6; 0x8000..=0xFFFF →
 //!     `ToControlPlane(PppControl)`; anything else → `ToControlPlane(PppOther)` (the control plane
 //!     sends LCP Protocol-Reject, RFC 1661 §5.7).
@@ -96,21 +97,12 @@ use crate::net::ethernet::{self, ethertype, EthernetFrame, EthernetRepr, MacAddr
 use crate::net::{
     ip_proto, ipv4, ipv6, udp, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, UdpPacket, UdpRepr,
 };
+use crate::ppp::{self, frame::protocol as ppp_proto};
 
 /// Width of the L2TPv2 data sequence number (RFC 2661 §3.1).
 pub const V2_SEQ_BITS: u32 = 16;
 /// Width of the default L2-Specific Sublayer sequence number (RFC 3931 §4.6).
 pub const V3_SEQ_BITS: u32 = 24;
-
-/// PPP protocol numbers the data path knows (RFC 1332, RFC 5072).
-pub mod ppp_proto {
-    /// IPv4.
-    pub const IPV4: u16 = 0x0021;
-    /// IPv6.
-    pub const IPV6: u16 = 0x0057;
-    /// First control protocol (LCP, NCPs, authentication: 0x8000..=0xffff, RFC 1661 §2).
-    pub const CONTROL_MIN: u16 = 0x8000;
-}
 
 /// How the fast path finds a session: the IDs that arrive in packets (ours).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -724,7 +716,7 @@ fn decap_udp<'s, 'q>(
     let (kind, min, ttl_at) = match protocol {
         ppp_proto::IPV4 => (InnerKind::Ipv4, ipv4::HEADER_LEN, ipv4::TTL_OFFSET),
         ppp_proto::IPV6 => (InnerKind::Ipv6, ipv6::HEADER_LEN, ipv6::HOP_LIMIT_OFFSET),
-        p if p >= ppp_proto::CONTROL_MIN => return Verdict::ToControlPlane(Why::PppControl),
+        p if ppp::is_control_protocol(p) => return Verdict::ToControlPlane(Why::PppControl),
         _ => return Verdict::ToControlPlane(Why::PppOther),
     };
     // 11. Inner.
@@ -825,26 +817,16 @@ fn seq_ok<'q>(
     rx_seq(key).is_none_or(|st| st.check(seq, bits, cfg.seq_relearn_after))
 }
 
-/// The minimal PPP header parser of the v2 data path (RFC 1661 §6.5–6.6, RFC 1662 §3.2):
-/// returns (protocol, header length). To be replaced by the `ppp` module.
+/// The PPP header of the v2 data path (RFC 1661 §2, §6.5–6.6, RFC 1662 §3.2), by the one PPP
+/// framing parser: returns (protocol, header length). A protocol number the RFC rules out (even
+/// low byte or odd high byte) is malformed.
 fn ppp_header(b: &[u8]) -> core::result::Result<(u16, usize), DropReason> {
-    let mut at = 0;
-    if b.first() == Some(&0xff) {
-        match b.get(1) {
-            None => return Err(DropReason::Truncated),
-            Some(0x03) => at = 2,
-            Some(_) => return Err(DropReason::MalformedPpp),
-        }
+    match ppp::frame::parse(b) {
+        Ok((f, _)) if ppp::is_valid_protocol(f.protocol) => Ok((f.protocol, f.header_len())),
+        Ok(_) => Err(DropReason::MalformedPpp),
+        Err(Error::Truncated { .. }) => Err(DropReason::Truncated),
+        Err(_) => Err(DropReason::MalformedPpp),
     }
-    let first = *b.get(at).ok_or(DropReason::Truncated)?;
-    if first & 1 == 1 {
-        return Ok((u16::from(first), at + 1));
-    }
-    let second = *b.get(at + 1).ok_or(DropReason::Truncated)?;
-    if second & 1 == 0 {
-        return Err(DropReason::MalformedPpp);
-    }
-    Ok((u16::from_be_bytes([first, second]), at + 2))
 }
 
 /// The length of the headers [`encap`] puts before the inner packet (Ethernet with VLANs to the
@@ -1016,17 +998,8 @@ pub fn encap(
                 priority: false,
             }
             .emit(&mut out[at..], 0)?;
-            if !session.ppp.acfc {
-                out[at..at + 2].copy_from_slice(&[0xff, 0x03]);
-                at += 2;
-            }
-            if session.ppp.pfc {
-                out[at] = protocol as u8;
-                at += 1;
-            } else {
-                out[at..at + 2].copy_from_slice(&protocol.to_be_bytes());
-                at += 2;
-            }
+            at += ppp::FrameRepr::negotiated(protocol, session.ppp.acfc, session.ppp.pfc)
+                .emit(&mut out[at..])?;
         }
         (Version::V3, SessionKey::V3 { session_id }) => {
             at += V3DataRepr {

@@ -406,12 +406,15 @@ fn ppp_classification() {
             Verdict::ToControlPlane(Why::PppOther),
         ), // IPX
         (&[0x3d, 0], Verdict::ToControlPlane(Why::PppOther)), // MP, PFC
+        // 0xFF not followed by 0x03: Address/Control were compressed away and 0xFF is the
+        // one-byte protocol 0x00FF (RFC 1661 §6.6), which the control plane Protocol-Rejects.
         (
             &[0xff, 0x04, 0x00, 0x21],
-            Verdict::Drop(DropReason::MalformedPpp),
+            Verdict::ToControlPlane(Why::PppOther),
         ),
         (&[0x00, 0x20, 0x45], Verdict::Drop(DropReason::MalformedPpp)),
-        (&[0xff], Verdict::Drop(DropReason::Truncated)),
+        (&[0xff], Verdict::ToControlPlane(Why::PppOther)),
+        (&[0x02, 0x20], Verdict::Drop(DropReason::MalformedPpp)),
         (&[0xff, 0x03, 0x00], Verdict::Drop(DropReason::Truncated)),
         (&[], Verdict::Drop(DropReason::Truncated)),
         (&[0x21, 0x45, 0], Verdict::Drop(DropReason::BadInner)),
@@ -641,6 +644,8 @@ fn consistent_prefixes() {
             let v = dec(&g, &cfg, &mirror(&s), &mut RxSeq::default());
             if n - l2tp_at >= min {
                 assert!(matches!(v, Verdict::Forward { .. }), "len {n}: {v:?}");
+            } else if g.last() == Some(&0xff) && v == Verdict::ToControlPlane(Why::PppOther) {
+                // A lone 0xFF is the compressed one-byte protocol 0x00FF (RFC 1661 §6.6).
             } else {
                 assert!(
                     matches!(

@@ -180,7 +180,7 @@ fn parse_pcapng(bytes: &[u8]) -> Result<Vec<Record>, PcapError> {
         }
         let block_type = cur.u32(at).ok_or(corrupt("truncated block header"))?;
         let len = cur.u32(at + 4).ok_or(corrupt("truncated block header"))? as usize;
-        if len < 12 || len % 4 != 0 || at + len > bytes.len() {
+        if len < 12 || !len.is_multiple_of(4) || at + len > bytes.len() {
             return Err(corrupt("bad block length"));
         }
         let body = at + 8;
@@ -254,7 +254,7 @@ fn idb_resolution(cur: &Cursor<'_>, mut at: usize, end: usize) -> u64 {
                 };
             }
         }
-        at += 4 + (usize::from(len) + 3) / 4 * 4;
+        at += 4 + usize::from(len).div_ceil(4) * 4;
     }
     1_000_000
 }

@@ -92,7 +92,10 @@ pub enum Transport {
 pub fn peek(buf: &[u8]) -> Result<(bool, Version)> {
     check_len("L2TP header", buf, 2)?;
     let word = u16::from_be_bytes([buf[0], buf[1]]);
-    Ok((word & flags::T != 0, Version::from_number(word & flags::VER_MASK)?))
+    Ok((
+        word & flags::T != 0,
+        Version::from_number(word & flags::VER_MASK)?,
+    ))
 }
 
 /// What an L2TPv3-over-IP packet is (RFC 3931 §4.1.1): a control message (Session ID 0,
@@ -309,7 +312,9 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> V2Packet<T> {
     /// The payload, mutable.
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let start = self.header_len();
-        let end = self.length().map_or(self.buffer.as_ref().len(), usize::from);
+        let end = self
+            .length()
+            .map_or(self.buffer.as_ref().len(), usize::from);
         &mut self.buffer.as_mut()[start..end]
     }
 }
@@ -649,7 +654,10 @@ impl V3DataRepr {
             });
         }
         let cookie = Cookie::new(&buf[at + 4..at + 4 + cookie_len])?;
-        Ok((V3DataRepr { session_id, cookie }, &buf[at + 4 + cookie_len..]))
+        Ok((
+            V3DataRepr { session_id, cookie },
+            &buf[at + 4 + cookie_len..],
+        ))
     }
 
     /// Emits the header into the front of `buf` and returns its length.

@@ -983,7 +983,7 @@ impl Avp {
             T::RouterId => Avp::RouterId(u32v()?),
             T::AssignedControlConnectionId => Avp::AssignedControlConnectionId(u32v()?),
             T::PseudowireCapabilities => {
-                if v.is_empty() || v.len() % 2 != 0 {
+                if v.is_empty() || !v.len().is_multiple_of(2) {
                     return Err(wrong_len(what));
                 }
                 Avp::PseudowireCapabilities(

@@ -21,5 +21,7 @@ pub mod l2tp;
 pub mod net;
 pub mod pcap;
 pub mod ppp;
+#[doc(hidden)]
+pub mod selfcheck;
 
 pub use error::{Error, Result};

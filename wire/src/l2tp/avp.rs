@@ -15,8 +15,9 @@
 //! - Reserved *fields inside values* (Call Errors, ACCM, Proxy Authen ID, Circuit Status,
 //!   RFC 4951 AVPs) are sent as zero and ignored on receipt (RFC 3931 §5.4.5, §6).
 //! - Reserved *header bits*: in L2TPv2 an AVP with one set "MUST be treated as an unrecognized
-//!   AVP" (RFC 2661 §4.1), so it is kept opaque as [`Avp::Unknown`] (or [`Avp::Hidden`]); in
-//!   L2TPv3 they are "ignored upon receipt" (RFC 3931 §5.1). Emitting always clears them.
+//!   AVP" (RFC 2661 §4.1), so it is kept opaque as [`Avp::Unrecognized`], reserved bits and
+//!   all; in L2TPv3 they are "ignored upon receipt" (RFC 3931 §5.1). Emitting clears them,
+//!   except when re-emitting an [`Avp::Unrecognized`] as it was received.
 //! - A value of the wrong length for its attribute is [`Error::Malformed`] with
 //!   `why ==` [`WRONG_LENGTH`] (General Error Code 2 for the validator); other bad values are
 //!   `Malformed` with another reason (General Error Code 3).
@@ -180,6 +181,11 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> AvpPacket<T> {
             w |= flags::H;
         }
         self.buffer.as_mut()[field::FLAGS_LEN].copy_from_slice(&w.to_be_bytes());
+    }
+    /// Sets the four reserved bits (only to re-emit an [`Avp::Unrecognized`] exactly).
+    pub fn set_reserved(&mut self, bits: u8) {
+        let b = &mut self.buffer.as_mut()[field::FLAGS_LEN.start];
+        *b = (*b & 0xc3) | ((bits & 0x0f) << 2);
     }
     /// Sets the Vendor ID.
     pub fn set_vendor_id(&mut self, v: u16) {
@@ -658,8 +664,18 @@ pub enum Avp {
         session_id: u32,
         remote_session_id: u32,
     },
-    /// A vendor AVP or an IETF attribute this crate does not know (or, in L2TPv2, an AVP with
-    /// a reserved header bit set), kept opaque.
+    /// An L2TPv2 AVP with a reserved header bit set, which "MUST be treated as an unrecognized
+    /// AVP" (RFC 2661 §4.1): kept opaque with its reserved bits (hidden or not, as the H bit of
+    /// its [`AvpRepr`] says), so that what was received can be shown and re-emitted exactly.
+    /// Never built by this crate for sending.
+    Unrecognized {
+        vendor_id: u16,
+        attr_type: u16,
+        /// The four reserved header bits, right-aligned (never 0).
+        reserved: u8,
+        value: Vec<u8>,
+    },
+    /// A vendor AVP or an IETF attribute this crate does not know, kept opaque.
     Unknown {
         vendor_id: u16,
         attr_type: u16,
@@ -804,8 +820,14 @@ impl Avp {
             Avp::TunnelRecovery { .. } => T::TunnelRecovery,
             Avp::SuggestedControlSequence { .. } => T::SuggestedControlSequence,
             Avp::FailoverSessionState { .. } => T::FailoverSessionState,
-            Avp::Unknown { .. } | Avp::Hidden { .. } => return None,
+            Avp::Unknown { .. } | Avp::Hidden { .. } | Avp::Unrecognized { .. } => return None,
         })
+    }
+
+    /// Whether the value is carried as received, its H bit meaning it is still hidden (or, for
+    /// [`Avp::Unrecognized`], that it was): such values are never hidden again on emission.
+    pub fn is_opaque_hidden(&self) -> bool {
+        matches!(self, Avp::Hidden { .. } | Avp::Unrecognized { .. })
     }
 
     /// The Vendor ID and Attribute Type this value is carried under.
@@ -820,6 +842,11 @@ impl Avp {
                 vendor_id,
                 attr_type,
                 ..
+            }
+            | Avp::Unrecognized {
+                vendor_id,
+                attr_type,
+                ..
             } => (*vendor_id, *attr_type),
             other => (0, other.avp_type().map_or(0, AvpType::value)),
         }
@@ -830,6 +857,9 @@ impl Avp {
         let (vendor, attr) = self.attr();
         match (self, attr_name(vendor, attr, version)) {
             (Avp::Hidden { .. }, Some(n)) => format!("{n} (hidden)"),
+            (Avp::Unrecognized { reserved, .. }, _) => {
+                format!("vendor {vendor} attribute {attr} (reserved bits {reserved:#x})")
+            }
             (Avp::Unknown { .. }, _) | (_, None) => {
                 format!("vendor {vendor} attribute {attr}")
             }
@@ -1260,7 +1290,9 @@ impl Avp {
                 session_id,
                 remote_session_id,
             } => put_id_pair(&mut o, *session_id, *remote_session_id, version)?,
-            Avp::Unknown { value, .. } | Avp::Hidden { value, .. } => o.extend_from_slice(value),
+            Avp::Unknown { value, .. }
+            | Avp::Hidden { value, .. }
+            | Avp::Unrecognized { value, .. } => o.extend_from_slice(value),
         }
         Ok(o)
     }
@@ -1338,16 +1370,17 @@ impl AvpRepr {
         let raw = packet.value();
         // RFC 2661 §4.1: a reserved bit set -> treat as unrecognized.
         let unrecognized = version == Version::V2 && packet.reserved() != 0;
-        let avp = if hidden && (unrecognized || secret.is_none()) {
+        let avp = if unrecognized {
+            Avp::Unrecognized {
+                vendor_id,
+                attr_type,
+                reserved: packet.reserved(),
+                value: raw.to_vec(),
+            }
+        } else if hidden && secret.is_none() {
             Avp::Hidden {
                 attr_type,
                 vendor_id,
-                value: raw.to_vec(),
-            }
-        } else if unrecognized {
-            Avp::Unknown {
-                vendor_id,
-                attr_type,
                 value: raw.to_vec(),
             }
         } else if hidden {
@@ -1391,7 +1424,7 @@ impl AvpRepr {
     pub fn emit_len(&self, version: Version) -> Result<usize> {
         self.check_hidable()?;
         let v = self.avp.value_bytes(version)?.len();
-        let extra = if self.hidden && !matches!(self.avp, Avp::Hidden { .. }) {
+        let extra = if self.hidden && !self.avp.is_opaque_hidden() {
             hidden::LENGTH_FIELD
         } else {
             0
@@ -1419,7 +1452,7 @@ impl AvpRepr {
         self.check_hidable()?;
         let (vendor_id, attr_type) = self.avp.attr();
         let mut value = self.avp.value_bytes(version)?;
-        if self.hidden && !matches!(self.avp, Avp::Hidden { .. }) {
+        if self.hidden && !self.avp.is_opaque_hidden() {
             let (Some(secret), Some(rv)) = (secret, random_vector) else {
                 return Err(Error::Malformed {
                     what: "hidden AVP",
@@ -1439,6 +1472,9 @@ impl AvpRepr {
         check_room("AVP", buf, len)?;
         let mut p = AvpPacket::new_unchecked(&mut buf[..len]);
         p.set_flags_len(self.mandatory, self.hidden, len as u16);
+        if let Avp::Unrecognized { reserved, .. } = self.avp {
+            p.set_reserved(reserved);
+        }
         p.set_vendor_id(vendor_id);
         p.set_attr_type(attr_type);
         p.value_mut().copy_from_slice(&value);
@@ -1509,12 +1545,17 @@ mod tests {
         let r = parse1(&b, Version::V2).expect("valid");
         assert_eq!(
             r.avp,
-            Avp::Unknown {
+            Avp::Unrecognized {
                 vendor_id: 0,
                 attr_type: 9,
+                reserved: 1,
                 value: vec![0, 1]
             }
         );
+        // Re-emitted exactly, reserved bit included.
+        let mut out = [0u8; 8];
+        assert_eq!(r.emit(&mut out, Version::V2, None, None), Ok(8));
+        assert_eq!(out, b);
         // L2TPv3 ignores them.
         let r = parse1(&[0x84, 0x0a, 0, 0, 0, 61, 0, 0, 0, 1], Version::V3).expect("valid");
         assert_eq!(r.avp, Avp::AssignedControlConnectionId(1));

@@ -7,9 +7,11 @@
 //! - [`ipv4`]: the IPv4 header (RFC 791); options are skipped, fragments detectable.
 //! - [`ipv6`]: the IPv6 fixed header (RFC 8200); extension headers are not walked.
 //! - [`udp`]: UDP (RFC 768) with the IPv4/IPv6 pseudo-header checksum.
+//! - [`frame`]: whole frames around a payload (for tests, captures and emulators).
 
 pub mod checksum;
 pub mod ethernet;
+pub mod frame;
 pub mod ipv4;
 pub mod ipv6;
 pub mod udp;

@@ -1,4 +1,11 @@
 //! l2xdp-controlplane: `l2xdpd`, the L2TP control plane (control connections, sessions, PPP
 //! termination, RFC 4951 failover).
 //!
-//! Not built yet: the control-plane issue fills this crate.
+//! - [`reliable`]: the sans-IO reliable delivery engine of one control channel (RFC 2661 §5.8 and
+//!   Appendix A, RFC 3931 §4.2): Ns/Nr, the sliding window with slow start and congestion
+//!   avoidance, retransmission with exponential back-off, in-order delivery, delayed ZLB
+//!   acknowledgements, and the RFC 4951 hooks (sequence reset, hold before failure).
+//!
+//! Not built yet: the tunnel and session state machines, PPP termination and the daemon.
+
+pub mod reliable;

@@ -1,0 +1,1206 @@
+//! Reliable delivery of control messages: one control channel as a sans-IO state machine.
+//!
+//! RFC 2661 §5.8 and RFC 3931 §4.2 put a small transport under the L2TP control connection:
+//! every control message except the ZLB (and the L2TPv3 explicit ACK) takes one slot of a 16-bit
+//! sequence space, is retransmitted with exponential back-off until the peer's Nr covers it, and
+//! is delivered to the upper layer in order and exactly once. Like go-l2tp's `l2tp/transport.go`
+//! this engine is separate from the tunnel and session state machines, but it does no I/O and
+//! reads no clock: the caller
+//!
+//! - hands it messages to send ([`Channel::send`]: the AVP bytes, already encoded),
+//! - feeds it what arrives ([`Channel::handle_incoming`]) and expired deadlines
+//!   ([`Channel::handle_timeout`]), both with the current time,
+//! - drains datagrams to put on the wire ([`Channel::poll_transmit`]) until it returns `None`,
+//! - and sleeps until [`Channel::poll_timeout`] (one deadline per channel).
+//!
+//! The engine owns Ns and Nr and writes the 12-byte control header
+//! ([`ControlHeader::emit`]) each time a datagram leaves, so a retransmission carries the latest
+//! Nr (RFC 2661 §5.8: "the Nr value MUST be updated").
+//!
+//! Congestion control follows RFC 2661 Appendix A: CWND starts at 1 and SSTHRESH at the peer's
+//! Receive Window Size; CWND grows by one per acknowledged message below SSTHRESH (slow start)
+//! and by one per CWND acknowledged messages above it (congestion avoidance), never beyond the
+//! peer's window; a retransmission timeout sets SSTHRESH = max(CWND/2, 1) and CWND = 1.
+//!
+//! HELLO keepalives are the tunnel layer's job; [`Channel::idle_since`] tells it when the peer
+//! was last heard from.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use l2xdp_wire::l2tp::header::{ControlHeader, Version};
+
+/// The default Receive Window Size when the peer sends no Receive Window Size AVP
+/// (RFC 2661 §4.4.3, RFC 3931 §5.4.3).
+pub const DEFAULT_WINDOW: u16 = 4;
+
+/// The largest window either side may use: the half-space comparison of RFC 2661 §5.8 cannot
+/// tell more than 32768 outstanding numbers apart.
+pub const MAX_WINDOW: u16 = 32768;
+
+/// Durations in the configuration are clamped to this, so that adding them to an `Instant`
+/// cannot overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+
+/// The largest AVP payload a control message can carry: the 16-bit Length field covers the
+/// 12-byte header too (RFC 2661 §3.1, RFC 3931 §3.2.1).
+pub const MAX_AVP_LEN: usize = u16::MAX as usize - ControlHeader::LEN;
+
+/// Message Type of the L2TPv3 Explicit Acknowledgement (RFC 3931 §3.1, §6.15).
+const MSG_TYPE_ACK: u16 = 20;
+
+/// Tunables of a control channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct ReliableConfig {
+    /// The first retransmission timeout (RFC 2661 §5.8: "a recommended default is 1 second").
+    pub initial_timeout: Duration,
+    /// The cap on the doubling timeout (RFC 2661 §5.8: "MUST be no less than 8 seconds").
+    pub max_timeout: Duration,
+    /// Retransmissions of one message before the channel fails (RFC 2661 §5.8 recommends 5,
+    /// RFC 3931 §4.2 recommends 10; both say it must be configurable).
+    pub max_retries: u32,
+    /// How long an acknowledgement may wait for an outgoing message to ride on before a ZLB is
+    /// sent for it (RFC 2661 §5.8, Appendix A).
+    pub ack_delay: Duration,
+    /// The Receive Window Size we advertise and hold out-of-order messages in
+    /// (RFC 2661 §4.4.3); clamped to 1..=[`MAX_WINDOW`].
+    pub receive_window: u16,
+    /// How long to hold the channel after the last retransmission timed out before reporting
+    /// [`Event::Failed`]: the peer's RFC 4951 §5.1 Recovery Time, during which it may recover
+    /// the tunnel. Can also be set later with [`Channel::set_hold`].
+    pub hold: Duration,
+}
+
+impl Default for ReliableConfig {
+    fn default() -> Self {
+        ReliableConfig {
+            initial_timeout: Duration::from_secs(1),
+            max_timeout: Duration::from_secs(8),
+            max_retries: 5,
+            ack_delay: Duration::from_millis(100),
+            receive_window: DEFAULT_WINDOW,
+            hold: Duration::ZERO,
+        }
+    }
+}
+
+/// What the channel tells the tunnel layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The next in-order control message from the peer: its Ns, the Session ID of its header
+    /// (L2TPv2; always 0 for L2TPv3) and its AVP bytes (everything after the header).
+    Deliver {
+        ns: u16,
+        session_id: u16,
+        avps: Vec<u8>,
+    },
+    /// The peer acknowledged the message we sent with this Ns.
+    Acked { ns: u16 },
+    /// The last retransmission timed out and the channel now waits `hold` before it fails
+    /// (RFC 4951 §5.1 Recovery Time). Only reported when the hold is not zero; an
+    /// acknowledgement or [`Channel::reset_sequence`] during the hold revives the channel.
+    Holding { hold: Duration },
+    /// The peer did not acknowledge a message after every retransmission (and the hold): the
+    /// tunnel and all its sessions must be cleared (RFC 2661 §5.8). The channel has stopped.
+    Failed,
+}
+
+/// Why the channel refused a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ChannelError {
+    /// The channel has failed; nothing more is sent.
+    #[error("the control channel has failed")]
+    Failed,
+    /// The AVPs do not fit in one control message.
+    #[error("control message of {len} AVP bytes exceeds the {MAX_AVP_LEN}-byte maximum")]
+    TooLong { len: usize },
+    /// An L2TPv2 Tunnel ID is 16 bits.
+    #[error("tunnel ID {0} does not fit in an L2TPv2 header")]
+    TunnelIdTooLarge(u32),
+}
+
+/// Counters of one channel.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct Stats {
+    /// Messages transmitted for the first time.
+    pub sent: u64,
+    /// Retransmissions.
+    pub retransmitted: u64,
+    /// Control messages handed to [`Channel::handle_incoming`], ZLBs included.
+    pub received: u64,
+    /// Messages delivered to the upper layer.
+    pub delivered: u64,
+    /// Messages received again after they had been received (and re-acknowledged).
+    pub duplicates: u64,
+    /// Messages that arrived early and were held for in-order delivery.
+    pub reordered: u64,
+    /// Messages discarded because their Ns was beyond our receive window.
+    pub out_of_window: u64,
+    /// Messages discarded because their Nr acknowledged something we never sent
+    /// (RFC 3931 §4.2: "the control message is clearly invalid").
+    pub invalid_nr: u64,
+    /// ZLB acknowledgements sent.
+    pub zlbs_sent: u64,
+    /// ZLBs and explicit ACKs received.
+    pub acks_received: u64,
+    /// Retransmission timeouts that collapsed the congestion window.
+    pub timeouts: u64,
+}
+
+/// Whether sequence number `a` comes before `b` in the half-space sense of RFC 2661 §5.8:
+/// `b` is 1 to 32768 steps ahead of `a`, modulo 65536.
+pub fn seq_before(a: u16, b: u16) -> bool {
+    let d = b.wrapping_sub(a);
+    d != 0 && d <= MAX_WINDOW
+}
+
+/// A message sent at least once and not yet acknowledged.
+#[derive(Debug)]
+struct InFlight {
+    ns: u16,
+    session_id: u16,
+    avps: Vec<u8>,
+    /// Retransmissions so far.
+    retries: u32,
+    /// The timeout that runs from the latest transmission.
+    rto: Duration,
+    /// When the latest transmission times out; meaningless while `due` is set.
+    deadline: Instant,
+    /// Timed out: waiting in the queue to be retransmitted by `poll_transmit`.
+    due: bool,
+}
+
+/// A message queued and never sent: its Ns is assigned when it first leaves.
+#[derive(Debug)]
+struct Queued {
+    session_id: u16,
+    avps: Vec<u8>,
+}
+
+/// A received message waiting for the gap before it to fill.
+#[derive(Debug, Clone)]
+struct Held {
+    session_id: u16,
+    avps: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Active,
+    /// Retries exhausted; fail at `until` (`None`: never, until revived).
+    Holding {
+        until: Option<Instant>,
+    },
+    Failed,
+}
+
+/// The reliable delivery state of one control channel (RFC 2661 §5.8, RFC 3931 §4.2).
+#[derive(Debug)]
+pub struct Channel {
+    version: Version,
+    config: ReliableConfig,
+    peer_tunnel_id: u32,
+    peer_window: u16,
+    /// Ns of the next new message.
+    next_ns: u16,
+    /// Ns of the next message expected from the peer.
+    nr: u16,
+    cwnd: u16,
+    ssthresh: u16,
+    /// Acknowledged messages counted towards the next congestion-avoidance increment.
+    ca_acked: u16,
+    /// A timeout of a message sent before this Ns does not collapse the window again: one
+    /// collapse per window of losses.
+    recover: u16,
+    in_flight: VecDeque<InFlight>,
+    queued: VecDeque<Queued>,
+    /// Slot `i` holds the message with Ns `nr + i` when it arrived early.
+    reorder: VecDeque<Option<Held>>,
+    /// When an acknowledgement must be sent if no message carries it first.
+    ack_due: Option<Instant>,
+    last_received: Option<Instant>,
+    state: State,
+    stats: Stats,
+}
+
+impl Channel {
+    /// A fresh channel: Ns = Nr = 0, peer tunnel ID 0 (unknown until the SCCRP), peer window
+    /// [`DEFAULT_WINDOW`].
+    pub fn new(version: Version, config: ReliableConfig) -> Self {
+        let config = ReliableConfig {
+            initial_timeout: config.initial_timeout.min(MAX_DURATION),
+            max_timeout: config
+                .max_timeout
+                .min(MAX_DURATION)
+                .max(config.initial_timeout.min(MAX_DURATION)),
+            ack_delay: config.ack_delay.min(MAX_DURATION),
+            receive_window: config.receive_window.clamp(1, MAX_WINDOW),
+            hold: config.hold.min(MAX_DURATION),
+            max_retries: config.max_retries,
+        };
+        Channel {
+            version,
+            config,
+            peer_tunnel_id: 0,
+            peer_window: DEFAULT_WINDOW,
+            next_ns: 0,
+            nr: 0,
+            cwnd: 1,
+            ssthresh: DEFAULT_WINDOW,
+            ca_acked: 0,
+            recover: 0,
+            in_flight: VecDeque::new(),
+            queued: VecDeque::new(),
+            reorder: VecDeque::new(),
+            ack_due: None,
+            last_received: None,
+            state: State::Active,
+            stats: Stats::default(),
+        }
+    }
+
+    /// The L2TP version of the headers this channel writes.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// The configuration in force (after clamping).
+    pub fn config(&self) -> &ReliableConfig {
+        &self.config
+    }
+
+    /// Sets the peer's Tunnel ID (L2TPv2) or Control Connection ID (L2TPv3), learnt from its
+    /// Assigned Tunnel ID / Assigned Control Connection ID AVP. Later (re)transmissions use it.
+    pub fn set_peer_tunnel_id(&mut self, id: u32) -> Result<(), ChannelError> {
+        if self.version == Version::V2 && id > u32::from(u16::MAX) {
+            return Err(ChannelError::TunnelIdTooLarge(id));
+        }
+        self.peer_tunnel_id = id;
+        Ok(())
+    }
+
+    /// The peer's Tunnel ID / Control Connection ID written into our headers.
+    pub fn peer_tunnel_id(&self) -> u32 {
+        self.peer_tunnel_id
+    }
+
+    /// Sets the peer's Receive Window Size (RFC 2661 §4.4.3) from its SCCRQ or SCCRP. 0 is
+    /// invalid (the message validator rejects it) and is taken as 1; values above
+    /// [`MAX_WINDOW`] are clamped. SSTHRESH restarts at the window (RFC 2661 Appendix A) and
+    /// CWND is capped by it.
+    pub fn set_peer_window(&mut self, rws: u16) {
+        self.peer_window = rws.clamp(1, MAX_WINDOW);
+        self.ssthresh = self.peer_window;
+        self.cwnd = self.cwnd.min(self.peer_window);
+    }
+
+    /// The peer's Receive Window Size in use.
+    pub fn peer_window(&self) -> u16 {
+        self.peer_window
+    }
+
+    /// Sets the hold between the last retransmission timeout and [`Event::Failed`]: the
+    /// peer's RFC 4951 §5.1 Recovery Time, known from its Failover Capability AVP.
+    pub fn set_hold(&mut self, hold: Duration) {
+        self.config.hold = hold.min(MAX_DURATION);
+    }
+
+    /// Queues a control message; `avps` is everything after the 12-byte header, already
+    /// encoded. `session_id` is the peer's Session ID for the L2TPv2 header (0 for tunnel
+    /// messages; ignored for L2TPv3). Its Ns is assigned when it is first transmitted.
+    pub fn send(&mut self, session_id: u16, avps: Vec<u8>) -> Result<(), ChannelError> {
+        if self.state == State::Failed {
+            return Err(ChannelError::Failed);
+        }
+        if avps.len() > MAX_AVP_LEN {
+            return Err(ChannelError::TooLong { len: avps.len() });
+        }
+        self.queued.push_back(Queued { session_id, avps });
+        Ok(())
+    }
+
+    /// Processes a received control message whose header the caller parsed
+    /// ([`ControlHeader::parse`]) and whose tunnel ID routed it here. Its Nr acknowledges our
+    /// messages; a ZLB (no AVPs) or an L2TPv3 explicit ACK (RFC 3931 §6.15) does nothing more.
+    /// Otherwise the message is delivered if it is the next expected, held if it is early but
+    /// within our receive window, re-acknowledged if it is a duplicate (RFC 2661 §5.8), and
+    /// discarded if it is beyond the window.
+    pub fn handle_incoming(
+        &mut self,
+        header: &ControlHeader,
+        avps: &[u8],
+        now: Instant,
+    ) -> Vec<Event> {
+        let mut events = Vec::new();
+        if self.state == State::Failed {
+            return events;
+        }
+        self.stats.received += 1;
+        // RFC 3931 §4.2: an Nr beyond the last Ns sent plus one is clearly invalid.
+        if seq_before(self.next_ns, header.nr) {
+            self.stats.invalid_nr += 1;
+            return events;
+        }
+        self.last_received = Some(now);
+        self.process_ack(header.nr, &mut events);
+
+        if avps.is_empty() || (self.version == Version::V3 && is_explicit_ack(avps)) {
+            // RFC 2661 §5.8: a ZLB takes no sequence slot; its Ns does not move our Nr.
+            self.stats.acks_received += 1;
+            return events;
+        }
+
+        let offset = header.ns.wrapping_sub(self.nr);
+        if offset > MAX_WINDOW - 1 {
+            // At or before the last received Ns: a duplicate, which MUST be acknowledged.
+            self.stats.duplicates += 1;
+            self.schedule_ack(now);
+            return events;
+        }
+        if offset >= self.config.receive_window {
+            self.stats.out_of_window += 1;
+            return events;
+        }
+        let held = Held {
+            session_id: header.session_id,
+            avps: avps.to_vec(),
+        };
+        if offset == 0 {
+            self.deliver(held, &mut events);
+            self.reorder.pop_front();
+            while let Some(Some(_)) = self.reorder.front() {
+                if let Some(Some(next)) = self.reorder.pop_front() {
+                    self.deliver(next, &mut events);
+                }
+            }
+            self.schedule_ack(now);
+        } else {
+            let at = usize::from(offset);
+            if self.reorder.len() <= at {
+                self.reorder.resize(at + 1, None);
+            }
+            if let Some(slot) = self.reorder.get_mut(at) {
+                if slot.is_some() {
+                    self.stats.duplicates += 1;
+                    self.schedule_ack(now);
+                } else {
+                    *slot = Some(held);
+                    self.stats.reordered += 1;
+                }
+            }
+        }
+        events
+    }
+
+    /// Processes expired deadlines: messages whose retransmission timeout passed are queued for
+    /// retransmission (collapsing the congestion window), a message out of retries starts the
+    /// hold or fails the channel, and an expired hold fails it. Acknowledgements that are due
+    /// need no call here: [`poll_transmit`](Self::poll_transmit) sends them.
+    pub fn handle_timeout(&mut self, now: Instant) -> Vec<Event> {
+        let mut events = Vec::new();
+        match self.state {
+            State::Failed => return events,
+            State::Holding { until } => {
+                if until.is_some_and(|u| u <= now) {
+                    self.fail(&mut events);
+                }
+                return events;
+            }
+            State::Active => {}
+        }
+        let max_retries = self.config.max_retries;
+        let expired = |m: &InFlight| !m.due && m.deadline <= now;
+        if self
+            .in_flight
+            .iter()
+            .any(|m| expired(m) && m.retries >= max_retries)
+        {
+            if self.config.hold.is_zero() {
+                self.fail(&mut events);
+            } else {
+                self.state = State::Holding {
+                    until: now.checked_add(self.config.hold),
+                };
+                events.push(Event::Holding {
+                    hold: self.config.hold,
+                });
+            }
+            return events;
+        }
+        let mut collapse = false;
+        for m in self.in_flight.iter_mut().filter(|m| expired(m)) {
+            m.retries += 1;
+            m.rto = m.rto.saturating_mul(2).min(self.config.max_timeout);
+            m.due = true;
+            if !seq_before(m.ns, self.recover) {
+                collapse = true;
+            }
+        }
+        if collapse {
+            // RFC 2661 Appendix A: half of CWND into SSTHRESH, CWND back to one.
+            self.ssthresh = (self.cwnd / 2).max(1);
+            self.cwnd = 1;
+            self.ca_acked = 0;
+            self.recover = self.next_ns;
+            self.stats.timeouts += 1;
+        }
+        events
+    }
+
+    /// The next datagram to send now, header included: first retransmissions that are due,
+    /// then new messages while the window allows, then a ZLB if an acknowledgement has waited
+    /// [`ack_delay`](ReliableConfig::ack_delay). Call until it returns `None`.
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<Vec<u8>> {
+        match self.state {
+            State::Failed => return None,
+            State::Holding { .. } => return self.poll_zlb(now),
+            State::Active => {}
+        }
+        let deadline_after = |d: Duration| now.checked_add(d).unwrap_or(now);
+        let (version, tunnel_id, nr) = (self.version, self.peer_tunnel_id, self.nr);
+        if let Some(m) = self.in_flight.iter_mut().find(|m| m.due) {
+            m.due = false;
+            m.deadline = deadline_after(m.rto);
+            let datagram = emit(header(version, tunnel_id, m.session_id, m.ns, nr), &m.avps);
+            self.stats.retransmitted += 1;
+            self.ack_due = None;
+            return datagram;
+        }
+        if self.in_flight.len() < usize::from(self.window()) {
+            if let Some(q) = self.queued.pop_front() {
+                let ns = self.next_ns;
+                self.next_ns = ns.wrapping_add(1);
+                let datagram = emit(self.header(q.session_id, ns), &q.avps);
+                self.in_flight.push_back(InFlight {
+                    ns,
+                    session_id: q.session_id,
+                    avps: q.avps,
+                    retries: 0,
+                    rto: self.config.initial_timeout,
+                    deadline: deadline_after(self.config.initial_timeout),
+                    due: false,
+                });
+                self.stats.sent += 1;
+                self.ack_due = None;
+                return datagram;
+            }
+        }
+        self.poll_zlb(now)
+    }
+
+    /// The one deadline of this channel: the earliest retransmission timeout, pending
+    /// acknowledgement or end of hold. `None` when nothing is pending or the channel failed.
+    /// Valid after [`poll_transmit`](Self::poll_transmit) has been drained.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let retransmit = match self.state {
+            State::Failed => return None,
+            State::Holding { until } => until,
+            State::Active => self
+                .in_flight
+                .iter()
+                .filter(|m| !m.due)
+                .map(|m| m.deadline)
+                .min(),
+        };
+        match (retransmit, self.ack_due) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// RFC 4951 §3.2.2 control channel reset: flushes the transmit and receive windows and
+    /// sets Ns and Nr (to the Suggested Control Sequence, or zero without one). Messages in
+    /// flight are dropped (their count is returned); messages queued but never sent are kept
+    /// and numbered from `ns`. Congestion state restarts (CWND 1, SSTHRESH the peer window),
+    /// and a holding or failed channel is active again.
+    pub fn reset_sequence(&mut self, ns: u16, nr: u16) -> usize {
+        let flushed = self.in_flight.len();
+        self.in_flight.clear();
+        self.reorder.clear();
+        self.next_ns = ns;
+        self.nr = nr;
+        self.recover = ns;
+        self.cwnd = 1;
+        self.ssthresh = self.peer_window;
+        self.ca_acked = 0;
+        self.ack_due = None;
+        self.state = State::Active;
+        flushed
+    }
+
+    /// When the last valid control message (ZLBs included) arrived from the peer; `None` if
+    /// none has. The tunnel layer schedules HELLO from it (RFC 2661 §6.5).
+    pub fn idle_since(&self) -> Option<Instant> {
+        self.last_received
+    }
+
+    /// Ns of the next new message.
+    pub fn next_ns(&self) -> u16 {
+        self.next_ns
+    }
+
+    /// Nr: the Ns expected next from the peer.
+    pub fn nr(&self) -> u16 {
+        self.nr
+    }
+
+    /// The congestion window (RFC 2661 Appendix A).
+    pub fn cwnd(&self) -> u16 {
+        self.cwnd
+    }
+
+    /// The slow-start threshold (RFC 2661 Appendix A).
+    pub fn ssthresh(&self) -> u16 {
+        self.ssthresh
+    }
+
+    /// Messages sent and not yet acknowledged.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Messages queued and never sent.
+    pub fn queued(&self) -> usize {
+        self.queued.len()
+    }
+
+    /// Nothing queued, nothing unacknowledged: a StopCCN that was sent has been acknowledged.
+    pub fn is_quiescent(&self) -> bool {
+        self.in_flight.is_empty() && self.queued.is_empty()
+    }
+
+    /// Whether the retries are exhausted and the channel is in its hold.
+    pub fn is_holding(&self) -> bool {
+        matches!(self.state, State::Holding { .. })
+    }
+
+    /// Whether the channel has failed and stopped.
+    pub fn is_failed(&self) -> bool {
+        self.state == State::Failed
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// How many unacknowledged messages may be in flight: min(CWND, peer window).
+    fn window(&self) -> u16 {
+        self.cwnd.min(self.peer_window)
+    }
+
+    fn header(&self, session_id: u16, ns: u16) -> ControlHeader {
+        header(self.version, self.peer_tunnel_id, session_id, ns, self.nr)
+    }
+
+    fn poll_zlb(&mut self, now: Instant) -> Option<Vec<u8>> {
+        if self.ack_due.is_some_and(|due| due <= now) {
+            self.ack_due = None;
+            self.stats.zlbs_sent += 1;
+            // RFC 2661 §5.8: the ZLB carries the next Ns without consuming it.
+            return emit(self.header(0, self.next_ns), &[]);
+        }
+        None
+    }
+
+    fn schedule_ack(&mut self, now: Instant) {
+        if self.ack_due.is_none() {
+            self.ack_due = Some(now.checked_add(self.config.ack_delay).unwrap_or(now));
+        }
+    }
+
+    fn deliver(&mut self, held: Held, events: &mut Vec<Event>) {
+        events.push(Event::Deliver {
+            ns: self.nr,
+            session_id: held.session_id,
+            avps: held.avps,
+        });
+        self.nr = self.nr.wrapping_add(1);
+        self.stats.delivered += 1;
+    }
+
+    /// Frees every message the peer's `nr` covers and grows the congestion window.
+    fn process_ack(&mut self, nr: u16, events: &mut Vec<Event>) {
+        let mut acked = false;
+        while let Some(front) = self.in_flight.front() {
+            if !seq_before(front.ns, nr) {
+                break;
+            }
+            let ns = front.ns;
+            self.in_flight.pop_front();
+            events.push(Event::Acked { ns });
+            acked = true;
+            if self.cwnd < self.ssthresh {
+                self.cwnd += 1;
+            } else {
+                self.ca_acked += 1;
+                if self.ca_acked >= self.cwnd {
+                    self.cwnd = self.cwnd.saturating_add(1);
+                    self.ca_acked = 0;
+                }
+            }
+            self.cwnd = self.cwnd.min(self.peer_window);
+        }
+        // RFC 4951 §5.1: an acknowledgement stops the recovery timer.
+        if acked
+            && matches!(self.state, State::Holding { .. })
+            && self
+                .in_flight
+                .iter()
+                .all(|m| m.retries < self.config.max_retries)
+        {
+            self.state = State::Active;
+        }
+    }
+
+    fn fail(&mut self, events: &mut Vec<Event>) {
+        self.state = State::Failed;
+        self.in_flight.clear();
+        self.queued.clear();
+        self.reorder.clear();
+        self.ack_due = None;
+        events.push(Event::Failed);
+    }
+}
+
+/// The control header of a datagram to the peer; L2TPv3 has no Session ID in it.
+fn header(version: Version, tunnel_id: u32, session_id: u16, ns: u16, nr: u16) -> ControlHeader {
+    ControlHeader {
+        version,
+        tunnel_id,
+        session_id: match version {
+            Version::V2 => session_id,
+            Version::V3 => 0,
+        },
+        ns,
+        nr,
+    }
+}
+
+/// Writes a datagram: header then AVPs. `send` bounded the length and `set_peer_tunnel_id`
+/// the tunnel ID, so the header cannot fail to emit; if it did, nothing is sent.
+fn emit(header: ControlHeader, avps: &[u8]) -> Option<Vec<u8>> {
+    let mut buf = vec![0u8; ControlHeader::LEN + avps.len()];
+    let hlen = header.emit(&mut buf, avps.len()).ok()?;
+    buf.get_mut(hlen..)?.copy_from_slice(avps);
+    Some(buf)
+}
+
+/// Whether the AVPs start with a Message Type AVP of 20, the L2TPv3 Explicit Acknowledgement
+/// (RFC 3931 §3.1, §6.15): `|M|H|rsvd|Length|`, Vendor ID 0, Attribute Type 0, value.
+fn is_explicit_ack(avps: &[u8]) -> bool {
+    match avps {
+        [b0, b1, 0, 0, 0, 0, t0, t1, ..] => {
+            let len = u16::from_be_bytes([*b0, *b1]) & 0x03ff;
+            len == 8 && u16::from_be_bytes([*t0, *t1]) == MSG_TYPE_ACK
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    fn ms(t0: Instant, n: u64) -> Instant {
+        t0 + Duration::from_millis(n)
+    }
+
+    fn v2() -> Channel {
+        let mut ch = Channel::new(Version::V2, ReliableConfig::default());
+        ch.set_peer_tunnel_id(7).expect("16-bit tunnel ID");
+        ch
+    }
+
+    /// A header from the peer with this Ns and Nr.
+    fn from_peer(ns: u16, nr: u16) -> ControlHeader {
+        ControlHeader {
+            version: Version::V2,
+            tunnel_id: 1,
+            session_id: 0,
+            ns,
+            nr,
+        }
+    }
+
+    fn parse(d: &[u8]) -> (ControlHeader, Vec<u8>) {
+        let (h, avps) = ControlHeader::parse(d).expect("the channel emits valid headers");
+        (h, avps.to_vec())
+    }
+
+    fn drain(ch: &mut Channel, now: Instant) -> Vec<(ControlHeader, Vec<u8>)> {
+        std::iter::from_fn(|| ch.poll_transmit(now))
+            .map(|d| parse(&d))
+            .collect()
+    }
+
+    fn delivered(events: &[Event]) -> Vec<(u16, Vec<u8>)> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Deliver { ns, avps, .. } => Some((*ns, avps.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn acked(events: &[Event]) -> Vec<u16> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Acked { ns } => Some(*ns),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Drives a channel whose peer never answers; returns the transmission times and when (and
+    /// whether) it failed, in seconds after `t0`, with the events seen.
+    fn unanswered(ch: &mut Channel, t0: Instant) -> (Vec<Duration>, Vec<(Duration, Event)>) {
+        let mut sent = Vec::new();
+        let mut events = Vec::new();
+        let mut now = t0;
+        for _ in 0..100 {
+            while ch.poll_transmit(now).is_some() {
+                sent.push(now - t0);
+            }
+            let Some(next) = ch.poll_timeout() else {
+                break;
+            };
+            now = next;
+            for e in ch.handle_timeout(now) {
+                events.push((now - t0, e));
+            }
+        }
+        (sent, events)
+    }
+
+    #[test]
+    fn seq_before_is_the_rfc_half_space() {
+        assert!(seq_before(0, 1));
+        assert!(seq_before(65535, 0));
+        assert!(!seq_before(5, 5));
+        assert!(!seq_before(1, 0));
+        assert!(seq_before(0, 32768));
+        assert!(!seq_before(0, 32769));
+    }
+
+    #[test]
+    fn duplicate_classification_follows_rfc_2661_example() {
+        // RFC 2661 §5.8: last received 15 → 0..=15 and 32784..=65535 are "less than or equal".
+        let t0 = Instant::now();
+        let mut ch = v2();
+        ch.reset_sequence(0, 16);
+        for ns in [0, 15, 32784, 65535] {
+            assert!(ch.handle_incoming(&from_peer(ns, 0), b"x", t0).is_empty());
+        }
+        assert_eq!(ch.stats().duplicates, 4);
+        // 32783 is "greater", so beyond the window of 4, not a duplicate.
+        assert!(ch
+            .handle_incoming(&from_peer(32783, 0), b"x", t0)
+            .is_empty());
+        assert_eq!(ch.stats().out_of_window, 1);
+        assert_eq!(ch.stats().duplicates, 4);
+    }
+
+    #[test]
+    fn first_message_carries_header_fields() {
+        let t0 = Instant::now();
+        let mut ch = v2();
+        ch.send(0x1234, vec![1, 2, 3]).expect("queued");
+        let out = drain(&mut ch, t0);
+        assert_eq!(out.len(), 1);
+        let (h, avps) = &out[0];
+        assert_eq!(h.version, Version::V2);
+        assert_eq!((h.tunnel_id, h.session_id, h.ns, h.nr), (7, 0x1234, 0, 0));
+        assert_eq!(avps, &[1, 2, 3]);
+        assert_eq!(ch.poll_timeout(), Some(t0 + SECOND));
+        assert_eq!(ch.stats().sent, 1);
+    }
+
+    #[test]
+    fn backoff_1_2_4_8_8_then_failed() {
+        let t0 = Instant::now();
+        let mut ch = v2();
+        ch.send(0, vec![0xaa]).expect("queued");
+        let (sent, events) = unanswered(&mut ch, t0);
+        let secs: Vec<u64> = sent.iter().map(Duration::as_secs).collect();
+        // First transmission, then 5 retransmissions 1, 2, 4, 8, 8 s apart.
+        assert_eq!(secs, [0, 1, 3, 7, 15, 23]);
+        // The last retransmission gets its full (capped) timeout before the channel fails.
+        assert_eq!(events, [(Duration::from_secs(31), Event::Failed)]);
+        assert!(ch.is_failed());
+        assert_eq!(ch.poll_timeout(), None);
+        assert_eq!(ch.send(0, vec![1]), Err(ChannelError::Failed));
+        assert!(ch.handle_incoming(&from_peer(0, 1), b"x", t0).is_empty());
+        let s = ch.stats();
+        assert_eq!((s.sent, s.retransmitted, s.timeouts), (1, 5, 1));
+    }
+
+    #[test]
+    fn hold_extends_before_failed() {
+        let t0 = Instant::now();
+        let mut ch = Channel::new(
+            Version::V2,
+            ReliableConfig {
+                hold: Duration::from_secs(10),
+                ..ReliableConfig::default()
+            },
+        );
+        ch.send(0, vec![0xaa]).expect("queued");
+        let (sent, events) = unanswered(&mut ch, t0);
+        assert_eq!(sent.len(), 6, "no retransmission during the hold");
+        assert_eq!(
+            events,
+            [
+                (
+                    Duration::from_secs(31),
+                    Event::Holding {
+                        hold: Duration::from_secs(10)
+                    }
+                ),
+                (Duration::from_secs(41), Event::Failed),
+            ]
+        );
+    }
+
+    #[test]
+    fn hold_set_later_and_ack_during_hold_revives() {
+        let t0 = Instant::now();
+        let mut ch = v2();
+        ch.set_hold(Duration::from_secs(30));
+        ch.send(0, vec![0xaa]).expect("queued");
+        let mut now = t0;
+        let mut events = Vec::new();
+        while !ch.is_holding() {
+            drain(&mut ch, now);
+            now = ch.poll_timeout().expect("retransmission pending");
+            events.extend(ch.handle_timeout(now));
+        }
+        assert_eq!(
+            events,
+            [Event::Holding {
+                hold: Duration::from_secs(30)
+            }]
+        );
+        assert_eq!(ch.poll_timeout(), Some(now + Duration::from_secs(30)));
+        assert!(ch.handle_timeout(now + Duration::from_secs(29)).is_empty());
+        // The peer comes back: its ZLB acknowledges the message, the hold ends.
+        let ev = ch.handle_incoming(&from_peer(0, 1), &[], now + Duration::from_secs(29));
+        assert_eq!(ev, [Event::Acked { ns: 0 }]);
+        assert!(!ch.is_holding() && !ch.is_failed());
+        assert_eq!(ch.poll_timeout(), None);
+        ch.send(0, vec![0xbb]).expect("alive");
+        assert_eq!(drain(&mut ch, now + Duration::from_secs(29)).len(), 1);
+    }
+
+    #[test]
+    fn retransmission_carries_latest_nr() {
+        let t0 = Instant::now();
+        let mut ch = v2();
+        ch.send(0, vec![1]).expect("queued");
+        assert_eq!(drain(&mut ch, t0)[0].0.nr, 0);
+        // The peer's message arrives without acknowledging ours.
+        let ev = ch.handle_incoming(&from_peer(0, 0), &[9], ms(t0, 500));
+        assert_eq!(delivered(&ev), [(0, vec![9])]);
+        let zlb = drain(&mut ch, ms(t0, 600));
+        assert_eq!(zlb.len(), 1);
+        assert_eq!((zlb[0].0.ns, zlb[0].0.nr), (1, 1));
+        assert!(ch.handle_timeout(t0 + SECOND).is_empty());
+        let out = drain(&mut ch, t0 + SECOND);
+        assert_eq!(out.len(), 1);
+        assert_eq!((out[0].0.ns, out[0].0.nr), (0, 1));
+        assert_eq!(out[0].1, [1]);
+        assert_eq!(ch.stats().retransmitted, 1);
+        assert_eq!(ch.poll_timeout(), Some(t0 + 3 * SECOND));
+    }
+
+    #[test]
+    fn zlb_after_ack_delay() {
+        let t0 = Instant::now();
+        let mut ch = v2();
+        let ev = ch.handle_incoming(&from_peer(0, 0), &[5, 5], t0);
+        assert_eq!(delivered(&ev), [(0, vec![5, 5])]);
+        assert_eq!(ch.idle_since(), Some(t0));
+        assert!(ch.poll_transmit(t0).is_none());
+        assert_eq!(ch.poll_timeout(), Some(ms(t0, 100)));
+        assert!(ch.poll_transmit(ms(t0, 99)).is_none());
+        let d = ch.poll_transmit(ms(t0, 100)).expect("ZLB due");
+        assert_eq!(d.len(), ControlHeader::LEN);
+        let (h, avps) = parse(&d);
+        assert!(avps.is_empty());
+        assert_eq!((h.tunnel_id, h.session_id, h.ns, h.nr), (7, 0, 0, 1));
+        assert!(ch.poll_transmit(ms(t0, 200)).is_none());
+        assert_eq!(ch.poll_timeout(), None);
+        assert_eq!(ch.stats().zlbs_sent, 1);
+        assert_eq!(ch.next_ns(), 0, "a ZLB takes no sequence slot");
+    }
+
+    #[test]
+    fn piggybacked_ack_suppresses_zlb() {
+        let t0 = Instant::now();
+        let mut ch = v2();
+        ch.handle_incoming(&from_peer(0, 0), &[5], t0);
+        ch.send(0, vec![6]).expect("queued");
+        let out = drain(&mut ch, ms(t0, 50));
+        assert_eq!(out.len(), 1);
+        assert_eq!((out[0].0.ns, out[0].0.nr), (0, 1));
+        assert!(ch.poll_transmit(ms(t0, 200)).is_none());
+        assert_eq!(ch.stats().zlbs_sent, 0);
+        assert_eq!(ch.poll_timeout(), Some(ms(t0, 1050)));
+    }
+
+    #[test]
+    fn duplicates_are_reacked() {
+        let t0 = Instant::now();
+        let mut ch = v2();
+        ch.handle_incoming(&from_peer(0, 0), &[1], t0);
+        assert_eq!(drain(&mut ch, ms(t0, 100)).len(), 1);
+        // Our ZLB was lost; the peer retransmits.
+        let ev = ch.handle_incoming(&from_peer(0, 0), &[1], ms(t0, 1000));
+        assert!(ev.is_empty(), "not delivered twice");
+        assert_eq!(ch.stats().duplicates, 1);
+        assert_eq!(ch.poll_timeout(), Some(ms(t0, 1100)));
+        let out = drain(&mut ch, ms(t0, 1100));
+        assert_eq!(out.len(), 1);
+        assert!(out[0].1.is_empty());
+        assert_eq!(out[0].0.nr, 1);
+        assert_eq!(ch.stats().zlbs_sent, 2);
+    }
+
+    #[test]
+    fn out_of_order_held_and_out_of_window_discarded() {
+        let t0 = Instant::now();
+        let mut ch = v2(); // receive window 4: Ns 0..=3 acceptable
+        assert!(ch.handle_incoming(&from_peer(4, 0), &[4], t0).is_empty());
+        assert_eq!(ch.stats().out_of_window, 1);
+        for ns in [3u16, 1, 2] {
+            let n = u8::try_from(ns).expect("small");
+            assert!(ch.handle_incoming(&from_peer(ns, 0), &[n], t0).is_empty());
+        }
+        // A duplicate of a held message is dropped too.
+        assert!(ch.handle_incoming(&from_peer(2, 0), &[2], t0).is_empty());
+        assert_eq!(ch.stats().duplicates, 1);
+        let ev = ch.handle_incoming(&from_peer(0, 0), &[0], t0);
+        assert_eq!(
+            delivered(&ev),
+            [(0, vec![0]), (1, vec![1]), (2, vec![2]), (3, vec![3])]
+        );
+        assert_eq!(ch.nr(), 4);
+        // The window moved: 4 is acceptable now.
+        let ev = ch.handle_incoming(&from_peer(4, 0), &[4], t0);
+        assert_eq!(delivered(&ev), [(4, vec![4])]);
+        assert_eq!(ch.stats().delivered, 5);
+        let out = drain(&mut ch, ms(t0, 100));
+        assert_eq!(out.len(), 1, "one ZLB acknowledges them all");
+        assert_eq!(out[0].0.nr, 5);
+    }
+
+    #[test]
+    fn invalid_nr_is_discarded() {
+        let t0 = Instant::now();
+        let mut ch = v2();
+        // Nothing sent: an Nr of 5 acknowledges messages that never existed.
+        assert!(ch.handle_incoming(&from_peer(0, 5), &[1], t0).is_empty());
+        assert_eq!(ch.stats().invalid_nr, 1);
+        assert_eq!(ch.nr(), 0);
+        assert_eq!(ch.idle_since(), None);
+    }
+
+    #[test]
+    fn slow_start_growth_and_collapse_on_timeout() {
+        let t0 = Instant::now();
+        let mut ch = v2();
+        ch.set_peer_window(8);
+        assert_eq!((ch.cwnd(), ch.ssthresh()), (1, 8));
+        for i in 0..40u8 {
+            ch.send(0, vec![i]).expect("queued");
+        }
+        // Slow start: 1, 2, 4, 8 per round trip, then capped by the peer's window.
+        let mut nr = 0u16;
+        for (round, expect) in [1usize, 2, 4, 8, 8].into_iter().enumerate() {
+            let now = ms(t0, 10 * round as u64);
+            let out = drain(&mut ch, now);
+            assert_eq!(out.len(), expect, "round {round}");
+            assert_eq!(ch.in_flight(), expect);
+            nr = nr.wrapping_add(expect as u16);
+            let ev = ch.handle_incoming(&from_peer(0, nr), &[], now);
+            assert_eq!(acked(&ev).len(), expect);
+        }
+        assert_eq!(ch.cwnd(), 8);
+        // Loss: the next 8 are never acknowledged.
+        assert_eq!(drain(&mut ch, ms(t0, 50)).len(), 8);
+        let deadline = ch.poll_timeout().expect("in flight");
+        assert_eq!(deadline, ms(t0, 1050));
+        assert!(ch.handle_timeout(deadline).is_empty());
+        assert_eq!((ch.cwnd(), ch.ssthresh()), (1, 4));
+        assert_eq!(ch.stats().timeouts, 1, "one collapse per window of losses");
+        // All 8 are retransmitted; no new message while 8 are in flight with CWND 1.
+        let out = drain(&mut ch, deadline);
+        assert_eq!(out.len(), 8);
+        assert_eq!(ch.stats().retransmitted, 8);
+        assert_eq!(ch.queued(), 40 - 31);
+        // They are acknowledged: slow start to SSTHRESH 4, then congestion avoidance.
+        nr = nr.wrapping_add(8);
+        ch.handle_incoming(&from_peer(0, nr), &[], deadline);
+        // 1→2→3→4 (3 acks), then 5 acks at CWND 4: one increment.
+        assert_eq!(ch.cwnd(), 5);
+        assert_eq!(drain(&mut ch, deadline).len(), 5);
+        // Congestion avoidance: CWND (5) acknowledgements to grow by one; one was counted
+        // already (the 8th above).
+        nr = nr.wrapping_add(3);
+        ch.handle_incoming(&from_peer(0, nr), &[], deadline);
+        assert_eq!(ch.cwnd(), 5);
+        nr = nr.wrapping_add(1);
+        ch.handle_incoming(&from_peer(0, nr), &[], deadline);
+        assert_eq!(ch.cwnd(), 6);
+    }
+
+    #[test]
+    fn window_is_bounded_by_peer_rws() {
+        let t0 = Instant::now();
+        let mut ch = v2();
+        ch.set_peer_window(2);
+        for i in 0..10u8 {
+            ch.send(0, vec![i]).expect("queued");
+        }
+        let mut nr = 0u16;
+        for round in 0..6u64 {
+            let out = drain(&mut ch, ms(t0, round));
+            assert!(out.len() <= 2);
+            nr = nr.wrapping_add(out.len() as u16);
+            ch.handle_incoming(&from_peer(0, nr), &[], ms(t0, round));
+        }
+        assert_eq!(ch.cwnd(), 2);
+        assert!(ch.is_quiescent());
+    }
+
+    #[test]
+    fn ns_wraps_across_65535() {
+        let t0 = Instant::now();
+        let mut a = v2();
+        let mut b = v2();
+        a.reset_sequence(65534, 0);
+        b.reset_sequence(0, 65534);
+        for i in 0..6u8 {
+            a.send(0, vec![i]).expect("queued");
+        }
+        let mut ns_seen = Vec::new();
+        let mut got = Vec::new();
+        for round in 0..10u64 {
+            let now = ms(t0, 200 * round);
+            for (h, avps) in drain(&mut a, now) {
+                ns_seen.push(h.ns);
+                got.extend(b.handle_incoming(&h, &avps, now));
+            }
+            for (h, avps) in drain(&mut b, now) {
+                a.handle_incoming(&h, &avps, now);
+            }
+        }
+        assert_eq!(ns_seen, [65534, 65535, 0, 1, 2, 3]);
+        let got = delivered(&got);
+        let ns: Vec<u16> = got.iter().map(|d| d.0).collect();
+        assert_eq!(ns, [65534, 65535, 0, 1, 2, 3]);
+        assert!(a.is_quiescent());
+        assert_eq!(a.next_ns(), 4);
+        assert_eq!(b.nr(), 4);
+
+        // Reordered across the wrap: 0 before 65535.
+        let mut c = v2();
+        c.reset_sequence(0, 65535);
+        assert!(c.handle_incoming(&from_peer(0, 0), &[0], t0).is_empty());
+        let ev = c.handle_incoming(&from_peer(65535, 0), &[0xff], t0);
+        assert_eq!(delivered(&ev), [(65535, vec![0xff]), (0, vec![0])]);
+        assert_eq!(c.nr(), 1);
+    }
+
+    #[test]
+    fn reset_sequence_flushes_and_renumbers() {
+        let t0 = Instant::now();
+        let mut ch = v2();
+        for i in 0..3u8 {
+            ch.send(0, vec![i]).expect("queued");
+        }
+        assert_eq!(drain(&mut ch, t0).len(), 1); // CWND 1
+        ch.handle_incoming(&from_peer(1, 0), &[7], t0); // held out of order
+        assert_eq!(ch.reset_sequence(100, 200), 1);
+        assert_eq!(
+            (ch.next_ns(), ch.nr(), ch.in_flight(), ch.queued()),
+            (100, 200, 0, 2)
+        );
+        assert_eq!(ch.poll_timeout(), None, "no pending ack or retransmission");
+        let out = drain(&mut ch, ms(t0, 10));
+        assert_eq!(out.len(), 1);
+        assert_eq!((out[0].0.ns, out[0].0.nr), (100, 200));
+        assert_eq!(out[0].1, [1], "the first queued message is renumbered");
+        let ev = ch.handle_incoming(&from_peer(200, 101), &[8], ms(t0, 20));
+        assert_eq!(acked(&ev), [100]);
+        assert_eq!(delivered(&ev), [(200, vec![8])]);
+    }
+
+    #[test]
+    fn reset_sequence_revives_a_failed_channel() {
+        let t0 = Instant::now();
+        let mut ch = v2();
+        ch.send(0, vec![1]).expect("queued");
+        let (_, events) = unanswered(&mut ch, t0);
+        assert_eq!(events.last().map(|e| &e.1), Some(&Event::Failed));
+        ch.reset_sequence(3, 4);
+        assert!(!ch.is_failed());
+        ch.send(0, vec![2]).expect("alive again");
+        let out = drain(&mut ch, t0);
+        assert_eq!((out[0].0.ns, out[0].0.nr), (3, 4));
+    }
+
+    #[test]
+    fn v3_header_and_explicit_ack() {
+        let t0 = Instant::now();
+        let mut ch = Channel::new(Version::V3, ReliableConfig::default());
+        ch.set_peer_tunnel_id(0xdead_beef).expect("32-bit CCID");
+        ch.send(0x55, vec![0xab]).expect("queued");
+        let out = drain(&mut ch, t0);
+        let (h, _) = &out[0];
+        assert_eq!(h.version, Version::V3);
+        assert_eq!((h.tunnel_id, h.session_id, h.ns), (0xdead_beef, 0, 0));
+        // Message Type AVP, M bit, length 8, vendor 0, type 0, value 20 (ACK).
+        let ack = [0x80, 0x08, 0, 0, 0, 0, 0, 20];
+        let peer = ControlHeader {
+            version: Version::V3,
+            tunnel_id: 1,
+            session_id: 0,
+            ns: 0,
+            nr: 1,
+        };
+        let ev = ch.handle_incoming(&peer, &ack, t0);
+        assert_eq!(ev, [Event::Acked { ns: 0 }]);
+        assert_eq!(ch.nr(), 0, "an ACK takes no sequence slot");
+        assert_eq!(ch.stats().acks_received, 1);
+        assert_eq!(ch.poll_timeout(), None, "an ACK is not acknowledged");
+        // In L2TPv2 type 20 means nothing special: it is a message like any other.
+        let mut v2ch = v2();
+        let ev = v2ch.handle_incoming(&from_peer(0, 0), &ack, t0);
+        assert_eq!(delivered(&ev).len(), 1);
+    }
+
+    #[test]
+    fn refusals() {
+        let mut ch = v2();
+        assert_eq!(
+            ch.set_peer_tunnel_id(0x1_0000),
+            Err(ChannelError::TunnelIdTooLarge(0x1_0000))
+        );
+        assert_eq!(
+            ch.send(0, vec![0; MAX_AVP_LEN + 1]),
+            Err(ChannelError::TooLong {
+                len: MAX_AVP_LEN + 1
+            })
+        );
+        ch.send(0, vec![0; MAX_AVP_LEN]).expect("largest message");
+        let d = ch.poll_transmit(Instant::now()).expect("sent");
+        assert_eq!(d.len(), usize::from(u16::MAX));
+        ch.set_peer_window(0);
+        assert_eq!(ch.peer_window(), 1);
+    }
+}

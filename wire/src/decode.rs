@@ -493,7 +493,7 @@ pub fn to_text(r: &PacketReport) -> String {
                     (false, true) => " H",
                     (false, false) => "  ",
                 };
-                let value = serde_json::to_string(&a.value).unwrap_or_default();
+                let value = value_text(&a.value);
                 s.push_str(&format!(
                     "\n    [{flags}] {} ({}): {value}",
                     a.name, a.attr_type
@@ -547,6 +547,19 @@ pub fn to_text(r: &PacketReport) -> String {
         }
     }
     s
+}
+
+/// An AVP's value without its variant name: `"lac.example.net"`, `4`, `{"control":true,...}`.
+fn value_text(v: &Avp) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::Object(o)) if o.len() == 1 => o
+            .values()
+            .next()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        Ok(other) => other.to_string(),
+        Err(e) => format!("<{e}>"),
+    }
 }
 
 fn describe_ppp(p: &PppPacket) -> String {

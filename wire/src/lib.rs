@@ -23,5 +23,6 @@ pub mod pcap;
 pub mod ppp;
 #[doc(hidden)]
 pub mod selfcheck;
+mod ser;
 
 pub use error::{Error, Result};

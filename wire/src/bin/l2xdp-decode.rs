@@ -2,6 +2,7 @@
 //! and marks each valid or invalid with the reason. Exit status: 0 when every L2TP packet is
 //! valid, 1 when any is invalid, 2 when the capture cannot be read.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -58,6 +59,7 @@ fn main() -> ExitCode {
         opts.udp_ports = args.ports;
     }
     let mut decoder = Decoder::new(opts);
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let (mut l2tp, mut invalid) = (0usize, 0usize);
     for (i, rec) in records.iter().enumerate() {
         let Some(report) = decoder.decode(i + 1, rec) else {
@@ -70,21 +72,34 @@ fn main() -> ExitCode {
         if args.invalid_only && report.valid {
             continue;
         }
-        if args.json {
+        let line = if args.json {
             match serde_json::to_string(&report) {
-                Ok(line) => println!("{line}"),
-                Err(e) => eprintln!("l2xdp-decode: packet {}: {e}", i + 1),
+                Ok(line) => line,
+                Err(e) => {
+                    eprintln!("l2xdp-decode: packet {}: {e}", i + 1);
+                    continue;
+                }
             }
         } else {
-            println!("{}", to_text(&report));
+            to_text(&report)
+        };
+        // A closed pipe (`| head`) ends the output quietly.
+        if writeln!(out, "{line}").is_err() {
+            return exit_status(invalid);
         }
     }
     if !args.json {
-        println!(
+        let _ = writeln!(
+            out,
             "{} records, {l2tp} L2TP packets, {invalid} invalid",
             records.len()
         );
     }
+    let _ = out.flush();
+    exit_status(invalid)
+}
+
+fn exit_status(invalid: usize) -> ExitCode {
     if invalid > 0 {
         ExitCode::from(1)
     } else {

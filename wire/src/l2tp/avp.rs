@@ -503,6 +503,7 @@ pub enum Avp {
     ResultCode {
         result: u16,
         error: Option<u16>,
+        #[serde(serialize_with = "crate::ser::ser_text")]
         message: Vec<u8>,
     },
     /// 2: Ver and Rev (1 and 0 for RFC 2661).
@@ -512,27 +513,28 @@ pub enum Avp {
     /// 4: a 32-bit mask, see [`bearer`].
     BearerCapabilities(u32),
     /// 5: the 8-octet tie breaker value.
-    TieBreaker([u8; 8]),
+    TieBreaker(#[serde(serialize_with = "crate::ser::ser_hex")] [u8; 8]),
     /// 6: Firmware Revision.
     FirmwareRevision(u16),
     /// 7: Host Name (at least 1 octet).
-    HostName(Vec<u8>),
+    HostName(#[serde(serialize_with = "crate::ser::ser_text")] Vec<u8>),
     /// 8: Vendor Name.
-    VendorName(Vec<u8>),
+    VendorName(#[serde(serialize_with = "crate::ser::ser_text")] Vec<u8>),
     /// 9: Assigned Tunnel ID.
     AssignedTunnelId(u16),
     /// 10: Receive Window Size.
     ReceiveWindowSize(u16),
     /// 11: Challenge (at least 1 octet).
-    Challenge(Vec<u8>),
+    Challenge(#[serde(serialize_with = "crate::ser::ser_hex")] Vec<u8>),
     /// 12: Q.931 cause code, message code and advisory text.
     Q931CauseCode {
         cause: u16,
         msg_code: u8,
+        #[serde(serialize_with = "crate::ser::ser_text")]
         advisory: Vec<u8>,
     },
     /// 13: 16-octet CHAP-style response.
-    ChallengeResponse([u8; 16]),
+    ChallengeResponse(#[serde(serialize_with = "crate::ser::ser_hex")] [u8; 16]),
     /// 14: Assigned Session ID.
     AssignedSessionId(u16),
     /// 15: (Call) Serial Number.
@@ -546,31 +548,31 @@ pub enum Avp {
     /// 19: a 32-bit mask, see [`framing`].
     FramingType(u32),
     /// 21: Called Number.
-    CalledNumber(Vec<u8>),
+    CalledNumber(#[serde(serialize_with = "crate::ser::ser_text")] Vec<u8>),
     /// 22: Calling Number.
-    CallingNumber(Vec<u8>),
+    CallingNumber(#[serde(serialize_with = "crate::ser::ser_text")] Vec<u8>),
     /// 23: Sub-Address.
-    SubAddress(Vec<u8>),
+    SubAddress(#[serde(serialize_with = "crate::ser::ser_text")] Vec<u8>),
     /// 24: (Tx) Connect Speed, 32-bit (RFC 2661).
     TxConnectSpeed(u32),
     /// 25: Physical Channel ID.
     PhysicalChannelId(u32),
     /// 26: options of the initial CONFREQ received.
-    InitialReceivedLcpConfreq(Vec<u8>),
+    InitialReceivedLcpConfreq(#[serde(serialize_with = "crate::ser::ser_hex")] Vec<u8>),
     /// 27: options of the last CONFREQ sent.
-    LastSentLcpConfreq(Vec<u8>),
+    LastSentLcpConfreq(#[serde(serialize_with = "crate::ser::ser_hex")] Vec<u8>),
     /// 28: options of the last CONFREQ received.
-    LastReceivedLcpConfreq(Vec<u8>),
+    LastReceivedLcpConfreq(#[serde(serialize_with = "crate::ser::ser_hex")] Vec<u8>),
     /// 29: Authen Type, see [`super::codes::ProxyAuthenType`].
     ProxyAuthenType(u16),
     /// 30: Authen Name.
-    ProxyAuthenName(Vec<u8>),
+    ProxyAuthenName(#[serde(serialize_with = "crate::ser::ser_text")] Vec<u8>),
     /// 31: Challenge (at least 1 octet).
-    ProxyAuthenChallenge(Vec<u8>),
+    ProxyAuthenChallenge(#[serde(serialize_with = "crate::ser::ser_hex")] Vec<u8>),
     /// 32: the ID octet (the reserved octet before it is sent as 0 and ignored).
     ProxyAuthenId(u8),
     /// 33: Response.
-    ProxyAuthenResponse(Vec<u8>),
+    ProxyAuthenResponse(#[serde(serialize_with = "crate::ser::ser_hex")] Vec<u8>),
     /// 34: Call Errors (RFC 2661 §4.4.6): reserved, then six 32-bit counters (Length 32). Also
     /// the L2TPv3 Circuit Errors AVP when it has the Length 32 that RFC 3931 §5.4.5 states.
     CallErrors {
@@ -593,9 +595,9 @@ pub enum Avp {
     /// 35: reserved, Send ACCM, Receive ACCM.
     Accm { send: u32, receive: u32 },
     /// 36: Random Vector.
-    RandomVector(Vec<u8>),
+    RandomVector(#[serde(serialize_with = "crate::ser::ser_hex")] Vec<u8>),
     /// 37: Private Group ID.
-    PrivateGroupId(Vec<u8>),
+    PrivateGroupId(#[serde(serialize_with = "crate::ser::ser_text")] Vec<u8>),
     /// 38: Rx Connect Speed, 32-bit (RFC 2661).
     RxConnectSpeed(u32),
     /// 39: Sequencing Required (no value).
@@ -606,16 +608,22 @@ pub enum Avp {
         code: u16,
         protocol: u16,
         direction: u8,
+        #[serde(serialize_with = "crate::ser::ser_text")]
         message: Vec<u8>,
     },
     /// 58: a vendor AVP with a 32-bit Vendor ID (RFC 3931 §5.1), kept opaque.
     ExtendedVendorId {
         vendor_id: u32,
         attr_type: u16,
+        #[serde(serialize_with = "crate::ser::ser_hex")]
         value: Vec<u8>,
     },
     /// 59: Digest Type and digest (16 octets for HMAC-MD5, 20 for HMAC-SHA-1).
-    MessageDigest { digest_type: u8, digest: Vec<u8> },
+    MessageDigest {
+        digest_type: u8,
+        #[serde(serialize_with = "crate::ser::ser_hex")]
+        digest: Vec<u8>,
+    },
     /// 60: Router ID.
     RouterId(u32),
     /// 61: Assigned Control Connection ID.
@@ -627,9 +635,9 @@ pub enum Avp {
     /// 64: Remote Session ID.
     RemoteSessionId(u32),
     /// 65: 0, 4 or 8 octets.
-    AssignedCookie(Vec<u8>),
+    AssignedCookie(#[serde(serialize_with = "crate::ser::ser_hex")] Vec<u8>),
     /// 66: Remote End Identifier.
-    RemoteEndId(Vec<u8>),
+    RemoteEndId(#[serde(serialize_with = "crate::ser::ser_text")] Vec<u8>),
     /// 68: PW Type.
     PseudowireType(u16),
     /// 69: L2-Specific Sublayer Type (0 none, 1 default).
@@ -639,9 +647,9 @@ pub enum Avp {
     /// 71: A (active) and N (new) bits.
     CircuitStatus { active: bool, new: bool },
     /// 72: Preferred Language.
-    PreferredLanguage(Vec<u8>),
+    PreferredLanguage(#[serde(serialize_with = "crate::ser::ser_text")] Vec<u8>),
     /// 73: Control Message Authentication Nonce.
-    ControlMessageAuthNonce(Vec<u8>),
+    ControlMessageAuthNonce(#[serde(serialize_with = "crate::ser::ser_hex")] Vec<u8>),
     /// 74: Tx Connect Speed, 64-bit (RFC 3931).
     TxConnectSpeedV3(u64),
     /// 75: Rx Connect Speed, 64-bit (RFC 3931).
@@ -673,18 +681,21 @@ pub enum Avp {
         attr_type: u16,
         /// The four reserved header bits, right-aligned (never 0).
         reserved: u8,
+        #[serde(serialize_with = "crate::ser::ser_hex")]
         value: Vec<u8>,
     },
     /// A vendor AVP or an IETF attribute this crate does not know, kept opaque.
     Unknown {
         vendor_id: u16,
         attr_type: u16,
+        #[serde(serialize_with = "crate::ser::ser_hex")]
         value: Vec<u8>,
     },
     /// A hidden AVP that could not be unhidden (no shared secret): its value as on the wire.
     Hidden {
         attr_type: u16,
         vendor_id: u16,
+        #[serde(serialize_with = "crate::ser::ser_hex")]
         value: Vec<u8>,
     },
 }

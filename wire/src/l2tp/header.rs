@@ -595,11 +595,7 @@ impl Cookie {
 
 impl serde::Serialize for Cookie {
     fn serialize<S: serde::Serializer>(&self, s: S) -> core::result::Result<S::Ok, S::Error> {
-        let mut hex = String::with_capacity(self.len() * 2);
-        for b in self.as_bytes() {
-            hex.push_str(&format!("{b:02x}"));
-        }
-        s.serialize_str(&hex)
+        s.serialize_str(&crate::ser::hex(self.as_bytes()))
     }
 }
 

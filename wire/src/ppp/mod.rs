@@ -157,45 +157,7 @@ impl PppPacket {
     }
 }
 
-/// Serializes bytes as a lowercase hex string (for `#[serde(serialize_with)]`).
-pub(crate) fn ser_hex<S: serde::Serializer>(
-    bytes: &[u8],
-    s: S,
-) -> core::result::Result<S::Ok, S::Error> {
-    let mut hex = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        hex.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
-        hex.push(char::from(b"0123456789abcdef"[usize::from(b & 0xf)]));
-    }
-    s.serialize_str(&hex)
-}
-
-/// Serializes bytes as text when they are UTF-8, else as hex prefixed with `0x`.
-pub(crate) fn ser_text<S: serde::Serializer>(
-    bytes: &[u8],
-    s: S,
-) -> core::result::Result<S::Ok, S::Error> {
-    match core::str::from_utf8(bytes) {
-        Ok(t) => s.serialize_str(t),
-        Err(_) => {
-            let mut hex = String::with_capacity(2 + bytes.len() * 2);
-            hex.push_str("0x");
-            for b in bytes {
-                hex.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
-                hex.push(char::from(b"0123456789abcdef"[usize::from(b & 0xf)]));
-            }
-            s.serialize_str(&hex)
-        }
-    }
-}
-
-/// Serializes a secret as its length only.
-pub(crate) fn ser_redacted<S: serde::Serializer>(
-    bytes: &[u8],
-    s: S,
-) -> core::result::Result<S::Ok, S::Error> {
-    s.serialize_str(&format!("<{} bytes>", bytes.len()))
-}
+pub(crate) use crate::ser::{ser_hex, ser_redacted, ser_text};
 
 #[cfg(test)]
 mod tests {

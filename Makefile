@@ -21,11 +21,10 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-# Set-up, then every test. The wire tests run tshark for real (L2XDP_REQUIRE_TSHARK=1 makes a
-# missing tshark a failure, not a skip).
+# Set-up, then every test (scripts/test.sh). The wire tests run tshark for real
+# (L2XDP_REQUIRE_TSHARK=1 makes a missing tshark a failure, not a skip).
 test: setup lint
-	L2XDP_REQUIRE_TSHARK=1 $(CARGO) test --workspace --all-targets
-	$(CARGO) test --workspace --doc
+	@bash scripts/test.sh
 
 # The main job: a lab on veth namespaces with a built-in default config. Not built yet.
 run: setup build

@@ -6,10 +6,12 @@
 //!   avoidance, retransmission with exponential back-off, in-order delivery, delayed ZLB
 //!   acknowledgements, and the RFC 4951 hooks (sequence reset, hold before failure).
 //!
+//! - [`config_file`]: TOML configuration files with errors that name the file, line and field.
 //! - [`socket`]: L2TP sockets over UDP and IP protocol 115, and a deterministic lossy shim for
 //!   tests.
 //!
 //! Not built yet: the tunnel and session state machines, PPP termination and the daemon.
 
+pub mod config_file;
 pub mod reliable;
 pub mod socket;

@@ -123,14 +123,24 @@ pub fn data_header(data: &[u8]) {
         verify_udp_checksum: sel & 2 != 0,
         ..DecapConfig::default()
     };
-    let mut rx = RxSeq::default();
-    let slot = std::cell::OnceCell::new();
-    let _ = decap(
-        rest,
-        &cfg,
-        |k| Some(slot.get_or_init(|| fuzz_session(sel, *k))),
-        |_| Some(&mut rx),
-    );
+    // As received, and with a correct outer IPv4 header checksum so that mutations get past
+    // the IP layer into L2TP, PPP and the session checks.
+    let mut fixed = rest.to_vec();
+    if fixed.get(12..14) == Some(&[0x08, 0x00]) {
+        if let Ok(mut ip) = crate::net::Ipv4Packet::new_checked(&mut fixed[14..]) {
+            ip.fill_checksum();
+        }
+    }
+    for frame in [rest, &fixed[..]] {
+        let mut rx = RxSeq::default();
+        let slot = std::cell::OnceCell::new();
+        let _ = decap(
+            frame,
+            &cfg,
+            |k| Some(slot.get_or_init(|| fuzz_session(sel, *k))),
+            |_| Some(&mut rx),
+        );
+    }
 
     if let Ok(p) = V2Packet::new_checked(rest) {
         let _ = V2Repr::parse(&p);

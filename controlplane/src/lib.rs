@@ -5,7 +5,11 @@
 //!   Appendix A, RFC 3931 §4.2): Ns/Nr, the sliding window with slow start and congestion
 //!   avoidance, retransmission with exponential back-off, in-order delivery, delayed ZLB
 //!   acknowledgements, and the RFC 4951 hooks (sequence reset, hold before failure).
+//! - [`ppp`]: PPP termination for the LNS and the client emulator as sans-IO state machines:
+//!   the RFC 1661 §4 automaton for LCP/IPCP/IPv6CP, PAP and CHAP-MD5 (with RFC 2661 proxy LCP
+//!   and proxy authentication), address pools and the users file.
 //!
-//! Not built yet: the tunnel and session state machines, PPP termination and the daemon.
+//! Not built yet: the tunnel and session state machines and the daemon.
 
+pub mod ppp;
 pub mod reliable;

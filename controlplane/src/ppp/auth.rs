@@ -286,6 +286,17 @@ impl ClientAuth {
         }
     }
 
+    /// The authenticator started an NCP after our credentials went out: it can only have
+    /// accepted them (RFC 1661 §3.5: no Network phase before authentication completes), and
+    /// its Ack/Success was lost. Success, if we are waiting for one.
+    pub fn implied_success(&mut self, user: &[u8]) -> AuthResult {
+        if self.method.is_some() && !self.done && self.last.is_some() {
+            self.finish(true, user)
+        } else {
+            AuthResult::Pending
+        }
+    }
+
     fn finish(&mut self, ok: bool, user: &[u8]) -> AuthResult {
         self.deadline = None;
         self.last = None;

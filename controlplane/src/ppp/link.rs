@@ -468,42 +468,67 @@ impl Link {
                     Err(_) => self.io.counters.malformed += 1,
                 }
             }
-            protocol::IPCP if self.ipcp.is_some() => {
+            protocol::IPCP | protocol::IPV6CP
+                if self.role == Role::Client
+                    && self.phase == Phase::Authenticate
+                    && lcp_open
+                    && info.first() == Some(&1) =>
+            {
+                // An NCP Configure-Request while we wait for PAP Ack / CHAP Success.
+                let user = self
+                    .secret
+                    .as_ref()
+                    .map(|s| s.user.clone())
+                    .unwrap_or_default();
+                let r = self.client_auth.implied_success(&user);
+                let implied = matches!(r, AuthResult::Success { .. });
+                self.on_auth(r, now);
+                if implied && self.phase == Phase::Network {
+                    self.handle_ncp(framing.protocol, info, now);
+                } else {
+                    self.io.counters.discarded += 1;
+                }
+            }
+            protocol::IPCP | protocol::IPV6CP
+                if (framing.protocol == protocol::IPCP && self.ipcp.is_some())
+                    || (framing.protocol == protocol::IPV6CP && self.ipv6cp.is_some()) =>
+            {
                 if self.phase != Phase::Network {
                     // RFC 1661 §3.4, §3.5: NCP packets before the Network phase are discarded.
                     self.io.counters.discarded += 1;
                     return;
                 }
-                match IpcpPacket::parse(info) {
-                    Ok(p) => {
-                        if let Some(cp) = self.ipcp.as_mut() {
-                            let o = cp.input(p, cp_bytes(info), now, &mut self.io);
-                            self.on_ncp(Ncp::Ipcp, o, now);
-                        }
-                    }
-                    Err(_) => self.io.counters.malformed += 1,
-                }
-            }
-            protocol::IPV6CP if self.ipv6cp.is_some() => {
-                if self.phase != Phase::Network {
-                    self.io.counters.discarded += 1;
-                    return;
-                }
-                match Ipv6cpPacket::parse(info) {
-                    Ok(p) => {
-                        if let Some(cp) = self.ipv6cp.as_mut() {
-                            let o = cp.input(p, cp_bytes(info), now, &mut self.io);
-                            self.on_ncp(Ncp::Ipv6cp, o, now);
-                        }
-                    }
-                    Err(_) => self.io.counters.malformed += 1,
-                }
+                self.handle_ncp(framing.protocol, info, now);
             }
             protocol::IPV4 if self.ipcp.is_some() => self.io.counters.discarded += 1,
             protocol::IPV6 if self.ipv6cp.is_some() => self.io.counters.discarded += 1,
             p if lcp_open => self.protocol_reject(p, info),
             // RFC 1661 §3.4: non-LCP packets before LCP is open are discarded.
             _ => self.io.counters.discarded += 1,
+        }
+    }
+
+    fn handle_ncp(&mut self, proto: u16, info: &[u8], now: Instant) {
+        if proto == protocol::IPCP {
+            match IpcpPacket::parse(info) {
+                Ok(p) => {
+                    if let Some(cp) = self.ipcp.as_mut() {
+                        let o = cp.input(p, cp_bytes(info), now, &mut self.io);
+                        self.on_ncp(Ncp::Ipcp, o, now);
+                    }
+                }
+                Err(_) => self.io.counters.malformed += 1,
+            }
+        } else {
+            match Ipv6cpPacket::parse(info) {
+                Ok(p) => {
+                    if let Some(cp) = self.ipv6cp.as_mut() {
+                        let o = cp.input(p, cp_bytes(info), now, &mut self.io);
+                        self.on_ncp(Ncp::Ipv6cp, o, now);
+                    }
+                }
+                Err(_) => self.io.counters.malformed += 1,
+            }
         }
     }
 

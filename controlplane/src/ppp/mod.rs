@@ -174,6 +174,8 @@ pub struct Counters {
     pub discarded: u64,
     /// Configure-Ack/Nak/Reject with a wrong Identifier or options (RFC 1661 §5.2-§5.4).
     pub bad_replies: u64,
+    /// Retransmitted Configure-Requests re-acknowledged in Opened (our Ack was lost).
+    pub duplicate_requests: u64,
     /// Code-Rejects sent (RFC 1661 §5.6).
     pub code_rejects_sent: u64,
     /// LCP Protocol-Rejects sent (RFC 1661 §5.7).

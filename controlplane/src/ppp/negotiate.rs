@@ -127,6 +127,8 @@ pub(crate) struct Cp<N: Negotiator> {
     /// Identifier of Code-Rejects (never the Configure-Request's, whose replies we match).
     reject_id: u8,
     last_req: Vec<N::Opt>,
+    /// Identifier and options of the peer's request we last acknowledged.
+    last_acked: Option<(u8, Vec<N::Opt>)>,
     /// Data of our Terminate-Requests (a reason, for the peer's logs).
     pub term_data: Vec<u8>,
 }
@@ -139,6 +141,7 @@ impl<N: Negotiator> Cp<N> {
             id: first_id,
             reject_id: first_id.wrapping_add(0x80),
             last_req: Vec::new(),
+            last_acked: None,
             term_data: Vec::new(),
         }
     }
@@ -150,16 +153,19 @@ impl<N: Negotiator> Cp<N> {
     /// An administrative or lower-layer event (Up, Down, Open, Close).
     pub fn event(&mut self, ev: FsmEvent, now: Instant, io: &mut Io) -> Outcome {
         let acts = self.fsm.event(ev, now);
-        self.run(acts, None, 0, &[], io)
+        self.run(acts, None, 0, &[], false, io)
     }
 
     /// The Restart timer, if due.
     pub fn timeout(&mut self, now: Instant, io: &mut Io) -> Outcome {
+        // RFC 1661 §5.1: a retransmission may keep its Identifier, which lets the peer tell
+        // it from a new request — unless a valid reply (an Ack, in Ack-Rcvd) came meanwhile.
+        let same_id = matches!(self.fsm.state(), State::ReqSent | State::AckSent);
         let acts = self.fsm.timeout(now);
         if acts.contains(Actions::SCR) || acts.contains(Actions::STR) {
             io.counters.retransmissions += 1;
         }
-        self.run(acts, None, 0, &[], io)
+        self.run(acts, None, 0, &[], same_id, io)
     }
 
     /// Puts the automaton in Opened with `ours` as our acknowledged request (proxy LCP).
@@ -175,6 +181,23 @@ impl<N: Negotiator> Cp<N> {
         let mut reply = None;
         let ev = match pkt.body {
             CpBody::ConfigureRequest { options } => {
+                // A retransmission (same Identifier and options) of the request we acked
+                // before opening: our Ack was lost. Ack it again rather than tearing the
+                // layer down (RFC 1661 §4.3 would renegotiate; on a lossy tunnel that can
+                // go on for ever). A new request still renegotiates.
+                if self.fsm.state() == State::Opened
+                    && self
+                        .last_acked
+                        .as_ref()
+                        .is_some_and(|(id, o)| *id == rx_id && *o == options)
+                {
+                    io.counters.duplicate_requests += 1;
+                    io.send(&CpRepr {
+                        identifier: rx_id,
+                        body: CpBody::ConfigureAck { options },
+                    });
+                    return Outcome::default();
+                }
                 match self.neg.check(&options, self.fsm.nak_allowed()) {
                     Err(reason) => return Outcome::fail(reason),
                     Ok(Verdict::Ack) => {
@@ -240,7 +263,7 @@ impl<N: Negotiator> Cp<N> {
             | CpBody::DiscardRequest { .. } => FsmEvent::Rxr,
         };
         let acts = self.fsm.event(ev, now);
-        self.run(acts, reply, rx_id, raw, io)
+        self.run(acts, reply, rx_id, raw, false, io)
     }
 
     fn run(
@@ -249,11 +272,15 @@ impl<N: Negotiator> Cp<N> {
         reply: Option<CpBody<N::Opt>>,
         rx_id: u8,
         raw: &[u8],
+        same_id: bool,
         io: &mut Io,
     ) -> Outcome {
         if acts.contains(Actions::SCR) {
-            self.id = self.id.wrapping_add(1);
-            self.last_req = self.neg.request();
+            let req = self.neg.request();
+            if !same_id || req != self.last_req {
+                self.id = self.id.wrapping_add(1);
+            }
+            self.last_req = req;
             io.send(&CpRepr {
                 identifier: self.id,
                 body: CpBody::ConfigureRequest {
@@ -264,7 +291,10 @@ impl<N: Negotiator> Cp<N> {
         if acts.contains(Actions::SCA) || acts.contains(Actions::SCN) {
             if let Some(body) = reply {
                 match &body {
-                    CpBody::ConfigureAck { options } => self.neg.peer_acked(options),
+                    CpBody::ConfigureAck { options } => {
+                        self.neg.peer_acked(options);
+                        self.last_acked = Some((rx_id, options.clone()));
+                    }
                     CpBody::ConfigureNak { .. } => self.fsm.nak_sent(),
                     _ => {}
                 }

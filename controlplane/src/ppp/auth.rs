@@ -231,8 +231,7 @@ impl ClientAuth {
         method: AuthMethod,
         now: Instant,
         cfg: &PppConfig,
-        user: &[u8],
-        password: &[u8],
+        (user, password): (&[u8], &[u8]),
         rng: &mut Rng,
         io: &mut Io,
     ) {

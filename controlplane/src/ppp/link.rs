@@ -746,8 +746,7 @@ impl Link {
                         m,
                         now,
                         &self.config,
-                        &s.user,
-                        &s.password,
+                        (&s.user, &s.password),
                         &mut self.rng,
                         &mut self.io,
                     );

@@ -103,7 +103,7 @@ impl Pair {
     fn dropped(&mut self, dir: usize) -> bool {
         self.sent[dir] += 1;
         let total = self.sent[0] + self.sent[1];
-        self.drop_every.is_some_and(|n| total % n == 0)
+        self.drop_every.is_some_and(|n| total.is_multiple_of(n))
     }
 
     fn step(&mut self) -> bool {

@@ -556,8 +556,12 @@ impl Link {
         };
         self.on_auth(r, now);
         if let Some(t) = self.echo_next {
-            if t <= now && self.lcp.state() == State::Opened {
-                self.echo(now);
+            if t <= now {
+                if self.lcp.state() == State::Opened {
+                    self.echo(now);
+                } else {
+                    self.echo_next = None;
+                }
             }
         }
     }
@@ -666,18 +670,13 @@ impl Link {
                 {
                     self.reason.get_or_insert(DownReason::PeerTerminated);
                 }
-                if matches!(p.body, CpBody::CodeReject { .. }) {
-                    self.reason.get_or_insert(DownReason::LcpFailed);
-                }
-                let o = self.lcp.input(p, raw, now, &mut self.io);
-                if !o.layer.contains(Actions::TLF) && self.phase != Phase::Terminate {
-                    // A Code-Reject that was not catastrophic leaves no reason behind.
-                    if self.reason == Some(DownReason::LcpFailed)
-                        && self.lcp.state() != State::Stopping
-                    {
-                        self.reason = None;
+                if let CpBody::CodeReject { rejected } = &p.body {
+                    // RFC 1661 §5.6: rejecting codes 1-7 is catastrophic (RXJ-).
+                    if matches!(rejected.first(), Some(1..=7)) {
+                        self.reason.get_or_insert(DownReason::LcpFailed);
                     }
                 }
+                let o = self.lcp.input(p, raw, now, &mut self.io);
                 self.on_lcp(o, now);
             }
         }

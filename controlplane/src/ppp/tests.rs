@@ -758,6 +758,36 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 256, .. ProptestConfig::default() })]
 
     #[test]
+    fn random_frames_to_an_up_link_never_panic(
+        frames in proptest::collection::vec(
+            (
+                prop::sample::select(vec![
+                    vec![0xff, 0x03, 0xc0, 0x21], vec![0xff, 0x03, 0x80, 0x21],
+                    vec![0x80, 0x57], vec![0xc0, 0x23], vec![0xc2, 0x23], vec![0x80, 0xfd],
+                ]),
+                1u8..=14,
+                any::<u8>(),
+                proptest::collection::vec(any::<u8>(), 0..24),
+            ),
+            1..12,
+        ),
+    ) {
+        let mut p = Pair::new(server_config(AuthMethod::Chap), client_config(), "alice", "s3cret");
+        p.run_to_up();
+        prop_assert!(p.s.is_up());
+        for (prefix, code, id, data) in frames {
+            let mut f = prefix;
+            let len = data.len() + 4;
+            f.extend_from_slice(&[code, id, (len >> 8) as u8, len as u8]);
+            f.extend_from_slice(&data);
+            let t = p.now;
+            p.s.handle_frame(&f, t);
+            p.run(Duration::from_secs(5), |_| false);
+            prop_assert!(p.s.poll_timeout().is_none_or(|t| t > p.now));
+        }
+    }
+
+    #[test]
     fn random_frames_never_panic(
         frames in proptest::collection::vec(
             (
@@ -785,6 +815,8 @@ proptest! {
             s.handle_frame(&f, now);
             now += Duration::from_millis(dt);
             s.handle_timeout(now);
+            // One deadline, always in the future: no timer storm.
+            prop_assert!(s.poll_timeout().is_none_or(|t| t > now));
             while s.poll_transmit().is_some() {}
             while s.poll_event().is_some() {}
         }

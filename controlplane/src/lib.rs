@@ -5,13 +5,17 @@
 //!   Appendix A, RFC 3931 §4.2): Ns/Nr, the sliding window with slow start and congestion
 //!   avoidance, retransmission with exponential back-off, in-order delivery, delayed ZLB
 //!   acknowledgements, and the RFC 4951 hooks (sequence reset, hold before failure).
+//! - [`ppp`]: PPP termination for the LNS and the client emulator as sans-IO state machines:
+//!   the RFC 1661 §4 automaton for LCP/IPCP/IPv6CP, PAP and CHAP-MD5 (with RFC 2661 proxy LCP
+//!   and proxy authentication), address pools and the users file.
 //!
 //! - [`config_file`]: TOML configuration files with errors that name the file, line and field.
 //! - [`socket`]: L2TP sockets over UDP and IP protocol 115, and a deterministic lossy shim for
 //!   tests.
 //!
-//! Not built yet: the tunnel and session state machines, PPP termination and the daemon.
+//! Not built yet: the tunnel and session state machines and the daemon.
 
 pub mod config_file;
+pub mod ppp;
 pub mod reliable;
 pub mod socket;

@@ -19,7 +19,9 @@ fn main() {
         let src = dir.join("bpf").join(format!("{name}.bpf.c"));
         let obj = out.join(format!("{name}.o"));
         let status = Command::new(&clang)
-            .args(["-target", "bpf", "-O2", "-g", "-mcpu=v3", "-Wall", "-Werror"])
+            .args([
+                "-target", "bpf", "-O2", "-g", "-mcpu=v3", "-Wall", "-Werror",
+            ])
             .arg("-I")
             .arg(dir.join("include"))
             .arg("-I")

@@ -263,7 +263,7 @@ static __always_inline __u64 pseudo_udp(__u8 family, const __u8 *src, const __u8
 	__u64 sum = bpf_htons(IPPROTO_UDP) + bpf_htons((__u16)ulen);
 	const __u32 *s = (const __u32 *)src, *d = (const __u32 *)dst;
 
-	sum += s[0] + d[0];
+	sum += (__u64)s[0] + d[0];
 	if (family == 6)
 		sum += (__u64)s[1] + s[2] + s[3] + d[1] + d[2] + d[3];
 	return sum;
@@ -416,13 +416,17 @@ static __always_inline int forward_v2(struct xdp_md *ctx, struct l2xdp_session_k
 	if (trim_to(ctx, inner_end) || bpf_xdp_adjust_head(ctx, (int)inner - ETH_HLEN))
 		return v_other(L2XDP_V_ERROR, XDP_ABORTED);
 
-	__u8 *eth = at(ctx, 0, ETH_HLEN + 40);
+	__u8 *eth = at(ctx, 0, ETH_HLEN + 20);
 	if (!eth)
 		return v_other(L2XDP_V_ERROR, XDP_ABORTED);
 	__builtin_memcpy(eth, fib.dmac, 6);
 	__builtin_memcpy(eth + 6, fib.smac, 6);
 	ip = eth + ETH_HLEN;
 	if (v6) {
+		eth = at(ctx, 0, ETH_HLEN + 40);
+		if (!eth)
+			return v_other(L2XDP_V_ERROR, XDP_ABORTED);
+		ip = eth + ETH_HLEN;
 		eth[12] = 0x86;
 		eth[13] = 0xdd;
 		ip[7] -= 1; /* hop limit: > 1 checked before */

@@ -14,8 +14,7 @@ pub mod maps;
 pub static L2XDP_OBJ: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/l2xdp.o"));
 
 /// The helper object (no maps).
-pub static UTIL_OBJ: &[u8] =
-    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/l2xdp_util.o"));
+pub static UTIL_OBJ: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/l2xdp_util.o"));
 
 /// Program names.
 pub mod prog {

@@ -232,18 +232,67 @@ mod tests {
     fn layouts_match_btf() {
         let btf = Btf::from_elf(crate::L2XDP_OBJ).expect("the object has BTF");
         let layouts: Vec<Layout> = vec![
-            layout!("l2xdp_config", Config, [udp_port, verify_udp_checksum,
-                accept_zero_udp6_checksum, seq_relearn_after, mtu, cpumap_enabled,
-                cpumap_cpus, configured]),
+            layout!(
+                "l2xdp_config",
+                Config,
+                [
+                    udp_port,
+                    verify_udp_checksum,
+                    accept_zero_udp6_checksum,
+                    seq_relearn_after,
+                    mtu,
+                    cpumap_enabled,
+                    cpumap_cpus,
+                    configured
+                ]
+            ),
             layout!("l2xdp_session_key", SessionKey, [version, pad, id]),
-            layout!("l2xdp_session", Session, [version, transport, family, flags, local_port,
-                peer_port, local_addr, peer_addr, peer_id, cookie_rx_len, cookie_tx_len, ttl,
-                dscp, cookie_rx, cookie_tx, local_mac, next_hop_mac, vlan_tpid, vlan_tci,
-                vlan_count, binding, pad, ac_ifindex, hdr_len, l3_off, l4_off, seq_off,
-                ppp_off, pad2, hdr]),
-            layout!("l2xdp_seq", Seq, [lock, tx_next, rx_expected, rx_synced, rx_run,
-                rx_run_next]),
-            layout!("l2xdp_counters", Counters, [rx_packets, rx_bytes, tx_packets, tx_bytes]),
+            layout!(
+                "l2xdp_session",
+                Session,
+                [
+                    version,
+                    transport,
+                    family,
+                    flags,
+                    local_port,
+                    peer_port,
+                    local_addr,
+                    peer_addr,
+                    peer_id,
+                    cookie_rx_len,
+                    cookie_tx_len,
+                    ttl,
+                    dscp,
+                    cookie_rx,
+                    cookie_tx,
+                    local_mac,
+                    next_hop_mac,
+                    vlan_tpid,
+                    vlan_tci,
+                    vlan_count,
+                    binding,
+                    pad,
+                    ac_ifindex,
+                    hdr_len,
+                    l3_off,
+                    l4_off,
+                    seq_off,
+                    ppp_off,
+                    pad2,
+                    hdr
+                ]
+            ),
+            layout!(
+                "l2xdp_seq",
+                Seq,
+                [lock, tx_next, rx_expected, rx_synced, rx_run, rx_run_next]
+            ),
+            layout!(
+                "l2xdp_counters",
+                Counters,
+                [rx_packets, rx_bytes, tx_packets, tx_bytes]
+            ),
             layout!("l2xdp_lpm6_key", Lpm6Key, [prefixlen, addr]),
         ];
         for (cname, size, fields) in layouts {

@@ -2,10 +2,19 @@
 //!
 //! - [`api`]: the `DataPlane` interface the control plane calls when a session becomes usable
 //!   or goes away, and [`api::MemoryDataPlane`], an in-memory implementation for tests.
-//!
-//! Not built yet: the XDP implementation over pinned maps, the `l2xdp-dataplane` process and the
-//! AF_XDP workers (the fast-path issues).
+//! - [`xdp`]: [`XdpDataPlane`], the same interface over the XDP programs' (pinned) maps.
+//! - [`loader`]: load, attach (native XDP), pin, detach.
+//! - [`session_map`]: session entries ↔ map values, the encap template.
+//! - [`static_pw`]: static L2TPv3 pseudowires from TOML (Linux `ip l2tp` manual mode).
+//! - [`test_run`], [`lab`]: `BPF_PROG_TEST_RUN` and network namespaces for tests and benches.
 
 pub mod api;
+pub mod lab;
+pub mod loader;
+pub mod session_map;
+pub mod static_pw;
+pub mod test_run;
+pub mod xdp;
 
 pub use api::{Binding, DataPlane, DataPlaneError, MemoryDataPlane, SessionCounters, SessionEntry};
+pub use xdp::{FastPathConfig, XdpDataPlane};

@@ -1,0 +1,93 @@
+//! Network namespaces for tests and measurements: uniquely named, always removed (the guard's
+//! `Drop` runs on panic too), entered per thread (`setns` changes only the calling thread).
+//! Needs root and iproute2.
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// Whether we can create namespaces (root).
+pub fn is_root() -> bool {
+    // SAFETY: no arguments, no side effects.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Runs a command; panics with its output when it fails (labs are test fixtures).
+pub fn sh(args: &[&str]) {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A network namespace that is deleted on drop.
+#[derive(Debug)]
+pub struct Netns {
+    /// Its name (`ip netns` name).
+    pub name: String,
+}
+
+impl Netns {
+    /// Creates `l2xdp-<tag>-<pid>-<n>`.
+    pub fn new(tag: &str) -> Netns {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let name = format!("l2xdp-{tag}-{}-{n}", std::process::id());
+        sh(&["ip", "netns", "add", &name]);
+        let ns = Netns { name };
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// `ip -n <ns> <args>`.
+    pub fn ip(&self, args: &[&str]) {
+        let mut v = vec!["ip", "-n", self.name.as_str()];
+        v.extend_from_slice(args);
+        sh(&v);
+    }
+
+    /// `ip netns exec <ns> <args>`.
+    pub fn exec(&self, args: &[&str]) {
+        let mut v = vec!["ip", "netns", "exec", self.name.as_str()];
+        v.extend_from_slice(args);
+        sh(&v);
+    }
+
+    /// Moves the calling thread into the namespace until the guard drops.
+    pub fn enter(&self) -> NetnsGuard {
+        let here = File::open("/proc/thread-self/ns/net").expect("own netns");
+        let there = File::open(format!("/run/netns/{}", self.name)).expect("netns file");
+        // SAFETY: valid namespace fds; affects only this thread.
+        let r = unsafe { libc::setns(there.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
+        NetnsGuard { back: here }
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// Returns the thread to its namespace on drop.
+#[derive(Debug)]
+pub struct NetnsGuard {
+    back: File,
+}
+
+impl Drop for NetnsGuard {
+    fn drop(&mut self) {
+        // SAFETY: a valid namespace fd.
+        unsafe { libc::setns(self.back.as_raw_fd(), libc::CLONE_NEWNET) };
+    }
+}

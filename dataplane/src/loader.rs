@@ -1,0 +1,184 @@
+//! Loading and attaching the XDP programs: native (driver) mode only, maps and links pinned
+//! under a directory of bpffs (default `/sys/fs/bpf/l2xdp/`) so they outlive the process; a
+//! second `attach` re-uses the pinned maps (sessions, sequence state and counters survive) and
+//! replaces the links; [`detach`] removes programs and pins.
+
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+
+use aya::maps::CpuMap;
+use aya::programs::links::{FdLink, PinnedLink};
+use aya::programs::{Xdp, XdpMode};
+use aya::{Ebpf, EbpfLoader};
+use l2xdp_ebpf::maps::name;
+use l2xdp_ebpf::{prog, L2XDP_OBJ};
+
+/// The default pin directory.
+pub const PIN_DIR: &str = "/sys/fs/bpf/l2xdp";
+
+/// Why loading or attaching failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// No such interface.
+    #[error("no interface named {0:?}")]
+    NoInterface(String),
+    /// The kernel refused the object or a program.
+    #[error("loading the XDP object: {0}")]
+    Load(String),
+    /// Native XDP attach refused (driver without XDP, or another program attached).
+    #[error("cannot attach {prog} to {iface} in native (driver) XDP mode: {why} — the kernel or the driver of {iface} may not support native XDP, or another XDP program is attached")]
+    Attach {
+        prog: &'static str,
+        iface: String,
+        why: String,
+    },
+    /// A pin operation failed.
+    #[error("pinning under {dir}: {why}")]
+    Pin { dir: PathBuf, why: String },
+}
+
+/// The ifindex of an interface (in the calling thread's network namespace).
+pub fn ifindex(iface: &str) -> Result<u32, LoadError> {
+    let c = CString::new(iface).map_err(|_| LoadError::NoInterface(iface.into()))?;
+    // SAFETY: a valid NUL-terminated string.
+    let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    if i == 0 {
+        Err(LoadError::NoInterface(iface.into()))
+    } else {
+        Ok(i)
+    }
+}
+
+/// Loads the fast-path object; with `pin_dir`, every map is pinned there (re-used when a pin
+/// exists). Without, the maps are private to the returned object (tests).
+pub fn load(pin_dir: Option<&Path>) -> Result<Ebpf, LoadError> {
+    let mut loader = EbpfLoader::new();
+    let paths: Vec<(&str, PathBuf)> = match pin_dir {
+        Some(d) => {
+            std::fs::create_dir_all(d).map_err(|e| LoadError::Pin {
+                dir: d.into(),
+                why: e.to_string(),
+            })?;
+            name::ALL.iter().map(|n| (*n, d.join(n))).collect()
+        }
+        None => vec![],
+    };
+    for (n, p) in &paths {
+        loader.map_pin_path(n, p.as_path());
+    }
+    let mut ebpf = loader
+        .load(L2XDP_OBJ)
+        .map_err(|e| LoadError::Load(e.to_string()))?;
+    for p in [prog::ACCESS, prog::ACCESS_CPU, prog::CORE] {
+        program(&mut ebpf, p)?
+            .load()
+            .map_err(|e| LoadError::Load(format!("{p}: {e:?}")))?;
+    }
+    Ok(ebpf)
+}
+
+/// A loaded program of the object.
+pub fn program<'a>(ebpf: &'a mut Ebpf, p: &'static str) -> Result<&'a mut Xdp, LoadError> {
+    ebpf.program_mut(p)
+        .ok_or_else(|| LoadError::Load(format!("{p} missing from the object")))?
+        .try_into()
+        .map_err(|e| LoadError::Load(format!("{p}: {e}")))
+}
+
+fn link_pin(dir: &Path, p: &str, iface: &str) -> PathBuf {
+    dir.join(format!("link_{p}_{iface}"))
+}
+
+/// Attaches `p` to `iface` in native mode and pins the link (replacing a pinned one).
+pub fn attach_pinned(
+    ebpf: &mut Ebpf,
+    p: &'static str,
+    iface: &str,
+    dir: &Path,
+) -> Result<(), LoadError> {
+    ifindex(iface)?;
+    let pin = link_pin(dir, p, iface);
+    if pin.exists() {
+        drop_pinned_link(&pin)?;
+    }
+    let xdp = program(ebpf, p)?;
+    let id = xdp
+        .attach(iface, XdpMode::Driver)
+        .map_err(|e| LoadError::Attach {
+            prog: p,
+            iface: iface.into(),
+            why: format!("{e:?}"),
+        })?;
+    let link = xdp
+        .take_link(id)
+        .map_err(|e| LoadError::Load(e.to_string()))?;
+    let fd_link = FdLink::try_from(link).map_err(|e| LoadError::Attach {
+        prog: p,
+        iface: iface.into(),
+        why: format!("not a bpf_link (kernel too old?): {e}"),
+    })?;
+    fd_link.pin(&pin).map_err(|e| LoadError::Pin {
+        dir: dir.into(),
+        why: e.to_string(),
+    })?;
+    Ok(())
+}
+
+fn drop_pinned_link(pin: &Path) -> Result<(), LoadError> {
+    let err = |e: String| LoadError::Pin {
+        dir: pin.into(),
+        why: e,
+    };
+    let link = PinnedLink::from_pin(pin).map_err(|e| err(e.to_string()))?;
+    // Unpinned and dropped: the last reference goes, the program is detached.
+    drop(link.unpin().map_err(|e| err(e.to_string()))?);
+    Ok(())
+}
+
+/// Fills the cpumap with the second-pass program for CPUs `0..cpus`.
+pub fn setup_cpumap(ebpf: &mut Ebpf, cpus: u32, queue_size: u32) -> Result<(), LoadError> {
+    let fd = program(ebpf, prog::ACCESS_CPU)?
+        .fd()
+        .map_err(|e| LoadError::Load(e.to_string()))?
+        .try_clone()
+        .map_err(|e| LoadError::Load(e.to_string()))?;
+    let map = ebpf
+        .map_mut(name::CPUS)
+        .ok_or_else(|| LoadError::Load("cpumap missing".into()))?;
+    let mut cpumap: CpuMap<_> =
+        CpuMap::try_from(map).map_err(|e| LoadError::Load(e.to_string()))?;
+    for cpu in 0..cpus {
+        cpumap
+            .set(cpu, queue_size, Some(&fd), 0)
+            .map_err(|e| LoadError::Load(format!("cpumap entry {cpu}: {e}")))?;
+    }
+    Ok(())
+}
+
+/// Removes every program link and map pin under `dir`, then the directory. Missing pins are
+/// fine (idempotent).
+pub fn detach(dir: &Path) -> Result<(), LoadError> {
+    let err = |e: std::io::Error| LoadError::Pin {
+        dir: dir.into(),
+        why: e.to_string(),
+    };
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(err(e)),
+    };
+    let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    files.sort();
+    for f in &files {
+        let is_link = f
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("link_"));
+        if is_link {
+            drop_pinned_link(f)?;
+        } else {
+            std::fs::remove_file(f).map_err(err)?;
+        }
+    }
+    std::fs::remove_dir(dir).map_err(err)
+}

@@ -1,0 +1,376 @@
+//! The fixture of the XDP program tests: a namespace with two veth pairs (access a0–a1, core
+//! c0–c1), addresses, routes and static neighbours whose MACs are the ones the reference is
+//! given; the object loaded with private maps; the reference's sessions and sequence state
+//! mirrored.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+
+use aya::Ebpf;
+use l2xdp_dataplane::api::{Binding, DataPlane, SessionEntry};
+use l2xdp_dataplane::lab::{is_root, Netns, NetnsGuard};
+use l2xdp_dataplane::test_run::{self, action};
+use l2xdp_dataplane::{loader, FastPathConfig, XdpDataPlane};
+use l2xdp_ebpf::prog;
+use l2xdp_wire::datapath::{
+    self, decap, emit_inner_ethernet, encap, DecapConfig, PppTx, RxSeq, Session, SessionKey, TxSeq,
+    Verdict,
+};
+use l2xdp_wire::l2tp::header::{Cookie, Transport};
+use l2xdp_wire::net::ethernet::{MacAddr, Vlans};
+use l2xdp_wire::net::frame::{udp_frame, Endpoints};
+
+pub const A0_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0x0a, 1]);
+pub const PEER_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0x0a, 2]);
+pub const C0_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0x0c, 1]);
+pub const CORE_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0x0c, 2]);
+pub const LOCAL4: &str = "192.0.2.1";
+pub const PEER4: &str = "192.0.2.2";
+pub const LOCAL6: &str = "2001:db8:a::1";
+pub const PEER6: &str = "2001:db8:a::2";
+pub const CORE4: &str = "198.51.100.2";
+pub const CORE6: &str = "2001:db8:c::2";
+pub const SUB4: &str = "100.64.0.1";
+pub const SUB6: &str = "2001:db8:100::1";
+
+pub fn skip_unless_root(test: &str) -> bool {
+    if is_root() {
+        return false;
+    }
+    eprintln!("SKIPPED {test}: needs root (network namespaces, BPF). Run the tests as root.");
+    true
+}
+
+pub fn ip(s: &str) -> IpAddr {
+    s.parse().expect("address literal")
+}
+
+pub struct Fixture {
+    pub dp: XdpDataPlane,
+    pub ebpf: Ebpf,
+    pub access_fd: RawFd,
+    pub core_fd: RawFd,
+    pub a0: u32,
+    pub c0: u32,
+    pub cfg: DecapConfig,
+    pub sessions: BTreeMap<SessionKey, Session>,
+    pub rx: HashMap<SessionKey, RxSeq>,
+    pub tx: HashMap<SessionKey, TxSeq>,
+    _guard: NetnsGuard,
+    pub ns: Netns,
+}
+
+impl Fixture {
+    pub fn new(tag: &str) -> Fixture {
+        let ns = Netns::new(tag);
+        ns.ip(&[
+            "link",
+            "add",
+            "a0",
+            "address",
+            &A0_MAC.to_string(),
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "a1",
+        ]);
+        ns.ip(&[
+            "link",
+            "add",
+            "c0",
+            "address",
+            &C0_MAC.to_string(),
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "c1",
+        ]);
+        for l in ["a0", "a1", "c0", "c1"] {
+            ns.ip(&["link", "set", l, "up"]);
+        }
+        ns.ip(&["addr", "add", "192.0.2.1/24", "dev", "a0"]);
+        ns.ip(&["addr", "add", "2001:db8:a::1/64", "dev", "a0", "nodad"]);
+        ns.ip(&["addr", "add", "198.51.100.1/24", "dev", "c0"]);
+        ns.ip(&["addr", "add", "2001:db8:c::1/64", "dev", "c0", "nodad"]);
+        ns.ip(&[
+            "neigh",
+            "replace",
+            PEER4,
+            "lladdr",
+            &PEER_MAC.to_string(),
+            "nud",
+            "permanent",
+            "dev",
+            "a0",
+        ]);
+        ns.ip(&[
+            "neigh",
+            "replace",
+            PEER6,
+            "lladdr",
+            &PEER_MAC.to_string(),
+            "nud",
+            "permanent",
+            "dev",
+            "a0",
+        ]);
+        ns.ip(&[
+            "neigh",
+            "replace",
+            CORE4,
+            "lladdr",
+            &CORE_MAC.to_string(),
+            "nud",
+            "permanent",
+            "dev",
+            "c0",
+        ]);
+        ns.ip(&[
+            "neigh",
+            "replace",
+            CORE6,
+            "lladdr",
+            &CORE_MAC.to_string(),
+            "nud",
+            "permanent",
+            "dev",
+            "c0",
+        ]);
+        ns.exec(&["sysctl", "-qw", "net.ipv4.conf.all.forwarding=1"]);
+        ns.exec(&["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
+        let guard = ns.enter();
+        let a0 = loader::ifindex("a0").expect("a0");
+        let c0 = loader::ifindex("c0").expect("c0");
+        let mut ebpf = loader::load(None).expect("load the XDP object");
+        let mut dp = XdpDataPlane::from_ebpf(&mut ebpf).expect("maps");
+        let cfg = DecapConfig::default();
+        dp.set_config(&FastPathConfig {
+            decap: cfg,
+            mtu: 1500,
+            cpumap_cpus: 0,
+        })
+        .expect("config");
+        let fd = |ebpf: &mut Ebpf, p| {
+            loader::program(ebpf, p)
+                .expect("program")
+                .fd()
+                .expect("fd")
+                .as_fd()
+                .as_raw_fd()
+        };
+        let access_fd = fd(&mut ebpf, prog::ACCESS);
+        let core_fd = fd(&mut ebpf, prog::CORE);
+        Fixture {
+            dp,
+            ebpf,
+            access_fd,
+            core_fd,
+            a0,
+            c0,
+            cfg,
+            sessions: BTreeMap::new(),
+            rx: HashMap::new(),
+            tx: HashMap::new(),
+            _guard: guard,
+            ns,
+        }
+    }
+
+    pub fn install(&mut self, e: &SessionEntry) {
+        self.dp.install(e).expect("install");
+        self.sessions.insert(e.key(), e.session);
+        self.rx.entry(e.key()).or_default();
+        self.tx.entry(e.key()).or_default();
+    }
+
+    pub fn reset_sequence(&mut self, key: &SessionKey) {
+        self.dp.reset_sequence(key).expect("reset");
+        self.rx.insert(*key, RxSeq::unsynced());
+        self.tx.insert(*key, TxSeq::default());
+    }
+
+    /// Runs the access program and the reference on `frame`; asserts the same verdict, the same
+    /// output frame and the drop counter of the reason. Returns the reference verdict.
+    pub fn check_decap(&mut self, frame: &[u8]) -> Verdict {
+        let drops_before = self.dp.drop_counters().expect("drops");
+        let sessions = &self.sessions;
+        let rx = &mut self.rx;
+        let v = decap(frame, &self.cfg, |k| sessions.get(k), |k| rx.get_mut(k));
+        let got = test_run::run(self.access_fd, frame, self.a0, 1).expect("test run");
+        let drops = self.dp.drop_counters().expect("drops");
+        match &v {
+            Verdict::Forward { inner, kind, .. } => {
+                assert_eq!(got.action, action::REDIRECT, "verdict for {v:?}");
+                let want = match kind {
+                    datapath::InnerKind::Ethernet => frame[inner.clone()].to_vec(),
+                    _ => {
+                        let mut out = vec![0; 2048];
+                        let n =
+                            emit_inner_ethernet(&frame[inner.clone()], CORE_MAC, C0_MAC, &mut out)
+                                .expect("emit");
+                        out.truncate(n);
+                        out
+                    }
+                };
+                assert_eq!(got.frame, want, "decapsulated frame for {v:?}");
+            }
+            Verdict::ToControlPlane(_) | Verdict::Pass => {
+                assert_eq!(got.action, action::PASS, "verdict for {v:?}");
+                assert_eq!(got.frame, frame, "passed frames are untouched");
+            }
+            Verdict::Drop(r) => {
+                assert_eq!(got.action, action::DROP, "verdict for {v:?}");
+                assert_eq!(
+                    drops[*r as usize],
+                    drops_before[*r as usize] + 1,
+                    "counter of {r:?}"
+                );
+            }
+        }
+        v
+    }
+
+    /// Runs the core program on `frame` arriving on `ifindex` and compares with the reference
+    /// encap of `inner` for `key`.
+    pub fn check_encap(&mut self, key: &SessionKey, frame: &[u8], inner: &[u8], ifindex: u32) {
+        let s = self.sessions[key];
+        let mut want = vec![0; 4096];
+        let tx = self.tx.get_mut(key).expect("tx state");
+        let n = encap(&s, tx, inner, 1500, &mut want).expect("reference encap");
+        want.truncate(n);
+        let got = test_run::run(self.core_fd, frame, ifindex, 1).expect("test run");
+        assert_eq!(got.action, action::REDIRECT, "encap verdict");
+        assert_eq!(got.frame, want, "encapsulated frame");
+    }
+}
+
+/// A session as we install it, with the MACs the reference is given (those of the static
+/// neighbours) so encap compares byte for byte.
+pub fn session(our: SessionKey, peer: SessionKey, transport: Transport, v6: bool) -> Session {
+    Session {
+        transport,
+        local_addr: ip(if v6 { LOCAL6 } else { LOCAL4 }),
+        peer_addr: ip(if v6 { PEER6 } else { PEER4 }),
+        local_port: 1701,
+        peer_port: 1701,
+        local_mac: A0_MAC,
+        next_hop_mac: PEER_MAC,
+        vlans: Vlans::NONE,
+        our_ids: our,
+        peer_ids: peer,
+        cookie_rx: Cookie::NONE,
+        cookie_tx: Cookie::NONE,
+        l2ss: false,
+        sequencing: false,
+        ppp: PppTx::default(),
+        ttl: 64,
+        dscp: 0,
+        udp_checksum_v4: true,
+    }
+}
+
+/// The peer's view of a session: what it uses to build the frames we receive.
+pub fn mirror(s: &Session) -> Session {
+    Session {
+        local_addr: s.peer_addr,
+        peer_addr: s.local_addr,
+        local_port: s.peer_port,
+        peer_port: s.local_port,
+        local_mac: PEER_MAC,
+        next_hop_mac: A0_MAC,
+        our_ids: s.peer_ids,
+        peer_ids: s.our_ids,
+        cookie_rx: s.cookie_tx,
+        cookie_tx: s.cookie_rx,
+        ..*s
+    }
+}
+
+/// A frame the peer sends: the reference encap of `inner` with the peer's Ns `ns`.
+pub fn from_peer(peer: &Session, inner: &[u8], ns: u32) -> Vec<u8> {
+    let mut out = vec![0; 4096];
+    let n = encap(peer, &mut TxSeq { next_ns: ns }, inner, 9000, &mut out).expect("peer encap");
+    out.truncate(n);
+    out
+}
+
+/// An inner IP packet (UDP inside) from the subscriber to the core, or back.
+pub fn inner_ip(src: &str, dst: &str, payload_len: usize) -> Vec<u8> {
+    let e = Endpoints {
+        src_mac: CORE_MAC,
+        dst_mac: C0_MAC,
+        src: ip(src),
+        dst: ip(dst),
+    };
+    let payload: Vec<u8> = (0..payload_len).map(|i| i as u8).collect();
+    udp_frame(&e, 4000, 5000, &payload).expect("inner")[14..].to_vec()
+}
+
+/// The Ethernet frame of an inner IP packet as it arrives on the core side.
+pub fn on_core(inner: &[u8]) -> Vec<u8> {
+    let mut f = vec![0; 14 + inner.len()];
+    f[..6].copy_from_slice(&C0_MAC.0);
+    f[6..12].copy_from_slice(&CORE_MAC.0);
+    let et: u16 = if inner[0] >> 4 == 4 { 0x0800 } else { 0x86dd };
+    f[12..14].copy_from_slice(&et.to_be_bytes());
+    f[14..].copy_from_slice(inner);
+    f
+}
+
+pub fn v2_entry(seq: bool) -> SessionEntry {
+    let mut s = session(
+        SessionKey::V2 {
+            tunnel_id: 1,
+            session_id: 2,
+        },
+        SessionKey::V2 {
+            tunnel_id: 10,
+            session_id: 20,
+        },
+        Transport::Udp,
+        false,
+    );
+    s.sequencing = seq;
+    SessionEntry {
+        session: s,
+        binding: Binding::Subscriber {
+            ipv4: Some(SUB4.parse().expect("addr")),
+            ipv6: vec![l2xdp_dataplane::api::Ipv6Prefix {
+                addr: "2001:db8:100::".parse().expect("addr"),
+                len: 64,
+            }],
+        },
+    }
+}
+
+pub fn v3_entry(
+    sid: u32,
+    transport: Transport,
+    v6: bool,
+    cookie: &[u8],
+    l2ss: bool,
+    seq: bool,
+    ac: u32,
+) -> SessionEntry {
+    let mut s = session(
+        SessionKey::V3 { session_id: sid },
+        SessionKey::V3 {
+            session_id: sid + 1000,
+        },
+        transport,
+        v6,
+    );
+    s.cookie_rx = Cookie::new(cookie).expect("cookie");
+    let tx: Vec<u8> = cookie.iter().map(|b| b ^ 0x5a).collect();
+    s.cookie_tx = Cookie::new(&tx).expect("cookie");
+    s.l2ss = l2ss;
+    s.sequencing = seq;
+    SessionEntry {
+        session: s,
+        binding: Binding::AttachmentCircuit { ifindex: ac },
+    }
+}

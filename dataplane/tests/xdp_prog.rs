@@ -1,0 +1,344 @@
+//! The XDP programs against the reference (`wire::datapath`), with BPF_PROG_TEST_RUN inside a
+//! fresh namespace (bpf_fib_lookup resolves through its routes and static neighbours). Needs
+//! root; skips loudly otherwise.
+
+mod common;
+
+use common::*;
+use l2xdp_dataplane::api::DataPlane;
+use l2xdp_wire::datapath::{DropReason, SessionKey, Verdict, Why};
+use l2xdp_wire::l2tp::header::Transport;
+
+fn forwarded(v: &Verdict) -> bool {
+    matches!(v, Verdict::Forward { .. })
+}
+
+#[test]
+fn v2_upstream_and_downstream_ipv4_and_ipv6_inside() {
+    if skip_unless_root("v2_upstream_and_downstream") {
+        return;
+    }
+    let mut f = Fixture::new("v2");
+    let e = v2_entry(false);
+    f.install(&e);
+    let key = e.key();
+    let peer = mirror(&e.session);
+    for inner in [
+        inner_ip(SUB4, CORE4, 30),
+        inner_ip(SUB6, CORE6, 30),
+        inner_ip(SUB4, CORE4, 1),
+    ] {
+        let v = f.check_decap(&from_peer(&peer, &inner, 0));
+        assert!(forwarded(&v), "{v:?}");
+    }
+    // Downstream: to the subscriber's IPv4 address and into its IPv6 prefix.
+    for inner in [
+        inner_ip(CORE4, SUB4, 30),
+        inner_ip(CORE6, SUB6, 300),
+        inner_ip(CORE6, SUB6, 1001),
+    ] {
+        f.check_encap(&key, &on_core(&inner), &inner, f.c0);
+    }
+    // PFC/ACFC framing downstream.
+    let mut e2 = e.clone();
+    e2.session.ppp.acfc = true;
+    e2.session.ppp.pfc = true;
+    f.install(&e2);
+    let inner = inner_ip(CORE4, SUB4, 64);
+    f.check_encap(&key, &on_core(&inner), &inner, f.c0);
+    let c = f.dp.counters(&key).expect("counters");
+    assert_eq!((c.rx_packets, c.tx_packets), (3, 4), "{c:?}");
+}
+
+#[test]
+fn v3_over_udp_and_ip_with_cookies() {
+    if skip_unless_root("v3_over_udp_and_ip_with_cookies") {
+        return;
+    }
+    let mut f = Fixture::new("v3");
+    let ac = f.c0;
+    let cookies: [&[u8]; 3] = [&[], &[1, 2, 3, 4], &[1, 2, 3, 4, 5, 6, 7, 8]];
+    let mut sid = 100;
+    for transport in [Transport::Udp, Transport::Ip] {
+        for v6 in [false, true] {
+            for cookie in cookies {
+                for l2ss in [false, true] {
+                    sid += 1;
+                    let e = v3_entry(sid, transport, v6, cookie, l2ss, false, ac);
+                    f.install(&e);
+                    let peer = mirror(&e.session);
+                    let eth = on_core(&inner_ip(CORE4, SUB4, 50));
+                    let v = f.check_decap(&from_peer(&peer, &eth, 0));
+                    assert!(forwarded(&v), "{v:?}");
+                    // Wrong cookie.
+                    if !cookie.is_empty() {
+                        let mut bad = peer;
+                        bad.cookie_tx =
+                            l2xdp_wire::l2tp::header::Cookie::new(&vec![9; cookie.len()])
+                                .expect("cookie");
+                        let v = f.check_decap(&from_peer(&bad, &eth, 0));
+                        assert_eq!(v, Verdict::Drop(DropReason::WrongCookie));
+                    }
+                    // Downstream: the frame on the attachment circuit.
+                    f.check_encap(&e.key(), &eth, &eth, ac);
+                    f.dp.remove(&e.key()).expect("remove");
+                    f.sessions.remove(&e.key());
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn sequencing_in_order_duplicate_and_relearn_after_reset() {
+    if skip_unless_root("sequencing") {
+        return;
+    }
+    let mut f = Fixture::new("seq");
+    let e = v2_entry(true);
+    f.install(&e);
+    let key = e.key();
+    let peer = mirror(&e.session);
+    let inner = inner_ip(SUB4, CORE4, 20);
+    let mut verdicts = vec![];
+    for ns in [0, 1, 2, 1, 2, 3] {
+        verdicts.push(f.check_decap(&from_peer(&peer, &inner, ns)));
+    }
+    assert!(verdicts[..3].iter().all(forwarded));
+    assert_eq!(verdicts[3], Verdict::Drop(DropReason::SequenceOutOfOrder));
+    assert_eq!(verdicts[4], Verdict::Drop(DropReason::SequenceOutOfOrder));
+    assert!(forwarded(&verdicts[5]));
+    // The peer restarted at 0 without telling us: n = 5 in-sequence packets re-learn.
+    let mut v = vec![];
+    for ns in 0..6 {
+        v.push(f.check_decap(&from_peer(&peer, &inner, ns)));
+    }
+    assert_eq!(v[3], Verdict::Drop(DropReason::SequenceOutOfOrder));
+    assert!(forwarded(&v[4]), "5th in-sequence packet re-learns: {v:?}");
+    assert!(forwarded(&v[5]));
+    // Data channel reset (RFC 4951 §3.2.3): any number is learnt; our Ns restarts at 0.
+    let down = inner_ip(CORE4, SUB4, 20);
+    f.check_encap(&key, &on_core(&down), &down, f.c0);
+    f.check_encap(&key, &on_core(&down), &down, f.c0);
+    f.reset_sequence(&key);
+    assert!(forwarded(&f.check_decap(&from_peer(&peer, &inner, 40000))));
+    assert_eq!(
+        f.check_decap(&from_peer(&peer, &inner, 39999)),
+        Verdict::Drop(DropReason::SequenceOutOfOrder)
+    );
+    f.check_encap(&key, &on_core(&down), &down, f.c0);
+    assert_eq!(f.dp.sequence_state(&key).expect("seq").tx_next, 1);
+    // v3 sublayer sequencing (24 bits).
+    let e3 = v3_entry(77, Transport::Ip, false, &[1, 2, 3, 4], true, true, f.c0);
+    f.install(&e3);
+    let p3 = mirror(&e3.session);
+    let eth = on_core(&inner);
+    for (ns, ok) in [
+        (0, true),
+        (1, true),
+        (1, false),
+        (0xff_ffff, false),
+        (2, true),
+    ] {
+        let v = f.check_decap(&from_peer(&p3, &eth, ns));
+        assert_eq!(forwarded(&v), ok, "ns {ns}: {v:?}");
+    }
+}
+
+#[test]
+fn unknown_spoofed_control_and_ppp_control() {
+    if skip_unless_root("unknown_spoofed_control") {
+        return;
+    }
+    let mut f = Fixture::new("neg");
+    let e = v2_entry(false);
+    f.install(&e);
+    let peer = mirror(&e.session);
+    let inner = inner_ip(SUB4, CORE4, 20);
+    // Unknown session.
+    let mut other = peer;
+    other.peer_ids = SessionKey::V2 {
+        tunnel_id: 1,
+        session_id: 99,
+    };
+    assert_eq!(
+        f.check_decap(&from_peer(&other, &inner, 0)),
+        Verdict::Drop(DropReason::UnknownSession)
+    );
+    // Spoofed source address, then source port.
+    let mut spoof = peer;
+    spoof.local_addr = ip("192.0.2.3");
+    assert_eq!(
+        f.check_decap(&from_peer(&spoof, &inner, 0)),
+        Verdict::Drop(DropReason::SpoofedSource)
+    );
+    let mut port = peer;
+    port.local_port = 1702;
+    assert_eq!(
+        f.check_decap(&from_peer(&port, &inner, 0)),
+        Verdict::Drop(DropReason::SpoofedSource)
+    );
+    // Inner TTL 1 → control plane.
+    let mut ttl1 = inner.clone();
+    ttl1[8] = 1;
+    assert_eq!(
+        f.check_decap(&from_peer(&peer, &ttl1, 0)),
+        Verdict::ToControlPlane(Why::InnerTtlExpired)
+    );
+    // A PPP LCP packet (protocol 0xc021) in the session → control plane.
+    let mut frame = from_peer(&peer, &inner, 0);
+    let ppp_at = 14 + 20 + 8 + 6 + 2;
+    frame[ppp_at..ppp_at + 2].copy_from_slice(&[0xc0, 0x21]);
+    refresh_udp_checksum(&mut frame);
+    assert_eq!(
+        f.check_decap(&frame),
+        Verdict::ToControlPlane(Why::PppControl)
+    );
+    // An L2TP control message (T bit).
+    let mut ctl = from_peer(&peer, &inner, 0);
+    ctl[42] = 0xc8;
+    ctl[43] = 0x02;
+    refresh_udp_checksum(&mut ctl);
+    assert_eq!(
+        f.check_decap(&ctl),
+        Verdict::ToControlPlane(Why::L2tpControl)
+    );
+    // Bad UDP checksum.
+    let mut bad = from_peer(&peer, &inner, 0);
+    let last = bad.len() - 1;
+    bad[last] ^= 0xff;
+    assert_eq!(
+        f.check_decap(&bad),
+        Verdict::Drop(DropReason::BadUdpChecksum)
+    );
+    // v3 over IP, session 0: control.
+    let e3 = v3_entry(5, Transport::Ip, false, &[], false, false, f.c0);
+    f.install(&e3);
+    let mut p3 = mirror(&e3.session);
+    p3.peer_ids = SessionKey::V3 { session_id: 0 };
+    let eth = on_core(&inner);
+    let mut out = vec![0; 512];
+    // encap refuses nothing here: the reference writes session id 0 as given.
+    let n = l2xdp_wire::datapath::encap(&p3, &mut Default::default(), &eth, 9000, &mut out);
+    if let Ok(n) = n {
+        assert_eq!(
+            f.check_decap(&out[..n]),
+            Verdict::ToControlPlane(Why::L2tpControl)
+        );
+    }
+}
+
+/// Recomputes the UDP checksum of an IPv4/UDP frame after an edit.
+fn refresh_udp_checksum(frame: &mut [u8]) {
+    use l2xdp_wire::net::UdpPacket;
+    let src = ip(&format!(
+        "{}.{}.{}.{}",
+        frame[26], frame[27], frame[28], frame[29]
+    ));
+    let dst = ip(&format!(
+        "{}.{}.{}.{}",
+        frame[30], frame[31], frame[32], frame[33]
+    ));
+    UdpPacket::new_unchecked(&mut frame[34..]).fill_checksum(src, dst);
+}
+
+#[test]
+fn every_prefix_of_valid_frames() {
+    if skip_unless_root("every_prefix_of_valid_frames") {
+        return;
+    }
+    let mut f = Fixture::new("trunc");
+    let e2 = v2_entry(false);
+    f.install(&e2);
+    let e3 = v3_entry(
+        9,
+        Transport::Udp,
+        true,
+        &[1, 2, 3, 4, 5, 6, 7, 8],
+        true,
+        false,
+        f.c0,
+    );
+    f.install(&e3);
+    let c1 = l2xdp_dataplane::loader::ifindex("c1").expect("c1");
+    let e4 = v3_entry(10, Transport::Ip, false, &[1, 2, 3, 4], true, false, c1);
+    f.install(&e4);
+    let inner = inner_ip(SUB4, CORE4, 40);
+    let frames = [
+        from_peer(&mirror(&e2.session), &inner, 0),
+        from_peer(&mirror(&e3.session), &on_core(&inner), 0),
+        from_peer(&mirror(&e4.session), &on_core(&inner), 0),
+    ];
+    for frame in &frames {
+        for len in 14..=frame.len() {
+            f.check_decap(&frame[..len]);
+        }
+    }
+    // Cut inside the IP packet but with lengths patched to match: the L2TP-level rules.
+    for frame in &frames {
+        let v4 = frame[12] == 0x08;
+        for len in 14 + 40 + 8..frame.len() {
+            let mut g = frame[..len].to_vec();
+            if v4 {
+                let tot = (len - 14) as u16;
+                g[16..18].copy_from_slice(&tot.to_be_bytes());
+                g[24..26].fill(0);
+                let c = !l2xdp_wire::net::checksum::data(&g[14..34]);
+                g[24..26].copy_from_slice(&c.to_be_bytes());
+                if g[23] == 17 {
+                    let ul = (len - 34) as u16;
+                    g[38..40].copy_from_slice(&ul.to_be_bytes());
+                    refresh_udp_checksum(&mut g);
+                }
+            } else {
+                let pl = (len - 54) as u16;
+                g[18..20].copy_from_slice(&pl.to_be_bytes());
+                if g[20] == 17 {
+                    g[58..60].copy_from_slice(&pl.to_be_bytes());
+                    let (s, d) = (
+                        std::net::IpAddr::from(<[u8; 16]>::try_from(&g[22..38]).expect("16")),
+                        std::net::IpAddr::from(<[u8; 16]>::try_from(&g[38..54]).expect("16")),
+                    );
+                    l2xdp_wire::net::UdpPacket::new_unchecked(&mut g[54..]).fill_checksum(s, d);
+                }
+            }
+            f.check_decap(&g);
+        }
+    }
+}
+
+#[test]
+fn sessions_read_back() {
+    if skip_unless_root("sessions_read_back") {
+        return;
+    }
+    let mut f = Fixture::new("rb");
+    let e2 = v2_entry(true);
+    let e3 = v3_entry(
+        9,
+        Transport::Udp,
+        true,
+        &[1, 2, 3, 4, 5, 6, 7, 8],
+        true,
+        true,
+        f.c0,
+    );
+    f.install(&e2);
+    f.install(&e3);
+    f.install(&e2);
+    let mut want = vec![e2.clone(), e3.clone()];
+    want.sort_by_key(|e| e.key());
+    assert_eq!(f.dp.sessions().expect("sessions"), want);
+    let mut clash = v3_entry(11, Transport::Udp, true, &[], false, false, f.c0);
+    clash.session.local_port = 1701;
+    assert!(matches!(
+        f.dp.install(&clash),
+        Err(l2xdp_dataplane::DataPlaneError::Conflict { .. })
+    ));
+    f.dp.remove(&e2.key()).expect("remove");
+    assert_eq!(f.dp.sessions().expect("sessions"), vec![e3]);
+    assert!(matches!(
+        f.dp.counters(&e2.key()),
+        Err(l2xdp_dataplane::DataPlaneError::NotFound(_))
+    ));
+}

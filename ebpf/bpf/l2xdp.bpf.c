@@ -1,0 +1,984 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * l2xdp fast path: L2TPv2/v3 decapsulation (access side) and encapsulation (core side).
+ *
+ * The contract is wire/src/datapath.rs (the reference): the same order of checks, the same
+ * verdicts, the same drop reasons (indexes of l2xdp_drops = wire::datapath::DropReason), and
+ * byte-identical frames (decap + emit_inner_ethernet for v2, the inner Ethernet frame for v3,
+ * encap downstream). Step numbers below are the reference's.
+ *
+ * Verdicts: Forward → XDP_REDIRECT (bpf_redirect to the bpf_fib_lookup egress, or the v3
+ * attachment circuit); ToControlPlane and Pass → XDP_PASS (the kernel socket of l2xdpd gets
+ * control traffic); Drop → XDP_DROP, counted per reason.
+ *
+ * CPU spreading (optional, l2xdp_config.cpumap_enabled): the first pass (xdp_l2tp_access, on
+ * the NIC's receive CPU) parses until the session key is known, hashes (tunnel, session) and
+ * redirects the untouched frame into l2xdp_cpus; the entry's program (xdp_l2tp_access_cpu, the
+ * second pass) runs the same code on the chosen CPU from the start with spreading off, so the
+ * sequence check of one session always runs on one CPU. Drops before the key is known are
+ * counted by the first pass, everything after by the second; each packet is counted once.
+ */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "l2xdp_maps.h"
+
+#define AF_INET 2
+#define AF_INET6 10
+#define IPPROTO_L2TP_ 115
+#define PKT_MAX 0xff00
+#define CSUM_MAX_CHUNKS 128 /* 64-byte chunks: UDP datagrams up to 8 KiB */
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct l2xdp_config);
+} l2xdp_config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct l2xdp_session_key);
+	__type(value, struct l2xdp_session);
+} l2xdp_sessions SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct l2xdp_session_key);
+	__type(value, struct l2xdp_seq);
+} l2xdp_seq SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct l2xdp_session_key);
+	__type(value, struct l2xdp_counters);
+} l2xdp_counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, L2XDP_DROP_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} l2xdp_drops SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, L2XDP_V_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} l2xdp_verdicts SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32); /* IPv4 address, network order */
+	__type(value, struct l2xdp_session_key);
+} l2xdp_sub4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct l2xdp_lpm6_key);
+	__type(value, struct l2xdp_session_key);
+} l2xdp_sub6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32); /* attachment circuit ifindex */
+	__type(value, struct l2xdp_session_key);
+} l2xdp_ac SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_CPUMAP);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, struct bpf_cpumap_val);
+} l2xdp_cpus SEC(".maps");
+
+/* ------------------------------------------------------------------------------------------ */
+/* Counting and verdicts. */
+
+static __always_inline void count(void *map, __u32 idx)
+{
+	__u64 *c = bpf_map_lookup_elem(map, &idx);
+
+	if (c)
+		*c += 1;
+}
+
+static __always_inline int v_pass(void)
+{
+	count(&l2xdp_verdicts, L2XDP_V_PASS);
+	return XDP_PASS;
+}
+
+static __always_inline int v_drop(__u32 reason)
+{
+	count(&l2xdp_drops, reason);
+	count(&l2xdp_verdicts, L2XDP_V_DROP);
+	return XDP_DROP;
+}
+
+static __always_inline int v_to_cp(__u32 why)
+{
+	count(&l2xdp_verdicts, L2XDP_V_TO_CONTROL);
+	count(&l2xdp_verdicts, L2XDP_V_WHY_BASE + why);
+	return XDP_PASS;
+}
+
+static __always_inline int v_other(__u32 v, int action)
+{
+	count(&l2xdp_verdicts, v);
+	return action;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Packet access. Offsets are relative to ctx->data and bounded so the verifier accepts them. */
+
+static __always_inline __u8 *at(struct xdp_md *ctx, __u32 off, __u32 len)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	__u8 *p;
+
+	if (off > PKT_MAX)
+		return 0;
+	p = data + off;
+	/* Opaque to clang: the pointer checked below is the one used (the verifier tracks the
+	 * range on that register, not on a recomputed data + off). */
+	asm volatile("" : "+r"(p));
+	if ((void *)(p + len) > end)
+		return 0;
+	return p;
+}
+
+static __always_inline __u32 pkt_len(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+
+	__u32 len = (__u32)(end - data);
+
+	/* computed here: clang must not keep a packet pointer in a 32-bit spill for later */
+	asm volatile("" : "+r"(len));
+	return len;
+}
+
+static __always_inline __u16 be16(const __u8 *p)
+{
+	return (__u16)p[0] << 8 | p[1];
+}
+
+static __always_inline __u32 be32(const __u8 *p)
+{
+	return (__u32)p[0] << 24 | (__u32)p[1] << 16 | (__u32)p[2] << 8 | p[3];
+}
+
+static __always_inline __u16 fold(__u64 s)
+{
+	s = (s & 0xffffffff) + (s >> 32);
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	return (__u16)s;
+}
+
+/*
+ * The ones-complement sum of the bytes [off, off+len), in memory order (the sum of
+ * little-endian words: folded and complemented it is the checksum field as stored); an odd last
+ * byte is padded with zero on the right (RFC 1071 §4.1). Returns the folded 16-bit sum, or -1
+ * when the range leaves the packet or exceeds the bounded loop. A global function: the verifier
+ * checks it once, not at every call site.
+ */
+__noinline int l2xdp_csum(struct xdp_md *ctx, __u32 off, __u32 len)
+{
+	__u64 sum = 0;
+	__u8 *p;
+	int i;
+
+	if (!ctx)
+		return -1;
+	for (i = 0; i < CSUM_MAX_CHUNKS; i++) {
+		if (len < 64)
+			break;
+		p = at(ctx, off, 64);
+		if (!p)
+			return -1;
+		sum += (__u32)bpf_csum_diff(0, 0, (void *)p, 64, 0);
+		off += 64;
+		len -= 64;
+	}
+	if (len >= 64)
+		return -1;
+	for (i = 0; i < 16; i++) {
+		if (len < 4)
+			break;
+		p = at(ctx, off, 4);
+		if (!p)
+			return -1;
+		sum += *(__u32 *)p;
+		off += 4;
+		len -= 4;
+	}
+	if (len >= 2) {
+		p = at(ctx, off, 2);
+		if (!p)
+			return -1;
+		sum += *(__u16 *)p;
+		off += 2;
+		len -= 2;
+	}
+	if (len == 1) {
+		p = at(ctx, off, 1);
+		if (!p)
+			return -1;
+		sum += *p;
+	}
+	return fold(sum);
+}
+
+static __always_inline int csum_range(struct xdp_md *ctx, __u32 off, __u32 len, __u64 *acc)
+{
+	int r = l2xdp_csum(ctx, off, len);
+
+	if (r < 0)
+		return -1;
+	*acc += (__u32)r;
+	return 0;
+}
+
+/* The UDP pseudo-header (RFC 768; RFC 8200 §8.1) in memory order. */
+static __always_inline __u64 pseudo_udp(__u8 family, const __u8 *src, const __u8 *dst, __u32 ulen)
+{
+	__u64 sum = bpf_htons(IPPROTO_UDP) + bpf_htons((__u16)ulen);
+	const __u32 *s = (const __u32 *)src, *d = (const __u32 *)dst;
+
+	sum += (__u64)s[0] + d[0];
+	if (family == 6)
+		sum += (__u64)s[1] + s[2] + s[3] + d[1] + d[2] + d[3];
+	return sum;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Decapsulation (access side). */
+
+struct outer {
+	__u8 src[16];
+	__u8 dst[16];
+	__u8 family;
+	__u8 udp;
+	__u16 sport;
+	__u16 dport;
+};
+
+static __always_inline int addr_eq(const __u8 *a, const __u8 *b)
+{
+	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
+
+	return x[0] == y[0] && x[1] == y[1];
+}
+
+/* 7. Spoof check: 0 or a drop reason. */
+static __always_inline int spoof_check(const struct l2xdp_session *s, const struct outer *o)
+{
+	int ports = s->transport == 0 && o->udp;
+
+	if (s->family != o->family || !addr_eq(s->peer_addr, o->src) ||
+	    (ports && o->sport != s->peer_port))
+		return L2XDP_DROP_SPOOFED_SOURCE + 1;
+	if (!addr_eq(s->local_addr, o->dst) || (ports && o->dport != s->local_port))
+		return L2XDP_DROP_WRONG_DESTINATION + 1;
+	return 0;
+}
+
+/* 9. RxSeq::check of the reference, under the session's lock. No state: accepted. */
+static __always_inline int seq_check(struct l2xdp_session_key *key, __u32 seq, __u32 mask,
+				     __u32 relearn)
+{
+	struct l2xdp_seq *st = bpf_map_lookup_elem(&l2xdp_seq, key);
+	__u32 half = (mask >> 1) + 1, s = seq & mask, d;
+	int ok = 0;
+
+	if (!st)
+		return 1;
+	bpf_spin_lock(&st->lock);
+	d = (s - st->rx_expected) & mask;
+	if (!st->rx_synced || d < half) {
+		st->rx_expected = (s + 1) & mask;
+		st->rx_synced = 1;
+		st->rx_run = 0;
+		ok = 1;
+	} else {
+		if (st->rx_run > 0 && s == st->rx_run_next) {
+			if (st->rx_run != 0xffffffff)
+				st->rx_run += 1;
+		} else {
+			st->rx_run = 1;
+		}
+		st->rx_run_next = (s + 1) & mask;
+		if (relearn > 0 && st->rx_run >= relearn) {
+			st->rx_expected = st->rx_run_next;
+			st->rx_run = 0;
+			ok = 1;
+		}
+	}
+	bpf_spin_unlock(&st->lock);
+	return ok;
+}
+
+static __always_inline void count_session(struct l2xdp_session_key *key, __u32 bytes, int rx)
+{
+	struct l2xdp_counters *c = bpf_map_lookup_elem(&l2xdp_counters, key);
+
+	if (!c) {
+		struct l2xdp_counters zero = {};
+
+		bpf_map_update_elem(&l2xdp_counters, key, &zero, BPF_NOEXIST);
+		c = bpf_map_lookup_elem(&l2xdp_counters, key);
+		if (!c)
+			return;
+	}
+	if (rx) {
+		c->rx_packets += 1;
+		c->rx_bytes += bytes;
+	} else {
+		c->tx_packets += 1;
+		c->tx_bytes += bytes;
+	}
+}
+
+/* First pass with spreading on: hand the frame to the session's CPU. XDP_PASS: stay here. */
+static __always_inline int spread(struct l2xdp_config *cfg, __u32 id)
+{
+	__u32 h = id * 0x9e3779b1u;
+	__u32 n = cfg->cpumap_cpus;
+
+	if (n == 0 || n > 64)
+		return XDP_PASS;
+	h ^= h >> 16;
+	return bpf_redirect_map(&l2xdp_cpus, h % n, XDP_PASS);
+}
+
+/* Drops the bytes after `end` (Ethernet padding, beyond UDP Length / L2TP Length). */
+static __always_inline int trim_to(struct xdp_md *ctx, __u32 end)
+{
+	__u32 len = pkt_len(ctx);
+
+	if (len > end)
+		return bpf_xdp_adjust_tail(ctx, -(int)(len - end));
+	return 0;
+}
+
+/* v2 Forward: bpf_fib_lookup on the inner packet, then emit_inner_ethernet. */
+static __always_inline int forward_v2(struct xdp_md *ctx, struct l2xdp_session_key *key,
+				      __u32 inner, __u32 inner_end, int v6, __u32 frame_len)
+{
+	struct bpf_fib_lookup fib = {};
+	__u8 *ip;
+	int rc;
+
+	if (v6) {
+		ip = at(ctx, inner, 40);
+		if (!ip)
+			return v_other(L2XDP_V_ERROR, XDP_ABORTED);
+		fib.family = AF_INET6;
+		fib.flowinfo = *(__u32 *)ip & bpf_htonl(0x0fffffff);
+		fib.l4_protocol = ip[6];
+		__builtin_memcpy(fib.ipv6_src, ip + 8, 16);
+		__builtin_memcpy(fib.ipv6_dst, ip + 24, 16);
+	} else {
+		ip = at(ctx, inner, 20);
+		if (!ip)
+			return v_other(L2XDP_V_ERROR, XDP_ABORTED);
+		fib.family = AF_INET;
+		fib.tos = ip[1];
+		fib.l4_protocol = ip[9];
+		fib.ipv4_src = *(__u32 *)(ip + 12);
+		fib.ipv4_dst = *(__u32 *)(ip + 16);
+	}
+	fib.tot_len = inner_end - inner;
+	fib.ifindex = ctx->ingress_ifindex;
+	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+		return v_other(L2XDP_V_FIB_MISS, XDP_PASS);
+
+	count_session(key, frame_len, 1);
+	if (trim_to(ctx, inner_end) || bpf_xdp_adjust_head(ctx, (int)inner - ETH_HLEN))
+		return v_other(L2XDP_V_ERROR, XDP_ABORTED);
+
+	__u8 *eth = at(ctx, 0, ETH_HLEN + 20);
+	if (!eth)
+		return v_other(L2XDP_V_ERROR, XDP_ABORTED);
+	__builtin_memcpy(eth, fib.dmac, 6);
+	__builtin_memcpy(eth + 6, fib.smac, 6);
+	ip = eth + ETH_HLEN;
+	if (v6) {
+		eth = at(ctx, 0, ETH_HLEN + 40);
+		if (!eth)
+			return v_other(L2XDP_V_ERROR, XDP_ABORTED);
+		ip = eth + ETH_HLEN;
+		eth[12] = 0x86;
+		eth[13] = 0xdd;
+		ip[7] -= 1; /* hop limit: > 1 checked before */
+	} else {
+		/* RFC 1624 eqn. 3 as Linux ip_decrease_ttl(). */
+		__u32 check = *(__u16 *)(ip + 10);
+
+		eth[12] = 0x08;
+		eth[13] = 0x00;
+		check += bpf_htons(0x0100);
+		*(__u16 *)(ip + 10) = (__u16)(check + (check >= 0xffff));
+		ip[8] -= 1;
+	}
+	count(&l2xdp_verdicts, L2XDP_V_DECAP);
+	return bpf_redirect(fib.ifindex, 0);
+}
+
+/* 6–12 for L2TPv3: `off` is after the Session ID, `end` the end of the L2TP message. */
+static __always_inline int decap_v3(struct xdp_md *ctx, struct l2xdp_config *cfg,
+				    struct outer *o, __u32 off, __u32 end, __u32 sid,
+				    __u8 transport, __u32 frame_len)
+{
+	struct l2xdp_session_key key = { .version = 3, .id = sid };
+	struct l2xdp_session *s = bpf_map_lookup_elem(&l2xdp_sessions, &key);
+	__u32 clen, rest;
+	__u8 *p;
+	int r;
+
+	if (!s || s->version != 3 || s->transport != transport)
+		return v_drop(L2XDP_DROP_UNKNOWN_SESSION);
+	r = spoof_check(s, o);
+	if (r)
+		return v_drop(r - 1);
+	rest = end - off;
+	/* 8. Cookie. */
+	clen = s->cookie_rx_len;
+	if (rest < clen)
+		return v_drop(L2XDP_DROP_TRUNCATED);
+	if (clen == 4) {
+		p = at(ctx, off, 4);
+		if (!p)
+			return v_drop(L2XDP_DROP_TRUNCATED);
+		if (*(__u32 *)p != *(__u32 *)s->cookie_rx)
+			return v_drop(L2XDP_DROP_WRONG_COOKIE);
+	} else if (clen == 8) {
+		p = at(ctx, off, 8);
+		if (!p)
+			return v_drop(L2XDP_DROP_TRUNCATED);
+		if (*(__u32 *)p != *(__u32 *)s->cookie_rx ||
+		    *(__u32 *)(p + 4) != *(__u32 *)(s->cookie_rx + 4))
+			return v_drop(L2XDP_DROP_WRONG_COOKIE);
+	}
+	off += clen;
+	rest -= clen;
+	/* Sublayer and 9. sequencing. */
+	if (s->flags & L2XDP_F_L2SS) {
+		if (rest < 4)
+			return v_drop(L2XDP_DROP_TRUNCATED);
+		p = at(ctx, off, 4);
+		if (!p)
+			return v_drop(L2XDP_DROP_TRUNCATED);
+		if ((s->flags & L2XDP_F_SEQ) && (p[0] & 0x40)) {
+			__u32 seq = (__u32)p[1] << 16 | (__u32)p[2] << 8 | p[3];
+
+			if (!seq_check(&key, seq, 0xffffff, cfg->seq_relearn_after))
+				return v_drop(L2XDP_DROP_SEQUENCE_OUT_OF_ORDER);
+		}
+		off += 4;
+		rest -= 4;
+	}
+	/* 11. */
+	if (rest < ETH_HLEN)
+		return v_drop(L2XDP_DROP_BAD_INNER);
+	/* 12. Forward the inner Ethernet frame to the attachment circuit. */
+	count_session(&key, frame_len, 1);
+	__u32 ac = s->ac_ifindex;
+	if (trim_to(ctx, end) || bpf_xdp_adjust_head(ctx, (int)off))
+		return v_other(L2XDP_V_ERROR, XDP_ABORTED);
+	count(&l2xdp_verdicts, L2XDP_V_DECAP);
+	return bpf_redirect(ac, 0);
+}
+
+/* 5–12 for L2TP over UDP; [msg, end) is the UDP payload. */
+static __always_inline int decap_udp(struct xdp_md *ctx, struct l2xdp_config *cfg,
+				     struct outer *o, __u32 msg, __u32 end, __u32 frame_len,
+				     int first_pass)
+{
+	__u32 mlen = end - msg;
+	__u8 *p;
+	__u16 w, ver;
+
+	p = at(ctx, msg, 2);
+	if (mlen < 2 || !p)
+		return v_drop(L2XDP_DROP_TRUNCATED);
+	w = be16(p);
+	ver = w & 0xf;
+	if (ver != 2 && ver != 3)
+		return v_drop(L2XDP_DROP_UNSUPPORTED_VERSION);
+	if (w & 0x8000)
+		return v_to_cp(L2XDP_WHY_L2TP_CONTROL);
+	if (ver == 3) {
+		__u32 sid;
+
+		p = at(ctx, msg, 8);
+		if (mlen < 8 || !p)
+			return v_drop(L2XDP_DROP_TRUNCATED);
+		sid = be32(p + 4);
+		if (sid == 0)
+			return v_drop(L2XDP_DROP_UNKNOWN_SESSION);
+		if (first_pass && cfg->cpumap_enabled) {
+			int act = spread(cfg, sid);
+
+			if (act == XDP_REDIRECT)
+				return v_other(L2XDP_V_CPU_REDIRECT, act);
+		}
+		return decap_v3(ctx, cfg, o, msg + 8, end, sid, 0, frame_len);
+	}
+	/* 6. L2TPv2 data (RFC 2661 §3.1). */
+	__u32 ids_at = (w & 0x4000) ? 4 : 2;
+	__u32 fixed = ids_at + 4 + ((w & 0x0800) ? 4 : 0) + ((w & 0x0200) ? 2 : 0);
+	__u32 hlen = fixed, pay_end = end;
+
+	if (mlen < fixed)
+		return v_drop(L2XDP_DROP_TRUNCATED);
+	if (w & 0x0200) {
+		__u8 *q = at(ctx, msg + fixed - 2, 2);
+
+		if (!q)
+			return v_drop(L2XDP_DROP_TRUNCATED);
+		hlen += be16(q);
+		if (mlen < hlen)
+			return v_drop(L2XDP_DROP_TRUNCATED);
+	}
+	if (w & 0x4000) {
+		__u8 *q = at(ctx, msg + 2, 2);
+		__u32 len;
+
+		if (!q)
+			return v_drop(L2XDP_DROP_TRUNCATED);
+		len = be16(q);
+		if (len < hlen)
+			return v_drop(L2XDP_DROP_MALFORMED_L2TP);
+		if (len > mlen)
+			return v_drop(L2XDP_DROP_TRUNCATED);
+		pay_end = msg + len;
+	}
+	__u8 *ids = at(ctx, msg + ids_at, 4);
+	if (!ids)
+		return v_drop(L2XDP_DROP_TRUNCATED);
+	__u32 id = (__u32)be16(ids) << 16 | be16(ids + 2);
+	if (first_pass && cfg->cpumap_enabled) {
+		int act = spread(cfg, id);
+
+		if (act == XDP_REDIRECT)
+			return v_other(L2XDP_V_CPU_REDIRECT, act);
+	}
+	struct l2xdp_session_key key = { .version = 2, .id = id };
+	struct l2xdp_session *s = bpf_map_lookup_elem(&l2xdp_sessions, &key);
+	int r;
+
+	if (!s || s->version != 2 || s->transport != 0)
+		return v_drop(L2XDP_DROP_UNKNOWN_SESSION);
+	/* 7. */
+	r = spoof_check(s, o);
+	if (r)
+		return v_drop(r - 1);
+	/* 9. */
+	if ((s->flags & L2XDP_F_SEQ) && (w & 0x0800)) {
+		__u8 *q = at(ctx, msg + ids_at + 4, 2);
+
+		if (!q)
+			return v_drop(L2XDP_DROP_TRUNCATED);
+		if (!seq_check(&key, be16(q), 0xffff, cfg->seq_relearn_after))
+			return v_drop(L2XDP_DROP_SEQUENCE_OUT_OF_ORDER);
+	}
+	/* 10. PPP (RFC 1661 §6.5–6.6, RFC 1662 §3.2). */
+	__u32 pay = msg + hlen, plen = pay_end - pay, a = 0, ph;
+	__u16 proto;
+
+	p = at(ctx, pay, 2);
+	if (plen >= 2 && p && p[0] == 0xff && p[1] == 0x03)
+		a = 2;
+	if (plen - a < 1)
+		return v_drop(L2XDP_DROP_TRUNCATED);
+	p = at(ctx, pay + a, 1);
+	if (!p)
+		return v_drop(L2XDP_DROP_TRUNCATED);
+	if (p[0] & 1) {
+		proto = p[0];
+		ph = a + 1;
+	} else {
+		if (plen - a < 2)
+			return v_drop(L2XDP_DROP_TRUNCATED);
+		p = at(ctx, pay + a, 2);
+		if (!p)
+			return v_drop(L2XDP_DROP_TRUNCATED);
+		proto = be16(p);
+		ph = a + 2;
+	}
+	if (!(proto & 1) || (proto & 0x100))
+		return v_drop(L2XDP_DROP_MALFORMED_PPP);
+	int v6;
+	if (proto == 0x0021)
+		v6 = 0;
+	else if (proto == 0x0057)
+		v6 = 1;
+	else if (proto >= 0x8000)
+		return v_to_cp(L2XDP_WHY_PPP_CONTROL);
+	else
+		return v_to_cp(L2XDP_WHY_PPP_OTHER);
+	/* 11. Inner. */
+	__u32 inner = pay + ph, ilen = pay_end - inner;
+	__u8 ttl;
+
+	if (v6) {
+		p = at(ctx, inner, 40);
+		if (ilen < 40 || !p || (p[0] >> 4) != 6)
+			return v_drop(L2XDP_DROP_BAD_INNER);
+		ttl = p[7];
+	} else {
+		p = at(ctx, inner, 20);
+		if (ilen < 20 || !p || (p[0] >> 4) != 4)
+			return v_drop(L2XDP_DROP_BAD_INNER);
+		ttl = p[8];
+	}
+	if (ttl <= 1)
+		return v_to_cp(L2XDP_WHY_INNER_TTL_EXPIRED);
+	return forward_v2(ctx, &key, inner, pay_end, v6, frame_len);
+}
+
+static __always_inline int access(struct xdp_md *ctx, int first_pass)
+{
+	__u32 zero = 0;
+	struct l2xdp_config *cfg = bpf_map_lookup_elem(&l2xdp_config, &zero);
+	__u32 frame_len = pkt_len(ctx);
+	struct outer o = {};
+	__u32 l3, l4, l4_end;
+	__u16 et;
+	__u8 proto, *p;
+
+	if (!cfg || !cfg->configured)
+		return v_pass();
+	/* 1. Ethernet, 0–2 VLAN tags. */
+	p = at(ctx, 0, ETH_HLEN);
+	if (!p)
+		return v_pass();
+	et = be16(p + 12);
+	l3 = ETH_HLEN;
+	if (et == ETH_P_8021Q || et == ETH_P_8021AD) {
+		p = at(ctx, 16, 2);
+		if (!p)
+			return v_pass();
+		et = be16(p);
+		l3 += 4;
+		if (et == ETH_P_8021Q || et == ETH_P_8021AD) {
+			p = at(ctx, 20, 2);
+			if (!p)
+				return v_pass();
+			et = be16(p);
+			l3 += 4;
+			if (et == ETH_P_8021Q || et == ETH_P_8021AD)
+				return v_pass();
+		}
+	}
+	/* 2. Outer IP. */
+	if (et == ETH_P_IP) {
+		__u32 ihl, tot, i;
+		__u64 sum = 0;
+
+		p = at(ctx, l3, 20);
+		if (!p)
+			return v_pass();
+		ihl = (p[0] & 0xf) * 4;
+		tot = be16(p + 2);
+		if (ihl < 20 || l3 + ihl > frame_len || tot < ihl || l3 + tot > frame_len ||
+		    (p[0] >> 4) != 4)
+			return v_pass();
+		for (i = 0; i < 15; i++) {
+			__u8 *q;
+
+			if (i * 4 >= ihl)
+				break;
+			q = at(ctx, l3 + i * 4, 4);
+			if (!q)
+				return v_pass();
+			sum += *(__u32 *)q;
+		}
+		if (fold(sum) != 0xffff || (be16(p + 6) & 0x3fff))
+			return v_pass();
+		o.family = 4;
+		__builtin_memcpy(o.src, p + 12, 4);
+		__builtin_memcpy(o.dst, p + 16, 4);
+		proto = p[9];
+		l4 = l3 + ihl;
+		l4_end = l3 + tot;
+	} else if (et == ETH_P_IPV6) {
+		p = at(ctx, l3, 40);
+		if (!p)
+			return v_pass();
+		l4 = l3 + 40;
+		l4_end = l4 + be16(p + 4);
+		if (l4_end > frame_len || (p[0] >> 4) != 6)
+			return v_pass();
+		o.family = 6;
+		__builtin_memcpy(o.src, p + 8, 16);
+		__builtin_memcpy(o.dst, p + 24, 16);
+		proto = p[6];
+	} else {
+		return v_pass();
+	}
+	/* 3. Classification. */
+	if (proto == IPPROTO_UDP) {
+		__u32 ulen;
+		__u16 csum;
+
+		if (l4_end - l4 < 8)
+			return v_pass();
+		p = at(ctx, l4, 8);
+		if (!p)
+			return v_pass();
+		if (be16(p + 2) != cfg->udp_port)
+			return v_pass();
+		/* 4. UDP. */
+		ulen = be16(p + 4);
+		if (ulen < 8 || ulen > l4_end - l4)
+			return v_drop(L2XDP_DROP_BAD_UDP_LENGTH);
+		o.udp = 1;
+		o.sport = be16(p);
+		o.dport = be16(p + 2);
+		csum = *(__u16 *)(p + 6);
+		if (csum == 0) {
+			if (o.family == 6 && !cfg->accept_zero_udp6_checksum)
+				return v_drop(L2XDP_DROP_ZERO_UDP6_CHECKSUM);
+		} else if (cfg->verify_udp_checksum) {
+			__u64 sum = pseudo_udp(o.family, o.src, o.dst, ulen);
+
+			if (csum_range(ctx, l4, ulen, &sum))
+				return v_other(L2XDP_V_ENCAP_REFUSED, XDP_PASS);
+			if (fold(sum) != 0xffff)
+				return v_drop(L2XDP_DROP_BAD_UDP_CHECKSUM);
+		}
+		return decap_udp(ctx, cfg, &o, l4 + 8, l4 + ulen, frame_len, first_pass);
+	}
+	if (proto == IPPROTO_L2TP_) {
+		__u32 sid;
+
+		p = at(ctx, l4, 4);
+		if (l4_end - l4 < 4 || !p)
+			return v_drop(L2XDP_DROP_TRUNCATED);
+		sid = be32(p);
+		if (sid == 0)
+			return v_to_cp(L2XDP_WHY_L2TP_CONTROL);
+		if (first_pass && cfg->cpumap_enabled) {
+			int act = spread(cfg, sid);
+
+			if (act == XDP_REDIRECT)
+				return v_other(L2XDP_V_CPU_REDIRECT, act);
+		}
+		return decap_v3(ctx, cfg, &o, l4 + 4, l4_end, sid, 1, frame_len);
+	}
+	return v_pass();
+}
+
+SEC("xdp")
+int xdp_l2tp_access(struct xdp_md *ctx)
+{
+	return access(ctx, 1);
+}
+
+SEC("xdp/cpumap")
+int xdp_l2tp_access_cpu(struct xdp_md *ctx)
+{
+	return access(ctx, 0);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Encapsulation (core side): wire::datapath::encap with the session's template. */
+
+static __always_inline int put(struct xdp_md *ctx, __u32 off, void *from, __u32 len)
+{
+	return bpf_xdp_store_bytes(ctx, off, from, len);
+}
+
+static __always_inline int encap(struct xdp_md *ctx, struct l2xdp_config *cfg,
+				 struct l2xdp_session *s, struct l2xdp_session_key *key,
+				 __u32 inner, __u32 inner_len, int v6)
+{
+	struct bpf_fib_lookup fib = {};
+	__u32 hdr_len = s->hdr_len, l3 = s->l3_off, l4 = s->l4_off;
+	__u32 ip_hlen = s->family == 4 ? 20 : 40;
+	__u32 ip_len, ns = 0, frame_len = pkt_len(ctx);
+	int rc;
+
+	if (hdr_len < ETH_HLEN || hdr_len > L2XDP_HDR_MAX || l3 >= hdr_len || l4 >= hdr_len)
+		return v_other(L2XDP_V_ERROR, XDP_ABORTED);
+	ip_len = hdr_len - l3 + inner_len;
+	if (ip_len > cfg->mtu || ip_len > 0xffff)
+		return v_other(L2XDP_V_ENCAP_REFUSED, XDP_PASS);
+	if (s->family == 4) {
+		fib.family = AF_INET;
+		fib.ipv4_src = *(__u32 *)s->local_addr;
+		fib.ipv4_dst = *(__u32 *)s->peer_addr;
+		fib.tos = s->dscp << 2;
+	} else {
+		fib.family = AF_INET6;
+		__builtin_memcpy(fib.ipv6_src, s->local_addr, 16);
+		__builtin_memcpy(fib.ipv6_dst, s->peer_addr, 16);
+	}
+	fib.l4_protocol = s->transport == 0 ? IPPROTO_UDP : IPPROTO_L2TP_;
+	fib.tot_len = ip_len;
+	fib.ifindex = ctx->ingress_ifindex;
+	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+		return v_other(L2XDP_V_FIB_MISS, XDP_PASS);
+
+	if (inner + inner_len < frame_len &&
+	    bpf_xdp_adjust_tail(ctx, -(int)(frame_len - inner - inner_len)))
+		return v_other(L2XDP_V_ERROR, XDP_ABORTED);
+	if (bpf_xdp_adjust_head(ctx, (int)inner - (int)hdr_len))
+		return v_other(L2XDP_V_ERROR, XDP_ABORTED);
+	hdr_len &= 0xff;
+	if (hdr_len < ETH_HLEN || hdr_len > L2XDP_HDR_MAX)
+		return v_other(L2XDP_V_ERROR, XDP_ABORTED);
+	if (put(ctx, 0, s->hdr, hdr_len) || put(ctx, 0, fib.dmac, 6) || put(ctx, 6, fib.smac, 6))
+		return v_other(L2XDP_V_ERROR, XDP_ABORTED);
+
+	/* Outer IP lengths and the IPv4 header checksum. */
+	if (s->family == 4) {
+		__u16 tot = bpf_htons((__u16)ip_len);
+		__u8 *ip;
+		__u64 sum;
+
+		put(ctx, l3 + 2, &tot, 2);
+		ip = at(ctx, l3, 20);
+		if (!ip)
+			return v_other(L2XDP_V_ERROR, XDP_ABORTED);
+		sum = (__u64)((__u32 *)ip)[0] + ((__u32 *)ip)[1] + ((__u32 *)ip)[2] +
+		      ((__u32 *)ip)[3] + ((__u32 *)ip)[4];
+		*(__u16 *)(ip + 10) = ~fold(sum);
+	} else {
+		__u16 plen = bpf_htons((__u16)(ip_len - 40));
+
+		put(ctx, l3 + 4, &plen, 2);
+	}
+	/* Sequence number: consumed only now that the frame is written. */
+	if (s->flags & L2XDP_F_SEQ) {
+		struct l2xdp_seq *st = bpf_map_lookup_elem(&l2xdp_seq, key);
+
+		if (st)
+			ns = __sync_fetch_and_add(&st->tx_next, 1);
+		if (s->seq_off) {
+			if (s->version == 2) {
+				__u16 n = bpf_htons((__u16)ns);
+
+				put(ctx, s->seq_off, &n, 2);
+			} else {
+				__u32 n = bpf_htonl(0x40000000 | (ns & 0xffffff));
+
+				put(ctx, s->seq_off, &n, 4);
+			}
+		}
+	}
+	/* v2: the PPP protocol of the inner packet. */
+	if (s->version == 2) {
+		__u8 pr[2] = { 0, v6 ? 0x57 : 0x21 };
+
+		if (s->flags & L2XDP_F_PFC)
+			put(ctx, s->ppp_off, &pr[1], 1);
+		else
+			put(ctx, s->ppp_off, pr, 2);
+	}
+	/* UDP Length, then the checksum over everything (RFC 768; RFC 8200 §8.1). */
+	if (s->transport == 0) {
+		__u32 ulen = ip_len - ip_hlen;
+		__u16 ul = bpf_htons((__u16)ulen);
+
+		put(ctx, l4 + 4, &ul, 2);
+		if (s->family == 6 || (s->flags & L2XDP_F_UDP_CSUM4)) {
+			__u64 sum = pseudo_udp(s->family, s->local_addr, s->peer_addr, ulen);
+			__u16 c;
+
+			if (csum_range(ctx, l4, ulen, &sum))
+				return v_other(L2XDP_V_ERROR, XDP_ABORTED);
+			c = ~fold(sum);
+			if (c == 0)
+				c = 0xffff;
+			put(ctx, l4 + 6, &c, 2);
+		}
+	}
+	count_session(key, pkt_len(ctx), 0);
+	count(&l2xdp_verdicts, L2XDP_V_ENCAP);
+	return bpf_redirect(fib.ifindex, 0);
+}
+
+SEC("xdp")
+int xdp_l2tp_core(struct xdp_md *ctx)
+{
+	__u32 zero = 0, ifindex = ctx->ingress_ifindex;
+	struct l2xdp_config *cfg = bpf_map_lookup_elem(&l2xdp_config, &zero);
+	__u32 frame_len = pkt_len(ctx), inner, len;
+	struct l2xdp_session_key k, *key;
+	struct l2xdp_session *s;
+	int v6 = 0;
+	__u8 *p;
+
+	if (!cfg || !cfg->configured)
+		return v_pass();
+	key = bpf_map_lookup_elem(&l2xdp_ac, &ifindex);
+	if (key) {
+		/* A frame on a v3 attachment circuit: the whole frame is the payload. */
+		if (frame_len < ETH_HLEN)
+			return v_pass();
+		k = *key;
+		inner = 0;
+		len = frame_len;
+	} else {
+		/* A packet to a v2 subscriber; Ethernet padding is not payload. */
+		p = at(ctx, 0, ETH_HLEN);
+		if (!p)
+			return v_pass();
+		inner = ETH_HLEN;
+		len = frame_len - ETH_HLEN;
+		if (be16(p + 12) == ETH_P_IP) {
+			__u32 tot;
+
+			p = at(ctx, ETH_HLEN, 20);
+			if (!p || (p[0] >> 4) != 4)
+				return v_pass();
+			key = bpf_map_lookup_elem(&l2xdp_sub4, p + 16);
+			tot = be16(p + 2);
+			if (tot >= 20 && tot < len)
+				len = tot;
+		} else if (be16(p + 12) == ETH_P_IPV6) {
+			struct l2xdp_lpm6_key lk = { .prefixlen = 128 };
+			__u32 tot;
+
+			p = at(ctx, ETH_HLEN, 40);
+			if (!p || (p[0] >> 4) != 6)
+				return v_pass();
+			__builtin_memcpy(lk.addr, p + 24, 16);
+			key = bpf_map_lookup_elem(&l2xdp_sub6, &lk);
+			tot = 40 + be16(p + 4);
+			if (tot < len)
+				len = tot;
+			v6 = 1;
+		}
+		if (!key)
+			return v_pass();
+		k = *key;
+	}
+	s = bpf_map_lookup_elem(&l2xdp_sessions, &k);
+	if (!s || s->version != (inner ? 2 : 3))
+		return v_pass();
+	return encap(ctx, cfg, s, &k, inner, len, v6);
+}

@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * l2xdp: every key and value the XDP programs and user space share. The Rust twins are in
+ * ebpf/src/maps.rs (#[repr(C)], aya::Pod); a test compares their sizes and field offsets with
+ * this object's BTF. Keep the two in step: change a struct here, change it there.
+ *
+ * Byte order: addresses, cookies and the header template are stored as they appear on the wire;
+ * ports, ids and every other number in host order.
+ */
+#ifndef L2XDP_MAPS_H
+#define L2XDP_MAPS_H
+
+#include <linux/types.h>
+#include <linux/bpf.h>
+
+/* Stable indexes: wire::datapath::DropReason (append only). */
+enum l2xdp_drop {
+	L2XDP_DROP_TRUNCATED = 0,
+	L2XDP_DROP_BAD_UDP_LENGTH = 1,
+	L2XDP_DROP_BAD_UDP_CHECKSUM = 2,
+	L2XDP_DROP_ZERO_UDP6_CHECKSUM = 3,
+	L2XDP_DROP_UNSUPPORTED_VERSION = 4,
+	L2XDP_DROP_MALFORMED_L2TP = 5,
+	L2XDP_DROP_UNKNOWN_SESSION = 6,
+	L2XDP_DROP_SPOOFED_SOURCE = 7,
+	L2XDP_DROP_WRONG_DESTINATION = 8,
+	L2XDP_DROP_WRONG_COOKIE = 9,
+	L2XDP_DROP_SEQUENCE_OUT_OF_ORDER = 10,
+	L2XDP_DROP_MALFORMED_PPP = 11,
+	L2XDP_DROP_BAD_INNER = 12,
+	L2XDP_DROP_COUNT = 13,
+};
+
+/* Stable indexes: wire::datapath::Why. */
+enum l2xdp_why {
+	L2XDP_WHY_L2TP_CONTROL = 0,
+	L2XDP_WHY_PPP_CONTROL = 1,
+	L2XDP_WHY_PPP_OTHER = 2,
+	L2XDP_WHY_INNER_TTL_EXPIRED = 3,
+	L2XDP_WHY_COUNT = 4,
+};
+
+/* Per-verdict counters (l2xdp_verdicts, PERCPU_ARRAY of __u64). */
+enum l2xdp_verdict {
+	L2XDP_V_PASS = 0,           /* not L2TP / not for a session: the kernel's */
+	L2XDP_V_TO_CONTROL = 1,     /* XDP_PASS to l2xdpd (see also L2XDP_V_WHY_BASE + why) */
+	L2XDP_V_DROP = 2,           /* see l2xdp_drops */
+	L2XDP_V_DECAP = 3,          /* decapsulated and redirected to the core / circuit */
+	L2XDP_V_ENCAP = 4,          /* encapsulated and redirected to the access side */
+	L2XDP_V_CPU_REDIRECT = 5,   /* first pass: handed to another CPU (cpumap) */
+	L2XDP_V_FIB_MISS = 6,       /* no route / neighbour: XDP_PASS of the untouched frame */
+	L2XDP_V_ENCAP_REFUSED = 7,  /* too big for the MTU or the checksum loop: XDP_PASS */
+	L2XDP_V_ERROR = 8,          /* a helper failed (adjust_head...): XDP_ABORTED */
+	L2XDP_V_WHY_BASE = 12,      /* 12..16: to-control-plane per l2xdp_why */
+	L2XDP_V_COUNT = 16,
+};
+
+/* Global settings (l2xdp_config, ARRAY of one). */
+struct l2xdp_config {
+	__u16 udp_port;               /* L2TP UDP port (1701) */
+	__u8 verify_udp_checksum;     /* verify nonzero UDP checksums */
+	__u8 accept_zero_udp6_checksum;
+	__u32 seq_relearn_after;      /* RFC 4951 §3.2.3 'n' (0: never) */
+	__u32 mtu;                    /* largest outer IP packet encap emits */
+	__u32 cpumap_enabled;         /* access side: spread sessions over CPUs */
+	__u32 cpumap_cpus;            /* entries 0..cpumap_cpus-1 of l2xdp_cpus are set */
+	__u32 configured;             /* 0 until user space wrote the config: pass everything */
+};
+
+/* Session key: the ids that arrive in packets (ours). v2: id = tunnel << 16 | session. */
+struct l2xdp_session_key {
+	__u8 version;   /* 2 or 3 */
+	__u8 pad[3];
+	__u32 id;
+};
+
+enum l2xdp_session_flags {
+	L2XDP_F_L2SS = 1,        /* v3 default L2-Specific Sublayer */
+	L2XDP_F_SEQ = 2,         /* sequencing */
+	L2XDP_F_UDP_CSUM4 = 4,   /* compute the UDP checksum over IPv4 */
+	L2XDP_F_ACFC = 8,        /* v2 PPP: omit FF 03 */
+	L2XDP_F_PFC = 16,        /* v2 PPP: one-byte protocol */
+};
+
+#define L2XDP_HDR_MAX 128
+
+/* A session (l2xdp_sessions, HASH). The explicit fields serve decap and the read back; hdr is
+ * the encap template built by user space with the reference encap (Ns 0, length fields for an
+ * empty payload): the program copies it, then fills lengths, checksums, Ns, the PPP protocol
+ * and the MACs from bpf_fib_lookup. */
+struct l2xdp_session {
+	__u8 version;          /* 2 or 3 */
+	__u8 transport;        /* 0 UDP, 1 IP (115) */
+	__u8 family;           /* 4 or 6 */
+	__u8 flags;            /* l2xdp_session_flags */
+	__u16 local_port;
+	__u16 peer_port;
+	__u8 local_addr[16];   /* IPv4 in the first 4 bytes, the rest zero */
+	__u8 peer_addr[16];
+	__u32 peer_id;         /* v2: peer tunnel << 16 | peer session; v3: peer session */
+	__u8 cookie_rx_len;    /* 0, 4, 8 */
+	__u8 cookie_tx_len;
+	__u8 ttl;
+	__u8 dscp;
+	__u8 cookie_rx[8];
+	__u8 cookie_tx[8];
+	__u8 local_mac[6];     /* kept for the read back; forwarding uses bpf_fib_lookup */
+	__u8 next_hop_mac[6];
+	__u16 vlan_tpid[2];
+	__u16 vlan_tci[2];
+	__u8 vlan_count;
+	__u8 binding;          /* 0 subscriber (v2), 1 attachment circuit (v3) */
+	__u16 pad;
+	__u32 ac_ifindex;      /* v3 attachment circuit */
+	__u16 hdr_len;         /* template length: Ethernet to the inner packet */
+	__u16 l3_off;          /* outer IP header */
+	__u16 l4_off;          /* UDP header, or the L2TPv3-over-IP header */
+	__u16 seq_off;         /* v2 Ns / v3 sublayer word; 0: none */
+	__u16 ppp_off;         /* v2 PPP protocol field */
+	__u16 pad2;
+	__u8 hdr[L2XDP_HDR_MAX];
+};
+
+/* Sequence state (l2xdp_seq, HASH, same key): tx Ns by atomic add, rx by RxSeq::check under
+ * the lock. */
+struct l2xdp_seq {
+	struct bpf_spin_lock lock;
+	__u32 tx_next;
+	__u32 rx_expected;
+	__u32 rx_synced;
+	__u32 rx_run;
+	__u32 rx_run_next;
+};
+
+/* Per-session counters (l2xdp_counters, PERCPU_HASH, same key). */
+struct l2xdp_counters {
+	__u64 rx_packets;
+	__u64 rx_bytes;
+	__u64 tx_packets;
+	__u64 tx_bytes;
+};
+
+/* IPv6 subscriber prefix (l2xdp_sub6, LPM_TRIE). */
+struct l2xdp_lpm6_key {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+
+#endif

@@ -1,0 +1,312 @@
+//! `#[repr(C)]` twins of `include/l2xdp_maps.h` (the test `layouts_match_btf` compares their
+//! sizes and field offsets with the compiled object's BTF) and the map names.
+
+/// Map names in the object (also the pin file names under the pin directory).
+pub mod name {
+    /// [`super::Config`], ARRAY of one.
+    pub const CONFIG: &str = "l2xdp_config";
+    /// [`super::SessionKey`] → [`super::Session`], HASH.
+    pub const SESSIONS: &str = "l2xdp_sessions";
+    /// [`super::SessionKey`] → [`super::Seq`], HASH (value has a `bpf_spin_lock`).
+    pub const SEQ: &str = "l2xdp_seq";
+    /// [`super::SessionKey`] → [`super::Counters`], PERCPU_HASH.
+    pub const COUNTERS: &str = "l2xdp_counters";
+    /// Drop reason (`wire::datapath::DropReason` as u32) → u64, PERCPU_ARRAY.
+    pub const DROPS: &str = "l2xdp_drops";
+    /// [`super::verdict`] index → u64, PERCPU_ARRAY.
+    pub const VERDICTS: &str = "l2xdp_verdicts";
+    /// IPv4 address (network order, as `[u8; 4]`) → [`super::SessionKey`], HASH.
+    pub const SUB4: &str = "l2xdp_sub4";
+    /// [`super::Lpm6Key`] → [`super::SessionKey`], LPM_TRIE.
+    pub const SUB6: &str = "l2xdp_sub6";
+    /// Attachment circuit ifindex → [`super::SessionKey`], HASH.
+    pub const AC: &str = "l2xdp_ac";
+    /// CPUMAP for spreading sessions over CPUs.
+    pub const CPUS: &str = "l2xdp_cpus";
+    /// Every map.
+    pub const ALL: [&str; 10] = [
+        CONFIG, SESSIONS, SEQ, COUNTERS, DROPS, VERDICTS, SUB4, SUB6, AC, CPUS,
+    ];
+}
+
+/// Indexes of the per-verdict counters (`enum l2xdp_verdict`).
+pub mod verdict {
+    /// Not L2TP or not for a session: the kernel's.
+    pub const PASS: u32 = 0;
+    /// XDP_PASS to the control plane (sum over [`WHY_BASE`]..).
+    pub const TO_CONTROL: u32 = 1;
+    /// Dropped (see the per-reason counters).
+    pub const DROP: u32 = 2;
+    /// Decapsulated and redirected.
+    pub const DECAP: u32 = 3;
+    /// Encapsulated and redirected.
+    pub const ENCAP: u32 = 4;
+    /// First pass: handed to another CPU.
+    pub const CPU_REDIRECT: u32 = 5;
+    /// No route or neighbour: the untouched frame is passed to the kernel.
+    pub const FIB_MISS: u32 = 6;
+    /// Too big to encapsulate (MTU) or to checksum in the bounded loop: passed.
+    pub const ENCAP_REFUSED: u32 = 7;
+    /// A helper failed: aborted.
+    pub const ERROR: u32 = 8;
+    /// `WHY_BASE + wire::datapath::Why as u32`: to-control-plane per reason.
+    pub const WHY_BASE: u32 = 12;
+    /// Size of the array.
+    pub const COUNT: u32 = 16;
+}
+
+/// Session flags (`enum l2xdp_session_flags`).
+pub mod flags {
+    /// v3 default L2-Specific Sublayer.
+    pub const L2SS: u8 = 1;
+    /// Sequencing.
+    pub const SEQ: u8 = 2;
+    /// UDP checksum over IPv4.
+    pub const UDP_CSUM4: u8 = 4;
+    /// v2 PPP ACFC.
+    pub const ACFC: u8 = 8;
+    /// v2 PPP PFC.
+    pub const PFC: u8 = 16;
+}
+
+/// Size of the encap template.
+pub const HDR_MAX: usize = 128;
+
+/// `struct l2xdp_config`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Config {
+    pub udp_port: u16,
+    pub verify_udp_checksum: u8,
+    pub accept_zero_udp6_checksum: u8,
+    pub seq_relearn_after: u32,
+    pub mtu: u32,
+    pub cpumap_enabled: u32,
+    pub cpumap_cpus: u32,
+    pub configured: u32,
+}
+
+/// `struct l2xdp_session_key`: v2 `id` = tunnel << 16 | session; v3 `id` = session.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionKey {
+    pub version: u8,
+    pub pad: [u8; 3],
+    pub id: u32,
+}
+
+/// `struct l2xdp_session`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Session {
+    pub version: u8,
+    pub transport: u8,
+    pub family: u8,
+    pub flags: u8,
+    pub local_port: u16,
+    pub peer_port: u16,
+    pub local_addr: [u8; 16],
+    pub peer_addr: [u8; 16],
+    pub peer_id: u32,
+    pub cookie_rx_len: u8,
+    pub cookie_tx_len: u8,
+    pub ttl: u8,
+    pub dscp: u8,
+    pub cookie_rx: [u8; 8],
+    pub cookie_tx: [u8; 8],
+    pub local_mac: [u8; 6],
+    pub next_hop_mac: [u8; 6],
+    pub vlan_tpid: [u16; 2],
+    pub vlan_tci: [u16; 2],
+    pub vlan_count: u8,
+    pub binding: u8,
+    pub pad: u16,
+    pub ac_ifindex: u32,
+    pub hdr_len: u16,
+    pub l3_off: u16,
+    pub l4_off: u16,
+    pub seq_off: u16,
+    pub ppp_off: u16,
+    pub pad2: u16,
+    pub hdr: [u8; HDR_MAX],
+}
+
+impl Session {
+    /// All zero.
+    pub const fn zeroed() -> Self {
+        Session {
+            version: 0,
+            transport: 0,
+            family: 0,
+            flags: 0,
+            local_port: 0,
+            peer_port: 0,
+            local_addr: [0; 16],
+            peer_addr: [0; 16],
+            peer_id: 0,
+            cookie_rx_len: 0,
+            cookie_tx_len: 0,
+            ttl: 0,
+            dscp: 0,
+            cookie_rx: [0; 8],
+            cookie_tx: [0; 8],
+            local_mac: [0; 6],
+            next_hop_mac: [0; 6],
+            vlan_tpid: [0; 2],
+            vlan_tci: [0; 2],
+            vlan_count: 0,
+            binding: 0,
+            pad: 0,
+            ac_ifindex: 0,
+            hdr_len: 0,
+            l3_off: 0,
+            l4_off: 0,
+            seq_off: 0,
+            ppp_off: 0,
+            pad2: 0,
+            hdr: [0; HDR_MAX],
+        }
+    }
+}
+
+/// `struct l2xdp_seq` (`lock` is the `struct bpf_spin_lock`, never touched by user space).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Seq {
+    pub lock: u32,
+    pub tx_next: u32,
+    pub rx_expected: u32,
+    pub rx_synced: u32,
+    pub rx_run: u32,
+    pub rx_run_next: u32,
+}
+
+/// `struct l2xdp_counters`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+}
+
+/// `struct l2xdp_lpm6_key` (aya's `lpm_trie::Key<[u8; 16]>` has the same layout).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Lpm6Key {
+    pub prefixlen: u32,
+    pub addr: [u8; 16],
+}
+
+// SAFETY: plain `#[repr(C)]` integers and byte arrays, no padding the kernel could leak into
+// (every gap is an explicit field), valid for every bit pattern.
+unsafe impl aya::Pod for Config {}
+// SAFETY: as above.
+unsafe impl aya::Pod for SessionKey {}
+// SAFETY: as above.
+unsafe impl aya::Pod for Session {}
+// SAFETY: as above.
+unsafe impl aya::Pod for Seq {}
+// SAFETY: as above.
+unsafe impl aya::Pod for Counters {}
+// SAFETY: as above.
+unsafe impl aya::Pod for Lpm6Key {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::btf::Btf;
+    use core::mem::{offset_of, size_of};
+
+    /// (C name, Rust size, [(field, Rust offset)]).
+    type Layout = (&'static str, usize, Vec<(&'static str, usize)>);
+
+    macro_rules! layout {
+        ($c:literal, $t:ty, [$($f:ident),* $(,)?]) => {
+            ($c, size_of::<$t>(), vec![$((stringify!($f), offset_of!($t, $f))),*])
+        };
+    }
+
+    #[test]
+    fn layouts_match_btf() {
+        let btf = Btf::from_elf(crate::L2XDP_OBJ).expect("the object has BTF");
+        let layouts: Vec<Layout> = vec![
+            layout!(
+                "l2xdp_config",
+                Config,
+                [
+                    udp_port,
+                    verify_udp_checksum,
+                    accept_zero_udp6_checksum,
+                    seq_relearn_after,
+                    mtu,
+                    cpumap_enabled,
+                    cpumap_cpus,
+                    configured
+                ]
+            ),
+            layout!("l2xdp_session_key", SessionKey, [version, pad, id]),
+            layout!(
+                "l2xdp_session",
+                Session,
+                [
+                    version,
+                    transport,
+                    family,
+                    flags,
+                    local_port,
+                    peer_port,
+                    local_addr,
+                    peer_addr,
+                    peer_id,
+                    cookie_rx_len,
+                    cookie_tx_len,
+                    ttl,
+                    dscp,
+                    cookie_rx,
+                    cookie_tx,
+                    local_mac,
+                    next_hop_mac,
+                    vlan_tpid,
+                    vlan_tci,
+                    vlan_count,
+                    binding,
+                    pad,
+                    ac_ifindex,
+                    hdr_len,
+                    l3_off,
+                    l4_off,
+                    seq_off,
+                    ppp_off,
+                    pad2,
+                    hdr
+                ]
+            ),
+            layout!(
+                "l2xdp_seq",
+                Seq,
+                [lock, tx_next, rx_expected, rx_synced, rx_run, rx_run_next]
+            ),
+            layout!(
+                "l2xdp_counters",
+                Counters,
+                [rx_packets, rx_bytes, tx_packets, tx_bytes]
+            ),
+            layout!("l2xdp_lpm6_key", Lpm6Key, [prefixlen, addr]),
+        ];
+        for (cname, size, fields) in layouts {
+            let st = btf
+                .struct_by_name(cname)
+                .unwrap_or_else(|| panic!("struct {cname} not in the object's BTF"));
+            assert_eq!(st.size, size, "size of {cname}");
+            let c_fields: Vec<&str> = st.members.iter().map(|m| m.name.as_str()).collect();
+            let r_fields: Vec<&str> = fields.iter().map(|(f, _)| *f).collect();
+            assert_eq!(c_fields, r_fields, "fields of {cname}");
+            for (f, off) in fields {
+                let m = st.members.iter().find(|m| m.name == f).expect("member");
+                assert_eq!(m.bit_offset, off * 8, "offset of {cname}.{f}");
+            }
+        }
+    }
+}

@@ -6,6 +6,10 @@
 //!   avoidance, retransmission with exponential back-off, in-order delivery, delayed ZLB
 //!   acknowledgements, and the RFC 4951 hooks (sequence reset, hold before failure).
 //!
-//! Not built yet: the tunnel and session state machines, PPP termination and the daemon.
+//! - [`l2tp`]: the L2TP control connection and session state machines (RFC 2661, RFC 3931),
+//!   both roles, sans-IO, and the [`l2tp::Registry`] that drives many of them.
+//!
+//! Not built yet: PPP termination and the daemon.
 
+pub mod l2tp;
 pub mod reliable;

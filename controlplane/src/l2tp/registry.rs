@@ -427,22 +427,23 @@ impl Registry {
     /// Runs the timers that are due.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = Some(now);
+        // Collect first: a tunnel whose next deadline is already due (a delayed ZLB waits for
+        // poll_transmit) must not be run again in the same call.
+        let mut due = Vec::new();
         while let Some(Reverse((d, id))) = self.heap.peek().copied() {
             if d > now {
                 break;
             }
             self.heap.pop();
-            let current = self.tunnels.get_mut(&id).is_some_and(|t| {
+            if let Some(t) = self.tunnels.get_mut(&id) {
                 if t.scheduled == Some(d) {
                     t.scheduled = None;
-                    true
-                } else {
-                    false
+                    due.push(id);
                 }
-            });
-            if current {
-                self.with_tunnel(id, now, |t, ctx| t.handle_timeout(ctx));
             }
+        }
+        for id in due {
+            self.with_tunnel(id, now, |t, ctx| t.handle_timeout(ctx));
         }
     }
 

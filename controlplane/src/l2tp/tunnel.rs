@@ -1332,13 +1332,18 @@ impl Tunnel {
             self.sessions.insert(id, s);
             return;
         }
-        let expected = match (mt, s.initiator, s.call, s.state) {
-            (M::Icrp, true, CallKind::Incoming, SessionState::WaitReply) => true,
-            (M::Iccn, false, CallKind::Incoming, SessionState::WaitConnect) => true,
-            (M::Ocrp, true, CallKind::Outgoing, SessionState::WaitReply) => true,
-            (M::Occn, true, CallKind::Outgoing, SessionState::WaitConnect) => true,
-            _ => false,
-        };
+        let expected = matches!(
+            (mt, s.initiator, s.call, s.state),
+            (M::Icrp, true, CallKind::Incoming, SessionState::WaitReply)
+                | (
+                    M::Iccn,
+                    false,
+                    CallKind::Incoming,
+                    SessionState::WaitConnect
+                )
+                | (M::Ocrp, true, CallKind::Outgoing, SessionState::WaitReply)
+                | (M::Occn, true, CallKind::Outgoing, SessionState::WaitConnect)
+        );
         if !expected {
             self.sessions.insert(id, s);
             ctx.counters

@@ -8,14 +8,14 @@
 //! - [`ppp`]: PPP termination for the LNS and the client emulator as sans-IO state machines:
 //!   the RFC 1661 §4 automaton for LCP/IPCP/IPv6CP, PAP and CHAP-MD5 (with RFC 2661 proxy LCP
 //!   and proxy authentication), address pools and the users file.
-//!
+//! - [`l2tp`]: the L2TP control connection and session state machines (RFC 2661, RFC 3931),
+//!   both roles, sans-IO, and the [`l2tp::Registry`] that drives many of them.
 //! - [`config_file`]: TOML configuration files with errors that name the file, line and field.
 //! - [`socket`]: L2TP sockets over UDP and IP protocol 115, and a deterministic lossy shim for
 //!   tests.
-//!
-//! Not built yet: the tunnel and session state machines and the daemon.
 
 pub mod config_file;
+pub mod l2tp;
 pub mod ppp;
 pub mod reliable;
 pub mod socket;

@@ -10,9 +10,11 @@
 //! - [`validate`]: which AVPs each message must carry, M-bit rules, and the result and error
 //!   codes a receiver answers with.
 //! - [`codes`]: result and error code values.
+//! - [`digest`]: the L2TPv3 Message Digest (RFC 3931 §4.3, §5.4.1).
 
 pub mod avp;
 pub mod codes;
+pub mod digest;
 pub mod header;
 pub mod hidden;
 pub mod message;

@@ -10,12 +10,16 @@
 //!   and proxy authentication), address pools and the users file.
 //! - [`l2tp`]: the L2TP control connection and session state machines (RFC 2661, RFC 3931),
 //!   both roles, sans-IO, and the [`l2tp::Registry`] that drives many of them.
+//! - [`node`]: one node — registry, PPP links and the fast path glued together, sans-IO.
+//! - [`driver`]: runs a node over real sockets on tokio.
 //! - [`config_file`]: TOML configuration files with errors that name the file, line and field.
 //! - [`socket`]: L2TP sockets over UDP and IP protocol 115, and a deterministic lossy shim for
 //!   tests.
 
 pub mod config_file;
+pub mod driver;
 pub mod l2tp;
+pub mod node;
 pub mod ppp;
 pub mod reliable;
 pub mod socket;

@@ -10,40 +10,14 @@ use std::io;
 use std::mem::MaybeUninit;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use serde::Serialize;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use tokio::io::unix::AsyncFd;
 use tokio::net::UdpSocket;
 
+use l2xdp_wire::l2tp::header::Transport;
 use l2xdp_wire::l2tp::IP_PROTOCOL;
 
-/// A peer's transport address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub enum PeerAddr {
-    /// L2TP over UDP: address and port.
-    Udp(SocketAddr),
-    /// L2TPv3 over IP protocol 115: address only.
-    Ip(IpAddr),
-}
-
-impl PeerAddr {
-    /// The peer's IP address.
-    pub fn ip(&self) -> IpAddr {
-        match self {
-            PeerAddr::Udp(a) => a.ip(),
-            PeerAddr::Ip(a) => *a,
-        }
-    }
-}
-
-impl std::fmt::Display for PeerAddr {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            PeerAddr::Udp(a) => write!(f, "udp:{a}"),
-            PeerAddr::Ip(a) => write!(f, "ip:{a}"),
-        }
-    }
-}
+pub use crate::l2tp::Peer;
 
 /// Receive buffer asked of the kernel: a burst of control traffic from thousands of tunnels
 /// (all retransmitting after an outage) must not overflow it.
@@ -110,6 +84,14 @@ impl L2tpSocket {
         })
     }
 
+    /// The transport this socket carries.
+    pub fn transport(&self) -> Transport {
+        match self {
+            L2tpSocket::Udp(_) => Transport::Udp,
+            L2tpSocket::Ip { .. } => Transport::Ip,
+        }
+    }
+
     /// The local address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         match self {
@@ -124,11 +106,11 @@ impl L2tpSocket {
 
     /// Receives one L2TP message into `buf`: its length and the peer it came from. Over IPv4
     /// raw sockets the IP header is stripped.
-    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<(usize, PeerAddr)> {
+    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<(usize, Peer)> {
         match self {
             L2tpSocket::Udp(s) => {
                 let (n, from) = s.recv_from(buf).await?;
-                Ok((n, PeerAddr::Udp(from)))
+                Ok((n, Peer::udp(from)))
             }
             L2tpSocket::Ip { fd, v4 } => loop {
                 let mut guard = fd.readable().await?;
@@ -148,7 +130,7 @@ impl L2tpSocket {
                         let ip = sockaddr_ip(&from)
                             .ok_or_else(|| io::Error::other("raw packet without a source"))?;
                         let n = if *v4 { strip_ipv4_header(buf, n)? } else { n };
-                        return Ok((n, PeerAddr::Ip(ip)));
+                        return Ok((n, Peer::ip(ip)));
                     }
                     Ok(Err(e)) => return Err(e),
                     Err(_would_block) => continue,
@@ -158,11 +140,11 @@ impl L2tpSocket {
     }
 
     /// Sends one L2TP message to `peer`.
-    pub async fn send(&self, peer: PeerAddr, data: &[u8]) -> io::Result<()> {
-        match (self, peer) {
-            (L2tpSocket::Udp(s), PeerAddr::Udp(to)) => s.send_to(data, to).await.map(|_| ()),
-            (L2tpSocket::Ip { fd, .. }, PeerAddr::Ip(to)) => {
-                let to = SockAddr::from(SocketAddr::new(to, 0));
+    pub async fn send(&self, peer: Peer, data: &[u8]) -> io::Result<()> {
+        match (self, peer.transport) {
+            (L2tpSocket::Udp(s), Transport::Udp) => s.send_to(data, peer.addr).await.map(|_| ()),
+            (L2tpSocket::Ip { fd, .. }, Transport::Ip) => {
+                let to = SockAddr::from(SocketAddr::new(peer.addr.ip(), 0));
                 loop {
                     let mut guard = fd.writable().await?;
                     match guard.try_io(|inner| inner.get_ref().send_to(data, &to)) {
@@ -171,9 +153,12 @@ impl L2tpSocket {
                     }
                 }
             }
-            (_, peer) => Err(io::Error::new(
+            (_, t) => Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("peer {peer} is not reachable over this socket's transport"),
+                format!(
+                    "peer {} ({t:?}) is not reachable over this socket's transport",
+                    peer.addr
+                ),
             )),
         }
     }
@@ -231,7 +216,8 @@ pub struct LossyShim {
     drop_per_mille: u32,
     reorder_per_mille: u32,
     state: u64,
-    held: Option<(PeerAddr, Vec<u8>)>,
+    held: Option<(Peer, Vec<u8>)>,
+    control_only: bool,
     /// Datagrams dropped so far.
     pub dropped: u64,
     /// Datagrams delayed behind a later one.
@@ -246,8 +232,25 @@ impl LossyShim {
             reorder_per_mille: reorder_percent.min(100) * 10,
             state: seed | 1,
             held: None,
+            control_only: false,
             dropped: 0,
             reordered: 0,
+        }
+    }
+
+    /// Leaves data messages (PPP) alone: only L2TP control messages are dropped or reordered.
+    pub fn control_only(mut self) -> Self {
+        self.control_only = true;
+        self
+    }
+
+    fn is_control(peer: &Peer, data: &[u8]) -> bool {
+        match peer.transport {
+            Transport::Udp => l2xdp_wire::l2tp::header::peek(data).is_ok_and(|(c, _)| c),
+            Transport::Ip => matches!(
+                l2xdp_wire::l2tp::header::split_ip(data),
+                Ok(l2xdp_wire::l2tp::header::IpPayload::Control(_))
+            ),
         }
     }
 
@@ -261,7 +264,10 @@ impl LossyShim {
 
     /// What to send now in place of `(peer, data)`: nothing (dropped), it, or it followed by a
     /// datagram held back earlier.
-    pub fn pass(&mut self, peer: PeerAddr, data: Vec<u8>) -> Vec<(PeerAddr, Vec<u8>)> {
+    pub fn pass(&mut self, peer: Peer, data: Vec<u8>) -> Vec<(Peer, Vec<u8>)> {
+        if self.control_only && !Self::is_control(&peer, &data) {
+            return vec![(peer, data)];
+        }
         if self.roll() < self.drop_per_mille {
             self.dropped += 1;
             return self.held.take().into_iter().collect();
@@ -277,7 +283,7 @@ impl LossyShim {
     }
 
     /// A datagram still held back (send it when the link goes idle).
-    pub fn flush(&mut self) -> Option<(PeerAddr, Vec<u8>)> {
+    pub fn flush(&mut self) -> Option<(Peer, Vec<u8>)> {
         self.held.take()
     }
 }
@@ -288,7 +294,7 @@ mod tests {
 
     #[test]
     fn shim_drops_and_reorders_deterministically() {
-        let peer = PeerAddr::Udp("127.0.0.1:1701".parse().expect("addr"));
+        let peer = Peer::udp("127.0.0.1:1701".parse().expect("addr"));
         let run = |seed| {
             let mut s = LossyShim::new(20, 10, seed);
             let mut out = Vec::new();
@@ -325,15 +331,15 @@ mod tests {
     async fn udp_loopback_round_trip() {
         let a = L2tpSocket::bind_udp("127.0.0.1:0".parse().expect("addr")).expect("bind");
         let b = L2tpSocket::bind_udp("127.0.0.1:0".parse().expect("addr")).expect("bind");
-        let to = PeerAddr::Udp(b.local_addr().expect("addr"));
+        let to = Peer::udp(b.local_addr().expect("addr"));
         a.send(to, b"\xc8\x02hello").await.expect("send");
         let mut buf = [0u8; 64];
         let (n, from) = b.recv(&mut buf).await.expect("recv");
         assert_eq!(&buf[..n], b"\xc8\x02hello");
-        assert_eq!(from, PeerAddr::Udp(a.local_addr().expect("addr")));
+        assert_eq!(from, Peer::udp(a.local_addr().expect("addr")));
         // Wrong transport for the socket: an error, not a panic.
         assert!(a
-            .send(PeerAddr::Ip("127.0.0.1".parse().expect("addr")), b"x")
+            .send(Peer::ip("127.0.0.1".parse().expect("addr")), b"x")
             .await
             .is_err());
     }
@@ -352,10 +358,10 @@ mod tests {
         let b = L2tpSocket::bind_ip(lo).expect("raw socket");
         // RFC 3931 §4.1.1: a control message over IP follows a zero Session ID.
         let msg = [0, 0, 0, 0, 0xc8, 0x03, 0, 12, 0, 0, 0, 1, 0, 0, 0, 0];
-        a.send(PeerAddr::Ip(lo), &msg).await.expect("send");
+        a.send(Peer::ip(lo), &msg).await.expect("send");
         let mut buf = [0u8; 128];
         let (n, from) = b.recv(&mut buf).await.expect("recv");
         assert_eq!(&buf[..n], &msg, "IPv4 header stripped, payload intact");
-        assert_eq!(from, PeerAddr::Ip(lo));
+        assert_eq!(from, Peer::ip(lo));
     }
 }

@@ -1,3 +1,7 @@
-//! l2xdp-tests: end-to-end tests on real kernels (network namespaces joined by veth pairs).
+//! l2xdp-tests: end-to-end tests on real sockets and kernels, and what they share.
 //!
-//! Not built yet: the end-to-end tests arrive with the control plane and the fast path.
+//! - [`tshark`]: Wireshark as an independent judge of what l2xdp emits.
+//!
+//! The tests themselves are in `tests/tests/`.
+
+pub mod tshark;

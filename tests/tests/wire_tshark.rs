@@ -4,14 +4,15 @@
 //! Wireshark's `tshark` must decode each as L2TP with the right version, message type and AVP
 //! types, with no malformed mark and no expert error.
 //!
-//! The test skips, loudly, when tshark is missing, unless `L2XDP_REQUIRE_TSHARK=1` (set by
+//! The test lives here (not in wire/) because the tshark runner in `l2xdp_tests::tshark` is
+//! shared with the control-plane end-to-end tests. It skips, loudly, when tshark is missing, unless `L2XDP_REQUIRE_TSHARK=1` (set by
 //! `make test`, so CI always runs it). The same capture is also read back by `l2xdp-decode`'s
 //! decoder, which must find every packet valid.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
+use l2xdp_tests::tshark;
 use l2xdp_wire::datapath::{encap, PppTx, Session, SessionKey, TxSeq};
 use l2xdp_wire::decode::{DecodeOptions, Decoder, L2tpReport};
 use l2xdp_wire::l2tp::avp::Avp;
@@ -257,145 +258,75 @@ fn tmp_path(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("l2xdp-{name}-{}.pcap", std::process::id()))
 }
 
-/// Runs tshark over a capture: one line per frame with `|`-separated fields.
-fn tshark(path: &Path, prefs: &[&str]) -> Option<Vec<Vec<String>>> {
-    let mut cmd = Command::new("tshark");
-    cmd.arg("-n").arg("-r").arg(path);
-    for p in prefs {
-        cmd.arg("-o").arg(p);
-    }
-    cmd.args([
-        "-T",
-        "fields",
-        "-E",
-        "separator=|",
-        "-E",
-        "occurrence=a",
-        "-E",
-        "aggregator=,",
-    ]);
-    for f in [
-        "frame.number",
-        "l2tp.version",
-        "l2tp.type",
-        "l2tp.avp.message_type",
-        "l2tp.avp.type",
-        "_ws.malformed",
-        "_ws.expert.severity",
-        "_ws.expert.message",
-        "frame.protocols",
-        "l2tp.avp.hidden",
-        "l2tp.sid",
-        "l2tp.cookie",
-        "l2tp.l2_spec_sequence",
-    ] {
-        cmd.arg("-e").arg(f);
-    }
-    let out = match cmd.output() {
-        Ok(o) => o,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
-        Err(e) => panic!("running tshark: {e}"),
-    };
-    assert!(
-        out.status.success(),
-        "tshark failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| l.split('|').map(str::to_string).collect())
-            .collect(),
-    )
-}
-
-fn tshark_missing() {
-    if std::env::var("L2XDP_REQUIRE_TSHARK").as_deref() == Ok("1") {
-        panic!(
-            "tshark is required (L2XDP_REQUIRE_TSHARK=1) but was not found; run scripts/setup.sh"
-        );
-    }
-    eprintln!(
-        "\n*** SKIPPING the tshark check: tshark is not installed (scripts/setup.sh installs it) ***\n"
-    );
-}
-
-/// Severity of Wireshark's expert "Error" level (PI_ERROR).
-const PI_ERROR: u32 = 0x0080_0000;
-
 fn check(frames: &[(Vec<u8>, Expect)], name: &str, prefs: &[&str]) {
     let path = tmp_path(name);
     write_pcap(&path, frames);
-    let Some(rows) = tshark(&path, prefs) else {
+    let Some(rows) = tshark::rows(&path, prefs, &[]) else {
         let _ = std::fs::remove_file(&path);
-        return tshark_missing();
+        return;
     };
     assert_eq!(rows.len(), frames.len(), "tshark saw every frame");
     let mut failures = Vec::new();
     for (row, (_, want)) in rows.iter().zip(frames) {
-        let field = |i: usize| row.get(i).map(String::as_str).unwrap_or("");
         let mut why = Vec::new();
-        if !field(8).contains("l2tp") {
-            why.push(format!("not decoded as L2TP ({})", field(8)));
+        if !row.is_l2tp() {
+            why.push(format!("not decoded as L2TP ({})", row.protocols));
         }
         let over_ip_data = want.version == 3 && !want.control && want.what.contains("over Ip");
         if over_ip_data {
             // L2TPv3 data over IP has no version field (RFC 3931 §4.1.1.2): check the Session
-            // ID and cookie Wireshark read instead.
-            if field(10) != "0x33334444" {
-                why.push(format!("session id {:?}", field(10)));
+            // ID Wireshark read instead.
+            if row.session_id != "0x33334444" {
+                why.push(format!("session id {:?}", row.session_id));
             }
-        } else if field(1).split(',').next() != Some(&want.version.to_string()) {
-            why.push(format!("version {}", field(1)));
+        } else if row.version.split(',').next() != Some(&want.version.to_string()) {
+            why.push(format!("version {}", row.version));
         }
         if want.version == 3 && !want.control {
-            let cookie_len = field(11).len() / 2;
+            let cookie_len = row.cookie.len() / 2;
             if !want.what.contains(&format!(", {cookie_len}-byte cookie")) {
-                why.push(format!("cookie {:?}", field(11)));
+                why.push(format!("cookie {:?}", row.cookie));
             }
-            let l2ss = !field(12).is_empty();
+            let l2ss = !row.l2ss_sequence.is_empty();
             if !want.what.ends_with(&format!("l2ss {l2ss}")) {
-                why.push(format!("sublayer sequence {:?}", field(12)));
+                why.push(format!("sublayer sequence {:?}", row.l2ss_sequence));
             }
         }
-        let t = field(2).split(',').next().unwrap_or("");
         // l2tp.type is the T bit: 1 for a control message.
-        let is_control = t == "1";
-        if (want.version == 2 || want.control) && is_control != want.control {
-            why.push(format!("type flags {t}"));
+        let t = row.t_bit.split(',').next().unwrap_or("");
+        if (want.version == 2 || want.control) && (t == "1") != want.control {
+            why.push(format!("T bit {t}"));
         }
-        let mt = field(3);
         match want.message_type {
-            Some(m) if mt != m.to_string() => why.push(format!("message type {mt:?}, want {m}")),
-            None if !mt.is_empty() => why.push(format!("message type {mt:?}, want none")),
+            Some(m) if row.message_type != m.to_string() => {
+                why.push(format!("message type {:?}, want {m}", row.message_type))
+            }
+            None if !row.message_type.is_empty() => {
+                why.push(format!("message type {:?}, want none", row.message_type))
+            }
             _ => {}
         }
-        let avps: Vec<u16> = field(4)
-            .split(',')
-            .filter(|s| !s.is_empty())
-            .filter_map(|s| s.parse().ok())
-            .collect();
-        if want.control && avps != want.avp_types {
-            why.push(format!("AVP types {avps:?}, want {:?}", want.avp_types));
+        if want.control && row.avp_type_list() != want.avp_types {
+            why.push(format!(
+                "AVP types {:?}, want {:?}",
+                row.avp_type_list(),
+                want.avp_types
+            ));
         }
-        let hidden = field(9)
-            .split(',')
-            .filter(|h| *h == "1" || *h == "True")
-            .count();
-        if want.control && hidden != want.hidden {
-            why.push(format!("{hidden} hidden AVPs, want {}", want.hidden));
+        if want.control && row.hidden_count() != want.hidden {
+            why.push(format!(
+                "{} hidden AVPs, want {}",
+                row.hidden_count(),
+                want.hidden
+            ));
         }
-        if !field(5).is_empty() {
-            why.push("malformed".into());
-        }
-        let severities: Vec<u32> = field(6).split(',').filter_map(|s| s.parse().ok()).collect();
-        if severities.iter().any(|&s| s >= PI_ERROR) {
-            why.push(format!("expert error: {}", field(7)));
+        if let Some(p) = row.problems() {
+            why.push(p);
         }
         if !why.is_empty() {
             failures.push(format!(
                 "frame {} ({}): {}",
-                field(0),
+                row.frame,
                 want.what,
                 why.join("; ")
             ));

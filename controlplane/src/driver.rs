@@ -1,0 +1,364 @@
+//! Runs a [`Node`] over real sockets on tokio: one task reads each socket, one loop owns the
+//! node (its state machines are single-threaded and sans-IO), sends what it produces and
+//! sleeps until its next deadline — one timer for the whole node, however many tunnels.
+//!
+//! Tests put a [`LossyShim`] on the send path; a capture of every datagram sent can be written
+//! as a pcap (Ethernet/IP/UDP frames built around the L2TP bytes) for tshark and
+//! `l2xdp-decode`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use l2xdp_wire::l2tp::header::{Transport, Version};
+use l2xdp_wire::net::ethernet::MacAddr;
+use l2xdp_wire::net::frame::{ip_frame, udp_frame, Endpoints};
+use l2xdp_wire::pcap;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::l2tp::{CallParams, L2tpError, Peer, TunnelId};
+use crate::node::{ClientAuth, Node, NodeEvent, SessionRef};
+use crate::socket::{L2tpSocket, LossyShim, MAX_DATAGRAM};
+
+/// What the node's owner can ask of a running driver.
+pub enum Command {
+    /// Open a control connection.
+    OpenTunnel {
+        peer: Peer,
+        version: Version,
+        reply: oneshot::Sender<Result<TunnelId, L2tpError>>,
+    },
+    /// Open a session in an established tunnel.
+    OpenSession {
+        tunnel: TunnelId,
+        params: Box<CallParams>,
+        auth: Option<ClientAuth>,
+        reply: oneshot::Sender<Result<u32, L2tpError>>,
+    },
+    /// Close a session (CDN).
+    CloseSession {
+        session: SessionRef,
+        reply: oneshot::Sender<Result<(), L2tpError>>,
+    },
+    /// Close a tunnel (StopCCN).
+    CloseTunnel {
+        tunnel: TunnelId,
+        reply: oneshot::Sender<Result<(), L2tpError>>,
+    },
+    /// Run a function on the node (status queries, tests).
+    Inspect(Box<dyn FnOnce(&Node) + Send>),
+    /// Stop the driver.
+    Shutdown,
+}
+
+/// A handle to a running driver.
+#[derive(Clone)]
+pub struct Handle {
+    tx: mpsc::Sender<Command>,
+}
+
+/// The driver stopped before answering.
+#[derive(Debug, thiserror::Error)]
+#[error("the control plane is not running")]
+pub struct Stopped;
+
+impl Handle {
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, Stopped> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(make(tx)).await.map_err(|_| Stopped)?;
+        rx.await.map_err(|_| Stopped)
+    }
+
+    /// Opens a control connection.
+    pub async fn open_tunnel(
+        &self,
+        peer: Peer,
+        version: Version,
+    ) -> Result<Result<TunnelId, L2tpError>, Stopped> {
+        self.ask(|reply| Command::OpenTunnel {
+            peer,
+            version,
+            reply,
+        })
+        .await
+    }
+
+    /// Opens a session; with `auth` an L2TPv2 session runs the PPP client.
+    pub async fn open_session(
+        &self,
+        tunnel: TunnelId,
+        params: CallParams,
+        auth: Option<ClientAuth>,
+    ) -> Result<Result<u32, L2tpError>, Stopped> {
+        self.ask(|reply| Command::OpenSession {
+            tunnel,
+            params: Box::new(params),
+            auth,
+            reply,
+        })
+        .await
+    }
+
+    /// Closes a session.
+    pub async fn close_session(
+        &self,
+        session: SessionRef,
+    ) -> Result<Result<(), L2tpError>, Stopped> {
+        self.ask(|reply| Command::CloseSession { session, reply })
+            .await
+    }
+
+    /// Closes a tunnel.
+    pub async fn close_tunnel(&self, tunnel: TunnelId) -> Result<Result<(), L2tpError>, Stopped> {
+        self.ask(|reply| Command::CloseTunnel { tunnel, reply })
+            .await
+    }
+
+    /// Runs `f` on the node and returns its result.
+    pub async fn inspect<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Node) -> T + Send + 'static,
+    ) -> Result<T, Stopped> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Inspect(Box::new(move |n| {
+                let _ = tx.send(f(n));
+            })))
+            .await
+            .map_err(|_| Stopped)?;
+        rx.await.map_err(|_| Stopped)
+    }
+
+    /// Stops the driver.
+    pub async fn shutdown(&self) {
+        let _ = self.tx.send(Command::Shutdown).await;
+    }
+}
+
+/// Every datagram the driver sent, as a pcap.
+struct Capture {
+    writer: pcap::Writer<std::io::BufWriter<std::fs::File>>,
+    start: Instant,
+}
+
+/// Owns a node and its sockets.
+pub struct Driver {
+    node: Node,
+    sockets: Vec<Arc<L2tpSocket>>,
+    locals: Vec<SocketAddr>,
+    /// Which socket each peer last talked to.
+    socket_of: HashMap<Peer, usize>,
+    shim: Option<LossyShim>,
+    capture: Option<Capture>,
+    events: Option<mpsc::UnboundedSender<NodeEvent>>,
+}
+
+impl Driver {
+    /// A driver for `node` over `sockets` (at least one).
+    pub fn new(node: Node, sockets: Vec<L2tpSocket>) -> std::io::Result<Self> {
+        let locals = sockets
+            .iter()
+            .map(L2tpSocket::local_addr)
+            .collect::<std::io::Result<Vec<_>>>()?;
+        Ok(Driver {
+            node,
+            sockets: sockets.into_iter().map(Arc::new).collect(),
+            locals,
+            socket_of: HashMap::new(),
+            shim: None,
+            capture: None,
+            events: None,
+        })
+    }
+
+    /// Puts a lossy link on the send path (tests).
+    pub fn with_shim(mut self, shim: LossyShim) -> Self {
+        self.shim = Some(shim);
+        self
+    }
+
+    /// Writes every datagram sent to a pcap file.
+    pub fn with_capture(mut self, path: &std::path::Path) -> std::io::Result<Self> {
+        let file = std::io::BufWriter::new(std::fs::File::create(path)?);
+        self.capture = Some(Capture {
+            writer: pcap::Writer::new(file, pcap::linktype::ETHERNET)?,
+            start: Instant::now(),
+        });
+        Ok(self)
+    }
+
+    /// Sends the node's events to `tx`.
+    pub fn with_events(mut self, tx: mpsc::UnboundedSender<NodeEvent>) -> Self {
+        self.events = Some(tx);
+        self
+    }
+
+    /// The local addresses of the sockets.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.locals
+    }
+
+    /// Starts the driver on the current tokio runtime; returns its handle and the task, which
+    /// ends (returning the node, for inspection) after [`Handle::shutdown`].
+    pub fn spawn(self) -> (Handle, tokio::task::JoinHandle<Node>) {
+        let (tx, rx) = mpsc::channel(1024);
+        let task = tokio::spawn(self.run(rx));
+        (Handle { tx }, task)
+    }
+
+    async fn run(mut self, mut cmds: mpsc::Receiver<Command>) -> Node {
+        let (rx_tx, mut rx) = mpsc::channel::<(usize, Peer, Vec<u8>)>(8192);
+        let mut readers = Vec::new();
+        for (i, s) in self.sockets.iter().enumerate() {
+            let s = s.clone();
+            let tx = rx_tx.clone();
+            readers.push(tokio::spawn(async move {
+                let mut buf = vec![0u8; MAX_DATAGRAM];
+                loop {
+                    match s.recv(&mut buf).await {
+                        Ok((n, from)) => {
+                            if tx.send((i, from, buf[..n].to_vec())).await.is_err() {
+                                break;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(%e, "receive failed");
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                    }
+                }
+            }));
+        }
+        drop(rx_tx);
+        loop {
+            self.flush().await;
+            let deadline = self
+                .node
+                .poll_timeout()
+                .map(tokio::time::Instant::from_std)
+                .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                biased;
+                cmd = cmds.recv() => match cmd {
+                    None | Some(Command::Shutdown) => break,
+                    Some(c) => self.command(c),
+                },
+                got = rx.recv() => {
+                    let Some((i, from, data)) = got else { break };
+                    self.receive(i, from, &data);
+                    // Take what else is queued before sending: fewer wake-ups under load.
+                    for _ in 0..256 {
+                        match rx.try_recv() {
+                            Ok((i, from, data)) => self.receive(i, from, &data),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    self.node.handle_timeout(Instant::now());
+                }
+            }
+        }
+        for r in readers {
+            r.abort();
+        }
+        if let Some(shim) = self.shim.as_mut() {
+            if let Some((peer, data)) = shim.flush() {
+                self.send(peer, &data).await;
+            }
+        }
+        if let Some(c) = self.capture.take() {
+            let _ = c.writer.finish();
+        }
+        self.node
+    }
+
+    fn receive(&mut self, i: usize, from: Peer, data: &[u8]) {
+        self.socket_of.insert(from, i);
+        self.node
+            .handle_datagram(self.locals[i], from, data, Instant::now());
+    }
+
+    fn command(&mut self, c: Command) {
+        let now = Instant::now();
+        match c {
+            Command::OpenTunnel {
+                peer,
+                version,
+                reply,
+            } => {
+                let _ = reply.send(self.node.open_tunnel(peer, version, now));
+            }
+            Command::OpenSession {
+                tunnel,
+                params,
+                auth,
+                reply,
+            } => {
+                let _ = reply.send(self.node.open_session(tunnel, *params, auth, now));
+            }
+            Command::CloseSession { session, reply } => {
+                let _ = reply.send(self.node.close_session(session, now));
+            }
+            Command::CloseTunnel { tunnel, reply } => {
+                let _ = reply.send(self.node.close_tunnel(tunnel, now));
+            }
+            Command::Inspect(f) => f(&self.node),
+            Command::Shutdown => {}
+        }
+    }
+
+    async fn flush(&mut self) {
+        while let Some(ev) = self.node.poll_event() {
+            if let Some(tx) = &self.events {
+                let _ = tx.send(ev);
+            }
+        }
+        while let Some((peer, data)) = self.node.poll_transmit() {
+            let out = match self.shim.as_mut() {
+                Some(shim) => shim.pass(peer, data),
+                None => vec![(peer, data)],
+            };
+            for (peer, data) in out {
+                self.send(peer, &data).await;
+            }
+        }
+    }
+
+    fn socket_for(&self, peer: Peer) -> Option<usize> {
+        if let Some(&i) = self.socket_of.get(&peer) {
+            return Some(i);
+        }
+        self.sockets.iter().zip(&self.locals).position(|(s, l)| {
+            l.is_ipv4() == peer.addr.is_ipv4() && s.transport() == peer.transport
+        })
+    }
+
+    async fn send(&mut self, peer: Peer, data: &[u8]) {
+        let Some(i) = self.socket_for(peer) else {
+            tracing::warn!(peer = %peer.addr, "no socket for this peer's transport and family");
+            return;
+        };
+        if let Err(e) = self.sockets[i].send(peer, data).await {
+            tracing::warn!(peer = %peer.addr, %e, "send failed");
+        }
+        if let Some(c) = self.capture.as_mut() {
+            let local = self.locals[i];
+            let ends = Endpoints {
+                src_mac: MacAddr([0x02, 0, 0, 0, 0, 0x01]),
+                dst_mac: MacAddr([0x02, 0, 0, 0, 0, 0x02]),
+                src: local.ip(),
+                dst: peer.addr.ip(),
+            };
+            let frame = match peer.transport {
+                Transport::Udp => udp_frame(&ends, local.port(), peer.addr.port(), data),
+                Transport::Ip => ip_frame(&ends, l2xdp_wire::l2tp::IP_PROTOCOL, data),
+            };
+            if let Ok(f) = frame {
+                let t = c.start.elapsed().as_nanos() as u64;
+                let _ = c.writer.write(t, &f);
+            }
+        }
+    }
+}

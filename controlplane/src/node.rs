@@ -1,0 +1,734 @@
+//! One L2TP node: the tunnel/session [`Registry`], a PPP [`Link`] per L2TPv2 session, and the
+//! fast path ([`DataPlane`]), glued together without I/O. [`crate::driver`] runs a `Node` over
+//! real sockets; tests and the benchmark emulator run it the same way.
+//!
+//! What arrives on an L2TP socket is either a control message (T bit set; RFC 2661 §3.1) for
+//! the registry, or an L2TPv2 data message carrying PPP for a session's link — the fast path
+//! hands PPP control frames (LCP, PAP, CHAP, IPCP, IPv6CP) up to the control plane and forwards
+//! IP itself. Sessions we accept run the PPP server (the LNS); sessions we open run the PPP
+//! client with the credentials given to [`Node::open_session`] (the LAC emulator).
+//!
+//! When a server link reaches Up, the session is installed in the fast path with the
+//! subscriber's address; when it goes down (or renegotiates) it is removed. L2TPv3 Ethernet
+//! pseudowires are installed when the session comes up, bound to the attachment circuit
+//! configured for them.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use l2xdp_dataplane::{Binding, DataPlane, SessionEntry};
+use l2xdp_wire::datapath::{PppTx, Session};
+use l2xdp_wire::l2tp::header::{self, IpPayload, Transport, V2Packet, V2Repr, Version};
+use l2xdp_wire::net::ethernet::{MacAddr, Vlans};
+use l2xdp_wire::ppp::protocol;
+use serde::Serialize;
+
+use crate::l2tp::{
+    CallParams, Event as L2tpEvent, L2tpConfig, L2tpError, Peer, PppDisconnectCause, Registry,
+    ResultCode, SessionUp, TunnelId,
+};
+use crate::ppp::{Credentials, Ipv4Pool, Link, PppConfig, Proxy};
+use crate::ppp::{DownReason, Event as LinkEvent, LinkUp};
+
+/// A session's identity inside a node: our tunnel ID and our session ID.
+pub type SessionRef = (TunnelId, u32);
+
+/// What a node needs besides its sockets.
+pub struct NodeConfig {
+    /// Control connections and sessions.
+    pub l2tp: L2tpConfig,
+    /// PPP (both roles).
+    pub ppp: Arc<PppConfig>,
+    /// Who may log in (the LNS role).
+    pub credentials: Arc<dyn Credentials>,
+    /// Subscriber addresses (the LNS role).
+    pub pool: Option<Arc<Mutex<Ipv4Pool>>>,
+    /// L2TPv3 attachment circuits: Remote End ID → interface index. A pseudowire whose Remote
+    /// End ID is not here comes up in the control plane only.
+    pub attachment_circuits: HashMap<Vec<u8>, u32>,
+    /// Seeds the PPP links' magic numbers and challenges; take it from the OS in production.
+    pub seed: u64,
+}
+
+/// The PPP client's credentials for a session we open.
+#[derive(Debug, Clone)]
+pub struct ClientAuth {
+    /// User name.
+    pub user: String,
+    /// Password or CHAP secret.
+    pub password: Vec<u8>,
+}
+
+/// What a node tells its user (the daemon's log, the emulator, tests).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum NodeEvent {
+    /// A control connection is established.
+    TunnelUp { tunnel: TunnelId, peer: Peer },
+    /// A control connection went down.
+    TunnelDown { tunnel: TunnelId, reason: String },
+    /// A session is established at the L2TP level (ICCN/OCCN).
+    SessionUp { tunnel: TunnelId, session: u32 },
+    /// PPP is up (both roles): the subscriber's address and the user.
+    PppUp {
+        tunnel: TunnelId,
+        session: u32,
+        user: Option<String>,
+        peer_ipv4: Option<Ipv4Addr>,
+        local_ipv4: Option<Ipv4Addr>,
+    },
+    /// Authentication failed (the LNS role).
+    AuthFailed {
+        tunnel: TunnelId,
+        session: u32,
+        user: Option<String>,
+    },
+    /// A session went down.
+    SessionDown {
+        tunnel: TunnelId,
+        session: u32,
+        reason: String,
+    },
+}
+
+/// Counters of the glue (the registry and the links count their own).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct NodeCounters {
+    /// L2TPv2 data messages handed to a PPP link.
+    pub ppp_frames_in: u64,
+    /// PPP frames sent in L2TPv2 data messages.
+    pub ppp_frames_out: u64,
+    /// Data messages for a session without a PPP link (unknown, v3, or not up).
+    pub data_unknown_session: u64,
+    /// Data messages that did not parse.
+    pub data_malformed: u64,
+    /// Fast-path installs and removals that failed.
+    pub dataplane_errors: u64,
+    /// Sessions installed in the fast path.
+    pub installs: u64,
+    /// Sessions removed from the fast path.
+    pub removals: u64,
+}
+
+struct SessionState {
+    up: Box<SessionUp>,
+    link: Option<Link>,
+    installed: bool,
+}
+
+/// The sans-IO core of `l2xdpd` and of the emulator.
+pub struct Node {
+    registry: Registry,
+    sessions: HashMap<SessionRef, SessionState>,
+    /// Link deadlines, earliest first; `deadline_of` holds each link's current entry.
+    deadlines: BTreeSet<(Instant, SessionRef)>,
+    deadline_of: HashMap<SessionRef, Instant>,
+    dirty: Vec<SessionRef>,
+    client_auth: HashMap<SessionRef, ClientAuth>,
+    /// The local address each peer talks to (the template's outer source).
+    local_of: HashMap<Peer, SocketAddr>,
+    dataplane: Box<dyn DataPlane>,
+    cfg: NodeConfig,
+    link_seq: u64,
+    outbox: VecDeque<(Peer, Vec<u8>)>,
+    events: VecDeque<NodeEvent>,
+    counters: NodeCounters,
+}
+
+impl Node {
+    /// A node with no tunnels.
+    pub fn new(cfg: NodeConfig, dataplane: Box<dyn DataPlane>) -> Self {
+        Node {
+            registry: Registry::new(cfg.l2tp.clone()),
+            sessions: HashMap::new(),
+            deadlines: BTreeSet::new(),
+            deadline_of: HashMap::new(),
+            dirty: Vec::new(),
+            client_auth: HashMap::new(),
+            local_of: HashMap::new(),
+            dataplane,
+            cfg,
+            link_seq: 0,
+            outbox: VecDeque::new(),
+            events: VecDeque::new(),
+            counters: NodeCounters::default(),
+        }
+    }
+
+    /// The tunnel registry (read-only: state, counters).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The fast path.
+    pub fn dataplane(&self) -> &dyn DataPlane {
+        self.dataplane.as_ref()
+    }
+
+    /// The glue's counters.
+    pub fn counters(&self) -> NodeCounters {
+        self.counters
+    }
+
+    /// Sessions known, and how many have PPP up.
+    pub fn session_counts(&self) -> (usize, usize) {
+        let up = self
+            .sessions
+            .values()
+            .filter(|s| s.link.as_ref().is_some_and(Link::is_up))
+            .count();
+        (self.sessions.len(), up)
+    }
+
+    /// Every session the node knows (established at the L2TP level).
+    pub fn session_refs(&self) -> Vec<SessionRef> {
+        let mut v: Vec<SessionRef> = self.sessions.keys().copied().collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// A session's PPP link.
+    pub fn link(&self, s: SessionRef) -> Option<&Link> {
+        self.sessions.get(&s).and_then(|s| s.link.as_ref())
+    }
+
+    /// Opens a control connection (we send the SCCRQ).
+    pub fn open_tunnel(
+        &mut self,
+        peer: Peer,
+        version: Version,
+        now: Instant,
+    ) -> Result<TunnelId, L2tpError> {
+        let t = self.registry.open_tunnel(peer, version, now)?;
+        self.pump(now);
+        Ok(t)
+    }
+
+    /// Opens a session in an established tunnel; with `auth`, an L2TPv2 session then runs the
+    /// PPP client with these credentials.
+    pub fn open_session(
+        &mut self,
+        tunnel: TunnelId,
+        params: CallParams,
+        auth: Option<ClientAuth>,
+        now: Instant,
+    ) -> Result<u32, L2tpError> {
+        let s = self.registry.open_session(tunnel, params, now)?;
+        if let Some(a) = auth {
+            self.client_auth.insert((tunnel, s), a);
+        }
+        self.pump(now);
+        Ok(s)
+    }
+
+    /// Closes a session with a CDN (result 3, administrative, RFC 2661 §4.4.2).
+    pub fn close_session(&mut self, s: SessionRef, now: Instant) -> Result<(), L2tpError> {
+        if let Some(st) = self.sessions.get_mut(&s) {
+            if let Some(link) = st.link.as_mut() {
+                link.close(DownReason::Administrative, now);
+                self.dirty.push(s);
+            }
+        }
+        self.registry.close_session(
+            s.0,
+            s.1,
+            ResultCode::new(3, 0, "administrative"),
+            None,
+            now,
+        )?;
+        self.pump(now);
+        Ok(())
+    }
+
+    /// Closes a control connection with a StopCCN (result 1, general request to clear).
+    pub fn close_tunnel(&mut self, tunnel: TunnelId, now: Instant) -> Result<(), L2tpError> {
+        self.registry
+            .close_tunnel(tunnel, ResultCode::new(1, 0, "administrative"), now)?;
+        self.pump(now);
+        Ok(())
+    }
+
+    /// Handles a datagram received on the socket bound to `local` from `peer`: the UDP payload,
+    /// or for IP protocol 115 the IP payload.
+    pub fn handle_datagram(&mut self, local: SocketAddr, peer: Peer, bytes: &[u8], now: Instant) {
+        self.local_of.insert(peer, local);
+        let control = match peer.transport {
+            Transport::Udp => header::peek(bytes).map(|(c, _)| c).unwrap_or(true),
+            Transport::Ip => matches!(header::split_ip(bytes), Ok(IpPayload::Control(_)) | Err(_)),
+        };
+        if control {
+            // The registry validates, counts and answers whatever this is.
+            self.registry.handle_datagram(peer, bytes, now);
+        } else {
+            self.handle_data(bytes, now);
+        }
+        self.pump(now);
+    }
+
+    /// An L2TPv2 data message the fast path passed up: PPP for a session's link.
+    fn handle_data(&mut self, bytes: &[u8], now: Instant) {
+        let parsed = V2Packet::new_checked(bytes).and_then(|p| {
+            let r = V2Repr::parse(&p)?;
+            let end = p.length().map_or(bytes.len(), usize::from);
+            Ok((r, p.header_len()..end))
+        });
+        let Ok((hdr, payload)) = parsed else {
+            self.counters.data_malformed += 1;
+            return;
+        };
+        let key = (u32::from(hdr.tunnel_id), u32::from(hdr.session_id));
+        match self.sessions.get_mut(&key).and_then(|s| s.link.as_mut()) {
+            Some(link) => {
+                self.counters.ppp_frames_in += 1;
+                link.handle_frame(&bytes[payload], now);
+                self.dirty.push(key);
+            }
+            None => self.counters.data_unknown_session += 1,
+        }
+    }
+
+    /// The earliest time [`handle_timeout`](Self::handle_timeout) must be called.
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        let links = self.deadlines.first().map(|(t, _)| *t);
+        match (self.registry.poll_timeout(), links) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Runs every timer that is due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.registry.poll_timeout().is_some_and(|t| t <= now) {
+            self.registry.handle_timeout(now);
+        }
+        while let Some(&(t, key)) = self.deadlines.first() {
+            if t > now {
+                break;
+            }
+            self.deadlines.remove(&(t, key));
+            self.deadline_of.remove(&key);
+            if let Some(link) = self.sessions.get_mut(&key).and_then(|s| s.link.as_mut()) {
+                link.handle_timeout(now);
+            }
+            self.dirty.push(key);
+        }
+        self.pump(now);
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<(Peer, Vec<u8>)> {
+        self.outbox.pop_front()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<NodeEvent> {
+        self.events.pop_front()
+    }
+
+    /// Moves everything the state machines produced to where it goes, until nothing moves.
+    fn pump(&mut self, now: Instant) {
+        loop {
+            let mut moved = false;
+            while let Some(ev) = self.registry.poll_event() {
+                moved = true;
+                self.on_l2tp_event(ev, now);
+            }
+            while let Some(d) = self.registry.poll_transmit() {
+                moved = true;
+                self.outbox.push_back(d);
+            }
+            let dirty = std::mem::take(&mut self.dirty);
+            for key in dirty {
+                moved = true;
+                self.drain_link(key, now);
+            }
+            if !moved {
+                break;
+            }
+        }
+    }
+
+    fn drain_link(&mut self, key: SessionRef, now: Instant) {
+        let Some(st) = self.sessions.get_mut(&key) else {
+            self.forget_deadline(key);
+            return;
+        };
+        let Some(link) = st.link.as_mut() else {
+            return;
+        };
+        let (peer, peer_tunnel, peer_session) = (st.up.peer, st.up.peer_tunnel, st.up.peer_session);
+        while let Some(frame) = link.poll_transmit() {
+            if let Some(d) = wrap_ppp(peer_tunnel, peer_session, &frame) {
+                self.counters.ppp_frames_out += 1;
+                self.outbox.push_back((peer, d));
+            }
+        }
+        let mut events = Vec::new();
+        while let Some(e) = link.poll_event() {
+            events.push(e);
+        }
+        let deadline = link.poll_timeout();
+        self.set_deadline(key, deadline);
+        for e in events {
+            self.on_link_event(key, e, now);
+        }
+    }
+
+    fn set_deadline(&mut self, key: SessionRef, at: Option<Instant>) {
+        if self.deadline_of.get(&key).copied() == at {
+            return;
+        }
+        self.forget_deadline(key);
+        if let Some(t) = at {
+            self.deadlines.insert((t, key));
+            self.deadline_of.insert(key, t);
+        }
+    }
+
+    fn forget_deadline(&mut self, key: SessionRef) {
+        if let Some(t) = self.deadline_of.remove(&key) {
+            self.deadlines.remove(&(t, key));
+        }
+    }
+
+    fn on_l2tp_event(&mut self, ev: L2tpEvent, now: Instant) {
+        match ev {
+            L2tpEvent::TunnelUp { tunnel, peer, .. } => {
+                tracing::info!(tunnel, %peer.addr, "tunnel up");
+                self.events.push_back(NodeEvent::TunnelUp { tunnel, peer });
+            }
+            L2tpEvent::TunnelDown { tunnel, reason, .. } => {
+                tracing::info!(tunnel, ?reason, "tunnel down");
+                self.events.push_back(NodeEvent::TunnelDown {
+                    tunnel,
+                    reason: format!("{reason:?}"),
+                });
+            }
+            L2tpEvent::SessionUp(up) => self.on_session_up(up, now),
+            L2tpEvent::SessionDown {
+                tunnel,
+                session,
+                reason,
+                ..
+            } => {
+                let key = (tunnel, session);
+                self.client_auth.remove(&key);
+                self.forget_deadline(key);
+                if let Some(st) = self.sessions.remove(&key) {
+                    if st.installed {
+                        self.uninstall(&st.up);
+                    }
+                }
+                tracing::info!(tunnel, session, ?reason, "session down");
+                self.events.push_back(NodeEvent::SessionDown {
+                    tunnel,
+                    session,
+                    reason: format!("{reason:?}"),
+                });
+            }
+            L2tpEvent::LinkInfo {
+                tunnel,
+                session,
+                message,
+                ..
+            } => {
+                tracing::debug!(tunnel, session, ?message, "link info");
+            }
+        }
+    }
+
+    fn on_session_up(&mut self, up: Box<SessionUp>, now: Instant) {
+        let key = (up.tunnel, up.session);
+        tracing::info!(tunnel = up.tunnel, session = up.session, version = ?up.version, "session up");
+        self.events.push_back(NodeEvent::SessionUp {
+            tunnel: up.tunnel,
+            session: up.session,
+        });
+        self.link_seq += 1;
+        let seed = self.cfg.seed ^ self.link_seq.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let mut installed = false;
+        let link = match up.version {
+            Version::V2 if up.initiator => self
+                .client_auth
+                .remove(&key)
+                .map(|a| Link::client(self.cfg.ppp.clone(), &a.user, &a.password, seed, now)),
+            Version::V2 => {
+                let proxy = proxy_of(&up);
+                Some(match proxy {
+                    Some(p) => Link::server_with_proxy(
+                        self.cfg.ppp.clone(),
+                        self.cfg.credentials.clone(),
+                        self.cfg.pool.clone(),
+                        &p,
+                        seed,
+                        now,
+                    ),
+                    None => Link::server(
+                        self.cfg.ppp.clone(),
+                        self.cfg.credentials.clone(),
+                        self.cfg.pool.clone(),
+                        seed,
+                        now,
+                    ),
+                })
+            }
+            Version::V3 => {
+                if let Some(&ifindex) = self.cfg.attachment_circuits.get(&up.remote_end_id) {
+                    installed = self.install(&up, None, Binding::AttachmentCircuit { ifindex });
+                }
+                None
+            }
+        };
+        let has_link = link.is_some();
+        self.sessions.insert(
+            key,
+            SessionState {
+                up,
+                link,
+                installed,
+            },
+        );
+        if has_link {
+            self.dirty.push(key);
+        }
+    }
+
+    fn on_link_event(&mut self, key: SessionRef, e: LinkEvent, now: Instant) {
+        let Some(st) = self.sessions.get(&key) else {
+            return;
+        };
+        let server = !st.up.initiator;
+        match e {
+            LinkEvent::Up(u) => {
+                self.events.push_back(NodeEvent::PppUp {
+                    tunnel: key.0,
+                    session: key.1,
+                    user: u.user.clone(),
+                    peer_ipv4: u.peer_ipv4,
+                    local_ipv4: u.local_ipv4,
+                });
+                if server {
+                    let up = st.up.clone();
+                    let binding = Binding::Subscriber {
+                        ipv4: u.peer_ipv4,
+                        ipv6: Vec::new(),
+                    };
+                    let ok = self.install(&up, Some(&u), binding);
+                    if let Some(st) = self.sessions.get_mut(&key) {
+                        st.installed = ok;
+                    }
+                }
+            }
+            LinkEvent::NetworkDown => {
+                if st.installed {
+                    let up = st.up.clone();
+                    self.uninstall(&up);
+                    if let Some(st) = self.sessions.get_mut(&key) {
+                        st.installed = false;
+                    }
+                }
+            }
+            LinkEvent::AuthFailed { user } => {
+                self.events.push_back(NodeEvent::AuthFailed {
+                    tunnel: key.0,
+                    session: key.1,
+                    user,
+                });
+            }
+            LinkEvent::Down { reason } => {
+                if st.installed {
+                    let up = st.up.clone();
+                    self.uninstall(&up);
+                    if let Some(st) = self.sessions.get_mut(&key) {
+                        st.installed = false;
+                    }
+                }
+                // PPP is gone: the call goes too (RFC 2661 §5.4.2), saying why (RFC 3145).
+                let (result, cause) = cdn_for(reason);
+                if let Err(e) = self
+                    .registry
+                    .close_session(key.0, key.1, result, Some(cause), now)
+                {
+                    tracing::debug!(tunnel = key.0, session = key.1, %e, "CDN after PPP down");
+                }
+            }
+        }
+    }
+
+    fn template(&self, up: &SessionUp, ppp: Option<&LinkUp>) -> Session {
+        let local = self
+            .local_of
+            .get(&up.peer)
+            .copied()
+            .unwrap_or_else(|| SocketAddr::new(unspecified_like(up.peer.addr.ip()), 1701));
+        Session {
+            transport: up.peer.transport,
+            local_addr: local.ip(),
+            peer_addr: up.peer.addr.ip(),
+            local_port: local.port(),
+            peer_port: up.peer.addr.port(),
+            local_mac: MacAddr([0; 6]),
+            next_hop_mac: MacAddr([0; 6]),
+            vlans: Vlans::NONE,
+            our_ids: up.our_ids,
+            peer_ids: up.peer_ids,
+            cookie_rx: up.cookie_rx,
+            cookie_tx: up.cookie_tx,
+            l2ss: up.sublayer_rx || up.sublayer_tx,
+            sequencing: up.sequencing_rx || up.sequencing_tx,
+            ppp: PppTx {
+                acfc: ppp.is_some_and(|u| u.acfc),
+                pfc: ppp.is_some_and(|u| u.pfc),
+            },
+            ttl: 64,
+            dscp: 0,
+            udp_checksum_v4: false,
+        }
+    }
+
+    fn install(&mut self, up: &SessionUp, ppp: Option<&LinkUp>, binding: Binding) -> bool {
+        let entry = SessionEntry {
+            session: self.template(up, ppp),
+            binding,
+        };
+        match self.dataplane.install(&entry) {
+            Ok(()) => {
+                self.counters.installs += 1;
+                true
+            }
+            Err(e) => {
+                self.counters.dataplane_errors += 1;
+                tracing::warn!(tunnel = up.tunnel, session = up.session, %e, "fast-path install failed");
+                false
+            }
+        }
+    }
+
+    fn uninstall(&mut self, up: &SessionUp) {
+        match self.dataplane.remove(&up.our_ids) {
+            Ok(()) => self.counters.removals += 1,
+            Err(e) => {
+                self.counters.dataplane_errors += 1;
+                tracing::warn!(tunnel = up.tunnel, session = up.session, %e, "fast-path removal failed");
+            }
+        }
+    }
+}
+
+/// An L2TPv2 data message carrying a PPP frame (RFC 2661 §3.1): with a Length field, and the
+/// P bit on LCP so keepalives get preferential treatment as the RFC suggests.
+fn wrap_ppp(peer_tunnel: u32, peer_session: u32, frame: &[u8]) -> Option<Vec<u8>> {
+    let lcp = l2xdp_wire::ppp::frame::peek_protocol(frame).ok() == Some(protocol::LCP);
+    let hdr = V2Repr {
+        control: false,
+        with_length: true,
+        tunnel_id: u16::try_from(peer_tunnel).ok()?,
+        session_id: u16::try_from(peer_session).ok()?,
+        sequence: None,
+        offset: None,
+        priority: lcp,
+    };
+    let mut out = vec![0u8; hdr.header_len() + frame.len()];
+    let n = hdr.emit(&mut out, frame.len()).ok()?;
+    out[n..].copy_from_slice(frame);
+    Some(out)
+}
+
+/// The proxy values a LAC sent, in the PPP link's terms; `None` when there are none.
+fn proxy_of(up: &SessionUp) -> Option<Proxy> {
+    if up.proxy.is_empty() {
+        return None;
+    }
+    let p = &up.proxy;
+    Some(Proxy {
+        initial_received_lcp: p.initial_received_confreq.clone(),
+        last_sent_lcp: p.last_sent_confreq.clone(),
+        last_received_lcp: p.last_received_confreq.clone(),
+        authen_type: p.authen_type,
+        authen_name: p.authen_name.clone(),
+        authen_challenge: p.authen_challenge.clone(),
+        authen_id: p.authen_id.map(u16::from),
+        authen_response: p.authen_response.clone(),
+    })
+}
+
+/// The CDN for a PPP link that went down: Result Code (RFC 2661 §4.4.2) and the RFC 3145 §2
+/// PPP Disconnect Cause (code, the control protocol concerned, direction).
+fn cdn_for(reason: DownReason) -> (ResultCode, PppDisconnectCause) {
+    use l2xdp_wire::l2tp::codes::{direction as dir, PppDisconnectCode as C};
+    let (result, code, proto, direction, text) = match reason {
+        DownReason::Administrative => (3, C::ADMINISTRATIVE, 0, dir::AT_LOCAL, "administrative"),
+        DownReason::LowerLayerDown => (1, C::NO_INFORMATION, 0, dir::GLOBAL, "lower layer down"),
+        DownReason::PeerTerminated => {
+            (3, C::NORMAL, protocol::LCP, dir::AT_PEER, "peer terminated")
+        }
+        DownReason::LcpFailed => (
+            2,
+            C::LCP_FSM_TIMEOUT,
+            protocol::LCP,
+            dir::AT_LOCAL,
+            "LCP failed",
+        ),
+        DownReason::AuthNotAgreed => (
+            2,
+            C::AUTH_PROTOCOL_UNACCEPTABLE,
+            protocol::LCP,
+            dir::AT_PEER,
+            "no authentication protocol agreed",
+        ),
+        DownReason::AuthFailed => (2, C::AUTH_FAILED, 0, dir::AT_LOCAL, "authentication failed"),
+        DownReason::AuthTimeout => (
+            2,
+            C::AUTH_FSM_TIMEOUT,
+            0,
+            dir::AT_LOCAL,
+            "authentication timeout",
+        ),
+        DownReason::PoolExhausted => (
+            4,
+            C::NCP_NO_ADDRESS_CONVERGENCE,
+            protocol::IPCP,
+            dir::AT_LOCAL,
+            "address pool exhausted",
+        ),
+        DownReason::AddressInUse => (
+            2,
+            C::NCP_ADDRESS_NOT_PERMITTED,
+            protocol::IPCP,
+            dir::AT_LOCAL,
+            "address in use",
+        ),
+        DownReason::NoNetworkProtocols => (2, C::NO_NCPS, 0, dir::GLOBAL, "no network protocol"),
+        DownReason::DeadPeer => (
+            1,
+            C::LCP_ECHO_TIMEOUT,
+            protocol::LCP,
+            dir::AT_PEER,
+            "keepalive timeout",
+        ),
+        DownReason::LoopedBack => (
+            2,
+            C::LCP_LOOPED_BACK,
+            protocol::LCP,
+            dir::GLOBAL,
+            "looped back",
+        ),
+    };
+    (
+        ResultCode::new(result, 0, text),
+        PppDisconnectCause {
+            code: code.0,
+            protocol: proto,
+            direction,
+            message: text.to_string(),
+        },
+    )
+}
+
+fn unspecified_like(a: IpAddr) -> IpAddr {
+    match a {
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+    }
+}

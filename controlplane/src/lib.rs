@@ -12,11 +12,14 @@
 //!   both roles, sans-IO, and the [`l2tp::Registry`] that drives many of them.
 //! - [`node`]: one node — registry, PPP links and the fast path glued together, sans-IO.
 //! - [`driver`]: runs a node over real sockets on tokio.
+//! - [`daemon`]: `l2xdpd`'s configuration file and start-up; [`control`]: its control socket.
 //! - [`config_file`]: TOML configuration files with errors that name the file, line and field.
 //! - [`socket`]: L2TP sockets over UDP and IP protocol 115, and a deterministic lossy shim for
 //!   tests.
 
 pub mod config_file;
+pub mod control;
+pub mod daemon;
 pub mod driver;
 pub mod l2tp;
 pub mod node;

@@ -92,6 +92,50 @@ pub enum NodeEvent {
     },
 }
 
+/// One tunnel as the operator sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TunnelStatus {
+    /// Our tunnel ID.
+    pub tunnel: TunnelId,
+    /// The peer's tunnel ID.
+    pub peer_tunnel: u32,
+    /// The peer.
+    pub peer: Peer,
+    /// L2TP version.
+    pub version: Version,
+    /// Control connection state.
+    pub state: String,
+    /// The peer's Host Name.
+    pub peer_host_name: String,
+    /// Sessions in the tunnel.
+    pub sessions: usize,
+    /// We opened it.
+    pub initiator: bool,
+    /// The peer's RFC 4951 Failover Capability.
+    pub peer_failover: Option<crate::l2tp::FailoverCapability>,
+}
+
+/// One session as the operator sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SessionStatus {
+    /// Our tunnel ID.
+    pub tunnel: TunnelId,
+    /// Our session ID.
+    pub session: u32,
+    /// The peer's session ID.
+    pub peer_session: u32,
+    /// L2TP version.
+    pub version: Version,
+    /// The authenticated (or, for the emulator, configured) user.
+    pub user: Option<String>,
+    /// PPP phase ("Network" when up), or "none" for pseudowires.
+    pub ppp: String,
+    /// The subscriber's IPv4 address, once PPP is up.
+    pub ipv4: Option<Ipv4Addr>,
+    /// Installed in the fast path.
+    pub installed: bool,
+}
+
 /// Counters of the glue (the registry and the links count their own).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct NodeCounters {
@@ -115,6 +159,8 @@ struct SessionState {
     up: Box<SessionUp>,
     link: Option<Link>,
     installed: bool,
+    /// The subscriber's address while PPP is up (server role) or ours (client role).
+    ipv4: Option<Ipv4Addr>,
 }
 
 /// The sans-IO core of `l2xdpd` and of the emulator.
@@ -179,6 +225,50 @@ impl Node {
             .filter(|s| s.link.as_ref().is_some_and(Link::is_up))
             .count();
         (self.sessions.len(), up)
+    }
+
+    /// Every tunnel, for the operator.
+    pub fn tunnel_status(&self) -> Vec<TunnelStatus> {
+        let mut v: Vec<TunnelStatus> = self
+            .registry
+            .tunnels()
+            .map(|t| TunnelStatus {
+                tunnel: t.id(),
+                peer_tunnel: t.peer_tunnel_id(),
+                peer: t.peer(),
+                version: t.version(),
+                state: format!("{:?}", t.state()),
+                peer_host_name: String::from_utf8_lossy(t.peer_host_name()).into_owned(),
+                sessions: t.session_count(),
+                initiator: t.is_initiator(),
+                peer_failover: t.peer_failover(),
+            })
+            .collect();
+        v.sort_by_key(|t| t.tunnel);
+        v
+    }
+
+    /// Every established session, for the operator.
+    pub fn session_status(&self) -> Vec<SessionStatus> {
+        let mut v: Vec<SessionStatus> = self
+            .sessions
+            .iter()
+            .map(|(&(tunnel, session), st)| SessionStatus {
+                tunnel,
+                session,
+                peer_session: st.up.peer_session,
+                version: st.up.version,
+                user: st.link.as_ref().and_then(|l| l.user().map(str::to_string)),
+                ppp: st
+                    .link
+                    .as_ref()
+                    .map_or_else(|| "none".to_string(), |l| format!("{:?}", l.phase())),
+                ipv4: st.ipv4,
+                installed: st.installed,
+            })
+            .collect();
+        v.sort_by_key(|s| (s.tunnel, s.session));
+        v
     }
 
     /// Every session the node knows (established at the L2TP level).
@@ -487,6 +577,7 @@ impl Node {
                 up,
                 link,
                 installed,
+                ipv4: None,
             },
         );
         if has_link {
@@ -499,8 +590,11 @@ impl Node {
             return;
         };
         let server = !st.up.initiator;
+        let installed = st.installed;
+        let up = st.up.clone();
         match e {
             LinkEvent::Up(u) => {
+                let addr = if server { u.peer_ipv4 } else { u.local_ipv4 };
                 self.events.push_back(NodeEvent::PppUp {
                     tunnel: key.0,
                     session: key.1,
@@ -508,25 +602,25 @@ impl Node {
                     peer_ipv4: u.peer_ipv4,
                     local_ipv4: u.local_ipv4,
                 });
-                if server {
-                    let up = st.up.clone();
+                let ok = server && {
                     let binding = Binding::Subscriber {
                         ipv4: u.peer_ipv4,
                         ipv6: Vec::new(),
                     };
-                    let ok = self.install(&up, Some(&u), binding);
-                    if let Some(st) = self.sessions.get_mut(&key) {
-                        st.installed = ok;
-                    }
+                    self.install(&up, Some(&u), binding)
+                };
+                if let Some(st) = self.sessions.get_mut(&key) {
+                    st.ipv4 = addr;
+                    st.installed = ok;
                 }
             }
             LinkEvent::NetworkDown => {
-                if st.installed {
-                    let up = st.up.clone();
+                if installed {
                     self.uninstall(&up);
-                    if let Some(st) = self.sessions.get_mut(&key) {
-                        st.installed = false;
-                    }
+                }
+                if let Some(st) = self.sessions.get_mut(&key) {
+                    st.installed = false;
+                    st.ipv4 = None;
                 }
             }
             LinkEvent::AuthFailed { user } => {
@@ -537,12 +631,12 @@ impl Node {
                 });
             }
             LinkEvent::Down { reason } => {
-                if st.installed {
-                    let up = st.up.clone();
+                if installed {
                     self.uninstall(&up);
-                    if let Some(st) = self.sessions.get_mut(&key) {
-                        st.installed = false;
-                    }
+                }
+                if let Some(st) = self.sessions.get_mut(&key) {
+                    st.installed = false;
+                    st.ipv4 = None;
                 }
                 // PPP is gone: the call goes too (RFC 2661 §5.4.2), saying why (RFC 3145).
                 let (result, cause) = cdn_for(reason);

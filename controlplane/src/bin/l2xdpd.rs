@@ -1,0 +1,105 @@
+//! `l2xdpd`: the l2xdp control plane. Runs in the foreground, logs with `tracing` (text, or
+//! JSON with `--log-json`; level from `RUST_LOG`, default info), and serves the operator's
+//! control socket when the configuration names one.
+//!
+//! `l2xdpd --config /etc/l2xdp/l2xdpd.toml` — `l2xdpd --check --config FILE` only checks the
+//! configuration (exit 0 when valid, 1 with the file, line and field otherwise).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use l2xdp_controlplane::daemon::{self, DaemonConfig};
+use l2xdp_controlplane::driver::Driver;
+
+#[derive(Debug, Parser)]
+#[command(name = "l2xdpd", version, about = "The l2xdp L2TP control plane")]
+struct Args {
+    /// The configuration file.
+    #[arg(long, short)]
+    config: PathBuf,
+    /// Check the configuration and exit.
+    #[arg(long)]
+    check: bool,
+    /// Log as JSON lines.
+    #[arg(long)]
+    log_json: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if args.log_json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+
+    let cfg = match DaemonConfig::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("l2xdpd: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if args.check {
+        if let Err(e) = cfg.credentials() {
+            eprintln!("l2xdpd: {e}");
+            return ExitCode::from(1);
+        }
+        println!("{}: ok", args.config.display());
+        return ExitCode::SUCCESS;
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("l2xdpd: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(run(cfg)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("l2xdpd: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(cfg: DaemonConfig) -> Result<(), Box<dyn std::error::Error>> {
+    let sockets = daemon::sockets(&cfg)?;
+    let dataplane = daemon::dataplane(&cfg)?;
+    let node = daemon::node(&cfg, dataplane)?;
+    let driver = Driver::new(node, sockets)?;
+    for a in driver.local_addrs() {
+        tracing::info!(%a, "listening");
+    }
+    let (handle, task) = driver.spawn();
+    if let Some(path) = cfg.daemon.control_socket.clone() {
+        let h = handle.clone();
+        tracing::info!(path = %path.display(), "control socket");
+        tokio::spawn(async move {
+            if let Err(e) = l2xdp_controlplane::control::serve(path, h).await {
+                tracing::error!(%e, "control socket failed");
+            }
+        });
+    }
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted"),
+        _ = term.recv() => tracing::info!("terminated"),
+    }
+    // Sessions stay in the fast path: a restarted l2xdpd recovers them (RFC 4951).
+    handle.shutdown().await;
+    let _ = task.await;
+    if let Some(p) = &cfg.daemon.control_socket {
+        let _ = std::fs::remove_file(p);
+    }
+    Ok(())
+}

@@ -1,0 +1,363 @@
+//! `l2xdpd`'s configuration and start-up: one TOML file (every section optional except what
+//! the role needs), turned into a [`Node`] over its sockets and fast path.
+//!
+//! ```toml
+//! [daemon]
+//! listen = ["192.0.2.1:1701"]          # L2TP over UDP (IPv4 and/or IPv6 addresses)
+//! listen_ip = ["192.0.2.1"]            # L2TPv3 over IP protocol 115 (needs CAP_NET_RAW)
+//! control_socket = "/run/l2xdp/l2xdpd.sock"
+//!
+//! [dataplane]
+//! mode = "xdp"                         # or "memory": no fast path (lab, tests)
+//! pin_dir = "/sys/fs/bpf/l2xdp"        # maps pinned by l2xdp-dataplane
+//!
+//! [l2tp]                               # crate::l2tp::L2tpConfig
+//! host_name = "lns1"
+//! secret = "..."
+//!
+//! [ppp]                                # crate::ppp::PppConfig
+//! auth = ["chap"]
+//! [ppp.ipcp]
+//! local_address = "100.64.0.1"
+//! pool = ["100.64.0.0/16"]
+//! dns = ["192.0.2.53"]
+//!
+//! [users]
+//! file = "/etc/l2xdp/users"            # `username password [ipv4]` lines
+//!
+//! [[pseudowire]]                       # L2TPv3 attachment circuits
+//! remote_end_id = "pw-customer-1"
+//! interface = "eth2"
+//! ```
+//! Errors name the file, line and field (see [`crate::config_file`]).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use l2xdp_dataplane::{DataPlane, MemoryDataPlane};
+use serde::Deserialize;
+
+use crate::config_file::{self, ConfigError};
+use crate::l2tp::L2tpConfig;
+use crate::node::{Node, NodeConfig};
+use crate::ppp::{Credentials, Ipv4Pool, MemoryCredentials, PppConfig};
+use crate::socket::L2tpSocket;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DaemonConfig {
+    /// Sockets and the operator interface.
+    pub daemon: DaemonSection,
+    /// The fast path.
+    pub dataplane: DataplaneSection,
+    /// Control connections and sessions.
+    pub l2tp: L2tpConfig,
+    /// PPP termination.
+    pub ppp: PppConfig,
+    /// Local users.
+    pub users: UsersSection,
+    /// L2TPv3 attachment circuits.
+    pub pseudowire: Vec<PseudowireBinding>,
+}
+
+/// `[daemon]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DaemonSection {
+    /// UDP addresses to listen on (port 1701 unless given).
+    pub listen: Vec<SocketAddr>,
+    /// Addresses for L2TPv3 over IP protocol 115.
+    pub listen_ip: Vec<IpAddr>,
+    /// The operator's control socket (`l2xdpctl`); none when absent.
+    pub control_socket: Option<PathBuf>,
+}
+
+impl Default for DaemonSection {
+    fn default() -> Self {
+        DaemonSection {
+            listen: vec![SocketAddr::new(IpAddr::from([0, 0, 0, 0]), 1701)],
+            listen_ip: Vec::new(),
+            control_socket: None,
+        }
+    }
+}
+
+/// Which fast path the control plane installs sessions into.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DataplaneMode {
+    /// The XDP maps pinned by `l2xdp-dataplane`.
+    Xdp,
+    /// None: sessions are kept in memory only (labs, tests, a control plane without a kernel).
+    #[default]
+    Memory,
+}
+
+/// `[dataplane]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataplaneSection {
+    /// `xdp` or `memory`.
+    pub mode: DataplaneMode,
+    /// Where `l2xdp-dataplane` pinned the maps.
+    pub pin_dir: PathBuf,
+}
+
+impl Default for DataplaneSection {
+    fn default() -> Self {
+        DataplaneSection {
+            mode: DataplaneMode::Memory,
+            pin_dir: PathBuf::from("/sys/fs/bpf/l2xdp"),
+        }
+    }
+}
+
+/// `[users]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UsersSection {
+    /// The users file; no local users when absent.
+    pub file: Option<PathBuf>,
+}
+
+/// `[[pseudowire]]`: where an L2TPv3 pseudowire's Ethernet frames go.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PseudowireBinding {
+    /// The Remote End ID the peer sends in its ICRQ (RFC 3931 §5.4.4).
+    pub remote_end_id: String,
+    /// The attachment interface.
+    pub interface: String,
+}
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration was refused.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A socket could not be opened.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The fast path could not be opened.
+    #[error("fast path: {0}")]
+    Dataplane(String),
+}
+
+impl DaemonConfig {
+    /// Reads and checks a configuration file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let c: DaemonConfig = config_file::load(path)?;
+        c.check(path)?;
+        Ok(c)
+    }
+
+    /// Parses and checks configuration text (`path` is used in messages).
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let c: DaemonConfig = config_file::parse(path, text)?;
+        c.check(path)?;
+        Ok(c)
+    }
+
+    /// The checks a type cannot express.
+    fn check(&self, path: &Path) -> Result<(), ConfigError> {
+        if self.daemon.listen.is_empty() && self.daemon.listen_ip.is_empty() {
+            return Err(ConfigError::value(
+                path,
+                "daemon.listen",
+                "no address to listen on (give daemon.listen or daemon.listen_ip)",
+            ));
+        }
+        if let Some(f) = &self.l2tp.failover {
+            if !f.control && !f.data {
+                return Err(ConfigError::value(
+                    path,
+                    "l2tp.failover",
+                    "control and data cannot both be false (RFC 4951 §5.1)",
+                ));
+            }
+        }
+        if self.l2tp.hide_avps && self.l2tp.secret_bytes().is_none() {
+            return Err(ConfigError::value(
+                path,
+                "l2tp.hide_avps",
+                "hiding AVPs needs l2tp.secret (RFC 2661 §4.3)",
+            ));
+        }
+        if self.ppp.ipcp.enabled && self.ppp.ipcp.pool.is_empty() && self.users.file.is_none() {
+            return Err(ConfigError::value(
+                path,
+                "ppp.ipcp.pool",
+                "no address pool and no users file with fixed addresses: IPCP cannot assign any",
+            ));
+        }
+        if let Err(e) = self.pool() {
+            return Err(ConfigError::value(path, "ppp.ipcp.pool", e.to_string()));
+        }
+        Ok(())
+    }
+
+    /// The subscriber address pool (the LNS's own address excluded).
+    pub fn pool(&self) -> Result<Option<Ipv4Pool>, crate::ppp::PoolError> {
+        if self.ppp.ipcp.pool.is_empty() {
+            return Ok(None);
+        }
+        Ipv4Pool::new(&self.ppp.ipcp.pool, &[self.ppp.ipcp.local_address]).map(Some)
+    }
+
+    /// Loads the users file.
+    pub fn credentials(&self) -> Result<MemoryCredentials, ConfigError> {
+        match &self.users.file {
+            None => Ok(MemoryCredentials::new()),
+            Some(f) => MemoryCredentials::load(f).map_err(|e| match e {
+                crate::ppp::UsersFileError::Line { line, field, why } => ConfigError::Invalid {
+                    path: f.clone(),
+                    line,
+                    column: 1,
+                    field: format!("{field}: "),
+                    message: why.to_string(),
+                },
+                other => ConfigError::value(f, "users.file", other.to_string()),
+            }),
+        }
+    }
+}
+
+/// Opens the sockets the configuration names.
+pub fn sockets(cfg: &DaemonConfig) -> Result<Vec<L2tpSocket>, StartError> {
+    let mut out = Vec::new();
+    for a in &cfg.daemon.listen {
+        out.push(L2tpSocket::bind_udp(*a).map_err(|source| StartError::Listen {
+            addr: format!("udp {a}"),
+            source,
+        })?);
+    }
+    for a in &cfg.daemon.listen_ip {
+        out.push(L2tpSocket::bind_ip(*a).map_err(|source| StartError::Listen {
+            addr: format!("ip/115 {a}"),
+            source,
+        })?);
+    }
+    Ok(out)
+}
+
+/// Opens the fast path the configuration names.
+pub fn dataplane(cfg: &DaemonConfig) -> Result<Box<dyn DataPlane>, StartError> {
+    match cfg.dataplane.mode {
+        DataplaneMode::Memory => Ok(Box::new(MemoryDataPlane::new())),
+        DataplaneMode::Xdp => l2xdp_dataplane::xdp::XdpDataPlane::open(&cfg.dataplane.pin_dir)
+            .map(|d| Box::new(d) as Box<dyn DataPlane>)
+            .map_err(|e| {
+                StartError::Dataplane(format!(
+                    "{e} (is l2xdp-dataplane attached with --pin-dir {}?)",
+                    cfg.dataplane.pin_dir.display()
+                ))
+            }),
+    }
+}
+
+/// Builds the node: credentials, pool, attachment circuits, fast path.
+pub fn node(cfg: &DaemonConfig, dataplane: Box<dyn DataPlane>) -> Result<Node, StartError> {
+    let credentials: Arc<dyn Credentials> = Arc::new(cfg.credentials()?);
+    let pool = cfg
+        .pool()
+        .map_err(|e| ConfigError::value(Path::new("config"), "ppp.ipcp.pool", e.to_string()))?
+        .map(|p| Arc::new(Mutex::new(p)));
+    let mut acs = HashMap::new();
+    for pw in &cfg.pseudowire {
+        let ifindex = ifindex(&pw.interface).ok_or_else(|| {
+            ConfigError::value(
+                Path::new("config"),
+                "pseudowire.interface",
+                format!("no interface named {:?}", pw.interface),
+            )
+        })?;
+        acs.insert(pw.remote_end_id.clone().into_bytes(), ifindex);
+    }
+    let mut seed = [0u8; 8];
+    // The PPP links' magic numbers and challenges must not be predictable.
+    getrandom::fill(&mut seed).map_err(|e| StartError::Dataplane(format!("no randomness: {e}")))?;
+    Ok(Node::new(
+        NodeConfig {
+            l2tp: cfg.l2tp.clone(),
+            ppp: Arc::new(cfg.ppp.clone()),
+            credentials,
+            pool,
+            attachment_circuits: acs,
+            seed: u64::from_le_bytes(seed),
+        },
+        dataplane,
+    ))
+}
+
+fn ifindex(name: &str) -> Option<u32> {
+    let c = std::ffi::CString::new(name).ok()?;
+    // SAFETY: a valid NUL-terminated string.
+    let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    (i != 0).then_some(i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<DaemonConfig, ConfigError> {
+        DaemonConfig::parse(Path::new("l2xdpd.toml"), text)
+    }
+
+    #[test]
+    fn the_documented_example_parses() {
+        let c = parse(
+            r#"
+[daemon]
+listen = ["127.0.0.1:1701"]
+[dataplane]
+mode = "memory"
+[l2tp]
+host_name = "lns1"
+secret = "s3cret"
+[ppp]
+auth = ["chap"]
+[ppp.ipcp]
+local_address = "100.64.0.1"
+pool = ["100.64.0.0/16"]
+dns = ["192.0.2.53"]
+"#,
+        )
+        .expect("valid");
+        assert_eq!(c.l2tp.host_name, "lns1");
+        let pool = c.pool().expect("pool").expect("some");
+        assert!(!pool.contains("100.64.0.1".parse().expect("addr")) || pool.capacity() > 0);
+    }
+
+    #[test]
+    fn errors_name_line_and_field() {
+        let e = parse("[daemon]\nlisten = [\"127.0.0.1:1701\"]\n[l2tp]\nhello_interval_secs = \"x\"\n")
+            .expect_err("invalid")
+            .to_string();
+        assert!(e.starts_with("l2xdpd.toml:4:"), "{e}");
+        assert!(e.contains("l2tp.hello_interval_secs"), "{e}");
+        let e = parse("[daemon]\nlisen = []\n").expect_err("invalid").to_string();
+        assert!(e.starts_with("l2xdpd.toml:2:"), "{e}");
+        assert!(e.contains("lisen"), "{e}");
+    }
+
+    #[test]
+    fn semantic_errors_name_the_field() {
+        let e = parse("[daemon]\nlisten = []\n").expect_err("invalid").to_string();
+        assert!(e.contains("daemon.listen"), "{e}");
+        let e = parse("[l2tp]\nhide_avps = true\n").expect_err("invalid").to_string();
+        assert!(e.contains("l2tp.hide_avps"), "{e}");
+        let e = parse("[l2tp.failover]\ncontrol = false\ndata = false\nrecovery_time_ms = 1\n")
+            .expect_err("invalid")
+            .to_string();
+        assert!(e.contains("RFC 4951"), "{e}");
+    }
+}

@@ -409,6 +409,16 @@ impl Registry {
             }
             t.handle_datagram(ctx, msg)
         });
+        // An SCCRQ the new tunnel dropped without a word (RFC 3931 §5.4.1: a Message Digest
+        // that does not verify; anything else it ignored) leaves it idle with nothing to send:
+        // keep no state for it, or every such datagram would leak a tunnel.
+        if self
+            .tunnels
+            .get(&id)
+            .is_some_and(|t| t.state() == TunnelState::Idle && t.channel().is_quiescent())
+        {
+            self.remove(id);
+        }
     }
 
     /// The earliest deadline of all tunnels (call [`Registry::handle_timeout`] then).

@@ -417,6 +417,11 @@ impl Registry {
             .get(&id)
             .is_some_and(|t| t.state() == TunnelState::Idle && t.channel().is_quiescent())
         {
+            // Its peer tunnel ID was never learnt, so `remove` cannot find this entry; a stale
+            // one would swallow the SCCRQ's retransmissions.
+            if self.by_peer.get(&(peer, peer_tid)) == Some(&id) {
+                self.by_peer.remove(&(peer, peer_tid));
+            }
             self.remove(id);
         }
     }

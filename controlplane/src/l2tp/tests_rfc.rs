@@ -184,6 +184,45 @@ fn v2_missing_challenge_response_is_refused() {
     }
 }
 
+/// A secret on one side only: the side that cannot answer a challenge refuses with Result
+/// Code 4 (RFC 2661 §5.1.1), and nothing comes up.
+#[test]
+fn v2_secret_on_one_side_only() {
+    // The responder challenges in its SCCRP; the initiator has no secret to answer with.
+    let mut n = Net::new(cfg("lac"), with_secret("lns", SECRET));
+    n.a.open_tunnel(Net::pb(), Version::V2, n.now)
+        .expect("open");
+    n.run(Duration::from_secs(60));
+    assert_eq!(tunnel_up_count(&n.ev_a) + tunnel_up_count(&n.ev_b), 0);
+    let (da, db) = (tunnel_downs(&n.ev_a), tunnel_downs(&n.ev_b));
+    assert!(
+        matches!(&da[..], [TunnelDownReason::Local(rc)] if rc.result == 4),
+        "{da:?}"
+    );
+    assert!(
+        matches!(&db[..], [TunnelDownReason::Peer(rc)] if rc.result == 4),
+        "{db:?}"
+    );
+    assert!(n.a.is_empty() && n.b.is_empty());
+
+    // The initiator challenges in its SCCRQ; the responder refuses it at once.
+    let mut n = Net::new(with_secret("lac", SECRET), cfg("lns"));
+    n.a.open_tunnel(Net::pb(), Version::V2, n.now)
+        .expect("open");
+    n.run(Duration::from_secs(60));
+    assert_eq!(tunnel_up_count(&n.ev_a) + tunnel_up_count(&n.ev_b), 0);
+    let da = tunnel_downs(&n.ev_a);
+    assert!(
+        matches!(&da[..], [TunnelDownReason::Peer(rc)] if rc.result == 4),
+        "{da:?}"
+    );
+    assert!(
+        n.ev_b.is_empty(),
+        "the responder never had a tunnel to announce"
+    );
+    assert!(n.a.is_empty() && n.b.is_empty());
+}
+
 /// RFC 3931 §4.3, §5.4.3: the same secret on both sides: nonces exchanged, every message
 /// digested (no ZLBs: explicit ACKs), the tunnel and a session come up, over UDP and IP.
 #[test]
@@ -703,10 +742,12 @@ fn hello_to_vanished_peer_times_out() {
         n.run(Duration::from_secs(1));
         n.tamper = Some(Box::new(|_, _| None));
         let cycle = ca.retransmission_cycle();
-        // Before the HELLO and its retries are spent nothing goes down.
-        n.run(ca.hello_interval() + cycle - Duration::from_secs(1));
+        // The last message arrived about 1 s ago: the HELLO goes out about 9 s from now and
+        // the channel fails one retransmission cycle later. Nothing goes down before.
+        n.run(ca.hello_interval() + cycle - Duration::from_secs(3));
         assert!(tunnel_downs(&n.ev_a).is_empty(), "{v:?}");
-        n.run(Duration::from_secs(2));
+        assert!(n.a.counters().messages_out.contains_key("HELLO"), "{v:?}");
+        n.run(Duration::from_secs(4));
         assert_eq!(tunnel_downs(&n.ev_a), vec![TunnelDownReason::Timeout]);
         assert_eq!(
             session_downs(&n.ev_a),

@@ -409,6 +409,21 @@ impl Registry {
             }
             t.handle_datagram(ctx, msg)
         });
+        // An SCCRQ the new tunnel dropped without a word (RFC 3931 §5.4.1: a Message Digest
+        // that does not verify; anything else it ignored) leaves it idle with nothing to send:
+        // keep no state for it, or every such datagram would leak a tunnel.
+        if self
+            .tunnels
+            .get(&id)
+            .is_some_and(|t| t.state() == TunnelState::Idle && t.channel().is_quiescent())
+        {
+            // Its peer tunnel ID was never learnt, so `remove` cannot find this entry; a stale
+            // one would swallow the SCCRQ's retransmissions.
+            if self.by_peer.get(&(peer, peer_tid)) == Some(&id) {
+                self.by_peer.remove(&(peer, peer_tid));
+            }
+            self.remove(id);
+        }
     }
 
     /// The earliest deadline of all tunnels (call [`Registry::handle_timeout`] then).

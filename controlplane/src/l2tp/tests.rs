@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use l2xdp_wire::l2tp::header::Version;
+use l2xdp_wire::l2tp::header::{Transport, Version};
 use l2xdp_wire::l2tp::validate::validate_bytes;
 
 use super::config::L2tpConfig;
@@ -12,12 +12,17 @@ use super::*;
 const LAC: &str = "192.0.2.1:1701";
 const LNS: &str = "192.0.2.2:1701";
 
+/// Rewrites (`Some`) or drops (`None`) a datagram in flight; the flag: it comes from `a`.
+type Tamper = Box<dyn FnMut(bool, Vec<u8>) -> Option<Vec<u8>>>;
+
 struct Net {
+    tamper: Option<Tamper>,
     a: Registry,
     b: Registry,
     now: Instant,
     loss: Option<SeededRandom>,
-    emitted: Vec<Vec<u8>>,
+    /// Every datagram sent, as sent (before tampering).
+    emitted: Vec<(Transport, Vec<u8>)>,
     ev_a: Vec<Event>,
     ev_b: Vec<Event>,
     secret: Option<Vec<u8>>,
@@ -32,10 +37,15 @@ fn cfg(name: &str) -> L2tpConfig {
 
 impl Net {
     fn new(ca: L2tpConfig, cb: L2tpConfig) -> Self {
+        Self::seeded(ca, cb, 1, 2)
+    }
+
+    fn seeded(ca: L2tpConfig, cb: L2tpConfig, seed_a: u64, seed_b: u64) -> Self {
         let secret = ca.secret_bytes().map(<[u8]>::to_vec);
         Net {
-            a: Registry::with_random(ca, Box::new(SeededRandom::new(1))),
-            b: Registry::with_random(cb, Box::new(SeededRandom::new(2))),
+            tamper: None,
+            a: Registry::with_random(ca, Box::new(SeededRandom::new(seed_a))),
+            b: Registry::with_random(cb, Box::new(SeededRandom::new(seed_b))),
             now: Instant::now(),
             loss: None,
             emitted: Vec::new(),
@@ -50,6 +60,30 @@ impl Net {
     }
     fn pb() -> Peer {
         Peer::udp(LNS.parse().expect("addr"))
+    }
+    /// `a` as `b` sees it, over `transport`.
+    fn pa_over(transport: Transport) -> Peer {
+        match transport {
+            Transport::Udp => Self::pa(),
+            Transport::Ip => Peer::ip(Self::pa().addr.ip()),
+        }
+    }
+    /// `b` as `a` sees it, over `transport`.
+    fn pb_over(transport: Transport) -> Peer {
+        match transport {
+            Transport::Udp => Self::pb(),
+            Transport::Ip => Peer::ip(Self::pb().addr.ip()),
+        }
+    }
+
+    /// Moves events out of the registries.
+    fn drain_events(&mut self) {
+        while let Some(e) = self.a.poll_event() {
+            self.ev_a.push(e);
+        }
+        while let Some(e) = self.b.poll_event() {
+            self.ev_b.push(e);
+        }
     }
 
     /// Moves datagrams both ways until nothing is left, then advances to the next timer;
@@ -66,12 +100,12 @@ impl Net {
                 rounds += 1;
                 assert!(rounds < 10_000, "datagrams ping-pong forever");
                 moved = false;
-                let mut held: Vec<(bool, Vec<u8>)> = Vec::new();
-                while let Some((_, d)) = self.a.poll_transmit() {
-                    held.push((true, d));
+                let mut held: Vec<(bool, Peer, Vec<u8>)> = Vec::new();
+                while let Some((to, d)) = self.a.poll_transmit() {
+                    held.push((true, to, d));
                 }
-                while let Some((_, d)) = self.b.poll_transmit() {
-                    held.push((false, d));
+                while let Some((to, d)) = self.b.poll_transmit() {
+                    held.push((false, to, d));
                 }
                 if let Some(rng) = &mut self.loss {
                     // 20 % loss, and reverse some pairs (reordering).
@@ -80,22 +114,26 @@ impl Net {
                         held.swap(0, 1);
                     }
                 }
-                for (from_a, d) in held {
+                for (from_a, to, d) in held {
                     moved = true;
-                    self.emitted.push(d.clone());
+                    self.emitted.push((to.transport, d.clone()));
+                    let d = match &mut self.tamper {
+                        Some(f) => match f(from_a, d) {
+                            Some(d) => d,
+                            None => continue,
+                        },
+                        None => d,
+                    };
                     if from_a {
-                        self.b.handle_datagram(Self::pa(), &d, self.now);
+                        self.b
+                            .handle_datagram(Self::pa_over(to.transport), &d, self.now);
                     } else {
-                        self.a.handle_datagram(Self::pb(), &d, self.now);
+                        self.a
+                            .handle_datagram(Self::pb_over(to.transport), &d, self.now);
                     }
                 }
             }
-            while let Some(e) = self.a.poll_event() {
-                self.ev_a.push(e);
-            }
-            while let Some(e) = self.b.poll_event() {
-                self.ev_b.push(e);
-            }
+            self.drain_events();
             let next = [self.a.poll_timeout(), self.b.poll_timeout()]
                 .into_iter()
                 .flatten()
@@ -116,7 +154,14 @@ impl Net {
 
     fn check_emitted(&self) {
         assert!(!self.emitted.is_empty());
-        for d in &self.emitted {
+        for (transport, d) in &self.emitted {
+            let d = match transport {
+                Transport::Udp => &d[..],
+                Transport::Ip => {
+                    assert_eq!(d.get(..4), Some(&[0u8; 4][..]), "zero Session ID over IP");
+                    &d[4..]
+                }
+            };
             if let Err(v) = validate_bytes(d, self.secret.as_deref()) {
                 panic!("emitted invalid message {d:02x?}: {v}");
             }
@@ -314,3 +359,6 @@ fn lossy_link_everything_comes_up_and_stays_up() {
         assert_eq!(n.a.len(), 100);
     }
 }
+
+#[path = "tests_rfc.rs"]
+mod rfc;

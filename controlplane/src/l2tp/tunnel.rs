@@ -539,7 +539,13 @@ impl Tunnel {
     }
 
     /// v2: checks the peer's Challenge Response to our challenge; v3: the nonce rules.
-    fn check_auth(&self, msg: &ControlMessage, mt_of_response: u16) -> Result<(), ResultCode> {
+    /// `mt_of_response`: the Message Type that must carry the response to our challenge (SCCRP
+    /// or SCCCN), `None` for the SCCRQ, which cannot answer a challenge not yet sent.
+    fn check_auth(
+        &self,
+        msg: &ControlMessage,
+        mt_of_response: Option<u16>,
+    ) -> Result<(), ResultCode> {
         let deny = |why: &str| {
             Err(ResultCode::new(
                 StopCcnResult::NOT_AUTHORIZED.0,
@@ -549,7 +555,9 @@ impl Tunnel {
         };
         match self.version {
             Version::V2 => {
-                if let Some(ch) = self.challenge {
+                // RFC 2661 §5.1.1: the response to our challenge comes in the SCCRP (we sent
+                // the SCCRQ) or the SCCCN (we sent the SCCRP); an SCCRQ carries none.
+                if let (Some(ch), Some(mt_of_response)) = (self.challenge, mt_of_response) {
                     let Some(Avp::ChallengeResponse(r)) = msg.get(AvpType::ChallengeResponse)
                     else {
                         return deny("no Challenge Response");
@@ -609,7 +617,7 @@ impl Tunnel {
         if let Some(rc) = self.reject.take() {
             return self.stop(ctx, rc);
         }
-        if let Err(rc) = self.check_auth(msg, 0) {
+        if let Err(rc) = self.check_auth(msg, None) {
             return self.stop(ctx, rc);
         }
         let mut avps = self.setup_avps();
@@ -631,7 +639,7 @@ impl Tunnel {
         if let Err(rc) = self.learn_peer(msg) {
             return self.stop(ctx, rc);
         }
-        if let Err(rc) = self.check_auth(msg, MessageType::Sccrp.value()) {
+        if let Err(rc) = self.check_auth(msg, Some(MessageType::Sccrp.value())) {
             return self.stop(ctx, rc);
         }
         let mut avps = Vec::new();
@@ -646,7 +654,7 @@ impl Tunnel {
         if self.initiator || self.state != TunnelState::WaitCtlConn {
             return self.fsm_error(ctx, MessageType::Scccn);
         }
-        if let Err(rc) = self.check_auth(msg, MessageType::Scccn.value()) {
+        if let Err(rc) = self.check_auth(msg, Some(MessageType::Scccn.value())) {
             return self.stop(ctx, rc);
         }
         self.up(ctx);
@@ -719,6 +727,18 @@ impl Tunnel {
     }
 
     fn on_stopccn(&mut self, ctx: &mut Ctx<'_>, msg: &ControlMessage) {
+        // RFC 2661 §6.4, RFC 3931 §6.4: the StopCCN carries the sender's Assigned Tunnel ID /
+        // Control Connection ID and is answered only by the transport's acknowledgement. A
+        // connection that never learnt the peer's ID (a lost tie breaker, RFC 2661 §4.4.3: the
+        // winner's StopCCN rejects our SCCRQ) learns it here, or its ZLB would go to tunnel 0
+        // and the StopCCN would be retransmitted until the peer's channel fails.
+        if self.peer_tunnel_id == 0 {
+            if let Some(id) = msg.assigned_tunnel_id().filter(|&id| id != 0) {
+                if self.channel.set_peer_tunnel_id(id).is_ok() {
+                    self.peer_tunnel_id = id;
+                }
+            }
+        }
         let rc = msg
             .result_code()
             .map(|(result, error, m)| ResultCode {
@@ -854,7 +874,7 @@ impl Tunnel {
                         self.stop(ctx, rc);
                     }
                     Action::Cdn => {
-                        let loose = ControlMessage::parse(&buf, &ControlHeader_ctx(self.secret()));
+                        let loose = ControlMessage::parse(&buf, &parse_ctx(self.secret()));
                         self.cdn_for_invalid(ctx, session_id, loose.ok(), rc);
                     }
                 }
@@ -1614,7 +1634,7 @@ impl Tunnel {
     }
 }
 
-#[allow(non_snake_case)]
-fn ControlHeader_ctx(secret: Option<&[u8]>) -> l2xdp_wire::l2tp::message::ParseContext<'_> {
+/// The parse context of a message to this node.
+fn parse_ctx(secret: Option<&[u8]>) -> l2xdp_wire::l2tp::message::ParseContext<'_> {
     l2xdp_wire::l2tp::message::ParseContext { secret }
 }

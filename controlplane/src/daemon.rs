@@ -234,16 +234,20 @@ impl DaemonConfig {
 pub fn sockets(cfg: &DaemonConfig) -> Result<Vec<L2tpSocket>, StartError> {
     let mut out = Vec::new();
     for a in &cfg.daemon.listen {
-        out.push(L2tpSocket::bind_udp(*a).map_err(|source| StartError::Listen {
-            addr: format!("udp {a}"),
-            source,
-        })?);
+        out.push(
+            L2tpSocket::bind_udp(*a).map_err(|source| StartError::Listen {
+                addr: format!("udp {a}"),
+                source,
+            })?,
+        );
     }
     for a in &cfg.daemon.listen_ip {
-        out.push(L2tpSocket::bind_ip(*a).map_err(|source| StartError::Listen {
-            addr: format!("ip/115 {a}"),
-            source,
-        })?);
+        out.push(
+            L2tpSocket::bind_ip(*a).map_err(|source| StartError::Listen {
+                addr: format!("ip/115 {a}"),
+                source,
+            })?,
+        );
     }
     Ok(out)
 }
@@ -339,21 +343,28 @@ dns = ["192.0.2.53"]
 
     #[test]
     fn errors_name_line_and_field() {
-        let e = parse("[daemon]\nlisten = [\"127.0.0.1:1701\"]\n[l2tp]\nhello_interval_secs = \"x\"\n")
-            .expect_err("invalid")
-            .to_string();
+        let e =
+            parse("[daemon]\nlisten = [\"127.0.0.1:1701\"]\n[l2tp]\nhello_interval_secs = \"x\"\n")
+                .expect_err("invalid")
+                .to_string();
         assert!(e.starts_with("l2xdpd.toml:4:"), "{e}");
         assert!(e.contains("l2tp.hello_interval_secs"), "{e}");
-        let e = parse("[daemon]\nlisen = []\n").expect_err("invalid").to_string();
+        let e = parse("[daemon]\nlisen = []\n")
+            .expect_err("invalid")
+            .to_string();
         assert!(e.starts_with("l2xdpd.toml:2:"), "{e}");
         assert!(e.contains("lisen"), "{e}");
     }
 
     #[test]
     fn semantic_errors_name_the_field() {
-        let e = parse("[daemon]\nlisten = []\n").expect_err("invalid").to_string();
+        let e = parse("[daemon]\nlisten = []\n")
+            .expect_err("invalid")
+            .to_string();
         assert!(e.contains("daemon.listen"), "{e}");
-        let e = parse("[l2tp]\nhide_avps = true\n").expect_err("invalid").to_string();
+        let e = parse("[l2tp]\nhide_avps = true\n")
+            .expect_err("invalid")
+            .to_string();
         assert!(e.contains("l2tp.hide_avps"), "{e}");
         let e = parse("[l2tp.failover]\ncontrol = false\ndata = false\nrecovery_time_ms = 1\n")
             .expect_err("invalid")

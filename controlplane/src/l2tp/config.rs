@@ -127,10 +127,9 @@ impl Default for HiddenAvps {
     }
 }
 
-/// Retransmission settings: 1 s doubling to a cap of 8 s (RFC 2661 §5.8, RFC 3931 §4.2), and
-/// 10 retransmissions before the channel is declared dead — RFC 3931 §4.2's recommended default
-/// (RFC 2661 §5.8 suggests 5; 10 rides out lossy access networks better, at the cost of
-/// noticing a dead peer after about a minute instead of half of one).
+/// Retransmission settings (RFC 2661 §5.8; defaults 1 s doubling to 8 s, 5 retries — a full
+/// retransmission cycle of 31 s. RFC 3931 §4.2 recommends 10 retries: raise `max_retries` for
+/// lossy access networks, at the cost of noticing a dead peer later).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RetransmitConfig {
@@ -150,7 +149,7 @@ impl Default for RetransmitConfig {
         RetransmitConfig {
             initial_timeout_ms: d.initial_timeout.as_millis() as u64,
             max_timeout_ms: d.max_timeout.as_millis() as u64,
-            max_retries: 10,
+            max_retries: d.max_retries,
             ack_delay_ms: d.ack_delay.as_millis() as u64,
         }
     }

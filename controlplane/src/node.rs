@@ -161,7 +161,15 @@ struct SessionState {
     installed: bool,
     /// The subscriber's address while PPP is up (server role) or ours (client role).
     ipv4: Option<Ipv4Addr>,
+    /// Client role: the credentials and seed of a PPP client not started yet (see
+    /// [`CLIENT_START`]).
+    pending_client: Option<(ClientAuth, u64)>,
 }
+
+/// A LAC's PPP client starts when the LNS's first PPP frame arrives — the LNS has the ICCN and
+/// a link then — or after this long, whichever is first. Starting at once would lose the first
+/// Configure-Request whenever it overtakes the ICCN, and cost a 3 s restart timer.
+pub const CLIENT_START: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The sans-IO core of `l2xdpd` and of the emulator.
 pub struct Node {
@@ -368,6 +376,7 @@ impl Node {
             return;
         };
         let key = (u32::from(hdr.tunnel_id), u32::from(hdr.session_id));
+        self.start_client(key, now);
         match self.sessions.get_mut(&key).and_then(|s| s.link.as_mut()) {
             Some(link) => {
                 self.counters.ppp_frames_in += 1;
@@ -398,6 +407,9 @@ impl Node {
             }
             self.deadlines.remove(&(t, key));
             self.deadline_of.remove(&key);
+            if self.start_client(key, now) {
+                continue;
+            }
             if let Some(link) = self.sessions.get_mut(&key).and_then(|s| s.link.as_mut()) {
                 link.handle_timeout(now);
             }
@@ -463,6 +475,25 @@ impl Node {
         for e in events {
             self.on_link_event(key, e, now);
         }
+    }
+
+    /// Starts a session's pending PPP client; whether one was started.
+    fn start_client(&mut self, key: SessionRef, now: Instant) -> bool {
+        let Some(st) = self.sessions.get_mut(&key) else {
+            return false;
+        };
+        let Some((auth, seed)) = st.pending_client.take() else {
+            return false;
+        };
+        st.link = Some(Link::client(
+            self.cfg.ppp.clone(),
+            &auth.user,
+            &auth.password,
+            seed,
+            now,
+        ));
+        self.dirty.push(key);
+        true
     }
 
     fn set_deadline(&mut self, key: SessionRef, at: Option<Instant>) {
@@ -538,11 +569,12 @@ impl Node {
         self.link_seq += 1;
         let seed = self.cfg.seed ^ self.link_seq.wrapping_mul(0x9e37_79b9_7f4a_7c15);
         let mut installed = false;
+        let mut pending_client = None;
         let link = match up.version {
-            Version::V2 if up.initiator => self
-                .client_auth
-                .remove(&key)
-                .map(|a| Link::client(self.cfg.ppp.clone(), &a.user, &a.password, seed, now)),
+            Version::V2 if up.initiator => {
+                pending_client = self.client_auth.remove(&key).map(|a| (a, seed));
+                None
+            }
             Version::V2 => {
                 let proxy = proxy_of(&up);
                 Some(match proxy {
@@ -578,10 +610,17 @@ impl Node {
                 link,
                 installed,
                 ipv4: None,
+                pending_client,
             },
         );
         if has_link {
             self.dirty.push(key);
+        } else if self
+            .sessions
+            .get(&key)
+            .is_some_and(|s| s.pending_client.is_some())
+        {
+            self.set_deadline(key, Some(now + CLIENT_START));
         }
     }
 

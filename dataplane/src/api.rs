@@ -9,7 +9,7 @@
 //! that steer downstream traffic into the session (L2TPv2/PPP), or the attachment circuit of
 //! an L2TPv3 Ethernet pseudowire.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use l2xdp_wire::datapath::{Session, SessionKey};
@@ -107,10 +107,15 @@ pub trait DataPlane: Send {
 }
 
 /// The fast path as a map in memory: what the control plane's tests and a control plane
-/// without a kernel run against. Checks what the XDP implementation checks.
+/// without a kernel run against. Checks what the XDP implementation checks, with the same
+/// indexes (subscriber address, prefix, attachment interface → session), so every call is
+/// O(1) in the number of sessions.
 #[derive(Debug, Default, Clone)]
 pub struct MemoryDataPlane {
     sessions: BTreeMap<SessionKey, SessionEntry>,
+    by_ipv4: HashMap<Ipv4Addr, SessionKey>,
+    by_prefix: HashMap<Ipv6Prefix, SessionKey>,
+    by_ifindex: HashMap<u32, SessionKey>,
     sequence_resets: BTreeMap<SessionKey, u64>,
 }
 
@@ -135,31 +140,57 @@ impl MemoryDataPlane {
         self.sessions.is_empty()
     }
 
-    fn owner_of(&self, entry: &SessionEntry) -> Option<(String, SessionKey)> {
+    /// The first binding of `entry` owned by another session.
+    fn conflict(&self, entry: &SessionEntry) -> Option<(String, SessionKey)> {
         let key = entry.key();
-        self.sessions.values().find_map(|other| {
-            if other.key() == key {
-                return None;
+        let other = |owner: Option<&SessionKey>| owner.copied().filter(|o| *o != key);
+        match &entry.binding {
+            Binding::Subscriber { ipv4, ipv6 } => ipv4
+                .and_then(|a| {
+                    other(self.by_ipv4.get(&a)).map(|o| (format!("subscriber address {a}"), o))
+                })
+                .or_else(|| {
+                    ipv6.iter().find_map(|p| {
+                        other(self.by_prefix.get(p))
+                            .map(|o| (format!("prefix {}/{}", p.addr, p.len), o))
+                    })
+                }),
+            Binding::AttachmentCircuit { ifindex } => other(self.by_ifindex.get(ifindex))
+                .map(|o| (format!("attachment interface {ifindex}"), o)),
+        }
+    }
+
+    fn unindex(&mut self, entry: &SessionEntry) {
+        match &entry.binding {
+            Binding::Subscriber { ipv4, ipv6 } => {
+                if let Some(a) = ipv4 {
+                    self.by_ipv4.remove(a);
+                }
+                for p in ipv6 {
+                    self.by_prefix.remove(p);
+                }
             }
-            match (&entry.binding, &other.binding) {
-                (
-                    Binding::Subscriber { ipv4: Some(a), .. },
-                    Binding::Subscriber { ipv4: Some(b), .. },
-                ) if a == b => Some((format!("subscriber address {a}"), other.key())),
-                (
-                    Binding::Subscriber { ipv6: mine, .. },
-                    Binding::Subscriber { ipv6: theirs, .. },
-                ) => mine
-                    .iter()
-                    .find(|p| theirs.contains(p))
-                    .map(|p| (format!("prefix {}/{}", p.addr, p.len), other.key())),
-                (
-                    Binding::AttachmentCircuit { ifindex: a },
-                    Binding::AttachmentCircuit { ifindex: b },
-                ) if a == b => Some((format!("attachment interface {a}"), other.key())),
-                _ => None,
+            Binding::AttachmentCircuit { ifindex } => {
+                self.by_ifindex.remove(ifindex);
             }
-        })
+        }
+    }
+
+    fn index(&mut self, entry: &SessionEntry) {
+        let key = entry.key();
+        match &entry.binding {
+            Binding::Subscriber { ipv4, ipv6 } => {
+                if let Some(a) = ipv4 {
+                    self.by_ipv4.insert(*a, key);
+                }
+                for p in ipv6 {
+                    self.by_prefix.insert(*p, key);
+                }
+            }
+            Binding::AttachmentCircuit { ifindex } => {
+                self.by_ifindex.insert(*ifindex, key);
+            }
+        }
     }
 }
 
@@ -173,18 +204,23 @@ impl DataPlane for MemoryDataPlane {
                 key,
                 why: e.to_string(),
             })?;
-        if let Some((what, owner)) = self.owner_of(entry) {
+        if let Some((what, owner)) = self.conflict(entry) {
             return Err(DataPlaneError::Conflict { what, owner });
         }
-        self.sessions.insert(key, entry.clone());
+        if let Some(old) = self.sessions.insert(key, entry.clone()) {
+            self.unindex(&old);
+        }
+        self.index(entry);
         Ok(())
     }
 
     fn remove(&mut self, key: &SessionKey) -> Result<(), DataPlaneError> {
-        self.sessions
+        let old = self
+            .sessions
             .remove(key)
-            .map(|_| ())
-            .ok_or(DataPlaneError::NotFound(*key))
+            .ok_or(DataPlaneError::NotFound(*key))?;
+        self.unindex(&old);
+        Ok(())
     }
 
     fn reset_sequence(&mut self, key: &SessionKey) -> Result<(), DataPlaneError> {

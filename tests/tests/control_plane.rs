@@ -170,9 +170,21 @@ fn is_down(e: &NodeEvent) -> bool {
     )
 }
 
-/// Brings up `TUNNELS × SESSIONS` v2 sessions with PPP, checks the fast path, tears down.
+/// Brings up `TUNNELS × SESSIONS` v2 sessions with PPP over IPv4 loopback, checks the fast
+/// path, tears down.
 async fn v2_run(name: &str, shim_lac: Option<LossyShim>, shim_lns: Option<LossyShim>) {
     let lo: IpAddr = "127.0.0.1".parse().expect("addr");
+    v2_run_on(name, lo, TUNNELS, SESSIONS, shim_lac, shim_lns).await;
+}
+
+async fn v2_run_on(
+    name: &str,
+    lo: IpAddr,
+    n_tunnels: usize,
+    n_sessions: usize,
+    shim_lac: Option<LossyShim>,
+    shim_lns: Option<LossyShim>,
+) {
     let mut lns = start(
         &format!("{name}-lns"),
         true,
@@ -190,7 +202,7 @@ async fn v2_run(name: &str, shim_lac: Option<LossyShim>, shim_lns: Option<LossyS
     let peer = Peer::udp(lns.addr);
 
     let mut tunnels: Vec<TunnelId> = Vec::new();
-    for _ in 0..TUNNELS {
+    for _ in 0..n_tunnels {
         let t = lac
             .handle
             .open_tunnel(peer, Version::V2)
@@ -201,7 +213,7 @@ async fn v2_run(name: &str, shim_lac: Option<LossyShim>, shim_lns: Option<LossyS
     }
     wait_for(
         &mut lac.events,
-        TUNNELS,
+        n_tunnels,
         "tunnels up",
         |e| matches!(e, NodeEvent::TunnelUp { .. }),
         is_down,
@@ -210,7 +222,7 @@ async fn v2_run(name: &str, shim_lac: Option<LossyShim>, shim_lns: Option<LossyS
 
     let mut n = 0;
     for &t in &tunnels {
-        for _ in 0..SESSIONS {
+        for _ in 0..n_sessions {
             let auth = ClientAuth {
                 user: format!("user{n}"),
                 password: format!("pw{n}").into_bytes(),
@@ -225,7 +237,7 @@ async fn v2_run(name: &str, shim_lac: Option<LossyShim>, shim_lns: Option<LossyS
     }
     let up = wait_for(
         &mut lac.events,
-        TUNNELS * SESSIONS,
+        n_tunnels * n_sessions,
         "PPP up at the LAC",
         |e| matches!(e, NodeEvent::PppUp { .. }),
         is_down,
@@ -242,12 +254,12 @@ async fn v2_run(name: &str, shim_lac: Option<LossyShim>, shim_lns: Option<LossyS
     addrs.dedup();
     assert_eq!(
         addrs.len(),
-        TUNNELS * SESSIONS,
+        n_tunnels * n_sessions,
         "every subscriber got its own address"
     );
     wait_for(
         &mut lns.events,
-        TUNNELS * SESSIONS,
+        n_tunnels * n_sessions,
         "PPP up at the LNS",
         |e| matches!(e, NodeEvent::PppUp { .. }),
         is_down,
@@ -260,7 +272,7 @@ async fn v2_run(name: &str, shim_lac: Option<LossyShim>, shim_lns: Option<LossyS
         .inspect(|n| n.dataplane().sessions().expect("sessions"))
         .await
         .expect("running");
-    assert_eq!(installed.len(), TUNNELS * SESSIONS);
+    assert_eq!(installed.len(), n_tunnels * n_sessions);
     let mut bound: Vec<Ipv4Addr> = installed
         .iter()
         .filter_map(|e| match &e.binding {
@@ -289,7 +301,7 @@ async fn v2_run(name: &str, shim_lac: Option<LossyShim>, shim_lns: Option<LossyS
     }
     wait_for(
         &mut lns.events,
-        TUNNELS * SESSIONS,
+        n_tunnels * n_sessions,
         "sessions down at the LNS",
         |e| matches!(e, NodeEvent::SessionDown { .. }),
         |e| matches!(e, NodeEvent::TunnelDown { .. }),
@@ -304,7 +316,7 @@ async fn v2_run(name: &str, shim_lac: Option<LossyShim>, shim_lns: Option<LossyS
     }
     wait_for(
         &mut lns.events,
-        TUNNELS,
+        n_tunnels,
         "tunnels down at the LNS",
         |e| matches!(e, NodeEvent::TunnelDown { .. }),
         |_| false,
@@ -358,6 +370,12 @@ fn check_capture(path: &std::path::Path, prefs: &[&str], ports: &[u16]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn v2_tunnels_sessions_and_ppp_over_udp() {
     v2_run("v2", None, None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v2_over_ipv6() {
+    let lo: IpAddr = "::1".parse().expect("addr");
+    v2_run_on("v2-ipv6", lo, 10, 5, None, None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

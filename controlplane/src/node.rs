@@ -8,8 +8,11 @@
 //! IP itself. Sessions we accept run the PPP server (the LNS); sessions we open run the PPP
 //! client with the credentials given to [`Node::open_session`] (the LAC emulator).
 //!
-//! When a server link reaches Up, the session is installed in the fast path with the
-//! subscriber's address; when it goes down (or renegotiates) it is removed. L2TPv3 Ethernet
+//! An L2TPv2 session we accept is installed in the fast path as soon as it is established,
+//! bound to no address: the fast path drops data of sessions it does not know, so this is what
+//! lets its PPP control frames through to us. When the server link reaches Up, the entry is
+//! bound to the subscriber's address; when the network layer goes down (renegotiation) it is
+//! unbound again, and when the session goes down it is removed. L2TPv3 Ethernet
 //! pseudowires are installed when the session comes up, bound to the attachment circuit
 //! configured for them.
 
@@ -149,7 +152,8 @@ pub struct NodeCounters {
     pub data_malformed: u64,
     /// Fast-path installs and removals that failed.
     pub dataplane_errors: u64,
-    /// Sessions installed in the fast path.
+    /// Fast-path installs (an L2TPv2 session we accept is installed twice: unbound when it
+    /// comes up, bound to the subscriber's addresses when PPP is up).
     pub installs: u64,
     /// Sessions removed from the fast path.
     pub removals: u64,
@@ -284,6 +288,11 @@ impl Node {
         let mut v: Vec<SessionRef> = self.sessions.keys().copied().collect();
         v.sort_unstable();
         v
+    }
+
+    /// A session as the L2TP layer brought it up: both sides' IDs, the peer, the options.
+    pub fn session(&self, s: SessionRef) -> Option<&SessionUp> {
+        self.sessions.get(&s).map(|s| s.up.as_ref())
     }
 
     /// A session's PPP link.
@@ -576,6 +585,11 @@ impl Node {
                 None
             }
             Version::V2 => {
+                // Known to the fast path from now on, bound to nothing: it hands this
+                // session's PPP control frames (LCP, authentication, NCPs) up to us. An
+                // unknown v2 session's data is dropped there, so PPP could not come up
+                // otherwise. The subscriber's addresses are bound when PPP is up.
+                installed = self.install(&up, None, unbound());
                 let proxy = proxy_of(&up);
                 Some(match proxy {
                     Some(p) => Link::server_with_proxy(
@@ -650,15 +664,15 @@ impl Node {
                 };
                 if let Some(st) = self.sessions.get_mut(&key) {
                     st.ipv4 = addr;
-                    st.installed = ok;
+                    st.installed |= ok;
                 }
             }
             LinkEvent::NetworkDown => {
-                if installed {
-                    self.uninstall(&up);
+                if server && installed {
+                    // Unbound, not removed: renegotiation must still reach us.
+                    self.install(&up, None, unbound());
                 }
                 if let Some(st) = self.sessions.get_mut(&key) {
-                    st.installed = false;
                     st.ipv4 = None;
                 }
             }
@@ -857,6 +871,14 @@ fn cdn_for(reason: DownReason) -> (ResultCode, PppDisconnectCause) {
             message: text.to_string(),
         },
     )
+}
+
+/// A PPP session's binding before (or between) IPCP/IPv6CP: no subscriber address.
+fn unbound() -> Binding {
+    Binding::Subscriber {
+        ipv4: None,
+        ipv6: Vec::new(),
+    }
 }
 
 fn unspecified_like(a: IpAddr) -> IpAddr {

@@ -1,5 +1,5 @@
 //! Per-program statistics of the kernel (`kernel.bpf_stats_enabled`): cumulative run time and
-//! run count from `BPF_OBJ_GET_INFO_BY_FD`, and a guard that switches them on and restores the
+//! run count from `BPF_OBJ_GET_INFO_BY_FD`, and a guard that switches them and restores the
 //! previous setting on drop (unwinding included).
 
 use std::os::fd::{AsRawFd, BorrowedFd};
@@ -72,22 +72,27 @@ pub fn prog_stats(fd: BorrowedFd<'_>) -> std::io::Result<ProgStats> {
     })
 }
 
-/// `kernel.bpf_stats_enabled=1` until dropped; then the previous value again.
+/// Switches `kernel.bpf_stats_enabled` on and off; restores the value it found on drop
+/// (unwinding included).
 #[derive(Debug)]
-pub struct StatsEnabled {
+pub struct StatsSwitch {
     previous: String,
 }
 
-impl StatsEnabled {
-    /// Switches the statistics on.
-    pub fn new() -> std::io::Result<StatsEnabled> {
+impl StatsSwitch {
+    /// Records the current value (nothing changes yet).
+    pub fn new() -> std::io::Result<StatsSwitch> {
         let previous = std::fs::read_to_string(SYSCTL)?.trim().to_owned();
-        std::fs::write(SYSCTL, "1")?;
-        Ok(StatsEnabled { previous })
+        Ok(StatsSwitch { previous })
+    }
+
+    /// Statistics on (they cost a clock read or two per program run) or off.
+    pub fn set(&self, on: bool) -> std::io::Result<()> {
+        std::fs::write(SYSCTL, if on { "1" } else { "0" })
     }
 }
 
-impl Drop for StatsEnabled {
+impl Drop for StatsSwitch {
     fn drop(&mut self) {
         if let Err(e) = std::fs::write(SYSCTL, &self.previous) {
             eprintln!(

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-const OBJECTS: &[&str] = &["l2xdp", "l2xdp_util"];
+const OBJECTS: &[&str] = &["l2xdp", "l2xdp_util", "l2xdp_bench"];
 
 fn main() {
     let dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));

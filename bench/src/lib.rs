@@ -1,8 +1,17 @@
-//! l2xdp-bench: the benchmark harness (LAC/LCCE emulator, traffic generators, scenarios).
+//! l2xdp-bench: the benchmark harness. Scenarios (one `l2xdp-bench` subcommand each):
 //!
+//! - [`forward`]: 64-byte forwarding through the LNS namespace on one core (XDP, live-frame
+//!   generator), decap and encap as a ratio to a plain XDP_REDIRECT baseline.
 //! - [`setup_rate`]: sessions per second through ICCN and IPCP against an `l2xdpd` process,
 //!   and its memory per tunnel and per session.
-//! - [`env`]: the environment recorded with every result.
+//!
+//! Shared pieces: [`bpf_stats`] (run_time_ns / run_cnt of a program under
+//! `kernel.bpf_stats_enabled`), [`machine`] (kernel, CPU, pinning), [`summary`] (median and
+//! spread), [`interrupt`] (Ctrl-C turns into an orderly stop, so guards clean up).
 
-pub mod env;
+pub mod bpf_stats;
+pub mod forward;
+pub mod interrupt;
+pub mod machine;
 pub mod setup_rate;
+pub mod summary;

@@ -76,8 +76,12 @@ pub struct Report {
     pub bytes_per_session: f64,
     /// Control-message retransmissions seen by the emulator.
     pub retransmissions: u64,
-    /// The environment.
-    pub env: crate::env::Environment,
+    /// The machine.
+    pub machine: crate::machine::Machine,
+    /// What was measured: the control plane only (in-memory fast path).
+    pub mode: &'static str,
+    /// When (UTC).
+    pub date: String,
 }
 
 /// The LNS process; killed when dropped.
@@ -185,12 +189,14 @@ async fn open_one(
         .map_err(|e| e.to_string())
 }
 
-/// The `l2xdpd` next to this executable (cargo puts binaries of a workspace side by side).
+/// The `l2xdpd` next to this executable (cargo puts a workspace's binaries side by side; test
+/// executables sit one level below, in `deps/`), else the one on `PATH`.
 pub fn default_l2xdpd() -> PathBuf {
-    std::env::current_exe()
-        .ok()
-        .and_then(|p| p.parent().map(|d| d.join("l2xdpd")))
-        .filter(|p| p.exists())
+    let exe = std::env::current_exe().ok();
+    exe.iter()
+        .flat_map(|p| p.ancestors().skip(1).take(2))
+        .map(|d| d.join("l2xdpd"))
+        .find(|p| p.exists())
         .unwrap_or_else(|| PathBuf::from("l2xdpd"))
 }
 
@@ -350,7 +356,9 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
         bytes_per_tunnel: (rss1.saturating_sub(rss0) * 1024) as f64 / opts.tunnels.max(1) as f64,
         bytes_per_session: (rss2.saturating_sub(rss1) * 1024) as f64 / n.max(1) as f64,
         retransmissions,
-        env: crate::env::Environment::read("memory (control plane only)"),
+        machine: crate::machine::Machine::probe(),
+        mode: "control plane (in-memory fast path)",
+        date: crate::machine::utc_now(),
     })
 }
 

@@ -5,7 +5,9 @@
 //! Programs in [`L2XDP_OBJ`]: `xdp_l2tp_access` (decap, access side), `xdp_l2tp_access_cpu`
 //! (its second pass behind the cpumap), `xdp_l2tp_core` (encap, core side and v3 attachment
 //! circuits). In [`UTIL_OBJ`]: `xdp_pass` (for veth peers, so redirected frames are delivered)
-//! and `xdp_swap_mac` (the XDP_TX baseline of the cost measurement).
+//! and `xdp_swap_mac` (the XDP_TX baseline of the cost measurement). In [`BENCH_OBJ`]: the
+//! forwarding benchmark's live-frame generator `xdp_gen`, baseline forwarder
+//! `xdp_redirect_plain` and sink `xdp_count` (their maps: [`bench`]).
 
 pub mod btf;
 pub mod maps;
@@ -15,6 +17,10 @@ pub static L2XDP_OBJ: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"
 
 /// The helper object (no maps).
 pub static UTIL_OBJ: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/l2xdp_util.o"));
+
+/// The forwarding benchmark's object (generator, baseline forwarder, counting sink).
+pub static BENCH_OBJ: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/l2xdp_bench.o"));
 
 /// Program names.
 pub mod prog {
@@ -28,4 +34,66 @@ pub mod prog {
     pub const PASS: &str = "xdp_pass";
     /// Swap MACs and `XDP_TX` (in [`super::UTIL_OBJ`]).
     pub const SWAP_MAC: &str = "xdp_swap_mac";
+    /// Live-frame generator: next prepared frame, `XDP_TX` (in [`super::BENCH_OBJ`]).
+    pub const GEN: &str = "xdp_gen";
+    /// Baseline forwarder: rewrite MACs, `bpf_redirect` (in [`super::BENCH_OBJ`]).
+    pub const REDIRECT_PLAIN: &str = "xdp_redirect_plain";
+    /// Counting sink, `XDP_DROP` (in [`super::BENCH_OBJ`]).
+    pub const COUNT: &str = "xdp_count";
+}
+
+/// The maps of [`BENCH_OBJ`] (`ebpf/bpf/l2xdp_bench.bpf.c`): names and value layouts.
+pub mod bench {
+    /// Largest prepared frame.
+    pub const FRAME_MAX: usize = 128;
+    /// Template slots in [`TEMPLATES`].
+    pub const TEMPLATE_SLOTS: u32 = 16384;
+    /// ARRAY of [`Template`].
+    pub const TEMPLATES: &str = "bench_templates";
+    /// ARRAY of one [`GenConfig`].
+    pub const GEN_CFG: &str = "bench_gen_cfg";
+    /// PERCPU_ARRAY of one u32: the generator's round-robin cursor.
+    pub const GEN_CURSOR: &str = "bench_gen_cursor";
+    /// HASH ingress ifindex → [`Fwd`].
+    pub const FWD: &str = "bench_fwd";
+    /// PERCPU_ARRAY of two u64: received packets (0) and bytes (1).
+    pub const RX: &str = "bench_rx";
+
+    /// `struct bench_template`.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug)]
+    pub struct Template {
+        /// Frame length.
+        pub len: u32,
+        /// The frame (first `len` bytes).
+        pub data: [u8; FRAME_MAX],
+    }
+    // SAFETY: repr(C), plain bytes, no padding (4 + 128).
+    unsafe impl aya::Pod for Template {}
+
+    /// `struct bench_gen_cfg`.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default)]
+    pub struct GenConfig {
+        /// First template of the current case.
+        pub base: u32,
+        /// Number of templates.
+        pub n: u32,
+    }
+    // SAFETY: repr(C), two u32.
+    unsafe impl aya::Pod for GenConfig {}
+
+    /// `struct bench_fwd`.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default)]
+    pub struct Fwd {
+        /// Egress ifindex.
+        pub ifindex: u32,
+        /// Destination MAC written.
+        pub dst: [u8; 6],
+        /// Source MAC written.
+        pub src: [u8; 6],
+    }
+    // SAFETY: repr(C), u32 + 12 bytes, no padding.
+    unsafe impl aya::Pod for Fwd {}
 }

@@ -1,0 +1,174 @@
+//! l2xdp-bench: benchmark scenarios, one subcommand each (see bench/README.md).
+//!
+//! `sudo target/release/l2xdp-bench forward [--rounds 5] [--duration-ms 2000] [--sessions 1000]
+//!  [--cpu N] [--cases baseline-up,decap-v2,baseline-down,encap-v2] [--json PATH]`
+//! `target/release/l2xdp-bench setup-rate [--tunnels 100] [--sessions 10] [--in-flight 1000]
+//!  [--json PATH]`
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use l2xdp_bench::forward::{self, Case};
+use l2xdp_bench::setup_rate;
+use l2xdp_bench::{interrupt, machine};
+
+#[derive(Parser)]
+#[command(name = "l2xdp-bench", about = "l2xdp benchmark scenarios (root)")]
+struct Cli {
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// 64-byte forwarding through the LNS namespace on one core (XDP, live-frame generator),
+    /// decap and encap as ratios to a plain XDP_REDIRECT baseline, cases interleaved.
+    Forward {
+        /// Interleaved rounds (A B C D A B C D ...).
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// Generation time per case and round, milliseconds.
+        #[arg(long, default_value_t = 2000)]
+        duration_ms: u64,
+        /// Send exactly this many frames per case and round instead (smoke runs).
+        #[arg(long)]
+        packets: Option<u64>,
+        /// Sessions installed; frames are spread over them round robin.
+        #[arg(long, default_value_t = 1000)]
+        sessions: u32,
+        /// The core that runs the generator (and with it the whole path); default: the last.
+        #[arg(long)]
+        cpu: Option<usize>,
+        /// Comma-separated cases, in interleaving order.
+        #[arg(long, default_value = "baseline-up,decap-v2,baseline-down,encap-v2")]
+        cases: String,
+        /// JSON report path.
+        #[arg(long, default_value = "target/bench/forward.json")]
+        json: PathBuf,
+    },
+    /// Session set-up rate through ICCN and IPCP (PPP with CHAP) against an `l2xdpd` process on
+    /// loopback, per-session latency, and the daemon's memory per tunnel and per session.
+    SetupRate {
+        /// Control connections.
+        #[arg(long, default_value_t = 100)]
+        tunnels: usize,
+        /// Sessions per tunnel.
+        #[arg(long, default_value_t = 10)]
+        sessions: usize,
+        /// Sessions being set up at once (a new one opens as one reaches IPCP).
+        #[arg(long, default_value_t = 1000)]
+        in_flight: usize,
+        /// The l2xdpd binary (default: next to this one).
+        #[arg(long)]
+        l2xdpd: Option<PathBuf>,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 600)]
+        limit_secs: u64,
+        /// JSON report path.
+        #[arg(long, default_value = "target/bench/setup-rate.json")]
+        json: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(e) = interrupt::install() {
+        eprintln!("l2xdp-bench: signal handlers: {e}");
+        return ExitCode::FAILURE;
+    }
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    match cli.scenario {
+        Scenario::SetupRate {
+            tunnels,
+            sessions,
+            in_flight,
+            l2xdpd,
+            limit_secs,
+            json,
+        } => {
+            let opts = setup_rate::Options {
+                tunnels,
+                sessions,
+                in_flight,
+                l2xdpd: l2xdpd.unwrap_or_else(setup_rate::default_l2xdpd),
+                limit: Duration::from_secs(limit_secs),
+            };
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("l2xdp-bench setup-rate: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match rt.block_on(setup_rate::run(&opts)) {
+                Ok(r) => {
+                    println!("{}", setup_rate::table(&r));
+                    if let Err(e) = setup_rate::write_json(&json, &r) {
+                        eprintln!("l2xdp-bench setup-rate: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                    println!("JSON: {}", json.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("l2xdp-bench setup-rate: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Scenario::Forward {
+            rounds,
+            duration_ms,
+            packets,
+            sessions,
+            cpu,
+            cases,
+            json,
+        } => {
+            let mut parsed = Vec::new();
+            for c in cases.split(',').filter(|c| !c.is_empty()) {
+                match Case::parse(c) {
+                    Some(c) => parsed.push(c),
+                    None => {
+                        eprintln!(
+                            "l2xdp-bench: unknown case {c:?} (known: {})",
+                            Case::ALL.map(Case::name).join(", ")
+                        );
+                        return ExitCode::from(2);
+                    }
+                }
+            }
+            let opts = forward::Options {
+                rounds,
+                duration: Duration::from_millis(duration_ms),
+                packets,
+                sessions,
+                cpu: cpu.unwrap_or_else(|| machine::online_cpus() - 1),
+                cases: parsed,
+                json: json.clone(),
+                command,
+            };
+            match forward::run(&opts) {
+                Ok(r) => {
+                    print!("{}", forward::table(&r));
+                    println!("JSON: {}", json.display());
+                    ExitCode::SUCCESS
+                }
+                Err(forward::Error::NotRoot) => {
+                    eprintln!("l2xdp-bench forward: {}", forward::Error::NotRoot);
+                    ExitCode::from(2)
+                }
+                Err(e) => {
+                    eprintln!("l2xdp-bench forward: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

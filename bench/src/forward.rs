@@ -1,0 +1,1024 @@
+//! `l2xdp-bench forward`: 64-byte forwarding through the LNS namespace on one core, as a ratio to
+//! a plain XDP_REDIRECT baseline measured in the same run, cases interleaved round by round.
+//!
+//! Topology (three namespaces, two veth pairs, native XDP everywhere):
+//!
+//! ```text
+//!   lac ns                 lns ns                           core ns
+//!   lac0 (xdp_count) ──── la (access side)   lc (core side) ──── core0 (xdp_count)
+//!   gen: xdp_gen XDP_TX    xdp_l2tp_access   xdp_l2tp_core       gen: xdp_gen XDP_TX
+//!        on lac0           or baseline       or baseline              on core0
+//! ```
+//!
+//! The generator is `BPF_PROG_TEST_RUN` with `BPF_F_TEST_XDP_LIVE_FRAMES` of `xdp_gen` (it
+//! copies the next of N prepared frames over the packet, then XDP_TX) with the ingress ifindex
+//! of lac0 (upstream) or core0 (downstream), run from a thread pinned to one core. Its frames
+//! cross the veth into the LNS program under test (veth XDP NAPI, softirq), which redirects
+//! them to the other veth, whose peer counts and drops them (`xdp_count`). NAPI runs where the
+//! veth transmit scheduled it — the generator's core — so generator, LNS program and sink all
+//! run on that one core, the softirq processing each 64-frame batch as the test run leaves
+//! its bh-disabled section. Delivery is counted at the sink, never at the generator; the time
+//! is the kernel's in-loop time of the test runs (batches plus the softirq work they trigger,
+//! without the fixed per-call setup), so Mpps = sink count / in-loop time. Each case and round
+//! is a timed pass with `kernel.bpf_stats_enabled=0`, then a pass a quarter as long with it on
+//! for run_time_ns / run_cnt of the generator, the LNS program and the sink (the statistics
+//! cost a clock read or two per program run, so they stay out of the throughput).
+//!
+//! Cases (each direction has its own baseline on the same veth pair):
+//! - `baseline-up`: `xdp_redirect_plain` on la → lc, 64-byte frames;
+//! - `decap-v2`: `xdp_l2tp_access` on la, L2TPv2 (UDP, checksum set) frames of N sessions
+//!   installed with `XdpDataPlane::install`, inner IPv4 packet of 50 bytes (a 64-byte frame
+//!   after decap, 102 bytes on the wire before), bpf_fib_lookup, → lc;
+//! - `baseline-down`: `xdp_redirect_plain` on lc → la, 64-byte frames;
+//! - `encap-v2`: `xdp_l2tp_core` on lc, 64-byte IPv4 frames to the N subscribers' addresses,
+//!   encapsulated (UDP checksum computed), bpf_fib_lookup, → la.
+
+use std::os::fd::{AsFd, AsRawFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use aya::maps::{Array, HashMap, MapData, PerCpuArray};
+use aya::programs::xdp::XdpLink;
+use aya::programs::{Xdp, XdpMode};
+use aya::Ebpf;
+use l2xdp_dataplane::api::{Binding, DataPlane, SessionEntry};
+use l2xdp_dataplane::lab::{is_root, Netns};
+use l2xdp_dataplane::test_run;
+use l2xdp_dataplane::{loader, FastPathConfig, XdpDataPlane};
+use l2xdp_ebpf::maps::verdict;
+use l2xdp_ebpf::{bench, prog, BENCH_OBJ};
+use l2xdp_wire::datapath::{encap, PppTx, Session, SessionKey, TxSeq};
+use l2xdp_wire::l2tp::header::{Cookie, Transport};
+use l2xdp_wire::net::ethernet::{MacAddr, Vlans};
+use l2xdp_wire::net::frame::{udp_frame, Endpoints};
+use serde::Serialize;
+
+use crate::bpf_stats::{prog_stats, ProgStats, StatsSwitch};
+use crate::interrupt;
+use crate::machine::{pin_thread, utc_now, Machine};
+use crate::summary::Summary;
+
+/// la, the LNS access side.
+const LA_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0x0a, 1]);
+/// lac0, the LAC.
+const LAC_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0x0a, 2]);
+/// lc, the LNS core side.
+const LC_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0x0c, 1]);
+/// core0, the core router.
+const CORE_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0x0c, 2]);
+const LNS4: &str = "192.0.2.1";
+const LAC4: &str = "192.0.2.2";
+const CORE4: &str = "198.51.100.2";
+/// Subscriber i has 100.64.0.0 + 1 + i.
+const SUB_BASE: u32 = 0x6440_0000;
+/// Payload of the 64-byte frames: 14 + 20 + 8 + 22.
+const PAYLOAD: [u8; 22] = [7; 22];
+/// Frames per test-run call (the interrupt check granularity).
+const CHUNK: u32 = 1 << 22;
+
+/// The cases, in their interleaving order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Case {
+    /// Plain XDP_REDIRECT la → lc.
+    BaselineUp,
+    /// L2TPv2 decap la → lc.
+    DecapV2,
+    /// Plain XDP_REDIRECT lc → la.
+    BaselineDown,
+    /// L2TPv2 encap lc → la.
+    EncapV2,
+}
+
+impl Case {
+    /// Every case.
+    pub const ALL: [Case; 4] = [
+        Case::BaselineUp,
+        Case::DecapV2,
+        Case::BaselineDown,
+        Case::EncapV2,
+    ];
+
+    /// The name on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Case::BaselineUp => "baseline-up",
+            Case::DecapV2 => "decap-v2",
+            Case::BaselineDown => "baseline-down",
+            Case::EncapV2 => "encap-v2",
+        }
+    }
+
+    /// Parses a name.
+    pub fn parse(s: &str) -> Option<Case> {
+        Case::ALL.into_iter().find(|c| c.name() == s)
+    }
+
+    fn upstream(self) -> bool {
+        matches!(self, Case::BaselineUp | Case::DecapV2)
+    }
+
+    /// The baseline this case is compared with (itself for a baseline).
+    pub fn baseline(self) -> Case {
+        if self.upstream() {
+            Case::BaselineUp
+        } else {
+            Case::BaselineDown
+        }
+    }
+
+    /// The LNS program under test.
+    pub fn program(self) -> &'static str {
+        match self {
+            Case::BaselineUp | Case::BaselineDown => prog::REDIRECT_PLAIN,
+            Case::DecapV2 => prog::ACCESS,
+            Case::EncapV2 => prog::CORE,
+        }
+    }
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Interleaved rounds.
+    pub rounds: usize,
+    /// Generation time per case and round (ignored with `packets`).
+    pub duration: Duration,
+    /// Exactly this many frames per case and round instead of a duration (smoke runs).
+    pub packets: Option<u64>,
+    /// Sessions installed; the frames are spread over them round robin.
+    pub sessions: u32,
+    /// The core the generator (and so the whole path) runs on.
+    pub cpu: usize,
+    /// The cases, in interleaving order.
+    pub cases: Vec<Case>,
+    /// Where the JSON report goes.
+    pub json: PathBuf,
+    /// The command line, recorded in the report.
+    pub command: String,
+}
+
+/// Why the scenario could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Not root.
+    #[error("needs root (network namespaces, BPF, kernel.bpf_stats_enabled)")]
+    NotRoot,
+    /// Ctrl-C or SIGTERM.
+    #[error("interrupted")]
+    Interrupted,
+    /// Bad options.
+    #[error("{0}")]
+    Options(String),
+    /// Loading or attaching the fast path.
+    #[error("fast path: {0}")]
+    Load(#[from] loader::LoadError),
+    /// Installing sessions or reading the fast path's counters.
+    #[error("data plane: {0}")]
+    DataPlane(#[from] l2xdp_dataplane::DataPlaneError),
+    /// A benchmark program or map.
+    #[error("{what}: {why}")]
+    Bpf { what: String, why: String },
+    /// A system call.
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Building the frames.
+    #[error("building frames: {0}")]
+    Frame(String),
+}
+
+fn bpf(what: impl Into<String>) -> impl FnOnce(String) -> Error {
+    let what = what.into();
+    move |why| Error::Bpf { what, why }
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+    let what = what.into();
+    move |source| Error::Io { what, source }
+}
+
+/// One case in one round.
+#[derive(Debug, Clone, Serialize)]
+pub struct Sample {
+    /// Round number (0-based).
+    pub round: usize,
+    /// Frames the generator offered (test-run repetitions), both passes.
+    pub generated: u64,
+    /// Frames the sink counted, both passes.
+    pub received: u64,
+    /// Bytes the sink counted, both passes.
+    pub received_bytes: u64,
+    /// Frames offered in the timed pass (bpf_stats off).
+    pub timed_generated: u64,
+    /// Frames the sink counted in the timed pass.
+    pub timed_received: u64,
+    /// Timed pass: time inside the test runs' loops (the kernel's measure, summed over calls), seconds.
+    pub seconds: f64,
+    /// Timed pass: wall time of the test-run calls (adds page-pool setup/teardown per call), seconds.
+    pub wall_seconds: f64,
+    /// timed_received / seconds / 1e6.
+    pub mpps: f64,
+    /// bpf_stats ns per run of the LNS program.
+    pub prog_ns: Option<f64>,
+    /// Runs of the LNS program.
+    pub prog_runs: u64,
+    /// bpf_stats ns per run of the generator program.
+    pub gen_ns: Option<f64>,
+    /// bpf_stats ns per run of the sink program.
+    pub sink_ns: Option<f64>,
+    /// Fast-path verdict counter deltas (decap/encap cases): forwarded.
+    pub fastpath_forwarded: u64,
+    /// Fast-path verdict counter deltas: anything but forwarded (pass, drop, fib miss...).
+    pub fastpath_other: u64,
+}
+
+/// One case over all rounds.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseReport {
+    /// Case name.
+    pub name: &'static str,
+    /// "up" (lac → core) or "down".
+    pub direction: &'static str,
+    /// LNS program under test.
+    pub program: &'static str,
+    /// Its baseline case.
+    pub baseline: &'static str,
+    /// Frame length entering the LNS.
+    pub frame_in_bytes: usize,
+    /// Frame length the sink received (bytes / packets).
+    pub frame_out_bytes: f64,
+    /// Throughput at the sink, Mpps.
+    pub mpps: Option<Summary>,
+    /// Sink count / wall time of the timed pass (adds per-call setup and preemption by
+    /// other tasks), Mpps.
+    pub wall_mpps: Option<Summary>,
+    /// Per-round ratio of this case's Mpps to its baseline's in the same round.
+    pub ratio: Option<Summary>,
+    /// bpf_stats ns per packet of the LNS program.
+    pub prog_ns: Option<Summary>,
+    /// bpf_stats ns per packet of the generator.
+    pub gen_ns: Option<Summary>,
+    /// bpf_stats ns per packet of the sink.
+    pub sink_ns: Option<Summary>,
+    /// Totals over rounds.
+    pub generated: u64,
+    /// Totals over rounds.
+    pub received: u64,
+    /// generated - received.
+    pub lost: u64,
+    /// Fast-path verdicts over rounds: forwarded.
+    pub fastpath_forwarded: u64,
+    /// Fast-path verdicts over rounds: anything else.
+    pub fastpath_other: u64,
+    /// Every round.
+    pub samples: Vec<Sample>,
+}
+
+/// The whole run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// "forward".
+    pub scenario: &'static str,
+    /// "xdp".
+    pub mode: &'static str,
+    /// UTC start time.
+    pub date: String,
+    /// The command line.
+    pub command: String,
+    /// Kernel, CPU, cores.
+    pub machine: Machine,
+    /// The topology, in words.
+    pub topology: String,
+    /// Where the generator ran.
+    pub generator_cpu: usize,
+    /// How the receivers process frames.
+    pub receivers_napi: String,
+    /// Sessions installed and spread over.
+    pub sessions: u32,
+    /// Rounds.
+    pub rounds: usize,
+    /// Per case and round (None: fixed packet count).
+    pub duration_ms: Option<u64>,
+    /// Per case and round (None: duration).
+    pub packets: Option<u64>,
+    /// Per case.
+    pub cases: Vec<CaseReport>,
+}
+
+/// Removes the pinned maps on drop.
+struct Pins(PathBuf);
+impl Drop for Pins {
+    fn drop(&mut self) {
+        if let Err(e) = loader::detach(&self.0) {
+            eprintln!("l2xdp-bench: removing pins: {e}");
+        }
+    }
+}
+
+fn session(i: u32) -> (Session, SessionEntry) {
+    let ours = Session {
+        transport: Transport::Udp,
+        local_addr: LNS4.parse().expect("literal"),
+        peer_addr: LAC4.parse().expect("literal"),
+        local_port: 1701,
+        peer_port: 1701,
+        local_mac: LA_MAC,
+        next_hop_mac: LAC_MAC,
+        vlans: Vlans::NONE,
+        our_ids: SessionKey::V2 {
+            tunnel_id: 1 + (i / 100) as u16,
+            session_id: 1 + i as u16,
+        },
+        peer_ids: SessionKey::V2 {
+            tunnel_id: 1000 + (i / 100) as u16,
+            session_id: 5000 + i as u16,
+        },
+        cookie_rx: Cookie::NONE,
+        cookie_tx: Cookie::NONE,
+        l2ss: false,
+        sequencing: false,
+        ppp: PppTx::default(),
+        ttl: 64,
+        dscp: 0,
+        udp_checksum_v4: true,
+    };
+    let peer = Session {
+        local_addr: ours.peer_addr,
+        peer_addr: ours.local_addr,
+        local_mac: LAC_MAC,
+        next_hop_mac: LA_MAC,
+        our_ids: ours.peer_ids,
+        peer_ids: ours.our_ids,
+        ..ours
+    };
+    let entry = SessionEntry {
+        session: ours,
+        binding: Binding::Subscriber {
+            ipv4: Some(sub_addr(i)),
+            ipv6: vec![],
+        },
+    };
+    (peer, entry)
+}
+
+fn sub_addr(i: u32) -> std::net::Ipv4Addr {
+    std::net::Ipv4Addr::from(SUB_BASE + 1 + i)
+}
+
+fn frame64(src_mac: MacAddr, dst_mac: MacAddr, src: &str, dst: &str) -> Result<Vec<u8>, Error> {
+    let ep = Endpoints {
+        src_mac,
+        dst_mac,
+        src: src
+            .parse()
+            .map_err(|e| Error::Frame(format!("{src}: {e}")))?,
+        dst: dst
+            .parse()
+            .map_err(|e| Error::Frame(format!("{dst}: {e}")))?,
+    };
+    udp_frame(&ep, 4000, 5000, &PAYLOAD).map_err(|e| Error::Frame(format!("{e:?}")))
+}
+
+/// The frames the generator sends for `case`, one per session.
+fn frames(case: Case, n: u32) -> Result<Vec<Vec<u8>>, Error> {
+    (0..n)
+        .map(|i| {
+            let sub = sub_addr(i).to_string();
+            match case {
+                Case::BaselineUp => frame64(LAC_MAC, LA_MAC, &sub, CORE4),
+                Case::BaselineDown | Case::EncapV2 => frame64(CORE_MAC, LC_MAC, CORE4, &sub),
+                Case::DecapV2 => {
+                    let (peer, _) = session(i);
+                    let inner = frame64(LAC_MAC, LA_MAC, &sub, CORE4)?;
+                    let mut out = vec![0; 256];
+                    let len = encap(&peer, &mut TxSeq::default(), &inner[14..], 1500, &mut out)
+                        .map_err(|e| Error::Frame(format!("encap: {e:?}")))?;
+                    out.truncate(len);
+                    Ok(out)
+                }
+            }
+        })
+        .collect()
+}
+
+fn xdp<'a>(e: &'a mut Ebpf, name: &'static str) -> Result<&'a mut Xdp, Error> {
+    e.program_mut(name)
+        .ok_or_else(|| bpf(name)("not in the object".into()))?
+        .try_into()
+        .map_err(|e: aya::programs::ProgramError| bpf(name)(e.to_string()))
+}
+
+fn load_bench(progs: &[&'static str]) -> Result<Ebpf, Error> {
+    let mut e = Ebpf::load(BENCH_OBJ).map_err(|x| bpf("bench object")(x.to_string()))?;
+    for p in progs {
+        xdp(&mut e, p)?
+            .load()
+            .map_err(|x| bpf(*p)(format!("{x:?}")))?;
+    }
+    Ok(e)
+}
+
+fn attach(e: &mut Ebpf, p: &'static str, ns: &Netns, iface: &str) -> Result<XdpLink, Error> {
+    let _g = ns.enter();
+    let x = xdp(e, p)?;
+    let id = x
+        .attach(iface, XdpMode::Driver)
+        .map_err(|x| bpf(format!("attach {p} to {iface}"))(format!("{x:?}")))?;
+    x.take_link(id)
+        .map_err(|x| bpf(format!("link of {p}"))(x.to_string()))
+}
+
+fn stats_of(e: &mut Ebpf, p: &'static str) -> Result<ProgStats, Error> {
+    let x = xdp(e, p)?;
+    let fd = x.fd().map_err(|x| bpf(p)(x.to_string()))?;
+    prog_stats(fd.as_fd()).map_err(io(format!("bpf_stats of {p}")))
+}
+
+fn take<T>(e: &mut Ebpf, name: &'static str) -> Result<T, Error>
+where
+    T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
+{
+    let m = e
+        .take_map(name)
+        .ok_or_else(|| bpf(name)("map missing".into()))?;
+    T::try_from(m).map_err(|x| bpf(name)(x.to_string()))
+}
+
+/// A counting sink.
+struct Sink {
+    ebpf: Ebpf,
+    rx: PerCpuArray<MapData, u64>,
+    _link: XdpLink,
+}
+
+impl Sink {
+    fn new(ns: &Netns, iface: &str) -> Result<Sink, Error> {
+        let mut ebpf = load_bench(&[prog::COUNT])?;
+        let rx = take(&mut ebpf, bench::RX)?;
+        let link = attach(&mut ebpf, prog::COUNT, ns, iface)?;
+        Ok(Sink {
+            ebpf,
+            rx,
+            _link: link,
+        })
+    }
+
+    fn read(&self) -> Result<(u64, u64), Error> {
+        let get = |k: u32| -> Result<u64, Error> {
+            let v = self
+                .rx
+                .get(&k, 0)
+                .map_err(|x| bpf(bench::RX)(x.to_string()))?;
+            Ok(v.iter().sum())
+        };
+        Ok((get(0)?, get(1)?))
+    }
+}
+
+/// A case's first frame (the test run's input) and its first template slot.
+type Prepared = (Case, Vec<u8>, u32);
+
+/// Which program an LNS interface runs now.
+#[derive(Default)]
+struct Slot {
+    current: Option<(&'static str, XdpLink)>,
+}
+
+/// The lab: namespaces, objects, links. Field order is drop order: links and objects first,
+/// then the pins, then the namespaces.
+struct Lab {
+    la_slot: Slot,
+    lc_slot: Slot,
+    sink_core: Sink,
+    sink_lac: Sink,
+    tools: Ebpf,
+    fast: Ebpf,
+    dp: XdpDataPlane,
+    gen_cfg: Array<MapData, bench::GenConfig>,
+    lac0: u32,
+    core0: u32,
+    _pins: Pins,
+    lac: Netns,
+    lns: Netns,
+    core: Netns,
+}
+
+fn setup_namespaces() -> (Netns, Netns, Netns) {
+    let lac = Netns::new("fwd-lac");
+    let lns = Netns::new("fwd-lns");
+    let core = Netns::new("fwd-core");
+    for ns in [&lac, &lns, &core] {
+        ns.exec(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
+        ns.exec(&["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"]);
+    }
+    let la_mac = LA_MAC.to_string();
+    let lc_mac = LC_MAC.to_string();
+    lns.ip(&[
+        "link", "add", "la", "address", &la_mac, "type", "veth", "peer", "name", "lac0", "netns",
+        &lac.name,
+    ]);
+    lns.ip(&[
+        "link", "add", "lc", "address", &lc_mac, "type", "veth", "peer", "name", "core0", "netns",
+        &core.name,
+    ]);
+    lac.ip(&["link", "set", "lac0", "address", &LAC_MAC.to_string()]);
+    core.ip(&["link", "set", "core0", "address", &CORE_MAC.to_string()]);
+    for (ns, l) in [(&lns, "la"), (&lns, "lc"), (&lac, "lac0"), (&core, "core0")] {
+        ns.ip(&["link", "set", l, "up"]);
+    }
+    lns.ip(&["addr", "add", "192.0.2.1/24", "dev", "la"]);
+    lns.ip(&["addr", "add", "198.51.100.1/24", "dev", "lc"]);
+    let lac_mac = LAC_MAC.to_string();
+    let core_mac = CORE_MAC.to_string();
+    for (addr, mac, dev) in [(LAC4, &lac_mac, "la"), (CORE4, &core_mac, "lc")] {
+        lns.ip(&[
+            "neigh",
+            "replace",
+            addr,
+            "lladdr",
+            mac,
+            "nud",
+            "permanent",
+            "dev",
+            dev,
+        ]);
+    }
+    lns.exec(&["sysctl", "-qw", "net.ipv4.conf.all.forwarding=1"]);
+    (lac, lns, core)
+}
+
+/// `cat /sys/class/net/<dev>/threaded` inside `ns` (sysfs as the namespace sees it).
+fn napi_threaded(ns: &Netns, dev: &str) -> String {
+    std::process::Command::new("ip")
+        .args(["netns", "exec", &ns.name, "cat"])
+        .arg(format!("/sys/class/net/{dev}/threaded"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|| "?".into())
+}
+
+impl Lab {
+    fn new(opts: &Options) -> Result<(Lab, Vec<Prepared>), Error> {
+        let (lac, lns, core) = setup_namespaces();
+        let pin_dir = PathBuf::from(format!("/sys/fs/bpf/l2xdp-bench-{}", std::process::id()));
+        let pins = Pins(pin_dir.clone());
+        let (fast, la, lc) = {
+            let _g = lns.enter();
+            let fast = loader::load(Some(&pin_dir))?;
+            (fast, loader::ifindex("la")?, loader::ifindex("lc")?)
+        };
+        // As the control plane would: through the pins.
+        let mut dp = XdpDataPlane::open(&pin_dir)?;
+        dp.set_config(&FastPathConfig::default())?;
+        for i in 0..opts.sessions {
+            dp.install(&session(i).1)?;
+        }
+        let mut tools = load_bench(&[prog::GEN, prog::REDIRECT_PLAIN])?;
+        let mut fwd: HashMap<MapData, u32, bench::Fwd> = take(&mut tools, bench::FWD)?;
+        for (from, to, dst, src) in [(la, lc, CORE_MAC, LC_MAC), (lc, la, LAC_MAC, LA_MAC)] {
+            let v = bench::Fwd {
+                ifindex: to,
+                dst: dst.0,
+                src: src.0,
+            };
+            fwd.insert(from, v, 0)
+                .map_err(|x| bpf(bench::FWD)(x.to_string()))?;
+        }
+        let mut templates: Array<MapData, bench::Template> = take(&mut tools, bench::TEMPLATES)?;
+        let gen_cfg = take(&mut tools, bench::GEN_CFG)?;
+        let mut first = Vec::new();
+        for (k, case) in opts.cases.iter().enumerate() {
+            let base = k as u32 * opts.sessions;
+            let fs = frames(*case, opts.sessions)?;
+            for (i, f) in fs.iter().enumerate() {
+                if f.len() > bench::FRAME_MAX || f.len() != fs[0].len() {
+                    return Err(Error::Frame(format!(
+                        "{}: frame {i} is {} bytes",
+                        case.name(),
+                        f.len()
+                    )));
+                }
+                let mut t = bench::Template {
+                    len: f.len() as u32,
+                    data: [0; bench::FRAME_MAX],
+                };
+                t.data[..f.len()].copy_from_slice(f);
+                templates
+                    .set(base + i as u32, t, 0)
+                    .map_err(|x| bpf(bench::TEMPLATES)(x.to_string()))?;
+            }
+            first.push((*case, fs[0].clone(), base));
+        }
+        let sink_core = Sink::new(&core, "core0")?;
+        let sink_lac = Sink::new(&lac, "lac0")?;
+        let lac0 = {
+            let _g = lac.enter();
+            loader::ifindex("lac0")?
+        };
+        let core0 = {
+            let _g = core.enter();
+            loader::ifindex("core0")?
+        };
+        Ok((
+            Lab {
+                la_slot: Slot::default(),
+                lc_slot: Slot::default(),
+                sink_core,
+                sink_lac,
+                tools,
+                fast,
+                dp,
+                gen_cfg,
+                lac0,
+                core0,
+                _pins: pins,
+                lac,
+                lns,
+                core,
+            },
+            first,
+        ))
+    }
+
+    /// Puts `case`'s program on its LNS interface (detach the other first: one per interface).
+    fn select(&mut self, case: Case) -> Result<(), Error> {
+        let (slot, iface) = if case.upstream() {
+            (&mut self.la_slot, "la")
+        } else {
+            (&mut self.lc_slot, "lc")
+        };
+        let p = case.program();
+        if matches!(&slot.current, Some((q, _)) if *q == p) {
+            return Ok(());
+        }
+        drop(slot.current.take());
+        let obj = if p == prog::REDIRECT_PLAIN {
+            &mut self.tools
+        } else {
+            &mut self.fast
+        };
+        let link = attach(obj, p, &self.lns, iface)?;
+        slot.current = Some((p, link));
+        Ok(())
+    }
+
+    fn lns_prog_stats(&mut self, case: Case) -> Result<ProgStats, Error> {
+        let p = case.program();
+        if p == prog::REDIRECT_PLAIN {
+            stats_of(&mut self.tools, p)
+        } else {
+            stats_of(&mut self.fast, p)
+        }
+    }
+
+    fn sink(&mut self, case: Case) -> &mut Sink {
+        if case.upstream() {
+            &mut self.sink_core
+        } else {
+            &mut self.sink_lac
+        }
+    }
+
+    fn forwarded_and_other(&self, case: Case) -> Result<(u64, u64), Error> {
+        let v = self.dp.verdict_counters()?;
+        let fwd = match case {
+            Case::DecapV2 => v[verdict::DECAP as usize],
+            Case::EncapV2 => v[verdict::ENCAP as usize],
+            _ => 0,
+        };
+        // Sub-counters of TO_CONTROL (WHY_BASE..) double count: leave them out.
+        let all: u64 = v[..verdict::WHY_BASE as usize].iter().sum();
+        Ok((fwd, all - fwd))
+    }
+
+    /// Offers frames from `case`'s generator namespace until `budget` is spent. Returns
+    /// (frames offered, in-loop ns, wall time).
+    fn generate(&mut self, case: Case, frame: &[u8], budget: Budget) -> Result<Pass, Error> {
+        let gen_fd = {
+            let x = xdp(&mut self.tools, prog::GEN)?;
+            x.fd()
+                .map_err(|x| bpf(prog::GEN)(x.to_string()))?
+                .try_clone()
+                .map_err(|x| bpf(prog::GEN)(x.to_string()))?
+        };
+        let (ns, ifindex) = if case.upstream() {
+            (&self.lac, self.lac0)
+        } else {
+            (&self.core, self.core0)
+        };
+        let mut pass = Pass::default();
+        let guard = ns.enter();
+        loop {
+            if interrupt::requested() {
+                return Err(Error::Interrupted);
+            }
+            let repeat = match budget {
+                Budget::Packets(p) => {
+                    let left = p - pass.generated;
+                    if left == 0 {
+                        break;
+                    }
+                    left.min(u64::from(CHUNK)) as u32
+                }
+                Budget::Time(d) => {
+                    if pass.wall >= d {
+                        break;
+                    }
+                    CHUNK
+                }
+            };
+            let t = Instant::now();
+            match test_run::run_live(gen_fd.as_fd().as_raw_fd(), frame, ifindex, repeat) {
+                // The kernel's average over the repetitions (truncated to a ns: < 0.5 % at
+                // the rates here) covers the batches and the softirq work each batch
+                // triggers, not the per-call page-pool setup and teardown (~15 ms here).
+                Ok(avg_ns) => pass.in_loop_ns += u64::from(avg_ns) * u64::from(repeat),
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => return Err(Error::Interrupted),
+                Err(e) => return Err(io("live-frame test run")(e)),
+            }
+            pass.wall += t.elapsed();
+            pass.generated += u64::from(repeat);
+        }
+        drop(guard);
+        // Let anything a softirq deferred to ksoftirqd land before counting.
+        std::thread::sleep(Duration::from_millis(20));
+        Ok(pass)
+    }
+
+    /// One case in one round: a timed pass with bpf_stats off (the throughput), then a shorter
+    /// pass with bpf_stats on (ns per packet of each program; the statistics cost a clock read
+    /// or two per program run, so they stay out of the timed pass).
+    #[allow(clippy::too_many_arguments)]
+    fn run_case(
+        &mut self,
+        stats: &StatsSwitch,
+        case: Case,
+        frame: &[u8],
+        base: u32,
+        n: u32,
+        budget: Budget,
+        round: usize,
+    ) -> Result<Sample, Error> {
+        self.select(case)?;
+        self.gen_cfg
+            .set(0, bench::GenConfig { base, n }, 0)
+            .map_err(|x| bpf(bench::GEN_CFG)(x.to_string()))?;
+        let switch = |on| stats.set(on).map_err(io("kernel.bpf_stats_enabled"));
+        let rx0 = self.sink(case).read()?;
+        let (fwd0, other0) = self.forwarded_and_other(case)?;
+
+        switch(false)?;
+        let timed = self.generate(case, frame, budget)?;
+        let rx1 = self.sink(case).read()?;
+
+        let stats_budget = match budget {
+            Budget::Packets(p) => Budget::Packets(p),
+            Budget::Time(d) => Budget::Time(d / 4),
+        };
+        switch(true)?;
+        let p0 = self.lns_prog_stats(case)?;
+        let g0 = stats_of(&mut self.tools, prog::GEN)?;
+        let s0 = stats_of(&mut self.sink(case).ebpf, prog::COUNT)?;
+        let counted = self.generate(case, frame, stats_budget)?;
+        switch(false)?;
+        let p1 = self.lns_prog_stats(case)?;
+        let g1 = stats_of(&mut self.tools, prog::GEN)?;
+        let s1 = stats_of(&mut self.sink(case).ebpf, prog::COUNT)?;
+
+        let rx2 = self.sink(case).read()?;
+        let (fwd1, other1) = self.forwarded_and_other(case)?;
+        let timed_received = rx1.0 - rx0.0;
+        let seconds = timed.in_loop_ns as f64 / 1e9;
+        Ok(Sample {
+            round,
+            generated: timed.generated + counted.generated,
+            received: rx2.0 - rx0.0,
+            received_bytes: rx2.1 - rx0.1,
+            timed_generated: timed.generated,
+            timed_received,
+            seconds,
+            wall_seconds: timed.wall.as_secs_f64(),
+            mpps: if seconds > 0.0 {
+                timed_received as f64 / seconds / 1e6
+            } else {
+                0.0
+            },
+            prog_ns: p1.ns_per_run_since(&p0),
+            prog_runs: p1.runs_since(&p0),
+            gen_ns: g1.ns_per_run_since(&g0),
+            sink_ns: s1.ns_per_run_since(&s0),
+            fastpath_forwarded: fwd1 - fwd0,
+            fastpath_other: other1 - other0,
+        })
+    }
+}
+
+/// What one generator pass did.
+#[derive(Debug, Default)]
+struct Pass {
+    generated: u64,
+    in_loop_ns: u64,
+    wall: Duration,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Budget {
+    Packets(u64),
+    Time(Duration),
+}
+
+/// Runs the scenario; writes the JSON report to `opts.json` and returns it.
+pub fn run(opts: &Options) -> Result<Report, Error> {
+    if !is_root() {
+        return Err(Error::NotRoot);
+    }
+    if opts.cases.is_empty() || opts.rounds == 0 || opts.sessions == 0 {
+        return Err(Error::Options(
+            "need at least one case, round and session".into(),
+        ));
+    }
+    if opts.sessions as usize * opts.cases.len() > bench::TEMPLATE_SLOTS as usize
+        || opts.sessions > 60_000
+    {
+        return Err(Error::Options(format!(
+            "{} sessions x {} cases exceed the generator's {} template slots",
+            opts.sessions,
+            opts.cases.len(),
+            bench::TEMPLATE_SLOTS
+        )));
+    }
+    let machine = Machine::probe();
+    if opts.cpu >= machine.cores {
+        return Err(Error::Options(format!(
+            "--cpu {} but {} CPUs online",
+            opts.cpu, machine.cores
+        )));
+    }
+    let date = utc_now();
+    pin_thread(opts.cpu).map_err(io(format!("pinning to CPU {}", opts.cpu)))?;
+    let (mut lab, first) = Lab::new(opts)?;
+    let napi = format!(
+        "veth XDP NAPI in softirq on the generator's core (threaded: lac0={}, la={}, lc={}, core0={}); GRO off; every receiving veth has an XDP program",
+        napi_threaded(&lab.lac, "lac0"),
+        napi_threaded(&lab.lns, "la"),
+        napi_threaded(&lab.lns, "lc"),
+        napi_threaded(&lab.core, "core0"),
+    );
+    let stats = StatsSwitch::new().map_err(io("kernel.bpf_stats_enabled"))?;
+
+    let budget = match opts.packets {
+        Some(p) => Budget::Packets(p),
+        None => Budget::Time(opts.duration),
+    };
+    // Warm-up: page pools, caches, map entries; not recorded.
+    let warm = match budget {
+        Budget::Packets(p) => Budget::Packets(p.min(65_536)),
+        Budget::Time(d) => Budget::Time(d / 10),
+    };
+    for (case, frame, base) in &first {
+        lab.run_case(&stats, *case, frame, *base, opts.sessions, warm, usize::MAX)?;
+    }
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); first.len()];
+    for round in 0..opts.rounds {
+        for (k, (case, frame, base)) in first.iter().enumerate() {
+            let s = lab.run_case(&stats, *case, frame, *base, opts.sessions, budget, round)?;
+            samples[k].push(s);
+        }
+    }
+    let cases = first
+        .iter()
+        .enumerate()
+        .map(|(k, (case, frame, _))| {
+            let ss = &samples[k];
+            let base_k = first.iter().position(|(c, _, _)| *c == case.baseline());
+            let ratios: Vec<f64> = match base_k {
+                Some(b) => ss
+                    .iter()
+                    .zip(&samples[b])
+                    .filter(|(_, b)| b.mpps > 0.0)
+                    .map(|(s, b)| s.mpps / b.mpps)
+                    .collect(),
+                None => vec![],
+            };
+            let col =
+                |f: fn(&Sample) -> Option<f64>| -> Vec<f64> { ss.iter().filter_map(f).collect() };
+            let generated = ss.iter().map(|s| s.generated).sum::<u64>();
+            let received = ss.iter().map(|s| s.received).sum::<u64>();
+            let bytes = ss.iter().map(|s| s.received_bytes).sum::<u64>();
+            CaseReport {
+                name: case.name(),
+                direction: if case.upstream() { "up" } else { "down" },
+                program: case.program(),
+                baseline: case.baseline().name(),
+                frame_in_bytes: frame.len(),
+                frame_out_bytes: if received > 0 {
+                    bytes as f64 / received as f64
+                } else {
+                    0.0
+                },
+                mpps: Summary::of(&col(|s| Some(s.mpps))),
+                wall_mpps: Summary::of(&col(|s| {
+                    (s.wall_seconds > 0.0).then(|| s.timed_received as f64 / s.wall_seconds / 1e6)
+                })),
+                ratio: Summary::of(&ratios),
+                prog_ns: Summary::of(&col(|s| s.prog_ns)),
+                gen_ns: Summary::of(&col(|s| s.gen_ns)),
+                sink_ns: Summary::of(&col(|s| s.sink_ns)),
+                generated,
+                received,
+                lost: generated.saturating_sub(received),
+                fastpath_forwarded: ss.iter().map(|s| s.fastpath_forwarded).sum(),
+                fastpath_other: ss.iter().map(|s| s.fastpath_other).sum(),
+                samples: ss.clone(),
+            }
+        })
+        .collect();
+    let report = Report {
+        scenario: "forward",
+        mode: "xdp",
+        date,
+        command: opts.command.clone(),
+        machine,
+        topology: "lac ns: lac0 --veth-- lns ns: la [LNS access prog] ... lc [LNS core prog] --veth-- core ns: core0; generator = xdp_gen live-frame test run (XDP_TX) on lac0 (up) or core0 (down); sinks = xdp_count (XDP_DROP) on core0 (up) and lac0 (down)".into(),
+        generator_cpu: opts.cpu,
+        receivers_napi: napi,
+        sessions: opts.sessions,
+        rounds: opts.rounds,
+        duration_ms: opts
+            .packets
+            .is_none()
+            .then_some(opts.duration.as_millis() as u64),
+        packets: opts.packets,
+        cases,
+    };
+    write_json(&report, &opts.json)?;
+    Ok(report)
+}
+
+fn write_json(report: &Report, path: &Path) -> Result<(), Error> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(io(dir.display().to_string()))?;
+    }
+    let s = serde_json::to_string_pretty(report)
+        .map_err(|e| Error::Options(format!("serialising the report: {e}")))?;
+    std::fs::write(path, s + "\n").map_err(io(path.display().to_string()))
+}
+
+fn fmt_summary(s: &Option<Summary>, prec: usize) -> String {
+    match s {
+        Some(s) => format!("{:.p$} [{:.p$}–{:.p$}]", s.median, s.min, s.max, p = prec),
+        None => "-".into(),
+    }
+}
+
+/// The readable table.
+pub fn table(r: &Report) -> String {
+    let mut out = String::new();
+    let budget = match (r.packets, r.duration_ms) {
+        (Some(p), _) => format!("{p} frames"),
+        (None, Some(ms)) => format!("{:.1} s", ms as f64 / 1000.0),
+        _ => "?".into(),
+    };
+    out += &format!(
+        "l2xdp-bench forward ({}): {} rounds x {} per case, interleaved; {} sessions; generator and path on CPU {}\n",
+        r.date, r.rounds, budget, r.sessions, r.generator_cpu
+    );
+    out += &format!(
+        "kernel {}, {} ({} cores)\n",
+        r.machine.kernel, r.machine.cpu_model, r.machine.cores
+    );
+    out += "medians [min–max] over rounds; ratio = Mpps / same-round baseline Mpps; ns/pkt: bpf_stats run_time_ns/run_cnt (separate pass)\n";
+    out += &format!(
+        "{:<14} {:<19} {:>8} {:>24} {:>20} {:>20} {:>8} {:>8} {:>6}\n",
+        "case",
+        "LNS program",
+        "bytes",
+        "Mpps at sink",
+        "ratio",
+        "LNS ns/pkt",
+        "gen ns",
+        "sink ns",
+        "lost"
+    );
+    for c in &r.cases {
+        out += &format!(
+            "{:<14} {:<19} {:>8} {:>24} {:>20} {:>20} {:>8} {:>8} {:>6}\n",
+            c.name,
+            c.program,
+            format!("{}→{:.0}", c.frame_in_bytes, c.frame_out_bytes),
+            fmt_summary(&c.mpps, 2),
+            fmt_summary(&c.ratio, 3),
+            fmt_summary(&c.prog_ns, 1),
+            c.gen_ns.map_or("-".into(), |s| format!("{:.1}", s.median)),
+            c.sink_ns.map_or("-".into(), |s| format!("{:.1}", s.median)),
+            c.lost,
+        );
+    }
+    out
+}

@@ -1,0 +1,109 @@
+//! Smoke run of `l2xdp-bench forward`: a few thousand frames per case, no timing assertions.
+//! Checks the JSON report is well-formed and complete, that every frame the generator offered
+//! reached the far sink when the fast path dropped nothing, that the fast path forwarded every
+//! decap/encap frame, and that namespaces, pins and the bpf_stats sysctl are cleaned up. Needs
+//! root; skips loudly otherwise.
+
+use std::time::Duration;
+
+use l2xdp_bench::forward::{self, Case};
+use l2xdp_dataplane::lab::is_root;
+
+const PACKETS: u64 = 3000;
+const ROUNDS: usize = 2;
+
+#[test]
+fn forward_smoke() {
+    if !is_root() {
+        eprintln!("SKIPPED forward_smoke: needs root (network namespaces, BPF). Run as root.");
+        return;
+    }
+    let stats_before =
+        std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled").expect("sysctl");
+    let json = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("forward-smoke.json");
+    let _ = std::fs::remove_file(&json);
+    let opts = forward::Options {
+        rounds: ROUNDS,
+        duration: Duration::ZERO,
+        packets: Some(PACKETS),
+        sessions: 8,
+        cpu: 0,
+        cases: Case::ALL.to_vec(),
+        json: json.clone(),
+        command: "forward_smoke".into(),
+    };
+    forward::run(&opts).expect("scenario");
+
+    let text = std::fs::read_to_string(&json).expect("JSON written");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("well-formed JSON");
+    assert_eq!(v["scenario"], "forward");
+    assert_eq!(v["mode"], "xdp");
+    assert_eq!(v["generator_cpu"], 0);
+    for k in ["kernel", "cpu_model"] {
+        assert!(
+            v["machine"][k].as_str().is_some_and(|s| !s.is_empty()),
+            "machine.{k}"
+        );
+    }
+    assert!(v["machine"]["cores"].as_u64().is_some_and(|n| n >= 1));
+    assert!(v["topology"].as_str().is_some_and(|s| s.contains("lns")));
+    let cases = v["cases"].as_array().expect("cases");
+    assert_eq!(cases.len(), Case::ALL.len());
+    for (c, want) in cases.iter().zip(Case::ALL) {
+        let name = want.name();
+        assert_eq!(c["name"], name);
+        let n = |k: &str| c[k].as_u64().unwrap_or_else(|| panic!("{name}.{k}"));
+        // A timed pass and a bpf_stats pass of PACKETS each per round.
+        assert_eq!(
+            n("generated"),
+            2 * PACKETS * ROUNDS as u64,
+            "{name}: generated"
+        );
+        assert_eq!(
+            c["samples"].as_array().map(Vec::len),
+            Some(ROUNDS),
+            "{name}"
+        );
+        let fastpath = matches!(want, Case::DecapV2 | Case::EncapV2);
+        if fastpath {
+            // Nothing dropped or passed to the kernel by the fast path ...
+            assert_eq!(
+                n("fastpath_other"),
+                0,
+                "{name}: fast path verdicts other than forward"
+            );
+            assert_eq!(n("fastpath_forwarded"), n("generated"), "{name}: forwarded");
+        }
+        // ... so every generated frame reaches the far sink.
+        assert_eq!(n("received"), n("generated"), "{name}: sink count");
+        assert_eq!(n("lost"), 0, "{name}: lost");
+        let (fin, fout) = (n("frame_in_bytes"), c["frame_out_bytes"].as_f64());
+        match want {
+            Case::DecapV2 => assert_eq!((fin, fout), (102, Some(64.0)), "{name}: sizes"),
+            Case::EncapV2 => assert_eq!((fin, fout), (64, Some(102.0)), "{name}: sizes"),
+            _ => assert_eq!((fin, fout), (64, Some(64.0)), "{name}: sizes"),
+        }
+        for k in ["mpps", "ratio", "prog_ns"] {
+            assert!(c[k]["median"].as_f64().is_some(), "{name}.{k}");
+        }
+    }
+
+    // Cleaned up: namespaces, pins, sysctl.
+    let pid = std::process::id();
+    let netns = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("ip netns list");
+    let netns = String::from_utf8_lossy(&netns.stdout);
+    assert!(
+        !netns.contains(&format!("-{pid}-")),
+        "namespaces left: {netns}"
+    );
+    assert!(!std::path::Path::new(&format!("/sys/fs/bpf/l2xdp-bench-{pid}")).exists());
+    let stats_after =
+        std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled").expect("sysctl");
+    assert_eq!(
+        stats_after, stats_before,
+        "kernel.bpf_stats_enabled restored"
+    );
+}

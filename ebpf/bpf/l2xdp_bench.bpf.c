@@ -1,0 +1,133 @@
+// SPDX-License-Identifier: Apache-2.0
+/* The forwarding benchmark's helpers (bench/, `l2xdp-bench forward`):
+ *
+ * - xdp_gen: the live-frame generator (BPF_PROG_TEST_RUN with BPF_F_TEST_XDP_LIVE_FRAMES, as
+ *   xdp-trafficgen does). The kernel re-initialises a recycled page's pointers, not its bytes,
+ *   so the frames the forwarders rewrote come back modified: every run copies the next
+ *   prepared frame (round robin over bench_gen_cfg.n templates from .base) over the packet,
+ *   then XDP_TX (in live mode: transmitted on the test run's ingress device).
+ * - xdp_redirect_plain: the baseline forwarder, the least an XDP forwarder does: look up the
+ *   ingress ifindex in bench_fwd, rewrite both MACs, bpf_redirect to the egress ifindex (the
+ *   fast path redirects the same way).
+ * - xdp_count: the sink on the receiving veth peer: counts packets and bytes per CPU, XDP_DROP.
+ */
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";
+
+#define BENCH_FRAME_MAX 128
+
+struct bench_template {
+	__u32 len;
+	__u8 data[BENCH_FRAME_MAX];
+};
+
+struct bench_gen_cfg {
+	__u32 base; /* first template of the current case */
+	__u32 n;    /* number of templates (1..) */
+};
+
+struct bench_fwd {
+	__u32 ifindex; /* egress */
+	__u8 dst[6];
+	__u8 src[6];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct bench_template);
+} bench_templates SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct bench_gen_cfg);
+} bench_gen_cfg SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} bench_gen_cursor SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16);
+	__type(key, __u32); /* ingress ifindex */
+	__type(value, struct bench_fwd);
+} bench_fwd SEC(".maps");
+
+/* 0: packets, 1: bytes. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, __u64);
+} bench_rx SEC(".maps");
+
+SEC("xdp")
+int xdp_gen(struct xdp_md *ctx)
+{
+	__u32 zero = 0, idx;
+	struct bench_gen_cfg *cfg = bpf_map_lookup_elem(&bench_gen_cfg, &zero);
+	__u32 *cur = bpf_map_lookup_elem(&bench_gen_cursor, &zero);
+	struct bench_template *t;
+	__u32 len;
+
+	if (!cfg || !cur || cfg->n == 0)
+		return XDP_ABORTED;
+	idx = *cur;
+	if (idx >= cfg->n)
+		idx = 0;
+	*cur = idx + 1;
+	idx += cfg->base;
+	t = bpf_map_lookup_elem(&bench_templates, &idx);
+	if (!t)
+		return XDP_ABORTED;
+	len = t->len;
+	if (len == 0 || len > BENCH_FRAME_MAX)
+		return XDP_ABORTED;
+	/* Every template of a case has the test run's frame length. */
+	if (bpf_xdp_store_bytes(ctx, 0, t->data, len))
+		return XDP_ABORTED;
+	return XDP_TX;
+}
+
+SEC("xdp")
+int xdp_redirect_plain(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	__u32 in = ctx->ingress_ifindex;
+	struct bench_fwd *f;
+	__u8 *p = data;
+
+	if ((void *)(p + 14) > end)
+		return XDP_DROP;
+	f = bpf_map_lookup_elem(&bench_fwd, &in);
+	if (!f)
+		return XDP_PASS;
+	__builtin_memcpy(p, f->dst, 6);
+	__builtin_memcpy(p + 6, f->src, 6);
+	return bpf_redirect(f->ifindex, 0);
+}
+
+SEC("xdp")
+int xdp_count(struct xdp_md *ctx)
+{
+	__u32 k = 0;
+	__u64 *v = bpf_map_lookup_elem(&bench_rx, &k);
+
+	if (v)
+		*v += 1;
+	k = 1;
+	v = bpf_map_lookup_elem(&bench_rx, &k);
+	if (v)
+		*v += ctx->data_end - ctx->data;
+	return XDP_DROP;
+}

@@ -602,7 +602,8 @@ mod tests {
         s.put_session(&session(1, 11)).expect("put");
         s.put_session(&session(2, 12)).expect("put");
         s.remove_session(1, 11).expect("rm");
-        s.remove_session(1, 99).expect("rm of a missing session is fine");
+        s.remove_session(1, 99)
+            .expect("rm of a missing session is fine");
         s.remove_tunnel(2).expect("rm");
         let st = s.load().expect("load");
         assert_eq!(st.format, STATE_FORMAT);
@@ -636,7 +637,10 @@ mod tests {
         assert!(!dir.join(".tmp-t-5.json").exists());
         // Another format is refused, not misread.
         fs::write(dir.join("t-9.json"), b"{\"format\":99,\"record\":{}}").expect("write");
-        assert!(matches!(s.load(), Err(StoreError::Format { found: 99, .. })));
+        assert!(matches!(
+            s.load(),
+            Err(StoreError::Format { found: 99, .. })
+        ));
         let _ = fs::remove_dir_all(&dir);
     }
 }

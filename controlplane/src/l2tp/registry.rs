@@ -416,9 +416,8 @@ impl Registry {
             }
         }
         if let Some((theirs_old, ours_old)) = parsed.tunnel_recovery() {
-            return self.handle_recovery_sccrq(
-                peer, version, msg, &parsed, theirs_old, ours_old, now,
-            );
+            return self
+                .handle_recovery_sccrq(peer, version, msg, &parsed, theirs_old, ours_old, now);
         }
         let mut reject: Option<ResultCode> = None;
         // Tie breaker (RFC 2661 §4.4.3, RFC 3931 §5.4.3): an SCCRQ from a peer we have an

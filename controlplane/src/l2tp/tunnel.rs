@@ -19,10 +19,10 @@ use l2xdp_wire::l2tp::message::{ControlMessage, MessageType};
 use l2xdp_wire::l2tp::validate::{self, Action};
 
 use super::auth::{self, CHALLENGE_LEN};
+use super::config::{L2tpConfig, Sublayer};
 use super::failover::{
     self, FailoverEvent, RecordTransport, ResetRole, SessionRecord, StoreOp, TunnelRecord,
 };
-use super::config::{L2tpConfig, Sublayer};
 use super::ids::{random_array, IdAllocator, RandomSource};
 use super::{
     CallKind, CallParams, Counters, Event, FailoverCapability, Peer, PppDisconnectCause,
@@ -611,7 +611,9 @@ impl Tunnel {
         }
         if let Some(f) = self.peer_failover.filter(|f| f.control) {
             self.channel
-                .set_hold(std::time::Duration::from_millis(u64::from(f.recovery_time_ms)));
+                .set_hold(std::time::Duration::from_millis(u64::from(
+                    f.recovery_time_ms,
+                )));
         }
     }
 
@@ -836,9 +838,12 @@ impl Tunnel {
     /// on the SCCCN (authenticated by now).
     fn recovery_up(&mut self, ctx: &mut Ctx<'_>, old: TunnelId) {
         let (ns, nr) = self.scs.unwrap_or((0, 0));
-        let nonces = self
-            .digest_key
-            .map(|_| (self.local_nonce.clone(), self.remote_nonce.clone().unwrap_or_default()));
+        let nonces = self.digest_key.map(|_| {
+            (
+                self.local_nonce.clone(),
+                self.remote_nonce.clone().unwrap_or_default(),
+            )
+        });
         let (ns, nr, role) = if self.initiator {
             (ns, nr, ResetRole::Recovery)
         } else {
@@ -879,7 +884,8 @@ impl Tunnel {
             if self.initiator && !self.recovery_done {
                 self.recovery_done = true;
                 ctx.counters.count_failover("recovery failed");
-                ctx.actions.push(RecoveryAction::Failed { old, reason: why });
+                ctx.actions
+                    .push(RecoveryAction::Failed { old, reason: why });
             }
         }
     }
@@ -890,7 +896,9 @@ impl Tunnel {
         }
         self.persisted = true;
         ctx.failover
-            .push(FailoverEvent::Store(StoreOp::PutTunnel(Box::new(self.record()))));
+            .push(FailoverEvent::Store(StoreOp::PutTunnel(Box::new(
+                self.record(),
+            ))));
     }
 
     fn forget_tunnel(&mut self, ctx: &mut Ctx<'_>) {
@@ -1200,11 +1208,7 @@ impl Tunnel {
             }
         }
         // Step III: query every session left.
-        let mut left: Vec<(u32, u32)> = self
-            .sessions
-            .values()
-            .map(|s| (s.id, s.peer_id))
-            .collect();
+        let mut left: Vec<(u32, u32)> = self.sessions.values().map(|s| (s.id, s.peer_id)).collect();
         left.sort_unstable();
         self.sync_pending = true;
         for (id, peer_id) in left {
@@ -1563,9 +1567,7 @@ impl Tunnel {
                 ctx.counters
                     .count_invalid(format!("{} on a recovery tunnel", mt.short_name()));
             }
-            M::Fsq | M::Fsr if self.state != TunnelState::Established => {
-                return self.fsm_error(ctx, mt);
-            }
+            M::Fsq | M::Fsr if self.state != TunnelState::Established => self.fsm_error(ctx, mt),
             M::Fsq => self.on_fsq(ctx, msg),
             M::Fsr => self.on_fsr(ctx, msg),
             M::Icrq | M::Ocrq => {
@@ -2171,7 +2173,7 @@ impl Tunnel {
                 s.sub_address.clone(),
             )
         };
-        let up = SessionUp {
+        SessionUp {
             tunnel: tid,
             session: s.id,
             version,
@@ -2201,8 +2203,7 @@ impl Tunnel {
             proxy: s.proxy.clone(),
             tx_connect_speed: s.tx_speed,
             rx_connect_speed: s.rx_speed,
-        };
-        up
+        }
     }
 
     fn cdn_avps(&self, ours: u32, theirs: u32, rc: &ResultCode) -> Vec<AvpRepr> {

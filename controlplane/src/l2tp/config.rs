@@ -33,6 +33,9 @@ pub struct L2tpConfig {
     pub hello_interval_secs: u64,
     /// Our RFC 4951 Failover Capability; `None` sends no Failover Capability AVP.
     pub failover: Option<FailoverConfig>,
+    /// RFC 4951 §8: the addresses a recovery SCCRQ may come from. Empty: only the old
+    /// tunnel's peer address.
+    pub recovery_peers: Vec<std::net::IpAddr>,
     /// Resource limits.
     pub limits: Limits,
     /// Pseudowire defaults (L2TPv3) and v2 session options.
@@ -55,6 +58,7 @@ impl Default for L2tpConfig {
             retransmit: RetransmitConfig::default(),
             hello_interval_secs: 60,
             failover: None,
+            recovery_peers: Vec::new(),
             limits: Limits::default(),
             pseudowire: PseudowireConfig::default(),
             sequencing_required: false,
@@ -86,6 +90,12 @@ impl L2tpConfig {
             .as_deref()
             .map(str::as_bytes)
             .filter(|s| !s.is_empty())
+    }
+
+    /// Whether established tunnels and sessions are persisted for recovery: our Failover
+    /// Capability has the C bit (RFC 4951 §5.1).
+    pub fn persists(&self) -> bool {
+        self.failover.is_some_and(|f| f.control)
     }
 
     /// One full retransmission cycle: the time from the first transmission until the channel

@@ -12,6 +12,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod failover;
 pub mod ids;
 pub mod registry;
 pub mod tunnel;
@@ -26,7 +27,8 @@ pub use l2xdp_wire::datapath::SessionKey;
 pub use l2xdp_wire::l2tp::header::{Cookie, Transport, Version};
 
 pub use self::config::{FailoverConfig, L2tpConfig};
-pub use self::registry::Registry;
+pub use self::failover::{FailoverEvent, RecoveryState, StateStore, StoreOp};
+pub use self::registry::{RecoveryReport, Registry};
 
 /// A peer's transport address. Over IP (L2TPv3 only) the port is 0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -59,7 +61,9 @@ impl Peer {
 pub type TunnelId = u32;
 
 /// Incoming call (ICRQ/ICRP/ICCN) or outgoing call (OCRQ/OCRP/OCCN).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum CallKind {
     /// ICRQ, ICRP, ICCN (RFC 2661 §5.2.1 / RFC 3931 §3.2).
     #[default]
@@ -70,7 +74,7 @@ pub enum CallKind {
 
 /// Proxy LCP and authentication values (RFC 2661 §4.4.5): sent by a LAC in ICCN, captured by
 /// an LNS and handed to PPP in [`SessionUp`].
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ProxyValues {
     /// Initial Received LCP CONFREQ (options only).
     pub initial_received_confreq: Option<Vec<u8>>,
@@ -119,7 +123,7 @@ pub struct CallParams {
 }
 
 /// A peer's Failover Capability (RFC 4951 §5.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FailoverCapability {
     /// C: control channel failover.
     pub control: bool,
@@ -170,6 +174,9 @@ pub enum TunnelDownReason {
     Timeout,
     /// Lost the tie breaker (RFC 2661 §4.4.3, RFC 3931 §5.4.3): the peer's connection survives.
     LostTieBreaker,
+    /// RFC 4951 §3.2.1: the recovery of this restored tunnel failed; it was cleared silently
+    /// (no StopCCN).
+    RecoveryFailed(String),
 }
 
 /// A PPP Disconnect Cause Code (RFC 3145 §2).
@@ -199,6 +206,10 @@ pub enum SessionDownReason {
     },
     /// The control connection went down.
     TunnelDown,
+    /// RFC 4951 §3.3: cleared silently (no CDN) after a failover: not established at the
+    /// failure (Step I), reported non-existent by the peer's FSR, or its tunnel's recovery
+    /// failed.
+    FailoverCleared,
 }
 
 /// Everything the fast path and PPP need about an established session.
@@ -328,9 +339,15 @@ pub struct Counters {
     pub tunnels_up: u64,
     /// Sessions established.
     pub sessions_up: u64,
+    /// RFC 4951 failover steps by name (recovery tunnels, resets, FSQ/FSR, clearances).
+    pub failover: BTreeMap<&'static str, u64>,
 }
 
 impl Counters {
+    pub(crate) fn count_failover(&mut self, what: &'static str) {
+        *self.failover.entry(what).or_default() += 1;
+    }
+
     pub(crate) fn count_invalid(&mut self, why: impl Into<String>) {
         *self.invalid.entry(why.into()).or_default() += 1;
     }
@@ -356,6 +373,12 @@ pub enum L2tpError {
     /// A limit was reached or no ID is free.
     #[error("resource limit: {0}")]
     Limit(&'static str),
+    /// A tunnel is being recovered (RFC 4951 §3.2.2: no new sessions before Step I).
+    #[error("tunnel {0} is being recovered")]
+    Recovering(TunnelId),
+    /// The persisted failover state cannot be used.
+    #[error("recovery state: {0}")]
+    BadState(String),
     /// L2TPv2 runs over UDP only.
     #[error("L2TPv2 runs over UDP only")]
     BadTransport,

@@ -11,8 +11,9 @@ use l2xdp_wire::l2tp::header::{split_ip, ControlHeader, IpPayload, Transport, Ve
 use l2xdp_wire::l2tp::message::{ControlMessage, MessageType, ParseContext};
 
 use super::config::L2tpConfig;
-use super::ids::{IdAllocator, OsRandom, RandomSource};
-use super::tunnel::{Ctx, Tunnel, TunnelState};
+use super::failover::{self, FailoverEvent, RecoveryState, STATE_FORMAT};
+use super::ids::{random_u32, IdAllocator, OsRandom, RandomSource};
+use super::tunnel::{Ctx, RecoveryAction, Role, Tunnel, TunnelState};
 use super::{
     CallParams, Counters, Event, L2tpError, Peer, PppDisconnectCause, ResultCode, TunnelId,
 };
@@ -30,6 +31,8 @@ pub struct Registry {
     dirty: VecDeque<TunnelId>,
     dirty_set: HashSet<TunnelId>,
     events: VecDeque<Event>,
+    failover_events: VecDeque<FailoverEvent>,
+    actions: VecDeque<RecoveryAction>,
     counters: Counters,
     retired_retransmissions: u64,
     now: Option<Instant>,
@@ -54,6 +57,8 @@ impl Registry {
             dirty: VecDeque::new(),
             dirty_set: HashSet::new(),
             events: VecDeque::new(),
+            failover_events: VecDeque::new(),
+            actions: VecDeque::new(),
             counters: Counters::default(),
             retired_retransmissions: 0,
             now: None,
@@ -102,7 +107,61 @@ impl Registry {
         self.events.pop_front()
     }
 
+    /// The next RFC 4951 event. Apply [`FailoverEvent::Store`] operations before sending the
+    /// datagrams polled after them (see [`super::failover`]).
+    pub fn poll_failover_event(&mut self) -> Option<FailoverEvent> {
+        self.failover_events.pop_front()
+    }
+
+    /// Attaches the caller's data (e.g. PPP results) to an established session; persisted with
+    /// it ([`FailoverEvent::Store`]) and handed back by [`Registry::recover`].
+    pub fn set_session_app_data(
+        &mut self,
+        tunnel: TunnelId,
+        session: u32,
+        app: serde_json::Value,
+        now: Instant,
+    ) -> Result<(), L2tpError> {
+        self.live(tunnel)?;
+        self.with_tunnel(tunnel, now, |t, ctx| t.set_app_data(ctx, session, app))
+            .unwrap_or(Err(L2tpError::NoTunnel(tunnel)))
+    }
+
     fn with_tunnel<R>(
+        &mut self,
+        id: TunnelId,
+        now: Instant,
+        f: impl FnOnce(&mut Tunnel, &mut Ctx<'_>) -> R,
+    ) -> Option<R> {
+        let r = self.with_tunnel_inner(id, now, f);
+        // RFC 4951: a recovery tunnel's progress acts on its old tunnel.
+        while let Some(a) = self.actions.pop_front() {
+            match a {
+                RecoveryAction::Reset {
+                    old,
+                    ns,
+                    nr,
+                    role,
+                    nonces,
+                    peer,
+                } => {
+                    self.with_tunnel_inner(old, now, |t, ctx| {
+                        t.control_reset(ctx, ns, nr, role, nonces, peer)
+                    });
+                }
+                RecoveryAction::Failed { old, reason } => {
+                    self.with_tunnel_inner(old, now, |t, ctx| {
+                        if t.is_recovering() {
+                            t.clear_silently(ctx, reason);
+                        }
+                    });
+                }
+            }
+        }
+        r
+    }
+
+    fn with_tunnel_inner<R>(
         &mut self,
         id: TunnelId,
         now: Instant,
@@ -111,6 +170,8 @@ impl Registry {
         self.now = Some(now);
         let t = self.tunnels.get_mut(&id)?;
         let mut events = Vec::new();
+        let mut fo = Vec::new();
+        let mut actions = Vec::new();
         let r = {
             let mut ctx = Ctx {
                 now,
@@ -118,10 +179,14 @@ impl Registry {
                 v3_sessions: &mut self.v3_sessions,
                 events: &mut events,
                 counters: &mut self.counters,
+                failover: &mut fo,
+                actions: &mut actions,
             };
             f(t, &mut ctx)
         };
         self.events.extend(events);
+        self.failover_events.extend(fo);
+        self.actions.extend(actions);
         self.touch(id);
         Some(r)
     }
@@ -157,6 +222,8 @@ impl Registry {
             return;
         };
         let mut events = Vec::new();
+        let mut fo = Vec::new();
+        let mut actions = Vec::new();
         {
             let mut ctx = Ctx {
                 now: self.now.unwrap_or_else(Instant::now),
@@ -164,10 +231,14 @@ impl Registry {
                 v3_sessions: &mut self.v3_sessions,
                 events: &mut events,
                 counters: &mut self.counters,
+                failover: &mut fo,
+                actions: &mut actions,
             };
             t.release(&mut ctx);
         }
         self.events.extend(events);
+        self.failover_events.extend(fo);
+        self.actions.extend(actions);
         self.retired_retransmissions += t.channel().stats().retransmitted;
         self.by_peer.remove(&(t.peer(), t.peer_tunnel_id()));
         self.tunnel_ids.free(id);
@@ -344,9 +415,13 @@ impl Registry {
                 return;
             }
         }
+        if let Some((theirs_old, ours_old)) = parsed.tunnel_recovery() {
+            return self
+                .handle_recovery_sccrq(peer, version, msg, &parsed, theirs_old, ours_old, now);
+        }
         let mut reject: Option<ResultCode> = None;
         // Tie breaker (RFC 2661 §4.4.3, RFC 3931 §5.4.3): an SCCRQ from a peer we have an
-        // outstanding SCCRQ to.
+        // outstanding SCCRQ to. RFC 4951 §3.2.1: only among non-recovery tunnels.
         let theirs = match parsed.get(AvpType::TieBreaker) {
             Some(Avp::TieBreaker(v)) => Some(*v),
             _ => None,
@@ -357,6 +432,7 @@ impl Registry {
                 .values()
                 .filter(|t| {
                     t.is_initiator()
+                        && t.role() == Role::Normal
                         && t.state() == TunnelState::WaitCtlReply
                         && t.version() == version
                         && t.peer().addr.ip() == peer.addr.ip()
@@ -426,6 +502,250 @@ impl Registry {
         }
     }
 
+    /// Remote endpoint (RFC 4951 §3.2.1): an SCCRQ with a Tunnel Recovery AVP naming our old
+    /// tunnel `ours_old` and the peer's `theirs_old`. Accepted (SCCRP with a Suggested Control
+    /// Sequence) or refused with a StopCCN.
+    #[allow(clippy::too_many_arguments)]
+    fn handle_recovery_sccrq(
+        &mut self,
+        peer: Peer,
+        version: Version,
+        msg: &[u8],
+        parsed: &ControlMessage,
+        theirs_old: u32,
+        ours_old: u32,
+        now: Instant,
+    ) {
+        self.counters.count_failover("recovery SCCRQ received");
+        let peer_tid = parsed.assigned_tunnel_id().unwrap_or(0);
+        let refuse = |result: StopCcnResult, error: ErrorCode, why: &str| {
+            Some(ResultCode::new(result.0, error.0, why))
+        };
+        let mut reject: Option<ResultCode> = None;
+        // Tie breaker, scoped to recovery tunnels of the same old tunnel (§3.2.1, Appendix B).
+        let theirs_tb = match parsed.get(AvpType::TieBreaker) {
+            Some(Avp::TieBreaker(v)) => Some(*v),
+            _ => None,
+        };
+        let ours = self
+            .tunnels
+            .values()
+            .find(|t| {
+                t.role() == (Role::Recovery { old: ours_old })
+                    && t.is_initiator()
+                    && t.state() == TunnelState::WaitCtlReply
+            })
+            .map(|t| (t.id(), t.tie_breaker()));
+        if let Some((our_id, our_tb)) = ours {
+            let we_win = match (our_tb, theirs_tb) {
+                (Some(o), Some(t)) => o < t,
+                (Some(_), None) => true,
+                (None, _) => false,
+            };
+            let equal = our_tb.is_some() && our_tb == theirs_tb;
+            if !we_win {
+                self.counters.count_failover("recovery tie breaker lost");
+                self.with_tunnel(our_id, now, |t, ctx| t.discard(ctx));
+            }
+            if we_win || equal {
+                self.counters.count_failover("recovery tie breaker won");
+                reject = refuse(
+                    StopCcnResult::ALREADY_EXISTS,
+                    ErrorCode::NO_ERROR,
+                    "recovery tunnel already exists (tie breaker)",
+                );
+                if equal {
+                    // Both lost: nobody recovers this old tunnel.
+                    self.with_tunnel(ours_old, now, |t, ctx| {
+                        if t.is_recovering() {
+                            t.clear_silently(ctx, "equal recovery tie breakers".into());
+                        }
+                    });
+                }
+            }
+        }
+        if reject.is_none() {
+            reject = self.check_recovery(peer, version, theirs_old, ours_old);
+        }
+        let scs = self.tunnels.get(&ours_old).map(|t| {
+            // §5.3: far from the old sequence numbers in both directions (16384 to 32767
+            // ahead, beyond any receive window), so old packets read as duplicates.
+            let ch = t.channel();
+            let a = 0x4000 + (random_u32(self.rng.as_mut()) & 0x3fff) as u16;
+            let b = 0x4000 + (random_u32(self.rng.as_mut()) & 0x3fff) as u16;
+            (ch.nr().wrapping_add(a), ch.next_ns().wrapping_add(b))
+        });
+        let Some(id) = self.new_tunnel(peer, version, false) else {
+            self.counters.count_invalid("no tunnel ID free");
+            return;
+        };
+        if peer_tid != 0 {
+            self.by_peer.insert((peer, peer_tid), id);
+        }
+        if let Some(rc) = &reject {
+            self.counters.count_failover("recovery refused");
+            self.failover_events
+                .push_back(FailoverEvent::RecoveryRefused {
+                    peer,
+                    tunnel: ours_old,
+                    result: rc.clone(),
+                });
+        }
+        self.with_tunnel(id, now, |t, ctx| {
+            t.set_recovery_responder(ours_old, scs.unwrap_or((0, 0)));
+            if let Some(rc) = reject {
+                t.set_reject(rc);
+            }
+            t.handle_datagram(ctx, msg)
+        });
+        if self
+            .tunnels
+            .get(&id)
+            .is_some_and(|t| t.state() == TunnelState::Idle && t.channel().is_quiescent())
+        {
+            if self.by_peer.get(&(peer, peer_tid)) == Some(&id) {
+                self.by_peer.remove(&(peer, peer_tid));
+            }
+            self.remove(id);
+        }
+    }
+
+    /// RFC 4951 §3.2.1 and §8: whether a recovery of our old tunnel `ours_old` may proceed.
+    fn check_recovery(
+        &self,
+        peer: Peer,
+        version: Version,
+        theirs_old: u32,
+        ours_old: u32,
+    ) -> Option<ResultCode> {
+        let no = |result: StopCcnResult, error: ErrorCode, why: &str| {
+            Some(ResultCode::new(result.0, error.0, why))
+        };
+        let old = match self.tunnels.get(&ours_old) {
+            Some(t)
+                if t.state() == TunnelState::Established
+                    && t.role() == Role::Normal
+                    && t.peer_tunnel_id() == theirs_old =>
+            {
+                t
+            }
+            _ => {
+                return no(
+                    StopCcnResult::GENERAL_ERROR,
+                    ErrorCode::NO_CONTROL_CONNECTION,
+                    "unknown tunnel to recover",
+                )
+            }
+        };
+        let allowed = if self.cfg.recovery_peers.is_empty() {
+            old.peer().addr.ip() == peer.addr.ip() && old.peer().transport == peer.transport
+        } else {
+            self.cfg.recovery_peers.contains(&peer.addr.ip())
+        };
+        if !allowed {
+            return no(
+                StopCcnResult::NOT_AUTHORIZED,
+                ErrorCode::NO_ERROR,
+                "recovery not allowed from this address",
+            );
+        }
+        if old.version() != version {
+            return no(
+                StopCcnResult::GENERAL_ERROR,
+                ErrorCode::OUT_OF_RANGE,
+                "recovery tunnel of another L2TP version",
+            );
+        }
+        if !old.peer_failover().is_some_and(|f| f.control) || old.our_failover().is_none() {
+            return no(
+                StopCcnResult::GENERAL_ERROR,
+                ErrorCode::NO_ERROR,
+                "failover was not negotiated on the old tunnel",
+            );
+        }
+        None
+    }
+
+    /// RFC 4951 §3.2: restores the tunnels and sessions of `state` (persisted before a
+    /// restart; no traffic yet) and starts a recovery tunnel for each tunnel whose peer was
+    /// control-channel failover capable. The others are cleared silently (events). Call on a
+    /// fresh registry; records clashing with live IDs are skipped.
+    pub fn recover(
+        &mut self,
+        state: RecoveryState,
+        now: Instant,
+    ) -> Result<RecoveryReport, L2tpError> {
+        if state.format != STATE_FORMAT {
+            return Err(L2tpError::BadState(format!(
+                "format {}, expected {STATE_FORMAT}",
+                state.format
+            )));
+        }
+        self.now = Some(now);
+        let mut report = RecoveryReport::default();
+        let secret_ref = self.cfg.secret_bytes().map(failover::secret_ref);
+        for rec in &state.tunnels {
+            let Some(version) = rec.l2tp_version() else {
+                self.counters.count_failover("record skipped (bad version)");
+                continue;
+            };
+            if self.tunnels.contains_key(&rec.id) || !self.tunnel_ids.reserve(rec.id) {
+                self.counters.count_failover("record skipped (ID in use)");
+                continue;
+            }
+            let t = Tunnel::restore(rec, version, self.cfg.clone(), self.rng.as_mut());
+            self.tunnels.insert(rec.id, t);
+            self.counters.count_failover("tunnel restored");
+            for s in state.sessions.iter().filter(|s| s.tunnel == rec.id) {
+                if version == Version::V3 && !self.v3_sessions.reserve(s.id) {
+                    self.counters.count_failover("record skipped (ID in use)");
+                    continue;
+                }
+                let Some(t) = self.tunnels.get_mut(&rec.id) else {
+                    continue;
+                };
+                let up = t.restore_session(s);
+                self.counters.count_failover("session restored");
+                report.sessions += 1;
+                self.failover_events
+                    .push_back(FailoverEvent::SessionRestored {
+                        up: Box::new(up),
+                        app: s.app.clone(),
+                    });
+            }
+            let capable = rec.peer_failover.is_some_and(|f| f.control) && self.cfg.persists();
+            let why = if !capable {
+                Some("the peer or we cannot recover the control channel")
+            } else if rec.secret_ref != secret_ref {
+                // §3.2.1: the recovery tunnel MUST use the old tunnel's secret.
+                Some("the configured secret is not the old tunnel's")
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                self.with_tunnel(rec.id, now, |t, ctx| t.clear_silently(ctx, why.into()));
+                report.cleared.push(rec.id);
+                continue;
+            }
+            let Some(rid) = self.new_tunnel(rec.peer(), version, true) else {
+                self.with_tunnel(rec.id, now, |t, ctx| {
+                    t.clear_silently(ctx, "no tunnel ID free".into())
+                });
+                report.cleared.push(rec.id);
+                continue;
+            };
+            let (old, old_peer) = (rec.id, rec.peer_tunnel_id);
+            self.with_tunnel(rid, now, |t, ctx| t.start_recovery(ctx, old, old_peer));
+            self.failover_events
+                .push_back(FailoverEvent::RecoveryStarted {
+                    tunnel: old,
+                    recovery_tunnel: rid,
+                });
+            report.recovering.push(old);
+        }
+        Ok(report)
+    }
+
     /// The earliest deadline of all tunnels (call [`Registry::handle_timeout`] then).
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         while let Some(Reverse((d, id))) = self.heap.peek().copied() {
@@ -481,4 +801,15 @@ impl Registry {
         }
         None
     }
+}
+
+/// What [`Registry::recover`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Old tunnels whose recovery tunnel was started.
+    pub recovering: Vec<TunnelId>,
+    /// Old tunnels cleared at once (peer not failover capable, secret changed, no ID free).
+    pub cleared: Vec<TunnelId>,
+    /// Sessions restored (including those of cleared tunnels, reported down at once).
+    pub sessions: usize,
 }

@@ -362,3 +362,6 @@ fn lossy_link_everything_comes_up_and_stays_up() {
 
 #[path = "tests_rfc.rs"]
 mod rfc;
+
+#[path = "tests_failover.rs"]
+mod failover_tests;

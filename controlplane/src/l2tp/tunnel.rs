@@ -6,7 +6,7 @@
 //! §5.7) → finished. Session states (RFC 2661 §7.4, RFC 3931 §7.4): wait-reply (we sent
 //! ICRQ/OCRQ), wait-connect (we sent ICRP, or OCRQ's reply arrived), established.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -20,6 +20,9 @@ use l2xdp_wire::l2tp::validate::{self, Action};
 
 use super::auth::{self, CHALLENGE_LEN};
 use super::config::{L2tpConfig, Sublayer};
+use super::failover::{
+    self, FailoverEvent, RecordTransport, ResetRole, SessionRecord, StoreOp, TunnelRecord,
+};
 use super::ids::{random_array, IdAllocator, RandomSource};
 use super::{
     CallKind, CallParams, Counters, Event, FailoverCapability, Peer, PppDisconnectCause,
@@ -67,6 +70,39 @@ pub struct Ctx<'a> {
     pub events: &'a mut Vec<Event>,
     /// Counters.
     pub counters: &'a mut Counters,
+    /// RFC 4951 events out.
+    pub failover: &'a mut Vec<FailoverEvent>,
+    /// Work for the registry on other tunnels (RFC 4951 recovery).
+    pub(crate) actions: &'a mut Vec<RecoveryAction>,
+}
+
+/// What a recovery tunnel asks the registry to do to its old tunnel.
+#[derive(Debug, Clone)]
+pub(crate) enum RecoveryAction {
+    /// RFC 4951 §3.2.2: reset the old tunnel's control channel.
+    Reset {
+        old: TunnelId,
+        ns: u16,
+        nr: u16,
+        role: ResetRole,
+        /// v3: the nonces exchanged in the recovery tunnel (ours, the peer's), §3.2.1.
+        nonces: Option<(Vec<u8>, Vec<u8>)>,
+        peer: Peer,
+    },
+    /// RFC 4951 §3.2.1: the recovery tunnel could not be established.
+    Failed { old: TunnelId, reason: String },
+}
+
+/// What a control connection is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Role {
+    /// An ordinary control connection.
+    Normal,
+    /// A recovery tunnel (RFC 4951 §3.2.1) for the old tunnel `old` (our ID).
+    Recovery {
+        /// The old tunnel.
+        old: TunnelId,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -93,6 +129,12 @@ struct Session {
     proxy: ProxyValues,
     tx_speed: Option<u64>,
     rx_speed: Option<u64>,
+    /// RFC 4951 §3.3: confirmed by FSQ/FSR since the last failover (true when none happened).
+    synced: bool,
+    /// RFC 4951 §3.3: paired with another session ID at the peer; to be queried.
+    stale: bool,
+    /// The caller's data, persisted with the session.
+    app: serde_json::Value,
 }
 
 /// One control connection.
@@ -120,9 +162,30 @@ pub struct Tunnel {
     established_at: Option<Instant>,
     linger_until: Option<Instant>,
     reject: Option<ResultCode>,
+    role: Role,
+    /// RFC 4951 §3.2.1: restored old tunnel awaiting its control channel reset; every control
+    /// message received is discarded.
+    recovering: bool,
+    /// Written to the state store (must be forgotten when it goes).
+    persisted: bool,
+    /// Recovery tunnel (responder): the Suggested Control Sequence we sent (Ns, Nr for the
+    /// recovery endpoint); (initiator): the one received.
+    scs: Option<(u16, u16)>,
+    /// Recovery tunnel: the old tunnel was reset (it is no failure when this one closes).
+    recovery_done: bool,
+    /// FSS pairs (ours, theirs) to query in the next FSQ.
+    fsq_queue: Vec<(u32, u32)>,
+    /// Sessions queried and not yet answered.
+    fsq_outstanding: HashSet<u32>,
+    /// A recovery's FSQ round is in progress ([`FailoverEvent::Recovered`] when it ends).
+    sync_pending: bool,
     /// Registry bookkeeping: the deadline pushed on its heap.
     pub(crate) scheduled: Option<Instant>,
 }
+
+/// FSS AVPs per FSQ/FSR: 14 octets each, so a message stays under 1 KiB with its header,
+/// Message Type and Message Digest (RFC 4951 §3.3 allows several per message).
+pub const FSS_PER_MESSAGE: usize = 64;
 
 fn v3_ids(id: u32) -> SessionKey {
     SessionKey::V3 { session_id: id }
@@ -174,6 +237,14 @@ impl Tunnel {
             established_at: None,
             linger_until: None,
             reject: None,
+            role: Role::Normal,
+            recovering: false,
+            persisted: false,
+            scs: None,
+            recovery_done: false,
+            fsq_queue: Vec::new(),
+            fsq_outstanding: HashSet::new(),
+            sync_pending: false,
             scheduled: None,
             cfg,
         }
@@ -262,6 +333,26 @@ impl Tunnel {
     /// Whether the registry may drop it.
     pub fn is_finished(&self) -> bool {
         self.state == TunnelState::Finished
+    }
+    /// Ordinary or recovery tunnel (RFC 4951 §3.2.1).
+    pub fn role(&self) -> Role {
+        self.role
+    }
+    /// A restored old tunnel waiting for its control channel reset (RFC 4951 §3.2.2).
+    pub fn is_recovering(&self) -> bool {
+        self.recovering
+    }
+    /// Whether a session is marked stale (RFC 4951 §3.3).
+    pub fn session_is_stale(&self, session: u32) -> Option<bool> {
+        self.sessions.get(&session).map(|s| s.stale)
+    }
+    /// Whether a session was confirmed by FSQ/FSR since the last failover (RFC 4951 §3.3).
+    pub fn session_is_synced(&self, session: u32) -> Option<bool> {
+        self.sessions.get(&session).map(|s| s.synced)
+    }
+    /// The peer's session ID of one of our sessions.
+    pub fn peer_session_id(&self, session: u32) -> Option<u32> {
+        self.sessions.get(&session).map(|s| s.peer_id)
     }
 
     // -----------------------------------------------------------------------------------------
@@ -433,7 +524,9 @@ impl Tunnel {
     fn channel_failed(&mut self, ctx: &mut Ctx<'_>) {
         let was_closing = self.state == TunnelState::Closing;
         self.all_sessions_down(ctx);
-        if !was_closing {
+        self.forget_tunnel(ctx);
+        self.recovery_closed(ctx, "recovery tunnel timed out".into());
+        if !was_closing && self.role == Role::Normal {
             ctx.events.push(Event::TunnelDown {
                 tunnel: self.id,
                 peer: self.peer,
@@ -487,8 +580,11 @@ impl Tunnel {
             v.push(self.plain(Avp::VendorName(c.vendor_name.as_bytes().to_vec())));
         }
         v.push(self.plain(Avp::ReceiveWindowSize(c.receive_window.max(1))));
-        if let Some(f) = self.failover_avp() {
-            v.push(f);
+        // RFC 4951 §3.1: in SCCRQ/SCCRP only; §3.2.1: never in a recovery tunnel.
+        if self.role == Role::Normal {
+            if let Some(f) = self.failover_avp() {
+                v.push(f);
+            }
         }
         v
     }
@@ -504,6 +600,52 @@ impl Tunnel {
         }
         self.send(ctx, 0, MessageType::Sccrq, avps);
         self.state = TunnelState::WaitCtlReply;
+    }
+
+    /// RFC 4951 §5.1: a remote endpoint waits the peer's Recovery Time past the control
+    /// channel timeout before giving up on a failover-capable peer (C bit), when we take part in
+    /// failover ourselves (we sent the AVP).
+    fn apply_hold(&mut self) {
+        if self.role != Role::Normal || self.our_failover().is_none() {
+            return;
+        }
+        if let Some(f) = self.peer_failover.filter(|f| f.control) {
+            self.channel
+                .set_hold(std::time::Duration::from_millis(u64::from(
+                    f.recovery_time_ms,
+                )));
+        }
+    }
+
+    /// Recovery endpoint: makes this (new, initiator) tunnel the recovery tunnel of the old
+    /// tunnel `old`, whose peer ID is `old_peer`, and sends its SCCRQ (RFC 4951 §3.2.1): the
+    /// Tunnel Recovery AVP and a Tie Breaker, no Failover Capability AVP.
+    pub fn start_recovery(&mut self, ctx: &mut Ctx<'_>, old: TunnelId, old_peer: u32) {
+        self.role = Role::Recovery { old };
+        if self.tie_breaker.is_none() {
+            self.tie_breaker = Some(random_array(ctx.rng));
+        }
+        let mut avps = self.setup_avps();
+        avps.push(self.plain(Avp::TunnelRecovery {
+            tunnel_id: old,
+            remote_tunnel_id: old_peer,
+        }));
+        if let Some(tb) = self.tie_breaker {
+            avps.push(self.plain(Avp::TieBreaker(tb)));
+        }
+        if let Some(ch) = self.challenge {
+            avps.push(self.plain(Avp::Challenge(ch.to_vec())));
+        }
+        self.send(ctx, 0, MessageType::Sccrq, avps);
+        self.state = TunnelState::WaitCtlReply;
+        ctx.counters.count_failover("recovery SCCRQ sent");
+    }
+
+    /// Remote endpoint: makes this (new, responder) tunnel the recovery tunnel of our old
+    /// tunnel `old`, suggesting `scs` (Ns, Nr of the recovery endpoint) in its SCCRP.
+    pub(crate) fn set_recovery_responder(&mut self, old: TunnelId, scs: (u16, u16)) {
+        self.role = Role::Recovery { old };
+        self.scs = Some(scs);
     }
 
     fn learn_peer(&mut self, msg: &ControlMessage) -> Result<(), ResultCode> {
@@ -527,6 +669,11 @@ impl Tunnel {
                 data,
                 recovery_time_ms,
             });
+        if self.peer_failover.is_some_and(|f| !f.control && !f.data) {
+            // RFC 4951 §5.1: MUST NOT be sent with C and D cleared; take it as no capability.
+            self.peer_failover = None;
+        }
+        self.apply_hold();
         if self.version == Version::V3 {
             let caps = msg.get(AvpType::PseudowireCapabilities);
             let ok = matches!(caps, Some(Avp::PseudowireCapabilities(l))
@@ -621,6 +768,10 @@ impl Tunnel {
             return self.stop(ctx, rc);
         }
         let mut avps = self.setup_avps();
+        if let (Role::Recovery { .. }, Some((ns, nr))) = (self.role, self.scs) {
+            // RFC 4951 §3.2.1, §5.3.
+            avps.push(self.plain(Avp::SuggestedControlSequence { ns, nr }));
+        }
         if let Some(r) = self.response_to(msg, MessageType::Sccrp.value()) {
             avps.push(r);
         }
@@ -641,6 +792,10 @@ impl Tunnel {
         }
         if let Err(rc) = self.check_auth(msg, Some(MessageType::Sccrp.value())) {
             return self.stop(ctx, rc);
+        }
+        if let Role::Recovery { .. } = self.role {
+            // RFC 4951 §3.2.2: without the AVP, zero.
+            self.scs = Some(msg.suggested_control_sequence().unwrap_or((0, 0)));
         }
         let mut avps = Vec::new();
         if let Some(r) = self.response_to(msg, MessageType::Scccn.value()) {
@@ -663,6 +818,10 @@ impl Tunnel {
     fn up(&mut self, ctx: &mut Ctx<'_>) {
         self.state = TunnelState::Established;
         self.established_at = Some(ctx.now);
+        if let Role::Recovery { old } = self.role {
+            return self.recovery_up(ctx, old);
+        }
+        self.persist_tunnel(ctx);
         ctx.counters.tunnels_up += 1;
         ctx.events.push(Event::TunnelUp {
             tunnel: self.id,
@@ -672,6 +831,490 @@ impl Tunnel {
             peer_host_name: self.peer_host_name.clone(),
             failover: self.peer_failover,
         });
+    }
+
+    /// A recovery tunnel is up (RFC 4951 §3.2.2): the recovery endpoint resets on the SCCRP
+    /// (it just sent the SCCCN) and tears the recovery tunnel down; the remote endpoint resets
+    /// on the SCCCN (authenticated by now).
+    fn recovery_up(&mut self, ctx: &mut Ctx<'_>, old: TunnelId) {
+        let (ns, nr) = self.scs.unwrap_or((0, 0));
+        let nonces = self.digest_key.map(|_| {
+            (
+                self.local_nonce.clone(),
+                self.remote_nonce.clone().unwrap_or_default(),
+            )
+        });
+        let (ns, nr, role) = if self.initiator {
+            (ns, nr, ResetRole::Recovery)
+        } else {
+            // The suggestion is the recovery endpoint's view; ours is the mirror image.
+            (nr, ns, ResetRole::Remote)
+        };
+        self.recovery_done = true;
+        ctx.counters.count_failover(if self.initiator {
+            "recovery tunnel up (SCCRP)"
+        } else {
+            "recovery tunnel up (SCCCN)"
+        });
+        ctx.actions.push(RecoveryAction::Reset {
+            old,
+            ns,
+            nr,
+            role,
+            nonces,
+            peer: self.peer,
+        });
+        if self.initiator {
+            // Appendix A: the recovery endpoint terminates the recovery tunnel; its StopCCN
+            // follows the SCCCN in sequence. Result 1: general request to clear.
+            self.stop(
+                ctx,
+                ResultCode::new(
+                    StopCcnResult::GENERAL_REQUEST.0,
+                    ErrorCode::NO_ERROR.0,
+                    "recovery complete",
+                ),
+            );
+        }
+    }
+
+    /// A recovery tunnel that closes before the reset reports the recovery as failed.
+    fn recovery_closed(&mut self, ctx: &mut Ctx<'_>, why: String) {
+        if let Role::Recovery { old } = self.role {
+            if self.initiator && !self.recovery_done {
+                self.recovery_done = true;
+                ctx.counters.count_failover("recovery failed");
+                ctx.actions
+                    .push(RecoveryAction::Failed { old, reason: why });
+            }
+        }
+    }
+
+    fn persist_tunnel(&mut self, ctx: &mut Ctx<'_>) {
+        if self.role != Role::Normal || !self.cfg.persists() {
+            return;
+        }
+        self.persisted = true;
+        ctx.failover
+            .push(FailoverEvent::Store(StoreOp::PutTunnel(Box::new(
+                self.record(),
+            ))));
+    }
+
+    fn forget_tunnel(&mut self, ctx: &mut Ctx<'_>) {
+        if std::mem::take(&mut self.persisted) {
+            ctx.failover
+                .push(FailoverEvent::Store(StoreOp::RemoveTunnel(self.id)));
+        }
+    }
+
+    fn persist_session(&self, ctx: &mut Ctx<'_>, s: &Session) {
+        if self.persisted && s.state == SessionState::Established {
+            ctx.failover
+                .push(FailoverEvent::Store(StoreOp::PutSession(Box::new(
+                    self.session_record(s),
+                ))));
+        }
+    }
+
+    fn forget_session(&self, ctx: &mut Ctx<'_>, s: &Session) {
+        if self.persisted && s.state == SessionState::Established {
+            ctx.failover
+                .push(FailoverEvent::Store(StoreOp::RemoveSession {
+                    tunnel: self.id,
+                    session: s.id,
+                }));
+        }
+    }
+
+    /// The persisted form of this tunnel (RFC 4951 §3.2).
+    pub fn record(&self) -> TunnelRecord {
+        TunnelRecord {
+            id: self.id,
+            peer_tunnel_id: self.peer_tunnel_id,
+            peer_addr: self.peer.addr,
+            transport: match self.peer.transport {
+                Transport::Udp => RecordTransport::Udp,
+                Transport::Ip => RecordTransport::Ip,
+            },
+            version: match self.version {
+                Version::V2 => 2,
+                Version::V3 => 3,
+            },
+            initiator: self.initiator,
+            our_failover: self.our_failover(),
+            peer_failover: self.peer_failover,
+            host_name: self.cfg.host_name.clone(),
+            router_id: self.cfg.router_id,
+            peer_host_name: self.peer_host_name.clone(),
+            peer_router_id: self.peer_router_id,
+            secret_ref: self.secret().map(failover::secret_ref),
+            peer_window: self.channel.peer_window(),
+            ns: self.channel.next_ns(),
+            nr: self.channel.nr(),
+        }
+    }
+
+    fn session_record(&self, s: &Session) -> SessionRecord {
+        SessionRecord {
+            tunnel: self.id,
+            id: s.id,
+            peer_id: s.peer_id,
+            call: s.call,
+            initiator: s.initiator,
+            cookie_rx: s.cookie_rx.clone(),
+            cookie_tx: s.cookie_tx.clone(),
+            our_l2ss: s.our_l2ss,
+            peer_l2ss: s.peer_l2ss,
+            our_seq: s.our_seq,
+            peer_seq: s.peer_seq,
+            pw_type: s.pw_type,
+            calling_number: if s.initiator {
+                s.params.calling_number.clone()
+            } else {
+                s.calling_number.clone()
+            },
+            called_number: if s.initiator {
+                s.params.called_number.clone()
+            } else {
+                s.called_number.clone()
+            },
+            sub_address: if s.initiator {
+                s.params.sub_address.clone()
+            } else {
+                s.sub_address.clone()
+            },
+            remote_end_id: if s.initiator {
+                s.params.remote_end_id.clone()
+            } else {
+                s.remote_end_id.clone()
+            },
+            private_group_id: s.private_group_id.clone(),
+            proxy: s.proxy.clone(),
+            tx_speed: s.tx_speed,
+            rx_speed: s.rx_speed,
+            app: s.app.clone(),
+        }
+    }
+
+    /// Attaches the caller's data to an established session and persists it again.
+    pub fn set_app_data(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        id: u32,
+        app: serde_json::Value,
+    ) -> Result<(), super::L2tpError> {
+        let Some(s) = self.sessions.get_mut(&id) else {
+            return Err(super::L2tpError::NoSession {
+                tunnel: self.id,
+                session: id,
+            });
+        };
+        s.app = app;
+        if let Some(s) = self.sessions.get(&id) {
+            self.persist_session(ctx, s);
+        }
+        Ok(())
+    }
+
+    /// Recovery endpoint: an old tunnel rebuilt from its record (RFC 4951 §3.2), established
+    /// but discarding every control message until its control channel reset.
+    pub fn restore(
+        rec: &TunnelRecord,
+        version: Version,
+        cfg: Arc<L2tpConfig>,
+        rng: &mut dyn RandomSource,
+    ) -> Self {
+        let mut t = Tunnel::new(rec.id, version, rec.peer(), rec.initiator, cfg, rng);
+        t.state = TunnelState::Established;
+        t.peer_tunnel_id = rec.peer_tunnel_id;
+        // A v2 ID above 16 bits was refused when the record was made.
+        let _ = t.channel.set_peer_tunnel_id(rec.peer_tunnel_id);
+        t.channel.set_peer_window(rec.peer_window);
+        t.peer_host_name = rec.peer_host_name.clone();
+        t.peer_router_id = rec.peer_router_id;
+        t.peer_failover = rec.peer_failover;
+        t.recovering = true;
+        t.persisted = t.cfg.persists();
+        t.apply_hold();
+        t
+    }
+
+    /// Recovery endpoint: adds a restored session (its ID already reserved by the caller for
+    /// v3) and returns what the fast path needs.
+    pub fn restore_session(&mut self, r: &SessionRecord) -> SessionUp {
+        if self.version == Version::V2 {
+            self.v2_sessions.reserve(r.id);
+        }
+        let s = Session {
+            id: r.id,
+            peer_id: r.peer_id,
+            state: SessionState::Established,
+            call: r.call,
+            initiator: r.initiator,
+            params: CallParams {
+                kind: r.call,
+                calling_number: r.calling_number.clone(),
+                called_number: r.called_number.clone(),
+                sub_address: r.sub_address.clone(),
+                remote_end_id: r.remote_end_id.clone(),
+                pw_type: r.pw_type,
+                proxy: r.proxy.clone(),
+                connect_speed: r.tx_speed,
+            },
+            cookie_rx: r.cookie_rx.clone(),
+            cookie_tx: r.cookie_tx.clone(),
+            our_l2ss: r.our_l2ss,
+            peer_l2ss: r.peer_l2ss,
+            our_seq: r.our_seq,
+            peer_seq: r.peer_seq,
+            pw_type: r.pw_type,
+            calling_number: r.calling_number.clone(),
+            called_number: r.called_number.clone(),
+            sub_address: r.sub_address.clone(),
+            remote_end_id: r.remote_end_id.clone(),
+            private_group_id: r.private_group_id.clone(),
+            proxy: r.proxy.clone(),
+            tx_speed: r.tx_speed,
+            rx_speed: r.rx_speed,
+            synced: false,
+            stale: false,
+            app: r.app.clone(),
+        };
+        let up = self.up_of(&s);
+        self.sessions.insert(r.id, s);
+        up
+    }
+
+    /// Clears the tunnel and its sessions without a word (RFC 4951 §3.2.1: the recovery
+    /// failed): the caller removes them from the fast path on the events.
+    pub fn clear_silently(&mut self, ctx: &mut Ctx<'_>, reason: String) {
+        let mut ids: Vec<u32> = self.sessions.keys().copied().collect();
+        ids.sort_unstable();
+        for id in ids {
+            self.clear_session(ctx, id);
+        }
+        self.forget_tunnel(ctx);
+        ctx.events.push(Event::TunnelDown {
+            tunnel: self.id,
+            peer: self.peer,
+            reason: TunnelDownReason::RecoveryFailed(reason.clone()),
+        });
+        ctx.failover.push(FailoverEvent::RecoveryFailed {
+            tunnel: self.id,
+            reason,
+        });
+        self.recovering = false;
+        self.state = TunnelState::Finished;
+    }
+
+    /// Clears one session without a CDN (RFC 4951 §3.3).
+    fn clear_session(&mut self, ctx: &mut Ctx<'_>, id: u32) {
+        let Some(s) = self.sessions.remove(&id) else {
+            return;
+        };
+        self.forget_session(ctx, &s);
+        self.fsq_outstanding.remove(&id);
+        ctx.counters.count_failover("session cleared silently");
+        ctx.events.push(Event::SessionDown {
+            tunnel: self.id,
+            session: id,
+            peer_session: s.peer_id,
+            was_up: s.state == SessionState::Established,
+            reason: SessionDownReason::FailoverCleared,
+        });
+        self.free_session_id(ctx, id);
+    }
+
+    fn is_sequenced(&self, s: &Session) -> bool {
+        s.our_seq > 0 || s.peer_seq > 0 || self.cfg.sequencing_required
+    }
+
+    /// RFC 4951 §3.2.2 control channel reset of this old tunnel, then §3.3 Step I and, when we
+    /// are a recovery endpoint (it was restored), §3.2.3 data channel reset and the FSQ round.
+    pub(crate) fn control_reset(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        ns: u16,
+        nr: u16,
+        role: ResetRole,
+        nonces: Option<(Vec<u8>, Vec<u8>)>,
+        peer: Peer,
+    ) {
+        if self.state != TunnelState::Established {
+            return;
+        }
+        self.channel.reset_sequence(ns, nr);
+        if let (Some((local, remote)), Some(_)) = (nonces, self.digest_key) {
+            // RFC 4951 §3.2.1: the recovered tunnel uses the recovery tunnel's nonces.
+            self.local_nonce = local;
+            self.remote_nonce = Some(remote);
+        }
+        self.peer = peer;
+        self.established_at = Some(ctx.now);
+        self.last_hello = None;
+        let was_recovering = std::mem::take(&mut self.recovering);
+        ctx.counters.count_failover(match role {
+            ResetRole::Recovery => "control channel reset (recovery endpoint)",
+            ResetRole::Remote => "control channel reset (remote endpoint)",
+        });
+        ctx.failover.push(FailoverEvent::ControlReset {
+            tunnel: self.id,
+            ns,
+            nr,
+            role,
+        });
+        // Step I: sessions not established are cleared silently, by each endpoint.
+        let mut ids: Vec<u32> = self.sessions.keys().copied().collect();
+        ids.sort_unstable();
+        for &id in &ids {
+            match self.sessions.get_mut(&id) {
+                Some(s) if s.state != SessionState::Established => self.clear_session(ctx, id),
+                Some(s) => s.synced = false,
+                None => {}
+            }
+        }
+        if !was_recovering {
+            return;
+        }
+        // §3.2.3 data channel reset: sequenced sessions are recoverable only when both ends
+        // set the D bit; the recovery endpoint tears the others down with a CDN.
+        let d_ok = self.our_failover().is_some_and(|f| f.data)
+            && self.peer_failover.is_some_and(|f| f.data);
+        for &id in &ids {
+            let Some(s) = self.sessions.get(&id) else {
+                continue;
+            };
+            if !self.is_sequenced(s) {
+                continue;
+            }
+            if d_ok {
+                let key = self.up_of(s).our_ids;
+                ctx.counters.count_failover("data channel reset");
+                ctx.failover.push(FailoverEvent::ResetDataSequence {
+                    tunnel: self.id,
+                    session: id,
+                    key,
+                });
+            } else {
+                ctx.counters
+                    .count_failover("sequenced session torn down (no D bit)");
+                let rc = ResultCode::new(
+                    CdnResult::GENERAL_ERROR.0,
+                    ErrorCode::NO_ERROR.0,
+                    "data channel not recoverable after failover (RFC 4951 §3.2.3)",
+                );
+                self.cdn(ctx, id, rc, None);
+            }
+        }
+        // Step III: query every session left.
+        let mut left: Vec<(u32, u32)> = self.sessions.values().map(|s| (s.id, s.peer_id)).collect();
+        left.sort_unstable();
+        self.sync_pending = true;
+        for (id, peer_id) in left {
+            self.query(id, peer_id);
+        }
+        self.flush_fsq(ctx);
+        self.persist_tunnel(ctx);
+        self.check_synced(ctx);
+    }
+
+    fn query(&mut self, id: u32, peer_id: u32) {
+        self.fsq_outstanding.insert(id);
+        self.fsq_queue.push((id, peer_id));
+    }
+
+    /// Sends the queued FSS pairs in FSQ messages of at most [`FSS_PER_MESSAGE`] (RFC 4951
+    /// §3.3: several FSS AVPs per FSQ).
+    fn flush_fsq(&mut self, ctx: &mut Ctx<'_>) {
+        let q = std::mem::take(&mut self.fsq_queue);
+        self.send_fss(ctx, MessageType::Fsq, q);
+    }
+
+    fn send_fss(&mut self, ctx: &mut Ctx<'_>, mt: MessageType, pairs: Vec<(u32, u32)>) {
+        for chunk in pairs.chunks(FSS_PER_MESSAGE) {
+            let avps = chunk
+                .iter()
+                .map(|&(session_id, remote_session_id)| {
+                    self.plain(Avp::FailoverSessionState {
+                        session_id,
+                        remote_session_id,
+                    })
+                })
+                .collect();
+            self.send(ctx, 0, mt, avps);
+        }
+    }
+
+    fn check_synced(&mut self, ctx: &mut Ctx<'_>) {
+        if self.sync_pending && self.fsq_outstanding.is_empty() {
+            self.sync_pending = false;
+            ctx.counters.count_failover("tunnel recovered");
+            ctx.failover.push(FailoverEvent::Recovered {
+                tunnel: self.id,
+                sessions: self.sessions.len(),
+            });
+        }
+    }
+
+    /// RFC 4951 §3.3: answer each FSS of an FSQ; a pairing mismatch marks our session stale
+    /// (and queries it), it is not cleared.
+    fn on_fsq(&mut self, ctx: &mut Ctx<'_>, msg: &ControlMessage) {
+        let mut answers = Vec::new();
+        for (theirs, ours) in msg.failover_session_states() {
+            ctx.counters.count_failover("FSS queried by peer");
+            let valid = match self.sessions.get_mut(&ours) {
+                Some(s) if s.peer_id == theirs && theirs != 0 => {
+                    s.synced = true;
+                    s.stale = false;
+                    true
+                }
+                Some(s) => {
+                    if !s.stale {
+                        s.stale = true;
+                        let (id, peer_id) = (s.id, s.peer_id);
+                        ctx.counters.count_failover("session marked stale");
+                        ctx.failover.push(FailoverEvent::SessionStale {
+                            tunnel: self.id,
+                            session: id,
+                        });
+                        self.query(id, peer_id);
+                    }
+                    false
+                }
+                None => false,
+            };
+            answers.push((if valid { ours } else { 0 }, theirs));
+        }
+        self.send_fss(ctx, MessageType::Fsr, answers);
+        self.flush_fsq(ctx);
+    }
+
+    /// RFC 4951 §3.3: a zero Session ID clears our session silently; otherwise it is recovered.
+    fn on_fsr(&mut self, ctx: &mut Ctx<'_>, msg: &ControlMessage) {
+        for (theirs, ours) in msg.failover_session_states() {
+            ctx.counters.count_failover("FSS answered by peer");
+            self.fsq_outstanding.remove(&ours);
+            if theirs == 0 {
+                self.clear_session(ctx, ours);
+                continue;
+            }
+            let Some(s) = self.sessions.get_mut(&ours) else {
+                continue;
+            };
+            if s.peer_id == theirs {
+                s.synced = true;
+                s.stale = false;
+            } else if !s.stale {
+                s.stale = true;
+                ctx.counters.count_failover("session marked stale");
+                ctx.failover.push(FailoverEvent::SessionStale {
+                    tunnel: self.id,
+                    session: ours,
+                });
+            }
+        }
+        self.check_synced(ctx);
     }
 
     fn fsm_error(&mut self, ctx: &mut Ctx<'_>, mt: MessageType) {
@@ -700,7 +1343,10 @@ impl Tunnel {
         }
         avps.push(self.plain(rc.avp()));
         self.send(ctx, 0, MessageType::StopCcn, avps);
-        let announce = self.state != TunnelState::Idle || self.initiator;
+        self.forget_tunnel(ctx);
+        self.recovery_closed(ctx, format!("recovery tunnel stopped: {}", rc.message));
+        let announce =
+            (self.state != TunnelState::Idle || self.initiator) && self.role == Role::Normal;
         self.state = TunnelState::Closing;
         self.linger_until = None;
         if announce {
@@ -719,6 +1365,12 @@ impl Tunnel {
         self.channel
             .reset_sequence(self.channel.next_ns(), self.channel.nr());
         self.linger_until = ctx.now.checked_add(self.cfg.retransmission_cycle());
+        self.forget_tunnel(ctx);
+        if self.role != Role::Normal {
+            // RFC 4951 Appendix B: the peer's recovery tunnel recovers the old tunnel.
+            self.recovery_done = true;
+            return;
+        }
         ctx.events.push(Event::TunnelDown {
             tunnel: self.id,
             peer: self.peer,
@@ -754,8 +1406,16 @@ impl Tunnel {
         if matches!(self.state, TunnelState::Closing | TunnelState::Finished) {
             return;
         }
-        let announce = self.state != TunnelState::Idle;
+        let announce = self.state != TunnelState::Idle && self.role == Role::Normal;
         self.all_sessions_down(ctx);
+        self.forget_tunnel(ctx);
+        self.recovery_closed(
+            ctx,
+            format!(
+                "peer refused the recovery: result {} {}",
+                rc.result, rc.message
+            ),
+        );
         self.state = TunnelState::Closing;
         // RFC 2661 §5.7: keep the state for a full retransmission cycle to ack the StopCCN.
         self.linger_until = ctx.now.checked_add(self.cfg.retransmission_cycle());
@@ -773,6 +1433,12 @@ impl Tunnel {
 
     /// Handles one control datagram (over IP without the zero Session ID) for this tunnel.
     pub fn handle_datagram(&mut self, ctx: &mut Ctx<'_>, bytes: &[u8]) {
+        if self.recovering {
+            // RFC 4951 §3.2.1: silently discarded before the control channel reset.
+            ctx.counters
+                .count_failover("discarded before control channel reset");
+            return;
+        }
         let Ok((header, body)) = ControlHeader::parse(bytes) else {
             ctx.counters.count_invalid("malformed header");
             return;
@@ -895,7 +1561,15 @@ impl Tunnel {
             M::Sccrp => self.on_sccrp(ctx, msg),
             M::Scccn => self.on_scccn(ctx, msg),
             M::StopCcn => self.on_stopccn(ctx, msg),
-            M::Hello | M::Ack | M::Fsq | M::Fsr | M::Unknown(_) => {}
+            M::Hello | M::Ack | M::Unknown(_) => {}
+            // RFC 4951 §3.2.1: nothing but setup, StopCCN, HELLO and ACK on a recovery tunnel.
+            M::Fsq | M::Fsr if self.role != Role::Normal => {
+                ctx.counters
+                    .count_invalid(format!("{} on a recovery tunnel", mt.short_name()));
+            }
+            M::Fsq | M::Fsr if self.state != TunnelState::Established => self.fsm_error(ctx, mt),
+            M::Fsq => self.on_fsq(ctx, msg),
+            M::Fsr => self.on_fsr(ctx, msg),
             M::Icrq | M::Ocrq => {
                 if self.state != TunnelState::Established {
                     return self.fsm_error(ctx, mt);
@@ -968,6 +1642,9 @@ impl Tunnel {
             proxy: ProxyValues::default(),
             tx_speed: None,
             rx_speed: None,
+            synced: true,
+            stale: false,
+            app: serde_json::Value::Null,
         };
         self.sessions.insert(id, s);
         Some(id)
@@ -981,6 +1658,9 @@ impl Tunnel {
     ) -> Result<u32, super::L2tpError> {
         if self.state != TunnelState::Established {
             return Err(super::L2tpError::NotEstablished(self.id));
+        }
+        if self.recovering {
+            return Err(super::L2tpError::Recovering(self.id));
         }
         if self.sessions.len() >= self.cfg.limits.max_sessions_per_tunnel {
             return Err(super::L2tpError::Limit("sessions per tunnel"));
@@ -1100,6 +1780,29 @@ impl Tunnel {
         } else {
             CallKind::Outgoing
         };
+        // RFC 4951 §3.3: an ICRQ reusing the peer ID of an established session that is not
+        // yet synchronised after a failover gets a CDN with our session ID, and our session
+        // is cleared.
+        let clash = self
+            .sessions
+            .values()
+            .find(|s| {
+                s.peer_id == peer_sid
+                    && peer_sid != 0
+                    && s.state == SessionState::Established
+                    && !s.synced
+            })
+            .map(|s| s.id);
+        if let Some(old) = clash {
+            ctx.counters
+                .count_failover("call request for an unsynchronised session");
+            let rc = ResultCode::new(
+                CdnResult::GENERAL_ERROR.0,
+                ErrorCode::INVALID_SESSION_ID.0,
+                "session ID in use by an unsynchronised session (RFC 4951 §3.3)",
+            );
+            return self.cdn(ctx, old, rc, None);
+        }
         if self.sessions.len() >= self.cfg.limits.max_sessions_per_tunnel {
             let rc = ResultCode::new(
                 CdnResult::NO_FACILITIES_TEMPORARY.0,
@@ -1332,6 +2035,8 @@ impl Tunnel {
                 }),
                 _ => None,
             });
+            self.forget_session(ctx, &s);
+            self.fsq_outstanding.remove(&id);
             ctx.events.push(Event::SessionDown {
                 tunnel: self.id,
                 session: id,
@@ -1399,9 +2104,10 @@ impl Tunnel {
             M::Icrp => {
                 let a = self.connected_avps(&s);
                 let hdr = s.peer_id as u16;
-                self.send(ctx, hdr, M::Iccn, a);
                 self.sessions.insert(id, s);
+                // Persisted before the ICCN goes out (RFC 4951 §3.3).
                 self.session_up(ctx, id);
+                self.send(ctx, hdr, M::Iccn, a);
             }
             M::Ocrp => {
                 s.state = SessionState::WaitConnect;
@@ -1415,13 +2121,24 @@ impl Tunnel {
     }
 
     fn session_up(&mut self, ctx: &mut Ctx<'_>, id: u32) {
-        let version = self.version;
-        let (tid, peer, peer_tid) = (self.id, self.peer, self.peer_tunnel_id);
-        let seq_required = self.cfg.sequencing_required;
         let Some(s) = self.sessions.get_mut(&id) else {
             return;
         };
         s.state = SessionState::Established;
+        let Some(s) = self.sessions.get(&id) else {
+            return;
+        };
+        let up = self.up_of(s);
+        self.persist_session(ctx, s);
+        ctx.counters.sessions_up += 1;
+        ctx.events.push(Event::SessionUp(Box::new(up)));
+    }
+
+    /// What the fast path and PPP need about a session.
+    fn up_of(&self, s: &Session) -> SessionUp {
+        let version = self.version;
+        let (tid, peer, peer_tid) = (self.id, self.peer, self.peer_tunnel_id);
+        let seq_required = self.cfg.sequencing_required;
         let (our_ids, peer_ids) = match version {
             Version::V2 => (
                 SessionKey::V2 {
@@ -1456,7 +2173,7 @@ impl Tunnel {
                 s.sub_address.clone(),
             )
         };
-        let up = SessionUp {
+        SessionUp {
             tunnel: tid,
             session: s.id,
             version,
@@ -1486,9 +2203,7 @@ impl Tunnel {
             proxy: s.proxy.clone(),
             tx_connect_speed: s.tx_speed,
             rx_connect_speed: s.rx_speed,
-        };
-        ctx.counters.sessions_up += 1;
-        ctx.events.push(Event::SessionUp(Box::new(up)));
+        }
     }
 
     fn cdn_avps(&self, ours: u32, theirs: u32, rc: &ResultCode) -> Vec<AvpRepr> {
@@ -1564,6 +2279,8 @@ impl Tunnel {
             0
         };
         self.send(ctx, hdr, MessageType::Cdn, avps);
+        self.forget_session(ctx, &s);
+        self.fsq_outstanding.remove(&id);
         ctx.events.push(Event::SessionDown {
             tunnel: self.id,
             session: id,

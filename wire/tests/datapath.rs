@@ -924,7 +924,7 @@ fn source_address_validation() {
     let run_frame = |f: &[u8], v4: &[(&str, SessionKey)], v6: &[(&str, u8, SessionKey)]| {
         let calls = std::cell::Cell::new(0);
         let v = decap(
-            &f,
+            f,
             &cfg,
             |k| (*k == this).then_some(&rx_side),
             |_| None,

@@ -5,7 +5,8 @@
 mod common;
 
 use common::*;
-use l2xdp_dataplane::api::DataPlane;
+use l2xdp_dataplane::api::{Binding, DataPlane, Ipv6Prefix, SessionEntry};
+use l2xdp_ebpf::maps::verdict;
 use l2xdp_wire::datapath::{DropReason, SessionKey, Verdict, Why};
 use l2xdp_wire::l2tp::header::Transport;
 
@@ -83,6 +84,7 @@ fn v3_over_udp_and_ip_with_cookies() {
                     f.check_encap(&e.key(), &eth, &eth, ac);
                     f.dp.remove(&e.key()).expect("remove");
                     f.sessions.remove(&e.key());
+                    f.bindings.remove(&e.key());
                 }
             }
         }
@@ -226,6 +228,108 @@ fn unknown_spoofed_control_and_ppp_control() {
             Verdict::ToControlPlane(Why::L2tpControl)
         );
     }
+}
+
+/// A v2 session (tunnel 1, `session_id`) with the fixture's addresses, bound as given.
+fn v2_bound(session_id: u16, ipv4: Option<&str>, ipv6: &[(&str, u8)]) -> SessionEntry {
+    let mut e = v2_entry(false);
+    e.session.our_ids = SessionKey::V2 {
+        tunnel_id: 1,
+        session_id,
+    };
+    e.session.peer_ids = SessionKey::V2 {
+        tunnel_id: 10,
+        session_id: session_id + 100,
+    };
+    e.binding = Binding::Subscriber {
+        ipv4: ipv4.map(|a| a.parse().expect("addr")),
+        ipv6: ipv6
+            .iter()
+            .map(|(a, len)| Ipv6Prefix {
+                addr: a.parse().expect("addr"),
+                len: *len,
+            })
+            .collect(),
+    };
+    e
+}
+
+/// RFC 1661 §3.2 / BCP 38: only sources bound to the session are forwarded (IPv4 exact, IPv6
+/// longest prefix); a session installed before its address is bound forwards nothing; IPv6
+/// link-local goes to the control plane.
+#[test]
+fn source_address_validation() {
+    if skip_unless_root("source_address_validation") {
+        return;
+    }
+    let mut f = Fixture::new("sav");
+    let ours = v2_entry(false); // SUB4, 2001:db8:100::/64
+    let other = v2_bound(3, Some("100.64.0.2"), &[("2001:db8:100:0:ff00::", 72)]);
+    let unbound = v2_bound(4, None, &[]);
+    for e in [&ours, &other, &unbound] {
+        f.install(e);
+    }
+    let peer = mirror(&ours.session);
+    let drop = Verdict::Drop(DropReason::UnboundSource);
+    let cases = [
+        (SUB4, CORE4, None),
+        (SUB6, CORE6, None),
+        ("2001:db8:100:0:1::1", CORE6, None),
+        ("100.64.0.2", CORE4, Some(drop.clone())), // another session's address
+        ("100.64.0.99", CORE4, Some(drop.clone())), // nobody's
+        ("2001:db8:100:0:ff00::1", CORE6, Some(drop.clone())), // longer prefix: the other's
+        ("2001:db8:200::1", CORE6, Some(drop.clone())),
+        (
+            "fe80::1",
+            CORE6,
+            Some(Verdict::ToControlPlane(Why::Ipv6LinkLocal)),
+        ),
+        (
+            "fe80::1",
+            "ff02::2",
+            Some(Verdict::ToControlPlane(Why::Ipv6LinkLocal)),
+        ),
+    ];
+    for (src, dst, want) in cases {
+        let before = f.dp.verdict_counters().expect("verdicts");
+        let v = f.check_decap(&from_peer(&peer, &inner_ip(src, dst, 30), 0));
+        match want {
+            None => assert!(forwarded(&v), "{src}: {v:?}"),
+            Some(w) => assert_eq!(v, w, "{src}"),
+        }
+        let after = f.dp.verdict_counters().expect("verdicts");
+        let ll = (verdict::WHY_BASE + Why::Ipv6LinkLocal as u32) as usize;
+        let is_ll = v == Verdict::ToControlPlane(Why::Ipv6LinkLocal);
+        assert_eq!(after[ll], before[ll] + u64::from(is_ll), "{src}");
+    }
+    // TTL 1 from an unbound source: dropped, not handed to the control plane.
+    let mut ttl1 = inner_ip("100.64.0.99", CORE4, 20);
+    ttl1[8] = 1;
+    assert_eq!(f.check_decap(&from_peer(&peer, &ttl1, 0)), drop);
+    // Before its address is bound: PPP control passes, data does not, whatever the source.
+    let upeer = mirror(&unbound.session);
+    for src in [SUB4, "100.64.0.3", SUB6] {
+        let dst = if src.contains(':') { CORE6 } else { CORE4 };
+        let frame = from_peer(&upeer, &inner_ip(src, dst, 30), 0);
+        assert_eq!(f.check_decap(&frame), drop, "{src}");
+    }
+    let mut lcp = from_peer(&upeer, &inner_ip("100.64.0.3", CORE4, 20), 0);
+    let ppp_at = 14 + 20 + 8 + 6 + 2;
+    lcp[ppp_at..ppp_at + 2].copy_from_slice(&[0xc0, 0x21]);
+    refresh_udp_checksum(&mut lcp);
+    assert_eq!(
+        f.check_decap(&lcp),
+        Verdict::ToControlPlane(Why::PppControl)
+    );
+    // IPCP up: re-installed with its address, it forwards.
+    let now_bound = v2_bound(4, Some("100.64.0.3"), &[]);
+    f.install(&now_bound);
+    let v = f.check_decap(&from_peer(&upeer, &inner_ip("100.64.0.3", CORE4, 30), 0));
+    assert!(forwarded(&v), "{v:?}");
+    let drops = f.dp.drop_counters().expect("drops");
+    assert_eq!(drops[DropReason::UnboundSource as usize], 8);
+    let c = f.dp.counters(&unbound.key()).expect("counters");
+    assert_eq!(c.rx_packets, 1, "only the bound packet counted as received");
 }
 
 /// Recomputes the UDP checksum of an IPv4/UDP frame after an edit.

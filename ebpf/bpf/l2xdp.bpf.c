@@ -444,7 +444,7 @@ static __always_inline int forward_v2(struct xdp_md *ctx, struct l2xdp_session_k
 	return bpf_redirect(fib.ifindex, 0);
 }
 
-/* 6–12 for L2TPv3: `off` is after the Session ID, `end` the end of the L2TP message. */
+/* 6–13 for L2TPv3: `off` is after the Session ID, `end` the end of the L2TP message. */
 static __always_inline int decap_v3(struct xdp_md *ctx, struct l2xdp_config *cfg,
 				    struct outer *o, __u32 off, __u32 end, __u32 sid,
 				    __u8 transport, __u32 frame_len)
@@ -500,7 +500,7 @@ static __always_inline int decap_v3(struct xdp_md *ctx, struct l2xdp_config *cfg
 	/* 11. */
 	if (rest < ETH_HLEN)
 		return v_drop(L2XDP_DROP_BAD_INNER);
-	/* 12. Forward the inner Ethernet frame to the attachment circuit. */
+	/* 13. Forward the inner Ethernet frame to the attachment circuit. */
 	count_session(&key, frame_len, 1);
 	__u32 ac = s->ac_ifindex;
 	if (trim_to(ctx, end) || bpf_xdp_adjust_head(ctx, (int)off))
@@ -509,7 +509,7 @@ static __always_inline int decap_v3(struct xdp_md *ctx, struct l2xdp_config *cfg
 	return bpf_redirect(ac, 0);
 }
 
-/* 5–12 for L2TP over UDP; [msg, end) is the UDP payload. */
+/* 5–13 for L2TP over UDP; [msg, end) is the UDP payload. */
 static __always_inline int decap_udp(struct xdp_md *ctx, struct l2xdp_config *cfg,
 				     struct outer *o, __u32 msg, __u32 end, __u32 frame_len,
 				     int first_pass)
@@ -637,21 +637,36 @@ static __always_inline int decap_udp(struct xdp_md *ctx, struct l2xdp_config *cf
 		return v_to_cp(L2XDP_WHY_PPP_CONTROL);
 	else
 		return v_to_cp(L2XDP_WHY_PPP_OTHER);
-	/* 11. Inner. */
+	/* 11. Inner. 12. Source address validation (RFC 1661 §3.2, BCP 38): the source must be
+	 * bound to this session (IPv4 exact in l2xdp_sub4, IPv6 longest prefix in l2xdp_sub6);
+	 * IPv6 link-local (fe80::/10) goes to the control plane. Then the TTL. */
 	__u32 inner = pay + ph, ilen = pay_end - inner;
+	struct l2xdp_session_key *b;
 	__u8 ttl;
 
 	if (v6) {
+		struct l2xdp_lpm6_key lk = { .prefixlen = 128 };
+
 		p = at(ctx, inner, 40);
 		if (ilen < 40 || !p || (p[0] >> 4) != 6)
 			return v_drop(L2XDP_DROP_BAD_INNER);
+		if (p[8] == 0xfe && (p[9] & 0xc0) == 0x80)
+			return v_to_cp(L2XDP_WHY_IPV6_LINK_LOCAL);
 		ttl = p[7];
+		__builtin_memcpy(lk.addr, p + 8, 16);
+		b = bpf_map_lookup_elem(&l2xdp_sub6, &lk);
 	} else {
+		__u32 src;
+
 		p = at(ctx, inner, 20);
 		if (ilen < 20 || !p || (p[0] >> 4) != 4)
 			return v_drop(L2XDP_DROP_BAD_INNER);
 		ttl = p[8];
+		src = *(__u32 *)(p + 12);
+		b = bpf_map_lookup_elem(&l2xdp_sub4, &src);
 	}
+	if (!b || b->version != key.version || b->id != key.id)
+		return v_drop(L2XDP_DROP_UNBOUND_SOURCE);
 	if (ttl <= 1)
 		return v_to_cp(L2XDP_WHY_INNER_TTL_EXPIRED);
 	return forward_v2(ctx, &key, inner, pay_end, v6, frame_len);

@@ -28,7 +28,8 @@ enum l2xdp_drop {
 	L2XDP_DROP_SEQUENCE_OUT_OF_ORDER = 10,
 	L2XDP_DROP_MALFORMED_PPP = 11,
 	L2XDP_DROP_BAD_INNER = 12,
-	L2XDP_DROP_COUNT = 13,
+	L2XDP_DROP_UNBOUND_SOURCE = 13,
+	L2XDP_DROP_COUNT = 14,
 };
 
 /* Stable indexes: wire::datapath::Why. */
@@ -37,7 +38,8 @@ enum l2xdp_why {
 	L2XDP_WHY_PPP_CONTROL = 1,
 	L2XDP_WHY_PPP_OTHER = 2,
 	L2XDP_WHY_INNER_TTL_EXPIRED = 3,
-	L2XDP_WHY_COUNT = 4,
+	L2XDP_WHY_IPV6_LINK_LOCAL = 4,
+	L2XDP_WHY_COUNT = 5,
 };
 
 /* Per-verdict counters (l2xdp_verdicts, PERCPU_ARRAY of __u64). */
@@ -51,8 +53,8 @@ enum l2xdp_verdict {
 	L2XDP_V_FIB_MISS = 6,       /* no route / neighbour: XDP_PASS of the untouched frame */
 	L2XDP_V_ENCAP_REFUSED = 7,  /* too big for the MTU or the checksum loop: XDP_PASS */
 	L2XDP_V_ERROR = 8,          /* a helper failed (adjust_head...): XDP_ABORTED */
-	L2XDP_V_WHY_BASE = 12,      /* 12..16: to-control-plane per l2xdp_why */
-	L2XDP_V_COUNT = 16,
+	L2XDP_V_WHY_BASE = 12,      /* 12..17: to-control-plane per l2xdp_why */
+	L2XDP_V_COUNT = 17,
 };
 
 /* Global settings (l2xdp_config, ARRAY of one). */

@@ -51,8 +51,8 @@ pub mod verdict {
     pub const ERROR: u32 = 8;
     /// `WHY_BASE + wire::datapath::Why as u32`: to-control-plane per reason.
     pub const WHY_BASE: u32 = 12;
-    /// Size of the array.
-    pub const COUNT: u32 = 16;
+    /// Size of the array (`WHY_BASE + wire::datapath::Why::COUNT`).
+    pub const COUNT: u32 = 17;
 }
 
 /// Session flags (`enum l2xdp_session_flags`).

@@ -14,6 +14,9 @@
 //!    kernel → the LNS's socket: the fast path's to-control-plane counter (PPP control) equals
 //!    the PPP frames the LNS's links received, nothing was dropped, and every session is
 //!    installed bound to the address IPCP assigned.
+//!    Then on every session a packet from another subscriber's address and one from an
+//!    address nobody has: both dropped as `unbound_source` (RFC 1661 §3.2, BCP 38), none
+//!    decapsulated, none at the core.
 //! 2. Traffic both ways through XDP, sent with packet sockets: from `lac`, L2TPv2 data frames
 //!    (built with `wire::datapath::encap` from the LAC's view of each session) carrying IPv4
 //!    from the subscriber's address to a core host, counted per source in `core`; from `core`,
@@ -470,7 +473,13 @@ fn classify_upstream(f: &[u8]) -> Option<u32> {
 fn classify_downstream(subs: &BTreeMap<SessionKey, Sub>, f: &[u8]) -> Option<u32> {
     let cfg = DecapConfig::default();
     let views: BTreeMap<SessionKey, Session> = subs.iter().map(|(k, s)| (*k, s.view)).collect();
-    match decap(f, &cfg, |k| views.get(k), |_| None) {
+    // The LAC is the client end: any source the LNS sends is bound to the session it came on.
+    let seen = std::cell::Cell::new(None);
+    let lookup = |k: &SessionKey| {
+        seen.set(Some(*k));
+        views.get(k)
+    };
+    match decap(f, &cfg, lookup, |_| None, |_| seen.get()) {
         Verdict::Forward { inner, key, .. } => {
             let ip = &f[inner];
             let dst = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
@@ -773,7 +782,7 @@ fn ppp_sessions_through_xdp_survive_control_plane_loss() {
     assert!(v[why(Why::L2tpControl)] > 0, "control messages passed up");
     assert_eq!(
         v[verdict::TO_CONTROL as usize],
-        (0..4)
+        (0..Why::COUNT)
             .map(|i| v[verdict::WHY_BASE as usize + i])
             .sum::<u64>()
     );
@@ -800,15 +809,52 @@ fn ppp_sessions_through_xdp_survive_control_plane_loss() {
     );
     assert_eq!(v[verdict::DECAP as usize] + v[verdict::ENCAP as usize], 0);
 
-    // 2. Traffic both ways through XDP, the control plane alive.
     let core_rx = Counter::start(core_rx_sock, classify_upstream);
-    let subs_rx = subs.clone();
-    let lac_rx = Counter::start(lac_rx_sock, move |f| classify_downstream(&subs_rx, f));
     let order: Vec<Sub> = subs.values().cloned().collect();
     let mut tx: HashMap<SessionKey, TxSeq> = order
         .iter()
         .map(|s| (s.view.our_ids, TxSeq::default()))
         .collect();
+
+    // 1b. Source address validation (RFC 1661 §3.2, BCP 38): on every session, one packet
+    // from the next subscriber's address (bound to another session) and one from an address
+    // nobody has. Each is dropped as unbound_source; none is decapsulated or reaches the core
+    // (a forwarded one would also break the exact per-source counts below).
+    let stranger = Ipv4Addr::new(198, 18, 0, 1);
+    for (i, s) in order.iter().enumerate() {
+        let neighbour = order[(i + 1) % N].addr;
+        for src in [neighbour, stranger] {
+            let inner = inner_ip(src, CORE_HOST, SUB_PORT, CORE_PORT, u32::MAX);
+            let mut out = vec![0u8; 2048];
+            let t = tx.get_mut(&s.view.our_ids).expect("tx");
+            let n = encap(&s.view, t, &inner, 1500, &mut out).expect("LAC encap");
+            send(&lac_sock, &out[..n]);
+        }
+    }
+    let spoofed = 2 * N as u64;
+    let end = Instant::now() + LIMIT;
+    let unbound = |d: &[u64]| d[DropReason::UnboundSource as usize];
+    while unbound(&fast.drop_counters().expect("drops")) < spoofed && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let bringup_drops = fast.drop_counters().expect("drops");
+    assert_eq!(unbound(&bringup_drops), spoofed, "{bringup_drops:?}");
+    assert_eq!(
+        bringup_drops.iter().sum::<u64>(),
+        unknown + spoofed,
+        "no other drop: {bringup_drops:?}"
+    );
+    let v = fast.verdict_counters().expect("verdicts");
+    assert_eq!(
+        v[verdict::DECAP as usize],
+        0,
+        "nothing spoofed decapsulated"
+    );
+    assert_eq!(core_rx.total(), 0, "nothing spoofed reached the core");
+
+    // 2. Traffic both ways through XDP, the control plane alive.
+    let subs_rx = subs.clone();
+    let lac_rx = Counter::start(lac_rx_sock, move |f| classify_downstream(&subs_rx, f));
     // Expected per subscriber: (packets, bytes) upstream as sent, downstream as received.
     let mut want_up: HashMap<u32, (usize, u64)> = HashMap::new();
     let (mut up_sent, mut down_sent) = (0usize, 0usize);

@@ -59,10 +59,19 @@
 //!     `ToControlPlane(PppControl)`; anything else → `ToControlPlane(PppOther)` (the control plane
 //!     sends LCP Protocol-Reject, RFC 1661 §5.7).
 //! 11. **Inner**: v2 IPv4 needs ≥ 20 bytes and version 4, IPv6 ≥ 40 bytes and version 6, else
-//!     `Drop(BadInner)` (Total Length, header checksum and options are not checked); TTL/Hop Limit
-//!     ≤ 1 → `ToControlPlane(InnerTtlExpired)` (the control plane may send ICMP Time Exceeded).
+//!     `Drop(BadInner)` (Total Length, header checksum and options are not checked).
 //!     v3: the inner Ethernet frame needs ≥ 14 bytes, else `Drop(BadInner)`.
-//! 12. `Forward { inner, kind, key }`: `inner` spans from after the PPP header (v2) / the sublayer
+//! 12. **v2 source address validation** (RFC 1661 §3.2: network-layer packets only in the
+//!     Network phase, once the NCP is opened; BCP 38 / RFC 2827 ingress filtering): an IPv6
+//!     source in fe80::/10 → `ToControlPlane(Ipv6LinkLocal)` (neighbour discovery and router
+//!     solicitations on the subscriber link are the control plane's). Otherwise the inner
+//!     source must be bound to this session: `bound(source)` — IPv4: the subscriber address
+//!     map, exact; IPv6: the longest-prefix match over the subscriber prefixes — must return
+//!     this packet's key, else `Drop(UnboundSource)`. A session installed with no address (its
+//!     PPP not in the Network phase yet) forwards nothing. Only then TTL/Hop Limit ≤ 1 →
+//!     `ToControlPlane(InnerTtlExpired)` (the control plane may send ICMP Time Exceeded, never
+//!     to an unbound source). v3 has no such check.
+//! 13. `Forward { inner, kind, key }`: `inner` spans from after the PPP header (v2) / the sublayer
 //!     or cookie (v3) to the end of the L2TP message.
 //!
 //! # Encapsulation ([`encap`])
@@ -398,11 +407,14 @@ pub enum Why {
     PppOther = 2,
     /// v2 inner TTL / hop limit ≤ 1 (ICMP Time Exceeded is the control plane's).
     InnerTtlExpired = 3,
+    /// v2 inner IPv6 from a link-local source (fe80::/10): neighbour discovery, router
+    /// solicitation on the subscriber link.
+    Ipv6LinkLocal = 4,
 }
 
 impl Why {
     /// Number of reasons.
-    pub const COUNT: usize = 4;
+    pub const COUNT: usize = 5;
     /// A short stable name.
     pub const fn name(self) -> &'static str {
         match self {
@@ -410,6 +422,7 @@ impl Why {
             Why::PppControl => "ppp_control",
             Why::PppOther => "ppp_other",
             Why::InnerTtlExpired => "inner_ttl_expired",
+            Why::Ipv6LinkLocal => "ipv6_link_local",
         }
     }
 }
@@ -447,11 +460,14 @@ pub enum DropReason {
     /// The inner packet is too short or of the wrong IP version for its PPP protocol
     /// (v2: < 20 / < 40 bytes; v3: an Ethernet frame < 14 bytes).
     BadInner = 12,
+    /// v2: the inner source address is not bound to the session (no address bound yet, or
+    /// bound to another session): RFC 1661 §3.2, BCP 38.
+    UnboundSource = 13,
 }
 
 impl DropReason {
     /// Number of reasons (the size of the counter array).
-    pub const COUNT: usize = 13;
+    pub const COUNT: usize = 14;
     /// Every reason, in discriminant order.
     pub const ALL: [DropReason; Self::COUNT] = [
         DropReason::Truncated,
@@ -467,6 +483,7 @@ impl DropReason {
         DropReason::SequenceOutOfOrder,
         DropReason::MalformedPpp,
         DropReason::BadInner,
+        DropReason::UnboundSource,
     ];
 
     /// A short stable name (counter labels).
@@ -485,6 +502,7 @@ impl DropReason {
             DropReason::SequenceOutOfOrder => "sequence_out_of_order",
             DropReason::MalformedPpp => "malformed_ppp",
             DropReason::BadInner => "bad_inner",
+            DropReason::UnboundSource => "unbound_source",
         }
     }
 
@@ -535,12 +553,16 @@ fn be32(b: &[u8], at: usize) -> Option<u32> {
 /// Decapsulates one received frame (starting at the outer Ethernet header). See the module
 /// documentation for the exact rules and their order. `lookup` is called at most once, and
 /// `rx_seq` at most once, only when the session has sequencing on and the packet carries a
-/// sequence number (`None` from it means "no state": the packet is accepted).
+/// sequence number (`None` from it means "no state": the packet is accepted). `bound` answers
+/// "which session is this inner source address bound to" (IPv4: exact subscriber address;
+/// IPv6: longest-prefix match); it is called at most once, for a v2 inner IPv4/IPv6 packet
+/// past step 11 whose source is not IPv6 link-local.
 pub fn decap<'s, 'q>(
     frame: &[u8],
     cfg: &DecapConfig,
     lookup: impl FnOnce(&SessionKey) -> Option<&'s Session>,
     rx_seq: impl FnOnce(&SessionKey) -> Option<&'q mut RxSeq>,
+    bound: impl FnOnce(IpAddr) -> Option<SessionKey>,
 ) -> Verdict {
     // 1. Ethernet.
     let Ok(eth) = EthernetFrame::new_checked(frame) else {
@@ -607,7 +629,15 @@ pub fn decap<'s, 'q>(
                 ports: Some((u.src_port(), u.dst_port())),
             };
             let start = l4.start + udp::HEADER_LEN;
-            decap_udp(frame, start..l4.start + ulen, &outer, cfg, lookup, rx_seq)
+            decap_udp(
+                frame,
+                start..l4.start + ulen,
+                &outer,
+                cfg,
+                lookup,
+                rx_seq,
+                bound,
+            )
         }
         ip_proto::L2TP => {
             let outer = Outer {
@@ -637,6 +667,7 @@ pub fn decap<'s, 'q>(
 }
 
 /// 5. L2TP over UDP; `msg` is the UDP payload.
+#[allow(clippy::too_many_arguments)]
 fn decap_udp<'s, 'q>(
     frame: &[u8],
     msg: Range<usize>,
@@ -644,6 +675,7 @@ fn decap_udp<'s, 'q>(
     cfg: &DecapConfig,
     lookup: impl FnOnce(&SessionKey) -> Option<&'s Session>,
     rx_seq: impl FnOnce(&SessionKey) -> Option<&'q mut RxSeq>,
+    bound: impl FnOnce(IpAddr) -> Option<SessionKey>,
 ) -> Verdict {
     let Some(buf) = frame.get(msg.clone()) else {
         return Verdict::Drop(DropReason::Truncated);
@@ -728,13 +760,27 @@ fn decap_udp<'s, 'q>(
     if ib.len() < min || ib.first().map(|b| b >> 4) != Some(want_ver) {
         return Verdict::Drop(DropReason::BadInner);
     }
+    // 12. Source address validation (RFC 1661 §3.2, BCP 38), then the TTL.
+    let src = match kind {
+        InnerKind::Ipv4 => Ipv4Packet::new_unchecked(ib).src().into(),
+        _ => {
+            let s = Ipv6Packet::new_unchecked(ib).src();
+            if s.is_unicast_link_local() {
+                return Verdict::ToControlPlane(Why::Ipv6LinkLocal);
+            }
+            s.into()
+        }
+    };
+    if bound(src) != Some(key) {
+        return Verdict::Drop(DropReason::UnboundSource);
+    }
     if ib.get(ttl_at).is_none_or(|&t| t <= 1) {
         return Verdict::ToControlPlane(Why::InnerTtlExpired);
     }
     Verdict::Forward { inner, kind, key }
 }
 
-/// 6–12 for L2TPv3; `rest` starts after the Session ID.
+/// 6–13 for L2TPv3; `rest` starts after the Session ID.
 #[allow(clippy::too_many_arguments)]
 fn decap_v3<'s, 'q>(
     frame: &[u8],

@@ -134,11 +134,18 @@ pub fn data_header(data: &[u8]) {
     for frame in [rest, &fixed[..]] {
         let mut rx = RxSeq::default();
         let slot = std::cell::OnceCell::new();
+        let looked_up = core::cell::Cell::new(None);
         let _ = decap(
             frame,
             &cfg,
-            |k| Some(slot.get_or_init(|| fuzz_session(sel, *k))),
+            |k| {
+                looked_up.set(Some(*k));
+                Some(slot.get_or_init(|| fuzz_session(sel, *k)))
+            },
             |_| Some(&mut rx),
+            // Every inner source is bound to the session looked up: the paths past the source
+            // check (TTL, forward) stay reachable.
+            |_| looked_up.get(),
         );
     }
 
@@ -171,11 +178,13 @@ pub fn data_header(data: &[u8]) {
                 ..s
             };
             let mut rx = RxSeq::default();
+            // The inner source (whatever it is) is bound to the session.
             let v = decap(
                 &out[..n],
                 &cfg,
                 |k| (*k == key).then_some(&rx_side),
                 |_| Some(&mut rx),
+                |_| Some(key),
             );
             if let Verdict::Forward { inner, .. } = v {
                 assert_eq!(out.get(inner), Some(rest), "encap→decap round trip");

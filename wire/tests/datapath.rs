@@ -122,7 +122,35 @@ fn enc(tx_side: &Session, tx: &mut TxSeq, inner: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Decaps a frame with one installed session.
+/// The subscriber address bound to the session of [`dec`]: the source of [`inner_v4`].
+const SUB4: &str = "10.0.0.1";
+/// The subscriber prefix bound to the session of [`dec`]: holds the source of [`inner_v6`].
+const SUB6_PREFIX: (&str, u8) = ("2001:db8::", 64);
+
+/// A binding table as the fast path's maps answer it: IPv4 exact, IPv6 longest-prefix match.
+fn lookup_bound(
+    v4: &[(&str, SessionKey)],
+    v6: &[(&str, u8, SessionKey)],
+    a: IpAddr,
+) -> Option<SessionKey> {
+    match a {
+        IpAddr::V4(a) => v4
+            .iter()
+            .find(|(b, _)| ip(b) == IpAddr::V4(a))
+            .map(|(_, k)| *k),
+        IpAddr::V6(a) => v6
+            .iter()
+            .filter(|(p, len, _)| {
+                let mask = u128::MAX.checked_shl(128 - u32::from(*len)).unwrap_or(0);
+                let IpAddr::V6(p) = ip(p) else { return false };
+                u128::from(a) & mask == u128::from(p) & mask
+            })
+            .max_by_key(|(_, len, _)| *len)
+            .map(|(_, _, k)| *k),
+    }
+}
+
+/// Decaps a frame with one installed session, [`SUB4`] and [`SUB6_PREFIX`] bound to it.
 fn dec(frame: &[u8], cfg: &DecapConfig, rx_side: &Session, rx: &mut RxSeq) -> Verdict {
     let key = rx_side.our_ids;
     decap(
@@ -130,6 +158,7 @@ fn dec(frame: &[u8], cfg: &DecapConfig, rx_side: &Session, rx: &mut RxSeq) -> Ve
         cfg,
         |k| (*k == key).then_some(rx_side),
         |k| (*k == key).then_some(rx),
+        |a| lookup_bound(&[(SUB4, key)], &[(SUB6_PREFIX.0, SUB6_PREFIX.1, key)], a),
     )
 }
 
@@ -298,7 +327,7 @@ fn unknown_session_spoofing_cookie() {
     let frame = enc(&s, &mut TxSeq::default(), &inner_eth());
     let none = |_: &SessionKey| -> Option<&Session> { None };
     assert_eq!(
-        decap(&frame, &cfg, none, |_| None),
+        decap(&frame, &cfg, none, |_| None, |_| None),
         Verdict::Drop(DropReason::UnknownSession)
     );
     // Spoofed source address, spoofed source port, wrong destination.
@@ -836,6 +865,7 @@ fn drop_reason_discriminants_are_stable() {
         (DropReason::SequenceOutOfOrder, 10, "sequence_out_of_order"),
         (DropReason::MalformedPpp, 11, "malformed_ppp"),
         (DropReason::BadInner, 12, "bad_inner"),
+        (DropReason::UnboundSource, 13, "unbound_source"),
     ];
     assert_eq!(expect.len(), DropReason::COUNT);
     for (i, (r, v, name)) in expect.into_iter().enumerate() {
@@ -844,9 +874,137 @@ fn drop_reason_discriminants_are_stable() {
         assert_eq!(DropReason::ALL[i], r);
         assert_eq!(DropReason::from_u32(v), Some(r));
     }
-    assert_eq!(DropReason::from_u32(13), None);
+    assert_eq!(DropReason::from_u32(14), None);
     assert_eq!(Why::L2tpControl as u32, 0);
     assert_eq!(Why::InnerTtlExpired as u32, 3);
+    assert_eq!(Why::Ipv6LinkLocal as u32, 4);
+    assert_eq!(Why::Ipv6LinkLocal.name(), "ipv6_link_local");
+    assert_eq!(Why::COUNT, 5);
+}
+
+/// An inner IPv4/IPv6 packet from `src` with hop limit `ttl`.
+fn inner_from(src: &str, ttl: u8) -> Vec<u8> {
+    match ip(src) {
+        IpAddr::V4(a) => {
+            let mut p = inner_v4();
+            p[12..16].copy_from_slice(&a.octets());
+            p[8] = ttl;
+            p[10..12].fill(0);
+            let c = checksum::finish(checksum::data(&p[..20]));
+            p[10..12].copy_from_slice(&c.to_be_bytes());
+            p
+        }
+        IpAddr::V6(a) => {
+            let mut p = inner_v6();
+            p[8..24].copy_from_slice(&a.octets());
+            p[7] = ttl;
+            p
+        }
+    }
+}
+
+/// RFC 1661 §3.2 / BCP 38: a v2 inner packet is forwarded only when its source is bound to the
+/// session it arrived on; IPv6 link-local goes to the control plane.
+#[test]
+fn source_address_validation() {
+    let cfg = DecapConfig::default();
+    let s = v2_session(false);
+    let rx_side = mirror(&s);
+    let this = rx_side.our_ids;
+    let other = SessionKey::V2 {
+        tunnel_id: 0x0101,
+        session_id: 0x0303,
+    };
+    let v4 = [("100.64.0.1", this), ("100.64.0.2", other)];
+    let v6 = [
+        ("2001:db8:100::", 56, this),
+        ("2001:db8:100:ff::", 64, other),
+        ("2001:db8:200::", 64, other),
+    ];
+    let run_frame = |f: &[u8], v4: &[(&str, SessionKey)], v6: &[(&str, u8, SessionKey)]| {
+        let calls = std::cell::Cell::new(0);
+        let v = decap(
+            f,
+            &cfg,
+            |k| (*k == this).then_some(&rx_side),
+            |_| None,
+            |a| {
+                calls.set(calls.get() + 1);
+                lookup_bound(v4, v6, a)
+            },
+        );
+        assert!(calls.get() <= 1, "bound asked once at most");
+        (v, calls.get())
+    };
+    let run = |inner: &[u8], v4: &[(&str, SessionKey)], v6: &[(&str, u8, SessionKey)]| {
+        run_frame(&enc(&s, &mut TxSeq::default(), inner), v4, v6)
+    };
+    let unbound = Verdict::Drop(DropReason::UnboundSource);
+    let fwd = |v: &Verdict| matches!(v, Verdict::Forward { key, .. } if *key == this);
+    // Bound sources are forwarded: IPv4 exact, IPv6 by prefix.
+    assert!(fwd(&run(&inner_from("100.64.0.1", 64), &v4, &v6).0));
+    assert!(fwd(&run(&inner_from("2001:db8:100:1::5", 64), &v4, &v6).0));
+    // Nothing bound yet (session installed before IPCP/IPv6CP is up).
+    for src in ["100.64.0.1", "2001:db8:100::1"] {
+        assert_eq!(run(&inner_from(src, 64), &[], &[]).0, unbound, "{src}");
+    }
+    // Unbound addresses, and addresses bound to another session (spoofing a neighbour).
+    for src in [
+        "100.64.0.3",
+        "100.64.0.2",
+        "2001:db8:300::1",
+        "2001:db8:200::1",
+    ] {
+        assert_eq!(run(&inner_from(src, 64), &v4, &v6).0, unbound, "{src}");
+    }
+    // The longest prefix wins: the /64 inside our /56 belongs to the other session.
+    assert_eq!(
+        run(&inner_from("2001:db8:100:ff::1", 64), &v4, &v6).0,
+        unbound
+    );
+    // Before the TTL: an unbound packet with TTL 1 is not handed to the control plane.
+    assert_eq!(run(&inner_from("100.64.0.9", 1), &v4, &v6).0, unbound);
+    assert_eq!(
+        run(&inner_from("100.64.0.1", 1), &v4, &v6).0,
+        Verdict::ToControlPlane(Why::InnerTtlExpired)
+    );
+    // IPv6 link-local (fe80::/10, ND and RS have hop limit 255) → control plane, without a
+    // lookup, bound or not; fec0:: is outside fe80::/10.
+    for src in ["fe80::1", "febf::1"] {
+        assert_eq!(
+            run(&inner_from(src, 255), &[], &[]),
+            (Verdict::ToControlPlane(Why::Ipv6LinkLocal), 0),
+            "{src}"
+        );
+    }
+    assert_eq!(run(&inner_from("fec0::1", 255), &[], &[]).0, unbound);
+    // Checks before this one win, without a lookup: a short inner header is BadInner, PPP
+    // control (IPCP before the address is bound) goes to the control plane.
+    let mut short = vec![0x21];
+    short.extend_from_slice(&inner_from("100.64.0.1", 64)[..19]);
+    let ipcp: &[u8] = &[0x80, 0x21, 1, 1, 0, 4];
+    for (payload, want) in [
+        (&short[..], Verdict::Drop(DropReason::BadInner)),
+        (ipcp, Verdict::ToControlPlane(Why::PppControl)),
+    ] {
+        let (f, _) = v2_with_payload(payload);
+        assert_eq!(run_frame(&f, &[], &[]), (want, 0));
+    }
+    // v3 has no source check.
+    let s3 = v3_session(false, Transport::Ip, &[], false, false);
+    let r3 = mirror(&s3);
+    let f = enc(&s3, &mut TxSeq::default(), &inner_eth());
+    let v = decap(&f, &cfg, |_| Some(&r3), |_| None, |_| None);
+    assert!(
+        matches!(
+            v,
+            Verdict::Forward {
+                kind: InnerKind::Ethernet,
+                ..
+            }
+        ),
+        "{v:?}"
+    );
 }
 
 #[test]
@@ -950,6 +1108,6 @@ proptest! {
         let _ = dec(&f[..cut], &DecapConfig::default(), &rx_side, &mut rx);
         let mut m: HashMap<SessionKey, Session> = HashMap::new();
         m.insert(rx_side.our_ids, rx_side);
-        let _ = decap(&f, &DecapConfig::default(), |k| m.get(k), |_| None);
+        let _ = decap(&f, &DecapConfig::default(), |k| m.get(k), |_| None, |_| Some(rx_side.our_ids));
     }
 }

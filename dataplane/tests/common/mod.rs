@@ -58,6 +58,8 @@ pub struct Fixture {
     pub sessions: BTreeMap<SessionKey, Session>,
     pub rx: HashMap<SessionKey, RxSeq>,
     pub tx: HashMap<SessionKey, TxSeq>,
+    /// The bindings installed, mirrored for the reference's `bound` lookup.
+    pub bindings: BTreeMap<SessionKey, Binding>,
     _guard: NetnsGuard,
     pub ns: Netns,
 }
@@ -175,6 +177,7 @@ impl Fixture {
             sessions: BTreeMap::new(),
             rx: HashMap::new(),
             tx: HashMap::new(),
+            bindings: BTreeMap::new(),
             _guard: guard,
             ns,
         }
@@ -183,6 +186,7 @@ impl Fixture {
     pub fn install(&mut self, e: &SessionEntry) {
         self.dp.install(e).expect("install");
         self.sessions.insert(e.key(), e.session);
+        self.bindings.insert(e.key(), e.binding.clone());
         self.rx.entry(e.key()).or_default();
         self.tx.entry(e.key()).or_default();
     }
@@ -198,8 +202,15 @@ impl Fixture {
     pub fn check_decap(&mut self, frame: &[u8]) -> Verdict {
         let drops_before = self.dp.drop_counters().expect("drops");
         let sessions = &self.sessions;
+        let bindings = &self.bindings;
         let rx = &mut self.rx;
-        let v = decap(frame, &self.cfg, |k| sessions.get(k), |k| rx.get_mut(k));
+        let v = decap(
+            frame,
+            &self.cfg,
+            |k| sessions.get(k),
+            |k| rx.get_mut(k),
+            |a| bound(bindings, a),
+        );
         let got = test_run::run(self.access_fd, frame, self.a0, 1).expect("test run");
         let drops = self.dp.drop_counters().expect("drops");
         match &v {
@@ -246,6 +257,31 @@ impl Fixture {
         assert_eq!(got.action, action::REDIRECT, "encap verdict");
         assert_eq!(got.frame, want, "encapsulated frame");
     }
+}
+
+/// What the maps answer for an inner source: IPv4 exact (`l2xdp_sub4`), IPv6 the longest
+/// prefix (`l2xdp_sub6`), over the installed subscriber bindings.
+pub fn bound(bindings: &BTreeMap<SessionKey, Binding>, a: IpAddr) -> Option<SessionKey> {
+    let mut best: Option<(u8, SessionKey)> = None;
+    for (k, b) in bindings {
+        let Binding::Subscriber { ipv4, ipv6 } = b else {
+            continue;
+        };
+        match a {
+            IpAddr::V4(a) if *ipv4 == Some(a) => return Some(*k),
+            IpAddr::V6(a) => {
+                for p in ipv6 {
+                    let mask = u128::MAX.checked_shl(128 - u32::from(p.len)).unwrap_or(0);
+                    let hit = u128::from(a) & mask == u128::from(p.addr) & mask;
+                    if hit && best.is_none_or(|(l, _)| p.len > l) {
+                        best = Some((p.len, *k));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    best.map(|(_, k)| k)
 }
 
 /// A session as we install it, with the MACs the reference is given (those of the static

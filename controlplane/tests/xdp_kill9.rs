@@ -211,7 +211,8 @@ file = "{users}"
     (cfg, sock)
 }
 
-/// Starts l2xdpd in `ns` and waits (bounded) for its control socket.
+/// Starts l2xdpd in `ns` and waits (bounded) until its control socket accepts connections
+/// (the socket file appears at bind, a moment before listen).
 fn start_daemon(ns: &Netns, cfg: &Path, sock: &Path) -> Daemon {
     let child = Command::new("ip")
         .args(["netns", "exec", &ns.name])
@@ -228,7 +229,7 @@ fn start_daemon(ns: &Netns, cfg: &Path, sock: &Path) -> Daemon {
         reaped: None,
     };
     let end = Instant::now() + LIMIT;
-    while !sock.exists() {
+    while UnixStream::connect(sock).is_err() {
         if let Some(st) = d.child.try_wait().expect("try_wait") {
             d.reaped = Some(st);
             panic!("l2xdpd exited before opening its control socket: {st:?}");

@@ -102,7 +102,8 @@ file = "{users}"
         dir: dir.to_path_buf(),
     };
     let t = Instant::now();
-    while !dir.join("ctl.sock").exists() {
+    // Ready when the control socket accepts a connection (the file alone is not enough).
+    while UnixStream::connect(dir.join("ctl.sock")).is_err() {
         assert!(
             t.elapsed() < LIMIT,
             "l2xdpd did not open its control socket"

@@ -28,9 +28,11 @@
 //! section. Delivery is counted at the sink, never at the generator; the time is the kernel's
 //! in-loop time of the test runs (batches plus the softirq work they trigger, without the fixed
 //! per-call setup), so Mpps = sink count / in-loop time. Each case and round is a timed pass
-//! with `kernel.bpf_stats_enabled=0`, then a pass a quarter as long with it on for
-//! run_time_ns / run_cnt of the generator, the LNS program and the sink (the statistics cost a
-//! clock read or two per program run, so they stay out of the throughput).
+//! with `kernel.bpf_stats_enabled=0` (checked: the LNS program's run_cnt must not move), then
+//! a pass a quarter as long with the statistics held on (`BPF_ENABLE_STATS`, which another
+//! process's sysctl write cannot undo) for run_time_ns / run_cnt of the generator, the LNS
+//! program and the sink (the statistics cost a clock read or two per program run, so they stay
+//! out of the throughput).
 //!
 //! The stats-on pass is verified before its cost is used ([`Sample::path_verified`]): the LNS
 //! program ran once per generated frame, the sink received every frame, the other sink none,
@@ -70,7 +72,7 @@ use l2xdp_wire::net::ethernet::{MacAddr, Vlans};
 use l2xdp_wire::net::frame::{udp_frame, Endpoints};
 use serde::Serialize;
 
-use crate::bpf_stats::{prog_stats, ProgStats, StatsSwitch};
+use crate::bpf_stats::{prog_stats, ProgStats, StatsHold, StatsSwitch};
 use crate::interrupt;
 use crate::machine::{pin_thread, utc_now, Machine};
 use crate::summary::Summary;
@@ -264,6 +266,9 @@ pub struct Sample {
     pub timed_generated: u64,
     /// Frames the sink counted in the timed pass.
     pub timed_received: u64,
+    /// Runs of the LNS program that bpf_stats counted during the timed pass: 0 unless another
+    /// process switched the statistics on, which lowers the Mpps.
+    pub timed_stats_runs: u64,
     /// Frames offered in the bpf_stats pass.
     pub stats_generated: u64,
     /// Frames the sink counted in the bpf_stats pass.
@@ -340,6 +345,8 @@ pub struct CaseReport {
     pub cost_ratio: Option<Summary>,
     /// Rounds whose bpf_stats pass was verified (see [`Sample::path_verified`]).
     pub verified_rounds: usize,
+    /// Rounds whose timed pass ran with the statistics off throughout (`timed_stats_runs` 0).
+    pub stats_off_rounds: usize,
     /// bpf_stats ns per packet of the generator.
     pub gen_ns: Option<Summary>,
     /// bpf_stats ns per packet of the sink.
@@ -869,12 +876,13 @@ impl Lab {
         self.gen_cfg
             .set(0, bench::GenConfig { base, n }, 0)
             .map_err(|x| bpf(bench::GEN_CFG)(x.to_string()))?;
-        let switch = |on| stats.set(on).map_err(io("kernel.bpf_stats_enabled"));
         let (rx0, other0) = self.read_sinks(case)?;
         let fp0 = self.fastpath(case)?;
 
-        switch(false)?;
+        stats.set(false).map_err(io("kernel.bpf_stats_enabled"))?;
+        let t0 = self.lns_prog_stats(case)?;
         let timed = self.generate(case, frame, budget)?;
+        let t1 = self.lns_prog_stats(case)?;
         let (rx1, _) = self.read_sinks(case)?;
         let fp1 = self.fastpath(case)?;
 
@@ -882,12 +890,13 @@ impl Lab {
             Budget::Packets(p) => Budget::Packets(p),
             Budget::Time(d) => Budget::Time(d / 4),
         };
-        switch(true)?;
+        // Held, not the sysctl: another process's write of 0 must not end the pass early.
+        let hold = StatsHold::new().map_err(io("BPF_ENABLE_STATS"))?;
         let p0 = self.lns_prog_stats(case)?;
         let g0 = stats_of(&mut self.tools, prog::GEN)?;
         let s0 = stats_of(&mut self.sinks(case).0.ebpf, prog::COUNT)?;
         let counted = self.generate(case, frame, stats_budget)?;
-        switch(false)?;
+        drop(hold);
         let p1 = self.lns_prog_stats(case)?;
         let g1 = stats_of(&mut self.tools, prog::GEN)?;
         let s1 = stats_of(&mut self.sinks(case).0.ebpf, prog::COUNT)?;
@@ -902,6 +911,14 @@ impl Lab {
         let prog_runs = p1.runs_since(&p0);
         let gen_runs = g1.runs_since(&g0);
         let other_sink_received = other2 - other0;
+        let timed_stats_runs = t1.runs_since(&t0);
+        if timed_stats_runs > 0 && round != usize::MAX {
+            eprintln!(
+                "l2xdp-bench forward: {} round {round}: bpf_stats were on during {timed_stats_runs} \
+                 runs of the timed pass (another process?): its Mpps is lowered",
+                case.name()
+            );
+        }
         let path_verified = prog_runs == counted.generated
             && gen_runs == counted.generated
             && stats_received == counted.generated
@@ -932,6 +949,7 @@ impl Lab {
             stats_generated: counted.generated,
             stats_received,
             other_sink_received,
+            timed_stats_runs,
             seconds,
             wall_seconds: timed.wall.as_secs_f64(),
             mpps: if seconds > 0.0 {
@@ -1102,6 +1120,7 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
                 prog_ns: Summary::of(&col(|s| s.prog_ns.filter(|_| s.path_verified))),
                 cost_ratio: Summary::of(&col(|s| s.cost_ratio)),
                 verified_rounds: ss.iter().filter(|s| s.path_verified).count(),
+                stats_off_rounds: ss.iter().filter(|s| s.timed_stats_runs == 0).count(),
                 gen_ns: Summary::of(&col(|s| s.gen_ns)),
                 sink_ns: Summary::of(&col(|s| s.sink_ns)),
                 generated,
@@ -1172,9 +1191,10 @@ pub fn table(r: &Report) -> String {
     );
     out += "medians [min–max] over rounds. Mpps ratio = Mpps / same-round XDP_REDIRECT baseline Mpps (swapmac: baseline-up);\n";
     out += "ns/pkt = LNS program's bpf_stats run_time_ns/run_cnt (stats-on pass); cost ratio = ns/pkt / same-round swapmac ns/pkt;\n";
-    out += "verified = rounds whose stats-on pass took the forwarding path (runs = frames, all at the sink, fast-path DECAP/ENCAP = frames, no other verdict, no drop)\n";
+    out += "verified = rounds whose stats-on pass took the forwarding path (runs = frames, all at the sink, fast-path DECAP/ENCAP = frames, no other verdict, no drop);\n";
+    out += "stats off = rounds whose timed pass ran with bpf_stats off throughout\n";
     out += &format!(
-        "{:<14} {:<19} {:>7} {:>20} {:>20} {:>20} {:>20} {:>6} {:>7} {:>5} {:>8}\n",
+        "{:<14} {:<19} {:>7} {:>20} {:>20} {:>20} {:>20} {:>6} {:>7} {:>5} {:>8} {:>9}\n",
         "case",
         "LNS program",
         "bytes",
@@ -1185,11 +1205,12 @@ pub fn table(r: &Report) -> String {
         "gen ns",
         "sink ns",
         "lost",
-        "verified"
+        "verified",
+        "stats off"
     );
     for c in &r.cases {
         out += &format!(
-            "{:<14} {:<19} {:>7} {:>20} {:>20} {:>20} {:>20} {:>6} {:>7} {:>5} {:>8}\n",
+            "{:<14} {:<19} {:>7} {:>20} {:>20} {:>20} {:>20} {:>6} {:>7} {:>5} {:>8} {:>9}\n",
             c.name,
             c.program,
             format!("{}→{:.0}", c.frame_in_bytes, c.frame_out_bytes),
@@ -1201,6 +1222,7 @@ pub fn table(r: &Report) -> String {
             c.sink_ns.map_or("-".into(), |s| format!("{:.1}", s.median)),
             c.lost,
             format!("{}/{}", c.verified_rounds, c.samples.len()),
+            format!("{}/{}", c.stats_off_rounds, c.samples.len()),
         );
     }
     out

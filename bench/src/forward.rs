@@ -139,7 +139,7 @@ impl Case {
     }
 
     /// The generator sends from lac0 into la (else from core0 into lc).
-    fn from_lac(self) -> bool {
+    fn gen_at_lac(self) -> bool {
         matches!(self, Case::SwapMac | Case::BaselineUp | Case::DecapV2)
     }
 
@@ -150,7 +150,7 @@ impl Case {
 
     /// "up" (lac → core), "down" (core → lac) or "back" (lac → la → lac).
     pub fn direction(self) -> &'static str {
-        match (self.from_lac(), self.to_core()) {
+        match (self.gen_at_lac(), self.to_core()) {
             (true, true) => "up",
             (true, false) => "back",
             _ => "down",
@@ -169,7 +169,7 @@ impl Case {
     /// The XDP_REDIRECT baseline this case's Mpps is compared with (itself for a baseline;
     /// baseline-up for swapmac, which starts on the same veth pair).
     pub fn baseline(self) -> Case {
-        if self.from_lac() {
+        if self.gen_at_lac() {
             Case::BaselineUp
         } else {
             Case::BaselineDown
@@ -282,7 +282,8 @@ pub struct Sample {
     pub wall_seconds: f64,
     /// timed_received / seconds / 1e6.
     pub mpps: f64,
-    /// Timed pass: this case's Mpps / its XDP_REDIRECT baseline's in the same round.
+    /// Timed pass: this case's Mpps / its XDP_REDIRECT baseline's in the same round (None if
+    /// either timed pass had the statistics on).
     pub mpps_ratio: Option<f64>,
     /// bpf_stats ns per run of the LNS program.
     pub prog_ns: Option<f64>,
@@ -331,7 +332,7 @@ pub struct CaseReport {
     pub frame_in_bytes: usize,
     /// Frame length the sink received (bytes / packets).
     pub frame_out_bytes: f64,
-    /// Throughput at the sink, Mpps.
+    /// Throughput at the sink, Mpps (rounds whose timed pass had the statistics off).
     pub mpps: Option<Summary>,
     /// Sink count / wall time of the timed pass (adds per-call setup and preemption by
     /// other tasks), Mpps.
@@ -747,7 +748,7 @@ impl Lab {
 
     /// Puts `case`'s program on its LNS interface (detach the other first: one per interface).
     fn select(&mut self, case: Case) -> Result<(), Error> {
-        let (slot, iface) = if case.from_lac() {
+        let (slot, iface) = if case.gen_at_lac() {
             (&mut self.la_slot, "la")
         } else {
             (&mut self.lc_slot, "lc")
@@ -813,7 +814,7 @@ impl Lab {
                 .try_clone()
                 .map_err(|x| bpf(prog::GEN)(x.to_string()))?
         };
-        let (ns, ifindex) = if case.from_lac() {
+        let (ns, ifindex) = if case.gen_at_lac() {
             (&self.lac, self.lac0)
         } else {
             (&self.core, self.core0)
@@ -1068,27 +1069,35 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
     // Same-round ratios: Mpps to the case's XDP_REDIRECT baseline, cost to swapmac's (both
     // stats passes verified).
     let swap_k = first.iter().position(|(c, _, _)| *c == Case::SwapMac);
-    for k in 0..first.len() {
-        let base_k = first
-            .iter()
-            .position(|(c, _, _)| *c == first[k].0.baseline());
-        for r in 0..opts.rounds {
-            let mpps_ratio = base_k
-                .map(|b| samples[b][r].mpps)
-                .filter(|b| *b > 0.0)
-                .map(|b| samples[k][r].mpps / b);
-            let cost_ratio = swap_k.and_then(|w| {
-                let (s, w) = (&samples[k][r], &samples[w][r]);
-                if !(s.path_verified && w.path_verified) {
-                    return None;
-                }
-                match (s.prog_ns, w.prog_ns) {
-                    (Some(a), Some(b)) if b > 0.0 => Some(a / b),
-                    _ => None,
-                }
-            });
-            samples[k][r].mpps_ratio = mpps_ratio;
-            samples[k][r].cost_ratio = cost_ratio;
+    let ratios: Vec<Vec<(Option<f64>, Option<f64>)>> = (0..first.len())
+        .map(|k| {
+            let base_k = first
+                .iter()
+                .position(|(c, _, _)| *c == first[k].0.baseline());
+            (0..opts.rounds)
+                .map(|r| {
+                    let s = &samples[k][r];
+                    let mpps_ratio = base_k
+                        .map(|b| &samples[b][r])
+                        .filter(|b| b.mpps > 0.0 && b.timed_stats_runs == 0)
+                        .filter(|_| s.timed_stats_runs == 0)
+                        .map(|b| s.mpps / b.mpps);
+                    let cost_ratio = swap_k
+                        .map(|w| &samples[w][r])
+                        .filter(|w| s.path_verified && w.path_verified)
+                        .and_then(|w| match (s.prog_ns, w.prog_ns) {
+                            (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+                            _ => None,
+                        });
+                    (mpps_ratio, cost_ratio)
+                })
+                .collect()
+        })
+        .collect();
+    for (ss, rs) in samples.iter_mut().zip(ratios) {
+        for (s, (mpps_ratio, cost_ratio)) in ss.iter_mut().zip(rs) {
+            s.mpps_ratio = mpps_ratio;
+            s.cost_ratio = cost_ratio;
         }
     }
     let cases = first
@@ -1112,9 +1121,10 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
                 } else {
                     0.0
                 },
-                mpps: Summary::of(&col(|s| Some(s.mpps))),
+                mpps: Summary::of(&col(|s| (s.timed_stats_runs == 0).then_some(s.mpps))),
                 wall_mpps: Summary::of(&col(|s| {
-                    (s.wall_seconds > 0.0).then(|| s.timed_received as f64 / s.wall_seconds / 1e6)
+                    (s.wall_seconds > 0.0 && s.timed_stats_runs == 0)
+                        .then(|| s.timed_received as f64 / s.wall_seconds / 1e6)
                 })),
                 ratio: Summary::of(&col(|s| s.mpps_ratio)),
                 prog_ns: Summary::of(&col(|s| s.prog_ns.filter(|_| s.path_verified))),
@@ -1192,7 +1202,7 @@ pub fn table(r: &Report) -> String {
     out += "medians [min–max] over rounds. Mpps ratio = Mpps / same-round XDP_REDIRECT baseline Mpps (swapmac: baseline-up);\n";
     out += "ns/pkt = LNS program's bpf_stats run_time_ns/run_cnt (stats-on pass); cost ratio = ns/pkt / same-round swapmac ns/pkt;\n";
     out += "verified = rounds whose stats-on pass took the forwarding path (runs = frames, all at the sink, fast-path DECAP/ENCAP = frames, no other verdict, no drop);\n";
-    out += "stats off = rounds whose timed pass ran with bpf_stats off throughout\n";
+    out += "stats off = rounds whose timed pass ran with bpf_stats off throughout (only those count in Mpps and Mpps ratio)\n";
     out += &format!(
         "{:<14} {:<19} {:>7} {:>20} {:>20} {:>20} {:>20} {:>6} {:>7} {:>5} {:>8} {:>9}\n",
         "case",

@@ -1,11 +1,16 @@
 //! Per-program statistics of the kernel (`kernel.bpf_stats_enabled`): cumulative run time and
-//! run count from `BPF_OBJ_GET_INFO_BY_FD`, and a guard that switches them and restores the
-//! previous setting on drop (unwinding included).
+//! run count from `BPF_OBJ_GET_INFO_BY_FD`, a guard that switches the sysctl and restores the
+//! previous setting on drop (unwinding included), and [`StatsHold`] (`BPF_ENABLE_STATS`), which
+//! keeps them on whatever other processes write to the sysctl.
 
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 /// `BPF_OBJ_GET_INFO_BY_FD`.
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+/// `BPF_ENABLE_STATS`.
+const BPF_ENABLE_STATS: libc::c_long = 32;
+/// `BPF_STATS_RUN_TIME`.
+const BPF_STATS_RUN_TIME: u32 = 0;
 /// Offsets in `struct bpf_prog_info` (uapi linux/bpf.h).
 const RUN_TIME_NS_AT: usize = 192;
 const RUN_CNT_AT: usize = 200;
@@ -100,5 +105,39 @@ impl Drop for StatsSwitch {
                 self.previous
             );
         }
+    }
+}
+
+/// Statistics on for as long as this lives (`BPF_ENABLE_STATS`, `BPF_STATS_RUN_TIME`). The
+/// kernel counts this as one more reference on the statistics switch, beside the sysctl's:
+/// another process writing `kernel.bpf_stats_enabled=0` (the machine is shared) cannot switch
+/// them off under a measurement, as it can a sysctl setting.
+#[derive(Debug)]
+pub struct StatsHold(#[allow(dead_code)] OwnedFd);
+
+impl StatsHold {
+    /// Switches the statistics on (needs CAP_SYS_ADMIN).
+    pub fn new() -> std::io::Result<StatsHold> {
+        #[repr(C)]
+        struct EnableStatsAttr {
+            kind: u32,
+        }
+        let a = EnableStatsAttr {
+            kind: BPF_STATS_RUN_TIME,
+        };
+        // SAFETY: BPF_ENABLE_STATS reads a u32 from a live attribute of the size given.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                BPF_ENABLE_STATS,
+                &a as *const EnableStatsAttr,
+                std::mem::size_of::<EnableStatsAttr>(),
+            )
+        };
+        if r < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: a new file descriptor the kernel just returned, owned by nobody else.
+        Ok(StatsHold(unsafe { OwnedFd::from_raw_fd(r as i32) }))
     }
 }

@@ -1,5 +1,7 @@
 //! `l2xdp-bench forward`: 64-byte forwarding through the LNS namespace on one core, as a ratio to
-//! a plain XDP_REDIRECT baseline measured in the same run, cases interleaved round by round.
+//! a plain XDP_REDIRECT baseline measured in the same run, and the LNS program's cost per packet
+//! (bpf_stats) as a ratio to a plain swap-MAC XDP_TX program's in the same run, cases
+//! interleaved round by round.
 //!
 //! Topology (three namespaces, two veth pairs, native XDP everywhere):
 //!
@@ -8,23 +10,38 @@
 //!   lac0 (xdp_count) ──── la (access side)   lc (core side) ──── core0 (xdp_count)
 //!   gen: xdp_gen XDP_TX    xdp_l2tp_access   xdp_l2tp_core       gen: xdp_gen XDP_TX
 //!        on lac0           or baseline       or baseline              on core0
+//!                          or xdp_swap_mac
 //! ```
 //!
 //! The generator is `BPF_PROG_TEST_RUN` with `BPF_F_TEST_XDP_LIVE_FRAMES` of `xdp_gen` (it
 //! copies the next of N prepared frames over the packet, then XDP_TX) with the ingress ifindex
-//! of lac0 (upstream) or core0 (downstream), run from a thread pinned to one core. Its frames
-//! cross the veth into the LNS program under test (veth XDP NAPI, softirq), which redirects
-//! them to the other veth, whose peer counts and drops them (`xdp_count`). NAPI runs where the
-//! veth transmit scheduled it — the generator's core — so generator, LNS program and sink all
-//! run on that one core, the softirq processing each 64-frame batch as the test run leaves
-//! its bh-disabled section. Delivery is counted at the sink, never at the generator; the time
-//! is the kernel's in-loop time of the test runs (batches plus the softirq work they trigger,
-//! without the fixed per-call setup), so Mpps = sink count / in-loop time. Each case and round
-//! is a timed pass with `kernel.bpf_stats_enabled=0`, then a pass a quarter as long with it on
-//! for run_time_ns / run_cnt of the generator, the LNS program and the sink (the statistics
-//! cost a clock read or two per program run, so they stay out of the throughput).
+//! of lac0 (upstream, swapmac) or core0 (downstream), run from a thread pinned to one core. The
+//! copy matters: a recycled live-frame page keeps the bytes the forwarder rewrote, so without
+//! it every program after the first recycle would see a corrupted frame. The generator's
+//! frames cross the veth into the LNS program under test (veth XDP NAPI, softirq), which
+//! redirects them to the other veth (or, swapmac, sends them back with XDP_TX), whose peer
+//! counts and drops them (`xdp_count`; the generator runs as a test run, not as lac0's or
+//! core0's attached program, so the counter attached there sees only what comes back over the
+//! veth — checked: the other sink must count nothing). NAPI runs where the veth transmit
+//! scheduled it — the generator's core — so generator, LNS program and sink all run on that
+//! one core, the softirq processing each 64-frame batch as the test run leaves its bh-disabled
+//! section. Delivery is counted at the sink, never at the generator; the time is the kernel's
+//! in-loop time of the test runs (batches plus the softirq work they trigger, without the fixed
+//! per-call setup), so Mpps = sink count / in-loop time. Each case and round is a timed pass
+//! with `kernel.bpf_stats_enabled=0` (checked: the LNS program's run_cnt must not move), then
+//! a pass a quarter as long with the statistics held on (`BPF_ENABLE_STATS`, which another
+//! process's sysctl write cannot undo) for run_time_ns / run_cnt of the generator, the LNS
+//! program and the sink (the statistics cost a clock read or two per program run, so they stay
+//! out of the throughput).
 //!
-//! Cases (each direction has its own baseline on the same veth pair):
+//! The stats-on pass is verified before its cost is used ([`Sample::path_verified`]): the LNS
+//! program ran once per generated frame, the sink received every frame, the other sink none,
+//! and for decap/encap the fast path's DECAP/ENCAP verdict counter rose by exactly the frames
+//! generated with no other verdict and no drop — so the cost is the forwarding path's.
+//!
+//! Cases:
+//! - `swapmac`: `xdp_swap_mac` on la, XDP_TX back to lac0, 64-byte frames: the cost baseline
+//!   (every case's ns/pkt is also reported as a ratio to its, same round);
 //! - `baseline-up`: `xdp_redirect_plain` on la → lc, 64-byte frames;
 //! - `decap-v2`: `xdp_l2tp_access` on la, L2TPv2 (UDP, checksum set) frames of N sessions
 //!   installed with `XdpDataPlane::install`, inner IPv4 packet of 50 bytes (a 64-byte frame
@@ -32,6 +49,8 @@
 //! - `baseline-down`: `xdp_redirect_plain` on lc → la, 64-byte frames;
 //! - `encap-v2`: `xdp_l2tp_core` on lc, 64-byte IPv4 frames to the N subscribers' addresses,
 //!   encapsulated (UDP checksum computed), bpf_fib_lookup, → la.
+//!
+//! Each direction has its own Mpps baseline on the same veth pair (swapmac's is baseline-up).
 
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
@@ -46,14 +65,14 @@ use l2xdp_dataplane::lab::{is_root, Netns};
 use l2xdp_dataplane::test_run;
 use l2xdp_dataplane::{loader, FastPathConfig, XdpDataPlane};
 use l2xdp_ebpf::maps::verdict;
-use l2xdp_ebpf::{bench, prog, BENCH_OBJ};
+use l2xdp_ebpf::{bench, prog, BENCH_OBJ, UTIL_OBJ};
 use l2xdp_wire::datapath::{encap, PppTx, Session, SessionKey, TxSeq};
 use l2xdp_wire::l2tp::header::{Cookie, Transport};
 use l2xdp_wire::net::ethernet::{MacAddr, Vlans};
 use l2xdp_wire::net::frame::{udp_frame, Endpoints};
 use serde::Serialize;
 
-use crate::bpf_stats::{prog_stats, ProgStats, StatsSwitch};
+use crate::bpf_stats::{prog_stats, ProgStats, StatsHold, StatsSwitch};
 use crate::interrupt;
 use crate::machine::{pin_thread, utc_now, Machine};
 use crate::summary::Summary;
@@ -76,10 +95,13 @@ const PAYLOAD: [u8; 22] = [7; 22];
 /// Frames per test-run call (the interrupt check granularity).
 const CHUNK: u32 = 1 << 22;
 
-/// The cases, in their interleaving order.
+/// The cases, in their default interleaving order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Case {
+    /// Swap MACs and XDP_TX on la, back to lac0: the cost baseline.
+    #[serde(rename = "swapmac")]
+    SwapMac,
     /// Plain XDP_REDIRECT la → lc.
     BaselineUp,
     /// L2TPv2 decap la → lc.
@@ -91,8 +113,9 @@ pub enum Case {
 }
 
 impl Case {
-    /// Every case.
-    pub const ALL: [Case; 4] = [
+    /// Every case, in the default interleaving order.
+    pub const ALL: [Case; 5] = [
+        Case::SwapMac,
         Case::BaselineUp,
         Case::DecapV2,
         Case::BaselineDown,
@@ -102,6 +125,7 @@ impl Case {
     /// The name on the command line and in reports.
     pub fn name(self) -> &'static str {
         match self {
+            Case::SwapMac => "swapmac",
             Case::BaselineUp => "baseline-up",
             Case::DecapV2 => "decap-v2",
             Case::BaselineDown => "baseline-down",
@@ -114,13 +138,38 @@ impl Case {
         Case::ALL.into_iter().find(|c| c.name() == s)
     }
 
-    fn upstream(self) -> bool {
+    /// The generator sends from lac0 into la (else from core0 into lc).
+    fn gen_at_lac(self) -> bool {
+        matches!(self, Case::SwapMac | Case::BaselineUp | Case::DecapV2)
+    }
+
+    /// The frames end at core0's sink (else at lac0's).
+    fn to_core(self) -> bool {
         matches!(self, Case::BaselineUp | Case::DecapV2)
     }
 
-    /// The baseline this case is compared with (itself for a baseline).
+    /// "up" (lac → core), "down" (core → lac) or "back" (lac → la → lac).
+    pub fn direction(self) -> &'static str {
+        match (self.gen_at_lac(), self.to_core()) {
+            (true, true) => "up",
+            (true, false) => "back",
+            _ => "down",
+        }
+    }
+
+    /// The fast path's verdict counter every frame of this case must raise, if any.
+    fn fastpath_verdict(self) -> Option<u32> {
+        match self {
+            Case::DecapV2 => Some(verdict::DECAP),
+            Case::EncapV2 => Some(verdict::ENCAP),
+            _ => None,
+        }
+    }
+
+    /// The XDP_REDIRECT baseline this case's Mpps is compared with (itself for a baseline;
+    /// baseline-up for swapmac, which starts on the same veth pair).
     pub fn baseline(self) -> Case {
-        if self.upstream() {
+        if self.gen_at_lac() {
             Case::BaselineUp
         } else {
             Case::BaselineDown
@@ -130,6 +179,7 @@ impl Case {
     /// The LNS program under test.
     pub fn program(self) -> &'static str {
         match self {
+            Case::SwapMac => prog::SWAP_MAC,
             Case::BaselineUp | Case::BaselineDown => prog::REDIRECT_PLAIN,
             Case::DecapV2 => prog::ACCESS,
             Case::EncapV2 => prog::CORE,
@@ -216,24 +266,55 @@ pub struct Sample {
     pub timed_generated: u64,
     /// Frames the sink counted in the timed pass.
     pub timed_received: u64,
+    /// Runs of the LNS program that bpf_stats counted during the timed pass: 0 unless another
+    /// process switched the statistics on, which lowers the Mpps.
+    pub timed_stats_runs: u64,
+    /// Frames offered in the bpf_stats pass.
+    pub stats_generated: u64,
+    /// Frames the sink counted in the bpf_stats pass.
+    pub stats_received: u64,
+    /// Frames the other sink (the one this case does not send to) counted, both passes: 0
+    /// unless the generator's own frames reach the counter attached on its veth.
+    pub other_sink_received: u64,
     /// Timed pass: time inside the test runs' loops (the kernel's measure, summed over calls), seconds.
     pub seconds: f64,
     /// Timed pass: wall time of the test-run calls (adds page-pool setup/teardown per call), seconds.
     pub wall_seconds: f64,
     /// timed_received / seconds / 1e6.
     pub mpps: f64,
+    /// Timed pass: this case's Mpps / its XDP_REDIRECT baseline's in the same round (None if
+    /// either timed pass had the statistics on).
+    pub mpps_ratio: Option<f64>,
     /// bpf_stats ns per run of the LNS program.
     pub prog_ns: Option<f64>,
-    /// Runs of the LNS program.
+    /// prog_ns / swapmac's prog_ns in the same round (both verified; None without swapmac).
+    pub cost_ratio: Option<f64>,
+    /// Runs of the LNS program in the bpf_stats pass.
     pub prog_runs: u64,
     /// bpf_stats ns per run of the generator program.
     pub gen_ns: Option<f64>,
+    /// Runs of the generator in the bpf_stats pass.
+    pub gen_runs: u64,
     /// bpf_stats ns per run of the sink program.
     pub sink_ns: Option<f64>,
     /// Fast-path verdict counter deltas (decap/encap cases): forwarded.
     pub fastpath_forwarded: u64,
     /// Fast-path verdict counter deltas: anything but forwarded (pass, drop, fib miss...).
     pub fastpath_other: u64,
+    /// Fast-path drop counter deltas (every reason), both passes.
+    pub fastpath_drops: u64,
+    /// The bpf_stats pass alone: the case's forwarding verdict (DECAP or ENCAP; 0 otherwise).
+    pub stats_fastpath_forwarded: u64,
+    /// The bpf_stats pass alone: any other verdict.
+    pub stats_fastpath_other: u64,
+    /// The bpf_stats pass alone: drop counters.
+    pub stats_fastpath_drops: u64,
+    /// The bpf_stats pass measured the forwarding path: the LNS program and the generator ran
+    /// once per frame generated, the sink received every frame and the other sink none, and the
+    /// fast path gave every frame the case's forwarding verdict (decap/encap: forwarded ==
+    /// generated) with no other verdict and no drop. Only verified samples count in `prog_ns`
+    /// and `cost_ratio` of the case report.
+    pub path_verified: bool,
 }
 
 /// One case over all rounds.
@@ -251,15 +332,22 @@ pub struct CaseReport {
     pub frame_in_bytes: usize,
     /// Frame length the sink received (bytes / packets).
     pub frame_out_bytes: f64,
-    /// Throughput at the sink, Mpps.
+    /// Throughput at the sink, Mpps (rounds whose timed pass had the statistics off).
     pub mpps: Option<Summary>,
     /// Sink count / wall time of the timed pass (adds per-call setup and preemption by
     /// other tasks), Mpps.
     pub wall_mpps: Option<Summary>,
     /// Per-round ratio of this case's Mpps to its baseline's in the same round.
     pub ratio: Option<Summary>,
-    /// bpf_stats ns per packet of the LNS program.
+    /// bpf_stats ns per packet of the LNS program (verified rounds only).
     pub prog_ns: Option<Summary>,
+    /// Per-round ratio of prog_ns to swapmac's in the same round (rounds where both were
+    /// verified; None when swapmac is not run).
+    pub cost_ratio: Option<Summary>,
+    /// Rounds whose bpf_stats pass was verified (see [`Sample::path_verified`]).
+    pub verified_rounds: usize,
+    /// Rounds whose timed pass ran with the statistics off throughout (`timed_stats_runs` 0).
+    pub stats_off_rounds: usize,
     /// bpf_stats ns per packet of the generator.
     pub gen_ns: Option<Summary>,
     /// bpf_stats ns per packet of the sink.
@@ -274,6 +362,12 @@ pub struct CaseReport {
     pub fastpath_forwarded: u64,
     /// Fast-path verdicts over rounds: anything else.
     pub fastpath_other: u64,
+    /// Fast-path drop counters over rounds.
+    pub fastpath_drops: u64,
+    /// Frames of the bpf_stats passes over rounds.
+    pub stats_generated: u64,
+    /// Fast-path forwarding verdicts in the bpf_stats passes over rounds.
+    pub stats_fastpath_forwarded: u64,
     /// Every round.
     pub samples: Vec<Sample>,
 }
@@ -389,7 +483,7 @@ fn frames(case: Case, n: u32) -> Result<Vec<Vec<u8>>, Error> {
         .map(|i| {
             let sub = sub_addr(i).to_string();
             match case {
-                Case::BaselineUp => frame64(LAC_MAC, LA_MAC, &sub, CORE4),
+                Case::SwapMac | Case::BaselineUp => frame64(LAC_MAC, LA_MAC, &sub, CORE4),
                 Case::BaselineDown | Case::EncapV2 => frame64(CORE_MAC, LC_MAC, CORE4, &sub),
                 Case::DecapV2 => {
                     let (peer, _) = session(i);
@@ -496,6 +590,7 @@ struct Lab {
     sink_core: Sink,
     sink_lac: Sink,
     tools: Ebpf,
+    util: Ebpf,
     fast: Ebpf,
     dp: XdpDataPlane,
     gen_cfg: Array<MapData, bench::GenConfig>,
@@ -615,6 +710,10 @@ impl Lab {
             }
             first.push((*case, fs[0].clone(), base));
         }
+        let mut util = Ebpf::load(UTIL_OBJ).map_err(|x| bpf("util object")(x.to_string()))?;
+        xdp(&mut util, prog::SWAP_MAC)?
+            .load()
+            .map_err(|x| bpf(prog::SWAP_MAC)(format!("{x:?}")))?;
         let sink_core = Sink::new(&core, "core0")?;
         let sink_lac = Sink::new(&lac, "lac0")?;
         let lac0 = {
@@ -632,6 +731,7 @@ impl Lab {
                 sink_core,
                 sink_lac,
                 tools,
+                util,
                 fast,
                 dp,
                 gen_cfg,
@@ -648,7 +748,7 @@ impl Lab {
 
     /// Puts `case`'s program on its LNS interface (detach the other first: one per interface).
     fn select(&mut self, case: Case) -> Result<(), Error> {
-        let (slot, iface) = if case.upstream() {
+        let (slot, iface) = if case.gen_at_lac() {
             (&mut self.la_slot, "la")
         } else {
             (&mut self.lc_slot, "lc")
@@ -658,10 +758,10 @@ impl Lab {
             return Ok(());
         }
         drop(slot.current.take());
-        let obj = if p == prog::REDIRECT_PLAIN {
-            &mut self.tools
-        } else {
-            &mut self.fast
+        let obj = match case {
+            Case::SwapMac => &mut self.util,
+            Case::BaselineUp | Case::BaselineDown => &mut self.tools,
+            Case::DecapV2 | Case::EncapV2 => &mut self.fast,
         };
         let link = attach(obj, p, &self.lns, iface)?;
         slot.current = Some((p, link));
@@ -670,31 +770,38 @@ impl Lab {
 
     fn lns_prog_stats(&mut self, case: Case) -> Result<ProgStats, Error> {
         let p = case.program();
-        if p == prog::REDIRECT_PLAIN {
-            stats_of(&mut self.tools, p)
-        } else {
-            stats_of(&mut self.fast, p)
+        match case {
+            Case::SwapMac => stats_of(&mut self.util, p),
+            Case::BaselineUp | Case::BaselineDown => stats_of(&mut self.tools, p),
+            Case::DecapV2 | Case::EncapV2 => stats_of(&mut self.fast, p),
         }
     }
 
-    fn sink(&mut self, case: Case) -> &mut Sink {
-        if case.upstream() {
-            &mut self.sink_core
+    /// The sink `case`'s frames end at, and the other one.
+    fn sinks(&mut self, case: Case) -> (&mut Sink, &mut Sink) {
+        if case.to_core() {
+            (&mut self.sink_core, &mut self.sink_lac)
         } else {
-            &mut self.sink_lac
+            (&mut self.sink_lac, &mut self.sink_core)
         }
     }
 
-    fn forwarded_and_other(&self, case: Case) -> Result<(u64, u64), Error> {
+    /// Reads both sinks: (this case's (packets, bytes), the other's packets).
+    fn read_sinks(&mut self, case: Case) -> Result<((u64, u64), u64), Error> {
+        let (mine, other) = self.sinks(case);
+        Ok((mine.read()?, other.read()?.0))
+    }
+
+    fn fastpath(&self, case: Case) -> Result<FastPathCounts, Error> {
         let v = self.dp.verdict_counters()?;
-        let fwd = match case {
-            Case::DecapV2 => v[verdict::DECAP as usize],
-            Case::EncapV2 => v[verdict::ENCAP as usize],
-            _ => 0,
-        };
+        let forwarded = case.fastpath_verdict().map_or(0, |k| v[k as usize]);
         // Sub-counters of TO_CONTROL (WHY_BASE..) double count: leave them out.
         let all: u64 = v[..verdict::WHY_BASE as usize].iter().sum();
-        Ok((fwd, all - fwd))
+        Ok(FastPathCounts {
+            forwarded,
+            other: all - forwarded,
+            drops: self.dp.drop_counters()?.iter().sum(),
+        })
     }
 
     /// Offers frames from `case`'s generator namespace until `budget` is spent. Returns
@@ -707,7 +814,7 @@ impl Lab {
                 .try_clone()
                 .map_err(|x| bpf(prog::GEN)(x.to_string()))?
         };
-        let (ns, ifindex) = if case.upstream() {
+        let (ns, ifindex) = if case.gen_at_lac() {
             (&self.lac, self.lac0)
         } else {
             (&self.core, self.core0)
@@ -753,7 +860,8 @@ impl Lab {
 
     /// One case in one round: a timed pass with bpf_stats off (the throughput), then a shorter
     /// pass with bpf_stats on (ns per packet of each program; the statistics cost a clock read
-    /// or two per program run, so they stay out of the timed pass).
+    /// or two per program run, so they stay out of the timed pass), verified to have taken the
+    /// forwarding path ([`Sample::path_verified`]).
     #[allow(clippy::too_many_arguments)]
     fn run_case(
         &mut self,
@@ -769,32 +877,69 @@ impl Lab {
         self.gen_cfg
             .set(0, bench::GenConfig { base, n }, 0)
             .map_err(|x| bpf(bench::GEN_CFG)(x.to_string()))?;
-        let switch = |on| stats.set(on).map_err(io("kernel.bpf_stats_enabled"));
-        let rx0 = self.sink(case).read()?;
-        let (fwd0, other0) = self.forwarded_and_other(case)?;
+        let (rx0, other0) = self.read_sinks(case)?;
+        let fp0 = self.fastpath(case)?;
 
-        switch(false)?;
+        stats.set(false).map_err(io("kernel.bpf_stats_enabled"))?;
+        let t0 = self.lns_prog_stats(case)?;
         let timed = self.generate(case, frame, budget)?;
-        let rx1 = self.sink(case).read()?;
+        let t1 = self.lns_prog_stats(case)?;
+        let (rx1, _) = self.read_sinks(case)?;
+        let fp1 = self.fastpath(case)?;
 
         let stats_budget = match budget {
             Budget::Packets(p) => Budget::Packets(p),
             Budget::Time(d) => Budget::Time(d / 4),
         };
-        switch(true)?;
+        // Held, not the sysctl: another process's write of 0 must not end the pass early.
+        let hold = StatsHold::new().map_err(io("BPF_ENABLE_STATS"))?;
         let p0 = self.lns_prog_stats(case)?;
         let g0 = stats_of(&mut self.tools, prog::GEN)?;
-        let s0 = stats_of(&mut self.sink(case).ebpf, prog::COUNT)?;
+        let s0 = stats_of(&mut self.sinks(case).0.ebpf, prog::COUNT)?;
         let counted = self.generate(case, frame, stats_budget)?;
-        switch(false)?;
+        drop(hold);
         let p1 = self.lns_prog_stats(case)?;
         let g1 = stats_of(&mut self.tools, prog::GEN)?;
-        let s1 = stats_of(&mut self.sink(case).ebpf, prog::COUNT)?;
+        let s1 = stats_of(&mut self.sinks(case).0.ebpf, prog::COUNT)?;
 
-        let rx2 = self.sink(case).read()?;
-        let (fwd1, other1) = self.forwarded_and_other(case)?;
+        let (rx2, other2) = self.read_sinks(case)?;
+        let fp2 = self.fastpath(case)?;
         let timed_received = rx1.0 - rx0.0;
+        let stats_received = rx2.0 - rx1.0;
         let seconds = timed.in_loop_ns as f64 / 1e9;
+        let stats_fp = fp2.since(&fp1);
+        let all_fp = fp2.since(&fp0);
+        let prog_runs = p1.runs_since(&p0);
+        let gen_runs = g1.runs_since(&g0);
+        let other_sink_received = other2 - other0;
+        let timed_stats_runs = t1.runs_since(&t0);
+        if timed_stats_runs > 0 && round != usize::MAX {
+            eprintln!(
+                "l2xdp-bench forward: {} round {round}: bpf_stats were on during {timed_stats_runs} \
+                 runs of the timed pass (another process?): its Mpps is lowered",
+                case.name()
+            );
+        }
+        let path_verified = prog_runs == counted.generated
+            && gen_runs == counted.generated
+            && stats_received == counted.generated
+            && other_sink_received == 0
+            && stats_fp.other == 0
+            && stats_fp.drops == 0
+            && (case.fastpath_verdict().is_none() || stats_fp.forwarded == counted.generated);
+        if !path_verified && round != usize::MAX {
+            eprintln!(
+                "l2xdp-bench forward: {} round {round}: bpf_stats pass NOT verified \
+                 (generated {}, LNS runs {prog_runs}, generator runs {gen_runs}, received \
+                 {stats_received}, other sink {other_sink_received}, fast path forwarded {} \
+                 other {} drops {}): its cost is left out",
+                case.name(),
+                counted.generated,
+                stats_fp.forwarded,
+                stats_fp.other,
+                stats_fp.drops,
+            );
+        }
         Ok(Sample {
             round,
             generated: timed.generated + counted.generated,
@@ -802,6 +947,10 @@ impl Lab {
             received_bytes: rx2.1 - rx0.1,
             timed_generated: timed.generated,
             timed_received,
+            stats_generated: counted.generated,
+            stats_received,
+            other_sink_received,
+            timed_stats_runs,
             seconds,
             wall_seconds: timed.wall.as_secs_f64(),
             mpps: if seconds > 0.0 {
@@ -809,13 +958,39 @@ impl Lab {
             } else {
                 0.0
             },
+            mpps_ratio: None,
             prog_ns: p1.ns_per_run_since(&p0),
-            prog_runs: p1.runs_since(&p0),
+            cost_ratio: None,
+            prog_runs,
             gen_ns: g1.ns_per_run_since(&g0),
+            gen_runs,
             sink_ns: s1.ns_per_run_since(&s0),
-            fastpath_forwarded: fwd1 - fwd0,
-            fastpath_other: other1 - other0,
+            fastpath_forwarded: all_fp.forwarded,
+            fastpath_other: all_fp.other,
+            fastpath_drops: all_fp.drops,
+            stats_fastpath_forwarded: stats_fp.forwarded,
+            stats_fastpath_other: stats_fp.other,
+            stats_fastpath_drops: stats_fp.drops,
+            path_verified,
         })
+    }
+}
+
+/// The fast path's counters for one case: its forwarding verdict, every other verdict, drops.
+#[derive(Debug, Clone, Copy)]
+struct FastPathCounts {
+    forwarded: u64,
+    other: u64,
+    drops: u64,
+}
+
+impl FastPathCounts {
+    fn since(&self, before: &FastPathCounts) -> FastPathCounts {
+        FastPathCounts {
+            forwarded: self.forwarded.saturating_sub(before.forwarded),
+            other: self.other.saturating_sub(before.other),
+            drops: self.drops.saturating_sub(before.drops),
+        }
     }
 }
 
@@ -891,21 +1066,45 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
             samples[k].push(s);
         }
     }
+    // Same-round ratios: Mpps to the case's XDP_REDIRECT baseline, cost to swapmac's (both
+    // stats passes verified).
+    let swap_k = first.iter().position(|(c, _, _)| *c == Case::SwapMac);
+    let ratios: Vec<Vec<(Option<f64>, Option<f64>)>> = (0..first.len())
+        .map(|k| {
+            let base_k = first
+                .iter()
+                .position(|(c, _, _)| *c == first[k].0.baseline());
+            (0..opts.rounds)
+                .map(|r| {
+                    let s = &samples[k][r];
+                    let mpps_ratio = base_k
+                        .map(|b| &samples[b][r])
+                        .filter(|b| b.mpps > 0.0 && b.timed_stats_runs == 0)
+                        .filter(|_| s.timed_stats_runs == 0)
+                        .map(|b| s.mpps / b.mpps);
+                    let cost_ratio = swap_k
+                        .map(|w| &samples[w][r])
+                        .filter(|w| s.path_verified && w.path_verified)
+                        .and_then(|w| match (s.prog_ns, w.prog_ns) {
+                            (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+                            _ => None,
+                        });
+                    (mpps_ratio, cost_ratio)
+                })
+                .collect()
+        })
+        .collect();
+    for (ss, rs) in samples.iter_mut().zip(ratios) {
+        for (s, (mpps_ratio, cost_ratio)) in ss.iter_mut().zip(rs) {
+            s.mpps_ratio = mpps_ratio;
+            s.cost_ratio = cost_ratio;
+        }
+    }
     let cases = first
         .iter()
         .enumerate()
         .map(|(k, (case, frame, _))| {
             let ss = &samples[k];
-            let base_k = first.iter().position(|(c, _, _)| *c == case.baseline());
-            let ratios: Vec<f64> = match base_k {
-                Some(b) => ss
-                    .iter()
-                    .zip(&samples[b])
-                    .filter(|(_, b)| b.mpps > 0.0)
-                    .map(|(s, b)| s.mpps / b.mpps)
-                    .collect(),
-                None => vec![],
-            };
             let col =
                 |f: fn(&Sample) -> Option<f64>| -> Vec<f64> { ss.iter().filter_map(f).collect() };
             let generated = ss.iter().map(|s| s.generated).sum::<u64>();
@@ -913,7 +1112,7 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
             let bytes = ss.iter().map(|s| s.received_bytes).sum::<u64>();
             CaseReport {
                 name: case.name(),
-                direction: if case.upstream() { "up" } else { "down" },
+                direction: case.direction(),
                 program: case.program(),
                 baseline: case.baseline().name(),
                 frame_in_bytes: frame.len(),
@@ -922,12 +1121,16 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
                 } else {
                     0.0
                 },
-                mpps: Summary::of(&col(|s| Some(s.mpps))),
+                mpps: Summary::of(&col(|s| (s.timed_stats_runs == 0).then_some(s.mpps))),
                 wall_mpps: Summary::of(&col(|s| {
-                    (s.wall_seconds > 0.0).then(|| s.timed_received as f64 / s.wall_seconds / 1e6)
+                    (s.wall_seconds > 0.0 && s.timed_stats_runs == 0)
+                        .then(|| s.timed_received as f64 / s.wall_seconds / 1e6)
                 })),
-                ratio: Summary::of(&ratios),
-                prog_ns: Summary::of(&col(|s| s.prog_ns)),
+                ratio: Summary::of(&col(|s| s.mpps_ratio)),
+                prog_ns: Summary::of(&col(|s| s.prog_ns.filter(|_| s.path_verified))),
+                cost_ratio: Summary::of(&col(|s| s.cost_ratio)),
+                verified_rounds: ss.iter().filter(|s| s.path_verified).count(),
+                stats_off_rounds: ss.iter().filter(|s| s.timed_stats_runs == 0).count(),
                 gen_ns: Summary::of(&col(|s| s.gen_ns)),
                 sink_ns: Summary::of(&col(|s| s.sink_ns)),
                 generated,
@@ -935,6 +1138,9 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
                 lost: generated.saturating_sub(received),
                 fastpath_forwarded: ss.iter().map(|s| s.fastpath_forwarded).sum(),
                 fastpath_other: ss.iter().map(|s| s.fastpath_other).sum(),
+                fastpath_drops: ss.iter().map(|s| s.fastpath_drops).sum(),
+                stats_generated: ss.iter().map(|s| s.stats_generated).sum(),
+                stats_fastpath_forwarded: ss.iter().map(|s| s.stats_fastpath_forwarded).sum(),
                 samples: ss.clone(),
             }
         })
@@ -945,7 +1151,7 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
         date,
         command: opts.command.clone(),
         machine,
-        topology: "lac ns: lac0 --veth-- lns ns: la [LNS access prog] ... lc [LNS core prog] --veth-- core ns: core0; generator = xdp_gen live-frame test run (XDP_TX) on lac0 (up) or core0 (down); sinks = xdp_count (XDP_DROP) on core0 (up) and lac0 (down)".into(),
+        topology: "lac ns: lac0 --veth-- lns ns: la [LNS access prog] ... lc [LNS core prog] --veth-- core ns: core0; generator = xdp_gen live-frame test run (XDP_TX) on lac0 (up, back) or core0 (down); sinks = xdp_count (XDP_DROP) on core0 (up) and lac0 (down, back: swapmac's XDP_TX on la)".into(),
         generator_cpu: opts.cpu,
         receivers_napi: napi,
         sessions: opts.sessions,
@@ -993,31 +1199,40 @@ pub fn table(r: &Report) -> String {
         "kernel {}, {} ({} cores)\n",
         r.machine.kernel, r.machine.cpu_model, r.machine.cores
     );
-    out += "medians [min–max] over rounds; ratio = Mpps / same-round baseline Mpps; ns/pkt: bpf_stats run_time_ns/run_cnt (separate pass)\n";
+    out += "medians [min–max] over rounds. Mpps ratio = Mpps / same-round XDP_REDIRECT baseline Mpps (swapmac: baseline-up);\n";
+    out += "ns/pkt = LNS program's bpf_stats run_time_ns/run_cnt (stats-on pass); cost ratio = ns/pkt / same-round swapmac ns/pkt;\n";
+    out += "verified = rounds whose stats-on pass took the forwarding path (runs = frames, all at the sink, fast-path DECAP/ENCAP = frames, no other verdict, no drop);\n";
+    out += "stats off = rounds whose timed pass ran with bpf_stats off throughout (only those count in Mpps and Mpps ratio)\n";
     out += &format!(
-        "{:<14} {:<19} {:>8} {:>24} {:>20} {:>20} {:>8} {:>8} {:>6}\n",
+        "{:<14} {:<19} {:>7} {:>20} {:>20} {:>20} {:>20} {:>6} {:>7} {:>5} {:>8} {:>9}\n",
         "case",
         "LNS program",
         "bytes",
         "Mpps at sink",
-        "ratio",
+        "Mpps ratio",
         "LNS ns/pkt",
+        "cost ratio",
         "gen ns",
         "sink ns",
-        "lost"
+        "lost",
+        "verified",
+        "stats off"
     );
     for c in &r.cases {
         out += &format!(
-            "{:<14} {:<19} {:>8} {:>24} {:>20} {:>20} {:>8} {:>8} {:>6}\n",
+            "{:<14} {:<19} {:>7} {:>20} {:>20} {:>20} {:>20} {:>6} {:>7} {:>5} {:>8} {:>9}\n",
             c.name,
             c.program,
             format!("{}→{:.0}", c.frame_in_bytes, c.frame_out_bytes),
             fmt_summary(&c.mpps, 2),
             fmt_summary(&c.ratio, 3),
             fmt_summary(&c.prog_ns, 1),
+            fmt_summary(&c.cost_ratio, 2),
             c.gen_ns.map_or("-".into(), |s| format!("{:.1}", s.median)),
             c.sink_ns.map_or("-".into(), |s| format!("{:.1}", s.median)),
             c.lost,
+            format!("{}/{}", c.verified_rounds, c.samples.len()),
+            format!("{}/{}", c.stats_off_rounds, c.samples.len()),
         );
     }
     out

@@ -1,8 +1,10 @@
 //! Smoke run of `l2xdp-bench forward`: a few thousand frames per case, no timing assertions.
 //! Checks the JSON report is well-formed and complete, that every frame the generator offered
-//! reached the far sink when the fast path dropped nothing, that the fast path forwarded every
-//! decap/encap frame, and that namespaces, pins and the bpf_stats sysctl are cleaned up. Needs
-//! root; skips loudly otherwise.
+//! reached the far sink when the fast path dropped nothing (swapmac: came back to lac0, whose
+//! counter does not see the generator's own frames), that the fast path forwarded every
+//! decap/encap frame — in particular every frame of the bpf_stats pass, so the cost is the
+//! forwarding path's — that every case has a cost ratio to swapmac, and that namespaces, pins
+//! and the bpf_stats sysctl are cleaned up. Needs root; skips loudly otherwise.
 
 use std::time::Duration;
 
@@ -65,6 +67,37 @@ fn forward_smoke() {
             "{name}"
         );
         let fastpath = matches!(want, Case::DecapV2 | Case::EncapV2);
+        assert_eq!(
+            n("verified_rounds"),
+            ROUNDS as u64,
+            "{name}: verified rounds"
+        );
+        assert_eq!(n("stats_generated"), PACKETS * ROUNDS as u64, "{name}");
+        for s in c["samples"].as_array().expect("samples") {
+            let m = |k: &str| {
+                s[k].as_u64()
+                    .unwrap_or_else(|| panic!("{name}: sample.{k}"))
+            };
+            assert_eq!(s["path_verified"], true, "{name}: sample verified");
+            assert_eq!(m("stats_generated"), PACKETS, "{name}: stats pass frames");
+            assert_eq!(m("prog_runs"), PACKETS, "{name}: LNS program runs");
+            assert_eq!(m("gen_runs"), PACKETS, "{name}: generator runs");
+            assert_eq!(m("stats_received"), PACKETS, "{name}: stats pass at sink");
+            assert_eq!(m("other_sink_received"), 0, "{name}: other sink");
+            // Not asserted 0: another process may switch the statistics on (shared machine).
+            assert!(
+                s["timed_stats_runs"].as_u64().is_some(),
+                "{name}: timed_stats_runs"
+            );
+            assert_eq!(m("stats_fastpath_other"), 0, "{name}: stats pass verdicts");
+            assert_eq!(m("stats_fastpath_drops"), 0, "{name}: stats pass drops");
+            let want_fwd = if fastpath { PACKETS } else { 0 };
+            assert_eq!(
+                m("stats_fastpath_forwarded"),
+                want_fwd,
+                "{name}: stats pass forwarded"
+            );
+        }
         if fastpath {
             // Nothing dropped or passed to the kernel by the fast path ...
             assert_eq!(
@@ -73,6 +106,7 @@ fn forward_smoke() {
                 "{name}: fast path verdicts other than forward"
             );
             assert_eq!(n("fastpath_forwarded"), n("generated"), "{name}: forwarded");
+            assert_eq!(n("fastpath_drops"), 0, "{name}: drops");
         }
         // ... so every generated frame reaches the far sink.
         assert_eq!(n("received"), n("generated"), "{name}: sink count");
@@ -83,8 +117,16 @@ fn forward_smoke() {
             Case::EncapV2 => assert_eq!((fin, fout), (64, Some(102.0)), "{name}: sizes"),
             _ => assert_eq!((fin, fout), (64, Some(64.0)), "{name}: sizes"),
         }
-        for k in ["mpps", "ratio", "prog_ns"] {
+        for k in ["mpps", "ratio", "prog_ns", "cost_ratio"] {
             assert!(c[k]["median"].as_f64().is_some(), "{name}.{k}");
+        }
+        assert_eq!(c["cost_ratio"]["n"], ROUNDS, "{name}: cost ratio per round");
+        if want == Case::SwapMac {
+            assert_eq!(
+                c["cost_ratio"]["median"], 1.0,
+                "swapmac is its own cost baseline"
+            );
+            assert_eq!(c["direction"], "back");
         }
     }
 

@@ -1,7 +1,7 @@
 //! l2xdp-bench: benchmark scenarios, one subcommand each (see bench/README.md).
 //!
 //! `sudo target/release/l2xdp-bench forward [--rounds 5] [--duration-ms 2000] [--sessions 1000]
-//!  [--cpu N] [--cases baseline-up,decap-v2,baseline-down,encap-v2] [--json PATH]`
+//!  [--cpu N] [--cases swapmac,baseline-up,decap-v2,baseline-down,encap-v2] [--json PATH]`
 //! `target/release/l2xdp-bench setup-rate [--tunnels 100] [--sessions 10] [--in-flight 1000]
 //!  [--json PATH]`
 
@@ -23,10 +23,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Scenario {
-    /// 64-byte forwarding through the LNS namespace on one core (XDP, live-frame generator),
-    /// decap and encap as ratios to a plain XDP_REDIRECT baseline, cases interleaved.
+    /// 64-byte forwarding through the LNS namespace on one core (XDP, live-frame generator):
+    /// decap and encap Mpps as ratios to a plain XDP_REDIRECT baseline and their programs'
+    /// bpf_stats ns/pkt as ratios to a swap-MAC XDP_TX program, cases interleaved.
     Forward {
-        /// Interleaved rounds (A B C D A B C D ...).
+        /// Interleaved rounds (A B C D E A B C D E ...).
         #[arg(long, default_value_t = 5)]
         rounds: usize,
         /// Generation time per case and round, milliseconds.
@@ -42,7 +43,10 @@ enum Scenario {
         #[arg(long)]
         cpu: Option<usize>,
         /// Comma-separated cases, in interleaving order.
-        #[arg(long, default_value = "baseline-up,decap-v2,baseline-down,encap-v2")]
+        #[arg(
+            long,
+            default_value = "swapmac,baseline-up,decap-v2,baseline-down,encap-v2"
+        )]
         cases: String,
         /// JSON report path.
         #[arg(long, default_value = "target/bench/forward.json")]

@@ -6,6 +6,7 @@
 //! listen = ["192.0.2.1:1701"]          # L2TP over UDP (IPv4 and/or IPv6 addresses)
 //! listen_ip = ["192.0.2.1"]            # L2TPv3 over IP protocol 115 (needs CAP_NET_RAW)
 //! control_socket = "/run/l2xdp/l2xdpd.sock"
+//! state_dir = "/var/lib/l2xdp"         # RFC 4951 failover state (with [l2tp.failover] C=1)
 //!
 //! [dataplane]
 //! mode = "xdp"                         # or "memory": no fast path (lab, tests)
@@ -14,6 +15,11 @@
 //! [l2tp]                               # crate::l2tp::L2tpConfig
 //! host_name = "lns1"
 //! secret = "..."
+//! recovery_peers = []                  # RFC 4951 §8: who may recover a tunnel (empty: its peer)
+//! [l2tp.failover]                      # RFC 4951: survive a restart of l2xdpd
+//! control = true                       # C: persist tunnels and sessions in daemon.state_dir
+//! data = true                          # D: data channel (sequence) reset on recovery
+//! recovery_time_ms = 5000
 //!
 //! [ppp]                                # crate::ppp::PppConfig
 //! auth = ["chap"]
@@ -40,6 +46,7 @@ use l2xdp_dataplane::{DataPlane, MemoryDataPlane};
 use serde::Deserialize;
 
 use crate::config_file::{self, ConfigError};
+use crate::l2tp::failover::DirStore;
 use crate::l2tp::L2tpConfig;
 use crate::node::{Node, NodeConfig};
 use crate::ppp::{Credentials, Ipv4Pool, MemoryCredentials, PppConfig};
@@ -73,6 +80,9 @@ pub struct DaemonSection {
     pub listen_ip: Vec<IpAddr>,
     /// The operator's control socket (`l2xdpctl`); none when absent.
     pub control_socket: Option<PathBuf>,
+    /// Where the RFC 4951 failover state is kept (used when `[l2tp.failover]` has
+    /// `control = true`): one JSON file per tunnel and per session.
+    pub state_dir: PathBuf,
 }
 
 impl Default for DaemonSection {
@@ -81,6 +91,7 @@ impl Default for DaemonSection {
             listen: vec![SocketAddr::new(IpAddr::from([0, 0, 0, 0]), 1701)],
             listen_ip: Vec::new(),
             control_socket: None,
+            state_dir: PathBuf::from("/var/lib/l2xdp"),
         }
     }
 }
@@ -149,6 +160,9 @@ pub enum StartError {
     /// The fast path could not be opened.
     #[error("fast path: {0}")]
     Dataplane(String),
+    /// The failover state directory could not be opened.
+    #[error("failover state: {0}")]
+    State(#[from] crate::l2tp::failover::StoreError),
 }
 
 impl DaemonConfig {
@@ -288,7 +302,7 @@ pub fn node(cfg: &DaemonConfig, dataplane: Box<dyn DataPlane>) -> Result<Node, S
     let mut seed = [0u8; 8];
     // The PPP links' magic numbers and challenges must not be predictable.
     getrandom::fill(&mut seed).map_err(|e| StartError::Dataplane(format!("no randomness: {e}")))?;
-    Ok(Node::new(
+    let node = Node::new(
         NodeConfig {
             l2tp: cfg.l2tp.clone(),
             ppp: Arc::new(cfg.ppp.clone()),
@@ -298,7 +312,20 @@ pub fn node(cfg: &DaemonConfig, dataplane: Box<dyn DataPlane>) -> Result<Node, S
             seed: u64::from_le_bytes(seed),
         },
         dataplane,
-    ))
+    );
+    Ok(match store(cfg)? {
+        Some(s) => node.with_store(Box::new(s)),
+        None => node,
+    })
+}
+
+/// The failover state store: `daemon.state_dir` when `[l2tp.failover]` has `control = true`
+/// (RFC 4951 §5.1: only then is there anything to recover), else none.
+pub fn store(cfg: &DaemonConfig) -> Result<Option<DirStore>, StartError> {
+    if !cfg.l2tp.persists() {
+        return Ok(None);
+    }
+    Ok(Some(DirStore::open(&cfg.daemon.state_dir)?))
 }
 
 fn ifindex(name: &str) -> Option<u32> {
@@ -337,6 +364,8 @@ dns = ["192.0.2.53"]
         )
         .expect("valid");
         assert_eq!(c.l2tp.host_name, "lns1");
+        assert_eq!(c.daemon.state_dir, PathBuf::from("/var/lib/l2xdp"));
+        assert!(store(&c).expect("no store").is_none());
         let pool = c.pool().expect("pool").expect("some");
         assert!(!pool.contains("100.64.0.1".parse().expect("addr")) || pool.capacity() > 0);
     }
@@ -370,5 +399,35 @@ dns = ["192.0.2.53"]
             .expect_err("invalid")
             .to_string();
         assert!(e.contains("RFC 4951"), "{e}");
+    }
+
+    #[test]
+    fn failover_opens_the_state_dir() {
+        let dir = std::env::temp_dir().join(format!("l2xdpd-state-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let c = parse(&format!(
+            r#"
+[daemon]
+listen = ["127.0.0.1:1701"]
+state_dir = "{}"
+[l2tp]
+recovery_peers = ["192.0.2.9"]
+[l2tp.failover]
+control = true
+data = true
+recovery_time_ms = 5000
+[ppp.ipcp]
+pool = ["100.64.0.0/16"]
+"#,
+            dir.display()
+        ))
+        .expect("valid");
+        assert_eq!(c.l2tp.recovery_peers.len(), 1);
+        let s = store(&c).expect("opens").expect("a store");
+        assert_eq!(s.dir(), dir.as_path());
+        assert!(dir.is_dir());
+        let n = node(&c, Box::new(MemoryDataPlane::new())).expect("node");
+        assert!(n.has_store());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -15,6 +15,13 @@
 //! unbound again, and when the session goes down it is removed. L2TPv3 Ethernet
 //! pseudowires are installed when the session comes up, bound to the attachment circuit
 //! configured for them.
+//!
+//! RFC 4951 failover: with a [`StateStore`] ([`Node::with_store`]) the registry's store
+//! operations are applied before any datagram they precede leaves the node, a server link's
+//! [`LinkState`] is attached to its session when PPP is up ([`AppData`]), and
+//! [`Node::recover`] rebuilds a restarted node from the store: the L2TP sessions with their
+//! IDs, their PPP links without renegotiation, their fast-path entries (kept when present,
+//! reinstalled when missing, removed when not restored).
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -26,13 +33,14 @@ use l2xdp_wire::datapath::{PppTx, Session};
 use l2xdp_wire::l2tp::header::{self, IpPayload, Transport, V2Packet, V2Repr, Version};
 use l2xdp_wire::net::ethernet::{MacAddr, Vlans};
 use l2xdp_wire::ppp::protocol;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use crate::l2tp::failover::{StoreError, StoreOp};
 use crate::l2tp::{
-    CallParams, Event as L2tpEvent, L2tpConfig, L2tpError, Peer, PppDisconnectCause, Registry,
-    ResultCode, SessionUp, TunnelId,
+    CallParams, Event as L2tpEvent, FailoverEvent, L2tpConfig, L2tpError, Peer, PppDisconnectCause,
+    RecoveryReport, Registry, ResultCode, SessionUp, StateStore, TunnelId,
 };
-use crate::ppp::{Credentials, Ipv4Pool, Link, PppConfig, Proxy};
+use crate::ppp::{Credentials, Ipv4Pool, Link, LinkState, PppConfig, Proxy};
 use crate::ppp::{DownReason, Event as LinkEvent, LinkUp};
 
 /// A session's identity inside a node: our tunnel ID and our session ID.
@@ -93,6 +101,40 @@ pub enum NodeEvent {
         session: u32,
         reason: String,
     },
+    /// [`Node::recover`] restored a session (RFC 4951); `ppp` when its PPP link was restored
+    /// Up (the subscriber's address is `ipv4`).
+    SessionRestored {
+        tunnel: TunnelId,
+        session: u32,
+        ppp: bool,
+        ipv4: Option<Ipv4Addr>,
+    },
+    /// Every session of a recovered tunnel was confirmed or cleared (RFC 4951 §3.3).
+    TunnelRecovered { tunnel: TunnelId, sessions: usize },
+    /// A restored tunnel could not be recovered: it and its sessions were cleared silently.
+    RecoveryFailed { tunnel: TunnelId, reason: String },
+}
+
+/// What the node attaches to a persisted session ([`Registry::set_session_app_data`]) and
+/// reads back in [`Node::recover`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppData {
+    /// The server link's state while PPP is up; `None` before, and while it renegotiates.
+    pub ppp: Option<LinkState>,
+}
+
+/// Why [`Node::recover`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RecoverError {
+    /// The node has no store.
+    #[error("no failover state store configured")]
+    NoStore,
+    /// The store could not be read.
+    #[error("loading the failover state: {0}")]
+    Store(#[from] StoreError),
+    /// The registry refused the state.
+    #[error("recovering: {0}")]
+    Registry(#[from] L2tpError),
 }
 
 /// One tunnel as the operator sees it.
@@ -157,6 +199,16 @@ pub struct NodeCounters {
     pub installs: u64,
     /// Sessions removed from the fast path.
     pub removals: u64,
+    /// Failover store operations applied.
+    pub store_ops: u64,
+    /// Failover store operations that failed.
+    pub store_errors: u64,
+    /// Sessions restored by [`Node::recover`].
+    pub restored: u64,
+    /// Fast-path entries kept as they were by [`Node::recover`].
+    pub restored_kept: u64,
+    /// Fast-path entries removed by [`Node::recover`] because no session was restored for them.
+    pub stale_removed: u64,
 }
 
 struct SessionState {
@@ -192,6 +244,7 @@ pub struct Node {
     outbox: VecDeque<(Peer, Vec<u8>)>,
     events: VecDeque<NodeEvent>,
     counters: NodeCounters,
+    store: Option<Box<dyn StateStore + Send>>,
 }
 
 impl Node {
@@ -211,7 +264,66 @@ impl Node {
             outbox: VecDeque::new(),
             events: VecDeque::new(),
             counters: NodeCounters::default(),
+            store: None,
         }
+    }
+
+    /// Keeps the RFC 4951 failover state in `store` (persisted only when the L2TP
+    /// configuration has a Failover Capability with the C bit). Use the same store with
+    /// [`Node::recover`] after a restart.
+    pub fn with_store(mut self, store: Box<dyn StateStore + Send>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Whether the node has a failover store.
+    pub fn has_store(&self) -> bool {
+        self.store.is_some()
+    }
+
+    /// RFC 4951 §3.2: call once at start-up, before any input, on a node with a store. Loads
+    /// the persisted tunnels and sessions, restores them in the registry (which opens a
+    /// recovery tunnel per tunnel), rebuilds each session's state — a v2 server session's
+    /// PPP link from its saved [`LinkState`] without renegotiating — keeps its fast-path
+    /// entry (installs it when missing), and removes fast-path entries of sessions that were
+    /// not restored.
+    pub fn recover(&mut self, now: Instant) -> Result<RecoveryReport, RecoverError> {
+        let state = self.store.as_ref().ok_or(RecoverError::NoStore)?.load()?;
+        let report = self.registry.recover(state, now)?;
+        // Restored sessions first: the registry may already have reported some of them down
+        // (tunnels it could not recover), which must find them.
+        self.drain_failover(now);
+        let keep: std::collections::HashSet<_> =
+            self.sessions.values().map(|s| s.up.our_ids).collect();
+        match self.dataplane.sessions() {
+            Ok(entries) => {
+                for e in entries {
+                    let key = e.key();
+                    if keep.contains(&key) {
+                        continue;
+                    }
+                    match self.dataplane.remove(&key) {
+                        Ok(()) => self.counters.stale_removed += 1,
+                        Err(err) => {
+                            self.counters.dataplane_errors += 1;
+                            tracing::warn!(?key, %err, "removing a stale fast-path entry failed");
+                        }
+                    }
+                }
+            }
+            Err(err) => {
+                self.counters.dataplane_errors += 1;
+                tracing::warn!(%err, "listing the fast path failed");
+            }
+        }
+        tracing::info!(
+            recovering = report.recovering.len(),
+            cleared = report.cleared.len(),
+            sessions = report.sessions,
+            "failover state restored"
+        );
+        self.pump(now);
+        Ok(report)
     }
 
     /// The tunnel registry (read-only: state, counters).
@@ -440,11 +552,14 @@ impl Node {
     /// Moves everything the state machines produced to where it goes, until nothing moves.
     fn pump(&mut self, now: Instant) {
         loop {
-            let mut moved = false;
+            let mut moved = self.drain_failover(now);
             while let Some(ev) = self.registry.poll_event() {
                 moved = true;
                 self.on_l2tp_event(ev, now);
             }
+            // RFC 4951 ordering contract: what the registry asked to persist is persisted
+            // before the messages it precedes are sent.
+            moved |= self.drain_failover(now);
             while let Some(d) = self.registry.poll_transmit() {
                 moved = true;
                 self.outbox.push_back(d);
@@ -456,6 +571,214 @@ impl Node {
             }
             if !moved {
                 break;
+            }
+        }
+    }
+
+    /// Handles the registry's failover events; whether there were any.
+    fn drain_failover(&mut self, now: Instant) -> bool {
+        let mut moved = false;
+        while let Some(ev) = self.registry.poll_failover_event() {
+            moved = true;
+            self.on_failover_event(ev, now);
+        }
+        moved
+    }
+
+    fn on_failover_event(&mut self, ev: FailoverEvent, now: Instant) {
+        match ev {
+            FailoverEvent::Store(op) => self.apply_store(&op),
+            FailoverEvent::SessionRestored { up, app } => self.on_session_restored(up, app, now),
+            FailoverEvent::ResetDataSequence { key, .. } => {
+                if let Err(e) = self.dataplane.reset_sequence(&key) {
+                    self.counters.dataplane_errors += 1;
+                    tracing::warn!(?key, %e, "fast-path sequence reset failed");
+                }
+            }
+            FailoverEvent::Recovered { tunnel, sessions } => {
+                tracing::info!(tunnel, sessions, "tunnel recovered");
+                self.events
+                    .push_back(NodeEvent::TunnelRecovered { tunnel, sessions });
+            }
+            FailoverEvent::RecoveryFailed { tunnel, reason } => {
+                tracing::warn!(tunnel, %reason, "tunnel recovery failed");
+                self.events
+                    .push_back(NodeEvent::RecoveryFailed { tunnel, reason });
+            }
+            other => tracing::debug!(?other, "failover"),
+        }
+    }
+
+    fn apply_store(&mut self, op: &StoreOp) {
+        let Some(store) = self.store.as_mut() else {
+            return;
+        };
+        match store.apply(op) {
+            Ok(()) => self.counters.store_ops += 1,
+            Err(e) => {
+                self.counters.store_errors += 1;
+                tracing::error!(%e, "persisting failover state failed");
+            }
+        }
+    }
+
+    /// Attaches a session's [`AppData`] (persisted when the registry persists).
+    fn set_app_data(&mut self, key: SessionRef, data: &AppData, now: Instant) {
+        if self.store.is_none() {
+            return;
+        }
+        let v = match serde_json::to_value(data) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(%e, "encoding session state failed");
+                return;
+            }
+        };
+        if let Err(e) = self.registry.set_session_app_data(key.0, key.1, v, now) {
+            tracing::debug!(tunnel = key.0, session = key.1, %e, "session state not attached");
+        }
+    }
+
+    /// A session [`Node::recover`] restored: its state here, its PPP link, its fast path.
+    fn on_session_restored(&mut self, up: Box<SessionUp>, app: serde_json::Value, now: Instant) {
+        let key = (up.tunnel, up.session);
+        self.counters.restored += 1;
+        let app: AppData = if app.is_null() {
+            AppData::default()
+        } else {
+            serde_json::from_value(app).unwrap_or_else(|e| {
+                tracing::warn!(tunnel = key.0, session = key.1, %e, "unreadable session state");
+                AppData::default()
+            })
+        };
+        self.link_seq += 1;
+        let seed = self.cfg.seed ^ self.link_seq.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let mut ppp_up = None;
+        let mut ipv4 = None;
+        let (link, binding) = match up.version {
+            // The emulator's client credentials are not persisted: the session stays, its PPP
+            // is not driven any more.
+            Version::V2 if up.initiator => {
+                ipv4 = app.ppp.as_ref().and_then(|s| s.local_ipv4);
+                (None, None)
+            }
+            Version::V2 => {
+                let restored = app.ppp.as_ref().and_then(|saved| {
+                    match Link::restore_server(
+                        self.cfg.ppp.clone(),
+                        self.cfg.credentials.clone(),
+                        self.cfg.pool.clone(),
+                        saved,
+                        seed,
+                        now,
+                    ) {
+                        Ok(l) => Some((l, saved.link_up())),
+                        Err(e) => {
+                            tracing::warn!(tunnel = key.0, session = key.1, %e, "PPP not restored, renegotiating");
+                            None
+                        }
+                    }
+                });
+                match restored {
+                    Some((link, u)) => {
+                        ipv4 = u.peer_ipv4;
+                        let b = Binding::Subscriber {
+                            ipv4: u.peer_ipv4,
+                            ipv6: Vec::new(),
+                        };
+                        ppp_up = Some(u);
+                        (Some(link), Some(b))
+                    }
+                    None => {
+                        let link = Link::server(
+                            self.cfg.ppp.clone(),
+                            self.cfg.credentials.clone(),
+                            self.cfg.pool.clone(),
+                            seed,
+                            now,
+                        );
+                        (Some(link), Some(unbound()))
+                    }
+                }
+            }
+            Version::V3 => {
+                let b = self
+                    .cfg
+                    .attachment_circuits
+                    .get(&up.remote_end_id)
+                    .map(|&ifindex| Binding::AttachmentCircuit { ifindex });
+                (None, b)
+            }
+        };
+        let installed = match binding {
+            Some(b) => self.restore_entry(&up, ppp_up.as_ref(), b),
+            None => false,
+        };
+        tracing::info!(
+            tunnel = key.0,
+            session = key.1,
+            ppp = ppp_up.is_some(),
+            ?ipv4,
+            "session restored"
+        );
+        self.events.push_back(NodeEvent::SessionRestored {
+            tunnel: key.0,
+            session: key.1,
+            ppp: ppp_up.is_some(),
+            ipv4,
+        });
+        let has_link = link.is_some();
+        self.sessions.insert(
+            key,
+            SessionState {
+                up,
+                link,
+                installed,
+                ipv4,
+                pending_client: None,
+            },
+        );
+        if has_link {
+            self.dirty.push(key);
+        }
+    }
+
+    /// Keeps a restored session's fast-path entry when it is there with `binding` (the fast
+    /// path outlived the control plane); otherwise installs it with `binding`, keeping the
+    /// outer addresses of an entry that is there (a restarted node does not know yet which
+    /// local address each peer talks to).
+    fn restore_entry(&mut self, up: &SessionUp, ppp: Option<&LinkUp>, binding: Binding) -> bool {
+        let existing = match self.dataplane.sessions() {
+            Ok(v) => v.into_iter().find(|e| e.key() == up.our_ids),
+            Err(e) => {
+                self.counters.dataplane_errors += 1;
+                tracing::warn!(%e, "listing the fast path failed");
+                None
+            }
+        };
+        let entry = match existing {
+            Some(e) if e.binding == binding => {
+                self.counters.restored_kept += 1;
+                return true;
+            }
+            Some(e) => SessionEntry {
+                session: e.session,
+                binding,
+            },
+            None => SessionEntry {
+                session: self.template(up, ppp),
+                binding,
+            },
+        };
+        match self.dataplane.install(&entry) {
+            Ok(()) => {
+                self.counters.installs += 1;
+                true
+            }
+            Err(e) => {
+                self.counters.dataplane_errors += 1;
+                tracing::warn!(tunnel = up.tunnel, session = up.session, %e, "fast-path install failed");
+                false
             }
         }
     }
@@ -662,9 +985,17 @@ impl Node {
                     };
                     self.install(&up, Some(&u), binding)
                 };
-                if let Some(st) = self.sessions.get_mut(&key) {
-                    st.ipv4 = addr;
-                    st.installed |= ok;
+                let saved = self
+                    .sessions
+                    .get_mut(&key)
+                    .and_then(|st| {
+                        st.ipv4 = addr;
+                        st.installed |= ok;
+                        st.link.as_ref().and_then(Link::state)
+                    })
+                    .filter(|_| server);
+                if saved.is_some() {
+                    self.set_app_data(key, &AppData { ppp: saved }, now);
                 }
             }
             LinkEvent::NetworkDown => {
@@ -674,6 +1005,10 @@ impl Node {
                 }
                 if let Some(st) = self.sessions.get_mut(&key) {
                     st.ipv4 = None;
+                }
+                if server {
+                    // A restart now renegotiates rather than restoring what is going away.
+                    self.set_app_data(key, &AppData::default(), now);
                 }
             }
             LinkEvent::AuthFailed { user } => {

@@ -77,7 +77,18 @@ fn main() -> ExitCode {
 async fn run(cfg: DaemonConfig) -> Result<(), Box<dyn std::error::Error>> {
     let sockets = daemon::sockets(&cfg)?;
     let dataplane = daemon::dataplane(&cfg)?;
-    let node = daemon::node(&cfg, dataplane)?;
+    let mut node = daemon::node(&cfg, dataplane)?;
+    if node.has_store() {
+        // RFC 4951: take over the tunnels and sessions of the previous run (the fast path
+        // kept forwarding meanwhile).
+        let r = node.recover(std::time::Instant::now())?;
+        tracing::info!(
+            recovering = r.recovering.len(),
+            cleared = r.cleared.len(),
+            sessions = r.sessions,
+            "recovery started"
+        );
+    }
     let driver = Driver::new(node, sockets)?;
     for a in driver.local_addrs() {
         tracing::info!(%a, "listening");

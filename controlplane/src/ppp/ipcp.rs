@@ -58,6 +58,26 @@ impl IpcpNeg {
         }
     }
 
+    /// Takes the values IPCP agreed before a restart (RFC 4951 failover).
+    pub fn restore(&mut self, saved: &super::LinkState) {
+        self.local_addr = saved.local_ipv4;
+        self.peer_addr = saved.peer_ipv4;
+        self.agreed_dns = saved.dns;
+        match self.role {
+            Role::Server => self.assigned = saved.peer_ipv4,
+            Role::Client => {
+                if let Some(a) = saved.local_ipv4 {
+                    self.want_addr = Some(a);
+                }
+                for (want, got) in self.dns.iter_mut().zip(saved.dns) {
+                    if want.is_some() {
+                        *want = got.or(*want);
+                    }
+                }
+            }
+        }
+    }
+
     fn dns_slot(o: &IpcpOption) -> Option<(usize, Ipv4Addr)> {
         match o {
             IpcpOption::PrimaryDns(a) => Some((0, *a)),

@@ -144,6 +144,22 @@ impl LcpNeg {
         auth.is_some() == self.allowed[0].is_some()
     }
 
+    /// Takes the values a link agreed before a restart (RFC 4951 failover): our request is
+    /// what was acknowledged then, so a later renegotiation asks for the same.
+    pub fn restore(&mut self, saved: &super::LinkState) {
+        self.our_magic = saved.local_magic;
+        self.peer_magic = saved.peer_magic;
+        self.local_mru = saved.local_mru;
+        self.peer_mru = saved.peer_mru;
+        self.want_mru = (saved.local_mru != DEFAULT_MRU).then_some(saved.local_mru);
+        self.tx_pfc = saved.pfc;
+        self.tx_acfc = saved.acfc;
+        self.auth = saved.auth;
+        if self.role == Role::Server {
+            self.our_auth = saved.auth;
+        }
+    }
+
     /// Adopts the proxied request as ours, acknowledged.
     pub fn adopt_ours(&mut self, ours: &[LcpOption]) {
         self.want_mru = None;

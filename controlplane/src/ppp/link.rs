@@ -22,7 +22,7 @@ use super::lcp::LcpNeg;
 use super::negotiate::{Cp, Io, Negotiator, Outcome, Verdict};
 use super::pool::Ipv4Pool;
 use super::users::Credentials;
-use super::{Counters, DownReason, Event, LinkUp, Phase, Rng, Role};
+use super::{Counters, DownReason, Event, LinkState, LinkUp, Phase, Rng, Role};
 
 /// Proxy Authen Type values (RFC 2661 §4.4.5, §10.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -280,6 +280,114 @@ impl Link {
         let mut l = Self::build(Role::Client, config, None, None, Some(secret), seed);
         l.start(now);
         l
+    }
+
+    /// An LNS-side link rebuilt from what a link of a previous control plane agreed
+    /// ([`Link::state`]), for a session recovered after a restart (RFC 4951): LCP and the NCPs
+    /// that were open are Opened, the phase is Network and nothing is sent. It answers
+    /// Echo-Requests with the saved Magic-Number, sends its own, and handles Terminate and a
+    /// late renegotiation as any Up link does. The subscriber's address is reserved in `pool`
+    /// again (when it is one of the pool's); `Err(AddressInUse)` when it is leased already.
+    /// No [`Event::Up`] is queued: the caller restores what depends on it from `saved`.
+    pub fn restore_server(
+        config: Arc<PppConfig>,
+        credentials: Arc<dyn Credentials>,
+        pool: Option<Arc<Mutex<Ipv4Pool>>>,
+        saved: &LinkState,
+        seed: u64,
+        now: Instant,
+    ) -> Result<Link, DownReason> {
+        let mut l = Self::build(Role::Server, config, Some(credentials), pool, None, seed);
+        if let (Some(a), Some(pool)) = (saved.peer_ipv4, &l.pool) {
+            let mut p = pool.lock().map_err(|_| DownReason::PoolExhausted)?;
+            if p.contains(a) {
+                if !p.reserve(a) {
+                    return Err(DownReason::AddressInUse);
+                }
+                l.lease = Some(a);
+            }
+        }
+        l.restore(saved, now);
+        Ok(l)
+    }
+
+    /// A client-side link rebuilt from [`Link::state`] (see [`Link::restore_server`]); it
+    /// authenticates as `user` with `password` if LCP is renegotiated later.
+    pub fn restore_client(
+        config: Arc<PppConfig>,
+        user: &str,
+        password: &[u8],
+        saved: &LinkState,
+        seed: u64,
+        now: Instant,
+    ) -> Link {
+        let secret = Box::new(ClientSecret {
+            user: user.as_bytes().to_vec(),
+            password: password.to_vec(),
+        });
+        let mut l = Self::build(Role::Client, config, None, None, Some(secret), seed);
+        l.restore(saved, now);
+        l
+    }
+
+    fn restore(&mut self, saved: &LinkState, now: Instant) {
+        self.user = saved.user.clone();
+        self.lcp.neg.restore(saved);
+        let ours = self.lcp.neg.request();
+        let _ = self.lcp.event(FsmEvent::Up, now, &mut self.io);
+        self.lcp.force_opened(ours);
+        self.io.peer_mru = saved.peer_mru;
+        self.phase = Phase::Network;
+        self.ncp_gone = 0;
+        let ipcp_open = saved.local_ipv4.is_some() || saved.peer_ipv4.is_some();
+        match self.ipcp.as_mut() {
+            Some(cp) if ipcp_open => {
+                cp.neg.restore(saved);
+                let req = cp.neg.request();
+                let _ = cp.event(FsmEvent::Up, now, &mut self.io);
+                cp.force_opened(req);
+            }
+            _ => self.ncp_gone |= IPCP_GONE,
+        }
+        match (self.ipv6cp.as_mut(), saved.ipv6) {
+            (Some(cp), Some((ours, peer))) => {
+                cp.neg.ours = ours;
+                cp.neg.peer = Some(peer);
+                let req = cp.neg.request();
+                let _ = cp.event(FsmEvent::Up, now, &mut self.io);
+                cp.force_opened(req);
+            }
+            _ => self.ncp_gone |= IPV6CP_GONE,
+        }
+        // Nothing of the above may reach the peer: it is Up already.
+        self.io.frames.clear();
+        self.up = true;
+        self.echo_outstanding = 0;
+        self.echo_next = (!self.config.echo_interval.is_zero())
+            .then(|| now + self.config.echo_interval.min(MAX_DURATION));
+    }
+
+    /// What the link agreed, while it is up: persist it to restore the link after a restart
+    /// ([`Link::restore_server`]).
+    pub fn state(&self) -> Option<LinkState> {
+        if !self.up {
+            return None;
+        }
+        let up = self.current_up();
+        Some(LinkState {
+            user: up.user,
+            local_ipv4: up.local_ipv4,
+            peer_ipv4: up.peer_ipv4,
+            dns: up.dns,
+            ipv6: up.ipv6,
+            local_magic: up.local_magic,
+            peer_magic: up.peer_magic,
+            local_mru: up.local_mru,
+            peer_mru: up.peer_mru,
+            pfc: up.pfc,
+            acfc: up.acfc,
+            auth: self.lcp.neg.auth,
+        })
     }
 
     fn start(&mut self, now: Instant) {
@@ -905,9 +1013,17 @@ impl Link {
             return;
         }
         self.up = true;
+        let up = self.current_up();
+        self.events.push_back(Event::Up(up));
+    }
+
+    /// The values of the open layers (for [`Event::Up`] and [`Link::state`]).
+    fn current_up(&self) -> LinkUp {
+        let ip4_open = self.ipcp_state() == Some(State::Opened);
+        let ip6_open = self.ipv6cp_state() == Some(State::Opened);
         let lcp = &self.lcp.neg;
         let ipcp = self.ipcp.as_ref().filter(|_| ip4_open).map(|c| &c.neg);
-        let up = LinkUp {
+        LinkUp {
             user: self.user.clone(),
             local_ipv4: ipcp.and_then(|n| n.local_addr),
             peer_ipv4: ipcp.and_then(|n| n.peer_addr),
@@ -923,8 +1039,7 @@ impl Link {
             peer_magic: lcp.peer_magic,
             pfc: lcp.tx_pfc,
             acfc: lcp.tx_acfc,
-        };
-        self.events.push_back(Event::Up(up));
+        }
     }
 
     fn finish(&mut self, reason: DownReason) {

@@ -140,6 +140,57 @@ pub struct LinkUp {
     pub acfc: bool,
 }
 
+/// What an Up link agreed: enough to rebuild it in a restarted control plane without
+/// renegotiating ([`Link::restore_server`], [`Link::restore_client`]). RFC 4951 recovers the
+/// L2TP session; this keeps the PPP session inside it alive: the subscriber's Echo-Requests are
+/// answered with the same Magic-Number, its address stays its own.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LinkState {
+    /// The authenticated user (server: the peer's name; client: our own).
+    pub user: Option<String>,
+    /// Our IPv4 address as agreed in IPCP; with `peer_ipv4`, `None` when IPCP was not open.
+    pub local_ipv4: Option<Ipv4Addr>,
+    /// The peer's IPv4 address (server: the subscriber's).
+    pub peer_ipv4: Option<Ipv4Addr>,
+    /// Primary and secondary DNS as agreed.
+    pub dns: [Option<Ipv4Addr>; 2],
+    /// IPv6CP Interface-Identifiers (ours, the peer's), when IPv6CP was open.
+    pub ipv6: Option<([u8; 8], [u8; 8])>,
+    /// Our Magic-Number (0 if not negotiated).
+    pub local_magic: u32,
+    /// The peer's Magic-Number (0 if not negotiated).
+    pub peer_magic: u32,
+    /// The MRU the peer acknowledged for us.
+    pub local_mru: u16,
+    /// The MRU the peer announced.
+    pub peer_mru: u16,
+    /// We may send PFC frames.
+    pub pfc: bool,
+    /// We may send ACFC frames.
+    pub acfc: bool,
+    /// The authentication protocol agreed in LCP.
+    pub auth: Option<AuthMethod>,
+}
+
+impl LinkState {
+    /// The values as [`Event::Up`] reports them.
+    pub fn link_up(&self) -> LinkUp {
+        LinkUp {
+            user: self.user.clone(),
+            local_ipv4: self.local_ipv4,
+            peer_ipv4: self.peer_ipv4,
+            dns: self.dns,
+            ipv6: self.ipv6,
+            peer_mru: self.peer_mru,
+            local_mru: self.local_mru,
+            local_magic: self.local_magic,
+            peer_magic: self.peer_magic,
+            pfc: self.pfc,
+            acfc: self.acfc,
+        }
+    }
+}
+
 /// What a link reports to its owner.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub enum Event {

@@ -822,3 +822,157 @@ proptest! {
         }
     }
 }
+
+/// Both links of an Up pair rebuilt from their saved state, as a restarted LNS (RFC 4951)
+/// and, for the test, its subscriber. The restored server uses a fresh pool (a new process).
+fn restored_pair(auth: AuthMethod) -> (Pair, LinkState, LinkState, Arc<Mutex<Ipv4Pool>>) {
+    let mut p = Pair::new(server_config(auth), client_config(), "alice", "s3cret");
+    p.run_to_up();
+    let (s_up, c_up) = check_up(&p, "alice");
+    let ss = p.s.state().expect("server up");
+    let cs = p.c.state().expect("client up");
+    assert_eq!(ss.link_up(), s_up);
+    assert_eq!(cs.link_up(), c_up);
+    assert_eq!(ss.auth, Some(auth));
+    // Through JSON, as the node persists it.
+    let ss: LinkState =
+        serde_json::from_value(serde_json::to_value(&ss).expect("json")).expect("decode");
+    let pool = pool_of(&["10.0.0.0/29"]);
+    let now = p.now;
+    p.s = Link::restore_server(
+        Arc::new(server_config(auth)),
+        creds(),
+        Some(pool.clone()),
+        &ss,
+        S_SEED ^ 1,
+        now,
+    )
+    .expect("restored");
+    p.c = Link::restore_client(
+        Arc::new(client_config()),
+        "alice",
+        b"s3cret",
+        &cs,
+        C_SEED ^ 1,
+        now,
+    );
+    p.s_events.clear();
+    p.c_events.clear();
+    p.log.clear();
+    (p, ss, cs, pool)
+}
+
+#[test]
+fn restored_link_is_up_silently_and_keeps_its_address() {
+    let (mut p, ss, _cs, pool) = restored_pair(AuthMethod::Chap);
+    assert!(p.s.is_up() && p.c.is_up());
+    assert_eq!(p.s.phase(), Phase::Network);
+    assert_eq!(p.s.lcp_state(), State::Opened);
+    assert_eq!(p.s.ipcp_state(), Some(State::Opened));
+    assert_eq!(p.s.ipv6cp_state(), Some(State::Opened));
+    assert_eq!(p.s.user(), Some("alice"));
+    assert_eq!(p.s.state().as_ref(), Some(&ss), "the same state again");
+    // Nothing is renegotiated: no frame, no event.
+    assert_eq!(p.s.poll_transmit(), None);
+    assert_eq!(p.s.poll_event(), None);
+    // The subscriber's address is reserved again: the pool hands out another one.
+    let addr = ss.peer_ipv4.expect("address");
+    assert!(pool.lock().expect("pool").is_leased(addr));
+    let other = pool.lock().expect("pool").allocate().expect("free");
+    assert_ne!(other, addr);
+    // A second restore of the same state finds the address taken.
+    let again = Link::restore_server(
+        Arc::new(server_config(AuthMethod::Chap)),
+        creds(),
+        Some(pool.clone()),
+        &ss,
+        7,
+        p.now,
+    );
+    assert_eq!(again.err(), Some(DownReason::AddressInUse));
+    // Dropping the restored link frees it.
+    drop(p);
+    assert!(!pool.lock().expect("pool").is_leased(addr));
+}
+
+#[test]
+fn restored_link_answers_echo_with_saved_magic_and_keeps_alive() {
+    let (mut p, ss, cs, _pool) = restored_pair(AuthMethod::Pap);
+    let req = lcp_frame(&LcpPacket {
+        identifier: 42,
+        body: CpBody::EchoRequest {
+            magic: cs.local_magic,
+            data: b"ping".to_vec(),
+        },
+    });
+    let t = p.now;
+    p.s.handle_frame(&req, t);
+    let reply = p.s.poll_transmit().expect("an Echo-Reply");
+    let expected = lcp_frame(&LcpPacket {
+        identifier: 42,
+        body: CpBody::EchoReply {
+            magic: ss.local_magic,
+            data: b"ping".to_vec(),
+        },
+    });
+    assert_eq!(hex(&reply), hex(&expected));
+    // Its own keepalives are answered by the (restored) client: the link stays up.
+    let end = p.now + Duration::from_secs(100);
+    p.run(Duration::from_secs(100), |p| p.now >= end);
+    assert!(p.s.is_up() && p.c.is_up());
+    assert!(p.s.counters().echo_replies_received >= 9);
+    assert!(p.s_events.is_empty(), "{:?}", p.s_events);
+    // Only echoes went over the link.
+    assert!(!p.log.is_empty());
+    assert!(
+        p.log
+            .iter()
+            .all(|l| l.contains(" ff03c02109") || l.contains(" ff03c0210a")),
+        "{:?}",
+        p.log
+    );
+}
+
+#[test]
+fn restored_link_terminates_and_releases_the_address() {
+    let (mut p, ss, _cs, pool) = restored_pair(AuthMethod::Chap);
+    let t = p.now;
+    p.c.close(DownReason::Administrative, t);
+    p.run(Duration::from_secs(60), |p| p.s.is_dead() && p.c.is_dead());
+    assert!(p.s.is_dead());
+    assert_eq!(
+        p.s_events.last(),
+        Some(&Event::Down {
+            reason: DownReason::PeerTerminated
+        })
+    );
+    let addr = ss.peer_ipv4.expect("address");
+    assert!(!pool.lock().expect("pool").is_leased(addr));
+}
+
+#[test]
+fn restored_link_renegotiates_with_same_magic_user_and_address() {
+    let (mut p, ss, cs, _pool) = restored_pair(AuthMethod::Chap);
+    // The subscriber restarts LCP.
+    let req = lcp_frame(&LcpPacket {
+        identifier: 200,
+        body: CpBody::ConfigureRequest {
+            options: vec![LcpOption::MagicNumber(cs.local_magic)],
+        },
+    });
+    let t = p.now;
+    p.s.handle_frame(&req, t);
+    assert!(!p.s.is_up());
+    p.run(Duration::from_secs(120), |p| {
+        up_of(&p.s_events).len() == 1 && p.c.is_up()
+    });
+    assert!(matches!(p.s_events[0], Event::NetworkDown));
+    let ups = up_of(&p.s_events);
+    assert_eq!(ups.len(), 1, "{:?}", p.s_events);
+    // CHAP again with the restored client's secret, the same address, our magic asked for
+    // again.
+    assert_eq!(ups[0].user.as_deref(), Some("alice"));
+    assert_eq!(ups[0].peer_ipv4, ss.peer_ipv4);
+    assert_eq!(ups[0].local_magic, ss.local_magic);
+    assert_eq!(p.s.counters().renegotiations, 1);
+}

@@ -1,0 +1,519 @@
+//! RFC 4951 failover end to end over loopback UDP: an LNS is killed (no CDN, no StopCCN) with
+//! 10 tunnels × 5 PPP sessions up, and a new LNS process — the same failover state directory,
+//! the same fast path (which outlives the control plane, as pinned XDP maps do), the same
+//! address and port — recovers them:
+//!
+//! - every tunnel is recovered (a recovery tunnel, the control channel reset, FSQ/FSR) and the
+//!   LAC sees no TunnelDown or SessionDown;
+//! - every session keeps its IDs and its fast-path entry with the same subscriber address;
+//! - the subscribers' PPP keepalives (LCP Echo-Requests from the LAC) are answered by the
+//!   restored links with the saved Magic-Number, so PPP stays up;
+//! - a new session comes up afterwards with an address not already in use;
+//! - every datagram both sides sent decodes cleanly in tshark.
+//!
+//! Time limits only bound a hung run.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use l2xdp_controlplane::driver::{Driver, Handle};
+use l2xdp_controlplane::l2tp::failover::{DirStore, StateStore};
+use l2xdp_controlplane::l2tp::{CallParams, FailoverConfig, L2tpConfig, Peer, TunnelId};
+use l2xdp_controlplane::node::{AppData, ClientAuth, Node, NodeConfig, NodeEvent};
+use l2xdp_controlplane::ppp::{AuthMethod, Ipv4Pool, Ipv4Range, MemoryCredentials, PppConfig};
+use l2xdp_controlplane::socket::L2tpSocket;
+use l2xdp_dataplane::{
+    Binding, DataPlane, DataPlaneError, MemoryDataPlane, SessionCounters, SessionEntry,
+};
+use l2xdp_tests::tshark;
+use l2xdp_wire::datapath::SessionKey;
+use l2xdp_wire::decode::{DecodeOptions, Decoder};
+use l2xdp_wire::l2tp::header::Version;
+use tokio::sync::mpsc;
+
+const TUNNELS: usize = 10;
+const SESSIONS: usize = 5;
+/// Bounds a hung run; not a performance expectation.
+const LIMIT: Duration = Duration::from_secs(120);
+const POOL: &str = "100.64.0.2-100.64.0.254";
+
+/// The fast path shared by the LNS processes of the test: it outlives each of them.
+#[derive(Clone, Default)]
+struct SharedDataPlane(Arc<Mutex<MemoryDataPlane>>);
+
+impl SharedDataPlane {
+    fn entries(&self) -> Vec<SessionEntry> {
+        let mut v = self.sessions().expect("sessions");
+        v.sort_by_key(|e| format!("{:?}", e.key()));
+        v
+    }
+    fn sequence_resets(&self, key: &SessionKey) -> u64 {
+        self.0.lock().expect("fast path").sequence_resets(key)
+    }
+}
+
+impl DataPlane for SharedDataPlane {
+    fn install(&mut self, entry: &SessionEntry) -> Result<(), DataPlaneError> {
+        self.0.lock().expect("fast path").install(entry)
+    }
+    fn remove(&mut self, key: &SessionKey) -> Result<(), DataPlaneError> {
+        self.0.lock().expect("fast path").remove(key)
+    }
+    fn reset_sequence(&mut self, key: &SessionKey) -> Result<(), DataPlaneError> {
+        self.0.lock().expect("fast path").reset_sequence(key)
+    }
+    fn sessions(&self) -> Result<Vec<SessionEntry>, DataPlaneError> {
+        self.0.lock().expect("fast path").sessions()
+    }
+    fn counters(&self, key: &SessionKey) -> Result<SessionCounters, DataPlaneError> {
+        self.0.lock().expect("fast path").counters(key)
+    }
+}
+
+fn users(n: usize) -> MemoryCredentials {
+    let mut c = MemoryCredentials::new();
+    for i in 0..n {
+        c.insert(
+            format!("user{i}").as_bytes(),
+            format!("pw{i}").as_bytes(),
+            None,
+        );
+    }
+    c
+}
+
+fn l2tp_config(name: &str) -> L2tpConfig {
+    let mut c = L2tpConfig {
+        host_name: name.into(),
+        ..L2tpConfig::default()
+    };
+    c.failover = Some(FailoverConfig {
+        control: true,
+        data: true,
+        recovery_time_ms: 5000,
+    });
+    c.hello_interval_secs = 3600;
+    c.limits.max_sessions_per_tunnel = 100;
+    c
+}
+
+fn lns_ppp() -> PppConfig {
+    let mut p = PppConfig {
+        auth: vec![AuthMethod::Chap],
+        ..PppConfig::default()
+    };
+    p.ipcp.local_address = Ipv4Addr::new(100, 64, 0, 1);
+    p.ipcp.pool = vec![POOL.parse::<Ipv4Range>().expect("range")];
+    p.ipcp.dns = vec![Ipv4Addr::new(192, 0, 2, 53)];
+    p
+}
+
+/// The subscribers keep PPP alive with Echo-Requests every second; five unanswered ones and
+/// their link (and session) would go down.
+fn lac_ppp() -> PppConfig {
+    PppConfig {
+        max_configure: 40,
+        echo_interval: Duration::from_secs(1),
+        echo_failures: 5,
+        ..PppConfig::default()
+    }
+}
+
+struct Side {
+    handle: Handle,
+    task: tokio::task::JoinHandle<Node>,
+    events: mpsc::UnboundedReceiver<NodeEvent>,
+    addr: SocketAddr,
+    capture: PathBuf,
+}
+
+fn capture_path(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("l2xdp-fo-{name}-{}.pcap", std::process::id()))
+}
+
+fn run(node: Node, socket: L2tpSocket, name: &str) -> Side {
+    let capture = capture_path(name);
+    let (tx, events) = mpsc::unbounded_channel();
+    let driver = Driver::new(node, vec![socket])
+        .expect("driver")
+        .with_events(tx)
+        .with_capture(&capture)
+        .expect("capture");
+    let addr = driver.local_addrs()[0];
+    let (handle, task) = driver.spawn();
+    Side {
+        handle,
+        task,
+        events,
+        addr,
+        capture,
+    }
+}
+
+/// An LNS process: a fresh node (fresh pool) over `dir`'s state and the shared fast path,
+/// recovering what the store holds before it takes any input, as `l2xdpd` does.
+async fn start_lns(name: &str, addr: SocketAddr, dir: &Path, fast: &SharedDataPlane) -> Side {
+    let pool = Ipv4Pool::new(&[POOL.parse::<Ipv4Range>().expect("range")], &[]).expect("pool");
+    let cfg = NodeConfig {
+        l2tp: l2tp_config("lns"),
+        ppp: Arc::new(lns_ppp()),
+        credentials: Arc::new(users(TUNNELS * SESSIONS + 1)),
+        pool: Some(Arc::new(Mutex::new(pool))),
+        attachment_circuits: HashMap::new(),
+        seed: 0x1,
+    };
+    let mut node = Node::new(cfg, Box::new(fast.clone()))
+        .with_store(Box::new(DirStore::open(dir).expect("state dir")));
+    node.recover(Instant::now()).expect("recover");
+    // The killed process's socket may take a moment to go.
+    let mut tries = 0;
+    let socket = loop {
+        match L2tpSocket::bind_udp(addr) {
+            Ok(s) => break s,
+            Err(e) if tries < 100 => {
+                tries += 1;
+                eprintln!("bind {addr}: {e}, retrying");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("bind {addr}: {e}"),
+        }
+    };
+    run(node, socket, name)
+}
+
+fn start_lac(lo: IpAddr) -> Side {
+    let cfg = NodeConfig {
+        l2tp: l2tp_config("lac"),
+        ppp: Arc::new(lac_ppp()),
+        credentials: Arc::new(MemoryCredentials::new()),
+        pool: None,
+        attachment_circuits: HashMap::new(),
+        seed: 0x2,
+    };
+    let node = Node::new(cfg, Box::new(MemoryDataPlane::new()));
+    run(
+        node,
+        L2tpSocket::bind_udp(SocketAddr::new(lo, 0)).expect("bind"),
+        "lac",
+    )
+}
+
+/// Waits for `n` events matching `pick`, failing on the first that `fail` flags.
+async fn wait_for(
+    events: &mut mpsc::UnboundedReceiver<NodeEvent>,
+    n: usize,
+    what: &str,
+    pick: impl Fn(&NodeEvent) -> bool,
+    fail: impl Fn(&NodeEvent) -> bool,
+) -> Vec<NodeEvent> {
+    let mut got = Vec::new();
+    let r = tokio::time::timeout(LIMIT, async {
+        while got.len() < n {
+            let Some(e) = events.recv().await else {
+                panic!("event stream ended while waiting for {what}");
+            };
+            assert!(!fail(&e), "while waiting for {what}: {e:?}");
+            if pick(&e) {
+                got.push(e);
+            }
+        }
+    })
+    .await;
+    assert!(
+        r.is_ok(),
+        "{what}: only {} of {n} after {LIMIT:?}",
+        got.len()
+    );
+    got
+}
+
+fn is_down(e: &NodeEvent) -> bool {
+    matches!(
+        e,
+        NodeEvent::TunnelDown { .. }
+            | NodeEvent::SessionDown { .. }
+            | NodeEvent::AuthFailed { .. }
+            | NodeEvent::RecoveryFailed { .. }
+    )
+}
+
+/// (tunnel, session, peer session, subscriber address) of every session of a node.
+async fn lns_sessions(h: &Handle) -> Vec<(TunnelId, u32, u32, Option<Ipv4Addr>)> {
+    h.inspect(|n| {
+        n.session_status()
+            .into_iter()
+            .map(|s| (s.tunnel, s.session, s.peer_session, s.ipv4))
+            .collect()
+    })
+    .await
+    .expect("running")
+}
+
+/// (tunnel, state, peer tunnel, sessions) of every tunnel of a node.
+async fn lns_tunnels(h: &Handle) -> Vec<(TunnelId, String, u32, usize)> {
+    h.inspect(|n| {
+        n.tunnel_status()
+            .into_iter()
+            .map(|t| (t.tunnel, t.state, t.peer_tunnel, t.sessions))
+            .collect()
+    })
+    .await
+    .expect("running")
+}
+
+/// Echo-Replies each LAC session's PPP link has received.
+async fn lac_echo_replies(h: &Handle) -> Vec<((TunnelId, u32), u64)> {
+    h.inspect(|n| {
+        n.session_refs()
+            .into_iter()
+            .map(|s| {
+                let r = n.link(s).map_or(0, |l| l.counters().echo_replies_received);
+                (s, r)
+            })
+            .collect()
+    })
+    .await
+    .expect("running")
+}
+
+fn check_capture(path: &Path, ports: &[u16]) {
+    let records =
+        l2xdp_wire::pcap::read_all(std::fs::File::open(path).expect("capture")).expect("pcap");
+    assert!(!records.is_empty(), "something was captured");
+    let mut d = Decoder::new(DecodeOptions {
+        udp_ports: ports.to_vec(),
+        ..DecodeOptions::default()
+    });
+    for (i, r) in records.iter().enumerate() {
+        let rep = d.decode(i + 1, r).expect("every captured datagram is L2TP");
+        assert!(rep.valid, "{}: {:?}", path.display(), rep.reason);
+    }
+    tshark::assert_clean(path, &[], ports);
+    let _ = std::fs::remove_file(path);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lns_restart_recovers_tunnels_sessions_ppp_and_fast_path() {
+    let lo: IpAddr = "127.0.0.1".parse().expect("addr");
+    let dir = std::env::temp_dir().join(format!("l2xdp-fo-state-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let fast = SharedDataPlane::default();
+
+    // The first LNS process (nothing to recover) and the LAC.
+    let mut lns = start_lns("lns1", SocketAddr::new(lo, 0), &dir, &fast).await;
+    let lns_addr = lns.addr;
+    let mut lac = start_lac(lo);
+    let peer = Peer::udp(lns_addr);
+    let mut tunnels = Vec::new();
+    for _ in 0..TUNNELS {
+        let t = lac
+            .handle
+            .open_tunnel(peer, Version::V2)
+            .await
+            .expect("running")
+            .expect("open tunnel");
+        tunnels.push(t);
+    }
+    wait_for(
+        &mut lac.events,
+        TUNNELS,
+        "tunnels up",
+        |e| matches!(e, NodeEvent::TunnelUp { .. }),
+        is_down,
+    )
+    .await;
+    let mut n = 0;
+    for &t in &tunnels {
+        for _ in 0..SESSIONS {
+            let auth = ClientAuth {
+                user: format!("user{n}"),
+                password: format!("pw{n}").into_bytes(),
+            };
+            lac.handle
+                .open_session(t, CallParams::default(), Some(auth))
+                .await
+                .expect("running")
+                .expect("open session");
+            n += 1;
+        }
+    }
+    let total = TUNNELS * SESSIONS;
+    wait_for(
+        &mut lac.events,
+        total,
+        "PPP up at the LAC",
+        |e| matches!(e, NodeEvent::PppUp { .. }),
+        is_down,
+    )
+    .await;
+    wait_for(
+        &mut lns.events,
+        total,
+        "PPP up at the LNS",
+        |e| matches!(e, NodeEvent::PppUp { .. }),
+        is_down,
+    )
+    .await;
+    let before = lns_sessions(&lns.handle).await;
+    let tunnels_before = lns_tunnels(&lns.handle).await;
+    assert_eq!(tunnels_before.len(), TUNNELS);
+    assert_eq!(before.len(), total);
+    assert!(before.iter().all(|s| s.3.is_some()), "{before:?}");
+    let fast_before = fast.entries();
+    assert_eq!(fast_before.len(), total);
+
+    // Everything, PPP included, is on disk now.
+    let state = DirStore::open(&dir).expect("dir").load().expect("load");
+    assert_eq!(state.tunnels.len(), TUNNELS);
+    assert_eq!(state.sessions.len(), total);
+    for s in &state.sessions {
+        let app: AppData = serde_json::from_value(s.app.clone()).expect("app data");
+        let ppp = app.ppp.expect("PPP state persisted");
+        assert!(ppp.peer_ipv4.is_some() && ppp.local_magic != 0 && ppp.peer_magic != 0);
+    }
+
+    // Kill the LNS: no CDN, no StopCCN; the fast path and the state directory stay.
+    lns.handle.shutdown().await;
+    let old = lns.task.await.expect("LNS task");
+    drop(old);
+    let echoes_before = lac_echo_replies(&lac.handle).await;
+    assert_eq!(echoes_before.len(), total);
+
+    // A new LNS process on the same address recovers.
+    let mut lns2 = start_lns("lns2", lns_addr, &dir, &fast).await;
+    let restored = wait_for(
+        &mut lns2.events,
+        total,
+        "sessions restored",
+        |e| matches!(e, NodeEvent::SessionRestored { .. }),
+        is_down,
+    )
+    .await;
+    assert!(restored
+        .iter()
+        .all(|e| matches!(e, NodeEvent::SessionRestored { ppp: true, .. })));
+    let recovered = wait_for(
+        &mut lns2.events,
+        TUNNELS,
+        "tunnels recovered",
+        |e| matches!(e, NodeEvent::TunnelRecovered { .. }),
+        is_down,
+    )
+    .await;
+    assert!(recovered.iter().all(
+        |e| matches!(e, NodeEvent::TunnelRecovered { sessions, .. } if *sessions == SESSIONS)
+    ));
+    // The old tunnels with their IDs and state; the recovery tunnels were closed (they
+    // linger in the StopCCN hold time).
+    let after = lns_tunnels(&lns2.handle).await;
+    let old_after: Vec<_> = after
+        .iter()
+        .filter(|t| tunnels_before.iter().any(|b| b.0 == t.0))
+        .cloned()
+        .collect();
+    assert_eq!(old_after, tunnels_before);
+    assert!(
+        after
+            .iter()
+            .filter(|t| !tunnels_before.iter().any(|b| b.0 == t.0))
+            .all(|t| t.1 != tunnels_before[0].1),
+        "recovery tunnels not left established: {after:?}"
+    );
+
+    // Same sessions, same IDs both sides, same subscriber addresses; the fast path untouched.
+    assert_eq!(lns_sessions(&lns2.handle).await, before);
+    assert_eq!(fast.entries(), fast_before);
+    let c = lns2
+        .handle
+        .inspect(|n| n.counters())
+        .await
+        .expect("running");
+    assert_eq!(c.restored, total as u64);
+    assert_eq!(c.restored_kept, total as u64);
+    assert_eq!(c.stale_removed, 0);
+    assert_eq!(c.store_errors, 0);
+    for e in &fast_before {
+        assert_eq!(fast.sequence_resets(&e.key()), 0, "v2 without sequencing");
+    }
+
+    // The subscribers' keepalives are answered by the restored links.
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    loop {
+        let now = lac_echo_replies(&lac.handle).await;
+        assert_eq!(now.len(), total, "LAC sessions all still there");
+        let all = now
+            .iter()
+            .zip(&echoes_before)
+            .all(|((s, r), (s0, r0))| s == s0 && r > r0);
+        if all {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "echoes not answered after the restart: {now:?} vs {echoes_before:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // A new session comes up, with an address nobody has.
+    lac.handle
+        .open_session(
+            tunnels[0],
+            CallParams::default(),
+            Some(ClientAuth {
+                user: format!("user{total}"),
+                password: format!("pw{total}").into_bytes(),
+            }),
+        )
+        .await
+        .expect("running")
+        .expect("open session");
+    let up = wait_for(
+        &mut lac.events,
+        1,
+        "the new session's PPP",
+        |e| matches!(e, NodeEvent::PppUp { .. }),
+        is_down,
+    )
+    .await;
+    let NodeEvent::PppUp {
+        local_ipv4: Some(addr),
+        ..
+    } = up[0]
+    else {
+        panic!("{up:?}");
+    };
+    assert!(before.iter().all(|s| s.3 != Some(addr)), "{addr} is taken");
+    let entries = fast.entries();
+    assert_eq!(entries.len(), total + 1);
+    assert!(entries.iter().any(|e| matches!(
+        &e.binding,
+        Binding::Subscriber { ipv4: Some(a), .. } if *a == addr
+    )));
+
+    // Nothing went down at the LAC, nothing at the new LNS.
+    while let Ok(e) = lac.events.try_recv() {
+        assert!(!is_down(&e), "LAC: {e:?}");
+        assert!(
+            !matches!(e, NodeEvent::TunnelUp { .. }),
+            "LAC saw a recovery tunnel: {e:?}"
+        );
+    }
+    while let Ok(e) = lns2.events.try_recv() {
+        assert!(!is_down(&e), "LNS: {e:?}");
+        assert!(!matches!(e, NodeEvent::TunnelUp { .. }), "LNS: {e:?}");
+    }
+
+    lac.handle.shutdown().await;
+    lns2.handle.shutdown().await;
+    let _ = lac.task.await;
+    let _ = lns2.task.await;
+    let ports = [lac.addr.port(), lns_addr.port()];
+    check_capture(&lns.capture, &ports);
+    check_capture(&lns2.capture, &ports);
+    check_capture(&lac.capture, &ports);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -135,6 +135,20 @@ fn drop_pinned_link(pin: &Path) -> Result<(), LoadError> {
     Ok(())
 }
 
+/// `max_entries` of `l2xdp_cpus`.
+pub const CPUMAP_MAX: u32 = 64;
+
+/// The CPUs to spread over: `0..n`, the online CPUs counted from 0 up to the first gap, at
+/// most [`CPUMAP_MAX`]. The first pass picks the entry `hash % n` and the cpumap key is the CPU
+/// number, so every CPU below `n` must be online (the kernel refuses an entry for an offline
+/// CPU; the possible CPUs may be more than the online ones).
+pub fn cpumap_cpus() -> Result<u32, LoadError> {
+    let online = aya::util::online_cpus()
+        .map_err(|(f, e)| LoadError::Load(format!("online CPUs ({f}): {e}")))?;
+    let n = (0..CPUMAP_MAX).take_while(|c| online.contains(c)).count();
+    Ok(n as u32)
+}
+
 /// Fills the cpumap with the second-pass program for CPUs `0..cpus`.
 pub fn setup_cpumap(ebpf: &mut Ebpf, cpus: u32, queue_size: u32) -> Result<(), LoadError> {
     let fd = program(ebpf, prog::ACCESS_CPU)?

@@ -391,7 +391,8 @@ impl DataPlane for XdpDataPlane {
     }
 }
 
-/// The number of possible CPUs (the cpumap spreading default).
+/// The number of possible CPUs (the length of per-CPU map values; the cpumap spreads over
+/// [`crate::loader::cpumap_cpus`]).
 pub fn possible_cpus() -> u32 {
     nr_cpus().map_or(1, |n| n as u32)
 }

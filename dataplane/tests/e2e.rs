@@ -5,158 +5,19 @@
 
 mod common;
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::path::PathBuf;
-
-use aya::programs::{Xdp, XdpMode};
-use aya::Ebpf;
+use common::topo::{attach_pass, count, packet_socket, send, Topology, Unpin, ETHERTYPE};
 use common::*;
-use l2xdp_dataplane::lab::Netns;
 use l2xdp_dataplane::{loader, static_pw, DataPlane, FastPathConfig, XdpDataPlane};
-use l2xdp_ebpf::{prog, UTIL_OBJ};
-
-const ETHERTYPE: u16 = 0x88b5; // IEEE local experimental: only our frames match
-
-fn packet_socket(ifindex: u32, proto: u16) -> OwnedFd {
-    // SAFETY: plain socket calls with valid arguments; the fd is owned right away.
-    unsafe {
-        let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(proto.to_be()));
-        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
-        let fd = OwnedFd::from_raw_fd(fd);
-        let mut sll: libc::sockaddr_ll = std::mem::zeroed();
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_protocol = proto.to_be();
-        sll.sll_ifindex = ifindex as i32;
-        let r = libc::bind(
-            fd.as_raw_fd(),
-            &sll as *const libc::sockaddr_ll as *const libc::sockaddr,
-            std::mem::size_of::<libc::sockaddr_ll>() as u32,
-        );
-        assert_eq!(r, 0, "bind: {}", std::io::Error::last_os_error());
-        let tv = libc::timeval {
-            tv_sec: 0,
-            tv_usec: 300_000,
-        };
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            &tv as *const libc::timeval as *const libc::c_void,
-            std::mem::size_of::<libc::timeval>() as u32,
-        );
-        fd
-    }
-}
-
-fn send(fd: &OwnedFd, frame: &[u8]) {
-    // SAFETY: a valid buffer.
-    let n = unsafe { libc::send(fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
-    assert_eq!(
-        n,
-        frame.len() as isize,
-        "send: {}",
-        std::io::Error::last_os_error()
-    );
-}
-
-/// Receives until a timeout; counts the frames `pred` accepts.
-fn count(fd: &OwnedFd, pred: impl Fn(&[u8]) -> bool) -> usize {
-    let mut buf = [0u8; 4096];
-    let mut n = 0;
-    loop {
-        // SAFETY: a valid buffer.
-        let r = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-        if r < 0 {
-            return n;
-        }
-        if pred(&buf[..r as usize]) {
-            n += 1;
-        }
-    }
-}
-
-fn attach_pass(iface: &str) -> Ebpf {
-    let mut e = Ebpf::load(UTIL_OBJ).expect("util object");
-    let p: &mut Xdp = e
-        .program_mut(prog::PASS)
-        .expect("xdp_pass")
-        .try_into()
-        .expect("xdp");
-    p.load().expect("load");
-    p.attach(iface, XdpMode::Driver).expect("attach xdp_pass");
-    e
-}
-
-struct Unpin(PathBuf);
-impl Drop for Unpin {
-    fn drop(&mut self) {
-        let _ = loader::detach(&self.0);
-    }
-}
+use l2xdp_ebpf::prog;
 
 #[test]
 fn static_pseudowire_over_three_namespaces() {
     if skip_unless_root("static_pseudowire_over_three_namespaces") {
         return;
     }
-    let lac = Netns::new("lac");
-    let lns = Netns::new("lns");
-    let core = Netns::new("core");
-    // No IPv6 autoconfiguration chatter: everything on the circuit is pseudowire payload.
-    for ns in [&lac, &lns, &core] {
-        ns.exec(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
-        ns.exec(&["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"]);
-    }
-    lns.ip(&[
-        "link",
-        "add",
-        "la",
-        "address",
-        &A0_MAC.to_string(),
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "lac0",
-        "netns",
-        &lac.name,
-    ]);
-    lns.ip(&[
-        "link",
-        "add",
-        "lc",
-        "address",
-        &C0_MAC.to_string(),
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "core0",
-        "netns",
-        &core.name,
-    ]);
-    lac.ip(&["link", "set", "lac0", "address", &PEER_MAC.to_string()]);
-    core.ip(&["link", "set", "core0", "address", &CORE_MAC.to_string()]);
-    for (ns, l) in [(&lns, "la"), (&lns, "lc"), (&lac, "lac0"), (&core, "core0")] {
-        ns.ip(&["link", "set", l, "up"]);
-    }
-    lns.ip(&["addr", "add", "192.0.2.1/24", "dev", "la"]);
-    lac.ip(&["addr", "add", "192.0.2.2/24", "dev", "lac0"]);
-    lns.ip(&[
-        "neigh",
-        "replace",
-        PEER4,
-        "lladdr",
-        &PEER_MAC.to_string(),
-        "nud",
-        "permanent",
-        "dev",
-        "la",
-    ]);
-    lns.exec(&["sysctl", "-qw", "net.ipv4.conf.all.forwarding=1"]);
-
-    let pin_dir = PathBuf::from(format!("/sys/fs/bpf/l2xdp-test-{}", std::process::id()));
-    let _unpin = Unpin(pin_dir.clone());
+    let Topology { lac, lns, core } = Topology::new();
+    let unpin = Unpin::new("test");
+    let pin_dir = unpin.0.clone();
     let config = r#"
 [[pseudowire]]
 tunnel_id = 1

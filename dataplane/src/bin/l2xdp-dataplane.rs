@@ -12,7 +12,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use l2xdp_dataplane::loader::{self, PIN_DIR};
-use l2xdp_dataplane::xdp::possible_cpus;
 use l2xdp_dataplane::{static_pw, DataPlane, FastPathConfig, XdpDataPlane};
 use l2xdp_ebpf::prog;
 use l2xdp_wire::datapath::{DecapConfig, DropReason};
@@ -37,7 +36,7 @@ enum Cmd {
         /// Core-side interfaces (subscriber traffic arrives here): encapsulation.
         #[arg(long)]
         core: Vec<String>,
-        /// Spread one tunnel's sessions over all CPUs (cpumap, second pass).
+        /// Spread one tunnel's sessions over the online CPUs (cpumap, second pass).
         #[arg(long)]
         cpumap: bool,
         /// L2TP UDP port.
@@ -66,7 +65,11 @@ fn run(cli: Cli) -> Result<(), String> {
             mtu,
         } => {
             let mut ebpf = loader::load(Some(&cli.pin_dir)).map_err(|e| e.to_string())?;
-            let cpus = if cpumap { possible_cpus() } else { 0 };
+            let cpus = if cpumap {
+                loader::cpumap_cpus().map_err(|e| e.to_string())?
+            } else {
+                0
+            };
             if cpus > 0 {
                 loader::setup_cpumap(&mut ebpf, cpus, 2048).map_err(|e| e.to_string())?;
             }

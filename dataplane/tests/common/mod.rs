@@ -4,6 +4,8 @@
 //! mirrored.
 #![allow(dead_code)]
 
+pub mod topo;
+
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::os::fd::{AsFd, AsRawFd, RawFd};

@@ -61,6 +61,7 @@ use aya::programs::xdp::XdpLink;
 use aya::programs::{Xdp, XdpMode};
 use aya::Ebpf;
 use l2xdp_dataplane::api::{Binding, DataPlane, SessionEntry};
+use l2xdp_dataplane::lab::topology::{Pins, Topology, CORE_MAC, LAC_MAC, LA_MAC, LC_MAC};
 use l2xdp_dataplane::lab::{is_root, Netns};
 use l2xdp_dataplane::test_run;
 use l2xdp_dataplane::{loader, FastPathConfig, XdpDataPlane};
@@ -77,14 +78,6 @@ use crate::interrupt;
 use crate::machine::{pin_thread, utc_now, Machine};
 use crate::summary::Summary;
 
-/// la, the LNS access side.
-const LA_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0x0a, 1]);
-/// lac0, the LAC.
-const LAC_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0x0a, 2]);
-/// lc, the LNS core side.
-const LC_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0x0c, 1]);
-/// core0, the core router.
-const CORE_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0x0c, 2]);
 const LNS4: &str = "192.0.2.1";
 const LAC4: &str = "192.0.2.2";
 const CORE4: &str = "198.51.100.2";
@@ -403,16 +396,6 @@ pub struct Report {
     pub cases: Vec<CaseReport>,
 }
 
-/// Removes the pinned maps on drop.
-struct Pins(PathBuf);
-impl Drop for Pins {
-    fn drop(&mut self) {
-        if let Err(e) = loader::detach(&self.0) {
-            eprintln!("l2xdp-bench: removing pins: {e}");
-        }
-    }
-}
-
 fn session(i: u32) -> (Session, SessionEntry) {
     let ours = Session {
         transport: Transport::Udp,
@@ -597,53 +580,7 @@ struct Lab {
     lac0: u32,
     core0: u32,
     _pins: Pins,
-    lac: Netns,
-    lns: Netns,
-    core: Netns,
-}
-
-fn setup_namespaces() -> (Netns, Netns, Netns) {
-    let lac = Netns::new("fwd-lac");
-    let lns = Netns::new("fwd-lns");
-    let core = Netns::new("fwd-core");
-    for ns in [&lac, &lns, &core] {
-        ns.exec(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
-        ns.exec(&["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"]);
-    }
-    let la_mac = LA_MAC.to_string();
-    let lc_mac = LC_MAC.to_string();
-    lns.ip(&[
-        "link", "add", "la", "address", &la_mac, "type", "veth", "peer", "name", "lac0", "netns",
-        &lac.name,
-    ]);
-    lns.ip(&[
-        "link", "add", "lc", "address", &lc_mac, "type", "veth", "peer", "name", "core0", "netns",
-        &core.name,
-    ]);
-    lac.ip(&["link", "set", "lac0", "address", &LAC_MAC.to_string()]);
-    core.ip(&["link", "set", "core0", "address", &CORE_MAC.to_string()]);
-    for (ns, l) in [(&lns, "la"), (&lns, "lc"), (&lac, "lac0"), (&core, "core0")] {
-        ns.ip(&["link", "set", l, "up"]);
-    }
-    lns.ip(&["addr", "add", "192.0.2.1/24", "dev", "la"]);
-    lns.ip(&["addr", "add", "198.51.100.1/24", "dev", "lc"]);
-    let lac_mac = LAC_MAC.to_string();
-    let core_mac = CORE_MAC.to_string();
-    for (addr, mac, dev) in [(LAC4, &lac_mac, "la"), (CORE4, &core_mac, "lc")] {
-        lns.ip(&[
-            "neigh",
-            "replace",
-            addr,
-            "lladdr",
-            mac,
-            "nud",
-            "permanent",
-            "dev",
-            dev,
-        ]);
-    }
-    lns.exec(&["sysctl", "-qw", "net.ipv4.conf.all.forwarding=1"]);
-    (lac, lns, core)
+    topo: Topology,
 }
 
 /// `cat /sys/class/net/<dev>/threaded` inside `ns` (sysfs as the namespace sees it).
@@ -660,9 +597,10 @@ fn napi_threaded(ns: &Netns, dev: &str) -> String {
 
 impl Lab {
     fn new(opts: &Options) -> Result<(Lab, Vec<Prepared>), Error> {
-        let (lac, lns, core) = setup_namespaces();
-        let pin_dir = PathBuf::from(format!("/sys/fs/bpf/l2xdp-bench-{}", std::process::id()));
-        let pins = Pins(pin_dir.clone());
+        let topo = Topology::new("fwd");
+        let (lac, lns, core) = (&topo.lac, &topo.lns, &topo.core);
+        let pins = Pins::under_sys_fs_bpf("bench");
+        let pin_dir = pins.path().to_path_buf();
         let (fast, la, lc) = {
             let _g = lns.enter();
             let fast = loader::load(Some(&pin_dir))?;
@@ -714,8 +652,8 @@ impl Lab {
         xdp(&mut util, prog::SWAP_MAC)?
             .load()
             .map_err(|x| bpf(prog::SWAP_MAC)(format!("{x:?}")))?;
-        let sink_core = Sink::new(&core, "core0")?;
-        let sink_lac = Sink::new(&lac, "lac0")?;
+        let sink_core = Sink::new(core, "core0")?;
+        let sink_lac = Sink::new(lac, "lac0")?;
         let lac0 = {
             let _g = lac.enter();
             loader::ifindex("lac0")?
@@ -738,9 +676,7 @@ impl Lab {
                 lac0,
                 core0,
                 _pins: pins,
-                lac,
-                lns,
-                core,
+                topo,
             },
             first,
         ))
@@ -763,7 +699,7 @@ impl Lab {
             Case::BaselineUp | Case::BaselineDown => &mut self.tools,
             Case::DecapV2 | Case::EncapV2 => &mut self.fast,
         };
-        let link = attach(obj, p, &self.lns, iface)?;
+        let link = attach(obj, p, &self.topo.lns, iface)?;
         slot.current = Some((p, link));
         Ok(())
     }
@@ -815,9 +751,9 @@ impl Lab {
                 .map_err(|x| bpf(prog::GEN)(x.to_string()))?
         };
         let (ns, ifindex) = if case.gen_at_lac() {
-            (&self.lac, self.lac0)
+            (&self.topo.lac, self.lac0)
         } else {
-            (&self.core, self.core0)
+            (&self.topo.core, self.core0)
         };
         let mut pass = Pass::default();
         let guard = ns.enter();
@@ -1040,10 +976,10 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
     let (mut lab, first) = Lab::new(opts)?;
     let napi = format!(
         "veth XDP NAPI in softirq on the generator's core (threaded: lac0={}, la={}, lc={}, core0={}); GRO off; every receiving veth has an XDP program",
-        napi_threaded(&lab.lac, "lac0"),
-        napi_threaded(&lab.lns, "la"),
-        napi_threaded(&lab.lns, "lc"),
-        napi_threaded(&lab.core, "core0"),
+        napi_threaded(&lab.topo.lac, "lac0"),
+        napi_threaded(&lab.topo.lns, "la"),
+        napi_threaded(&lab.topo.lns, "lc"),
+        napi_threaded(&lab.topo.core, "core0"),
     );
     let stats = StatsSwitch::new().map_err(io("kernel.bpf_stats_enabled"))?;
 

@@ -5,19 +5,26 @@
 
 mod common;
 
-use common::topo::{attach_pass, count, packet_socket, send, Topology, Unpin, ETHERTYPE};
+use std::time::Duration;
+
 use common::*;
-use l2xdp_dataplane::{loader, static_pw, DataPlane, FastPathConfig, XdpDataPlane};
-use l2xdp_ebpf::prog;
+use l2xdp_dataplane::lab::topology::{PeerPort, Pins, Topology, CORE0, LAC0, LC};
+use l2xdp_dataplane::{loader, static_pw, DataPlane, XdpDataPlane};
+
+const ETHERTYPE: u16 = 0x88b5; // IEEE local experimental: only our frames match
+/// How long a count waits for one more frame.
+const QUIET: Duration = Duration::from_millis(300);
 
 #[test]
 fn static_pseudowire_over_three_namespaces() {
     if skip_unless_root("static_pseudowire_over_three_namespaces") {
         return;
     }
-    let Topology { lac, lns, core } = Topology::new();
-    let unpin = Unpin::new("test");
-    let pin_dir = unpin.0.clone();
+    // The lab's topology: no IPv6 autoconfiguration chatter, everything on the circuit is
+    // pseudowire payload.
+    let topo = Topology::new("e2e");
+    let pins = Pins::under_sys_fs_bpf("test");
+    let pin_dir = pins.path().to_path_buf();
     let config = r#"
 [[pseudowire]]
 tunnel_id = 1
@@ -35,32 +42,22 @@ interface = "lc"
     let pw = static_pw::parse(config, "e2e.toml")
         .expect("config")
         .remove(0);
-    let (entry, _lns_obj) = {
-        let _g = lns.enter();
-        let mut ebpf = loader::load(Some(&pin_dir)).expect("load with pins");
-        loader::attach_pinned(&mut ebpf, prog::ACCESS, "la", &pin_dir).expect("attach access");
-        loader::attach_pinned(&mut ebpf, prog::CORE, "lc", &pin_dir).expect("attach core");
+    let _lns_obj = topo.attach_fast_path(&pin_dir);
+    let entry = {
+        let _g = topo.lns.enter();
         // Another handle, as the control plane would open it.
         let mut dp = XdpDataPlane::open(&pin_dir).expect("open pins");
-        dp.set_config(&FastPathConfig::default()).expect("config");
-        let entry = pw.entry(loader::ifindex("lc").expect("lc"));
+        let entry = pw.entry(loader::ifindex(LC).expect("lc"));
         dp.install(&entry).expect("install");
-        (entry, ebpf)
+        entry
     };
-    let (core_sock, _core_pass) = {
-        let _g = core.enter();
-        let e = attach_pass("core0");
-        (
-            packet_socket(loader::ifindex("core0").expect("core0"), ETHERTYPE),
-            e,
-        )
-    };
-    let (lac_sock, lac_ip_sock, _lac_pass) = {
-        let _g = lac.enter();
-        let e = attach_pass("lac0");
-        let i = loader::ifindex("lac0").expect("lac0");
-        (packet_socket(i, ETHERTYPE), packet_socket(i, 0x0800), e)
-    };
+    let core_port = PeerPort::new(&topo.core, CORE0);
+    let core_sock = core_port.socket(ETHERTYPE, QUIET);
+    let lac_port = PeerPort::new(&topo.lac, LAC0);
+    let (lac_sock, lac_ip_sock) = (
+        lac_port.socket(ETHERTYPE, QUIET),
+        lac_port.socket(0x0800, QUIET),
+    );
 
     // Upstream: the LAC sends N L2TPv3 frames; the core sees N inner frames.
     let peer = mirror(&entry.session);
@@ -70,9 +67,9 @@ interface = "lc"
     inner[12..14].copy_from_slice(&ETHERTYPE.to_be_bytes());
     const N: usize = 50;
     for _ in 0..N {
-        send(&lac_sock, &from_peer(&peer, &inner, 0));
+        lac_sock.send(&from_peer(&peer, &inner, 0));
     }
-    let got = count(&core_sock, |f| f == inner.as_slice());
+    let got = core_sock.count(|f| f == inner.as_slice());
     assert_eq!(got, N, "inner frames delivered to the core namespace");
 
     // Downstream: the core sends M frames on the circuit; the LAC sees M L2TP frames.
@@ -81,14 +78,13 @@ interface = "lc"
     down[..6].copy_from_slice(&PEER_MAC.0);
     down[6..12].copy_from_slice(&CORE_MAC.0);
     for _ in 0..M {
-        send(&core_sock, &down);
+        core_sock.send(&down);
     }
-    let l2tp = count(&lac_ip_sock, |f| {
-        f.len() > 42 && f[23] == 17 && f[36..38] == [0x06, 0xa5] && f.ends_with(&down)
-    });
+    let l2tp = lac_ip_sock
+        .count(|f| f.len() > 42 && f[23] == 17 && f[36..38] == [0x06, 0xa5] && f.ends_with(&down));
     assert_eq!(l2tp, M, "encapsulated frames delivered to the LAC");
 
-    let _g = lns.enter();
+    let _g = topo.lns.enter();
     let dp = XdpDataPlane::open(&pin_dir).expect("open pins");
     let c = dp.counters(&entry.key()).expect("counters");
     assert_eq!((c.rx_packets, c.tx_packets), (N as u64, M as u64), "{c:?}");

@@ -1,6 +1,19 @@
-//! Network namespaces for tests and measurements: uniquely named, always removed (the guard's
-//! `Drop` runs on panic too), entered per thread (`setns` changes only the calling thread).
-//! Needs root and iproute2.
+//! The lab for tests, benches and demos: network namespaces (uniquely named, always removed —
+//! the guard's `Drop` runs on panic too — and entered per thread: `setns` changes only the
+//! calling thread), and on top of them:
+//!
+//! - [`topology`]: the `lac` — `lns` — `core` namespaces joined by veth pairs, the fast path
+//!   attached on the lns side with pins in a per-run directory, `xdp_pass` on the peers.
+//! - [`packet`]: AF_PACKET sockets bound to one interface, to send and receive raw frames.
+//! - [`traffic`]: subscribers as the LAC sees them, frame builders and classifiers, counting
+//!   receivers and senders paced by what the receivers counted.
+//!
+//! Everything here is a fixture: a failure panics with what failed. Needs root and iproute2
+//! (and `ethtool`).
+
+pub mod packet;
+pub mod topology;
+pub mod traffic;
 
 use std::fs::File;
 use std::os::fd::AsRawFd;

@@ -1,0 +1,376 @@
+//! Subscriber traffic through the [`topology`](super::topology): the LAC's view of each
+//! session, frames both ways (L2TPv2 data frames built with `wire::datapath::encap` upstream,
+//! plain IPv4 from the core host downstream), classifiers that recognise them on arrival,
+//! receivers counting per subscriber, and senders paced by what the receivers counted.
+//!
+//! Why pacing: a veth whose peer runs XDP queues received frames in a 256-entry ring and drops
+//! when it is full, and a packet socket's sends are not flow controlled. The senders therefore
+//! keep at most [`WINDOW`] frames unreceived per direction (flow control by what the receivers
+//! counted, not by time), so any shortfall is a real loss and fails the test.
+//!
+//! Time limits ([`LIMIT`]) only bound a hung run; nothing asserts how fast anything went.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use l2xdp_wire::datapath::{decap, encap, DecapConfig, PppTx, Session, SessionKey, TxSeq, Verdict};
+use l2xdp_wire::l2tp::header::{Cookie, Transport};
+use l2xdp_wire::net::ethernet::{MacAddr, Vlans};
+use l2xdp_wire::net::frame::{udp_frame, Endpoints};
+
+use super::packet::PacketSocket;
+use super::topology::{
+    PeerPort, CORE_HOST, CORE_MAC, L2TP_PORT, LAC_IP, LAC_MAC, LA_MAC, LC_MAC, LNS_IP,
+};
+use crate::api::DataPlane;
+
+/// Frames in flight per direction (see the module documentation).
+pub const WINDOW: usize = 64;
+/// Bounds a hung run; not a performance expectation.
+pub const LIMIT: Duration = Duration::from_secs(60);
+/// Inner UDP port on the subscriber side.
+pub const SUB_PORT: u16 = 4000;
+/// Inner UDP port on the core side.
+pub const CORE_PORT: u16 = 5000;
+/// EtherType IPv4.
+pub const ETH_P_IP: u16 = 0x0800;
+/// Receive timeout of the counting sockets (how often a [`Counter`] looks at its stop flag).
+pub const RECV_TIMEOUT: Duration = Duration::from_millis(100);
+/// Receive buffer of the counting sockets.
+pub const RECV_BUFFER: libc::c_int = 16 << 20;
+
+/// One subscriber as the LAC sees it.
+#[derive(Clone, Debug)]
+pub struct Sub {
+    /// The LAC's view of the session (what it encapsulates with, what it decapsulates by).
+    pub view: Session,
+    /// The address IPCP gave the subscriber.
+    pub addr: Ipv4Addr,
+    /// The LNS's key of the session (for its XDP counters).
+    pub lns_key: SessionKey,
+}
+
+impl Sub {
+    /// A UDP L2TPv2 session of the LAC (`lac0`, port 1701) to the LNS (`la`, port 1701):
+    /// `our_ids` and `peer_ids` as the LAC knows them, sequencing if either direction has it,
+    /// no cookies, UDP checksums on; `addr` the subscriber's address.
+    pub fn new(our_ids: SessionKey, peer_ids: SessionKey, sequencing: bool, addr: Ipv4Addr) -> Sub {
+        let view = Session {
+            transport: Transport::Udp,
+            local_addr: IpAddr::V4(LAC_IP),
+            peer_addr: IpAddr::V4(LNS_IP),
+            local_port: L2TP_PORT,
+            peer_port: L2TP_PORT,
+            local_mac: LAC_MAC,
+            next_hop_mac: LA_MAC,
+            vlans: Vlans::NONE,
+            our_ids,
+            peer_ids,
+            cookie_rx: Cookie::NONE,
+            cookie_tx: Cookie::NONE,
+            l2ss: false,
+            sequencing,
+            ppp: PppTx::default(),
+            ttl: 64,
+            dscp: 0,
+            udp_checksum_v4: true,
+        };
+        Sub {
+            view,
+            addr,
+            lns_key: peer_ids,
+        }
+    }
+}
+
+/// An IPv4/UDP packet (no Ethernet header) whose payload starts with `seq`.
+pub fn inner_ip(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, seq: u32) -> Vec<u8> {
+    let e = Endpoints {
+        src_mac: MacAddr([0; 6]),
+        dst_mac: MacAddr([0; 6]),
+        src: IpAddr::V4(src),
+        dst: IpAddr::V4(dst),
+    };
+    let mut payload = seq.to_be_bytes().to_vec();
+    payload.extend((0..60u8).collect::<Vec<_>>());
+    udp_frame(&e, sport, dport, &payload).expect("inner packet")[14..].to_vec()
+}
+
+/// The LAC's L2TP data frame carrying IPv4 from the subscriber to the core host.
+pub fn upstream_frame(sub: &Sub, tx: &mut TxSeq, seq: u32) -> Vec<u8> {
+    let inner = inner_ip(sub.addr, CORE_HOST, SUB_PORT, CORE_PORT, seq);
+    let mut out = vec![0u8; 2048];
+    let n = encap(&sub.view, tx, &inner, 1500, &mut out).expect("LAC encap");
+    out.truncate(n);
+    out
+}
+
+/// The core host's Ethernet frame carrying IPv4 to the subscriber.
+pub fn downstream_frame(sub: &Sub, seq: u32) -> Vec<u8> {
+    let e = Endpoints {
+        src_mac: CORE_MAC,
+        dst_mac: LC_MAC,
+        src: IpAddr::V4(CORE_HOST),
+        dst: IpAddr::V4(sub.addr),
+    };
+    let mut payload = seq.to_be_bytes().to_vec();
+    payload.extend((0..60u8).collect::<Vec<_>>());
+    udp_frame(&e, CORE_PORT, SUB_PORT, &payload).expect("core packet")
+}
+
+/// Core side: an IPv4/UDP packet from a subscriber to the core host; the class is its source.
+pub fn classify_upstream(f: &[u8]) -> Option<u32> {
+    if f.len() < 14 + 28 || f[12..14] != ETH_P_IP.to_be_bytes() {
+        return None;
+    }
+    let ip = &f[14..];
+    let dst = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
+    let dport = u16::from_be_bytes([ip[22], ip[23]]);
+    // TTL 64 decremented once by the fast path (RFC 1812 §5.3.1).
+    if ip[0] != 0x45 || ip[9] != 17 || dst != CORE_HOST || dport != CORE_PORT || ip[8] != 63 {
+        return None;
+    }
+    Some(u32::from(Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15])))
+}
+
+/// LAC side: an L2TP data frame of one of our sessions carrying IPv4 for its subscriber; the
+/// class is the subscriber's address.
+pub fn classify_downstream(subs: &BTreeMap<SessionKey, Sub>, f: &[u8]) -> Option<u32> {
+    let cfg = DecapConfig::default();
+    let views: BTreeMap<SessionKey, Session> = subs.iter().map(|(k, s)| (*k, s.view)).collect();
+    // The LAC is the client end: any source the LNS sends is bound to the session it came on.
+    let seen = std::cell::Cell::new(None);
+    let lookup = |k: &SessionKey| {
+        seen.set(Some(*k));
+        views.get(k)
+    };
+    match decap(f, &cfg, lookup, |_| None, |_| seen.get()) {
+        Verdict::Forward { inner, key, .. } => {
+            let ip = &f[inner];
+            let dst = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
+            let src = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
+            let sub = subs.get(&key)?;
+            // Into the right session, unchanged by the LNS (it does not route it itself).
+            (dst == sub.addr && src == CORE_HOST && ip[8] == 64).then(|| u32::from(sub.addr))
+        }
+        _ => None,
+    }
+}
+
+/// Per class: (frames, bytes).
+pub type Counts = HashMap<u32, (usize, u64)>;
+
+/// A thread counting the received frames `classify` recognises, per class (frames the host
+/// sent itself are skipped). Stopped and joined on drop.
+#[derive(Debug)]
+pub struct Counter {
+    total: Arc<AtomicUsize>,
+    counts: Arc<Mutex<Counts>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Counter {
+    /// Starts counting what `sock` receives.
+    pub fn start(
+        sock: PacketSocket,
+        classify: impl Fn(&[u8]) -> Option<u32> + Send + 'static,
+    ) -> Counter {
+        let total = Arc::new(AtomicUsize::new(0));
+        let counts = Arc::new(Mutex::new(HashMap::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (t, c, s) = (total.clone(), counts.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let mut buf = vec![0u8; 4096];
+            while !s.load(Ordering::Acquire) {
+                let Some((n, kind)) = sock.recv(&mut buf) else {
+                    continue;
+                };
+                if n == 0 || kind == libc::PACKET_OUTGOING {
+                    continue;
+                }
+                let frame = &buf[..n];
+                if let Some(class) = classify(frame) {
+                    let mut m = c.lock().expect("counts");
+                    let e = m.entry(class).or_insert((0, 0));
+                    e.0 += 1;
+                    e.1 += frame.len() as u64;
+                    t.fetch_add(1, Ordering::Release);
+                }
+            }
+        });
+        Counter {
+            total,
+            counts,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Frames counted so far, all classes.
+    pub fn total(&self) -> usize {
+        self.total.load(Ordering::Acquire)
+    }
+
+    /// Frames and bytes counted so far, per class.
+    pub fn counts(&self) -> Counts {
+        self.counts.lock().expect("counts").clone()
+    }
+
+    /// Waits (bounded by [`LIMIT`]) until `n` frames were counted; asserts exactly `n`.
+    pub fn wait(&self, n: usize, what: &str) {
+        let end = Instant::now() + LIMIT;
+        while self.total() < n && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(self.total(), n, "{what}: frames counted");
+    }
+}
+
+impl Drop for Counter {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// One direction of paced traffic: a socket sending, the [`Counter`] at the far end, and
+/// how many frames were sent since the counter stood at `base`.
+#[derive(Debug)]
+pub struct Paced<'a> {
+    sock: &'a PacketSocket,
+    rx: &'a Counter,
+    base: usize,
+    /// Frames sent in this direction.
+    pub sent: usize,
+}
+
+impl<'a> Paced<'a> {
+    /// Starts a direction: what `rx` has counted so far is not this direction's.
+    pub fn new(sock: &'a PacketSocket, rx: &'a Counter) -> Paced<'a> {
+        Paced {
+            sock,
+            rx,
+            base: rx.total(),
+            sent: 0,
+        }
+    }
+
+    /// Sends `frame`, first waiting (bounded) until fewer than [`WINDOW`] of the frames sent
+    /// in this direction are still unreceived.
+    pub fn send(&mut self, frame: &[u8]) {
+        let end = Instant::now() + LIMIT;
+        while self.sent >= self.rx.total() - self.base + WINDOW {
+            assert!(
+                Instant::now() < end,
+                "frames lost: {} sent, {} received",
+                self.sent,
+                self.rx.total() - self.base
+            );
+            std::thread::yield_now();
+        }
+        self.sock.send(frame);
+        self.sent += 1;
+    }
+}
+
+/// The subscribers' traffic both ways: the LAC's sequence state per session and what was sent
+/// upstream per subscriber (frames, bytes), for the final comparison.
+#[derive(Debug)]
+pub struct Flows {
+    /// The subscribers, in sending order.
+    pub order: Vec<Sub>,
+    tx: HashMap<SessionKey, TxSeq>,
+    /// Sent upstream per subscriber address: (frames, bytes).
+    pub want_up: Counts,
+    /// The next payload sequence number.
+    pub seq: u32,
+}
+
+impl Flows {
+    /// Flows for every subscriber of `subs`, in key order.
+    pub fn new(subs: &BTreeMap<SessionKey, Sub>) -> Flows {
+        let order: Vec<Sub> = subs.values().cloned().collect();
+        let tx = order
+            .iter()
+            .map(|s| (s.view.our_ids, TxSeq::default()))
+            .collect();
+        Flows {
+            order,
+            tx,
+            want_up: HashMap::new(),
+            seq: 0,
+        }
+    }
+
+    /// The LAC's sequence state of `sub` (for frames sent outside of [`send`](Self::send)).
+    pub fn tx(&mut self, sub: &Sub) -> &mut TxSeq {
+        self.tx.get_mut(&sub.view.our_ids).expect("tx")
+    }
+
+    /// Sends one frame each way for the `i`-th subscriber: upstream from the LAC, downstream
+    /// from the core host, both paced; counts the upstream one in `want_up`.
+    pub fn send(&mut self, i: usize, up: &mut Paced, down: &mut Paced) {
+        let s = &self.order[i];
+        let seq = self.seq;
+        let f = upstream_frame(s, self.tx.get_mut(&s.view.our_ids).expect("tx"), seq);
+        let e = self.want_up.entry(u32::from(s.addr)).or_insert((0, 0));
+        e.0 += 1;
+        e.1 += f.len() as u64;
+        up.send(&f);
+        down.send(&downstream_frame(s, seq));
+        self.seq += 1;
+    }
+
+    /// `rounds` rounds of [`send`](Self::send) over every subscriber.
+    pub fn send_rounds(&mut self, rounds: usize, up: &mut Paced, down: &mut Paced) {
+        for _ in 0..rounds {
+            for i in 0..self.order.len() {
+                self.send(i, up, down);
+            }
+        }
+    }
+
+    /// Asserts that every subscriber sent `per_sub` frames upstream, that the core counted
+    /// `per_sub` from each (`up_got`) and the LAC `per_sub` for each (`down_got`), and that
+    /// the fast path's per-session counters (`fast`, the LNS's) agree, packets and bytes.
+    pub fn assert_delivered(
+        &self,
+        per_sub: usize,
+        up_got: &Counts,
+        down_got: &Counts,
+        fast: &dyn DataPlane,
+    ) {
+        for s in &self.order {
+            let k = u32::from(s.addr);
+            let (sent, up_bytes) = self.want_up[&k];
+            assert_eq!(sent, per_sub);
+            assert_eq!(up_got[&k].0, per_sub, "upstream packets of {}", s.addr);
+            assert_eq!(down_got[&k].0, per_sub, "downstream packets of {}", s.addr);
+            // The fast path's own per-session counters agree, packets and bytes.
+            let c = fast
+                .counters(&s.lns_key)
+                .expect("the session is still installed");
+            assert_eq!(c.rx_packets, per_sub as u64, "XDP rx of {:?}", s.lns_key);
+            assert_eq!(c.tx_packets, per_sub as u64, "XDP tx of {:?}", s.lns_key);
+            assert_eq!(c.rx_bytes, up_bytes, "XDP rx bytes of {:?}", s.lns_key);
+            assert_eq!(
+                c.tx_bytes, down_got[&k].1,
+                "XDP tx bytes of {:?}",
+                s.lns_key
+            );
+        }
+    }
+}
+
+/// A packet socket for IPv4 frames on `port`, as the traffic sends and counts with:
+/// [`RECV_TIMEOUT`], [`RECV_BUFFER`].
+pub fn ip_socket(port: &PeerPort) -> PacketSocket {
+    port.socket(ETH_P_IP, RECV_TIMEOUT)
+        .force_recv_buffer(RECV_BUFFER)
+}

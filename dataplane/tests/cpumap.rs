@@ -2,7 +2,7 @@
 //! `l2xdp-dataplane attach --cpumap` does (cpumap entries for every online CPU with the second
 //! pass `xdp_l2tp_access_cpu` as their program, `cpumap_cpus` in the config), many L2TPv2
 //! sessions of one tunnel, data frames from the LAC, the decapsulated packets counted per
-//! subscriber in the core namespace. Every frame arrives; each frame is redirected once (first
+//! subscriber in the core namespace (the lab's topology, counter and paced sender). Every frame arrives; each frame is redirected once (first
 //! pass) and decapsulated once (second pass); each session runs on one CPU and the sessions
 //! use more than one. Needs root and two online CPUs; skips loudly otherwise.
 
@@ -10,30 +10,25 @@ mod common;
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use aya::maps::{Map, MapData, PerCpuHashMap};
-use common::topo::{attach_pass, packet_socket, recv, send, Topology, Unpin, ETHERTYPE};
 use common::*;
 use l2xdp_dataplane::api::{Binding, SessionEntry};
+use l2xdp_dataplane::lab::packet::ETH_P_LOCAL_EXP;
+use l2xdp_dataplane::lab::topology::{PeerPort, Pins, Topology, CORE0, LAC0};
+use l2xdp_dataplane::lab::traffic::{ip_socket, Counter, Paced, RECV_TIMEOUT};
 use l2xdp_dataplane::session_map::map_key;
 use l2xdp_dataplane::{loader, DataPlane, FastPathConfig, XdpDataPlane};
 use l2xdp_ebpf::maps::{self, name, verdict};
-use l2xdp_ebpf::prog;
-use l2xdp_wire::datapath::{emit_inner_ethernet, DecapConfig, SessionKey};
+use l2xdp_wire::datapath::{emit_inner_ethernet, SessionKey};
 use l2xdp_wire::l2tp::header::Transport;
 
 /// Sessions of the one tunnel.
 const SESSIONS: u16 = 64;
 /// Frames per session.
 const PER_SESSION: u64 = 40;
-/// Frames sent but not yet counted by the receiver, at most: the veth rings hold 256.
-const WINDOW: u64 = 32;
-/// The longest wait without progress before giving up (a bound, not an assertion).
-const STALL: Duration = Duration::from_secs(5);
+/// The class of a frame at the core that is not one session's expected packet.
+const UNEXPECTED: u32 = u32::MAX;
 
 const TUNNEL: u16 = 1;
 const PEER_TUNNEL: u16 = 2;
@@ -64,62 +59,22 @@ fn entry(i: u16) -> SessionEntry {
     }
 }
 
-/// Counts, per session index, the frames equal to that session's expected packet (by inner
-/// source); anything else matching UDP 4000 → 5000 is counted as unexpected.
-struct Receiver {
-    per_session: Vec<AtomicU64>,
-    total: AtomicU64,
-    unexpected: AtomicU64,
-    stop: AtomicBool,
-}
-
-impl Receiver {
-    fn run(&self, fd: &OwnedFd, want: &HashMap<[u8; 4], (usize, Vec<u8>)>) {
-        let mut buf = [0u8; 4096];
-        while !self.stop.load(Ordering::Acquire) {
-            let Some(n) = recv(fd, &mut buf) else {
-                continue;
-            };
-            let f = &buf[..n];
-            // Ethernet + IPv4 (20) + UDP 4000 → 5000.
-            if f.len() < 42
-                || f[12..14] != [0x08, 0x00]
-                || f[23] != 17
-                || f[34..38] != [0x0f, 0xa0, 0x13, 0x88]
-            {
-                continue;
-            }
-            let src: [u8; 4] = f[26..30].try_into().expect("4 bytes");
-            match want.get(&src) {
-                Some((i, w)) if w.as_slice() == f => {
-                    self.per_session[*i].fetch_add(1, Ordering::Relaxed);
-                    self.total.fetch_add(1, Ordering::Release);
-                }
-                _ => {
-                    self.unexpected.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        }
+/// The core's classifier: a frame equal to a session's expected packet (found by its inner
+/// source) is of that session's index; anything else that is UDP 4000 → 5000 is
+/// [`UNEXPECTED`]; the rest (not ours) is ignored.
+fn classify(want: &HashMap<[u8; 4], (usize, Vec<u8>)>, f: &[u8]) -> Option<u32> {
+    // Ethernet + IPv4 (20) + UDP 4000 → 5000.
+    if f.len() < 42
+        || f[12..14] != [0x08, 0x00]
+        || f[23] != 17
+        || f[34..38] != [0x0f, 0xa0, 0x13, 0x88]
+    {
+        return None;
     }
-}
-
-/// Waits until `done()`, as long as the receiver keeps counting; false after `STALL` without
-/// progress.
-fn wait_for(rx: &Receiver, done: impl Fn(u64) -> bool) -> bool {
-    let mut last = rx.total.load(Ordering::Acquire);
-    let mut since = Instant::now();
-    loop {
-        let now = rx.total.load(Ordering::Acquire);
-        if done(now) {
-            return true;
-        }
-        if now != last {
-            last = now;
-            since = Instant::now();
-        } else if since.elapsed() > STALL {
-            return false;
-        }
-        std::thread::sleep(Duration::from_micros(200));
+    let src: [u8; 4] = f[26..30].try_into().expect("4 bytes");
+    match want.get(&src) {
+        Some((i, w)) if w.as_slice() == f => Some(*i as u32),
+        _ => Some(UNEXPECTED),
     }
 }
 
@@ -137,64 +92,30 @@ fn cpumap_spreads_sessions_of_one_tunnel() {
         );
         return;
     }
-    let Topology { lac, lns, core } = Topology::new();
-    // v2: the inner packets are routed to the core through lc.
-    lns.ip(&["addr", "add", "198.51.100.1/24", "dev", "lc"]);
-    lns.ip(&[
-        "neigh",
-        "replace",
-        CORE4,
-        "lladdr",
-        &CORE_MAC.to_string(),
-        "nud",
-        "permanent",
-        "dev",
-        "lc",
-    ]);
-    let unpin = Unpin::new("cpumap");
-    let pin_dir = unpin.0.clone();
-
-    let entries: Vec<SessionEntry> = (1..=SESSIONS).map(entry).collect();
-    let _lns_obj = {
-        let _g = lns.enter();
-        // As `l2xdp-dataplane attach --cpumap`.
-        let mut ebpf = loader::load(Some(&pin_dir)).expect("load with pins");
-        loader::setup_cpumap(&mut ebpf, cpus, 2048).expect("cpumap entries");
-        loader::attach_pinned(&mut ebpf, prog::ACCESS, "la", &pin_dir).expect("attach access");
-        loader::attach_pinned(&mut ebpf, prog::CORE, "lc", &pin_dir).expect("attach core");
-        let mut dp = XdpDataPlane::open(&pin_dir).expect("open pins");
-        dp.set_config(&FastPathConfig {
-            decap: DecapConfig::default(),
-            mtu: 1500,
+    // The lab's topology; as `l2xdp-dataplane attach --cpumap`: the cpumap filled for the
+    // online CPUs from 0, `cpumap_cpus` in the config.
+    let topo = Topology::new("cpumap");
+    let pins = Pins::under_sys_fs_bpf("cpumap");
+    let pin_dir = pins.path().to_path_buf();
+    let _lns_obj = topo.attach_fast_path_with(
+        &pin_dir,
+        &FastPathConfig {
             cpumap_cpus: cpus,
-        })
-        .expect("config");
+            ..FastPathConfig::default()
+        },
+    );
+    let entries: Vec<SessionEntry> = (1..=SESSIONS).map(entry).collect();
+    {
+        let _g = topo.lns.enter();
+        let mut dp = XdpDataPlane::open(&pin_dir).expect("open pins");
         for e in &entries {
             dp.install(e).expect("install");
         }
-        ebpf
-    };
-    let (core_sock, _core_pass) = {
-        let _g = core.enter();
-        let e = attach_pass("core0");
-        let fd = packet_socket(loader::ifindex("core0").expect("core0"), 0x0800);
-        let big: libc::c_int = 8 << 20;
-        // SAFETY: a valid fd and option value.
-        unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVBUFFORCE,
-                (&big as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as u32,
-            );
-        }
-        (fd, e)
-    };
-    let lac_sock = {
-        let _g = lac.enter();
-        packet_socket(loader::ifindex("lac0").expect("lac0"), ETHERTYPE)
-    };
+    }
+    let core_port = PeerPort::new(&topo.core, CORE0);
+    let lac_port = PeerPort::new(&topo.lac, LAC0);
+    // The LAC only sends: bound to an EtherType nothing else uses.
+    let lac_sock = lac_port.socket(ETH_P_LOCAL_EXP, RECV_TIMEOUT);
 
     // Per session: the frame the LAC sends, and the frame the core must see (the reference's
     // emit_inner_ethernet: lc's MAC to the core's, TTL − 1).
@@ -209,64 +130,37 @@ fn cpumap_spreads_sessions_of_one_tunnel() {
         want.insert(sub(i as u16 + 1).octets(), (i, out));
     }
 
-    let rx = Arc::new(Receiver {
-        per_session: (0..SESSIONS).map(|_| AtomicU64::new(0)).collect(),
-        total: AtomicU64::new(0),
-        unexpected: AtomicU64::new(0),
-        stop: AtomicBool::new(false),
-    });
-    let receiver = {
-        let rx = Arc::clone(&rx);
-        std::thread::spawn(move || rx.run(&core_sock, &want))
-    };
-    // Stops the receiver on every way out, panics included.
-    struct Stop(Arc<Receiver>);
-    impl Drop for Stop {
-        fn drop(&mut self) {
-            self.0.stop.store(true, Ordering::Release);
-        }
-    }
-    let stop = Stop(Arc::clone(&rx));
-
+    // Paced by what the core counted (the lab's window; a stall fails in `send`).
+    let rx = Counter::start(ip_socket(&core_port), move |f| classify(&want, f));
     let total = u64::from(SESSIONS) * PER_SESSION;
-    let mut sent = 0u64;
-    let mut stalled = false;
-    'send: for _ in 0..PER_SESSION {
+    let mut up = Paced::new(&lac_sock, &rx);
+    for _ in 0..PER_SESSION {
         for f in &frames {
-            if !wait_for(&rx, |got| sent.saturating_sub(got) < WINDOW) {
-                stalled = true;
-                break 'send;
-            }
-            send(&lac_sock, f);
-            sent += 1;
+            up.send(f);
         }
     }
-    if !stalled {
-        wait_for(&rx, |got| got >= sent);
-    }
-    drop(stop);
-    receiver.join().expect("receiver thread");
+    let sent = up.sent;
+    let counted = rx.settle(sent);
+    let counts = rx.counts();
+    drop(up);
+    drop(rx);
 
-    let got: Vec<u64> = rx
-        .per_session
-        .iter()
-        .map(|c| c.load(Ordering::Relaxed))
+    let got: Vec<u64> = (0..u32::from(SESSIONS))
+        .map(|i| counts.get(&i).map_or(0, |c| c.0 as u64))
         .collect();
-    let _g = lns.enter();
+    let _g = topo.lns.enter();
     let dp = XdpDataPlane::open(&pin_dir).expect("open pins");
     let verdicts = dp.verdict_counters().expect("verdicts");
     let drops = dp.drop_counters().expect("drops");
-    assert_eq!(
-        sent, total,
-        "sending stalled: received {got:?}, verdicts {verdicts:?}, drops {drops:?}"
-    );
+    // Every frame was sent (`Paced::send` fails on a stall).
+    assert_eq!(sent as u64, total);
     assert_eq!(
         got,
         vec![PER_SESSION; usize::from(SESSIONS)],
-        "frames received per session (verdicts {verdicts:?}, drops {drops:?})"
+        "frames received per session ({counted} counted; verdicts {verdicts:?}, drops {drops:?})"
     );
     assert_eq!(
-        rx.unexpected.load(Ordering::Relaxed),
+        counts.get(&UNEXPECTED).map_or(0, |c| c.0),
         0,
         "unexpected frames at the core"
     );

@@ -8,10 +8,10 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use l2xdp_dataplane::lab::packet::ETH_P_LOCAL_EXP;
 use l2xdp_dataplane::lab::topology::{PeerPort, Pins, Topology, CORE0, LAC0, LC};
 use l2xdp_dataplane::{loader, static_pw, DataPlane, XdpDataPlane};
 
-const ETHERTYPE: u16 = 0x88b5; // IEEE local experimental: only our frames match
 /// How long a count waits for one more frame.
 const QUIET: Duration = Duration::from_millis(300);
 
@@ -52,10 +52,10 @@ interface = "lc"
         entry
     };
     let core_port = PeerPort::new(&topo.core, CORE0);
-    let core_sock = core_port.socket(ETHERTYPE, QUIET);
+    let core_sock = core_port.socket(ETH_P_LOCAL_EXP, QUIET);
     let lac_port = PeerPort::new(&topo.lac, LAC0);
     let (lac_sock, lac_ip_sock) = (
-        lac_port.socket(ETHERTYPE, QUIET),
+        lac_port.socket(ETH_P_LOCAL_EXP, QUIET),
         lac_port.socket(0x0800, QUIET),
     );
 
@@ -64,7 +64,7 @@ interface = "lc"
     let mut inner = vec![0u8; 100];
     inner[..6].copy_from_slice(&CORE_MAC.0);
     inner[6..12].copy_from_slice(&PEER_MAC.0);
-    inner[12..14].copy_from_slice(&ETHERTYPE.to_be_bytes());
+    inner[12..14].copy_from_slice(&ETH_P_LOCAL_EXP.to_be_bytes());
     const N: usize = 50;
     for _ in 0..N {
         lac_sock.send(&from_peer(&peer, &inner, 0));

@@ -3,6 +3,10 @@
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
+/// EtherType 0x88b5, IEEE 802 local experimental: nothing else on the lab's links uses it, so a
+/// socket bound to it receives only the frames a test makes of it (and can send anything).
+pub const ETH_P_LOCAL_EXP: u16 = 0x88b5;
+
 /// `SO_RCVBUFFORCE` (asm-generic): a receive buffer above `rmem_max` (root).
 const SO_RCVBUFFORCE: libc::c_int = 33;
 

@@ -51,6 +51,8 @@ pub const LNS_CORE_IP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
 pub const CORE_HOST: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
 /// The L2TP port on both ends.
 pub const L2TP_PORT: u16 = 1701;
+/// Frames each cpumap entry queues, as `l2xdp-dataplane attach --cpumap` sets it.
+pub const CPUMAP_QUEUE: u32 = 2048;
 
 /// The three namespaces, configured. Dropping it deletes them (their veths go with them); the
 /// namespaces are shared (`Arc`) so that threads can enter them.
@@ -107,13 +109,26 @@ impl Topology {
     /// and sets the default [`FastPathConfig`] through the pins, as the control plane would.
     /// The returned object must be kept while the programs are wanted.
     pub fn attach_fast_path(&self, pins: &Path) -> Ebpf {
+        self.attach_fast_path_with(pins, &FastPathConfig::default())
+    }
+
+    /// As [`attach_fast_path`](Self::attach_fast_path), setting `config` instead of the
+    /// default. With `config.cpumap_cpus` above 0 the cpumap is filled first, as
+    /// `l2xdp-dataplane attach --cpumap` does: entries for CPUs `0..cpumap_cpus` running the
+    /// second pass `xdp_l2tp_access_cpu`, queues of [`CPUMAP_QUEUE`] frames (the CPUs must be
+    /// online: see [`loader::cpumap_cpus`]).
+    pub fn attach_fast_path_with(&self, pins: &Path, config: &FastPathConfig) -> Ebpf {
         let _g = self.lns.enter();
         let mut ebpf = loader::load(Some(pins)).expect("load with pins");
+        if config.cpumap_cpus > 0 {
+            loader::setup_cpumap(&mut ebpf, config.cpumap_cpus, CPUMAP_QUEUE)
+                .expect("cpumap entries");
+        }
         loader::attach_pinned(&mut ebpf, prog::ACCESS, LA, pins).expect("attach access");
         loader::attach_pinned(&mut ebpf, prog::CORE, LC, pins).expect("attach core");
         XdpDataPlane::open(pins)
             .expect("open pins")
-            .set_config(&FastPathConfig::default())
+            .set_config(config)
             .expect("config");
         ebpf
     }

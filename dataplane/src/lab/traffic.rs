@@ -222,11 +222,17 @@ impl Counter {
 
     /// Waits (bounded by [`LIMIT`]) until `n` frames were counted; asserts exactly `n`.
     pub fn wait(&self, n: usize, what: &str) {
+        assert_eq!(self.settle(n), n, "{what}: frames counted");
+    }
+
+    /// Waits (bounded by [`LIMIT`]) until `n` frames were counted; returns the count, for a
+    /// caller that asserts with more context than [`wait`](Self::wait) has.
+    pub fn settle(&self, n: usize) -> usize {
         let end = Instant::now() + LIMIT;
         while self.total() < n && Instant::now() < end {
             std::thread::sleep(Duration::from_millis(5));
         }
-        assert_eq!(self.total(), n, "{what}: frames counted");
+        self.total()
     }
 }
 

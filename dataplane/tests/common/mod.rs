@@ -4,8 +4,6 @@
 //! mirrored.
 #![allow(dead_code)]
 
-pub mod topo;
-
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::os::fd::{AsFd, AsRawFd, RawFd};

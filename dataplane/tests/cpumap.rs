@@ -142,7 +142,6 @@ fn cpumap_spreads_sessions_of_one_tunnel() {
     let sent = up.sent;
     let counted = rx.settle(sent);
     let counts = rx.counts();
-    drop(up);
     drop(rx);
 
     let got: Vec<u64> = (0..u32::from(SESSIONS))

@@ -24,11 +24,10 @@ use std::time::Duration;
 use l2xdp_controlplane::driver::{Driver, Handle};
 use l2xdp_controlplane::l2tp::{CallParams, L2tpConfig, Peer, TunnelId};
 use l2xdp_controlplane::node::{ClientAuth, Node, NodeConfig, NodeEvent};
-use l2xdp_controlplane::ppp::{AuthMethod, Ipv4Pool, Ipv4Range, MemoryCredentials, PppConfig};
+use l2xdp_controlplane::ppp::{AuthMethod, Ipv4Pool, Ipv4Range, PppConfig};
 use l2xdp_controlplane::socket::{L2tpSocket, LossyShim};
 use l2xdp_dataplane::{Binding, MemoryDataPlane};
-use l2xdp_tests::tshark;
-use l2xdp_wire::decode::{DecodeOptions, Decoder};
+use l2xdp_tests::cp::{check_capture, is_down, users, wait_for};
 use l2xdp_wire::l2tp::header::Version;
 use tokio::sync::mpsc;
 
@@ -36,18 +35,6 @@ const TUNNELS: usize = 100;
 const SESSIONS: usize = 10;
 /// Bounds a hung run; not a performance expectation.
 const LIMIT: Duration = Duration::from_secs(240);
-
-fn users(n: usize) -> MemoryCredentials {
-    let mut c = MemoryCredentials::new();
-    for i in 0..n {
-        c.insert(
-            format!("user{i}").as_bytes(),
-            format!("pw{i}").as_bytes(),
-            None,
-        );
-    }
-    c
-}
 
 fn ppp_config(server: bool) -> PppConfig {
     let mut p = PppConfig::default();
@@ -135,41 +122,6 @@ fn start(
 }
 
 /// Waits for `n` events matching `pick`, failing on the first that `fail` flags.
-async fn wait_for(
-    events: &mut mpsc::UnboundedReceiver<NodeEvent>,
-    n: usize,
-    what: &str,
-    pick: impl Fn(&NodeEvent) -> bool,
-    fail: impl Fn(&NodeEvent) -> bool,
-) -> Vec<NodeEvent> {
-    let mut got = Vec::new();
-    let r = tokio::time::timeout(LIMIT, async {
-        while got.len() < n {
-            let Some(e) = events.recv().await else {
-                panic!("event stream ended while waiting for {what}");
-            };
-            assert!(!fail(&e), "while waiting for {what}: {e:?}");
-            if pick(&e) {
-                got.push(e);
-            }
-        }
-    })
-    .await;
-    assert!(
-        r.is_ok(),
-        "{what}: only {} of {n} after {LIMIT:?}",
-        got.len()
-    );
-    got
-}
-
-fn is_down(e: &NodeEvent) -> bool {
-    matches!(
-        e,
-        NodeEvent::TunnelDown { .. } | NodeEvent::SessionDown { .. } | NodeEvent::AuthFailed { .. }
-    )
-}
-
 /// Brings up `TUNNELS × SESSIONS` v2 sessions with PPP over IPv4 loopback, checks the fast
 /// path, tears down.
 async fn v2_run(name: &str, shim_lac: Option<LossyShim>, shim_lns: Option<LossyShim>) {
@@ -212,6 +164,7 @@ async fn v2_run_on(
         tunnels.push(t);
     }
     wait_for(
+        LIMIT,
         &mut lac.events,
         n_tunnels,
         "tunnels up",
@@ -236,6 +189,7 @@ async fn v2_run_on(
         }
     }
     let up = wait_for(
+        LIMIT,
         &mut lac.events,
         n_tunnels * n_sessions,
         "PPP up at the LAC",
@@ -258,6 +212,7 @@ async fn v2_run_on(
         "every subscriber got its own address"
     );
     wait_for(
+        LIMIT,
         &mut lns.events,
         n_tunnels * n_sessions,
         "PPP up at the LNS",
@@ -300,6 +255,7 @@ async fn v2_run_on(
             .expect("close session");
     }
     wait_for(
+        LIMIT,
         &mut lns.events,
         n_tunnels * n_sessions,
         "sessions down at the LNS",
@@ -315,6 +271,7 @@ async fn v2_run_on(
             .expect("close tunnel");
     }
     wait_for(
+        LIMIT,
         &mut lns.events,
         n_tunnels,
         "tunnels down at the LNS",
@@ -347,24 +304,6 @@ async fn v2_run_on(
     let ports = [lac.addr.port(), lns.addr.port()];
     check_capture(&lac.capture, &[], &ports);
     check_capture(&lns.capture, &[], &ports);
-}
-
-/// The capture decodes in tshark with no malformed mark and every packet is valid for the
-/// decoder behind `l2xdp-decode`.
-fn check_capture(path: &std::path::Path, prefs: &[&str], ports: &[u16]) {
-    let records =
-        l2xdp_wire::pcap::read_all(std::fs::File::open(path).expect("capture")).expect("pcap");
-    assert!(!records.is_empty(), "something was captured");
-    let mut d = Decoder::new(DecodeOptions {
-        udp_ports: ports.to_vec(),
-        ..DecodeOptions::default()
-    });
-    for (i, r) in records.iter().enumerate() {
-        let rep = d.decode(i + 1, r).expect("every captured datagram is L2TP");
-        assert!(rep.valid, "{}: {:?}", path.display(), rep.reason);
-    }
-    tshark::assert_clean(path, prefs, ports);
-    let _ = std::fs::remove_file(path);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -425,6 +364,7 @@ async fn v3_run(
         );
     }
     wait_for(
+        LIMIT,
         &mut lac.events,
         tunnels,
         "v3 control connections up",
@@ -448,6 +388,7 @@ async fn v3_run(
         }
     }
     wait_for(
+        LIMIT,
         &mut lns.events,
         tunnels * per,
         "pseudowires up at the responder",
@@ -476,6 +417,7 @@ async fn v3_run(
             .expect("close");
     }
     wait_for(
+        LIMIT,
         &mut lns.events,
         tunnels,
         "v3 control connections down",

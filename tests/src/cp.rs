@@ -1,0 +1,84 @@
+//! What the control-plane end-to-end tests share: waiting for node events, a users table,
+//! and checking a capture with both decoders.
+
+use std::path::Path;
+use std::time::Duration;
+
+use l2xdp_controlplane::node::NodeEvent;
+use l2xdp_controlplane::ppp::MemoryCredentials;
+use l2xdp_wire::decode::{DecodeOptions, Decoder};
+use tokio::sync::mpsc;
+
+/// Waits (at most `limit`, which only bounds a hung run) for `n` events matching `pick`,
+/// failing on the first one `fail` flags; returns the matching events.
+pub async fn wait_for(
+    limit: Duration,
+    events: &mut mpsc::UnboundedReceiver<NodeEvent>,
+    n: usize,
+    what: &str,
+    pick: impl Fn(&NodeEvent) -> bool,
+    fail: impl Fn(&NodeEvent) -> bool,
+) -> Vec<NodeEvent> {
+    let mut got = Vec::new();
+    let r = tokio::time::timeout(limit, async {
+        while got.len() < n {
+            let Some(e) = events.recv().await else {
+                panic!("event stream ended while waiting for {what}");
+            };
+            assert!(!fail(&e), "while waiting for {what}: {e:?}");
+            if pick(&e) {
+                got.push(e);
+            }
+        }
+    })
+    .await;
+    assert!(
+        r.is_ok(),
+        "{what}: only {} of {n} after {limit:?}",
+        got.len()
+    );
+    got
+}
+
+/// Something went down or failed.
+pub fn is_down(e: &NodeEvent) -> bool {
+    matches!(
+        e,
+        NodeEvent::TunnelDown { .. }
+            | NodeEvent::SessionDown { .. }
+            | NodeEvent::AuthFailed { .. }
+            | NodeEvent::RecoveryFailed { .. }
+    )
+}
+
+/// `user0`/`pw0` … `user{n-1}`/`pw{n-1}`.
+pub fn users(n: usize) -> MemoryCredentials {
+    let mut c = MemoryCredentials::new();
+    for i in 0..n {
+        c.insert(
+            format!("user{i}").as_bytes(),
+            format!("pw{i}").as_bytes(),
+            None,
+        );
+    }
+    c
+}
+
+/// Every datagram of a capture is L2TP and valid for `l2xdp-decode`'s decoder, and tshark
+/// dissects it with no malformed mark or expert error (L2TP decoded on `ports` too). The
+/// capture is removed when it passes.
+pub fn check_capture(path: &Path, prefs: &[&str], ports: &[u16]) {
+    let records =
+        l2xdp_wire::pcap::read_all(std::fs::File::open(path).expect("capture")).expect("pcap");
+    assert!(!records.is_empty(), "something was captured");
+    let mut d = Decoder::new(DecodeOptions {
+        udp_ports: ports.to_vec(),
+        ..DecodeOptions::default()
+    });
+    for (i, r) in records.iter().enumerate() {
+        let rep = d.decode(i + 1, r).expect("every captured datagram is L2TP");
+        assert!(rep.valid, "{}: {:?}", path.display(), rep.reason);
+    }
+    crate::tshark::assert_clean(path, prefs, ports);
+    let _ = std::fs::remove_file(path);
+}

@@ -27,10 +27,26 @@
 //!    and bytes) — nothing was dropped since bring-up, and every session is still installed
 //!    in the pinned maps.
 //!
-//! After the kill nothing recovers: the LAC's control messages (hellos, acknowledgements)
-//! go unanswered, and the LAC would eventually give the tunnels up. RFC 4951 recovery by a
-//! restarted l2xdpd is the next issue. The point here is that the fast path, owning the
-//! pinned maps, keeps forwarding with no control plane at all.
+//! In `kill_9_of_l2xdpd_drops_no_data_packet` nothing recovers after the kill: the LAC's
+//! control messages (hellos, acknowledgements) go unanswered, and the LAC would eventually
+//! give the tunnels up. The point there is that the fast path, owning the pinned maps, keeps
+//! forwarding with no control plane at all.
+//!
+//! `kill_9_and_restart_recovers_every_session_without_loss` is RFC 4951 failover of the real
+//! process: both ends have a Failover Capability (C and D, Recovery Time 10 s), l2xdpd keeps
+//! its state in `[daemon] state_dir`, and the subscribers send LCP Echo-Requests every
+//! 500 ms. A sender sends whole rounds (one packet per session each way) throughout; l2xdpd is
+//! SIGKILLed, traffic goes on with no control plane, a new l2xdpd is started with the same
+//! configuration (state, pins, address) and recovers at start-up (a recovery tunnel per
+//! tunnel, the control channel reset, FSQ/FSR), traffic goes on after. Asserted: every data
+//! packet arrived (receivers and per-session XDP counters), nothing dropped since bring-up;
+//! the LAC saw no tunnel or session go down (nor a recovery tunnel come up) and its sessions
+//! keep their IDs; every session is still installed, bound to the same address; the new
+//! l2xdpd's control socket reports the same tunnels (the recovery tunnels, closing, aside) and
+//! the same sessions (user, PPP phase, address, installed) as the first one, with every
+//! session restored with its fast-path entry kept; the subscribers' echoes are answered
+//! again; and a new session set up afterwards through the new l2xdpd carries traffic. The
+//! time from the new l2xdpd's start to all tunnels recovered is printed, not asserted.
 //!
 //! The topology, packet sockets, paced sending, counting receivers, frame builders and
 //! classifiers are the lab's (`l2xdp_dataplane::lab`), shared with `tests/tests/xdp_e2e.rs`.
@@ -48,11 +64,13 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use aya::Ebpf;
 use l2xdp_controlplane::driver::{Driver, Handle};
-use l2xdp_controlplane::l2tp::{CallParams, L2tpConfig, Peer, TunnelId};
-use l2xdp_controlplane::node::{ClientAuth, Node, NodeConfig, NodeEvent};
+use l2xdp_controlplane::l2tp::{CallParams, FailoverConfig, L2tpConfig, Peer, TunnelId};
+use l2xdp_controlplane::node::{ClientAuth, Node, NodeConfig, NodeEvent, SessionRef};
 use l2xdp_controlplane::ppp::{AuthMethod, MemoryCredentials, PppConfig};
 use l2xdp_controlplane::socket::L2tpSocket;
+use l2xdp_dataplane::lab::packet::PacketSocket;
 use l2xdp_dataplane::lab::topology::{PeerPort, Topology, CORE0, L2TP_PORT, LAC0, LAC_IP, LNS_IP};
 use l2xdp_dataplane::lab::traffic::{
     self, classify_downstream, classify_upstream, ip_socket, Counter, Flows, Paced, Sub,
@@ -74,6 +92,13 @@ const PER_SESSION: usize = 25;
 const PER_SESSION_KILL: usize = 300;
 /// Bounds a hung run; not a performance expectation.
 const LIMIT: Duration = traffic::LIMIT;
+/// RFC 4951 Recovery Time of both ends in the restart test.
+const RECOVERY_TIME_MS: u32 = 10_000;
+/// The subscribers' LCP keepalive interval in the restart test.
+const ECHO_INTERVAL: Duration = Duration::from_millis(500);
+/// Unanswered Echo-Requests before a subscriber's link goes down (the outage of the restart
+/// test must stay shorter than `ECHO_INTERVAL × ECHO_FAILURES`: 5 s).
+const ECHO_FAILURES: u32 = 10;
 
 // ---------------------------------------------------------------------------------------------
 // Cleanup guards.
@@ -88,8 +113,9 @@ struct Scratch {
 }
 
 impl Scratch {
-    fn new() -> Scratch {
-        let dir = std::env::temp_dir().join(format!("l2xdp-kill9-{}", std::process::id()));
+    /// `<tmp>/l2xdp-<tag>-<pid>` (one per test: the tests of this file may run in parallel).
+    fn new(tag: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("l2xdp-{tag}-{}", std::process::id()));
         let bpffs = dir.join("bpf");
         std::fs::create_dir_all(&bpffs).expect("scratch directory");
         let mut s = Scratch {
@@ -134,6 +160,17 @@ impl Daemon {
             .map(|s| s.trim().to_string())
             .unwrap_or_default()
     }
+
+    /// SIGKILL to l2xdpd itself (its /proc comm is checked first) and reaps it.
+    fn kill_9(&mut self) {
+        assert_eq!(self.comm(), "l2xdpd", "signalling l2xdpd itself");
+        // SAFETY: a signal to our own child, not yet reaped (its pid cannot be reused).
+        let r = unsafe { libc::kill(self.pid(), libc::SIGKILL) };
+        assert_eq!(r, 0, "kill: {}", std::io::Error::last_os_error());
+        let st = self.child.wait().expect("reap l2xdpd");
+        self.reaped = Some(st);
+        assert_eq!(st.signal(), Some(libc::SIGKILL), "l2xdpd died of SIGKILL");
+    }
 }
 
 impl Drop for Daemon {
@@ -148,10 +185,13 @@ impl Drop for Daemon {
 // ---------------------------------------------------------------------------------------------
 // l2xdpd.
 
-fn write_config(s: &Scratch) -> (PathBuf, PathBuf) {
+/// l2xdpd's configuration (and users file) in the scratch directory: the configuration file
+/// and the control socket's path. With `failover`, RFC 4951 failover (C and D) with its state
+/// in `<scratch>/state`. One user more than sessions: the restart test opens one afterwards.
+fn write_config(s: &Scratch, failover: bool) -> (PathBuf, PathBuf) {
     let users = s.dir.join("users");
     let mut u = String::from("# user password [address]\n");
-    for i in 0..N {
+    for i in 0..=N {
         u.push_str(&format!("user{i} pw{i}\n"));
     }
     std::fs::write(&users, u).expect("users file");
@@ -163,14 +203,14 @@ fn write_config(s: &Scratch) -> (PathBuf, PathBuf) {
             r#"[daemon]
 listen = ["{LNS_IP}:{L2TP_PORT}"]
 control_socket = "{sock}"
-
+{state_dir}
 [dataplane]
 mode = "xdp"
 pin_dir = "{pins}"
 
 [l2tp]
 host_name = "lns-kill9"
-
+{failover}
 [ppp]
 auth = ["chap"]
 
@@ -183,7 +223,19 @@ file = "{users}"
 "#,
             sock = sock.display(),
             pins = s.pins.display(),
-            users = users.display()
+            users = users.display(),
+            state_dir = if failover {
+                format!("state_dir = \"{}\"\n", s.dir.join("state").display())
+            } else {
+                String::new()
+            },
+            failover = if failover {
+                format!(
+                    "\n[l2tp.failover]\ncontrol = true\ndata = true\nrecovery_time_ms = {RECOVERY_TIME_MS}\n"
+                )
+            } else {
+                String::new()
+            },
         ),
     )
     .expect("config file");
@@ -288,17 +340,29 @@ impl Drop for NodeThread {
     }
 }
 
-fn lac_config() -> NodeConfig {
+/// The LAC's configuration. Without `failover`, the emulated subscribers send no LCP
+/// keepalives (nothing of theirs depends on how long the LNS has been gone). With it, the
+/// LAC has the same RFC 4951 Failover Capability as l2xdpd, and the subscribers send an
+/// Echo-Request every [`ECHO_INTERVAL`]: [`ECHO_FAILURES`] unanswered and a link goes down.
+fn lac_config(failover: bool) -> NodeConfig {
     let ppp = PppConfig {
         auth: vec![AuthMethod::Chap],
-        // The emulated subscribers send no LCP keepalives: nothing of theirs depends on how
-        // long the LNS has been gone.
-        echo_interval: Duration::ZERO,
+        echo_interval: if failover {
+            ECHO_INTERVAL
+        } else {
+            Duration::ZERO
+        },
+        echo_failures: ECHO_FAILURES,
         ..PppConfig::default()
     };
     NodeConfig {
         l2tp: L2tpConfig {
             host_name: "lac".into(),
+            failover: failover.then_some(FailoverConfig {
+                control: true,
+                data: true,
+                recovery_time_ms: RECOVERY_TIME_MS,
+            }),
             ..L2tpConfig::default()
         },
         ppp: Arc::new(ppp),
@@ -345,6 +409,273 @@ async fn wait_for(
     got
 }
 
+/// Waits (bounded) until `done` holds for the reply to `status`, and returns that reply (or
+/// the last one, when time ran out: the caller's assertions say what was missing).
+fn status_when(sock: &Path, done: impl Fn(&Value) -> bool) -> Value {
+    let end = Instant::now() + LIMIT;
+    loop {
+        let s = ask(sock, r#"{"cmd":"status"}"#);
+        assert_eq!(s["ok"], true, "{s}");
+        if done(&s["data"]) || Instant::now() > end {
+            return s;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The lab, brought up: namespaces, fast path, l2xdpd, the LAC with every PPP session up.
+
+/// Everything both tests set up. Fields drop in declaration order: the LAC first, then
+/// l2xdpd, the sockets and ports, the fast path and its pins, the namespaces last.
+struct Lab {
+    rt: tokio::runtime::Runtime,
+    lac_node: NodeThread,
+    daemon: Daemon,
+    /// l2xdpd's configuration file and control socket.
+    cfg: PathBuf,
+    sock: PathBuf,
+    /// The LAC's tunnels.
+    tunnels: Vec<TunnelId>,
+    /// The LAC's view of every session (by the LAC's IDs).
+    subs: BTreeMap<SessionKey, Sub>,
+    /// XDP drop counters after bring-up.
+    bringup_drops: [u64; DropReason::COUNT],
+    lac_sock: PacketSocket,
+    core_sock: PacketSocket,
+    lac_port: PeerPort,
+    core_port: PeerPort,
+    /// The test's own view of the pinned maps.
+    fast: XdpDataPlane,
+    pins: PathBuf,
+    _lns_obj: Ebpf,
+    _scratch: Scratch,
+    topo: Topology,
+}
+
+impl Lab {
+    /// Step 1 of both tests: the topology, the fast path pinned in the test's own bpffs,
+    /// l2xdpd (with RFC 4951 failover when `failover`) and the LAC; `TUNNELS × SESSIONS`
+    /// sessions with PPP through IPCP, reported up and installed by l2xdpd and bound to
+    /// their IPCP addresses in the pinned maps.
+    fn up(tag: &str, failover: bool) -> Lab {
+        let topo = Topology::new(tag);
+        let scratch = Scratch::new(tag);
+        let pins = scratch.pins.clone();
+        let lns_obj = topo.attach_fast_path(&pins);
+        let fast = XdpDataPlane::open(&pins).expect("open pins");
+        let core_port = PeerPort::new(&topo.core, CORE0);
+        let lac_port = PeerPort::new(&topo.lac, LAC0);
+        let (core_sock, lac_sock) = (ip_socket(&core_port), ip_socket(&lac_port));
+
+        // The LNS: the l2xdpd process in `lns`, over the pinned maps.
+        let (cfg, sock) = write_config(&scratch, failover);
+        let daemon = start_daemon(&topo.lns, &cfg, &sock);
+        let status = ask(&sock, r#"{"cmd":"status"}"#);
+        assert_eq!(status["ok"], true, "{status}");
+        assert_eq!(status["data"]["installed"], 0, "{status}");
+
+        // The LAC, in process.
+        let mut lac_node = NodeThread::start(
+            topo.lac.clone(),
+            SocketAddr::new(IpAddr::V4(LAC_IP), L2TP_PORT),
+            lac_config(failover),
+        );
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+
+        // Tunnels, sessions, PPP through IPCP.
+        let peer = Peer::udp(SocketAddr::new(IpAddr::V4(LNS_IP), L2TP_PORT));
+        let (tunnels, lac_up) = rt.block_on(async {
+            let mut tunnels: Vec<TunnelId> = Vec::new();
+            for _ in 0..TUNNELS {
+                tunnels.push(
+                    lac_node
+                        .handle
+                        .open_tunnel(peer, Version::V2)
+                        .await
+                        .expect("running")
+                        .expect("open tunnel"),
+                );
+            }
+            wait_for(&mut lac_node.events, TUNNELS, "tunnels up", |e| {
+                matches!(e, NodeEvent::TunnelUp { .. })
+            })
+            .await;
+            let mut n = 0;
+            for &t in &tunnels {
+                for _ in 0..SESSIONS {
+                    open_lac_session(&lac_node, t, n).await;
+                    n += 1;
+                }
+            }
+            let up = wait_for(&mut lac_node.events, N, "PPP up at the LAC", |e| {
+                matches!(e, NodeEvent::PppUp { .. })
+            })
+            .await;
+            (tunnels, up)
+        });
+
+        // l2xdpd reports them all up and installed (bounded wait: its PPP may finish a moment
+        // after the LAC's).
+        let status = status_when(&sock, |d| d["installed"] == N && d["ppp_up"] == N);
+        eprintln!("l2xdpd status after bring-up: {status}");
+        assert_eq!(status["data"]["tunnels"], TUNNELS, "{status}");
+        assert_eq!(status["data"]["sessions"], N, "{status}");
+        assert_eq!(status["data"]["ppp_up"], N, "{status}");
+        assert_eq!(status["data"]["installed"], N, "{status}");
+
+        // The LAC's view of every session: its IDs (ours and the LNS's) and the subscriber
+        // address.
+        let mut subs: BTreeMap<SessionKey, Sub> = BTreeMap::new();
+        for e in &lac_up {
+            let s = lac_sub(&rt, &lac_node, e).expect("a PPP up event");
+            subs.insert(s.view.our_ids, s);
+        }
+        assert_eq!(subs.len(), N, "one LAC session per PPP up");
+
+        // Installed by l2xdpd in the pinned maps, bound to the addresses IPCP assigned
+        // (bounded wait for the last binding).
+        let end = Instant::now() + LIMIT;
+        while bound(&fast).len() < N && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let installed = fast.sessions().expect("sessions");
+        assert_eq!(installed.len(), N, "every session in the pinned maps");
+        for e in &installed {
+            assert_eq!(e.session.local_addr, IpAddr::V4(LNS_IP));
+            assert_eq!(e.session.peer_addr, IpAddr::V4(LAC_IP));
+        }
+        assert_bound(&fast, &subs);
+        // Bring-up may see one unknown_session drop per session at most (the LAC's first LCP
+        // Configure-Request can overtake the install that follows its ICCN; see xdp_e2e.rs).
+        let bringup_drops = fast.drop_counters().expect("drops");
+        let unknown = bringup_drops[DropReason::UnknownSession as usize];
+        eprintln!("bring-up: XDP drops {bringup_drops:?}");
+        assert!(unknown <= N as u64, "unknown_session drops: {unknown}");
+        assert_eq!(
+            bringup_drops.iter().sum::<u64>(),
+            unknown,
+            "no other drop: {bringup_drops:?}"
+        );
+        Lab {
+            rt,
+            lac_node,
+            daemon,
+            cfg,
+            sock,
+            tunnels,
+            subs,
+            bringup_drops,
+            lac_sock,
+            core_sock,
+            lac_port,
+            core_port,
+            fast,
+            pins,
+            _lns_obj: lns_obj,
+            _scratch: scratch,
+            topo,
+        }
+    }
+
+    /// Counting receivers for `subs`' traffic: at the core host (upstream) and at the LAC
+    /// (downstream), each on a packet socket of its own.
+    fn counters(&self, subs: &BTreeMap<SessionKey, Sub>) -> (Counter, Counter) {
+        let core_rx = Counter::start(ip_socket(&self.core_port), classify_upstream);
+        let subs_rx = subs.clone();
+        let lac_rx = Counter::start(ip_socket(&self.lac_port), move |f| {
+            classify_downstream(&subs_rx, f)
+        });
+        (core_rx, lac_rx)
+    }
+
+    /// Step 2 of both tests: `PER_SESSION` packets per session both ways through XDP, l2xdpd
+    /// alive, all counted.
+    fn traffic_alive(&self, flows: &mut Flows, core_rx: &Counter, lac_rx: &Counter) {
+        flows.send_rounds(
+            PER_SESSION,
+            &mut Paced::new(&self.lac_sock, core_rx),
+            &mut Paced::new(&self.core_sock, lac_rx),
+        );
+        core_rx.wait(N * PER_SESSION, "upstream, l2xdpd alive");
+        lac_rx.wait(N * PER_SESSION, "downstream, l2xdpd alive");
+    }
+
+    /// The pinned maps seen afresh: every session of `subs` still installed, nothing else.
+    fn assert_still_installed(&self) {
+        let reopened = XdpDataPlane::open(&self.pins).expect("reopen pins");
+        let still = reopened.sessions().expect("sessions");
+        assert_eq!(still.len(), N, "every session still installed");
+        let mut still_keys: Vec<SessionKey> = still.iter().map(|e| e.key()).collect();
+        still_keys.sort();
+        let mut keys: Vec<SessionKey> = self.subs.values().map(|s| s.lns_key).collect();
+        keys.sort();
+        assert_eq!(still_keys, keys);
+    }
+}
+
+/// Opens the LAC's `n`-th session (user `user<n>`) in tunnel `t`.
+async fn open_lac_session(lac: &NodeThread, t: TunnelId, n: usize) {
+    let auth = ClientAuth {
+        user: format!("user{n}"),
+        password: format!("pw{n}").into_bytes(),
+    };
+    lac.handle
+        .open_session(t, CallParams::default(), Some(auth))
+        .await
+        .expect("running")
+        .expect("open session");
+}
+
+/// The LAC's view of the session of a `PppUp` event (`None` for other events).
+fn lac_sub(rt: &tokio::runtime::Runtime, lac: &NodeThread, e: &NodeEvent) -> Option<Sub> {
+    let NodeEvent::PppUp {
+        tunnel,
+        session,
+        local_ipv4,
+        ..
+    } = e
+    else {
+        return None;
+    };
+    let (t, s) = (*tunnel, *session);
+    let up = rt
+        .block_on(lac.handle.inspect(move |n| n.session((t, s)).cloned()))
+        .expect("LAC running")
+        .expect("the LAC knows its session");
+    let addr = local_ipv4.expect("IPCP gave the subscriber an address");
+    let sequencing = up.sequencing_rx || up.sequencing_tx;
+    Some(Sub::new(up.our_ids, up.peer_ids, sequencing, addr))
+}
+
+/// The sessions of the pinned maps bound to a subscriber's IPv4 address.
+fn bound(fast: &XdpDataPlane) -> BTreeMap<SessionKey, Ipv4Addr> {
+    fast.sessions()
+        .expect("sessions")
+        .iter()
+        .filter_map(|e| match e.binding {
+            Binding::Subscriber { ipv4: Some(a), .. } => Some((e.key(), a)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every session of `subs` is bound, in the pinned maps, to its subscriber's address.
+fn assert_bound(fast: &XdpDataPlane, subs: &BTreeMap<SessionKey, Sub>) {
+    let bound = bound(fast);
+    for s in subs.values() {
+        assert_eq!(
+            bound.get(&s.lns_key),
+            Some(&s.addr),
+            "binding of {:?}",
+            s.lns_key
+        );
+    }
+}
+
 #[test]
 fn kill_9_of_l2xdpd_drops_no_data_packet() {
     if !is_root() {
@@ -354,179 +685,13 @@ fn kill_9_of_l2xdpd_drops_no_data_packet() {
         );
         return;
     }
-    // Declared first, dropped last: the namespaces (their veths go with them).
-    let topo = Topology::new("k9");
-    let (lac, lns) = (&topo.lac, &topo.lns);
-
-    // The fast path, pinned in the test's own bpffs (removed at the end whatever happens).
-    let scratch = Scratch::new();
-    let pins = scratch.pins.clone();
-    let _lns_obj = topo.attach_fast_path(&pins);
-    // The test's own view of the maps.
-    let fast = XdpDataPlane::open(&pins).expect("open pins");
-
-    let core_port = PeerPort::new(&topo.core, CORE0);
-    let (core_sock, core_rx_sock) = (ip_socket(&core_port), ip_socket(&core_port));
-    let lac_port = PeerPort::new(lac, LAC0);
-    let (lac_sock, lac_rx_sock) = (ip_socket(&lac_port), ip_socket(&lac_port));
-
-    // The LNS: the l2xdpd process in `lns`, over the pinned maps.
-    let (cfg, sock) = write_config(&scratch);
-    let mut daemon = start_daemon(lns, &cfg, &sock);
-    let status = ask(&sock, r#"{"cmd":"status"}"#);
-    assert_eq!(status["ok"], true, "{status}");
-    assert_eq!(status["data"]["installed"], 0, "{status}");
-
-    // The LAC, in process.
-    let mut lac_node = NodeThread::start(
-        lac.clone(),
-        SocketAddr::new(IpAddr::V4(LAC_IP), L2TP_PORT),
-        lac_config(),
-    );
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-
     // 1. Tunnels, sessions, PPP through IPCP.
-    let peer = Peer::udp(SocketAddr::new(IpAddr::V4(LNS_IP), L2TP_PORT));
-    let lac_up = rt.block_on(async {
-        let mut tunnels: Vec<TunnelId> = Vec::new();
-        for _ in 0..TUNNELS {
-            tunnels.push(
-                lac_node
-                    .handle
-                    .open_tunnel(peer, Version::V2)
-                    .await
-                    .expect("running")
-                    .expect("open tunnel"),
-            );
-        }
-        wait_for(&mut lac_node.events, TUNNELS, "tunnels up", |e| {
-            matches!(e, NodeEvent::TunnelUp { .. })
-        })
-        .await;
-        let mut n = 0;
-        for &t in &tunnels {
-            for _ in 0..SESSIONS {
-                let auth = ClientAuth {
-                    user: format!("user{n}"),
-                    password: format!("pw{n}").into_bytes(),
-                };
-                lac_node
-                    .handle
-                    .open_session(t, CallParams::default(), Some(auth))
-                    .await
-                    .expect("running")
-                    .expect("open session");
-                n += 1;
-            }
-        }
-        wait_for(&mut lac_node.events, N, "PPP up at the LAC", |e| {
-            matches!(e, NodeEvent::PppUp { .. })
-        })
-        .await
-    });
-
-    // l2xdpd reports them all up and installed (bounded wait: its PPP may finish a moment
-    // after the LAC's).
-    let end = Instant::now() + LIMIT;
-    let status = loop {
-        let s = ask(&sock, r#"{"cmd":"status"}"#);
-        assert_eq!(s["ok"], true, "{s}");
-        let d = &s["data"];
-        if (d["installed"] == N && d["ppp_up"] == N) || Instant::now() > end {
-            break s;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    eprintln!("l2xdpd status after bring-up: {status}");
-    assert_eq!(status["data"]["tunnels"], TUNNELS, "{status}");
-    assert_eq!(status["data"]["sessions"], N, "{status}");
-    assert_eq!(status["data"]["ppp_up"], N, "{status}");
-    assert_eq!(status["data"]["installed"], N, "{status}");
-
-    // The LAC's view of every session: its IDs (ours and the LNS's) and the subscriber address.
-    let mut subs: BTreeMap<SessionKey, Sub> = BTreeMap::new();
-    for e in &lac_up {
-        let NodeEvent::PppUp {
-            tunnel,
-            session,
-            local_ipv4,
-            ..
-        } = e
-        else {
-            continue;
-        };
-        let (t, s) = (*tunnel, *session);
-        let up = rt
-            .block_on(lac_node.handle.inspect(move |n| n.session((t, s)).cloned()))
-            .expect("LAC running")
-            .expect("the LAC knows its session");
-        let addr = local_ipv4.expect("IPCP gave the subscriber an address");
-        let sequencing = up.sequencing_rx || up.sequencing_tx;
-        subs.insert(
-            up.our_ids,
-            Sub::new(up.our_ids, up.peer_ids, sequencing, addr),
-        );
-    }
-    assert_eq!(subs.len(), N, "one LAC session per PPP up");
-
-    // Installed by l2xdpd in the pinned maps, bound to the addresses IPCP assigned (bounded
-    // wait for the last binding).
-    let bound_of = || -> BTreeMap<SessionKey, Ipv4Addr> {
-        fast.sessions()
-            .expect("sessions")
-            .iter()
-            .filter_map(|e| match e.binding {
-                Binding::Subscriber { ipv4: Some(a), .. } => Some((e.key(), a)),
-                _ => None,
-            })
-            .collect()
-    };
-    let end = Instant::now() + LIMIT;
-    while bound_of().len() < N && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let installed = fast.sessions().expect("sessions");
-    assert_eq!(installed.len(), N, "every session in the pinned maps");
-    for e in &installed {
-        assert_eq!(e.session.local_addr, IpAddr::V4(LNS_IP));
-        assert_eq!(e.session.peer_addr, IpAddr::V4(LAC_IP));
-    }
-    let bound = bound_of();
-    for s in subs.values() {
-        assert_eq!(
-            bound.get(&s.lns_key),
-            Some(&s.addr),
-            "binding of {:?}",
-            s.lns_key
-        );
-    }
-    // Bring-up may see one unknown_session drop per session at most (the LAC's first LCP
-    // Configure-Request can overtake the install that follows its ICCN; see xdp_e2e.rs).
-    let bringup_drops = fast.drop_counters().expect("drops");
-    let unknown = bringup_drops[DropReason::UnknownSession as usize];
-    eprintln!("bring-up: XDP drops {bringup_drops:?}");
-    assert!(unknown <= N as u64, "unknown_session drops: {unknown}");
-    assert_eq!(
-        bringup_drops.iter().sum::<u64>(),
-        unknown,
-        "no other drop: {bringup_drops:?}"
-    );
+    let mut lab = Lab::up("k9", false);
 
     // 2. Traffic both ways through XDP, l2xdpd alive.
-    let core_rx = Counter::start(core_rx_sock, classify_upstream);
-    let subs_rx = subs.clone();
-    let lac_rx = Counter::start(lac_rx_sock, move |f| classify_downstream(&subs_rx, f));
-    let mut flows = Flows::new(&subs);
-    flows.send_rounds(
-        PER_SESSION,
-        &mut Paced::new(&lac_sock, &core_rx),
-        &mut Paced::new(&core_sock, &lac_rx),
-    );
-    core_rx.wait(N * PER_SESSION, "upstream, l2xdpd alive");
-    lac_rx.wait(N * PER_SESSION, "downstream, l2xdpd alive");
+    let (core_rx, lac_rx) = lab.counters(&lab.subs);
+    let mut flows = Flows::new(&lab.subs);
+    lab.traffic_alive(&mut flows, &core_rx, &lac_rx);
 
     // 3. kill -9 of l2xdpd while traffic flows. A sender thread keeps both directions busy;
     // at two thirds it waits for the kill, so the last third is sent with no control plane.
@@ -540,10 +705,12 @@ fn kill_9_of_l2xdpd_drops_no_data_packet() {
     // l2xdpd had been reaped: reported, not asserted (timing).
     let mut at_signal = (0usize, 0usize);
     let mut at_reap = (0usize, 0usize);
+    let (lac_sock, core_sock) = (&lab.lac_sock, &lab.core_sock);
+    let daemon = &mut lab.daemon;
     std::thread::scope(|sc| {
         let sender = sc.spawn(|| {
-            let mut up = Paced::new(&lac_sock, &core_rx);
-            let mut down = Paced::new(&core_sock, &lac_rx);
+            let mut up = Paced::new(lac_sock, &core_rx);
+            let mut down = Paced::new(core_sock, &lac_rx);
             let mut i = 0usize;
             for _ in 0..PER_SESSION_KILL {
                 for k in 0..flows.order.len() {
@@ -568,23 +735,16 @@ fn kill_9_of_l2xdpd_drops_no_data_packet() {
         while core_rx.total() - up_base < phase / 3 && Instant::now() < end {
             std::thread::sleep(Duration::from_millis(1));
         }
-        assert_eq!(daemon.comm(), "l2xdpd", "signalling l2xdpd itself");
         at_signal = (core_rx.total() - up_base, lac_rx.total() - down_base);
-        // SAFETY: a signal to our own child, not yet reaped (its pid cannot be reused).
-        let r = unsafe { libc::kill(daemon.pid(), libc::SIGKILL) };
-        assert_eq!(r, 0, "kill: {}", std::io::Error::last_os_error());
-        let st = daemon.child.wait().expect("reap l2xdpd");
-        daemon.reaped = Some(st);
+        daemon.kill_9();
         at_reap = (core_rx.total() - up_base, lac_rx.total() - down_base);
         killed.store(true, Ordering::Release);
         let (up, down) = sender.join().expect("sender");
         assert_eq!((up, down), (phase, phase));
     });
-    let st = daemon.reaped.expect("reaped");
-    assert_eq!(st.signal(), Some(libc::SIGKILL), "l2xdpd died of SIGKILL");
     // No control plane: its socket file is left behind, nobody accepts on it.
     assert!(
-        UnixStream::connect(&sock).is_err(),
+        UnixStream::connect(&lab.sock).is_err(),
         "the control socket still answers"
     );
     let after = sent_after_kill.load(Ordering::Relaxed);
@@ -603,20 +763,13 @@ fn kill_9_of_l2xdpd_drops_no_data_packet() {
 
     let up_got = core_rx.counts();
     let down_got = lac_rx.counts();
-    flows.assert_delivered(per_total, &up_got, &down_got, &fast);
+    flows.assert_delivered(per_total, &up_got, &down_got, &lab.fast);
     assert_eq!(up_got.len(), N, "nothing from any other source at the core");
     // Every session still installed, as l2xdpd left it: a fresh open of the pins sees them.
-    let reopened = XdpDataPlane::open(&pins).expect("reopen pins");
-    let still = reopened.sessions().expect("sessions");
-    assert_eq!(still.len(), N, "every session still installed");
-    let mut still_keys: Vec<SessionKey> = still.iter().map(|e| e.key()).collect();
-    still_keys.sort();
-    let mut keys: Vec<SessionKey> = subs.values().map(|s| s.lns_key).collect();
-    keys.sort();
-    assert_eq!(still_keys, keys);
-    let drops = fast.drop_counters().expect("drops");
-    assert_eq!(drops, bringup_drops, "nothing dropped since bring-up");
-    let v = fast.verdict_counters().expect("verdicts");
+    lab.assert_still_installed();
+    let drops = lab.fast.drop_counters().expect("drops");
+    assert_eq!(drops, lab.bringup_drops, "nothing dropped since bring-up");
+    let v = lab.fast.verdict_counters().expect("verdicts");
     let total = (N * per_total) as u64;
     assert_eq!(v[verdict::DECAP as usize], total, "{v:?}");
     assert_eq!(v[verdict::ENCAP as usize], total, "{v:?}");
@@ -628,5 +781,301 @@ fn kill_9_of_l2xdpd_drops_no_data_packet() {
 
     drop(core_rx);
     drop(lac_rx);
-    drop(lac_node);
+    drop(lab);
+}
+
+/// Rounds (one packet per session each way) the restart test's sender sends, at least, in
+/// each stage: before the kill, between the kill and the restart, after the recovery.
+const ROUNDS_STAGE: usize = 40;
+
+/// The LAC's sessions: (its reference, its IDs, the LNS's IDs).
+fn lac_sessions(
+    rt: &tokio::runtime::Runtime,
+    lac: &NodeThread,
+) -> Vec<(SessionRef, SessionKey, SessionKey)> {
+    rt.block_on(lac.handle.inspect(|n| {
+        n.session_refs()
+            .into_iter()
+            .filter_map(|r| n.session(r).map(|u| (r, u.our_ids, u.peer_ids)))
+            .collect()
+    }))
+    .expect("LAC running")
+}
+
+/// Echo-Replies each LAC session's PPP link has received.
+fn lac_echo_replies(rt: &tokio::runtime::Runtime, lac: &NodeThread) -> Vec<(SessionRef, u64)> {
+    rt.block_on(lac.handle.inspect(|n| {
+        n.session_refs()
+            .into_iter()
+            .map(|s| {
+                (
+                    s,
+                    n.link(s).map_or(0, |l| l.counters().echo_replies_received),
+                )
+            })
+            .collect()
+    }))
+    .expect("LAC running")
+}
+
+#[test]
+fn kill_9_and_restart_recovers_every_session_without_loss() {
+    if !is_root() {
+        eprintln!(
+            "*** SKIPPED kill_9_and_restart_recovers_every_session_without_loss: needs root \
+             (network namespaces, XDP, bpffs, ip netns exec). Run the tests as root. ***"
+        );
+        return;
+    }
+    // 1. Both ends with RFC 4951 failover (C and D); l2xdpd keeps its state in the scratch
+    // directory. Tunnels, sessions, PPP through IPCP; traffic both ways, l2xdpd alive.
+    let mut lab = Lab::up("k9r", true);
+    let (core_rx, lac_rx) = lab.counters(&lab.subs);
+    let mut flows = Flows::new(&lab.subs);
+    lab.traffic_alive(&mut flows, &core_rx, &lac_rx);
+
+    // What the first l2xdpd and the LAC know, to compare with after the restart.
+    let tunnels_before = ask(&lab.sock, r#"{"cmd":"tunnels"}"#)["data"].clone();
+    let sessions_before = ask(&lab.sock, r#"{"cmd":"sessions"}"#)["data"].clone();
+    assert_eq!(tunnels_before.as_array().map(Vec::len), Some(TUNNELS));
+    assert_eq!(sessions_before.as_array().map(Vec::len), Some(N));
+    let lac_before = lac_sessions(&lab.rt, &lab.lac_node);
+    assert_eq!(lac_before.len(), N);
+    let bound_before = bound(&lab.fast);
+    assert_eq!(bound_before.len(), N);
+
+    // 2. kill -9 of l2xdpd while traffic flows, traffic goes on with no control plane, a new
+    // l2xdpd (same configuration, state, pins, address) starts and recovers while traffic
+    // still flows, and traffic goes on after. The sender sends whole rounds until told to
+    // stop, so that every session sends as many packets as the others.
+    let stop = AtomicBool::new(false);
+    let rounds = AtomicUsize::new(0);
+    let Lab {
+        daemon,
+        cfg,
+        sock,
+        lac_sock,
+        core_sock,
+        topo,
+        ..
+    } = &mut lab;
+    let flows = &mut flows;
+    // Rounds sent when each stage began, and the recovery time: reported, not asserted.
+    let mut stages = (0usize, 0usize, 0usize);
+    let mut recovery = Duration::ZERO;
+    let mut recovered_status = Value::Null;
+    let sent = std::thread::scope(|sc| {
+        let sender = sc.spawn(|| {
+            let mut up = Paced::new(lac_sock, &core_rx);
+            let mut down = Paced::new(core_sock, &lac_rx);
+            while !stop.load(Ordering::Acquire) {
+                for k in 0..flows.order.len() {
+                    flows.send(k, &mut up, &mut down);
+                }
+                rounds.fetch_add(1, Ordering::Release);
+            }
+            assert_eq!(up.sent, down.sent);
+            up.sent
+        });
+        let wait_rounds = |n: usize, what: &str| {
+            let end = Instant::now() + LIMIT;
+            while rounds.load(Ordering::Acquire) < n {
+                assert!(Instant::now() < end, "{what}: the sender is stuck");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        };
+        wait_rounds(ROUNDS_STAGE, "before the kill");
+        daemon.kill_9();
+        stages.0 = rounds.load(Ordering::Acquire);
+        // No control plane: its socket file is left behind, nobody accepts on it.
+        assert!(
+            UnixStream::connect(&*sock).is_err(),
+            "the control socket still answers"
+        );
+        wait_rounds(stages.0 + ROUNDS_STAGE, "with no control plane");
+
+        // The new l2xdpd. Its start-up recovers (RFC 4951): a recovery tunnel per tunnel,
+        // the control channel reset, FSQ/FSR.
+        let t0 = Instant::now();
+        stages.1 = rounds.load(Ordering::Acquire);
+        *daemon = start_daemon(&topo.lns, cfg, sock);
+        recovered_status = status_when(sock, |d| {
+            d["l2tp"]["failover"]["tunnel recovered"] == TUNNELS
+        });
+        recovery = t0.elapsed();
+        stages.2 = rounds.load(Ordering::Acquire);
+        wait_rounds(stages.2 + ROUNDS_STAGE, "after the recovery");
+
+        stop.store(true, Ordering::Release);
+        sender.join().expect("sender")
+    });
+    eprintln!(
+        "restart: all {TUNNELS} tunnels recovered {recovery:?} after the new l2xdpd was \
+         started; rounds of {N} packets each way sent: {} before the kill, {} with no \
+         control plane, {} while the new l2xdpd started and recovered, {} after",
+        stages.0,
+        stages.1 - stages.0,
+        stages.2 - stages.1,
+        sent / N - stages.2
+    );
+    eprintln!("l2xdpd status after the recovery: {recovered_status}");
+    assert_eq!(sent % N, 0, "whole rounds");
+
+    // 3. Not one data packet lost, over the whole run: exact counts at the receivers and in
+    // the per-session XDP counters, no drop since bring-up.
+    let per_total = PER_SESSION + sent / N;
+    core_rx.wait(N * per_total, "upstream, overall");
+    lac_rx.wait(N * per_total, "downstream, overall");
+    let up_got = core_rx.counts();
+    let down_got = lac_rx.counts();
+    flows.assert_delivered(per_total, &up_got, &down_got, &lab.fast);
+    assert_eq!(up_got.len(), N, "nothing from any other source at the core");
+    let drops = lab.fast.drop_counters().expect("drops");
+    assert_eq!(drops, lab.bringup_drops, "nothing dropped since bring-up");
+    let v = lab.fast.verdict_counters().expect("verdicts");
+    let total = (N * per_total) as u64;
+    assert_eq!(v[verdict::DECAP as usize], total, "{v:?}");
+    assert_eq!(v[verdict::ENCAP as usize], total, "{v:?}");
+    drop(core_rx);
+    drop(lac_rx);
+
+    // Every session still installed, bound to the same subscriber address.
+    lab.assert_still_installed();
+    assert_eq!(
+        bound(&XdpDataPlane::open(&lab.pins).expect("reopen pins")),
+        bound_before
+    );
+    // The LAC's sessions: the same, with the same IDs both sides.
+    assert_eq!(lac_sessions(&lab.rt, &lab.lac_node), lac_before);
+
+    // The new l2xdpd reports every tunnel and session as the first one did: restored with
+    // their IDs, PPP up (restored, not renegotiated), installed.
+    let d = &recovered_status["data"];
+    assert_eq!(d["sessions"], N, "{recovered_status}");
+    assert_eq!(d["ppp_up"], N, "{recovered_status}");
+    assert_eq!(d["installed"], N, "{recovered_status}");
+    assert_eq!(d["node"]["restored"], N, "{recovered_status}");
+    assert_eq!(d["node"]["restored_kept"], N, "{recovered_status}");
+    assert_eq!(d["node"]["stale_removed"], 0, "{recovered_status}");
+    assert_eq!(d["node"]["store_errors"], 0, "{recovered_status}");
+    assert_eq!(d["node"]["dataplane_errors"], 0, "{recovered_status}");
+    let tunnels_after = ask(&lab.sock, r#"{"cmd":"tunnels"}"#)["data"].clone();
+    let ids_before: Vec<&Value> = tunnels_before
+        .as_array()
+        .expect("tunnels")
+        .iter()
+        .map(|t| &t["tunnel"])
+        .collect();
+    let (old, recovery_tunnels): (Vec<Value>, Vec<Value>) = tunnels_after
+        .as_array()
+        .expect("tunnels")
+        .iter()
+        .cloned()
+        .partition(|t| ids_before.contains(&&t["tunnel"]));
+    assert_eq!(
+        Value::Array(old),
+        tunnels_before,
+        "tunnels after the recovery"
+    );
+    assert!(
+        recovery_tunnels.iter().all(|t| t["state"] != "Established"),
+        "recovery tunnels left established: {recovery_tunnels:?}"
+    );
+    let sessions_after = ask(&lab.sock, r#"{"cmd":"sessions"}"#)["data"].clone();
+    assert_eq!(
+        sessions_after, sessions_before,
+        "sessions after the recovery"
+    );
+
+    // The subscribers' keepalives are answered by the new l2xdpd's restored links.
+    let echoes = lac_echo_replies(&lab.rt, &lab.lac_node);
+    let end = Instant::now() + LIMIT;
+    loop {
+        let now = lac_echo_replies(&lab.rt, &lab.lac_node);
+        assert_eq!(now.len(), N, "LAC sessions all still there");
+        if now
+            .iter()
+            .zip(&echoes)
+            .all(|((s, r), (s0, r0))| s == s0 && r > r0)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "echoes not answered after the restart: {now:?} vs {echoes:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // 4. A new session through the new l2xdpd, with an address nobody has, carries traffic.
+    let t = lab.tunnels[0];
+    let up = lab.rt.block_on(async {
+        open_lac_session(&lab.lac_node, t, N).await;
+        wait_for(&mut lab.lac_node.events, 1, "the new session's PPP", |e| {
+            matches!(e, NodeEvent::PppUp { .. })
+        })
+        .await
+    });
+    let new = lac_sub(&lab.rt, &lab.lac_node, &up[0]).expect("a PPP up event");
+    assert!(
+        lab.subs.values().all(|s| s.addr != new.addr),
+        "{} is taken",
+        new.addr
+    );
+    let status = status_when(&lab.sock, |d| {
+        d["installed"] == N + 1 && d["ppp_up"] == N + 1
+    });
+    assert_eq!(status["data"]["sessions"], N + 1, "{status}");
+    assert_eq!(status["data"]["ppp_up"], N + 1, "{status}");
+    assert_eq!(status["data"]["installed"], N + 1, "{status}");
+    let one = BTreeMap::from([(new.view.our_ids, new.clone())]);
+    let end = Instant::now() + LIMIT;
+    while !bound(&lab.fast).contains_key(&new.lns_key) && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_bound(&lab.fast, &one);
+    let (core_rx, lac_rx) = lab.counters(&one);
+    let mut new_flows = Flows::new(&one);
+    new_flows.send_rounds(
+        PER_SESSION,
+        &mut Paced::new(&lab.lac_sock, &core_rx),
+        &mut Paced::new(&lab.core_sock, &lac_rx),
+    );
+    core_rx.wait(PER_SESSION, "upstream, the new session");
+    lac_rx.wait(PER_SESSION, "downstream, the new session");
+    new_flows.assert_delivered(PER_SESSION, &core_rx.counts(), &lac_rx.counts(), &lab.fast);
+    // Its first LCP Configure-Request may have overtaken its install (see bring-up).
+    let drops = lab.fast.drop_counters().expect("drops");
+    let unknown = DropReason::UnknownSession as usize;
+    assert!(
+        drops[unknown] <= lab.bringup_drops[unknown] + 1,
+        "{drops:?}"
+    );
+    let mut others = drops;
+    others[unknown] = lab.bringup_drops[unknown];
+    assert_eq!(others, lab.bringup_drops, "no other drop: {drops:?}");
+
+    // Nothing went down at the LAC, and it saw no tunnel come up: the recovery tunnels are
+    // not tunnels of its own.
+    while let Ok(e) = lab.lac_node.events.try_recv() {
+        assert!(
+            !matches!(
+                e,
+                NodeEvent::TunnelDown { .. }
+                    | NodeEvent::SessionDown { .. }
+                    | NodeEvent::AuthFailed { .. }
+                    | NodeEvent::RecoveryFailed { .. }
+                    | NodeEvent::TunnelUp { .. }
+            ),
+            "LAC: {e:?}"
+        );
+    }
+    eprintln!(
+        "after: {} packets per direction in all ({N} sessions × {per_total}), all arrived; \
+         a new session carried {PER_SESSION} each way",
+        N * per_total
+    );
+    drop(core_rx);
+    drop(lac_rx);
+    drop(lab);
 }

@@ -49,10 +49,31 @@ pub fn ifindex(iface: &str) -> Result<u32, LoadError> {
     }
 }
 
-/// Loads the fast-path object; with `pin_dir`, every map is pinned there (re-used when a pin
-/// exists). Without, the maps are private to the returned object (tests).
+/// How many sessions the maps are built for when nothing else is said (the object's own
+/// `max_entries`).
+pub const DEFAULT_MAX_SESSIONS: u32 = 65_536;
+
+/// Loads the fast-path object with room for [`DEFAULT_MAX_SESSIONS`]; see [`load_sized`].
 pub fn load(pin_dir: Option<&Path>) -> Result<Ebpf, LoadError> {
+    load_sized(pin_dir, DEFAULT_MAX_SESSIONS)
+}
+
+/// Loads the fast-path object with its per-session maps (sessions, sequence state, counters,
+/// subscriber IPv4 and IPv6 bindings) sized for `max_sessions`; with `pin_dir`, every map is
+/// pinned there. A map already pinned there is re-used as it is — with the size it was created
+/// with: to resize, `detach` first (which drops the sessions). Without `pin_dir`, the maps are
+/// private to the returned object (tests).
+pub fn load_sized(pin_dir: Option<&Path>, max_sessions: u32) -> Result<Ebpf, LoadError> {
     let mut loader = EbpfLoader::new();
+    for n in [
+        name::SESSIONS,
+        name::SEQ,
+        name::COUNTERS,
+        name::SUB4,
+        name::SUB6,
+    ] {
+        loader.map_max_entries(n, max_sessions.max(1));
+    }
     let paths: Vec<(&str, PathBuf)> = match pin_dir {
         Some(d) => {
             std::fs::create_dir_all(d).map_err(|e| LoadError::Pin {

@@ -53,6 +53,13 @@ pub struct XdpDataPlane {
     sub4: HashMap<MapData, [u8; 4], maps::SessionKey>,
     sub6: LpmTrie<MapData, [u8; 16], maps::SessionKey>,
     ac: HashMap<MapData, u32, maps::SessionKey>,
+    /// What each session is bound to, and who owns each IPv6 prefix, read from the maps once
+    /// when this handle is opened and kept up to date by it: installing or removing a session
+    /// then touches only its own entries instead of scanning the binding maps (which made
+    /// 100,000 installs quadratic). The control plane is the one writer of subscriber
+    /// bindings; a binding another process adds meanwhile is not in this index.
+    index: std::collections::HashMap<maps::SessionKey, Binding>,
+    prefix_owner: std::collections::HashMap<(u32, [u8; 16]), maps::SessionKey>,
 }
 
 fn sys(what: &str, e: impl std::fmt::Display) -> DataPlaneError {
@@ -94,7 +101,7 @@ impl XdpDataPlane {
                 get($n)?.try_into().map_err(|e| sys($n, e))?
             };
         }
-        Ok(XdpDataPlane {
+        let mut dp = XdpDataPlane {
             config: typed!(name::CONFIG),
             sessions: typed!(name::SESSIONS),
             seq: typed!(name::SEQ),
@@ -104,7 +111,23 @@ impl XdpDataPlane {
             sub4: typed!(name::SUB4),
             sub6: typed!(name::SUB6),
             ac: typed!(name::AC),
-        })
+            index: std::collections::HashMap::new(),
+            prefix_owner: std::collections::HashMap::new(),
+        };
+        for (k, b) in dp.bindings()? {
+            dp.remember(k, &b);
+        }
+        Ok(dp)
+    }
+
+    fn remember(&mut self, k: maps::SessionKey, b: &Binding) {
+        if let Binding::Subscriber { ipv6, .. } = b {
+            for p in ipv6 {
+                self.prefix_owner
+                    .insert((u32::from(p.len), p.addr.octets()), k);
+            }
+        }
+        self.index.insert(k, b.clone());
     }
 
     /// Writes the global settings; until then the programs pass everything.
@@ -211,13 +234,10 @@ impl XdpDataPlane {
                     }
                 }
                 for p in ipv6 {
-                    let key = LpmKey::new(u32::from(p.len), p.addr.octets());
-                    // Exact prefix match only: the trie answers longest-prefix lookups.
-                    for r in self.sub6.iter() {
-                        let (k2, v) = r.map_err(|e| sys(name::SUB6, e))?;
-                        if k2.prefix_len() == key.prefix_len() && k2.data() == key.data() {
-                            owner(v, format!("prefix {}/{}", p.addr, p.len))?;
-                        }
+                    // Exact prefix match only (the trie answers longest-prefix lookups).
+                    let k = (u32::from(p.len), p.addr.octets());
+                    if let Some(&o) = self.prefix_owner.get(&k) {
+                        owner(o, format!("prefix {}/{}", p.addr, p.len))?;
                     }
                 }
             }
@@ -231,35 +251,36 @@ impl XdpDataPlane {
     }
 
     fn unbind(&mut self, mk: &maps::SessionKey) -> Result<(), DataPlaneError> {
-        let v4: Vec<[u8; 4]> = self
-            .sub4
-            .iter()
-            .filter_map(Result::ok)
-            .filter(|(_, k)| k == mk)
-            .map(|(a, _)| a)
-            .collect();
-        for a in v4 {
-            self.sub4.remove(&a).map_err(|e| sys(name::SUB4, e))?;
-        }
-        let v6: Vec<LpmKey<[u8; 16]>> = self
-            .sub6
-            .iter()
-            .filter_map(Result::ok)
-            .filter(|(_, k)| k == mk)
-            .map(|(p, _)| p)
-            .collect();
-        for p in v6 {
-            self.sub6.remove(&p).map_err(|e| sys(name::SUB6, e))?;
-        }
-        let acs: Vec<u32> = self
-            .ac
-            .iter()
-            .filter_map(Result::ok)
-            .filter(|(_, k)| k == mk)
-            .map(|(i, _)| i)
-            .collect();
-        for i in acs {
-            self.ac.remove(&i).map_err(|e| sys(name::AC, e))?;
+        let Some(old) = self.index.remove(mk) else {
+            return Ok(());
+        };
+        // Remove only entries that still point at this session.
+        match old {
+            Binding::Subscriber { ipv4, ipv6 } => {
+                if let Some(a) = ipv4 {
+                    if self.sub4.get(&a.octets(), 0).ok().as_ref() == Some(mk) {
+                        self.sub4
+                            .remove(&a.octets())
+                            .map_err(|e| sys(name::SUB4, e))?;
+                    }
+                }
+                for p in ipv6 {
+                    let k = (u32::from(p.len), p.addr.octets());
+                    if self.prefix_owner.get(&k) == Some(mk) {
+                        self.prefix_owner.remove(&k);
+                        match self.sub6.remove(&LpmKey::new(k.0, k.1)) {
+                            Ok(()) => {}
+                            Err(e) if not_found(&e) => {}
+                            Err(e) => return Err(sys(name::SUB6, e)),
+                        }
+                    }
+                }
+            }
+            Binding::AttachmentCircuit { ifindex } => {
+                if self.ac.get(&ifindex, 0).ok().as_ref() == Some(mk) {
+                    self.ac.remove(&ifindex).map_err(|e| sys(name::AC, e))?;
+                }
+            }
         }
         Ok(())
     }
@@ -310,6 +331,7 @@ impl DataPlane for XdpDataPlane {
                 self.ac.insert(ifindex, mk, 0).map_err(map_err(name::AC))?;
             }
         }
+        self.remember(mk, &entry.binding);
         Ok(())
     }
 

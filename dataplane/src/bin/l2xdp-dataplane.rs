@@ -45,6 +45,9 @@ enum Cmd {
         /// Largest outer IP packet to emit.
         #[arg(long, default_value_t = 1500)]
         mtu: u32,
+        /// Sessions the maps have room for (when they are created; pinned maps keep their size).
+        #[arg(long, default_value_t = loader::DEFAULT_MAX_SESSIONS)]
+        max_sessions: u32,
     },
     /// Install the static L2TPv3 pseudowires of a TOML file (attaches the encap program to each
     /// attachment interface).
@@ -63,8 +66,10 @@ fn run(cli: Cli) -> Result<(), String> {
             cpumap,
             udp_port,
             mtu,
+            max_sessions,
         } => {
-            let mut ebpf = loader::load(Some(&cli.pin_dir)).map_err(|e| e.to_string())?;
+            let mut ebpf =
+                loader::load_sized(Some(&cli.pin_dir), max_sessions).map_err(|e| e.to_string())?;
             let cpus = if cpumap {
                 loader::cpumap_cpus().map_err(|e| e.to_string())?
             } else {

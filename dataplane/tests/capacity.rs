@@ -1,0 +1,74 @@
+//! The maps hold what the operator sized them for: with `load_sized(.., 150_000)` the fast path
+//! takes 100,000 v2 sessions, each bound to its own subscriber address, and reads them all
+//! back; with the default size it refuses the 65,537th session as full, and says so.
+
+use std::net::Ipv4Addr;
+
+use l2xdp_dataplane::api::{Binding, DataPlane, DataPlaneError, SessionEntry};
+use l2xdp_dataplane::lab::is_root;
+use l2xdp_dataplane::loader;
+use l2xdp_dataplane::xdp::XdpDataPlane;
+use l2xdp_wire::datapath::{PppTx, Session, SessionKey};
+use l2xdp_wire::l2tp::header::{Cookie, Transport};
+use l2xdp_wire::net::ethernet::{MacAddr, Vlans};
+
+fn entry(i: u32) -> SessionEntry {
+    let (tunnel_id, session_id) = ((i >> 16) as u16 + 1, (i & 0xffff) as u16);
+    SessionEntry {
+        session: Session {
+            transport: Transport::Udp,
+            local_addr: "192.0.2.1".parse().expect("addr"),
+            peer_addr: "192.0.2.2".parse().expect("addr"),
+            local_port: 1701,
+            peer_port: 1701,
+            local_mac: MacAddr([0; 6]),
+            next_hop_mac: MacAddr([0; 6]),
+            vlans: Vlans::NONE,
+            our_ids: SessionKey::V2 {
+                tunnel_id,
+                session_id,
+            },
+            peer_ids: SessionKey::V2 {
+                tunnel_id,
+                session_id,
+            },
+            cookie_rx: Cookie::NONE,
+            cookie_tx: Cookie::NONE,
+            l2ss: false,
+            sequencing: false,
+            ppp: PppTx::default(),
+            ttl: 64,
+            dscp: 0,
+            udp_checksum_v4: false,
+        },
+        binding: Binding::Subscriber {
+            ipv4: Some(Ipv4Addr::from(0x6440_0000 + i)),
+            ipv6: vec![],
+        },
+    }
+}
+
+#[test]
+fn sized_maps_hold_100k_sessions_and_the_default_refuses_past_64k() {
+    if !is_root() {
+        eprintln!("*** SKIPPING capacity test: needs root (BPF maps) ***");
+        return;
+    }
+    let mut ebpf = loader::load_sized(None, 150_000).expect("load");
+    let mut dp = XdpDataPlane::from_ebpf(&mut ebpf).expect("maps");
+    for i in 0..100_000 {
+        dp.install(&entry(i)).expect("room for 100,000");
+    }
+    assert_eq!(dp.sessions().expect("read back").len(), 100_000);
+
+    let mut ebpf = loader::load(None).expect("load");
+    let mut dp = XdpDataPlane::from_ebpf(&mut ebpf).expect("maps");
+    let n = loader::DEFAULT_MAX_SESSIONS;
+    for i in 0..n {
+        dp.install(&entry(i)).expect("room for the default");
+    }
+    match dp.install(&entry(n)) {
+        Err(DataPlaneError::Full(_)) => {}
+        other => panic!("the 65,537th session: {other:?}"),
+    }
+}

@@ -5,14 +5,21 @@
 //!   programs' cost per packet (bpf_stats) as a ratio to a swap-MAC XDP_TX program.
 //! - [`setup_rate`]: sessions per second through ICCN and IPCP against an `l2xdpd` process,
 //!   and its memory per tunnel and per session.
+//! - [`failover`]: kill -9 and restart of an `l2xdpd` process with RFC 4951 failover: time
+//!   to its control socket, to every tunnel recovered, the state restore, and nothing lost.
 //!
-//! Shared pieces: [`bpf_stats`] (run_time_ns / run_cnt of a program under
+//! Shared pieces: [`lns`] (the `l2xdpd` child: configuration, start, control socket, VmRSS)
+//! and [`lac`] (the LAC emulator and the bring-up phases) of the control-plane scenarios,
+//! [`bpf_stats`] (run_time_ns / run_cnt of a program under
 //! `kernel.bpf_stats_enabled`), [`machine`] (kernel, CPU, pinning), [`summary`] (median and
 //! spread), [`interrupt`] (Ctrl-C turns into an orderly stop, so guards clean up).
 
 pub mod bpf_stats;
+pub mod failover;
 pub mod forward;
 pub mod interrupt;
+pub mod lac;
+pub mod lns;
 pub mod machine;
 pub mod setup_rate;
 pub mod summary;

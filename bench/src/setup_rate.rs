@@ -9,22 +9,14 @@
 //! (open → IPCP up, hdrhistogram), and the daemon's resident memory per tunnel and per session
 //! (VmRSS deltas read from /proc).
 
-use std::collections::HashMap;
-use std::io::Write;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use l2xdp_controlplane::driver::Driver;
-use l2xdp_controlplane::l2tp::{CallParams, L2tpConfig, Peer, TunnelId};
-use l2xdp_controlplane::node::{ClientAuth, Node, NodeConfig, NodeEvent};
-use l2xdp_controlplane::ppp::{MemoryCredentials, PppConfig};
-use l2xdp_controlplane::socket::L2tpSocket;
-use l2xdp_dataplane::MemoryDataPlane;
-use l2xdp_wire::l2tp::header::Version;
+use l2xdp_controlplane::ppp::PppConfig;
 use serde::Serialize;
+
+use crate::lac::Lac;
+use crate::lns::{Lns, LnsFiles, LnsSetup};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -84,257 +76,47 @@ pub struct Report {
     pub date: String,
 }
 
-/// The LNS process; killed when dropped.
-struct Lns {
-    child: Child,
-    dir: PathBuf,
-}
-
-impl Drop for Lns {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-fn start_lns(opts: &Options, port: u16) -> Result<Lns, String> {
-    let dir = std::env::temp_dir().join(format!("l2xdp-bench-lns-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let n = opts.tunnels * opts.sessions;
-    let users = dir.join("users");
-    let mut f = std::io::BufWriter::new(std::fs::File::create(&users).map_err(|e| e.to_string())?);
-    for i in 0..n {
-        writeln!(f, "user{i} pw{i}").map_err(|e| e.to_string())?;
-    }
-    f.flush().map_err(|e| e.to_string())?;
-    drop(f);
-    let cfg = dir.join("l2xdpd.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"[daemon]
-listen = ["127.0.0.1:{port}"]
-
-[dataplane]
-mode = "memory"
-
-[l2tp]
-host_name = "lns-bench"
-
-[l2tp.limits]
-max_tunnels = {t}
-max_sessions_per_tunnel = {s}
-
-[ppp]
-auth = ["chap"]
-
-[ppp.ipcp]
-local_address = "100.64.0.1"
-pool = ["100.64.0.0/14"]
-dns = ["192.0.2.53"]
-
-[users]
-file = "{users}"
-"#,
-            t = opts.tunnels + 16,
-            s = opts.sessions + 16,
-            users = users.display()
-        ),
-    )
-    .map_err(|e| e.to_string())?;
-    let child = Command::new(&opts.l2xdpd)
-        .arg("--config")
-        .arg(&cfg)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| format!("starting {}: {e}", opts.l2xdpd.display()))?;
-    Ok(Lns { child, dir })
-}
-
-fn free_udp_port() -> Result<u16, String> {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| e.to_string())
-}
-
-async fn open_one(
-    lac: &l2xdp_controlplane::driver::Handle,
-    tunnel: TunnelId,
-    i: usize,
-) -> Result<u32, String> {
-    let auth = ClientAuth {
-        user: format!("user{i}"),
-        password: format!("pw{i}").into_bytes(),
-    };
-    lac.open_session(tunnel, CallParams::default(), Some(auth))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())
-}
-
-/// The `l2xdpd` next to this executable (cargo puts a workspace's binaries side by side; test
-/// executables sit one level below, in `deps/`), else the one on `PATH`.
-pub fn default_l2xdpd() -> PathBuf {
-    let exe = std::env::current_exe().ok();
-    exe.iter()
-        .flat_map(|p| p.ancestors().skip(1).take(2))
-        .map(|d| d.join("l2xdpd"))
-        .find(|p| p.exists())
-        .unwrap_or_else(|| PathBuf::from("l2xdpd"))
-}
+/// The `l2xdpd` next to this executable, else the one on `PATH`.
+pub use crate::lns::default_l2xdpd;
 
 /// Runs the scenario.
 pub async fn run(opts: &Options) -> Result<Report, String> {
-    let port = free_udp_port()?;
-    let lns = start_lns(opts, port)?;
-    let lns_addr: SocketAddr = format!("127.0.0.1:{port}")
-        .parse()
-        .map_err(|e| format!("{e}"))?;
+    let files = LnsFiles::write(&LnsSetup {
+        tunnels: opts.tunnels,
+        sessions: opts.sessions,
+        recovery_time_ms: None,
+        control_socket: false,
+    })?;
+    let mut lns = Lns::spawn(&opts.l2xdpd, &files)?;
     // Wait for the daemon to bind (it reads a users file first).
-    let t = Instant::now();
-    while std::net::UdpSocket::bind(lns_addr).is_ok() {
-        if t.elapsed() > opts.limit {
-            return Err("l2xdpd did not start".into());
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let pid = lns.child.id();
-    let rss0 = rss_kib(pid);
+    lns.wait_bound(files.addr, opts.limit).await?;
+    let rss0 = lns.rss_kib();
 
-    let mut l2tp = L2tpConfig {
-        host_name: "lac-bench".into(),
-        ..L2tpConfig::default()
-    };
-    l2tp.limits.max_tunnels = opts.tunnels + 16;
-    l2tp.limits.max_sessions_per_tunnel = opts.sessions + 16;
-    let node = Node::new(
-        NodeConfig {
-            l2tp,
-            ppp: Arc::new(PppConfig::default()),
-            credentials: Arc::new(MemoryCredentials::new()),
-            pool: None,
-            attachment_circuits: HashMap::new(),
-            seed: 0x5eed,
-        },
-        Box::new(MemoryDataPlane::new()),
-    );
-    let sock = L2tpSocket::bind_udp("127.0.0.1:0".parse().map_err(|e| format!("{e}"))?)
-        .map_err(|e| e.to_string())?;
-    let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
-    let (lac, task) = Driver::new(node, vec![sock])
-        .map_err(|e| e.to_string())?
-        .with_events(tx)
-        .spawn();
-    let peer = Peer::udp(lns_addr);
+    let mut lac = Lac::start(opts.tunnels, opts.sessions, None, PppConfig::default())?;
+    let deadline = tokio::time::Instant::now() + opts.limit;
 
     // Phase 1: tunnels.
     let t0 = Instant::now();
-    let mut tunnels: Vec<TunnelId> = Vec::with_capacity(opts.tunnels);
-    for _ in 0..opts.tunnels {
-        tunnels.push(
-            lac.open_tunnel(peer, Version::V2)
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?,
-        );
-    }
-    let mut up = 0;
-    let deadline = tokio::time::Instant::now() + opts.limit;
-    while up < opts.tunnels {
-        match tokio::time::timeout_at(deadline, events.recv()).await {
-            Ok(Some(NodeEvent::TunnelUp { .. })) => up += 1,
-            Ok(Some(NodeEvent::TunnelDown { reason, .. })) => {
-                return Err(format!("a tunnel went down: {reason}"))
-            }
-            Ok(Some(_)) => {}
-            Ok(None) | Err(_) => return Err(format!("only {up} tunnels came up")),
-        }
-    }
+    let tunnels = lac.open_tunnels(files.addr, opts.tunnels, deadline).await?;
     let tunnels_secs = t0.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let rss1 = rss_kib(pid);
+    let rss1 = lns.rss_kib();
 
     // Phase 2: sessions, at most `in_flight` being set up at a time, spread over the tunnels.
     let n = opts.tunnels * opts.sessions;
-    let mut todo = (0..n).map(|i| (tunnels[i % tunnels.len()], i));
-    let mut opened: HashMap<(TunnelId, u32), Instant> = HashMap::with_capacity(n);
-    let mut hist = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)
-        .map_err(|e| e.to_string())?;
-    let t1 = Instant::now();
-    let (mut iccn, mut ipcp) = (0, 0);
-    let (mut iccn_at, mut ipcp_at) = (t1, t1);
-    let mut open_next = |count: usize| {
-        let mut v = Vec::new();
-        for _ in 0..count {
-            if let Some(x) = todo.next() {
-                v.push(x);
-            }
-        }
-        v
-    };
-    for (t, i) in open_next(opts.in_flight.max(1)) {
-        let s = open_one(&lac, t, i).await?;
-        opened.insert((t, s), Instant::now());
-    }
-    while ipcp < n {
-        match tokio::time::timeout_at(deadline, events.recv()).await {
-            Ok(Some(NodeEvent::SessionUp { .. })) => {
-                iccn += 1;
-                iccn_at = Instant::now();
-            }
-            Ok(Some(NodeEvent::PppUp {
-                tunnel, session, ..
-            })) => {
-                ipcp += 1;
-                ipcp_at = Instant::now();
-                if let Some(t) = opened.remove(&(tunnel, session)) {
-                    let _ = hist.record(t.elapsed().as_micros().max(1) as u64);
-                }
-                for (t, i) in open_next(1) {
-                    let s = open_one(&lac, t, i).await?;
-                    opened.insert((t, s), Instant::now());
-                }
-            }
-            Ok(Some(e @ (NodeEvent::SessionDown { .. } | NodeEvent::TunnelDown { .. }))) => {
-                return Err(format!("during set-up: {e:?}"))
-            }
-            Ok(Some(_)) => {}
-            Ok(None) | Err(_) => {
-                return Err(format!(
-                    "only {iccn} sessions through ICCN, {ipcp} through IPCP"
-                ))
-            }
-        }
-    }
+    let up = lac
+        .open_sessions(&tunnels, opts.sessions, opts.in_flight, deadline)
+        .await?;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let rss2 = rss_kib(pid);
-    let retransmissions = lac
-        .inspect(|n| n.registry().counters().retransmissions)
-        .await
-        .map_err(|e| e.to_string())?;
-    lac.shutdown().await;
-    let _ = task.await;
+    let rss2 = lns.rss_kib();
+    let retransmissions = lac.retransmissions().await?;
+    lac.stop().await;
     drop(lns);
+    drop(files);
 
-    let iccn_secs = iccn_at.duration_since(t1).as_secs_f64();
-    let ipcp_secs = ipcp_at.duration_since(t1).as_secs_f64();
+    let iccn_secs = up.iccn_at.duration_since(up.started).as_secs_f64();
+    let ipcp_secs = up.ipcp_at.duration_since(up.started).as_secs_f64();
+    let hist = &up.latency_us;
     Ok(Report {
         scenario: "setup-rate",
         tunnels: opts.tunnels,

@@ -4,6 +4,8 @@
 //!  [--cpu N] [--cases swapmac,baseline-up,decap-v2,baseline-down,encap-v2] [--json PATH]`
 //! `target/release/l2xdp-bench setup-rate [--tunnels 100] [--sessions 10] [--in-flight 1000]
 //!  [--json PATH]`
+//! `target/release/l2xdp-bench failover [--tunnels 1000] [--sessions 100] [--in-flight 1000]
+//!  [--json PATH]`
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,7 +13,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use l2xdp_bench::forward::{self, Case};
-use l2xdp_bench::setup_rate;
+use l2xdp_bench::{failover, setup_rate};
 use l2xdp_bench::{interrupt, machine};
 
 #[derive(Parser)]
@@ -74,6 +76,38 @@ enum Scenario {
         #[arg(long, default_value = "target/bench/setup-rate.json")]
         json: PathBuf,
     },
+    /// kill -9 of an `l2xdpd` process with RFC 4951 failover and its restart, with
+    /// `tunnels × sessions` PPP sessions up (LAC emulator on loopback, in-memory fast path):
+    /// time to the control socket, to every tunnel recovered, the state restore, VmRSS, and
+    /// that the emulator lost no tunnel or session.
+    Failover {
+        /// Control connections.
+        #[arg(long, default_value_t = 1000)]
+        tunnels: usize,
+        /// Sessions per tunnel.
+        #[arg(long, default_value_t = 100)]
+        sessions: usize,
+        /// Sessions being set up at once during the bring-up.
+        #[arg(long, default_value_t = 1000)]
+        in_flight: usize,
+        /// The l2xdpd binary (default: next to this one).
+        #[arg(long)]
+        l2xdpd: Option<PathBuf>,
+        /// Give up on any one step after this many seconds.
+        #[arg(long, default_value_t = 600)]
+        limit_secs: u64,
+        /// JSON report path.
+        #[arg(long, default_value = "target/bench/failover.json")]
+        json: PathBuf,
+    },
+}
+
+/// A runtime for the control-plane scenarios: one worker for the LAC emulator's driver.
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
 }
 
 fn main() -> ExitCode {
@@ -99,11 +133,7 @@ fn main() -> ExitCode {
                 l2xdpd: l2xdpd.unwrap_or_else(setup_rate::default_l2xdpd),
                 limit: Duration::from_secs(limit_secs),
             };
-            let rt = match tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-            {
+            let rt = match runtime() {
                 Ok(rt) => rt,
                 Err(e) => {
                     eprintln!("l2xdp-bench setup-rate: {e}");
@@ -122,6 +152,44 @@ fn main() -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("l2xdp-bench setup-rate: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Scenario::Failover {
+            tunnels,
+            sessions,
+            in_flight,
+            l2xdpd,
+            limit_secs,
+            json,
+        } => {
+            let opts = failover::Options {
+                tunnels,
+                sessions,
+                in_flight,
+                l2xdpd: l2xdpd.unwrap_or_else(setup_rate::default_l2xdpd),
+                limit: Duration::from_secs(limit_secs),
+            };
+            let rt = match runtime() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("l2xdp-bench failover: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match rt.block_on(failover::run(&opts)) {
+                Ok(r) => {
+                    println!("{}", failover::table(&r));
+                    if let Err(e) = setup_rate::write_json(&json, &r) {
+                        eprintln!("l2xdp-bench failover: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                    println!("JSON: {}", json.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("l2xdp-bench failover: {e}");
                     ExitCode::FAILURE
                 }
             }

@@ -239,6 +239,8 @@ pub struct Node {
     /// The local address each peer talks to (the template's outer source).
     local_of: HashMap<Peer, SocketAddr>,
     dataplane: Box<dyn DataPlane>,
+    /// During [`Node::recover`]: the fast path's entries by key, listed once.
+    fast_path_snapshot: Option<HashMap<l2xdp_wire::datapath::SessionKey, SessionEntry>>,
     cfg: NodeConfig,
     link_seq: u64,
     outbox: VecDeque<(Peer, Vec<u8>)>,
@@ -259,6 +261,7 @@ impl Node {
             client_auth: HashMap::new(),
             local_of: HashMap::new(),
             dataplane,
+            fast_path_snapshot: None,
             cfg,
             link_seq: 0,
             outbox: VecDeque::new(),
@@ -290,30 +293,33 @@ impl Node {
     pub fn recover(&mut self, now: Instant) -> Result<RecoveryReport, RecoverError> {
         let state = self.store.as_ref().ok_or(RecoverError::NoStore)?.load()?;
         let report = self.registry.recover(state, now)?;
-        // Restored sessions first: the registry may already have reported some of them down
-        // (tunnels it could not recover), which must find them.
-        self.drain_failover(now);
-        let keep: std::collections::HashSet<_> =
-            self.sessions.values().map(|s| s.up.our_ids).collect();
-        match self.dataplane.sessions() {
-            Ok(entries) => {
-                for e in entries {
-                    let key = e.key();
-                    if keep.contains(&key) {
-                        continue;
-                    }
-                    match self.dataplane.remove(&key) {
-                        Ok(()) => self.counters.stale_removed += 1,
-                        Err(err) => {
-                            self.counters.dataplane_errors += 1;
-                            tracing::warn!(?key, %err, "removing a stale fast-path entry failed");
-                        }
-                    }
-                }
-            }
+        // What survived in the fast path, listed once: each restored session looks its entry
+        // up here (listing per session made recovery quadratic in the number of sessions).
+        self.fast_path_snapshot = match self.dataplane.sessions() {
+            Ok(v) => Some(v.into_iter().map(|e| (e.key(), e)).collect()),
             Err(err) => {
                 self.counters.dataplane_errors += 1;
                 tracing::warn!(%err, "listing the fast path failed");
+                None
+            }
+        };
+        // Restored sessions first: the registry may already have reported some of them down
+        // (tunnels it could not recover), which must find them.
+        self.drain_failover(now);
+        let snapshot = self.fast_path_snapshot.take();
+        let keep: std::collections::HashSet<_> =
+            self.sessions.values().map(|s| s.up.our_ids).collect();
+        // Entries of sessions that were not restored are stale.
+        for key in snapshot.into_iter().flat_map(HashMap::into_keys) {
+            if keep.contains(&key) {
+                continue;
+            }
+            match self.dataplane.remove(&key) {
+                Ok(()) => self.counters.stale_removed += 1,
+                Err(err) => {
+                    self.counters.dataplane_errors += 1;
+                    tracing::warn!(?key, %err, "removing a stale fast-path entry failed");
+                }
             }
         }
         tracing::info!(
@@ -748,13 +754,16 @@ impl Node {
     /// outer addresses of an entry that is there (a restarted node does not know yet which
     /// local address each peer talks to).
     fn restore_entry(&mut self, up: &SessionUp, ppp: Option<&LinkUp>, binding: Binding) -> bool {
-        let existing = match self.dataplane.sessions() {
-            Ok(v) => v.into_iter().find(|e| e.key() == up.our_ids),
-            Err(e) => {
-                self.counters.dataplane_errors += 1;
-                tracing::warn!(%e, "listing the fast path failed");
-                None
-            }
+        let existing = match &self.fast_path_snapshot {
+            Some(snapshot) => snapshot.get(&up.our_ids).cloned(),
+            None => match self.dataplane.sessions() {
+                Ok(v) => v.into_iter().find(|e| e.key() == up.our_ids),
+                Err(e) => {
+                    self.counters.dataplane_errors += 1;
+                    tracing::warn!(%e, "listing the fast path failed");
+                    None
+                }
+            },
         };
         let entry = match existing {
             Some(e) if e.binding == binding => {

@@ -26,10 +26,12 @@ lint:
 test: setup lint
 	@bash scripts/test.sh
 
-# The main job: a lab on veth namespaces with a built-in default config. Not built yet.
+# The main job: a lab on veth namespaces with a built-in default config. Not built yet: the
+# pieces exist (l2xdp-dataplane, l2xdpd, l2xdp-bench; see README.md), the lab that runs them
+# together for a newcomer does not.
 run: setup build
-	@echo "make run: the LNS (control plane + XDP fast path) is not built yet;" \
-	      "see the open issues. Try 'make test' or 'cargo run -p l2xdp-wire --bin l2xdp-decode -- FILE.pcap'." >&2
+	@echo "make run: the lab demo is not built yet (the operator-experience issue)." \
+	      "The pieces run on their own: see README.md ('Running the pieces', bench/README.md)." >&2
 	@exit 2
 
 # Fuzz every target for FUZZ_SECONDS each (needs the nightly toolchain and cargo-fuzz).

@@ -16,12 +16,16 @@
 //! - [`config_file`]: TOML configuration files with errors that name the file, line and field.
 //! - [`socket`]: L2TP sockets over UDP and IP protocol 115, and a deterministic lossy shim for
 //!   tests.
+//! - [`lab`]: the lab pieces that need the control plane (a node on a thread in a network
+//!   namespace, waiting for its events, bringing up tunnels and sessions); the namespaces
+//!   themselves are `l2xdp_dataplane::lab`'s.
 
 pub mod config_file;
 pub mod control;
 pub mod daemon;
 pub mod driver;
 pub mod l2tp;
+pub mod lab;
 pub mod node;
 pub mod ppp;
 pub mod reliable;

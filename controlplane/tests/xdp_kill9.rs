@@ -65,11 +65,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aya::Ebpf;
-use l2xdp_controlplane::driver::{Driver, Handle};
-use l2xdp_controlplane::l2tp::{CallParams, FailoverConfig, L2tpConfig, Peer, TunnelId};
-use l2xdp_controlplane::node::{ClientAuth, Node, NodeConfig, NodeEvent, SessionRef};
+use l2xdp_controlplane::l2tp::{FailoverConfig, L2tpConfig, Peer, TunnelId};
+use l2xdp_controlplane::lab::{is_down, wait_for, NodeThread};
+use l2xdp_controlplane::node::{NodeConfig, NodeEvent, SessionRef};
 use l2xdp_controlplane::ppp::{AuthMethod, MemoryCredentials, PppConfig};
-use l2xdp_controlplane::socket::L2tpSocket;
 use l2xdp_dataplane::lab::packet::PacketSocket;
 use l2xdp_dataplane::lab::topology::{PeerPort, Topology, CORE0, L2TP_PORT, LAC0, LAC_IP, LNS_IP};
 use l2xdp_dataplane::lab::traffic::{
@@ -81,7 +80,6 @@ use l2xdp_ebpf::maps::verdict;
 use l2xdp_wire::datapath::{DropReason, SessionKey};
 use l2xdp_wire::l2tp::header::Version;
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot};
 
 const TUNNELS: usize = 4;
 const SESSIONS: usize = 4;
@@ -287,58 +285,8 @@ fn ask(sock: &Path, req: &str) -> Value {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The LAC: a node on its own thread, in its namespace, on a current-thread runtime.
-
-struct NodeThread {
-    handle: Handle,
-    events: mpsc::UnboundedReceiver<NodeEvent>,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl NodeThread {
-    fn start(ns: Arc<Netns>, bind: SocketAddr, cfg: NodeConfig) -> NodeThread {
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let _in = ns.enter();
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                let socket = L2tpSocket::bind_udp(bind).expect("bind the L2TP socket");
-                let dp = Box::new(l2xdp_dataplane::MemoryDataPlane::new());
-                let (tx, events) = mpsc::unbounded_channel();
-                let driver = Driver::new(Node::new(cfg, dp), vec![socket])
-                    .expect("driver")
-                    .with_events(tx);
-                let (handle, _task) = driver.spawn();
-                let _ = ready_tx.send((handle, events));
-                let _ = stop_rx.await;
-            });
-            drop(rt);
-        });
-        let (handle, events) = ready_rx
-            .recv_timeout(LIMIT)
-            .expect("the node thread started its driver");
-        NodeThread {
-            handle,
-            events,
-            stop: Some(stop_tx),
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for NodeThread {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
+// The LAC: a node on its own thread, in its namespace, on a current-thread runtime
+// (`l2xdp_controlplane::lab::NodeThread`).
 
 /// The LAC's configuration. Without `failover`, the emulated subscribers send no LCP
 /// keepalives (nothing of theirs depends on how long the LNS has been gone). With it, the
@@ -371,42 +319,6 @@ fn lac_config(failover: bool) -> NodeConfig {
         attachment_circuits: HashMap::new(),
         seed: 12,
     }
-}
-
-/// Waits for `n` events matching `pick`, failing on any session or tunnel going down.
-async fn wait_for(
-    events: &mut mpsc::UnboundedReceiver<NodeEvent>,
-    n: usize,
-    what: &str,
-    pick: impl Fn(&NodeEvent) -> bool,
-) -> Vec<NodeEvent> {
-    let mut got = Vec::new();
-    let r = tokio::time::timeout(LIMIT, async {
-        while got.len() < n {
-            let Some(e) = events.recv().await else {
-                panic!("event stream ended while waiting for {what}");
-            };
-            assert!(
-                !matches!(
-                    e,
-                    NodeEvent::TunnelDown { .. }
-                        | NodeEvent::SessionDown { .. }
-                        | NodeEvent::AuthFailed { .. }
-                ),
-                "while waiting for {what}: {e:?}"
-            );
-            if pick(&e) {
-                got.push(e);
-            }
-        }
-    })
-    .await;
-    assert!(
-        r.is_ok(),
-        "{what}: only {} of {n} after {LIMIT:?}",
-        got.len()
-    );
-    got
 }
 
 /// Waits (bounded) until `done` holds for the reply to `status`, and returns that reply (or
@@ -479,7 +391,12 @@ impl Lab {
         let mut lac_node = NodeThread::start(
             topo.lac.clone(),
             SocketAddr::new(IpAddr::V4(LAC_IP), L2TP_PORT),
-            lac_config(failover),
+            move || {
+                (
+                    lac_config(failover),
+                    Box::new(l2xdp_dataplane::MemoryDataPlane::new()),
+                )
+            },
         );
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -488,35 +405,8 @@ impl Lab {
 
         // Tunnels, sessions, PPP through IPCP.
         let peer = Peer::udp(SocketAddr::new(IpAddr::V4(LNS_IP), L2TP_PORT));
-        let (tunnels, lac_up) = rt.block_on(async {
-            let mut tunnels: Vec<TunnelId> = Vec::new();
-            for _ in 0..TUNNELS {
-                tunnels.push(
-                    lac_node
-                        .handle
-                        .open_tunnel(peer, Version::V2)
-                        .await
-                        .expect("running")
-                        .expect("open tunnel"),
-                );
-            }
-            wait_for(&mut lac_node.events, TUNNELS, "tunnels up", |e| {
-                matches!(e, NodeEvent::TunnelUp { .. })
-            })
-            .await;
-            let mut n = 0;
-            for &t in &tunnels {
-                for _ in 0..SESSIONS {
-                    open_lac_session(&lac_node, t, n).await;
-                    n += 1;
-                }
-            }
-            let up = wait_for(&mut lac_node.events, N, "PPP up at the LAC", |e| {
-                matches!(e, NodeEvent::PppUp { .. })
-            })
-            .await;
-            (tunnels, up)
-        });
+        let (tunnels, lac_up) =
+            rt.block_on(lac_node.bring_up(peer, Version::V2, TUNNELS, SESSIONS));
 
         // l2xdpd reports them all up and installed (bounded wait: its PPP may finish a moment
         // after the LAC's).
@@ -615,19 +505,6 @@ impl Lab {
         keys.sort();
         assert_eq!(still_keys, keys);
     }
-}
-
-/// Opens the LAC's `n`-th session (user `user<n>`) in tunnel `t`.
-async fn open_lac_session(lac: &NodeThread, t: TunnelId, n: usize) {
-    let auth = ClientAuth {
-        user: format!("user{n}"),
-        password: format!("pw{n}").into_bytes(),
-    };
-    lac.handle
-        .open_session(t, CallParams::default(), Some(auth))
-        .await
-        .expect("running")
-        .expect("open session");
 }
 
 /// The LAC's view of the session of a `PppUp` event (`None` for other events).
@@ -1010,10 +887,15 @@ fn kill_9_and_restart_recovers_every_session_without_loss() {
     // 4. A new session through the new l2xdpd, with an address nobody has, carries traffic.
     let t = lab.tunnels[0];
     let up = lab.rt.block_on(async {
-        open_lac_session(&lab.lac_node, t, N).await;
-        wait_for(&mut lab.lac_node.events, 1, "the new session's PPP", |e| {
-            matches!(e, NodeEvent::PppUp { .. })
-        })
+        lab.lac_node.open_user_session(t, N).await;
+        wait_for(
+            LIMIT,
+            &mut lab.lac_node.events,
+            1,
+            "the new session's PPP",
+            |e| matches!(e, NodeEvent::PppUp { .. }),
+            is_down,
+        )
         .await
     });
     let new = lac_sub(&lab.rt, &lab.lac_node, &up[0]).expect("a PPP up event");

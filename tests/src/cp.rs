@@ -2,54 +2,11 @@
 //! and checking a capture with both decoders.
 
 use std::path::Path;
-use std::time::Duration;
 
-use l2xdp_controlplane::node::NodeEvent;
 use l2xdp_controlplane::ppp::MemoryCredentials;
 use l2xdp_wire::decode::{DecodeOptions, Decoder};
-use tokio::sync::mpsc;
 
-/// Waits (at most `limit`, which only bounds a hung run) for `n` events matching `pick`,
-/// failing on the first one `fail` flags; returns the matching events.
-pub async fn wait_for(
-    limit: Duration,
-    events: &mut mpsc::UnboundedReceiver<NodeEvent>,
-    n: usize,
-    what: &str,
-    pick: impl Fn(&NodeEvent) -> bool,
-    fail: impl Fn(&NodeEvent) -> bool,
-) -> Vec<NodeEvent> {
-    let mut got = Vec::new();
-    let r = tokio::time::timeout(limit, async {
-        while got.len() < n {
-            let Some(e) = events.recv().await else {
-                panic!("event stream ended while waiting for {what}");
-            };
-            assert!(!fail(&e), "while waiting for {what}: {e:?}");
-            if pick(&e) {
-                got.push(e);
-            }
-        }
-    })
-    .await;
-    assert!(
-        r.is_ok(),
-        "{what}: only {} of {n} after {limit:?}",
-        got.len()
-    );
-    got
-}
-
-/// Something went down or failed.
-pub fn is_down(e: &NodeEvent) -> bool {
-    matches!(
-        e,
-        NodeEvent::TunnelDown { .. }
-            | NodeEvent::SessionDown { .. }
-            | NodeEvent::AuthFailed { .. }
-            | NodeEvent::RecoveryFailed { .. }
-    )
-}
+pub use l2xdp_controlplane::lab::{is_down, wait_for};
 
 /// `user0`/`pw0` … `user{n-1}`/`pw{n-1}`.
 pub fn users(n: usize) -> MemoryCredentials {

@@ -7,7 +7,8 @@
 //! The control plane runs in this process: the LNS [`Node`] over an [`XdpDataPlane`] of the
 //! pinned maps, its UDP socket bound in `lns`; the LAC `Node` (initiator, PPP client with CHAP)
 //! in `lac`. Each runs on a current-thread tokio runtime on a dedicated thread that entered
-//! its namespace (sockets belong to the namespace of the thread that creates them).
+//! its namespace (sockets belong to the namespace of the thread that creates them): the
+//! control plane's lab, `l2xdp_controlplane::lab::NodeThread`.
 //!
 //! 1. The LAC brings up `TUNNELS × SESSIONS` L2TPv2 sessions with PPP through IPCP. Every
 //!    control message and PPP control frame goes LAC → veth → `xdp_l2tp_access` → XDP_PASS →
@@ -41,11 +42,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use l2xdp_controlplane::driver::{Driver, Handle};
-use l2xdp_controlplane::l2tp::{CallParams, L2tpConfig, Peer, TunnelId};
-use l2xdp_controlplane::node::{ClientAuth, Node, NodeConfig, NodeCounters, NodeEvent};
-use l2xdp_controlplane::ppp::{AuthMethod, Ipv4Pool, Ipv4Range, MemoryCredentials, PppConfig};
-use l2xdp_controlplane::socket::L2tpSocket;
+use l2xdp_controlplane::l2tp::{L2tpConfig, Peer};
+use l2xdp_controlplane::lab::{is_down, wait_for, NodeThread};
+use l2xdp_controlplane::node::{NodeConfig, NodeCounters, NodeEvent};
+use l2xdp_controlplane::ppp::{AuthMethod, Ipv4Pool, Ipv4Range, PppConfig};
+use l2xdp_dataplane::lab::is_root;
 use l2xdp_dataplane::lab::topology::{
     PeerPort, Pins, Topology, CORE0, CORE_HOST, L2TP_PORT, LAC0, LAC_IP, LNS_IP,
 };
@@ -53,12 +54,11 @@ use l2xdp_dataplane::lab::traffic::{
     self, classify_downstream, classify_upstream, inner_ip, ip_socket, Counter, Flows, Paced, Sub,
     CORE_PORT, SUB_PORT,
 };
-use l2xdp_dataplane::lab::{is_root, Netns};
 use l2xdp_dataplane::{Binding, DataPlane, XdpDataPlane};
 use l2xdp_ebpf::maps::verdict;
+use l2xdp_tests::cp::users;
 use l2xdp_wire::datapath::{encap, DropReason, SessionKey, Why};
 use l2xdp_wire::l2tp::header::Version;
-use tokio::sync::{mpsc, oneshot};
 
 const TUNNELS: usize = 4;
 const SESSIONS: usize = 8;
@@ -72,82 +72,6 @@ const LIMIT: Duration = traffic::LIMIT;
 
 // ---------------------------------------------------------------------------------------------
 // The control plane, one node per namespace.
-
-/// A node running on its own thread, in a namespace, on a current-thread runtime. Dropping it
-/// (or [`kill`](Self::kill)) drops the runtime: the driver task is dropped where it stands.
-struct NodeThread {
-    handle: Handle,
-    events: mpsc::UnboundedReceiver<NodeEvent>,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl NodeThread {
-    fn start(
-        ns: Arc<Netns>,
-        bind: SocketAddr,
-        make: impl FnOnce() -> (NodeConfig, Box<dyn DataPlane>) + Send + 'static,
-    ) -> NodeThread {
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let _in = ns.enter();
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                let socket = L2tpSocket::bind_udp(bind).expect("bind the L2TP socket");
-                let (cfg, dp) = make();
-                let (tx, events) = mpsc::unbounded_channel();
-                let driver = Driver::new(Node::new(cfg, dp), vec![socket])
-                    .expect("driver")
-                    .with_events(tx);
-                let (handle, _task) = driver.spawn();
-                let _ = ready_tx.send((handle, events));
-                // Until told to stop, or until the owner is gone (a failing test).
-                let _ = stop_rx.await;
-            });
-            // No shutdown: dropping the runtime drops the driver task mid-flight.
-            drop(rt);
-        });
-        let (handle, events) = ready_rx
-            .recv_timeout(LIMIT)
-            .expect("the node thread started its driver");
-        NodeThread {
-            handle,
-            events,
-            stop: Some(stop_tx),
-            thread: Some(thread),
-        }
-    }
-
-    /// Stops the node abruptly and waits for its thread.
-    fn kill(&mut self) {
-        drop(self.stop.take());
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for NodeThread {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn users() -> MemoryCredentials {
-    let mut c = MemoryCredentials::new();
-    for i in 0..N {
-        c.insert(
-            format!("user{i}").as_bytes(),
-            format!("pw{i}").as_bytes(),
-            None,
-        );
-    }
-    c
-}
 
 fn node_config(name: &str, server: bool) -> NodeConfig {
     let range = "100.64.0.2-100.64.0.254"
@@ -170,47 +94,11 @@ fn node_config(name: &str, server: bool) -> NodeConfig {
             ..L2tpConfig::default()
         },
         ppp: Arc::new(ppp),
-        credentials: Arc::new(users()),
+        credentials: Arc::new(users(N)),
         pool: server.then(|| Arc::new(Mutex::new(Ipv4Pool::new(&[range], &[]).expect("pool")))),
         attachment_circuits: HashMap::new(),
         seed: if server { 11 } else { 12 },
     }
-}
-
-/// Waits for `n` events matching `pick`, failing on any session or tunnel going down.
-async fn wait_for(
-    events: &mut mpsc::UnboundedReceiver<NodeEvent>,
-    n: usize,
-    what: &str,
-    pick: impl Fn(&NodeEvent) -> bool,
-) -> Vec<NodeEvent> {
-    let mut got = Vec::new();
-    let r = tokio::time::timeout(LIMIT, async {
-        while got.len() < n {
-            let Some(e) = events.recv().await else {
-                panic!("event stream ended while waiting for {what}");
-            };
-            assert!(
-                !matches!(
-                    e,
-                    NodeEvent::TunnelDown { .. }
-                        | NodeEvent::SessionDown { .. }
-                        | NodeEvent::AuthFailed { .. }
-                ),
-                "while waiting for {what}: {e:?}"
-            );
-            if pick(&e) {
-                got.push(e);
-            }
-        }
-    })
-    .await;
-    assert!(
-        r.is_ok(),
-        "{what}: only {} of {n} after {LIMIT:?}",
-        got.len()
-    );
-    got
 }
 
 #[test]
@@ -267,44 +155,17 @@ fn ppp_sessions_through_xdp_survive_control_plane_loss() {
     // 1. Tunnels, sessions, PPP through IPCP — all control traffic through the access program.
     let peer = Peer::udp(SocketAddr::new(IpAddr::V4(LNS_IP), L2TP_PORT));
     let (lac_up, lns_up) = rt.block_on(async {
-        let mut tunnels: Vec<TunnelId> = Vec::new();
-        for _ in 0..TUNNELS {
-            tunnels.push(
-                lac_node
-                    .handle
-                    .open_tunnel(peer, Version::V2)
-                    .await
-                    .expect("running")
-                    .expect("open tunnel"),
-            );
-        }
-        wait_for(&mut lac_node.events, TUNNELS, "tunnels up", |e| {
-            matches!(e, NodeEvent::TunnelUp { .. })
-        })
-        .await;
-        let mut n = 0;
-        for &t in &tunnels {
-            for _ in 0..SESSIONS {
-                let auth = ClientAuth {
-                    user: format!("user{n}"),
-                    password: format!("pw{n}").into_bytes(),
-                };
-                lac_node
-                    .handle
-                    .open_session(t, CallParams::default(), Some(auth))
-                    .await
-                    .expect("running")
-                    .expect("open session");
-                n += 1;
-            }
-        }
-        let lac_up = wait_for(&mut lac_node.events, N, "PPP up at the LAC", |e| {
-            matches!(e, NodeEvent::PppUp { .. })
-        })
-        .await;
-        let lns_up = wait_for(&mut lns_node.events, N, "PPP up at the LNS", |e| {
-            matches!(e, NodeEvent::PppUp { .. })
-        })
+        let (_, lac_up) = lac_node
+            .bring_up(peer, Version::V2, TUNNELS, SESSIONS)
+            .await;
+        let lns_up = wait_for(
+            LIMIT,
+            &mut lns_node.events,
+            N,
+            "PPP up at the LNS",
+            |e| matches!(e, NodeEvent::PppUp { .. }),
+            is_down,
+        )
         .await;
         (lac_up, lns_up)
     });

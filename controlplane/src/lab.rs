@@ -1,0 +1,199 @@
+//! The lab pieces that need the control plane, for tests, benches and demos: a [`Node`] run by
+//! a [`Driver`] on its own thread inside a network namespace ([`NodeThread`]), waiting for its
+//! [`NodeEvent`]s ([`wait_for`]), and bringing up tunnels and PPP sessions from a LAC
+//! ([`NodeThread::bring_up`]). The namespaces, topology and traffic themselves are
+//! `l2xdp_dataplane::lab`'s.
+//!
+//! Everything here is a fixture: a failure panics with what failed. Time limits only bound a
+//! hung run.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use l2xdp_dataplane::lab::traffic::LIMIT;
+use l2xdp_dataplane::lab::Netns;
+use l2xdp_dataplane::DataPlane;
+use l2xdp_wire::l2tp::header::Version;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::driver::{Driver, Handle};
+use crate::l2tp::{CallParams, Peer, TunnelId};
+use crate::node::{ClientAuth, Node, NodeConfig, NodeEvent};
+use crate::socket::L2tpSocket;
+
+/// Waits (at most `limit`, which only bounds a hung run) for `n` events matching `pick`,
+/// failing on the first one `fail` flags; returns the matching events.
+pub async fn wait_for(
+    limit: Duration,
+    events: &mut mpsc::UnboundedReceiver<NodeEvent>,
+    n: usize,
+    what: &str,
+    pick: impl Fn(&NodeEvent) -> bool,
+    fail: impl Fn(&NodeEvent) -> bool,
+) -> Vec<NodeEvent> {
+    let mut got = Vec::new();
+    let r = tokio::time::timeout(limit, async {
+        while got.len() < n {
+            let Some(e) = events.recv().await else {
+                panic!("event stream ended while waiting for {what}");
+            };
+            assert!(!fail(&e), "while waiting for {what}: {e:?}");
+            if pick(&e) {
+                got.push(e);
+            }
+        }
+    })
+    .await;
+    assert!(
+        r.is_ok(),
+        "{what}: only {} of {n} after {limit:?}",
+        got.len()
+    );
+    got
+}
+
+/// Something went down or failed: a tunnel or session down, authentication or an RFC 4951
+/// recovery failed.
+pub fn is_down(e: &NodeEvent) -> bool {
+    matches!(
+        e,
+        NodeEvent::TunnelDown { .. }
+            | NodeEvent::SessionDown { .. }
+            | NodeEvent::AuthFailed { .. }
+            | NodeEvent::RecoveryFailed { .. }
+    )
+}
+
+/// A node running on its own thread, in a namespace (sockets belong to the namespace of the
+/// thread that creates them), on a current-thread runtime. Dropping it (or
+/// [`kill`](Self::kill)) drops the runtime: the driver task is dropped where it stands — no
+/// CDN, no StopCCN, no fast-path removal.
+pub struct NodeThread {
+    /// Commands to the node.
+    pub handle: Handle,
+    /// Everything the node reports.
+    pub events: mpsc::UnboundedReceiver<NodeEvent>,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl NodeThread {
+    /// Starts a thread that enters `ns`, binds an L2TP UDP socket to `bind` there, and runs
+    /// the node of `make`'s configuration and fast path (made on that thread) until stopped.
+    pub fn start(
+        ns: Arc<Netns>,
+        bind: SocketAddr,
+        make: impl FnOnce() -> (NodeConfig, Box<dyn DataPlane>) + Send + 'static,
+    ) -> NodeThread {
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let _in = ns.enter();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let socket = L2tpSocket::bind_udp(bind).expect("bind the L2TP socket");
+                let (cfg, dp) = make();
+                let (tx, events) = mpsc::unbounded_channel();
+                let driver = Driver::new(Node::new(cfg, dp), vec![socket])
+                    .expect("driver")
+                    .with_events(tx);
+                let (handle, _task) = driver.spawn();
+                let _ = ready_tx.send((handle, events));
+                // Until told to stop, or until the owner is gone (a failing test).
+                let _ = stop_rx.await;
+            });
+            // No shutdown: dropping the runtime drops the driver task mid-flight.
+            drop(rt);
+        });
+        let (handle, events) = ready_rx
+            .recv_timeout(LIMIT)
+            .expect("the node thread started its driver");
+        NodeThread {
+            handle,
+            events,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops the node abruptly and waits for its thread.
+    pub fn kill(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+
+    /// Opens this LAC's `n`-th session (CHAP or PAP user `user<n>`, password `pw<n>`) in
+    /// tunnel `t`.
+    pub async fn open_user_session(&self, t: TunnelId, n: usize) {
+        let auth = ClientAuth {
+            user: format!("user{n}"),
+            password: format!("pw{n}").into_bytes(),
+        };
+        self.handle
+            .open_session(t, CallParams::default(), Some(auth))
+            .await
+            .expect("running")
+            .expect("open session");
+    }
+
+    /// From this LAC: `tunnels` tunnels of `version` to `peer`, waited up, then `sessions`
+    /// sessions in each (users `user0`, `user1`, … in order), waited until PPP is up on all
+    /// of them. Fails on anything going down ([`is_down`]). Returns the tunnels and the
+    /// `PppUp` events.
+    pub async fn bring_up(
+        &mut self,
+        peer: Peer,
+        version: Version,
+        tunnels: usize,
+        sessions: usize,
+    ) -> (Vec<TunnelId>, Vec<NodeEvent>) {
+        let mut ids: Vec<TunnelId> = Vec::new();
+        for _ in 0..tunnels {
+            ids.push(
+                self.handle
+                    .open_tunnel(peer, version)
+                    .await
+                    .expect("running")
+                    .expect("open tunnel"),
+            );
+        }
+        wait_for(
+            LIMIT,
+            &mut self.events,
+            tunnels,
+            "tunnels up",
+            |e| matches!(e, NodeEvent::TunnelUp { .. }),
+            is_down,
+        )
+        .await;
+        let mut n = 0;
+        for &t in &ids {
+            for _ in 0..sessions {
+                self.open_user_session(t, n).await;
+                n += 1;
+            }
+        }
+        let up = wait_for(
+            LIMIT,
+            &mut self.events,
+            tunnels * sessions,
+            "PPP up at the LAC",
+            |e| matches!(e, NodeEvent::PppUp { .. }),
+            is_down,
+        )
+        .await;
+        (ids, up)
+    }
+}
+
+impl Drop for NodeThread {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -152,8 +152,14 @@ async fn start_lns(name: &str, addr: SocketAddr, dir: &Path, fast: &SharedDataPl
         attachment_circuits: HashMap::new(),
         seed: 0x1,
     };
-    let mut node = Node::new(cfg, Box::new(fast.clone()))
-        .with_store(Box::new(DirStore::open(dir).expect("state dir")));
+    let node = Node::new(cfg, Box::new(fast.clone()));
+    start_recovered(node, name, addr, dir).await
+}
+
+/// Gives `node` `dir`'s state, recovers what it holds before any input, as `l2xdpd` does, and
+/// runs it on `addr` (the same address as the killed process's, once that one is gone).
+async fn start_recovered(node: Node, name: &str, addr: SocketAddr, dir: &Path) -> Side {
+    let mut node = node.with_store(Box::new(DirStore::open(dir).expect("state dir")));
     node.recover(Instant::now()).expect("recover");
     // The killed process's socket may take a moment to go.
     let mut tries = 0;
@@ -171,7 +177,7 @@ async fn start_lns(name: &str, addr: SocketAddr, dir: &Path, fast: &SharedDataPl
     run(node, socket, name)
 }
 
-fn start_lac(lo: IpAddr) -> Side {
+fn lac_node() -> Node {
     let cfg = NodeConfig {
         l2tp: l2tp_config("lac"),
         ppp: Arc::new(lac_ppp()),
@@ -180,66 +186,33 @@ fn start_lac(lo: IpAddr) -> Side {
         attachment_circuits: HashMap::new(),
         seed: 0x2,
     };
-    let node = Node::new(cfg, Box::new(MemoryDataPlane::new()));
+    Node::new(cfg, Box::new(MemoryDataPlane::new()))
+}
+
+/// A LAC without a failover store.
+fn start_lac(lo: IpAddr) -> Side {
     run(
-        node,
+        lac_node(),
         L2tpSocket::bind_udp(SocketAddr::new(lo, 0)).expect("bind"),
         "lac",
     )
 }
 
-/// Waits for `n` events matching `pick`, failing on the first that `fail` flags.
-/// (tunnel, session, peer session, subscriber address) of every session of a node.
-async fn lns_sessions(h: &Handle) -> Vec<(TunnelId, u32, u32, Option<Ipv4Addr>)> {
-    h.inspect(|n| {
-        n.session_status()
-            .into_iter()
-            .map(|s| (s.tunnel, s.session, s.peer_session, s.ipv4))
-            .collect()
-    })
-    .await
-    .expect("running")
+/// A LAC process with `dir`'s failover state, recovering what it holds.
+async fn start_lac_with_store(name: &str, addr: SocketAddr, dir: &Path) -> Side {
+    start_recovered(lac_node(), name, addr, dir).await
 }
 
-/// (tunnel, state, peer tunnel, sessions) of every tunnel of a node.
-async fn lns_tunnels(h: &Handle) -> Vec<(TunnelId, String, u32, usize)> {
-    h.inspect(|n| {
-        n.tunnel_status()
-            .into_iter()
-            .map(|t| (t.tunnel, t.state, t.peer_tunnel, t.sessions))
-            .collect()
-    })
-    .await
-    .expect("running")
-}
-
-/// Echo-Replies each LAC session's PPP link has received.
-async fn lac_echo_replies(h: &Handle) -> Vec<((TunnelId, u32), u64)> {
-    h.inspect(|n| {
-        n.session_refs()
-            .into_iter()
-            .map(|s| {
-                let r = n.link(s).map_or(0, |l| l.counters().echo_replies_received);
-                (s, r)
-            })
-            .collect()
-    })
-    .await
-    .expect("running")
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lns_restart_recovers_tunnels_sessions_ppp_and_fast_path() {
-    let lo: IpAddr = "127.0.0.1".parse().expect("addr");
-    let dir = std::env::temp_dir().join(format!("l2xdp-fo-state-{}", std::process::id()));
+fn state_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("l2xdp-fo-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let fast = SharedDataPlane::default();
+    dir
+}
 
-    // The first LNS process (nothing to recover) and the LAC.
-    let mut lns = start_lns("lns1", SocketAddr::new(lo, 0), &dir, &fast).await;
-    let lns_addr = lns.addr;
-    let mut lac = start_lac(lo);
-    let peer = Peer::udp(lns_addr);
+/// Opens `TUNNELS` tunnels of `SESSIONS` PPP sessions each (users `user0`…) from `lac` to
+/// `lns` and waits for PPP up on both sides; the tunnels.
+async fn bring_up_all(lac: &mut Side, lns: &mut Side) -> Vec<TunnelId> {
+    let peer = Peer::udp(lns.addr);
     let mut tunnels = Vec::new();
     for _ in 0..TUNNELS {
         let t = lac
@@ -293,6 +266,131 @@ async fn lns_restart_recovers_tunnels_sessions_ppp_and_fast_path() {
         is_down,
     )
     .await;
+    tunnels
+}
+
+/// Opens one more session (user `user{TUNNELS * SESSIONS}`) in `tunnel` and checks it comes up
+/// with an address none of `before` has, bound in `fast` next to the `before` entries.
+async fn new_session_comes_up(
+    lac: &mut Side,
+    tunnel: TunnelId,
+    before: &[(TunnelId, u32, u32, Option<Ipv4Addr>)],
+    fast: &SharedDataPlane,
+) {
+    let total = TUNNELS * SESSIONS;
+    lac.handle
+        .open_session(
+            tunnel,
+            CallParams::default(),
+            Some(ClientAuth {
+                user: format!("user{total}"),
+                password: format!("pw{total}").into_bytes(),
+            }),
+        )
+        .await
+        .expect("running")
+        .expect("open session");
+    let up = wait_for(
+        LIMIT,
+        &mut lac.events,
+        1,
+        "the new session's PPP",
+        |e| matches!(e, NodeEvent::PppUp { .. }),
+        is_down,
+    )
+    .await;
+    let NodeEvent::PppUp {
+        local_ipv4: Some(addr),
+        ..
+    } = up[0]
+    else {
+        panic!("{up:?}");
+    };
+    assert!(before.iter().all(|s| s.3 != Some(addr)), "{addr} is taken");
+    let entries = fast.entries();
+    assert_eq!(entries.len(), total + 1);
+    assert!(entries.iter().any(|e| matches!(
+        &e.binding,
+        Binding::Subscriber { ipv4: Some(a), .. } if *a == addr
+    )));
+}
+
+/// Nothing went down at `side` and no tunnel came up (a recovery tunnel is not reported up).
+fn assert_nothing_went_down(side: &mut Side, who: &str) {
+    while let Ok(e) = side.events.try_recv() {
+        assert!(!is_down(&e), "{who}: {e:?}");
+        assert!(!matches!(e, NodeEvent::TunnelUp { .. }), "{who}: {e:?}");
+    }
+}
+
+/// (tunnel, session, peer session, subscriber address) of every session of a node.
+async fn lns_sessions(h: &Handle) -> Vec<(TunnelId, u32, u32, Option<Ipv4Addr>)> {
+    h.inspect(|n| {
+        n.session_status()
+            .into_iter()
+            .map(|s| (s.tunnel, s.session, s.peer_session, s.ipv4))
+            .collect()
+    })
+    .await
+    .expect("running")
+}
+
+/// (tunnel, state, peer tunnel, sessions) of every tunnel of a node.
+async fn lns_tunnels(h: &Handle) -> Vec<(TunnelId, String, u32, usize)> {
+    h.inspect(|n| {
+        n.tunnel_status()
+            .into_iter()
+            .map(|t| (t.tunnel, t.state, t.peer_tunnel, t.sessions))
+            .collect()
+    })
+    .await
+    .expect("running")
+}
+
+/// `after` holds the tunnels of `before` as they were (IDs, state, peer IDs, sessions); any
+/// other tunnel (a recovery tunnel, lingering in the StopCCN hold time) is not established.
+fn assert_old_tunnels_kept(
+    after: &[(TunnelId, String, u32, usize)],
+    before: &[(TunnelId, String, u32, usize)],
+) {
+    let (old, others): (Vec<_>, Vec<_>) = after
+        .iter()
+        .cloned()
+        .partition(|t| before.iter().any(|b| b.0 == t.0));
+    assert_eq!(old, before);
+    assert!(
+        others.iter().all(|t| t.1 != before[0].1),
+        "recovery tunnels not left established: {after:?}"
+    );
+}
+
+/// Echo-Replies each LAC session's PPP link has received.
+async fn lac_echo_replies(h: &Handle) -> Vec<((TunnelId, u32), u64)> {
+    h.inspect(|n| {
+        n.session_refs()
+            .into_iter()
+            .map(|s| {
+                let r = n.link(s).map_or(0, |l| l.counters().echo_replies_received);
+                (s, r)
+            })
+            .collect()
+    })
+    .await
+    .expect("running")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lns_restart_recovers_tunnels_sessions_ppp_and_fast_path() {
+    let lo: IpAddr = "127.0.0.1".parse().expect("addr");
+    let dir = state_dir("state");
+    let fast = SharedDataPlane::default();
+
+    // The first LNS process (nothing to recover) and the LAC.
+    let mut lns = start_lns("lns1", SocketAddr::new(lo, 0), &dir, &fast).await;
+    let lns_addr = lns.addr;
+    let mut lac = start_lac(lo);
+    let tunnels = bring_up_all(&mut lac, &mut lns).await;
+    let total = TUNNELS * SESSIONS;
     let before = lns_sessions(&lns.handle).await;
     let tunnels_before = lns_tunnels(&lns.handle).await;
     assert_eq!(tunnels_before.len(), TUNNELS);
@@ -346,20 +444,7 @@ async fn lns_restart_recovers_tunnels_sessions_ppp_and_fast_path() {
     ));
     // The old tunnels with their IDs and state; the recovery tunnels were closed (they
     // linger in the StopCCN hold time).
-    let after = lns_tunnels(&lns2.handle).await;
-    let old_after: Vec<_> = after
-        .iter()
-        .filter(|t| tunnels_before.iter().any(|b| b.0 == t.0))
-        .cloned()
-        .collect();
-    assert_eq!(old_after, tunnels_before);
-    assert!(
-        after
-            .iter()
-            .filter(|t| !tunnels_before.iter().any(|b| b.0 == t.0))
-            .all(|t| t.1 != tunnels_before[0].1),
-        "recovery tunnels not left established: {after:?}"
-    );
+    assert_old_tunnels_kept(&lns_tunnels(&lns2.handle).await, &tunnels_before);
 
     // Same sessions, same IDs both sides, same subscriber addresses; the fast path untouched.
     assert_eq!(lns_sessions(&lns2.handle).await, before);
@@ -397,54 +482,11 @@ async fn lns_restart_recovers_tunnels_sessions_ppp_and_fast_path() {
     }
 
     // A new session comes up, with an address nobody has.
-    lac.handle
-        .open_session(
-            tunnels[0],
-            CallParams::default(),
-            Some(ClientAuth {
-                user: format!("user{total}"),
-                password: format!("pw{total}").into_bytes(),
-            }),
-        )
-        .await
-        .expect("running")
-        .expect("open session");
-    let up = wait_for(
-        LIMIT,
-        &mut lac.events,
-        1,
-        "the new session's PPP",
-        |e| matches!(e, NodeEvent::PppUp { .. }),
-        is_down,
-    )
-    .await;
-    let NodeEvent::PppUp {
-        local_ipv4: Some(addr),
-        ..
-    } = up[0]
-    else {
-        panic!("{up:?}");
-    };
-    assert!(before.iter().all(|s| s.3 != Some(addr)), "{addr} is taken");
-    let entries = fast.entries();
-    assert_eq!(entries.len(), total + 1);
-    assert!(entries.iter().any(|e| matches!(
-        &e.binding,
-        Binding::Subscriber { ipv4: Some(a), .. } if *a == addr
-    )));
+    new_session_comes_up(&mut lac, tunnels[0], &before, &fast).await;
 
     // Nothing went down at the LAC, nothing at the new LNS.
-    while let Ok(e) = lac.events.try_recv() {
-        assert!(!is_down(&e), "LAC: {e:?}");
-        assert!(
-            !matches!(e, NodeEvent::TunnelUp { .. }),
-            "LAC saw a recovery tunnel: {e:?}"
-        );
-    }
-    while let Ok(e) = lns2.events.try_recv() {
-        assert!(!is_down(&e), "LNS: {e:?}");
-        assert!(!matches!(e, NodeEvent::TunnelUp { .. }), "LNS: {e:?}");
-    }
+    assert_nothing_went_down(&mut lac, "LAC");
+    assert_nothing_went_down(&mut lns2, "LNS");
 
     lac.handle.shutdown().await;
     lns2.handle.shutdown().await;
@@ -455,4 +497,134 @@ async fn lns_restart_recovers_tunnels_sessions_ppp_and_fast_path() {
     check_capture(&lns2.capture, &[], &ports);
     check_capture(&lac.capture, &[], &ports);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Roles swapped: the LAC (the initiator, the PPP client) keeps the failover state and is
+/// killed (no CDN, no StopCCN); a new LAC process on the same address recovers from it, and the
+/// LNS is the RFC 4951 remote endpoint (§3.2.1: it answers the recovery tunnel, then the FSQs).
+///
+/// - the LNS sees nothing go down: its tunnels and sessions keep their IDs, its fast path is
+///   untouched;
+/// - every tunnel is recovered at the new LAC and every session restored at the L2TP level
+///   with the same IDs both sides. The LAC persists no PPP client state (no credentials, no
+///   link state), so a restored LAC session has no PPP link and no address: exactly that is
+///   asserted;
+/// - a new session comes up afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lac_restart_recovers_with_l2xdp_as_remote_endpoint() {
+    let lo: IpAddr = "127.0.0.1".parse().expect("addr");
+    let lns_dir = state_dir("swap-lns");
+    let lac_dir = state_dir("swap-lac");
+    let fast = SharedDataPlane::default();
+
+    let mut lns = start_lns("swap-lns", SocketAddr::new(lo, 0), &lns_dir, &fast).await;
+    let mut lac = start_lac_with_store("swap-lac1", SocketAddr::new(lo, 0), &lac_dir).await;
+    let lac_addr = lac.addr;
+    let tunnels = bring_up_all(&mut lac, &mut lns).await;
+    let total = TUNNELS * SESSIONS;
+
+    let lns_before = lns_sessions(&lns.handle).await;
+    let lns_tunnels_before = lns_tunnels(&lns.handle).await;
+    assert_eq!(lns_before.len(), total);
+    assert!(lns_before.iter().all(|s| s.3.is_some()), "{lns_before:?}");
+    let fast_before = fast.entries();
+    assert_eq!(fast_before.len(), total);
+    let lac_before = lns_sessions(&lac.handle).await;
+    let lac_tunnels_before = lns_tunnels(&lac.handle).await;
+    assert_eq!(lac_before.len(), total);
+    assert_eq!(lac_tunnels_before.len(), TUNNELS);
+
+    // The LAC's state is on disk: its tunnels (as initiator) and sessions, no PPP state.
+    let state = DirStore::open(&lac_dir).expect("dir").load().expect("load");
+    assert_eq!(state.tunnels.len(), TUNNELS);
+    assert!(state.tunnels.iter().all(|t| t.initiator));
+    assert_eq!(state.sessions.len(), total);
+
+    // Kill the LAC; a new LAC process on the same address recovers.
+    lac.handle.shutdown().await;
+    drop(lac.task.await.expect("LAC task"));
+    let mut lac2 = start_lac_with_store("swap-lac2", lac_addr, &lac_dir).await;
+    let restored = wait_for(
+        LIMIT,
+        &mut lac2.events,
+        total,
+        "sessions restored at the LAC",
+        |e| matches!(e, NodeEvent::SessionRestored { .. }),
+        is_down,
+    )
+    .await;
+    // No PPP client state is persisted: the sessions are restored at the L2TP level only.
+    assert!(
+        restored.iter().all(|e| matches!(
+            e,
+            NodeEvent::SessionRestored {
+                ppp: false,
+                ipv4: None,
+                ..
+            }
+        )),
+        "{restored:?}"
+    );
+    let recovered = wait_for(
+        LIMIT,
+        &mut lac2.events,
+        TUNNELS,
+        "tunnels recovered at the LAC",
+        |e| matches!(e, NodeEvent::TunnelRecovered { .. }),
+        is_down,
+    )
+    .await;
+    assert!(recovered.iter().all(
+        |e| matches!(e, NodeEvent::TunnelRecovered { sessions, .. } if *sessions == SESSIONS)
+    ));
+    let mut recovered_ids: Vec<TunnelId> = recovered
+        .iter()
+        .filter_map(|e| match e {
+            NodeEvent::TunnelRecovered { tunnel, .. } => Some(*tunnel),
+            _ => None,
+        })
+        .collect();
+    recovered_ids.sort_unstable();
+    let mut ids = tunnels.clone();
+    ids.sort_unstable();
+    assert_eq!(recovered_ids, ids);
+
+    // The LAC: the old tunnels with their IDs, state and peers' IDs; the same sessions with
+    // the same IDs both sides, without PPP (nothing to drive it with) and without address.
+    assert_old_tunnels_kept(&lns_tunnels(&lac2.handle).await, &lac_tunnels_before);
+    let lac_after = lns_sessions(&lac2.handle).await;
+    let ids_only = |v: &[(TunnelId, u32, u32, Option<Ipv4Addr>)]| {
+        v.iter().map(|s| (s.0, s.1, s.2)).collect::<Vec<_>>()
+    };
+    assert_eq!(ids_only(&lac_after), ids_only(&lac_before));
+    assert!(lac_after.iter().all(|s| s.3.is_none()), "{lac_after:?}");
+    let c = lac2
+        .handle
+        .inspect(|n| n.counters())
+        .await
+        .expect("running");
+    assert_eq!(c.restored, total as u64);
+    assert_eq!(c.store_errors, 0);
+
+    // The LNS, the remote endpoint: everything as it was, the fast path untouched.
+    assert_old_tunnels_kept(&lns_tunnels(&lns.handle).await, &lns_tunnels_before);
+    assert_eq!(lns_sessions(&lns.handle).await, lns_before);
+    assert_eq!(fast.entries(), fast_before);
+
+    // A new session comes up in a recovered tunnel, with an address nobody has.
+    new_session_comes_up(&mut lac2, tunnels[0], &lns_before, &fast).await;
+
+    assert_nothing_went_down(&mut lns, "LNS");
+    assert_nothing_went_down(&mut lac2, "LAC");
+
+    lac2.handle.shutdown().await;
+    lns.handle.shutdown().await;
+    let _ = lac2.task.await;
+    let _ = lns.task.await;
+    let ports = [lac_addr.port(), lns.addr.port()];
+    check_capture(&lac.capture, &[], &ports);
+    check_capture(&lac2.capture, &[], &ports);
+    check_capture(&lns.capture, &[], &ports);
+    let _ = std::fs::remove_dir_all(&lns_dir);
+    let _ = std::fs::remove_dir_all(&lac_dir);
 }

@@ -84,6 +84,8 @@ fn l2tp_config(name: &str) -> L2tpConfig {
     });
     c.hello_interval_secs = 3600;
     c.limits.max_sessions_per_tunnel = 100;
+    // L2TPv3 pseudowires carry 8-byte cookies (RFC 3931 §4.1).
+    c.pseudowire.cookie_len = 8;
     c
 }
 
@@ -143,13 +145,24 @@ fn run(node: Node, socket: L2tpSocket, name: &str) -> Side {
 /// An LNS process: a fresh node (fresh pool) over `dir`'s state and the shared fast path,
 /// recovering what the store holds before it takes any input, as `l2xdpd` does.
 async fn start_lns(name: &str, addr: SocketAddr, dir: &Path, fast: &SharedDataPlane) -> Side {
+    start_lns_with_circuits(name, addr, dir, fast, HashMap::new()).await
+}
+
+/// [`start_lns`] with L2TPv3 attachment circuits.
+async fn start_lns_with_circuits(
+    name: &str,
+    addr: SocketAddr,
+    dir: &Path,
+    fast: &SharedDataPlane,
+    attachment_circuits: HashMap<Vec<u8>, u32>,
+) -> Side {
     let pool = Ipv4Pool::new(&[POOL.parse::<Ipv4Range>().expect("range")], &[]).expect("pool");
     let cfg = NodeConfig {
         l2tp: l2tp_config("lns"),
         ppp: Arc::new(lns_ppp()),
         credentials: Arc::new(users(TUNNELS * SESSIONS + 1)),
         pool: Some(Arc::new(Mutex::new(pool))),
-        attachment_circuits: HashMap::new(),
+        attachment_circuits,
         seed: 0x1,
     };
     let node = Node::new(cfg, Box::new(fast.clone()));
@@ -189,12 +202,12 @@ fn lac_node() -> Node {
     Node::new(cfg, Box::new(MemoryDataPlane::new()))
 }
 
-/// A LAC without a failover store.
-fn start_lac(lo: IpAddr) -> Side {
+/// A LAC without a failover store (`name` names its capture: one per test).
+fn start_lac(name: &str, lo: IpAddr) -> Side {
     run(
         lac_node(),
         L2tpSocket::bind_udp(SocketAddr::new(lo, 0)).expect("bind"),
-        "lac",
+        name,
     )
 }
 
@@ -388,7 +401,7 @@ async fn lns_restart_recovers_tunnels_sessions_ppp_and_fast_path() {
     // The first LNS process (nothing to recover) and the LAC.
     let mut lns = start_lns("lns1", SocketAddr::new(lo, 0), &dir, &fast).await;
     let lns_addr = lns.addr;
-    let mut lac = start_lac(lo);
+    let mut lac = start_lac("lac", lo);
     let tunnels = bring_up_all(&mut lac, &mut lns).await;
     let total = TUNNELS * SESSIONS;
     let before = lns_sessions(&lns.handle).await;
@@ -627,4 +640,176 @@ async fn lac_restart_recovers_with_l2xdp_as_remote_endpoint() {
     check_capture(&lns.capture, &[], &ports);
     let _ = std::fs::remove_dir_all(&lns_dir);
     let _ = std::fs::remove_dir_all(&lac_dir);
+}
+
+/// The LNS-restart flow with L2TPv3 Ethernet pseudowires (8-byte cookies) bound to attachment
+/// circuits in the shared fast path: every pseudowire is restored with the same IDs, cookies
+/// and binding, its fast-path entry kept, and none goes down at the peer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v3_lns_restart_recovers_pseudowires() {
+    let lo: IpAddr = "127.0.0.1".parse().expect("addr");
+    let dir = state_dir("v3");
+    let fast = SharedDataPlane::default();
+    let total = TUNNELS * SESSIONS;
+    let circuits: HashMap<Vec<u8>, u32> = (0..total)
+        .map(|i| (format!("pw{i}").into_bytes(), 100 + i as u32))
+        .collect();
+
+    let mut lns = start_lns_with_circuits(
+        "v3-lns1",
+        SocketAddr::new(lo, 0),
+        &dir,
+        &fast,
+        circuits.clone(),
+    )
+    .await;
+    let lns_addr = lns.addr;
+    let mut lac = start_lac("v3-lac", lo);
+    let mut tunnels = Vec::new();
+    for _ in 0..TUNNELS {
+        tunnels.push(
+            lac.handle
+                .open_tunnel(Peer::udp(lns_addr), Version::V3)
+                .await
+                .expect("running")
+                .expect("open tunnel"),
+        );
+    }
+    wait_for(
+        LIMIT,
+        &mut lac.events,
+        TUNNELS,
+        "v3 tunnels up",
+        |e| matches!(e, NodeEvent::TunnelUp { .. }),
+        is_down,
+    )
+    .await;
+    let mut n = 0;
+    for &t in &tunnels {
+        for _ in 0..SESSIONS {
+            let params = CallParams {
+                remote_end_id: format!("pw{n}").into_bytes(),
+                ..CallParams::default()
+            };
+            lac.handle
+                .open_session(t, params, None)
+                .await
+                .expect("running")
+                .expect("open pseudowire");
+            n += 1;
+        }
+    }
+    for side in [&mut lac, &mut lns] {
+        wait_for(
+            LIMIT,
+            &mut side.events,
+            total,
+            "pseudowires up",
+            |e| matches!(e, NodeEvent::SessionUp { .. }),
+            is_down,
+        )
+        .await;
+    }
+
+    // (IDs, peer IDs, cookies both ways, Remote End ID) of every pseudowire of the LNS.
+    let pseudowires = |h: Handle| async move {
+        h.inspect(|n| {
+            n.session_refs()
+                .into_iter()
+                .filter_map(|s| n.session(s))
+                .map(|u| {
+                    (
+                        u.tunnel,
+                        u.session,
+                        u.peer_session,
+                        u.cookie_rx,
+                        u.cookie_tx,
+                        u.remote_end_id.clone(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .expect("running")
+    };
+    let before = pseudowires(lns.handle.clone()).await;
+    assert_eq!(before.len(), total);
+    assert!(
+        before
+            .iter()
+            .all(|p| p.3.as_bytes().len() == 8 && p.4.as_bytes().len() == 8),
+        "{before:?}"
+    );
+    let tunnels_before = lns_tunnels(&lns.handle).await;
+    let fast_before = fast.entries();
+    assert_eq!(fast_before.len(), total);
+    let mut bound: Vec<u32> = fast_before
+        .iter()
+        .map(|e| match e.binding {
+            Binding::AttachmentCircuit { ifindex } => ifindex,
+            ref b => panic!("{b:?}"),
+        })
+        .collect();
+    bound.sort_unstable();
+    let mut want: Vec<u32> = circuits.values().copied().collect();
+    want.sort_unstable();
+    assert_eq!(bound, want);
+
+    // Kill the LNS; a new one on the same address recovers.
+    lns.handle.shutdown().await;
+    drop(lns.task.await.expect("LNS task"));
+    let mut lns2 = start_lns_with_circuits("v3-lns2", lns_addr, &dir, &fast, circuits).await;
+    let restored = wait_for(
+        LIMIT,
+        &mut lns2.events,
+        total,
+        "pseudowires restored",
+        |e| matches!(e, NodeEvent::SessionRestored { .. }),
+        is_down,
+    )
+    .await;
+    assert!(restored.iter().all(|e| matches!(
+        e,
+        NodeEvent::SessionRestored {
+            ppp: false,
+            ipv4: None,
+            ..
+        }
+    )));
+    let recovered = wait_for(
+        LIMIT,
+        &mut lns2.events,
+        TUNNELS,
+        "v3 tunnels recovered",
+        |e| matches!(e, NodeEvent::TunnelRecovered { .. }),
+        is_down,
+    )
+    .await;
+    assert!(recovered.iter().all(
+        |e| matches!(e, NodeEvent::TunnelRecovered { sessions, .. } if *sessions == SESSIONS)
+    ));
+    assert_old_tunnels_kept(&lns_tunnels(&lns2.handle).await, &tunnels_before);
+    assert_eq!(pseudowires(lns2.handle.clone()).await, before);
+    assert_eq!(fast.entries(), fast_before);
+    let c = lns2
+        .handle
+        .inspect(|n| n.counters())
+        .await
+        .expect("running");
+    assert_eq!(c.restored, total as u64);
+    assert_eq!(c.restored_kept, total as u64);
+    assert_eq!(c.stale_removed, 0);
+    assert_eq!(c.store_errors, 0);
+
+    assert_nothing_went_down(&mut lac, "LAC");
+    assert_nothing_went_down(&mut lns2, "LNS");
+    lac.handle.shutdown().await;
+    lns2.handle.shutdown().await;
+    let _ = lac.task.await;
+    let _ = lns2.task.await;
+    let ports = [lac.addr.port(), lns_addr.port()];
+    check_capture(&lns.capture, &[], &ports);
+    check_capture(&lns2.capture, &[], &ports);
+    check_capture(&lac.capture, &[], &ports);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -128,24 +128,12 @@ impl NodeThread {
         }
     }
 
-    /// Opens this LAC's `n`-th session (CHAP or PAP user `user<n>`, password `pw<n>`) in
-    /// tunnel `t`.
+    /// Opens a session for user `user<n>` / `pw<n>` in tunnel `t`.
     pub async fn open_user_session(&self, t: TunnelId, n: usize) {
-        let auth = ClientAuth {
-            user: format!("user{n}"),
-            password: format!("pw{n}").into_bytes(),
-        };
-        self.handle
-            .open_session(t, CallParams::default(), Some(auth))
-            .await
-            .expect("running")
-            .expect("open session");
+        open_user_session(&self.handle, t, n).await;
     }
 
-    /// From this LAC: `tunnels` tunnels of `version` to `peer`, waited up, then `sessions`
-    /// sessions in each (users `user0`, `user1`, … in order), waited until PPP is up on all
-    /// of them. Fails on anything going down ([`is_down`]). Returns the tunnels and the
-    /// `PppUp` events.
+    /// [`bring_up`] from this LAC.
     pub async fn bring_up(
         &mut self,
         peer: Peer,
@@ -153,43 +141,81 @@ impl NodeThread {
         tunnels: usize,
         sessions: usize,
     ) -> (Vec<TunnelId>, Vec<NodeEvent>) {
-        let mut ids: Vec<TunnelId> = Vec::new();
-        for _ in 0..tunnels {
-            ids.push(
-                self.handle
-                    .open_tunnel(peer, version)
-                    .await
-                    .expect("running")
-                    .expect("open tunnel"),
-            );
-        }
-        wait_for(
-            LIMIT,
+        bring_up(
+            &self.handle,
             &mut self.events,
+            LIMIT,
+            peer,
+            version,
             tunnels,
-            "tunnels up",
-            |e| matches!(e, NodeEvent::TunnelUp { .. }),
-            is_down,
+            sessions,
         )
-        .await;
-        let mut n = 0;
-        for &t in &ids {
-            for _ in 0..sessions {
-                self.open_user_session(t, n).await;
-                n += 1;
-            }
-        }
-        let up = wait_for(
-            LIMIT,
-            &mut self.events,
-            tunnels * sessions,
-            "PPP up at the LAC",
-            |e| matches!(e, NodeEvent::PppUp { .. }),
-            is_down,
-        )
-        .await;
-        (ids, up)
+        .await
     }
+}
+
+/// Opens a session for user `user<n>` / `pw<n>` in tunnel `t` of the LAC behind `handle`.
+pub async fn open_user_session(handle: &Handle, t: TunnelId, n: usize) {
+    let auth = ClientAuth {
+        user: format!("user{n}"),
+        password: format!("pw{n}").into_bytes(),
+    };
+    handle
+        .open_session(t, CallParams::default(), Some(auth))
+        .await
+        .expect("running")
+        .expect("open session");
+}
+
+/// From the LAC behind `handle` (its events in `events`): `tunnels` tunnels of `version` to
+/// `peer`, waited up, then `sessions` sessions in each (users `user0`, `user1`, … in order),
+/// waited until PPP is up on all of them. Fails on anything going down ([`is_down`]); `limit`
+/// only bounds a hung run. Returns the tunnels and the `PppUp` events.
+pub async fn bring_up(
+    handle: &Handle,
+    events: &mut mpsc::UnboundedReceiver<NodeEvent>,
+    limit: Duration,
+    peer: Peer,
+    version: Version,
+    tunnels: usize,
+    sessions: usize,
+) -> (Vec<TunnelId>, Vec<NodeEvent>) {
+    let mut ids: Vec<TunnelId> = Vec::new();
+    for _ in 0..tunnels {
+        ids.push(
+            handle
+                .open_tunnel(peer, version)
+                .await
+                .expect("running")
+                .expect("open tunnel"),
+        );
+    }
+    wait_for(
+        limit,
+        events,
+        tunnels,
+        "tunnels up",
+        |e| matches!(e, NodeEvent::TunnelUp { .. }),
+        is_down,
+    )
+    .await;
+    let mut n = 0;
+    for &t in &ids {
+        for _ in 0..sessions {
+            open_user_session(handle, t, n).await;
+            n += 1;
+        }
+    }
+    let up = wait_for(
+        limit,
+        events,
+        tunnels * sessions,
+        "PPP up at the LAC",
+        |e| matches!(e, NodeEvent::PppUp { .. }),
+        is_down,
+    )
+    .await;
+    (ids, up)
 }
 
 impl Drop for NodeThread {

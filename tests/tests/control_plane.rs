@@ -23,11 +23,11 @@ use std::time::Duration;
 
 use l2xdp_controlplane::driver::{Driver, Handle};
 use l2xdp_controlplane::l2tp::{CallParams, L2tpConfig, Peer, TunnelId};
-use l2xdp_controlplane::node::{ClientAuth, Node, NodeConfig, NodeEvent};
+use l2xdp_controlplane::node::{Node, NodeConfig, NodeEvent};
 use l2xdp_controlplane::ppp::{AuthMethod, Ipv4Pool, Ipv4Range, PppConfig};
 use l2xdp_controlplane::socket::{L2tpSocket, LossyShim};
 use l2xdp_dataplane::{Binding, MemoryDataPlane};
-use l2xdp_tests::cp::{check_capture, is_down, users, wait_for};
+use l2xdp_tests::cp::{bring_up, check_capture, is_down, users, wait_for};
 use l2xdp_wire::l2tp::header::Version;
 use tokio::sync::mpsc;
 
@@ -153,48 +153,14 @@ async fn v2_run_on(
     );
     let peer = Peer::udp(lns.addr);
 
-    let mut tunnels: Vec<TunnelId> = Vec::new();
-    for _ in 0..n_tunnels {
-        let t = lac
-            .handle
-            .open_tunnel(peer, Version::V2)
-            .await
-            .expect("running")
-            .expect("open tunnel");
-        tunnels.push(t);
-    }
-    wait_for(
-        LIMIT,
+    let (tunnels, up) = bring_up(
+        &lac.handle,
         &mut lac.events,
+        LIMIT,
+        peer,
+        Version::V2,
         n_tunnels,
-        "tunnels up",
-        |e| matches!(e, NodeEvent::TunnelUp { .. }),
-        is_down,
-    )
-    .await;
-
-    let mut n = 0;
-    for &t in &tunnels {
-        for _ in 0..n_sessions {
-            let auth = ClientAuth {
-                user: format!("user{n}"),
-                password: format!("pw{n}").into_bytes(),
-            };
-            lac.handle
-                .open_session(t, CallParams::default(), Some(auth))
-                .await
-                .expect("running")
-                .expect("open session");
-            n += 1;
-        }
-    }
-    let up = wait_for(
-        LIMIT,
-        &mut lac.events,
-        n_tunnels * n_sessions,
-        "PPP up at the LAC",
-        |e| matches!(e, NodeEvent::PppUp { .. }),
-        is_down,
+        n_sessions,
     )
     .await;
     let mut addrs: Vec<Ipv4Addr> = up

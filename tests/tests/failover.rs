@@ -28,7 +28,7 @@ use l2xdp_controlplane::socket::L2tpSocket;
 use l2xdp_dataplane::{
     Binding, DataPlane, DataPlaneError, MemoryDataPlane, SessionCounters, SessionEntry,
 };
-use l2xdp_tests::cp::{check_capture, is_down, users, wait_for};
+use l2xdp_tests::cp::{bring_up, check_capture, is_down, users, wait_for};
 use l2xdp_wire::datapath::SessionKey;
 use l2xdp_wire::l2tp::header::Version;
 use tokio::sync::mpsc;
@@ -226,50 +226,17 @@ fn state_dir(name: &str) -> PathBuf {
 /// `lns` and waits for PPP up on both sides; the tunnels.
 async fn bring_up_all(lac: &mut Side, lns: &mut Side) -> Vec<TunnelId> {
     let peer = Peer::udp(lns.addr);
-    let mut tunnels = Vec::new();
-    for _ in 0..TUNNELS {
-        let t = lac
-            .handle
-            .open_tunnel(peer, Version::V2)
-            .await
-            .expect("running")
-            .expect("open tunnel");
-        tunnels.push(t);
-    }
-    wait_for(
-        LIMIT,
+    let (tunnels, _) = bring_up(
+        &lac.handle,
         &mut lac.events,
+        LIMIT,
+        peer,
+        Version::V2,
         TUNNELS,
-        "tunnels up",
-        |e| matches!(e, NodeEvent::TunnelUp { .. }),
-        is_down,
+        SESSIONS,
     )
     .await;
-    let mut n = 0;
-    for &t in &tunnels {
-        for _ in 0..SESSIONS {
-            let auth = ClientAuth {
-                user: format!("user{n}"),
-                password: format!("pw{n}").into_bytes(),
-            };
-            lac.handle
-                .open_session(t, CallParams::default(), Some(auth))
-                .await
-                .expect("running")
-                .expect("open session");
-            n += 1;
-        }
-    }
     let total = TUNNELS * SESSIONS;
-    wait_for(
-        LIMIT,
-        &mut lac.events,
-        total,
-        "PPP up at the LAC",
-        |e| matches!(e, NodeEvent::PppUp { .. }),
-        is_down,
-    )
-    .await;
     wait_for(
         LIMIT,
         &mut lns.events,

@@ -588,23 +588,14 @@ fn kill_9_of_l2xdpd_drops_no_data_packet() {
         let sender = sc.spawn(|| {
             let mut up = Paced::new(lac_sock, &core_rx);
             let mut down = Paced::new(core_sock, &lac_rx);
-            let mut i = 0usize;
-            for _ in 0..PER_SESSION_KILL {
-                for k in 0..flows.order.len() {
-                    if i == before_kill {
-                        let end = Instant::now() + LIMIT;
-                        while !killed.load(Ordering::Acquire) {
-                            assert!(Instant::now() < end, "l2xdpd was never killed");
-                            std::thread::sleep(Duration::from_millis(1));
-                        }
-                    }
-                    if killed.load(Ordering::Acquire) {
-                        sent_after_kill.fetch_add(1, Ordering::Relaxed);
-                    }
-                    flows.send(k, &mut up, &mut down);
-                    i += 1;
-                }
-            }
+            flows.send_rounds_through(
+                PER_SESSION_KILL,
+                &mut up,
+                &mut down,
+                before_kill,
+                &killed,
+                &sent_after_kill,
+            );
             (up.sent, down.sent)
         });
         // Kill once a third of the phase has arrived: traffic is flowing.

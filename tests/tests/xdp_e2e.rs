@@ -364,23 +364,14 @@ fn ppp_sessions_through_xdp_survive_control_plane_loss() {
         let sender = sc.spawn(|| {
             let mut up = Paced::new(&lac_sock, &core_rx);
             let mut down = Paced::new(&core_sock, &lac_rx);
-            let mut i = 0usize;
-            for _ in 0..PER_SESSION_OUTAGE {
-                for k in 0..flows.order.len() {
-                    if i == before_kill {
-                        let end = Instant::now() + LIMIT;
-                        while !killed.load(Ordering::Acquire) {
-                            assert!(Instant::now() < end, "the LNS was never killed");
-                            std::thread::sleep(Duration::from_millis(1));
-                        }
-                    }
-                    if killed.load(Ordering::Acquire) {
-                        sent_after_kill.fetch_add(1, Ordering::Relaxed);
-                    }
-                    flows.send(k, &mut up, &mut down);
-                    i += 1;
-                }
-            }
+            flows.send_rounds_through(
+                PER_SESSION_OUTAGE,
+                &mut up,
+                &mut down,
+                before_kill,
+                &killed,
+                &sent_after_kill,
+            );
             (up.sent, down.sent)
         });
         // Kill once a third of the outage phase has arrived: traffic is flowing.

@@ -342,6 +342,39 @@ impl Flows {
         }
     }
 
+    /// `rounds` rounds like [`send_rounds`](Self::send_rounds), around an event another thread
+    /// causes (a control plane killed): before frame number `hold_at` the sender waits (up to
+    /// [`LIMIT`]) until `happened` is set, so the frames from there on are sent after the
+    /// event; every frame sent while `happened` is set is counted in `sent_after`.
+    pub fn send_rounds_through(
+        &mut self,
+        rounds: usize,
+        up: &mut Paced,
+        down: &mut Paced,
+        hold_at: usize,
+        happened: &std::sync::atomic::AtomicBool,
+        sent_after: &std::sync::atomic::AtomicUsize,
+    ) {
+        use std::sync::atomic::Ordering;
+        let mut n = 0usize;
+        for _ in 0..rounds {
+            for i in 0..self.order.len() {
+                if n == hold_at {
+                    let end = Instant::now() + LIMIT;
+                    while !happened.load(Ordering::Acquire) {
+                        assert!(Instant::now() < end, "the event never happened");
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }
+                if happened.load(Ordering::Acquire) {
+                    sent_after.fetch_add(1, Ordering::Relaxed);
+                }
+                self.send(i, up, down);
+                n += 1;
+            }
+        }
+    }
+
     /// Asserts that every subscriber sent `per_sub` frames upstream, that the core counted
     /// `per_sub` from each (`up_got`) and the LAC `per_sub` for each (`down_got`), and that
     /// the fast path's per-session counters (`fast`, the LNS's) agree, packets and bytes.

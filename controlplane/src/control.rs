@@ -243,7 +243,10 @@ pub async fn answer(ctx: &Context, req: Request) -> Reply {
         }
         Request::Failover => handle.inspect(|n| Reply::ok(n.failover_status())).await,
         Request::FailoverDrill { force, timeout_ms } => match &ctx.running {
-            None => Ok(Reply::fail(ErrorKind::Refused, "no daemon configuration here")),
+            None => Ok(Reply::fail(
+                ErrorKind::Refused,
+                "no daemon configuration here",
+            )),
             Some(r) => {
                 let limit = std::time::Duration::from_millis(timeout_ms.unwrap_or(60_000));
                 Ok(match r.drill(handle, force, limit).await {
@@ -257,7 +260,10 @@ pub async fn answer(ctx: &Context, req: Request) -> Reply {
             }
         },
         Request::Reload => match &ctx.running {
-            None => Ok(Reply::fail(ErrorKind::Refused, "no daemon configuration here")),
+            None => Ok(Reply::fail(
+                ErrorKind::Refused,
+                "no daemon configuration here",
+            )),
             Some(r) => Ok(match r.reload(handle).await {
                 Ok(rep) => Reply::ok(rep),
                 Err(e @ crate::daemon::ReloadError::Refused(_)) => {

@@ -452,7 +452,10 @@ pub enum ReloadError {
 }
 
 fn list(r: &[Refusal]) -> String {
-    r.iter().map(Refusal::to_string).collect::<Vec<_>>().join("; ")
+    r.iter()
+        .map(Refusal::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Why a failover drill did not run.
@@ -516,7 +519,10 @@ impl Running {
     /// `config reload`: re-reads the file; refuses it whole when it does not parse or changes
     /// a field [`live_refusals`] names; otherwise applies it to the node
     /// ([`Node::reconfigure`]) without touching a tunnel or session that is up.
-    pub async fn reload(&self, handle: &crate::driver::Handle) -> Result<ReloadReport, ReloadError> {
+    pub async fn reload(
+        &self,
+        handle: &crate::driver::Handle,
+    ) -> Result<ReloadReport, ReloadError> {
         let mut running = self.config.lock().await;
         let new = DaemonConfig::load(&self.path)?;
         let refused = live_refusals(&running, &new);

@@ -21,6 +21,9 @@ use crate::l2tp::{CallParams, L2tpError, Peer, TunnelId};
 use crate::node::{ClientAuth, Node, NodeEvent, SessionRef};
 use crate::socket::{L2tpSocket, LossyShim, MAX_DATAGRAM};
 
+/// A change to run on the node, at the given time.
+pub type NodeUpdate = Box<dyn FnOnce(&mut Node, Instant) + Send>;
+
 /// What the node's owner can ask of a running driver.
 pub enum Command {
     /// Open a control connection.
@@ -50,7 +53,7 @@ pub enum Command {
     Inspect(Box<dyn FnOnce(&Node) + Send>),
     /// Run a function that changes the node (`config reload`, a failover drill); what it
     /// produces is sent and its timers are rescheduled afterwards.
-    Update(Box<dyn FnOnce(&mut Node, Instant) + Send>),
+    Update(NodeUpdate),
     /// Stop the driver.
     Shutdown,
 }

@@ -179,7 +179,11 @@ impl NodeMetrics {
 /// The exposition of `node` and, when there is one, the fast path's `fast` snapshot.
 pub fn render(node: &NodeMetrics, fast: Option<&Snapshot>, per_session: bool) -> String {
     let mut e = Exposition::default();
-    e.family("l2xdp_tunnels", Kind::Gauge, "Control connections by state.");
+    e.family(
+        "l2xdp_tunnels",
+        Kind::Gauge,
+        "Control connections by state.",
+    );
     for (state, n) in &node.tunnels_by_state {
         e.sample("l2xdp_tunnels", &[("state", state)], *n as f64);
     }
@@ -232,7 +236,10 @@ pub fn render(node: &NodeMetrics, fast: Option<&Snapshot>, per_session: bool) ->
         Kind::Counter,
         "Control messages by direction and type.",
     );
-    for (dir, map) in [("in", &node.l2tp.messages_in), ("out", &node.l2tp.messages_out)] {
+    for (dir, map) in [
+        ("in", &node.l2tp.messages_in),
+        ("out", &node.l2tp.messages_out),
+    ] {
         for (ty, n) in map {
             e.sample(
                 "l2xdp_control_messages_total",
@@ -247,7 +254,11 @@ pub fn render(node: &NodeMetrics, fast: Option<&Snapshot>, per_session: bool) ->
             Kind::Gauge,
             "Subscriber address pool: leased (the LNS's own address included) and free.",
         );
-        e.sample("l2xdp_pool_addresses", &[("state", "leased")], leased as f64);
+        e.sample(
+            "l2xdp_pool_addresses",
+            &[("state", "leased")],
+            leased as f64,
+        );
         e.sample(
             "l2xdp_pool_addresses",
             &[("state", "free")],
@@ -482,7 +493,11 @@ async fn connection(
     let (status, ctype, body) = if !head {
         ("400 Bad Request", "text/plain", "bad request\n".to_string())
     } else if method != "GET" && method != "HEAD" {
-        ("405 Method Not Allowed", "text/plain", "GET only\n".to_string())
+        (
+            "405 Method Not Allowed",
+            "text/plain",
+            "GET only\n".to_string(),
+        )
     } else if path != "/metrics" && !path.starts_with("/metrics?") {
         ("404 Not Found", "text/plain", "see /metrics\n".to_string())
     } else {
@@ -499,11 +514,7 @@ async fn connection(
                     render(&node, fast.as_ref(), per_session),
                 )
             }
-            Err(e) => (
-                "503 Service Unavailable",
-                "text/plain",
-                format!("{e}\n"),
-            ),
+            Err(e) => ("503 Service Unavailable", "text/plain", format!("{e}\n")),
         }
     };
     let mut out = format!(

@@ -560,8 +560,7 @@ impl Node {
     /// One session in detail; `None` when there is no such session.
     pub fn session_detail(&self, key: SessionRef) -> Option<SessionDetail> {
         let st = self.sessions.get(&key)?;
-        let status = self
-            .session_status_of(key, st);
+        let status = self.session_status_of(key, st);
         let tunnel = self.registry.tunnel(key.0);
         let link = st.link.as_ref();
         let local_ipv4 = link
@@ -661,7 +660,9 @@ impl Node {
             (Some(mut new), Some(old)) => {
                 // The links share this pool: replace its contents so that their releases
                 // reach the new one.
-                let mut old = old.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut old = old
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 old.carry_leases_to(&mut new);
                 *old = new;
             }

@@ -219,7 +219,11 @@ impl StatsMaps {
         })
     }
 
-    fn per_cpu(map: &PerCpuArray<MapData, u64>, what: &str, i: u32) -> Result<Vec<u64>, DataPlaneError> {
+    fn per_cpu(
+        map: &PerCpuArray<MapData, u64>,
+        what: &str,
+        i: u32,
+    ) -> Result<Vec<u64>, DataPlaneError> {
         map.get(&i, 0)
             .map(|v: PerCpuValues<u64>| v.iter().copied().collect())
             .map_err(|e| sys(what, e))
@@ -299,10 +303,7 @@ mod tests {
 
     fn snap(up: u64, bytes: u64) -> Snapshot {
         let c = CoreCounters {
-            upstream: Traffic {
-                packets: up,
-                bytes,
-            },
+            upstream: Traffic { packets: up, bytes },
             ..CoreCounters::default()
         };
         Snapshot {

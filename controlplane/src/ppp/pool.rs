@@ -251,7 +251,9 @@ impl Ipv4Pool {
 
     /// Every leased (or excluded) address, in pool order.
     pub fn leases(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
-        (0..self.size).filter(|&i| self.bit(i)).filter_map(|i| self.addr(i))
+        (0..self.size)
+            .filter(|&i| self.bit(i))
+            .filter_map(|i| self.addr(i))
     }
 
     /// This pool's leases carried over to `new` (`config reload` of the ranges): every

@@ -671,6 +671,40 @@ dns = ["192.0.2.53"]
     }
 
     #[test]
+    fn the_deploy_example_parses() {
+        let c = parse(include_str!("../../deploy/l2xdp.toml")).expect("deploy/l2xdp.toml");
+        assert_eq!(c.dataplane.mode, DataplaneMode::Xdp);
+        assert!(c.l2tp.persists());
+        assert_eq!(
+            c.metrics.as_ref().map(|m| m.listen.port()),
+            Some(9725),
+            "{c:?}"
+        );
+        assert_eq!(c.ppp.mru, 1460);
+        assert!(c.pool().expect("pool").is_some());
+    }
+
+    #[test]
+    fn reload_refuses_what_cannot_change_live() {
+        let a = parse("[daemon]\nlisten = [\"127.0.0.1:1701\"]\n[ppp.ipcp]\npool = [\"10.0.0.0/24\"]\n")
+            .expect("valid");
+        let mut b = a.clone();
+        b.ppp.mru = 1400;
+        b.l2tp.hello_interval_secs = 5;
+        b.l2tp.limits.max_tunnels = 3;
+        assert!(live_refusals(&a, &b).is_empty());
+        b.daemon.listen = vec!["127.0.0.1:1702".parse().expect("addr")];
+        b.dataplane.mode = DataplaneMode::Xdp;
+        b.l2tp.failover = Some(crate::l2tp::FailoverConfig {
+            control: true,
+            data: true,
+            recovery_time_ms: 1,
+        });
+        let r: Vec<_> = live_refusals(&a, &b).iter().map(|r| r.field).collect();
+        assert_eq!(r, ["daemon.listen", "dataplane.mode", "l2tp.failover"]);
+    }
+
+    #[test]
     fn errors_name_line_and_field() {
         let e =
             parse("[daemon]\nlisten = [\"127.0.0.1:1701\"]\n[l2tp]\nhello_interval_secs = \"x\"\n")

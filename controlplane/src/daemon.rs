@@ -686,8 +686,10 @@ dns = ["192.0.2.53"]
 
     #[test]
     fn reload_refuses_what_cannot_change_live() {
-        let a = parse("[daemon]\nlisten = [\"127.0.0.1:1701\"]\n[ppp.ipcp]\npool = [\"10.0.0.0/24\"]\n")
-            .expect("valid");
+        let a = parse(
+            "[daemon]\nlisten = [\"127.0.0.1:1701\"]\n[ppp.ipcp]\npool = [\"10.0.0.0/24\"]\n",
+        )
+        .expect("valid");
         let mut b = a.clone();
         b.ppp.mru = 1400;
         b.l2tp.hello_interval_secs = 5;

@@ -122,10 +122,20 @@ per_session = true
     )
 }
 
+/// A user added by the reload, with characters a Prometheus label value must escape.
+const WEIRD_USER: &str = "o\"brien\\ops";
+
 fn write_users(dir: &Path, n: usize) {
+    write_users_with(dir, n, &[]);
+}
+
+fn write_users_with(dir: &Path, n: usize, extra: &[(&str, &str)]) {
     let mut u = String::from("# user password [address]\n");
     for i in 0..n {
         u.push_str(&format!("user{i} pw{i}\n"));
+    }
+    for (user, pw) in extra {
+        u.push_str(&format!("{user} {pw}\n"));
     }
     std::fs::write(dir.join("users"), u).expect("users");
 }
@@ -135,6 +145,7 @@ fn start(dir: &Path, setup: &Setup) -> Daemon {
     let cfg = dir.join("l2xdpd.toml");
     std::fs::write(&cfg, config_text(dir, setup)).expect("config");
     let child = Command::new(env!("CARGO_BIN_EXE_l2xdpd"))
+        .env("RUST_LOG", "warn")
         .arg("--config")
         .arg(&cfg)
         .stdin(Stdio::null())
@@ -742,7 +753,7 @@ async fn operator_commands_against_a_running_daemon() {
     // config reload: a larger pool and one user more, live; the sessions stay.
     setup.pool = "100.64.0.0/23";
     std::fs::write(&cfg_path, config_text(&dir, &setup)).expect("config");
-    write_users(&dir, N + 1);
+    write_users_with(&dir, N, &[(WEIRD_USER, "pw-new")]);
     let r = ctl_json(&sock, &["config", "reload"], 0);
     assert!(
         r["changed"]
@@ -760,8 +771,8 @@ async fn operator_commands_against_a_running_daemon() {
         t_lac,
         CallParams::default(),
         Some(ClientAuth {
-            user: format!("user{N}"),
-            password: format!("pw{N}").into_bytes(),
+            user: WEIRD_USER.into(),
+            password: b"pw-new".to_vec(),
         }),
     )
     .await
@@ -778,6 +789,19 @@ async fn operator_commands_against_a_running_daemon() {
     .await;
     let st = status_when(&sock, |s| s["ppp_up"] == N + 1);
     assert_eq!(st["ppp_up"], N + 1, "{st}");
+    let w = ctl_json(&sock, &["show", "sessions", "--user", WEIRD_USER], 0);
+    assert_eq!(w.as_array().map(Vec::len), Some(1), "{w}");
+    // Its per-session series, the label value escaped and read back.
+    let m = scrape(setup.metrics);
+    assert_eq!(
+        metric(
+            &m,
+            "l2xdp_session_packets",
+            &[("user", WEIRD_USER), ("direction", "downstream")]
+        ),
+        0.0
+    );
+    assert_eq!(count(&m, "l2xdp_session_packets"), 2 * (N + 1));
     let text = ctl_text(&sock, &["config", "reload"], 0);
     assert!(text.starts_with("reloaded "), "{text}");
     assert!(text.contains("pool: 510 addresses"), "{text}");
@@ -816,7 +840,19 @@ async fn operator_commands_against_a_running_daemon() {
         "running configuration unchanged: {st}"
     );
     assert_eq!(st["data"]["ppp_up"], N + 1, "{st}");
+
+    // SIGHUP reloads as `config reload` does: a larger pool again, the sessions stay.
     setup.port = port;
+    setup.pool = "100.64.0.0/22";
+    std::fs::write(&cfg_path, config_text(&dir, &setup)).expect("config");
+    // SAFETY: a signal to our own child.
+    assert_eq!(
+        unsafe { libc::kill(daemon.child.id() as i32, libc::SIGHUP) },
+        0
+    );
+    let st = status_when(&sock, |s| s["pool"][0] == 1022);
+    assert_eq!(st["pool"][0], 1022, "SIGHUP reloaded: {st}");
+    assert_eq!(st["ppp_up"], N + 1, "{st}");
 
     // clear session, clear tunnel.
     let c = ctl_json(&sock, &["clear", "session", &id], 0);

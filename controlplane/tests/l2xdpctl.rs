@@ -644,6 +644,7 @@ async fn operator_commands_against_a_running_daemon() {
 
     // failover drill: every tunnel recovered, the same sessions, nothing down at the LAC.
     let dr = ctl_json(&sock, &["failover", "drill", "--timeout", "50"], 0);
+    assert_eq!(dr["ok"], true, "{dr}");
     assert_eq!(dr["complete"], true, "{dr}");
     assert_eq!(dr["sessions_restored"], N, "{dr}");
     let recovered: BTreeSet<u64> = ids(&dr["tunnels"], "tunnel");
@@ -897,11 +898,29 @@ async fn operator_commands_against_a_running_daemon() {
         0,
     );
     assert!(text.contains("cleared"), "{text}");
+    let c = ctl_json(&sock, &["clear", "tunnel", &t0], 0);
+    assert_eq!(c["tunnel"].as_u64(), Some(our_tunnels[0]), "{c}");
+    assert!(c["session"].is_null(), "{c}");
+    wait_for(
+        LIMIT,
+        &mut events,
+        1,
+        "the second StopCCN at the LAC",
+        |e| matches!(e, NodeEvent::TunnelDown { .. }),
+        |_| false,
+    )
+    .await;
+    let st = status_when(&sock, |s| s["sessions"] == 0);
+    assert_eq!(st["sessions"], 0, "{st}");
 
-    // Metrics: teardowns counted.
+    // Metrics: teardowns counted (since the last drill started a new node).
     let m = scrape(setup.metrics);
-    assert!(metric(&m, "l2xdp_sessions_teardown_total", &[]) >= 2.0);
-    assert_eq!(metric(&m, "l2xdp_tunnels_teardown_total", &[]), 1.0);
+    assert_eq!(
+        metric(&m, "l2xdp_sessions_teardown_total", &[]),
+        (N + 1) as f64
+    );
+    assert_eq!(metric(&m, "l2xdp_tunnels_teardown_total", &[]), 2.0);
+    assert_eq!(metric(&m, "l2xdp_sessions_installed", &[]), 0.0);
 
     // show stats without pinned maps: exit 5, naming the directory.
     let nopins = dir.join("no-pins");
@@ -958,6 +977,79 @@ async fn operator_commands_against_a_running_daemon() {
     lac.shutdown().await;
     let _ = lac_task.await;
     drop(daemon);
+}
+
+/// A drill with a tunnel whose peer has no Failover Capability: refused, then forced — the
+/// tunnel is cleared (silently, as after a crash) and reported failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_drill_refuses_or_forces_a_tunnel_without_failover() {
+    let dir = std::env::temp_dir().join(format!("l2xdpctl-force-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    write_users(&dir, 1);
+    let setup = Setup {
+        port: free_udp_port(),
+        metrics: free_tcp_port(),
+        pool: "100.64.0.0/24",
+        mode: "mode = \"memory\"".into(),
+        failover: true,
+    };
+    let _daemon = start(&dir, &setup);
+    let sock = dir.join("ctl.sock");
+    let mut cfg = lac_config();
+    cfg.l2tp.failover = None;
+    let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+    let driver = Driver::new(
+        Node::new(cfg, Box::new(MemoryDataPlane::new())),
+        vec![L2tpSocket::bind_udp("127.0.0.1:0".parse().expect("addr")).expect("bind")],
+    )
+    .expect("driver")
+    .with_events(tx);
+    let (lac, lac_task) = driver.spawn();
+    let peer = Peer::udp(format!("127.0.0.1:{}", setup.port).parse().expect("addr"));
+    bring_up(&lac, &mut events, LIMIT, peer, Version::V2, 1, 1).await;
+    let st = status_when(&sock, |s| s["ppp_up"] == 1);
+    assert_eq!(st["ppp_up"], 1, "{st}");
+    let f = ctl_json(&sock, &["failover", "status"], 0);
+    assert_eq!(f["tunnels"][0]["control"], false, "{f}");
+    assert!(f["tunnels"][0]["peer_failover"].is_null(), "{f}");
+    let tunnel = f["tunnels"][0]["tunnel"].as_u64().expect("tunnel");
+
+    let e = ctl_json(&sock, &["failover", "drill"], 1);
+    let msg = e["error"].as_str().expect("error");
+    assert!(
+        msg.contains(&format!("[{tunnel}]")) && msg.contains("did not negotiate"),
+        "{msg}"
+    );
+    let err = ctl_text(&sock, &["failover", "drill"], 1);
+    assert!(err.contains("--force") || err.contains("force"), "{err}");
+    assert_eq!(
+        ctl_json(&sock, &["show", "sessions"], 0)
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+
+    // Forced: exit 1 (not every tunnel recovered), the tunnel reported failed.
+    let d = ctl_json(&sock, &["failover", "drill", "--force"], 1);
+    assert_eq!(d["ok"], false, "{d}");
+    assert_eq!(d["complete"], true, "{d}");
+    assert_eq!(d["sessions_restored"], 1, "{d}");
+    assert_eq!(d["tunnels"][0]["tunnel"].as_u64(), Some(tunnel), "{d}");
+    assert_eq!(d["tunnels"][0]["outcome"], "failed", "{d}");
+    let st = status_when(&sock, |s| s["sessions"] == 0);
+    assert_eq!(st["sessions"], 0, "{st}");
+    let f = ctl_json(&sock, &["failover", "status"], 0);
+    assert_eq!(f["recoveries"][0]["tunnel"].as_u64(), Some(tunnel), "{f}");
+    assert_eq!(f["recoveries"][0]["outcome"], "failed", "{f}");
+    assert_eq!(f["totals"]["failed"], 1, "{f}");
+    let m = scrape(setup.metrics);
+    assert_eq!(
+        metric(&m, "l2xdp_recoveries_total", &[("outcome", "failed")]),
+        1.0
+    );
+    lac.shutdown().await;
+    let _ = lac_task.await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

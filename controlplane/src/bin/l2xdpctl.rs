@@ -162,12 +162,15 @@ enum Config {
 struct Fail {
     code: u8,
     msg: String,
+    /// The JSON document was printed already (it tells the failure itself).
+    printed: bool,
 }
 
 fn fail(code: u8, msg: impl Into<String>) -> Fail {
     Fail {
         code,
         msg: msg.into(),
+        printed: false,
     }
 }
 
@@ -182,7 +185,7 @@ fn main() -> ExitCode {
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
-            if json {
+            if json && !f.printed {
                 println!("{}", json!({"ok": false, "error": f.msg, "exit": f.code}));
             }
             eprintln!("l2xdpctl: {}", f.msg);
@@ -349,15 +352,20 @@ fn run(a: &Args) -> Result<(), Fail> {
                 json!({"cmd": "failover_drill", "force": force, "timeout_ms": timeout * 1000}),
                 Duration::from_secs(timeout + 30),
             )?;
-            out(&v, &human_drill);
             let failed = v["tunnels"]
                 .as_array()
                 .is_some_and(|t| t.iter().any(|t| t["outcome"] != "recovered"));
-            if v["complete"] != true || failed {
-                return Err(fail(
-                    FAILED,
-                    "failover drill: not every tunnel was recovered",
-                ));
+            let ok = v["complete"] == true && !failed;
+            let mut v = v;
+            if let Some(o) = v.as_object_mut() {
+                o.insert("ok".into(), json!(ok));
+            }
+            out(&v, &human_drill);
+            if !ok {
+                return Err(Fail {
+                    printed: true,
+                    ..fail(FAILED, "failover drill: not every tunnel was recovered")
+                });
             }
             Ok(())
         }

@@ -465,7 +465,7 @@ pub enum DrillError {
     #[error("no failover drill without RFC 4951 state: set [l2tp.failover] control = true (and daemon.state_dir); without persisted state a failover loses every session")]
     NoFailover,
     /// Some tunnels would be cleared.
-    #[error("tunnels {0:?} did not negotiate control-channel failover with their peer (RFC 4951 §5.1): a failover would clear them and their sessions; use force to drill anyway")]
+    #[error("tunnels {0:?} did not negotiate control-channel failover with their peer (RFC 4951 §5.1): a failover would clear them and their sessions; force the drill (l2xdpctl failover drill --force) to clear them anyway")]
     NotNegotiated(Vec<crate::l2tp::TunnelId>),
     /// The new node could not be built.
     #[error("building the new control state: {0}")]

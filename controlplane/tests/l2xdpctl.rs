@@ -1248,6 +1248,30 @@ async fn show_stats_and_metrics_read_the_pinned_maps() {
         Some(ncpu),
         "{v}"
     );
+    // A live view: three reports, one JSON document per line.
+    let (c, out, err) = ctl(
+        &sock,
+        &[
+            "--json",
+            "show",
+            "stats",
+            "--pins",
+            p,
+            "--interval",
+            "0.02",
+            "--count",
+            "3",
+        ],
+    );
+    assert_eq!(c, 0, "{err}");
+    let docs: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(docs.len(), 3, "{out}");
+    assert!(docs
+        .iter()
+        .all(|d| d["snapshot"]["total"]["upstream"]["packets"] == 10 * tri));
     let text = ctl_text(
         &sock,
         &["show", "stats", "--pins", p, "--interval", "0.05"],

@@ -103,6 +103,10 @@ enum Show {
         /// Per-session counters too.
         #[arg(long)]
         sessions: bool,
+        /// Reports to print, one per interval (a live view); 0: until interrupted. With
+        /// --json and a count other than 1, one JSON document per line.
+        #[arg(long, default_value_t = 1)]
+        count: u64,
     },
 }
 
@@ -310,11 +314,18 @@ fn run(a: &Args) -> Result<(), Fail> {
             out(&v, &human_session);
             Ok(())
         }
-        Cmd::Show(Show::Stats { interval, sessions }) => {
-            let v = stats(&a.pins, *interval, *sessions)?;
-            out(&v, &human_stats);
-            Ok(())
-        }
+        Cmd::Show(Show::Stats {
+            interval,
+            sessions,
+            count,
+        }) => stats(&a.pins, *interval, *sessions, *count, &|v| {
+            if a.json && *count != 1 {
+                println!("{v}");
+            } else {
+                out(v, &human_stats);
+            }
+            let _ = std::io::stdout().flush();
+        }),
         Cmd::Clear(Clear::Session { id }) => {
             let v = ask(
                 &a.socket,
@@ -394,7 +405,13 @@ fn run(a: &Args) -> Result<(), Fail> {
 }
 
 /// Two snapshots `interval` seconds apart, and the rates between them.
-fn stats(pins: &Path, interval: f64, per_session: bool) -> Result<Value, Fail> {
+fn stats(
+    pins: &Path,
+    interval: f64,
+    per_session: bool,
+    count: u64,
+    report: &dyn Fn(&Value),
+) -> Result<(), Fail> {
     let maps = StatsMaps::open(pins).map_err(|e| {
         fail(
             NO_FAST_PATH,
@@ -413,12 +430,19 @@ fn stats(pins: &Path, interval: f64, per_session: bool) -> Result<Value, Fail> {
             )
         })
     };
-    let t0 = std::time::Instant::now();
-    let a = read(&maps)?;
-    std::thread::sleep(Duration::from_secs_f64(interval.max(0.0)));
-    let b = read(&maps)?;
-    let rates = Rates::between(&a, &b, t0.elapsed().as_secs_f64());
-    Ok(json!({"pins": pins, "snapshot": b, "rates": rates}))
+    let mut t0 = std::time::Instant::now();
+    let mut a = read(&maps)?;
+    let mut n = 0;
+    while count == 0 || n < count {
+        std::thread::sleep(Duration::from_secs_f64(interval.max(0.0)));
+        let b = read(&maps)?;
+        let t1 = std::time::Instant::now();
+        let rates = Rates::between(&a, &b, (t1 - t0).as_secs_f64());
+        report(&json!({"pins": pins, "snapshot": b, "rates": rates}));
+        (a, t0) = (b, t1);
+        n += 1;
+    }
+    Ok(())
 }
 
 /// A value as table text: strings unquoted, null as "-".

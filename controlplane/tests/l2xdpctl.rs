@@ -1099,7 +1099,32 @@ struct Pins {
     dir: PathBuf,
     bpffs: PathBuf,
     pins: PathBuf,
-    _ebpf: aya::Ebpf,
+    _ebpf: Option<aya::Ebpf>,
+}
+
+impl Pins {
+    /// `<tmp>/l2xdpctl-<tag>-<pid>/bpf` mounted as bpffs, the object's maps pinned in `pins/`.
+    fn new(tag: &str) -> Pins {
+        let dir = std::env::temp_dir().join(format!("l2xdpctl-{tag}-{}", std::process::id()));
+        let bpffs = dir.join("bpf");
+        std::fs::create_dir_all(&bpffs).expect("dir");
+        let st = Command::new("mount")
+            .args(["-t", "bpf", "bpf"])
+            .arg(&bpffs)
+            .status()
+            .expect("mount");
+        assert!(st.success(), "mount bpffs");
+        let pins = bpffs.join("pins");
+        // The guard owns the mount from here: a failed load still unmounts.
+        let mut g = Pins {
+            dir,
+            bpffs,
+            pins,
+            _ebpf: None,
+        };
+        g._ebpf = Some(l2xdp_dataplane::loader::load(Some(&g.pins)).expect("load with pins"));
+        g
+    }
 }
 
 impl Drop for Pins {
@@ -1122,23 +1147,8 @@ async fn show_stats_and_metrics_read_the_pinned_maps() {
         );
         return;
     }
-    let dir = std::env::temp_dir().join(format!("l2xdpctl-pins-{}", std::process::id()));
-    let bpffs = dir.join("bpf");
-    std::fs::create_dir_all(&bpffs).expect("dir");
-    let st = Command::new("mount")
-        .args(["-t", "bpf", "bpf"])
-        .arg(&bpffs)
-        .status()
-        .expect("mount");
-    assert!(st.success(), "mount bpffs");
-    let pins = bpffs.join("pins");
-    let ebpf = l2xdp_dataplane::loader::load(Some(&pins)).expect("load with pins");
-    let _guard = Pins {
-        dir: dir.clone(),
-        bpffs,
-        pins: pins.clone(),
-        _ebpf: ebpf,
-    };
+    let guard = Pins::new("pins");
+    let (dir, pins) = (guard.dir.clone(), guard.pins.clone());
     let open =
         |n: &str| Map::from_map_data(MapData::from_pin(pins.join(n)).expect("pin")).expect("map");
     let ncpu = l2xdp_dataplane::xdp::possible_cpus() as usize;
@@ -1343,4 +1353,74 @@ async fn show_stats_and_metrics_read_the_pinned_maps() {
         up_bytes as f64
     );
     drop(daemon);
+}
+
+/// A failover drill of an l2xdpd in XDP mode leaves the fast path as it was: every session's
+/// entry in the pinned maps is kept (not reinstalled), bound to the same address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_drill_keeps_the_fast_path_entries() {
+    use l2xdp_dataplane::{DataPlane, XdpDataPlane};
+
+    if !l2xdp_dataplane::lab::is_root() {
+        eprintln!(
+            "*** SKIPPED failover_drill_keeps_the_fast_path_entries: needs root (bpffs, BPF maps)"
+        );
+        return;
+    }
+    let guard = Pins::new("drill");
+    let ddir = guard.dir.join("daemon");
+    std::fs::create_dir_all(&ddir).expect("dir");
+    write_users(&ddir, N);
+    let setup = Setup {
+        port: free_udp_port(),
+        metrics: free_tcp_port(),
+        pool: "100.64.0.0/24",
+        mode: format!("mode = \"xdp\"\npin_dir = \"{}\"", guard.pins.display()),
+        failover: true,
+    };
+    let _daemon = start(&ddir, &setup);
+    let sock = ddir.join("ctl.sock");
+    let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+    let driver = Driver::new(
+        Node::new(lac_config(), Box::new(MemoryDataPlane::new())),
+        vec![L2tpSocket::bind_udp("127.0.0.1:0".parse().expect("addr")).expect("bind")],
+    )
+    .expect("driver")
+    .with_events(tx);
+    let (lac, lac_task) = driver.spawn();
+    let peer = Peer::udp(format!("127.0.0.1:{}", setup.port).parse().expect("addr"));
+    bring_up(
+        &lac,
+        &mut events,
+        LIMIT,
+        peer,
+        Version::V2,
+        TUNNELS,
+        SESSIONS,
+    )
+    .await;
+    let st = status_when(&sock, |s| s["ppp_up"] == N && s["installed"] == N);
+    assert_eq!(st["installed"], N, "{st}");
+    let before = XdpDataPlane::open(&guard.pins)
+        .expect("open pins")
+        .sessions()
+        .expect("sessions");
+    assert_eq!(before.len(), N);
+
+    let d = ctl_json(&sock, &["failover", "drill"], 0);
+    assert_eq!(d["sessions_restored"], N, "{d}");
+    let st = ask(&sock, r#"{"cmd":"status"}"#);
+    assert_eq!(st["data"]["node"]["restored_kept"], N, "{st}");
+    assert_eq!(st["data"]["node"]["stale_removed"], 0, "{st}");
+    assert_eq!(st["data"]["installed"], N, "{st}");
+    let after = XdpDataPlane::open(&guard.pins)
+        .expect("open pins")
+        .sessions()
+        .expect("sessions");
+    assert_eq!(after, before, "the fast path as it was");
+    while let Ok(e) = events.try_recv() {
+        assert!(!is_down(&e), "the LAC saw {e:?}");
+    }
+    lac.shutdown().await;
+    let _ = lac_task.await;
 }

@@ -3,11 +3,13 @@
 //!
 //! ```text
 //! → {"cmd":"status"}
-//! ← {"ok":true,"data":{"tunnels":3,"sessions":120,"ppp_up":118,...}}
+//! ← {"v":1,"ok":true,"data":{"tunnels":3,"sessions":120,"ppp_up":118,...}}
 //! → {"cmd":"sessions","tunnel":4660}
-//! ← {"ok":true,"data":[{"tunnel":4660,"session":1,...}]}
+//! ← {"v":1,"ok":true,"data":[{"tunnel":4660,"session":1,...}]}
+//! → {"cmd":"session","session":9}
+//! ← {"v":1,"ok":false,"error":"no session 9","kind":"not_found"}
 //! → {"cmd":"nonsense"}
-//! ← {"ok":false,"error":"unknown command \"nonsense\""}
+//! ← {"v":1,"ok":false,"error":"bad request: unknown variant `nonsense`, ...","kind":"bad_request"}
 //! ```
 //! A request that does not parse gets an error reply, never a dropped connection. Every
 //! reply carries the protocol version (`"v"`, [`PROTOCOL`]); `{"cmd":"hello"}` returns it

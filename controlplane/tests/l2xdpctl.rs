@@ -335,13 +335,18 @@ fn parse_prometheus(text: &str) -> Vec<Sample> {
     out
 }
 
-fn scrape(port: u16) -> Vec<Sample> {
+/// One HTTP exchange with the metrics endpoint: the whole response.
+fn http(port: u16, request: &str) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("metrics endpoint");
     s.set_read_timeout(Some(LIMIT)).expect("timeout");
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .expect("request");
+    s.write_all(request.as_bytes()).expect("request");
     let mut resp = String::new();
     s.read_to_string(&mut resp).expect("response");
+    resp
+}
+
+fn scrape(port: u16) -> Vec<Sample> {
+    let resp = http(port, "GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n");
     let (head, body) = resp.split_once("\r\n\r\n").expect("HTTP response");
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert!(
@@ -1089,6 +1094,16 @@ async fn failover_drill_is_refused_without_persisted_state() {
     let m = scrape(setup.metrics);
     assert_eq!(metric(&m, "l2xdp_sessions_setup_total", &[]), 0.0);
     assert_eq!(count(&m, "l2xdp_session_packets"), 0);
+    // Only GET /metrics.
+    let r = http(setup.metrics, "GET / HTTP/1.1\r\n\r\n");
+    assert!(r.starts_with("HTTP/1.1 404"), "{r}");
+    let r = http(setup.metrics, "POST /metrics HTTP/1.1\r\n\r\n");
+    assert!(r.starts_with("HTTP/1.1 405"), "{r}");
+    let r = http(setup.metrics, "HEAD /metrics HTTP/1.1\r\n\r\n");
+    assert!(
+        r.starts_with("HTTP/1.1 200") && r.ends_with("\r\n\r\n"),
+        "{r}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -415,7 +415,7 @@ pub async fn bind(cfg: &MetricsConfig) -> std::io::Result<TcpListener> {
 
 /// Serves `GET /metrics` on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, cfg: MetricsConfig, handle: Handle) {
-    let maps = std::sync::Arc::new(tokio::sync::Mutex::new(None::<StatsMaps>));
+    let maps: Maps = std::sync::Arc::new(std::sync::Mutex::new(None));
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(s) => s,
@@ -434,14 +434,25 @@ pub async fn serve(listener: TcpListener, cfg: MetricsConfig, handle: Handle) {
     }
 }
 
-/// The fast path's snapshot, opening the pinned maps on first use (and again after an error:
-/// `l2xdp-dataplane` may have re-attached).
-async fn fast_path(
-    cfg: &MetricsConfig,
-    maps: &tokio::sync::Mutex<Option<StatsMaps>>,
-) -> Option<Snapshot> {
-    let dir = cfg.pin_dir.as_ref()?;
-    let mut m = maps.lock().await;
+/// The pinned counter maps, opened on first use.
+type Maps = std::sync::Arc<std::sync::Mutex<Option<StatsMaps>>>;
+
+/// The fast path's snapshot, read on a blocking thread (one map lookup per session), opening
+/// the pinned maps on first use and again after an error (`l2xdp-dataplane` may have
+/// re-attached).
+async fn fast_path(cfg: &MetricsConfig, maps: &Maps) -> Option<Snapshot> {
+    let dir = cfg.pin_dir.clone()?;
+    let maps = maps.clone();
+    tokio::task::spawn_blocking(move || read_fast_path(&dir, &maps))
+        .await
+        .ok()
+        .flatten()
+}
+
+fn read_fast_path(dir: &std::path::Path, maps: &Maps) -> Option<Snapshot> {
+    let mut m = maps
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if m.is_none() {
         match StatsMaps::open(dir) {
             Ok(s) => *m = Some(s),
@@ -466,7 +477,7 @@ async fn connection(
     mut stream: TcpStream,
     cfg: &MetricsConfig,
     handle: &Handle,
-    maps: &tokio::sync::Mutex<Option<StatsMaps>>,
+    maps: &Maps,
 ) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(1024);
     let head = tokio::time::timeout(Duration::from_secs(10), async {

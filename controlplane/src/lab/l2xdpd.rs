@@ -95,6 +95,8 @@ pub fn write_config(
     }
     write(&files.users, &u)?;
 
+    // Unknown keys and wrong types are reported against the base, with its lines.
+    config_file::parse::<DaemonConfig>(base_path, base)?;
     let mut t: toml::Table = config_file::parse(base_path, base)?;
     let path_str = |p: &Path| toml::Value::String(p.display().to_string());
     let daemon = section(&mut t, "daemon", base_path)?;

@@ -30,17 +30,19 @@ use std::net::{IpAddr, SocketAddr};
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use l2xdp_controlplane::daemon::DaemonConfig;
-use l2xdp_controlplane::l2tp::FailoverConfig;
+use l2xdp_controlplane::l2tp::{FailoverConfig, TunnelId};
 use l2xdp_controlplane::lab::l2xdpd::{self, log_tail, try_ask, Files, L2xdpd};
 use l2xdp_controlplane::lab::subscriber;
 use l2xdp_controlplane::node::NodeEvent;
 use l2xdp_controlplane::ppp::{AuthMethod, PppConfig};
 use l2xdp_dataplane::lab::scratch::Scratch;
-use l2xdp_dataplane::lab::topology::{PeerPort, Topology, CORE0, L2TP_PORT, LA, LAC0, LAC_IP, LC};
+use l2xdp_dataplane::lab::topology::{
+    PeerPort, Topology, CORE0, L2TP_PORT, LA, LAC0, LAC_IP, LC, LNS_IP,
+};
 use l2xdp_dataplane::lab::traffic::{
     bound, classify_downstream, classify_upstream, ip_socket, Counter, Flows, Paced, Sub,
 };
@@ -54,8 +56,10 @@ use crate::interrupt;
 use crate::lac::Lac;
 
 /// l2xdpd's built-in configuration for the demo (`l2xdp-bench demo --print-config`).
-pub const DEFAULT_CONFIG: &str = r#"# l2xdpd configuration of the demo. The lab sets daemon.listen, daemon.control_socket,
-# daemon.state_dir, dataplane.mode, dataplane.pin_dir and users.file itself.
+pub const DEFAULT_CONFIG: &str = r#"# l2xdpd configuration of the demo.
+# Change it with: l2xdp-bench demo --config FILE (make run RUN_ARGS="--config FILE").
+# The lab sets daemon.listen, daemon.control_socket, daemon.state_dir, dataplane.mode,
+# dataplane.pin_dir and users.file itself.
 
 [l2tp]
 host_name = "lns-demo"
@@ -82,8 +86,9 @@ const STEP_LIMIT: Duration = Duration::from_secs(30);
 const STALL_LIMIT: Duration = Duration::from_secs(5);
 /// How long the receivers get to count the last frames in flight.
 const SETTLE: Duration = Duration::from_secs(3);
-/// Traffic with no control plane at all, between the kill and the restart.
-const OUTAGE: Duration = Duration::from_secs(1);
+/// Traffic with no control plane at all, between the kill and the restart (over a second: the
+/// live view shows it).
+const OUTAGE: Duration = Duration::from_millis(1500);
 /// Traffic after the recovery, before the counts are taken.
 const AFTER_RECOVERY: Duration = Duration::from_secs(1);
 /// The emulated subscribers' LCP Echo-Request interval, and unanswered ones before a link
@@ -364,8 +369,9 @@ fn drive(
         ..Report::default()
     };
     println!(
-        "l2xdp demo: an L2TP LNS whose data plane is XDP, on this machine, in network namespaces\n\
-         \n  lac (LAC emulator, {n} PPP subscribers) ══ lns (XDP fast path + l2xdpd) ══ core (a host)"
+        "l2xdp demo: an L2TP LNS whose data plane is XDP, on this machine, in network \
+         namespaces\n\n  lac (LAC emulator, {n} PPP subscribers) ══ lns (XDP fast path + \
+         l2xdpd) ══ core (a host)"
     );
 
     // 1. The lab.
@@ -445,7 +451,7 @@ fn drive(
     if r.is_err() && !matches!(r, Err(Error::Interrupted)) {
         let tail = log_tail(&lab.log);
         if !tail.is_empty() {
-            eprintln!("demo: l2xdpd's log{tail}");
+            eprintln!("demo: the end of l2xdpd's log:{tail}");
         }
     }
     r.map(|()| report)
@@ -501,36 +507,55 @@ fn u(v: &Value) -> u64 {
     v.as_u64().unwrap_or(0)
 }
 
+/// Sleeps for `d`, or returns early on Ctrl-C.
+fn pause(d: Duration) -> Result<(), Error> {
+    let end = Instant::now() + d;
+    while Instant::now() < end {
+        interrupted()?;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+/// Steps 2 to 5, over the lab of step 1; fills `report`.
 fn with_lab(
     opts: &Options,
     lab: &mut Lab,
     report: &mut Report,
     names: &mut LabNames,
 ) -> Result<(), Error> {
-    let n = opts.tunnels * opts.sessions;
-    let sock = lab.files.control_socket.clone();
+    let (tunnels, subs) = sessions(opts, lab, report)?;
+    traffic_and_drill(opts, lab, &subs, report, names)?;
+    new_session(opts, lab, tunnels[0], report)?;
+    report.failures.extend(failures(opts, report));
+    Ok(())
+}
 
-    // 2. Sessions.
+/// Step 2: the LAC's tunnels and sessions, PPP through IPCP, waited until l2xdpd reports them all
+/// up and installed and the fast path has them bound; the LAC's view of each.
+fn sessions(
+    opts: &Options,
+    lab: &mut Lab,
+    report: &mut Report,
+) -> Result<(Vec<TunnelId>, BTreeMap<SessionKey, Sub>), Error> {
+    let n = opts.tunnels * opts.sessions;
     heading(
         2,
         &format!(
-            "Sessions: the LAC opens {} tunnels × {} sessions, PPP (CHAP) through IPCP",
+            "Sessions: the LAC opens {} tunnel(s) × {} sessions, PPP (CHAP) through IPCP",
             opts.tunnels, opts.sessions
         ),
     );
     let lac = lab.lac.as_mut().expect("the LAC runs until the end");
     let deadline = tokio::time::Instant::now() + STEP_LIMIT;
-    let lns = SocketAddr::new(
-        IpAddr::V4(l2xdp_dataplane::lab::topology::LNS_IP),
-        L2TP_PORT,
-    );
+    let lns = SocketAddr::new(IpAddr::V4(LNS_IP), L2TP_PORT);
     let tunnels = block_on(&lab.rt, lac.open_tunnels(lns, opts.tunnels, deadline))?;
     let up = block_on(
         &lab.rt,
         lac.open_sessions(&tunnels, opts.sessions, opts.in_flight, deadline),
     )?;
     let secs = up.ipcp_at.duration_since(up.started).as_secs_f64();
-    let st = status_until(&sock, |d| {
+    let st = status_until(&lab.files.control_socket, |d| {
         u(&d["installed"]) == n as u64 && u(&d["ppp_up"]) == n as u64
     })?;
     report.bringup = Bringup {
@@ -547,163 +572,133 @@ fn with_lab(
     }
     let end = Instant::now() + STEP_LIMIT;
     while bound(&lab.fast).len() < n && Instant::now() < end {
-        interrupted()?;
-        std::thread::sleep(Duration::from_millis(20));
+        pause(Duration::from_millis(20))?;
     }
+    let b = &report.bringup;
     println!(
-        "  {} sessions up in {:.1} s ({:.0}/s); l2xdpd reports {} tunnels, {} sessions with PPP \
-         up, {} installed in the XDP fast path ({} bound to their subscriber's address)",
+        "  {} sessions up in {:.1} s ({:.0}/s); l2xdpd reports {} tunnel(s), {} sessions with \
+         PPP up, {} installed in the XDP fast path ({} bound to their subscriber's address)",
         up.up.len(),
         secs,
         up.up.len() as f64 / secs.max(1e-3),
-        report.bringup.tunnels,
-        report.bringup.sessions_up,
-        report.bringup.installed,
+        b.tunnels,
+        b.sessions_up,
+        b.installed,
         bound(&lab.fast).len()
     );
-    if report.bringup.sessions_up != n as u64 || report.bringup.installed != n as u64 {
+    if b.sessions_up != n as u64 || b.installed != n as u64 {
         return Err(Error::Failed(format!(
             "only {} of {n} sessions up at l2xdpd, {} installed",
-            report.bringup.sessions_up, report.bringup.installed
+            b.sessions_up, b.installed
         )));
     }
-    let bringup_drops: u64 = lab
-        .fast
-        .drop_counters()
-        .map_err(|e| Error::Failed(e.to_string()))?
-        .iter()
-        .sum();
+    Ok((tunnels, subs))
+}
 
-    // 3 and 4: traffic, live view, the drill — all while the sender sends.
+fn drops(fast: &XdpDataPlane) -> Result<u64, Error> {
+    Ok(fast
+        .drop_counters()
+        .map_err(|e| Error::Failed(format!("fast-path drop counters: {e}")))?
+        .iter()
+        .sum())
+}
+
+/// Steps 3 and 4: traffic both ways for every subscriber of `subs` (a sender thread, paced by the
+/// receivers and capped at `opts.pps`), the live view (a watcher thread), and meanwhile on
+/// this thread the drill ([`kill_and_recover`]); then the counts, the sessions compared with
+/// before the kill, and what the LAC saw.
+fn traffic_and_drill(
+    opts: &Options,
+    lab: &mut Lab,
+    subs: &BTreeMap<SessionKey, Sub>,
+    report: &mut Report,
+    names: &mut LabNames,
+) -> Result<(), Error> {
+    let n = subs.len();
+    let sock = lab.files.control_socket.clone();
+    let bringup_drops = drops(&lab.fast)?;
     let core_rx = Counter::start(ip_socket(&lab.core_port), classify_upstream);
     let subs_rx = subs.clone();
     let lac_rx = Counter::start(ip_socket(&lab.lac_port), move |f| {
         classify_downstream(&subs_rx, f)
     });
-    let mut flows = Flows::new(&subs);
+    let mut flows = Flows::new(subs);
+    let pps = opts.pps.max(1);
+    heading(
+        3,
+        &format!(
+            "Traffic both ways through XDP, {pps} packets/s each way, counted at both ends \
+             (live, once a second)"
+        ),
+    );
+    println!(
+        "  upstream: the LAC sends L2TP data frames, XDP decapsulates, the core host counts IP \
+         packets\n  downstream: the core host sends IP packets, XDP encapsulates, the LAC \
+         counts them per session\n{}",
+        View::HEADER
+    );
     let stop = AtomicBool::new(false);
-    let rounds = AtomicUsize::new(0);
     let watching = AtomicBool::new(true);
-    let t0 = Instant::now();
     let view = View {
         sock: &sock,
         core_rx: &core_rx,
         lac_rx: &lac_rx,
-        t0,
+        t0: Instant::now(),
     };
-    let (lac_sock, core_sock) = (&lab.lac_sock, &lab.core_sock);
-    let flows_ref = &mut flows;
-    let pps = opts.pps.max(1);
-    let daemon = &mut lab.daemon;
-    let (topo, files, log) = (&lab.topo, &lab.files, &lab.log);
-    let mut drill = Failover::default();
-    let mut sessions_before = Value::Null;
-    let mut bound_before = BTreeMap::new();
-    let fast = &lab.fast;
-    let sent: Result<(u64, u64), Error> = std::thread::scope(|sc| {
-        let sender = sc.spawn(|| {
-            let mut up = Paced::new(lac_sock, &core_rx).with_limit(STALL_LIMIT);
-            let mut down = Paced::new(core_sock, &lac_rx).with_limit(STALL_LIMIT);
-            let start = Instant::now();
-            while !stop.load(Ordering::Acquire) && !interrupt::requested() {
-                for k in 0..flows_ref.order.len() {
-                    flows_ref.send(k, &mut up, &mut down);
+    let Lab {
+        lac_sock,
+        core_sock,
+        daemon,
+        topo,
+        files,
+        log,
+        fast,
+        ..
+    } = lab;
+    let flows = &mut flows;
+    let (mut drill, sessions_before, bound_before, up_sent, down_sent) =
+        std::thread::scope(|sc| {
+            let sender = sc.spawn(|| {
+                let mut up = Paced::new(lac_sock, &core_rx).with_limit(STALL_LIMIT);
+                let mut down = Paced::new(core_sock, &lac_rx).with_limit(STALL_LIMIT);
+                let start = Instant::now();
+                // Whole rounds: every session sends as many packets as the others.
+                while !stop.load(Ordering::Acquire) && !interrupt::requested() {
+                    for k in 0..flows.order.len() {
+                        flows.send(k, &mut up, &mut down);
+                    }
+                    let due = Duration::from_secs_f64(up.sent as f64 / pps as f64);
+                    if let Some(wait) = due.checked_sub(start.elapsed()) {
+                        std::thread::sleep(wait);
+                    }
                 }
-                rounds.fetch_add(1, Ordering::Release);
-                let due = Duration::from_secs_f64(up.sent as f64 / pps as f64);
-                if let Some(wait) = due.checked_sub(start.elapsed()) {
-                    std::thread::sleep(wait);
+                (up.sent as u64, down.sent as u64)
+            });
+            let watcher = sc.spawn(|| {
+                let mut prev = Sample::default();
+                let mut next = view.t0 + Duration::from_secs(1);
+                while watching.load(Ordering::Acquire) {
+                    if Instant::now() >= next {
+                        show_stats(&view, &mut prev);
+                        next += Duration::from_secs(1);
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
                 }
-            }
-            (up.sent as u64, down.sent as u64)
-        });
-        let watcher = sc.spawn(|| {
-            let mut prev = Sample::default();
-            let mut next = t0 + Duration::from_secs(1);
-            while watching.load(Ordering::Acquire) {
-                if Instant::now() >= next {
-                    show_stats(&view, &mut prev);
-                    next += Duration::from_secs(1);
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        });
-        let result = (|| -> Result<(), Error> {
-            heading(
-                3,
-                &format!(
-                    "Traffic both ways through XDP, {pps} packets/s each way, counted at both \
-                     ends (live, once a second)"
-                ),
-            );
-            println!(
-                "  upstream: the LAC sends L2TP data frames, XDP decapsulates, the core host \
-                 counts IP packets\n  downstream: the core host sends IP packets, XDP \
-                 encapsulates, the LAC counts them per session"
-            );
-            println!("{}", View::HEADER);
-            let end = t0 + Duration::from_secs(opts.seconds);
-            while Instant::now() < end {
-                interrupted()?;
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            // 4. The drill.
-            sessions_before = l2xdpd::ask(view.sock, r#"{"cmd":"sessions"}"#)["data"].clone();
-            bound_before = bound(fast);
-            event(
-                t0,
-                "failover drill: kill -9 of l2xdpd, traffic keeps flowing",
-            );
-            let killed_at = Instant::now();
-            let pid = daemon.pid();
-            daemon.kill_9();
-            event(
-                t0,
-                &format!("l2xdpd (pid {pid}) killed; no control plane now"),
-            );
-            let end = Instant::now() + OUTAGE;
-            while Instant::now() < end {
-                interrupted()?;
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            *daemon = L2xdpd::start(&topo.lns, &opts.l2xdpd, files, Some(log));
-            names.l2xdpd_pids.push(daemon.pid());
-            event(
-                t0,
-                &format!(
-                    "new l2xdpd (pid {}) started with the same configuration and state: RFC 4951 \
-                     recovery",
-                    daemon.pid()
-                ),
-            );
-            let st = status_until(view.sock, |d| {
-                u(&d["l2tp"]["failover"]["tunnel recovered"]) >= opts.tunnels as u64
-            })?;
-            drill.tunnels_recovered = u(&st["l2tp"]["failover"]["tunnel recovered"]);
-            drill.restart_to_recovered_ms = daemon.started.elapsed().as_secs_f64() * 1e3;
-            drill.kill_to_recovered_ms = killed_at.elapsed().as_secs_f64() * 1e3;
-            event(
-                t0,
-                &format!(
-                    "{} of {} tunnels recovered, {:.0} ms after the restart",
-                    drill.tunnels_recovered, opts.tunnels, drill.restart_to_recovered_ms
-                ),
-            );
-            let end = Instant::now() + AFTER_RECOVERY;
-            while Instant::now() < end {
-                interrupted()?;
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Ok(())
-        })();
-        stop.store(true, Ordering::Release);
-        let sent = sender.join();
-        watching.store(false, Ordering::Release);
-        let _ = watcher.join();
-        result?;
-        sent.map_err(|p| Error::Failed(format!("traffic: {}", panic_text(&*p))))
-    });
-    let (up_sent, down_sent) = sent?;
+            });
+            let drill = pause(Duration::from_secs(opts.seconds)).and_then(|()| {
+                kill_and_recover(opts, daemon, &topo.lns, files, log, fast, view.t0, names)
+            });
+            stop.store(true, Ordering::Release);
+            let sent = sender.join();
+            watching.store(false, Ordering::Release);
+            let _ = watcher.join();
+            let (drill, sessions_before, bound_before) = drill?;
+            let (up, down) =
+                sent.map_err(|p| Error::Failed(format!("traffic: {}", panic_text(&*p))))?;
+            Ok::<_, Error>((drill, sessions_before, bound_before, up, down))
+        })?;
+
+    // Every frame sent has had time to arrive.
     let end = Instant::now() + SETTLE;
     while (core_rx.total() < up_sent as usize || lac_rx.total() < down_sent as usize)
         && Instant::now() < end
@@ -711,8 +706,6 @@ fn with_lab(
         std::thread::sleep(Duration::from_millis(10));
     }
     let (up_received, down_received) = (core_rx.total() as u64, lac_rx.total() as u64);
-    drop(core_rx);
-    drop(lac_rx);
     report.traffic = Traffic {
         up_sent,
         up_received,
@@ -721,13 +714,7 @@ fn with_lab(
         lost: up_sent.saturating_sub(up_received) + down_sent.saturating_sub(down_received),
     };
     drill.data_lost = report.traffic.lost;
-    let drops: u64 = lab
-        .fast
-        .drop_counters()
-        .map_err(|e| Error::Failed(e.to_string()))?
-        .iter()
-        .sum();
-    drill.xdp_drops = drops.saturating_sub(bringup_drops);
+    drill.xdp_drops = drops(&lab.fast)?.saturating_sub(bringup_drops);
     let sessions_after = l2xdpd::ask(&sock, r#"{"cmd":"sessions"}"#)["data"].clone();
     let before = sessions_before.as_array().cloned().unwrap_or_default();
     let after = sessions_after.as_array().cloned().unwrap_or_default();
@@ -770,20 +757,89 @@ fn with_lab(
         drill.kill_to_recovered_ms,
         drill.lac_down_events
     );
-    report.failover = drill.clone();
+    report.failover = drill;
+    Ok(())
+}
 
-    // 5. A new session through the new l2xdpd.
+/// Step 4, the drill, while traffic flows: what l2xdpd and the fast path hold, `kill -9`,
+/// [`OUTAGE`] with no control plane, a new l2xdpd with the same configuration and state,
+/// waited until it has recovered every tunnel (RFC 4951), [`AFTER_RECOVERY`] more traffic.
+/// Returns the times and recovered tunnels, l2xdpd's sessions and the fast path's bindings
+/// before the kill.
+#[allow(clippy::too_many_arguments)]
+fn kill_and_recover(
+    opts: &Options,
+    daemon: &mut L2xdpd,
+    lns: &Netns,
+    files: &Files,
+    log: &Path,
+    fast: &XdpDataPlane,
+    t0: Instant,
+    names: &mut LabNames,
+) -> Result<(Failover, Value, BTreeMap<SessionKey, std::net::Ipv4Addr>), Error> {
+    let mut drill = Failover::default();
+    let sock = &files.control_socket;
+    let sessions_before = l2xdpd::ask(sock, r#"{"cmd":"sessions"}"#)["data"].clone();
+    let bound_before = bound(fast);
+    event(
+        t0,
+        "failover drill: kill -9 of l2xdpd, traffic keeps flowing",
+    );
+    let killed_at = Instant::now();
+    let pid = daemon.pid();
+    daemon.kill_9();
+    event(
+        t0,
+        &format!("l2xdpd (pid {pid}) killed; no control plane now"),
+    );
+    pause(OUTAGE)?;
+    *daemon = L2xdpd::start(lns, &opts.l2xdpd, files, Some(log));
+    names.l2xdpd_pids.push(daemon.pid());
+    event(
+        t0,
+        &format!(
+            "new l2xdpd (pid {}) started with the same configuration and state: RFC 4951 \
+             recovery",
+            daemon.pid()
+        ),
+    );
+    let st = status_until(sock, |d| {
+        u(&d["l2tp"]["failover"]["tunnel recovered"]) >= opts.tunnels as u64
+    })?;
+    drill.tunnels_recovered = u(&st["l2tp"]["failover"]["tunnel recovered"]);
+    drill.restart_to_recovered_ms = daemon.started.elapsed().as_secs_f64() * 1e3;
+    drill.kill_to_recovered_ms = killed_at.elapsed().as_secs_f64() * 1e3;
+    event(
+        t0,
+        &format!(
+            "{} of {} tunnel(s) recovered, {:.0} ms after the restart",
+            drill.tunnels_recovered, opts.tunnels, drill.restart_to_recovered_ms
+        ),
+    );
+    pause(AFTER_RECOVERY)?;
+    Ok((drill, sessions_before, bound_before))
+}
+
+/// Step 5: one more session through the new l2xdpd (user `tunnels × sessions`, on `tunnel`), and
+/// [`NEW_SESSION_PACKETS`] each way through it.
+fn new_session(
+    opts: &Options,
+    lab: &mut Lab,
+    tunnel: TunnelId,
+    report: &mut Report,
+) -> Result<(), Error> {
+    let n = opts.tunnels * opts.sessions;
     heading(5, "A new session through the recovered l2xdpd");
+    let lac = lab.lac.as_mut().expect("the LAC runs until the end");
     let deadline = tokio::time::Instant::now() + STEP_LIMIT;
-    let e = block_on(&lab.rt, lac.open_session(tunnels[0], n, deadline))?;
+    let e = block_on(&lab.rt, lac.open_session(tunnel, n, deadline))?;
     let new = lab
         .rt
         .block_on(subscriber(&lac.handle, &e))
         .ok_or_else(|| Error::Failed("the new session has no PPP up".into()))?;
     let end = Instant::now() + STEP_LIMIT;
     while !bound(&lab.fast).contains_key(&new.lns_key) && Instant::now() < end {
-        interrupted()?;
-        std::thread::sleep(Duration::from_millis(20));
+        pause(Duration::from_millis(20))?;
     }
     let one = BTreeMap::from([(new.view.our_ids, new.clone())]);
     let core_rx = Counter::start(ip_socket(&lab.core_port), classify_upstream);
@@ -791,9 +847,9 @@ fn with_lab(
     let lac_rx = Counter::start(ip_socket(&lab.lac_port), move |f| {
         classify_downstream(&one_rx, f)
     });
-    let mut new_flows = Flows::new(&one);
+    let mut flows = Flows::new(&one);
     let sent = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        new_flows.send_rounds(
+        flows.send_rounds(
             NEW_SESSION_PACKETS,
             &mut Paced::new(&lab.lac_sock, &core_rx).with_limit(STALL_LIMIT),
             &mut Paced::new(&lab.core_sock, &lac_rx).with_limit(STALL_LIMIT),
@@ -824,41 +880,44 @@ fn with_lab(
         report.new_session.up_received,
         report.new_session.down_received
     );
+    Ok(())
+}
 
-    // The verdict.
-    let f = &mut report.failures;
-    if report.traffic.up_received == 0 || report.traffic.down_received == 0 {
+/// What did not work, from the report: no traffic on a side, a tunnel not recovered, a
+/// session not kept, a packet lost, anything down at the LAC, a new session without traffic.
+fn failures(opts: &Options, r: &Report) -> Vec<String> {
+    let n = (opts.tunnels * opts.sessions) as u64;
+    let d = &r.failover;
+    let mut f = Vec::new();
+    if r.traffic.up_received == 0 || r.traffic.down_received == 0 {
         f.push("no traffic counted on one side".into());
     }
-    if drill.tunnels_recovered < opts.tunnels as u64 {
+    if d.tunnels_recovered < opts.tunnels as u64 {
         f.push(format!(
             "{} of {} tunnels recovered",
-            drill.tunnels_recovered, opts.tunnels
+            d.tunnels_recovered, opts.tunnels
         ));
     }
-    if drill.sessions_kept != n as u64 || drill.fast_path_kept != n as u64 {
+    if d.sessions_kept != n || d.fast_path_kept != n {
         f.push(format!(
             "{} of {n} sessions kept by l2xdpd, {} in the fast path",
-            drill.sessions_kept, drill.fast_path_kept
+            d.sessions_kept, d.fast_path_kept
         ));
     }
-    if drill.data_lost != 0 {
-        f.push(format!("{} data packets lost", drill.data_lost));
+    if d.data_lost != 0 {
+        f.push(format!("{} data packets lost", d.data_lost));
     }
-    if drill.lac_down_events != 0 {
+    if d.lac_down_events != 0 {
         f.push(format!(
             "{} tunnels or sessions went down at the LAC",
-            drill.lac_down_events
+            d.lac_down_events
         ));
     }
-    if report.new_session.up_received != NEW_SESSION_PACKETS as u64
-        || report.new_session.down_received != NEW_SESSION_PACKETS as u64
-    {
+    let want = NEW_SESSION_PACKETS as u64;
+    if r.new_session.up_received != want || r.new_session.down_received != want {
         f.push("the new session did not carry its traffic".into());
     }
-    drop(core_rx);
-    drop(lac_rx);
-    Ok(())
+    f
 }
 
 fn event(t0: Instant, what: &str) {

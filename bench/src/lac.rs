@@ -197,9 +197,11 @@ impl Lac {
         let s = open_one(&self.handle, tunnel, i).await?;
         loop {
             match tokio::time::timeout_at(deadline, self.events.recv()).await {
-                Ok(Some(e @ NodeEvent::PppUp { .. })) if matches!(&e, NodeEvent::PppUp { tunnel: t, session, .. } if *t == tunnel && *session == s) => {
-                    return Ok(e)
-                }
+                Ok(Some(
+                    e @ NodeEvent::PppUp {
+                        tunnel: t, session, ..
+                    },
+                )) if t == tunnel && session == s => return Ok(e),
                 Ok(Some(e @ (NodeEvent::SessionDown { .. } | NodeEvent::TunnelDown { .. }))) => {
                     return Err(format!("during set-up: {e:?}"))
                 }

@@ -106,14 +106,25 @@ const ECHO_FAILURES: u32 = 10;
 /// state dir, pins and users file). With `failover`, RFC 4951 failover (C and D). One user
 /// more than sessions: the restart test opens one afterwards.
 fn write_config(s: &Scratch, failover: bool) -> Files {
-    let mut base = String::from("[l2tp]\nhost_name = \"lns-kill9\"\n");
-    if failover {
-        base.push_str(&format!(
-            "\n[l2tp.failover]\ncontrol = true\ndata = true\nrecovery_time_ms = {RECOVERY_TIME_MS}\n"
-        ));
-    }
-    base.push_str(
-        "\n[ppp]\nauth = [\"chap\"]\n\n[ppp.ipcp]\nlocal_address = \"100.64.0.1\"\npool = [\"100.64.0.0/24\"]\n",
+    let failover = if failover {
+        format!(
+            "\n[l2tp.failover]\ncontrol = true\ndata = true\n\
+             recovery_time_ms = {RECOVERY_TIME_MS}\n"
+        )
+    } else {
+        String::new()
+    };
+    let base = format!(
+        r#"[l2tp]
+host_name = "lns-kill9"
+{failover}
+[ppp]
+auth = ["chap"]
+
+[ppp.ipcp]
+local_address = "100.64.0.1"
+pool = ["100.64.0.0/24"]
+"#
     );
     l2xdpd::write_config(&s.dir, Path::new("base.toml"), &base, &s.pins, N + 1)
         .expect("l2xdpd configuration")

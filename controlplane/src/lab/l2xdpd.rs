@@ -163,7 +163,7 @@ impl L2xdpd {
                     .append(true)
                     .open(p)
                     .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-                cmd.stderr(f).env("RUST_LOG", "info");
+                cmd.stderr(f).env("RUST_LOG", "info").env("NO_COLOR", "1");
             }
             None => {
                 cmd.stderr(Stdio::inherit());
@@ -246,16 +246,14 @@ impl Drop for L2xdpd {
     }
 }
 
-/// The last lines of a log file, as a message suffix.
+/// The last ten lines of a log file, each indented by two spaces (empty when there are none).
 pub fn log_tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
-    let tail = lines[lines.len().saturating_sub(10)..].join("\n  ");
-    if tail.is_empty() {
-        String::new()
-    } else {
-        format!("; its log ends with:\n  {tail}")
-    }
+    lines[lines.len().saturating_sub(10)..]
+        .iter()
+        .map(|l| format!("\n  {l}"))
+        .collect()
 }
 
 /// One request on the control socket at `sock` (a JSON line), its reply; an error when

@@ -685,9 +685,14 @@ fn traffic_and_drill(
                     std::thread::sleep(Duration::from_millis(20));
                 }
             });
-            let drill = pause(Duration::from_secs(opts.seconds)).and_then(|()| {
-                kill_and_recover(opts, daemon, &topo.lns, files, log, fast, view.t0, names)
-            });
+            // A failing fixture panics: caught here, or the scope would wait forever for the
+            // sender and the watcher, which stop only when told.
+            let drill = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                pause(Duration::from_secs(opts.seconds)).and_then(|()| {
+                    kill_and_recover(opts, daemon, &topo.lns, files, log, fast, view.t0, names)
+                })
+            }))
+            .unwrap_or_else(|p| Err(Error::Failed(panic_text(&*p))));
             stop.store(true, Ordering::Release);
             let sent = sender.join();
             watching.store(false, Ordering::Release);

@@ -628,7 +628,8 @@ fn traffic_and_drill(
         3,
         &format!(
             "Traffic both ways through XDP, {pps} packets/s each way, counted at both ends \
-             (live, once a second)"
+             (live, once a second); after {} s the failover drill (lines marked >>)",
+            opts.seconds
         ),
     );
     println!(

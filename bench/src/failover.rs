@@ -224,7 +224,13 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
         echo_failures: LAC_ECHO_FAILURES,
         ..PppConfig::default()
     };
-    let mut lac = Lac::start(opts.tunnels, opts.sessions, Some(failover), ppp)?;
+    let mut lac = Lac::start(
+        crate::lac::LOOPBACK,
+        opts.tunnels,
+        opts.sessions,
+        Some(failover),
+        ppp,
+    )?;
     let deadline = tokio::time::Instant::now() + opts.limit;
     let tunnels = lac.open_tunnels(files.addr, opts.tunnels, deadline).await?;
     let up = lac

@@ -8,6 +8,9 @@
 //! - [`failover`]: kill -9 and restart of an `l2xdpd` process with RFC 4951 failover: time
 //!   to its control socket, to every tunnel recovered, the state restore, and nothing lost.
 //!
+//! - [`demo`]: what `make run` shows: the lab in network namespaces, a few hundred PPP
+//!   sessions, traffic both ways with a live view, a kill -9 failover drill, clean-up.
+//!
 //! Shared pieces: [`lns`] (the `l2xdpd` child: configuration, start, control socket, VmRSS)
 //! and [`lac`] (the LAC emulator and the bring-up phases) of the control-plane scenarios,
 //! [`bpf_stats`] (run_time_ns / run_cnt of a program under
@@ -15,6 +18,7 @@
 //! spread), [`interrupt`] (Ctrl-C turns into an orderly stop, so guards clean up).
 
 pub mod bpf_stats;
+pub mod demo;
 pub mod failover;
 pub mod forward;
 pub mod interrupt;

@@ -250,13 +250,18 @@ fn free_udp_port() -> Result<u16, String> {
         .map_err(|e| e.to_string())
 }
 
-/// The `l2xdpd` next to this executable (cargo puts a workspace's binaries side by side; test
-/// executables sit one level below, in `deps/`), else the one on `PATH`.
+/// The `l2xdpd` next to this executable (see [`sibling_binary`]).
 pub fn default_l2xdpd() -> PathBuf {
+    sibling_binary("l2xdpd")
+}
+
+/// The workspace binary `name` next to this executable (cargo puts a workspace's binaries side
+/// by side; test executables sit one level below, in `deps/`), else `name` (from `PATH`).
+pub fn sibling_binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().ok();
     exe.iter()
         .flat_map(|p| p.ancestors().skip(1).take(2))
-        .map(|d| d.join("l2xdpd"))
+        .map(|d| d.join(name))
         .find(|p| p.exists())
-        .unwrap_or_else(|| PathBuf::from("l2xdpd"))
+        .unwrap_or_else(|| PathBuf::from(name))
 }

@@ -92,7 +92,13 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
     lns.wait_bound(files.addr, opts.limit).await?;
     let rss0 = lns.rss_kib();
 
-    let mut lac = Lac::start(opts.tunnels, opts.sessions, None, PppConfig::default())?;
+    let mut lac = Lac::start(
+        crate::lac::LOOPBACK,
+        opts.tunnels,
+        opts.sessions,
+        None,
+        PppConfig::default(),
+    )?;
     let deadline = tokio::time::Instant::now() + opts.limit;
 
     // Phase 1: tunnels.

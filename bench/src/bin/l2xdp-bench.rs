@@ -6,6 +6,8 @@
 //!  [--json PATH]`
 //! `target/release/l2xdp-bench failover [--tunnels 1000] [--sessions 100] [--in-flight 1000]
 //!  [--json PATH]`
+//! `sudo target/release/l2xdp-bench demo [--tunnels 4] [--sessions 50] [--seconds 5] [--pps 20000]
+//!  [--config FILE] [--print-config] [--json PATH]` (what `make run` runs)
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,7 +15,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use l2xdp_bench::forward::{self, Case};
-use l2xdp_bench::{failover, setup_rate};
+use l2xdp_bench::{demo, failover, lns, setup_rate};
 use l2xdp_bench::{interrupt, machine};
 
 #[derive(Parser)]
@@ -25,6 +27,36 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Scenario {
+    /// The demo `make run` shows: the lab in network namespaces (XDP fast path and l2xdpd in
+    /// `lns`), the LAC emulator bringing up PPP sessions, traffic both ways with a live view, a
+    /// kill -9 failover drill, then everything removed. Exit 0 only if all of it worked.
+    Demo {
+        /// Control connections from the LAC.
+        #[arg(long, default_value_t = 4)]
+        tunnels: usize,
+        /// Sessions per tunnel.
+        #[arg(long, default_value_t = 50)]
+        sessions: usize,
+        /// Seconds of live traffic before the failover drill.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// Packets per second in each direction.
+        #[arg(long, default_value_t = 20_000)]
+        pps: u64,
+        /// Sessions being set up at once.
+        #[arg(long, default_value_t = 64)]
+        in_flight: usize,
+        /// l2xdpd configuration instead of the built-in one (see --print-config); the lab sets
+        /// the listen address, control socket, state dir, fast-path pins and users file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Print the built-in l2xdpd configuration and exit.
+        #[arg(long)]
+        print_config: bool,
+        /// Also write the report as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// 64-byte forwarding through the LNS namespace on one core (XDP, live-frame generator):
     /// decap and encap Mpps as ratios to a plain XDP_REDIRECT baseline and their programs'
     /// bpf_stats ns/pkt as ratios to a swap-MAC XDP_TX program, cases interleaved.
@@ -118,6 +150,55 @@ fn main() -> ExitCode {
     }
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     match cli.scenario {
+        Scenario::Demo {
+            tunnels,
+            sessions,
+            seconds,
+            pps,
+            in_flight,
+            config,
+            print_config,
+            json,
+        } => {
+            if print_config {
+                print!("{}", demo::DEFAULT_CONFIG);
+                return ExitCode::SUCCESS;
+            }
+            let opts = demo::Options {
+                tunnels,
+                sessions,
+                seconds,
+                pps,
+                in_flight,
+                config,
+                l2xdpd: lns::sibling_binary("l2xdpd"),
+                dataplane: lns::sibling_binary("l2xdp-dataplane"),
+            };
+            match demo::run(&opts) {
+                Ok(r) => {
+                    if let Some(p) = &json {
+                        if let Err(e) = setup_rate::write_json(p, &r) {
+                            eprintln!("l2xdp-bench demo: {e}");
+                            return ExitCode::FAILURE;
+                        }
+                    }
+                    println!("\n{}", demo::verdict(&r));
+                    if r.ok {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                }
+                Err(demo::Error::Interrupted) => {
+                    eprintln!("\nl2xdp-bench demo: interrupted; everything was removed");
+                    ExitCode::from(130)
+                }
+                Err(e) => {
+                    eprintln!("\nFAIL: l2xdp-bench demo: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Scenario::SetupRate {
             tunnels,
             sessions,

@@ -11,14 +11,17 @@
 //!    `--config FILE`; the lab sets the keys of `l2xdp_controlplane::lab::l2xdpd::LAB_KEYS`).
 //! 2. The LAC emulator ([`crate::lac`]) in `lac` brings up `tunnels × sessions` L2TPv2
 //!    sessions with PPP (CHAP) through IPCP; l2xdpd installs each in the fast path.
+//!    `l2xdpctl show tunnels` shows them as an operator sees them.
 //! 3. Traffic both ways (`l2xdp_dataplane::lab::traffic`: upstream L2TP data frames from the
 //!    LAC, downstream IPv4 from the core host, paced by what the receivers counted and capped at
 //!    `pps` per direction), counted at both receivers, with a live view once a second
-//!    ([`show_stats`]).
+//!    ([`show_stats`]: `l2xdpctl show stats --count 0 --json` and `show tunnels` beside the
+//!    receivers' counts), and `l2xdpctl show stats`'s table at the end.
 //! 4. The failover drill, traffic still flowing: `kill -9` of l2xdpd, a second with no control
-//!    plane, a new l2xdpd with the same configuration recovers every tunnel (RFC 4951); then
-//!    every data packet sent over the whole run must have arrived, every session must be kept,
-//!    and a new session is set up through the new l2xdpd and carries traffic.
+//!    plane, a new l2xdpd with the same configuration recovers every tunnel (RFC 4951),
+//!    `l2xdpctl failover status` shows each tunnel's recovery; then every data packet sent
+//!    over the whole run must have arrived, every session must be kept, and a new session is
+//!    set up through the new l2xdpd and carries traffic.
 //! 5. Clean-up (guards, on failure and Ctrl-C too): processes, XDP programs and pins, the
 //!    bpffs mount, namespaces; checked afterwards.
 //!
@@ -26,6 +29,7 @@
 //! guards have cleaned up. Time limits only bound a hung run.
 
 use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, SocketAddr};
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
@@ -35,7 +39,7 @@ use std::time::{Duration, Instant};
 
 use l2xdp_controlplane::daemon::DaemonConfig;
 use l2xdp_controlplane::l2tp::{FailoverConfig, TunnelId};
-use l2xdp_controlplane::lab::l2xdpd::{self, log_tail, try_ask, Files, L2xdpd};
+use l2xdp_controlplane::lab::l2xdpd::{self, log_tail, try_ask, Files, L2xdpd, Placement};
 use l2xdp_controlplane::lab::subscriber;
 use l2xdp_controlplane::node::NodeEvent;
 use l2xdp_controlplane::ppp::{AuthMethod, PppConfig};
@@ -117,6 +121,8 @@ pub struct Options {
     pub l2xdpd: PathBuf,
     /// The `l2xdp-dataplane` binary.
     pub dataplane: PathBuf,
+    /// The `l2xdpctl` binary (the live view, the tables).
+    pub l2xdpctl: PathBuf,
 }
 
 /// Why the demo did not run to its end.
@@ -199,6 +205,39 @@ pub struct NewSession {
     pub down_received: u64,
 }
 
+/// What `l2xdpctl`, the operator's tool, showed.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Operator {
+    /// `show tunnels` after the bring-up: tunnels listed.
+    pub tunnels: u64,
+    /// Their sessions, summed.
+    pub tunnel_sessions: u64,
+    /// `show stats --count 0 --json` reports the live view read.
+    pub stats_reports: u64,
+    /// The fast path's packets at the last of them, since it was attached: decapsulated,
+    /// encapsulated, dropped.
+    pub fast_path_upstream: u64,
+    /// See `fast_path_upstream`.
+    pub fast_path_downstream: u64,
+    /// See `fast_path_upstream`.
+    pub fast_path_dropped: u64,
+    /// `failover status` after the drill: each tunnel's last recovery.
+    pub recoveries: Vec<TunnelRecovery>,
+}
+
+/// One tunnel's recovery, as `l2xdpctl failover status --json` reports it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TunnelRecovery {
+    /// Our tunnel ID.
+    pub tunnel: u64,
+    /// `recovered`, `failed`, `recovering`, or `none`.
+    pub outcome: String,
+    /// Its sessions that survived.
+    pub sessions: u64,
+    /// How long it took (ms).
+    pub duration_ms: Option<u64>,
+}
+
 /// What was created, to check it is gone.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct LabNames {
@@ -231,6 +270,8 @@ pub struct Report {
     pub failover: Failover,
     /// The session set up afterwards.
     pub new_session: NewSession,
+    /// What l2xdpctl showed.
+    pub l2xdpctl: Operator,
     /// What was created and removed.
     pub lab: LabNames,
     /// Every check passed.
@@ -335,6 +376,7 @@ fn block_on<T>(
 struct Lab {
     lac: Option<Lac>,
     rt: tokio::runtime::Runtime,
+    ctl: Ctl,
     daemon: L2xdpd,
     files: Files,
     log: PathBuf,
@@ -383,8 +425,14 @@ fn drive(
         .collect();
     let scratch = Scratch::new("demo");
     names.scratch = scratch.dir.display().to_string();
-    let files = l2xdpd::write_config(&scratch.dir, base_path, base, &scratch.pins, n + 1)
-        .map_err(|e| Error::Config(e.to_string()))?;
+    let files = l2xdpd::write_config(
+        &scratch.dir,
+        base_path,
+        base,
+        Placement::lab(&scratch.pins),
+        n + 1,
+    )
+    .map_err(|e| Error::Config(e.to_string()))?;
     println!(
         "  namespaces {}, {}, {}",
         topo.lac.name, topo.lns.name, topo.core.name
@@ -396,7 +444,7 @@ fn drive(
     let lac_port = PeerPort::new(&topo.lac, LAC0);
     let (core_sock, lac_sock) = (ip_socket(&core_port), ip_socket(&lac_port));
     let log = scratch.dir.join("l2xdpd.log");
-    let daemon = L2xdpd::start(&topo.lns, &opts.l2xdpd, &files, Some(&log));
+    let daemon = L2xdpd::start(Some(&topo.lns), &opts.l2xdpd, &files, Some(&log));
     names.l2xdpd_pids.push(daemon.pid());
     println!(
         "  l2xdpd (pid {}) in lns: configuration {} (l2xdp-bench demo --print-config), \
@@ -433,9 +481,21 @@ fn drive(
         )
         .map_err(Error::Failed)?
     };
+    let ctl = Ctl {
+        bin: opts.l2xdpctl.clone(),
+        socket: files.control_socket.clone(),
+        pins: scratch.pins.clone(),
+    };
+    println!(
+        "  l2xdpctl, the operator's tool, below as `l2xdpctl ...`: l2xdpctl --socket {} --pins \
+         {} ...",
+        ctl.socket.display(),
+        ctl.pins.display()
+    );
     let mut lab = Lab {
         lac: Some(lac),
         rt,
+        ctl,
         daemon,
         files,
         log,
@@ -479,6 +539,94 @@ fn attach(lns: &Netns, bin: &Path, pins: &Path) -> Result<(), Error> {
          decapsulate), xdp_l2tp_core on {LC} (IP in: encapsulate)"
     );
     Ok(())
+}
+
+/// `l2xdpctl --socket <l2xdpd's> --pins <the fast path's>`, run as an operator runs it (from
+/// the host: the control socket and the pins are files, reachable from any namespace).
+struct Ctl {
+    bin: PathBuf,
+    socket: PathBuf,
+    pins: PathBuf,
+}
+
+impl Ctl {
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.arg("--socket")
+            .arg(&self.socket)
+            .arg("--pins")
+            .arg(&self.pins)
+            .args(args);
+        c
+    }
+
+    /// Runs `l2xdpctl args`: its exit code and stdout, or why it could not run.
+    fn run(&self, args: &[&str]) -> Result<(Option<i32>, String, String), Error> {
+        let out = self
+            .command(args)
+            .output()
+            .map_err(|e| Error::Failed(format!("{}: {e}", self.bin.display())))?;
+        Ok((
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ))
+    }
+
+    /// `l2xdpctl --json args`, expected to succeed: its document.
+    fn json(&self, args: &[&str]) -> Result<Value, Error> {
+        let mut a = vec!["--json"];
+        a.extend_from_slice(args);
+        match self.run(&a)? {
+            (Some(0), out, _) => serde_json::from_str(&out)
+                .map_err(|e| Error::Failed(format!("l2xdpctl {}: {e}", args.join(" ")))),
+            (code, _, err) => Err(Error::Failed(format!(
+                "l2xdpctl {} (exit {code:?}): {err}",
+                args.join(" ")
+            ))),
+        }
+    }
+
+    /// Prints `$ l2xdpctl args` and what it printed, indented, in one piece (the live view
+    /// prints from another thread).
+    fn show(&self, args: &[&str]) -> Result<(), Error> {
+        let (code, out, err) = self.run(args)?;
+        if code != Some(0) {
+            return Err(Error::Failed(format!(
+                "l2xdpctl {} (exit {code:?}): {err}",
+                args.join(" ")
+            )));
+        }
+        let mut text = format!("  $ l2xdpctl {}\n", args.join(" "));
+        for l in out.lines() {
+            text.push_str(&format!("    {l}\n"));
+        }
+        print!("{text}");
+        Ok(())
+    }
+
+    /// `l2xdpctl --json show stats --count 0`: one report a second on its stdout, until
+    /// killed (when the returned guard drops).
+    fn live_stats(&self) -> Result<(Live, std::process::ChildStdout), Error> {
+        let mut child = self
+            .command(&["--json", "show", "stats", "--count", "0", "--interval", "1"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| Error::Failed(format!("{}: {e}", self.bin.display())))?;
+        let out = child.stdout.take().expect("stdout was piped");
+        Ok((Live(child), out))
+    }
+}
+
+/// A running `l2xdpctl show stats --count 0`; killed and reaped when dropped.
+struct Live(std::process::Child);
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 fn status(sock: &Path) -> Result<Value, Error> {
@@ -592,6 +740,11 @@ fn sessions(
             b.sessions_up, b.installed
         )));
     }
+    let t = lab.ctl.json(&["show", "tunnels"])?;
+    let rows = t.as_array().map_or(&[][..], Vec::as_slice);
+    report.l2xdpctl.tunnels = rows.len() as u64;
+    report.l2xdpctl.tunnel_sessions = rows.iter().map(|r| u(&r["sessions"])).sum();
+    lab.ctl.show(&["show", "tunnels"])?;
     Ok((tunnels, subs))
 }
 
@@ -628,7 +781,8 @@ fn traffic_and_drill(
         3,
         &format!(
             "Traffic both ways through XDP, {pps} packets/s each way, counted at both ends \
-             (live, once a second); after {} s the failover drill (lines marked >>)",
+             (live, once a second: l2xdpctl and the receivers); after {} s the failover drill \
+             (lines marked >>)",
             opts.seconds
         ),
     );
@@ -636,16 +790,10 @@ fn traffic_and_drill(
         "  upstream: the LAC sends L2TP data frames, XDP decapsulates, the core host counts IP \
          packets\n  downstream: the core host sends IP packets, XDP encapsulates, the LAC \
          counts them per session\n{}",
-        View::HEADER
+        View::header()
     );
     let stop = AtomicBool::new(false);
-    let watching = AtomicBool::new(true);
-    let view = View {
-        sock: &sock,
-        core_rx: &core_rx,
-        lac_rx: &lac_rx,
-        t0: Instant::now(),
-    };
+    let (live, live_out) = lab.ctl.live_stats()?;
     let Lab {
         lac_sock,
         core_sock,
@@ -654,10 +802,18 @@ fn traffic_and_drill(
         files,
         log,
         fast,
+        ctl,
         ..
     } = lab;
+    let ctl: &Ctl = ctl;
+    let view = View {
+        ctl,
+        core_rx: &core_rx,
+        lac_rx: &lac_rx,
+        t0: Instant::now(),
+    };
     let flows = &mut flows;
-    let (mut drill, sessions_before, bound_before, up_sent, down_sent) =
+    let (mut drill, sessions_before, bound_before, up_sent, down_sent, seen) =
         std::thread::scope(|sc| {
             let sender = sc.spawn(|| {
                 let mut up = Paced::new(lac_sock, &core_rx).with_limit(STALL_LIMIT);
@@ -675,16 +831,16 @@ fn traffic_and_drill(
                 }
                 (up.sent as u64, down.sent as u64)
             });
+            // l2xdpctl's reports, one a line, until it is killed.
             let watcher = sc.spawn(|| {
-                let mut prev = Sample::default();
-                let mut next = view.t0 + Duration::from_secs(1);
-                while watching.load(Ordering::Acquire) {
-                    if Instant::now() >= next {
-                        show_stats(&view, &mut prev);
-                        next += Duration::from_secs(1);
+                let mut seen = Seen::default();
+                for line in BufReader::new(live_out).lines() {
+                    let Ok(line) = line else { break };
+                    if let Ok(stats) = serde_json::from_str::<Value>(&line) {
+                        show_stats(&view, &stats, &mut seen);
                     }
-                    std::thread::sleep(Duration::from_millis(20));
                 }
+                seen
             });
             // A failing fixture panics: caught here, or the scope would wait forever for the
             // sender and the watcher, which stop only when told.
@@ -694,15 +850,25 @@ fn traffic_and_drill(
                 })
             }))
             .unwrap_or_else(|p| Err(Error::Failed(panic_text(&*p))));
+            drop(live);
+            let seen = watcher.join().unwrap_or_default();
+            // The operator's table, traffic still flowing.
+            let table = match &drill {
+                Ok(_) => ctl.show(&["show", "stats"]),
+                Err(_) => Ok(()),
+            };
             stop.store(true, Ordering::Release);
             let sent = sender.join();
-            watching.store(false, Ordering::Release);
-            let _ = watcher.join();
             let (drill, sessions_before, bound_before) = drill?;
+            table?;
             let (up, down) =
                 sent.map_err(|p| Error::Failed(format!("traffic: {}", panic_text(&*p))))?;
-            Ok::<_, Error>((drill, sessions_before, bound_before, up, down))
+            Ok::<_, Error>((drill, sessions_before, bound_before, up, down, seen))
         })?;
+    report.l2xdpctl.stats_reports = seen.reports;
+    report.l2xdpctl.fast_path_upstream = seen.up;
+    report.l2xdpctl.fast_path_downstream = seen.down;
+    report.l2xdpctl.fast_path_dropped = seen.dropped;
 
     // Every frame sent has had time to arrive.
     let end = Instant::now() + SETTLE;
@@ -763,6 +929,22 @@ fn traffic_and_drill(
         drill.kill_to_recovered_ms,
         drill.lac_down_events
     );
+    lab.ctl.show(&["failover", "status"])?;
+    let f = lab.ctl.json(&["failover", "status"])?;
+    report.l2xdpctl.recoveries = f["tunnels"]
+        .as_array()
+        .map_or(&[][..], Vec::as_slice)
+        .iter()
+        .map(|t| {
+            let r = &t["last_recovery"];
+            TunnelRecovery {
+                tunnel: u(&t["tunnel"]),
+                outcome: r["outcome"].as_str().unwrap_or("none").to_string(),
+                sessions: u(&r["sessions"]),
+                duration_ms: r["duration_ms"].as_u64(),
+            }
+        })
+        .collect();
     report.failover = drill;
     Ok(())
 }
@@ -799,7 +981,7 @@ fn kill_and_recover(
         &format!("l2xdpd (pid {pid}) killed; no control plane now"),
     );
     pause(OUTAGE)?;
-    *daemon = L2xdpd::start(lns, &opts.l2xdpd, files, Some(log));
+    *daemon = L2xdpd::start(Some(lns), &opts.l2xdpd, files, Some(log));
     names.l2xdpd_pids.push(daemon.pid());
     event(
         t0,
@@ -919,6 +1101,27 @@ fn failures(opts: &Options, r: &Report) -> Vec<String> {
             d.lac_down_events
         ));
     }
+    let o = &r.l2xdpctl;
+    if o.tunnels != opts.tunnels as u64 || o.tunnel_sessions != n {
+        f.push(format!(
+            "l2xdpctl show tunnels listed {} tunnels with {} sessions",
+            o.tunnels, o.tunnel_sessions
+        ));
+    }
+    if o.stats_reports == 0 {
+        f.push("no l2xdpctl show stats report in the live view".into());
+    }
+    let recovered = o
+        .recoveries
+        .iter()
+        .filter(|t| t.outcome == "recovered")
+        .count();
+    if recovered != opts.tunnels || o.recoveries.len() != opts.tunnels {
+        f.push(format!(
+            "l2xdpctl failover status: {recovered} of {} tunnels recovered",
+            o.recoveries.len()
+        ));
+    }
     let want = NEW_SESSION_PACKETS as u64;
     if r.new_session.up_received != want || r.new_session.down_received != want {
         f.push("the new session did not carry its traffic".into());
@@ -932,55 +1135,77 @@ fn event(t0: Instant, what: &str) {
 
 /// What the live view reads.
 struct View<'a> {
-    sock: &'a Path,
+    ctl: &'a Ctl,
     core_rx: &'a Counter,
     lac_rx: &'a Counter,
     t0: Instant,
 }
 
 impl View<'_> {
-    const HEADER: &'static str =
-        "   time  l2xdpd             upstream (LAC → core)      downstream (core → LAC)";
+    /// The live view's two header lines ([`show_stats`] prints the rows).
+    fn header() -> String {
+        format!(
+            "  {:6}  {:<23}  {:<35}  {}\n  {:>6}  {:<23}  {:>12}  {:>12}  {:>7}  {:>11}  {:>11}",
+            "",
+            "l2xdpctl show tunnels",
+            "l2xdpctl show stats (XDP)",
+            "counted at the receivers",
+            "time",
+            "l2xdpd",
+            "upstream",
+            "downstream",
+            "dropped",
+            "core host",
+            "the LAC"
+        )
+    }
 }
 
-/// The counts of the previous line, for rates.
+/// What the live view saw of the fast path: reports, and the packets at the last one.
 #[derive(Default)]
-struct Sample {
-    at: Option<Instant>,
-    up: usize,
-    down: usize,
+struct Seen {
+    reports: u64,
+    up: u64,
+    down: u64,
+    dropped: u64,
 }
 
-/// The live view: one line of what the LNS is doing — sessions up at l2xdpd (its control
-/// socket's `status`) and packets and rates per direction (counted at the receivers). The one
-/// place to switch to `l2xdpctl show stats` once it exists.
-fn show_stats(v: &View, prev: &mut Sample) {
-    let now = Instant::now();
-    let (up, down) = (v.core_rx.total(), v.lac_rx.total());
-    let l2xdpd = match try_ask(v.sock, r#"{"cmd":"status"}"#) {
-        Ok(s) if s["ok"] == true => format!("{} sessions up", u(&s["data"]["ppp_up"])),
-        _ => "down".to_string(),
+/// The live view: one line for each report of `l2xdpctl show stats --count 0 --json`
+/// (`stats`) — l2xdpd's tunnels and sessions (`l2xdpctl show tunnels`; `down` when it cannot
+/// be reached), the fast path's packets per second per direction and its drops (the report),
+/// and the packets counted at the receivers.
+fn show_stats(v: &View, stats: &Value, seen: &mut Seen) {
+    let t = v.t0.elapsed().as_secs_f64();
+    let l2xdpd = match v.ctl.run(&["--json", "show", "tunnels"]) {
+        Ok((Some(0), out, _)) => {
+            let t: Value = serde_json::from_str(&out).unwrap_or_default();
+            let rows = t.as_array().map_or(&[][..], Vec::as_slice);
+            let sessions: u64 = rows.iter().map(|r| u(&r["sessions"])).sum();
+            format!("{} tunnels, {sessions} sessions", rows.len())
+        }
+        _ => "down".into(),
     };
-    let secs = prev
-        .at
-        .map_or(now - v.t0, |t| now - t)
-        .as_secs_f64()
-        .max(1e-3);
-    let rate = |n: usize, p: usize| (n - p) as f64 / secs;
+    let snap = &stats["snapshot"]["total"];
+    if snap.is_null() {
+        println!("  {t:>5.1}s  l2xdpctl show stats: {}", stats["error"]);
+        return;
+    }
+    let rate = &stats["rates"]["total"];
+    let pps = |r: &Value| format!("{} pps", thousands(r["pps"].as_f64().unwrap_or(0.0) as u64));
+    *seen = Seen {
+        reports: seen.reports + 1,
+        up: u(&snap["upstream"]["packets"]),
+        down: u(&snap["downstream"]["packets"]),
+        dropped: u(&snap["dropped"]),
+    };
     println!(
-        "  {:>5.1}s  {:<17}  {:>11} pkts {:>7.0} pps   {:>11} pkts {:>7.0} pps",
-        (now - v.t0).as_secs_f64(),
-        l2xdpd,
-        thousands(up as u64),
-        rate(up, prev.up),
-        thousands(down as u64),
-        rate(down, prev.down)
+        "  {t:>5.1}s  {l2xdpd:<23}  {:>12}  {:>12}  {:>7}  {:>11}  {:>11}",
+        pps(&rate["upstream"]),
+        pps(&rate["downstream"]),
+        thousands(seen.dropped),
+        thousands(v.core_rx.total() as u64),
+        thousands(v.lac_rx.total() as u64),
     );
-    *prev = Sample {
-        at: Some(now),
-        up,
-        down,
-    };
 }
 
 /// `1234567` as `1,234,567`.
@@ -1084,7 +1309,7 @@ mod tests {
             &dir,
             Path::new("built-in"),
             DEFAULT_CONFIG,
-            Path::new("/sys/fs/bpf/x"),
+            Placement::lab(Path::new("/sys/fs/bpf/x")),
             3,
         )
         .expect("valid");
@@ -1100,7 +1325,7 @@ mod tests {
             &dir,
             Path::new("mine.toml"),
             "[ppp]\nauht = 1\n",
-            Path::new("/p"),
+            Placement::lab(Path::new("/p")),
             1,
         )
         .expect_err("a misspelt key");

@@ -1,7 +1,8 @@
 //! `make run`'s demo at a tiny scale, as a process (`l2xdp-bench demo --tunnels 1 --sessions 4
 //! --seconds 1 --json FILE`): it exits 0, its report shows the sessions up, traffic counted on
 //! both sides with nothing lost, the failover recovered with every session kept, a new session
-//! after it — and nothing is left behind (namespaces, l2xdpd processes, the scratch directory
+//! after it, what the operator's tool `l2xdpctl` showed (its tunnels, its live `show stats`
+//! reports, its `failover status`, its tables in the output) — and nothing is left behind (namespaces, l2xdpd processes, the scratch directory
 //! with its bpffs mount and pins). Needs root; skips loudly otherwise. No timing is asserted.
 
 use std::path::Path;
@@ -21,7 +22,7 @@ fn demo_runs_and_leaves_nothing_behind() {
     }
     let bench = Path::new(env!("CARGO_BIN_EXE_l2xdp-bench"));
     let dir = bench.parent().expect("target directory");
-    for b in ["l2xdpd", "l2xdp-dataplane"] {
+    for b in ["l2xdpd", "l2xdp-dataplane", "l2xdpctl"] {
         assert!(
             dir.join(b).exists(),
             "{b} is not built next to l2xdp-bench (cargo build --workspace --bins)"
@@ -83,6 +84,34 @@ fn demo_runs_and_leaves_nothing_behind() {
         (&10.into(), &10.into()),
         "{s}"
     );
+    // l2xdpctl: show tunnels after the bring-up, show stats live (the fast path forwarded the
+    // traffic both ways), failover status after the drill; and its tables were printed.
+    let o = &r["l2xdpctl"];
+    assert_eq!(
+        (&o["tunnels"], &o["tunnel_sessions"]),
+        (&1.into(), &4.into()),
+        "{o}"
+    );
+    assert!(n(&o["stats_reports"]) >= 1, "{o}");
+    assert!(
+        n(&o["fast_path_upstream"]) > 0 && n(&o["fast_path_downstream"]) > 0,
+        "{o}"
+    );
+    assert_eq!(o["fast_path_dropped"], 0, "{o}");
+    let rec = o["recoveries"].as_array().expect("recoveries");
+    assert_eq!(rec.len(), 1, "{o}");
+    assert_eq!(rec[0]["outcome"], "recovered", "{o}");
+    assert_eq!(rec[0]["sessions"], 4, "{o}");
+    for table in [
+        "$ l2xdpctl show tunnels",
+        "PEER-FAILOVER",
+        "$ l2xdpctl show stats",
+        "DROP-REASON",
+        "$ l2xdpctl failover status",
+        "LAST-RECOVERY",
+    ] {
+        assert!(stdout.contains(table), "{table:?} is printed");
+    }
 
     // Nothing left behind: the demo says so, and we look for ourselves.
     let lab = &r["lab"];

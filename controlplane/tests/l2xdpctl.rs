@@ -20,20 +20,21 @@
 //! Time limits only bound a hung run.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::os::unix::net::UnixStream;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use l2xdp_controlplane::driver::Driver;
 use l2xdp_controlplane::l2tp::{CallParams, FailoverConfig, L2tpConfig, Peer};
+use l2xdp_controlplane::lab::l2xdpd::{self, ask, free_udp_port, Files, L2xdpd, Placement};
 use l2xdp_controlplane::lab::{bring_up, is_down, wait_for};
 use l2xdp_controlplane::node::{ClientAuth, Node, NodeConfig, NodeEvent};
 use l2xdp_controlplane::ppp::{MemoryCredentials, PppConfig};
 use l2xdp_controlplane::socket::L2tpSocket;
+use l2xdp_dataplane::lab::scratch::Scratch;
 use l2xdp_dataplane::MemoryDataPlane;
 use l2xdp_wire::l2tp::header::Version;
 use serde_json::Value;
@@ -44,26 +45,6 @@ const TUNNELS: usize = 2;
 const SESSIONS: usize = 3;
 const N: usize = TUNNELS * SESSIONS;
 
-struct Daemon {
-    child: Child,
-    dir: PathBuf,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 fn free_tcp_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|s| s.local_addr())
@@ -71,26 +52,33 @@ fn free_tcp_port() -> u16 {
         .expect("a free port")
 }
 
-/// The daemon's configuration text.
+/// The daemon's configuration.
 struct Setup {
     port: u16,
     metrics: u16,
     pool: &'static str,
-    mode: String,
+    /// XDP mode over these pins; memory mode without.
+    pins: Option<PathBuf>,
     failover: bool,
 }
 
-fn config_text(dir: &Path, s: &Setup) -> String {
+impl Setup {
+    /// Memory mode on free loopback ports, a /24 pool (set `pins` for XDP mode).
+    fn memory(failover: bool) -> Setup {
+        Setup {
+            port: free_udp_port().expect("a free port"),
+            metrics: free_tcp_port(),
+            pool: "100.64.0.0/24",
+            pins: None,
+            failover,
+        }
+    }
+}
+
+/// What the test chooses of l2xdpd's configuration (`l2xdpd::write_config` sets the rest).
+fn base_text(s: &Setup) -> String {
     format!(
-        r#"[daemon]
-listen = ["127.0.0.1:{port}"]
-control_socket = "{sock}"
-state_dir = "{state}"
-
-[dataplane]
-{mode}
-
-[l2tp]
+        r#"[l2tp]
 host_name = "lns-under-test"
 {failover}
 [ppp]
@@ -100,20 +88,12 @@ auth = ["chap"]
 local_address = "100.64.0.1"
 pool = ["{pool}"]
 
-[users]
-file = "{users}"
-
 [metrics]
 listen = "127.0.0.1:{metrics}"
 per_session = true
 "#,
-        port = s.port,
         metrics = s.metrics,
         pool = s.pool,
-        mode = s.mode,
-        sock = dir.join("ctl.sock").display(),
-        state = dir.join("state").display(),
-        users = dir.join("users").display(),
         failover = if s.failover {
             "[l2tp.failover]\ncontrol = true\ndata = true\nrecovery_time_ms = 10000\n"
         } else {
@@ -124,44 +104,40 @@ per_session = true
 
 /// A user added by the reload, with characters a Prometheus label value must escape.
 const WEIRD_USER: &str = "o\"brien\\ops";
+/// The users the reload adds.
+const EXTRA: &[(&str, &str)] = &[(WEIRD_USER, "pw-new")];
 
-fn write_users(dir: &Path, n: usize) {
-    write_users_with(dir, n, &[]);
-}
-
-fn write_users_with(dir: &Path, n: usize, extra: &[(&str, &str)]) {
-    let mut u = String::from("# user password [address]\n");
-    for i in 0..n {
-        u.push_str(&format!("user{i} pw{i}\n"));
-    }
-    for (user, pw) in extra {
-        u.push_str(&format!("{user} {pw}\n"));
-    }
-    std::fs::write(dir.join("users"), u).expect("users");
-}
-
-fn start(dir: &Path, setup: &Setup) -> Daemon {
+/// Writes l2xdpd's configuration in `dir` (created if need be) for `s`, and its users file:
+/// `user0`..`user<n-1>` and `extra` (user, password).
+fn configure(dir: &Path, s: &Setup, n: usize, extra: &[(&str, &str)]) -> Files {
     std::fs::create_dir_all(dir).expect("dir");
-    let cfg = dir.join("l2xdpd.toml");
-    std::fs::write(&cfg, config_text(dir, setup)).expect("config");
-    let child = Command::new(env!("CARGO_BIN_EXE_l2xdpd"))
-        .env("RUST_LOG", "warn")
-        .arg("--config")
-        .arg(&cfg)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start l2xdpd");
-    let d = Daemon {
-        child,
-        dir: dir.to_path_buf(),
+    let at = Placement {
+        listen: SocketAddr::from(([127, 0, 0, 1], s.port)),
+        pins: s.pins.as_deref(),
     };
+    let files = l2xdpd::write_config(dir, Path::new("base.toml"), &base_text(s), at, n)
+        .expect("configuration");
+    if !extra.is_empty() {
+        let mut u = std::fs::read_to_string(&files.users).expect("users");
+        for (user, pw) in extra {
+            u.push_str(&format!("{user} {pw}\n"));
+        }
+        std::fs::write(&files.users, u).expect("users");
+    }
+    files
+}
+
+/// l2xdpd configured for `setup` with `n` users, its files in `dir`; waited until its
+/// control socket and metrics endpoint accept connections.
+fn start(dir: &Path, setup: &Setup, n: usize) -> L2xdpd {
+    let files = configure(dir, setup, n, &[]);
+    let d = L2xdpd::start(None, Path::new(env!("CARGO_BIN_EXE_l2xdpd")), &files, None);
     let t = Instant::now();
-    while UnixStream::connect(dir.join("ctl.sock")).is_err()
-        || TcpStream::connect(("127.0.0.1", setup.metrics)).is_err()
-    {
-        assert!(t.elapsed() < LIMIT, "l2xdpd did not open its sockets");
+    while TcpStream::connect(("127.0.0.1", setup.metrics)).is_err() {
+        assert!(
+            t.elapsed() < LIMIT,
+            "l2xdpd did not open its metrics endpoint"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     d
@@ -202,26 +178,9 @@ fn ctl_text(sock: &Path, args: &[&str], code: i32) -> String {
     }
 }
 
-fn ask(sock: &Path, req: &str) -> Value {
-    let mut s = UnixStream::connect(sock).expect("control socket");
-    s.set_read_timeout(Some(LIMIT)).expect("timeout");
-    s.write_all(format!("{req}\n").as_bytes()).expect("write");
-    let mut line = String::new();
-    BufReader::new(&s).read_line(&mut line).expect("reply");
-    serde_json::from_str(&line).expect("a JSON reply")
-}
-
-/// Waits (bounded) until `done` holds for `status`.
+/// Waits (bounded) until `done` holds for the data of `status`; that data.
 fn status_when(sock: &Path, done: impl Fn(&Value) -> bool) -> Value {
-    let end = Instant::now() + LIMIT;
-    loop {
-        let s = ask(sock, r#"{"cmd":"status"}"#);
-        assert_eq!(s["ok"], true, "{s}");
-        if done(&s["data"]) || Instant::now() > end {
-            return s["data"].clone();
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    l2xdpd::status_when(sock, LIMIT, Duration::from_millis(20), done)["data"].clone()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -414,18 +373,10 @@ fn ids(v: &Value, field: &str) -> BTreeSet<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_commands_against_a_running_daemon() {
-    let dir = std::env::temp_dir().join(format!("l2xdpctl-test-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
-    write_users(&dir, N);
-    let mut setup = Setup {
-        port: free_udp_port(),
-        metrics: free_tcp_port(),
-        pool: "100.64.0.0/24",
-        mode: "mode = \"memory\"".into(),
-        failover: true,
-    };
-    let daemon = start(&dir, &setup);
+    let scratch = Scratch::plain("l2xdpctl-test");
+    let dir = scratch.dir.clone();
+    let mut setup = Setup::memory(true);
+    let daemon = start(&dir, &setup, N);
     let sock = dir.join("ctl.sock");
     let cfg_path = dir.join("l2xdpd.toml");
 
@@ -758,8 +709,7 @@ async fn operator_commands_against_a_running_daemon() {
 
     // config reload: a larger pool and one user more, live; the sessions stay.
     setup.pool = "100.64.0.0/23";
-    std::fs::write(&cfg_path, config_text(&dir, &setup)).expect("config");
-    write_users_with(&dir, N, &[(WEIRD_USER, "pw-new")]);
+    configure(&dir, &setup, N, EXTRA);
     let r = ctl_json(&sock, &["config", "reload"], 0);
     assert!(
         r["changed"]
@@ -814,9 +764,9 @@ async fn operator_commands_against_a_running_daemon() {
 
     // Refused: the listen address (and a pool change with it: nothing applied).
     let port = setup.port;
-    setup.port = free_udp_port();
+    setup.port = free_udp_port().expect("a free port");
     setup.pool = "100.64.0.0/22";
-    std::fs::write(&cfg_path, config_text(&dir, &setup)).expect("config");
+    configure(&dir, &setup, N, EXTRA);
     let e = ctl_json(&sock, &["config", "reload"], 1);
     let msg = e["error"].as_str().expect("error").to_string();
     assert!(msg.contains("daemon.listen cannot change live"), "{msg}");
@@ -850,12 +800,8 @@ async fn operator_commands_against_a_running_daemon() {
     // SIGHUP reloads as `config reload` does: a larger pool again, the sessions stay.
     setup.port = port;
     setup.pool = "100.64.0.0/22";
-    std::fs::write(&cfg_path, config_text(&dir, &setup)).expect("config");
-    // SAFETY: a signal to our own child.
-    assert_eq!(
-        unsafe { libc::kill(daemon.child.id() as i32, libc::SIGHUP) },
-        0
-    );
+    configure(&dir, &setup, N, EXTRA);
+    daemon.signal(libc::SIGHUP);
     let st = status_when(&sock, |s| s["pool"][0] == 1022);
     assert_eq!(st["pool"][0], 1022, "SIGHUP reloaded: {st}");
     assert_eq!(st["ppp_up"], N + 1, "{st}");
@@ -988,18 +934,10 @@ async fn operator_commands_against_a_running_daemon() {
 /// tunnel is cleared (silently, as after a crash) and reported failed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failover_drill_refuses_or_forces_a_tunnel_without_failover() {
-    let dir = std::env::temp_dir().join(format!("l2xdpctl-force-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
-    write_users(&dir, 1);
-    let setup = Setup {
-        port: free_udp_port(),
-        metrics: free_tcp_port(),
-        pool: "100.64.0.0/24",
-        mode: "mode = \"memory\"".into(),
-        failover: true,
-    };
-    let _daemon = start(&dir, &setup);
+    let scratch = Scratch::plain("l2xdpctl-force");
+    let dir = scratch.dir.clone();
+    let setup = Setup::memory(true);
+    let _daemon = start(&dir, &setup, 1);
     let sock = dir.join("ctl.sock");
     let mut cfg = lac_config();
     cfg.l2tp.failover = None;
@@ -1059,18 +997,10 @@ async fn failover_drill_refuses_or_forces_a_tunnel_without_failover() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failover_drill_is_refused_without_persisted_state() {
-    let dir = std::env::temp_dir().join(format!("l2xdpctl-nofo-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
-    write_users(&dir, 1);
-    let setup = Setup {
-        port: free_udp_port(),
-        metrics: free_tcp_port(),
-        pool: "100.64.0.0/24",
-        mode: "mode = \"memory\"".into(),
-        failover: false,
-    };
-    let _daemon = start(&dir, &setup);
+    let scratch = Scratch::plain("l2xdpctl-nofo");
+    let dir = scratch.dir.clone();
+    let setup = Setup::memory(false);
+    let _daemon = start(&dir, &setup, 1);
     let sock = dir.join("ctl.sock");
     let e = ctl_json(&sock, &["failover", "drill"], 1);
     assert!(
@@ -1109,44 +1039,21 @@ async fn failover_drill_is_refused_without_persisted_state() {
 // ---------------------------------------------------------------------------------------------
 // The fast path's counters (root).
 
-/// A bpffs of the test's own with the fast-path object's maps pinned in it; removed on drop.
+/// A scratch directory with a bpffs of its own (`l2xdp_dataplane::lab::scratch`) and the
+/// fast-path object's maps pinned in it (nothing attached); removed on drop.
 struct Pins {
-    dir: PathBuf,
-    bpffs: PathBuf,
-    pins: PathBuf,
-    _ebpf: Option<aya::Ebpf>,
+    _ebpf: aya::Ebpf,
+    scratch: Scratch,
 }
 
 impl Pins {
-    /// `<tmp>/l2xdpctl-<tag>-<pid>/bpf` mounted as bpffs, the object's maps pinned in `pins/`.
     fn new(tag: &str) -> Pins {
-        let dir = std::env::temp_dir().join(format!("l2xdpctl-{tag}-{}", std::process::id()));
-        let bpffs = dir.join("bpf");
-        std::fs::create_dir_all(&bpffs).expect("dir");
-        let st = Command::new("mount")
-            .args(["-t", "bpf", "bpf"])
-            .arg(&bpffs)
-            .status()
-            .expect("mount");
-        assert!(st.success(), "mount bpffs");
-        let pins = bpffs.join("pins");
-        // The guard owns the mount from here: a failed load still unmounts.
-        let mut g = Pins {
-            dir,
-            bpffs,
-            pins,
-            _ebpf: None,
-        };
-        g._ebpf = Some(l2xdp_dataplane::loader::load(Some(&g.pins)).expect("load with pins"));
-        g
-    }
-}
-
-impl Drop for Pins {
-    fn drop(&mut self) {
-        let _ = l2xdp_dataplane::loader::detach(&self.pins);
-        let _ = Command::new("umount").arg(&self.bpffs).status();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        let scratch = Scratch::new(tag);
+        let ebpf = l2xdp_dataplane::loader::load(Some(&scratch.pins)).expect("load with pins");
+        Pins {
+            _ebpf: ebpf,
+            scratch,
+        }
     }
 }
 
@@ -1162,8 +1069,8 @@ async fn show_stats_and_metrics_read_the_pinned_maps() {
         );
         return;
     }
-    let guard = Pins::new("pins");
-    let (dir, pins) = (guard.dir.clone(), guard.pins.clone());
+    let guard = Pins::new("l2xdpctl-pins");
+    let (dir, pins) = (guard.scratch.dir.clone(), guard.scratch.pins.clone());
     let open =
         |n: &str| Map::from_map_data(MapData::from_pin(pins.join(n)).expect("pin")).expect("map");
     let ncpu = l2xdp_dataplane::xdp::possible_cpus() as usize;
@@ -1317,16 +1224,11 @@ async fn show_stats_and_metrics_read_the_pinned_maps() {
 
     // l2xdpd in XDP mode over these pins: the metrics endpoint reports the same counters.
     let ddir = dir.join("daemon");
-    std::fs::create_dir_all(&ddir).expect("dir");
-    write_users(&ddir, 1);
     let setup = Setup {
-        port: free_udp_port(),
-        metrics: free_tcp_port(),
-        pool: "100.64.0.0/24",
-        mode: format!("mode = \"xdp\"\npin_dir = \"{p}\""),
-        failover: false,
+        pins: Some(pins.clone()),
+        ..Setup::memory(false)
     };
-    let daemon = start(&ddir, &setup);
+    let daemon = start(&ddir, &setup, 1);
     let mtr = scrape(setup.metrics);
     assert_eq!(
         metric(
@@ -1382,19 +1284,14 @@ async fn failover_drill_keeps_the_fast_path_entries() {
         );
         return;
     }
-    let guard = Pins::new("drill");
-    let ddir = guard.dir.join("daemon");
-    std::fs::create_dir_all(&ddir).expect("dir");
-    write_users(&ddir, N);
+    let guard = Pins::new("l2xdpctl-drill");
+    let ddir = guard.scratch.dir.join("daemon");
     let setup = Setup {
-        port: free_udp_port(),
-        metrics: free_tcp_port(),
-        pool: "100.64.0.0/24",
-        mode: format!("mode = \"xdp\"\npin_dir = \"{}\"", guard.pins.display()),
-        failover: true,
+        pins: Some(guard.scratch.pins.clone()),
+        ..Setup::memory(true)
     };
-    let _daemon = start(&ddir, &setup);
-    let sock = ddir.join("ctl.sock");
+    let daemon = start(&ddir, &setup, N);
+    let sock = daemon.socket().to_path_buf();
     let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
     let driver = Driver::new(
         Node::new(lac_config(), Box::new(MemoryDataPlane::new())),
@@ -1416,7 +1313,7 @@ async fn failover_drill_keeps_the_fast_path_entries() {
     .await;
     let st = status_when(&sock, |s| s["ppp_up"] == N && s["installed"] == N);
     assert_eq!(st["installed"], N, "{st}");
-    let before = XdpDataPlane::open(&guard.pins)
+    let before = XdpDataPlane::open(&guard.scratch.pins)
         .expect("open pins")
         .sessions()
         .expect("sessions");
@@ -1428,7 +1325,7 @@ async fn failover_drill_keeps_the_fast_path_entries() {
     assert_eq!(st["data"]["node"]["restored_kept"], N, "{st}");
     assert_eq!(st["data"]["node"]["stale_removed"], 0, "{st}");
     assert_eq!(st["data"]["installed"], N, "{st}");
-    let after = XdpDataPlane::open(&guard.pins)
+    let after = XdpDataPlane::open(&guard.scratch.pins)
         .expect("open pins")
         .sessions()
         .expect("sessions");

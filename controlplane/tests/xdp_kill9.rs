@@ -63,7 +63,7 @@ use std::time::{Duration, Instant};
 
 use aya::Ebpf;
 use l2xdp_controlplane::l2tp::{FailoverConfig, L2tpConfig, Peer, TunnelId};
-use l2xdp_controlplane::lab::l2xdpd::{self, ask, Files, L2xdpd};
+use l2xdp_controlplane::lab::l2xdpd::{self, ask, Files, L2xdpd, Placement};
 use l2xdp_controlplane::lab::{is_down, subscriber, wait_for, NodeThread};
 use l2xdp_controlplane::node::{NodeConfig, NodeEvent, SessionRef};
 use l2xdp_controlplane::ppp::{AuthMethod, MemoryCredentials, PppConfig};
@@ -126,13 +126,24 @@ local_address = "100.64.0.1"
 pool = ["100.64.0.0/24"]
 "#
     );
-    l2xdpd::write_config(&s.dir, Path::new("base.toml"), &base, &s.pins, N + 1)
-        .expect("l2xdpd configuration")
+    l2xdpd::write_config(
+        &s.dir,
+        Path::new("base.toml"),
+        &base,
+        Placement::lab(&s.pins),
+        N + 1,
+    )
+    .expect("l2xdpd configuration")
 }
 
 /// Starts l2xdpd in `ns` (its log on our stderr).
 fn start_daemon(ns: &Netns, files: &Files) -> L2xdpd {
-    L2xdpd::start(ns, Path::new(env!("CARGO_BIN_EXE_l2xdpd")), files, None)
+    L2xdpd::start(
+        Some(ns),
+        Path::new(env!("CARGO_BIN_EXE_l2xdpd")),
+        files,
+        None,
+    )
 }
 
 // ---------------------------------------------------------------------------------------------

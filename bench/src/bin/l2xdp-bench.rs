@@ -173,6 +173,7 @@ fn main() -> ExitCode {
                 config,
                 l2xdpd: lns::sibling_binary("l2xdpd"),
                 dataplane: lns::sibling_binary("l2xdp-dataplane"),
+                l2xdpctl: lns::sibling_binary("l2xdpctl"),
             };
             match demo::run(&opts) {
                 Ok(r) => {

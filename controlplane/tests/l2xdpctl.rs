@@ -1047,13 +1047,18 @@ struct Pins {
 }
 
 impl Pins {
-    fn new(tag: &str) -> Pins {
-        let scratch = Scratch::new(tag);
+    /// For the test `test`; `None` (the test skipped, loudly) without root.
+    fn new(test: &str) -> Option<Pins> {
+        if !l2xdp_dataplane::lab::is_root() {
+            eprintln!("*** SKIPPED {test}: needs root (bpffs, BPF maps)");
+            return None;
+        }
+        let scratch = Scratch::new(test);
         let ebpf = l2xdp_dataplane::loader::load(Some(&scratch.pins)).expect("load with pins");
-        Pins {
+        Some(Pins {
             _ebpf: ebpf,
             scratch,
-        }
+        })
     }
 }
 
@@ -1063,13 +1068,9 @@ async fn show_stats_and_metrics_read_the_pinned_maps() {
     use l2xdp_ebpf::maps::{self as m, name, verdict};
     use l2xdp_wire::datapath::DropReason;
 
-    if !l2xdp_dataplane::lab::is_root() {
-        eprintln!(
-            "*** SKIPPED show_stats_and_metrics_read_the_pinned_maps: needs root (bpffs, BPF maps)"
-        );
+    let Some(guard) = Pins::new("show_stats_and_metrics_read_the_pinned_maps") else {
         return;
-    }
-    let guard = Pins::new("l2xdpctl-pins");
+    };
     let (dir, pins) = (guard.scratch.dir.clone(), guard.scratch.pins.clone());
     let open =
         |n: &str| Map::from_map_data(MapData::from_pin(pins.join(n)).expect("pin")).expect("map");
@@ -1278,13 +1279,9 @@ async fn show_stats_and_metrics_read_the_pinned_maps() {
 async fn failover_drill_keeps_the_fast_path_entries() {
     use l2xdp_dataplane::{DataPlane, XdpDataPlane};
 
-    if !l2xdp_dataplane::lab::is_root() {
-        eprintln!(
-            "*** SKIPPED failover_drill_keeps_the_fast_path_entries: needs root (bpffs, BPF maps)"
-        );
+    let Some(guard) = Pins::new("failover_drill_keeps_the_fast_path_entries") else {
         return;
-    }
-    let guard = Pins::new("l2xdpctl-drill");
+    };
     let ddir = guard.scratch.dir.join("daemon");
     let setup = Setup {
         pins: Some(guard.scratch.pins.clone()),

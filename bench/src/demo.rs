@@ -599,7 +599,11 @@ impl Ctl {
         }
         let mut text = format!("  $ l2xdpctl {}\n", args.join(" "));
         for l in out.lines() {
-            text.push_str(&format!("    {l}\n"));
+            if !l.is_empty() {
+                text.push_str("    ");
+            }
+            text.push_str(l);
+            text.push('\n');
         }
         print!("{text}");
         Ok(())

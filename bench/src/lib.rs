@@ -15,11 +15,15 @@
 //! spread), [`interrupt`] (Ctrl-C turns into an orderly stop, so guards clean up).
 
 pub mod bpf_stats;
+pub mod cost;
 pub mod failover;
 pub mod forward;
 pub mod interrupt;
 pub mod lac;
 pub mod lns;
 pub mod machine;
+pub mod plot;
+pub mod scale;
 pub mod setup_rate;
 pub mod summary;
+pub mod throughput;

@@ -36,7 +36,13 @@ pub fn throughput(r: &throughput::Report, path: &Path) -> Result<(), Error> {
     let top = r
         .cases
         .iter()
-        .filter_map(|c| c.no_drop_mpps.map(|s| s.max))
+        .flat_map(|c| {
+            [
+                c.no_drop_mpps.map(|s| s.max),
+                c.overload_mpps.map(|s| s.median),
+            ]
+        })
+        .flatten()
         .fold(0.0f64, f64::max)
         .max(0.001)
         * 1.15;
@@ -113,6 +119,14 @@ pub fn throughput(r: &throughput::Report, path: &Path) -> Result<(), Error> {
         .map_err(|x| e(x.to_string()))?;
     chart
         .draw_series(r.cases.iter().enumerate().filter_map(|(i, k)| {
+            k.overload_mpps
+                .map(|s| Cross::new((i as f64, s.median), 4, BLACK.stroke_width(2)))
+        }))
+        .map_err(|x| e(x.to_string()))?
+        .label("delivered under overload (unpaced), median")
+        .legend(|(x, y)| Cross::new((x + 5, y), 4, BLACK.stroke_width(2)));
+    chart
+        .draw_series(r.cases.iter().enumerate().filter_map(|(i, k)| {
             match (k.dut, k.ratio, k.no_drop_mpps) {
                 (Dut::Baseline, _, _) | (_, None, _) | (_, _, None) => None,
                 (_, Some(q), Some(s)) => Some(Text::new(
@@ -159,7 +173,13 @@ pub fn scale(r: &scale::Report, path: &Path) -> Result<(), Error> {
         .points
         .iter()
         .flat_map(|p| &p.cases)
-        .filter_map(|c| c.no_drop_mpps.map(|s| s.max))
+        .flat_map(|c| {
+            [
+                c.no_drop_mpps.map(|s| s.max),
+                c.overload_mpps.map(|s| s.median),
+            ]
+        })
+        .flatten()
         .fold(0.0f64, f64::max)
         .max(0.001)
         * 1.15;
@@ -181,7 +201,7 @@ pub fn scale(r: &scale::Report, path: &Path) -> Result<(), Error> {
     chart
         .configure_mesh()
         .x_desc("sessions installed (log)")
-        .y_desc("no-drop Mpps (median)")
+        .y_desc("Mpps (median): no-drop solid, overload dashed")
         .x_label_formatter(&|x| format!("{x:.0}"))
         .draw()
         .map_err(|x| e(x.to_string()))?;
@@ -210,6 +230,20 @@ pub fn scale(r: &scale::Report, path: &Path) -> Result<(), Error> {
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], c.stroke_width(2)));
         chart
             .draw_series(pts.into_iter().map(|p| Circle::new(p, 3, c.filled())))
+            .map_err(|x| e(x.to_string()))?;
+        let over: Vec<(f64, f64)> = r
+            .points
+            .iter()
+            .filter_map(|p| {
+                p.cases
+                    .iter()
+                    .find(|c| &c.name == name)
+                    .and_then(|c| c.overload_mpps)
+                    .map(|s| (f64::from(p.sessions), s.median))
+            })
+            .collect();
+        chart
+            .draw_series(DashedLineSeries::new(over, 6, 4, c.stroke_width(1)))
             .map_err(|x| e(x.to_string()))?;
     }
     chart

@@ -202,13 +202,20 @@ pub fn table(r: &Report) -> String {
         r.machine.kernel, r.machine.cpu_model, r.machine.cores
     );
     out += &format!(
-        "{:>9} {:<18} {:>22} {:>20} {:>20} {:>10} {:>9}\n",
-        "sessions", "case", "no-drop Mpps", "ratio", "overload Mpps", "B/session", "install s"
+        "{:>9} {:<18} {:>22} {:>20} {:>20} {:>20} {:>10} {:>9}\n",
+        "sessions",
+        "case",
+        "no-drop Mpps",
+        "ratio",
+        "overload Mpps",
+        "overload ratio",
+        "B/session",
+        "install s"
     );
     for p in &r.points {
         for c in &p.cases {
             out += &format!(
-                "{:>9} {:<18} {:>22} {:>20} {:>20} {:>10.0} {:>9.1}\n",
+                "{:>9} {:<18} {:>22} {:>20} {:>20} {:>20} {:>10.0} {:>9.1}\n",
                 p.sessions,
                 format!(
                     "{}{}",
@@ -222,6 +229,7 @@ pub fn table(r: &Report) -> String {
                 fmt_summary(&c.no_drop_mpps, 3),
                 fmt_summary(&c.ratio, 3),
                 fmt_summary(&c.overload_mpps, 3),
+                fmt_summary(&c.overload_ratio, 3),
                 p.bytes_per_session,
                 p.install_seconds,
             );

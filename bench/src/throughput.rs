@@ -346,6 +346,8 @@ pub struct Sample {
     pub generator_bound: bool,
     /// no_drop_mpps / the same round's baseline no_drop_mpps.
     pub ratio: Option<f64>,
+    /// overload_mpps / the same round's baseline overload_mpps (None for fixed-rate runs).
+    pub overload_ratio: Option<f64>,
     /// Every trial, in order.
     pub trials: Vec<Trial>,
 }
@@ -375,6 +377,8 @@ pub struct CaseReport {
     pub ratio: Option<Summary>,
     /// Delivery rate under overload, Mpps.
     pub overload_mpps: Option<Summary>,
+    /// Ratio of the overload delivery rate to the baseline's, per round.
+    pub overload_ratio: Option<Summary>,
     /// Generator maximum, Mpps.
     pub generator_mpps: Option<Summary>,
     /// Rounds where the generator, not the DUT, was the limit.
@@ -1197,6 +1201,7 @@ fn search(lab: &mut Lab, n: u32, mean: f64, s: Search, round: usize) -> Result<S
         generator_mpps,
         generator_bound,
         ratio: None,
+        overload_ratio: None,
         trials,
     })
 }
@@ -1253,11 +1258,14 @@ pub(crate) fn measure(
         if let Some(b) = b {
             for r in 0..rounds {
                 let base = out[b].2[r].no_drop_mpps;
+                let base_over = out[b].2[r].overload_mpps;
                 let me = &mut out[k].2[r];
                 me.ratio = match (me.no_drop_mpps, base) {
                     (Some(a), Some(z)) if z > 0.0 => Some(a / z),
                     _ => None,
                 };
+                me.overload_ratio = (s.fixed_rate.is_none() && base_over > 0.0)
+                    .then(|| me.overload_mpps / base_over);
             }
         }
     }
@@ -1284,6 +1292,7 @@ pub(crate) fn case_report(c: Case, mean: f64, samples: Vec<Sample>) -> CaseRepor
         no_drop_gbps: col(&|s| s.no_drop_gbps),
         ratio: col(&|s| s.ratio),
         overload_mpps: col(&|s| Some(s.overload_mpps)),
+        overload_ratio: col(&|s| s.overload_ratio),
         generator_mpps: col(&|s| Some(s.generator_mpps)),
         generator_bound_rounds: samples.iter().filter(|s| s.generator_bound).count(),
         trials_other_verdicts: samples
@@ -1394,14 +1403,21 @@ pub fn table(r: &Report) -> String {
         r.machine.kernel, r.machine.cpu_model, r.machine.cores, r.generator_cpu, r.dut_cpu
     );
     out += &format!("NAPI: {}\nsink: {}\n", r.receivers_napi, r.sink);
-    out += "medians [min–max] over rounds; no-drop = offered rate of the fastest trial losing ≤ the tolerance at the sinks; ratio = no-drop / same-round baseline (xdp_redirect_plain, same veths, same frames); overload = delivered when offered the generator's maximum; * = generator-bound in some round\n";
+    out += "medians [min–max] over rounds; no-drop = offered rate of the fastest trial losing ≤ the tolerance at the sinks; ratio = no-drop / same-round baseline (xdp_redirect_plain, same veths, same frames); overload = delivered when offered the generator's maximum (unpaced), overload ratio = that / same-round baseline's; * = generator-bound in some round\n";
     out += &format!(
-        "{:<20} {:>7} {:>22} {:>20} {:>20} {:>20} {:>9}\n",
-        "case", "bytes", "no-drop Mpps", "Gbit/s", "ratio", "overload Mpps", "gen Mpps"
+        "{:<20} {:>7} {:>22} {:>20} {:>20} {:>20} {:>20} {:>9}\n",
+        "case",
+        "bytes",
+        "no-drop Mpps",
+        "Gbit/s",
+        "ratio",
+        "overload Mpps",
+        "overload ratio",
+        "gen Mpps"
     );
     for c in &r.cases {
         out += &format!(
-            "{:<20} {:>7.0} {:>22} {:>20} {:>20} {:>20} {:>9}\n",
+            "{:<20} {:>7.0} {:>22} {:>20} {:>20} {:>20} {:>20} {:>9}\n",
             format!(
                 "{}{}",
                 c.name,
@@ -1416,6 +1432,7 @@ pub fn table(r: &Report) -> String {
             fmt_summary(&c.no_drop_gbps, 2),
             fmt_summary(&c.ratio, 3),
             fmt_summary(&c.overload_mpps, 3),
+            fmt_summary(&c.overload_ratio, 3),
             c.generator_mpps
                 .map_or("-".into(), |s| format!("{:.2}", s.median)),
         );

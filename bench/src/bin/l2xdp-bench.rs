@@ -2,6 +2,12 @@
 //!
 //! `sudo target/release/l2xdp-bench forward [--rounds 5] [--duration-ms 2000] [--sessions 1000]
 //!  [--cpu N] [--cases swapmac,baseline-up,decap-v2,baseline-down,encap-v2] [--json PATH]`
+//! `sudo target/release/l2xdp-bench throughput [--mode xdp] [--directions up,down,both]
+//!  [--sizes 64,512,imix] [--versions v2,v3] [--sessions 1000] [--v3-sessions 4] [--rounds 2]
+//!  [--trial-ms 250] [--steps 5] [--retries 1] [--loss-pct 0.001] [--cpu N] [--dut-cpu 0]
+//!  [--rt-prio 50] [--out bench/results]`
+//! `sudo target/release/l2xdp-bench scale [--sessions 1000,10000,100000,1000000] [--directions up,down] …`
+//! `sudo target/release/l2xdp-bench cost [--rounds 5] [--duration-ms 1000] [--out bench/results]`
 //! `target/release/l2xdp-bench setup-rate [--tunnels 100] [--sessions 10] [--in-flight 1000]
 //!  [--json PATH]`
 //! `target/release/l2xdp-bench failover [--tunnels 1000] [--sessions 100] [--in-flight 1000]

@@ -46,10 +46,12 @@ pub fn throughput(r: &throughput::Report, path: &Path) -> Result<(), Error> {
         .fold(0.0f64, f64::max)
         .max(0.001)
         * 1.15;
-    let width = (60 * n as u32).clamp(640, 2400);
-    let root = SVGBackend::new(path, (width, 520)).into_drawing_area();
+    // Horizontal bars, first case on top: the case names read left to right.
+    let height = (22 * n as u32 + 120).clamp(300, 2400);
+    let root = SVGBackend::new(path, (1000, height)).into_drawing_area();
     root.fill(&WHITE).map_err(|x| e(x.to_string()))?;
     let names: Vec<String> = r.cases.iter().map(|c| c.name.clone()).collect();
+    let y = |i: usize| (n - 1 - i) as f64;
     let mut chart = ChartBuilder::on(&root)
         .caption(
             format!(
@@ -59,28 +61,25 @@ pub fn throughput(r: &throughput::Report, path: &Path) -> Result<(), Error> {
             ("sans-serif", 16),
         )
         .margin(10)
-        .x_label_area_size(110)
-        .y_label_area_size(60)
-        .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), 0f64..top)
+        .x_label_area_size(40)
+        .y_label_area_size(150)
+        .build_cartesian_2d(0f64..top, -0.5f64..(n as f64 - 0.5))
         .map_err(|x| e(x.to_string()))?;
     chart
         .configure_mesh()
-        .disable_x_mesh()
-        .x_labels(n)
-        .x_label_formatter(&|x| {
-            let i = x.round();
-            if (x - i).abs() < 1e-6 && i >= 0.0 {
-                names.get(i as usize).cloned().unwrap_or_default()
+        .disable_y_mesh()
+        .y_labels(n)
+        .y_label_formatter(&|v| {
+            let k = v.round();
+            if (v - k).abs() < 1e-6 && k >= 0.0 && (k as usize) < n {
+                names.get(n - 1 - k as usize).cloned().unwrap_or_default()
             } else {
                 String::new()
             }
         })
-        .x_label_style(
-            ("sans-serif", 11)
-                .into_font()
-                .transform(FontTransform::Rotate90),
+        .x_desc(
+            "Mpps at the sinks: bars no-drop (median, min–max), crosses delivered under overload",
         )
-        .y_desc("no-drop Mpps at the sinks (median, min–max)")
         .draw()
         .map_err(|x| e(x.to_string()))?;
     for d in [Dut::Baseline, Dut::V2, Dut::V3] {
@@ -96,9 +95,11 @@ pub fn throughput(r: &throughput::Report, path: &Path) -> Result<(), Error> {
             continue;
         }
         chart
-            .draw_series(bars.iter().map(|&(i, m)| {
-                Rectangle::new([(i as f64 - 0.35, 0.0), (i as f64 + 0.35, m)], c.filled())
-            }))
+            .draw_series(
+                bars.iter().map(|&(i, m)| {
+                    Rectangle::new([(0.0, y(i) - 0.35), (m, y(i) + 0.35)], c.filled())
+                }),
+            )
             .map_err(|x| e(x.to_string()))?
             .label(match d {
                 Dut::Baseline => "baseline: xdp_redirect_plain",
@@ -110,28 +111,29 @@ pub fn throughput(r: &throughput::Report, path: &Path) -> Result<(), Error> {
     chart
         .draw_series(r.cases.iter().enumerate().filter_map(|(i, k)| {
             k.no_drop_mpps.map(|s| {
-                PathElement::new(
-                    vec![(i as f64, s.min), (i as f64, s.max)],
-                    BLACK.stroke_width(1),
-                )
+                PathElement::new(vec![(s.min, y(i)), (s.max, y(i))], BLACK.stroke_width(1))
             })
         }))
         .map_err(|x| e(x.to_string()))?;
     chart
         .draw_series(r.cases.iter().enumerate().filter_map(|(i, k)| {
             k.overload_mpps
-                .map(|s| Cross::new((i as f64, s.median), 4, BLACK.stroke_width(2)))
+                .map(|s| Cross::new((s.median, y(i)), 4, BLACK.stroke_width(2)))
         }))
         .map_err(|x| e(x.to_string()))?
         .label("delivered under overload (unpaced), median")
         .legend(|(x, y)| Cross::new((x + 5, y), 4, BLACK.stroke_width(2)));
     chart
         .draw_series(r.cases.iter().enumerate().filter_map(|(i, k)| {
-            match (k.dut, k.ratio, k.no_drop_mpps) {
-                (Dut::Baseline, _, _) | (_, None, _) | (_, _, None) => None,
-                (_, Some(q), Some(s)) => Some(Text::new(
-                    format!("{:.2}", q.median),
-                    (i as f64 - 0.3, s.max + top * 0.02),
+            match (k.dut, k.ratio, k.overload_ratio, k.no_drop_mpps) {
+                (Dut::Baseline, ..) | (_, _, _, None) => None,
+                (_, q, o, Some(s)) => Some(Text::new(
+                    format!(
+                        "ratio {} / overload {}",
+                        q.map_or("-".into(), |q| format!("{:.2}", q.median)),
+                        o.map_or("-".into(), |o| format!("{:.2}", o.median))
+                    ),
+                    (s.max + top * 0.01, y(i) + 0.3),
                     ("sans-serif", 10).into_font(),
                 )),
             }
@@ -139,7 +141,7 @@ pub fn throughput(r: &throughput::Report, path: &Path) -> Result<(), Error> {
         .map_err(|x| e(x.to_string()))?;
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
+        .position(SeriesLabelPosition::LowerRight)
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()

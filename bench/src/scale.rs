@@ -198,6 +198,10 @@ pub fn table(r: &Report) -> String {
         r.date, r.mode, r.rounds, r.trial_ms, r.steps, r.loss_pct, r.generator_cpu, r.dut_cpu
     );
     out += &format!(
+        "topology: {}\nNAPI: {}\nsink: {}\npacing: {}\n",
+        r.topology, r.receivers_napi, r.sink, r.pacing
+    );
+    out += &format!(
         "kernel {}, {} ({} cores)\nmedians [min–max] over rounds; ratio = no-drop / same-round baseline; memory = Σ memlock of the per-session maps / sessions\n",
         r.machine.kernel, r.machine.cpu_model, r.machine.cores
     );

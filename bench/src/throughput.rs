@@ -21,7 +21,8 @@
 //!   it through a DEVMAP to the veth it belongs to, so one generator offers both directions
 //!   at once. **Pacing**: a token bucket in the program on `bpf_ktime_get_ns` — a run before the
 //!   next frame is due returns XDP_DROP without sending — so frames leave spaced by
-//!   1/rate with a resolution of one generator run (~30–60 ns here), credit capped at
+//!   1/rate with a resolution of one generator run (100–190 ns on average here, sends
+//!   included: `paced_generator_run_ns` in the JSON), credit capped at
 //!   [`BURST`] frames (a preempted generator does not catch up with a burst). The offered rate
 //!   is the frames sent over the time from the first to the last send, both read by the
 //!   program (`bpf_ktime_get_ns`), not the requested rate. The generator's veth transmit puts
@@ -327,6 +328,9 @@ pub struct Trial {
     pub fastpath_forwarded: u64,
     /// Any other fast-path verdict (must be 0: else frames took another path).
     pub fastpath_other: u64,
+    /// The kernel's mean time per generator run over the trial (sent or not), ns: the
+    /// pacing's resolution.
+    pub generator_run_ns: f64,
 }
 
 /// One case in one round.
@@ -383,6 +387,8 @@ pub struct CaseReport {
     pub generator_mpps: Option<Summary>,
     /// Rounds where the generator, not the DUT, was the limit.
     pub generator_bound_rounds: usize,
+    /// Mean time per generator run in the paced trials (the pacing's resolution), ns.
+    pub paced_generator_run_ns: Option<Summary>,
     /// Trials whose fast path gave a verdict other than DECAP/ENCAP (must be 0).
     pub trials_other_verdicts: usize,
     /// Every round.
@@ -1040,6 +1046,7 @@ impl Lab {
         let input = [0u8; 64];
         let want_ns = dur.as_nanos() as f64;
         let mut loop_ns = 0f64;
+        let mut runs = 0f64;
         let t0 = Instant::now();
         {
             let _g = self.topo.lac.enter();
@@ -1052,6 +1059,7 @@ impl Lab {
                     Ok(avg) => {
                         let ns = f64::from(avg.max(1)) * f64::from(repeat);
                         loop_ns += ns;
+                        runs += f64::from(repeat);
                         self.iter_ns = f64::from(avg.max(1));
                     }
                     Err(e) if e.raw_os_error() == Some(libc::EINTR) => {
@@ -1097,6 +1105,7 @@ impl Lab {
             pass: st.sent > 0 && loss_ratio <= loss,
             fastpath_forwarded: v1.0 - v0.0,
             fastpath_other: v1.1 - v0.1,
+            generator_run_ns: if runs > 0.0 { loop_ns / runs } else { 0.0 },
         })
     }
 
@@ -1295,6 +1304,14 @@ pub(crate) fn case_report(c: Case, mean: f64, samples: Vec<Sample>) -> CaseRepor
         overload_ratio: col(&|s| s.overload_ratio),
         generator_mpps: col(&|s| Some(s.generator_mpps)),
         generator_bound_rounds: samples.iter().filter(|s| s.generator_bound).count(),
+        paced_generator_run_ns: Summary::of(
+            &samples
+                .iter()
+                .flat_map(|s| &s.trials)
+                .filter(|t| t.target_pps.is_some())
+                .map(|t| t.generator_run_ns)
+                .collect::<Vec<_>>(),
+        ),
         trials_other_verdicts: samples
             .iter()
             .flat_map(|s| &s.trials)
@@ -1331,7 +1348,7 @@ pub(crate) fn preflight(mode: Mode, cpu: usize, dut_cpu: usize) -> Result<Machin
 
 pub(crate) const TOPOLOGY: &str = "lac ns: lac0 --veth-- lns ns: la [LNS access prog | xdp_redirect_plain], lc [LNS core prog | xdp_redirect_plain], ac<k> [xdp_l2tp_core: v3 attachment circuits] --veth-- core ns: core0, acp<k>; generator = xdp_gen_paced live-frame test runs in the lac ns, frames redirected through a DEVMAP to lac0 (up), core0 (down v2, baseline down) or acp<k> (down v3); sinks = xdp_count (XDP_DROP) on core0 + acp<k> (up) and lac0 (down)";
 
-pub(crate) const PACING: &str = "token bucket inside xdp_gen_paced on bpf_ktime_get_ns: a run before the next frame is due returns XDP_DROP (nothing sent), so frames leave 1/rate apart with a resolution of one generator run (tens of ns), at most 32 frames of credit; offered rate = frames sent / (last send - first send), both read by the program";
+pub(crate) const PACING: &str = "token bucket inside xdp_gen_paced on bpf_ktime_get_ns: a run before the next frame is due returns XDP_DROP (nothing sent), so frames leave 1/rate apart with a resolution of one generator run (its mean per trial is generator_run_ns), at most 32 frames of credit; offered rate = frames sent / (last send - first send), both read by the program";
 
 /// Runs the scenario; writes `throughput.json` and `throughput.svg` under `opts.out`.
 pub fn run(opts: &Options) -> Result<Report, Error> {
@@ -1402,7 +1419,10 @@ pub fn table(r: &Report) -> String {
         "kernel {}, {} ({} cores); generator on CPU {}, DUT NAPI on CPU {}\n",
         r.machine.kernel, r.machine.cpu_model, r.machine.cores, r.generator_cpu, r.dut_cpu
     );
-    out += &format!("NAPI: {}\nsink: {}\n", r.receivers_napi, r.sink);
+    out += &format!(
+        "topology: {}\nNAPI: {}\nsink: {}\npacing: {}\n",
+        r.topology, r.receivers_napi, r.sink, r.pacing
+    );
     out += "medians [min–max] over rounds; no-drop = offered rate of the fastest trial losing ≤ the tolerance at the sinks; ratio = no-drop / same-round baseline (xdp_redirect_plain, same veths, same frames); overload = delivered when offered the generator's maximum (unpaced), overload ratio = that / same-round baseline's; * = generator-bound in some round\n";
     out += &format!(
         "{:<20} {:>7} {:>22} {:>20} {:>20} {:>20} {:>20} {:>9}\n",

@@ -18,7 +18,7 @@
  *   devices of different namespaces: one generator feeds both directions), paced by a token
  *   bucket on bpf_ktime_get_ns: a run before the next frame is due returns XDP_DROP (the
  *   page goes back to the pool, nothing is sent), so the frames leave spaced by interval_ps
- *   with a resolution of one generator run (tens of ns); at most burst_ps of credit is kept
+ *   with a resolution of one generator run (~100-200 ns); at most burst_ps of credit is kept
  *   (a preempted generator does not catch up with a burst).
  */
 #include <linux/bpf.h>

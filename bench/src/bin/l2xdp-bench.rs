@@ -104,7 +104,7 @@ enum Scenario {
         /// Interleaved rounds.
         #[arg(long, default_value_t = 5)]
         rounds: usize,
-        /// Frames per stats pass... per case and round, timed pass duration, milliseconds.
+        /// Timed pass per case and round, milliseconds (the bpf_stats pass is a quarter of it).
         #[arg(long, default_value_t = 1000)]
         duration_ms: u64,
         /// Exactly this many frames per pass instead (smoke runs).

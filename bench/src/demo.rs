@@ -27,6 +27,10 @@
 //!
 //! The lab's fixtures panic with what failed; [`run`] turns that into an error after the
 //! guards have cleaned up. Time limits only bound a hung run.
+//!
+//! The same lab and drill, at 100,000 sessions, is the failover benchmark's XDP mode
+//! ([`crate::failover_xdp`]: [`run_with`] with its own configuration and a [`Scale`] of its
+//! own — longer limits, the LAC's keepalives every 30 s, no per-tunnel tables).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -84,10 +88,10 @@ pool = ["100.64.0.0/16"]
 dns = ["192.0.2.53"]
 "#;
 
-/// Each step gives up after this long (a hung run, not a measurement).
-const STEP_LIMIT: Duration = Duration::from_secs(30);
 /// A direction whose window stays full this long has lost frames: the demo fails.
 const STALL_LIMIT: Duration = Duration::from_secs(5);
+/// How often l2xdpd's `status` is polled while waiting (for the bring-up, the recovery).
+pub const STATUS_POLL: Duration = Duration::from_millis(50);
 /// How long the receivers get to count the last frames in flight.
 const SETTLE: Duration = Duration::from_secs(3);
 /// Traffic with no control plane at all, between the kill and the restart (over a second: the
@@ -95,12 +99,44 @@ const SETTLE: Duration = Duration::from_secs(3);
 const OUTAGE: Duration = Duration::from_millis(1500);
 /// Traffic after the recovery, before the counts are taken.
 const AFTER_RECOVERY: Duration = Duration::from_secs(1);
-/// The emulated subscribers' LCP Echo-Request interval, and unanswered ones before a link
-/// goes down: the outage must stay below 10 s.
-const ECHO_INTERVAL: Duration = Duration::from_secs(1);
-const ECHO_FAILURES: u32 = 10;
 /// Packets each way through the session set up after the drill.
 const NEW_SESSION_PACKETS: usize = 10;
+
+/// How big the lab's run is, and what follows from it: the demo's ([`Scale::default`]) or a
+/// benchmark's (`l2xdp-bench failover --fast-path xdp`, [`crate::failover_xdp`]).
+#[derive(Debug, Clone)]
+pub struct Scale {
+    /// Each step gives up after this long (a hung run, not a measurement).
+    pub step_limit: Duration,
+    /// The emulated subscribers' LCP Echo-Request interval.
+    pub echo_interval: Duration,
+    /// Unanswered Echo-Requests before a subscriber's link goes down: the outage must stay
+    /// below `echo_interval × (echo_failures − 1)`.
+    pub echo_failures: u32,
+    /// The LAC's RFC 4951 Recovery Time (§5.1: how long it waits for the recovery).
+    pub recovery_time_ms: u32,
+    /// How long a subscriber waits for the LNS's CHAP Challenge (its PPP `auth_timeout`): at
+    /// 100,000 sessions with persistence a set-up can queue longer than the default 30 s.
+    pub auth_timeout: Duration,
+    /// Print the per-tunnel tables (`l2xdpctl show tunnels`, `failover status`): off at a
+    /// thousand tunnels.
+    pub tables: bool,
+}
+
+impl Default for Scale {
+    /// The demo's: a few hundred sessions, keepalives every second (the outage must stay below
+    /// 9 s), Recovery Time 10 s as in [`DEFAULT_CONFIG`], 30 s per step, tables printed.
+    fn default() -> Scale {
+        Scale {
+            step_limit: Duration::from_secs(30),
+            echo_interval: Duration::from_secs(1),
+            echo_failures: 10,
+            recovery_time_ms: 10_000,
+            auth_timeout: PppConfig::default().auth_timeout,
+            tables: true,
+        }
+    }
+}
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -123,6 +159,8 @@ pub struct Options {
     pub dataplane: PathBuf,
     /// The `l2xdpctl` binary (the live view, the tables).
     pub l2xdpctl: PathBuf,
+    /// Limits, keepalives and output for the run's size.
+    pub scale: Scale,
 }
 
 /// Why the demo did not run to its end.
@@ -168,6 +206,8 @@ pub struct Traffic {
     pub down_received: u64,
     /// Sent minus received, both directions.
     pub lost: u64,
+    /// Seconds from the first frame sent to the last (the offered rate is `up_sent / secs`).
+    pub secs: f64,
 }
 
 /// The failover drill's result.
@@ -190,6 +230,14 @@ pub struct Failover {
     pub restart_to_recovered_ms: f64,
     /// kill -9 → every tunnel recovered (ms).
     pub kill_to_recovered_ms: f64,
+    /// New l2xdpd started → its control socket accepting (it restores its state first; ms).
+    pub restart_to_socket_ms: f64,
+    /// Sessions l2xdpd listed before the kill.
+    pub sessions_before: u64,
+    /// Sessions bound in the pinned maps before the kill.
+    pub fast_path_before: u64,
+    /// l2xdpd's VmRSS before the kill and after the recovery (KiB).
+    pub l2xdpd_rss_kib: [u64; 2],
 }
 
 /// The session set up after the drill.
@@ -296,8 +344,17 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
         ),
         None => (PathBuf::from("built-in"), DEFAULT_CONFIG.to_string()),
     };
+    run_with(opts, &base_path, &base)
+}
+
+/// [`run`] with l2xdpd's configuration `base` (named `base_path` in messages) instead of
+/// `opts.config`: the benchmark's, sized for its sessions.
+pub fn run_with(opts: &Options, base_path: &Path, base: &str) -> Result<Report, Error> {
+    if !is_root() {
+        return Err(Error::NotRoot);
+    }
     // The configuration is checked before anything is created.
-    let cfg = DaemonConfig::parse(&base_path, &base).map_err(|e| Error::Config(e.to_string()))?;
+    let cfg = DaemonConfig::parse(base_path, base).map_err(|e| Error::Config(e.to_string()))?;
     if !cfg.l2tp.persists() {
         return Err(Error::Config(format!(
             "{}: the failover drill needs [l2tp.failover] with control = true",
@@ -315,7 +372,7 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
         }
     }));
     let r = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        drive(opts, &base_path, &base, &mut names)
+        drive(opts, base_path, base, &mut names)
     }));
     std::panic::set_hook(hook);
     heading(6, "Clean-up");
@@ -437,7 +494,9 @@ fn drive(
         "  namespaces {}, {}, {}",
         topo.lac.name, topo.lns.name, topo.core.name
     );
-    attach(&topo.lns, &opts.dataplane, &scratch.pins)?;
+    // The maps sized for every session (and the one set up after the drill).
+    let max_sessions = l2xdp_dataplane::loader::DEFAULT_MAX_SESSIONS.max(n as u32 + 1);
+    attach(&topo.lns, &opts.dataplane, &scratch.pins, max_sessions)?;
     let fast = XdpDataPlane::open(&scratch.pins)
         .map_err(|e| Error::Failed(format!("the pinned maps: {e}")))?;
     let core_port = PeerPort::new(&topo.core, CORE0);
@@ -447,10 +506,14 @@ fn drive(
     let daemon = L2xdpd::start(Some(&topo.lns), &opts.l2xdpd, &files, Some(&log));
     names.l2xdpd_pids.push(daemon.pid());
     println!(
-        "  l2xdpd (pid {}) in lns: configuration {} (l2xdp-bench demo --print-config), \
-         control socket {}",
+        "  l2xdpd (pid {}) in lns: configuration {}{}, control socket {}",
         daemon.pid(),
         base_path.display(),
+        if opts.config.is_none() && base == DEFAULT_CONFIG {
+            " (l2xdp-bench demo --print-config)"
+        } else {
+            ""
+        },
         files.control_socket.display()
     );
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -463,14 +526,15 @@ fn drive(
         let _ns = topo.lac.enter();
         let ppp = PppConfig {
             auth: vec![AuthMethod::Chap],
-            echo_interval: ECHO_INTERVAL,
-            echo_failures: ECHO_FAILURES,
+            echo_interval: opts.scale.echo_interval,
+            echo_failures: opts.scale.echo_failures,
+            auth_timeout: opts.scale.auth_timeout,
             ..PppConfig::default()
         };
         let failover = FailoverConfig {
             control: true,
             data: true,
-            recovery_time_ms: 10_000,
+            recovery_time_ms: opts.scale.recovery_time_ms,
         };
         Lac::start(
             SocketAddr::new(IpAddr::V4(LAC_IP), L2TP_PORT),
@@ -517,15 +581,17 @@ fn drive(
     r.map(|()| report)
 }
 
-/// `ip netns exec <lns> l2xdp-dataplane --pin-dir <pins> attach --access la --core lc`: the
-/// fast path as an operator attaches it, its maps and links pinned in the lab's bpffs.
-fn attach(lns: &Netns, bin: &Path, pins: &Path) -> Result<(), Error> {
+/// `ip netns exec <lns> l2xdp-dataplane --pin-dir <pins> attach --access la --core lc
+/// --max-sessions <max_sessions>`: the fast path as an operator attaches it, its maps and links
+/// pinned in the lab's bpffs.
+fn attach(lns: &Netns, bin: &Path, pins: &Path, max_sessions: u32) -> Result<(), Error> {
     let out = Command::new("ip")
         .args(["netns", "exec", &lns.name])
         .arg(bin)
         .arg("--pin-dir")
         .arg(pins)
-        .args(["attach", "--access", LA, "--core", LC])
+        .args(["attach", "--access", LA, "--core", LC, "--max-sessions"])
+        .arg(max_sessions.to_string())
         .output()
         .map_err(|e| Error::Failed(format!("{}: {e}", bin.display())))?;
     if !out.status.success() {
@@ -536,7 +602,8 @@ fn attach(lns: &Netns, bin: &Path, pins: &Path) -> Result<(), Error> {
     }
     println!(
         "  l2xdp-dataplane attach --access {LA} --core {LC}: xdp_l2tp_access on {LA} (L2TP in: \
-         decapsulate), xdp_l2tp_core on {LC} (IP in: encapsulate)"
+         decapsulate), xdp_l2tp_core on {LC} (IP in: encapsulate); maps for {max_sessions} \
+         sessions"
     );
     Ok(())
 }
@@ -642,16 +709,20 @@ fn status(sock: &Path) -> Result<Value, Error> {
     Ok(s["data"].clone())
 }
 
-/// Polls l2xdpd's `status` until `done` holds (its data), Ctrl-C or [`STEP_LIMIT`].
-fn status_until(sock: &Path, done: impl Fn(&Value) -> bool) -> Result<Value, Error> {
-    let end = Instant::now() + STEP_LIMIT;
+/// Polls l2xdpd's `status` until `done` holds (its data), Ctrl-C or `limit`.
+fn status_until(
+    sock: &Path,
+    limit: Duration,
+    done: impl Fn(&Value) -> bool,
+) -> Result<Value, Error> {
+    let end = Instant::now() + limit;
     loop {
         interrupted()?;
         let s = status(sock)?;
         if done(&s) || Instant::now() > end {
             return Ok(s);
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(STATUS_POLL);
     }
 }
 
@@ -699,7 +770,7 @@ fn sessions(
         ),
     );
     let lac = lab.lac.as_mut().expect("the LAC runs until the end");
-    let deadline = tokio::time::Instant::now() + STEP_LIMIT;
+    let deadline = tokio::time::Instant::now() + opts.scale.step_limit;
     let lns = SocketAddr::new(IpAddr::V4(LNS_IP), L2TP_PORT);
     let tunnels = block_on(&lab.rt, lac.open_tunnels(lns, opts.tunnels, deadline))?;
     let up = block_on(
@@ -707,7 +778,7 @@ fn sessions(
         lac.open_sessions(&tunnels, opts.sessions, opts.in_flight, deadline),
     )?;
     let secs = up.ipcp_at.duration_since(up.started).as_secs_f64();
-    let st = status_until(&lab.files.control_socket, |d| {
+    let st = status_until(&lab.files.control_socket, opts.scale.step_limit, |d| {
         u(&d["installed"]) == n as u64 && u(&d["ppp_up"]) == n as u64
     })?;
     report.bringup = Bringup {
@@ -722,7 +793,7 @@ fn sessions(
             subs.insert(s.view.our_ids, s);
         }
     }
-    let end = Instant::now() + STEP_LIMIT;
+    let end = Instant::now() + opts.scale.step_limit;
     while bound(&lab.fast).len() < n && Instant::now() < end {
         pause(Duration::from_millis(20))?;
     }
@@ -748,7 +819,9 @@ fn sessions(
     let rows = t.as_array().map_or(&[][..], Vec::as_slice);
     report.l2xdpctl.tunnels = rows.len() as u64;
     report.l2xdpctl.tunnel_sessions = rows.iter().map(|r| u(&r["sessions"])).sum();
-    lab.ctl.show(&["show", "tunnels"])?;
+    if opts.scale.tables {
+        lab.ctl.show(&["show", "tunnels"])?;
+    }
     Ok((tunnels, subs))
 }
 
@@ -817,23 +890,28 @@ fn traffic_and_drill(
         t0: Instant::now(),
     };
     let flows = &mut flows;
-    let (mut drill, sessions_before, bound_before, up_sent, down_sent, seen) =
+    let (mut drill, sessions_before, bound_before, up_sent, down_sent, secs, seen) =
         std::thread::scope(|sc| {
             let sender = sc.spawn(|| {
                 let mut up = Paced::new(lac_sock, &core_rx).with_limit(STALL_LIMIT);
                 let mut down = Paced::new(core_sock, &lac_rx).with_limit(STALL_LIMIT);
                 let start = Instant::now();
-                // Whole rounds: every session sends as many packets as the others.
+                // Whole rounds: every session sends as many packets as the others. Paced
+                // frame by frame (a round of 100,000 sessions is seconds long).
                 while !stop.load(Ordering::Acquire) && !interrupt::requested() {
                     for k in 0..flows.order.len() {
                         flows.send(k, &mut up, &mut down);
-                    }
-                    let due = Duration::from_secs_f64(up.sent as f64 / pps as f64);
-                    if let Some(wait) = due.checked_sub(start.elapsed()) {
-                        std::thread::sleep(wait);
+                        let due = Duration::from_secs_f64(up.sent as f64 / pps as f64);
+                        if let Some(wait) = due.checked_sub(start.elapsed()) {
+                            std::thread::sleep(wait);
+                        }
                     }
                 }
-                (up.sent as u64, down.sent as u64)
+                (
+                    up.sent as u64,
+                    down.sent as u64,
+                    start.elapsed().as_secs_f64(),
+                )
             });
             // l2xdpctl's reports, one a line, until it is killed.
             let watcher = sc.spawn(|| {
@@ -865,9 +943,9 @@ fn traffic_and_drill(
             let sent = sender.join();
             let (drill, sessions_before, bound_before) = drill?;
             table?;
-            let (up, down) =
+            let (up, down, secs) =
                 sent.map_err(|p| Error::Failed(format!("traffic: {}", panic_text(&*p))))?;
-            Ok::<_, Error>((drill, sessions_before, bound_before, up, down, seen))
+            Ok::<_, Error>((drill, sessions_before, bound_before, up, down, secs, seen))
         })?;
     report.l2xdpctl.stats_reports = seen.reports;
     report.l2xdpctl.fast_path_upstream = seen.up;
@@ -888,13 +966,24 @@ fn traffic_and_drill(
         down_sent,
         down_received,
         lost: up_sent.saturating_sub(up_received) + down_sent.saturating_sub(down_received),
+        secs,
     };
     drill.data_lost = report.traffic.lost;
     drill.xdp_drops = drops(&lab.fast)?.saturating_sub(bringup_drops);
     let sessions_after = l2xdpd::ask(&sock, r#"{"cmd":"sessions"}"#)["data"].clone();
-    let before = sessions_before.as_array().cloned().unwrap_or_default();
-    let after = sessions_after.as_array().cloned().unwrap_or_default();
-    drill.sessions_kept = before.iter().filter(|s| after.contains(s)).count() as u64;
+    // Compared as text: a set, not a scan per session (100,000 sessions).
+    let rows = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map_or(&[][..], Vec::as_slice)
+            .iter()
+            .map(Value::to_string)
+            .collect()
+    };
+    let after: std::collections::HashSet<String> = rows(&sessions_after).into_iter().collect();
+    let before = rows(&sessions_before);
+    drill.sessions_before = before.len() as u64;
+    drill.sessions_kept = before.iter().filter(|s| after.contains(*s)).count() as u64;
+    drill.fast_path_before = bound_before.len() as u64;
     let bound_after = bound(&lab.fast);
     drill.fast_path_kept = bound_before
         .iter()
@@ -933,7 +1022,9 @@ fn traffic_and_drill(
         drill.kill_to_recovered_ms,
         drill.lac_down_events
     );
-    lab.ctl.show(&["failover", "status"])?;
+    if opts.scale.tables {
+        lab.ctl.show(&["failover", "status"])?;
+    }
     let f = lab.ctl.json(&["failover", "status"])?;
     report.l2xdpctl.recoveries = f["tunnels"]
         .as_array()
@@ -973,6 +1064,7 @@ fn kill_and_recover(
     let sock = &files.control_socket;
     let sessions_before = l2xdpd::ask(sock, r#"{"cmd":"sessions"}"#)["data"].clone();
     let bound_before = bound(fast);
+    drill.l2xdpd_rss_kib[0] = crate::lns::rss_kib(daemon.pid());
     event(
         t0,
         "failover drill: kill -9 of l2xdpd, traffic keeps flowing",
@@ -986,6 +1078,7 @@ fn kill_and_recover(
     );
     pause(OUTAGE)?;
     *daemon = L2xdpd::start(Some(lns), &opts.l2xdpd, files, Some(log));
+    drill.restart_to_socket_ms = daemon.started.elapsed().as_secs_f64() * 1e3;
     names.l2xdpd_pids.push(daemon.pid());
     event(
         t0,
@@ -995,12 +1088,13 @@ fn kill_and_recover(
             daemon.pid()
         ),
     );
-    let st = status_until(sock, |d| {
+    let st = status_until(sock, opts.scale.step_limit, |d| {
         u(&d["l2tp"]["failover"]["tunnel recovered"]) >= opts.tunnels as u64
     })?;
     drill.tunnels_recovered = u(&st["l2tp"]["failover"]["tunnel recovered"]);
     drill.restart_to_recovered_ms = daemon.started.elapsed().as_secs_f64() * 1e3;
     drill.kill_to_recovered_ms = killed_at.elapsed().as_secs_f64() * 1e3;
+    drill.l2xdpd_rss_kib[1] = crate::lns::rss_kib(daemon.pid());
     event(
         t0,
         &format!(
@@ -1023,13 +1117,13 @@ fn new_session(
     let n = opts.tunnels * opts.sessions;
     heading(5, "A new session through the recovered l2xdpd");
     let lac = lab.lac.as_mut().expect("the LAC runs until the end");
-    let deadline = tokio::time::Instant::now() + STEP_LIMIT;
+    let deadline = tokio::time::Instant::now() + opts.scale.step_limit;
     let e = block_on(&lab.rt, lac.open_session(tunnel, n, deadline))?;
     let new = lab
         .rt
         .block_on(subscriber(&lac.handle, &e))
         .ok_or_else(|| Error::Failed("the new session has no PPP up".into()))?;
-    let end = Instant::now() + STEP_LIMIT;
+    let end = Instant::now() + opts.scale.step_limit;
     while !bound(&lab.fast).contains_key(&new.lns_key) && Instant::now() < end {
         pause(Duration::from_millis(20))?;
     }

@@ -2,9 +2,9 @@
 //! nobody noticed.
 //!
 //! The LNS and LAC of [`crate::setup_rate`] ([`crate::lns`], [`crate::lac`]): an `l2xdpd`
-//! process on loopback with the in-memory fast path — this scenario measures the control
-//! plane; packets lost while it is gone are the XDP fast path's business, measured (zero) by
-//! `controlplane/tests/xdp_kill9.rs` in network namespaces — with a Failover Capability
+//! process on loopback with the in-memory fast path — this mode (`--fast-path memory`)
+//! measures the control plane; the data packets lost while it is gone are counted by
+//! `--fast-path xdp` ([`crate::failover_xdp`]) — with a Failover Capability
 //! (C = 1, D = 1, Recovery Time [`RECOVERY_TIME_MS`]) and its state in `[daemon] state_dir`
 //! in a temporary directory, and a control socket. The LAC emulator has the same Failover
 //! Capability, and its subscribers send LCP Echo-Requests every [`LAC_ECHO_INTERVAL`]

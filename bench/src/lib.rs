@@ -30,6 +30,7 @@ pub mod bpf_stats;
 pub mod cost;
 pub mod demo;
 pub mod failover;
+pub mod failover_xdp;
 pub mod forward;
 pub mod interrupt;
 pub mod lac;

@@ -65,3 +65,70 @@ async fn failover_smoke() {
         .is_some_and(|k| !k.is_empty()));
     let _ = std::fs::remove_file(&path);
 }
+
+/// `failover --fast-path xdp` at 2 × 3 sessions (root: network namespaces, XDP): the demo's
+/// lab, traffic through XDP while l2xdpd is killed and restarted; every tunnel recovered,
+/// every session kept at l2xdpd and in the pinned maps, traffic counted on both sides with
+/// none lost and no fast-path drop, nothing down at the LAC, a new session afterwards,
+/// nothing left behind, the JSON well formed. No timing is asserted.
+#[test]
+fn failover_xdp_smoke() {
+    if !l2xdp_dataplane::lab::is_root() {
+        eprintln!(
+            "*** SKIPPED failover_xdp_smoke: needs root (network namespaces, XDP, bpffs) ***"
+        );
+        return;
+    }
+    let bin = |name: &str| {
+        let p = l2xdp_bench::lns::sibling_binary(name);
+        assert!(
+            p.exists(),
+            "{name} is not built next to the tests (cargo build --workspace --bins)"
+        );
+        p
+    };
+    let opts = l2xdp_bench::failover_xdp::Options {
+        tunnels: 2,
+        sessions: 3,
+        in_flight: 4,
+        pps: 2000,
+        seconds: 1,
+        l2xdpd: bin("l2xdpd"),
+        dataplane: bin("l2xdp-dataplane"),
+        l2xdpctl: bin("l2xdpctl"),
+        limit: Duration::from_secs(120),
+    };
+    let r = l2xdp_bench::failover_xdp::run(&opts).expect("the scenario runs");
+    eprintln!("{}", l2xdp_bench::failover_xdp::table(&r));
+    assert!(r.ok, "{:?}", r.failures);
+    assert_eq!((r.tunnels, r.sessions), (2, 6));
+    let d = &r.run.failover;
+    assert_eq!(d.tunnels_recovered, 2);
+    assert_eq!((d.sessions_before, d.sessions_kept), (6, 6));
+    assert_eq!((d.fast_path_before, d.fast_path_kept), (6, 6));
+    assert_eq!((d.data_lost, d.xdp_drops, d.lac_down_events), (0, 0, 0));
+    assert!(d.l2xdpd_rss_kib.iter().all(|&k| k > 0), "{d:?}");
+    let t = &r.run.traffic;
+    assert!(t.up_sent > 0 && t.down_sent > 0, "{t:?}");
+    assert_eq!((t.up_received, t.down_received), (t.up_sent, t.down_sent));
+    assert_eq!(
+        r.run.new_session.up_received,
+        r.run.new_session.down_received
+    );
+    assert!(r.run.lab.cleaned_up);
+    let path = std::env::temp_dir().join(format!("l2xdp-failover-xdp-{}.json", std::process::id()));
+    setup_rate::write_json(&path, &r).expect("write");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("JSON");
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(v["scenario"], "failover");
+    assert_eq!(v["fast_path"], "xdp");
+    assert_eq!(v["sessions"], 6);
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["run"]["failover"]["data_lost"], 0);
+    assert_eq!(v["run"]["traffic"]["lost"], 0);
+    assert!(v["date"].as_str().is_some_and(|d| d.len() == 20));
+    assert!(v["machine"]["kernel"]
+        .as_str()
+        .is_some_and(|k| !k.is_empty()));
+}

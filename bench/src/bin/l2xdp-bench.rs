@@ -10,8 +10,8 @@
 //! `sudo target/release/l2xdp-bench cost [--rounds 5] [--duration-ms 1000] [--out bench/results]`
 //! `target/release/l2xdp-bench setup-rate [--tunnels 100] [--sessions 10] [--in-flight 1000]
 //!  [--json PATH]`
-//! `target/release/l2xdp-bench failover [--tunnels 1000] [--sessions 100] [--in-flight 1000]
-//!  [--json PATH]`
+//! `sudo target/release/l2xdp-bench failover [--fast-path xdp|memory] [--tunnels 1000]
+//!  [--sessions 100] [--in-flight 1000] [--pps 20000] [--seconds 5] [--json PATH]`
 //! `sudo target/release/l2xdp-bench demo [--tunnels 4] [--sessions 50] [--seconds 5] [--pps 20000]
 //!  [--config FILE] [--print-config] [--json PATH]` (what `make run` runs)
 
@@ -22,7 +22,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use l2xdp_bench::forward::{self, Case};
 use l2xdp_bench::throughput::{self, Direction, Dut, Mode, Size};
-use l2xdp_bench::{cost, demo, failover, lns, scale, setup_rate};
+use l2xdp_bench::{cost, demo, failover, failover_xdp, lns, scale, setup_rate};
 use l2xdp_bench::{interrupt, machine};
 
 #[derive(Parser)]
@@ -175,19 +175,31 @@ enum Scenario {
         json: PathBuf,
     },
     /// kill -9 of an `l2xdpd` process with RFC 4951 failover and its restart, with
-    /// `tunnels × sessions` PPP sessions up (LAC emulator on loopback, in-memory fast path):
-    /// time to the control socket, to every tunnel recovered, the state restore, VmRSS, and
-    /// that the emulator lost no tunnel or session.
+    /// `tunnels × sessions` PPP sessions up. `--fast-path xdp` (root): the demo's lab in
+    /// network namespaces, traffic both ways through XDP while l2xdpd is killed, data packets
+    /// lost, time to every tunnel recovered, sessions kept. `--fast-path memory`: LAC emulator
+    /// on loopback, in-memory fast path (the control plane alone): time to the control socket,
+    /// to every tunnel recovered, the state restore. Both: VmRSS, and that the emulator lost no
+    /// tunnel or session.
     Failover {
+        /// `xdp` (traffic counted through the XDP fast path) or `memory` (control plane only).
+        #[arg(long, value_enum, default_value_t = FastPath::Xdp)]
+        fast_path: FastPath,
         /// Control connections.
         #[arg(long, default_value_t = 1000)]
         tunnels: usize,
         /// Sessions per tunnel.
         #[arg(long, default_value_t = 100)]
         sessions: usize,
-        /// Sessions being set up at once during the bring-up.
-        #[arg(long, default_value_t = 1000)]
-        in_flight: usize,
+        /// Sessions being set up at once during the bring-up (default: xdp 256, memory 1000).
+        #[arg(long)]
+        in_flight: Option<usize>,
+        /// xdp: data packets per second in each direction, round robin over every session.
+        #[arg(long, default_value_t = 20_000)]
+        pps: u64,
+        /// xdp: seconds of traffic before the kill.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
         /// The l2xdpd binary (default: next to this one).
         #[arg(long)]
         l2xdpd: Option<PathBuf>,
@@ -247,6 +259,15 @@ fn parse_list<T>(s: &str, what: &str, f: fn(&str) -> Option<T>) -> Result<Vec<T>
         .collect()
 }
 
+/// The failover scenario's fast path.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum FastPath {
+    /// The XDP fast path in network namespaces, traffic counted (root).
+    Xdp,
+    /// The in-memory fast path on loopback: the control plane alone.
+    Memory,
+}
+
 /// A runtime for the control-plane scenarios: one worker for the LAC emulator's driver.
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
@@ -287,6 +308,7 @@ fn main() -> ExitCode {
                 l2xdpd: lns::sibling_binary("l2xdpd"),
                 dataplane: lns::sibling_binary("l2xdp-dataplane"),
                 l2xdpctl: lns::sibling_binary("l2xdpctl"),
+                scale: demo::Scale::default(),
             };
             match demo::run(&opts) {
                 Ok(r) => {
@@ -487,17 +509,65 @@ fn main() -> ExitCode {
             }
         }
         Scenario::Failover {
+            fast_path: FastPath::Xdp,
+            tunnels,
+            sessions,
+            in_flight,
+            pps,
+            seconds,
+            l2xdpd,
+            limit_secs,
+            json,
+        } => {
+            let opts = failover_xdp::Options {
+                tunnels,
+                sessions,
+                in_flight: in_flight.unwrap_or(failover_xdp::IN_FLIGHT),
+                pps,
+                seconds,
+                l2xdpd: l2xdpd.unwrap_or_else(setup_rate::default_l2xdpd),
+                dataplane: lns::sibling_binary("l2xdp-dataplane"),
+                l2xdpctl: lns::sibling_binary("l2xdpctl"),
+                limit: Duration::from_secs(limit_secs),
+            };
+            match failover_xdp::run(&opts) {
+                Ok(r) => {
+                    println!("\n{}", failover_xdp::table(&r));
+                    if let Err(e) = setup_rate::write_json(&json, &r) {
+                        eprintln!("l2xdp-bench failover: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                    println!("JSON: {}", json.display());
+                    if r.ok {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                }
+                Err(demo::Error::Interrupted) => {
+                    eprintln!("\nl2xdp-bench failover: interrupted; everything was removed");
+                    ExitCode::from(130)
+                }
+                Err(e) => {
+                    eprintln!("\nl2xdp-bench failover: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Scenario::Failover {
+            fast_path: FastPath::Memory,
             tunnels,
             sessions,
             in_flight,
             l2xdpd,
             limit_secs,
             json,
+            ..
         } => {
             let opts = failover::Options {
                 tunnels,
                 sessions,
-                in_flight,
+                in_flight: in_flight.unwrap_or(1000),
                 l2xdpd: l2xdpd.unwrap_or_else(setup_rate::default_l2xdpd),
                 limit: Duration::from_secs(limit_secs),
             };

@@ -140,12 +140,12 @@ pub fn classify_upstream(f: &[u8]) -> Option<u32> {
 /// class is the subscriber's address.
 pub fn classify_downstream(subs: &BTreeMap<SessionKey, Sub>, f: &[u8]) -> Option<u32> {
     let cfg = DecapConfig::default();
-    let views: BTreeMap<SessionKey, Session> = subs.iter().map(|(k, s)| (*k, s.view)).collect();
     // The LAC is the client end: any source the LNS sends is bound to the session it came on.
+    // One map lookup per frame (the bench counts 100,000 sessions' frames with this).
     let seen = std::cell::Cell::new(None);
     let lookup = |k: &SessionKey| {
         seen.set(Some(*k));
-        views.get(k)
+        subs.get(k).map(|s| &s.view)
     };
     match decap(f, &cfg, lookup, |_| None, |_| seen.get()) {
         Verdict::Forward { inner, key, .. } => {

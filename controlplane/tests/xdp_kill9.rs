@@ -32,7 +32,12 @@
 //! give the tunnels up. The point there is that the fast path, owning the pinned maps, keeps
 //! forwarding with no control plane at all.
 //!
-//! `kill_9_and_restart_recovers_every_session_without_loss` is RFC 4951 failover of the real
+//! `kill_9_and_restart_recovers_every_session_without_loss` (L2TPv2, PPP sessions) and
+//! `kill_9_and_restart_recovers_every_pseudowire_without_loss` (L2TPv3 Ethernet pseudowires
+//! over UDP with 8-byte cookies both ways, each bound to an attachment circuit of its own: a
+//! veth pair `pw<i>` — `cpw<i>` between `lns` and `core` with `xdp_l2tp_core` on `pw<i>`;
+//! upstream frames are Ethernet frames carried whole to the core host, downstream ones are
+//! sent on the circuit and encapsulated) run one body, RFC 4951 failover of the real
 //! process: both ends have a Failover Capability (C and D, Recovery Time 10 s), l2xdpd keeps
 //! its state in `[daemon] state_dir`, and the subscribers send LCP Echo-Requests every
 //! 500 ms. A sender sends whole rounds (one packet per session each way) throughout; l2xdpd is
@@ -46,7 +51,10 @@
 //! the same sessions (user, PPP phase, address, installed) as the first one, with every
 //! session restored with its fast-path entry kept; the subscribers' echoes are answered
 //! again; and a new session set up afterwards through the new l2xdpd carries traffic. The
-//! time from the new l2xdpd's start to all tunnels recovered is printed, not asserted.
+//! time from the new l2xdpd's start to all tunnels recovered is printed, not asserted. Every
+//! control message on the access link from bring-up to the end (captured by `dumpcap` in
+//! `lac`), the recovery SCCRQ, FSQ and FSR of every tunnel among them, decodes cleanly in
+//! tshark.
 //!
 //! The topology, packet sockets, paced sending, counting receivers, frame builders and
 //! classifiers are the lab's (`l2xdp_dataplane::lab`), shared with `tests/tests/xdp_e2e.rs`.
@@ -72,11 +80,14 @@ use l2xdp_controlplane::ppp::{AuthMethod, MemoryCredentials, PppConfig};
 use l2xdp_dataplane::lab::packet::PacketSocket;
 use l2xdp_dataplane::lab::topology::{PeerPort, Topology, CORE0, L2TP_PORT, LAC0, LAC_IP, LNS_IP};
 use l2xdp_dataplane::lab::traffic::{
-    self, classify_downstream, classify_upstream, ip_socket, Counter, Flows, Paced, Sub,
+    self, classify_downstream, classify_upstream, classify_upstream_pw, ip_socket, Counter, Flows,
+    Paced, Sub, ETH_P_IP, RECV_BUFFER, RECV_TIMEOUT,
 };
+use l2xdp_dataplane::lab::tshark;
 use l2xdp_dataplane::lab::{is_root, sh, Netns};
 use l2xdp_dataplane::{loader, Binding, DataPlane, XdpDataPlane};
 use l2xdp_ebpf::maps::verdict;
+use l2xdp_ebpf::prog;
 use l2xdp_wire::datapath::{DropReason, SessionKey};
 use l2xdp_wire::l2tp::header::Version;
 use serde_json::Value;
@@ -97,6 +108,26 @@ const ECHO_INTERVAL: Duration = Duration::from_millis(500);
 /// Unanswered Echo-Requests before a subscriber's link goes down (the outage of the restart
 /// test must stay shorter than `ECHO_INTERVAL × ECHO_FAILURES`: 5 s).
 const ECHO_FAILURES: u32 = 10;
+/// L2TPv3 attachment circuits: one per pseudowire, and one for the pseudowire the restart
+/// test opens afterwards.
+const CIRCUITS: usize = N + 1;
+
+/// The LNS's end of the `i`-th attachment circuit (Remote End ID `pw<i>`).
+fn circuit_name(i: usize) -> String {
+    format!("pw{i}")
+}
+
+/// The core host's end of the `i`-th attachment circuit.
+fn circuit_peer_name(i: usize) -> String {
+    format!("cpw{i}")
+}
+
+/// An L2TPv3 attachment circuit of the lab: its LNS end's index (what l2xdpd binds the
+/// pseudowire to) and the core host's end, with `xdp_pass` attached.
+struct Circuit {
+    lns_ifindex: u32,
+    core: PeerPort,
+}
 
 // ---------------------------------------------------------------------------------------------
 // Cleanup guards.
@@ -185,8 +216,10 @@ impl Drop for Daemon {
 
 /// l2xdpd's configuration (and users file) in the scratch directory: the configuration file
 /// and the control socket's path. With `failover`, RFC 4951 failover (C and D) with its state
-/// in `<scratch>/state`. One user more than sessions: the restart test opens one afterwards.
-fn write_config(s: &Scratch, failover: bool) -> (PathBuf, PathBuf) {
+/// in `<scratch>/state`. One user more than sessions: the restart test opens one afterwards;
+/// likewise one L2TPv3 attachment circuit more (`pw<n>`, Remote End ID `pw<n>`), and 8-byte
+/// cookies on pseudowires.
+fn write_config(s: &Scratch, failover: bool, version: Version) -> (PathBuf, PathBuf) {
     let users = s.dir.join("users");
     let mut u = String::from("# user password [address]\n");
     for i in 0..=N {
@@ -209,6 +242,9 @@ pin_dir = "{pins}"
 [l2tp]
 host_name = "lns-kill9"
 {failover}
+[l2tp.pseudowire]
+cookie_len = 8
+
 [ppp]
 auth = ["chap"]
 
@@ -218,10 +254,16 @@ pool = ["100.64.0.0/24"]
 
 [users]
 file = "{users}"
-"#,
+{circuits}"#,
             sock = sock.display(),
             pins = s.pins.display(),
             users = users.display(),
+            circuits = (0..if version == Version::V3 { CIRCUITS } else { 0 })
+                .map(|i| format!(
+                    "\n[[pseudowire]]\nremote_end_id = \"pw{i}\"\ninterface = \"{}\"\n",
+                    circuit_name(i)
+                ))
+                .collect::<String>(),
             state_dir = if failover {
                 format!("state_dir = \"{}\"\n", s.dir.join("state").display())
             } else {
@@ -303,16 +345,19 @@ fn lac_config(failover: bool) -> NodeConfig {
         echo_failures: ECHO_FAILURES,
         ..PppConfig::default()
     };
+    let mut l2tp = L2tpConfig {
+        host_name: "lac".into(),
+        failover: failover.then_some(FailoverConfig {
+            control: true,
+            data: true,
+            recovery_time_ms: RECOVERY_TIME_MS,
+        }),
+        ..L2tpConfig::default()
+    };
+    // L2TPv3 pseudowires with 8-byte cookies both ways (l2xdpd's configuration has the same).
+    l2tp.pseudowire.cookie_len = 8;
     NodeConfig {
-        l2tp: L2tpConfig {
-            host_name: "lac".into(),
-            failover: failover.then_some(FailoverConfig {
-                control: true,
-                data: true,
-                recovery_time_ms: RECOVERY_TIME_MS,
-            }),
-            ..L2tpConfig::default()
-        },
+        l2tp,
         ppp: Arc::new(ppp),
         credentials: Arc::new(MemoryCredentials::new()),
         pool: None,
@@ -360,28 +405,54 @@ struct Lab {
     /// The test's own view of the pinned maps.
     fast: XdpDataPlane,
     pins: PathBuf,
+    /// L2TPv2 PPP sessions or L2TPv3 Ethernet pseudowires.
+    version: Version,
+    /// v3: the attachment circuits (none for v2).
+    circuits: Vec<Circuit>,
     _lns_obj: Ebpf,
     _scratch: Scratch,
     topo: Topology,
 }
 
 impl Lab {
-    /// Step 1 of both tests: the topology, the fast path pinned in the test's own bpffs,
+    /// Step 1 of the tests: the topology, the fast path pinned in the test's own bpffs,
     /// l2xdpd (with RFC 4951 failover when `failover`) and the LAC; `TUNNELS × SESSIONS`
-    /// sessions with PPP through IPCP, reported up and installed by l2xdpd and bound to
-    /// their IPCP addresses in the pinned maps.
-    fn up(tag: &str, failover: bool) -> Lab {
+    /// sessions of `version`, reported up and installed by l2xdpd and bound in the pinned
+    /// maps: L2TPv2 with PPP through IPCP, bound to their IPCP addresses; or L2TPv3 Ethernet
+    /// pseudowires (8-byte cookies), each bound to its attachment circuit (a veth pair
+    /// `pw<i>` — `cpw<i>` between `lns` and `core`, the fast path attached on `pw<i>`).
+    fn up(tag: &str, failover: bool, version: Version) -> Lab {
         let topo = Topology::new(tag);
         let scratch = Scratch::new(tag);
         let pins = scratch.pins.clone();
-        let lns_obj = topo.attach_fast_path(&pins);
+        let mut lns_obj = topo.attach_fast_path(&pins);
+        let circuits = match version {
+            Version::V2 => Vec::new(),
+            Version::V3 => (0..CIRCUITS)
+                .map(|i| {
+                    let (lns_end, core_end) = (circuit_name(i), circuit_peer_name(i));
+                    topo.add_circuit(&lns_end, &core_end);
+                    let _g = topo.lns.enter();
+                    loader::attach_pinned(&mut lns_obj, prog::CORE, &lns_end, &pins)
+                        .expect("attach the core program to the circuit");
+                    Circuit {
+                        lns_ifindex: loader::ifindex(&lns_end).expect("circuit ifindex"),
+                        core: PeerPort::new(&topo.core, &core_end),
+                    }
+                })
+                .collect(),
+        };
         let fast = XdpDataPlane::open(&pins).expect("open pins");
         let core_port = PeerPort::new(&topo.core, CORE0);
         let lac_port = PeerPort::new(&topo.lac, LAC0);
-        let (core_sock, lac_sock) = (ip_socket(&core_port), ip_socket(&lac_port));
+        let core_sock = match version {
+            Version::V2 => ip_socket(&core_port),
+            Version::V3 => all_ports_socket(&topo.core),
+        };
+        let lac_sock = ip_socket(&lac_port);
 
         // The LNS: the l2xdpd process in `lns`, over the pinned maps.
-        let (cfg, sock) = write_config(&scratch, failover);
+        let (cfg, sock) = write_config(&scratch, failover, version);
         let daemon = start_daemon(&topo.lns, &cfg, &sock);
         let status = ask(&sock, r#"{"cmd":"status"}"#);
         assert_eq!(status["ok"], true, "{status}");
@@ -403,28 +474,35 @@ impl Lab {
             .build()
             .expect("runtime");
 
-        // Tunnels, sessions, PPP through IPCP.
+        // Tunnels, sessions (PPP through IPCP for v2).
         let peer = Peer::udp(SocketAddr::new(IpAddr::V4(LNS_IP), L2TP_PORT));
-        let (tunnels, lac_up) =
-            rt.block_on(lac_node.bring_up(peer, Version::V2, TUNNELS, SESSIONS));
+        let (tunnels, lac_up) = rt.block_on(lac_node.bring_up(peer, version, TUNNELS, SESSIONS));
 
         // l2xdpd reports them all up and installed (bounded wait: its PPP may finish a moment
         // after the LAC's).
-        let status = status_when(&sock, |d| d["installed"] == N && d["ppp_up"] == N);
+        let ppp = ppp_sessions(version, N);
+        let status = status_when(&sock, |d| d["installed"] == N && d["ppp_up"] == ppp);
         eprintln!("l2xdpd status after bring-up: {status}");
         assert_eq!(status["data"]["tunnels"], TUNNELS, "{status}");
         assert_eq!(status["data"]["sessions"], N, "{status}");
-        assert_eq!(status["data"]["ppp_up"], N, "{status}");
+        assert_eq!(status["data"]["ppp_up"], ppp, "{status}");
         assert_eq!(status["data"]["installed"], N, "{status}");
 
-        // The LAC's view of every session: its IDs (ours and the LNS's) and the subscriber
-        // address.
+        // The LAC's view of every session: its IDs (ours and the LNS's), cookies, and the
+        // subscriber address (for a pseudowire, the address its frames carry).
         let mut subs: BTreeMap<SessionKey, Sub> = BTreeMap::new();
         for e in &lac_up {
-            let s = lac_sub(&rt, &lac_node, e).expect("a PPP up event");
+            let s = lac_sub(&rt, &lac_node, e, &circuits).expect("a session up event");
             subs.insert(s.view.our_ids, s);
         }
-        assert_eq!(subs.len(), N, "one LAC session per PPP up");
+        assert_eq!(subs.len(), N, "one LAC session per up event");
+        if version == Version::V3 {
+            assert!(
+                subs.values().all(|s| s.view.cookie_rx.as_bytes().len() == 8
+                    && s.view.cookie_tx.as_bytes().len() == 8),
+                "8-byte cookies both ways"
+            );
+        }
 
         // Installed by l2xdpd in the pinned maps, bound to the addresses IPCP assigned
         // (bounded wait for the last binding).
@@ -438,7 +516,7 @@ impl Lab {
             assert_eq!(e.session.local_addr, IpAddr::V4(LNS_IP));
             assert_eq!(e.session.peer_addr, IpAddr::V4(LAC_IP));
         }
-        assert_bound(&fast, &subs);
+        assert_bound(&fast, &subs, &circuits);
         // Bring-up may see one unknown_session drop per session at most (the LAC's first LCP
         // Configure-Request can overtake the install that follows its ICCN; see xdp_e2e.rs).
         let bringup_drops = fast.drop_counters().expect("drops");
@@ -465,6 +543,8 @@ impl Lab {
             core_port,
             fast,
             pins,
+            version,
+            circuits,
             _lns_obj: lns_obj,
             _scratch: scratch,
             topo,
@@ -473,8 +553,12 @@ impl Lab {
 
     /// Counting receivers for `subs`' traffic: at the core host (upstream) and at the LAC
     /// (downstream), each on a packet socket of its own.
+    /// For pseudowires the core host counts on all its attachment circuits at once.
     fn counters(&self, subs: &BTreeMap<SessionKey, Sub>) -> (Counter, Counter) {
-        let core_rx = Counter::start(ip_socket(&self.core_port), classify_upstream);
+        let core_rx = match self.version {
+            Version::V2 => Counter::start(ip_socket(&self.core_port), classify_upstream),
+            Version::V3 => Counter::start(all_ports_socket(&self.topo.core), classify_upstream_pw),
+        };
         let subs_rx = subs.clone();
         let lac_rx = Counter::start(ip_socket(&self.lac_port), move |f| {
             classify_downstream(&subs_rx, f)
@@ -507,46 +591,109 @@ impl Lab {
     }
 }
 
-/// The LAC's view of the session of a `PppUp` event (`None` for other events).
-fn lac_sub(rt: &tokio::runtime::Runtime, lac: &NodeThread, e: &NodeEvent) -> Option<Sub> {
-    let NodeEvent::PppUp {
-        tunnel,
-        session,
-        local_ipv4,
-        ..
-    } = e
-    else {
-        return None;
+/// Sessions of `version` among `n` with PPP (all of them for v2, none for v3).
+fn ppp_sessions(version: Version, n: usize) -> usize {
+    match version {
+        Version::V2 => n,
+        Version::V3 => 0,
+    }
+}
+
+/// A packet socket for IPv4 frames on every interface of `ns` (the core host's attachment
+/// circuits), as [`ip_socket`] otherwise.
+fn all_ports_socket(ns: &Netns) -> PacketSocket {
+    let _g = ns.enter();
+    PacketSocket::open(0, ETH_P_IP, RECV_TIMEOUT).force_recv_buffer(RECV_BUFFER)
+}
+
+/// The LAC's view of the session of a `PppUp` event (v2), or of a pseudowire's `SessionUp`
+/// (v3: its Remote End ID `pw<i>` names its attachment circuit, and its frames carry
+/// 100.65.0.<i+1>); `None` for other events.
+fn lac_sub(
+    rt: &tokio::runtime::Runtime,
+    lac: &NodeThread,
+    e: &NodeEvent,
+    circuits: &[Circuit],
+) -> Option<Sub> {
+    let (t, s, ipv4) = match e {
+        NodeEvent::PppUp {
+            tunnel,
+            session,
+            local_ipv4,
+            ..
+        } => (*tunnel, *session, *local_ipv4),
+        NodeEvent::SessionUp { tunnel, session } => (*tunnel, *session, None),
+        _ => return None,
     };
-    let (t, s) = (*tunnel, *session);
     let up = rt
         .block_on(lac.handle.inspect(move |n| n.session((t, s)).cloned()))
         .expect("LAC running")
         .expect("the LAC knows its session");
-    let addr = local_ipv4.expect("IPCP gave the subscriber an address");
     let sequencing = up.sequencing_rx || up.sequencing_tx;
-    Some(Sub::new(up.our_ids, up.peer_ids, sequencing, addr))
+    match up.version {
+        Version::V2 => {
+            let NodeEvent::PppUp { .. } = e else {
+                return None;
+            };
+            let addr = ipv4.expect("IPCP gave the subscriber an address");
+            Some(Sub::new(up.our_ids, up.peer_ids, sequencing, addr))
+        }
+        Version::V3 => {
+            let name = String::from_utf8_lossy(&up.remote_end_id).into_owned();
+            let i: usize = name
+                .strip_prefix("pw")
+                .and_then(|i| i.parse().ok())
+                .expect("Remote End ID pw<i>");
+            Some(Sub::pseudowire(
+                up.our_ids,
+                up.peer_ids,
+                up.cookie_rx,
+                up.cookie_tx,
+                up.sublayer_rx || up.sublayer_tx,
+                sequencing,
+                Ipv4Addr::new(100, 65, 0, u8::try_from(i + 1).expect("few circuits")),
+                circuits[i].core.ifindex,
+            ))
+        }
+    }
 }
 
-/// The sessions of the pinned maps bound to a subscriber's IPv4 address.
-fn bound(fast: &XdpDataPlane) -> BTreeMap<SessionKey, Ipv4Addr> {
+/// What steers downstream traffic into each session of the pinned maps: its subscriber's
+/// IPv4 address (v2), or its attachment circuit's index (v3).
+fn bound(fast: &XdpDataPlane) -> BTreeMap<SessionKey, u32> {
     fast.sessions()
         .expect("sessions")
         .iter()
         .filter_map(|e| match e.binding {
-            Binding::Subscriber { ipv4: Some(a), .. } => Some((e.key(), a)),
+            Binding::Subscriber { ipv4: Some(a), .. } => Some((e.key(), u32::from(a))),
+            Binding::AttachmentCircuit { ifindex } => Some((e.key(), ifindex)),
             _ => None,
         })
         .collect()
 }
 
-/// Every session of `subs` is bound, in the pinned maps, to its subscriber's address.
-fn assert_bound(fast: &XdpDataPlane, subs: &BTreeMap<SessionKey, Sub>) {
+/// What [`bound`] must say of `sub`: its address, or its circuit's LNS end.
+fn steer(sub: &Sub, circuits: &[Circuit]) -> u32 {
+    match sub.circuit {
+        None => u32::from(sub.addr),
+        Some(core) => {
+            circuits
+                .iter()
+                .find(|c| c.core.ifindex == core)
+                .expect("the sub's circuit")
+                .lns_ifindex
+        }
+    }
+}
+
+/// Every session of `subs` is bound, in the pinned maps, to its subscriber's address or to
+/// its attachment circuit.
+fn assert_bound(fast: &XdpDataPlane, subs: &BTreeMap<SessionKey, Sub>, circuits: &[Circuit]) {
     let bound = bound(fast);
     for s in subs.values() {
         assert_eq!(
             bound.get(&s.lns_key),
-            Some(&s.addr),
+            Some(&steer(s, circuits)),
             "binding of {:?}",
             s.lns_key
         );
@@ -563,7 +710,7 @@ fn kill_9_of_l2xdpd_drops_no_data_packet() {
         return;
     }
     // 1. Tunnels, sessions, PPP through IPCP.
-    let mut lab = Lab::up("k9", false);
+    let mut lab = Lab::up("k9", false, Version::V2);
 
     // 2. Traffic both ways through XDP, l2xdpd alive.
     let (core_rx, lac_rx) = lab.counters(&lab.subs);
@@ -688,16 +835,44 @@ fn lac_echo_replies(rt: &tokio::runtime::Runtime, lac: &NodeThread) -> Vec<(Sess
 
 #[test]
 fn kill_9_and_restart_recovers_every_session_without_loss() {
+    restart_recovers(
+        "kill_9_and_restart_recovers_every_session_without_loss",
+        "k9r",
+        Version::V2,
+    );
+}
+
+#[test]
+fn kill_9_and_restart_recovers_every_pseudowire_without_loss() {
+    restart_recovers(
+        "kill_9_and_restart_recovers_every_pseudowire_without_loss",
+        "k9r3",
+        Version::V3,
+    );
+}
+
+/// The restart test, for L2TPv2 PPP sessions or L2TPv3 Ethernet pseudowires (see the module
+/// documentation).
+fn restart_recovers(name: &str, tag: &str, version: Version) {
     if !is_root() {
         eprintln!(
-            "*** SKIPPED kill_9_and_restart_recovers_every_session_without_loss: needs root \
-             (network namespaces, XDP, bpffs, ip netns exec). Run the tests as root. ***"
+            "*** SKIPPED {name}: needs root (network namespaces, XDP, bpffs, ip netns exec). \
+             Run the tests as root. ***"
         );
         return;
     }
     // 1. Both ends with RFC 4951 failover (C and D); l2xdpd keeps its state in the scratch
-    // directory. Tunnels, sessions, PPP through IPCP; traffic both ways, l2xdpd alive.
-    let mut lab = Lab::up("k9r", true);
+    // directory. Tunnels, sessions (PPP through IPCP for v2); traffic both ways, l2xdpd
+    // alive.
+    let mut lab = Lab::up(tag, true, version);
+    // Every control message on the access link from here on, both ways (T bit set: not the
+    // data), for tshark.
+    let capture = tshark::Dumpcap::start(
+        &lab.topo.lac.name,
+        LAC0,
+        &format!("udp port {L2TP_PORT} and udp[8] & 0x80 != 0"),
+        &lab._scratch.dir.join("control.pcap"),
+    );
     let (core_rx, lac_rx) = lab.counters(&lab.subs);
     let mut flows = Flows::new(&lab.subs);
     lab.traffic_alive(&mut flows, &core_rx, &lac_rx);
@@ -820,7 +995,7 @@ fn kill_9_and_restart_recovers_every_session_without_loss() {
     // their IDs, PPP up (restored, not renegotiated), installed.
     let d = &recovered_status["data"];
     assert_eq!(d["sessions"], N, "{recovered_status}");
-    assert_eq!(d["ppp_up"], N, "{recovered_status}");
+    assert_eq!(d["ppp_up"], ppp_sessions(version, N), "{recovered_status}");
     assert_eq!(d["installed"], N, "{recovered_status}");
     assert_eq!(d["node"]["restored"], N, "{recovered_status}");
     assert_eq!(d["node"]["restored_kept"], N, "{recovered_status}");
@@ -856,57 +1031,48 @@ fn kill_9_and_restart_recovers_every_session_without_loss() {
     );
 
     // The subscribers' keepalives are answered by the new l2xdpd's restored links.
-    let echoes = lac_echo_replies(&lab.rt, &lab.lac_node);
-    let end = Instant::now() + LIMIT;
-    loop {
-        let now = lac_echo_replies(&lab.rt, &lab.lac_node);
-        assert_eq!(now.len(), N, "LAC sessions all still there");
-        if now
-            .iter()
-            .zip(&echoes)
-            .all(|((s, r), (s0, r0))| s == s0 && r > r0)
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < end,
-            "echoes not answered after the restart: {now:?} vs {echoes:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
+    if version == Version::V2 {
+        assert_echoes_answered(&lab);
     }
 
-    // 4. A new session through the new l2xdpd, with an address nobody has, carries traffic.
+    // 4. A new session through the new l2xdpd (with an address nobody has, or on a circuit
+    // of its own) carries traffic.
     let t = lab.tunnels[0];
     let up = lab.rt.block_on(async {
-        lab.lac_node.open_user_session(t, N).await;
+        match version {
+            Version::V2 => lab.lac_node.open_user_session(t, N).await,
+            Version::V3 => lab.lac_node.open_pseudowire(t, N).await,
+        }
         wait_for(
             LIMIT,
             &mut lab.lac_node.events,
             1,
-            "the new session's PPP",
-            |e| matches!(e, NodeEvent::PppUp { .. }),
+            "the new session up",
+            |e| match version {
+                Version::V2 => matches!(e, NodeEvent::PppUp { .. }),
+                Version::V3 => matches!(e, NodeEvent::SessionUp { .. }),
+            },
             is_down,
         )
         .await
     });
-    let new = lac_sub(&lab.rt, &lab.lac_node, &up[0]).expect("a PPP up event");
+    let new = lac_sub(&lab.rt, &lab.lac_node, &up[0], &lab.circuits).expect("an up event");
     assert!(
         lab.subs.values().all(|s| s.addr != new.addr),
         "{} is taken",
         new.addr
     );
-    let status = status_when(&lab.sock, |d| {
-        d["installed"] == N + 1 && d["ppp_up"] == N + 1
-    });
+    let ppp = ppp_sessions(version, N + 1);
+    let status = status_when(&lab.sock, |d| d["installed"] == N + 1 && d["ppp_up"] == ppp);
     assert_eq!(status["data"]["sessions"], N + 1, "{status}");
-    assert_eq!(status["data"]["ppp_up"], N + 1, "{status}");
+    assert_eq!(status["data"]["ppp_up"], ppp, "{status}");
     assert_eq!(status["data"]["installed"], N + 1, "{status}");
     let one = BTreeMap::from([(new.view.our_ids, new.clone())]);
     let end = Instant::now() + LIMIT;
     while !bound(&lab.fast).contains_key(&new.lns_key) && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_bound(&lab.fast, &one);
+    assert_bound(&lab.fast, &one, &lab.circuits);
     let (core_rx, lac_rx) = lab.counters(&one);
     let mut new_flows = Flows::new(&one);
     new_flows.send_rounds(
@@ -948,7 +1114,55 @@ fn kill_9_and_restart_recovers_every_session_without_loss() {
          a new session carried {PER_SESSION} each way",
         N * per_total
     );
+
+    // 5. Every control message on the access link since bring-up, the failover ones among
+    // them (a recovery SCCRQ with its Tunnel Recovery AVP and an FSQ/FSR per tunnel),
+    // decodes cleanly in tshark.
+    if let Some(capture) = capture {
+        let path = capture.stop();
+        if let Some(rows) = tshark::assert_clean(&path, &[], &[]) {
+            let count = |f: &dyn Fn(&tshark::Row) -> bool| rows.iter().filter(|r| f(r)).count();
+            let recovery_sccrq = count(&|r| {
+                r.message_type == "1" && r.avp_type_list().contains(&AVP_TUNNEL_RECOVERY)
+            });
+            let fsq = count(&|r| r.message_type == "21");
+            let fsr = count(&|r| r.message_type == "22");
+            eprintln!(
+                "capture: {} control messages, {recovery_sccrq} recovery SCCRQ, {fsq} FSQ, \
+                 {fsr} FSR, all clean in tshark",
+                rows.len()
+            );
+            assert_eq!(recovery_sccrq, TUNNELS, "recovery SCCRQs");
+            assert!(fsq >= TUNNELS && fsr >= TUNNELS, "FSQ {fsq}, FSR {fsr}");
+        }
+    }
     drop(core_rx);
     drop(lac_rx);
     drop(lab);
+}
+
+/// RFC 4951 §5.2: the Tunnel Recovery AVP.
+const AVP_TUNNEL_RECOVERY: u16 = 77;
+
+/// The subscribers' LCP keepalives get answers (waited for, bounded): every LAC session's
+/// link counts more Echo-Replies than it had.
+fn assert_echoes_answered(lab: &Lab) {
+    let echoes = lac_echo_replies(&lab.rt, &lab.lac_node);
+    let end = Instant::now() + LIMIT;
+    loop {
+        let now = lac_echo_replies(&lab.rt, &lab.lac_node);
+        assert_eq!(now.len(), N, "LAC sessions all still there");
+        if now
+            .iter()
+            .zip(&echoes)
+            .all(|((s, r), (s0, r0))| s == s0 && r > r0)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "echoes not answered after the restart: {now:?} vs {echoes:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -7,6 +7,7 @@
 //! - [`packet`]: AF_PACKET sockets bound to one interface, to send and receive raw frames.
 //! - [`traffic`]: subscribers as the LAC sees them, frame builders and classifiers, counting
 //!   receivers and senders paced by what the receivers counted.
+//! - [`tshark`]: Wireshark as an independent judge of captured frames.
 //!
 //! Everything here is a fixture: a failure panics with what failed. Needs root and iproute2
 //! (and `ethtool`).
@@ -14,6 +15,7 @@
 pub mod packet;
 pub mod topology;
 pub mod traffic;
+pub mod tshark;
 
 use std::fs::File;
 use std::os::fd::AsRawFd;

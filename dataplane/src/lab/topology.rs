@@ -104,6 +104,18 @@ impl Topology {
         t
     }
 
+    /// Adds an L2TPv3 attachment circuit: a veth pair `lns_end` (in `lns`) — `core_end` (in
+    /// `core`), both up, no addresses (it carries a pseudowire's Ethernet frames as they are).
+    /// The fast path must be attached to `lns_end` too (`xdp_l2tp_core`: what arrives there
+    /// is encapsulated), and `xdp_pass` to `core_end` ([`PeerPort`]) for redirected frames.
+    pub fn add_circuit(&self, lns_end: &str, core_end: &str) {
+        let mac = MacAddr([2, 0, 0, 0, 0x0d, 0]);
+        veth(&self.lns, lns_end, mac, core_end, &self.core);
+        // Distinct MACs are not needed: nothing on a circuit is addressed to its ends.
+        self.lns.ip(&["link", "set", lns_end, "up"]);
+        self.core.ip(&["link", "set", core_end, "up"]);
+    }
+
     /// Loads the fast path with its maps pinned under `pins` (see [`Pins`]), attaches
     /// `xdp_l2tp_access` on `la` and `xdp_l2tp_core` on `lc` (native mode, links pinned too),
     /// and sets the default [`FastPathConfig`] through the pins, as the control plane would.

@@ -38,6 +38,9 @@ pub enum Request {
     },
     /// Close a session (CDN).
     ClearSession { tunnel: TunnelId, session: u32 },
+    /// Initiator role: open session `n` in an established tunnel of ours, as `[initiator]`
+    /// numbers them (`daemon::nth_session`: PPP as `user<n>`, or Remote End ID `pw<n>`).
+    OpenSession { tunnel: TunnelId, n: usize },
     /// Close a tunnel (StopCCN).
     ClearTunnel { tunnel: TunnelId },
 }
@@ -122,6 +125,31 @@ pub async fn answer(handle: &Handle, req: Request) -> Reply {
                     Reply::ok(v)
                 })
                 .await
+        }
+        Request::OpenSession { tunnel, n } => {
+            let version = handle
+                .inspect(move |node| {
+                    node.tunnel_status()
+                        .iter()
+                        .find(|t| t.tunnel == tunnel)
+                        .map(|t| t.version)
+                })
+                .await;
+            match version {
+                Ok(Some(v)) => match handle
+                    .inspect(move |node| crate::daemon::nth_session(node, v, n))
+                    .await
+                {
+                    Ok(Ok((params, auth))) => handle
+                        .open_session(tunnel, params, auth)
+                        .await
+                        .map(|r| r.map_or_else(|e| Reply::err(e.to_string()), Reply::ok)),
+                    Ok(Err(e)) => Ok(Reply::err(e)),
+                    Err(e) => Err(e),
+                },
+                Ok(None) => Ok(Reply::err(format!("no tunnel {tunnel}"))),
+                Err(e) => Err(e),
+            }
         }
         Request::ClearSession { tunnel, session } => handle
             .close_session((tunnel, session))

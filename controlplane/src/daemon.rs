@@ -34,7 +34,21 @@
 //! [[pseudowire]]                       # L2TPv3 attachment circuits
 //! remote_end_id = "pw-customer-1"
 //! interface = "eth2"
+//!
+//! [initiator]                          # the initiator role (LAC/LCCE; labs and benches)
+//! peer = "192.0.2.1:1701"
+//! version = 2                          # 2: PPP sessions, 3: Ethernet pseudowires
+//! tunnels = 4
+//! sessions = 4                         # per tunnel
 //! ```
+//!
+//! With `[initiator]` the daemon opens, at start-up, `tunnels` control connections to `peer`
+//! and `sessions` sessions in each, numbered `n` = 0, 1, … across the tunnels: L2TPv2
+//! sessions whose PPP client authenticates as `user<n>` with that user's password from the
+//! users file, or L2TPv3 pseudowires with Remote End ID `pw<n>` (see [`initiate`]) — unless
+//! it recovered tunnels from its failover state (RFC 4951: a restarted LAC takes its tunnels
+//! back, PPP client links included, rather than opening new ones). The control socket's
+//! `open_session` opens one more.
 //! Errors name the file, line and field (see [`crate::config_file`]).
 
 use std::collections::HashMap;
@@ -43,12 +57,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use l2xdp_dataplane::{DataPlane, MemoryDataPlane};
+use l2xdp_wire::l2tp::header::Version;
 use serde::Deserialize;
 
 use crate::config_file::{self, ConfigError};
+use crate::driver::Handle;
 use crate::l2tp::failover::DirStore;
-use crate::l2tp::L2tpConfig;
-use crate::node::{Node, NodeConfig};
+use crate::l2tp::{CallParams, L2tpConfig, Peer, TunnelId};
+use crate::node::{ClientAuth, Node, NodeConfig, NodeEvent};
 use crate::ppp::{Credentials, Ipv4Pool, MemoryCredentials, PppConfig};
 use crate::socket::L2tpSocket;
 
@@ -68,6 +84,107 @@ pub struct DaemonConfig {
     pub users: UsersSection,
     /// L2TPv3 attachment circuits.
     pub pseudowire: Vec<PseudowireBinding>,
+    /// The initiator role: what to open at start-up.
+    pub initiator: Option<InitiatorSection>,
+}
+
+/// `[initiator]`: tunnels and sessions the daemon opens at start-up (LAC/LCCE role).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InitiatorSection {
+    /// The LNS/LCCE to connect to.
+    pub peer: SocketAddr,
+    /// L2TP version: 2 (PPP sessions) or 3 (Ethernet pseudowires).
+    pub version: u8,
+    /// Control connections to open.
+    pub tunnels: usize,
+    /// Sessions per control connection.
+    pub sessions: usize,
+}
+
+impl InitiatorSection {
+    /// The L2TP version.
+    pub fn version(&self) -> Result<Version, String> {
+        match self.version {
+            2 => Ok(Version::V2),
+            3 => Ok(Version::V3),
+            v => Err(format!("initiator.version: {v} is neither 2 nor 3")),
+        }
+    }
+}
+
+/// The session parameters and PPP client credentials of session `n` of an initiator (see the
+/// module documentation): `user<n>` with its password from `node`'s credentials (v2), or
+/// Remote End ID `pw<n>` (v3).
+pub fn nth_session(
+    node: &Node,
+    version: Version,
+    n: usize,
+) -> Result<(CallParams, Option<ClientAuth>), String> {
+    match version {
+        Version::V2 => {
+            let user = format!("user{n}");
+            let auth = node
+                .client_auth(&user)
+                .ok_or_else(|| format!("{user} is not in the users file"))?;
+            Ok((CallParams::default(), Some(auth)))
+        }
+        Version::V3 => Ok((
+            CallParams {
+                remote_end_id: format!("pw{n}").into_bytes(),
+                ..CallParams::default()
+            },
+            None,
+        )),
+    }
+}
+
+/// The initiator role at start-up: opens `init.tunnels` tunnels to `init.peer`, waits for each
+/// to come up (`events` are the driver's; a tunnel going down first is an error), then opens
+/// `init.sessions` sessions in each ([`nth_session`]). Returns the tunnels.
+pub async fn initiate(
+    handle: &Handle,
+    events: &mut tokio::sync::mpsc::UnboundedReceiver<NodeEvent>,
+    init: &InitiatorSection,
+) -> Result<Vec<TunnelId>, String> {
+    let version = init.version()?;
+    let peer = Peer::udp(init.peer);
+    let mut tunnels = Vec::new();
+    for _ in 0..init.tunnels {
+        let t = handle
+            .open_tunnel(peer, version)
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("opening a tunnel to {}: {e}", init.peer))?;
+        tunnels.push(t);
+    }
+    let mut up = 0;
+    while up < tunnels.len() {
+        match events.recv().await {
+            Some(NodeEvent::TunnelUp { tunnel, .. }) if tunnels.contains(&tunnel) => up += 1,
+            Some(NodeEvent::TunnelDown { tunnel, .. }) if tunnels.contains(&tunnel) => {
+                return Err(format!("tunnel {tunnel} to {} went down", init.peer));
+            }
+            Some(_) => {}
+            None => return Err("the driver stopped".into()),
+        }
+    }
+    let mut n = 0;
+    for &t in &tunnels {
+        for _ in 0..init.sessions {
+            let (params, auth) = handle
+                .inspect(move |node| nth_session(node, version, n))
+                .await
+                .map_err(|e| e.to_string())??;
+            handle
+                .open_session(t, params, auth)
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("opening session {n} in tunnel {t}: {e}"))?;
+            n += 1;
+        }
+    }
+    Ok(tunnels)
 }
 
 /// `[daemon]`.

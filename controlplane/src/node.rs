@@ -119,8 +119,13 @@ pub enum NodeEvent {
 /// reads back in [`Node::recover`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppData {
-    /// The server link's state while PPP is up; `None` before, and while it renegotiates.
+    /// The link's state while PPP is up; `None` before, and while it renegotiates.
     pub ppp: Option<LinkState>,
+    /// Client role (the LAC): the user the PPP client authenticates as. Its password is not
+    /// stored: a restored client takes it from the node's credentials (the users file), and
+    /// needs it only if the LNS renegotiates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_user: Option<String>,
 }
 
 /// Why [`Node::recover`] failed.
@@ -220,6 +225,8 @@ struct SessionState {
     /// Client role: the credentials and seed of a PPP client not started yet (see
     /// [`CLIENT_START`]).
     pending_client: Option<(ClientAuth, u64)>,
+    /// Client role: the user the PPP client authenticates as (persisted with its state).
+    client_user: Option<String>,
 }
 
 /// A LAC's PPP client starts when the LNS's first PPP frame arrives — the LNS has the ICCN and
@@ -428,6 +435,18 @@ impl Node {
         let t = self.registry.open_tunnel(peer, version, now)?;
         self.pump(now);
         Ok(t)
+    }
+
+    /// The PPP client credentials of `user` from the node's credentials (the users file), for
+    /// [`open_session`](Self::open_session) in the initiator role.
+    pub fn client_auth(&self, user: &str) -> Option<ClientAuth> {
+        self.cfg
+            .credentials
+            .lookup(user.as_bytes())
+            .map(|e| ClientAuth {
+                user: user.to_string(),
+                password: e.secret,
+            })
     }
 
     /// Opens a session in an established tunnel; with `auth`, an L2TPv2 session then runs the
@@ -662,11 +681,32 @@ impl Node {
         let mut ppp_up = None;
         let mut ipv4 = None;
         let (link, binding) = match up.version {
-            // The emulator's client credentials are not persisted: the session stays, its PPP
-            // is not driven any more.
+            // The PPP client (the LAC): rebuilt from its saved state as the user it was,
+            // with that user's password from the credentials (none stored). Without a saved
+            // state the session stays, its PPP not driven any more.
             Version::V2 if up.initiator => {
-                ipv4 = app.ppp.as_ref().and_then(|s| s.local_ipv4);
-                (None, None)
+                let link = match (&app.ppp, &app.client_user) {
+                    (Some(saved), Some(user)) => {
+                        let password = self
+                            .cfg
+                            .credentials
+                            .lookup(user.as_bytes())
+                            .map(|e| e.secret)
+                            .unwrap_or_default();
+                        ipv4 = saved.local_ipv4;
+                        ppp_up = Some(saved.link_up());
+                        Some(Link::restore_client(
+                            self.cfg.ppp.clone(),
+                            user,
+                            &password,
+                            saved,
+                            seed,
+                            now,
+                        ))
+                    }
+                    _ => None,
+                };
+                (link, None)
             }
             Version::V2 => {
                 let restored = app.ppp.as_ref().and_then(|saved| {
@@ -742,6 +782,7 @@ impl Node {
                 installed,
                 ipv4,
                 pending_client: None,
+                client_user: app.client_user.clone(),
             },
         );
         if has_link {
@@ -833,6 +874,7 @@ impl Node {
             seed,
             now,
         ));
+        st.client_user = Some(auth.user);
         self.dirty.push(key);
         true
     }
@@ -957,6 +999,7 @@ impl Node {
                 installed,
                 ipv4: None,
                 pending_client,
+                client_user: None,
             },
         );
         if has_link {
@@ -994,17 +1037,22 @@ impl Node {
                     };
                     self.install(&up, Some(&u), binding)
                 };
-                let saved = self
-                    .sessions
-                    .get_mut(&key)
-                    .and_then(|st| {
-                        st.ipv4 = addr;
-                        st.installed |= ok;
-                        st.link.as_ref().and_then(Link::state)
-                    })
-                    .filter(|_| server);
-                if saved.is_some() {
-                    self.set_app_data(key, &AppData { ppp: saved }, now);
+                // Both roles persist the link (RFC 4951: a restarted LNS or LAC takes its
+                // sessions back without renegotiating PPP).
+                let saved = self.sessions.get_mut(&key).and_then(|st| {
+                    st.ipv4 = addr;
+                    st.installed |= ok;
+                    st.link
+                        .as_ref()
+                        .and_then(Link::state)
+                        .map(|l| (l, st.client_user.clone()))
+                });
+                if let Some((ppp, client_user)) = saved {
+                    let app = AppData {
+                        ppp: Some(ppp),
+                        client_user,
+                    };
+                    self.set_app_data(key, &app, now);
                 }
             }
             LinkEvent::NetworkDown => {
@@ -1015,10 +1063,8 @@ impl Node {
                 if let Some(st) = self.sessions.get_mut(&key) {
                     st.ipv4 = None;
                 }
-                if server {
-                    // A restart now renegotiates rather than restoring what is going away.
-                    self.set_app_data(key, &AppData::default(), now);
-                }
+                // A restart now renegotiates rather than restoring what is going away.
+                self.set_app_data(key, &AppData::default(), now);
             }
             LinkEvent::AuthFailed { user } => {
                 self.events.push_back(NodeEvent::AuthFailed {

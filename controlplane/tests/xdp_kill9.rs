@@ -56,6 +56,14 @@
 //! `lac`), the recovery SCCRQ, FSQ and FSR of every tunnel among them, decodes cleanly in
 //! tshark.
 //!
+//! `lac_kill_9_and_restart_recovers_sessions_with_l2xdpd_as_remote_endpoint` (v2) and
+//! `lac_kill_9_and_restart_recovers_pseudowires_with_l2xdpd_as_remote_endpoint` (v3) swap the
+//! roles: the LAC is an `l2xdpd` process too, in the initiator role (`[initiator]` in its
+//! configuration), and it is the one SIGKILLed and restarted; it takes its tunnels back as
+//! the RFC 4951 recovery endpoint, its PPP client links restored from its state, while the
+//! l2xdpd LNS holds them as the remote endpoint and its fast path forwards throughout (see
+//! `lac_restart_recovers`).
+//!
 //! The topology, packet sockets, paced sending, counting receivers, frame builders and
 //! classifiers are the lab's (`l2xdp_dataplane::lab`), shared with `tests/tests/xdp_e2e.rs`.
 //!
@@ -127,6 +135,32 @@ fn circuit_peer_name(i: usize) -> String {
 struct Circuit {
     lns_ifindex: u32,
     core: PeerPort,
+}
+
+/// For v3, the [`CIRCUITS`] attachment circuits (`pw<i>` — `cpw<i>`), the fast path
+/// (`xdp_l2tp_core` of `lns_obj`, pinned in `pins`) attached to their LNS ends; none for v2.
+fn make_circuits(
+    topo: &Topology,
+    lns_obj: &mut Ebpf,
+    pins: &Path,
+    version: Version,
+) -> Vec<Circuit> {
+    if version == Version::V2 {
+        return Vec::new();
+    }
+    (0..CIRCUITS)
+        .map(|i| {
+            let (lns_end, core_end) = (circuit_name(i), circuit_peer_name(i));
+            topo.add_circuit(&lns_end, &core_end);
+            let _g = topo.lns.enter();
+            loader::attach_pinned(lns_obj, prog::CORE, &lns_end, pins)
+                .expect("attach the core program to the circuit");
+            Circuit {
+                lns_ifindex: loader::ifindex(&lns_end).expect("circuit ifindex"),
+                core: PeerPort::new(&topo.core, &core_end),
+            }
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -426,22 +460,7 @@ impl Lab {
         let scratch = Scratch::new(tag);
         let pins = scratch.pins.clone();
         let mut lns_obj = topo.attach_fast_path(&pins);
-        let circuits = match version {
-            Version::V2 => Vec::new(),
-            Version::V3 => (0..CIRCUITS)
-                .map(|i| {
-                    let (lns_end, core_end) = (circuit_name(i), circuit_peer_name(i));
-                    topo.add_circuit(&lns_end, &core_end);
-                    let _g = topo.lns.enter();
-                    loader::attach_pinned(&mut lns_obj, prog::CORE, &lns_end, &pins)
-                        .expect("attach the core program to the circuit");
-                    Circuit {
-                        lns_ifindex: loader::ifindex(&lns_end).expect("circuit ifindex"),
-                        core: PeerPort::new(&topo.core, &core_end),
-                    }
-                })
-                .collect(),
-        };
+        let circuits = make_circuits(&topo, &mut lns_obj, &pins, version);
         let fast = XdpDataPlane::open(&pins).expect("open pins");
         let core_port = PeerPort::new(&topo.core, CORE0);
         let lac_port = PeerPort::new(&topo.lac, LAC0);
@@ -1165,4 +1184,410 @@ fn assert_echoes_answered(lab: &Lab) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The roles swapped: the LAC fails, l2xdpd is the RFC 4951 remote endpoint.
+
+/// The LAC process's configuration: l2xdpd in the initiator role (`[initiator]`: `TUNNELS`
+/// tunnels of `SESSIONS` sessions of `version` to l2xdpd, PPP as `user<n>` from the users
+/// file `write_config` wrote, or pseudowires `pw<n>` with 8-byte cookies), no fast path of its
+/// own, RFC 4951 failover (C and D) with its state in `<scratch>/lac-state`; its PPP clients
+/// send an Echo-Request every [`ECHO_INTERVAL`]. The configuration file and control socket.
+fn write_lac_config(s: &Scratch, version: Version) -> (PathBuf, PathBuf) {
+    let sock = s.dir.join("lac.sock");
+    let cfg = s.dir.join("lac.toml");
+    let v = match version {
+        Version::V2 => 2,
+        Version::V3 => 3,
+    };
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"[daemon]
+listen = ["{LAC_IP}:{L2TP_PORT}"]
+control_socket = "{sock}"
+state_dir = "{state}"
+
+[dataplane]
+mode = "memory"
+
+[l2tp]
+host_name = "lac"
+
+[l2tp.failover]
+control = true
+data = true
+recovery_time_ms = {RECOVERY_TIME_MS}
+
+[l2tp.pseudowire]
+cookie_len = 8
+
+[ppp]
+auth = ["chap"]
+echo_interval = {echo}
+echo_failures = {ECHO_FAILURES}
+
+[users]
+file = "{users}"
+
+[initiator]
+peer = "{LNS_IP}:{L2TP_PORT}"
+version = {v}
+tunnels = {TUNNELS}
+sessions = {SESSIONS}
+"#,
+            sock = sock.display(),
+            state = s.dir.join("lac-state").display(),
+            echo = ECHO_INTERVAL.as_secs_f64(),
+            users = s.dir.join("users").display(),
+        ),
+    )
+    .expect("LAC config file");
+    (cfg, sock)
+}
+
+/// The LAC's view of every session in l2xdpd's pinned maps (the mirror of l2xdpd's entry:
+/// IDs and cookies swapped), as [`lac_sub`] would give it; the LAC process is not asked.
+fn subs_from_fast_path(fast: &XdpDataPlane, circuits: &[Circuit]) -> BTreeMap<SessionKey, Sub> {
+    fast.sessions()
+        .expect("sessions")
+        .into_iter()
+        .map(|e| {
+            let l = &e.session;
+            let sub = match e.binding {
+                Binding::Subscriber { ipv4: Some(a), .. } => {
+                    Sub::new(l.peer_ids, l.our_ids, l.sequencing, a)
+                }
+                Binding::AttachmentCircuit { ifindex } => {
+                    let i = circuits
+                        .iter()
+                        .position(|c| c.lns_ifindex == ifindex)
+                        .expect("a circuit of the lab");
+                    Sub::pseudowire(
+                        l.peer_ids,
+                        l.our_ids,
+                        l.cookie_tx,
+                        l.cookie_rx,
+                        l.l2ss,
+                        l.sequencing,
+                        Ipv4Addr::new(100, 65, 0, u8::try_from(i + 1).expect("few circuits")),
+                        circuits[i].core.ifindex,
+                    )
+                }
+                ref b => panic!("{:?} not bound yet: {b:?}", e.key()),
+            };
+            (sub.view.our_ids, sub)
+        })
+        .collect()
+}
+
+#[test]
+fn lac_kill_9_and_restart_recovers_sessions_with_l2xdpd_as_remote_endpoint() {
+    lac_restart_recovers(
+        "lac_kill_9_and_restart_recovers_sessions_with_l2xdpd_as_remote_endpoint",
+        "k9l",
+        Version::V2,
+    );
+}
+
+#[test]
+fn lac_kill_9_and_restart_recovers_pseudowires_with_l2xdpd_as_remote_endpoint() {
+    lac_restart_recovers(
+        "lac_kill_9_and_restart_recovers_pseudowires_with_l2xdpd_as_remote_endpoint",
+        "k9l3",
+        Version::V3,
+    );
+}
+
+/// The roles swapped. Both ends are `l2xdpd` processes with RFC 4951 failover (C and D): the
+/// LNS in `lns` over the pinned fast path as in the other tests, the LAC in `lac` in the
+/// initiator role (`[initiator]`, no fast path of its own, its state in its own `state_dir`).
+/// With traffic flowing both ways through XDP (the test's packet sockets send and count, with
+/// the LAC's view of each session mirrored from l2xdpd's pinned entries), the *LAC* is
+/// SIGKILLed, traffic goes on, and a new LAC process with the same configuration takes its
+/// tunnels back as the recovery endpoint (a recovery tunnel per tunnel, the control channel
+/// reset, FSQ/FSR) — restoring its PPP client links from their saved state, not opening new
+/// tunnels — while l2xdpd holds the tunnels for the Recovery Time as the remote endpoint.
+/// Asserted: every data packet arrived (receivers and per-session XDP counters), nothing
+/// dropped; l2xdpd's tunnels and sessions are what they were (the recovery tunnels aside),
+/// nothing removed from its fast path; the new LAC reports the same sessions (IDs, user, PPP
+/// phase, address) restored; a new session opened through the new LAC's control socket comes
+/// up and carries traffic; every control message on the access link decodes cleanly in tshark.
+fn lac_restart_recovers(name: &str, tag: &str, version: Version) {
+    if !is_root() {
+        eprintln!(
+            "*** SKIPPED {name}: needs root (network namespaces, XDP, bpffs, ip netns exec). \
+             Run the tests as root. ***"
+        );
+        return;
+    }
+    // 1. The lab, l2xdpd (the LNS, remote endpoint) and the LAC process; the LAC opens its
+    // tunnels and sessions at start-up.
+    let topo = Topology::new(tag);
+    let scratch = Scratch::new(tag);
+    let pins = scratch.pins.clone();
+    let mut lns_obj = topo.attach_fast_path(&pins);
+    let circuits = make_circuits(&topo, &mut lns_obj, &pins, version);
+    let fast = XdpDataPlane::open(&pins).expect("open pins");
+    let core_port = PeerPort::new(&topo.core, CORE0);
+    let lac_port = PeerPort::new(&topo.lac, LAC0);
+    let (core_sock, core_rx_sock) = match version {
+        Version::V2 => (ip_socket(&core_port), ip_socket(&core_port)),
+        Version::V3 => (all_ports_socket(&topo.core), all_ports_socket(&topo.core)),
+    };
+    let lac_sock = ip_socket(&lac_port);
+    let (lns_cfg, lns_sock) = write_config(&scratch, true, version);
+    let _lns = start_daemon(&topo.lns, &lns_cfg, &lns_sock);
+    let capture = tshark::Dumpcap::start(
+        &topo.lac.name,
+        LAC0,
+        &format!("udp port {L2TP_PORT} and udp[8] & 0x80 != 0"),
+        &scratch.dir.join("control.pcap"),
+    );
+    let (lac_cfg, lac_ctl) = write_lac_config(&scratch, version);
+    let mut lac = start_daemon(&topo.lac, &lac_cfg, &lac_ctl);
+    let ppp = ppp_sessions(version, N);
+    let status = status_when(&lns_sock, |d| {
+        d["installed"] == N && d["ppp_up"] == ppp && d["tunnels"] == TUNNELS
+    });
+    eprintln!("l2xdpd status after bring-up: {status}");
+    assert_eq!(status["data"]["sessions"], N, "{status}");
+    assert_eq!(status["data"]["installed"], N, "{status}");
+    assert_eq!(status["data"]["ppp_up"], ppp, "{status}");
+    let lac_status = status_when(&lac_ctl, |d| d["sessions"] == N && d["ppp_up"] == ppp);
+    assert_eq!(lac_status["data"]["sessions"], N, "{lac_status}");
+    assert_eq!(lac_status["data"]["ppp_up"], ppp, "{lac_status}");
+    let end = Instant::now() + LIMIT;
+    while bound(&fast).len() < N && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let subs = subs_from_fast_path(&fast, &circuits);
+    assert_eq!(subs.len(), N);
+    assert_bound(&fast, &subs, &circuits);
+    let bringup_drops = fast.drop_counters().expect("drops");
+    let unknown = bringup_drops[DropReason::UnknownSession as usize];
+    assert!(unknown <= N as u64, "unknown_session drops: {unknown}");
+    assert_eq!(
+        bringup_drops.iter().sum::<u64>(),
+        unknown,
+        "{bringup_drops:?}"
+    );
+
+    let counters = |subs: &BTreeMap<SessionKey, Sub>, core: PacketSocket| {
+        let core_rx = match version {
+            Version::V2 => Counter::start(core, classify_upstream),
+            Version::V3 => Counter::start(core, classify_upstream_pw),
+        };
+        let subs_rx = subs.clone();
+        let lac_rx = Counter::start(ip_socket(&lac_port), move |f| {
+            classify_downstream(&subs_rx, f)
+        });
+        (core_rx, lac_rx)
+    };
+    let (core_rx, lac_rx) = counters(&subs, core_rx_sock);
+    let mut flows = Flows::new(&subs);
+    flows.send_rounds(
+        PER_SESSION,
+        &mut Paced::new(&lac_sock, &core_rx),
+        &mut Paced::new(&core_sock, &lac_rx),
+    );
+    core_rx.wait(N * PER_SESSION, "upstream, both alive");
+    lac_rx.wait(N * PER_SESSION, "downstream, both alive");
+
+    let lns_tunnels_before = ask(&lns_sock, r#"{"cmd":"tunnels"}"#)["data"].clone();
+    let lns_sessions_before = ask(&lns_sock, r#"{"cmd":"sessions"}"#)["data"].clone();
+    let lac_tunnels_before = ask(&lac_ctl, r#"{"cmd":"tunnels"}"#)["data"].clone();
+    let lac_sessions_before = ask(&lac_ctl, r#"{"cmd":"sessions"}"#)["data"].clone();
+    assert_eq!(lns_tunnels_before.as_array().map(Vec::len), Some(TUNNELS));
+    assert_eq!(lac_sessions_before.as_array().map(Vec::len), Some(N));
+    let lns_node_before = status["data"]["node"].clone();
+
+    // 2. kill -9 of the LAC while traffic flows; traffic goes on; a new LAC process (same
+    // configuration, state, address) recovers its tunnels; traffic goes on after.
+    let stop = AtomicBool::new(false);
+    let rounds = AtomicUsize::new(0);
+    let mut recovery = Duration::ZERO;
+    let mut lac_recovered = Value::Null;
+    let flows_ref = &mut flows;
+    let sent = std::thread::scope(|sc| {
+        let sender = sc.spawn(|| {
+            let mut up = Paced::new(&lac_sock, &core_rx);
+            let mut down = Paced::new(&core_sock, &lac_rx);
+            while !stop.load(Ordering::Acquire) {
+                for k in 0..flows_ref.order.len() {
+                    flows_ref.send(k, &mut up, &mut down);
+                }
+                rounds.fetch_add(1, Ordering::Release);
+            }
+            assert_eq!(up.sent, down.sent);
+            up.sent
+        });
+        let wait_rounds = |n: usize, what: &str| {
+            let end = Instant::now() + LIMIT;
+            while rounds.load(Ordering::Acquire) < n {
+                assert!(Instant::now() < end, "{what}: the sender is stuck");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        };
+        wait_rounds(ROUNDS_STAGE, "before the kill");
+        lac.kill_9();
+        let at_kill = rounds.load(Ordering::Acquire);
+        assert!(
+            UnixStream::connect(&lac_ctl).is_err(),
+            "the LAC's control socket still answers"
+        );
+        wait_rounds(at_kill + ROUNDS_STAGE, "with no LAC");
+        let t0 = Instant::now();
+        lac = start_daemon(&topo.lac, &lac_cfg, &lac_ctl);
+        lac_recovered = status_when(&lac_ctl, |d| {
+            d["l2tp"]["failover"]["tunnel recovered"] == TUNNELS
+        });
+        recovery = t0.elapsed();
+        let at_recovered = rounds.load(Ordering::Acquire);
+        wait_rounds(at_recovered + ROUNDS_STAGE, "after the recovery");
+        stop.store(true, Ordering::Release);
+        sender.join().expect("sender")
+    });
+    eprintln!(
+        "LAC restart: all {TUNNELS} tunnels recovered {recovery:?} after the new LAC process \
+         was started; {} rounds of {N} packets each way",
+        sent / N
+    );
+    eprintln!("LAC status after the recovery: {lac_recovered}");
+
+    // 3. Not one data packet lost, no drop.
+    let per_total = PER_SESSION + sent / N;
+    core_rx.wait(N * per_total, "upstream, overall");
+    lac_rx.wait(N * per_total, "downstream, overall");
+    flows.assert_delivered(per_total, &core_rx.counts(), &lac_rx.counts(), &fast);
+    assert_eq!(
+        fast.drop_counters().expect("drops"),
+        bringup_drops,
+        "nothing dropped"
+    );
+    let v = fast.verdict_counters().expect("verdicts");
+    assert_eq!(v[verdict::DECAP as usize], (N * per_total) as u64, "{v:?}");
+    assert_eq!(v[verdict::ENCAP as usize], (N * per_total) as u64, "{v:?}");
+    drop(core_rx);
+    drop(lac_rx);
+
+    // l2xdpd, the remote endpoint: its tunnels (the recovery tunnels aside) and sessions as
+    // they were, nothing removed from or added to its fast path.
+    let lns_tunnels_after = ask(&lns_sock, r#"{"cmd":"tunnels"}"#)["data"].clone();
+    let ids: Vec<&Value> = lns_tunnels_before
+        .as_array()
+        .expect("tunnels")
+        .iter()
+        .map(|t| &t["tunnel"])
+        .collect();
+    let old: Vec<Value> = lns_tunnels_after
+        .as_array()
+        .expect("tunnels")
+        .iter()
+        .filter(|t| ids.contains(&&t["tunnel"]))
+        .cloned()
+        .collect();
+    assert_eq!(Value::Array(old), lns_tunnels_before, "l2xdpd's tunnels");
+    let lns_sessions_after = ask(&lns_sock, r#"{"cmd":"sessions"}"#)["data"].clone();
+    assert_eq!(lns_sessions_after, lns_sessions_before, "l2xdpd's sessions");
+    let lns_status = ask(&lns_sock, r#"{"cmd":"status"}"#);
+    eprintln!("l2xdpd status after the LAC's recovery: {lns_status}");
+    let node = &lns_status["data"]["node"];
+    for c in ["installs", "removals", "dataplane_errors"] {
+        assert_eq!(node[c], lns_node_before[c], "l2xdpd {c}: {lns_status}");
+    }
+    assert_bound(&fast, &subs, &circuits);
+
+    // The new LAC: its tunnels and sessions restored with their IDs, PPP client links up
+    // from their saved state.
+    let d = &lac_recovered["data"];
+    assert_eq!(d["sessions"], N, "{lac_recovered}");
+    assert_eq!(d["ppp_up"], ppp, "{lac_recovered}");
+    assert_eq!(d["node"]["restored"], N, "{lac_recovered}");
+    assert_eq!(d["node"]["store_errors"], 0, "{lac_recovered}");
+    let lac_tunnels_after = ask(&lac_ctl, r#"{"cmd":"tunnels"}"#)["data"].clone();
+    let lac_ids: Vec<&Value> = lac_tunnels_before
+        .as_array()
+        .expect("tunnels")
+        .iter()
+        .map(|t| &t["tunnel"])
+        .collect();
+    let lac_old: Vec<Value> = lac_tunnels_after
+        .as_array()
+        .expect("tunnels")
+        .iter()
+        .filter(|t| lac_ids.contains(&&t["tunnel"]))
+        .cloned()
+        .collect();
+    assert_eq!(
+        Value::Array(lac_old),
+        lac_tunnels_before,
+        "the LAC's tunnels"
+    );
+    let lac_sessions_after = ask(&lac_ctl, r#"{"cmd":"sessions"}"#)["data"].clone();
+    assert_eq!(
+        lac_sessions_after, lac_sessions_before,
+        "the LAC's sessions"
+    );
+
+    // 4. A new session through the new LAC comes up at both ends and carries traffic.
+    let t = &lac_tunnels_before[0]["tunnel"];
+    let r = ask(
+        &lac_ctl,
+        &format!(r#"{{"cmd":"open_session","tunnel":{t},"n":{N}}}"#),
+    );
+    assert_eq!(r["ok"], true, "{r}");
+    let ppp = ppp_sessions(version, N + 1);
+    let status = status_when(&lns_sock, |d| d["installed"] == N + 1 && d["ppp_up"] == ppp);
+    assert_eq!(status["data"]["installed"], N + 1, "{status}");
+    let lac_status = status_when(&lac_ctl, |d| d["sessions"] == N + 1 && d["ppp_up"] == ppp);
+    assert_eq!(lac_status["data"]["ppp_up"], ppp, "{lac_status}");
+    let end = Instant::now() + LIMIT;
+    while bound(&fast).len() < N + 1 && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let one: BTreeMap<SessionKey, Sub> = subs_from_fast_path(&fast, &circuits)
+        .into_iter()
+        .filter(|(k, _)| !subs.contains_key(k))
+        .collect();
+    assert_eq!(one.len(), 1, "one new session");
+    let core_rx_sock = match version {
+        Version::V2 => ip_socket(&core_port),
+        Version::V3 => all_ports_socket(&topo.core),
+    };
+    let (core_rx, lac_rx) = counters(&one, core_rx_sock);
+    let mut new_flows = Flows::new(&one);
+    new_flows.send_rounds(
+        PER_SESSION,
+        &mut Paced::new(&lac_sock, &core_rx),
+        &mut Paced::new(&core_sock, &lac_rx),
+    );
+    core_rx.wait(PER_SESSION, "upstream, the new session");
+    lac_rx.wait(PER_SESSION, "downstream, the new session");
+    new_flows.assert_delivered(PER_SESSION, &core_rx.counts(), &lac_rx.counts(), &fast);
+    drop(core_rx);
+    drop(lac_rx);
+
+    // 5. Every control message on the access link decodes cleanly in tshark, the LAC's
+    // recovery SCCRQ, FSQ and l2xdpd's FSR of every tunnel among them.
+    if let Some(capture) = capture {
+        let path = capture.stop();
+        if let Some(rows) = tshark::assert_clean(&path, &[], &[]) {
+            let count = |f: &dyn Fn(&tshark::Row) -> bool| rows.iter().filter(|r| f(r)).count();
+            let recovery_sccrq = count(&|r| {
+                r.message_type == "1" && r.avp_type_list().contains(&AVP_TUNNEL_RECOVERY)
+            });
+            let fsq = count(&|r| r.message_type == "21");
+            let fsr = count(&|r| r.message_type == "22");
+            eprintln!(
+                "capture: {} control messages, {recovery_sccrq} recovery SCCRQ, {fsq} FSQ, \
+                 {fsr} FSR, all clean in tshark",
+                rows.len()
+            );
+            assert_eq!(recovery_sccrq, TUNNELS, "recovery SCCRQs");
+            assert!(fsq >= TUNNELS && fsr >= TUNNELS, "FSQ {fsq}, FSR {fsr}");
+        }
+    }
+    drop(lac);
 }

@@ -485,10 +485,9 @@ async fn lns_restart_recovers_tunnels_sessions_ppp_and_fast_path() {
 ///
 /// - the LNS sees nothing go down: its tunnels and sessions keep their IDs, its fast path is
 ///   untouched;
-/// - every tunnel is recovered at the new LAC and every session restored at the L2TP level
-///   with the same IDs both sides. The LAC persists no PPP client state (no credentials, no
-///   link state), so a restored LAC session has no PPP link and no address: exactly that is
-///   asserted;
+/// - every tunnel is recovered at the new LAC and every session restored with the same IDs
+///   both sides, its PPP client link rebuilt from the state the LAC persisted (LCP/IPCP
+///   results and the user, never the password) with its address;
 /// - a new session comes up afterwards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lac_restart_recovers_with_l2xdp_as_remote_endpoint() {
@@ -514,11 +513,22 @@ async fn lac_restart_recovers_with_l2xdp_as_remote_endpoint() {
     assert_eq!(lac_before.len(), total);
     assert_eq!(lac_tunnels_before.len(), TUNNELS);
 
-    // The LAC's state is on disk: its tunnels (as initiator) and sessions, no PPP state.
+    // The LAC's state is on disk: its tunnels (as initiator) and sessions, each with its PPP
+    // client's state and user (its password is not stored).
     let state = DirStore::open(&lac_dir).expect("dir").load().expect("load");
     assert_eq!(state.tunnels.len(), TUNNELS);
     assert!(state.tunnels.iter().all(|t| t.initiator));
     assert_eq!(state.sessions.len(), total);
+    for s in &state.sessions {
+        let app: AppData = serde_json::from_value(s.app.clone()).expect("app data");
+        assert!(app.ppp.is_some(), "{app:?}");
+        let user = app.client_user.expect("the client's user");
+        assert!(
+            !s.app.to_string().contains(&format!("\"pw{}", &user[4..])),
+            "{}",
+            s.app
+        );
+    }
 
     // Kill the LAC; a new LAC process on the same address recovers.
     lac.handle.shutdown().await;
@@ -533,13 +543,14 @@ async fn lac_restart_recovers_with_l2xdp_as_remote_endpoint() {
         is_down,
     )
     .await;
-    // No PPP client state is persisted: the sessions are restored at the L2TP level only.
+    // The PPP client state was persisted with the sessions: each comes back with its link
+    // up (restored, not renegotiated) and its address.
     assert!(
         restored.iter().all(|e| matches!(
             e,
             NodeEvent::SessionRestored {
-                ppp: false,
-                ipv4: None,
+                ppp: true,
+                ipv4: Some(_),
                 ..
             }
         )),
@@ -570,14 +581,16 @@ async fn lac_restart_recovers_with_l2xdp_as_remote_endpoint() {
     assert_eq!(recovered_ids, ids);
 
     // The LAC: the old tunnels with their IDs, state and peers' IDs; the same sessions with
-    // the same IDs both sides, without PPP (nothing to drive it with) and without address.
+    // the same IDs both sides and the same addresses, PPP client links up.
     assert_old_tunnels_kept(&lns_tunnels(&lac2.handle).await, &lac_tunnels_before);
     let lac_after = lns_sessions(&lac2.handle).await;
-    let ids_only = |v: &[(TunnelId, u32, u32, Option<Ipv4Addr>)]| {
-        v.iter().map(|s| (s.0, s.1, s.2)).collect::<Vec<_>>()
-    };
-    assert_eq!(ids_only(&lac_after), ids_only(&lac_before));
-    assert!(lac_after.iter().all(|s| s.3.is_none()), "{lac_after:?}");
+    assert_eq!(lac_after, lac_before);
+    let (_, ppp_up) = lac2
+        .handle
+        .inspect(|n| n.session_counts())
+        .await
+        .expect("running");
+    assert_eq!(ppp_up, total, "PPP client links restored up");
     let c = lac2
         .handle
         .inspect(|n| n.counters())

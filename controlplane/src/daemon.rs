@@ -62,7 +62,7 @@ use serde::Deserialize;
 
 use crate::config_file::{self, ConfigError};
 use crate::driver::Handle;
-use crate::l2tp::failover::DirStore;
+use crate::l2tp::failover::RedbStore;
 use crate::l2tp::{CallParams, L2tpConfig, Peer, TunnelId};
 use crate::node::{ClientAuth, Node, NodeConfig, NodeEvent};
 use crate::ppp::{Credentials, Ipv4Pool, MemoryCredentials, PppConfig};
@@ -198,7 +198,7 @@ pub struct DaemonSection {
     /// The operator's control socket (`l2xdpctl`); none when absent.
     pub control_socket: Option<PathBuf>,
     /// Where the RFC 4951 failover state is kept (used when `[l2tp.failover]` has
-    /// `control = true`): one JSON file per tunnel and per session.
+    /// `control = true`): the embedded database `failover.redb` (`RedbStore`).
     pub state_dir: PathBuf,
 }
 
@@ -438,11 +438,11 @@ pub fn node(cfg: &DaemonConfig, dataplane: Box<dyn DataPlane>) -> Result<Node, S
 
 /// The failover state store: `daemon.state_dir` when `[l2tp.failover]` has `control = true`
 /// (RFC 4951 §5.1: only then is there anything to recover), else none.
-pub fn store(cfg: &DaemonConfig) -> Result<Option<DirStore>, StartError> {
+pub fn store(cfg: &DaemonConfig) -> Result<Option<RedbStore>, StartError> {
     if !cfg.l2tp.persists() {
         return Ok(None);
     }
-    Ok(Some(DirStore::open(&cfg.daemon.state_dir)?))
+    Ok(Some(RedbStore::open(&cfg.daemon.state_dir)?))
 }
 
 fn ifindex(name: &str) -> Option<u32> {
@@ -541,8 +541,10 @@ pool = ["100.64.0.0/16"]
         .expect("valid");
         assert_eq!(c.l2tp.recovery_peers.len(), 1);
         let s = store(&c).expect("opens").expect("a store");
-        assert_eq!(s.dir(), dir.as_path());
+        assert_eq!(s.path(), dir.join(RedbStore::FILE).as_path());
         assert!(dir.is_dir());
+        // One process holds the database at a time.
+        drop(s);
         let n = node(&c, Box::new(MemoryDataPlane::new())).expect("node");
         assert!(n.has_store());
         let _ = std::fs::remove_dir_all(&dir);

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use l2xdp_controlplane::driver::{Driver, Handle};
-use l2xdp_controlplane::l2tp::failover::{DirStore, StateStore};
+use l2xdp_controlplane::l2tp::failover::{RedbStore, StateStore};
 use l2xdp_controlplane::l2tp::{CallParams, FailoverConfig, L2tpConfig, Peer, TunnelId};
 use l2xdp_controlplane::node::{AppData, ClientAuth, Node, NodeConfig, NodeEvent};
 use l2xdp_controlplane::ppp::{AuthMethod, Ipv4Pool, Ipv4Range, MemoryCredentials, PppConfig};
@@ -172,7 +172,7 @@ async fn start_lns_with_circuits(
 /// Gives `node` `dir`'s state, recovers what it holds before any input, as `l2xdpd` does, and
 /// runs it on `addr` (the same address as the killed process's, once that one is gone).
 async fn start_recovered(node: Node, name: &str, addr: SocketAddr, dir: &Path) -> Side {
-    let mut node = node.with_store(Box::new(DirStore::open(dir).expect("state dir")));
+    let mut node = node.with_store(Box::new(RedbStore::open(dir).expect("state dir")));
     node.recover(Instant::now()).expect("recover");
     // The killed process's socket may take a moment to go.
     let mut tries = 0;
@@ -379,8 +379,12 @@ async fn lns_restart_recovers_tunnels_sessions_ppp_and_fast_path() {
     let fast_before = fast.entries();
     assert_eq!(fast_before.len(), total);
 
-    // Everything, PPP included, is on disk now.
-    let state = DirStore::open(&dir).expect("dir").load().expect("load");
+    // Kill the LNS: no CDN, no StopCCN; the fast path and the state directory stay.
+    lns.handle.shutdown().await;
+    let old = lns.task.await.expect("LNS task");
+    drop(old);
+    // Everything, PPP included, was committed to the store (what a new process finds).
+    let state = RedbStore::open(&dir).expect("dir").load().expect("load");
     assert_eq!(state.tunnels.len(), TUNNELS);
     assert_eq!(state.sessions.len(), total);
     for s in &state.sessions {
@@ -388,11 +392,6 @@ async fn lns_restart_recovers_tunnels_sessions_ppp_and_fast_path() {
         let ppp = app.ppp.expect("PPP state persisted");
         assert!(ppp.peer_ipv4.is_some() && ppp.local_magic != 0 && ppp.peer_magic != 0);
     }
-
-    // Kill the LNS: no CDN, no StopCCN; the fast path and the state directory stay.
-    lns.handle.shutdown().await;
-    let old = lns.task.await.expect("LNS task");
-    drop(old);
     let echoes_before = lac_echo_replies(&lac.handle).await;
     assert_eq!(echoes_before.len(), total);
 
@@ -513,9 +512,15 @@ async fn lac_restart_recovers_with_l2xdp_as_remote_endpoint() {
     assert_eq!(lac_before.len(), total);
     assert_eq!(lac_tunnels_before.len(), TUNNELS);
 
-    // The LAC's state is on disk: its tunnels (as initiator) and sessions, each with its PPP
+    // Kill the LAC; a new LAC process on the same address recovers.
+    lac.handle.shutdown().await;
+    drop(lac.task.await.expect("LAC task"));
+    // The LAC's state was committed: its tunnels (as initiator) and sessions, each with its PPP
     // client's state and user (its password is not stored).
-    let state = DirStore::open(&lac_dir).expect("dir").load().expect("load");
+    let state = RedbStore::open(&lac_dir)
+        .expect("dir")
+        .load()
+        .expect("load");
     assert_eq!(state.tunnels.len(), TUNNELS);
     assert!(state.tunnels.iter().all(|t| t.initiator));
     assert_eq!(state.sessions.len(), total);
@@ -529,10 +534,6 @@ async fn lac_restart_recovers_with_l2xdp_as_remote_endpoint() {
             s.app
         );
     }
-
-    // Kill the LAC; a new LAC process on the same address recovers.
-    lac.handle.shutdown().await;
-    drop(lac.task.await.expect("LAC task"));
     let mut lac2 = start_lac_with_store("swap-lac2", lac_addr, &lac_dir).await;
     let restored = wait_for(
         LIMIT,

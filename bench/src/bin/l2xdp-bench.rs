@@ -72,6 +72,11 @@ enum Scenario {
         /// Give up after this many seconds.
         #[arg(long, default_value_t = 600)]
         limit_secs: u64,
+        /// RFC 4951 failover on both ends (C = 1, D = 1): l2xdpd persists every tunnel and
+        /// session in its state store before acknowledging it — the set-up rate with
+        /// persistence.
+        #[arg(long)]
+        failover: bool,
         /// JSON report path.
         #[arg(long, default_value = "target/bench/setup-rate.json")]
         json: PathBuf,
@@ -124,12 +129,14 @@ fn main() -> ExitCode {
             in_flight,
             l2xdpd,
             limit_secs,
+            failover,
             json,
         } => {
             let opts = setup_rate::Options {
                 tunnels,
                 sessions,
                 in_flight,
+                failover,
                 l2xdpd: l2xdpd.unwrap_or_else(setup_rate::default_l2xdpd),
                 limit: Duration::from_secs(limit_secs),
             };

@@ -82,7 +82,7 @@ impl Reply {
 /// What `status` returns.
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
-    /// Tunnels known.
+    /// Tunnels, as `tunnels` lists them (recovery tunnels that are done not counted).
     pub tunnels: usize,
     /// Sessions established.
     pub sessions: usize,
@@ -99,7 +99,7 @@ pub struct Status {
 fn status(n: &Node) -> Status {
     let (sessions, ppp_up) = n.session_counts();
     Status {
-        tunnels: n.registry().len(),
+        tunnels: n.tunnel_status().len(),
         sessions,
         ppp_up,
         installed: n.session_status().iter().filter(|s| s.installed).count(),

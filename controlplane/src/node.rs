@@ -163,6 +163,9 @@ pub struct TunnelStatus {
     pub initiator: bool,
     /// The peer's RFC 4951 Failover Capability.
     pub peer_failover: Option<crate::l2tp::FailoverCapability>,
+    /// An RFC 4951 recovery tunnel: the old tunnel (our ID) it recovers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery_of: Option<TunnelId>,
 }
 
 /// One session as the operator sees it.
@@ -369,11 +372,20 @@ impl Node {
         (self.sessions.len(), up)
     }
 
-    /// Every tunnel, for the operator.
+    /// Every tunnel, for the operator. An RFC 4951 recovery tunnel is listed while it
+    /// recovers (with the old tunnel it recovers); once it is closing it is not: it has done
+    /// its work, and is only held for the StopCCN exchange (RFC 2661 §5.7, RFC 3931 §3.3:
+    /// kept a full retransmission cycle to acknowledge a retransmitted StopCCN), which the
+    /// registry still does.
     pub fn tunnel_status(&self) -> Vec<TunnelStatus> {
+        use crate::l2tp::tunnel::{Role, TunnelState};
         let mut v: Vec<TunnelStatus> = self
             .registry
             .tunnels()
+            .filter(|t| {
+                !(matches!(t.role(), Role::Recovery { .. })
+                    && matches!(t.state(), TunnelState::Closing | TunnelState::Finished))
+            })
             .map(|t| TunnelStatus {
                 tunnel: t.id(),
                 peer_tunnel: t.peer_tunnel_id(),
@@ -384,6 +396,10 @@ impl Node {
                 sessions: t.session_count(),
                 initiator: t.is_initiator(),
                 peer_failover: t.peer_failover(),
+                recovery_of: match t.role() {
+                    Role::Recovery { old } => Some(old),
+                    Role::Normal => None,
+                },
             })
             .collect();
         v.sort_by_key(|t| t.tunnel);

@@ -261,6 +261,9 @@ pub struct Node {
     store: Option<Box<dyn StateStore + Send>>,
     /// Store operations applied and not committed yet.
     uncommitted: bool,
+    /// Restored sessions whose fast-path entry was missing, installed once their tunnel is
+    /// recovered (the outer local address is known only then): binding and PPP results.
+    deferred_installs: HashMap<SessionRef, (Binding, Option<LinkUp>)>,
 }
 
 impl Node {
@@ -283,6 +286,7 @@ impl Node {
             counters: NodeCounters::default(),
             store: None,
             uncommitted: false,
+            deferred_installs: HashMap::new(),
         }
     }
 
@@ -664,11 +668,13 @@ impl Node {
             }
             FailoverEvent::Recovered { tunnel, sessions } => {
                 tracing::info!(tunnel, sessions, "tunnel recovered");
+                self.install_deferred(tunnel);
                 self.events
                     .push_back(NodeEvent::TunnelRecovered { tunnel, sessions });
             }
             FailoverEvent::RecoveryFailed { tunnel, reason } => {
                 tracing::warn!(tunnel, %reason, "tunnel recovery failed");
+                self.deferred_installs.retain(|k, _| k.0 != tunnel);
                 self.events
                     .push_back(NodeEvent::RecoveryFailed { tunnel, reason });
             }
@@ -858,6 +864,18 @@ impl Node {
                 session: e.session,
                 binding,
             },
+            // No entry to keep, and a fresh node does not know yet which local address the
+            // peer talks to (an entry with 0.0.0.0 as its source would send nothing usable).
+            // RFC 4951 §3.2: the recovery tunnel runs between the same endpoints as the old
+            // one, so the peer's SCCRP to it tells; the entry is installed when the tunnel is
+            // recovered ([`Self::install_deferred`]), or dropped with it if the recovery
+            // fails. Until then the session's data is not forwarded (it was not either with
+            // its entry gone).
+            None if !self.local_of.contains_key(&up.peer) => {
+                self.deferred_installs
+                    .insert((up.tunnel, up.session), (binding, ppp.cloned()));
+                return false;
+            }
             None => SessionEntry {
                 session: self.template(up, ppp),
                 binding,
@@ -1181,6 +1199,29 @@ impl Node {
                 self.counters.dataplane_errors += 1;
                 tracing::warn!(tunnel = up.tunnel, session = up.session, %e, "fast-path install failed");
                 false
+            }
+        }
+    }
+
+    /// Installs the fast-path entries of `tunnel`'s restored sessions that had none (see
+    /// [`Self::restore_entry`]), now that its recovery taught us our local address.
+    fn install_deferred(&mut self, tunnel: TunnelId) {
+        let keys: Vec<SessionRef> = self
+            .deferred_installs
+            .keys()
+            .filter(|k| k.0 == tunnel)
+            .copied()
+            .collect();
+        for key in keys {
+            let Some((binding, ppp)) = self.deferred_installs.remove(&key) else {
+                continue;
+            };
+            let Some(up) = self.sessions.get(&key).map(|st| st.up.clone()) else {
+                continue; // cleared by the recovery (FSR said it is gone)
+            };
+            let ok = self.install(&up, ppp.as_ref(), binding);
+            if let Some(st) = self.sessions.get_mut(&key) {
+                st.installed = ok;
             }
         }
     }

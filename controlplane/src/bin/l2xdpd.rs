@@ -90,6 +90,13 @@ async fn run(cfg: DaemonConfig) -> Result<(), Box<dyn std::error::Error>> {
             "recovery started"
         );
         recovered = r.sessions > 0 || !r.recovering.is_empty();
+        // The loaded state is garbage now: give its memory back to the system (glibc keeps
+        // freed heap otherwise; a restart would cost far more memory than a first start).
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: no arguments beyond the padding; only releases free heap memory.
+        unsafe {
+            libc::malloc_trim(0);
+        }
     }
     let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
     let driver = Driver::new(node, sockets)?.with_events(events_tx);

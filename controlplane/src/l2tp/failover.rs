@@ -360,6 +360,10 @@ impl RedbStore {
     /// The database file's name in the state directory.
     pub const FILE: &'static str = "failover.redb";
 
+    /// redb's page cache (its default is 1 GiB): the store is read once, at start-up, and
+    /// otherwise only written, so a large cache would only keep the whole state resident.
+    pub const CACHE_BYTES: usize = 16 << 20;
+
     /// Opens (or creates) the store in `dir` (created if missing). A database left by a
     /// crashed process is repaired by redb on open; its last commit is what it holds.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
@@ -370,7 +374,10 @@ impl RedbStore {
             source,
         })?;
         let path = dir.join(Self::FILE);
-        let db = redb::Database::create(&path).map_err(|e| Self::db_err("open", &path, e))?;
+        let db = redb::Builder::new()
+            .set_cache_size(Self::CACHE_BYTES)
+            .create(&path)
+            .map_err(|e| Self::db_err("open", &path, e))?;
         let store = RedbStore {
             path,
             db,

@@ -1,7 +1,9 @@
 //! `l2xdpd` as a process: started from a configuration file, a LAC (this crate's initiator
 //! role) brings sessions up against it with PPP, the control socket reports them and clears
 //! one, bad requests get error replies, SIGTERM stops it cleanly; `--check` refuses a bad
-//! configuration naming the line and field.
+//! configuration naming the line and field. l2xdpd in the initiator role (`[initiator]`)
+//! opens its tunnels and sessions against another l2xdpd, and one more through its control
+//! socket.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -89,9 +91,15 @@ file = "{users}"
         ),
     )
     .expect("config");
+    spawn(dir, &cfg)
+}
+
+/// Starts l2xdpd with the configuration `cfg`, its control socket `<dir>/ctl.sock`, and waits
+/// until that answers.
+fn spawn(dir: &Path, cfg: &Path) -> Daemon {
     let child = Command::new(env!("CARGO_BIN_EXE_l2xdpd"))
         .arg("--config")
-        .arg(&cfg)
+        .arg(cfg)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -272,4 +280,102 @@ fn check_refuses_a_bad_config_with_line_and_field() {
 extern "C" {
     #[link_name = "kill"]
     fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+/// Waits (bounded) until `done` holds for the `status` reply's data; returns it.
+fn status_when(sock: &Path, done: impl Fn(&Value) -> bool) -> Value {
+    let t = Instant::now();
+    loop {
+        let s = ask(sock, r#"{"cmd":"status"}"#);
+        assert_eq!(s["ok"], true, "{s}");
+        if done(&s["data"]) || t.elapsed() > LIMIT {
+            return s["data"].clone();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn daemon_in_the_initiator_role_opens_its_sessions() {
+    let base = std::env::temp_dir().join(format!("l2xdpd-init-{}", std::process::id()));
+    let port = free_udp_port();
+    let _lns = start(&base.join("lns"), port);
+    let lns_sock = base.join("lns").join("ctl.sock");
+
+    // The LAC: l2xdpd with [initiator], 2 tunnels × 2 PPP sessions as user0..user3, the
+    // passwords from its users file (which has user4 too, and no user9).
+    let dir = base.join("lac");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let users = dir.join("users");
+    let u: String = (0..5).map(|i| format!("user{i} pw{i}\n")).collect();
+    std::fs::write(&users, u).expect("users");
+    let cfg = dir.join("lac.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"[daemon]
+listen = ["127.0.0.1:{lac_port}"]
+control_socket = "{sock}"
+
+[l2tp]
+host_name = "lac"
+
+[ppp]
+auth = ["chap"]
+
+[users]
+file = "{users}"
+
+[initiator]
+peer = "127.0.0.1:{port}"
+version = 2
+tunnels = 2
+sessions = 2
+"#,
+            lac_port = free_udp_port(),
+            sock = dir.join("ctl.sock").display(),
+            users = users.display(),
+        ),
+    )
+    .expect("config");
+    let _lac = spawn(&dir, &cfg);
+    let lac_sock = dir.join("ctl.sock");
+    let lac = status_when(&lac_sock, |d| d["ppp_up"] == 4);
+    assert_eq!(
+        (&lac["tunnels"], &lac["sessions"], &lac["ppp_up"]),
+        (&2.into(), &4.into(), &4.into()),
+        "{lac}"
+    );
+    let lns = status_when(&lns_sock, |d| d["ppp_up"] == 4);
+    assert_eq!(lns["sessions"], 4, "{lns}");
+    let users_up: Vec<Value> = ask(&lns_sock, r#"{"cmd":"sessions"}"#)["data"]
+        .as_array()
+        .expect("sessions")
+        .iter()
+        .map(|s| s["user"].clone())
+        .collect();
+    for i in 0..4 {
+        assert!(
+            users_up.contains(&format!("user{i}").into()),
+            "{users_up:?}"
+        );
+    }
+
+    // One more through the control socket: session 4 (user4); session 9 has no user.
+    let t = ask(&lac_sock, r#"{"cmd":"tunnels"}"#)["data"][0]["tunnel"].clone();
+    let r = ask(
+        &lac_sock,
+        &format!(r#"{{"cmd":"open_session","tunnel":{t},"n":4}}"#),
+    );
+    assert_eq!(r["ok"], true, "{r}");
+    let r = ask(
+        &lac_sock,
+        &format!(r#"{{"cmd":"open_session","tunnel":{t},"n":9}}"#),
+    );
+    assert_eq!(r["ok"], false, "{r}");
+    let r = ask(&lac_sock, r#"{"cmd":"open_session","tunnel":1,"n":0}"#);
+    assert_eq!(r["ok"], false, "no such tunnel: {r}");
+    let lns = status_when(&lns_sock, |d| d["ppp_up"] == 5);
+    assert_eq!(lns["ppp_up"], 5, "{lns}");
+    let _ = std::fs::remove_dir_all(&base);
 }

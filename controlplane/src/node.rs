@@ -200,6 +200,9 @@ pub struct NodeCounters {
     pub data_unknown_session: u64,
     /// Data messages that did not parse.
     pub data_malformed: u64,
+    /// L2TPv3 data messages that reached the control plane (a pseudowire's frames are the
+    /// fast path's business: they arrive here only on a node without one), dropped.
+    pub data_v3: u64,
     /// Fast-path installs and removals that failed.
     pub dataplane_errors: u64,
     /// Fast-path installs (an L2TPv2 session we accept is installed twice: unbound when it
@@ -522,13 +525,20 @@ impl Node {
     /// or for IP protocol 115 the IP payload.
     pub fn handle_datagram(&mut self, local: SocketAddr, peer: Peer, bytes: &[u8], now: Instant) {
         self.local_of.insert(peer, local);
-        let control = match peer.transport {
-            Transport::Udp => header::peek(bytes).map(|(c, _)| c).unwrap_or(true),
-            Transport::Ip => matches!(header::split_ip(bytes), Ok(IpPayload::Control(_)) | Err(_)),
+        let (control, v3) = match peer.transport {
+            Transport::Udp => header::peek(bytes)
+                .map(|(c, v)| (c, v == Version::V3))
+                .unwrap_or((true, false)),
+            Transport::Ip => (
+                matches!(header::split_ip(bytes), Ok(IpPayload::Control(_)) | Err(_)),
+                true,
+            ),
         };
         if control {
             // The registry validates, counts and answers whatever this is.
             self.registry.handle_datagram(peer, bytes, now);
+        } else if v3 {
+            self.counters.data_v3 += 1;
         } else {
             self.handle_data(bytes, now);
         }

@@ -1477,6 +1477,9 @@ fn lac_restart_recovers(name: &str, tag: &str, version: Version) {
     assert_eq!(d["ppp_up"], ppp, "{lac_recovered}");
     assert_eq!(d["node"]["restored"], N, "{lac_recovered}");
     assert_eq!(d["node"]["store_errors"], 0, "{lac_recovered}");
+    // What reached the LAC's socket besides control: PPP frames (v2) or pseudowire frames
+    // (v3, for the fast path it does not have), nothing unreadable.
+    assert_eq!(d["node"]["data_malformed"], 0, "{lac_recovered}");
     let lac_tunnels_after = ask(&lac_ctl, r#"{"cmd":"tunnels"}"#)["data"].clone();
     assert_eq!(lac_tunnels_after, lac_tunnels_before, "the LAC's tunnels");
     let lac_sessions_after = ask(&lac_ctl, r#"{"cmd":"sessions"}"#)["data"].clone();

@@ -315,6 +315,10 @@ impl DaemonConfig {
                 ));
             }
         }
+        if let Some(i) = &self.initiator {
+            i.version()
+                .map_err(|why| ConfigError::value(path, "initiator.version", why))?;
+        }
         if self.l2tp.hide_avps && self.l2tp.secret_bytes().is_none() {
             return Err(ConfigError::value(
                 path,
@@ -516,6 +520,41 @@ dns = ["192.0.2.53"]
             .expect_err("invalid")
             .to_string();
         assert!(e.contains("RFC 4951"), "{e}");
+    }
+
+    #[test]
+    fn initiator_section() {
+        let c = parse(
+            r#"
+[initiator]
+peer = "192.0.2.1:1701"
+version = 3
+tunnels = 2
+sessions = 5
+[ppp.ipcp]
+pool = ["100.64.0.0/24"]
+"#,
+        )
+        .expect("valid");
+        let i = c.initiator.expect("initiator");
+        assert_eq!(i.version(), Ok(Version::V3));
+        assert_eq!((i.tunnels, i.sessions), (2, 5));
+        let bad = parse(
+            r#"
+[initiator]
+peer = "192.0.2.1:1701"
+version = 4
+tunnels = 1
+sessions = 1
+[ppp.ipcp]
+pool = ["100.64.0.0/24"]
+"#,
+        );
+        assert!(
+            bad.as_ref()
+                .is_err_and(|e| e.to_string().contains("initiator.version")),
+            "{bad:?}"
+        );
     }
 
     #[test]

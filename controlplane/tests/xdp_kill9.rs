@@ -1526,6 +1526,29 @@ fn lac_restart_recovers(name: &str, tag: &str, version: Version) {
     drop(core_rx);
     drop(lac_rx);
 
+    // The restored PPP client links are alive: with the test's traffic stopped, each sends
+    // its LCP Echo-Requests (every ECHO_INTERVAL) and what comes back to the LAC is l2xdpd's
+    // Echo-Replies; both ends keep every session up.
+    if version == Version::V2 {
+        let frames = |d: &Value| {
+            (
+                d["node"]["ppp_frames_out"].as_u64().unwrap_or(0),
+                d["node"]["ppp_frames_in"].as_u64().unwrap_or(0),
+            )
+        };
+        let (out0, in0) = frames(&status_when(&lac_ctl, |_| true)["data"]);
+        let n = (N + 1) as u64;
+        let lac_status = status_when(&lac_ctl, |d| {
+            let (o, i) = frames(d);
+            o >= out0 + n && i >= in0 + n
+        });
+        let (o, i) = frames(&lac_status["data"]);
+        assert!(o >= out0 + n && i >= in0 + n, "echoes: {lac_status}");
+        assert_eq!(lac_status["data"]["ppp_up"], N + 1, "{lac_status}");
+        let status = status_when(&lns_sock, |_| true);
+        assert_eq!(status["data"]["ppp_up"], N + 1, "{status}");
+    }
+
     // 5. Every control message on the access link decodes cleanly in tshark, the LAC's
     // recovery SCCRQ, FSQ and l2xdpd's FSR of every tunnel among them.
     if let Some(capture) = capture {

@@ -1134,7 +1134,11 @@ fn restart_recovers(name: &str, tag: &str, version: Version) {
                  {fsr} FSR, all clean in tshark",
                 rows.len()
             );
-            assert_eq!(recovery_sccrq, TUNNELS, "recovery SCCRQs");
+            // At least: a retransmission (a loaded machine) would be captured too.
+            assert!(
+                recovery_sccrq >= TUNNELS,
+                "recovery SCCRQs: {recovery_sccrq}"
+            );
             assert!(fsq >= TUNNELS && fsr >= TUNNELS, "FSQ {fsq}, FSR {fsr}");
         }
     }
@@ -1565,7 +1569,11 @@ fn lac_restart_recovers(name: &str, tag: &str, version: Version) {
                  {fsr} FSR, all clean in tshark",
                 rows.len()
             );
-            assert_eq!(recovery_sccrq, TUNNELS, "recovery SCCRQs");
+            // At least: a retransmission (a loaded machine) would be captured too.
+            assert!(
+                recovery_sccrq >= TUNNELS,
+                "recovery SCCRQs: {recovery_sccrq}"
+            );
             assert!(fsq >= TUNNELS && fsr >= TUNNELS, "FSQ {fsq}, FSR {fsr}");
         }
     }

@@ -71,29 +71,28 @@
 //! Time limits only bound a hung run; nothing asserts how fast anything went.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aya::Ebpf;
 use l2xdp_controlplane::l2tp::{FailoverConfig, L2tpConfig, Peer, TunnelId};
-use l2xdp_controlplane::lab::{is_down, wait_for, NodeThread};
+use l2xdp_controlplane::lab::l2xdpd::{self, ask, Files, L2xdpd, Placement};
+use l2xdp_controlplane::lab::{is_down, subscriber, wait_for, NodeThread};
 use l2xdp_controlplane::node::{NodeConfig, NodeEvent, SessionRef};
 use l2xdp_controlplane::ppp::{AuthMethod, MemoryCredentials, PppConfig};
 use l2xdp_dataplane::lab::packet::PacketSocket;
+use l2xdp_dataplane::lab::scratch::Scratch;
 use l2xdp_dataplane::lab::topology::{PeerPort, Topology, CORE0, L2TP_PORT, LAC0, LAC_IP, LNS_IP};
 use l2xdp_dataplane::lab::traffic::{
     self, classify_downstream, classify_upstream, classify_upstream_pw, ip_socket, Counter, Flows,
     Paced, Sub, ETH_P_IP, RECV_BUFFER, RECV_TIMEOUT,
 };
 use l2xdp_dataplane::lab::tshark;
-use l2xdp_dataplane::lab::{is_root, sh, Netns};
+use l2xdp_dataplane::lab::{is_root, Netns};
 use l2xdp_dataplane::{loader, Binding, DataPlane, XdpDataPlane};
 use l2xdp_ebpf::maps::verdict;
 use l2xdp_ebpf::prog;
@@ -165,116 +164,25 @@ fn make_circuits(
 }
 
 // ---------------------------------------------------------------------------------------------
-// Cleanup guards.
-
-/// The temporary directory with its bpffs mount and the pins in it: detaches the pinned links,
-/// removes the pinned maps, unmounts, removes the directory — on failure too.
-struct Scratch {
-    dir: PathBuf,
-    bpffs: PathBuf,
-    pins: PathBuf,
-    mounted: bool,
-}
-
-impl Scratch {
-    /// `<tmp>/l2xdp-<tag>-<pid>` (one per test: the tests of this file may run in parallel).
-    fn new(tag: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("l2xdp-{tag}-{}", std::process::id()));
-        let bpffs = dir.join("bpf");
-        std::fs::create_dir_all(&bpffs).expect("scratch directory");
-        let mut s = Scratch {
-            pins: bpffs.join("pins"),
-            dir,
-            bpffs,
-            mounted: false,
-        };
-        let b = s.bpffs.to_str().expect("utf-8 path");
-        sh(&["mount", "-t", "bpf", "bpf", b]);
-        s.mounted = true;
-        s
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if let Err(e) = loader::detach(&self.pins) {
-            eprintln!("cleanup of {}: {e}", self.pins.display());
-        }
-        if self.mounted {
-            let _ = Command::new("umount").arg(&self.bpffs).status();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// The `ip netns exec <lns> l2xdpd` child: SIGKILLed and reaped on drop if still running.
-struct Daemon {
-    child: Child,
-    reaped: Option<std::process::ExitStatus>,
-}
-
-impl Daemon {
-    fn pid(&self) -> i32 {
-        i32::try_from(self.child.id()).expect("pid")
-    }
-
-    /// The process's name, from /proc.
-    fn comm(&self) -> String {
-        std::fs::read_to_string(format!("/proc/{}/comm", self.pid()))
-            .map(|s| s.trim().to_string())
-            .unwrap_or_default()
-    }
-
-    /// SIGKILL to l2xdpd itself (its /proc comm is checked first) and reaps it.
-    fn kill_9(&mut self) {
-        assert_eq!(self.comm(), "l2xdpd", "signalling l2xdpd itself");
-        // SAFETY: a signal to our own child, not yet reaped (its pid cannot be reused).
-        let r = unsafe { libc::kill(self.pid(), libc::SIGKILL) };
-        assert_eq!(r, 0, "kill: {}", std::io::Error::last_os_error());
-        let st = self.child.wait().expect("reap l2xdpd");
-        self.reaped = Some(st);
-        assert_eq!(st.signal(), Some(libc::SIGKILL), "l2xdpd died of SIGKILL");
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if self.reaped.is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
 // l2xdpd.
 
-/// l2xdpd's configuration (and users file) in the scratch directory: the configuration file
-/// and the control socket's path. With `failover`, RFC 4951 failover (C and D) with its state
-/// in `<scratch>/state`. One user more than sessions: the restart test opens one afterwards;
-/// likewise one L2TPv3 attachment circuit more (`pw<n>`, Remote End ID `pw<n>`), and 8-byte
-/// cookies on pseudowires.
-fn write_config(s: &Scratch, failover: bool, version: Version) -> (PathBuf, PathBuf) {
-    let users = s.dir.join("users");
-    let mut u = String::from("# user password [address]\n");
-    for i in 0..=N {
-        u.push_str(&format!("user{i} pw{i}\n"));
-    }
-    std::fs::write(&users, u).expect("users file");
-    let sock = s.dir.join("ctl.sock");
-    let cfg = s.dir.join("l2xdpd.toml");
-    std::fs::write(
-        &cfg,
+/// l2xdpd's configuration (and users file) in the scratch directory
+/// (`l2xdp_controlplane::lab::l2xdpd::write_config` sets listen address, control socket,
+/// state dir, pins and users file). With `failover`, RFC 4951 failover (C and D). One user
+/// more than sessions: the restart test opens one afterwards; likewise, for v3, one L2TPv3
+/// attachment circuit more (`pw<n>`, Remote End ID `pw<n>`), and 8-byte cookies on
+/// pseudowires.
+fn write_config(s: &Scratch, failover: bool, version: Version) -> Files {
+    let failover = if failover {
         format!(
-            r#"[daemon]
-listen = ["{LNS_IP}:{L2TP_PORT}"]
-control_socket = "{sock}"
-{state_dir}
-[dataplane]
-mode = "xdp"
-pin_dir = "{pins}"
-
-[l2tp]
+            "\n[l2tp.failover]\ncontrol = true\ndata = true\n\
+             recovery_time_ms = {RECOVERY_TIME_MS}\n"
+        )
+    } else {
+        String::new()
+    };
+    let base = format!(
+        r#"[l2tp]
 host_name = "lns-kill9"
 {failover}
 [l2tp.pseudowire]
@@ -286,79 +194,32 @@ auth = ["chap"]
 [ppp.ipcp]
 local_address = "100.64.0.1"
 pool = ["100.64.0.0/24"]
-
-[users]
-file = "{users}"
 {circuits}"#,
-            sock = sock.display(),
-            pins = s.pins.display(),
-            users = users.display(),
-            circuits = (0..if version == Version::V3 { CIRCUITS } else { 0 })
-                .map(|i| format!(
-                    "\n[[pseudowire]]\nremote_end_id = \"pw{i}\"\ninterface = \"{}\"\n",
-                    circuit_name(i)
-                ))
-                .collect::<String>(),
-            state_dir = if failover {
-                format!("state_dir = \"{}\"\n", s.dir.join("state").display())
-            } else {
-                String::new()
-            },
-            failover = if failover {
-                format!(
-                    "\n[l2tp.failover]\ncontrol = true\ndata = true\nrecovery_time_ms = {RECOVERY_TIME_MS}\n"
-                )
-            } else {
-                String::new()
-            },
-        ),
+        circuits = (0..if version == Version::V3 { CIRCUITS } else { 0 })
+            .map(|i| format!(
+                "\n[[pseudowire]]\nremote_end_id = \"pw{i}\"\ninterface = \"{}\"\n",
+                circuit_name(i)
+            ))
+            .collect::<String>(),
+    );
+    l2xdpd::write_config(
+        &s.dir,
+        Path::new("base.toml"),
+        &base,
+        Placement::lab(&s.pins),
+        N + 1,
     )
-    .expect("config file");
-    (cfg, sock)
+    .expect("l2xdpd configuration")
 }
 
-/// Starts l2xdpd in `ns` and waits (bounded) until its control socket accepts connections
-/// (the socket file appears at bind, a moment before listen).
-fn start_daemon(ns: &Netns, cfg: &Path, sock: &Path) -> Daemon {
-    let child = Command::new("ip")
-        .args(["netns", "exec", &ns.name])
-        .arg(env!("CARGO_BIN_EXE_l2xdpd"))
-        .arg("--config")
-        .arg(cfg)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start ip netns exec l2xdpd");
-    let mut d = Daemon {
-        child,
-        reaped: None,
-    };
-    let end = Instant::now() + LIMIT;
-    while UnixStream::connect(sock).is_err() {
-        if let Some(st) = d.child.try_wait().expect("try_wait") {
-            d.reaped = Some(st);
-            panic!("l2xdpd exited before opening its control socket: {st:?}");
-        }
-        assert!(
-            Instant::now() < end,
-            "l2xdpd did not open its control socket"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    // `ip netns exec` execs the command: the child's pid is l2xdpd's, so a signal to it
-    // reaches the daemon itself.
-    assert_eq!(d.comm(), "l2xdpd", "the child pid is l2xdpd");
-    d
-}
-
-fn ask(sock: &Path, req: &str) -> Value {
-    let mut s = UnixStream::connect(sock).expect("control socket");
-    s.set_read_timeout(Some(LIMIT)).expect("timeout");
-    s.write_all(format!("{req}\n").as_bytes()).expect("write");
-    let mut line = String::new();
-    BufReader::new(&s).read_line(&mut line).expect("reply");
-    serde_json::from_str(&line).expect("a JSON reply")
+/// Starts l2xdpd in `ns` (its log on our stderr).
+fn start_daemon(ns: &Netns, files: &Files) -> L2xdpd {
+    L2xdpd::start(
+        Some(ns),
+        Path::new(env!("CARGO_BIN_EXE_l2xdpd")),
+        files,
+        None,
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -404,15 +265,7 @@ fn lac_config(failover: bool) -> NodeConfig {
 /// Waits (bounded) until `done` holds for the reply to `status`, and returns that reply (or
 /// the last one, when time ran out: the caller's assertions say what was missing).
 fn status_when(sock: &Path, done: impl Fn(&Value) -> bool) -> Value {
-    let end = Instant::now() + LIMIT;
-    loop {
-        let s = ask(sock, r#"{"cmd":"status"}"#);
-        assert_eq!(s["ok"], true, "{s}");
-        if done(&s["data"]) || Instant::now() > end {
-            return s;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    l2xdpd::status_when(sock, LIMIT, Duration::from_millis(20), done)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -423,9 +276,9 @@ fn status_when(sock: &Path, done: impl Fn(&Value) -> bool) -> Value {
 struct Lab {
     rt: tokio::runtime::Runtime,
     lac_node: NodeThread,
-    daemon: Daemon,
+    daemon: L2xdpd,
     /// l2xdpd's configuration file and control socket.
-    cfg: PathBuf,
+    files: Files,
     sock: PathBuf,
     /// The LAC's tunnels.
     tunnels: Vec<TunnelId>,
@@ -472,8 +325,9 @@ impl Lab {
         let lac_sock = ip_socket(&lac_port);
 
         // The LNS: the l2xdpd process in `lns`, over the pinned maps.
-        let (cfg, sock) = write_config(&scratch, failover, version);
-        let daemon = start_daemon(&topo.lns, &cfg, &sock);
+        let files = write_config(&scratch, failover, version);
+        let sock = files.control_socket.clone();
+        let daemon = start_daemon(&topo.lns, &files);
         let status = ask(&sock, r#"{"cmd":"status"}"#);
         assert_eq!(status["ok"], true, "{status}");
         assert_eq!(status["data"]["installed"], 0, "{status}");
@@ -552,7 +406,7 @@ impl Lab {
             rt,
             lac_node,
             daemon,
-            cfg,
+            files,
             sock,
             tunnels,
             subs,
@@ -626,56 +480,45 @@ fn all_ports_socket(ns: &Netns) -> PacketSocket {
     PacketSocket::open(0, ETH_P_IP, RECV_TIMEOUT).force_recv_buffer(RECV_BUFFER)
 }
 
-/// The LAC's view of the session of a `PppUp` event (v2), or of a pseudowire's `SessionUp`
-/// (v3: its Remote End ID `pw<i>` names its attachment circuit, and its frames carry
-/// 100.65.0.<i+1>); `None` for other events.
+/// The LAC's view of the session of a `PppUp` event (v2: the lab's [`subscriber`]), or of a
+/// pseudowire's `SessionUp` (v3: its Remote End ID `pw<i>` names its attachment circuit, and
+/// its frames carry 100.65.0.<i+1>); `None` for other events.
 fn lac_sub(
     rt: &tokio::runtime::Runtime,
     lac: &NodeThread,
     e: &NodeEvent,
     circuits: &[Circuit],
 ) -> Option<Sub> {
-    let (t, s, ipv4) = match e {
-        NodeEvent::PppUp {
-            tunnel,
-            session,
-            local_ipv4,
-            ..
-        } => (*tunnel, *session, *local_ipv4),
-        NodeEvent::SessionUp { tunnel, session } => (*tunnel, *session, None),
-        _ => return None,
+    let &NodeEvent::SessionUp {
+        tunnel: t,
+        session: s,
+    } = e
+    else {
+        return rt.block_on(subscriber(&lac.handle, e));
     };
     let up = rt
         .block_on(lac.handle.inspect(move |n| n.session((t, s)).cloned()))
         .expect("LAC running")
         .expect("the LAC knows its session");
-    let sequencing = up.sequencing_rx || up.sequencing_tx;
-    match up.version {
-        Version::V2 => {
-            let NodeEvent::PppUp { .. } = e else {
-                return None;
-            };
-            let addr = ipv4.expect("IPCP gave the subscriber an address");
-            Some(Sub::new(up.our_ids, up.peer_ids, sequencing, addr))
-        }
-        Version::V3 => {
-            let name = String::from_utf8_lossy(&up.remote_end_id).into_owned();
-            let i: usize = name
-                .strip_prefix("pw")
-                .and_then(|i| i.parse().ok())
-                .expect("Remote End ID pw<i>");
-            Some(Sub::pseudowire(
-                up.our_ids,
-                up.peer_ids,
-                up.cookie_rx,
-                up.cookie_tx,
-                up.sublayer_rx || up.sublayer_tx,
-                sequencing,
-                Ipv4Addr::new(100, 65, 0, u8::try_from(i + 1).expect("few circuits")),
-                circuits[i].core.ifindex,
-            ))
-        }
+    if up.version != Version::V3 {
+        return None;
     }
+    let sequencing = up.sequencing_rx || up.sequencing_tx;
+    let name = String::from_utf8_lossy(&up.remote_end_id).into_owned();
+    let i: usize = name
+        .strip_prefix("pw")
+        .and_then(|i| i.parse().ok())
+        .expect("Remote End ID pw<i>");
+    Some(Sub::pseudowire(
+        up.our_ids,
+        up.peer_ids,
+        up.cookie_rx,
+        up.cookie_tx,
+        up.sublayer_rx || up.sublayer_tx,
+        sequencing,
+        Ipv4Addr::new(100, 65, 0, u8::try_from(i + 1).expect("few circuits")),
+        circuits[i].core.ifindex,
+    ))
 }
 
 /// What steers downstream traffic into each session of the pinned maps: its subscriber's
@@ -915,7 +758,7 @@ fn restart_recovers(name: &str, tag: &str, version: Version) {
     let rounds = AtomicUsize::new(0);
     let Lab {
         daemon,
-        cfg,
+        files,
         sock,
         lac_sock,
         core_sock,
@@ -961,7 +804,7 @@ fn restart_recovers(name: &str, tag: &str, version: Version) {
         // the control channel reset, FSQ/FSR.
         let t0 = Instant::now();
         stages.1 = rounds.load(Ordering::Acquire);
-        *daemon = start_daemon(&topo.lns, cfg, sock);
+        *daemon = start_daemon(&topo.lns, files);
         recovered_status = status_when(sock, |d| {
             d["l2tp"]["failover"]["tunnel recovered"] == TUNNELS
         });
@@ -1176,30 +1019,21 @@ fn assert_echoes_answered(lab: &Lab) {
 // ---------------------------------------------------------------------------------------------
 // The roles swapped: the LAC fails, l2xdpd is the RFC 4951 remote endpoint.
 
-/// The LAC process's configuration: l2xdpd in the initiator role (`[initiator]`: `TUNNELS`
-/// tunnels of `SESSIONS` sessions of `version` to l2xdpd, PPP as `user<n>` from the users
-/// file `write_config` wrote, or pseudowires `pw<n>` with 8-byte cookies), no fast path of its
-/// own, RFC 4951 failover (C and D) with its state in `<scratch>/lac-state`; its PPP clients
-/// send an Echo-Request every [`ECHO_INTERVAL`]. The configuration file and control socket.
-fn write_lac_config(s: &Scratch, version: Version) -> (PathBuf, PathBuf) {
-    let sock = s.dir.join("lac.sock");
-    let cfg = s.dir.join("lac.toml");
+/// The LAC process's configuration, in `<scratch>/lac` (`l2xdp_controlplane::lab::l2xdpd::
+/// write_config`: listening on the LAC's address, the in-memory data plane — no fast path of
+/// its own —, its own control socket, state directory and users file `user0..user<N>`):
+/// l2xdpd in the initiator role (`[initiator]`: `TUNNELS` tunnels of `SESSIONS` sessions of
+/// `version` to l2xdpd, PPP as `user<n>`, or pseudowires `pw<n>` with 8-byte cookies), RFC 4951
+/// failover (C and D); its PPP clients send an Echo-Request every [`ECHO_INTERVAL`].
+fn write_lac_config(s: &Scratch, version: Version) -> Files {
+    let dir = s.dir.join("lac");
+    std::fs::create_dir_all(&dir).expect("LAC directory");
     let v = match version {
         Version::V2 => 2,
         Version::V3 => 3,
     };
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"[daemon]
-listen = ["{LAC_IP}:{L2TP_PORT}"]
-control_socket = "{sock}"
-state_dir = "{state}"
-
-[dataplane]
-mode = "memory"
-
-[l2tp]
+    let base = format!(
+        r#"[l2tp]
 host_name = "lac"
 
 [l2tp.failover]
@@ -1215,23 +1049,22 @@ auth = ["chap"]
 echo_interval = {echo}
 echo_failures = {ECHO_FAILURES}
 
-[users]
-file = "{users}"
-
 [initiator]
 peer = "{LNS_IP}:{L2TP_PORT}"
 version = {v}
 tunnels = {TUNNELS}
 sessions = {SESSIONS}
 "#,
-            sock = sock.display(),
-            state = s.dir.join("lac-state").display(),
-            echo = ECHO_INTERVAL.as_secs_f64(),
-            users = s.dir.join("users").display(),
-        ),
+        echo = ECHO_INTERVAL.as_secs_f64(),
+    );
+    l2xdpd::write_config(
+        &dir,
+        Path::new("lac.toml"),
+        &base,
+        Placement::memory(SocketAddr::new(IpAddr::V4(LAC_IP), L2TP_PORT)),
+        N + 1,
     )
-    .expect("LAC config file");
-    (cfg, sock)
+    .expect("LAC configuration")
 }
 
 /// The LAC's view of every session in l2xdpd's pinned maps (the mirror of l2xdpd's entry:
@@ -1324,16 +1157,18 @@ fn lac_restart_recovers(name: &str, tag: &str, version: Version) {
         Version::V3 => (all_ports_socket(&topo.core), all_ports_socket(&topo.core)),
     };
     let lac_sock = ip_socket(&lac_port);
-    let (lns_cfg, lns_sock) = write_config(&scratch, true, version);
-    let _lns = start_daemon(&topo.lns, &lns_cfg, &lns_sock);
+    let lns_files = write_config(&scratch, true, version);
+    let lns_sock = lns_files.control_socket.clone();
+    let _lns = start_daemon(&topo.lns, &lns_files);
     let capture = tshark::Dumpcap::start(
         &topo.lac.name,
         LAC0,
         &format!("udp port {L2TP_PORT} and udp[8] & 0x80 != 0"),
         &scratch.dir.join("control.pcap"),
     );
-    let (lac_cfg, lac_ctl) = write_lac_config(&scratch, version);
-    let mut lac = start_daemon(&topo.lac, &lac_cfg, &lac_ctl);
+    let lac_files = write_lac_config(&scratch, version);
+    let lac_ctl = lac_files.control_socket.clone();
+    let mut lac = start_daemon(&topo.lac, &lac_files);
     let ppp = ppp_sessions(version, N);
     let status = status_when(&lns_sock, |d| {
         d["installed"] == N && d["ppp_up"] == ppp && d["tunnels"] == TUNNELS
@@ -1426,7 +1261,7 @@ fn lac_restart_recovers(name: &str, tag: &str, version: Version) {
         );
         wait_rounds(at_kill + ROUNDS_STAGE, "with no LAC");
         let t0 = Instant::now();
-        lac = start_daemon(&topo.lac, &lac_cfg, &lac_ctl);
+        lac = start_daemon(&topo.lac, &lac_files);
         lac_recovered = status_when(&lac_ctl, |d| {
             d["l2tp"]["failover"]["tunnel recovered"] == TUNNELS
         });

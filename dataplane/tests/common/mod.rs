@@ -154,6 +154,7 @@ impl Fixture {
             decap: cfg,
             mtu: 1500,
             cpumap_cpus: 0,
+            afxdp: false,
         })
         .expect("config");
         let fd = |ebpf: &mut Ebpf, p| {

@@ -1,0 +1,502 @@
+//! The AF_XDP fast path: per-core user-space workers behind the same XDP programs.
+//!
+//! In AF_XDP mode (`l2xdp_config.afxdp`, `l2xdp-dataplane attach --mode afxdp`) the programs
+//! classify every packet exactly as in XDP mode — control to the kernel, unknown and invalid
+//! traffic dropped and counted, the next hop found with `bpf_fib_lookup` — but a packet they
+//! would forward is handed, untouched, to the AF_XDP socket of its receive queue (`l2xdp_xsks`)
+//! with a [`maps::XskMeta`] in front: session key, direction, egress interface and MACs. The
+//! [`worker`]s do the rest with `wire::datapath` (the reference the XDP program is tested
+//! against): the decapsulation checks again, the receive sequence check (skipped by the program
+//! in this mode), `emit_inner_ethernet`, or `encap` with the session's Ns.
+//!
+//! Session state: the pinned maps stay the single source of truth (written by the control
+//! plane through [`crate::XdpDataPlane`], which survives every process). Each change is also
+//! pushed as a [`maps::Change`] into the pinned queue `l2xdp_changes`; the [`AfXdp`] runtime's
+//! sync thread pops them, re-reads the session from the pinned map and sends [`Update`]s to
+//! every worker's replica ([`table`]). On start it loads the whole map; when a change did not
+//! fit the queue the writer sets `l2xdp_resync` and the sync thread rescans. The control plane
+//! therefore keeps the same `DataPlane` (`XdpDataPlane`) in both modes, in the same or another
+//! process.
+//!
+//! Counters: the per-session and per-verdict counters are the programs' (same maps, same
+//! names, counted before the hand-over); what the workers drop (sequence, a session removed
+//! under a packet) they count per core; the sync thread merges them into `l2xdp_xsk_stats`
+//! every 100 ms for `l2xdp-dataplane show` ([`drop_counters`]).
+
+pub mod table;
+pub mod worker;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::mpsc::{channel, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use aya::maps::{Array, HashMap as BpfHashMap, Map, MapData, Queue, XskMap};
+use l2xdp_ebpf::maps::{self, name, op, xsk_stat};
+use l2xdp_wire::datapath::{DecapConfig, DropReason, RxSeq, Session};
+
+pub use table::Update;
+pub use worker::{Work, Worker, WorkerStats};
+
+use crate::loader;
+use crate::session_map::from_map;
+use crate::xsk::{XskConfig, XskSocket};
+
+/// Why the runtime could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AfXdpError {
+    /// A pinned map is missing or unusable.
+    #[error("pinned map {path}: {why}")]
+    Map { path: PathBuf, why: String },
+    /// An interface is unknown.
+    #[error("{0}")]
+    Interface(#[from] loader::LoadError),
+    /// An AF_XDP socket could not be created or bound.
+    #[error("AF_XDP socket on {iface} queue {queue}: {why}")]
+    Socket {
+        iface: String,
+        queue: u32,
+        why: std::io::Error,
+    },
+    /// Bad settings.
+    #[error("{0}")]
+    Config(String),
+}
+
+/// The runtime's settings.
+#[derive(Debug, Clone)]
+pub struct AfXdpConfig {
+    /// The interfaces the programs run on (access and core sides, attachment circuits): one
+    /// socket per worker on each.
+    pub interfaces: Vec<String>,
+    /// One worker per core, worker `i` on queue `i` of every interface.
+    pub cores: Vec<usize>,
+    /// Frames taken per socket and pass.
+    pub batch: u32,
+    /// Socket settings.
+    pub xsk: XskConfig,
+}
+
+impl Default for AfXdpConfig {
+    fn default() -> Self {
+        AfXdpConfig {
+            interfaces: vec![],
+            cores: vec![0],
+            batch: 64,
+            xsk: XskConfig::default(),
+        }
+    }
+}
+
+/// The running workers and their sync thread. Dropping it stops them and removes the sockets
+/// from the XSKMAP (the programs then pass what they would have handed over).
+pub struct AfXdp {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+    stats: Vec<Arc<WorkerStats>>,
+    xsks: XskMap<MapData>,
+    registered: Vec<u32>,
+    /// Whether each socket runs in zero-copy mode.
+    pub zero_copy: Vec<bool>,
+}
+
+fn map_err(path: &Path, e: impl std::fmt::Display) -> AfXdpError {
+    AfXdpError::Map {
+        path: path.into(),
+        why: e.to_string(),
+    }
+}
+
+/// Opens a pinned map of `pin_dir` as `T`.
+fn pinned<T: TryFrom<Map>>(pin_dir: &Path, n: &str) -> Result<T, AfXdpError>
+where
+    T::Error: std::fmt::Display,
+{
+    let path = pin_dir.join(n);
+    let data = MapData::from_pin(&path).map_err(|e| map_err(&path, e))?;
+    let map = Map::from_map_data(data).map_err(|e| map_err(&path, e))?;
+    T::try_from(map).map_err(|e| map_err(&path, e))
+}
+
+/// The decapsulation settings the programs use (the `l2xdp_config` map).
+pub fn decap_config(pin_dir: &Path) -> Result<DecapConfig, AfXdpError> {
+    let config: Array<MapData, maps::Config> = pinned(pin_dir, name::CONFIG)?;
+    let c = config
+        .get(&0, 0)
+        .map_err(|e| map_err(&pin_dir.join(name::CONFIG), e))?;
+    Ok(DecapConfig {
+        udp_port: c.udp_port,
+        verify_udp_checksum: c.verify_udp_checksum != 0,
+        accept_zero_udp6_checksum: c.accept_zero_udp6_checksum != 0,
+        seq_relearn_after: c.seq_relearn_after,
+    })
+}
+
+impl AfXdp {
+    /// Starts the workers on the fast path pinned in `pin_dir` (attached, configured with
+    /// `afxdp: true`). Call it in the interfaces' network namespace: the sockets are created
+    /// by the calling thread.
+    pub fn start(pin_dir: &Path, cfg: &AfXdpConfig) -> Result<AfXdp, AfXdpError> {
+        if cfg.cores.is_empty() || cfg.cores.len() > maps::XSK_QUEUES as usize {
+            return Err(AfXdpError::Config(format!(
+                "1 to {} cores, not {}",
+                maps::XSK_QUEUES,
+                cfg.cores.len()
+            )));
+        }
+        if cfg.interfaces.len() * maps::XSK_QUEUES as usize > maps::XSK_MAX as usize {
+            return Err(AfXdpError::Config("too many interfaces".into()));
+        }
+        let decap_cfg = decap_config(pin_dir)?;
+        let mut xsks: XskMap<MapData> = pinned(pin_dir, name::XSKS)?;
+        let mut base: BpfHashMap<MapData, u32, u32> = pinned(pin_dir, name::XSK_BASE)?;
+        let ifindexes: Vec<u32> = cfg
+            .interfaces
+            .iter()
+            .map(|i| loader::ifindex(i))
+            .collect::<Result<_, _>>()?;
+        let sessions: BpfHashMap<MapData, maps::SessionKey, maps::Session> =
+            pinned(pin_dir, name::SESSIONS)?;
+        let capacity = sessions_capacity(pin_dir);
+        drop(sessions);
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut workers = vec![];
+        let mut senders = vec![];
+        let mut registered = vec![];
+        let mut zero_copy = vec![];
+        for (queue, core) in cfg.cores.iter().enumerate() {
+            let queue = queue as u32;
+            let mut sockets = vec![];
+            for (n, (iface, ifindex)) in cfg.interfaces.iter().zip(&ifindexes).enumerate() {
+                let s = XskSocket::open(*ifindex, queue, &cfg.xsk).map_err(|why| {
+                    AfXdpError::Socket {
+                        iface: iface.clone(),
+                        queue,
+                        why,
+                    }
+                })?;
+                let idx = n as u32 * maps::XSK_QUEUES + queue;
+                base.insert(*ifindex, n as u32 * maps::XSK_QUEUES, 0)
+                    .map_err(|e| map_err(&pin_dir.join(name::XSK_BASE), e))?;
+                xsks.set(idx, s.fd(), 0)
+                    .map_err(|e| map_err(&pin_dir.join(name::XSKS), e))?;
+                registered.push(idx);
+                zero_copy.push(s.zero_copy);
+                sockets.push(s);
+            }
+            let (tx, rx) = channel();
+            senders.push(tx);
+            workers.push(Worker {
+                sockets,
+                batch: cfg.batch.max(1),
+                stats: Arc::new(WorkerStats::default()),
+                stop: stop.clone(),
+                work: Work::L2tp {
+                    cfg: decap_cfg,
+                    table: table::table(capacity),
+                    updates: rx,
+                },
+                core: Some(*core),
+            });
+        }
+        let stats: Vec<Arc<WorkerStats>> = workers.iter().map(|w| w.stats.clone()).collect();
+        let mut sync = Sync::open(pin_dir, senders, stats.clone())?;
+        sync.full_load()?;
+        let mut threads = vec![];
+        for (i, w) in workers.into_iter().enumerate() {
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("l2xdp-afxdp-{i}"))
+                    .spawn(move || w.run())
+                    .map_err(|e| AfXdpError::Config(format!("spawn: {e}")))?,
+            );
+        }
+        let st = stop.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name("l2xdp-afxdp-sync".into())
+                .spawn(move || sync.run(&st))
+                .map_err(|e| AfXdpError::Config(format!("spawn: {e}")))?,
+        );
+        tracing::info!(workers = cfg.cores.len(), interfaces = ?cfg.interfaces, "AF_XDP workers started");
+        Ok(AfXdp {
+            stop,
+            threads,
+            stats,
+            xsks,
+            registered,
+            zero_copy,
+        })
+    }
+
+    /// The workers' counters summed over cores (index: [`xsk_stat`]; below
+    /// [`xsk_stat::DECAP`]: drops per `DropReason`).
+    pub fn counters(&self) -> [u64; xsk_stat::COUNT as usize] {
+        merged(&self.stats)
+    }
+
+    /// Waits until every session change written to the pinned maps before this call is in
+    /// every worker's replica (a [`op::MARK`] through the change queue, acknowledged by each
+    /// worker). `limit` bounds a hung runtime.
+    pub fn settle(&self, pin_dir: &Path, limit: Duration) -> Result<(), AfXdpError> {
+        static TOKEN: AtomicU32 = AtomicU32::new(1);
+        let token = TOKEN.fetch_add(1, Ordering::Relaxed);
+        let mut q: Queue<MapData, maps::Change> = pinned(pin_dir, name::CHANGES)?;
+        let mark = maps::Change {
+            key: maps::SessionKey {
+                version: 0,
+                pad: [0; 3],
+                id: token,
+            },
+            op: op::MARK,
+        };
+        let start = Instant::now();
+        while q.push(mark, 0).is_err() {
+            if start.elapsed() > limit {
+                return Err(AfXdpError::Config("change queue full".into()));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        while !self
+            .stats
+            .iter()
+            .all(|s| s.mark.load(Ordering::Acquire) == u64::from(token))
+        {
+            if start.elapsed() > limit {
+                return Err(AfXdpError::Config(format!(
+                    "workers did not settle within {limit:?}"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(())
+    }
+
+    /// Frames the workers received, summed.
+    pub fn received(&self) -> u64 {
+        self.stats
+            .iter()
+            .map(|s| s.rx.load(Ordering::Relaxed))
+            .sum()
+    }
+}
+
+impl Drop for AfXdp {
+    fn drop(&mut self) {
+        for idx in &self.registered {
+            let _ = self.xsks.unset(*idx);
+        }
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+fn merged(stats: &[Arc<WorkerStats>]) -> [u64; xsk_stat::COUNT as usize] {
+    let mut out = [0; xsk_stat::COUNT as usize];
+    for s in stats {
+        for (o, c) in out.iter_mut().zip(s.counters.iter()) {
+            *o += c.load(Ordering::Relaxed);
+        }
+    }
+    out
+}
+
+/// `max_entries` of the pinned session map (the replicas are sized for it).
+fn sessions_capacity(pin_dir: &Path) -> usize {
+    MapData::from_pin(pin_dir.join(name::SESSIONS))
+        .ok()
+        .and_then(|m| m.info().ok().map(|i| i.max_entries() as usize))
+        .unwrap_or(loader::DEFAULT_MAX_SESSIONS as usize)
+}
+
+/// The drop counters of AF_XDP mode, merged: the programs' (`l2xdp_drops`, summed over CPUs)
+/// plus the workers' (`l2xdp_xsk_stats`, written by the runtime), by `DropReason` index.
+pub fn drop_counters(
+    dp: &crate::XdpDataPlane,
+    pin_dir: &Path,
+) -> Result<[u64; DropReason::COUNT], AfXdpError> {
+    let mut out = dp
+        .drop_counters()
+        .map_err(|e| map_err(&pin_dir.join(name::DROPS), e))?;
+    let stats = xsk_stats(pin_dir)?;
+    for (o, s) in out.iter_mut().zip(stats.iter()) {
+        *o += s;
+    }
+    Ok(out)
+}
+
+/// The workers' merged counters as last published in `l2xdp_xsk_stats`.
+pub fn xsk_stats(pin_dir: &Path) -> Result<[u64; xsk_stat::COUNT as usize], AfXdpError> {
+    let a: Array<MapData, u64> = pinned(pin_dir, name::XSK_STATS)?;
+    let mut out = [0; xsk_stat::COUNT as usize];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = a
+            .get(&(i as u32), 0)
+            .map_err(|e| map_err(&pin_dir.join(name::XSK_STATS), e))?;
+    }
+    Ok(out)
+}
+
+/// The sync thread: pinned maps → the workers' replicas.
+struct Sync {
+    pin_dir: PathBuf,
+    sessions: BpfHashMap<MapData, maps::SessionKey, maps::Session>,
+    seq: BpfHashMap<MapData, maps::SessionKey, maps::Seq>,
+    changes: Queue<MapData, maps::Change>,
+    resync: Array<MapData, u32>,
+    xsk_stats: Array<MapData, u64>,
+    /// What the replicas hold (to send only differences on a rescan) and each session's
+    /// shared Ns.
+    mirror: HashMap<maps::SessionKey, (Session, Arc<AtomicU32>)>,
+    senders: Vec<Sender<Update>>,
+    stats: Vec<Arc<WorkerStats>>,
+}
+
+impl Sync {
+    fn open(
+        pin_dir: &Path,
+        senders: Vec<Sender<Update>>,
+        stats: Vec<Arc<WorkerStats>>,
+    ) -> Result<Sync, AfXdpError> {
+        Ok(Sync {
+            pin_dir: pin_dir.into(),
+            sessions: pinned(pin_dir, name::SESSIONS)?,
+            seq: pinned(pin_dir, name::SEQ)?,
+            changes: pinned(pin_dir, name::CHANGES)?,
+            resync: pinned(pin_dir, name::RESYNC)?,
+            xsk_stats: pinned(pin_dir, name::XSK_STATS)?,
+            mirror: HashMap::new(),
+            senders,
+            stats,
+        })
+    }
+
+    fn send(&self, u: Update) {
+        for s in &self.senders {
+            // A worker that stopped does not need it.
+            let _ = s.send(u.clone());
+        }
+    }
+
+    fn upsert(&mut self, key: maps::SessionKey, session: Session, rx: RxSeq) {
+        if let Some((old, _)) = self.mirror.get(&key) {
+            if *old == session {
+                return;
+            }
+        }
+        let tx = match self.mirror.get(&key) {
+            Some((_, tx)) => tx.clone(),
+            None => {
+                // The Ns the map holds (0 for a new session; what XDP mode reached otherwise).
+                let next = self.seq.get(&key, 0).map(|s| s.tx_next).unwrap_or(0);
+                Arc::new(AtomicU32::new(next))
+            }
+        };
+        self.mirror.insert(key, (session, tx.clone()));
+        self.send(Update::Upsert {
+            key,
+            session,
+            tx,
+            rx,
+        });
+    }
+
+    fn remove(&mut self, key: maps::SessionKey) {
+        if self.mirror.remove(&key).is_some() {
+            self.send(Update::Remove(key));
+        }
+    }
+
+    /// Re-reads one session: present → upsert (a new one starts synced at 0, RFC 3931
+    /// App. C, as `XdpDataPlane::install` starts it), absent → remove.
+    fn refresh(&mut self, key: maps::SessionKey, rx: RxSeq) {
+        match self.sessions.get(&key, 0) {
+            Ok(v) => match from_map(&key, &v) {
+                Some(s) => self.upsert(key, s, rx),
+                None => self.remove(key),
+            },
+            Err(_) => self.remove(key),
+        }
+    }
+
+    /// Loads (or reconciles with) the whole session map. Sessions found this way had a life
+    /// before: their peer's sequence is unknown here, so they learn from the next packet
+    /// (RFC 4951 §3.2.3 `RxSeq::unsynced`).
+    fn full_load(&mut self) -> Result<(), AfXdpError> {
+        // Changes queued before now are covered by the scan.
+        while self.changes.pop(0).is_ok() {}
+        let _ = self.resync.set(0, 0, 0);
+        let mut present = std::collections::HashSet::new();
+        let keys: Vec<maps::SessionKey> = self.sessions.keys().filter_map(Result::ok).collect();
+        for k in keys {
+            present.insert(k);
+            self.refresh(k, RxSeq::unsynced());
+        }
+        let gone: Vec<maps::SessionKey> = self
+            .mirror
+            .keys()
+            .filter(|k| !present.contains(k))
+            .copied()
+            .collect();
+        for k in gone {
+            self.remove(k);
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, c: maps::Change) {
+        match c.op {
+            op::REMOVE => self.remove(c.key),
+            op::MARK => self.send(Update::Mark(c.key.id)),
+            op::RESET_SEQ => {
+                // RFC 4951 §3.2.3: our Ns restarts at 0, the receiver re-learns.
+                self.refresh(c.key, RxSeq::unsynced());
+                if let Some((_, tx)) = self.mirror.get(&c.key) {
+                    tx.store(0, Ordering::Relaxed);
+                    self.send(Update::ResetSequence(c.key));
+                }
+            }
+            _ => self.refresh(c.key, RxSeq::default()),
+        }
+    }
+
+    fn publish_stats(&mut self) {
+        for (i, v) in merged(&self.stats).iter().enumerate() {
+            let _ = self.xsk_stats.set(i as u32, *v, 0);
+        }
+    }
+
+    fn run(mut self, stop: &AtomicBool) {
+        let mut last_stats = Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            let mut n = 0;
+            while let Ok(c) = self.changes.pop(0) {
+                self.apply(c);
+                n += 1;
+                if n % 4096 == 0 && stop.load(Ordering::Relaxed) {
+                    return;
+                }
+            }
+            if self.resync.get(&0, 0).unwrap_or(0) != 0 {
+                tracing::info!(pins = %self.pin_dir.display(), "session change queue overflowed: rescanning");
+                if let Err(e) = self.full_load() {
+                    tracing::warn!(error = %e, "rescan failed");
+                }
+            }
+            if last_stats.elapsed() >= Duration::from_millis(100) {
+                self.publish_stats();
+                last_stats = Instant::now();
+            }
+            if n == 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        self.publish_stats();
+    }
+}

@@ -31,7 +31,7 @@ pub struct XskConfig {
 impl Default for XskConfig {
     fn default() -> Self {
         XskConfig {
-            frames: 4096,
+            frames: 2048,
             zero_copy: true,
         }
     }

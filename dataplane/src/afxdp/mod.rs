@@ -276,6 +276,14 @@ impl AfXdp {
         Ok(())
     }
 
+    /// Sessions in each worker's replica.
+    pub fn sessions(&self) -> Vec<u64> {
+        self.stats
+            .iter()
+            .map(|s| s.sessions.load(Ordering::Relaxed))
+            .collect()
+    }
+
     /// Frames the workers received, summed.
     pub fn received(&self) -> u64 {
         self.stats

@@ -32,6 +32,8 @@ pub struct WorkerStats {
     pub rx: AtomicU64,
     /// The last [`Update::Mark`] token applied.
     pub mark: AtomicU64,
+    /// Sessions in the worker's replica.
+    pub sessions: AtomicU64,
 }
 
 impl Default for WorkerStats {
@@ -40,6 +42,7 @@ impl Default for WorkerStats {
             counters: std::array::from_fn(|_| AtomicU64::new(0)),
             rx: AtomicU64::new(0),
             mark: AtomicU64::new(0),
+            sessions: AtomicU64::new(0),
         }
     }
 }
@@ -135,6 +138,9 @@ impl Worker {
                     }
                     apply(table, u);
                 }
+                self.stats
+                    .sessions
+                    .store(table.len() as u64, Ordering::Relaxed);
             }
             let mut got = 0u32;
             for i in 0..self.sockets.len() {

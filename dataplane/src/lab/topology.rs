@@ -22,7 +22,9 @@ use l2xdp_wire::net::ethernet::MacAddr;
 
 use super::packet::PacketSocket;
 use super::Netns;
+use crate::afxdp::{AfXdp, AfXdpConfig};
 use crate::{loader, FastPathConfig, XdpDataPlane};
+use l2xdp_wire::datapath::DropReason;
 
 /// The LNS's access veth (in `lns`).
 pub const LA: &str = "la";
@@ -131,6 +133,86 @@ impl Topology {
             .set_config(config)
             .expect("config");
         ebpf
+    }
+}
+
+/// Which fast path the lab runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The XDP programs forward.
+    Xdp,
+    /// AF_XDP mode: the programs hand forwarded packets to the workers
+    /// ([`crate::afxdp`]), one worker on CPU 0 with sockets on `la` and `lc`.
+    AfXdp,
+}
+
+impl Mode {
+    /// Both modes, for tests that run in each.
+    pub const ALL: [Mode; 2] = [Mode::Xdp, Mode::AfXdp];
+}
+
+/// The fast path a [`Topology`] runs (see [`Topology::start_fast_path`]): the object and, in
+/// AF_XDP mode, the workers (in this process, in `lns`, independent of any control plane).
+pub struct FastPath {
+    /// The workers (AF_XDP mode); dropped first.
+    pub afxdp: Option<AfXdp>,
+    /// The loaded object.
+    pub ebpf: Ebpf,
+    pins: PathBuf,
+}
+
+impl FastPath {
+    /// Drops by `DropReason` index: the programs' (`l2xdp_drops`) plus, in AF_XDP mode, the
+    /// workers' (per core, merged).
+    pub fn drop_counters(&self) -> [u64; DropReason::COUNT] {
+        let mut d = XdpDataPlane::open(&self.pins)
+            .expect("open pins")
+            .drop_counters()
+            .expect("drops");
+        if let Some(a) = &self.afxdp {
+            for (d, w) in d.iter_mut().zip(a.counters().iter()) {
+                *d += w;
+            }
+        }
+        d
+    }
+
+    /// AF_XDP mode: waits until every session change made so far is in the workers'
+    /// tables (nothing to wait for in XDP mode).
+    pub fn settle(&self) {
+        if let Some(a) = &self.afxdp {
+            a.settle(&self.pins, super::traffic::LIMIT)
+                .expect("AF_XDP workers settle");
+        }
+    }
+}
+
+impl Topology {
+    /// [`attach_fast_path`](Self::attach_fast_path) in `mode`: in AF_XDP mode the config says
+    /// so and the workers start (in `lns`).
+    pub fn start_fast_path(&self, pins: &Path, mode: Mode) -> FastPath {
+        let config = FastPathConfig {
+            afxdp: mode == Mode::AfXdp,
+            ..FastPathConfig::default()
+        };
+        let ebpf = self.attach_fast_path_with(pins, &config);
+        let afxdp = (mode == Mode::AfXdp).then(|| {
+            let _g = self.lns.enter();
+            AfXdp::start(
+                pins,
+                &AfXdpConfig {
+                    interfaces: vec![LA.into(), LC.into()],
+                    cores: vec![0],
+                    ..AfXdpConfig::default()
+                },
+            )
+            .expect("AF_XDP workers")
+        });
+        FastPath {
+            afxdp,
+            ebpf,
+            pins: pins.into(),
+        }
     }
 }
 

@@ -64,13 +64,14 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aya::Ebpf;
 use l2xdp_controlplane::l2tp::{FailoverConfig, L2tpConfig, Peer, TunnelId};
 use l2xdp_controlplane::lab::{is_down, wait_for, NodeThread};
 use l2xdp_controlplane::node::{NodeConfig, NodeEvent, SessionRef};
 use l2xdp_controlplane::ppp::{AuthMethod, MemoryCredentials, PppConfig};
 use l2xdp_dataplane::lab::packet::PacketSocket;
-use l2xdp_dataplane::lab::topology::{PeerPort, Topology, CORE0, L2TP_PORT, LAC0, LAC_IP, LNS_IP};
+use l2xdp_dataplane::lab::topology::{
+    FastPath, Mode, PeerPort, Topology, CORE0, L2TP_PORT, LAC0, LAC_IP, LNS_IP,
+};
 use l2xdp_dataplane::lab::traffic::{
     self, classify_downstream, classify_upstream, ip_socket, Counter, Flows, Paced, Sub,
 };
@@ -360,7 +361,8 @@ struct Lab {
     /// The test's own view of the pinned maps.
     fast: XdpDataPlane,
     pins: PathBuf,
-    _lns_obj: Ebpf,
+    /// The fast path (AF_XDP mode: the workers, in this process).
+    fp: FastPath,
     _scratch: Scratch,
     topo: Topology,
 }
@@ -370,11 +372,12 @@ impl Lab {
     /// l2xdpd (with RFC 4951 failover when `failover`) and the LAC; `TUNNELS × SESSIONS`
     /// sessions with PPP through IPCP, reported up and installed by l2xdpd and bound to
     /// their IPCP addresses in the pinned maps.
-    fn up(tag: &str, failover: bool) -> Lab {
+    fn up(tag: &str, failover: bool, mode: Mode) -> Lab {
+        let tag = &format!("{tag}-{mode:?}");
         let topo = Topology::new(tag);
         let scratch = Scratch::new(tag);
         let pins = scratch.pins.clone();
-        let lns_obj = topo.attach_fast_path(&pins);
+        let fp = topo.start_fast_path(&pins, mode);
         let fast = XdpDataPlane::open(&pins).expect("open pins");
         let core_port = PeerPort::new(&topo.core, CORE0);
         let lac_port = PeerPort::new(&topo.lac, LAC0);
@@ -441,7 +444,7 @@ impl Lab {
         assert_bound(&fast, &subs);
         // Bring-up may see one unknown_session drop per session at most (the LAC's first LCP
         // Configure-Request can overtake the install that follows its ICCN; see xdp_e2e.rs).
-        let bringup_drops = fast.drop_counters().expect("drops");
+        let bringup_drops = fp.drop_counters();
         let unknown = bringup_drops[DropReason::UnknownSession as usize];
         eprintln!("bring-up: XDP drops {bringup_drops:?}");
         assert!(unknown <= N as u64, "unknown_session drops: {unknown}");
@@ -465,7 +468,7 @@ impl Lab {
             core_port,
             fast,
             pins,
-            _lns_obj: lns_obj,
+            fp,
             _scratch: scratch,
             topo,
         }
@@ -485,6 +488,7 @@ impl Lab {
     /// Step 2 of both tests: `PER_SESSION` packets per session both ways through XDP, l2xdpd
     /// alive, all counted.
     fn traffic_alive(&self, flows: &mut Flows, core_rx: &Counter, lac_rx: &Counter) {
+        self.fp.settle();
         flows.send_rounds(
             PER_SESSION,
             &mut Paced::new(&self.lac_sock, core_rx),
@@ -492,6 +496,12 @@ impl Lab {
         );
         core_rx.wait(N * PER_SESSION, "upstream, l2xdpd alive");
         lac_rx.wait(N * PER_SESSION, "downstream, l2xdpd alive");
+        if let Some(a) = &self.fp.afxdp {
+            assert!(
+                a.received() >= (2 * N * PER_SESSION) as u64,
+                "through the workers"
+            );
+        }
     }
 
     /// The pinned maps seen afresh: every session of `subs` still installed, nothing else.
@@ -555,6 +565,15 @@ fn assert_bound(fast: &XdpDataPlane, subs: &BTreeMap<SessionKey, Sub>) {
 
 #[test]
 fn kill_9_of_l2xdpd_drops_no_data_packet() {
+    kill_9_of_l2xdpd_drops_no_data_packet_in(Mode::Xdp);
+}
+
+#[test]
+fn kill_9_of_l2xdpd_drops_no_data_packet_afxdp() {
+    kill_9_of_l2xdpd_drops_no_data_packet_in(Mode::AfXdp);
+}
+
+fn kill_9_of_l2xdpd_drops_no_data_packet_in(mode: Mode) {
     if !is_root() {
         eprintln!(
             "*** SKIPPED kill_9_of_l2xdpd_drops_no_data_packet: needs root (network \
@@ -563,7 +582,7 @@ fn kill_9_of_l2xdpd_drops_no_data_packet() {
         return;
     }
     // 1. Tunnels, sessions, PPP through IPCP.
-    let mut lab = Lab::up("k9", false);
+    let mut lab = Lab::up("k9", false, mode);
 
     // 2. Traffic both ways through XDP, l2xdpd alive.
     let (core_rx, lac_rx) = lab.counters(&lab.subs);
@@ -635,7 +654,7 @@ fn kill_9_of_l2xdpd_drops_no_data_packet() {
     assert_eq!(up_got.len(), N, "nothing from any other source at the core");
     // Every session still installed, as l2xdpd left it: a fresh open of the pins sees them.
     lab.assert_still_installed();
-    let drops = lab.fast.drop_counters().expect("drops");
+    let drops = lab.fp.drop_counters();
     assert_eq!(drops, lab.bringup_drops, "nothing dropped since bring-up");
     let v = lab.fast.verdict_counters().expect("verdicts");
     let total = (N * per_total) as u64;
@@ -688,6 +707,15 @@ fn lac_echo_replies(rt: &tokio::runtime::Runtime, lac: &NodeThread) -> Vec<(Sess
 
 #[test]
 fn kill_9_and_restart_recovers_every_session_without_loss() {
+    kill_9_and_restart_recovers_every_session_without_loss_in(Mode::Xdp);
+}
+
+#[test]
+fn kill_9_and_restart_recovers_every_session_without_loss_afxdp() {
+    kill_9_and_restart_recovers_every_session_without_loss_in(Mode::AfXdp);
+}
+
+fn kill_9_and_restart_recovers_every_session_without_loss_in(mode: Mode) {
     if !is_root() {
         eprintln!(
             "*** SKIPPED kill_9_and_restart_recovers_every_session_without_loss: needs root \
@@ -697,7 +725,7 @@ fn kill_9_and_restart_recovers_every_session_without_loss() {
     }
     // 1. Both ends with RFC 4951 failover (C and D); l2xdpd keeps its state in the scratch
     // directory. Tunnels, sessions, PPP through IPCP; traffic both ways, l2xdpd alive.
-    let mut lab = Lab::up("k9r", true);
+    let mut lab = Lab::up("k9r", true, mode);
     let (core_rx, lac_rx) = lab.counters(&lab.subs);
     let mut flows = Flows::new(&lab.subs);
     lab.traffic_alive(&mut flows, &core_rx, &lac_rx);
@@ -798,7 +826,7 @@ fn kill_9_and_restart_recovers_every_session_without_loss() {
     let down_got = lac_rx.counts();
     flows.assert_delivered(per_total, &up_got, &down_got, &lab.fast);
     assert_eq!(up_got.len(), N, "nothing from any other source at the core");
-    let drops = lab.fast.drop_counters().expect("drops");
+    let drops = lab.fp.drop_counters();
     assert_eq!(drops, lab.bringup_drops, "nothing dropped since bring-up");
     let v = lab.fast.verdict_counters().expect("verdicts");
     let total = (N * per_total) as u64;
@@ -918,7 +946,7 @@ fn kill_9_and_restart_recovers_every_session_without_loss() {
     lac_rx.wait(PER_SESSION, "downstream, the new session");
     new_flows.assert_delivered(PER_SESSION, &core_rx.counts(), &lac_rx.counts(), &lab.fast);
     // Its first LCP Configure-Request may have overtaken its install (see bring-up).
-    let drops = lab.fast.drop_counters().expect("drops");
+    let drops = lab.fp.drop_counters();
     let unknown = DropReason::UnknownSession as usize;
     assert!(
         drops[unknown] <= lab.bringup_drops[unknown] + 1,

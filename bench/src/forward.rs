@@ -234,12 +234,12 @@ pub enum Error {
     Frame(String),
 }
 
-fn bpf(what: impl Into<String>) -> impl FnOnce(String) -> Error {
+pub(crate) fn bpf(what: impl Into<String>) -> impl FnOnce(String) -> Error {
     let what = what.into();
     move |why| Error::Bpf { what, why }
 }
 
-fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
     let what = what.into();
     move |source| Error::Io { what, source }
 }
@@ -396,7 +396,7 @@ pub struct Report {
     pub cases: Vec<CaseReport>,
 }
 
-fn session(i: u32) -> (Session, SessionEntry) {
+pub(crate) fn session(i: u32) -> (Session, SessionEntry) {
     let ours = Session {
         transport: Transport::Udp,
         local_addr: LNS4.parse().expect("literal"),
@@ -461,7 +461,7 @@ fn frame64(src_mac: MacAddr, dst_mac: MacAddr, src: &str, dst: &str) -> Result<V
 }
 
 /// The frames the generator sends for `case`, one per session.
-fn frames(case: Case, n: u32) -> Result<Vec<Vec<u8>>, Error> {
+pub(crate) fn frames(case: Case, n: u32) -> Result<Vec<Vec<u8>>, Error> {
     (0..n)
         .map(|i| {
             let sub = sub_addr(i).to_string();
@@ -482,14 +482,14 @@ fn frames(case: Case, n: u32) -> Result<Vec<Vec<u8>>, Error> {
         .collect()
 }
 
-fn xdp<'a>(e: &'a mut Ebpf, name: &'static str) -> Result<&'a mut Xdp, Error> {
+pub(crate) fn xdp<'a>(e: &'a mut Ebpf, name: &'static str) -> Result<&'a mut Xdp, Error> {
     e.program_mut(name)
         .ok_or_else(|| bpf(name)("not in the object".into()))?
         .try_into()
         .map_err(|e: aya::programs::ProgramError| bpf(name)(e.to_string()))
 }
 
-fn load_bench(progs: &[&'static str]) -> Result<Ebpf, Error> {
+pub(crate) fn load_bench(progs: &[&'static str]) -> Result<Ebpf, Error> {
     let mut e = Ebpf::load(BENCH_OBJ).map_err(|x| bpf("bench object")(x.to_string()))?;
     for p in progs {
         xdp(&mut e, p)?
@@ -499,7 +499,12 @@ fn load_bench(progs: &[&'static str]) -> Result<Ebpf, Error> {
     Ok(e)
 }
 
-fn attach(e: &mut Ebpf, p: &'static str, ns: &Netns, iface: &str) -> Result<XdpLink, Error> {
+pub(crate) fn attach(
+    e: &mut Ebpf,
+    p: &'static str,
+    ns: &Netns,
+    iface: &str,
+) -> Result<XdpLink, Error> {
     let _g = ns.enter();
     let x = xdp(e, p)?;
     let id = x
@@ -515,7 +520,7 @@ fn stats_of(e: &mut Ebpf, p: &'static str) -> Result<ProgStats, Error> {
     prog_stats(fd.as_fd()).map_err(io(format!("bpf_stats of {p}")))
 }
 
-fn take<T>(e: &mut Ebpf, name: &'static str) -> Result<T, Error>
+pub(crate) fn take<T>(e: &mut Ebpf, name: &'static str) -> Result<T, Error>
 where
     T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
 {
@@ -526,14 +531,14 @@ where
 }
 
 /// A counting sink.
-struct Sink {
+pub(crate) struct Sink {
     ebpf: Ebpf,
     rx: PerCpuArray<MapData, u64>,
     _link: XdpLink,
 }
 
 impl Sink {
-    fn new(ns: &Netns, iface: &str) -> Result<Sink, Error> {
+    pub(crate) fn new(ns: &Netns, iface: &str) -> Result<Sink, Error> {
         let mut ebpf = load_bench(&[prog::COUNT])?;
         let rx = take(&mut ebpf, bench::RX)?;
         let link = attach(&mut ebpf, prog::COUNT, ns, iface)?;
@@ -544,7 +549,8 @@ impl Sink {
         })
     }
 
-    fn read(&self) -> Result<(u64, u64), Error> {
+    /// (packets, bytes) counted so far.
+    pub(crate) fn read(&self) -> Result<(u64, u64), Error> {
         let get = |k: u32| -> Result<u64, Error> {
             let v = self
                 .rx
@@ -1103,7 +1109,8 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
     Ok(report)
 }
 
-fn write_json(report: &Report, path: &Path) -> Result<(), Error> {
+/// Writes a scenario's report as pretty JSON (creating the directory).
+pub(crate) fn write_json(report: &impl Serialize, path: &Path) -> Result<(), Error> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(io(dir.display().to_string()))?;
     }
@@ -1112,7 +1119,7 @@ fn write_json(report: &Report, path: &Path) -> Result<(), Error> {
     std::fs::write(path, s + "\n").map_err(io(path.display().to_string()))
 }
 
-fn fmt_summary(s: &Option<Summary>, prec: usize) -> String {
+pub(crate) fn fmt_summary(s: &Option<Summary>, prec: usize) -> String {
     match s {
         Some(s) => format!("{:.p$} [{:.p$}–{:.p$}]", s.median, s.min, s.max, p = prec),
         None => "-".into(),

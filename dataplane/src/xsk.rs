@@ -19,6 +19,9 @@ pub const FRAME_SIZE: u32 = 2048;
 /// The kernel's headroom before received data in a frame (`XDP_PACKET_HEADROOM`).
 pub const RX_HEADROOM: u32 = 256;
 
+/// How long [`XskSocket::open`] retries a busy queue.
+pub const BUSY_RETRY: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// How to build a socket.
 #[derive(Debug, Clone, Copy)]
 pub struct XskConfig {
@@ -190,13 +193,25 @@ pub struct RxDesc {
 
 impl XskSocket {
     /// Creates a socket on `queue` of `ifindex` (in the calling thread's namespace).
+    ///
+    /// A queue whose previous socket was just closed stays busy until the kernel's deferred
+    /// release ran: `EBUSY` is retried for up to [`BUSY_RETRY`].
     pub fn open(ifindex: u32, queue: u32, cfg: &XskConfig) -> io::Result<XskSocket> {
-        if cfg.zero_copy {
-            if let Ok(s) = Self::open_mode(ifindex, queue, cfg.frames, true) {
-                return Ok(s);
+        let start = std::time::Instant::now();
+        loop {
+            let r = if cfg.zero_copy {
+                Self::open_mode(ifindex, queue, cfg.frames, true)
+                    .or_else(|_| Self::open_mode(ifindex, queue, cfg.frames, false))
+            } else {
+                Self::open_mode(ifindex, queue, cfg.frames, false)
+            };
+            match r {
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) && start.elapsed() < BUSY_RETRY => {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                r => return r,
             }
         }
-        Self::open_mode(ifindex, queue, cfg.frames, false)
     }
 
     fn open_mode(ifindex: u32, queue: u32, frames: u32, zc: bool) -> io::Result<XskSocket> {

@@ -23,6 +23,7 @@
 //! under a packet) they count per core; the sync thread merges them into `l2xdp_xsk_stats`
 //! every 100 ms for `l2xdp-dataplane show` ([`drop_counters`]).
 
+pub mod raw;
 pub mod table;
 pub mod worker;
 
@@ -38,6 +39,7 @@ use aya::maps::{Array, HashMap as BpfHashMap, Map, MapData, Queue, XskMap};
 use l2xdp_ebpf::maps::{self, name, op, xsk_stat};
 use l2xdp_wire::datapath::{DecapConfig, DropReason, RxSeq, Session};
 
+pub use raw::RawForwarder;
 pub use table::Update;
 pub use worker::{Work, Worker, WorkerStats};
 

@@ -62,14 +62,14 @@ impl Hasher for KeyHasher {
     }
     fn write(&mut self, bytes: &[u8]) {
         for b in bytes {
-            self.0 = (self.0 << 8 | self.0 >> 56) ^ u64::from(*b);
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
         }
     }
     fn write_u8(&mut self, v: u8) {
         self.0 = (self.0 << 8) ^ u64::from(v);
     }
     fn write_u32(&mut self, v: u32) {
-        self.0 = (self.0 << 32 | self.0 >> 32) ^ u64::from(v);
+        self.0 = self.0.rotate_left(32) ^ u64::from(v);
     }
 }
 

@@ -3,7 +3,9 @@
 //! `CHURN` = 100,000 other sessions through the pinned maps (as a control plane does, with
 //! `XdpDataPlane`), in batches: the workers' replicas follow through the change queue. Every
 //! packet of the sessions that stay arrives, counted per subscriber at the receivers, and the
-//! replicas end with exactly the stable sessions. Needs root; skips loudly otherwise.
+//! replicas end with exactly the stable sessions. Then the workers stop (their sockets close,
+//! as when the AF_XDP process dies) and the programs forward in XDP mode, nothing lost. Needs
+//! root; skips loudly otherwise.
 //!
 //! Loss: the senders are paced by what the receivers counted (`lab::traffic`), so any
 //! shortfall is a real loss and fails the test. Time limits only bound a hung run.
@@ -157,4 +159,23 @@ fn hundred_thousand_installs_and_removals_under_traffic_lose_nothing() {
     );
     let drops = fp.drop_counters();
     assert_eq!(drops.iter().sum::<u64>(), 0, "no drop: {drops:?}");
+
+    // The workers go away (their sockets close, as when the AF_XDP process dies): the
+    // programs forward in XDP mode, nothing lost.
+    let mut fp = fp;
+    drop(fp.afxdp.take());
+    flows.send_rounds(
+        MIN_ROUNDS,
+        &mut Paced::new(&lac_sock, &core_rx),
+        &mut Paced::new(&core_sock, &lac_rx),
+    );
+    let total = STABLE * (rounds + MIN_ROUNDS);
+    core_rx.wait(total, "upstream, workers gone");
+    lac_rx.wait(total, "downstream, workers gone");
+    flows.assert_delivered(
+        rounds + MIN_ROUNDS,
+        &core_rx.counts(),
+        &lac_rx.counts(),
+        &dp,
+    );
 }

@@ -316,6 +316,7 @@ struct outer {
 	__u8 udp;
 	__u16 sport;
 	__u16 dport;
+	__u8 xsk;  /* AF_XDP mode with a worker socket on this queue: hand over */
 };
 
 static __always_inline int addr_eq(const __u8 *a, const __u8 *b)
@@ -392,6 +393,20 @@ static __always_inline void count_session(struct l2xdp_session_key *key, __u32 b
 		c->tx_packets += 1;
 		c->tx_bytes += bytes;
 	}
+}
+
+/* AF_XDP mode: whether a worker's socket is registered for this interface and queue. When
+ * none is (the AF_XDP process stopped or died: closing a socket removes its entry), the
+ * programs forward in XDP mode. */
+static __always_inline int xsk_ready(struct xdp_md *ctx)
+{
+	__u32 ifindex = ctx->ingress_ifindex, q = ctx->rx_queue_index, k;
+	__u32 *base = bpf_map_lookup_elem(&l2xdp_xsk_base, &ifindex);
+
+	if (!base || q >= L2XDP_XSK_QUEUES)
+		return 0;
+	k = *base + q;
+	return bpf_map_lookup_elem(&l2xdp_xsks, &k) != 0;
 }
 
 /* AF_XDP mode: the untouched frame with its metadata to the worker's socket. XDP_PASS when
@@ -555,7 +570,7 @@ static __always_inline int decap_v3(struct xdp_md *ctx, struct l2xdp_config *cfg
 		p = at(ctx, off, 4);
 		if (!p)
 			return v_drop(L2XDP_DROP_TRUNCATED);
-		if ((s->flags & L2XDP_F_SEQ) && (p[0] & 0x40) && !cfg->afxdp) {
+		if ((s->flags & L2XDP_F_SEQ) && (p[0] & 0x40) && !o->xsk) {
 			__u32 seq = (__u32)p[1] << 16 | (__u32)p[2] << 8 | p[3];
 
 			if (!seq_check(&key, seq, 0xffffff, cfg->seq_relearn_after))
@@ -570,7 +585,7 @@ static __always_inline int decap_v3(struct xdp_md *ctx, struct l2xdp_config *cfg
 	/* 13. Forward the inner Ethernet frame to the attachment circuit. */
 	count_session(&key, frame_len, 1);
 	__u32 ac = s->ac_ifindex;
-	if (cfg->afxdp) {
+	if (o->xsk) {
 		struct l2xdp_xsk_meta m = { .egress_ifindex = ac, .key = key,
 					    .dir = L2XDP_DIR_DECAP };
 
@@ -667,7 +682,7 @@ static __always_inline int decap_udp(struct xdp_md *ctx, struct l2xdp_config *cf
 	if (r)
 		return v_drop(r - 1);
 	/* 9. */
-	if ((s->flags & L2XDP_F_SEQ) && (w & 0x0800) && !cfg->afxdp) {
+	if ((s->flags & L2XDP_F_SEQ) && (w & 0x0800) && !o->xsk) {
 		__u8 *q = at(ctx, msg + ids_at + 4, 2);
 
 		if (!q)
@@ -742,7 +757,7 @@ static __always_inline int decap_udp(struct xdp_md *ctx, struct l2xdp_config *cf
 		return v_drop(L2XDP_DROP_UNBOUND_SOURCE);
 	if (ttl <= 1)
 		return v_to_cp(L2XDP_WHY_INNER_TTL_EXPIRED);
-	return forward_v2(ctx, &key, inner, pay_end, v6, frame_len, cfg->afxdp);
+	return forward_v2(ctx, &key, inner, pay_end, v6, frame_len, o->xsk);
 }
 
 static __always_inline int access(struct xdp_md *ctx, int first_pass)
@@ -757,6 +772,7 @@ static __always_inline int access(struct xdp_md *ctx, int first_pass)
 
 	if (!cfg || !cfg->configured)
 		return v_pass();
+	o.xsk = cfg->afxdp && xsk_ready(ctx);
 	/* 1. Ethernet, 0–2 VLAN tags. */
 	p = at(ctx, 0, ETH_HLEN);
 	if (!p)
@@ -900,7 +916,7 @@ static __always_inline int put(struct xdp_md *ctx, __u32 off, void *from, __u32 
 
 static __always_inline int encap(struct xdp_md *ctx, struct l2xdp_config *cfg,
 				 struct l2xdp_session *s, struct l2xdp_session_key *key,
-				 __u32 inner, __u32 inner_len, int v6)
+				 __u32 inner, __u32 inner_len, int v6, int xsk)
 {
 	struct bpf_fib_lookup fib = {};
 	__u32 hdr_len = s->hdr_len, l3 = s->l3_off, l4 = s->l4_off;
@@ -930,7 +946,7 @@ static __always_inline int encap(struct xdp_md *ctx, struct l2xdp_config *cfg,
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 		return v_other(L2XDP_V_FIB_MISS, XDP_PASS);
 
-	if (cfg->afxdp) {
+	if (xsk) {
 		struct l2xdp_xsk_meta m = { .egress_ifindex = fib.ifindex, .key = *key,
 					    .inner_off = (__u16)inner, .inner_len = (__u16)inner_len,
 					    .dir = L2XDP_DIR_ENCAP };
@@ -1078,5 +1094,5 @@ int xdp_l2tp_core(struct xdp_md *ctx)
 	s = bpf_map_lookup_elem(&l2xdp_sessions, &k);
 	if (!s || s->version != (inner ? 2 : 3))
 		return v_pass();
-	return encap(ctx, cfg, s, &k, inner, len, v6);
+	return encap(ctx, cfg, s, &k, inner, len, v6, cfg->afxdp && xsk_ready(ctx));
 }

@@ -92,6 +92,9 @@ fn run(cli: Cli) -> Result<(), String> {
             cores,
             batch,
         } => {
+            if cpumap && mode == Mode::Afxdp {
+                return Err("--cpumap is for XDP mode (AF_XDP mode spreads by queue)".into());
+            }
             // Signals are taken by sigwait below: blocked before any thread starts.
             let signals = (mode == Mode::Afxdp).then(block_signals);
             let mut ebpf =

@@ -311,7 +311,7 @@ fn merged(stats: &[Arc<WorkerStats>]) -> [u64; xsk_stat::COUNT as usize] {
     let mut out = [0; xsk_stat::COUNT as usize];
     for s in stats {
         for (o, c) in out.iter_mut().zip(s.counters.iter()) {
-            *o += c.load(Ordering::Relaxed);
+            *o += c.load(Ordering::Acquire);
         }
     }
     out

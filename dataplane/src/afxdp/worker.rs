@@ -170,15 +170,19 @@ impl Worker {
                 self.sockets[i].rx_release(n);
                 got += n;
             }
+            if got > 0 {
+                // Published before the frames leave: whoever sees a frame of this batch
+                // arrive sees the batch counted.
+                rx_total += u64::from(got);
+                for (c, v) in self.stats.counters.iter().zip(local.iter()) {
+                    c.store(*v, Ordering::Release);
+                }
+                self.stats.rx.store(rx_total, Ordering::Release);
+            }
             for s in &mut self.sockets {
                 s.flush();
             }
             if got > 0 {
-                rx_total += u64::from(got);
-                for (c, v) in self.stats.counters.iter().zip(local.iter()) {
-                    c.store(*v, Ordering::Relaxed);
-                }
-                self.stats.rx.store(rx_total, Ordering::Relaxed);
                 idle = 0;
             } else {
                 idle += 1;

@@ -179,3 +179,87 @@ fn hundred_thousand_installs_and_removals_under_traffic_lose_nothing() {
         &dp,
     );
 }
+
+/// A change that did not fit the queue (the writer set `l2xdp_resync` instead): the workers do
+/// not know the session — the program hands its packet over and the worker drops it as
+/// unknown — until the sync thread sees the flag and rescans the session map.
+#[test]
+fn a_change_lost_to_a_full_queue_is_recovered_by_the_rescan() {
+    use aya::maps::{Array, HashMap, Map, MapData};
+    use l2xdp_dataplane::lab::traffic::upstream_frame;
+    use l2xdp_dataplane::session_map::{map_key, to_map};
+    use l2xdp_ebpf::maps::{self, name};
+    use l2xdp_wire::datapath::{DropReason, TxSeq};
+
+    if !is_root() {
+        eprintln!(
+            "*** SKIPPED a_change_lost_to_a_full_queue_is_recovered_by_the_rescan: needs root ***"
+        );
+        return;
+    }
+    let topo = Topology::new("resync");
+    let pins = Pins::under_sys_fs_bpf("resync");
+    let fp = topo.start_fast_path(pins.path(), Mode::AfXdp);
+    let open = |n: &str| {
+        Map::from_map_data(MapData::from_pin(pins.path().join(n)).expect("pin")).expect("map")
+    };
+    let lac_ids = SessionKey::V2 {
+        tunnel_id: 7,
+        session_id: 1,
+    };
+    let lns_ids = SessionKey::V2 {
+        tunnel_id: 9,
+        session_id: 2,
+    };
+    let sub = Sub::new(lac_ids, lns_ids, false, Ipv4Addr::new(100, 64, 0, 7));
+    let e = sub.lns_entry();
+    // Written to the maps with no change record.
+    let mk = map_key(&e.key());
+    let mut sessions: HashMap<MapData, maps::SessionKey, maps::Session> =
+        open(name::SESSIONS).try_into().expect("sessions");
+    sessions
+        .insert(mk, to_map(&e.session, &e.binding).expect("value"), 0)
+        .expect("session");
+    let mut sub4: HashMap<MapData, [u8; 4], maps::SessionKey> =
+        open(name::SUB4).try_into().expect("sub4");
+    sub4.insert(sub.addr.octets(), mk, 0).expect("binding");
+    fp.settle();
+
+    let core_port = PeerPort::new(&topo.core, CORE0);
+    let lac_port = PeerPort::new(&topo.lac, LAC0);
+    let (core_sock, lac_sock) = (ip_socket(&core_port), ip_socket(&lac_port));
+    let core_rx = Counter::start(ip_socket(&core_port), classify_upstream);
+    let subs: BTreeMap<SessionKey, Sub> = [(lac_ids, sub.clone())].into();
+    let subs_rx = subs.clone();
+    let lac_rx = Counter::start(ip_socket(&lac_port), move |f| {
+        classify_downstream(&subs_rx, f)
+    });
+
+    lac_sock.send(&upstream_frame(&sub, &mut TxSeq::default(), 0));
+    let unknown = |fp: &l2xdp_dataplane::lab::topology::FastPath| {
+        fp.drop_counters()[DropReason::UnknownSession as usize]
+    };
+    let end = std::time::Instant::now() + l2xdp_dataplane::lab::traffic::LIMIT;
+    while unknown(&fp) < 1 && std::time::Instant::now() < end {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert_eq!(unknown(&fp), 1, "the worker did not know the session");
+    assert_eq!(core_rx.total(), 0);
+
+    let mut resync: Array<MapData, u32> = open(name::RESYNC).try_into().expect("resync");
+    resync.set(0, 1, 0).expect("flag");
+    fp.settle();
+    let mut flows = Flows::new(&subs);
+    flows.send_rounds(
+        MIN_ROUNDS,
+        &mut Paced::new(&lac_sock, &core_rx),
+        &mut Paced::new(&core_sock, &lac_rx),
+    );
+    core_rx.wait(MIN_ROUNDS, "upstream after the rescan");
+    lac_rx.wait(MIN_ROUNDS, "downstream after the rescan");
+    let k = u32::from(sub.addr);
+    assert_eq!(core_rx.counts()[&k].0, MIN_ROUNDS);
+    assert_eq!(lac_rx.counts()[&k].0, MIN_ROUNDS);
+    assert_eq!(resync.get(&0, 0).expect("flag"), 0, "the flag is cleared");
+    assert_eq!(unknown(&fp), 1, "nothing dropped after the rescan");
+}

@@ -207,7 +207,7 @@ impl AfXdp {
         }
         let stats: Vec<Arc<WorkerStats>> = workers.iter().map(|w| w.stats.clone()).collect();
         let mut sync = Sync::open(pin_dir, senders, stats.clone())?;
-        sync.full_load()?;
+        sync.full_load(true)?;
         let mut threads = vec![];
         for (i, w) in workers.into_iter().enumerate() {
             threads.push(
@@ -438,9 +438,17 @@ impl Sync {
     /// Loads (or reconciles with) the whole session map. Sessions found this way had a life
     /// before: their peer's sequence is unknown here, so they learn from the next packet
     /// (RFC 4951 §3.2.3 `RxSeq::unsynced`).
-    fn full_load(&mut self) -> Result<(), AfXdpError> {
-        // Changes queued before now are covered by the scan.
-        while self.changes.pop(0).is_ok() {}
+    ///
+    /// `at_start`: what the queue holds is older than this runtime (the map's sequence state
+    /// already reflects it) and is dropped; otherwise (a rescan) installs and removals are
+    /// covered by the scan, data channel resets and marks are applied after it.
+    fn full_load(&mut self, at_start: bool) -> Result<(), AfXdpError> {
+        let mut after = vec![];
+        while let Ok(c) = self.changes.pop(0) {
+            if !at_start && matches!(c.op, op::RESET_SEQ | op::MARK) {
+                after.push(c);
+            }
+        }
         let _ = self.resync.set(0, 0, 0);
         let mut present = std::collections::HashSet::new();
         let keys: Vec<maps::SessionKey> = self.sessions.keys().filter_map(Result::ok).collect();
@@ -457,22 +465,45 @@ impl Sync {
         for k in gone {
             self.remove(k);
         }
+        for c in after {
+            match c.op {
+                op::MARK => self.send(Update::Mark(c.key.id)),
+                _ => self.reset(c.key),
+            }
+        }
         Ok(())
+    }
+
+    /// RFC 4951 §3.2.3: our Ns restarts at 0, the receiver re-learns.
+    fn reset(&mut self, key: maps::SessionKey) {
+        self.refresh(key, RxSeq::unsynced());
+        if let Some((_, tx)) = self.mirror.get(&key) {
+            tx.store(0, Ordering::Relaxed);
+            self.send(Update::ResetSequence(key));
+        }
     }
 
     fn apply(&mut self, c: maps::Change) {
         match c.op {
             op::REMOVE => self.remove(c.key),
-            op::MARK => self.send(Update::Mark(c.key.id)),
-            op::RESET_SEQ => {
-                // RFC 4951 §3.2.3: our Ns restarts at 0, the receiver re-learns.
-                self.refresh(c.key, RxSeq::unsynced());
-                if let Some((_, tx)) = self.mirror.get(&c.key) {
-                    tx.store(0, Ordering::Relaxed);
-                    self.send(Update::ResetSequence(c.key));
-                }
+            op::MARK => {
+                // Everything written before the mark is in the replicas first, including
+                // what a resync flag set before it stands for.
+                self.resync_if_flagged();
+                self.send(Update::Mark(c.key.id));
             }
+            op::RESET_SEQ => self.reset(c.key),
             _ => self.refresh(c.key, RxSeq::default()),
+        }
+    }
+
+    /// Rescans the session map when a writer flagged a lost change (the queue was full).
+    fn resync_if_flagged(&mut self) {
+        if self.resync.get(&0, 0).unwrap_or(0) != 0 {
+            tracing::info!(pins = %self.pin_dir.display(), "session changes lost: rescanning");
+            if let Err(e) = self.full_load(false) {
+                tracing::warn!(error = %e, "rescan failed");
+            }
         }
     }
 
@@ -493,12 +524,7 @@ impl Sync {
                     return;
                 }
             }
-            if self.resync.get(&0, 0).unwrap_or(0) != 0 {
-                tracing::info!(pins = %self.pin_dir.display(), "session change queue overflowed: rescanning");
-                if let Err(e) = self.full_load() {
-                    tracing::warn!(error = %e, "rescan failed");
-                }
-            }
+            self.resync_if_flagged();
             if last_stats.elapsed() >= Duration::from_millis(100) {
                 self.publish_stats();
                 last_stats = Instant::now();

@@ -22,6 +22,16 @@
 //! names, counted before the hand-over); what the workers drop (sequence, a session removed
 //! under a packet) they count per core; the sync thread merges them into `l2xdp_xsk_stats`
 //! every 100 ms for `l2xdp-dataplane show` ([`drop_counters`]).
+//!
+//! Where the modes differ (checked by the differential test, `dataplane/tests/xdp_prog.rs`):
+//! - the per-session rx counters count a packet when the program hands it over, so one the
+//!   worker then drops as out of sequence is counted as received (XDP mode: dropped first);
+//! - a packet whose egress interface has no worker socket (an attachment circuit not given to
+//!   the runtime) is dropped and counted (`xsk_stat::NO_EGRESS`);
+//! - no worker socket on the receive queue (runtime stopped, AF_XDP process dead: a closed
+//!   socket leaves the XSKMAP): the programs forward in XDP mode; the sequence state they use
+//!   is the map's, not the workers' (Ns jumps back: the peer re-learns, RFC 4951 §3.2.3);
+//! - the cpumap spreading is XDP mode's (AF_XDP mode spreads by queue).
 
 pub mod raw;
 pub mod table;

@@ -146,11 +146,6 @@ pub enum Mode {
     AfXdp,
 }
 
-impl Mode {
-    /// Both modes, for tests that run in each.
-    pub const ALL: [Mode; 2] = [Mode::Xdp, Mode::AfXdp];
-}
-
 /// The fast path a [`Topology`] runs (see [`Topology::start_fast_path`]): the object and, in
 /// AF_XDP mode, the workers (in this process, in `lns`, independent of any control plane).
 pub struct FastPath {

@@ -296,6 +296,14 @@ impl AfXdp {
             .collect()
     }
 
+    /// Frames each worker received.
+    pub fn received_per_worker(&self) -> Vec<u64> {
+        self.stats
+            .iter()
+            .map(|s| s.rx.load(Ordering::Acquire))
+            .collect()
+    }
+
     /// Frames the workers received, summed.
     pub fn received(&self) -> u64 {
         self.stats

@@ -72,6 +72,13 @@ impl Topology {
     /// Creates `<tag>-lac`, `<tag>-lns` and `<tag>-core` (see [`Netns::new`]) and configures
     /// them as the module documentation says.
     pub fn new(tag: &str) -> Topology {
+        Self::with_queues(tag, 1)
+    }
+
+    /// As [`new`](Self::new), with `queues` transmit and receive queues on every veth (a
+    /// veth's peer receives on the queue the frame was sent on: the sender's flow hash picks
+    /// it, as RSS would).
+    pub fn with_queues(tag: &str, queues: u32) -> Topology {
         let t = Topology {
             lac: Arc::new(Netns::new(&format!("{tag}-lac"))),
             lns: Arc::new(Netns::new(&format!("{tag}-lns"))),
@@ -82,8 +89,8 @@ impl Topology {
             ns.exec(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
             ns.exec(&["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"]);
         }
-        veth(lns, LA, LA_MAC, LAC0, lac);
-        veth(lns, LC, LC_MAC, CORE0, core);
+        veth(lns, LA, LA_MAC, LAC0, lac, queues);
+        veth(lns, LC, LC_MAC, CORE0, core, queues);
         lac.ip(&["link", "set", LAC0, "address", &LAC_MAC.to_string()]);
         core.ip(&["link", "set", CORE0, "address", &CORE_MAC.to_string()]);
         for (ns, l) in [(lns, LA), (lns, LC), (lac, LAC0), (core, CORE0)] {
@@ -184,8 +191,14 @@ impl FastPath {
 
 impl Topology {
     /// [`attach_fast_path`](Self::attach_fast_path) in `mode`: in AF_XDP mode the config says
-    /// so and the workers start (in `lns`).
+    /// so and one worker starts on CPU 0 (in `lns`).
     pub fn start_fast_path(&self, pins: &Path, mode: Mode) -> FastPath {
+        self.start_fast_path_on(pins, mode, &[0])
+    }
+
+    /// As [`start_fast_path`](Self::start_fast_path), AF_XDP mode with a worker per core of
+    /// `cores`.
+    pub fn start_fast_path_on(&self, pins: &Path, mode: Mode, cores: &[usize]) -> FastPath {
         let config = FastPathConfig {
             afxdp: mode == Mode::AfXdp,
             ..FastPathConfig::default()
@@ -197,7 +210,7 @@ impl Topology {
                 pins,
                 &AfXdpConfig {
                     interfaces: vec![LA.into(), LC.into()],
-                    cores: vec![0],
+                    cores: cores.to_vec(),
                     ..AfXdpConfig::default()
                 },
             )
@@ -212,18 +225,27 @@ impl Topology {
 }
 
 /// `ip -n <ns> link add <name> address <mac> type veth peer name <peer> netns <peer_ns>`.
-fn veth(ns: &Netns, name: &str, mac: MacAddr, peer: &str, peer_ns: &Netns) {
+fn veth(ns: &Netns, name: &str, mac: MacAddr, peer: &str, peer_ns: &Netns, queues: u32) {
+    let q = queues.max(1).to_string();
     ns.ip(&[
         "link",
         "add",
         name,
         "address",
         &mac.to_string(),
+        "numtxqueues",
+        &q,
+        "numrxqueues",
+        &q,
         "type",
         "veth",
         "peer",
         "name",
         peer,
+        "numtxqueues",
+        &q,
+        "numrxqueues",
+        &q,
         "netns",
         &peer_ns.name,
     ]);

@@ -935,6 +935,7 @@ fn kill_9_and_restart_recovers_every_session_without_loss_in(mode: Mode) {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_bound(&lab.fast, &one);
+    lab.fp.settle();
     let (core_rx, lac_rx) = lab.counters(&one);
     let mut new_flows = Flows::new(&one);
     new_flows.send_rounds(

@@ -15,6 +15,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use l2xdp_dataplane::afxdp::{self, AfXdp, AfXdpConfig};
 use l2xdp_dataplane::loader::{self, PIN_DIR};
 use l2xdp_dataplane::{static_pw, DataPlane, FastPathConfig, XdpDataPlane};
+use l2xdp_ebpf::maps::xsk_stat;
 use l2xdp_ebpf::prog;
 use l2xdp_wire::datapath::{DecapConfig, DropReason};
 
@@ -194,6 +195,17 @@ fn run(cli: Cli) -> Result<(), String> {
             println!(
                 "verdicts: {:?}",
                 dp.verdict_counters().map_err(|e| e.to_string())?
+            );
+            // AF_XDP mode: the workers' own counters, merged over cores.
+            let x = afxdp::xsk_stats(&cli.pin_dir).map_err(|e| e.to_string())?;
+            let at = |i: u32| x[i as usize];
+            println!(
+                "afxdp workers: decap {} encap {} no_egress {} tx_full {} other {}",
+                at(xsk_stat::DECAP),
+                at(xsk_stat::ENCAP),
+                at(xsk_stat::NO_EGRESS),
+                at(xsk_stat::TX_FULL),
+                at(xsk_stat::OTHER)
             );
         }
         Cmd::Detach => {

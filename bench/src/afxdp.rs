@@ -3,58 +3,56 @@
 //! run, cases alternating round by round (raw-up, afxdp-decap-v2, raw-down, afxdp-encap-v2,
 //! raw-up, ...).
 //!
-//! Topology: the forward scenario's (`lac` — `lns` — `core`, the [`forward`] module's
-//! generator, frames, sessions and sinks):
+//! Topology: the forward scenario's (`lac` — `lns` — `core`, its frames, sessions and sinks):
 //!
 //! ```text
 //!   lac0 (xdp_count) ── la [xdp_l2tp_access | xdp_to_xsk]   lc [xdp_l2tp_core | xdp_to_xsk] ── core0 (xdp_count)
-//!   gen: xdp_gen XDP_TX        ╲ AF_XDP socket, queue 0   AF_XDP socket, queue 0 ╱       gen: xdp_gen XDP_TX
-//!                               ╲──── one worker thread pinned to --worker-cpu ───╱
+//!   gen: AF_XDP socket         ╲ AF_XDP socket, queue 0   AF_XDP socket, queue 0 ╱     gen: AF_XDP socket
+//!   on lac0 (up)                ╲──── one worker thread pinned to --worker-cpu ───╱    on core0 (down)
 //! ```
 //!
-//! The generator (live-frame test runs of `xdp_gen`, pinned to `--gen-cpu`, which also runs
-//! the receiving veth's NAPI and the XDP program that hands frames to the socket) offers as
-//! fast as it can; the worker — AF_XDP mode's ([`AfXdp`]: decap/encap with `wire::datapath`) or
-//! the raw forwarder — takes them from the socket's ring and sends them on the other veth
-//! (copy mode), whose peer counts them (`xdp_count`). Delivery is counted at that sink only;
-//! Mpps = sink count / wall time of the generation pass. What the worker cannot take is dropped
-//! by the kernel at its receive ring: the figure is the worker's capacity on its core. A
-//! socket per (interface, queue) is exclusive, so each case starts its own worker and stops it
-//! after its pass.
-//!
-//! `--paced` (smoke runs) generates in chunks of [`PACE_CHUNK`] and waits for the sink to
-//! count each chunk before the next: nothing overflows, every frame must arrive.
+//! The generator is an AF_XDP socket on lac0 (up) or core0 (down), driven by the calling
+//! thread pinned to `--gen-cpu` (which so also runs the receiving veth's NAPI and the XDP
+//! program that hands the frames to the worker's socket). It sends the case's prepared frames
+//! (one per session, round robin) with at most [`WINDOW`] frames not yet counted at the sink:
+//! flow control by delivery, so no ring overflows — an overloaded receive ring makes the kernel
+//! and the worker fight over its cache lines, which slows the forwarder with the cheaper
+//! classifier most and would skew the ratio. The worker — AF_XDP mode's ([`AfXdp`]: decap/encap
+//! with `wire::datapath`) or the raw forwarder — takes the frames from its socket and sends
+//! them on the other veth (copy mode), whose peer counts them (`xdp_count`). Delivery is
+//! counted at that sink only; Mpps = sink count / wall time of the pass. A socket per
+//! (interface, queue) is exclusive, so each case starts its own worker and stops it after its
+//! pass.
 
-use std::os::fd::{AsFd, AsRawFd};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use aya::maps::{Array, MapData, XskMap};
+use aya::maps::{MapData, XskMap};
 use aya::programs::xdp::XdpLink;
 use aya::Ebpf;
 use l2xdp_dataplane::afxdp::{AfXdp, AfXdpConfig, RawForwarder};
 use l2xdp_dataplane::api::DataPlane;
 use l2xdp_dataplane::lab::is_root;
 use l2xdp_dataplane::lab::topology::{Pins, Topology, LA, LC};
-use l2xdp_dataplane::test_run;
-use l2xdp_dataplane::xsk::XskConfig;
+use l2xdp_dataplane::xsk::{XskConfig, XskSocket};
 use l2xdp_dataplane::{loader, FastPathConfig, XdpDataPlane};
 use l2xdp_ebpf::maps::xsk_stat;
 use l2xdp_ebpf::{bench, prog};
 use serde::Serialize;
 
 use crate::forward::{
-    self, attach, bpf, fmt_summary, frames, io, load_bench, session, take, write_json, xdp, Error,
-    Sink,
+    self, attach, fmt_summary, frames, io, load_bench, session, take, write_json, Error, Sink,
 };
 use crate::interrupt;
 use crate::machine::{pin_thread, utc_now, Machine};
 use crate::summary::Summary;
 
-/// Frames per generator call in a timed pass.
-const CHUNK: u32 = 1 << 18;
-/// Frames per generator call in a paced pass.
-pub const PACE_CHUNK: u32 = 256;
+/// Frames in flight (sent, not yet counted at the sink): below the worker's receive ring.
+pub const WINDOW: u64 = 512;
+/// The generator reads the sink count every this many frames.
+const CHECK_EVERY: u64 = 64;
+/// A window that does not move for this long is lost (counted, the pass goes on).
+const STALL: Duration = Duration::from_millis(200);
 /// Bounds a hung pass.
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -133,8 +131,6 @@ pub struct Options {
     pub duration: Duration,
     /// Exactly this many frames per case and round instead of a duration.
     pub packets: Option<u64>,
-    /// Wait for the sink after every [`PACE_CHUNK`] frames (smoke runs: nothing may be lost).
-    pub paced: bool,
     /// Sessions installed; frames spread over them round robin.
     pub sessions: u32,
     /// The generator's core (and the receiving veth's NAPI).
@@ -156,8 +152,10 @@ pub struct Options {
 pub struct Sample {
     /// Round number (0-based).
     pub round: usize,
-    /// Frames the generator offered.
+    /// Frames the generator sent.
     pub generated: u64,
+    /// Frames given up as lost (a window that stalled).
+    pub lost: u64,
     /// Frames the sink counted.
     pub received: u64,
     /// Bytes the sink counted.
@@ -197,6 +195,8 @@ pub struct CaseReport {
     pub generated: u64,
     /// Totals over rounds.
     pub received: u64,
+    /// Totals over rounds: frames given up as lost.
+    pub lost: u64,
     /// Totals over rounds: what the worker sent.
     pub worker_sent: u64,
     /// Totals over rounds: what the worker dropped.
@@ -232,8 +232,8 @@ pub struct Report {
     pub sessions: u32,
     /// Rounds.
     pub rounds: usize,
-    /// Whether passes were paced.
-    pub paced: bool,
+    /// Frames in flight at most.
+    pub window: u64,
     /// Per case and round (None: fixed packet count).
     pub duration_ms: Option<u64>,
     /// Per case and round (None: duration).
@@ -287,16 +287,16 @@ struct Lab {
     tools: Ebpf,
     xsks: Option<XskMap<MapData>>,
     fast: Ebpf,
-    gen_cfg: Array<MapData, bench::GenConfig>,
-    lac0: u32,
-    core0: u32,
+    /// The generators: AF_XDP sockets on lac0 and core0.
+    gen_lac: XskSocket,
+    gen_core: XskSocket,
     zero_copy: bool,
     pins: Pins,
     topo: Topology,
 }
 
-/// A case's first frame and its first template slot.
-type Prepared = (Case, Vec<u8>, u32);
+/// A case's frames (one per session).
+type Prepared = (Case, Vec<Vec<u8>>);
 
 impl Lab {
     fn new(opts: &Options) -> Result<(Lab, Vec<Prepared>), Error> {
@@ -314,39 +314,21 @@ impl Lab {
         for i in 0..opts.sessions {
             dp.install(&session(i).1)?;
         }
-        let mut tools = load_bench(&[prog::GEN, prog::TO_XSK])?;
+        let mut tools = load_bench(&[prog::TO_XSK])?;
         let xsks: XskMap<MapData> = take(&mut tools, bench::XSKS)?;
-        let mut templates: Array<MapData, bench::Template> = take(&mut tools, bench::TEMPLATES)?;
-        let gen_cfg = take(&mut tools, bench::GEN_CFG)?;
-        let mut first = Vec::new();
-        for (k, case) in opts.cases.iter().enumerate() {
-            let base = k as u32 * opts.sessions;
-            let fs = frames(case.frames_of(), opts.sessions)?;
-            for (i, f) in fs.iter().enumerate() {
-                if f.len() > bench::FRAME_MAX || f.len() != fs[0].len() {
-                    return Err(Error::Frame(format!("{}: frame {i}", case.name())));
-                }
-                let mut t = bench::Template {
-                    len: f.len() as u32,
-                    data: [0; bench::FRAME_MAX],
-                };
-                t.data[..f.len()].copy_from_slice(f);
-                templates
-                    .set(base + i as u32, t, 0)
-                    .map_err(|x| bpf(bench::TEMPLATES)(x.to_string()))?;
-            }
-            first.push((*case, fs[0].clone(), base));
+        let mut prepared = Vec::new();
+        for case in &opts.cases {
+            prepared.push((*case, frames(case.frames_of(), opts.sessions)?));
         }
         let sink_core = Sink::new(&topo.core, "core0")?;
         let sink_lac = Sink::new(&topo.lac, "lac0")?;
-        let lac0 = {
-            let _g = topo.lac.enter();
-            loader::ifindex("lac0")?
+        let gen = |ns: &l2xdp_dataplane::lab::Netns, iface: &str| -> Result<XskSocket, Error> {
+            let _g = ns.enter();
+            XskSocket::open(loader::ifindex(iface)?, 0, &XskConfig::default())
+                .map_err(io(format!("generator socket on {iface}")))
         };
-        let core0 = {
-            let _g = topo.core.enter();
-            loader::ifindex("core0")?
-        };
+        let gen_lac = gen(&topo.lac, "lac0")?;
+        let gen_core = gen(&topo.core, "core0")?;
         Ok((
             Lab {
                 links: vec![],
@@ -356,14 +338,13 @@ impl Lab {
                 tools,
                 xsks: Some(xsks),
                 fast,
-                gen_cfg,
-                lac0,
-                core0,
+                gen_lac,
+                gen_core,
                 zero_copy: false,
                 pins,
                 topo,
             },
-            first,
+            prepared,
         ))
     }
 
@@ -435,102 +416,102 @@ impl Lab {
         }
     }
 
-    /// Offers frames from `case`'s generator namespace; returns (frames, wall time).
+    /// Sends `frames` round robin from `case`'s generator socket until `budget` is spent,
+    /// at most [`WINDOW`] frames ahead of the sink. Returns (sent, lost, wall time).
     fn generate(
         &mut self,
         case: Case,
-        frame: &[u8],
+        frames: &[Vec<u8>],
         budget: Budget,
-        paced: bool,
-    ) -> Result<(u64, Duration), Error> {
-        let gen_fd = {
-            let x = xdp(&mut self.tools, prog::GEN)?;
-            x.fd()
-                .map_err(|x| bpf(prog::GEN)(x.to_string()))?
-                .try_clone()
-                .map_err(|x| bpf(prog::GEN)(x.to_string()))?
-        };
-        let (ns, ifindex) = if case.up() {
-            (self.topo.lac.clone(), self.lac0)
-        } else {
-            (self.topo.core.clone(), self.core0)
-        };
+    ) -> Result<(u64, u64, Duration), Error> {
         let sink0 = self.sink(case)?.0;
-        let guard = ns.enter();
         let start = Instant::now();
-        let mut generated = 0u64;
+        let (mut sent, mut lost, mut counted) = (0u64, 0u64, 0u64);
+        let mut last_move = Instant::now();
+        let mut i = 0usize;
         loop {
             if interrupt::requested() {
                 return Err(Error::Interrupted);
             }
-            let chunk = if paced { PACE_CHUNK } else { CHUNK };
-            let repeat = match budget {
-                Budget::Packets(p) => {
-                    let left = p - generated;
-                    if left == 0 {
-                        break;
-                    }
-                    left.min(u64::from(chunk)) as u32
-                }
-                Budget::Time(d) => {
-                    if start.elapsed() >= d {
-                        break;
-                    }
-                    chunk
-                }
+            let done = match budget {
+                Budget::Packets(p) => sent >= p,
+                Budget::Time(d) => start.elapsed() >= d,
             };
-            match test_run::run_live(gen_fd.as_fd().as_raw_fd(), frame, ifindex, repeat) {
-                Ok(_) => {}
-                Err(e) if e.raw_os_error() == Some(libc::EINTR) => return Err(Error::Interrupted),
-                Err(e) => return Err(io("live-frame test run")(e)),
+            if done {
+                break;
             }
-            generated += u64::from(repeat);
-            if paced {
-                let end = Instant::now() + LIMIT;
-                while self.sink(case)?.0 - sink0 < generated && Instant::now() < end {
-                    std::thread::yield_now();
+            if sent - counted - lost >= WINDOW || sent % CHECK_EVERY == 0 {
+                let now = self.sink(case)?.0 - sink0;
+                if now != counted {
+                    counted = now;
+                    last_move = Instant::now();
                 }
+                if sent - counted - lost >= WINDOW {
+                    if last_move.elapsed() > STALL {
+                        lost = sent - counted;
+                        last_move = Instant::now();
+                    }
+                    self.gen_socket(case).flush();
+                    std::thread::yield_now();
+                    continue;
+                }
+            }
+            let f = &frames[i % frames.len()];
+            let s = self.gen_socket(case);
+            let Some((addr, buf)) = s.tx_frame() else {
+                s.flush();
+                continue;
+            };
+            i += 1;
+            buf[..f.len()].copy_from_slice(f);
+            s.tx_push(addr, f.len() as u32);
+            sent += 1;
+            if sent % 16 == 0 {
+                s.flush();
             }
         }
+        self.gen_socket(case).flush();
         let wall = start.elapsed();
-        drop(guard);
-        Ok((generated, wall))
+        // The window in flight lands (bounded).
+        let end = Instant::now() + STALL;
+        while self.sink(case)?.0 - sink0 < sent && Instant::now() < end {
+            self.gen_socket(case).flush();
+            std::thread::yield_now();
+        }
+        let counted = self.sink(case)?.0 - sink0;
+        Ok((sent, sent.saturating_sub(counted), wall))
+    }
+
+    fn gen_socket(&mut self, case: Case) -> &mut XskSocket {
+        if case.up() {
+            &mut self.gen_lac
+        } else {
+            &mut self.gen_core
+        }
     }
 
     fn run_case(
         &mut self,
         case: Case,
-        frame: &[u8],
-        base: u32,
+        frames: &[Vec<u8>],
         opts: &Options,
         budget: Budget,
         round: usize,
     ) -> Result<Sample, Error> {
         self.select(case)?;
-        self.gen_cfg
-            .set(
-                0,
-                bench::GenConfig {
-                    base,
-                    n: opts.sessions,
-                },
-                0,
-            )
-            .map_err(|x| bpf(bench::GEN_CFG)(x.to_string()))?;
         let running = self.start(case, opts)?;
         let rx0 = self.sink(case)?;
-        let r = self.generate(case, frame, budget, opts.paced);
-        // What the worker still holds drains.
-        std::thread::sleep(Duration::from_millis(50));
+        let r = self.generate(case, frames, budget);
         let rx1 = self.sink(case)?;
         let (worker_rx, worker_sent, worker_dropped) = running.counts();
         self.stop(running);
-        let (generated, wall) = r?;
+        let (generated, lost, wall) = r?;
         let seconds = wall.as_secs_f64();
         let received = rx1.0 - rx0.0;
         Ok(Sample {
             round,
             generated,
+            lost,
             received,
             received_bytes: rx1.1 - rx0.1,
             worker_rx,
@@ -563,13 +544,10 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
             "need at least one case, round and session".into(),
         ));
     }
-    if opts.sessions as usize * opts.cases.len() > bench::TEMPLATE_SLOTS as usize
-        || opts.sessions > 60_000
-    {
+    if opts.sessions > 60_000 {
         return Err(Error::Options(format!(
-            "{} sessions x {} cases exceed the generator's template slots",
-            opts.sessions,
-            opts.cases.len()
+            "{} sessions: at most 60,000",
+            opts.sessions
         )));
     }
     let machine = Machine::probe();
@@ -595,19 +573,19 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
         Budget::Packets(p) => Budget::Packets(p.min(65_536)),
         Budget::Time(d) => Budget::Time(d / 10),
     };
-    for (case, frame, base) in &first {
-        lab.run_case(*case, frame, *base, opts, warm, usize::MAX)?;
+    for (case, frames) in &first {
+        lab.run_case(*case, frames, opts, warm, usize::MAX)?;
     }
     let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); first.len()];
     for round in 0..opts.rounds {
-        for (k, (case, frame, base)) in first.iter().enumerate() {
-            samples[k].push(lab.run_case(*case, frame, *base, opts, budget, round)?);
+        for (k, (case, frames)) in first.iter().enumerate() {
+            samples[k].push(lab.run_case(*case, frames, opts, budget, round)?);
         }
     }
     let baseline_mpps: Vec<Vec<Option<f64>>> = first
         .iter()
-        .map(|(case, _, _)| {
-            let b = first.iter().position(|(c, _, _)| *c == case.baseline());
+        .map(|(case, _)| {
+            let b = first.iter().position(|(c, _)| *c == case.baseline());
             (0..opts.rounds)
                 .map(|r| b.map(|b| samples[b][r].mpps).filter(|m| *m > 0.0))
                 .collect()
@@ -621,7 +599,7 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
     let cases = first
         .iter()
         .enumerate()
-        .map(|(k, (case, frame, _))| {
+        .map(|(k, (case, frames))| {
             let ss = &samples[k];
             let received: u64 = ss.iter().map(|s| s.received).sum();
             let bytes: u64 = ss.iter().map(|s| s.received_bytes).sum();
@@ -629,7 +607,7 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
                 name: case.name(),
                 direction: if case.up() { "up" } else { "down" },
                 baseline: case.baseline().name(),
-                frame_in_bytes: frame.len(),
+                frame_in_bytes: frames.first().map_or(0, Vec::len),
                 frame_out_bytes: if received > 0 {
                     bytes as f64 / received as f64
                 } else {
@@ -638,6 +616,7 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
                 mpps: Summary::of(&ss.iter().map(|s| s.mpps).collect::<Vec<_>>()),
                 ratio: Summary::of(&ss.iter().filter_map(|s| s.mpps_ratio).collect::<Vec<_>>()),
                 generated: ss.iter().map(|s| s.generated).sum(),
+                lost: ss.iter().map(|s| s.lost).sum(),
                 received,
                 worker_sent: ss.iter().map(|s| s.worker_sent).sum(),
                 worker_dropped: ss.iter().map(|s| s.worker_dropped).sum(),
@@ -651,14 +630,14 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
         date,
         command: opts.command.clone(),
         machine,
-        topology: "lac ns: lac0 --veth-- lns ns: la, lc (AF_XDP sockets on queue 0 of both; programs: xdp_l2tp_access/xdp_l2tp_core in AF_XDP mode, or xdp_to_xsk for the raw forwarder) --veth-- core ns: core0; generator = xdp_gen live-frame test run (XDP_TX) on lac0 (up) or core0 (down); sinks = xdp_count on core0 (up) and lac0 (down)".into(),
+        topology: "lac ns: lac0 --veth-- lns ns: la, lc (AF_XDP sockets on queue 0 of both; programs: xdp_l2tp_access/xdp_l2tp_core in AF_XDP mode, or xdp_to_xsk for the raw forwarder) --veth-- core ns: core0; generator = AF_XDP socket on lac0 (up) or core0 (down), at most `window` frames ahead of the sink; sinks = xdp_count on core0 (up) and lac0 (down)".into(),
         generator_cpu: opts.gen_cpu,
         worker_cpu: opts.worker_cpu,
         batch: opts.batch,
         zero_copy: lab.zero_copy,
         sessions: opts.sessions,
         rounds: opts.rounds,
-        paced: opts.paced,
+        window: WINDOW,
         duration_ms: opts
             .packets
             .is_none()
@@ -686,17 +665,10 @@ pub fn table(r: &Report) -> String {
         "kernel {}, {} ({} cores)\n",
         r.machine.kernel, r.machine.cpu_model, r.machine.cores
     );
-    out += "medians [min–max] over rounds; Mpps at the sink / wall time; ratio = Mpps / same-round raw AF_XDP forwarder Mpps, same veth pair\n";
+    out += &format!("medians [min–max] over rounds; Mpps at the sink / wall time; ratio = Mpps / same-round raw AF_XDP forwarder Mpps, same veth pair; generator at most {} frames ahead of the sink\n", r.window);
     out += &format!(
         "{:<16} {:>5} {:>7} {:>20} {:>20} {:>12} {:>12} {:>12}\n",
-        "case",
-        "dir",
-        "bytes",
-        "Mpps at sink",
-        "ratio to raw",
-        "generated",
-        "received",
-        "worker drop"
+        "case", "dir", "bytes", "Mpps at sink", "ratio to raw", "generated", "received", "lost"
     );
     for c in &r.cases {
         out += &format!(
@@ -708,7 +680,7 @@ pub fn table(r: &Report) -> String {
             fmt_summary(&c.ratio, 3),
             c.generated,
             c.received,
-            c.worker_dropped,
+            c.lost,
         );
     }
     out

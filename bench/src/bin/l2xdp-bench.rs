@@ -69,9 +69,6 @@ enum Scenario {
         /// Send exactly this many frames per case and round instead.
         #[arg(long)]
         packets: Option<u64>,
-        /// Wait for the sink every few hundred frames (nothing may be lost; smoke runs).
-        #[arg(long)]
-        paced: bool,
         /// Sessions installed; frames are spread over them round robin.
         #[arg(long, default_value_t = 1000)]
         sessions: u32,
@@ -159,7 +156,6 @@ fn main() -> ExitCode {
             rounds,
             duration_ms,
             packets,
-            paced,
             sessions,
             gen_cpu,
             worker_cpu,
@@ -184,7 +180,6 @@ fn main() -> ExitCode {
                 rounds,
                 duration: Duration::from_millis(duration_ms),
                 packets,
-                paced,
                 sessions,
                 gen_cpu,
                 worker_cpu: worker_cpu.unwrap_or_else(|| machine::online_cpus() - 1),

@@ -34,7 +34,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::lac::Lac;
-use crate::lns::{Lns, LnsFiles, LnsSetup};
+use crate::lns::{rss_kib, spawn, status_when, LnsFiles, LnsSetup};
 
 /// RFC 4951 Recovery Time of both ends: comfortably above the outage (kill, restart, restore
 /// of 100,000 sessions), so that the LAC waits for the recovery rather than clearing.
@@ -198,20 +198,15 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
         tunnels: opts.tunnels,
         sessions: opts.sessions,
         recovery_time_ms: Some(RECOVERY_TIME_MS),
-        control_socket: true,
     })?;
-    let sock = files
-        .control_socket
-        .clone()
-        .ok_or("no control socket configured")?;
-    let state_dir = files.state_dir.clone().ok_or("no state dir configured")?;
+    let state_dir = files.files.state_dir.clone();
     let quick = Duration::from_millis(5);
 
     // The first l2xdpd, empty state dir.
-    let mut lns = Lns::spawn(&opts.l2xdpd, &files)?;
-    lns.status_when(&sock, opts.limit, quick, |_| true).await?;
+    let mut lns = spawn(&opts.l2xdpd, &files)?;
+    status_when(&mut lns, opts.limit, quick, |_| true).await?;
     let first_start_socket = lns.started.elapsed();
-    let rss0 = lns.rss_kib();
+    let rss0 = rss_kib(lns.pid());
 
     // The bring-up.
     let failover = FailoverConfig {
@@ -224,7 +219,13 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
         echo_failures: LAC_ECHO_FAILURES,
         ..PppConfig::default()
     };
-    let mut lac = Lac::start(opts.tunnels, opts.sessions, Some(failover), ppp)?;
+    let mut lac = Lac::start(
+        crate::lac::LOOPBACK,
+        opts.tunnels,
+        opts.sessions,
+        Some(failover),
+        ppp,
+    )?;
     let deadline = tokio::time::Instant::now() + opts.limit;
     let tunnels = lac.open_tunnels(files.addr, opts.tunnels, deadline).await?;
     let up = lac
@@ -234,15 +235,14 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
 
     // l2xdpd has every session up and installed, and its store is quiet.
     let poll = Duration::from_millis(200);
-    let mut d = lns
-        .status_when(&sock, opts.limit, poll, |d| {
-            u(&d["ppp_up"]) == n as u64 && u(&d["installed"]) == n as u64
-        })
-        .await?;
+    let mut d = status_when(&mut lns, opts.limit, poll, |d| {
+        u(&d["ppp_up"]) == n as u64 && u(&d["installed"]) == n as u64
+    })
+    .await?;
     let t = Instant::now();
     loop {
         tokio::time::sleep(poll).await;
-        let again = lns.status_when(&sock, opts.limit, poll, |_| true).await?;
+        let again = status_when(&mut lns, opts.limit, poll, |_| true).await?;
         if again["node"]["store_ops"] == d["node"]["store_ops"] {
             break;
         }
@@ -251,22 +251,20 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
         }
         d = again;
     }
-    let rss1 = lns.rss_kib();
+    let rss1 = rss_kib(lns.pid());
     let (state_files, state_bytes) = du(&state_dir);
     while lac.events.try_recv().is_ok() {}
 
     // kill -9, and a new l2xdpd with the same configuration.
     let killed = Instant::now();
-    lns.kill_9()?;
+    lns.kill_9();
     drop(lns);
-    let mut lns = Lns::spawn(&opts.l2xdpd, &files)?;
-    lns.status_when(&sock, opts.limit, quick, |_| true).await?;
+    let mut lns = spawn(&opts.l2xdpd, &files)?;
+    status_when(&mut lns, opts.limit, quick, |_| true).await?;
     let restart_socket = lns.started.elapsed();
     let recovered =
         |d: &Value| u(&d["l2tp"]["failover"]["tunnel recovered"]) >= opts.tunnels as u64;
-    let after = lns
-        .status_when(&sock, opts.limit, STATUS_POLL, recovered)
-        .await?;
+    let after = status_when(&mut lns, opts.limit, STATUS_POLL, recovered).await?;
     let restart_recovered = lns.started.elapsed();
     let outage = killed.elapsed();
 
@@ -307,9 +305,9 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
     lac_after.sessions = lac_sessions;
     lac_after.ppp_up = lac_ppp;
     lac_after.failover = lac_failover;
-    let rss2 = lns.rss_kib();
+    let rss2 = rss_kib(lns.pid());
     // The LNS's counts now (sessions the recovery cleared would show here).
-    let now = lns.status_when(&sock, opts.limit, poll, |_| true).await?;
+    let now = status_when(&mut lns, opts.limit, poll, |_| true).await?;
     lac.stop().await;
     drop(lns);
     drop(files);

@@ -78,11 +78,11 @@ use crate::interrupt;
 use crate::machine::{pin_thread, utc_now, Machine};
 use crate::summary::Summary;
 
-const LNS4: &str = "192.0.2.1";
-const LAC4: &str = "192.0.2.2";
-const CORE4: &str = "198.51.100.2";
+pub(crate) const LNS4: &str = "192.0.2.1";
+pub(crate) const LAC4: &str = "192.0.2.2";
+pub(crate) const CORE4: &str = "198.51.100.2";
 /// Subscriber i has 100.64.0.0 + 1 + i.
-const SUB_BASE: u32 = 0x6440_0000;
+pub(crate) const SUB_BASE: u32 = 0x6440_0000;
 /// Payload of the 64-byte frames: 14 + 20 + 8 + 22.
 const PAYLOAD: [u8; 22] = [7; 22];
 /// Frames per test-run call (the interrupt check granularity).
@@ -103,6 +103,10 @@ pub enum Case {
     BaselineDown,
     /// L2TPv2 encap lc → la.
     EncapV2,
+    /// L2TPv3 decap la → ac0 (one pseudowire: a v3 session is bound to an interface).
+    DecapV3,
+    /// L2TPv3 encap ac0 → la.
+    EncapV3,
 }
 
 impl Case {
@@ -115,9 +119,14 @@ impl Case {
         Case::EncapV2,
     ];
 
+    /// The L2TPv3 cases (not in the default set; `l2xdp-bench cost` runs them).
+    pub const V3: [Case; 2] = [Case::DecapV3, Case::EncapV3];
+
     /// The name on the command line and in reports.
     pub fn name(self) -> &'static str {
         match self {
+            Case::DecapV3 => "decap-v3",
+            Case::EncapV3 => "encap-v3",
             Case::SwapMac => "swapmac",
             Case::BaselineUp => "baseline-up",
             Case::DecapV2 => "decap-v2",
@@ -128,17 +137,23 @@ impl Case {
 
     /// Parses a name.
     pub fn parse(s: &str) -> Option<Case> {
-        Case::ALL.into_iter().find(|c| c.name() == s)
+        Case::ALL
+            .into_iter()
+            .chain(Case::V3)
+            .find(|c| c.name() == s)
     }
 
     /// The generator sends from lac0 into la (else from core0 into lc).
     fn gen_at_lac(self) -> bool {
-        matches!(self, Case::SwapMac | Case::BaselineUp | Case::DecapV2)
+        matches!(
+            self,
+            Case::SwapMac | Case::BaselineUp | Case::DecapV2 | Case::DecapV3
+        )
     }
 
     /// The frames end at core0's sink (else at lac0's).
     fn to_core(self) -> bool {
-        matches!(self, Case::BaselineUp | Case::DecapV2)
+        matches!(self, Case::BaselineUp | Case::DecapV2 | Case::DecapV3)
     }
 
     /// "up" (lac → core), "down" (core → lac) or "back" (lac → la → lac).
@@ -153,8 +168,8 @@ impl Case {
     /// The fast path's verdict counter every frame of this case must raise, if any.
     fn fastpath_verdict(self) -> Option<u32> {
         match self {
-            Case::DecapV2 => Some(verdict::DECAP),
-            Case::EncapV2 => Some(verdict::ENCAP),
+            Case::DecapV2 | Case::DecapV3 => Some(verdict::DECAP),
+            Case::EncapV2 | Case::EncapV3 => Some(verdict::ENCAP),
             _ => None,
         }
     }
@@ -174,8 +189,8 @@ impl Case {
         match self {
             Case::SwapMac => prog::SWAP_MAC,
             Case::BaselineUp | Case::BaselineDown => prog::REDIRECT_PLAIN,
-            Case::DecapV2 => prog::ACCESS,
-            Case::EncapV2 => prog::CORE,
+            Case::DecapV2 | Case::DecapV3 => prog::ACCESS,
+            Case::EncapV2 | Case::EncapV3 => prog::CORE,
         }
     }
 }
@@ -460,7 +475,11 @@ fn frame64(src_mac: MacAddr, dst_mac: MacAddr, src: &str, dst: &str) -> Result<V
     udp_frame(&ep, 4000, 5000, &PAYLOAD).map_err(|e| Error::Frame(format!("{e:?}")))
 }
 
-/// The frames the generator sends for `case`, one per session.
+/// The customer MACs inside the v3 pseudowire (subscriber side, core side).
+const V3_CUST_SUB: MacAddr = MacAddr([2, 0, 0, 2, 0, 1]);
+const V3_CUST_CORE: MacAddr = MacAddr([2, 0, 0, 3, 0, 1]);
+
+/// The frames the generator sends for `case`, one per session (v3: all of the one session).
 pub(crate) fn frames(case: Case, n: u32) -> Result<Vec<Vec<u8>>, Error> {
     (0..n)
         .map(|i| {
@@ -468,6 +487,16 @@ pub(crate) fn frames(case: Case, n: u32) -> Result<Vec<Vec<u8>>, Error> {
             match case {
                 Case::SwapMac | Case::BaselineUp => frame64(LAC_MAC, LA_MAC, &sub, CORE4),
                 Case::BaselineDown | Case::EncapV2 => frame64(CORE_MAC, LC_MAC, CORE4, &sub),
+                Case::EncapV3 => frame64(V3_CUST_CORE, V3_CUST_SUB, CORE4, &sub),
+                Case::DecapV3 => {
+                    let (peer, _) = crate::throughput::v3_session(0, 0);
+                    let inner = frame64(V3_CUST_SUB, V3_CUST_CORE, &sub, CORE4)?;
+                    let mut out = vec![0; 256];
+                    let len = encap(&peer, &mut TxSeq::default(), &inner, 1500, &mut out)
+                        .map_err(|e| Error::Frame(format!("encap: {e:?}")))?;
+                    out.truncate(len);
+                    Ok(out)
+                }
                 Case::DecapV2 => {
                     let (peer, _) = session(i);
                     let inner = frame64(LAC_MAC, LA_MAC, &sub, CORE4)?;
@@ -514,7 +543,7 @@ pub(crate) fn attach(
         .map_err(|x| bpf(format!("link of {p}"))(x.to_string()))
 }
 
-fn stats_of(e: &mut Ebpf, p: &'static str) -> Result<ProgStats, Error> {
+pub(crate) fn stats_of(e: &mut Ebpf, p: &'static str) -> Result<ProgStats, Error> {
     let x = xdp(e, p)?;
     let fd = x.fd().map_err(|x| bpf(p)(x.to_string()))?;
     prog_stats(fd.as_fd()).map_err(io(format!("bpf_stats of {p}")))
@@ -530,11 +559,11 @@ where
     T::try_from(m).map_err(|x| bpf(name)(x.to_string()))
 }
 
-/// A counting sink.
+/// A counting sink: `xdp_count` attached to one interface or more (one counter for all).
 pub(crate) struct Sink {
-    ebpf: Ebpf,
+    pub(crate) ebpf: Ebpf,
     rx: PerCpuArray<MapData, u64>,
-    _link: XdpLink,
+    _links: Vec<XdpLink>,
 }
 
 impl Sink {
@@ -545,8 +574,15 @@ impl Sink {
         Ok(Sink {
             ebpf,
             rx,
-            _link: link,
+            _links: vec![link],
         })
+    }
+
+    /// Counts what `iface` (in `ns`) receives too.
+    pub(crate) fn also(&mut self, ns: &Netns, iface: &str) -> Result<(), Error> {
+        let link = attach(&mut self.ebpf, prog::COUNT, ns, iface)?;
+        self._links.push(link);
+        Ok(())
     }
 
     /// (packets, bytes) counted so far.
@@ -578,6 +614,8 @@ struct Lab {
     lc_slot: Slot,
     sink_core: Sink,
     sink_lac: Sink,
+    /// v3 cases: the pseudowire's far end (acp0) and the core program's link on ac0.
+    v3: Option<(Sink, XdpLink, u32)>,
     tools: Ebpf,
     util: Ebpf,
     fast: Ebpf,
@@ -590,7 +628,7 @@ struct Lab {
 }
 
 /// `cat /sys/class/net/<dev>/threaded` inside `ns` (sysfs as the namespace sees it).
-fn napi_threaded(ns: &Netns, dev: &str) -> String {
+pub(crate) fn napi_threaded(ns: &Netns, dev: &str) -> String {
     std::process::Command::new("ip")
         .args(["netns", "exec", &ns.name, "cat"])
         .arg(format!("/sys/class/net/{dev}/threaded"))
@@ -660,6 +698,24 @@ impl Lab {
             .map_err(|x| bpf(prog::SWAP_MAC)(format!("{x:?}")))?;
         let sink_core = Sink::new(core, "core0")?;
         let sink_lac = Sink::new(lac, "lac0")?;
+        let mut fast = fast;
+        let v3 = if opts.cases.iter().any(|c| Case::V3.contains(c)) {
+            let acs = topo.add_attachment_circuits(1);
+            let (ac, acp) = &acs[0];
+            let ac_if = {
+                let _g = lns.enter();
+                loader::ifindex(ac)?
+            };
+            dp.install(&crate::throughput::v3_session(0, ac_if).1)?;
+            let link = attach(&mut fast, prog::CORE, lns, ac)?;
+            let acp_if = {
+                let _g = core.enter();
+                loader::ifindex(acp)?
+            };
+            Some((Sink::new(core, acp)?, link, acp_if))
+        } else {
+            None
+        };
         let lac0 = {
             let _g = lac.enter();
             loader::ifindex("lac0")?
@@ -674,6 +730,7 @@ impl Lab {
                 lc_slot: Slot::default(),
                 sink_core,
                 sink_lac,
+                v3,
                 tools,
                 util,
                 fast,
@@ -703,7 +760,9 @@ impl Lab {
         let obj = match case {
             Case::SwapMac => &mut self.util,
             Case::BaselineUp | Case::BaselineDown => &mut self.tools,
-            Case::DecapV2 | Case::EncapV2 => &mut self.fast,
+            Case::DecapV2 | Case::EncapV2 | Case::DecapV3 => &mut self.fast,
+            // Attached to ac0 for the whole run.
+            Case::EncapV3 => return Ok(()),
         };
         let link = attach(obj, p, &self.topo.lns, iface)?;
         slot.current = Some((p, link));
@@ -715,12 +774,17 @@ impl Lab {
         match case {
             Case::SwapMac => stats_of(&mut self.util, p),
             Case::BaselineUp | Case::BaselineDown => stats_of(&mut self.tools, p),
-            Case::DecapV2 | Case::EncapV2 => stats_of(&mut self.fast, p),
+            Case::DecapV2 | Case::EncapV2 | Case::DecapV3 | Case::EncapV3 => {
+                stats_of(&mut self.fast, p)
+            }
         }
     }
 
     /// The sink `case`'s frames end at, and the other one.
     fn sinks(&mut self, case: Case) -> (&mut Sink, &mut Sink) {
+        if let (Case::DecapV3, Some((ac, _, _))) = (case, self.v3.as_mut()) {
+            return (ac, &mut self.sink_lac);
+        }
         if case.to_core() {
             (&mut self.sink_core, &mut self.sink_lac)
         } else {
@@ -756,7 +820,9 @@ impl Lab {
                 .try_clone()
                 .map_err(|x| bpf(prog::GEN)(x.to_string()))?
         };
-        let (ns, ifindex) = if case.gen_at_lac() {
+        let (ns, ifindex) = if let (Case::EncapV3, Some((_, _, acp))) = (case, &self.v3) {
+            (&self.topo.core, *acp)
+        } else if case.gen_at_lac() {
             (&self.topo.lac, self.lac0)
         } else {
             (&self.topo.core, self.core0)

@@ -1,7 +1,8 @@
 //! The LAC emulator of the control-plane scenarios: this project's control plane in the
 //! initiator role with the PPP client (CHAP as `user<i>`/`pw<i>`, the users [`crate::lns`]
-//! writes), in the bench process on loopback, and the two bring-up phases: tunnels, then
-//! sessions through IPCP with a bounded number in flight.
+//! writes), in the bench process (on loopback, or in the lab's `lac` namespace for `demo`), and
+//! the two bring-up phases: tunnels, then sessions through IPCP with a bounded number in
+//! flight.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -17,6 +18,10 @@ use l2xdp_dataplane::MemoryDataPlane;
 use l2xdp_wire::l2tp::header::Version;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::Instant as Deadline;
+
+/// Where the emulator binds on loopback: `127.0.0.1`, any port.
+pub const LOOPBACK: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
 
 /// The emulator, running on the current tokio runtime.
 pub struct Lac {
@@ -37,12 +42,17 @@ pub struct SessionsUp {
     pub ipcp_at: Instant,
     /// Per-session latency, open → IPCP up, microseconds.
     pub latency_us: hdrhistogram::Histogram<u64>,
+    /// The `PppUp` events, one per session.
+    pub up: Vec<NodeEvent>,
 }
 
 impl Lac {
-    /// Starts the emulator on `127.0.0.1:<any>` with room for `tunnels × sessions`, RFC 4951
-    /// failover capability `failover`, and the subscribers' PPP configuration `ppp`.
+    /// Starts the emulator on `bind` (`127.0.0.1:0` on loopback; the socket belongs to the
+    /// calling thread's namespace) with room for `tunnels × sessions`, RFC 4951 failover
+    /// capability `failover`, and the subscribers' PPP configuration `ppp`. Needs a tokio
+    /// runtime context.
     pub fn start(
+        bind: SocketAddr,
         tunnels: usize,
         sessions: usize,
         failover: Option<FailoverConfig>,
@@ -66,8 +76,7 @@ impl Lac {
             },
             Box::new(MemoryDataPlane::new()),
         );
-        let sock = L2tpSocket::bind_udp(SocketAddr::from(([127, 0, 0, 1], 0)))
-            .map_err(|e| e.to_string())?;
+        let sock = L2tpSocket::bind_udp(bind).map_err(|e| format!("bind {bind}: {e}"))?;
         let (tx, events) = tokio::sync::mpsc::unbounded_channel();
         let (handle, task) = Driver::new(node, vec![sock])
             .map_err(|e| e.to_string())?
@@ -130,6 +139,7 @@ impl Lac {
         let t1 = Instant::now();
         let (mut iccn, mut ipcp) = (0, 0);
         let (mut iccn_at, mut ipcp_at) = (t1, t1);
+        let mut up = Vec::with_capacity(n);
         for (t, i) in todo.by_ref().take(in_flight.max(1)) {
             let s = open_one(&self.handle, t, i).await?;
             opened.insert((t, s), Instant::now());
@@ -140,9 +150,12 @@ impl Lac {
                     iccn += 1;
                     iccn_at = Instant::now();
                 }
-                Ok(Some(NodeEvent::PppUp {
-                    tunnel, session, ..
-                })) => {
+                Ok(Some(
+                    e @ NodeEvent::PppUp {
+                        tunnel, session, ..
+                    },
+                )) => {
+                    up.push(e);
                     ipcp += 1;
                     ipcp_at = Instant::now();
                     if let Some(t) = opened.remove(&(tunnel, session)) {
@@ -169,7 +182,33 @@ impl Lac {
             iccn_at,
             ipcp_at,
             latency_us: hist,
+            up,
         })
+    }
+
+    /// One more session on `tunnel` as user `i`, PPP through IPCP: its `PppUp` event (any
+    /// session or tunnel going down fails).
+    pub async fn open_session(
+        &mut self,
+        tunnel: TunnelId,
+        i: usize,
+        deadline: Deadline,
+    ) -> Result<NodeEvent, String> {
+        let s = open_one(&self.handle, tunnel, i).await?;
+        loop {
+            match tokio::time::timeout_at(deadline, self.events.recv()).await {
+                Ok(Some(
+                    e @ NodeEvent::PppUp {
+                        tunnel: t, session, ..
+                    },
+                )) if t == tunnel && session == s => return Ok(e),
+                Ok(Some(e @ (NodeEvent::SessionDown { .. } | NodeEvent::TunnelDown { .. }))) => {
+                    return Err(format!("during set-up: {e:?}"))
+                }
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => return Err(format!("session user{i} did not reach IPCP")),
+            }
+        }
     }
 
     /// Control-message retransmissions so far.

@@ -7,22 +7,39 @@
 //!   AF_XDP forwarder on the same veth pair, cases alternating.
 //! - [`setup_rate`]: sessions per second through ICCN and IPCP against an `l2xdpd` process,
 //!   and its memory per tunnel and per session.
+//! - [`throughput`]: the no-drop rate (loss ≤ 0.001 % at the sinks) through the LNS on one
+//!   core — up, down, both; 64 B, 512 B, IMIX; L2TPv2 and L2TPv3 — beside a plain
+//!   XDP_REDIRECT baseline on the same veths, paced live-frame generator (`xdp_gen_paced`) on
+//!   another core, the DUT's NAPI threaded and pinned.
+//! - [`scale`]: the same at 1k … 1M sessions installed, and the maps' memory per session.
+//! - [`cost`]: ns per packet of each XDP program beside a swap-MAC program (the `forward`
+//!   scenario's bpf_stats passes), v2 and v3; the AF_XDP callgrind half is a hook
+//!   ([`cost::afxdp_callgrind`]) until the AF_XDP data plane is merged.
 //! - [`failover`]: kill -9 and restart of an `l2xdpd` process with RFC 4951 failover: time
 //!   to its control socket, to every tunnel recovered, the state restore, and nothing lost.
+//!
+//! - [`demo`]: what `make run` shows: the lab in network namespaces, a few hundred PPP
+//!   sessions, traffic both ways with a live view, a kill -9 failover drill, clean-up.
 //!
 //! Shared pieces: [`lns`] (the `l2xdpd` child: configuration, start, control socket, VmRSS)
 //! and [`lac`] (the LAC emulator and the bring-up phases) of the control-plane scenarios,
 //! [`bpf_stats`] (run_time_ns / run_cnt of a program under
 //! `kernel.bpf_stats_enabled`), [`machine`] (kernel, CPU, pinning), [`summary`] (median and
-//! spread), [`interrupt`] (Ctrl-C turns into an orderly stop, so guards clean up).
+//! spread), [`interrupt`] (Ctrl-C turns into an orderly stop, so guards clean up), [`plot`]
+//! (SVG plots with plotters).
 
 pub mod afxdp;
 pub mod bpf_stats;
+pub mod cost;
+pub mod demo;
 pub mod failover;
 pub mod forward;
 pub mod interrupt;
 pub mod lac;
 pub mod lns;
 pub mod machine;
+pub mod plot;
+pub mod scale;
 pub mod setup_rate;
 pub mod summary;
+pub mod throughput;

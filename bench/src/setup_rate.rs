@@ -16,7 +16,7 @@ use l2xdp_controlplane::ppp::PppConfig;
 use serde::Serialize;
 
 use crate::lac::Lac;
-use crate::lns::{Lns, LnsFiles, LnsSetup};
+use crate::lns::{rss_kib, spawn, status_when, LnsFiles, LnsSetup};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -85,14 +85,19 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
         tunnels: opts.tunnels,
         sessions: opts.sessions,
         recovery_time_ms: None,
-        control_socket: false,
     })?;
-    let mut lns = Lns::spawn(&opts.l2xdpd, &files)?;
-    // Wait for the daemon to bind (it reads a users file first).
-    lns.wait_bound(files.addr, opts.limit).await?;
-    let rss0 = lns.rss_kib();
+    let mut lns = spawn(&opts.l2xdpd, &files)?;
+    // Wait for the daemon to serve (it binds its L2TP sockets first).
+    status_when(&mut lns, opts.limit, Duration::from_millis(5), |_| true).await?;
+    let rss0 = rss_kib(lns.pid());
 
-    let mut lac = Lac::start(opts.tunnels, opts.sessions, None, PppConfig::default())?;
+    let mut lac = Lac::start(
+        crate::lac::LOOPBACK,
+        opts.tunnels,
+        opts.sessions,
+        None,
+        PppConfig::default(),
+    )?;
     let deadline = tokio::time::Instant::now() + opts.limit;
 
     // Phase 1: tunnels.
@@ -100,7 +105,7 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
     let tunnels = lac.open_tunnels(files.addr, opts.tunnels, deadline).await?;
     let tunnels_secs = t0.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let rss1 = lns.rss_kib();
+    let rss1 = rss_kib(lns.pid());
 
     // Phase 2: sessions, at most `in_flight` being set up at a time, spread over the tunnels.
     let n = opts.tunnels * opts.sessions;
@@ -108,7 +113,7 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
         .open_sessions(&tunnels, opts.sessions, opts.in_flight, deadline)
         .await?;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let rss2 = lns.rss_kib();
+    let rss2 = rss_kib(lns.pid());
     let retransmissions = lac.retransmissions().await?;
     lac.stop().await;
     drop(lns);

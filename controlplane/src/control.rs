@@ -3,13 +3,22 @@
 //!
 //! ```text
 //! → {"cmd":"status"}
-//! ← {"ok":true,"data":{"tunnels":3,"sessions":120,"ppp_up":118,...}}
+//! ← {"v":1,"ok":true,"data":{"tunnels":3,"sessions":120,"ppp_up":118,...}}
 //! → {"cmd":"sessions","tunnel":4660}
-//! ← {"ok":true,"data":[{"tunnel":4660,"session":1,...}]}
+//! ← {"v":1,"ok":true,"data":[{"tunnel":4660,"session":1,...}]}
+//! → {"cmd":"session","session":9}
+//! ← {"v":1,"ok":false,"error":"no session 9","kind":"not_found"}
 //! → {"cmd":"nonsense"}
-//! ← {"ok":false,"error":"unknown command \"nonsense\""}
+//! ← {"v":1,"ok":false,"error":"bad request: unknown variant `nonsense`, ...","kind":"bad_request"}
 //! ```
-//! A request that does not parse gets an error reply, never a dropped connection.
+//! A request that does not parse gets an error reply, never a dropped connection. Every
+//! reply carries the protocol version (`"v"`, [`PROTOCOL`]); `{"cmd":"hello"}` returns it
+//! with the daemon's version. A failed request may carry a `kind` ([`ErrorKind`]) telling a
+//! client why (`l2xdpctl` maps it to its exit code).
+//!
+//! Commands: `hello`, `status`, `tunnels`, `sessions` (`tunnel`, `user`), `session`
+//! (`session`, optional `tunnel`), `clear_session` (`session`, optional `tunnel`),
+//! `clear_tunnel`, `failover`, `failover_drill` (`force`, `timeout_ms`), `reload`.
 
 use std::path::{Path, PathBuf};
 
@@ -17,9 +26,23 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
+use crate::daemon::Running;
 use crate::driver::Handle;
 use crate::l2tp::TunnelId;
-use crate::node::Node;
+use crate::node::{Node, SessionRef};
+
+/// The version of this protocol; bumped when a request or reply changes incompatibly.
+pub const PROTOCOL: u32 = 1;
+
+/// What a control socket serves: the running node, and the daemon's configuration when it
+/// runs as `l2xdpd` (for `reload` and `failover_drill`).
+#[derive(Clone)]
+pub struct Context {
+    /// The node.
+    pub handle: Handle,
+    /// The daemon's configuration; `None`: `reload` and `failover_drill` are refused.
+    pub running: Option<std::sync::Arc<Running>>,
+}
 
 /// A request.
 #[derive(Debug, Clone, Deserialize)]
@@ -36,15 +59,59 @@ pub enum Request {
         #[serde(default)]
         user: Option<String>,
     },
-    /// Close a session (CDN).
-    ClearSession { tunnel: TunnelId, session: u32 },
+    /// Close a session (CDN); without `tunnel`, the one session with this ID.
+    ClearSession {
+        #[serde(default)]
+        tunnel: Option<TunnelId>,
+        session: u32,
+    },
     /// Close a tunnel (StopCCN).
     ClearTunnel { tunnel: TunnelId },
+    /// The protocol version and the daemon's.
+    Hello,
+    /// One session in detail; without `tunnel`, the one session with this ID.
+    Session {
+        #[serde(default)]
+        tunnel: Option<TunnelId>,
+        session: u32,
+    },
+    /// RFC 4951 state per tunnel.
+    Failover,
+    /// An administrative failover ([`Running::drill`]).
+    FailoverDrill {
+        /// Drill even when some tunnels would be cleared.
+        #[serde(default)]
+        force: bool,
+        /// How long to wait for the recoveries (default 60 s).
+        #[serde(default)]
+        timeout_ms: Option<u64>,
+    },
+    /// Re-read the configuration file ([`Running::reload`]).
+    Reload,
+}
+
+/// Why a request failed, for clients that act on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// No such tunnel or session (or a session ID that is ambiguous without its tunnel).
+    NotFound,
+    /// The request is not valid.
+    BadRequest,
+    /// The daemon refused (reload of a field that cannot change live, a drill without state).
+    Refused,
+    /// The configuration file does not parse or check.
+    Config,
+    /// Anything else.
+    Failed,
 }
 
 /// The reply to a request.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Reply {
+    /// [`PROTOCOL`].
+    #[serde(default)]
+    pub v: u32,
     /// Whether the request succeeded.
     pub ok: bool,
     /// What was asked for.
@@ -53,27 +120,76 @@ pub struct Reply {
     /// Why it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What kind of failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ErrorKind>,
 }
 
 impl Reply {
     fn ok(data: impl Serialize) -> Reply {
         match serde_json::to_value(data) {
             Ok(v) => Reply {
+                v: PROTOCOL,
                 ok: true,
                 data: Some(v),
                 error: None,
+                kind: None,
             },
             Err(e) => Reply::err(format!("cannot encode the reply: {e}")),
         }
     }
 
     fn err(e: impl Into<String>) -> Reply {
+        Reply::fail(ErrorKind::Failed, e)
+    }
+
+    fn fail(kind: ErrorKind, e: impl Into<String>) -> Reply {
         Reply {
+            v: PROTOCOL,
             ok: false,
             data: None,
             error: Some(e.into()),
+            kind: Some(kind),
         }
     }
+}
+
+/// The session `session` of `tunnel`, or without a tunnel the one session with that ID.
+fn resolve(n: &Node, tunnel: Option<TunnelId>, session: u32) -> Result<SessionRef, Reply> {
+    let all = n.session_refs();
+    let hits: Vec<SessionRef> = all
+        .into_iter()
+        .filter(|&(t, s)| s == session && tunnel.is_none_or(|x| x == t))
+        .collect();
+    match (hits.as_slice(), tunnel) {
+        ([one], _) => Ok(*one),
+        ([], Some(t)) => Err(Reply::fail(
+            ErrorKind::NotFound,
+            format!("no session {t}/{session}"),
+        )),
+        ([], None) => Err(Reply::fail(
+            ErrorKind::NotFound,
+            format!("no session {session}"),
+        )),
+        (many, _) => Err(Reply::fail(
+            ErrorKind::NotFound,
+            format!(
+                "session ID {session} is ambiguous: it is in tunnels {:?}; give TUNNEL/SESSION",
+                many.iter().map(|r| r.0).collect::<Vec<_>>()
+            ),
+        )),
+    }
+}
+
+/// What `hello` returns.
+#[derive(Debug, Clone, Serialize)]
+pub struct Hello {
+    /// [`PROTOCOL`].
+    pub protocol: u32,
+    /// The daemon's version.
+    pub version: &'static str,
+    /// The configuration file, when run as l2xdpd.
+    pub config: Option<PathBuf>,
 }
 
 /// What `status` returns.
@@ -91,6 +207,8 @@ pub struct Status {
     pub l2tp: crate::l2tp::Counters,
     /// The glue's counters.
     pub node: crate::node::NodeCounters,
+    /// The address pool: capacity and leased.
+    pub pool: Option<(u64, u64)>,
 }
 
 fn status(n: &Node) -> Status {
@@ -102,12 +220,63 @@ fn status(n: &Node) -> Status {
         installed: n.session_status().iter().filter(|s| s.installed).count(),
         l2tp: n.registry().counters(),
         node: n.counters(),
+        pool: n.pool_usage(),
     }
 }
 
 /// Answers one request.
-pub async fn answer(handle: &Handle, req: Request) -> Reply {
+pub async fn answer(ctx: &Context, req: Request) -> Reply {
+    let handle = &ctx.handle;
     let r = match req {
+        Request::Hello => Ok(Reply::ok(Hello {
+            protocol: PROTOCOL,
+            version: env!("CARGO_PKG_VERSION"),
+            config: ctx.running.as_ref().map(|r| r.path().to_path_buf()),
+        })),
+        Request::Session { tunnel, session } => {
+            handle
+                .inspect(move |n| match resolve(n, tunnel, session) {
+                    Ok(key) => n
+                        .session_detail(key)
+                        .map_or_else(|| Reply::fail(ErrorKind::NotFound, "gone"), Reply::ok),
+                    Err(r) => r,
+                })
+                .await
+        }
+        Request::Failover => handle.inspect(|n| Reply::ok(n.failover_status())).await,
+        Request::FailoverDrill { force, timeout_ms } => match &ctx.running {
+            None => Ok(Reply::fail(
+                ErrorKind::Refused,
+                "no daemon configuration here",
+            )),
+            Some(r) => {
+                let limit = std::time::Duration::from_millis(timeout_ms.unwrap_or(60_000));
+                Ok(match r.drill(handle, force, limit).await {
+                    Ok(rep) => Reply::ok(rep),
+                    Err(
+                        e @ (crate::daemon::DrillError::NoFailover
+                        | crate::daemon::DrillError::NotNegotiated(_)),
+                    ) => Reply::fail(ErrorKind::Refused, e.to_string()),
+                    Err(e) => Reply::err(e.to_string()),
+                })
+            }
+        },
+        Request::Reload => match &ctx.running {
+            None => Ok(Reply::fail(
+                ErrorKind::Refused,
+                "no daemon configuration here",
+            )),
+            Some(r) => Ok(match r.reload(handle).await {
+                Ok(rep) => Reply::ok(rep),
+                Err(e @ crate::daemon::ReloadError::Refused(_)) => {
+                    Reply::fail(ErrorKind::Refused, e.to_string())
+                }
+                Err(e @ crate::daemon::ReloadError::Config(_)) => {
+                    Reply::fail(ErrorKind::Config, e.to_string())
+                }
+                Err(e) => Reply::err(e.to_string()),
+            }),
+        },
         Request::Status => handle.inspect(|n| Reply::ok(status(n))).await,
         Request::Tunnels => handle.inspect(|n| Reply::ok(n.tunnel_status())).await,
         Request::Sessions { tunnel, user } => {
@@ -123,25 +292,58 @@ pub async fn answer(handle: &Handle, req: Request) -> Reply {
                 })
                 .await
         }
-        Request::ClearSession { tunnel, session } => handle
-            .close_session((tunnel, session))
-            .await
-            .map(|r| r.map_or_else(|e| Reply::err(e.to_string()), |()| Reply::ok("cleared"))),
-        Request::ClearTunnel { tunnel } => handle
-            .close_tunnel(tunnel)
-            .await
-            .map(|r| r.map_or_else(|e| Reply::err(e.to_string()), |()| Reply::ok("cleared"))),
+        Request::ClearSession { tunnel, session } => {
+            match handle.inspect(move |n| resolve(n, tunnel, session)).await {
+                Ok(Ok(key)) => handle.close_session(key).await.map(|r| {
+                    r.map_or_else(
+                        |e| Reply::fail(ErrorKind::NotFound, e.to_string()),
+                        |()| Reply::ok(Cleared::session(key)),
+                    )
+                }),
+                Ok(Err(reply)) => Ok(reply),
+                Err(e) => Err(e),
+            }
+        }
+        Request::ClearTunnel { tunnel } => handle.close_tunnel(tunnel).await.map(|r| {
+            r.map_or_else(
+                |e| Reply::fail(ErrorKind::NotFound, e.to_string()),
+                |()| {
+                    Reply::ok(Cleared {
+                        tunnel,
+                        session: None,
+                    })
+                },
+            )
+        }),
     };
     r.unwrap_or_else(|e| Reply::err(e.to_string()))
 }
 
+/// What `clear_session` and `clear_tunnel` return.
+#[derive(Debug, Clone, Serialize)]
+pub struct Cleared {
+    /// The tunnel.
+    pub tunnel: TunnelId,
+    /// The session (for `clear_session`).
+    pub session: Option<u32>,
+}
+
+impl Cleared {
+    fn session((tunnel, session): SessionRef) -> Self {
+        Cleared {
+            tunnel,
+            session: Some(session),
+        }
+    }
+}
+
 /// Serves the control socket at `path` until the task is dropped. A stale socket file from a
 /// previous run is replaced.
-pub async fn serve(path: PathBuf, handle: Handle) -> std::io::Result<()> {
+pub async fn serve(path: PathBuf, ctx: Context) -> std::io::Result<()> {
     let listener = bind(&path)?;
     loop {
         let (stream, _) = listener.accept().await?;
-        let h = handle.clone();
+        let h = ctx.clone();
         tokio::spawn(async move {
             if let Err(e) = connection(stream, h).await {
                 tracing::debug!(%e, "control connection ended");
@@ -160,7 +362,7 @@ fn bind(path: &Path) -> std::io::Result<UnixListener> {
     UnixListener::bind(path)
 }
 
-async fn connection(stream: UnixStream, handle: Handle) -> std::io::Result<()> {
+async fn connection(stream: UnixStream, ctx: Context) -> std::io::Result<()> {
     let (r, mut w) = stream.into_split();
     let mut lines = BufReader::new(r).lines();
     while let Some(line) = lines.next_line().await? {
@@ -168,8 +370,8 @@ async fn connection(stream: UnixStream, handle: Handle) -> std::io::Result<()> {
             continue;
         }
         let reply = match serde_json::from_str::<Request>(&line) {
-            Ok(req) => answer(&handle, req).await,
-            Err(e) => Reply::err(format!("bad request: {e}")),
+            Ok(req) => answer(&ctx, req).await,
+            Err(e) => Reply::fail(ErrorKind::BadRequest, format!("bad request: {e}")),
         };
         let mut out = serde_json::to_vec(&reply).unwrap_or_else(|_| b"{\"ok\":false}".to_vec());
         out.push(b'\n');

@@ -34,7 +34,17 @@
 //! [[pseudowire]]                       # L2TPv3 attachment circuits
 //! remote_end_id = "pw-customer-1"
 //! interface = "eth2"
+//!
+//! [metrics]                            # Prometheus text on GET /metrics; off when absent
+//! listen = "127.0.0.1:9725"
+//! per_session = false                  # per-session series (one per session and direction)
 //! ```
+//! `deploy/l2xdp.toml` is a commented production example.
+//!
+//! `config reload` (the control socket, or SIGHUP) re-reads the file and applies what can
+//! change live — `[l2tp]` but its failover capability, `[ppp]` (pool included, leases
+//! carried over), `[users]`, `[[pseudowire]]` — to what is set up from then on, and refuses
+//! the rest ([`live_refusals`]), leaving the running configuration as it was.
 //! Errors name the file, line and field (see [`crate::config_file`]).
 
 use std::collections::HashMap;
@@ -43,7 +53,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use l2xdp_dataplane::{DataPlane, MemoryDataPlane};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config_file::{self, ConfigError};
 use crate::l2tp::failover::DirStore;
@@ -68,10 +78,24 @@ pub struct DaemonConfig {
     pub users: UsersSection,
     /// L2TPv3 attachment circuits.
     pub pseudowire: Vec<PseudowireBinding>,
+    /// The Prometheus endpoint; none when absent.
+    pub metrics: Option<MetricsSection>,
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    /// Where to serve `GET /metrics` (plain HTTP/1.1).
+    pub listen: SocketAddr,
+    /// Per-session series (one per session and direction): off by default, to keep the
+    /// number of series bounded by the configuration rather than by the subscribers.
+    #[serde(default)]
+    pub per_session: bool,
 }
 
 /// `[daemon]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DaemonSection {
     /// UDP addresses to listen on (port 1701 unless given).
@@ -108,7 +132,7 @@ pub enum DataplaneMode {
 }
 
 /// `[dataplane]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DataplaneSection {
     /// `xdp` or `memory`.
@@ -127,7 +151,7 @@ impl Default for DataplaneSection {
 }
 
 /// `[users]`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct UsersSection {
     /// The users file; no local users when absent.
@@ -135,7 +159,7 @@ pub struct UsersSection {
 }
 
 /// `[[pseudowire]]`: where an L2TPv3 pseudowire's Ethernet frames go.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PseudowireBinding {
     /// The Remote End ID the peer sends in its ICRQ (RFC 3931 §5.4.4).
@@ -281,13 +305,8 @@ pub fn dataplane(cfg: &DaemonConfig) -> Result<Box<dyn DataPlane>, StartError> {
     }
 }
 
-/// Builds the node: credentials, pool, attachment circuits, fast path.
-pub fn node(cfg: &DaemonConfig, dataplane: Box<dyn DataPlane>) -> Result<Node, StartError> {
-    let credentials: Arc<dyn Credentials> = Arc::new(cfg.credentials()?);
-    let pool = cfg
-        .pool()
-        .map_err(|e| ConfigError::value(Path::new("config"), "ppp.ipcp.pool", e.to_string()))?
-        .map(|p| Arc::new(Mutex::new(p)));
+/// The attachment circuits of `[[pseudowire]]`: Remote End ID → interface index.
+fn attachment_circuits(cfg: &DaemonConfig) -> Result<HashMap<Vec<u8>, u32>, ConfigError> {
     let mut acs = HashMap::new();
     for pw in &cfg.pseudowire {
         let ifindex = ifindex(&pw.interface).ok_or_else(|| {
@@ -299,6 +318,17 @@ pub fn node(cfg: &DaemonConfig, dataplane: Box<dyn DataPlane>) -> Result<Node, S
         })?;
         acs.insert(pw.remote_end_id.clone().into_bytes(), ifindex);
     }
+    Ok(acs)
+}
+
+/// Builds the node: credentials, pool, attachment circuits, fast path.
+pub fn node(cfg: &DaemonConfig, dataplane: Box<dyn DataPlane>) -> Result<Node, StartError> {
+    let credentials: Arc<dyn Credentials> = Arc::new(cfg.credentials()?);
+    let pool = cfg
+        .pool()
+        .map_err(|e| ConfigError::value(Path::new("config"), "ppp.ipcp.pool", e.to_string()))?
+        .map(|p| Arc::new(Mutex::new(p)));
+    let acs = attachment_circuits(cfg)?;
     let mut seed = [0u8; 8];
     // The PPP links' magic numbers and challenges must not be predictable.
     getrandom::fill(&mut seed).map_err(|e| StartError::Dataplane(format!("no randomness: {e}")))?;
@@ -326,6 +356,276 @@ pub fn store(cfg: &DaemonConfig) -> Result<Option<DirStore>, StartError> {
         return Ok(None);
     }
     Ok(Some(DirStore::open(&cfg.daemon.state_dir)?))
+}
+
+/// A field `config reload` cannot change, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Refusal {
+    /// The dotted field.
+    pub field: &'static str,
+    /// Why it cannot change while l2xdpd runs.
+    pub why: &'static str,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} cannot change live: {}", self.field, self.why)
+    }
+}
+
+/// The fields that differ between the running configuration `old` and `new` but cannot
+/// change without a restart of l2xdpd (a restart keeps the sessions: RFC 4951 recovery).
+pub fn live_refusals(old: &DaemonConfig, new: &DaemonConfig) -> Vec<Refusal> {
+    let mut out = Vec::new();
+    let mut check = |differs: bool, field: &'static str, why: &'static str| {
+        if differs {
+            out.push(Refusal { field, why });
+        }
+    };
+    let (o, n) = (&old.daemon, &new.daemon);
+    check(
+        o.listen != n.listen,
+        "daemon.listen",
+        "the L2TP sockets are bound at start-up and the tunnels are bound to them",
+    );
+    check(
+        o.listen_ip != n.listen_ip,
+        "daemon.listen_ip",
+        "the L2TP sockets are bound at start-up and the tunnels are bound to them",
+    );
+    check(
+        o.control_socket != n.control_socket,
+        "daemon.control_socket",
+        "the control socket is bound at start-up",
+    );
+    check(
+        o.state_dir != n.state_dir,
+        "daemon.state_dir",
+        "the running tunnels' RFC 4951 state is persisted there",
+    );
+    check(
+        old.dataplane.mode != new.dataplane.mode,
+        "dataplane.mode",
+        "the fast path is opened at start-up and holds the running sessions",
+    );
+    check(
+        old.dataplane.pin_dir != new.dataplane.pin_dir,
+        "dataplane.pin_dir",
+        "the fast path is opened at start-up and holds the running sessions",
+    );
+    check(
+        old.metrics != new.metrics,
+        "metrics",
+        "the metrics listener is bound at start-up",
+    );
+    check(
+        old.l2tp.failover != new.l2tp.failover,
+        "l2tp.failover",
+        "the Failover Capability was advertised to the peers of the running tunnels and decides what is persisted (RFC 4951 §5.1)",
+    );
+    out
+}
+
+/// What `config reload` did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReloadReport {
+    /// The file re-read.
+    pub path: PathBuf,
+    /// The sections that changed (and were applied); `users` is re-read every time.
+    pub changed: Vec<&'static str>,
+    /// The address pool after the reload: capacity and leased.
+    pub pool: Option<(u64, u64)>,
+}
+
+/// Why `config reload` changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The file does not parse or check.
+    #[error("{0} (the running configuration is unchanged)")]
+    Config(#[from] ConfigError),
+    /// Fields that cannot change live.
+    #[error("refused (the running configuration is unchanged): {}", list(.0))]
+    Refused(Vec<Refusal>),
+    /// The control plane stopped.
+    #[error(transparent)]
+    Stopped(#[from] crate::driver::Stopped),
+}
+
+fn list(r: &[Refusal]) -> String {
+    r.iter()
+        .map(Refusal::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Why a failover drill did not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DrillError {
+    /// Nothing is persisted: every session would be lost.
+    #[error("no failover drill without RFC 4951 state: set [l2tp.failover] control = true (and daemon.state_dir); without persisted state a failover loses every session")]
+    NoFailover,
+    /// Some tunnels would be cleared.
+    #[error("tunnels {0:?} did not negotiate control-channel failover with their peer (RFC 4951 §5.1): a failover would clear them and their sessions; force the drill (l2xdpctl failover drill --force) to clear them anyway")]
+    NotNegotiated(Vec<crate::l2tp::TunnelId>),
+    /// The new node could not be built.
+    #[error("building the new control state: {0}")]
+    Start(#[from] StartError),
+    /// The recovery could not start.
+    #[error(transparent)]
+    Recover(#[from] crate::node::RecoverError),
+    /// The control plane stopped.
+    #[error(transparent)]
+    Stopped(#[from] crate::driver::Stopped),
+}
+
+/// What a failover drill did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DrillReport {
+    /// Sessions restored from the store.
+    pub sessions_restored: usize,
+    /// Per old tunnel: outcome and duration.
+    pub tunnels: Vec<crate::node::RecoveryRecord>,
+    /// Every tunnel's recovery ended (recovered or failed) within the time limit.
+    pub complete: bool,
+    /// From dropping the control state to the last recovery's end (or the time limit), ms.
+    pub duration_ms: u64,
+}
+
+/// The running daemon's configuration: the file it came from and what is applied.
+pub struct Running {
+    path: PathBuf,
+    config: tokio::sync::Mutex<DaemonConfig>,
+}
+
+impl Running {
+    /// `config`, read from `path`, is running.
+    pub fn new(path: PathBuf, config: DaemonConfig) -> Self {
+        Running {
+            path,
+            config: tokio::sync::Mutex::new(config),
+        }
+    }
+
+    /// The configuration file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A copy of the running configuration.
+    pub async fn config(&self) -> DaemonConfig {
+        self.config.lock().await.clone()
+    }
+
+    /// `config reload`: re-reads the file; refuses it whole when it does not parse or changes
+    /// a field [`live_refusals`] names; otherwise applies it to the node
+    /// ([`Node::reconfigure`]) without touching a tunnel or session that is up.
+    pub async fn reload(
+        &self,
+        handle: &crate::driver::Handle,
+    ) -> Result<ReloadReport, ReloadError> {
+        let mut running = self.config.lock().await;
+        let new = DaemonConfig::load(&self.path)?;
+        let refused = live_refusals(&running, &new);
+        if !refused.is_empty() {
+            return Err(ReloadError::Refused(refused));
+        }
+        let credentials: Arc<dyn Credentials> = Arc::new(new.credentials()?);
+        let pool = new
+            .pool()
+            .map_err(|e| ConfigError::value(&self.path, "ppp.ipcp.pool", e.to_string()))?;
+        let attachment_circuits = attachment_circuits(&new)?;
+        let mut changed = Vec::new();
+        if running.l2tp != new.l2tp {
+            changed.push("l2tp");
+        }
+        if running.ppp != new.ppp {
+            changed.push("ppp");
+        }
+        changed.push("users");
+        if running.pseudowire != new.pseudowire {
+            changed.push("pseudowire");
+        }
+        let live = crate::node::LiveConfig {
+            l2tp: new.l2tp.clone(),
+            ppp: Arc::new(new.ppp.clone()),
+            credentials,
+            pool,
+            attachment_circuits,
+        };
+        let pool = handle
+            .update(move |n, _| {
+                n.reconfigure(live);
+                n.pool_usage()
+            })
+            .await?;
+        *running = new;
+        tracing::info!(path = %self.path.display(), ?changed, "configuration reloaded");
+        Ok(ReloadReport {
+            path: self.path.clone(),
+            changed,
+            pool,
+        })
+    }
+
+    /// `failover drill`: the node's control state is dropped silently, as a crash of l2xdpd
+    /// would drop it — no CDN, no StopCCN, the fast path untouched and handed over as it is —
+    /// and a new node runs the RFC 4951 recovery from the persisted store exactly as a
+    /// restarted l2xdpd does ([`Node::recover`]). Waits (at most `limit`) for every tunnel's
+    /// recovery to end. Refused without persisted state, and — unless `force` — when a tunnel
+    /// did not negotiate control-channel failover (it would be cleared).
+    pub async fn drill(
+        &self,
+        handle: &crate::driver::Handle,
+        force: bool,
+        limit: std::time::Duration,
+    ) -> Result<DrillReport, DrillError> {
+        let cfg = self.config.lock().await.clone();
+        if !cfg.l2tp.persists() {
+            return Err(DrillError::NoFailover);
+        }
+        if !force {
+            let bad: Vec<_> = handle
+                .inspect(|n| n.failover_status())
+                .await?
+                .tunnels
+                .into_iter()
+                .filter(|t| t.state == "Established" && !t.control)
+                .map(|t| t.tunnel)
+                .collect();
+            if !bad.is_empty() {
+                return Err(DrillError::NotNegotiated(bad));
+            }
+        }
+        let fresh = node(&cfg, Box::new(MemoryDataPlane::new()))?;
+        let start = std::time::Instant::now();
+        let report = handle
+            .update(move |n, now| {
+                let mut fresh = fresh;
+                fresh.replace_dataplane(n.replace_dataplane(Box::new(MemoryDataPlane::new())));
+                let old = std::mem::replace(n, fresh);
+                // Silently: the old state machines send nothing more.
+                drop(old);
+                tracing::warn!("failover drill: control state dropped, recovering");
+                n.recover(now)
+            })
+            .await??;
+        let (tunnels, complete) = loop {
+            let recs = handle.inspect(|n| n.recoveries()).await?;
+            let done = recs
+                .iter()
+                .all(|r| r.outcome != crate::node::RecoveryOutcome::Recovering);
+            if done || start.elapsed() >= limit {
+                break (recs, done);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        };
+        Ok(DrillReport {
+            sessions_restored: report.sessions,
+            tunnels,
+            complete,
+            duration_ms: start.elapsed().as_millis() as u64,
+        })
+    }
 }
 
 fn ifindex(name: &str) -> Option<u32> {
@@ -368,6 +668,42 @@ dns = ["192.0.2.53"]
         assert!(store(&c).expect("no store").is_none());
         let pool = c.pool().expect("pool").expect("some");
         assert!(!pool.contains("100.64.0.1".parse().expect("addr")) || pool.capacity() > 0);
+    }
+
+    #[test]
+    fn the_deploy_example_parses() {
+        let c = parse(include_str!("../../deploy/l2xdp.toml")).expect("deploy/l2xdp.toml");
+        assert_eq!(c.dataplane.mode, DataplaneMode::Xdp);
+        assert!(c.l2tp.persists());
+        assert_eq!(
+            c.metrics.as_ref().map(|m| m.listen.port()),
+            Some(9725),
+            "{c:?}"
+        );
+        assert_eq!(c.ppp.mru, 1460);
+        assert!(c.pool().expect("pool").is_some());
+    }
+
+    #[test]
+    fn reload_refuses_what_cannot_change_live() {
+        let a = parse(
+            "[daemon]\nlisten = [\"127.0.0.1:1701\"]\n[ppp.ipcp]\npool = [\"10.0.0.0/24\"]\n",
+        )
+        .expect("valid");
+        let mut b = a.clone();
+        b.ppp.mru = 1400;
+        b.l2tp.hello_interval_secs = 5;
+        b.l2tp.limits.max_tunnels = 3;
+        assert!(live_refusals(&a, &b).is_empty());
+        b.daemon.listen = vec!["127.0.0.1:1702".parse().expect("addr")];
+        b.dataplane.mode = DataplaneMode::Xdp;
+        b.l2tp.failover = Some(crate::l2tp::FailoverConfig {
+            control: true,
+            data: true,
+            recovery_time_ms: 1,
+        });
+        let r: Vec<_> = live_refusals(&a, &b).iter().map(|r| r.field).collect();
+        assert_eq!(r, ["daemon.listen", "dataplane.mode", "l2tp.failover"]);
     }
 
     #[test]

@@ -21,6 +21,9 @@ use crate::l2tp::{CallParams, L2tpError, Peer, TunnelId};
 use crate::node::{ClientAuth, Node, NodeEvent, SessionRef};
 use crate::socket::{L2tpSocket, LossyShim, MAX_DATAGRAM};
 
+/// A change to run on the node, at the given time.
+pub type NodeUpdate = Box<dyn FnOnce(&mut Node, Instant) + Send>;
+
 /// What the node's owner can ask of a running driver.
 pub enum Command {
     /// Open a control connection.
@@ -48,6 +51,9 @@ pub enum Command {
     },
     /// Run a function on the node (status queries, tests).
     Inspect(Box<dyn FnOnce(&Node) + Send>),
+    /// Run a function that changes the node (`config reload`, a failover drill); what it
+    /// produces is sent and its timers are rescheduled afterwards.
+    Update(NodeUpdate),
     /// Stop the driver.
     Shutdown,
 }
@@ -124,6 +130,21 @@ impl Handle {
         self.tx
             .send(Command::Inspect(Box::new(move |n| {
                 let _ = tx.send(f(n));
+            })))
+            .await
+            .map_err(|_| Stopped)?;
+        rx.await.map_err(|_| Stopped)
+    }
+
+    /// Runs `f` on the node, mutably (see [`Command::Update`]), and returns its result.
+    pub async fn update<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Node, Instant) -> T + Send + 'static,
+    ) -> Result<T, Stopped> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Update(Box::new(move |n, now| {
+                let _ = tx.send(f(n, now));
             })))
             .await
             .map_err(|_| Stopped)?;
@@ -305,6 +326,7 @@ impl Driver {
                 let _ = reply.send(self.node.close_tunnel(tunnel, now));
             }
             Command::Inspect(f) => f(&self.node),
+            Command::Update(f) => f(&mut self.node, now),
             Command::Shutdown => {}
         }
     }

@@ -1,17 +1,20 @@
 //! The lab pieces that need the control plane, for tests, benches and demos: a [`Node`] run by
 //! a [`Driver`] on its own thread inside a network namespace ([`NodeThread`]), waiting for its
 //! [`NodeEvent`]s ([`wait_for`]), and bringing up tunnels and PPP sessions from a LAC
-//! ([`NodeThread::bring_up`]). The namespaces, topology and traffic themselves are
-//! `l2xdp_dataplane::lab`'s.
+//! ([`NodeThread::bring_up`]), the LAC's view of a session ([`subscriber`]), and `l2xdpd` as
+//! a process in the lab's LNS namespace ([`l2xdpd`]). The namespaces, topology and traffic
+//! themselves are `l2xdp_dataplane::lab`'s.
 //!
 //! Everything here is a fixture: a failure panics with what failed. Time limits only bound a
 //! hung run.
+
+pub mod l2xdpd;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use l2xdp_dataplane::lab::traffic::LIMIT;
+use l2xdp_dataplane::lab::traffic::{Sub, LIMIT};
 use l2xdp_dataplane::lab::Netns;
 use l2xdp_dataplane::DataPlane;
 use l2xdp_wire::l2tp::header::Version;
@@ -216,6 +219,29 @@ pub async fn bring_up(
     )
     .await;
     (ids, up)
+}
+
+/// The LAC's view of the session of a `PppUp` event of the LAC behind `handle` (`None` for
+/// other events): its IDs and the LNS's, sequencing, and the address IPCP gave the subscriber.
+pub async fn subscriber(handle: &Handle, e: &NodeEvent) -> Option<Sub> {
+    let NodeEvent::PppUp {
+        tunnel,
+        session,
+        local_ipv4,
+        ..
+    } = e
+    else {
+        return None;
+    };
+    let (t, s) = (*tunnel, *session);
+    let up = handle
+        .inspect(move |n| n.session((t, s)).cloned())
+        .await
+        .expect("LAC running")
+        .expect("the LAC knows its session");
+    let addr = local_ipv4.expect("IPCP gave the subscriber an address");
+    let sequencing = up.sequencing_rx || up.sequencing_tx;
+    Some(Sub::new(up.our_ids, up.peer_ids, sequencing, addr))
 }
 
 impl Drop for NodeThread {

@@ -26,6 +26,7 @@ pub mod daemon;
 pub mod driver;
 pub mod l2tp;
 pub mod lab;
+pub mod metrics;
 pub mod node;
 pub mod ppp;
 pub mod reliable;

@@ -209,6 +209,142 @@ pub struct NodeCounters {
     pub restored_kept: u64,
     /// Fast-path entries removed by [`Node::recover`] because no session was restored for them.
     pub stale_removed: u64,
+    /// Control connections that went down.
+    pub tunnels_down: u64,
+    /// Sessions that went down.
+    pub sessions_down: u64,
+}
+
+/// Where an RFC 4951 recovery of one old tunnel stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecoveryOutcome {
+    /// The recovery tunnel is being set up, or sessions are being confirmed (§3.2, §3.3).
+    Recovering,
+    /// The tunnel was recovered (its sessions confirmed or cleared, §3.3).
+    Recovered,
+    /// It could not be: the tunnel and its sessions were cleared silently.
+    Failed,
+}
+
+/// The last RFC 4951 recovery of one old tunnel, as [`Node::recover`] started it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecoveryRecord {
+    /// The old tunnel (our ID, kept by the recovery).
+    pub tunnel: TunnelId,
+    /// Where it stands.
+    pub outcome: RecoveryOutcome,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Sessions restored from the store for it; once recovered, those that survived.
+    pub sessions: usize,
+    /// From the start of the recovery to its end (`None` while recovering).
+    pub duration_ms: Option<u64>,
+    /// When the recovery started (seconds since the Unix epoch).
+    pub started_unix: u64,
+    #[serde(skip)]
+    started: Instant,
+}
+
+/// Recoveries ended since the node started (restarts and failover drills each start a new node).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RecoveryTotals {
+    /// Tunnels recovered.
+    pub recovered: u64,
+    /// Tunnels that could not be recovered.
+    pub failed: u64,
+    /// Sum of the durations of the recovered tunnels' recoveries, ms.
+    pub duration_ms_sum: u64,
+}
+
+/// RFC 4951 as the operator sees it: per tunnel, what was negotiated and how the last
+/// recovery went.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FailoverStatus {
+    /// Our Failover Capability (`[l2tp.failover]`); `None`: none advertised.
+    pub ours: Option<crate::l2tp::FailoverConfig>,
+    /// Whether tunnels and sessions are persisted for recovery (C bit and a state store).
+    pub persisting: bool,
+    /// Every tunnel.
+    pub tunnels: Vec<TunnelFailover>,
+    /// The recoveries started by the last [`Node::recover`] (restart or drill).
+    pub recoveries: Vec<RecoveryRecord>,
+    /// Ended recoveries.
+    pub totals: RecoveryTotals,
+    /// The L2TP layer's RFC 4951 step counters (recovery tunnels, resets, FSQ/FSR, ...).
+    pub counters: std::collections::BTreeMap<&'static str, u64>,
+}
+
+/// One tunnel's failover state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TunnelFailover {
+    /// Our tunnel ID.
+    pub tunnel: TunnelId,
+    /// The peer.
+    pub peer: Peer,
+    /// Control connection state.
+    pub state: String,
+    /// "normal", or "recovery of N" for a recovery tunnel (RFC 4951 §3.2.1).
+    pub role: String,
+    /// The peer's Failover Capability.
+    pub peer_failover: Option<crate::l2tp::FailoverCapability>,
+    /// Control-channel failover negotiated (C on both sides, RFC 4951 §5.1).
+    pub control: bool,
+    /// Data-channel failover negotiated (D on both sides).
+    pub data: bool,
+    /// A restored old tunnel waiting for its control channel reset (§3.2.2).
+    pub recovering: bool,
+    /// The last recovery of this tunnel, when there was one.
+    pub last_recovery: Option<RecoveryRecord>,
+}
+
+/// One session in detail (`show session`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SessionDetail {
+    /// What `sessions` lists.
+    #[serde(flatten)]
+    pub status: SessionStatus,
+    /// L2TP session state.
+    pub state: String,
+    /// The peer (LAC) address.
+    pub peer: Peer,
+    /// The local address the peer talks to.
+    pub local: Option<SocketAddr>,
+    /// The peer's tunnel ID.
+    pub peer_tunnel: u32,
+    /// PPP: LCP state.
+    pub lcp: Option<String>,
+    /// PPP: IPCP state.
+    pub ipcp: Option<String>,
+    /// PPP: IPv6CP state.
+    pub ipv6cp: Option<String>,
+    /// Our (the LNS's) IPv4 address on the link.
+    pub local_ipv4: Option<Ipv4Addr>,
+    /// Fast-path counters (`None` when not installed or unreadable).
+    pub counters: Option<l2xdp_dataplane::SessionCounters>,
+    /// RFC 4951: persisted for recovery.
+    pub persisted: bool,
+    /// RFC 4951 §3.3: stale after a failover, not confirmed yet.
+    pub stale: Option<bool>,
+    /// RFC 4951 §3.3: confirmed (FSQ/FSR) since the last failover.
+    pub synced: Option<bool>,
+}
+
+/// What `config reload` can change in a running node: each applies to what is set up from
+/// now on (new tunnels, new PPP links, new authentications, new leases); what is up stays
+/// as it is.
+pub struct LiveConfig {
+    /// Control connections (secret, timers, window, limits, ...).
+    pub l2tp: L2tpConfig,
+    /// PPP.
+    pub ppp: Arc<PppConfig>,
+    /// Users.
+    pub credentials: Arc<dyn Credentials>,
+    /// The new address pool; current leases are carried over.
+    pub pool: Option<Ipv4Pool>,
+    /// L2TPv3 attachment circuits.
+    pub attachment_circuits: HashMap<Vec<u8>, u32>,
 }
 
 struct SessionState {
@@ -247,6 +383,9 @@ pub struct Node {
     events: VecDeque<NodeEvent>,
     counters: NodeCounters,
     store: Option<Box<dyn StateStore + Send>>,
+    /// The recoveries of the last [`Node::recover`], by old tunnel.
+    recoveries: std::collections::BTreeMap<TunnelId, RecoveryRecord>,
+    recovery_totals: RecoveryTotals,
 }
 
 impl Node {
@@ -268,6 +407,8 @@ impl Node {
             events: VecDeque::new(),
             counters: NodeCounters::default(),
             store: None,
+            recoveries: std::collections::BTreeMap::new(),
+            recovery_totals: RecoveryTotals::default(),
         }
     }
 
@@ -293,6 +434,33 @@ impl Node {
     pub fn recover(&mut self, now: Instant) -> Result<RecoveryReport, RecoverError> {
         let state = self.store.as_ref().ok_or(RecoverError::NoStore)?.load()?;
         let report = self.registry.recover(state, now)?;
+        self.recoveries.clear();
+        let unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        for (&t, outcome) in report
+            .recovering
+            .iter()
+            .map(|t| (t, RecoveryOutcome::Recovering))
+            .chain(report.cleared.iter().map(|t| (t, RecoveryOutcome::Failed)))
+        {
+            self.recoveries.insert(
+                t,
+                RecoveryRecord {
+                    tunnel: t,
+                    outcome,
+                    reason: (outcome == RecoveryOutcome::Failed)
+                        .then(|| "cleared at once: the peer or we cannot recover the control channel, the secret changed, or no tunnel ID was free".to_string()),
+                    sessions: state_sessions(&self.registry, t),
+                    duration_ms: (outcome == RecoveryOutcome::Failed).then_some(0),
+                    started_unix: unix,
+                    started: now,
+                },
+            );
+            if outcome == RecoveryOutcome::Failed {
+                self.recovery_totals.failed += 1;
+            }
+        }
         // What survived in the fast path, listed once: each restored session looks its entry
         // up here (listing per session made recovery quadratic in the number of sessions).
         self.fast_path_snapshot = match self.dataplane.sessions() {
@@ -383,22 +551,156 @@ impl Node {
         let mut v: Vec<SessionStatus> = self
             .sessions
             .iter()
-            .map(|(&(tunnel, session), st)| SessionStatus {
-                tunnel,
-                session,
-                peer_session: st.up.peer_session,
-                version: st.up.version,
-                user: st.link.as_ref().and_then(|l| l.user().map(str::to_string)),
-                ppp: st
-                    .link
-                    .as_ref()
-                    .map_or_else(|| "none".to_string(), |l| format!("{:?}", l.phase())),
-                ipv4: st.ipv4,
-                installed: st.installed,
-            })
+            .map(|(&key, st)| self.session_status_of(key, st))
             .collect();
         v.sort_by_key(|s| (s.tunnel, s.session));
         v
+    }
+
+    /// One session in detail; `None` when there is no such session.
+    pub fn session_detail(&self, key: SessionRef) -> Option<SessionDetail> {
+        let st = self.sessions.get(&key)?;
+        let status = self.session_status_of(key, st);
+        let tunnel = self.registry.tunnel(key.0);
+        let link = st.link.as_ref();
+        let local_ipv4 = link
+            .and_then(Link::state)
+            .and_then(|s| s.link_up().local_ipv4);
+        Some(SessionDetail {
+            status,
+            state: tunnel
+                .and_then(|t| t.session_state(key.1))
+                .map_or_else(|| "unknown".into(), |s| format!("{s:?}")),
+            peer: st.up.peer,
+            local: self.local_of.get(&st.up.peer).copied(),
+            peer_tunnel: st.up.peer_tunnel,
+            lcp: link.map(|l| format!("{:?}", l.lcp_state())),
+            ipcp: link.and_then(Link::ipcp_state).map(|s| format!("{s:?}")),
+            ipv6cp: link.and_then(Link::ipv6cp_state).map(|s| format!("{s:?}")),
+            local_ipv4,
+            counters: if st.installed {
+                self.dataplane.counters(&st.up.our_ids).ok()
+            } else {
+                None
+            },
+            persisted: self.store.is_some() && self.registry.config().persists(),
+            stale: tunnel.and_then(|t| t.session_is_stale(key.1)),
+            synced: tunnel.and_then(|t| t.session_is_synced(key.1)),
+        })
+    }
+
+    /// A session's fast-path key.
+    pub fn session_key(&self, key: SessionRef) -> Option<l2xdp_wire::datapath::SessionKey> {
+        self.sessions.get(&key).map(|s| s.up.our_ids)
+    }
+
+    /// RFC 4951 state for the operator.
+    pub fn failover_status(&self) -> FailoverStatus {
+        let ours = self.registry.config().failover;
+        let mut tunnels: Vec<TunnelFailover> = self
+            .registry
+            .tunnels()
+            .map(|t| {
+                let peer = t.peer_failover();
+                TunnelFailover {
+                    tunnel: t.id(),
+                    peer: t.peer(),
+                    state: format!("{:?}", t.state()),
+                    role: match t.role() {
+                        crate::l2tp::tunnel::Role::Normal => "normal".into(),
+                        crate::l2tp::tunnel::Role::Recovery { old, .. } => {
+                            format!("recovery of {old}")
+                        }
+                    },
+                    peer_failover: peer,
+                    control: ours.is_some_and(|o| o.control) && peer.is_some_and(|p| p.control),
+                    data: ours.is_some_and(|o| o.data) && peer.is_some_and(|p| p.data),
+                    recovering: t.is_recovering(),
+                    last_recovery: self.recoveries.get(&t.id()).cloned(),
+                }
+            })
+            .collect();
+        tunnels.sort_by_key(|t| t.tunnel);
+        FailoverStatus {
+            ours,
+            persisting: self.store.is_some() && self.registry.config().persists(),
+            tunnels,
+            recoveries: self.recoveries.values().cloned().collect(),
+            totals: self.recovery_totals,
+            counters: self.registry.counters().failover,
+        }
+    }
+
+    /// The recoveries started by the last [`Node::recover`].
+    pub fn recoveries(&self) -> Vec<RecoveryRecord> {
+        self.recoveries.values().cloned().collect()
+    }
+
+    /// Ended recoveries.
+    pub fn recovery_totals(&self) -> RecoveryTotals {
+        self.recovery_totals
+    }
+
+    /// Puts `dataplane` in place of the node's fast path and returns the old one (a failover
+    /// drill hands the fast path, untouched, from the old node to the new one).
+    pub fn replace_dataplane(&mut self, dataplane: Box<dyn DataPlane>) -> Box<dyn DataPlane> {
+        std::mem::replace(&mut self.dataplane, dataplane)
+    }
+
+    /// `config reload`: applies what can change live. Tunnels, sessions and PPP links that
+    /// are up keep the settings they were set up with; the address pool's leases are carried
+    /// over to the new ranges (a lease outside them stays with its session until it ends).
+    pub fn reconfigure(&mut self, c: LiveConfig) {
+        self.registry.set_config(c.l2tp.clone());
+        self.cfg.l2tp = c.l2tp;
+        self.cfg.ppp = c.ppp;
+        self.cfg.credentials = c.credentials;
+        self.cfg.attachment_circuits = c.attachment_circuits;
+        match (c.pool, &self.cfg.pool) {
+            (Some(mut new), Some(old)) => {
+                // The links share this pool: replace its contents so that their releases
+                // reach the new one.
+                let mut old = old
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                old.carry_leases_to(&mut new);
+                *old = new;
+            }
+            (Some(new), None) => {
+                let mut new = new;
+                for st in self.sessions.values() {
+                    if let (false, Some(a)) = (st.up.initiator, st.ipv4) {
+                        new.reserve(a);
+                    }
+                }
+                self.cfg.pool = Some(Arc::new(Mutex::new(new)));
+            }
+            (None, _) => self.cfg.pool = None,
+        }
+    }
+
+    /// The address pool: (capacity, leased); `None` without a pool.
+    pub fn pool_usage(&self) -> Option<(u64, u64)> {
+        self.cfg.pool.as_ref().map(|p| {
+            let p = p.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            (p.capacity(), p.leased())
+        })
+    }
+
+    fn session_status_of(&self, (tunnel, session): SessionRef, st: &SessionState) -> SessionStatus {
+        SessionStatus {
+            tunnel,
+            session,
+            peer_session: st.up.peer_session,
+            version: st.up.version,
+            user: st.link.as_ref().and_then(|l| l.user().map(str::to_string)),
+            ppp: st
+                .link
+                .as_ref()
+                .map_or_else(|| "none".to_string(), |l| format!("{:?}", l.phase())),
+            ipv4: st.ipv4,
+            installed: st.installed,
+        }
     }
 
     /// Every session the node knows (established at the L2TP level).
@@ -603,11 +905,30 @@ impl Node {
             }
             FailoverEvent::Recovered { tunnel, sessions } => {
                 tracing::info!(tunnel, sessions, "tunnel recovered");
+                if let Some(r) = self.recoveries.get_mut(&tunnel) {
+                    if r.outcome == RecoveryOutcome::Recovering {
+                        let ms = now.saturating_duration_since(r.started).as_millis() as u64;
+                        r.outcome = RecoveryOutcome::Recovered;
+                        r.sessions = sessions;
+                        r.duration_ms = Some(ms);
+                        self.recovery_totals.recovered += 1;
+                        self.recovery_totals.duration_ms_sum += ms;
+                    }
+                }
                 self.events
                     .push_back(NodeEvent::TunnelRecovered { tunnel, sessions });
             }
             FailoverEvent::RecoveryFailed { tunnel, reason } => {
                 tracing::warn!(tunnel, %reason, "tunnel recovery failed");
+                if let Some(r) = self.recoveries.get_mut(&tunnel) {
+                    if r.outcome == RecoveryOutcome::Recovering {
+                        r.outcome = RecoveryOutcome::Failed;
+                        r.duration_ms =
+                            Some(now.saturating_duration_since(r.started).as_millis() as u64);
+                        self.recovery_totals.failed += 1;
+                    }
+                    r.reason = Some(reason.clone());
+                }
                 self.events
                     .push_back(NodeEvent::RecoveryFailed { tunnel, reason });
             }
@@ -862,6 +1183,7 @@ impl Node {
             }
             L2tpEvent::TunnelDown { tunnel, reason, .. } => {
                 tracing::info!(tunnel, ?reason, "tunnel down");
+                self.counters.tunnels_down += 1;
                 self.events.push_back(NodeEvent::TunnelDown {
                     tunnel,
                     reason: format!("{reason:?}"),
@@ -883,6 +1205,7 @@ impl Node {
                     }
                 }
                 tracing::info!(tunnel, session, ?reason, "session down");
+                self.counters.sessions_down += 1;
                 self.events.push_back(NodeEvent::SessionDown {
                     tunnel,
                     session,
@@ -1230,4 +1553,9 @@ fn unspecified_like(a: IpAddr) -> IpAddr {
         IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
     }
+}
+
+/// Sessions a restored tunnel has (for a recovery's record).
+fn state_sessions(registry: &Registry, t: TunnelId) -> usize {
+    registry.tunnel(t).map_or(0, |t| t.session_count())
 }

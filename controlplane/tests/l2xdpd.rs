@@ -3,74 +3,29 @@
 //! one, bad requests get error replies, SIGTERM stops it cleanly; `--check` refuses a bad
 //! configuration naming the line and field.
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use l2xdp_controlplane::driver::Driver;
-use l2xdp_controlplane::l2tp::{CallParams, L2tpConfig, Peer};
-use l2xdp_controlplane::node::{ClientAuth, Node, NodeConfig, NodeEvent};
+use l2xdp_controlplane::l2tp::{L2tpConfig, Peer};
+use l2xdp_controlplane::lab::bring_up;
+use l2xdp_controlplane::lab::l2xdpd::{self, ask, free_udp_port, L2xdpd, Placement};
+use l2xdp_controlplane::node::{Node, NodeConfig, NodeEvent};
 use l2xdp_controlplane::ppp::{MemoryCredentials, PppConfig};
 use l2xdp_controlplane::socket::L2tpSocket;
+use l2xdp_dataplane::lab::scratch::Scratch;
 use l2xdp_dataplane::MemoryDataPlane;
 use l2xdp_wire::l2tp::header::Version;
-use serde_json::Value;
 
 /// Bounds a hung run only.
 const LIMIT: Duration = Duration::from_secs(60);
 
-struct Daemon {
-    child: Child,
-    dir: PathBuf,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-fn ask(sock: &Path, req: &str) -> Value {
-    let mut s = UnixStream::connect(sock).expect("control socket");
-    s.set_read_timeout(Some(LIMIT)).expect("timeout");
-    s.write_all(format!("{req}\n").as_bytes()).expect("write");
-    let mut line = String::new();
-    BufReader::new(&s).read_line(&mut line).expect("reply");
-    serde_json::from_str(&line).expect("a JSON reply")
-}
-
-fn start(dir: &Path, port: u16) -> Daemon {
-    std::fs::create_dir_all(dir).expect("dir");
-    let users = dir.join("users");
-    let mut u = String::from("# user password [address]\n");
-    for i in 0..6 {
-        u.push_str(&format!("user{i} pw{i}\n"));
-    }
-    std::fs::write(&users, u).expect("users");
-    let cfg = dir.join("l2xdpd.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"[daemon]
-listen = ["127.0.0.1:{port}"]
-control_socket = "{sock}"
-
-[dataplane]
-mode = "memory"
-
-[l2tp]
+/// l2xdpd on `127.0.0.1:port`, in-memory fast path, CHAP against 6 users, its files in `dir`.
+fn start(dir: &Path, port: u16) -> L2xdpd {
+    let base = r#"[l2tp]
 host_name = "lns-under-test"
 
 [ppp]
@@ -80,47 +35,26 @@ auth = ["chap"]
 local_address = "100.64.0.1"
 pool = ["100.64.0.0/24"]
 dns = ["192.0.2.53"]
-
-[users]
-file = "{users}"
-"#,
-            sock = dir.join("ctl.sock").display(),
-            users = users.display()
-        ),
+"#;
+    let files = l2xdpd::write_config(
+        dir,
+        Path::new("base.toml"),
+        base,
+        Placement::memory(SocketAddr::from(([127, 0, 0, 1], port))),
+        6,
     )
     .expect("config");
-    let child = Command::new(env!("CARGO_BIN_EXE_l2xdpd"))
-        .arg("--config")
-        .arg(&cfg)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start l2xdpd");
-    let d = Daemon {
-        child,
-        dir: dir.to_path_buf(),
-    };
-    let t = Instant::now();
-    // Ready when the control socket accepts a connection (the file alone is not enough).
-    while UnixStream::connect(dir.join("ctl.sock")).is_err() {
-        assert!(
-            t.elapsed() < LIMIT,
-            "l2xdpd did not open its control socket"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    d
+    L2xdpd::start(None, Path::new(env!("CARGO_BIN_EXE_l2xdpd")), &files, None)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn daemon_serves_a_lac_and_the_operator() {
-    let dir = std::env::temp_dir().join(format!("l2xdpd-test-{}", std::process::id()));
-    let port = free_udp_port();
-    let mut daemon = start(&dir, port);
-    let sock = dir.join("ctl.sock");
+    let dir = Scratch::plain("l2xdpd-test");
+    let port = free_udp_port().expect("a free port");
+    let mut daemon = start(&dir.dir, port);
+    let sock = daemon.socket().to_path_buf();
 
-    // The LAC: 2 tunnels × 3 sessions, PPP with CHAP.
+    // The LAC: 2 tunnels × 3 sessions, PPP with CHAP (users user0..user5).
     let node = Node::new(
         NodeConfig {
             l2tp: L2tpConfig::default(),
@@ -141,49 +75,7 @@ async fn daemon_serves_a_lac_and_the_operator() {
     .with_events(tx);
     let (lac, task) = driver.spawn();
     let peer = Peer::udp(format!("127.0.0.1:{port}").parse().expect("addr"));
-    let mut tunnels = Vec::new();
-    for _ in 0..2 {
-        tunnels.push(
-            lac.open_tunnel(peer, Version::V2)
-                .await
-                .expect("running")
-                .expect("open"),
-        );
-    }
-    let mut up = 0;
-    let mut tunnels_up = 0;
-    let mut n = 0;
-    tokio::time::timeout(LIMIT, async {
-        while up < 6 {
-            match events.recv().await.expect("events") {
-                NodeEvent::TunnelUp { .. } => {
-                    tunnels_up += 1;
-                    if tunnels_up == 2 {
-                        for &t in &tunnels {
-                            for _ in 0..3 {
-                                let auth = ClientAuth {
-                                    user: format!("user{n}"),
-                                    password: format!("pw{n}").into_bytes(),
-                                };
-                                n += 1;
-                                lac.open_session(t, CallParams::default(), Some(auth))
-                                    .await
-                                    .expect("running")
-                                    .expect("open session");
-                            }
-                        }
-                    }
-                }
-                NodeEvent::PppUp { .. } => up += 1,
-                e @ (NodeEvent::SessionDown { .. } | NodeEvent::AuthFailed { .. }) => {
-                    panic!("unexpected {e:?}")
-                }
-                _ => {}
-            }
-        }
-    })
-    .await
-    .expect("6 sessions with PPP up");
+    bring_up(&lac, &mut events, LIMIT, peer, Version::V2, 2, 3).await;
 
     // The operator's view.
     let s = ask(&sock, r#"{"cmd":"status"}"#);
@@ -240,18 +132,15 @@ async fn daemon_serves_a_lac_and_the_operator() {
     // SIGTERM: a clean exit that removes the control socket.
     lac.shutdown().await;
     let _ = task.await;
-    // SAFETY: sending a signal to our own child.
-    unsafe { libc_kill(daemon.child.id() as i32, 15) };
-    let status = daemon.child.wait().expect("wait");
+    let status = daemon.stop();
     assert!(status.success(), "{status:?}");
     assert!(!sock.exists(), "control socket removed on exit");
 }
 
 #[test]
 fn check_refuses_a_bad_config_with_line_and_field() {
-    let dir = std::env::temp_dir().join(format!("l2xdpd-check-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let cfg = dir.join("bad.toml");
+    let dir = Scratch::plain("l2xdpd-check");
+    let cfg = dir.dir.join("bad.toml");
     std::fs::write(
         &cfg,
         "[daemon]\nlisten = [\"127.0.0.1:1701\"]\n\n[ppp]\nmru = \"big\"\n",
@@ -266,10 +155,4 @@ fn check_refuses_a_bad_config_with_line_and_field() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("bad.toml:5:"), "{err}");
     assert!(err.contains("ppp.mru"), "{err}");
-    let _ = std::fs::remove_dir_all(&dir);
-}
-
-extern "C" {
-    #[link_name = "kill"]
-    fn libc_kill(pid: i32, sig: i32) -> i32;
 }

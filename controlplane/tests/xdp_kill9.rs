@@ -54,29 +54,29 @@
 //! Time limits only bound a hung run; nothing asserts how fast anything went.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use l2xdp_controlplane::l2tp::{FailoverConfig, L2tpConfig, Peer, TunnelId};
-use l2xdp_controlplane::lab::{is_down, wait_for, NodeThread};
+use l2xdp_controlplane::lab::l2xdpd::{self, ask, Files, L2xdpd, Placement};
+use l2xdp_controlplane::lab::{is_down, subscriber, wait_for, NodeThread};
 use l2xdp_controlplane::node::{NodeConfig, NodeEvent, SessionRef};
 use l2xdp_controlplane::ppp::{AuthMethod, MemoryCredentials, PppConfig};
 use l2xdp_dataplane::lab::packet::PacketSocket;
+use l2xdp_dataplane::lab::scratch::Scratch;
 use l2xdp_dataplane::lab::topology::{
     FastPath, Mode, PeerPort, Topology, CORE0, L2TP_PORT, LAC0, LAC_IP, LNS_IP,
 };
 use l2xdp_dataplane::lab::traffic::{
-    self, classify_downstream, classify_upstream, ip_socket, Counter, Flows, Paced, Sub,
+    self, assert_bound, bound, classify_downstream, classify_upstream, ip_socket, Counter, Flows,
+    Paced, Sub,
 };
-use l2xdp_dataplane::lab::{is_root, sh, Netns};
-use l2xdp_dataplane::{loader, Binding, DataPlane, XdpDataPlane};
+use l2xdp_dataplane::lab::{is_root, Netns};
+use l2xdp_dataplane::{DataPlane, XdpDataPlane};
 use l2xdp_ebpf::maps::verdict;
 use l2xdp_wire::datapath::{DropReason, SessionKey};
 use l2xdp_wire::l2tp::header::Version;
@@ -100,114 +100,23 @@ const ECHO_INTERVAL: Duration = Duration::from_millis(500);
 const ECHO_FAILURES: u32 = 10;
 
 // ---------------------------------------------------------------------------------------------
-// Cleanup guards.
-
-/// The temporary directory with its bpffs mount and the pins in it: detaches the pinned links,
-/// removes the pinned maps, unmounts, removes the directory — on failure too.
-struct Scratch {
-    dir: PathBuf,
-    bpffs: PathBuf,
-    pins: PathBuf,
-    mounted: bool,
-}
-
-impl Scratch {
-    /// `<tmp>/l2xdp-<tag>-<pid>` (one per test: the tests of this file may run in parallel).
-    fn new(tag: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("l2xdp-{tag}-{}", std::process::id()));
-        let bpffs = dir.join("bpf");
-        std::fs::create_dir_all(&bpffs).expect("scratch directory");
-        let mut s = Scratch {
-            pins: bpffs.join("pins"),
-            dir,
-            bpffs,
-            mounted: false,
-        };
-        let b = s.bpffs.to_str().expect("utf-8 path");
-        sh(&["mount", "-t", "bpf", "bpf", b]);
-        s.mounted = true;
-        s
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if let Err(e) = loader::detach(&self.pins) {
-            eprintln!("cleanup of {}: {e}", self.pins.display());
-        }
-        if self.mounted {
-            let _ = Command::new("umount").arg(&self.bpffs).status();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// The `ip netns exec <lns> l2xdpd` child: SIGKILLed and reaped on drop if still running.
-struct Daemon {
-    child: Child,
-    reaped: Option<std::process::ExitStatus>,
-}
-
-impl Daemon {
-    fn pid(&self) -> i32 {
-        i32::try_from(self.child.id()).expect("pid")
-    }
-
-    /// The process's name, from /proc.
-    fn comm(&self) -> String {
-        std::fs::read_to_string(format!("/proc/{}/comm", self.pid()))
-            .map(|s| s.trim().to_string())
-            .unwrap_or_default()
-    }
-
-    /// SIGKILL to l2xdpd itself (its /proc comm is checked first) and reaps it.
-    fn kill_9(&mut self) {
-        assert_eq!(self.comm(), "l2xdpd", "signalling l2xdpd itself");
-        // SAFETY: a signal to our own child, not yet reaped (its pid cannot be reused).
-        let r = unsafe { libc::kill(self.pid(), libc::SIGKILL) };
-        assert_eq!(r, 0, "kill: {}", std::io::Error::last_os_error());
-        let st = self.child.wait().expect("reap l2xdpd");
-        self.reaped = Some(st);
-        assert_eq!(st.signal(), Some(libc::SIGKILL), "l2xdpd died of SIGKILL");
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if self.reaped.is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
 // l2xdpd.
 
-/// l2xdpd's configuration (and users file) in the scratch directory: the configuration file
-/// and the control socket's path. With `failover`, RFC 4951 failover (C and D) with its state
-/// in `<scratch>/state`. One user more than sessions: the restart test opens one afterwards.
-fn write_config(s: &Scratch, failover: bool) -> (PathBuf, PathBuf) {
-    let users = s.dir.join("users");
-    let mut u = String::from("# user password [address]\n");
-    for i in 0..=N {
-        u.push_str(&format!("user{i} pw{i}\n"));
-    }
-    std::fs::write(&users, u).expect("users file");
-    let sock = s.dir.join("ctl.sock");
-    let cfg = s.dir.join("l2xdpd.toml");
-    std::fs::write(
-        &cfg,
+/// l2xdpd's configuration (and users file) in the scratch directory
+/// (`l2xdp_controlplane::lab::l2xdpd::write_config` sets listen address, control socket,
+/// state dir, pins and users file). With `failover`, RFC 4951 failover (C and D). One user
+/// more than sessions: the restart test opens one afterwards.
+fn write_config(s: &Scratch, failover: bool) -> Files {
+    let failover = if failover {
         format!(
-            r#"[daemon]
-listen = ["{LNS_IP}:{L2TP_PORT}"]
-control_socket = "{sock}"
-{state_dir}
-[dataplane]
-mode = "xdp"
-pin_dir = "{pins}"
-
-[l2tp]
+            "\n[l2tp.failover]\ncontrol = true\ndata = true\n\
+             recovery_time_ms = {RECOVERY_TIME_MS}\n"
+        )
+    } else {
+        String::new()
+    };
+    let base = format!(
+        r#"[l2tp]
 host_name = "lns-kill9"
 {failover}
 [ppp]
@@ -216,73 +125,26 @@ auth = ["chap"]
 [ppp.ipcp]
 local_address = "100.64.0.1"
 pool = ["100.64.0.0/24"]
-
-[users]
-file = "{users}"
-"#,
-            sock = sock.display(),
-            pins = s.pins.display(),
-            users = users.display(),
-            state_dir = if failover {
-                format!("state_dir = \"{}\"\n", s.dir.join("state").display())
-            } else {
-                String::new()
-            },
-            failover = if failover {
-                format!(
-                    "\n[l2tp.failover]\ncontrol = true\ndata = true\nrecovery_time_ms = {RECOVERY_TIME_MS}\n"
-                )
-            } else {
-                String::new()
-            },
-        ),
+"#
+    );
+    l2xdpd::write_config(
+        &s.dir,
+        Path::new("base.toml"),
+        &base,
+        Placement::lab(&s.pins),
+        N + 1,
     )
-    .expect("config file");
-    (cfg, sock)
+    .expect("l2xdpd configuration")
 }
 
-/// Starts l2xdpd in `ns` and waits (bounded) until its control socket accepts connections
-/// (the socket file appears at bind, a moment before listen).
-fn start_daemon(ns: &Netns, cfg: &Path, sock: &Path) -> Daemon {
-    let child = Command::new("ip")
-        .args(["netns", "exec", &ns.name])
-        .arg(env!("CARGO_BIN_EXE_l2xdpd"))
-        .arg("--config")
-        .arg(cfg)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start ip netns exec l2xdpd");
-    let mut d = Daemon {
-        child,
-        reaped: None,
-    };
-    let end = Instant::now() + LIMIT;
-    while UnixStream::connect(sock).is_err() {
-        if let Some(st) = d.child.try_wait().expect("try_wait") {
-            d.reaped = Some(st);
-            panic!("l2xdpd exited before opening its control socket: {st:?}");
-        }
-        assert!(
-            Instant::now() < end,
-            "l2xdpd did not open its control socket"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    // `ip netns exec` execs the command: the child's pid is l2xdpd's, so a signal to it
-    // reaches the daemon itself.
-    assert_eq!(d.comm(), "l2xdpd", "the child pid is l2xdpd");
-    d
-}
-
-fn ask(sock: &Path, req: &str) -> Value {
-    let mut s = UnixStream::connect(sock).expect("control socket");
-    s.set_read_timeout(Some(LIMIT)).expect("timeout");
-    s.write_all(format!("{req}\n").as_bytes()).expect("write");
-    let mut line = String::new();
-    BufReader::new(&s).read_line(&mut line).expect("reply");
-    serde_json::from_str(&line).expect("a JSON reply")
+/// Starts l2xdpd in `ns` (its log on our stderr).
+fn start_daemon(ns: &Netns, files: &Files) -> L2xdpd {
+    L2xdpd::start(
+        Some(ns),
+        Path::new(env!("CARGO_BIN_EXE_l2xdpd")),
+        files,
+        None,
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -325,15 +187,7 @@ fn lac_config(failover: bool) -> NodeConfig {
 /// Waits (bounded) until `done` holds for the reply to `status`, and returns that reply (or
 /// the last one, when time ran out: the caller's assertions say what was missing).
 fn status_when(sock: &Path, done: impl Fn(&Value) -> bool) -> Value {
-    let end = Instant::now() + LIMIT;
-    loop {
-        let s = ask(sock, r#"{"cmd":"status"}"#);
-        assert_eq!(s["ok"], true, "{s}");
-        if done(&s["data"]) || Instant::now() > end {
-            return s;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    l2xdpd::status_when(sock, LIMIT, Duration::from_millis(20), done)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -344,9 +198,9 @@ fn status_when(sock: &Path, done: impl Fn(&Value) -> bool) -> Value {
 struct Lab {
     rt: tokio::runtime::Runtime,
     lac_node: NodeThread,
-    daemon: Daemon,
+    daemon: L2xdpd,
     /// l2xdpd's configuration file and control socket.
-    cfg: PathBuf,
+    files: Files,
     sock: PathBuf,
     /// The LAC's tunnels.
     tunnels: Vec<TunnelId>,
@@ -384,8 +238,9 @@ impl Lab {
         let (core_sock, lac_sock) = (ip_socket(&core_port), ip_socket(&lac_port));
 
         // The LNS: the l2xdpd process in `lns`, over the pinned maps.
-        let (cfg, sock) = write_config(&scratch, failover);
-        let daemon = start_daemon(&topo.lns, &cfg, &sock);
+        let files = write_config(&scratch, failover);
+        let sock = files.control_socket.clone();
+        let daemon = start_daemon(&topo.lns, &files);
         let status = ask(&sock, r#"{"cmd":"status"}"#);
         assert_eq!(status["ok"], true, "{status}");
         assert_eq!(status["data"]["installed"], 0, "{status}");
@@ -457,7 +312,7 @@ impl Lab {
             rt,
             lac_node,
             daemon,
-            cfg,
+            files,
             sock,
             tunnels,
             subs,
@@ -519,48 +374,7 @@ impl Lab {
 
 /// The LAC's view of the session of a `PppUp` event (`None` for other events).
 fn lac_sub(rt: &tokio::runtime::Runtime, lac: &NodeThread, e: &NodeEvent) -> Option<Sub> {
-    let NodeEvent::PppUp {
-        tunnel,
-        session,
-        local_ipv4,
-        ..
-    } = e
-    else {
-        return None;
-    };
-    let (t, s) = (*tunnel, *session);
-    let up = rt
-        .block_on(lac.handle.inspect(move |n| n.session((t, s)).cloned()))
-        .expect("LAC running")
-        .expect("the LAC knows its session");
-    let addr = local_ipv4.expect("IPCP gave the subscriber an address");
-    let sequencing = up.sequencing_rx || up.sequencing_tx;
-    Some(Sub::new(up.our_ids, up.peer_ids, sequencing, addr))
-}
-
-/// The sessions of the pinned maps bound to a subscriber's IPv4 address.
-fn bound(fast: &XdpDataPlane) -> BTreeMap<SessionKey, Ipv4Addr> {
-    fast.sessions()
-        .expect("sessions")
-        .iter()
-        .filter_map(|e| match e.binding {
-            Binding::Subscriber { ipv4: Some(a), .. } => Some((e.key(), a)),
-            _ => None,
-        })
-        .collect()
-}
-
-/// Every session of `subs` is bound, in the pinned maps, to its subscriber's address.
-fn assert_bound(fast: &XdpDataPlane, subs: &BTreeMap<SessionKey, Sub>) {
-    let bound = bound(fast);
-    for s in subs.values() {
-        assert_eq!(
-            bound.get(&s.lns_key),
-            Some(&s.addr),
-            "binding of {:?}",
-            s.lns_key
-        );
-    }
+    rt.block_on(subscriber(&lac.handle, e))
 }
 
 #[test]
@@ -748,7 +562,7 @@ fn kill_9_and_restart_recovers_every_session_without_loss_in(mode: Mode) {
     let rounds = AtomicUsize::new(0);
     let Lab {
         daemon,
-        cfg,
+        files,
         sock,
         lac_sock,
         core_sock,
@@ -794,7 +608,7 @@ fn kill_9_and_restart_recovers_every_session_without_loss_in(mode: Mode) {
         // the control channel reset, FSQ/FSR.
         let t0 = Instant::now();
         stages.1 = rounds.load(Ordering::Acquire);
-        *daemon = start_daemon(&topo.lns, cfg, sock);
+        *daemon = start_daemon(&topo.lns, files);
         recovered_status = status_when(sock, |d| {
             d["l2tp"]["failover"]["tunnel recovered"] == TUNNELS
         });

@@ -15,6 +15,7 @@ pub mod lab;
 pub mod loader;
 pub mod session_map;
 pub mod static_pw;
+pub mod stats;
 pub mod test_run;
 pub mod xdp;
 pub mod xsk;

@@ -12,6 +12,16 @@
  * - xdp_count: the sink on the receiving veth peer: counts packets and bytes per CPU, XDP_DROP.
  * - xdp_to_xsk: the raw AF_XDP forwarder's classifier (`l2xdp-bench afxdp`): every frame to
  *   the AF_XDP socket of its receive queue (bench_xsks), nothing else.
+ * - xdp_gen_paced: the paced live-frame generator of `l2xdp-bench throughput`/`scale`: frames
+ *   of any length up to BENCH_PFRAME_MAX (bpf_xdp_adjust_tail sets the length; the first
+ *   BENCH_FRAME_MAX bytes come from the template, the rest is zeros: the tail grown by
+ *   adjust_tail is zeroed by the kernel and no forwarder writes past the first 128 bytes),
+ *   each to its own egress (bpf_redirect_map into bench_egress, a DEVMAP whose entries may be
+ *   devices of different namespaces: one generator feeds both directions), paced by a token
+ *   bucket on bpf_ktime_get_ns: a run before the next frame is due returns XDP_DROP (the
+ *   page goes back to the pool, nothing is sent), so the frames leave spaced by interval_ps
+ *   with a resolution of one generator run (~100-200 ns); at most burst_ps of credit is kept
+ *   (a preempted generator does not catch up with a burst).
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -145,4 +155,105 @@ int xdp_count(struct xdp_md *ctx)
 	if (v)
 		*v += ctx->data_end - ctx->data;
 	return XDP_DROP;
+}
+
+#define BENCH_PFRAME_MAX 2048
+
+struct bench_ptemplate {
+	__u32 len;    /* frame length: data[0..min(len, 128)], then zeros */
+	__u32 egress; /* key in bench_egress */
+	__u8 data[BENCH_FRAME_MAX];
+};
+
+struct bench_pace {
+	__u64 interval_ps; /* 0: unpaced, every run sends */
+	__u64 burst_ps;    /* credit kept at most */
+	__u32 base;        /* first template of the case */
+	__u32 n;           /* templates */
+};
+
+struct bench_pace_state {
+	__u64 next_ps;    /* when the next frame is due */
+	__u64 cursor;     /* next template, 0..n */
+	__u64 sent;       /* frames handed to bpf_redirect_map */
+	__u64 sent_bytes;
+	__u64 skipped;    /* runs that were not due (XDP_DROP) */
+	__u64 first_ps;   /* first send (0: none yet) */
+	__u64 last_ps;    /* last send */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 16384); /* resized by the loader */
+	__type(key, __u32);
+	__type(value, struct bench_ptemplate);
+} bench_ptemplates SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct bench_pace);
+} bench_pace SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct bench_pace_state);
+} bench_pace_state SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, __u32);
+} bench_egress SEC(".maps");
+
+SEC("xdp")
+int xdp_gen_paced(struct xdp_md *ctx)
+{
+	__u32 zero = 0, idx, len, cur, copy;
+	struct bench_pace *cfg = bpf_map_lookup_elem(&bench_pace, &zero);
+	struct bench_pace_state *st = bpf_map_lookup_elem(&bench_pace_state, &zero);
+	struct bench_ptemplate *t;
+	__u64 now;
+
+	if (!cfg || !st || cfg->n == 0)
+		return XDP_ABORTED;
+	now = bpf_ktime_get_ns() * 1000;
+	if (cfg->interval_ps) {
+		if (st->next_ps > now) {
+			st->skipped++;
+			return XDP_DROP;
+		}
+		if (now - st->next_ps > cfg->burst_ps)
+			st->next_ps = now - cfg->burst_ps;
+		st->next_ps += cfg->interval_ps;
+	}
+	idx = st->cursor;
+	if (idx >= cfg->n)
+		idx = 0;
+	st->cursor = idx + 1;
+	idx += cfg->base;
+	t = bpf_map_lookup_elem(&bench_ptemplates, &idx);
+	if (!t)
+		return XDP_ABORTED;
+	len = t->len;
+	if (len < 14 || len > BENCH_PFRAME_MAX)
+		return XDP_ABORTED;
+	cur = (__u32)(ctx->data_end - ctx->data);
+	if (cur != len && bpf_xdp_adjust_tail(ctx, (int)len - (int)cur))
+		return XDP_ABORTED;
+	copy = len;
+	if (copy > BENCH_FRAME_MAX)
+		copy = BENCH_FRAME_MAX;
+	if (bpf_xdp_store_bytes(ctx, 0, t->data, copy))
+		return XDP_ABORTED;
+	st->sent++;
+	st->sent_bytes += len;
+	if (!st->first_ps)
+		st->first_ps = now;
+	st->last_ps = now;
+	return bpf_redirect_map(&bench_egress, t->egress, 0);
 }

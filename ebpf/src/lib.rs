@@ -42,6 +42,9 @@ pub mod prog {
     pub const COUNT: &str = "xdp_count";
     /// Every frame to the AF_XDP socket of its queue (`bench_xsks`; in [`super::BENCH_OBJ`]).
     pub const TO_XSK: &str = "xdp_to_xsk";
+    /// Paced generator: next prepared frame of any length, to its own egress, at a rate (in
+    /// [`super::BENCH_OBJ`]).
+    pub const GEN_PACED: &str = "xdp_gen_paced";
 }
 
 /// The maps of [`BENCH_OBJ`] (`ebpf/bpf/l2xdp_bench.bpf.c`): names and value layouts.
@@ -100,4 +103,67 @@ pub mod bench {
     }
     // SAFETY: repr(C), u32 + 12 bytes, no padding.
     unsafe impl aya::Pod for Fwd {}
+
+    /// Largest frame of [`PTemplate`] (its first [`FRAME_MAX`] bytes given, then zeros).
+    pub const PFRAME_MAX: usize = 2048;
+    /// ARRAY of [`PTemplate`] (16,384 in the object; resizable at load).
+    pub const PTEMPLATES: &str = "bench_ptemplates";
+    /// ARRAY of one [`Pace`].
+    pub const PACE: &str = "bench_pace";
+    /// PERCPU_ARRAY of one [`PaceState`].
+    pub const PACE_STATE: &str = "bench_pace_state";
+    /// DEVMAP of 64: the paced generator's egress devices.
+    pub const EGRESS: &str = "bench_egress";
+
+    /// `struct bench_ptemplate`.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug)]
+    pub struct PTemplate {
+        /// Frame length (up to [`PFRAME_MAX`]).
+        pub len: u32,
+        /// Key of the egress device in [`EGRESS`].
+        pub egress: u32,
+        /// The frame's first bytes (the rest is zeros).
+        pub data: [u8; FRAME_MAX],
+    }
+    // SAFETY: repr(C), plain bytes, no padding (4 + 4 + 128).
+    unsafe impl aya::Pod for PTemplate {}
+
+    /// `struct bench_pace`.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default)]
+    pub struct Pace {
+        /// Picoseconds between frames (0: unpaced).
+        pub interval_ps: u64,
+        /// Credit kept at most, picoseconds.
+        pub burst_ps: u64,
+        /// First template of the case.
+        pub base: u32,
+        /// Templates.
+        pub n: u32,
+    }
+    // SAFETY: repr(C), 2 × u64 + 2 × u32, no padding.
+    unsafe impl aya::Pod for Pace {}
+
+    /// `struct bench_pace_state` (per CPU).
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default)]
+    pub struct PaceState {
+        /// When the next frame is due, picoseconds of CLOCK_MONOTONIC.
+        pub next_ps: u64,
+        /// Next template.
+        pub cursor: u64,
+        /// Frames sent.
+        pub sent: u64,
+        /// Bytes sent.
+        pub sent_bytes: u64,
+        /// Runs that were not due.
+        pub skipped: u64,
+        /// First send, picoseconds of CLOCK_MONOTONIC (0: none yet).
+        pub first_ps: u64,
+        /// Last send.
+        pub last_ps: u64,
+    }
+    // SAFETY: repr(C), seven u64.
+    unsafe impl aya::Pod for PaceState {}
 }

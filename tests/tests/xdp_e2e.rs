@@ -43,7 +43,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use l2xdp_controlplane::l2tp::{L2tpConfig, Peer};
-use l2xdp_controlplane::lab::{is_down, wait_for, NodeThread};
+use l2xdp_controlplane::lab::{is_down, subscriber, wait_for, NodeThread};
 use l2xdp_controlplane::node::{NodeConfig, NodeCounters, NodeEvent};
 use l2xdp_controlplane::ppp::{AuthMethod, Ipv4Pool, Ipv4Range, PppConfig};
 use l2xdp_dataplane::lab::is_root;
@@ -51,10 +51,10 @@ use l2xdp_dataplane::lab::topology::{
     Mode, PeerPort, Pins, Topology, CORE0, CORE_HOST, L2TP_PORT, LAC0, LAC_IP, LNS_IP,
 };
 use l2xdp_dataplane::lab::traffic::{
-    self, classify_downstream, classify_upstream, inner_ip, ip_socket, Counter, Flows, Paced, Sub,
-    CORE_PORT, SUB_PORT,
+    self, assert_bound, classify_downstream, classify_upstream, inner_ip, ip_socket, Counter,
+    Flows, Paced, Sub, CORE_PORT, SUB_PORT,
 };
-use l2xdp_dataplane::{Binding, DataPlane, XdpDataPlane};
+use l2xdp_dataplane::{DataPlane, XdpDataPlane};
 use l2xdp_ebpf::maps::verdict;
 use l2xdp_tests::cp::users;
 use l2xdp_wire::datapath::{encap, DropReason, SessionKey, Why};
@@ -184,26 +184,10 @@ fn ppp_sessions_survive_control_plane_loss(mode: Mode) {
     // The LAC's view of every session: its IDs (ours and the LNS's) and the subscriber address.
     let mut subs: BTreeMap<SessionKey, Sub> = BTreeMap::new();
     for e in &lac_up {
-        let NodeEvent::PppUp {
-            tunnel,
-            session,
-            local_ipv4,
-            ..
-        } = e
-        else {
-            continue;
-        };
-        let (t, s) = (*tunnel, *session);
-        let up = rt
-            .block_on(lac_node.handle.inspect(move |n| n.session((t, s)).cloned()))
-            .expect("LAC running")
-            .expect("the LAC knows its session");
-        let addr = local_ipv4.expect("IPCP gave the subscriber an address");
-        let sequencing = up.sequencing_rx || up.sequencing_tx;
-        subs.insert(
-            up.our_ids,
-            Sub::new(up.our_ids, up.peer_ids, sequencing, addr),
-        );
+        let sub = rt
+            .block_on(subscriber(&lac_node.handle, e))
+            .expect("a PPP up event");
+        subs.insert(sub.view.our_ids, sub);
     }
     assert_eq!(subs.len(), N, "one LAC session per PPP up");
     let mut addrs: Vec<Ipv4Addr> = subs.values().map(|s| s.addr).collect();
@@ -223,27 +207,11 @@ fn ppp_sessions_survive_control_plane_loss(mode: Mode) {
     // Installed in the fast path, bound to those addresses, with the LNS's IDs.
     let installed = fast.sessions().expect("sessions");
     assert_eq!(installed.len(), N, "every session in the fast path");
-    let mut bound: BTreeMap<SessionKey, Ipv4Addr> = BTreeMap::new();
     for e in &installed {
-        let Binding::Subscriber { ipv4: Some(a), .. } = e.binding else {
-            panic!(
-                "session {:?} not bound to an address: {:?}",
-                e.key(),
-                e.binding
-            );
-        };
         assert_eq!(e.session.local_addr, IpAddr::V4(LNS_IP));
         assert_eq!(e.session.peer_addr, IpAddr::V4(LAC_IP));
-        bound.insert(e.key(), a);
     }
-    for s in subs.values() {
-        assert_eq!(
-            bound.get(&s.lns_key),
-            Some(&s.addr),
-            "binding of {:?}",
-            s.lns_key
-        );
-    }
+    assert_bound(&fast, &subs);
 
     // The control traffic went through the access program up to the LNS. PPP control frames
     // counted by XDP equal those the LNS's links got, once both are quiet (bounded wait).

@@ -5,10 +5,18 @@
 //! `sudo target/release/l2xdp-bench afxdp [--rounds 5] [--duration-ms 2000] [--sessions 1000]
 //!  [--gen-cpu 0] [--worker-cpu 1] [--batch 64] [--cases raw-up,afxdp-decap-v2,raw-down,afxdp-encap-v2]
 //!  [--json PATH]`
+//! `sudo target/release/l2xdp-bench throughput [--mode xdp] [--directions up,down,both]
+//!  [--sizes 64,512,imix] [--versions v2,v3] [--sessions 1000] [--v3-sessions 4] [--rounds 2]
+//!  [--trial-ms 250] [--steps 5] [--retries 1] [--loss-pct 0.001] [--cpu N] [--dut-cpu 0]
+//!  [--rt-prio 50] [--out bench/results]`
+//! `sudo target/release/l2xdp-bench scale [--sessions 1000,10000,100000,1000000] [--directions up,down] …`
+//! `sudo target/release/l2xdp-bench cost [--rounds 5] [--duration-ms 1000] [--out bench/results]`
 //! `target/release/l2xdp-bench setup-rate [--tunnels 100] [--sessions 10] [--in-flight 1000]
 //!  [--json PATH]`
 //! `target/release/l2xdp-bench failover [--tunnels 1000] [--sessions 100] [--in-flight 1000]
 //!  [--json PATH]`
+//! `sudo target/release/l2xdp-bench demo [--tunnels 4] [--sessions 50] [--seconds 5] [--pps 20000]
+//!  [--config FILE] [--print-config] [--json PATH]` (what `make run` runs)
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,7 +24,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use l2xdp_bench::forward::{self, Case};
-use l2xdp_bench::{afxdp, failover, setup_rate};
+use l2xdp_bench::throughput::{self, Direction, Dut, Mode, Size};
+use l2xdp_bench::{afxdp, cost, demo, failover, lns, scale, setup_rate};
 use l2xdp_bench::{interrupt, machine};
 
 #[derive(Parser)]
@@ -28,6 +37,36 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Scenario {
+    /// The demo `make run` shows: the lab in network namespaces (XDP fast path and l2xdpd in
+    /// `lns`), the LAC emulator bringing up PPP sessions, traffic both ways with a live view, a
+    /// kill -9 failover drill, then everything removed. Exit 0 only if all of it worked.
+    Demo {
+        /// Control connections from the LAC.
+        #[arg(long, default_value_t = 4)]
+        tunnels: usize,
+        /// Sessions per tunnel.
+        #[arg(long, default_value_t = 50)]
+        sessions: usize,
+        /// Seconds of live traffic before the failover drill.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// Packets per second in each direction.
+        #[arg(long, default_value_t = 20_000)]
+        pps: u64,
+        /// Sessions being set up at once.
+        #[arg(long, default_value_t = 64)]
+        in_flight: usize,
+        /// l2xdpd configuration instead of the built-in one (see --print-config); the lab sets
+        /// the listen address, control socket, state dir, fast-path pins and users file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Print the built-in l2xdpd configuration and exit.
+        #[arg(long)]
+        print_config: bool,
+        /// Also write the report as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// 64-byte forwarding through the LNS namespace on one core (XDP, live-frame generator):
     /// decap and encap Mpps as ratios to a plain XDP_REDIRECT baseline and their programs'
     /// bpf_stats ns/pkt as ratios to a swap-MAC XDP_TX program, cases interleaved.
@@ -88,6 +127,65 @@ enum Scenario {
         #[arg(long, default_value = "target/bench/afxdp.json")]
         json: PathBuf,
     },
+    /// No-drop rate search (loss ≤ 0.001 % at the sinks) through the LNS on one DUT core,
+    /// paced live-frame generator on another: up (decap), down (encap), both; 64 B, 512 B,
+    /// IMIX; L2TPv2 and L2TPv3; each beside a plain XDP_REDIRECT baseline on the same veths,
+    /// alternating baseline, v2, v3 round by round. JSON and SVG in --out.
+    Throughput {
+        #[command(flatten)]
+        rate: RateArgs,
+        /// Comma-separated directions: up, down, both.
+        #[arg(long, default_value = "up,down,both")]
+        directions: String,
+        /// Comma-separated sizes: 64, 512, imix.
+        #[arg(long, default_value = "64,512,imix")]
+        sizes: String,
+        /// Comma-separated versions: v2, v3 (the baseline always runs).
+        #[arg(long, default_value = "v2,v3")]
+        versions: String,
+        /// L2TPv2 sessions; frames spread over all.
+        #[arg(long, default_value_t = 1000)]
+        sessions: u32,
+        /// L2TPv3 sessions (one attachment-circuit veth pair each).
+        #[arg(long, default_value_t = 4)]
+        v3_sessions: u8,
+    },
+    /// No-drop rate of 64-byte L2TPv2 decap and encap against the number of sessions
+    /// installed (maps sized to match), with baselines, and kernel memory per session.
+    Scale {
+        #[command(flatten)]
+        rate: RateArgs,
+        /// Comma-separated session counts.
+        #[arg(long, default_value = "1000,10000,100000,1000000")]
+        sessions: String,
+        /// Comma-separated directions: up, down, both.
+        #[arg(long, default_value = "up,down")]
+        directions: String,
+    },
+    /// Nanoseconds per packet of each XDP program (bpf_stats run_time_ns / run_cnt) beside a
+    /// swap-MAC XDP_TX program: the `forward` scenario's verified stats passes, decap/encap
+    /// v2 and v3. (Instructions per packet of the AF_XDP worker under callgrind: not in this
+    /// build, see `cost::afxdp_callgrind`.)
+    Cost {
+        /// Interleaved rounds.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// Timed pass per case and round, milliseconds (the bpf_stats pass is a quarter of it).
+        #[arg(long, default_value_t = 1000)]
+        duration_ms: u64,
+        /// Exactly this many frames per pass instead (smoke runs).
+        #[arg(long)]
+        packets: Option<u64>,
+        /// Sessions installed (v2).
+        #[arg(long, default_value_t = 1000)]
+        sessions: u32,
+        /// The core that runs the generator and the path; default: the last.
+        #[arg(long)]
+        cpu: Option<usize>,
+        /// Output directory (cost.json).
+        #[arg(long, default_value = "bench/results")]
+        out: PathBuf,
+    },
     /// Session set-up rate through ICCN and IPCP (PPP with CHAP) against an `l2xdpd` process on
     /// loopback, per-session latency, and the daemon's memory per tunnel and per session.
     SetupRate {
@@ -134,6 +232,53 @@ enum Scenario {
         #[arg(long, default_value = "target/bench/failover.json")]
         json: PathBuf,
     },
+}
+
+/// Options shared by the no-drop rate scenarios (throughput, scale).
+#[derive(clap::Args)]
+struct RateArgs {
+    /// `xdp` (the XDP fast path) or `afxdp` (not in this build yet).
+    #[arg(long, default_value = "xdp")]
+    mode: String,
+    /// Rounds (every case once per round, baseline first in its group).
+    #[arg(long, default_value_t = 2)]
+    rounds: usize,
+    /// Length of one trial, milliseconds.
+    #[arg(long, default_value_t = 250)]
+    trial_ms: u64,
+    /// Binary-search halvings after the overload and top trials.
+    #[arg(long, default_value_t = 5)]
+    steps: u32,
+    /// Extra trials at a failing rate before it counts as failed (a VM hiccup longer than
+    /// the 256-frame veth ring lasts is not the DUT's rate).
+    #[arg(long, default_value_t = 1)]
+    retries: u32,
+    /// Loss a passing trial may have, percent.
+    #[arg(long, default_value_t = 0.001)]
+    loss_pct: f64,
+    /// Only trials at this offered rate (pps), no search (smoke runs).
+    #[arg(long)]
+    fixed_rate: Option<f64>,
+    /// The generator's core (default: the last).
+    #[arg(long)]
+    cpu: Option<usize>,
+    /// The core the DUT's threaded NAPI kthreads are pinned to.
+    #[arg(long, default_value_t = 0)]
+    dut_cpu: usize,
+    /// SCHED_FIFO priority of the generator thread and the DUT's NAPI kthreads (0: leave
+    /// them SCHED_OTHER, at the mercy of other jobs on a shared machine).
+    #[arg(long, default_value_t = 50)]
+    rt_prio: i32,
+    /// Output directory (JSON and SVG).
+    #[arg(long, default_value = "bench/results")]
+    out: PathBuf,
+}
+
+fn parse_list<T>(s: &str, what: &str, f: fn(&str) -> Option<T>) -> Result<Vec<T>, String> {
+    s.split(',')
+        .filter(|x| !x.is_empty())
+        .map(|x| f(x).ok_or_else(|| format!("unknown {what} {x:?}")))
+        .collect()
 }
 
 /// A runtime for the control-plane scenarios: one worker for the LAC emulator's driver.
@@ -200,6 +345,191 @@ fn main() -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("l2xdp-bench afxdp: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Scenario::Demo {
+            tunnels,
+            sessions,
+            seconds,
+            pps,
+            in_flight,
+            config,
+            print_config,
+            json,
+        } => {
+            if print_config {
+                print!("{}", demo::DEFAULT_CONFIG);
+                return ExitCode::SUCCESS;
+            }
+            let opts = demo::Options {
+                tunnels,
+                sessions,
+                seconds,
+                pps,
+                in_flight,
+                config,
+                l2xdpd: lns::sibling_binary("l2xdpd"),
+                dataplane: lns::sibling_binary("l2xdp-dataplane"),
+                l2xdpctl: lns::sibling_binary("l2xdpctl"),
+            };
+            match demo::run(&opts) {
+                Ok(r) => {
+                    if let Some(p) = &json {
+                        if let Err(e) = setup_rate::write_json(p, &r) {
+                            eprintln!("l2xdp-bench demo: {e}");
+                            return ExitCode::FAILURE;
+                        }
+                    }
+                    println!("\n{}", demo::verdict(&r));
+                    if r.ok {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                }
+                Err(demo::Error::Interrupted) => {
+                    eprintln!("\nl2xdp-bench demo: interrupted; everything was removed");
+                    ExitCode::from(130)
+                }
+                Err(e) => {
+                    eprintln!("\nFAIL: l2xdp-bench demo: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Scenario::Throughput {
+            rate,
+            directions,
+            sizes,
+            versions,
+            sessions,
+            v3_sessions,
+        } => {
+            let parsed = (|| -> Result<_, String> {
+                Ok((
+                    Mode::parse(&rate.mode)
+                        .ok_or(format!("unknown mode {:?} (xdp, afxdp)", rate.mode))?,
+                    parse_list(&directions, "direction", Direction::parse)?,
+                    parse_list(&sizes, "size", Size::parse)?,
+                    parse_list(&versions, "version", Dut::parse)?,
+                ))
+            })();
+            let (mode, directions, sizes, versions) = match parsed {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("l2xdp-bench throughput: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let opts = throughput::Options {
+                mode,
+                directions,
+                sizes,
+                versions,
+                sessions,
+                v3_sessions,
+                rounds: rate.rounds,
+                trial: Duration::from_millis(rate.trial_ms),
+                steps: rate.steps,
+                loss: rate.loss_pct / 100.0,
+                fixed_rate: rate.fixed_rate,
+                retries: rate.retries,
+                cpu: rate.cpu.unwrap_or_else(|| machine::online_cpus() - 1),
+                dut_cpu: rate.dut_cpu,
+                rt_prio: rate.rt_prio,
+                out: rate.out.clone(),
+                command,
+            };
+            match throughput::run(&opts) {
+                Ok(r) => {
+                    print!("{}", throughput::table(&r));
+                    println!(
+                        "JSON and SVG: {}/throughput.{{json,svg}}",
+                        rate.out.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("l2xdp-bench throughput: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Scenario::Scale {
+            rate,
+            sessions,
+            directions,
+        } => {
+            let parsed = (|| -> Result<_, String> {
+                Ok((
+                    Mode::parse(&rate.mode)
+                        .ok_or(format!("unknown mode {:?} (xdp, afxdp)", rate.mode))?,
+                    parse_list(&sessions, "session count", |x| x.parse::<u32>().ok())?,
+                    parse_list(&directions, "direction", Direction::parse)?,
+                ))
+            })();
+            let (mode, sessions, directions) = match parsed {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("l2xdp-bench scale: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let opts = scale::Options {
+                mode,
+                sessions,
+                directions,
+                rounds: rate.rounds,
+                trial: Duration::from_millis(rate.trial_ms),
+                steps: rate.steps,
+                loss: rate.loss_pct / 100.0,
+                fixed_rate: rate.fixed_rate,
+                retries: rate.retries,
+                cpu: rate.cpu.unwrap_or_else(|| machine::online_cpus() - 1),
+                dut_cpu: rate.dut_cpu,
+                rt_prio: rate.rt_prio,
+                out: rate.out.clone(),
+                command,
+            };
+            match scale::run(&opts) {
+                Ok(r) => {
+                    print!("{}", scale::table(&r));
+                    println!("JSON and SVG: {}/scale.{{json,svg}}", rate.out.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("l2xdp-bench scale: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Scenario::Cost {
+            rounds,
+            duration_ms,
+            packets,
+            sessions,
+            cpu,
+            out,
+        } => {
+            let opts = cost::Options {
+                rounds,
+                duration: Duration::from_millis(duration_ms),
+                packets,
+                sessions,
+                cpu: cpu.unwrap_or_else(|| machine::online_cpus() - 1),
+                out: out.clone(),
+                command,
+            };
+            match cost::run(&opts) {
+                Ok(r) => {
+                    print!("{}", cost::table(&r));
+                    println!("JSON: {}/cost.json", out.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("l2xdp-bench cost: {e}");
                     ExitCode::FAILURE
                 }
             }

@@ -1,6 +1,7 @@
 //! `l2xdpd`: the l2xdp control plane. Runs in the foreground, logs with `tracing` (text, or
 //! JSON with `--log-json`; level from `RUST_LOG`, default info), and serves the operator's
-//! control socket when the configuration names one.
+//! control socket when the configuration names one, and the Prometheus endpoint when it has
+//! a `[metrics]` section. SIGHUP reloads the configuration (as `l2xdpctl config reload`).
 //!
 //! `l2xdpd --config /etc/l2xdp/l2xdpd.toml` — `l2xdpd --check --config FILE` only checks the
 //! configuration (exit 0 when valid, 1 with the file, line and field otherwise).
@@ -9,8 +10,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use l2xdp_controlplane::daemon::{self, DaemonConfig};
+use std::sync::Arc;
+
+use l2xdp_controlplane::daemon::{self, DaemonConfig, Running};
 use l2xdp_controlplane::driver::Driver;
+use l2xdp_controlplane::{control, metrics};
+use tokio::signal::unix::{signal, SignalKind};
 
 #[derive(Debug, Parser)]
 #[command(name = "l2xdpd", version, about = "The l2xdp L2TP control plane")]
@@ -65,7 +70,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match rt.block_on(run(cfg)) {
+    match rt.block_on(run(args.config, cfg)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("l2xdpd: {e}");
@@ -74,7 +79,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cfg: DaemonConfig) -> Result<(), Box<dyn std::error::Error>> {
+async fn run(path: PathBuf, cfg: DaemonConfig) -> Result<(), Box<dyn std::error::Error>> {
     let sockets = daemon::sockets(&cfg)?;
     let dataplane = daemon::dataplane(&cfg)?;
     let mut node = daemon::node(&cfg, dataplane)?;
@@ -89,24 +94,61 @@ async fn run(cfg: DaemonConfig) -> Result<(), Box<dyn std::error::Error>> {
             "recovery started"
         );
     }
+    // Bound before anything runs: a metrics address in use fails the start-up.
+    let metrics = match &cfg.metrics {
+        Some(m) => {
+            let mc = metrics::MetricsConfig {
+                listen: m.listen,
+                per_session: m.per_session,
+                pin_dir: (cfg.dataplane.mode == daemon::DataplaneMode::Xdp)
+                    .then(|| cfg.dataplane.pin_dir.clone()),
+            };
+            let l = metrics::bind(&mc)
+                .await
+                .map_err(|e| format!("metrics: cannot listen on {}: {e}", m.listen))?;
+            Some((l, mc))
+        }
+        None => None,
+    };
     let driver = Driver::new(node, sockets)?;
     for a in driver.local_addrs() {
         tracing::info!(%a, "listening");
     }
     let (handle, task) = driver.spawn();
+    let running = Arc::new(Running::new(path, cfg.clone()));
     if let Some(path) = cfg.daemon.control_socket.clone() {
-        let h = handle.clone();
+        let ctx = control::Context {
+            handle: handle.clone(),
+            running: Some(running.clone()),
+        };
         tracing::info!(path = %path.display(), "control socket");
         tokio::spawn(async move {
-            if let Err(e) = l2xdp_controlplane::control::serve(path, h).await {
+            if let Err(e) = control::serve(path, ctx).await {
                 tracing::error!(%e, "control socket failed");
             }
         });
     }
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted"),
-        _ = term.recv() => tracing::info!("terminated"),
+    if let Some((listener, mc)) = metrics {
+        tracing::info!(addr = %mc.listen, "metrics");
+        tokio::spawn(metrics::serve(listener, mc, handle.clone()));
+    }
+    let mut term = signal(SignalKind::terminate())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {
+                tracing::info!("interrupted");
+                break;
+            }
+            _ = term.recv() => {
+                tracing::info!("terminated");
+                break;
+            }
+            _ = hup.recv() => match running.reload(&handle).await {
+                Ok(r) => tracing::info!(changed = ?r.changed, "SIGHUP: configuration reloaded"),
+                Err(e) => tracing::error!(%e, "SIGHUP: configuration not reloaded"),
+            },
+        }
     }
     // Sessions stay in the fast path: a restarted l2xdpd recovers them (RFC 4951).
     handle.shutdown().await;

@@ -70,6 +70,13 @@ impl Registry {
         &self.cfg
     }
 
+    /// Replaces the configuration (`config reload`): tunnels opened or accepted from now on
+    /// use it — their secret, timers, window, hello interval — and the tunnel limit applies
+    /// at once; established tunnels keep the configuration they were set up with.
+    pub fn set_config(&mut self, cfg: L2tpConfig) {
+        self.cfg = Arc::new(cfg);
+    }
+
     /// A tunnel by our ID.
     pub fn tunnel(&self, id: TunnelId) -> Option<&Tunnel> {
         self.tunnels.get(&id)

@@ -249,6 +249,21 @@ impl Ipv4Pool {
         self.index(a).is_some_and(|i| self.bit(i))
     }
 
+    /// Every leased (or excluded) address, in pool order.
+    pub fn leases(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
+        (0..self.size)
+            .filter(|&i| self.bit(i))
+            .filter_map(|i| self.addr(i))
+    }
+
+    /// This pool's leases carried over to `new` (`config reload` of the ranges): every
+    /// address leased here that `new` contains is leased there too.
+    pub fn carry_leases_to(&self, new: &mut Ipv4Pool) {
+        for a in self.leases() {
+            new.reserve(a);
+        }
+    }
+
     /// The number of addresses in the pool.
     pub fn capacity(&self) -> u64 {
         self.size

@@ -5,6 +5,8 @@
 //! - [`topology`]: the `lac` — `lns` — `core` namespaces joined by veth pairs, the fast path
 //!   attached on the lns side with pins in a per-run directory, `xdp_pass` on the peers.
 //! - [`packet`]: AF_PACKET sockets bound to one interface, to send and receive raw frames.
+//! - [`scratch`]: a run's temporary directory with a bpffs of its own (pins a process under
+//!   `ip netns exec` can see).
 //! - [`traffic`]: subscribers as the LAC sees them, frame builders and classifiers, counting
 //!   receivers and senders paced by what the receivers counted.
 //!
@@ -12,6 +14,7 @@
 //! (and `ethtool`).
 
 pub mod packet;
+pub mod scratch;
 pub mod topology;
 pub mod traffic;
 

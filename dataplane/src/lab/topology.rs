@@ -224,6 +224,37 @@ impl Topology {
     }
 }
 
+impl Topology {
+    /// Adds `n` attachment-circuit veth pairs for L2TPv3 Ethernet pseudowires (RFC 4719):
+    /// `ac<k>` in `lns` (MAC 02:00:00:00:ac:k), its peer `acp<k>` in `core` (02:00:00:01:ac:k),
+    /// both up, no addresses. Returns the names, `(ac<k>, acp<k>)`.
+    pub fn add_attachment_circuits(&self, n: u8) -> Vec<(String, String)> {
+        (0..n)
+            .map(|k| {
+                let (ac, acp) = (format!("ac{k}"), format!("acp{k}"));
+                veth(
+                    &self.lns,
+                    &ac,
+                    MacAddr([2, 0, 0, 0, 0xac, k]),
+                    &acp,
+                    &self.core,
+                    1,
+                );
+                self.core.ip(&[
+                    "link",
+                    "set",
+                    &acp,
+                    "address",
+                    &MacAddr([2, 0, 0, 1, 0xac, k]).to_string(),
+                ]);
+                self.lns.ip(&["link", "set", &ac, "up"]);
+                self.core.ip(&["link", "set", &acp, "up"]);
+                (ac, acp)
+            })
+            .collect()
+    }
+}
+
 /// `ip -n <ns> link add <name> address <mac> type veth peer name <peer> netns <peer_ns>`.
 fn veth(ns: &Netns, name: &str, mac: MacAddr, peer: &str, peer_ns: &Netns, queues: u32) {
     let q = queues.max(1).to_string();

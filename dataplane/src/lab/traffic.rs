@@ -25,7 +25,7 @@ use super::packet::PacketSocket;
 use super::topology::{
     PeerPort, CORE_HOST, CORE_MAC, L2TP_PORT, LAC_IP, LAC_MAC, LA_MAC, LC_MAC, LNS_IP,
 };
-use crate::api::DataPlane;
+use crate::api::{Binding, DataPlane};
 
 /// Frames in flight per direction (see the module documentation).
 pub const WINDOW: usize = 64;
@@ -279,6 +279,7 @@ pub struct Paced<'a> {
     sock: &'a PacketSocket,
     rx: &'a Counter,
     base: usize,
+    limit: Duration,
     /// Frames sent in this direction.
     pub sent: usize,
 }
@@ -291,13 +292,25 @@ impl<'a> Paced<'a> {
             rx,
             base: rx.total(),
             sent: 0,
+            limit: LIMIT,
         }
+    }
+
+    /// Gives up (panics, saying how many frames are missing) when the window stays full for
+    /// `limit` instead of [`LIMIT`]: a demo reports lost frames sooner than a test must.
+    pub fn with_limit(self, limit: Duration) -> Paced<'a> {
+        Paced { limit, ..self }
+    }
+
+    /// Frames of this direction received so far.
+    pub fn received(&self) -> usize {
+        self.rx.total() - self.base
     }
 
     /// Sends `frame`, first waiting (bounded) until fewer than [`WINDOW`] of the frames sent
     /// in this direction are still unreceived.
     pub fn send(&mut self, frame: &[u8]) {
-        let end = Instant::now() + LIMIT;
+        let end = Instant::now() + self.limit;
         while self.sent >= self.rx.total() - self.base + WINDOW {
             assert!(
                 Instant::now() < end,
@@ -431,6 +444,31 @@ impl Flows {
                 s.lns_key
             );
         }
+    }
+}
+
+/// The sessions of the fast path `fast` bound to a subscriber's IPv4 address.
+pub fn bound(fast: &dyn DataPlane) -> BTreeMap<SessionKey, Ipv4Addr> {
+    fast.sessions()
+        .expect("sessions")
+        .iter()
+        .filter_map(|e| match e.binding {
+            Binding::Subscriber { ipv4: Some(a), .. } => Some((e.key(), a)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every session of `subs` is bound, in `fast`, to its subscriber's address.
+pub fn assert_bound(fast: &dyn DataPlane, subs: &BTreeMap<SessionKey, Sub>) {
+    let bound = bound(fast);
+    for s in subs.values() {
+        assert_eq!(
+            bound.get(&s.lns_key),
+            Some(&s.addr),
+            "binding of {:?}",
+            s.lns_key
+        );
     }
 }
 

@@ -1,0 +1,243 @@
+//! `l2xdp-bench scale`: the no-drop rate of 64-byte decap and encap (L2TPv2) with 1,000,
+//! 10,000, 100,000 and 1,000,000 sessions installed — the fast-path maps sized for each count
+//! with the loader's `load_sized`, as `l2xdp-dataplane attach --max-sessions` does — each as a
+//! ratio to the same-round XDP_REDIRECT baseline, and the kernel memory of the per-session maps
+//! (`memlock` of each map's fdinfo) per session. The same lab, generator, pacing, search and
+//! sinks as [`crate::throughput`]; a fresh lab per session count. The generator's frames are
+//! spread over all sessions: one template per session up to
+//! [`TEMPLATE_CAP`](crate::throughput::TEMPLATE_CAP), beyond that every k-th session.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::forward::{fmt_summary, io, write_json, Error};
+use crate::machine::{pin_thread, utc_now, Machine};
+use crate::throughput::{
+    self, cases, measure, preflight, CaseReport, Direction, Dut, Lab, Mode, Search, Size,
+};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// `xdp` or `afxdp`.
+    pub mode: Mode,
+    /// Session counts.
+    pub sessions: Vec<u32>,
+    /// Directions (64-byte L2TPv2 frames, each with its baseline).
+    pub directions: Vec<Direction>,
+    /// Rounds per session count.
+    pub rounds: usize,
+    /// Trial length.
+    pub trial: Duration,
+    /// Search halvings.
+    pub steps: u32,
+    /// Loss tolerated, fraction.
+    pub loss: f64,
+    /// Only trials at this rate (smoke runs).
+    pub fixed_rate: Option<f64>,
+    /// Extra trials at a failing rate.
+    pub retries: u32,
+    /// Generator core.
+    pub cpu: usize,
+    /// DUT core.
+    pub dut_cpu: usize,
+    /// SCHED_FIFO priority of the generator and the DUT's NAPI (0: SCHED_OTHER).
+    pub rt_prio: i32,
+    /// Output directory.
+    pub out: PathBuf,
+    /// The command line.
+    pub command: String,
+}
+
+/// One per-session map's kernel memory.
+#[derive(Debug, Clone, Serialize)]
+pub struct MapMemory {
+    /// Map name.
+    pub map: String,
+    /// fdinfo `memlock`, bytes.
+    pub memlock: u64,
+    /// fdinfo `max_entries`.
+    pub max_entries: u64,
+}
+
+/// One session count.
+#[derive(Debug, Clone, Serialize)]
+pub struct Point {
+    /// Sessions installed (and the maps' size).
+    pub sessions: u32,
+    /// Seconds to install them through `XdpDataPlane::install`.
+    pub install_seconds: f64,
+    /// Per-session maps.
+    pub maps: Vec<MapMemory>,
+    /// Σ memlock / sessions, bytes.
+    pub bytes_per_session: f64,
+    /// Cases (baseline and v2 per direction).
+    pub cases: Vec<CaseReport>,
+}
+
+/// The whole run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// "scale".
+    pub scenario: &'static str,
+    /// Mode.
+    pub mode: Mode,
+    /// UTC start.
+    pub date: String,
+    /// The command line.
+    pub command: String,
+    /// Kernel, CPU, cores.
+    pub machine: Machine,
+    /// The topology, in words.
+    pub topology: String,
+    /// Generator core.
+    pub generator_cpu: usize,
+    /// DUT core.
+    pub dut_cpu: usize,
+    /// SCHED_FIFO priority (0: SCHED_OTHER).
+    pub rt_prio: i32,
+    /// NAPI set-up (of the last lab).
+    pub receivers_napi: String,
+    /// Where delivery is counted.
+    pub sink: String,
+    /// Pacing.
+    pub pacing: String,
+    /// Loss tolerated, percent.
+    pub loss_pct: f64,
+    /// Trial length, ms.
+    pub trial_ms: u64,
+    /// Halvings.
+    pub steps: u32,
+    /// Extra trials at a failing rate.
+    pub retries: u32,
+    /// Rounds per count.
+    pub rounds: usize,
+    /// Per session count.
+    pub points: Vec<Point>,
+}
+
+/// Runs the scenario; writes `scale.json` and `scale.svg` under `opts.out`.
+pub fn run(opts: &Options) -> Result<Report, Error> {
+    let machine = preflight(opts.mode, opts.cpu, opts.dut_cpu)?;
+    if opts.sessions.is_empty() || opts.sessions.contains(&0) || opts.rounds == 0 {
+        return Err(Error::Options(
+            "need session counts above 0 and a round".into(),
+        ));
+    }
+    let date = utc_now();
+    pin_thread(opts.cpu).map_err(io(format!("pinning to CPU {}", opts.cpu)))?;
+    let _fifo = throughput::FifoGuard::new(opts.rt_prio)?;
+    let groups = cases(&opts.directions, &[Size::B64], &[Dut::V2]);
+    let s = Search {
+        trial: opts.trial,
+        steps: opts.steps,
+        loss: opts.loss,
+        fixed_rate: opts.fixed_rate,
+        retries: opts.retries,
+    };
+    let mut points = Vec::new();
+    let mut napi = String::new();
+    for &n in &opts.sessions {
+        eprintln!("l2xdp-bench scale: {n} sessions");
+        let t = Instant::now();
+        let mut lab = Lab::new(n, 0, opts.dut_cpu, opts.rt_prio)?;
+        let install_seconds = t.elapsed().as_secs_f64();
+        let maps: Vec<MapMemory> = throughput::session_map_memory(lab.pins.path())?
+            .into_iter()
+            .map(|(map, memlock, max_entries)| MapMemory {
+                map,
+                memlock,
+                max_entries,
+            })
+            .collect();
+        let measured = measure(&mut lab, &groups, opts.rounds, s)?;
+        napi = lab.napi.clone();
+        drop(lab);
+        points.push(Point {
+            sessions: n,
+            install_seconds,
+            bytes_per_session: maps.iter().map(|m| m.memlock as f64).sum::<f64>() / f64::from(n),
+            maps,
+            cases: measured
+                .into_iter()
+                .map(|(c, mean, ss)| throughput::case_report(c, mean, ss))
+                .collect(),
+        });
+    }
+    let report = Report {
+        scenario: "scale",
+        mode: opts.mode,
+        date,
+        command: opts.command.clone(),
+        machine,
+        topology: throughput::TOPOLOGY.into(),
+        generator_cpu: opts.cpu,
+        dut_cpu: opts.dut_cpu,
+        rt_prio: opts.rt_prio,
+        receivers_napi: napi,
+        sink: "xdp_count on core0 (up) and lac0 (down), softirq on the DUT core; delivery counted there".into(),
+        pacing: throughput::PACING.into(),
+        loss_pct: opts.loss * 100.0,
+        trial_ms: opts.trial.as_millis() as u64,
+        steps: opts.steps,
+        retries: opts.retries,
+        rounds: opts.rounds,
+        points,
+    };
+    write_json(&report, &opts.out.join("scale.json"))?;
+    crate::plot::scale(&report, &opts.out.join("scale.svg"))?;
+    Ok(report)
+}
+
+/// The readable table.
+pub fn table(r: &Report) -> String {
+    let mut out = format!(
+        "l2xdp-bench scale ({}), mode {:?}: {} rounds per count, trials of {} ms, {} halvings, loss ≤ {} %; generator CPU {}, DUT CPU {}\n",
+        r.date, r.mode, r.rounds, r.trial_ms, r.steps, r.loss_pct, r.generator_cpu, r.dut_cpu
+    );
+    out += &format!(
+        "topology: {}\nNAPI: {}\nsink: {}\npacing: {}\n",
+        r.topology, r.receivers_napi, r.sink, r.pacing
+    );
+    out += &format!(
+        "kernel {}, {} ({} cores)\nmedians [min–max] over rounds; ratio = no-drop / same-round baseline; memory = Σ memlock of the per-session maps / sessions\n",
+        r.machine.kernel, r.machine.cpu_model, r.machine.cores
+    );
+    out += &format!(
+        "{:>9} {:<18} {:>22} {:>20} {:>20} {:>20} {:>10} {:>9}\n",
+        "sessions",
+        "case",
+        "no-drop Mpps",
+        "ratio",
+        "overload Mpps",
+        "overload ratio",
+        "B/session",
+        "install s"
+    );
+    for p in &r.points {
+        for c in &p.cases {
+            out += &format!(
+                "{:>9} {:<18} {:>22} {:>20} {:>20} {:>20} {:>10.0} {:>9.1}\n",
+                p.sessions,
+                format!(
+                    "{}{}",
+                    c.name,
+                    if c.generator_bound_rounds > 0 {
+                        "*"
+                    } else {
+                        ""
+                    }
+                ),
+                fmt_summary(&c.no_drop_mpps, 3),
+                fmt_summary(&c.ratio, 3),
+                fmt_summary(&c.overload_mpps, 3),
+                fmt_summary(&c.overload_ratio, 3),
+                p.bytes_per_session,
+                p.install_seconds,
+            );
+        }
+    }
+    out
+}

@@ -1,0 +1,1461 @@
+//! `l2xdp-bench throughput`: the no-drop rate of the LNS on one core — upstream (decap),
+//! downstream (encap) and both at once, 64 B / 512 B / IMIX frames, L2TPv2 and L2TPv3 — each
+//! beside the no-drop rate of a plain XDP_REDIRECT forwarder on the same veth pair with the
+//! same frames (the baseline), measured in the same round, cases alternating baseline, v2, v3,
+//! baseline, v2, v3 … Also the engine of `l2xdp-bench scale`.
+//!
+//! Topology (the lab's three namespaces, plus `--v3-sessions` attachment-circuit veth pairs):
+//!
+//! ```text
+//!   lac ns               lns ns  (DUT core)                       core ns
+//!   lac0 (sink down) ─── la [xdp_l2tp_access | baseline]
+//!                        lc [xdp_l2tp_core | baseline] ─────────── core0 (sink up, v2)
+//!                        ac<k> [xdp_l2tp_core] ────────────────── acp<k> (sink up, v3)
+//!   generator: xdp_gen_paced test runs on the generator core, in the lac ns, each frame
+//!   redirected (DEVMAP) to lac0 (up), core0 (down v2, baseline down) or acp<k> (down v3)
+//! ```
+//!
+//! - **Generator** (`xdp_gen_paced`, `BPF_PROG_TEST_RUN` with `BPF_F_TEST_XDP_LIVE_FRAMES`) on
+//!   `--cpu` (default: the last CPU): it copies the next prepared frame (round robin over the
+//!   case's templates: one per session, spread over all sessions, sizes interleaved) and sends
+//!   it through a DEVMAP to the veth it belongs to, so one generator offers both directions
+//!   at once. **Pacing**: a token bucket in the program on `bpf_ktime_get_ns` — a run before the
+//!   next frame is due returns XDP_DROP without sending — so frames leave spaced by
+//!   1/rate with a resolution of one generator run (100–190 ns on average here, sends
+//!   included: `paced_generator_run_ns` in the JSON), credit capped at
+//!   [`BURST`] frames (a preempted generator does not catch up with a burst). The offered rate
+//!   is the frames sent over the time from the first to the last send, both read by the
+//!   program (`bpf_ktime_get_ns`), not the requested rate. The generator's veth transmit puts
+//!   each frame in the DUT veth's receive ring (256 frames): what the DUT cannot take is
+//!   dropped there, as a NIC's full RX ring would.
+//! - **DUT**: the LNS program (or the baseline) runs in the veth's NAPI, **threaded NAPI**
+//!   (`/sys/class/net/<dev>/threaded` = 1) whose kthreads (`napi/<dev>-<id>`) are pinned to
+//!   `--dut-cpu` (default 0) with `sched_setaffinity`, as `taskset -p` does. Programs are
+//!   swapped by replacing the program of the XDP link (`bpf_link_update`), so the NAPI and its
+//!   pinned kthread stay.
+//! - **Sink**: `xdp_count` (count, XDP_DROP) on core0 and acp<k> (up) and lac0 (down). Their
+//!   veths are not threaded: their NAPI runs in softirq on the CPU that redirected to them,
+//!   the DUT core — the sink's ~20 ns per frame is on the DUT's budget, for the baseline as
+//!   for the LNS. Delivery is counted there, never at the generator.
+//! - **No-drop rate**: a trial offers frames at a rate for `--trial-ms`; it passes when the
+//!   sinks counted all but at most `--loss` (default 0.001 %) of the frames sent. Per case:
+//!   one unpaced trial (overload: what the DUT delivers when offered all the generator can
+//!   give, and the generator's maximum), then a binary search between 0 and the overload
+//!   delivery rate (`--steps` halvings; resolution ≈ overload rate / 2^steps). If the unpaced
+//!   trial passes, the DUT outran the generator: the figure is the generator's maximum and
+//!   the case is marked `generator_bound`.
+//!
+//! Frame sizes are Ethernet frame lengths on the veth (no FCS) on the plain side: the frame
+//! leaving the LNS upstream and entering it downstream; the L2TP side is larger by the
+//! encapsulation (v2 over UDP: 38 bytes; v3 over IP, no cookie: 38 bytes). IMIX is the
+//! common 7:4:1 mix of 64/570/1518-byte frames with 1518 → 1514 (a veth frame has no FCS:
+//! a 1500-byte IP packet), interleaved 64,570,64,64,570,64,1514,64,570,64,64,570.
+
+use std::os::fd::{AsFd, AsRawFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use aya::maps::{Array, DevMap, HashMap, MapData, PerCpuArray, PerCpuValues};
+use aya::programs::xdp::XdpLink;
+use aya::{Ebpf, EbpfLoader};
+use l2xdp_dataplane::api::{Binding, DataPlane, SessionEntry};
+use l2xdp_dataplane::lab::topology::{Pins, Topology, CORE_MAC, LAC_MAC, LA_MAC, LC_MAC};
+use l2xdp_dataplane::lab::Netns;
+use l2xdp_dataplane::{loader, test_run, FastPathConfig, XdpDataPlane};
+use l2xdp_ebpf::maps::{name, verdict};
+use l2xdp_ebpf::{bench, prog, BENCH_OBJ};
+use l2xdp_wire::datapath::{encap, PppTx, Session, SessionKey, TxSeq};
+use l2xdp_wire::l2tp::header::{Cookie, Transport};
+use l2xdp_wire::net::ethernet::{MacAddr, Vlans};
+use l2xdp_wire::net::frame::{udp_frame, Endpoints};
+use serde::Serialize;
+
+use crate::forward::{
+    attach, bpf, fmt_summary, io, load_bench, napi_threaded, take, write_json, xdp, Error, Sink,
+    CORE4, LAC4, LNS4, SUB_BASE,
+};
+use crate::interrupt;
+use crate::machine::{pin_thread, utc_now, Machine};
+use crate::summary::Summary;
+
+/// Frames of credit the pacer keeps at most.
+pub const BURST: u64 = 32;
+/// Templates per direction at most (sessions beyond are spread: every k-th session).
+pub const TEMPLATE_CAP: u32 = 65_536;
+/// MTU of the access-side veths (la, lac0): room for a 1514-byte frame plus L2TP.
+const ACCESS_MTU: u32 = 1600;
+/// The IMIX sequence (7 × 64, 4 × 570, 1 × 1514).
+const IMIX: [u32; 12] = [64, 570, 64, 64, 570, 64, 1514, 64, 570, 64, 64, 570];
+/// Egress keys of the generator's DEVMAP.
+const EG_LAC0: u32 = 0;
+const EG_CORE0: u32 = 1;
+const EG_ACP: u32 = 2;
+
+/// `xdp` (the XDP fast path) or `afxdp`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// The XDP programs.
+    Xdp,
+    /// The AF_XDP worker (issue 6): not in this build yet.
+    Afxdp,
+}
+
+impl Mode {
+    /// Parses `xdp` or `afxdp`.
+    pub fn parse(s: &str) -> Option<Mode> {
+        match s {
+            "xdp" => Some(Mode::Xdp),
+            "afxdp" => Some(Mode::Afxdp),
+            _ => None,
+        }
+    }
+}
+
+/// Which way the frames go through the LNS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// LAC → core: decapsulation.
+    Up,
+    /// Core → LAC: encapsulation.
+    Down,
+    /// Both at once, frames alternating (half the rate each way).
+    Both,
+}
+
+impl Direction {
+    /// Every direction.
+    pub const ALL: [Direction; 3] = [Direction::Up, Direction::Down, Direction::Both];
+
+    /// The name on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Direction::Up => "up",
+            Direction::Down => "down",
+            Direction::Both => "both",
+        }
+    }
+
+    /// Parses a name.
+    pub fn parse(s: &str) -> Option<Direction> {
+        Direction::ALL.into_iter().find(|d| d.name() == s)
+    }
+}
+
+/// Frame sizes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Size {
+    /// 64-byte frames.
+    B64,
+    /// 512-byte frames.
+    B512,
+    /// 7:4:1 of 64/570/1514.
+    Imix,
+}
+
+impl Size {
+    /// Every size.
+    pub const ALL: [Size; 3] = [Size::B64, Size::B512, Size::Imix];
+
+    /// The name on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Size::B64 => "64",
+            Size::B512 => "512",
+            Size::Imix => "imix",
+        }
+    }
+
+    /// Parses a name.
+    pub fn parse(s: &str) -> Option<Size> {
+        Size::ALL.into_iter().find(|z| z.name() == s)
+    }
+
+    /// The plain-side frame lengths, in sending order.
+    fn pattern(self) -> &'static [u32] {
+        match self {
+            Size::B64 => &[64],
+            Size::B512 => &[512],
+            Size::Imix => &IMIX,
+        }
+    }
+}
+
+/// What runs on the LNS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dut {
+    /// `xdp_redirect_plain`: rewrite MACs, redirect to the other veth.
+    Baseline,
+    /// The fast path with L2TPv2 sessions (UDP, checksums on, PPP).
+    V2,
+    /// The fast path with L2TPv3 Ethernet pseudowires (IP encapsulation, no cookie).
+    V3,
+}
+
+impl Dut {
+    /// The name on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dut::Baseline => "baseline",
+            Dut::V2 => "v2",
+            Dut::V3 => "v3",
+        }
+    }
+
+    /// Parses `v2` or `v3` (the baseline is always run).
+    pub fn parse(s: &str) -> Option<Dut> {
+        [Dut::V2, Dut::V3].into_iter().find(|d| d.name() == s)
+    }
+}
+
+/// One case: a direction, a size and what runs on the LNS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Case {
+    /// Direction.
+    pub dir: Direction,
+    /// Frame sizes.
+    pub size: Size,
+    /// Program(s) under test.
+    pub dut: Dut,
+}
+
+impl Case {
+    /// `up-64-v2`, `both-imix-baseline`, …
+    pub fn name(&self) -> String {
+        format!(
+            "{}-{}-{}",
+            self.dir.name(),
+            self.size.name(),
+            self.dut.name()
+        )
+    }
+
+    /// The LNS programs: (on la, on lc).
+    fn programs(&self) -> (&'static str, &'static str) {
+        match self.dut {
+            Dut::Baseline => (prog::REDIRECT_PLAIN, prog::REDIRECT_PLAIN),
+            Dut::V2 | Dut::V3 => (prog::ACCESS, prog::CORE),
+        }
+    }
+
+    /// The programs, in words.
+    pub fn program_names(&self) -> String {
+        let (a, c) = self.programs();
+        match self.dir {
+            Direction::Up => a.to_string(),
+            Direction::Down if self.dut == Dut::V3 => format!("{c} (on ac<k>)"),
+            Direction::Down => c.to_string(),
+            Direction::Both => format!("{a} + {c}"),
+        }
+    }
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// `xdp` or `afxdp`.
+    pub mode: Mode,
+    /// Directions.
+    pub directions: Vec<Direction>,
+    /// Sizes.
+    pub sizes: Vec<Size>,
+    /// L2TP versions (each with the baseline of its direction and size).
+    pub versions: Vec<Dut>,
+    /// v2 sessions installed; the v2 frames are spread over all of them.
+    pub sessions: u32,
+    /// v3 sessions (one attachment-circuit veth pair each).
+    pub v3_sessions: u8,
+    /// Rounds (each case once per round, baseline first in its group).
+    pub rounds: usize,
+    /// Length of one trial.
+    pub trial: Duration,
+    /// Binary-search halvings.
+    pub steps: u32,
+    /// Loss tolerated by a passing trial, as a fraction (1e-5 = 0.001 %).
+    pub loss: f64,
+    /// Only trials at this offered rate (pps), no search (smoke runs).
+    pub fixed_rate: Option<f64>,
+    /// A rate passes if one of 1 + `retries` trials does (a hiccup of the VM longer than the
+    /// 256-frame ring lasts is not the DUT's rate).
+    pub retries: u32,
+    /// Generator core.
+    pub cpu: usize,
+    /// The core the DUT's NAPI kthreads are pinned to.
+    pub dut_cpu: usize,
+    /// SCHED_FIFO priority of the generator thread and the DUT's NAPI kthreads (0: leave
+    /// them SCHED_OTHER). On a shared machine a CFS kthread waits behind other jobs for
+    /// milliseconds, longer than its 256-frame ring lasts.
+    pub rt_prio: i32,
+    /// Output directory (JSON and SVG).
+    pub out: PathBuf,
+    /// The command line.
+    pub command: String,
+}
+
+/// One trial at one rate.
+#[derive(Debug, Clone, Serialize)]
+pub struct Trial {
+    /// Requested rate, pps (None: unpaced).
+    pub target_pps: Option<f64>,
+    /// Frames the generator sent.
+    pub sent: u64,
+    /// Bytes the generator sent.
+    pub sent_bytes: u64,
+    /// Frames the sinks counted.
+    pub received: u64,
+    /// Bytes the sinks counted.
+    pub received_bytes: u64,
+    /// Of which at the upstream sinks (core0, acp<k>).
+    pub received_up: u64,
+    /// Of which at the downstream sink (lac0).
+    pub received_down: u64,
+    /// First to last send, seconds (the generator's clock).
+    pub seconds: f64,
+    /// sent / seconds.
+    pub offered_pps: f64,
+    /// received / seconds.
+    pub received_pps: f64,
+    /// sent − received.
+    pub lost: u64,
+    /// lost / sent.
+    pub loss_ratio: f64,
+    /// Passed: loss_ratio ≤ the tolerance.
+    pub pass: bool,
+    /// Fast-path DECAP + ENCAP verdicts (0 for the baseline).
+    pub fastpath_forwarded: u64,
+    /// Any other fast-path verdict (must be 0: else frames took another path).
+    pub fastpath_other: u64,
+    /// The kernel's mean time per generator run over the trial (sent or not), ns: the
+    /// pacing's resolution.
+    pub generator_run_ns: f64,
+}
+
+/// One case in one round.
+#[derive(Debug, Clone, Serialize)]
+pub struct Sample {
+    /// Round (0-based).
+    pub round: usize,
+    /// The no-drop rate: the offered rate of the fastest passing trial, Mpps (None: none passed).
+    pub no_drop_mpps: Option<f64>,
+    /// Its bit rate at the plain-side frame sizes... as sent by the generator, Gbit/s.
+    pub no_drop_gbps: Option<f64>,
+    /// The overload trial's delivery rate, Mpps.
+    pub overload_mpps: f64,
+    /// The generator's maximum (overload trial's offered rate), Mpps.
+    pub generator_mpps: f64,
+    /// The unpaced trial lost nothing: the figure is the generator's, not the DUT's limit.
+    pub generator_bound: bool,
+    /// no_drop_mpps / the same round's baseline no_drop_mpps.
+    pub ratio: Option<f64>,
+    /// overload_mpps / the same round's baseline overload_mpps (None for fixed-rate runs).
+    pub overload_ratio: Option<f64>,
+    /// Every trial, in order.
+    pub trials: Vec<Trial>,
+}
+
+/// One case over the rounds.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseReport {
+    /// Case name.
+    pub name: String,
+    /// Direction.
+    pub direction: Direction,
+    /// Sizes.
+    pub size: Size,
+    /// baseline, v2 or v3.
+    pub dut: Dut,
+    /// Programs on the LNS.
+    pub programs: String,
+    /// Its baseline case.
+    pub baseline: String,
+    /// Mean generated frame length (the generator's side), bytes.
+    pub frame_bytes: f64,
+    /// No-drop rate, Mpps.
+    pub no_drop_mpps: Option<Summary>,
+    /// No-drop bit rate, Gbit/s.
+    pub no_drop_gbps: Option<Summary>,
+    /// Ratio to the baseline, per round.
+    pub ratio: Option<Summary>,
+    /// Delivery rate under overload, Mpps.
+    pub overload_mpps: Option<Summary>,
+    /// Ratio of the overload delivery rate to the baseline's, per round.
+    pub overload_ratio: Option<Summary>,
+    /// Generator maximum, Mpps.
+    pub generator_mpps: Option<Summary>,
+    /// Rounds where the generator, not the DUT, was the limit.
+    pub generator_bound_rounds: usize,
+    /// Mean time per generator run in the paced trials (the pacing's resolution), ns.
+    pub paced_generator_run_ns: Option<Summary>,
+    /// Trials whose fast path gave a verdict other than DECAP/ENCAP (must be 0).
+    pub trials_other_verdicts: usize,
+    /// Every round.
+    pub samples: Vec<Sample>,
+}
+
+/// The whole run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// "throughput".
+    pub scenario: &'static str,
+    /// "xdp".
+    pub mode: Mode,
+    /// UTC start.
+    pub date: String,
+    /// The command line.
+    pub command: String,
+    /// Kernel, CPU, cores.
+    pub machine: Machine,
+    /// The topology, in words.
+    pub topology: String,
+    /// The generator's core.
+    pub generator_cpu: usize,
+    /// SCHED_FIFO priority of the generator and the DUT's NAPI kthreads (0: SCHED_OTHER).
+    pub rt_prio: i32,
+    /// The DUT's core (NAPI kthreads pinned there).
+    pub dut_cpu: usize,
+    /// The receivers' NAPI: threaded state and the kthreads pinned.
+    pub receivers_napi: String,
+    /// Where delivery is counted.
+    pub sink: String,
+    /// How the generator is paced.
+    pub pacing: String,
+    /// Loss tolerated by a passing trial, percent.
+    pub loss_pct: f64,
+    /// Trial length, ms.
+    pub trial_ms: u64,
+    /// Search halvings.
+    pub steps: u32,
+    /// Extra trials at a failing rate before it counts as failed.
+    pub retries: u32,
+    /// v2 sessions.
+    pub sessions: u32,
+    /// v3 sessions.
+    pub v3_sessions: u8,
+    /// Templates per direction (sessions spread over them).
+    pub templates_per_direction: u32,
+    /// Rounds.
+    pub rounds: usize,
+    /// Per case.
+    pub cases: Vec<CaseReport>,
+}
+
+/// Sessions i → the LNS's entry and the LAC's (peer's) view of it.
+fn v2_session(i: u32) -> (Session, SessionEntry) {
+    let ours = Session {
+        transport: Transport::Udp,
+        local_addr: LNS4.parse().expect("literal"),
+        peer_addr: LAC4.parse().expect("literal"),
+        local_port: 1701,
+        peer_port: 1701,
+        local_mac: LA_MAC,
+        next_hop_mac: LAC_MAC,
+        vlans: Vlans::NONE,
+        our_ids: SessionKey::V2 {
+            tunnel_id: 1 + (i / 60_000) as u16,
+            session_id: 1 + (i % 60_000) as u16,
+        },
+        peer_ids: SessionKey::V2 {
+            tunnel_id: 30_000 + (i / 60_000) as u16,
+            session_id: 1 + (i % 60_000) as u16,
+        },
+        cookie_rx: Cookie::NONE,
+        cookie_tx: Cookie::NONE,
+        l2ss: false,
+        sequencing: false,
+        ppp: PppTx::default(),
+        ttl: 64,
+        dscp: 0,
+        udp_checksum_v4: true,
+    };
+    let entry = SessionEntry {
+        session: ours,
+        binding: Binding::Subscriber {
+            ipv4: Some(sub_addr(i)),
+            ipv6: vec![],
+        },
+    };
+    (peer_of(&ours), entry)
+}
+
+pub(crate) fn v3_session(k: u32, ac_ifindex: u32) -> (Session, SessionEntry) {
+    let ours = Session {
+        transport: Transport::Ip,
+        our_ids: SessionKey::V3 {
+            session_id: 0x1000_0000 + k,
+        },
+        peer_ids: SessionKey::V3 {
+            session_id: 0x2000_0000 + k,
+        },
+        ..v2_session(0).1.session
+    };
+    let entry = SessionEntry {
+        session: ours,
+        binding: Binding::AttachmentCircuit {
+            ifindex: ac_ifindex,
+        },
+    };
+    (peer_of(&ours), entry)
+}
+
+fn peer_of(ours: &Session) -> Session {
+    Session {
+        local_addr: ours.peer_addr,
+        peer_addr: ours.local_addr,
+        local_mac: LAC_MAC,
+        next_hop_mac: LA_MAC,
+        our_ids: ours.peer_ids,
+        peer_ids: ours.our_ids,
+        ..*ours
+    }
+}
+
+fn sub_addr(i: u32) -> std::net::Ipv4Addr {
+    std::net::Ipv4Addr::from(SUB_BASE + 1 + i)
+}
+
+/// An Ethernet/IPv4/UDP frame of `len` bytes, payload zeros.
+fn plain(
+    src_mac: MacAddr,
+    dst_mac: MacAddr,
+    src: &str,
+    dst: &str,
+    len: u32,
+) -> Result<Vec<u8>, Error> {
+    let ep = Endpoints {
+        src_mac,
+        dst_mac,
+        src: src
+            .parse()
+            .map_err(|e| Error::Frame(format!("{src}: {e}")))?,
+        dst: dst
+            .parse()
+            .map_err(|e| Error::Frame(format!("{dst}: {e}")))?,
+    };
+    let payload = vec![0u8; (len as usize).saturating_sub(42)];
+    udp_frame(&ep, 4000, 5000, &payload).map_err(|e| Error::Frame(format!("{e:?}")))
+}
+
+fn encap_for(peer: &Session, inner: &[u8]) -> Result<Vec<u8>, Error> {
+    let mut out = vec![0; bench::PFRAME_MAX + 256];
+    let n = encap(peer, &mut TxSeq::default(), inner, 4000, &mut out)
+        .map_err(|e| Error::Frame(format!("encap: {e:?}")))?;
+    out.truncate(n);
+    Ok(out)
+}
+
+/// The template of one frame: its first 128 bytes (the rest must be zeros), length, egress.
+fn template(frame: &[u8], egress: u32) -> Result<bench::PTemplate, Error> {
+    if frame.len() > bench::PFRAME_MAX || frame.len() < 14 {
+        return Err(Error::Frame(format!("{}-byte frame", frame.len())));
+    }
+    let head = frame.len().min(bench::FRAME_MAX);
+    if frame[head..].iter().any(|b| *b != 0) {
+        return Err(Error::Frame(
+            "a frame has non-zero bytes past the template's first 128".into(),
+        ));
+    }
+    let mut t = bench::PTemplate {
+        len: frame.len() as u32,
+        egress,
+        data: [0; bench::FRAME_MAX],
+    };
+    t.data[..head].copy_from_slice(&frame[..head]);
+    Ok(t)
+}
+
+/// The frames of one direction: `m` of them, frame k of session `spread(k)`, size
+/// `pattern[k % len]`.
+fn direction_frames(
+    dir_up: bool,
+    dut: Dut,
+    size: Size,
+    sessions: u32,
+    v3: &[u32],
+) -> Result<Vec<bench::PTemplate>, Error> {
+    let pat = size.pattern();
+    let l = pat.len() as u32;
+    let s_eff = match dut {
+        Dut::V3 => v3.len() as u32,
+        _ => sessions.min(TEMPLATE_CAP),
+    };
+    let m = s_eff.div_ceil(l) * l;
+    let mut out = Vec::with_capacity(m as usize);
+    for k in 0..m {
+        let len = pat[(k % l) as usize];
+        let j = k % s_eff;
+        // Spread over all sessions when they are more than the templates.
+        let i = (u64::from(j) * u64::from(sessions) / u64::from(s_eff)) as u32;
+        let sub = sub_addr(i).to_string();
+        let t = match (dut, dir_up) {
+            (Dut::Baseline, true) => template(&plain(LAC_MAC, LA_MAC, &sub, CORE4, len)?, EG_LAC0)?,
+            (Dut::Baseline, false) | (Dut::V2, false) => {
+                template(&plain(CORE_MAC, LC_MAC, CORE4, &sub, len)?, EG_CORE0)?
+            }
+            (Dut::V2, true) => {
+                let (peer, _) = v2_session(i);
+                let inner = plain(LAC_MAC, LA_MAC, &sub, CORE4, len)?;
+                template(&encap_for(&peer, &inner[14..])?, EG_LAC0)?
+            }
+            (Dut::V3, true) => {
+                let (peer, _) = v3_session(j, 0);
+                let inner = plain(
+                    MacAddr([2, 0, 0, 2, 0, 1]),
+                    MacAddr([2, 0, 0, 3, 0, 1]),
+                    &sub,
+                    CORE4,
+                    len,
+                )?;
+                template(&encap_for(&peer, &inner)?, EG_LAC0)?
+            }
+            (Dut::V3, false) => template(
+                &plain(
+                    MacAddr([2, 0, 0, 3, 0, 1]),
+                    MacAddr([2, 0, 0, 2, 0, 1]),
+                    CORE4,
+                    &sub,
+                    len,
+                )?,
+                EG_ACP + j,
+            )?,
+        };
+        out.push(t);
+    }
+    Ok(out)
+}
+
+/// The case's frames: one direction, or both interleaved (up, down, up, down …).
+fn case_frames(case: &Case, sessions: u32, v3: &[u32]) -> Result<Vec<bench::PTemplate>, Error> {
+    match case.dir {
+        Direction::Up => direction_frames(true, case.dut, case.size, sessions, v3),
+        Direction::Down => direction_frames(false, case.dut, case.size, sessions, v3),
+        Direction::Both => {
+            let up = direction_frames(true, case.dut, case.size, sessions, v3)?;
+            let down = direction_frames(false, case.dut, case.size, sessions, v3)?;
+            Ok(up.into_iter().zip(down).flat_map(|(a, b)| [a, b]).collect())
+        }
+    }
+}
+
+/// The lab of the scenario. Field order is drop order: links and objects, pins, namespaces.
+pub(crate) struct Lab {
+    la: Option<(&'static str, XdpLink)>,
+    lc: Option<(&'static str, XdpLink)>,
+    _ac_links: Vec<XdpLink>,
+    sink_up: Sink,
+    sink_down: Sink,
+    gen: Ebpf,
+    base: Ebpf,
+    fast: Ebpf,
+    dp: XdpDataPlane,
+    pace: Array<MapData, bench::Pace>,
+    state: PerCpuArray<MapData, bench::PaceState>,
+    templates: Array<MapData, bench::PTemplate>,
+    _egress: DevMap<MapData>,
+    lac0: u32,
+    /// The v3 sessions' attachment-circuit ifindexes.
+    v3: Vec<u32>,
+    sessions: u32,
+    /// ns per generator run, last seen (sizes the test-run calls).
+    iter_ns: f64,
+    /// The NAPI set-up, in words.
+    pub(crate) napi: String,
+    pub(crate) pins: Pins,
+    topo: Topology,
+}
+
+/// Runs `cat`/`echo` through `ip netns exec` (sysfs as the namespace sees it).
+fn ns_sh(ns: &Netns, script: &str) -> Result<String, Error> {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &ns.name, "sh", "-c", script])
+        .output()
+        .map_err(io(format!("ip netns exec {}: {script}", ns.name)))?;
+    if !out.status.success() {
+        return Err(Error::Options(format!(
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// Kernel threads whose name starts with `prefix`: (pid, name).
+fn kthreads(prefix: &str) -> Vec<(i32, String)> {
+    let mut v = Vec::new();
+    if let Ok(rd) = std::fs::read_dir("/proc") {
+        for e in rd.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+                continue;
+            };
+            if let Ok(c) = std::fs::read_to_string(e.path().join("comm")) {
+                let c = c.trim();
+                if c.starts_with(prefix) {
+                    v.push((pid, c.to_owned()));
+                }
+            }
+        }
+    }
+    v
+}
+
+/// `taskset -p` for a thread: pins `pid` to `cpu`.
+fn pin_pid(pid: i32, cpu: usize) -> std::io::Result<()> {
+    // SAFETY: a zeroed cpu_set_t filled with CPU_SET; the size is the struct's.
+    let r = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(pid, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `chrt -f -p prio pid` (0: the calling thread); prio 0 = SCHED_OTHER.
+pub(crate) fn set_fifo(pid: i32, prio: i32) -> std::io::Result<()> {
+    let p = libc::sched_param {
+        sched_priority: prio,
+    };
+    let policy = if prio > 0 {
+        libc::SCHED_FIFO
+    } else {
+        libc::SCHED_OTHER
+    };
+    // SAFETY: a valid sched_param for the policy.
+    let r = unsafe { libc::sched_setscheduler(pid, policy, &p) };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The calling thread back to SCHED_OTHER on drop.
+pub(crate) struct FifoGuard(bool);
+
+impl FifoGuard {
+    /// The calling thread to SCHED_FIFO `prio` (0: nothing).
+    pub(crate) fn new(prio: i32) -> Result<FifoGuard, Error> {
+        if prio > 0 {
+            set_fifo(0, prio).map_err(io(format!("SCHED_FIFO {prio} for the generator")))?;
+        }
+        Ok(FifoGuard(prio > 0))
+    }
+}
+
+impl Drop for FifoGuard {
+    fn drop(&mut self) {
+        if self.0 {
+            let _ = set_fifo(0, 0);
+        }
+    }
+}
+
+/// Per-session maps' kernel memory (`memlock` of /proc/self/fdinfo), bytes, by map name.
+pub(crate) fn session_map_memory(pins: &Path) -> Result<Vec<(String, u64, u64)>, Error> {
+    let mut v = Vec::new();
+    for n in [
+        name::SESSIONS,
+        name::SEQ,
+        name::COUNTERS,
+        name::SUB4,
+        name::SUB6,
+    ] {
+        let m = MapData::from_pin(pins.join(n)).map_err(|e| bpf(n)(e.to_string()))?;
+        let fd = m.fd().as_fd().as_raw_fd();
+        let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}"))
+            .map_err(io(format!("fdinfo of {n}")))?;
+        let field = |k: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(k))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        v.push((n.to_owned(), field("memlock:"), field("max_entries:")));
+    }
+    Ok(v)
+}
+
+impl Lab {
+    /// Builds the topology, loads everything (fast-path maps sized for `sessions`), installs
+    /// `sessions` v2 and `v3_sessions` v3 sessions, threads and pins the DUT's NAPI.
+    pub(crate) fn new(
+        sessions: u32,
+        v3_sessions: u8,
+        dut_cpu: usize,
+        rt_prio: i32,
+    ) -> Result<Lab, Error> {
+        let topo = Topology::new("tput");
+        let (lac, lns, core) = (topo.lac.clone(), topo.lns.clone(), topo.core.clone());
+        let acs = topo.add_attachment_circuits(v3_sessions);
+        lns.ip(&["link", "set", "la", "mtu", &ACCESS_MTU.to_string()]);
+        lac.ip(&["link", "set", "lac0", "mtu", &ACCESS_MTU.to_string()]);
+        let mut devs = vec!["la".to_owned(), "lc".to_owned()];
+        devs.extend(acs.iter().map(|(a, _)| a.clone()));
+        // Unique per lab: a process may build several (scale, tests).
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let k = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let pins = Pins::under_sys_fs_bpf(&format!("tput{k}"));
+        let pin_dir = pins.path().to_path_buf();
+        let (mut fast, la_if, lc_if, ac_ifs) = {
+            let _g = lns.enter();
+            let fast = loader::load_sized(Some(&pin_dir), sessions + u32::from(v3_sessions))?;
+            let mut acx = Vec::new();
+            for (a, _) in &acs {
+                acx.push(loader::ifindex(a)?);
+            }
+            (fast, loader::ifindex("la")?, loader::ifindex("lc")?, acx)
+        };
+        let mut dp = XdpDataPlane::open(&pin_dir)?;
+        dp.set_config(&FastPathConfig {
+            mtu: ACCESS_MTU - 14,
+            ..FastPathConfig::default()
+        })?;
+        for i in 0..sessions {
+            if i % 65_536 == 0 && interrupt::requested() {
+                return Err(Error::Interrupted);
+            }
+            dp.install(&v2_session(i).1)?;
+        }
+        for (k, ifx) in ac_ifs.iter().enumerate() {
+            dp.install(&v3_session(k as u32, *ifx).1)?;
+        }
+        // The baseline forwarder and the generator: separate objects (the generator's
+        // templates map is sized for the run).
+        let mut base = load_bench(&[prog::REDIRECT_PLAIN])?;
+        let mut fwd: HashMap<MapData, u32, bench::Fwd> = take(&mut base, bench::FWD)?;
+        for (from, to, dst, src) in [
+            (la_if, lc_if, CORE_MAC, LC_MAC),
+            (lc_if, la_if, LAC_MAC, LA_MAC),
+        ] {
+            fwd.insert(
+                from,
+                bench::Fwd {
+                    ifindex: to,
+                    dst: dst.0,
+                    src: src.0,
+                },
+                0,
+            )
+            .map_err(|x| bpf(bench::FWD)(x.to_string()))?;
+        }
+        let slots = 2 * (sessions.clamp(16, TEMPLATE_CAP) + 24);
+        let mut gen = EbpfLoader::new()
+            .map_max_entries(bench::PTEMPLATES, slots)
+            .load(BENCH_OBJ)
+            .map_err(|x| bpf("bench object")(x.to_string()))?;
+        xdp(&mut gen, prog::GEN_PACED)?
+            .load()
+            .map_err(|x| bpf(prog::GEN_PACED)(format!("{x:?}")))?;
+        let templates = take(&mut gen, bench::PTEMPLATES)?;
+        let pace = take(&mut gen, bench::PACE)?;
+        let state = take(&mut gen, bench::PACE_STATE)?;
+        let mut egress: DevMap<MapData> = take(&mut gen, bench::EGRESS)?;
+        // DEVMAP entries are looked up in the namespace of the thread that adds them.
+        let lac0 = {
+            let _g = lac.enter();
+            let i = loader::ifindex("lac0")?;
+            egress
+                .set(EG_LAC0, i, None, 0)
+                .map_err(|x| bpf(bench::EGRESS)(x.to_string()))?;
+            i
+        };
+        {
+            let _g = core.enter();
+            egress
+                .set(EG_CORE0, loader::ifindex("core0")?, None, 0)
+                .map_err(|x| bpf(bench::EGRESS)(x.to_string()))?;
+            for (k, (_, p)) in acs.iter().enumerate() {
+                egress
+                    .set(EG_ACP + k as u32, loader::ifindex(p)?, None, 0)
+                    .map_err(|x| bpf(bench::EGRESS)(x.to_string()))?;
+            }
+        }
+        let mut sink_up = Sink::new(&core, "core0")?;
+        for (_, p) in &acs {
+            sink_up.also(&core, p)?;
+        }
+        let sink_down = Sink::new(&lac, "lac0")?;
+        let la = attach(&mut base, prog::REDIRECT_PLAIN, &lns, "la")?;
+        let lc = attach(&mut base, prog::REDIRECT_PLAIN, &lns, "lc")?;
+        let mut ac_links = Vec::new();
+        for (a, _) in &acs {
+            ac_links.push(attach(&mut fast, prog::CORE, &lns, a)?);
+        }
+        // Threaded NAPI on the DUT's receiving veths, now that their NAPI exists (it comes
+        // with the XDP program and stays while the link's program is replaced); the kthreads
+        // that appear are ours: pin them.
+        let before: Vec<i32> = kthreads("napi/").into_iter().map(|(p, _)| p).collect();
+        for d in &devs {
+            ns_sh(&lns, &format!("echo 1 > /sys/class/net/{d}/threaded"))?;
+        }
+        let mut pinned = Vec::new();
+        for (pid, comm) in kthreads("napi/") {
+            let ours = devs.iter().any(|d| comm.starts_with(&format!("napi/{d}-")));
+            if ours && !before.contains(&pid) {
+                pin_pid(pid, dut_cpu).map_err(io(format!("pinning {comm} to CPU {dut_cpu}")))?;
+                if rt_prio > 0 {
+                    set_fifo(pid, rt_prio).map_err(io(format!("SCHED_FIFO for {comm}")))?;
+                }
+                pinned.push(format!("{comm} (pid {pid})"));
+            }
+        }
+        let threaded: Vec<String> = devs
+            .iter()
+            .map(|d| format!("{d}={}", napi_threaded(&lns, d)))
+            .collect();
+        let napi = format!(
+            "DUT veths threaded NAPI ({}), kthreads pinned to CPU {dut_cpu} ({}): {}; sinks lac0={}, core0={} (softirq on the CPU that redirects to them: the DUT's)",
+            threaded.join(", "),
+            if rt_prio > 0 { format!("SCHED_FIFO {rt_prio}") } else { "SCHED_OTHER".into() },
+            if pinned.is_empty() { "none found".to_string() } else { pinned.join(", ") },
+            napi_threaded(&lac, "lac0"),
+            napi_threaded(&core, "core0"),
+        );
+        if pinned.len() < devs.len() {
+            eprintln!(
+                "l2xdp-bench: found {} NAPI kthreads of {} DUT veths: {napi}",
+                pinned.len(),
+                devs.len()
+            );
+        }
+        Ok(Lab {
+            la: Some((prog::REDIRECT_PLAIN, la)),
+            lc: Some((prog::REDIRECT_PLAIN, lc)),
+            _ac_links: ac_links,
+            sink_up,
+            sink_down,
+            gen,
+            base,
+            fast,
+            dp,
+            pace,
+            state,
+            templates,
+            _egress: egress,
+            lac0,
+            v3: ac_ifs,
+            sessions,
+            iter_ns: 40.0,
+            napi,
+            pins,
+            topo,
+        })
+    }
+
+    /// Replaces the program of la's and lc's links (bpf_link_update: the NAPI stays).
+    fn select(&mut self, case: &Case) -> Result<(), Error> {
+        let (pa, pc) = case.programs();
+        for (slot, p) in [(&mut self.la, pa), (&mut self.lc, pc)] {
+            if matches!(slot, Some((q, _)) if *q == p) {
+                continue;
+            }
+            let Some((_, link)) = slot.take() else {
+                return Err(Error::Options("an LNS link is gone".into()));
+            };
+            let obj = if p == prog::REDIRECT_PLAIN {
+                &mut self.base
+            } else {
+                &mut self.fast
+            };
+            let x = xdp(obj, p)?;
+            let id = x
+                .attach_to_link(link)
+                .map_err(|e| bpf(format!("replacing with {p}"))(e.to_string()))?;
+            let link = x
+                .take_link(id)
+                .map_err(|e| bpf(format!("link of {p}"))(e.to_string()))?;
+            *slot = Some((p, link));
+        }
+        Ok(())
+    }
+
+    /// Writes the case's templates; returns (count, mean length).
+    fn load_case(&mut self, case: &Case) -> Result<(u32, f64), Error> {
+        let ts = case_frames(case, self.sessions, &self.v3)?;
+        for (k, t) in ts.iter().enumerate() {
+            self.templates
+                .set(k as u32, *t, 0)
+                .map_err(|x| bpf(bench::PTEMPLATES)(x.to_string()))?;
+        }
+        let mean = ts.iter().map(|t| f64::from(t.len)).sum::<f64>() / ts.len().max(1) as f64;
+        Ok((ts.len() as u32, mean))
+    }
+
+    fn pace_state(&self) -> Result<bench::PaceState, Error> {
+        let v = self
+            .state
+            .get(&0, 0)
+            .map_err(|x| bpf(bench::PACE_STATE)(x.to_string()))?;
+        let mut s = bench::PaceState::default();
+        for c in v.iter() {
+            s.sent += c.sent;
+            s.sent_bytes += c.sent_bytes;
+            s.skipped += c.skipped;
+        }
+        Ok(s)
+    }
+
+    fn verdicts(&self) -> Result<(u64, u64), Error> {
+        let v = self.dp.verdict_counters()?;
+        let fwd = v[verdict::DECAP as usize] + v[verdict::ENCAP as usize];
+        let all: u64 = v[..verdict::WHY_BASE as usize].iter().sum();
+        Ok((fwd, all - fwd))
+    }
+
+    /// One trial: `n` templates at `rate` pps (None: unpaced) for `dur`.
+    fn trial(
+        &mut self,
+        n: u32,
+        rate: Option<f64>,
+        dur: Duration,
+        loss: f64,
+    ) -> Result<Trial, Error> {
+        let interval_ps = rate.map_or(0, |r| (1e12 / r.max(1.0)) as u64);
+        self.pace
+            .set(
+                0,
+                bench::Pace {
+                    interval_ps,
+                    burst_ps: interval_ps * BURST,
+                    base: 0,
+                    n,
+                },
+                0,
+            )
+            .map_err(|x| bpf(bench::PACE)(x.to_string()))?;
+        let cpus = aya::util::nr_cpus().map_err(|(_, e)| io("possible CPUs")(e))?;
+        let zero = PerCpuValues::try_from(vec![bench::PaceState::default(); cpus])
+            .map_err(|e| io("per-CPU values")(e))?;
+        self.state
+            .set(0, zero, 0)
+            .map_err(|x| bpf(bench::PACE_STATE)(x.to_string()))?;
+        let up0 = self.sink_up.read()?;
+        let down0 = self.sink_down.read()?;
+        let v0 = self.verdicts()?;
+        let gen_fd = {
+            let x = xdp(&mut self.gen, prog::GEN_PACED)?;
+            x.fd()
+                .map_err(|x| bpf(prog::GEN_PACED)(x.to_string()))?
+                .try_clone()
+                .map_err(|x| bpf(prog::GEN_PACED)(x.to_string()))?
+        };
+        // The test run's input: a frame of zeros (the program sets length and bytes).
+        let input = [0u8; 64];
+        let want_ns = dur.as_nanos() as f64;
+        let mut loop_ns = 0f64;
+        let mut runs = 0f64;
+        let t0 = Instant::now();
+        {
+            let _g = self.topo.lac.enter();
+            while loop_ns < want_ns * 0.95 {
+                if interrupt::requested() {
+                    return Err(Error::Interrupted);
+                }
+                let repeat = ((want_ns - loop_ns) / self.iter_ns).clamp(4096.0, 1e9) as u32;
+                match test_run::run_live(gen_fd.as_fd().as_raw_fd(), &input, self.lac0, repeat) {
+                    Ok(avg) => {
+                        let ns = f64::from(avg.max(1)) * f64::from(repeat);
+                        loop_ns += ns;
+                        runs += f64::from(repeat);
+                        self.iter_ns = f64::from(avg.max(1));
+                    }
+                    Err(e) if e.raw_os_error() == Some(libc::EINTR) => {
+                        return Err(Error::Interrupted)
+                    }
+                    Err(e) => return Err(io("paced live-frame test run")(e)),
+                }
+                if t0.elapsed() > dur * 4 + Duration::from_secs(2) {
+                    break;
+                }
+            }
+        }
+        // Let the DUT's kthread drain its ring.
+        std::thread::sleep(Duration::from_millis(30));
+        let st = self.pace_state()?;
+        let up1 = self.sink_up.read()?;
+        let down1 = self.sink_down.read()?;
+        let v1 = self.verdicts()?;
+        let first_last = self.first_last()?;
+        let seconds = first_last.max(1) as f64 / 1e12;
+        let received_up = up1.0 - up0.0;
+        let received_down = down1.0 - down0.0;
+        let received = received_up + received_down;
+        let lost = st.sent.saturating_sub(received);
+        let loss_ratio = if st.sent > 0 {
+            lost as f64 / st.sent as f64
+        } else {
+            1.0
+        };
+        Ok(Trial {
+            target_pps: rate,
+            sent: st.sent,
+            sent_bytes: st.sent_bytes,
+            received,
+            received_bytes: (up1.1 - up0.1) + (down1.1 - down0.1),
+            received_up,
+            received_down,
+            seconds,
+            offered_pps: st.sent as f64 / seconds,
+            received_pps: received as f64 / seconds,
+            lost,
+            loss_ratio,
+            pass: st.sent > 0 && loss_ratio <= loss,
+            fastpath_forwarded: v1.0 - v0.0,
+            fastpath_other: v1.1 - v0.1,
+            generator_run_ns: if runs > 0.0 { loop_ns / runs } else { 0.0 },
+        })
+    }
+
+    /// Picoseconds from the first to the last frame sent (the generator keeps both).
+    fn first_last(&self) -> Result<u64, Error> {
+        let v = self
+            .state
+            .get(&0, 0)
+            .map_err(|x| bpf(bench::PACE_STATE)(x.to_string()))?;
+        Ok(v.iter()
+            .filter(|c| c.first_ps != 0)
+            .map(|c| c.last_ps.saturating_sub(c.first_ps))
+            .max()
+            .unwrap_or(0))
+    }
+}
+
+/// How to search.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Search {
+    pub(crate) trial: Duration,
+    pub(crate) steps: u32,
+    pub(crate) loss: f64,
+    pub(crate) fixed_rate: Option<f64>,
+    pub(crate) retries: u32,
+}
+
+/// Trials at `rate` until one passes, at most 1 + `s.retries`; every attempt is recorded.
+fn attempt(
+    lab: &mut Lab,
+    n: u32,
+    rate: Option<f64>,
+    s: Search,
+    trials: &mut Vec<Trial>,
+) -> Result<Trial, Error> {
+    let mut last = None;
+    for _ in 0..=s.retries {
+        let t = lab.trial(n, rate, s.trial, s.loss)?;
+        trials.push(t.clone());
+        let pass = t.pass;
+        last = Some(t);
+        if pass {
+            break;
+        }
+    }
+    last.ok_or_else(|| Error::Options("no trial ran".into()))
+}
+
+/// The no-drop rate of the loaded case (`n` templates of mean length `mean`).
+fn search(lab: &mut Lab, n: u32, mean: f64, s: Search, round: usize) -> Result<Sample, Error> {
+    let mut trials = Vec::new();
+    let mut best: Option<Trial> = None;
+    let (generator_mpps, overload_mpps, generator_bound);
+    if let Some(r) = s.fixed_rate {
+        let t = attempt(lab, n, Some(r), s, &mut trials)?;
+        generator_mpps = t.offered_pps / 1e6;
+        overload_mpps = t.received_pps / 1e6;
+        generator_bound = false;
+        if t.pass {
+            best = Some(t);
+        }
+    } else {
+        let over = lab.trial(n, None, s.trial, s.loss)?;
+        generator_mpps = over.offered_pps / 1e6;
+        overload_mpps = over.received_pps / 1e6;
+        generator_bound = over.pass;
+        trials.push(over.clone());
+        if over.pass {
+            best = Some(over);
+        } else {
+            // The no-drop rate is at most about what the DUT delivers under overload.
+            let mut hi = (over.received_pps * 1.05).min(over.offered_pps);
+            let mut lo = 0.0;
+            let top = attempt(lab, n, Some(hi), s, &mut trials)?;
+            if top.pass {
+                best = Some(top);
+            } else {
+                let mut mid = hi / 2.0;
+                for _ in 0..=s.steps {
+                    let t = attempt(lab, n, Some(mid), s, &mut trials)?;
+                    if t.pass {
+                        lo = mid;
+                        if best.as_ref().is_none_or(|b| t.offered_pps > b.offered_pps) {
+                            best = Some(t);
+                        }
+                    } else {
+                        hi = mid;
+                    }
+                    mid = (lo + hi) / 2.0;
+                }
+            }
+        }
+    }
+    let _ = mean;
+    Ok(Sample {
+        round,
+        no_drop_mpps: best.as_ref().map(|b| b.offered_pps / 1e6),
+        no_drop_gbps: best
+            .as_ref()
+            .map(|b| b.sent_bytes as f64 * 8.0 / b.seconds / 1e9),
+        overload_mpps,
+        generator_mpps,
+        generator_bound,
+        ratio: None,
+        overload_ratio: None,
+        trials,
+    })
+}
+
+/// The cases of a run, grouped (direction, size), baseline first in each group.
+pub fn cases(dirs: &[Direction], sizes: &[Size], versions: &[Dut]) -> Vec<Vec<Case>> {
+    let mut groups = Vec::new();
+    for &dir in dirs {
+        for &size in sizes {
+            let mut g = vec![Case {
+                dir,
+                size,
+                dut: Dut::Baseline,
+            }];
+            g.extend(versions.iter().map(|&dut| Case { dir, size, dut }));
+            groups.push(g);
+        }
+    }
+    groups
+}
+
+/// Runs the groups' cases round by round (baseline, v2, v3, baseline, v2, v3 …); returns
+/// the samples per case (flattened group order), ratios filled in.
+pub(crate) fn measure(
+    lab: &mut Lab,
+    groups: &[Vec<Case>],
+    rounds: usize,
+    s: Search,
+) -> Result<Vec<(Case, f64, Vec<Sample>)>, Error> {
+    let flat: Vec<Case> = groups.iter().flatten().copied().collect();
+    let mut out: Vec<(Case, f64, Vec<Sample>)> =
+        flat.iter().map(|c| (*c, 0.0, Vec::new())).collect();
+    // Warm-up (page pools, caches, map entries): one short unpaced trial, not recorded.
+    if let Some(c) = flat.first() {
+        let (n, _) = lab.load_case(c)?;
+        lab.select(c)?;
+        lab.trial(n, None, s.trial / 4, s.loss)?;
+    }
+    for round in 0..rounds {
+        for (k, c) in flat.iter().enumerate() {
+            let (n, mean) = lab.load_case(c)?;
+            lab.select(c)?;
+            let sample = search(lab, n, mean, s, round)?;
+            out[k].1 = mean;
+            out[k].2.push(sample);
+        }
+    }
+    // Same-round ratios to the group's baseline.
+    for k in 0..out.len() {
+        let c = out[k].0;
+        let b = flat
+            .iter()
+            .position(|x| x.dir == c.dir && x.size == c.size && x.dut == Dut::Baseline);
+        if let Some(b) = b {
+            for r in 0..rounds {
+                let base = out[b].2[r].no_drop_mpps;
+                let base_over = out[b].2[r].overload_mpps;
+                let me = &mut out[k].2[r];
+                me.ratio = match (me.no_drop_mpps, base) {
+                    (Some(a), Some(z)) if z > 0.0 => Some(a / z),
+                    _ => None,
+                };
+                me.overload_ratio = (s.fixed_rate.is_none() && base_over > 0.0)
+                    .then(|| me.overload_mpps / base_over);
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn case_report(c: Case, mean: f64, samples: Vec<Sample>) -> CaseReport {
+    let col = |f: &dyn Fn(&Sample) -> Option<f64>| -> Option<Summary> {
+        Summary::of(&samples.iter().filter_map(f).collect::<Vec<_>>())
+    };
+    CaseReport {
+        name: c.name(),
+        direction: c.dir,
+        size: c.size,
+        dut: c.dut,
+        programs: c.program_names(),
+        baseline: Case {
+            dut: Dut::Baseline,
+            ..c
+        }
+        .name(),
+        frame_bytes: mean,
+        no_drop_mpps: col(&|s| s.no_drop_mpps),
+        no_drop_gbps: col(&|s| s.no_drop_gbps),
+        ratio: col(&|s| s.ratio),
+        overload_mpps: col(&|s| Some(s.overload_mpps)),
+        overload_ratio: col(&|s| s.overload_ratio),
+        generator_mpps: col(&|s| Some(s.generator_mpps)),
+        generator_bound_rounds: samples.iter().filter(|s| s.generator_bound).count(),
+        paced_generator_run_ns: Summary::of(
+            &samples
+                .iter()
+                .flat_map(|s| &s.trials)
+                .filter(|t| t.target_pps.is_some())
+                .map(|t| t.generator_run_ns)
+                .collect::<Vec<_>>(),
+        ),
+        trials_other_verdicts: samples
+            .iter()
+            .flat_map(|s| &s.trials)
+            .filter(|t| t.fastpath_other > 0)
+            .count(),
+        samples,
+    }
+}
+
+/// The checks every run makes before it builds anything.
+pub(crate) fn preflight(mode: Mode, cpu: usize, dut_cpu: usize) -> Result<Machine, Error> {
+    if mode == Mode::Afxdp {
+        return Err(Error::Options(
+            "--mode afxdp: not available in this build (the AF_XDP data plane, issue 6, is wired in after its merge); use --mode xdp".into(),
+        ));
+    }
+    if !l2xdp_dataplane::lab::is_root() {
+        return Err(Error::NotRoot);
+    }
+    let machine = Machine::probe();
+    for (what, c) in [("--cpu", cpu), ("--dut-cpu", dut_cpu)] {
+        if c >= machine.cores {
+            return Err(Error::Options(format!(
+                "{what} {c} but {} CPUs online",
+                machine.cores
+            )));
+        }
+    }
+    if cpu == dut_cpu {
+        eprintln!("l2xdp-bench: generator and DUT share CPU {cpu}: the no-drop rate includes the generator's work");
+    }
+    Ok(machine)
+}
+
+pub(crate) const TOPOLOGY: &str = "lac ns: lac0 --veth-- lns ns: la [LNS access prog | xdp_redirect_plain], lc [LNS core prog | xdp_redirect_plain], ac<k> [xdp_l2tp_core: v3 attachment circuits] --veth-- core ns: core0, acp<k>; generator = xdp_gen_paced live-frame test runs in the lac ns, frames redirected through a DEVMAP to lac0 (up), core0 (down v2, baseline down) or acp<k> (down v3); sinks = xdp_count (XDP_DROP) on core0 + acp<k> (up) and lac0 (down)";
+
+pub(crate) const PACING: &str = "token bucket inside xdp_gen_paced on bpf_ktime_get_ns: a run before the next frame is due returns XDP_DROP (nothing sent), so frames leave 1/rate apart with a resolution of one generator run (its mean per trial is generator_run_ns), at most 32 frames of credit; offered rate = frames sent / (last send - first send), both read by the program";
+
+/// Runs the scenario; writes `throughput.json` and `throughput.svg` under `opts.out`.
+pub fn run(opts: &Options) -> Result<Report, Error> {
+    let machine = preflight(opts.mode, opts.cpu, opts.dut_cpu)?;
+    if opts.directions.is_empty() || opts.sizes.is_empty() || opts.rounds == 0 || opts.sessions == 0
+    {
+        return Err(Error::Options(
+            "need a direction, a size, a round and a session".into(),
+        ));
+    }
+    let date = utc_now();
+    pin_thread(opts.cpu).map_err(io(format!("pinning to CPU {}", opts.cpu)))?;
+    let _fifo = FifoGuard::new(opts.rt_prio)?;
+    let v3_sessions = if opts.versions.contains(&Dut::V3) {
+        opts.v3_sessions.max(1)
+    } else {
+        0
+    };
+    let mut lab = Lab::new(opts.sessions, v3_sessions, opts.dut_cpu, opts.rt_prio)?;
+    let groups = cases(&opts.directions, &opts.sizes, &opts.versions);
+    let s = Search {
+        trial: opts.trial,
+        steps: opts.steps,
+        loss: opts.loss,
+        fixed_rate: opts.fixed_rate,
+        retries: opts.retries,
+    };
+    let measured = measure(&mut lab, &groups, opts.rounds, s)?;
+    let report = Report {
+        scenario: "throughput",
+        mode: opts.mode,
+        date,
+        command: opts.command.clone(),
+        machine,
+        topology: TOPOLOGY.into(),
+        generator_cpu: opts.cpu,
+        rt_prio: opts.rt_prio,
+        dut_cpu: opts.dut_cpu,
+        receivers_napi: lab.napi.clone(),
+        sink: "xdp_count on core0 + acp<k> (up) and lac0 (down), softirq on the DUT core; delivery counted there".into(),
+        pacing: PACING.into(),
+        loss_pct: opts.loss * 100.0,
+        trial_ms: opts.trial.as_millis() as u64,
+        steps: opts.steps,
+        retries: opts.retries,
+        sessions: opts.sessions,
+        v3_sessions,
+        templates_per_direction: opts.sessions.min(TEMPLATE_CAP),
+        rounds: opts.rounds,
+        cases: measured
+            .into_iter()
+            .map(|(c, mean, ss)| case_report(c, mean, ss))
+            .collect(),
+    };
+    drop(lab);
+    write_json(&report, &opts.out.join("throughput.json"))?;
+    crate::plot::throughput(&report, &opts.out.join("throughput.svg"))?;
+    Ok(report)
+}
+
+/// The readable table.
+pub fn table(r: &Report) -> String {
+    let mut out = format!(
+        "l2xdp-bench throughput ({}), mode {:?}: {} rounds, trials of {} ms, {} halvings, {} retries, loss ≤ {} %; {} v2 sessions, {} v3 sessions\n",
+        r.date, r.mode, r.rounds, r.trial_ms, r.steps, r.retries, r.loss_pct, r.sessions, r.v3_sessions
+    );
+    out += &format!(
+        "kernel {}, {} ({} cores); generator on CPU {}, DUT NAPI on CPU {}\n",
+        r.machine.kernel, r.machine.cpu_model, r.machine.cores, r.generator_cpu, r.dut_cpu
+    );
+    out += &format!(
+        "topology: {}\nNAPI: {}\nsink: {}\npacing: {}\n",
+        r.topology, r.receivers_napi, r.sink, r.pacing
+    );
+    out += "medians [min–max] over rounds; no-drop = offered rate of the fastest trial losing ≤ the tolerance at the sinks; ratio = no-drop / same-round baseline (xdp_redirect_plain, same veths, same frames); overload = delivered when offered the generator's maximum (unpaced), overload ratio = that / same-round baseline's; * = generator-bound in some round\n";
+    out += &format!(
+        "{:<20} {:>7} {:>22} {:>20} {:>20} {:>20} {:>20} {:>9}\n",
+        "case",
+        "bytes",
+        "no-drop Mpps",
+        "Gbit/s",
+        "ratio",
+        "overload Mpps",
+        "overload ratio",
+        "gen Mpps"
+    );
+    for c in &r.cases {
+        out += &format!(
+            "{:<20} {:>7.0} {:>22} {:>20} {:>20} {:>20} {:>20} {:>9}\n",
+            format!(
+                "{}{}",
+                c.name,
+                if c.generator_bound_rounds > 0 {
+                    "*"
+                } else {
+                    ""
+                }
+            ),
+            c.frame_bytes,
+            fmt_summary(&c.no_drop_mpps, 3),
+            fmt_summary(&c.no_drop_gbps, 2),
+            fmt_summary(&c.ratio, 3),
+            fmt_summary(&c.overload_mpps, 3),
+            fmt_summary(&c.overload_ratio, 3),
+            c.generator_mpps
+                .map_or("-".into(), |s| format!("{:.2}", s.median)),
+        );
+    }
+    out
+}

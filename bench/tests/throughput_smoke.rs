@@ -1,0 +1,336 @@
+//! Smoke run of the rate harness (`l2xdp-bench throughput`, `scale`, `cost`) on a tiny
+//! configuration: it runs, writes well-formed JSON with the environment and every case, SVG
+//! files that are well-formed XML with an `<svg>` root, and — at a rate far below what the
+//! path forwards, so that nothing is dropped — the generator's counts equal the receivers'
+//! (sinks) and the fast path's, frame for frame and byte for byte (the L2TP overhead apart).
+//! No timing assertions: the rates themselves are not checked. Needs root; skips loudly
+//! otherwise.
+
+use std::path::Path;
+use std::time::Duration;
+
+use l2xdp_bench::throughput::{self, Direction, Dut, Mode, Size};
+use l2xdp_bench::{cost, scale};
+use l2xdp_dataplane::lab::is_root;
+
+/// Far below any rate this path forwards at: nothing is dropped (the DUT's NAPI kthreads run
+/// SCHED_FIFO, [`RT_PRIO`], so that other jobs on the machine cannot hold them off for the
+/// 25 ms the 256-frame veth ring lasts at this rate).
+const RATE: f64 = 10_000.0;
+const RT_PRIO: i32 = 50;
+
+/// A minimal XML well-formedness check: tags balance, the root is `<svg>`.
+fn assert_svg(path: &Path) {
+    let text = std::fs::read_to_string(path).expect("SVG written");
+    let body = text.trim_start();
+    let body = body
+        .strip_prefix("<?xml")
+        .map(|r| &r[r.find("?>").expect("XML declaration ends") + 2..])
+        .unwrap_or(body)
+        .trim_start();
+    assert!(
+        body.starts_with("<svg"),
+        "{}: root is not <svg>",
+        path.display()
+    );
+    let mut stack: Vec<String> = Vec::new();
+    let mut rest = body;
+    while let Some(i) = rest.find('<') {
+        rest = &rest[i + 1..];
+        let j = rest.find('>').expect("tag closed");
+        let tag = &rest[..j];
+        rest = &rest[j + 1..];
+        if tag.starts_with('!') || tag.starts_with('?') {
+            continue;
+        }
+        if let Some(name) = tag.strip_prefix('/') {
+            let open = stack.pop().expect("closing tag without opening");
+            assert_eq!(open, name.trim(), "{}: tags balance", path.display());
+        } else if !tag.ends_with('/') {
+            let name = tag.split_whitespace().next().expect("tag name");
+            stack.push(name.to_owned());
+        }
+    }
+    assert!(stack.is_empty(), "{}: unclosed {stack:?}", path.display());
+    assert!(text.contains("<rect") || text.contains("<path") || text.contains("<polyline"));
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).expect("JSON written");
+    serde_json::from_str(&text).expect("well-formed JSON")
+}
+
+fn assert_environment(v: &serde_json::Value, scenario: &str) {
+    assert_eq!(v["scenario"], scenario);
+    assert_eq!(v["mode"], "xdp");
+    for k in ["kernel", "cpu_model"] {
+        assert!(
+            v["machine"][k].as_str().is_some_and(|s| !s.is_empty()),
+            "machine.{k}"
+        );
+    }
+    for k in [
+        "topology",
+        "receivers_napi",
+        "sink",
+        "pacing",
+        "date",
+        "command",
+    ] {
+        assert!(
+            v[k].as_str().is_some_and(|s| !s.is_empty()),
+            "{scenario}.{k}"
+        );
+    }
+    assert!(v["generator_cpu"].as_u64().is_some());
+    assert!(v["dut_cpu"].as_u64().is_some());
+    assert!(
+        v["receivers_napi"]
+            .as_str()
+            .is_some_and(|s| s.contains("napi/la-")),
+        "the DUT's NAPI kthreads are named: {}",
+        v["receivers_napi"]
+    );
+}
+
+/// Every trial: generator count = sink count (frames), bytes as the case changes them, and
+/// for the fast-path cases every frame forwarded with no other verdict.
+fn assert_delivered(c: &serde_json::Value) {
+    let name = c["name"].as_str().expect("name").to_owned();
+    let dut = c["dut"].as_str().expect("dut");
+    let dir = c["direction"].as_str().expect("direction");
+    let samples = c["samples"].as_array().expect("samples");
+    assert!(!samples.is_empty(), "{name}: samples");
+    for s in samples {
+        let trials = s["trials"].as_array().expect("trials");
+        assert!(!trials.is_empty(), "{name}: trials");
+        for t in trials {
+            let n = |k: &str| t[k].as_u64().unwrap_or_else(|| panic!("{name}: trial.{k}"));
+            assert!(n("sent") > 0, "{name}: the generator sent");
+            assert_eq!(
+                n("received"),
+                n("sent"),
+                "{name}: sinks counted every frame sent"
+            );
+            assert_eq!(n("lost"), 0, "{name}: lost");
+            assert_eq!(t["pass"], true, "{name}: pass");
+            assert_eq!(
+                n("received_up") + n("received_down"),
+                n("received"),
+                "{name}"
+            );
+            match dir {
+                "up" => assert_eq!(n("received_down"), 0, "{name}: nothing downstream"),
+                "down" => assert_eq!(n("received_up"), 0, "{name}: nothing upstream"),
+                _ => assert!(
+                    n("received_up").abs_diff(n("received_down")) <= 1,
+                    "{name}: both ways alike"
+                ),
+            }
+            if dut == "baseline" {
+                assert_eq!(
+                    n("received_bytes"),
+                    n("sent_bytes"),
+                    "{name}: bytes unchanged"
+                );
+                assert_eq!(n("fastpath_forwarded"), 0, "{name}: fast path idle");
+            } else {
+                assert_eq!(
+                    n("fastpath_forwarded"),
+                    n("sent"),
+                    "{name}: every frame forwarded"
+                );
+                assert_eq!(n("fastpath_other"), 0, "{name}: no other verdict");
+                // L2TP overhead: 38 bytes per frame for both versions here (v2 UDP with PPP,
+                // v3 over IP without cookie), taken off upstream and put on downstream.
+                let (sb, rb, sent) = (n("sent_bytes"), n("received_bytes"), n("sent"));
+                match dir {
+                    "up" => assert_eq!(sb - rb, 38 * sent, "{name}: decap removes 38 B"),
+                    "down" => assert_eq!(rb - sb, 38 * sent, "{name}: encap adds 38 B"),
+                    _ => assert_eq!(
+                        rb + 38 * n("received_up"),
+                        sb + 38 * n("received_down"),
+                        "{name}: 38 B off each frame up, on each frame down"
+                    ),
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn throughput_scale_cost_smoke() {
+    if !is_root() {
+        eprintln!("SKIPPED throughput_scale_cost_smoke: needs root (network namespaces, BPF). Run as root.");
+        return;
+    }
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("rate-smoke");
+    let _ = std::fs::remove_dir_all(&out);
+    let cpus = l2xdp_bench::machine::online_cpus();
+    let (cpu, dut_cpu) = (cpus - 1, 0);
+
+    // throughput: every direction, two sizes, both versions, at a fixed low rate.
+    let opts = throughput::Options {
+        mode: Mode::Xdp,
+        directions: Direction::ALL.to_vec(),
+        sizes: vec![Size::B64, Size::Imix],
+        versions: vec![Dut::V2, Dut::V3],
+        sessions: 24,
+        v3_sessions: 2,
+        rounds: 1,
+        trial: Duration::from_millis(100),
+        steps: 0,
+        retries: 0,
+        loss: 1e-5,
+        fixed_rate: Some(RATE),
+        cpu,
+        dut_cpu,
+        rt_prio: RT_PRIO,
+        out: out.clone(),
+        command: "throughput_smoke".into(),
+    };
+    throughput::run(&opts).expect("throughput");
+    let v = json(&out.join("throughput.json"));
+    assert_environment(&v, "throughput");
+    let cases = v["cases"].as_array().expect("cases");
+    assert_eq!(
+        cases.len(),
+        3 * 2 * 3,
+        "directions × sizes × (baseline, v2, v3)"
+    );
+    for c in cases {
+        assert_delivered(c);
+        for k in [
+            "no_drop_mpps",
+            "no_drop_gbps",
+            "overload_mpps",
+            "generator_mpps",
+        ] {
+            assert!(c[k]["median"].as_f64().is_some(), "{}.{k}", c["name"]);
+        }
+        assert!(
+            c["ratio"]["median"].as_f64().is_some(),
+            "{}: ratio",
+            c["name"]
+        );
+        let imix = c["size"] == "imix";
+        let fb = c["frame_bytes"].as_f64().expect("frame_bytes");
+        if c["dut"] == "baseline" && imix {
+            // 7:4:1 of 64/570/1514 over the 24 templates: (7·64 + 4·570 + 1514) / 12.
+            assert!((fb - 353.5).abs() < 0.01, "{}: IMIX mean {fb}", c["name"]);
+        }
+    }
+    assert_svg(&out.join("throughput.svg"));
+
+    // A search, tiny: it runs and records its trials (no figure is checked).
+    let search = throughput::Options {
+        directions: vec![Direction::Up],
+        sizes: vec![Size::B64],
+        versions: vec![Dut::V2],
+        trial: Duration::from_millis(50),
+        steps: 1,
+        fixed_rate: None,
+        out: out.join("search"),
+        ..opts.clone()
+    };
+    let r = throughput::run(&search).expect("search");
+    for c in &r.cases {
+        let s = &c.samples[0];
+        assert!(
+            s.trials.len() >= 2 || s.generator_bound,
+            "{}: overload + search trials",
+            c.name
+        );
+        assert!(s.no_drop_mpps.is_none_or(|m| m > 0.0));
+    }
+
+    // scale: two session counts, fixed low rate.
+    let sopts = scale::Options {
+        mode: Mode::Xdp,
+        sessions: vec![16, 200],
+        directions: vec![Direction::Up, Direction::Down],
+        rounds: 1,
+        trial: Duration::from_millis(100),
+        steps: 0,
+        retries: 0,
+        loss: 1e-5,
+        fixed_rate: Some(RATE),
+        cpu,
+        dut_cpu,
+        rt_prio: RT_PRIO,
+        out: out.clone(),
+        command: "scale_smoke".into(),
+    };
+    scale::run(&sopts).expect("scale");
+    let v = json(&out.join("scale.json"));
+    assert_environment(&v, "scale");
+    let points = v["points"].as_array().expect("points");
+    assert_eq!(points.len(), 2);
+    for (p, want) in points.iter().zip([16u64, 200]) {
+        assert_eq!(p["sessions"], want);
+        assert!(p["bytes_per_session"].as_f64().is_some_and(|b| b > 0.0));
+        for m in p["maps"].as_array().expect("maps") {
+            assert_eq!(
+                m["max_entries"], want,
+                "{}: sized for the sessions",
+                m["map"]
+            );
+        }
+        let cases = p["cases"].as_array().expect("cases");
+        assert_eq!(cases.len(), 4, "up and down, baseline and v2");
+        cases.iter().for_each(assert_delivered);
+    }
+    assert_svg(&out.join("scale.svg"));
+
+    // cost: the forward scenario's verified bpf_stats passes, v3 included.
+    let copts = cost::Options {
+        rounds: 1,
+        duration: Duration::ZERO,
+        packets: Some(3000),
+        sessions: 8,
+        cpu,
+        out: out.clone(),
+        command: "cost_smoke".into(),
+    };
+    cost::run(&copts).expect("cost");
+    let v = json(&out.join("cost.json"));
+    assert_eq!(v["scenario"], "cost");
+    let progs = v["programs"].as_array().expect("programs");
+    assert_eq!(progs.len(), cost::CASES.len());
+    for p in progs {
+        assert_eq!(
+            p["verified_rounds"], 1,
+            "{}: stats pass verified",
+            p["case"]
+        );
+        assert!(
+            p["ns_per_packet"]["median"].as_f64().is_some(),
+            "{}",
+            p["case"]
+        );
+    }
+    assert!(v["afxdp_callgrind"]["instructions_per_packet"].is_null());
+    for c in v["forward"]["cases"].as_array().expect("forward cases") {
+        assert_eq!(c["received"], c["generated"], "{}: sink count", c["name"]);
+    }
+
+    // Cleaned up.
+    let pid = std::process::id();
+    let netns = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("ip netns list");
+    let netns = String::from_utf8_lossy(&netns.stdout);
+    assert!(
+        !netns.contains(&format!("-{pid}-")),
+        "namespaces left: {netns}"
+    );
+
+    // afxdp mode says it is not there.
+    let e = throughput::run(&throughput::Options {
+        mode: Mode::Afxdp,
+        ..opts
+    })
+    .expect_err("afxdp is not built");
+    assert!(e.to_string().contains("not available"), "{e}");
+}

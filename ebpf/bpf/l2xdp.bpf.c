@@ -134,9 +134,10 @@ struct {
 	__type(value, __u32);
 } l2xdp_resync SEC(".maps");
 
-/* The AF_XDP workers' counters, merged (written by user space only). */
+/* The AF_XDP workers' counters, per CPU: a worker's at the slot of its core (written by user
+ * space only). */
 struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, L2XDP_XS_COUNT);
 	__type(key, __u32);
 	__type(value, __u64);

@@ -187,8 +187,8 @@ struct l2xdp_change {
 	__u32 op;              /* L2XDP_OP_* */
 };
 
-/* l2xdp_xsk_stats (ARRAY of __u64, written by the AF_XDP process): the workers' counters
- * merged over cores. 0..L2XDP_DROP_COUNT-1: drops per reason (those found by the workers:
+/* l2xdp_xsk_stats (PERCPU_ARRAY of __u64, written by the AF_XDP process): the workers'
+ * counters, each worker's at the slot of the core it is pinned to. 0..L2XDP_DROP_COUNT-1: drops per reason (those found by the workers:
  * sequence, a session changed under a packet), then these. */
 enum l2xdp_xsk_stat {
 	L2XDP_XS_DECAP = 14,      /* decapsulated and sent */

@@ -20,8 +20,10 @@
 //!
 //! Counters: the per-session and per-verdict counters are the programs' (same maps, same
 //! names, counted before the hand-over); what the workers drop (sequence, a session removed
-//! under a packet) they count per core; the sync thread merges them into `l2xdp_xsk_stats`
-//! every 100 ms for `l2xdp-dataplane show` ([`drop_counters`]).
+//! under a packet) they count per core; the sync thread publishes them every 100 ms in the
+//! per-CPU `l2xdp_xsk_stats`, each worker's at its core's slot, where [`crate::stats`] (what
+//! `l2xdp-dataplane show`, `l2xdpctl show stats` and the metrics endpoint read) adds them to
+//! the programs' drops by reason and CPU.
 //!
 //! Where the modes differ (checked by the differential test, `dataplane/tests/xdp_prog.rs`):
 //! - the per-session rx counters count a packet when the program hands it over, so one the
@@ -45,9 +47,11 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use aya::maps::{Array, HashMap as BpfHashMap, Map, MapData, Queue, XskMap};
+use aya::maps::{
+    Array, HashMap as BpfHashMap, Map, MapData, PerCpuArray, PerCpuValues, Queue, XskMap,
+};
 use l2xdp_ebpf::maps::{self, name, op, xsk_stat};
-use l2xdp_wire::datapath::{DecapConfig, DropReason, RxSeq, Session};
+use l2xdp_wire::datapath::{DecapConfig, RxSeq, Session};
 
 pub use raw::RawForwarder;
 pub use table::Update;
@@ -216,7 +220,7 @@ impl AfXdp {
             });
         }
         let stats: Vec<Arc<WorkerStats>> = workers.iter().map(|w| w.stats.clone()).collect();
-        let mut sync = Sync::open(pin_dir, senders, stats.clone())?;
+        let mut sync = Sync::open(pin_dir, senders, stats.clone(), cfg.cores.clone())?;
         sync.full_load(true)?;
         let mut threads = vec![];
         for (i, w) in workers.into_iter().enumerate() {
@@ -343,34 +347,6 @@ fn sessions_capacity(pin_dir: &Path) -> usize {
         .unwrap_or(loader::DEFAULT_MAX_SESSIONS as usize)
 }
 
-/// The drop counters of AF_XDP mode, merged: the programs' (`l2xdp_drops`, summed over CPUs)
-/// plus the workers' (`l2xdp_xsk_stats`, written by the runtime), by `DropReason` index.
-pub fn drop_counters(
-    dp: &crate::XdpDataPlane,
-    pin_dir: &Path,
-) -> Result<[u64; DropReason::COUNT], AfXdpError> {
-    let mut out = dp
-        .drop_counters()
-        .map_err(|e| map_err(&pin_dir.join(name::DROPS), e))?;
-    let stats = xsk_stats(pin_dir)?;
-    for (o, s) in out.iter_mut().zip(stats.iter()) {
-        *o += s;
-    }
-    Ok(out)
-}
-
-/// The workers' merged counters as last published in `l2xdp_xsk_stats`.
-pub fn xsk_stats(pin_dir: &Path) -> Result<[u64; xsk_stat::COUNT as usize], AfXdpError> {
-    let a: Array<MapData, u64> = pinned(pin_dir, name::XSK_STATS)?;
-    let mut out = [0; xsk_stat::COUNT as usize];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = a
-            .get(&(i as u32), 0)
-            .map_err(|e| map_err(&pin_dir.join(name::XSK_STATS), e))?;
-    }
-    Ok(out)
-}
-
 /// The sync thread: pinned maps → the workers' replicas.
 struct Sync {
     pin_dir: PathBuf,
@@ -378,12 +354,14 @@ struct Sync {
     seq: BpfHashMap<MapData, maps::SessionKey, maps::Seq>,
     changes: Queue<MapData, maps::Change>,
     resync: Array<MapData, u32>,
-    xsk_stats: Array<MapData, u64>,
+    xsk_stats: PerCpuArray<MapData, u64>,
     /// What the replicas hold (to send only differences on a rescan) and each session's
     /// shared Ns.
     mirror: HashMap<maps::SessionKey, (Session, Arc<AtomicU32>)>,
     senders: Vec<Sender<Update>>,
     stats: Vec<Arc<WorkerStats>>,
+    /// Worker `i`'s core (its slot in `l2xdp_xsk_stats`).
+    cores: Vec<usize>,
 }
 
 impl Sync {
@@ -391,6 +369,7 @@ impl Sync {
         pin_dir: &Path,
         senders: Vec<Sender<Update>>,
         stats: Vec<Arc<WorkerStats>>,
+        cores: Vec<usize>,
     ) -> Result<Sync, AfXdpError> {
         Ok(Sync {
             pin_dir: pin_dir.into(),
@@ -402,6 +381,7 @@ impl Sync {
             mirror: HashMap::new(),
             senders,
             stats,
+            cores,
         })
     }
 
@@ -525,9 +505,23 @@ impl Sync {
         }
     }
 
+    /// Each worker's counters at its core's slot of `l2xdp_xsk_stats` (workers sharing a
+    /// core summed).
     fn publish_stats(&mut self) {
-        for (i, v) in merged(&self.stats).iter().enumerate() {
-            let _ = self.xsk_stats.set(i as u32, *v, 0);
+        let ncpu = crate::xdp::possible_cpus() as usize;
+        let mut per_cpu = vec![[0u64; xsk_stat::COUNT as usize]; ncpu];
+        for (s, core) in self.stats.iter().zip(&self.cores) {
+            if let Some(slot) = per_cpu.get_mut(*core) {
+                for (o, c) in slot.iter_mut().zip(s.counters.iter()) {
+                    *o += c.load(Ordering::Acquire);
+                }
+            }
+        }
+        for i in 0..xsk_stat::COUNT {
+            let v: Vec<u64> = per_cpu.iter().map(|c| c[i as usize]).collect();
+            if let Ok(v) = PerCpuValues::try_from(v) {
+                let _ = self.xsk_stats.set(i, v, 0);
+            }
         }
     }
 

@@ -83,18 +83,12 @@ pub struct Worker {
     pub core: Option<usize>,
 }
 
-/// Pins the calling thread to `core`.
+/// Pins the calling thread to `core` (`core_affinity`, which reports only success or not).
 pub fn pin_to_core(core: usize) -> std::io::Result<()> {
-    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET within its size.
-    let r = unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(core, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
-    };
-    if r == 0 {
+    if core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
         Ok(())
     } else {
-        Err(std::io::Error::last_os_error())
+        Err(std::io::Error::other(format!("cannot pin to core {core}")))
     }
 }
 

@@ -12,12 +12,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use l2xdp_dataplane::afxdp::{self, AfXdp, AfXdpConfig};
+use l2xdp_dataplane::afxdp::{AfXdp, AfXdpConfig};
 use l2xdp_dataplane::loader::{self, PIN_DIR};
+use l2xdp_dataplane::stats::{SessionStats, StatsMaps};
 use l2xdp_dataplane::{static_pw, DataPlane, FastPathConfig, XdpDataPlane};
-use l2xdp_ebpf::maps::xsk_stat;
 use l2xdp_ebpf::prog;
-use l2xdp_wire::datapath::{DecapConfig, DropReason};
+use l2xdp_wire::datapath::DecapConfig;
 
 #[derive(Parser)]
 #[command(about = "l2xdp XDP fast path: attach, static pseudowires, show, detach")]
@@ -182,31 +182,38 @@ fn run(cli: Cli) -> Result<(), String> {
             }
         }
         Cmd::Show => {
+            // The counters through `stats` (as l2xdpctl and the metrics endpoint read them):
+            // in AF_XDP mode the workers' drops are in the same reasons and CPUs.
+            let snap = StatsMaps::open(&cli.pin_dir)
+                .and_then(|m| m.snapshot(true))
+                .map_err(|e| e.to_string())?;
             let dp = XdpDataPlane::open(&cli.pin_dir).map_err(|e| e.to_string())?;
             for e in dp.sessions().map_err(|e| e.to_string())? {
-                let c = dp.counters(&e.key()).map_err(|e| e.to_string())?;
-                println!("{:?} {:?} {:?}", e.key(), e.binding, c);
+                let st = SessionStats::new(e.key(), Default::default());
+                let c = snap
+                    .per_session
+                    .iter()
+                    .find(|s| {
+                        (s.version, s.tunnel, s.session) == (st.version, st.tunnel, st.session)
+                    })
+                    .map_or((Default::default(), Default::default()), |s| {
+                        (s.upstream, s.downstream)
+                    });
+                println!(
+                    "{:?} {:?} upstream {:?} downstream {:?}",
+                    e.key(),
+                    e.binding,
+                    c.0,
+                    c.1
+                );
             }
-            // XDP mode: the programs' drops; AF_XDP mode adds the workers' (per core, merged).
-            let drops = afxdp::drop_counters(&dp, &cli.pin_dir).map_err(|e| e.to_string())?;
-            for r in DropReason::ALL {
-                println!("drop {}: {}", r.name(), drops[r as usize]);
+            for (i, c) in snap.cpus.iter().enumerate() {
+                println!("cpu {i}: {c:?}");
             }
-            println!(
-                "verdicts: {:?}",
-                dp.verdict_counters().map_err(|e| e.to_string())?
-            );
-            // AF_XDP mode: the workers' own counters, merged over cores.
-            let x = afxdp::xsk_stats(&cli.pin_dir).map_err(|e| e.to_string())?;
-            let at = |i: u32| x[i as usize];
-            println!(
-                "afxdp workers: decap {} encap {} no_egress {} tx_full {} other {}",
-                at(xsk_stat::DECAP),
-                at(xsk_stat::ENCAP),
-                at(xsk_stat::NO_EGRESS),
-                at(xsk_stat::TX_FULL),
-                at(xsk_stat::OTHER)
-            );
+            println!("total: {:?}", snap.total);
+            for d in &snap.drops {
+                println!("drop {}: {}", d.reason, d.packets);
+            }
         }
         Cmd::Detach => {
             loader::detach(&cli.pin_dir).map_err(|e| e.to_string())?;

@@ -188,6 +188,7 @@ fn a_change_lost_to_a_full_queue_is_recovered_by_the_rescan() {
     use aya::maps::{Array, HashMap, Map, MapData};
     use l2xdp_dataplane::lab::traffic::upstream_frame;
     use l2xdp_dataplane::session_map::{map_key, to_map};
+    use l2xdp_dataplane::stats::StatsMaps;
     use l2xdp_ebpf::maps::{self, name};
     use l2xdp_wire::datapath::{DropReason, TxSeq};
 
@@ -245,6 +246,22 @@ fn a_change_lost_to_a_full_queue_is_recovered_by_the_rescan() {
     }
     assert_eq!(unknown(&fp), 1, "the worker did not know the session");
     assert_eq!(core_rx.total(), 0);
+    // The worker's drop through `dataplane::stats` (what `l2xdp-dataplane show`, `l2xdpctl
+    // show stats` and the metrics read): the same reason, on the worker's core (0), once the
+    // runtime has published it (every 100 ms).
+    let stats = StatsMaps::open(pins.path()).expect("stats maps");
+    let seen = || {
+        let s = stats.snapshot(false).expect("snapshot");
+        (
+            s.drops[DropReason::UnknownSession as usize].packets,
+            s.cpus[0].dropped,
+            s.total.dropped,
+        )
+    };
+    while seen() != (1, 1, 1) && std::time::Instant::now() < end {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert_eq!(seen(), (1, 1, 1), "(unknown_session, CPU 0, all drops)");
 
     let mut resync: Array<MapData, u32> = open(name::RESYNC).try_into().expect("resync");
     resync.set(0, 1, 0).expect("flag");

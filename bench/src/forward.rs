@@ -411,7 +411,7 @@ pub struct Report {
     pub cases: Vec<CaseReport>,
 }
 
-fn session(i: u32) -> (Session, SessionEntry) {
+pub(crate) fn session(i: u32) -> (Session, SessionEntry) {
     let ours = Session {
         transport: Transport::Udp,
         local_addr: LNS4.parse().expect("literal"),
@@ -480,7 +480,7 @@ const V3_CUST_SUB: MacAddr = MacAddr([2, 0, 0, 2, 0, 1]);
 const V3_CUST_CORE: MacAddr = MacAddr([2, 0, 0, 3, 0, 1]);
 
 /// The frames the generator sends for `case`, one per session (v3: all of the one session).
-fn frames(case: Case, n: u32) -> Result<Vec<Vec<u8>>, Error> {
+pub(crate) fn frames(case: Case, n: u32) -> Result<Vec<Vec<u8>>, Error> {
     (0..n)
         .map(|i| {
             let sub = sub_addr(i).to_string();
@@ -1175,7 +1175,8 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
     Ok(report)
 }
 
-pub(crate) fn write_json<T: Serialize>(report: &T, path: &Path) -> Result<(), Error> {
+/// Writes a scenario's report as pretty JSON (creating the directory).
+pub(crate) fn write_json(report: &impl Serialize, path: &Path) -> Result<(), Error> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(io(dir.display().to_string()))?;
     }

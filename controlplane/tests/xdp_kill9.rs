@@ -86,7 +86,9 @@ use l2xdp_controlplane::node::{NodeConfig, NodeEvent, SessionRef};
 use l2xdp_controlplane::ppp::{AuthMethod, MemoryCredentials, PppConfig};
 use l2xdp_dataplane::lab::packet::PacketSocket;
 use l2xdp_dataplane::lab::scratch::Scratch;
-use l2xdp_dataplane::lab::topology::{PeerPort, Topology, CORE0, L2TP_PORT, LAC0, LAC_IP, LNS_IP};
+use l2xdp_dataplane::lab::topology::{
+    FastPath, Mode, PeerPort, Topology, CORE0, L2TP_PORT, LAC0, LAC_IP, LNS_IP,
+};
 use l2xdp_dataplane::lab::traffic::{
     self, classify_downstream, classify_upstream, classify_upstream_pw, ip_socket, Counter, Flows,
     Paced, Sub, ETH_P_IP, RECV_BUFFER, RECV_TIMEOUT,
@@ -297,7 +299,8 @@ struct Lab {
     version: Version,
     /// v3: the attachment circuits (none for v2).
     circuits: Vec<Circuit>,
-    _lns_obj: Ebpf,
+    /// The fast path (AF_XDP mode: the workers, in this process).
+    fp: FastPath,
     _scratch: Scratch,
     topo: Topology,
 }
@@ -309,12 +312,19 @@ impl Lab {
     /// maps: L2TPv2 with PPP through IPCP, bound to their IPCP addresses; or L2TPv3 Ethernet
     /// pseudowires (8-byte cookies), each bound to its attachment circuit (a veth pair
     /// `pw<i>` — `cpw<i>` between `lns` and `core`, the fast path attached on `pw<i>`).
-    fn up(tag: &str, failover: bool, version: Version) -> Lab {
+    /// The fast path runs in `mode` (AF_XDP: workers in this process on `la` and `lc`; the
+    /// attachment circuits of v3 have no worker sockets, so v3 runs in XDP mode only).
+    fn up(tag: &str, failover: bool, version: Version, mode: Mode) -> Lab {
+        assert!(
+            version == Version::V2 || mode == Mode::Xdp,
+            "v3 attachment circuits have no AF_XDP worker sockets"
+        );
+        let tag = &format!("{tag}-{mode:?}");
         let topo = Topology::new(tag);
         let scratch = Scratch::new(tag);
         let pins = scratch.pins.clone();
-        let mut lns_obj = topo.attach_fast_path(&pins);
-        let circuits = make_circuits(&topo, &mut lns_obj, &pins, version);
+        let mut fp = topo.start_fast_path(&pins, mode);
+        let circuits = make_circuits(&topo, &mut fp.ebpf, &pins, version);
         let fast = XdpDataPlane::open(&pins).expect("open pins");
         let core_port = PeerPort::new(&topo.core, CORE0);
         let lac_port = PeerPort::new(&topo.lac, LAC0);
@@ -393,7 +403,7 @@ impl Lab {
         assert_bound(&fast, &subs, &circuits);
         // Bring-up may see one unknown_session drop per session at most (the LAC's first LCP
         // Configure-Request can overtake the install that follows its ICCN; see xdp_e2e.rs).
-        let bringup_drops = fast.drop_counters().expect("drops");
+        let bringup_drops = fp.drop_counters();
         let unknown = bringup_drops[DropReason::UnknownSession as usize];
         eprintln!("bring-up: XDP drops {bringup_drops:?}");
         assert!(unknown <= N as u64, "unknown_session drops: {unknown}");
@@ -419,7 +429,7 @@ impl Lab {
             pins,
             version,
             circuits,
-            _lns_obj: lns_obj,
+            fp,
             _scratch: scratch,
             topo,
         }
@@ -443,6 +453,7 @@ impl Lab {
     /// Step 2 of both tests: `PER_SESSION` packets per session both ways through XDP, l2xdpd
     /// alive, all counted.
     fn traffic_alive(&self, flows: &mut Flows, core_rx: &Counter, lac_rx: &Counter) {
+        self.fp.settle();
         flows.send_rounds(
             PER_SESSION,
             &mut Paced::new(&self.lac_sock, core_rx),
@@ -450,6 +461,12 @@ impl Lab {
         );
         core_rx.wait(N * PER_SESSION, "upstream, l2xdpd alive");
         lac_rx.wait(N * PER_SESSION, "downstream, l2xdpd alive");
+        if let Some(a) = &self.fp.afxdp {
+            assert!(
+                a.received() >= (2 * N * PER_SESSION) as u64,
+                "through the workers"
+            );
+        }
     }
 
     /// The pinned maps seen afresh: every session of `subs` still installed, nothing else.
@@ -565,6 +582,15 @@ fn assert_bound(fast: &XdpDataPlane, subs: &BTreeMap<SessionKey, Sub>, circuits:
 
 #[test]
 fn kill_9_of_l2xdpd_drops_no_data_packet() {
+    kill_9_of_l2xdpd_drops_no_data_packet_in(Mode::Xdp);
+}
+
+#[test]
+fn kill_9_of_l2xdpd_drops_no_data_packet_afxdp() {
+    kill_9_of_l2xdpd_drops_no_data_packet_in(Mode::AfXdp);
+}
+
+fn kill_9_of_l2xdpd_drops_no_data_packet_in(mode: Mode) {
     if !is_root() {
         eprintln!(
             "*** SKIPPED kill_9_of_l2xdpd_drops_no_data_packet: needs root (network \
@@ -573,7 +599,7 @@ fn kill_9_of_l2xdpd_drops_no_data_packet() {
         return;
     }
     // 1. Tunnels, sessions, PPP through IPCP.
-    let mut lab = Lab::up("k9", false, Version::V2);
+    let mut lab = Lab::up("k9", false, Version::V2, mode);
 
     // 2. Traffic both ways through XDP, l2xdpd alive.
     let (core_rx, lac_rx) = lab.counters(&lab.subs);
@@ -645,7 +671,7 @@ fn kill_9_of_l2xdpd_drops_no_data_packet() {
     assert_eq!(up_got.len(), N, "nothing from any other source at the core");
     // Every session still installed, as l2xdpd left it: a fresh open of the pins sees them.
     lab.assert_still_installed();
-    let drops = lab.fast.drop_counters().expect("drops");
+    let drops = lab.fp.drop_counters();
     assert_eq!(drops, lab.bringup_drops, "nothing dropped since bring-up");
     let v = lab.fast.verdict_counters().expect("verdicts");
     let total = (N * per_total) as u64;
@@ -702,6 +728,17 @@ fn kill_9_and_restart_recovers_every_session_without_loss() {
         "kill_9_and_restart_recovers_every_session_without_loss",
         "k9r",
         Version::V2,
+        Mode::Xdp,
+    );
+}
+
+#[test]
+fn kill_9_and_restart_recovers_every_session_without_loss_afxdp() {
+    restart_recovers(
+        "kill_9_and_restart_recovers_every_session_without_loss_afxdp",
+        "k9r",
+        Version::V2,
+        Mode::AfXdp,
     );
 }
 
@@ -711,12 +748,13 @@ fn kill_9_and_restart_recovers_every_pseudowire_without_loss() {
         "kill_9_and_restart_recovers_every_pseudowire_without_loss",
         "k9r3",
         Version::V3,
+        Mode::Xdp,
     );
 }
 
 /// The restart test, for L2TPv2 PPP sessions or L2TPv3 Ethernet pseudowires (see the module
-/// documentation).
-fn restart_recovers(name: &str, tag: &str, version: Version) {
+/// documentation), with the fast path in `mode`.
+fn restart_recovers(name: &str, tag: &str, version: Version, mode: Mode) {
     if !is_root() {
         eprintln!(
             "*** SKIPPED {name}: needs root (network namespaces, XDP, bpffs, ip netns exec). \
@@ -727,7 +765,7 @@ fn restart_recovers(name: &str, tag: &str, version: Version) {
     // 1. Both ends with RFC 4951 failover (C and D); l2xdpd keeps its state in the scratch
     // directory. Tunnels, sessions (PPP through IPCP for v2); traffic both ways, l2xdpd
     // alive.
-    let mut lab = Lab::up(tag, true, version);
+    let mut lab = Lab::up(tag, true, version, mode);
     // Every control message on the access link from here on, both ways (T bit set: not the
     // data), for tshark.
     let capture = tshark::Dumpcap::start(
@@ -836,7 +874,7 @@ fn restart_recovers(name: &str, tag: &str, version: Version) {
     let down_got = lac_rx.counts();
     flows.assert_delivered(per_total, &up_got, &down_got, &lab.fast);
     assert_eq!(up_got.len(), N, "nothing from any other source at the core");
-    let drops = lab.fast.drop_counters().expect("drops");
+    let drops = lab.fp.drop_counters();
     assert_eq!(drops, lab.bringup_drops, "nothing dropped since bring-up");
     let v = lab.fast.verdict_counters().expect("verdicts");
     let total = (N * per_total) as u64;
@@ -918,6 +956,7 @@ fn restart_recovers(name: &str, tag: &str, version: Version) {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_bound(&lab.fast, &one, &lab.circuits);
+    lab.fp.settle();
     let (core_rx, lac_rx) = lab.counters(&one);
     let mut new_flows = Flows::new(&one);
     new_flows.send_rounds(
@@ -929,7 +968,7 @@ fn restart_recovers(name: &str, tag: &str, version: Version) {
     lac_rx.wait(PER_SESSION, "downstream, the new session");
     new_flows.assert_delivered(PER_SESSION, &core_rx.counts(), &lac_rx.counts(), &lab.fast);
     // Its first LCP Configure-Request may have overtaken its install (see bring-up).
-    let drops = lab.fast.drop_counters().expect("drops");
+    let drops = lab.fp.drop_counters();
     let unknown = DropReason::UnknownSession as usize;
     assert!(
         drops[unknown] <= lab.bringup_drops[unknown] + 1,

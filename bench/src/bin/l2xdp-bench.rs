@@ -2,6 +2,9 @@
 //!
 //! `sudo target/release/l2xdp-bench forward [--rounds 5] [--duration-ms 2000] [--sessions 1000]
 //!  [--cpu N] [--cases swapmac,baseline-up,decap-v2,baseline-down,encap-v2] [--json PATH]`
+//! `sudo target/release/l2xdp-bench afxdp [--rounds 5] [--duration-ms 2000] [--sessions 1000]
+//!  [--gen-cpu 0] [--worker-cpu 1] [--batch 64] [--cases raw-up,afxdp-decap-v2,raw-down,afxdp-encap-v2]
+//!  [--json PATH]`
 //! `sudo target/release/l2xdp-bench throughput [--mode xdp] [--directions up,down,both]
 //!  [--sizes 64,512,imix] [--versions v2,v3] [--sessions 1000] [--v3-sessions 4] [--rounds 2]
 //!  [--trial-ms 250] [--steps 5] [--retries 1] [--loss-pct 0.001] [--cpu N] [--dut-cpu 0]
@@ -22,7 +25,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use l2xdp_bench::forward::{self, Case};
 use l2xdp_bench::throughput::{self, Direction, Dut, Mode, Size};
-use l2xdp_bench::{cost, demo, failover, lns, scale, setup_rate};
+use l2xdp_bench::{afxdp, cost, demo, failover, lns, scale, setup_rate};
 use l2xdp_bench::{interrupt, machine};
 
 #[derive(Parser)]
@@ -91,6 +94,37 @@ enum Scenario {
         cases: String,
         /// JSON report path.
         #[arg(long, default_value = "target/bench/forward.json")]
+        json: PathBuf,
+    },
+    /// 64-byte forwarding per core in AF_XDP mode (L2TPv2 decap and encap by the workers) as a
+    /// ratio to a raw AF_XDP forwarder (rx then tx) on the same veth pair, cases alternating.
+    Afxdp {
+        /// Interleaved rounds.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// Generation time per case and round, milliseconds.
+        #[arg(long, default_value_t = 2000)]
+        duration_ms: u64,
+        /// Send exactly this many frames per case and round instead.
+        #[arg(long)]
+        packets: Option<u64>,
+        /// Sessions installed; frames are spread over them round robin.
+        #[arg(long, default_value_t = 1000)]
+        sessions: u32,
+        /// The generator's core.
+        #[arg(long, default_value_t = 0)]
+        gen_cpu: usize,
+        /// The worker's core (default: the last).
+        #[arg(long)]
+        worker_cpu: Option<usize>,
+        /// Frames a worker takes per socket and pass.
+        #[arg(long, default_value_t = 64)]
+        batch: u32,
+        /// Comma-separated cases, in interleaving order.
+        #[arg(long, default_value = "raw-up,afxdp-decap-v2,raw-down,afxdp-encap-v2")]
+        cases: String,
+        /// JSON report path.
+        #[arg(long, default_value = "target/bench/afxdp.json")]
         json: PathBuf,
     },
     /// No-drop rate search (loss ≤ 0.001 % at the sinks) through the LNS on one DUT core,
@@ -268,6 +302,58 @@ fn main() -> ExitCode {
     }
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     match cli.scenario {
+        Scenario::Afxdp {
+            rounds,
+            duration_ms,
+            packets,
+            sessions,
+            gen_cpu,
+            worker_cpu,
+            batch,
+            cases,
+            json,
+        } => {
+            let mut parsed = Vec::new();
+            for c in cases.split(',').filter(|c| !c.is_empty()) {
+                match afxdp::Case::parse(c) {
+                    Some(c) => parsed.push(c),
+                    None => {
+                        eprintln!(
+                            "l2xdp-bench: unknown case {c:?} (known: {})",
+                            afxdp::Case::ALL.map(afxdp::Case::name).join(", ")
+                        );
+                        return ExitCode::from(2);
+                    }
+                }
+            }
+            let opts = afxdp::Options {
+                rounds,
+                duration: Duration::from_millis(duration_ms),
+                packets,
+                sessions,
+                gen_cpu,
+                worker_cpu: worker_cpu.unwrap_or_else(|| machine::online_cpus() - 1),
+                batch,
+                cases: parsed,
+                json: json.clone(),
+                command,
+            };
+            match afxdp::run(&opts) {
+                Ok(r) => {
+                    print!("{}", afxdp::table(&r));
+                    println!("JSON: {}", json.display());
+                    ExitCode::SUCCESS
+                }
+                Err(forward::Error::NotRoot) => {
+                    eprintln!("l2xdp-bench afxdp: {}", forward::Error::NotRoot);
+                    ExitCode::from(2)
+                }
+                Err(e) => {
+                    eprintln!("l2xdp-bench afxdp: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Scenario::Demo {
             tunnels,
             sessions,

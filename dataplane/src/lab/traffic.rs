@@ -119,6 +119,33 @@ impl Sub {
     }
 }
 
+impl Sub {
+    /// The LNS's side of the session (what its control plane would install): the LAC's view
+    /// mirrored, bound to the subscriber's address.
+    pub fn lns_entry(&self) -> crate::api::SessionEntry {
+        let v = &self.view;
+        crate::api::SessionEntry {
+            session: Session {
+                local_addr: v.peer_addr,
+                peer_addr: v.local_addr,
+                local_port: v.peer_port,
+                peer_port: v.local_port,
+                local_mac: LA_MAC,
+                next_hop_mac: LAC_MAC,
+                our_ids: v.peer_ids,
+                peer_ids: v.our_ids,
+                cookie_rx: v.cookie_tx,
+                cookie_tx: v.cookie_rx,
+                ..*v
+            },
+            binding: crate::api::Binding::Subscriber {
+                ipv4: Some(self.addr),
+                ipv6: vec![],
+            },
+        }
+    }
+}
+
 /// An IPv4/UDP packet (no Ethernet header) whose payload starts with `seq`.
 pub fn inner_ip(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, seq: u32) -> Vec<u8> {
     let e = Endpoints {

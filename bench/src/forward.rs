@@ -530,6 +530,27 @@ where
     T::try_from(m).map_err(|x| bpf(name)(x.to_string()))
 }
 
+/// Points `xdp_redirect_plain` (in `tools`) la ⇄ lc, rewriting the MACs to the next hop's: a
+/// frame entering la leaves lc towards core0 and the other way round.
+pub(crate) fn set_fwd(tools: &mut Ebpf, la: u32, lc: u32) -> Result<(), Error> {
+    let mut fwd: HashMap<&mut MapData, u32, bench::Fwd> = HashMap::try_from(
+        tools
+            .map_mut(bench::FWD)
+            .ok_or_else(|| bpf(bench::FWD)("not in the object".into()))?,
+    )
+    .map_err(|x| bpf(bench::FWD)(x.to_string()))?;
+    for (from, to, dst, src) in [(la, lc, CORE_MAC, LC_MAC), (lc, la, LAC_MAC, LA_MAC)] {
+        let v = bench::Fwd {
+            ifindex: to,
+            dst: dst.0,
+            src: src.0,
+        };
+        fwd.insert(from, v, 0)
+            .map_err(|x| bpf(bench::FWD)(x.to_string()))?;
+    }
+    Ok(())
+}
+
 /// A counting sink.
 pub(crate) struct Sink {
     ebpf: Ebpf,
@@ -590,7 +611,7 @@ struct Lab {
 }
 
 /// `cat /sys/class/net/<dev>/threaded` inside `ns` (sysfs as the namespace sees it).
-fn napi_threaded(ns: &Netns, dev: &str) -> String {
+pub(crate) fn napi_threaded(ns: &Netns, dev: &str) -> String {
     std::process::Command::new("ip")
         .args(["netns", "exec", &ns.name, "cat"])
         .arg(format!("/sys/class/net/{dev}/threaded"))
@@ -619,16 +640,7 @@ impl Lab {
             dp.install(&session(i).1)?;
         }
         let mut tools = load_bench(&[prog::GEN, prog::REDIRECT_PLAIN])?;
-        let mut fwd: HashMap<MapData, u32, bench::Fwd> = take(&mut tools, bench::FWD)?;
-        for (from, to, dst, src) in [(la, lc, CORE_MAC, LC_MAC), (lc, la, LAC_MAC, LA_MAC)] {
-            let v = bench::Fwd {
-                ifindex: to,
-                dst: dst.0,
-                src: src.0,
-            };
-            fwd.insert(from, v, 0)
-                .map_err(|x| bpf(bench::FWD)(x.to_string()))?;
-        }
+        set_fwd(&mut tools, la, lc)?;
         let mut templates: Array<MapData, bench::Template> = take(&mut tools, bench::TEMPLATES)?;
         let gen_cfg = take(&mut tools, bench::GEN_CFG)?;
         let mut first = Vec::new();

@@ -32,8 +32,8 @@ use aya::programs::xdp::XdpLink;
 use aya::Ebpf;
 use l2xdp_dataplane::afxdp::{AfXdp, AfXdpConfig, RawForwarder};
 use l2xdp_dataplane::api::DataPlane;
-use l2xdp_dataplane::lab::is_root;
-use l2xdp_dataplane::lab::topology::{Pins, Topology, LA, LC};
+use l2xdp_dataplane::lab::topology::{Pins, Topology, CORE0, LA, LAC0, LC};
+use l2xdp_dataplane::lab::{is_root, Netns};
 use l2xdp_dataplane::xsk::{XskConfig, XskSocket};
 use l2xdp_dataplane::{loader, FastPathConfig, XdpDataPlane};
 use l2xdp_ebpf::maps::xsk_stat;
@@ -243,14 +243,14 @@ pub struct Report {
 }
 
 /// A running worker of either kind.
-enum Running {
+pub(crate) enum Running {
     Raw(RawForwarder),
     Fast(AfXdp),
 }
 
 impl Running {
     /// (rx, sent, dropped).
-    fn counts(&self) -> (u64, u64, u64) {
+    pub(crate) fn counts(&self) -> (u64, u64, u64) {
         let sum = |c: &[u64]| -> (u64, u64) {
             let sent = c[xsk_stat::DECAP as usize] + c[xsk_stat::ENCAP as usize];
             (sent, c.iter().sum::<u64>() - sent)
@@ -278,21 +278,157 @@ impl Running {
     }
 }
 
-/// The lab. Field order is drop order: links and objects, pins, namespaces.
-struct Lab {
+/// What runs on la and lc.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Programs {
+    /// `xdp_redirect_plain` on la and lc (the XDP_REDIRECT baseline, `bench_fwd` set la ⇄ lc).
+    Redirect,
+    /// The fast path's `xdp_l2tp_access` on la and `xdp_l2tp_core` on lc (XDP or AF_XDP mode
+    /// as [`LnsLab::set_afxdp`] configured).
+    Fast,
+    /// `xdp_to_xsk` on la and lc: the raw AF_XDP forwarder's classifier.
+    ToXsk,
+}
+
+/// The LNS side of the AF_XDP-generator scenarios (`afxdp`, `latency`): the three-namespace
+/// topology, the fast path loaded and pinned with `sessions` sessions installed, the bench
+/// tools (XDP_REDIRECT baseline, `xdp_to_xsk` + its XSKMAP for the raw forwarder), the
+/// programs on la and lc, and the worker (raw forwarder or AF_XDP mode) a case runs. Field
+/// order is drop order: links and objects, pins, namespaces.
+pub(crate) struct LnsLab {
     links: Vec<XdpLink>,
-    links_raw: bool,
-    sink_core: Sink,
-    sink_lac: Sink,
+    programs: Option<Programs>,
     tools: Ebpf,
     xsks: Option<XskMap<MapData>>,
     fast: Ebpf,
+    dp: XdpDataPlane,
+    /// Whether the last AF_XDP-mode worker's sockets ran zero-copy (veth: copy mode).
+    pub(crate) zero_copy: bool,
+    pub(crate) pins: Pins,
+    pub(crate) topo: Topology,
+}
+
+impl LnsLab {
+    /// Topology `tag`, pins `/sys/fs/bpf/l2xdp-<pins_tag>-<pid>`, fast path in AF_XDP mode.
+    pub(crate) fn new(tag: &str, pins_tag: &str, sessions: u32) -> Result<LnsLab, Error> {
+        let topo = Topology::new(tag);
+        let pins = Pins::under_sys_fs_bpf(pins_tag);
+        let (fast, la, lc) = {
+            let _g = topo.lns.enter();
+            let fast = loader::load(Some(pins.path()))?;
+            (fast, loader::ifindex(LA)?, loader::ifindex(LC)?)
+        };
+        let mut dp = XdpDataPlane::open(pins.path())?;
+        for i in 0..sessions {
+            dp.install(&session(i).1)?;
+        }
+        let mut tools = load_bench(&[prog::TO_XSK, prog::REDIRECT_PLAIN])?;
+        forward::set_fwd(&mut tools, la, lc)?;
+        let xsks: XskMap<MapData> = take(&mut tools, bench::XSKS)?;
+        let mut lab = LnsLab {
+            links: vec![],
+            programs: None,
+            tools,
+            xsks: Some(xsks),
+            fast,
+            dp,
+            zero_copy: false,
+            pins,
+            topo,
+        };
+        lab.set_afxdp(true)?;
+        Ok(lab)
+    }
+
+    /// The fast path's mode: AF_XDP (the programs hand forwarded frames to the workers) or
+    /// XDP (the programs forward).
+    pub(crate) fn set_afxdp(&mut self, afxdp: bool) -> Result<(), Error> {
+        self.dp.set_config(&FastPathConfig {
+            afxdp,
+            ..FastPathConfig::default()
+        })?;
+        Ok(())
+    }
+
+    /// Puts `p` on la and lc (detaching what ran there).
+    pub(crate) fn select(&mut self, p: Programs) -> Result<(), Error> {
+        if self.programs == Some(p) {
+            return Ok(());
+        }
+        self.links.clear();
+        self.programs = None;
+        let lns = self.topo.lns.clone();
+        let (obj, la, lc) = match p {
+            Programs::Redirect => (&mut self.tools, prog::REDIRECT_PLAIN, prog::REDIRECT_PLAIN),
+            Programs::ToXsk => (&mut self.tools, prog::TO_XSK, prog::TO_XSK),
+            Programs::Fast => (&mut self.fast, prog::ACCESS, prog::CORE),
+        };
+        self.links.push(attach(obj, la, &lns, LA)?);
+        self.links.push(attach(obj, lc, &lns, LC)?);
+        self.programs = Some(p);
+        Ok(())
+    }
+
+    /// Starts the raw forwarder la → lc (`up`) or lc → la on `cpu` (needs [`Programs::ToXsk`]).
+    pub(crate) fn start_raw(&mut self, up: bool, cpu: usize, batch: u32) -> Result<Running, Error> {
+        let _g = self.topo.lns.enter();
+        let (from, to) = if up { (LA, LC) } else { (LC, LA) };
+        let map = self
+            .xsks
+            .take()
+            .ok_or_else(|| Error::Options("XSKMAP in use".into()))?;
+        let r = RawForwarder::start(from, to, map, Some(cpu), batch, &XskConfig::default())
+            .map_err(sys)?;
+        Ok(Running::Raw(r))
+    }
+
+    /// Starts one AF_XDP-mode worker on `cpu` with sockets on la and lc and waits until it
+    /// holds every session (needs [`Programs::Fast`] and [`set_afxdp`](Self::set_afxdp)).
+    pub(crate) fn start_afxdp(&mut self, cpu: usize, batch: u32) -> Result<Running, Error> {
+        let _g = self.topo.lns.enter();
+        let a = AfXdp::start(
+            self.pins.path(),
+            &AfXdpConfig {
+                interfaces: vec![LA.into(), LC.into()],
+                cores: vec![cpu],
+                batch,
+                xsk: XskConfig::default(),
+            },
+        )
+        .map_err(sys)?;
+        self.zero_copy = a.zero_copy.iter().all(|z| *z);
+        a.settle(self.pins.path(), LIMIT).map_err(sys)?;
+        Ok(Running::Fast(a))
+    }
+
+    /// Stops a worker (the raw forwarder gives the XSKMAP back).
+    pub(crate) fn stop(&mut self, r: Running) {
+        match r {
+            Running::Raw(r) => self.xsks = r.stop(),
+            Running::Fast(a) => drop(a),
+        }
+    }
+}
+
+fn sys(e: l2xdp_dataplane::afxdp::AfXdpError) -> Error {
+    Error::Options(e.to_string())
+}
+
+/// An AF_XDP socket on queue 0 of `iface` in `ns` (a generator or receiver; copy mode on veth).
+pub(crate) fn xsk_on(ns: &Netns, iface: &str) -> Result<XskSocket, Error> {
+    let _g = ns.enter();
+    XskSocket::open(loader::ifindex(iface)?, 0, &XskConfig::default())
+        .map_err(io(format!("AF_XDP socket on {iface}")))
+}
+
+/// The afxdp scenario's lab. Field order is drop order: sinks and generators, then the LNS side.
+struct Lab {
+    sink_core: Sink,
+    sink_lac: Sink,
     /// The generators: AF_XDP sockets on lac0 and core0.
     gen_lac: XskSocket,
     gen_core: XskSocket,
-    zero_copy: bool,
-    pins: Pins,
-    topo: Topology,
+    lns: LnsLab,
 }
 
 /// A case's frames (one per session).
@@ -300,111 +436,34 @@ type Prepared = (Case, Vec<Vec<u8>>);
 
 impl Lab {
     fn new(opts: &Options) -> Result<(Lab, Vec<Prepared>), Error> {
-        let topo = Topology::new("afx");
-        let pins = Pins::under_sys_fs_bpf("bench-afxdp");
-        let fast = {
-            let _g = topo.lns.enter();
-            loader::load(Some(pins.path()))?
-        };
-        let mut dp = XdpDataPlane::open(pins.path())?;
-        dp.set_config(&FastPathConfig {
-            afxdp: true,
-            ..FastPathConfig::default()
-        })?;
-        for i in 0..opts.sessions {
-            dp.install(&session(i).1)?;
-        }
-        let mut tools = load_bench(&[prog::TO_XSK])?;
-        let xsks: XskMap<MapData> = take(&mut tools, bench::XSKS)?;
+        let lns = LnsLab::new("afx", "bench-afxdp", opts.sessions)?;
         let mut prepared = Vec::new();
         for case in &opts.cases {
             prepared.push((*case, frames(case.frames_of(), opts.sessions)?));
         }
-        let sink_core = Sink::new(&topo.core, "core0")?;
-        let sink_lac = Sink::new(&topo.lac, "lac0")?;
-        let gen = |ns: &l2xdp_dataplane::lab::Netns, iface: &str| -> Result<XskSocket, Error> {
-            let _g = ns.enter();
-            XskSocket::open(loader::ifindex(iface)?, 0, &XskConfig::default())
-                .map_err(io(format!("generator socket on {iface}")))
-        };
-        let gen_lac = gen(&topo.lac, "lac0")?;
-        let gen_core = gen(&topo.core, "core0")?;
+        let sink_core = Sink::new(&lns.topo.core, CORE0)?;
+        let sink_lac = Sink::new(&lns.topo.lac, LAC0)?;
+        let gen_lac = xsk_on(&lns.topo.lac, LAC0)?;
+        let gen_core = xsk_on(&lns.topo.core, CORE0)?;
         Ok((
             Lab {
-                links: vec![],
-                links_raw: false,
                 sink_core,
                 sink_lac,
-                tools,
-                xsks: Some(xsks),
-                fast,
                 gen_lac,
                 gen_core,
-                zero_copy: false,
-                pins,
-                topo,
+                lns,
             },
             prepared,
         ))
     }
 
-    /// The programs of `case` on la and lc: `xdp_to_xsk` on both for the raw forwarder, the
-    /// fast path's access and core programs otherwise.
-    fn select(&mut self, case: Case) -> Result<(), Error> {
-        if !self.links.is_empty() && self.links_raw == case.raw() {
-            return Ok(());
-        }
-        self.links.clear();
-        let lns = self.topo.lns.clone();
-        if case.raw() {
-            for iface in [LA, LC] {
-                self.links
-                    .push(attach(&mut self.tools, prog::TO_XSK, &lns, iface)?);
-            }
-        } else {
-            self.links
-                .push(attach(&mut self.fast, prog::ACCESS, &lns, LA)?);
-            self.links
-                .push(attach(&mut self.fast, prog::CORE, &lns, LC)?);
-        }
-        self.links_raw = case.raw();
-        Ok(())
-    }
-
     fn start(&mut self, case: Case, opts: &Options) -> Result<Running, Error> {
-        let _g = self.topo.lns.enter();
-        let xsk = XskConfig::default();
-        let sys = |e: l2xdp_dataplane::afxdp::AfXdpError| Error::Options(e.to_string());
         if case.raw() {
-            let (from, to) = if case.up() { (LA, LC) } else { (LC, LA) };
-            let map = self
-                .xsks
-                .take()
-                .ok_or_else(|| Error::Options("XSKMAP in use".into()))?;
-            let r = RawForwarder::start(from, to, map, Some(opts.worker_cpu), opts.batch, &xsk)
-                .map_err(sys)?;
-            Ok(Running::Raw(r))
+            self.lns.select(Programs::ToXsk)?;
+            self.lns.start_raw(case.up(), opts.worker_cpu, opts.batch)
         } else {
-            let a = AfXdp::start(
-                self.pins.path(),
-                &AfXdpConfig {
-                    interfaces: vec![LA.into(), LC.into()],
-                    cores: vec![opts.worker_cpu],
-                    batch: opts.batch,
-                    xsk,
-                },
-            )
-            .map_err(sys)?;
-            self.zero_copy = a.zero_copy.iter().all(|z| *z);
-            a.settle(self.pins.path(), LIMIT).map_err(sys)?;
-            Ok(Running::Fast(a))
-        }
-    }
-
-    fn stop(&mut self, r: Running) {
-        match r {
-            Running::Raw(r) => self.xsks = r.stop(),
-            Running::Fast(a) => drop(a),
+            self.lns.select(Programs::Fast)?;
+            self.lns.start_afxdp(opts.worker_cpu, opts.batch)
         }
     }
 
@@ -498,13 +557,12 @@ impl Lab {
         budget: Budget,
         round: usize,
     ) -> Result<Sample, Error> {
-        self.select(case)?;
         let running = self.start(case, opts)?;
         let rx0 = self.sink(case)?;
         let r = self.generate(case, frames, budget);
         let rx1 = self.sink(case)?;
         let (worker_rx, worker_sent, worker_dropped) = running.counts();
-        self.stop(running);
+        self.lns.stop(running);
         let (generated, lost, wall) = r?;
         let seconds = wall.as_secs_f64();
         let received = rx1.0 - rx0.0;
@@ -634,7 +692,7 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
         generator_cpu: opts.gen_cpu,
         worker_cpu: opts.worker_cpu,
         batch: opts.batch,
-        zero_copy: lab.zero_copy,
+        zero_copy: lab.lns.zero_copy,
         sessions: opts.sessions,
         rounds: opts.rounds,
         window: WINDOW,

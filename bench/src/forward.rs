@@ -559,6 +559,27 @@ where
     T::try_from(m).map_err(|x| bpf(name)(x.to_string()))
 }
 
+/// Points `xdp_redirect_plain` (in `tools`) la ⇄ lc, rewriting the MACs to the next hop's: a
+/// frame entering la leaves lc towards core0 and the other way round.
+pub(crate) fn set_fwd(tools: &mut Ebpf, la: u32, lc: u32) -> Result<(), Error> {
+    let mut fwd: HashMap<&mut MapData, u32, bench::Fwd> = HashMap::try_from(
+        tools
+            .map_mut(bench::FWD)
+            .ok_or_else(|| bpf(bench::FWD)("not in the object".into()))?,
+    )
+    .map_err(|x| bpf(bench::FWD)(x.to_string()))?;
+    for (from, to, dst, src) in [(la, lc, CORE_MAC, LC_MAC), (lc, la, LAC_MAC, LA_MAC)] {
+        let v = bench::Fwd {
+            ifindex: to,
+            dst: dst.0,
+            src: src.0,
+        };
+        fwd.insert(from, v, 0)
+            .map_err(|x| bpf(bench::FWD)(x.to_string()))?;
+    }
+    Ok(())
+}
+
 /// A counting sink: `xdp_count` attached to one interface or more (one counter for all).
 pub(crate) struct Sink {
     pub(crate) ebpf: Ebpf,
@@ -657,16 +678,7 @@ impl Lab {
             dp.install(&session(i).1)?;
         }
         let mut tools = load_bench(&[prog::GEN, prog::REDIRECT_PLAIN])?;
-        let mut fwd: HashMap<MapData, u32, bench::Fwd> = take(&mut tools, bench::FWD)?;
-        for (from, to, dst, src) in [(la, lc, CORE_MAC, LC_MAC), (lc, la, LAC_MAC, LA_MAC)] {
-            let v = bench::Fwd {
-                ifindex: to,
-                dst: dst.0,
-                src: src.0,
-            };
-            fwd.insert(from, v, 0)
-                .map_err(|x| bpf(bench::FWD)(x.to_string()))?;
-        }
+        set_fwd(&mut tools, la, lc)?;
         let mut templates: Array<MapData, bench::Template> = take(&mut tools, bench::TEMPLATES)?;
         let gen_cfg = take(&mut tools, bench::GEN_CFG)?;
         let mut first = Vec::new();

@@ -5,6 +5,9 @@
 //!   programs' cost per packet (bpf_stats) as a ratio to a swap-MAC XDP_TX program.
 //! - [`afxdp`]: 64-byte forwarding per core in AF_XDP mode (decap, encap) as a ratio to a raw
 //!   AF_XDP forwarder on the same veth pair, cases alternating.
+//! - [`latency`]: one-way latency (hdrhistogram p50/p99/p99.9/max) at fixed offered loads in
+//!   XDP and AF_XDP mode beside their baselines on the same veths, AF_XDP generator and
+//!   receiver with timestamps in the payload, cases alternating.
 //! - [`setup_rate`]: sessions per second through ICCN and IPCP against an `l2xdpd` process,
 //!   and its memory per tunnel and per session.
 //! - [`throughput`]: the no-drop rate (loss ≤ 0.001 % at the sinks) through the LNS on one
@@ -36,6 +39,7 @@ pub mod failover;
 pub mod forward;
 pub mod interrupt;
 pub mod lac;
+pub mod latency;
 pub mod lns;
 pub mod machine;
 pub mod plot;

@@ -232,10 +232,15 @@ impl Dumpcap {
             if l.starts_with("Capturing on") {
                 // Keep draining its stderr so that it never blocks on a full pipe.
                 std::thread::spawn(move || lines.for_each(drop));
-                return Some(Dumpcap {
+                let capture = Dumpcap {
                     child,
                     path: path.to_path_buf(),
-                });
+                };
+                // dumpcap says "Capturing on" before it opens the interface: on a loaded
+                // machine the first packets can pass before it does. Wait for its packet
+                // socket instead.
+                capture.wait_for_packet_socket(std::time::Duration::from_secs(20));
+                return Some(capture);
             }
             said.push(l);
         }
@@ -246,6 +251,44 @@ impl Dumpcap {
             return None;
         }
         panic!("dumpcap did not start: {}", said.join("\n"));
+    }
+
+    /// Waits until dumpcap holds a packet socket in its namespace (`/proc/<pid>/net/packet`
+    /// lists one whose inode is among its open files): from then on it captures. Panics after
+    /// `limit`.
+    fn wait_for_packet_socket(&self, limit: std::time::Duration) {
+        let pid = self.child.id();
+        let end = std::time::Instant::now() + limit;
+        loop {
+            let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+                .map(|d| {
+                    d.flatten()
+                        .filter_map(|e| std::fs::read_link(e.path()).ok())
+                        .filter_map(|t| {
+                            let t = t.to_string_lossy().into_owned();
+                            t.strip_prefix("socket:[")
+                                .and_then(|t| t.strip_suffix(']'))
+                                .map(str::to_owned)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let packet =
+                std::fs::read_to_string(format!("/proc/{pid}/net/packet")).unwrap_or_default();
+            let open = packet
+                .lines()
+                .skip(1)
+                .filter_map(|l| l.split_whitespace().last())
+                .any(|inode| inodes.iter().any(|i| i == inode));
+            if open {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < end,
+                "dumpcap (pid {pid}) opened no packet socket within {limit:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
 
     /// Stops the capture (SIGINT: dumpcap finishes the file) and waits for it.

@@ -57,6 +57,13 @@
 //! `lac`), the recovery SCCRQ, FSQ and FSR of every tunnel among them, decodes cleanly in
 //! tshark.
 //!
+//! The `_afxdp` twins (`kill_9_of_l2xdpd_drops_no_data_packet_afxdp`,
+//! `kill_9_and_restart_recovers_every_session_without_loss_afxdp`,
+//! `kill_9_and_restart_recovers_every_pseudowire_without_loss_afxdp`) run the same bodies with
+//! the fast path in AF_XDP mode: a worker on CPU 0 in the test process with sockets on `la`,
+//! `lc` and every attachment circuit (made before the workers start), so that the restart
+//! test also checks that the workers forwarded every packet and dropped none.
+//!
 //! `lac_kill_9_and_restart_recovers_sessions_with_l2xdpd_as_remote_endpoint` (v2) and
 //! `lac_kill_9_and_restart_recovers_pseudowires_with_l2xdpd_as_remote_endpoint` (v3) swap the
 //! roles: the LAC is an `l2xdpd` process too, in the initiator role (`[initiator]` in its
@@ -78,7 +85,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aya::Ebpf;
 use l2xdp_controlplane::l2tp::{FailoverConfig, L2tpConfig, Peer, TunnelId};
 use l2xdp_controlplane::lab::l2xdpd::{self, ask, Files, L2xdpd, Placement};
 use l2xdp_controlplane::lab::{is_down, subscriber, wait_for, NodeThread};
@@ -96,8 +102,7 @@ use l2xdp_dataplane::lab::traffic::{
 use l2xdp_dataplane::lab::tshark;
 use l2xdp_dataplane::lab::{is_root, Netns};
 use l2xdp_dataplane::{loader, Binding, DataPlane, XdpDataPlane};
-use l2xdp_ebpf::maps::verdict;
-use l2xdp_ebpf::prog;
+use l2xdp_ebpf::maps::{verdict, xsk_stat};
 use l2xdp_wire::datapath::{DropReason, SessionKey};
 use l2xdp_wire::l2tp::header::Version;
 use serde_json::Value;
@@ -139,30 +144,38 @@ struct Circuit {
     core: PeerPort,
 }
 
-/// For v3, the [`CIRCUITS`] attachment circuits (`pw<i>` — `cpw<i>`), the fast path
-/// (`xdp_l2tp_core` of `lns_obj`, pinned in `pins`) attached to their LNS ends; none for v2.
-fn make_circuits(
+/// The fast path in `mode` (AF_XDP: one worker on CPU 0, in this process), pinned in `pins`;
+/// for v3 with the [`CIRCUITS`] attachment circuits (`pw<i>` — `cpw<i>`) made first, so that
+/// the fast path is attached to their LNS ends and, in AF_XDP mode, the workers have sockets
+/// on them; none for v2.
+fn start_fast_path(
     topo: &Topology,
-    lns_obj: &mut Ebpf,
     pins: &Path,
+    mode: Mode,
     version: Version,
-) -> Vec<Circuit> {
-    if version == Version::V2 {
-        return Vec::new();
+) -> (FastPath, Vec<Circuit>) {
+    let names: Vec<(String, String)> = match version {
+        Version::V2 => Vec::new(),
+        Version::V3 => (0..CIRCUITS)
+            .map(|i| (circuit_name(i), circuit_peer_name(i)))
+            .collect(),
+    };
+    for (lns_end, core_end) in &names {
+        topo.add_circuit(lns_end, core_end);
     }
-    (0..CIRCUITS)
-        .map(|i| {
-            let (lns_end, core_end) = (circuit_name(i), circuit_peer_name(i));
-            topo.add_circuit(&lns_end, &core_end);
-            let _g = topo.lns.enter();
-            loader::attach_pinned(lns_obj, prog::CORE, &lns_end, pins)
-                .expect("attach the core program to the circuit");
-            Circuit {
-                lns_ifindex: loader::ifindex(&lns_end).expect("circuit ifindex"),
-                core: PeerPort::new(&topo.core, &core_end),
-            }
+    let lns_ends: Vec<String> = names.iter().map(|(l, _)| l.clone()).collect();
+    let fp = topo.start_fast_path_with_circuits(pins, mode, &[0], &lns_ends);
+    let circuits = names
+        .iter()
+        .map(|(lns_end, core_end)| Circuit {
+            lns_ifindex: {
+                let _g = topo.lns.enter();
+                loader::ifindex(lns_end).expect("circuit ifindex")
+            },
+            core: PeerPort::new(&topo.core, core_end),
         })
-        .collect()
+        .collect();
+    (fp, circuits)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -312,19 +325,14 @@ impl Lab {
     /// maps: L2TPv2 with PPP through IPCP, bound to their IPCP addresses; or L2TPv3 Ethernet
     /// pseudowires (8-byte cookies), each bound to its attachment circuit (a veth pair
     /// `pw<i>` — `cpw<i>` between `lns` and `core`, the fast path attached on `pw<i>`).
-    /// The fast path runs in `mode` (AF_XDP: workers in this process on `la` and `lc`; the
-    /// attachment circuits of v3 have no worker sockets, so v3 runs in XDP mode only).
+    /// The fast path runs in `mode` (AF_XDP: workers in this process with sockets on `la`,
+    /// `lc` and, for v3, the attachment circuits).
     fn up(tag: &str, failover: bool, version: Version, mode: Mode) -> Lab {
-        assert!(
-            version == Version::V2 || mode == Mode::Xdp,
-            "v3 attachment circuits have no AF_XDP worker sockets"
-        );
         let tag = &format!("{tag}-{mode:?}");
         let topo = Topology::new(tag);
         let scratch = Scratch::new(tag);
         let pins = scratch.pins.clone();
-        let mut fp = topo.start_fast_path(&pins, mode);
-        let circuits = make_circuits(&topo, &mut fp.ebpf, &pins, version);
+        let (fp, circuits) = start_fast_path(&topo, &pins, mode, version);
         let fast = XdpDataPlane::open(&pins).expect("open pins");
         let core_port = PeerPort::new(&topo.core, CORE0);
         let lac_port = PeerPort::new(&topo.lac, LAC0);
@@ -752,6 +760,16 @@ fn kill_9_and_restart_recovers_every_pseudowire_without_loss() {
     );
 }
 
+#[test]
+fn kill_9_and_restart_recovers_every_pseudowire_without_loss_afxdp() {
+    restart_recovers(
+        "kill_9_and_restart_recovers_every_pseudowire_without_loss_afxdp",
+        "k9r3",
+        Version::V3,
+        Mode::AfXdp,
+    );
+}
+
 /// The restart test, for L2TPv2 PPP sessions or L2TPv3 Ethernet pseudowires (see the module
 /// documentation), with the fast path in `mode`.
 fn restart_recovers(name: &str, tag: &str, version: Version, mode: Mode) {
@@ -880,6 +898,15 @@ fn restart_recovers(name: &str, tag: &str, version: Version, mode: Mode) {
     let total = (N * per_total) as u64;
     assert_eq!(v[verdict::DECAP as usize], total, "{v:?}");
     assert_eq!(v[verdict::ENCAP as usize], total, "{v:?}");
+    if let Some(a) = &lab.fp.afxdp {
+        // Every one of them through the workers, none lost between them and the wire.
+        let w = a.counters();
+        assert_eq!(w[xsk_stat::DECAP as usize], total, "{w:?}");
+        assert_eq!(w[xsk_stat::ENCAP as usize], total, "{w:?}");
+        assert_eq!(w[xsk_stat::NO_EGRESS as usize], 0, "{w:?}");
+        assert_eq!(w[xsk_stat::TX_FULL as usize], 0, "{w:?}");
+        assert_eq!(w[xsk_stat::OTHER as usize], 0, "{w:?}");
+    }
     drop(core_rx);
     drop(lac_rx);
 
@@ -1186,8 +1213,7 @@ fn lac_restart_recovers(name: &str, tag: &str, version: Version) {
     let topo = Topology::new(tag);
     let scratch = Scratch::new(tag);
     let pins = scratch.pins.clone();
-    let mut lns_obj = topo.attach_fast_path(&pins);
-    let circuits = make_circuits(&topo, &mut lns_obj, &pins, version);
+    let (_fp, circuits) = start_fast_path(&topo, &pins, Mode::Xdp, version);
     let fast = XdpDataPlane::open(&pins).expect("open pins");
     let core_port = PeerPort::new(&topo.core, CORE0);
     let lac_port = PeerPort::new(&topo.lac, LAC0);

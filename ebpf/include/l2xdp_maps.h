@@ -177,7 +177,7 @@ enum l2xdp_dir {
 	L2XDP_DIR_ENCAP = 2,
 };
 
-#define L2XDP_XSK_MAX 256       /* l2xdp_xsks entries */
+#define L2XDP_XSK_MAX 2048      /* l2xdp_xsks entries: 64 interfaces (l2xdp_xsk_base) x queues */
 #define L2XDP_XSK_QUEUES 32     /* queues per interface in l2xdp_xsks */
 
 /* A session changed (l2xdp_changes, QUEUE, pushed by user space writers of the session maps

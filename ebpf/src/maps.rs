@@ -193,8 +193,9 @@ pub struct Seq {
     pub rx_run_next: u32,
 }
 
-/// `max_entries` of [`name::XSKS`].
-pub const XSK_MAX: u32 = 256;
+/// `max_entries` of [`name::XSKS`]: [`XSK_QUEUES`] for each of the 64 interfaces
+/// [`name::XSK_BASE`] holds (access and core sides, attachment circuits).
+pub const XSK_MAX: u32 = 2048;
 /// Queues per interface in [`name::XSKS`].
 pub const XSK_QUEUES: u32 = 32;
 

@@ -211,17 +211,38 @@ impl Topology {
     /// As [`start_fast_path`](Self::start_fast_path), AF_XDP mode with a worker per core of
     /// `cores`.
     pub fn start_fast_path_on(&self, pins: &Path, mode: Mode, cores: &[usize]) -> FastPath {
+        self.start_fast_path_with_circuits(pins, mode, cores, &[])
+    }
+
+    /// As [`start_fast_path_on`](Self::start_fast_path_on), with the L2TPv3 attachment
+    /// circuits `circuits` (their LNS ends, made with [`add_circuit`](Self::add_circuit)
+    /// beforehand): `xdp_l2tp_core` attached to each, and in AF_XDP mode a socket of every
+    /// worker on each (a frame a worker must send on an interface it has no socket on is
+    /// dropped, `xsk_stat::NO_EGRESS`).
+    pub fn start_fast_path_with_circuits(
+        &self,
+        pins: &Path,
+        mode: Mode,
+        cores: &[usize],
+        circuits: &[String],
+    ) -> FastPath {
         let config = FastPathConfig {
             afxdp: mode == Mode::AfXdp,
             ..FastPathConfig::default()
         };
-        let ebpf = self.attach_fast_path_with(pins, &config);
+        let mut ebpf = self.attach_fast_path_with(pins, &config);
+        let _g = self.lns.enter();
+        for c in circuits {
+            loader::attach_pinned(&mut ebpf, prog::CORE, c, pins)
+                .expect("attach the core program to an attachment circuit");
+        }
         let afxdp = (mode == Mode::AfXdp).then(|| {
-            let _g = self.lns.enter();
+            let mut interfaces = vec![LA.to_string(), LC.to_string()];
+            interfaces.extend(circuits.iter().cloned());
             AfXdp::start(
                 pins,
                 &AfXdpConfig {
-                    interfaces: vec![LA.into(), LC.into()],
+                    interfaces,
                     cores: cores.to_vec(),
                     ..AfXdpConfig::default()
                 },

@@ -5,7 +5,8 @@
 //!
 //! The other half of the issue's `cost` — instructions per packet of the AF_XDP worker loop
 //! under `valgrind --tool=callgrind` — belongs to the AF_XDP data plane (issue 6):
-//! [`afxdp_callgrind`] is its hook and reports "not available" until that is built.
+//! [`afxdp_callgrind`] is its hook and reports "not available" until its callgrind run is
+//! written (`l2xdp-bench afxdp` measures the workers).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -75,7 +76,7 @@ pub struct AfxdpCallgrind {
 pub fn afxdp_callgrind() -> AfxdpCallgrind {
     AfxdpCallgrind {
         instructions_per_packet: None,
-        note: "not available in this build: the AF_XDP data plane (issue 6) is wired in after its merge".into(),
+        note: "not available yet: the callgrind run of the AF_XDP worker loop is not written (`l2xdp-bench afxdp` measures the workers)".into(),
     }
 }
 

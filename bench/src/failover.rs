@@ -27,6 +27,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use l2xdp_controlplane::l2tp::failover::{RedbStore, StateStore};
 use l2xdp_controlplane::l2tp::FailoverConfig;
 use l2xdp_controlplane::node::NodeEvent;
 use l2xdp_controlplane::ppp::PppConfig;
@@ -133,10 +134,14 @@ pub struct Report {
     pub settings: Settings,
     /// Seconds from the first ICRQ to the last IPCP up (bring-up, before the kill).
     pub bringup_secs: f64,
-    /// Files in the state dir at the kill.
+    /// Files in the state dir at the kill (the store's database: one file).
     pub state_files: u64,
     /// Their bytes.
     pub state_bytes: u64,
+    /// Tunnel records in the store at the end of the run (read once l2xdpd has stopped).
+    pub state_tunnels: usize,
+    /// Session records in the store at the end of the run.
+    pub state_sessions: usize,
     /// First start (empty state dir): process start → control socket answering (ms).
     pub first_start_socket_ms: f64,
     /// Restart: new process start → control socket answering (ms).
@@ -310,6 +315,10 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
     let now = status_when(&mut lns, opts.limit, poll, |_| true).await?;
     lac.stop().await;
     drop(lns);
+    // What the store holds (l2xdpd has stopped: the database is free to open).
+    let stored = RedbStore::open(&state_dir)
+        .and_then(|s| s.load())
+        .map_err(|e| format!("reading the state store: {e}"))?;
     drop(files);
 
     Ok(Report {
@@ -326,6 +335,8 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
         bringup_secs,
         state_files,
         state_bytes,
+        state_tunnels: stored.tunnels.len(),
+        state_sessions: stored.sessions.len(),
         first_start_socket_ms: ms(first_start_socket),
         restart_socket_ms: ms(restart_socket),
         restart_recovered_ms: ms(restart_recovered),

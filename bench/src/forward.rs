@@ -411,7 +411,7 @@ pub struct Report {
     pub cases: Vec<CaseReport>,
 }
 
-fn session(i: u32) -> (Session, SessionEntry) {
+pub(crate) fn session(i: u32) -> (Session, SessionEntry) {
     let ours = Session {
         transport: Transport::Udp,
         local_addr: LNS4.parse().expect("literal"),
@@ -480,7 +480,7 @@ const V3_CUST_SUB: MacAddr = MacAddr([2, 0, 0, 2, 0, 1]);
 const V3_CUST_CORE: MacAddr = MacAddr([2, 0, 0, 3, 0, 1]);
 
 /// The frames the generator sends for `case`, one per session (v3: all of the one session).
-fn frames(case: Case, n: u32) -> Result<Vec<Vec<u8>>, Error> {
+pub(crate) fn frames(case: Case, n: u32) -> Result<Vec<Vec<u8>>, Error> {
     (0..n)
         .map(|i| {
             let sub = sub_addr(i).to_string();
@@ -557,6 +557,27 @@ where
         .take_map(name)
         .ok_or_else(|| bpf(name)("map missing".into()))?;
     T::try_from(m).map_err(|x| bpf(name)(x.to_string()))
+}
+
+/// Points `xdp_redirect_plain` (in `tools`) la ⇄ lc, rewriting the MACs to the next hop's: a
+/// frame entering la leaves lc towards core0 and the other way round.
+pub(crate) fn set_fwd(tools: &mut Ebpf, la: u32, lc: u32) -> Result<(), Error> {
+    let mut fwd: HashMap<&mut MapData, u32, bench::Fwd> = HashMap::try_from(
+        tools
+            .map_mut(bench::FWD)
+            .ok_or_else(|| bpf(bench::FWD)("not in the object".into()))?,
+    )
+    .map_err(|x| bpf(bench::FWD)(x.to_string()))?;
+    for (from, to, dst, src) in [(la, lc, CORE_MAC, LC_MAC), (lc, la, LAC_MAC, LA_MAC)] {
+        let v = bench::Fwd {
+            ifindex: to,
+            dst: dst.0,
+            src: src.0,
+        };
+        fwd.insert(from, v, 0)
+            .map_err(|x| bpf(bench::FWD)(x.to_string()))?;
+    }
+    Ok(())
 }
 
 /// A counting sink: `xdp_count` attached to one interface or more (one counter for all).
@@ -657,16 +678,7 @@ impl Lab {
             dp.install(&session(i).1)?;
         }
         let mut tools = load_bench(&[prog::GEN, prog::REDIRECT_PLAIN])?;
-        let mut fwd: HashMap<MapData, u32, bench::Fwd> = take(&mut tools, bench::FWD)?;
-        for (from, to, dst, src) in [(la, lc, CORE_MAC, LC_MAC), (lc, la, LAC_MAC, LA_MAC)] {
-            let v = bench::Fwd {
-                ifindex: to,
-                dst: dst.0,
-                src: src.0,
-            };
-            fwd.insert(from, v, 0)
-                .map_err(|x| bpf(bench::FWD)(x.to_string()))?;
-        }
+        set_fwd(&mut tools, la, lc)?;
         let mut templates: Array<MapData, bench::Template> = take(&mut tools, bench::TEMPLATES)?;
         let gen_cfg = take(&mut tools, bench::GEN_CFG)?;
         let mut first = Vec::new();
@@ -1175,7 +1187,8 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
     Ok(report)
 }
 
-pub(crate) fn write_json<T: Serialize>(report: &T, path: &Path) -> Result<(), Error> {
+/// Writes a scenario's report as pretty JSON (creating the directory).
+pub(crate) fn write_json(report: &impl Serialize, path: &Path) -> Result<(), Error> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(io(dir.display().to_string()))?;
     }

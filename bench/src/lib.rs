@@ -3,6 +3,11 @@
 //! - [`forward`]: 64-byte forwarding through the LNS namespace on one core (XDP, live-frame
 //!   generator), decap and encap Mpps as a ratio to a plain XDP_REDIRECT baseline and their
 //!   programs' cost per packet (bpf_stats) as a ratio to a swap-MAC XDP_TX program.
+//! - [`afxdp`]: 64-byte forwarding per core in AF_XDP mode (decap, encap) as a ratio to a raw
+//!   AF_XDP forwarder on the same veth pair, cases alternating.
+//! - [`latency`]: one-way latency (hdrhistogram p50/p99/p99.9/max) at fixed offered loads in
+//!   XDP and AF_XDP mode beside their baselines on the same veths, AF_XDP generator and
+//!   receiver with timestamps in the payload, cases alternating.
 //! - [`setup_rate`]: sessions per second through ICCN and IPCP against an `l2xdpd` process,
 //!   and its memory per tunnel and per session.
 //! - [`throughput`]: the no-drop rate (loss ≤ 0.001 % at the sinks) through the LNS on one
@@ -26,6 +31,7 @@
 //! spread), [`interrupt`] (Ctrl-C turns into an orderly stop, so guards clean up), [`plot`]
 //! (SVG plots with plotters).
 
+pub mod afxdp;
 pub mod bpf_stats;
 pub mod cost;
 pub mod demo;
@@ -34,6 +40,7 @@ pub mod failover_xdp;
 pub mod forward;
 pub mod interrupt;
 pub mod lac;
+pub mod latency;
 pub mod lns;
 pub mod machine;
 pub mod plot;

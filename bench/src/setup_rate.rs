@@ -12,6 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use l2xdp_controlplane::l2tp::FailoverConfig;
 use l2xdp_controlplane::ppp::PppConfig;
 use serde::Serialize;
 
@@ -33,6 +34,9 @@ pub struct Options {
     pub in_flight: usize,
     /// Gives up after this long (a hung run, not a measurement).
     pub limit: Duration,
+    /// RFC 4951 failover (C = 1, D = 1) on both ends: l2xdpd persists every tunnel and session
+    /// in its state store (in the temporary directory) before acknowledging it.
+    pub failover: bool,
 }
 
 /// What a run measured.
@@ -46,6 +50,8 @@ pub struct Report {
     pub sessions: usize,
     /// Sessions being set up at once.
     pub in_flight: usize,
+    /// RFC 4951 failover on: every tunnel and session persisted.
+    pub failover: bool,
     /// Seconds from the first SCCRQ to the last tunnel up.
     pub tunnels_secs: f64,
     /// Tunnels per second.
@@ -84,18 +90,23 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
     let files = LnsFiles::write(&LnsSetup {
         tunnels: opts.tunnels,
         sessions: opts.sessions,
-        recovery_time_ms: None,
+        recovery_time_ms: opts.failover.then_some(crate::failover::RECOVERY_TIME_MS),
     })?;
     let mut lns = spawn(&opts.l2xdpd, &files)?;
     // Wait for the daemon to serve (it binds its L2TP sockets first).
     status_when(&mut lns, opts.limit, Duration::from_millis(5), |_| true).await?;
     let rss0 = rss_kib(lns.pid());
 
+    let failover = opts.failover.then_some(FailoverConfig {
+        control: true,
+        data: true,
+        recovery_time_ms: crate::failover::RECOVERY_TIME_MS,
+    });
     let mut lac = Lac::start(
         crate::lac::LOOPBACK,
         opts.tunnels,
         opts.sessions,
-        None,
+        failover,
         PppConfig::default(),
     )?;
     let deadline = tokio::time::Instant::now() + opts.limit;
@@ -127,6 +138,7 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
         tunnels: opts.tunnels,
         sessions: n,
         in_flight: opts.in_flight,
+        failover: opts.failover,
         tunnels_secs,
         tunnels_per_sec: opts.tunnels as f64 / tunnels_secs.max(1e-9),
         iccn_secs,
@@ -152,7 +164,7 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
 /// A readable table of a report.
 pub fn table(r: &Report) -> String {
     format!(
-        "setup-rate: {} tunnels x {} sessions/tunnel = {} sessions, {} in flight (LNS: l2xdpd, LAC emulator on loopback)\n\
+        "setup-rate: {} tunnels x {} sessions/tunnel = {} sessions, {} in flight{} (LNS: l2xdpd, LAC emulator on loopback)\n\
          | phase | time (s) | rate (/s) |\n\
          | --- | ---: | ---: |\n\
          | tunnels up (SCCRQ..SCCCN) | {:.3} | {:.0} |\n\
@@ -165,6 +177,7 @@ pub fn table(r: &Report) -> String {
         r.sessions / r.tunnels.max(1),
         r.sessions,
         r.in_flight,
+        if r.failover { ", RFC 4951 failover on (state persisted)" } else { "" },
         r.tunnels_secs,
         r.tunnels_per_sec,
         r.iccn_secs,

@@ -97,7 +97,7 @@ const EG_ACP: u32 = 2;
 pub enum Mode {
     /// The XDP programs.
     Xdp,
-    /// The AF_XDP worker (issue 6): not in this build yet.
+    /// The AF_XDP workers: not wired into this scenario yet (see `l2xdp-bench afxdp`).
     Afxdp,
 }
 
@@ -1325,7 +1325,7 @@ pub(crate) fn case_report(c: Case, mean: f64, samples: Vec<Sample>) -> CaseRepor
 pub(crate) fn preflight(mode: Mode, cpu: usize, dut_cpu: usize) -> Result<Machine, Error> {
     if mode == Mode::Afxdp {
         return Err(Error::Options(
-            "--mode afxdp: not available in this build (the AF_XDP data plane, issue 6, is wired in after its merge); use --mode xdp".into(),
+            "--mode afxdp: not available yet (the AF_XDP workers are not wired into the paced throughput/scale scenarios; `l2xdp-bench afxdp` measures them against a raw AF_XDP forwarder); use --mode xdp".into(),
         ));
     }
     if !l2xdp_dataplane::lab::is_root() {

@@ -21,6 +21,7 @@ async fn setup_rate_smoke() {
         in_flight: 5,
         l2xdpd,
         limit: Duration::from_secs(120),
+        failover: false,
     };
     let r = setup_rate::run(&opts).await.expect("the scenario runs");
     assert_eq!(r.tunnels, 3);

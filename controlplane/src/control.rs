@@ -18,7 +18,9 @@
 //!
 //! Commands: `hello`, `status`, `tunnels`, `sessions` (`tunnel`, `user`), `session`
 //! (`session`, optional `tunnel`), `clear_session` (`session`, optional `tunnel`),
-//! `clear_tunnel`, `failover`, `failover_drill` (`force`, `timeout_ms`), `reload`.
+//! `clear_tunnel`, `failover`, `failover_drill` (`force`, `timeout_ms`), `reload`; in the
+//! initiator role `open_session` (`tunnel`, `n`: session `n` as `[initiator]` numbers them;
+//! `not_found` for no such tunnel or user).
 
 use std::path::{Path, PathBuf};
 
@@ -65,6 +67,9 @@ pub enum Request {
         tunnel: Option<TunnelId>,
         session: u32,
     },
+    /// Initiator role: open session `n` in an established tunnel of ours, as `[initiator]`
+    /// numbers them (`daemon::nth_session`: PPP as `user<n>`, or Remote End ID `pw<n>`).
+    OpenSession { tunnel: TunnelId, n: usize },
     /// Close a tunnel (StopCCN).
     ClearTunnel { tunnel: TunnelId },
     /// The protocol version and the daemon's.
@@ -195,7 +200,7 @@ pub struct Hello {
 /// What `status` returns.
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
-    /// Tunnels known.
+    /// Tunnels, as `tunnels` lists them (recovery tunnels that are done not counted).
     pub tunnels: usize,
     /// Sessions established.
     pub sessions: usize,
@@ -214,7 +219,7 @@ pub struct Status {
 fn status(n: &Node) -> Status {
     let (sessions, ppp_up) = n.session_counts();
     Status {
-        tunnels: n.registry().len(),
+        tunnels: n.tunnel_status().len(),
         sessions,
         ppp_up,
         installed: n.session_status().iter().filter(|s| s.installed).count(),
@@ -292,6 +297,34 @@ pub async fn answer(ctx: &Context, req: Request) -> Reply {
                 })
                 .await
         }
+        Request::OpenSession { tunnel, n } => {
+            let found = handle
+                .inspect(move |node| -> Result<_, Reply> {
+                    let v = node
+                        .tunnel_status()
+                        .iter()
+                        .find(|t| t.tunnel == tunnel)
+                        .map(|t| t.version)
+                        .ok_or_else(|| {
+                            Reply::fail(ErrorKind::NotFound, format!("no tunnel {tunnel}"))
+                        })?;
+                    crate::daemon::nth_session(node, v, n)
+                        .map_err(|e| Reply::fail(ErrorKind::NotFound, e))
+                })
+                .await;
+            match found {
+                Ok(Ok((params, auth))) => {
+                    handle.open_session(tunnel, params, auth).await.map(|r| {
+                        r.map_or_else(
+                            |e| Reply::err(e.to_string()),
+                            |session| Reply::ok(Opened { tunnel, session }),
+                        )
+                    })
+                }
+                Ok(Err(reply)) => Ok(reply),
+                Err(e) => Err(e),
+            }
+        }
         Request::ClearSession { tunnel, session } => {
             match handle.inspect(move |n| resolve(n, tunnel, session)).await {
                 Ok(Ok(key)) => handle.close_session(key).await.map(|r| {
@@ -335,6 +368,15 @@ impl Cleared {
             session: Some(session),
         }
     }
+}
+
+/// What `open_session` returns.
+#[derive(Debug, Clone, Serialize)]
+pub struct Opened {
+    /// The tunnel.
+    pub tunnel: TunnelId,
+    /// Our Session ID of the new session.
+    pub session: u32,
 }
 
 /// Serves the control socket at `path` until the task is dropped. A stale socket file from a

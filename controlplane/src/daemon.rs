@@ -35,16 +35,32 @@
 //! remote_end_id = "pw-customer-1"
 //! interface = "eth2"
 //!
+//! [initiator]                          # the initiator role (LAC/LCCE; labs and benches)
+//! peer = "192.0.2.1:1701"
+//! version = 2                          # 2: PPP sessions, 3: Ethernet pseudowires
+//! tunnels = 4
+//! sessions = 4                         # per tunnel
+//!
 //! [metrics]                            # Prometheus text on GET /metrics; off when absent
 //! listen = "127.0.0.1:9725"
 //! per_session = false                  # per-session series (one per session and direction)
 //! ```
+//!
+//! With `[initiator]` the daemon opens, at start-up, `tunnels` control connections to `peer`
+//! and `sessions` sessions in each, numbered `n` = 0, 1, … across the tunnels: L2TPv2
+//! sessions whose PPP client authenticates as `user<n>` with that user's password from the
+//! users file, or L2TPv3 pseudowires with Remote End ID `pw<n>` (see [`initiate`]) — unless
+//! it recovered tunnels from its failover state (RFC 4951: a restarted LAC takes its tunnels
+//! back, PPP client links included, rather than opening new ones). The control socket's
+//! `open_session` opens one more.
+//!
 //! `deploy/l2xdp.toml` is a commented production example.
 //!
 //! `config reload` (the control socket, or SIGHUP) re-reads the file and applies what can
 //! change live — `[l2tp]` but its failover capability, `[ppp]` (pool included, leases
-//! carried over), `[users]`, `[[pseudowire]]` — to what is set up from then on, and refuses
-//! the rest ([`live_refusals`]), leaving the running configuration as it was.
+//! carried over), `[users]` (the initiator's passwords too), `[[pseudowire]]` — to what is
+//! set up from then on, and refuses the rest ([`live_refusals`]; `[initiator]` among them: it
+//! is acted on at start-up only), leaving the running configuration as it was.
 //! Errors name the file, line and field (see [`crate::config_file`]).
 
 use std::collections::HashMap;
@@ -53,12 +69,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use l2xdp_dataplane::{DataPlane, MemoryDataPlane};
+use l2xdp_wire::l2tp::header::Version;
 use serde::{Deserialize, Serialize};
 
 use crate::config_file::{self, ConfigError};
-use crate::l2tp::failover::DirStore;
-use crate::l2tp::L2tpConfig;
-use crate::node::{Node, NodeConfig};
+use crate::driver::Handle;
+use crate::l2tp::failover::RedbStore;
+use crate::l2tp::{CallParams, L2tpConfig, Peer, TunnelId};
+use crate::node::{ClientAuth, Node, NodeConfig, NodeEvent};
 use crate::ppp::{Credentials, Ipv4Pool, MemoryCredentials, PppConfig};
 use crate::socket::L2tpSocket;
 
@@ -78,6 +96,8 @@ pub struct DaemonConfig {
     pub users: UsersSection,
     /// L2TPv3 attachment circuits.
     pub pseudowire: Vec<PseudowireBinding>,
+    /// The initiator role: what to open at start-up.
+    pub initiator: Option<InitiatorSection>,
     /// The Prometheus endpoint; none when absent.
     pub metrics: Option<MetricsSection>,
 }
@@ -94,6 +114,105 @@ pub struct MetricsSection {
     pub per_session: bool,
 }
 
+/// `[initiator]`: tunnels and sessions the daemon opens at start-up (LAC/LCCE role).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InitiatorSection {
+    /// The LNS/LCCE to connect to.
+    pub peer: SocketAddr,
+    /// L2TP version: 2 (PPP sessions) or 3 (Ethernet pseudowires).
+    pub version: u8,
+    /// Control connections to open.
+    pub tunnels: usize,
+    /// Sessions per control connection.
+    pub sessions: usize,
+}
+
+impl InitiatorSection {
+    /// The L2TP version.
+    pub fn version(&self) -> Result<Version, String> {
+        match self.version {
+            2 => Ok(Version::V2),
+            3 => Ok(Version::V3),
+            v => Err(format!("initiator.version: {v} is neither 2 nor 3")),
+        }
+    }
+}
+
+/// The session parameters and PPP client credentials of session `n` of an initiator (see the
+/// module documentation): `user<n>` with its password from `node`'s credentials (v2), or
+/// Remote End ID `pw<n>` (v3).
+pub fn nth_session(
+    node: &Node,
+    version: Version,
+    n: usize,
+) -> Result<(CallParams, Option<ClientAuth>), String> {
+    match version {
+        Version::V2 => {
+            let user = format!("user{n}");
+            let auth = node
+                .client_auth(&user)
+                .ok_or_else(|| format!("{user} is not in the users file"))?;
+            Ok((CallParams::default(), Some(auth)))
+        }
+        Version::V3 => Ok((
+            CallParams {
+                remote_end_id: format!("pw{n}").into_bytes(),
+                ..CallParams::default()
+            },
+            None,
+        )),
+    }
+}
+
+/// The initiator role at start-up: opens `init.tunnels` tunnels to `init.peer`, waits for each
+/// to come up (`events` are the driver's; a tunnel going down first is an error), then opens
+/// `init.sessions` sessions in each ([`nth_session`]). Returns the tunnels.
+pub async fn initiate(
+    handle: &Handle,
+    events: &mut tokio::sync::mpsc::UnboundedReceiver<NodeEvent>,
+    init: &InitiatorSection,
+) -> Result<Vec<TunnelId>, String> {
+    let version = init.version()?;
+    let peer = Peer::udp(init.peer);
+    let mut tunnels = Vec::new();
+    for _ in 0..init.tunnels {
+        let t = handle
+            .open_tunnel(peer, version)
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("opening a tunnel to {}: {e}", init.peer))?;
+        tunnels.push(t);
+    }
+    let mut up = 0;
+    while up < tunnels.len() {
+        match events.recv().await {
+            Some(NodeEvent::TunnelUp { tunnel, .. }) if tunnels.contains(&tunnel) => up += 1,
+            Some(NodeEvent::TunnelDown { tunnel, .. }) if tunnels.contains(&tunnel) => {
+                return Err(format!("tunnel {tunnel} to {} went down", init.peer));
+            }
+            Some(_) => {}
+            None => return Err("the driver stopped".into()),
+        }
+    }
+    let mut n = 0;
+    for &t in &tunnels {
+        for _ in 0..init.sessions {
+            let (params, auth) = handle
+                .inspect(move |node| nth_session(node, version, n))
+                .await
+                .map_err(|e| e.to_string())??;
+            handle
+                .open_session(t, params, auth)
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("opening session {n} in tunnel {t}: {e}"))?;
+            n += 1;
+        }
+    }
+    Ok(tunnels)
+}
+
 /// `[daemon]`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -105,7 +224,7 @@ pub struct DaemonSection {
     /// The operator's control socket (`l2xdpctl`); none when absent.
     pub control_socket: Option<PathBuf>,
     /// Where the RFC 4951 failover state is kept (used when `[l2tp.failover]` has
-    /// `control = true`): one JSON file per tunnel and per session.
+    /// `control = true`): the embedded database `failover.redb` (`RedbStore`).
     pub state_dir: PathBuf,
 }
 
@@ -222,6 +341,10 @@ impl DaemonConfig {
                 ));
             }
         }
+        if let Some(i) = &self.initiator {
+            i.version()
+                .map_err(|why| ConfigError::value(path, "initiator.version", why))?;
+        }
         if self.l2tp.hide_avps && self.l2tp.secret_bytes().is_none() {
             return Err(ConfigError::value(
                 path,
@@ -323,6 +446,19 @@ fn attachment_circuits(cfg: &DaemonConfig) -> Result<HashMap<Vec<u8>, u32>, Conf
 
 /// Builds the node: credentials, pool, attachment circuits, fast path.
 pub fn node(cfg: &DaemonConfig, dataplane: Box<dyn DataPlane>) -> Result<Node, StartError> {
+    let node = node_without_store(cfg, dataplane)?;
+    Ok(match store(cfg)? {
+        Some(s) => node.with_store(Box::new(s)),
+        None => node,
+    })
+}
+
+/// [`node`] without its failover store (the drill hands the running node's over: redb locks
+/// its file, one handle per process).
+fn node_without_store(
+    cfg: &DaemonConfig,
+    dataplane: Box<dyn DataPlane>,
+) -> Result<Node, StartError> {
     let credentials: Arc<dyn Credentials> = Arc::new(cfg.credentials()?);
     let pool = cfg
         .pool()
@@ -343,19 +479,16 @@ pub fn node(cfg: &DaemonConfig, dataplane: Box<dyn DataPlane>) -> Result<Node, S
         },
         dataplane,
     );
-    Ok(match store(cfg)? {
-        Some(s) => node.with_store(Box::new(s)),
-        None => node,
-    })
+    Ok(node)
 }
 
 /// The failover state store: `daemon.state_dir` when `[l2tp.failover]` has `control = true`
 /// (RFC 4951 §5.1: only then is there anything to recover), else none.
-pub fn store(cfg: &DaemonConfig) -> Result<Option<DirStore>, StartError> {
+pub fn store(cfg: &DaemonConfig) -> Result<Option<RedbStore>, StartError> {
     if !cfg.l2tp.persists() {
         return Ok(None);
     }
-    Ok(Some(DirStore::open(&cfg.daemon.state_dir)?))
+    Ok(Some(RedbStore::open(&cfg.daemon.state_dir)?))
 }
 
 /// A field `config reload` cannot change, and why.
@@ -417,6 +550,11 @@ pub fn live_refusals(old: &DaemonConfig, new: &DaemonConfig) -> Vec<Refusal> {
         old.metrics != new.metrics,
         "metrics",
         "the metrics listener is bound at start-up",
+    );
+    check(
+        old.initiator != new.initiator,
+        "initiator",
+        "the initiator's tunnels and sessions are opened at start-up (open_session opens more)",
     );
     check(
         old.l2tp.failover != new.l2tp.failover,
@@ -596,12 +734,17 @@ impl Running {
                 return Err(DrillError::NotNegotiated(bad));
             }
         }
-        let fresh = node(&cfg, Box::new(MemoryDataPlane::new()))?;
+        let fresh = node_without_store(&cfg, Box::new(MemoryDataPlane::new()))?;
         let start = std::time::Instant::now();
         let report = handle
             .update(move |n, now| {
                 let mut fresh = fresh;
                 fresh.replace_dataplane(n.replace_dataplane(Box::new(MemoryDataPlane::new())));
+                // The store's handle is handed over (redb allows one per file and process),
+                // holding what the old node committed: what a restarted l2xdpd would open.
+                if let Some(store) = n.take_store() {
+                    fresh = fresh.with_store(store);
+                }
                 let old = std::mem::replace(n, fresh);
                 // Silently: the old state machines send nothing more.
                 drop(old);
@@ -702,8 +845,22 @@ dns = ["192.0.2.53"]
             data: true,
             recovery_time_ms: 1,
         });
+        b.initiator = Some(InitiatorSection {
+            peer: "127.0.0.1:1701".parse().expect("addr"),
+            version: 2,
+            tunnels: 1,
+            sessions: 1,
+        });
         let r: Vec<_> = live_refusals(&a, &b).iter().map(|r| r.field).collect();
-        assert_eq!(r, ["daemon.listen", "dataplane.mode", "l2tp.failover"]);
+        assert_eq!(
+            r,
+            [
+                "daemon.listen",
+                "dataplane.mode",
+                "initiator",
+                "l2tp.failover"
+            ]
+        );
     }
 
     #[test]
@@ -738,6 +895,41 @@ dns = ["192.0.2.53"]
     }
 
     #[test]
+    fn initiator_section() {
+        let c = parse(
+            r#"
+[initiator]
+peer = "192.0.2.1:1701"
+version = 3
+tunnels = 2
+sessions = 5
+[ppp.ipcp]
+pool = ["100.64.0.0/24"]
+"#,
+        )
+        .expect("valid");
+        let i = c.initiator.expect("initiator");
+        assert_eq!(i.version(), Ok(Version::V3));
+        assert_eq!((i.tunnels, i.sessions), (2, 5));
+        let bad = parse(
+            r#"
+[initiator]
+peer = "192.0.2.1:1701"
+version = 4
+tunnels = 1
+sessions = 1
+[ppp.ipcp]
+pool = ["100.64.0.0/24"]
+"#,
+        );
+        assert!(
+            bad.as_ref()
+                .is_err_and(|e| e.to_string().contains("initiator.version")),
+            "{bad:?}"
+        );
+    }
+
+    #[test]
     fn failover_opens_the_state_dir() {
         let dir = std::env::temp_dir().join(format!("l2xdpd-state-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -760,8 +952,10 @@ pool = ["100.64.0.0/16"]
         .expect("valid");
         assert_eq!(c.l2tp.recovery_peers.len(), 1);
         let s = store(&c).expect("opens").expect("a store");
-        assert_eq!(s.dir(), dir.as_path());
+        assert_eq!(s.path(), dir.join(RedbStore::FILE).as_path());
         assert!(dir.is_dir());
+        // One process holds the database at a time.
+        drop(s);
         let n = node(&c, Box::new(MemoryDataPlane::new())).expect("node");
         assert!(n.has_store());
         let _ = std::fs::remove_dir_all(&dir);

@@ -136,6 +136,11 @@ impl NodeThread {
         open_user_session(&self.handle, t, n).await;
     }
 
+    /// Opens an L2TPv3 pseudowire with Remote End ID `pw<n>` in tunnel `t`.
+    pub async fn open_pseudowire(&self, t: TunnelId, n: usize) {
+        open_pseudowire(&self.handle, t, n).await;
+    }
+
     /// [`bring_up`] from this LAC.
     pub async fn bring_up(
         &mut self,
@@ -170,10 +175,26 @@ pub async fn open_user_session(handle: &Handle, t: TunnelId, n: usize) {
         .expect("open session");
 }
 
+/// Opens an L2TPv3 Ethernet pseudowire with Remote End ID `pw<n>` (RFC 3931 §5.4.4) in
+/// tunnel `t` of the LCCE behind `handle`.
+pub async fn open_pseudowire(handle: &Handle, t: TunnelId, n: usize) {
+    let params = CallParams {
+        remote_end_id: format!("pw{n}").into_bytes(),
+        ..CallParams::default()
+    };
+    handle
+        .open_session(t, params, None)
+        .await
+        .expect("running")
+        .expect("open pseudowire");
+}
+
 /// From the LAC behind `handle` (its events in `events`): `tunnels` tunnels of `version` to
-/// `peer`, waited up, then `sessions` sessions in each (users `user0`, `user1`, … in order),
-/// waited until PPP is up on all of them. Fails on anything going down ([`is_down`]); `limit`
-/// only bounds a hung run. Returns the tunnels and the `PppUp` events.
+/// `peer`, waited up, then `sessions` sessions in each, numbered in order from 0: for L2TPv2
+/// PPP sessions of users `user<n>` (`pw<n>`), waited until PPP is up on all of them; for
+/// L2TPv3 Ethernet pseudowires with Remote End ID `pw<n>` ([`open_pseudowire`]), waited
+/// until every one is up. Fails on anything going down ([`is_down`]); `limit` only bounds a
+/// hung run. Returns the tunnels and the `PppUp` (v2) or `SessionUp` (v3) events.
 pub async fn bring_up(
     handle: &Handle,
     events: &mut mpsc::UnboundedReceiver<NodeEvent>,
@@ -205,7 +226,10 @@ pub async fn bring_up(
     let mut n = 0;
     for &t in &ids {
         for _ in 0..sessions {
-            open_user_session(handle, t, n).await;
+            match version {
+                Version::V2 => open_user_session(handle, t, n).await,
+                Version::V3 => open_pseudowire(handle, t, n).await,
+            }
             n += 1;
         }
     }
@@ -213,8 +237,11 @@ pub async fn bring_up(
         limit,
         events,
         tunnels * sessions,
-        "PPP up at the LAC",
-        |e| matches!(e, NodeEvent::PppUp { .. }),
+        "sessions up at the LAC",
+        |e| match version {
+            Version::V2 => matches!(e, NodeEvent::PppUp { .. }),
+            Version::V3 => matches!(e, NodeEvent::SessionUp { .. }),
+        },
         is_down,
     )
     .await;

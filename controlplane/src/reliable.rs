@@ -65,9 +65,11 @@ pub struct ReliableConfig {
     /// The Receive Window Size we advertise and hold out-of-order messages in
     /// (RFC 2661 §4.4.3); clamped to 1..=[`MAX_WINDOW`].
     pub receive_window: u16,
-    /// How long to hold the channel after the last retransmission timed out before reporting
-    /// [`Event::Failed`]: the peer's RFC 4951 §5.1 Recovery Time, during which it may recover
-    /// the tunnel. Can also be set later with [`Channel::set_hold`].
+    /// The peer's RFC 4951 §5.1 Recovery Time, during which it may recover the tunnel. It runs
+    /// from the first retransmission timeout since the peer last acknowledged anything (the
+    /// start of the control channel timeout), so the channel fails at the later of "retries
+    /// exhausted" and "timeout start + hold"; between the two it holds. Can also be set later
+    /// with [`Channel::set_hold`].
     pub hold: Duration,
 }
 
@@ -96,8 +98,9 @@ pub enum Event {
     },
     /// The peer acknowledged the message we sent with this Ns.
     Acked { ns: u16 },
-    /// The last retransmission timed out and the channel now waits `hold` before it fails
-    /// (RFC 4951 §5.1 Recovery Time). Only reported when the hold is not zero; an
+    /// The last retransmission timed out and the channel now waits `hold` before it fails:
+    /// what is left of the RFC 4951 §5.1 Recovery Time, which started with the first
+    /// retransmission timeout. Only reported when something is left; an
     /// acknowledgement or [`Channel::reset_sequence`] during the hold revives the channel.
     Holding { hold: Duration },
     /// The peer did not acknowledge a message after every retransmission (and the hold): the
@@ -219,6 +222,10 @@ pub struct Channel {
     /// When an acknowledgement must be sent if no message carries it first.
     ack_due: Option<Instant>,
     last_received: Option<Instant>,
+    /// When the control channel timeout started: the first retransmission timeout since the
+    /// peer last acknowledged anything. RFC 4951 §5.1 starts the Recovery Time here, not when
+    /// the retries run out.
+    timeout_started: Option<Instant>,
     state: State,
     stats: Stats,
 }
@@ -254,6 +261,7 @@ impl Channel {
             reorder: VecDeque::new(),
             ack_due: None,
             last_received: None,
+            timeout_started: None,
             state: State::Active,
             stats: Stats::default(),
         }
@@ -410,20 +418,29 @@ impl Channel {
         }
         let max_retries = self.config.max_retries;
         let expired = |m: &InFlight| !m.due && m.deadline <= now;
+        if self.timeout_started.is_none() {
+            self.timeout_started = self
+                .in_flight
+                .iter()
+                .filter(|m| expired(m))
+                .map(|m| m.deadline)
+                .min();
+        }
         if self
             .in_flight
             .iter()
             .any(|m| expired(m) && m.retries >= max_retries)
         {
-            if self.config.hold.is_zero() {
+            // RFC 4951 §5.1: the Recovery Time runs from the start of the control channel
+            // timeout; whatever is left of it once the retries are exhausted is the hold.
+            let started = self.timeout_started.unwrap_or(now);
+            let until = started.checked_add(self.config.hold);
+            let hold = until.map_or(self.config.hold, |u| u.saturating_duration_since(now));
+            if hold.is_zero() {
                 self.fail(&mut events);
             } else {
-                self.state = State::Holding {
-                    until: now.checked_add(self.config.hold),
-                };
-                events.push(Event::Holding {
-                    hold: self.config.hold,
-                });
+                self.state = State::Holding { until };
+                events.push(Event::Holding { hold });
             }
             return events;
         }
@@ -524,6 +541,7 @@ impl Channel {
         self.ssthresh = self.peer_window;
         self.ca_acked = 0;
         self.ack_due = None;
+        self.timeout_started = None;
         self.state = State::Active;
         flushed
     }
@@ -642,6 +660,9 @@ impl Channel {
             self.cwnd = self.cwnd.min(self.peer_window);
         }
         // RFC 4951 §5.1: an acknowledgement stops the recovery timer.
+        if acked {
+            self.timeout_started = None;
+        }
         if acked
             && matches!(self.state, State::Holding { .. })
             && self
@@ -845,13 +866,15 @@ mod tests {
         let mut ch = Channel::new(
             Version::V2,
             ReliableConfig {
-                hold: Duration::from_secs(10),
+                hold: Duration::from_secs(40),
                 ..ReliableConfig::default()
             },
         );
         ch.send(0, vec![0xaa]).expect("queued");
         let (sent, events) = unanswered(&mut ch, t0);
         assert_eq!(sent.len(), 6, "no retransmission during the hold");
+        // RFC 4951 §5.1: the 40 s started with the first timeout (1 s), so 10 s are left when
+        // the retries run out at 31 s.
         assert_eq!(
             events,
             [
@@ -870,7 +893,8 @@ mod tests {
     fn hold_set_later_and_ack_during_hold_revives() {
         let t0 = Instant::now();
         let mut ch = v2();
-        ch.set_hold(Duration::from_secs(30));
+        // 60 s from the first timeout (1 s): 30 s left when the retries run out at 31 s.
+        ch.set_hold(Duration::from_secs(60));
         ch.send(0, vec![0xaa]).expect("queued");
         let mut now = t0;
         let mut events = Vec::new();
@@ -894,6 +918,63 @@ mod tests {
         assert_eq!(ch.poll_timeout(), None);
         ch.send(0, vec![0xbb]).expect("alive");
         assert_eq!(drain(&mut ch, now + Duration::from_secs(29)).len(), 1);
+    }
+
+    #[test]
+    fn recovery_time_shorter_than_the_retries_adds_no_hold() {
+        // RFC 4951 §5.1: the Recovery Time starts with the control channel timeout; 10 s from
+        // the first timeout (1 s) have passed when the retries run out at 31 s.
+        let t0 = Instant::now();
+        let mut ch = Channel::new(
+            Version::V2,
+            ReliableConfig {
+                hold: Duration::from_secs(10),
+                ..ReliableConfig::default()
+            },
+        );
+        ch.send(0, vec![0xaa]).expect("queued");
+        let (sent, events) = unanswered(&mut ch, t0);
+        assert_eq!(sent.len(), 6);
+        assert_eq!(events, [(Duration::from_secs(31), Event::Failed)]);
+    }
+
+    #[test]
+    fn an_acknowledgement_restarts_the_recovery_time() {
+        // A first message times out once and is then acknowledged: the timer stops (RFC 4951
+        // §5.1). A second message's timeout starts it again, from its own first timeout.
+        let t0 = Instant::now();
+        let mut ch = Channel::new(
+            Version::V2,
+            ReliableConfig {
+                hold: Duration::from_secs(40),
+                ..ReliableConfig::default()
+            },
+        );
+        ch.send(0, vec![0xaa]).expect("queued");
+        drain(&mut ch, t0);
+        let t1 = ch.poll_timeout().expect("retransmission pending");
+        assert!(ch.handle_timeout(t1).is_empty());
+        drain(&mut ch, t1);
+        let t2 = t1 + Duration::from_millis(500);
+        let ev = ch.handle_incoming(&from_peer(0, 1), &[], t2);
+        assert_eq!(ev, [Event::Acked { ns: 0 }]);
+        let t3 = t2 + Duration::from_secs(100);
+        ch.send(0, vec![0xbb]).expect("alive");
+        let (_, events) = unanswered(&mut ch, t3);
+        // Timeouts of the second message at +1 s, ..., retries exhausted at +31 s; 40 s from
+        // +1 s leaves 10 s. Without the restart the 40 s would have run out long before.
+        assert_eq!(
+            events,
+            [
+                (
+                    Duration::from_secs(31),
+                    Event::Holding {
+                        hold: Duration::from_secs(10)
+                    }
+                ),
+                (Duration::from_secs(41), Event::Failed),
+            ]
+        );
     }
 
     #[test]

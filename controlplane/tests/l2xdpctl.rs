@@ -1099,6 +1099,18 @@ async fn show_stats_and_metrics_read_the_pinned_maps() {
     drops
         .set(DropReason::SpoofedSource as u32, per(&|_| 1), 0)
         .expect("set");
+    // AF_XDP mode's workers (l2xdp_xsk_stats, the worker of core 0): 5 unknown_session (a
+    // session removed under a packet), 7 sequence_out_of_order, 2 not sent (no egress socket):
+    // the same reasons, added to CPU 0.
+    let mut xsk: PerCpuArray<MapData, u64> = open(name::XSK_STATS).try_into().expect("xsk");
+    for (i, v) in [
+        (DropReason::UnknownSession as u32, 5),
+        (DropReason::SequenceOutOfOrder as u32, 7),
+        (m::xsk_stat::NO_EGRESS, 2),
+    ] {
+        xsk.set(i, per(&|c| if c == 0 { v } else { 0 }), 0)
+            .expect("set");
+    }
     let mut counters: PerCpuHashMap<MapData, m::SessionKey, m::Counters> =
         open(name::COUNTERS).try_into().expect("counters");
     for (id, k) in [(0x0001_0002u32, 1u64), (0x0001_0003, 2)] {
@@ -1145,9 +1157,11 @@ async fn show_stats_and_metrics_read_the_pinned_maps() {
     assert_eq!(snap["total"]["downstream"]["packets"], 20 * tri, "{v}");
     assert_eq!(snap["total"]["upstream"]["bytes"], up_bytes, "{v}");
     assert_eq!(snap["total"]["downstream"]["bytes"], 3000 * n, "{v}");
-    assert_eq!(snap["total"]["dropped"], 3 * tri + n, "{v}");
+    assert_eq!(snap["total"]["dropped"], 3 * tri + n + 12, "{v}");
+    assert_eq!(snap["total"]["unsent"], 2, "{v}");
+    assert_eq!(snap["cpus"][0]["unsent"], 2, "{v}");
     assert_eq!(snap["cpus"][0]["upstream"]["packets"], 10, "{v}");
-    assert_eq!(snap["cpus"][0]["dropped"], 4, "{v}");
+    assert_eq!(snap["cpus"][0]["dropped"], 4 + 12, "{v}");
     assert_eq!(snap["sessions"], 2, "{v}");
     let drops_by: BTreeMap<String, u64> = snap["drops"]
         .as_array()
@@ -1161,7 +1175,8 @@ async fn show_stats_and_metrics_read_the_pinned_maps() {
         })
         .collect();
     assert_eq!(drops_by.len(), DropReason::COUNT);
-    assert_eq!(drops_by["unknown_session"], 3 * tri);
+    assert_eq!(drops_by["unknown_session"], 3 * tri + 5);
+    assert_eq!(drops_by["sequence_out_of_order"], 7);
     assert_eq!(drops_by["spoofed_source"], n);
     assert_eq!(drops_by["truncated"], 0);
     let per_session = snap["per_session"].as_array().expect("per session");
@@ -1219,7 +1234,7 @@ async fn show_stats_and_metrics_read_the_pinned_maps() {
     assert!(
         text.lines()
             .any(|l| l.split_whitespace().collect::<Vec<_>>()
-                == ["unknown_session", &(3 * tri).to_string()]),
+                == ["unknown_session", &(3 * tri + 5).to_string()]),
         "{text}"
     );
 
@@ -1237,7 +1252,15 @@ async fn show_stats_and_metrics_read_the_pinned_maps() {
             "l2xdp_fastpath_drops_total",
             &[("reason", "unknown_session")]
         ),
-        (3 * tri) as f64
+        (3 * tri + 5) as f64
+    );
+    assert_eq!(
+        metric(
+            &mtr,
+            "l2xdp_fastpath_drops_total",
+            &[("reason", "sequence_out_of_order")]
+        ),
+        7.0
     );
     assert_eq!(
         metric(

@@ -1,7 +1,9 @@
 //! `l2xdpd` as a process: started from a configuration file, a LAC (this crate's initiator
 //! role) brings sessions up against it with PPP, the control socket reports them and clears
 //! one, bad requests get error replies, SIGTERM stops it cleanly; `--check` refuses a bad
-//! configuration naming the line and field.
+//! configuration naming the line and field. l2xdpd in the initiator role (`[initiator]`)
+//! opens its tunnels and sessions against another l2xdpd, and one more through its control
+//! socket.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -19,6 +21,7 @@ use l2xdp_controlplane::socket::L2tpSocket;
 use l2xdp_dataplane::lab::scratch::Scratch;
 use l2xdp_dataplane::MemoryDataPlane;
 use l2xdp_wire::l2tp::header::Version;
+use serde_json::Value;
 
 /// Bounds a hung run only.
 const LIMIT: Duration = Duration::from_secs(60);
@@ -155,4 +158,89 @@ fn check_refuses_a_bad_config_with_line_and_field() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("bad.toml:5:"), "{err}");
     assert!(err.contains("ppp.mru"), "{err}");
+}
+
+/// Waits (bounded) until `done` holds for the `status` reply's data; returns that data.
+fn status_when(sock: &Path, done: impl Fn(&Value) -> bool) -> Value {
+    l2xdpd::status_when(sock, LIMIT, Duration::from_millis(20), done)["data"].clone()
+}
+
+#[test]
+fn daemon_in_the_initiator_role_opens_its_sessions() {
+    let scratch = Scratch::plain("l2xdpd-init");
+    let port = free_udp_port().expect("a free port");
+    let (lns_dir, dir) = (scratch.dir.join("lns"), scratch.dir.join("lac"));
+    for d in [&lns_dir, &dir] {
+        std::fs::create_dir_all(d).expect("dir");
+    }
+    let lns_d = start(&lns_dir, port);
+    let lns_sock = lns_d.socket().to_path_buf();
+
+    // The LAC: l2xdpd with [initiator], 2 tunnels × 2 PPP sessions as user0..user3, the
+    // passwords from its users file (which has user4 too, and no user9).
+    let base = format!(
+        r#"[l2tp]
+host_name = "lac"
+
+[ppp]
+auth = ["chap"]
+
+[initiator]
+peer = "127.0.0.1:{port}"
+version = 2
+tunnels = 2
+sessions = 2
+"#
+    );
+    let files = l2xdpd::write_config(
+        &dir,
+        Path::new("lac.toml"),
+        &base,
+        Placement::memory(SocketAddr::from((
+            [127, 0, 0, 1],
+            free_udp_port().expect("a free port"),
+        ))),
+        5,
+    )
+    .expect("config");
+    let lac_d = L2xdpd::start(None, Path::new(env!("CARGO_BIN_EXE_l2xdpd")), &files, None);
+    let lac_sock = lac_d.socket().to_path_buf();
+    let lac = status_when(&lac_sock, |d| d["ppp_up"] == 4);
+    assert_eq!(
+        (&lac["tunnels"], &lac["sessions"], &lac["ppp_up"]),
+        (&2.into(), &4.into(), &4.into()),
+        "{lac}"
+    );
+    let lns = status_when(&lns_sock, |d| d["ppp_up"] == 4);
+    assert_eq!(lns["sessions"], 4, "{lns}");
+    let users_up: Vec<Value> = ask(&lns_sock, r#"{"cmd":"sessions"}"#)["data"]
+        .as_array()
+        .expect("sessions")
+        .iter()
+        .map(|s| s["user"].clone())
+        .collect();
+    for i in 0..4 {
+        assert!(
+            users_up.contains(&format!("user{i}").into()),
+            "{users_up:?}"
+        );
+    }
+
+    // One more through the control socket: session 4 (user4); session 9 has no user.
+    let t = ask(&lac_sock, r#"{"cmd":"tunnels"}"#)["data"][0]["tunnel"].clone();
+    let r = ask(
+        &lac_sock,
+        &format!(r#"{{"cmd":"open_session","tunnel":{t},"n":4}}"#),
+    );
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(r["data"]["tunnel"], t, "{r}");
+    let r = ask(
+        &lac_sock,
+        &format!(r#"{{"cmd":"open_session","tunnel":{t},"n":9}}"#),
+    );
+    assert_eq!(r["kind"], "not_found", "no user9: {r}");
+    let r = ask(&lac_sock, r#"{"cmd":"open_session","tunnel":1,"n":0}"#);
+    assert_eq!(r["kind"], "not_found", "no such tunnel: {r}");
+    let lns = status_when(&lns_sock, |d| d["ppp_up"] == 5);
+    assert_eq!(lns["ppp_up"], 5, "{lns}");
 }

@@ -6,8 +6,10 @@
 //! - [`loader`]: load, attach (native XDP), pin, detach.
 //! - [`session_map`]: session entries ↔ map values, the encap template.
 //! - [`static_pw`]: static L2TPv3 pseudowires from TOML (Linux `ip l2tp` manual mode).
+//! - [`afxdp`], [`xsk`]: the AF_XDP mode: per-core workers behind the same programs.
 //! - [`test_run`], [`lab`]: `BPF_PROG_TEST_RUN` and network namespaces for tests and benches.
 
+pub mod afxdp;
 pub mod api;
 pub mod lab;
 pub mod loader;
@@ -16,6 +18,7 @@ pub mod static_pw;
 pub mod stats;
 pub mod test_run;
 pub mod xdp;
+pub mod xsk;
 
 pub use api::{Binding, DataPlane, DataPlaneError, MemoryDataPlane, SessionCounters, SessionEntry};
 pub use xdp::{FastPathConfig, XdpDataPlane};

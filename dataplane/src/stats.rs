@@ -10,11 +10,17 @@
 //! session is removed, and [`Rates::between`] clamps such a difference to 0.
 //!
 //! Drop reasons are `wire::datapath::DropReason` by its stable index and [`DropReason::name`].
+//!
+//! AF_XDP mode ([`crate::afxdp`]): the packets and bytes are the programs' (counted before the
+//! hand-over to a worker); the drops are the programs' plus the workers' (`l2xdp_xsk_stats`,
+//! per CPU: a worker's at its core), by the same reasons, so both modes give the same names.
+//! What a worker got but could not send (no egress socket, no transmit frame, bad metadata) is
+//! [`CoreCounters::unsent`] (0 in XDP mode).
 
 use std::path::Path;
 
 use aya::maps::{Map, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues};
-use l2xdp_ebpf::maps::{self, name, verdict};
+use l2xdp_ebpf::maps::{self, name, verdict, xsk_stat};
 use l2xdp_wire::datapath::{DropReason, SessionKey};
 use serde::{Deserialize, Serialize};
 
@@ -41,6 +47,10 @@ pub struct CoreCounters {
     pub to_control: u64,
     /// Dropped (all reasons).
     pub dropped: u64,
+    /// AF_XDP mode: handed to a worker but not sent (no egress socket, no transmit frame,
+    /// bad metadata); 0 in XDP mode.
+    #[serde(default)]
+    pub unsent: u64,
 }
 
 impl CoreCounters {
@@ -51,6 +61,7 @@ impl CoreCounters {
         self.downstream.bytes += o.downstream.bytes;
         self.to_control += o.to_control;
         self.dropped += o.dropped;
+        self.unsent += o.unsent;
     }
 }
 
@@ -192,6 +203,8 @@ pub struct StatsMaps {
     counters: PerCpuHashMap<MapData, maps::SessionKey, maps::Counters>,
     drops: PerCpuArray<MapData, u64>,
     verdicts: PerCpuArray<MapData, u64>,
+    /// The AF_XDP workers' counters (all 0 in XDP mode).
+    xsk: PerCpuArray<MapData, u64>,
 }
 
 fn sys(what: &str, e: impl std::fmt::Display) -> DataPlaneError {
@@ -216,6 +229,9 @@ impl StatsMaps {
             verdicts: get(name::VERDICTS)?
                 .try_into()
                 .map_err(|e| sys(name::VERDICTS, e))?,
+            xsk: get(name::XSK_STATS)?
+                .try_into()
+                .map_err(|e| sys(name::XSK_STATS, e))?,
         })
     }
 
@@ -243,7 +259,11 @@ impl StatsMaps {
         }
         let mut drops = Vec::with_capacity(DropReason::COUNT);
         for r in DropReason::ALL {
-            let v = Self::per_cpu(&self.drops, name::DROPS, r as u32)?;
+            let mut v = Self::per_cpu(&self.drops, name::DROPS, r as u32)?;
+            let w = Self::per_cpu(&self.xsk, name::XSK_STATS, r as u32)?;
+            for (v, w) in v.iter_mut().zip(&w) {
+                *v += w;
+            }
             for (i, n) in v.iter().enumerate() {
                 if let Some(c) = cpus.get_mut(i) {
                     c.dropped += n;
@@ -254,6 +274,14 @@ impl StatsMaps {
                 index: r as u8,
                 packets: v.iter().sum(),
             });
+        }
+        for i in [xsk_stat::NO_EGRESS, xsk_stat::TX_FULL, xsk_stat::OTHER] {
+            for (c, n) in cpus
+                .iter_mut()
+                .zip(Self::per_cpu(&self.xsk, name::XSK_STATS, i)?)
+            {
+                c.unsent += n;
+            }
         }
         let mut sessions = 0;
         let mut out = Vec::new();

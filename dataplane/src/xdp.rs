@@ -7,7 +7,9 @@ use std::net::Ipv6Addr;
 use std::path::Path;
 
 use aya::maps::lpm_trie::{Key as LpmKey, LpmTrie};
-use aya::maps::{Array, HashMap, Map, MapData, MapError, PerCpuArray, PerCpuHashMap, PerCpuValues};
+use aya::maps::{
+    Array, HashMap, Map, MapData, MapError, PerCpuArray, PerCpuHashMap, PerCpuValues, Queue,
+};
 use aya::util::nr_cpus;
 use aya::Ebpf;
 use l2xdp_ebpf::maps::{self, name};
@@ -30,6 +32,8 @@ pub struct FastPathConfig {
     pub mtu: u32,
     /// Access side: spread sessions over this many CPUs with the cpumap (0: off).
     pub cpumap_cpus: u32,
+    /// AF_XDP mode: forwarded packets go to the workers' sockets ([`crate::afxdp`]).
+    pub afxdp: bool,
 }
 
 impl Default for FastPathConfig {
@@ -38,6 +42,7 @@ impl Default for FastPathConfig {
             decap: DecapConfig::default(),
             mtu: 1500,
             cpumap_cpus: 0,
+            afxdp: false,
         }
     }
 }
@@ -53,6 +58,10 @@ pub struct XdpDataPlane {
     sub4: HashMap<MapData, [u8; 4], maps::SessionKey>,
     sub6: LpmTrie<MapData, [u8; 16], maps::SessionKey>,
     ac: HashMap<MapData, u32, maps::SessionKey>,
+    /// Session changes for AF_XDP workers in another process, and the flag set when one did
+    /// not fit ([`crate::afxdp`]).
+    changes: Queue<MapData, maps::Change>,
+    resync: Array<MapData, u32>,
     /// What each session is bound to, and who owns each IPv6 prefix, read from the maps once
     /// when this handle is opened and kept up to date by it: installing or removing a session
     /// then touches only its own entries instead of scanning the binding maps (which made
@@ -111,6 +120,8 @@ impl XdpDataPlane {
             sub4: typed!(name::SUB4),
             sub6: typed!(name::SUB6),
             ac: typed!(name::AC),
+            changes: typed!(name::CHANGES),
+            resync: typed!(name::RESYNC),
             index: std::collections::HashMap::new(),
             prefix_owner: std::collections::HashMap::new(),
         };
@@ -118,6 +129,15 @@ impl XdpDataPlane {
             dp.remember(k, &b);
         }
         Ok(dp)
+    }
+
+    /// Tells AF_XDP workers (of any process) that a session changed: a change record in the
+    /// pinned queue, or, when it is full, the resync flag (the workers rescan the session map).
+    fn notify(&mut self, key: maps::SessionKey, op: u32) -> Result<(), DataPlaneError> {
+        if self.changes.push(maps::Change { key, op }, 0).is_err() {
+            self.resync.set(0, 1, 0).map_err(|e| sys(name::RESYNC, e))?;
+        }
+        Ok(())
     }
 
     fn remember(&mut self, k: maps::SessionKey, b: &Binding) {
@@ -141,6 +161,7 @@ impl XdpDataPlane {
             cpumap_enabled: u32::from(c.cpumap_cpus > 0),
             cpumap_cpus: c.cpumap_cpus,
             configured: 1,
+            afxdp: u32::from(c.afxdp),
         };
         self.config.set(0, v, 0).map_err(|e| sys(name::CONFIG, e))
     }
@@ -332,7 +353,7 @@ impl DataPlane for XdpDataPlane {
             }
         }
         self.remember(mk, &entry.binding);
-        Ok(())
+        self.notify(mk, maps::op::UPSERT)
     }
 
     fn remove(&mut self, key: &SessionKey) -> Result<(), DataPlaneError> {
@@ -351,7 +372,7 @@ impl DataPlane for XdpDataPlane {
                 Err(e) => return Err(sys("session state", e)),
             }
         }
-        Ok(())
+        self.notify(mk, maps::op::REMOVE)
     }
 
     fn reset_sequence(&mut self, key: &SessionKey) -> Result<(), DataPlaneError> {
@@ -362,7 +383,8 @@ impl DataPlane for XdpDataPlane {
         // RFC 4951 §3.2.3: Ns restarts at 0, the receiver re-learns (RxSeq::unsynced).
         self.seq
             .insert(mk, maps::Seq::default(), F_LOCK)
-            .map_err(|e| sys(name::SEQ, e))
+            .map_err(|e| sys(name::SEQ, e))?;
+        self.notify(mk, maps::op::RESET_SEQ)
     }
 
     fn sessions(&self) -> Result<Vec<SessionEntry>, DataPlaneError> {

@@ -1,7 +1,10 @@
 //! End to end on veth: lac — lns — core namespaces, the programs attached (native XDP, pinned
 //! under a private directory) on the lns side, a static L2TPv3 pseudowire installed through
 //! `XdpDataPlane::open` of the pins, frames sent from lac with a packet socket, counted on the
-//! core side and in the per-session counters; and back. Needs root; skips loudly otherwise.
+//! core side and in the per-session counters; and back. In XDP mode and, as
+//! `static_pseudowire_over_three_namespaces_afxdp`, in AF_XDP mode (a worker on CPU 0 with
+//! sockets on `la` and `lc`, which is the pseudowire's attachment circuit here): same packets,
+//! same counters, and every one of them through the worker. Needs root; skips loudly otherwise.
 
 mod common;
 
@@ -9,21 +12,33 @@ use std::time::Duration;
 
 use common::*;
 use l2xdp_dataplane::lab::packet::ETH_P_LOCAL_EXP;
-use l2xdp_dataplane::lab::topology::{PeerPort, Pins, Topology, CORE0, LAC0, LC};
+use l2xdp_dataplane::lab::topology::{Mode, PeerPort, Pins, Topology, CORE0, LAC0, LC};
 use l2xdp_dataplane::{loader, static_pw, DataPlane, XdpDataPlane};
+use l2xdp_ebpf::maps::xsk_stat;
+use l2xdp_wire::datapath::DropReason;
 
 /// How long a count waits for one more frame.
 const QUIET: Duration = Duration::from_millis(300);
 
 #[test]
 fn static_pseudowire_over_three_namespaces() {
-    if skip_unless_root("static_pseudowire_over_three_namespaces") {
+    static_pseudowire_in(Mode::Xdp, "static_pseudowire_over_three_namespaces");
+}
+
+#[test]
+fn static_pseudowire_over_three_namespaces_afxdp() {
+    static_pseudowire_in(Mode::AfXdp, "static_pseudowire_over_three_namespaces_afxdp");
+}
+
+fn static_pseudowire_in(mode: Mode, name: &str) {
+    if skip_unless_root(name) {
         return;
     }
     // The lab's topology: no IPv6 autoconfiguration chatter, everything on the circuit is
     // pseudowire payload.
-    let topo = Topology::new("e2e");
-    let pins = Pins::under_sys_fs_bpf("test");
+    let tag = format!("e2e-{mode:?}");
+    let topo = Topology::new(&tag);
+    let pins = Pins::under_sys_fs_bpf(&tag);
     let pin_dir = pins.path().to_path_buf();
     let config = r#"
 [[pseudowire]]
@@ -42,7 +57,7 @@ interface = "lc"
     let pw = static_pw::parse(config, "e2e.toml")
         .expect("config")
         .remove(0);
-    let _lns_obj = topo.attach_fast_path(&pin_dir);
+    let fp = topo.start_fast_path(&pin_dir, mode);
     let entry = {
         let _g = topo.lns.enter();
         // Another handle, as the control plane would open it.
@@ -51,6 +66,7 @@ interface = "lc"
         dp.install(&entry).expect("install");
         entry
     };
+    fp.settle();
     let core_port = PeerPort::new(&topo.core, CORE0);
     let core_sock = core_port.socket(ETH_P_LOCAL_EXP, QUIET);
     let lac_port = PeerPort::new(&topo.lac, LAC0);
@@ -90,4 +106,23 @@ interface = "lc"
     assert_eq!((c.rx_packets, c.tx_packets), (N as u64, M as u64), "{c:?}");
     let frame_len = from_peer(&peer, &inner, 0).len() as u64;
     assert_eq!(c.rx_bytes, N as u64 * frame_len);
+    assert_eq!(
+        fp.drop_counters(),
+        [0; DropReason::COUNT],
+        "nothing dropped"
+    );
+    if let Some(a) = &fp.afxdp {
+        let w = a.counters();
+        assert_eq!(a.received(), (N + M) as u64, "through the worker: {w:?}");
+        assert_eq!(
+            (w[xsk_stat::DECAP as usize], w[xsk_stat::ENCAP as usize]),
+            (N as u64, M as u64),
+            "{w:?}"
+        );
+        assert_eq!(
+            w.iter().sum::<u64>(),
+            (N + M) as u64,
+            "no worker drop: {w:?}"
+        );
+    }
 }

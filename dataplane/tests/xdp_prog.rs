@@ -1,6 +1,11 @@
 //! The XDP programs against the reference (`wire::datapath`), with BPF_PROG_TEST_RUN inside a
 //! fresh namespace (bpf_fib_lookup resolves through its routes and static neighbours). Needs
 //! root; skips loudly otherwise.
+//!
+//! Every case runs twice: `xdp::<case>` checks the programs against the reference;
+//! `afxdp::<case>` is the differential test of AF_XDP mode — the same frames also go through
+//! the programs in AF_XDP mode and the workers on real veths, and must come out identical (see
+//! `common::Fixture` with `Mode::AfXdp`).
 
 mod common;
 
@@ -14,12 +19,11 @@ fn forwarded(v: &Verdict) -> bool {
     matches!(v, Verdict::Forward { .. })
 }
 
-#[test]
-fn v2_upstream_and_downstream_ipv4_and_ipv6_inside() {
+fn v2_upstream_and_downstream_ipv4_and_ipv6_inside(mode: Mode) {
     if skip_unless_root("v2_upstream_and_downstream") {
         return;
     }
-    let mut f = Fixture::new("v2");
+    let mut f = Fixture::new_mode("v2", mode);
     let e = v2_entry(false);
     f.install(&e);
     let key = e.key();
@@ -51,12 +55,11 @@ fn v2_upstream_and_downstream_ipv4_and_ipv6_inside() {
     assert_eq!((c.rx_packets, c.tx_packets), (3, 4), "{c:?}");
 }
 
-#[test]
-fn v3_over_udp_and_ip_with_cookies() {
+fn v3_over_udp_and_ip_with_cookies(mode: Mode) {
     if skip_unless_root("v3_over_udp_and_ip_with_cookies") {
         return;
     }
-    let mut f = Fixture::new("v3");
+    let mut f = Fixture::new_mode("v3", mode);
     let ac = f.c0;
     let cookies: [&[u8]; 3] = [&[], &[1, 2, 3, 4], &[1, 2, 3, 4, 5, 6, 7, 8]];
     let mut sid = 100;
@@ -82,21 +85,18 @@ fn v3_over_udp_and_ip_with_cookies() {
                     }
                     // Downstream: the frame on the attachment circuit.
                     f.check_encap(&e.key(), &eth, &eth, ac);
-                    f.dp.remove(&e.key()).expect("remove");
-                    f.sessions.remove(&e.key());
-                    f.bindings.remove(&e.key());
+                    f.remove(&e.key());
                 }
             }
         }
     }
 }
 
-#[test]
-fn sequencing_in_order_duplicate_and_relearn_after_reset() {
+fn sequencing_in_order_duplicate_and_relearn_after_reset(mode: Mode) {
     if skip_unless_root("sequencing") {
         return;
     }
-    let mut f = Fixture::new("seq");
+    let mut f = Fixture::new_mode("seq", mode);
     let e = v2_entry(true);
     f.install(&e);
     let key = e.key();
@@ -147,12 +147,11 @@ fn sequencing_in_order_duplicate_and_relearn_after_reset() {
     }
 }
 
-#[test]
-fn unknown_spoofed_control_and_ppp_control() {
+fn unknown_spoofed_control_and_ppp_control(mode: Mode) {
     if skip_unless_root("unknown_spoofed_control") {
         return;
     }
-    let mut f = Fixture::new("neg");
+    let mut f = Fixture::new_mode("neg", mode);
     let e = v2_entry(false);
     f.install(&e);
     let peer = mirror(&e.session);
@@ -257,12 +256,11 @@ fn v2_bound(session_id: u16, ipv4: Option<&str>, ipv6: &[(&str, u8)]) -> Session
 /// RFC 1661 §3.2 / BCP 38: only sources bound to the session are forwarded (IPv4 exact, IPv6
 /// longest prefix); a session installed before its address is bound forwards nothing; IPv6
 /// link-local goes to the control plane.
-#[test]
-fn source_address_validation() {
+fn source_address_validation(mode: Mode) {
     if skip_unless_root("source_address_validation") {
         return;
     }
-    let mut f = Fixture::new("sav");
+    let mut f = Fixture::new_mode("sav", mode);
     let ours = v2_entry(false); // SUB4, 2001:db8:100::/64
     let other = v2_bound(3, Some("100.64.0.2"), &[("2001:db8:100:0:ff00::", 72)]);
     let unbound = v2_bound(4, None, &[]);
@@ -346,12 +344,11 @@ fn refresh_udp_checksum(frame: &mut [u8]) {
     UdpPacket::new_unchecked(&mut frame[34..]).fill_checksum(src, dst);
 }
 
-#[test]
-fn every_prefix_of_valid_frames() {
+fn every_prefix_of_valid_frames(mode: Mode) {
     if skip_unless_root("every_prefix_of_valid_frames") {
         return;
     }
-    let mut f = Fixture::new("trunc");
+    let mut f = Fixture::new_mode("trunc", mode);
     let e2 = v2_entry(false);
     f.install(&e2);
     let e3 = v3_entry(
@@ -411,12 +408,11 @@ fn every_prefix_of_valid_frames() {
     }
 }
 
-#[test]
-fn sessions_read_back() {
+fn sessions_read_back(mode: Mode) {
     if skip_unless_root("sessions_read_back") {
         return;
     }
-    let mut f = Fixture::new("rb");
+    let mut f = Fixture::new_mode("rb", mode);
     let e2 = v2_entry(true);
     let e3 = v3_entry(
         9,
@@ -439,10 +435,49 @@ fn sessions_read_back() {
         f.dp.install(&clash),
         Err(l2xdp_dataplane::DataPlaneError::Conflict { .. })
     ));
-    f.dp.remove(&e2.key()).expect("remove");
+    f.remove(&e2.key());
     assert_eq!(f.dp.sessions().expect("sessions"), vec![e3]);
     assert!(matches!(
         f.dp.counters(&e2.key()),
         Err(l2xdp_dataplane::DataPlaneError::NotFound(_))
     ));
 }
+
+/// Each case in both modes.
+macro_rules! cases {
+    ($mod:ident, $mode:expr) => {
+        mod $mod {
+            #[test]
+            fn v2_upstream_and_downstream_ipv4_and_ipv6_inside() {
+                super::v2_upstream_and_downstream_ipv4_and_ipv6_inside($mode)
+            }
+            #[test]
+            fn v3_over_udp_and_ip_with_cookies() {
+                super::v3_over_udp_and_ip_with_cookies($mode)
+            }
+            #[test]
+            fn sequencing_in_order_duplicate_and_relearn_after_reset() {
+                super::sequencing_in_order_duplicate_and_relearn_after_reset($mode)
+            }
+            #[test]
+            fn unknown_spoofed_control_and_ppp_control() {
+                super::unknown_spoofed_control_and_ppp_control($mode)
+            }
+            #[test]
+            fn source_address_validation() {
+                super::source_address_validation($mode)
+            }
+            #[test]
+            fn every_prefix_of_valid_frames() {
+                super::every_prefix_of_valid_frames($mode)
+            }
+            #[test]
+            fn sessions_read_back() {
+                super::sessions_read_back($mode)
+            }
+        }
+    };
+}
+
+cases!(xdp, super::Mode::Xdp);
+cases!(afxdp, super::Mode::AfXdp);

@@ -105,6 +105,44 @@ struct {
 	__type(value, struct bpf_cpumap_val);
 } l2xdp_cpus SEC(".maps");
 
+/* AF_XDP mode: the workers' sockets, l2xdp_xsk_base[ifindex] + queue. */
+struct {
+	__uint(type, BPF_MAP_TYPE_XSKMAP);
+	__uint(max_entries, L2XDP_XSK_MAX);
+	__type(key, __u32);
+	__type(value, __u32);
+} l2xdp_xsks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u32);   /* ifindex */
+	__type(value, __u32); /* first l2xdp_xsks index of its queues */
+} l2xdp_xsk_base SEC(".maps");
+
+/* Session changes for AF_XDP workers in another process (written by user space only). */
+struct {
+	__uint(type, BPF_MAP_TYPE_QUEUE);
+	__uint(max_entries, 65536);
+	__type(value, struct l2xdp_change);
+} l2xdp_changes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} l2xdp_resync SEC(".maps");
+
+/* The AF_XDP workers' counters, per CPU: a worker's at the slot of its core (written by user
+ * space only). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, L2XDP_XS_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} l2xdp_xsk_stats SEC(".maps");
+
 /* ------------------------------------------------------------------------------------------ */
 /* Counting and verdicts. */
 
@@ -279,6 +317,7 @@ struct outer {
 	__u8 udp;
 	__u16 sport;
 	__u16 dport;
+	__u8 xsk;  /* AF_XDP mode with a worker socket on this queue: hand over */
 };
 
 static __always_inline int addr_eq(const __u8 *a, const __u8 *b)
@@ -357,6 +396,41 @@ static __always_inline void count_session(struct l2xdp_session_key *key, __u32 b
 	}
 }
 
+/* AF_XDP mode: whether a worker's socket is registered for this interface and queue. When
+ * none is (the AF_XDP process stopped or died: closing a socket removes its entry), the
+ * programs forward in XDP mode. */
+static __always_inline int xsk_ready(struct xdp_md *ctx)
+{
+	__u32 ifindex = ctx->ingress_ifindex, q = ctx->rx_queue_index, k;
+	__u32 *base = bpf_map_lookup_elem(&l2xdp_xsk_base, &ifindex);
+
+	if (!base || q >= L2XDP_XSK_QUEUES)
+		return 0;
+	k = *base + q;
+	return bpf_map_lookup_elem(&l2xdp_xsks, &k) != 0;
+}
+
+/* AF_XDP mode: the untouched frame with its metadata to the worker's socket. XDP_PASS when
+ * no socket is registered for this interface and queue. */
+static __always_inline int to_xsk(struct xdp_md *ctx, struct l2xdp_xsk_meta *m, __u32 verdict)
+{
+	__u32 ifindex = ctx->ingress_ifindex, q = ctx->rx_queue_index;
+	__u32 *base = bpf_map_lookup_elem(&l2xdp_xsk_base, &ifindex);
+	void *data, *meta;
+
+	if (!base || q >= L2XDP_XSK_QUEUES)
+		return v_other(L2XDP_V_ERROR, XDP_PASS);
+	if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(*m)))
+		return v_other(L2XDP_V_ERROR, XDP_ABORTED);
+	data = (void *)(long)ctx->data;
+	meta = (void *)(long)ctx->data_meta;
+	if (meta + sizeof(*m) > data)
+		return v_other(L2XDP_V_ERROR, XDP_ABORTED);
+	__builtin_memcpy(meta, m, sizeof(*m));
+	count(&l2xdp_verdicts, verdict);
+	return bpf_redirect_map(&l2xdp_xsks, *base + q, XDP_PASS);
+}
+
 /* First pass with spreading on: hand the frame to the session's CPU. XDP_PASS: stay here. */
 static __always_inline int spread(struct l2xdp_config *cfg, __u32 id)
 {
@@ -381,7 +455,8 @@ static __always_inline int trim_to(struct xdp_md *ctx, __u32 end)
 
 /* v2 Forward: bpf_fib_lookup on the inner packet, then emit_inner_ethernet. */
 static __always_inline int forward_v2(struct xdp_md *ctx, struct l2xdp_session_key *key,
-				      __u32 inner, __u32 inner_end, int v6, __u32 frame_len)
+				      __u32 inner, __u32 inner_end, int v6, __u32 frame_len,
+				      int afxdp)
 {
 	struct bpf_fib_lookup fib = {};
 	__u8 *ip;
@@ -413,6 +488,14 @@ static __always_inline int forward_v2(struct xdp_md *ctx, struct l2xdp_session_k
 		return v_other(L2XDP_V_FIB_MISS, XDP_PASS);
 
 	count_session(key, frame_len, 1);
+	if (afxdp) {
+		struct l2xdp_xsk_meta m = { .egress_ifindex = fib.ifindex, .key = *key,
+					    .dir = L2XDP_DIR_DECAP };
+
+		__builtin_memcpy(m.dmac, fib.dmac, 6);
+		__builtin_memcpy(m.smac, fib.smac, 6);
+		return to_xsk(ctx, &m, L2XDP_V_DECAP);
+	}
 	if (trim_to(ctx, inner_end) || bpf_xdp_adjust_head(ctx, (int)inner - ETH_HLEN))
 		return v_other(L2XDP_V_ERROR, XDP_ABORTED);
 
@@ -488,7 +571,7 @@ static __always_inline int decap_v3(struct xdp_md *ctx, struct l2xdp_config *cfg
 		p = at(ctx, off, 4);
 		if (!p)
 			return v_drop(L2XDP_DROP_TRUNCATED);
-		if ((s->flags & L2XDP_F_SEQ) && (p[0] & 0x40)) {
+		if ((s->flags & L2XDP_F_SEQ) && (p[0] & 0x40) && !o->xsk) {
 			__u32 seq = (__u32)p[1] << 16 | (__u32)p[2] << 8 | p[3];
 
 			if (!seq_check(&key, seq, 0xffffff, cfg->seq_relearn_after))
@@ -503,6 +586,12 @@ static __always_inline int decap_v3(struct xdp_md *ctx, struct l2xdp_config *cfg
 	/* 13. Forward the inner Ethernet frame to the attachment circuit. */
 	count_session(&key, frame_len, 1);
 	__u32 ac = s->ac_ifindex;
+	if (o->xsk) {
+		struct l2xdp_xsk_meta m = { .egress_ifindex = ac, .key = key,
+					    .dir = L2XDP_DIR_DECAP };
+
+		return to_xsk(ctx, &m, L2XDP_V_DECAP);
+	}
 	if (trim_to(ctx, end) || bpf_xdp_adjust_head(ctx, (int)off))
 		return v_other(L2XDP_V_ERROR, XDP_ABORTED);
 	count(&l2xdp_verdicts, L2XDP_V_DECAP);
@@ -594,7 +683,7 @@ static __always_inline int decap_udp(struct xdp_md *ctx, struct l2xdp_config *cf
 	if (r)
 		return v_drop(r - 1);
 	/* 9. */
-	if ((s->flags & L2XDP_F_SEQ) && (w & 0x0800)) {
+	if ((s->flags & L2XDP_F_SEQ) && (w & 0x0800) && !o->xsk) {
 		__u8 *q = at(ctx, msg + ids_at + 4, 2);
 
 		if (!q)
@@ -669,7 +758,7 @@ static __always_inline int decap_udp(struct xdp_md *ctx, struct l2xdp_config *cf
 		return v_drop(L2XDP_DROP_UNBOUND_SOURCE);
 	if (ttl <= 1)
 		return v_to_cp(L2XDP_WHY_INNER_TTL_EXPIRED);
-	return forward_v2(ctx, &key, inner, pay_end, v6, frame_len);
+	return forward_v2(ctx, &key, inner, pay_end, v6, frame_len, o->xsk);
 }
 
 static __always_inline int access(struct xdp_md *ctx, int first_pass)
@@ -684,6 +773,7 @@ static __always_inline int access(struct xdp_md *ctx, int first_pass)
 
 	if (!cfg || !cfg->configured)
 		return v_pass();
+	o.xsk = cfg->afxdp && xsk_ready(ctx);
 	/* 1. Ethernet, 0–2 VLAN tags. */
 	p = at(ctx, 0, ETH_HLEN);
 	if (!p)
@@ -827,7 +917,7 @@ static __always_inline int put(struct xdp_md *ctx, __u32 off, void *from, __u32 
 
 static __always_inline int encap(struct xdp_md *ctx, struct l2xdp_config *cfg,
 				 struct l2xdp_session *s, struct l2xdp_session_key *key,
-				 __u32 inner, __u32 inner_len, int v6)
+				 __u32 inner, __u32 inner_len, int v6, int xsk)
 {
 	struct bpf_fib_lookup fib = {};
 	__u32 hdr_len = s->hdr_len, l3 = s->l3_off, l4 = s->l4_off;
@@ -857,6 +947,16 @@ static __always_inline int encap(struct xdp_md *ctx, struct l2xdp_config *cfg,
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 		return v_other(L2XDP_V_FIB_MISS, XDP_PASS);
 
+	if (xsk) {
+		struct l2xdp_xsk_meta m = { .egress_ifindex = fib.ifindex, .key = *key,
+					    .inner_off = (__u16)inner, .inner_len = (__u16)inner_len,
+					    .dir = L2XDP_DIR_ENCAP };
+
+		__builtin_memcpy(m.dmac, fib.dmac, 6);
+		__builtin_memcpy(m.smac, fib.smac, 6);
+		count_session(key, (hdr_len & 0xff) + inner_len, 0);
+		return to_xsk(ctx, &m, L2XDP_V_ENCAP);
+	}
 	if (inner + inner_len < frame_len &&
 	    bpf_xdp_adjust_tail(ctx, -(int)(frame_len - inner - inner_len)))
 		return v_other(L2XDP_V_ERROR, XDP_ABORTED);
@@ -995,5 +1095,5 @@ int xdp_l2tp_core(struct xdp_md *ctx)
 	s = bpf_map_lookup_elem(&l2xdp_sessions, &k);
 	if (!s || s->version != (inner ? 2 : 3))
 		return v_pass();
-	return encap(ctx, cfg, s, &k, inner, len, v6);
+	return encap(ctx, cfg, s, &k, inner, len, v6, cfg->afxdp && xsk_ready(ctx));
 }

@@ -10,6 +10,8 @@
  *   ingress ifindex in bench_fwd, rewrite both MACs, bpf_redirect to the egress ifindex (the
  *   fast path redirects the same way).
  * - xdp_count: the sink on the receiving veth peer: counts packets and bytes per CPU, XDP_DROP.
+ * - xdp_to_xsk: the raw AF_XDP forwarder's classifier (`l2xdp-bench afxdp`): every frame to
+ *   the AF_XDP socket of its receive queue (bench_xsks), nothing else.
  * - xdp_gen_paced: the paced live-frame generator of `l2xdp-bench throughput`/`scale`: frames
  *   of any length up to BENCH_PFRAME_MAX (bpf_xdp_adjust_tail sets the length; the first
  *   BENCH_FRAME_MAX bytes come from the template, the rest is zeros: the tail grown by
@@ -79,6 +81,19 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } bench_rx SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_XSKMAP);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, __u32);
+} bench_xsks SEC(".maps");
+
+SEC("xdp")
+int xdp_to_xsk(struct xdp_md *ctx)
+{
+	return bpf_redirect_map(&bench_xsks, ctx->rx_queue_index, XDP_PASS);
+}
 
 SEC("xdp")
 int xdp_gen(struct xdp_md *ctx)

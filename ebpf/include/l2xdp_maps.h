@@ -67,6 +67,7 @@ struct l2xdp_config {
 	__u32 cpumap_enabled;         /* access side: spread sessions over CPUs */
 	__u32 cpumap_cpus;            /* entries 0..cpumap_cpus-1 of l2xdp_cpus are set */
 	__u32 configured;             /* 0 until user space wrote the config: pass everything */
+	__u32 afxdp;                  /* 1: AF_XDP mode, forwarded packets go to l2xdp_xsks */
 };
 
 /* Session key: the ids that arrive in packets (ours). v2: id = tunnel << 16 | session. */
@@ -146,6 +147,63 @@ struct l2xdp_counters {
 struct l2xdp_lpm6_key {
 	__u32 prefixlen;
 	__u8 addr[16];
+};
+
+/*
+ * AF_XDP mode (l2xdp_config.afxdp = 1). The programs classify exactly as in XDP mode; where
+ * XDP mode would rewrite and redirect a packet (a Forward verdict with a next hop), they put
+ * this metadata before the untouched frame (bpf_xdp_adjust_meta) and redirect it into
+ * l2xdp_xsks at l2xdp_xsk_base[ingress ifindex] + rx queue. The user-space worker does the
+ * decapsulation/encapsulation with wire::datapath, the sequence check (skipped here) and Ns.
+ */
+struct l2xdp_xsk_meta {
+	__u32 egress_ifindex;  /* from bpf_fib_lookup, or the v3 attachment circuit */
+	__u8 dmac[6];          /* next hop (bpf_fib_lookup); zero for a v3 attachment circuit */
+	__u8 smac[6];
+	struct l2xdp_session_key key;
+	__u16 inner_off;       /* encap: the payload to encapsulate */
+	__u16 inner_len;
+	__u32 dir;             /* L2XDP_DIR_DECAP or L2XDP_DIR_ENCAP */
+};
+
+/* Twin: ebpf/src/maps.rs XskMeta (const assertions there; BTF does not carry this one). */
+_Static_assert(sizeof(struct l2xdp_xsk_meta) == 32, "l2xdp_xsk_meta size");
+_Static_assert(__builtin_offsetof(struct l2xdp_xsk_meta, key) == 16, "key");
+_Static_assert(__builtin_offsetof(struct l2xdp_xsk_meta, inner_off) == 24, "inner_off");
+_Static_assert(__builtin_offsetof(struct l2xdp_xsk_meta, dir) == 28, "dir");
+
+enum l2xdp_dir {
+	L2XDP_DIR_DECAP = 1,
+	L2XDP_DIR_ENCAP = 2,
+};
+
+#define L2XDP_XSK_MAX 2048      /* l2xdp_xsks entries: 64 interfaces (l2xdp_xsk_base) x queues */
+#define L2XDP_XSK_QUEUES 32     /* queues per interface in l2xdp_xsks */
+
+/* A session changed (l2xdp_changes, QUEUE, pushed by user space writers of the session maps
+ * for AF_XDP workers in another process; on overflow l2xdp_resync[0] is set). */
+struct l2xdp_change {
+	struct l2xdp_session_key key;
+	__u32 op;              /* L2XDP_OP_* */
+};
+
+/* l2xdp_xsk_stats (PERCPU_ARRAY of __u64, written by the AF_XDP process): the workers'
+ * counters, each worker's at the slot of the core it is pinned to. 0..L2XDP_DROP_COUNT-1: drops per reason (those found by the workers:
+ * sequence, a session changed under a packet), then these. */
+enum l2xdp_xsk_stat {
+	L2XDP_XS_DECAP = 14,      /* decapsulated and sent */
+	L2XDP_XS_ENCAP = 15,      /* encapsulated and sent */
+	L2XDP_XS_NO_EGRESS = 16,  /* egress interface without a worker socket */
+	L2XDP_XS_TX_FULL = 17,    /* no free transmit frame */
+	L2XDP_XS_OTHER = 18,      /* not forwarded for another reason (bad metadata...) */
+	L2XDP_XS_COUNT = 19,
+};
+
+enum l2xdp_op {
+	L2XDP_OP_UPSERT = 1,
+	L2XDP_OP_REMOVE = 2,
+	L2XDP_OP_RESET_SEQ = 3,
+	L2XDP_OP_MARK = 4,     /* key.id: a token the workers acknowledge (AfXdp::settle) */
 };
 
 #endif

@@ -40,6 +40,8 @@ pub mod prog {
     pub const REDIRECT_PLAIN: &str = "xdp_redirect_plain";
     /// Counting sink, `XDP_DROP` (in [`super::BENCH_OBJ`]).
     pub const COUNT: &str = "xdp_count";
+    /// Every frame to the AF_XDP socket of its queue (`bench_xsks`; in [`super::BENCH_OBJ`]).
+    pub const TO_XSK: &str = "xdp_to_xsk";
     /// Paced generator: next prepared frame of any length, to its own egress, at a rate (in
     /// [`super::BENCH_OBJ`]).
     pub const GEN_PACED: &str = "xdp_gen_paced";
@@ -61,6 +63,8 @@ pub mod bench {
     pub const FWD: &str = "bench_fwd";
     /// PERCPU_ARRAY of two u64: received packets (0) and bytes (1).
     pub const RX: &str = "bench_rx";
+    /// XSKMAP of [`super::prog::TO_XSK`], key = receive queue.
+    pub const XSKS: &str = "bench_xsks";
 
     /// `struct bench_template`.
     #[repr(C)]

@@ -23,9 +23,20 @@ pub mod name {
     pub const AC: &str = "l2xdp_ac";
     /// CPUMAP for spreading sessions over CPUs.
     pub const CPUS: &str = "l2xdp_cpus";
+    /// AF_XDP mode: XSKMAP of the workers' sockets (`XSK_BASE[ifindex] + queue`).
+    pub const XSKS: &str = "l2xdp_xsks";
+    /// AF_XDP mode: ifindex → first index in [`XSKS`], HASH.
+    pub const XSK_BASE: &str = "l2xdp_xsk_base";
+    /// [`super::Change`] QUEUE: session changes for AF_XDP workers (written by user space).
+    pub const CHANGES: &str = "l2xdp_changes";
+    /// ARRAY of one u32: set when a change did not fit [`CHANGES`] (workers rescan).
+    pub const RESYNC: &str = "l2xdp_resync";
+    /// [`super::xsk_stat`] index → u64, ARRAY: the AF_XDP workers' counters, merged.
+    pub const XSK_STATS: &str = "l2xdp_xsk_stats";
     /// Every map.
-    pub const ALL: [&str; 10] = [
-        CONFIG, SESSIONS, SEQ, COUNTERS, DROPS, VERDICTS, SUB4, SUB6, AC, CPUS,
+    pub const ALL: [&str; 15] = [
+        CONFIG, SESSIONS, SEQ, COUNTERS, DROPS, VERDICTS, SUB4, SUB6, AC, CPUS, XSKS, XSK_BASE,
+        CHANGES, RESYNC, XSK_STATS,
     ];
 }
 
@@ -84,6 +95,7 @@ pub struct Config {
     pub cpumap_enabled: u32,
     pub cpumap_cpus: u32,
     pub configured: u32,
+    pub afxdp: u32,
 }
 
 /// `struct l2xdp_session_key`: v2 `id` = tunnel << 16 | session; v3 `id` = session.
@@ -181,6 +193,79 @@ pub struct Seq {
     pub rx_run_next: u32,
 }
 
+/// `max_entries` of [`name::XSKS`]: [`XSK_QUEUES`] for each of the 64 interfaces
+/// [`name::XSK_BASE`] holds (access and core sides, attachment circuits).
+pub const XSK_MAX: u32 = 2048;
+/// Queues per interface in [`name::XSKS`].
+pub const XSK_QUEUES: u32 = 32;
+
+/// `enum l2xdp_dir`.
+pub mod dir {
+    /// Decapsulate (access side).
+    pub const DECAP: u32 = 1;
+    /// Encapsulate (core side, attachment circuits).
+    pub const ENCAP: u32 = 2;
+}
+
+/// Indexes of [`name::XSK_STATS`] (`enum l2xdp_xsk_stat`); below [`xsk_stat::DECAP`]: drops
+/// per `wire::datapath::DropReason`.
+pub mod xsk_stat {
+    /// Decapsulated and sent.
+    pub const DECAP: u32 = 14;
+    /// Encapsulated and sent.
+    pub const ENCAP: u32 = 15;
+    /// Egress interface without a worker socket.
+    pub const NO_EGRESS: u32 = 16;
+    /// No free transmit frame.
+    pub const TX_FULL: u32 = 17;
+    /// Not forwarded for another reason.
+    pub const OTHER: u32 = 18;
+    /// Size of the array.
+    pub const COUNT: u32 = 19;
+}
+
+/// `enum l2xdp_op`.
+pub mod op {
+    /// The session was installed or replaced.
+    pub const UPSERT: u32 = 1;
+    /// The session was removed.
+    pub const REMOVE: u32 = 2;
+    /// RFC 4951 §3.2.3 data channel reset.
+    pub const RESET_SEQ: u32 = 3;
+    /// `key.id` is a token: the workers acknowledge it once every earlier change is applied.
+    pub const MARK: u32 = 4;
+}
+
+/// `struct l2xdp_xsk_meta`: what the programs put before a frame they hand to AF_XDP.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct XskMeta {
+    pub egress_ifindex: u32,
+    pub dmac: [u8; 6],
+    pub smac: [u8; 6],
+    pub key: SessionKey,
+    pub inner_off: u16,
+    pub inner_len: u16,
+    pub dir: u32,
+}
+
+// Not in the object's BTF (only a local of the programs): its C twin has a _Static_assert on
+// the same size and offsets.
+const _: () = {
+    assert!(core::mem::size_of::<XskMeta>() == 32);
+    assert!(core::mem::offset_of!(XskMeta, key) == 16);
+    assert!(core::mem::offset_of!(XskMeta, inner_off) == 24);
+    assert!(core::mem::offset_of!(XskMeta, dir) == 28);
+};
+
+/// `struct l2xdp_change`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Change {
+    pub key: SessionKey,
+    pub op: u32,
+}
+
 /// `struct l2xdp_counters`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -212,6 +297,10 @@ unsafe impl aya::Pod for Seq {}
 unsafe impl aya::Pod for Counters {}
 // SAFETY: as above.
 unsafe impl aya::Pod for Lpm6Key {}
+// SAFETY: as above.
+unsafe impl aya::Pod for XskMeta {}
+// SAFETY: as above.
+unsafe impl aya::Pod for Change {}
 
 #[cfg(test)]
 mod tests {
@@ -243,7 +332,8 @@ mod tests {
                     mtu,
                     cpumap_enabled,
                     cpumap_cpus,
-                    configured
+                    configured,
+                    afxdp
                 ]
             ),
             layout!("l2xdp_session_key", SessionKey, [version, pad, id]),
@@ -294,6 +384,7 @@ mod tests {
                 [rx_packets, rx_bytes, tx_packets, tx_bytes]
             ),
             layout!("l2xdp_lpm6_key", Lpm6Key, [prefixlen, addr]),
+            layout!("l2xdp_change", Change, [key, op]),
         ];
         for (cname, size, fields) in layouts {
             let st = btf

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use l2xdp_controlplane::driver::{Driver, Handle};
-use l2xdp_controlplane::l2tp::failover::{DirStore, StateStore};
+use l2xdp_controlplane::l2tp::failover::{RedbStore, StateStore};
 use l2xdp_controlplane::l2tp::{CallParams, FailoverConfig, L2tpConfig, Peer, TunnelId};
 use l2xdp_controlplane::node::{AppData, ClientAuth, Node, NodeConfig, NodeEvent};
 use l2xdp_controlplane::ppp::{AuthMethod, Ipv4Pool, Ipv4Range, MemoryCredentials, PppConfig};
@@ -172,7 +172,7 @@ async fn start_lns_with_circuits(
 /// Gives `node` `dir`'s state, recovers what it holds before any input, as `l2xdpd` does, and
 /// runs it on `addr` (the same address as the killed process's, once that one is gone).
 async fn start_recovered(node: Node, name: &str, addr: SocketAddr, dir: &Path) -> Side {
-    let mut node = node.with_store(Box::new(DirStore::open(dir).expect("state dir")));
+    let mut node = node.with_store(Box::new(RedbStore::open(dir).expect("state dir")));
     node.recover(Instant::now()).expect("recover");
     // The killed process's socket may take a moment to go.
     let mut tries = 0;
@@ -379,8 +379,12 @@ async fn lns_restart_recovers_tunnels_sessions_ppp_and_fast_path() {
     let fast_before = fast.entries();
     assert_eq!(fast_before.len(), total);
 
-    // Everything, PPP included, is on disk now.
-    let state = DirStore::open(&dir).expect("dir").load().expect("load");
+    // Kill the LNS: no CDN, no StopCCN; the fast path and the state directory stay.
+    lns.handle.shutdown().await;
+    let old = lns.task.await.expect("LNS task");
+    drop(old);
+    // Everything, PPP included, was committed to the store (what a new process finds).
+    let state = RedbStore::open(&dir).expect("dir").load().expect("load");
     assert_eq!(state.tunnels.len(), TUNNELS);
     assert_eq!(state.sessions.len(), total);
     for s in &state.sessions {
@@ -388,11 +392,6 @@ async fn lns_restart_recovers_tunnels_sessions_ppp_and_fast_path() {
         let ppp = app.ppp.expect("PPP state persisted");
         assert!(ppp.peer_ipv4.is_some() && ppp.local_magic != 0 && ppp.peer_magic != 0);
     }
-
-    // Kill the LNS: no CDN, no StopCCN; the fast path and the state directory stay.
-    lns.handle.shutdown().await;
-    let old = lns.task.await.expect("LNS task");
-    drop(old);
     let echoes_before = lac_echo_replies(&lac.handle).await;
     assert_eq!(echoes_before.len(), total);
 
@@ -485,10 +484,9 @@ async fn lns_restart_recovers_tunnels_sessions_ppp_and_fast_path() {
 ///
 /// - the LNS sees nothing go down: its tunnels and sessions keep their IDs, its fast path is
 ///   untouched;
-/// - every tunnel is recovered at the new LAC and every session restored at the L2TP level
-///   with the same IDs both sides. The LAC persists no PPP client state (no credentials, no
-///   link state), so a restored LAC session has no PPP link and no address: exactly that is
-///   asserted;
+/// - every tunnel is recovered at the new LAC and every session restored with the same IDs
+///   both sides, its PPP client link rebuilt from the state the LAC persisted (LCP/IPCP
+///   results and the user, never the password) with its address;
 /// - a new session comes up afterwards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lac_restart_recovers_with_l2xdp_as_remote_endpoint() {
@@ -514,15 +512,28 @@ async fn lac_restart_recovers_with_l2xdp_as_remote_endpoint() {
     assert_eq!(lac_before.len(), total);
     assert_eq!(lac_tunnels_before.len(), TUNNELS);
 
-    // The LAC's state is on disk: its tunnels (as initiator) and sessions, no PPP state.
-    let state = DirStore::open(&lac_dir).expect("dir").load().expect("load");
-    assert_eq!(state.tunnels.len(), TUNNELS);
-    assert!(state.tunnels.iter().all(|t| t.initiator));
-    assert_eq!(state.sessions.len(), total);
-
     // Kill the LAC; a new LAC process on the same address recovers.
     lac.handle.shutdown().await;
     drop(lac.task.await.expect("LAC task"));
+    // The LAC's state was committed: its tunnels (as initiator) and sessions, each with its PPP
+    // client's state and user (its password is not stored).
+    let state = RedbStore::open(&lac_dir)
+        .expect("dir")
+        .load()
+        .expect("load");
+    assert_eq!(state.tunnels.len(), TUNNELS);
+    assert!(state.tunnels.iter().all(|t| t.initiator));
+    assert_eq!(state.sessions.len(), total);
+    for s in &state.sessions {
+        let app: AppData = serde_json::from_value(s.app.clone()).expect("app data");
+        assert!(app.ppp.is_some(), "{app:?}");
+        let user = app.client_user.expect("the client's user");
+        assert!(
+            !s.app.to_string().contains(&format!("\"pw{}", &user[4..])),
+            "{}",
+            s.app
+        );
+    }
     let mut lac2 = start_lac_with_store("swap-lac2", lac_addr, &lac_dir).await;
     let restored = wait_for(
         LIMIT,
@@ -533,13 +544,14 @@ async fn lac_restart_recovers_with_l2xdp_as_remote_endpoint() {
         is_down,
     )
     .await;
-    // No PPP client state is persisted: the sessions are restored at the L2TP level only.
+    // The PPP client state was persisted with the sessions: each comes back with its link
+    // up (restored, not renegotiated) and its address.
     assert!(
         restored.iter().all(|e| matches!(
             e,
             NodeEvent::SessionRestored {
-                ppp: false,
-                ipv4: None,
+                ppp: true,
+                ipv4: Some(_),
                 ..
             }
         )),
@@ -570,14 +582,16 @@ async fn lac_restart_recovers_with_l2xdp_as_remote_endpoint() {
     assert_eq!(recovered_ids, ids);
 
     // The LAC: the old tunnels with their IDs, state and peers' IDs; the same sessions with
-    // the same IDs both sides, without PPP (nothing to drive it with) and without address.
+    // the same IDs both sides and the same addresses, PPP client links up.
     assert_old_tunnels_kept(&lns_tunnels(&lac2.handle).await, &lac_tunnels_before);
     let lac_after = lns_sessions(&lac2.handle).await;
-    let ids_only = |v: &[(TunnelId, u32, u32, Option<Ipv4Addr>)]| {
-        v.iter().map(|s| (s.0, s.1, s.2)).collect::<Vec<_>>()
-    };
-    assert_eq!(ids_only(&lac_after), ids_only(&lac_before));
-    assert!(lac_after.iter().all(|s| s.3.is_none()), "{lac_after:?}");
+    assert_eq!(lac_after, lac_before);
+    let (_, ppp_up) = lac2
+        .handle
+        .inspect(|n| n.session_counts())
+        .await
+        .expect("running");
+    assert_eq!(ppp_up, total, "PPP client links restored up");
     let c = lac2
         .handle
         .inspect(|n| n.counters())
@@ -722,9 +736,16 @@ async fn v3_lns_restart_recovers_pseudowires() {
     want.sort_unstable();
     assert_eq!(bound, want);
 
-    // Kill the LNS; a new one on the same address recovers.
+    // Kill the LNS; one pseudowire's fast-path entry is lost with it (the new LNS must
+    // install it again, with its outer addresses right); a new LNS on the same address
+    // recovers.
     lns.handle.shutdown().await;
     drop(lns.task.await.expect("LNS task"));
+    fast.0
+        .lock()
+        .expect("fast path")
+        .remove(&fast_before[0].key())
+        .expect("remove one entry");
     let mut lns2 = start_lns_with_circuits("v3-lns2", lns_addr, &dir, &fast, circuits).await;
     let restored = wait_for(
         LIMIT,
@@ -757,6 +778,8 @@ async fn v3_lns_restart_recovers_pseudowires() {
     ));
     assert_old_tunnels_kept(&lns_tunnels(&lns2.handle).await, &tunnels_before);
     assert_eq!(pseudowires(lns2.handle.clone()).await, before);
+    // The lost entry is back as it was: installed once its tunnel was recovered, with the
+    // local address the recovery tunnel's peer talks to (not 0.0.0.0).
     assert_eq!(fast.entries(), fast_before);
     let c = lns2
         .handle
@@ -764,7 +787,8 @@ async fn v3_lns_restart_recovers_pseudowires() {
         .await
         .expect("running");
     assert_eq!(c.restored, total as u64);
-    assert_eq!(c.restored_kept, total as u64);
+    assert_eq!(c.restored_kept, total as u64 - 1);
+    assert_eq!(c.installs, 1);
     assert_eq!(c.stale_removed, 0);
     assert_eq!(c.store_errors, 0);
 

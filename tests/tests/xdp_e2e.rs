@@ -48,7 +48,7 @@ use l2xdp_controlplane::node::{NodeConfig, NodeCounters, NodeEvent};
 use l2xdp_controlplane::ppp::{AuthMethod, Ipv4Pool, Ipv4Range, PppConfig};
 use l2xdp_dataplane::lab::is_root;
 use l2xdp_dataplane::lab::topology::{
-    PeerPort, Pins, Topology, CORE0, CORE_HOST, L2TP_PORT, LAC0, LAC_IP, LNS_IP,
+    Mode, PeerPort, Pins, Topology, CORE0, CORE_HOST, L2TP_PORT, LAC0, LAC_IP, LNS_IP,
 };
 use l2xdp_dataplane::lab::traffic::{
     self, assert_bound, classify_downstream, classify_upstream, inner_ip, ip_socket, Counter,
@@ -103,9 +103,20 @@ fn node_config(name: &str, server: bool) -> NodeConfig {
 
 #[test]
 fn ppp_sessions_through_xdp_survive_control_plane_loss() {
+    ppp_sessions_survive_control_plane_loss(Mode::Xdp);
+}
+
+/// The same in AF_XDP mode: the programs classify, the workers (in this process, not the
+/// control plane's) forward; they keep forwarding when the control plane goes.
+#[test]
+fn ppp_sessions_through_afxdp_survive_control_plane_loss() {
+    ppp_sessions_survive_control_plane_loss(Mode::AfXdp);
+}
+
+fn ppp_sessions_survive_control_plane_loss(mode: Mode) {
     if !is_root() {
         eprintln!(
-            "*** SKIPPED ppp_sessions_through_xdp_survive_control_plane_loss: needs root \
+            "*** SKIPPED ppp_sessions_survive_control_plane_loss ({mode:?}): needs root \
              (network namespaces, XDP, bpffs). Run the tests as root. ***"
         );
         return;
@@ -115,9 +126,9 @@ fn ppp_sessions_through_xdp_survive_control_plane_loss() {
     let (lac, lns) = (&topo.lac, &topo.lns);
 
     // The fast path, pinned (removed at the end whatever happens).
-    let pins = Pins::under_sys_fs_bpf("xdpe2e");
+    let pins = Pins::under_sys_fs_bpf(&format!("xdpe2e-{mode:?}"));
     let pin_dir = pins.path().to_path_buf();
-    let _lns_obj = topo.attach_fast_path(&pin_dir);
+    let fp = topo.start_fast_path(&pin_dir, mode);
     // The test's own view of the maps (they are global, not per namespace).
     let fast = XdpDataPlane::open(&pin_dir).expect("open pins");
 
@@ -244,7 +255,7 @@ fn ppp_sessions_through_xdp_survive_control_plane_loss() {
     // Configure-Request follows its ICCN at once and reaches the access program before the
     // LNS has processed the ICCN and installed the session, so the fast path does not know
     // the session yet (unknown_session). PPP recovers with the Restart timer (RFC 1661 §4.6).
-    let bringup_drops = fast.drop_counters().expect("drops");
+    let bringup_drops = fp.drop_counters();
     let unknown = bringup_drops[DropReason::UnknownSession as usize];
     eprintln!("bring-up: XDP drops {bringup_drops:?}");
     assert!(unknown <= N as u64, "unknown_session drops: {unknown}");
@@ -276,10 +287,10 @@ fn ppp_sessions_through_xdp_survive_control_plane_loss() {
     let spoofed = 2 * N as u64;
     let end = Instant::now() + LIMIT;
     let unbound = |d: &[u64]| d[DropReason::UnboundSource as usize];
-    while unbound(&fast.drop_counters().expect("drops")) < spoofed && Instant::now() < end {
+    while unbound(&fp.drop_counters()) < spoofed && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(5));
     }
-    let bringup_drops = fast.drop_counters().expect("drops");
+    let bringup_drops = fp.drop_counters();
     assert_eq!(unbound(&bringup_drops), spoofed, "{bringup_drops:?}");
     assert_eq!(
         bringup_drops.iter().sum::<u64>(),
@@ -294,7 +305,9 @@ fn ppp_sessions_through_xdp_survive_control_plane_loss() {
     );
     assert_eq!(core_rx.total(), 0, "nothing spoofed reached the core");
 
-    // 2. Traffic both ways through XDP, the control plane alive.
+    // 2. Traffic both ways through XDP, the control plane alive (AF_XDP mode: once the
+    // workers have every session).
+    fp.settle();
     let subs_rx = subs.clone();
     let lac_rx = Counter::start(lac_rx_sock, move |f| classify_downstream(&subs_rx, f));
     flows.send_rounds(
@@ -377,13 +390,20 @@ fn ppp_sessions_through_xdp_survive_control_plane_loss() {
         "nothing from any other source reached the core"
     );
     assert_eq!(fast.sessions().expect("sessions").len(), N);
-    let drops = fast.drop_counters().expect("drops");
+    let drops = fp.drop_counters();
     assert_eq!(drops, bringup_drops, "nothing dropped since bring-up");
     let v = fast.verdict_counters().expect("verdicts");
     let total = (N * per_total) as u64;
     assert_eq!(v[verdict::DECAP as usize], total, "{v:?}");
     assert_eq!(v[verdict::ENCAP as usize], total, "{v:?}");
     eprintln!("after: XDP verdicts {v:?}");
+    if let Some(a) = &fp.afxdp {
+        assert_eq!(
+            a.received(),
+            2 * total,
+            "every data packet went through the workers"
+        );
+    }
 
     drop(core_rx);
     drop(lac_rx);

@@ -2,12 +2,18 @@
 //!
 //! `sudo target/release/l2xdp-bench forward [--rounds 5] [--duration-ms 2000] [--sessions 1000]
 //!  [--cpu N] [--cases swapmac,baseline-up,decap-v2,baseline-down,encap-v2] [--json PATH]`
+//! `sudo target/release/l2xdp-bench afxdp [--rounds 5] [--duration-ms 2000] [--sessions 1000]
+//!  [--gen-cpu 0] [--worker-cpu 1] [--batch 64] [--cases raw-up,afxdp-decap-v2,raw-down,afxdp-encap-v2]
+//!  [--json PATH]`
 //! `sudo target/release/l2xdp-bench throughput [--mode xdp] [--directions up,down,both]
 //!  [--sizes 64,512,imix] [--versions v2,v3] [--sessions 1000] [--v3-sessions 4] [--rounds 2]
 //!  [--trial-ms 250] [--steps 5] [--retries 1] [--loss-pct 0.001] [--cpu N] [--dut-cpu 0]
 //!  [--rt-prio 50] [--out bench/results]`
 //! `sudo target/release/l2xdp-bench scale [--sessions 1000,10000,100000,1000000] [--directions up,down] …`
 //! `sudo target/release/l2xdp-bench cost [--rounds 5] [--duration-ms 1000] [--out bench/results]`
+//! `sudo target/release/l2xdp-bench latency [--rates 10000,100000,500000] [--rounds 3]
+//!  [--duration-ms 1000] [--sessions 1000] [--gen-cpu 0] [--worker-cpu 1] [--batch 8]
+//!  [--cases xdp-redirect,xdp,raw-afxdp,afxdp] [--json PATH] [--svg PATH]`
 //! `target/release/l2xdp-bench setup-rate [--tunnels 100] [--sessions 10] [--in-flight 1000]
 //!  [--json PATH]`
 //! `sudo target/release/l2xdp-bench failover [--fast-path xdp|memory] [--tunnels 1000]
@@ -22,7 +28,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use l2xdp_bench::forward::{self, Case};
 use l2xdp_bench::throughput::{self, Direction, Dut, Mode, Size};
-use l2xdp_bench::{cost, demo, failover, failover_xdp, lns, scale, setup_rate};
+use l2xdp_bench::{afxdp, cost, demo, failover, failover_xdp, latency, lns, scale, setup_rate};
 use l2xdp_bench::{interrupt, machine};
 
 #[derive(Parser)]
@@ -93,6 +99,37 @@ enum Scenario {
         #[arg(long, default_value = "target/bench/forward.json")]
         json: PathBuf,
     },
+    /// 64-byte forwarding per core in AF_XDP mode (L2TPv2 decap and encap by the workers) as a
+    /// ratio to a raw AF_XDP forwarder (rx then tx) on the same veth pair, cases alternating.
+    Afxdp {
+        /// Interleaved rounds.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// Generation time per case and round, milliseconds.
+        #[arg(long, default_value_t = 2000)]
+        duration_ms: u64,
+        /// Send exactly this many frames per case and round instead.
+        #[arg(long)]
+        packets: Option<u64>,
+        /// Sessions installed; frames are spread over them round robin.
+        #[arg(long, default_value_t = 1000)]
+        sessions: u32,
+        /// The generator's core.
+        #[arg(long, default_value_t = 0)]
+        gen_cpu: usize,
+        /// The worker's core (default: the last).
+        #[arg(long)]
+        worker_cpu: Option<usize>,
+        /// Frames a worker takes per socket and pass.
+        #[arg(long, default_value_t = 64)]
+        batch: u32,
+        /// Comma-separated cases, in interleaving order.
+        #[arg(long, default_value = "raw-up,afxdp-decap-v2,raw-down,afxdp-encap-v2")]
+        cases: String,
+        /// JSON report path.
+        #[arg(long, default_value = "target/bench/afxdp.json")]
+        json: PathBuf,
+    },
     /// No-drop rate search (loss ≤ 0.001 % at the sinks) through the LNS on one DUT core,
     /// paced live-frame generator on another: up (decap), down (encap), both; 64 B, 512 B,
     /// IMIX; L2TPv2 and L2TPv3; each beside a plain XDP_REDIRECT baseline on the same veths,
@@ -152,6 +189,48 @@ enum Scenario {
         #[arg(long, default_value = "bench/results")]
         out: PathBuf,
     },
+    /// One-way latency (hdrhistogram p50/p99/p99.9/max) at fixed offered loads through the
+    /// LNS in XDP and AF_XDP mode beside their baselines (XDP_REDIRECT, raw AF_XDP forwarder)
+    /// on the same veths, cases alternating; AF_XDP generator and receiver, timestamps in the
+    /// payload.
+    Latency {
+        /// Comma-separated offered loads, frames per second.
+        #[arg(long, default_value = "10000,100000,500000")]
+        rates: String,
+        /// Interleaved rounds.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Generation time per case, rate and round, milliseconds.
+        #[arg(long, default_value_t = 1000)]
+        duration_ms: u64,
+        /// Send exactly this many frames per case, rate and round instead.
+        #[arg(long)]
+        packets: Option<u64>,
+        /// Sessions installed; frames are spread over them round robin.
+        #[arg(long, default_value_t = 1000)]
+        sessions: u32,
+        /// The generator's and receiver's core (one thread).
+        #[arg(long, default_value_t = 0)]
+        gen_cpu: usize,
+        /// The worker's core (default: the last).
+        #[arg(long)]
+        worker_cpu: Option<usize>,
+        /// Frames sent per deadline.
+        #[arg(long, default_value_t = 8)]
+        batch: u32,
+        /// Frames a worker takes per socket and pass.
+        #[arg(long, default_value_t = 64)]
+        worker_batch: u32,
+        /// Comma-separated cases, in interleaving order.
+        #[arg(long, default_value = "xdp-redirect,xdp,raw-afxdp,afxdp")]
+        cases: String,
+        /// JSON report path.
+        #[arg(long, default_value = "target/bench/latency.json")]
+        json: PathBuf,
+        /// SVG plot path (p50 and p99.9 against the offered load).
+        #[arg(long, default_value = "target/bench/latency.svg")]
+        svg: PathBuf,
+    },
     /// Session set-up rate through ICCN and IPCP (PPP with CHAP) against an `l2xdpd` process on
     /// loopback, per-session latency, and the daemon's memory per tunnel and per session.
     SetupRate {
@@ -170,6 +249,11 @@ enum Scenario {
         /// Give up after this many seconds.
         #[arg(long, default_value_t = 600)]
         limit_secs: u64,
+        /// RFC 4951 failover on both ends (C = 1, D = 1): l2xdpd persists every tunnel and
+        /// session in its state store before acknowledging it — the set-up rate with
+        /// persistence.
+        #[arg(long)]
+        failover: bool,
         /// JSON report path.
         #[arg(long, default_value = "target/bench/setup-rate.json")]
         json: PathBuf,
@@ -284,6 +368,58 @@ fn main() -> ExitCode {
     }
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     match cli.scenario {
+        Scenario::Afxdp {
+            rounds,
+            duration_ms,
+            packets,
+            sessions,
+            gen_cpu,
+            worker_cpu,
+            batch,
+            cases,
+            json,
+        } => {
+            let mut parsed = Vec::new();
+            for c in cases.split(',').filter(|c| !c.is_empty()) {
+                match afxdp::Case::parse(c) {
+                    Some(c) => parsed.push(c),
+                    None => {
+                        eprintln!(
+                            "l2xdp-bench: unknown case {c:?} (known: {})",
+                            afxdp::Case::ALL.map(afxdp::Case::name).join(", ")
+                        );
+                        return ExitCode::from(2);
+                    }
+                }
+            }
+            let opts = afxdp::Options {
+                rounds,
+                duration: Duration::from_millis(duration_ms),
+                packets,
+                sessions,
+                gen_cpu,
+                worker_cpu: worker_cpu.unwrap_or_else(|| machine::online_cpus() - 1),
+                batch,
+                cases: parsed,
+                json: json.clone(),
+                command,
+            };
+            match afxdp::run(&opts) {
+                Ok(r) => {
+                    print!("{}", afxdp::table(&r));
+                    println!("JSON: {}", json.display());
+                    ExitCode::SUCCESS
+                }
+                Err(forward::Error::NotRoot) => {
+                    eprintln!("l2xdp-bench afxdp: {}", forward::Error::NotRoot);
+                    ExitCode::from(2)
+                }
+                Err(e) => {
+                    eprintln!("l2xdp-bench afxdp: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Scenario::Demo {
             tunnels,
             sessions,
@@ -470,18 +606,89 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Scenario::Latency {
+            rates,
+            rounds,
+            duration_ms,
+            packets,
+            sessions,
+            gen_cpu,
+            worker_cpu,
+            batch,
+            worker_batch,
+            cases,
+            json,
+            svg,
+        } => {
+            let mut parsed = Vec::new();
+            for c in cases.split(',').filter(|c| !c.is_empty()) {
+                match latency::Case::parse(c) {
+                    Some(c) => parsed.push(c),
+                    None => {
+                        eprintln!(
+                            "l2xdp-bench: unknown case {c:?} (known: {})",
+                            latency::Case::ALL.map(latency::Case::name).join(", ")
+                        );
+                        return ExitCode::from(2);
+                    }
+                }
+            }
+            let mut parsed_rates = Vec::new();
+            for r in rates.split(',').filter(|r| !r.is_empty()) {
+                match r.trim().parse::<u64>() {
+                    Ok(r) => parsed_rates.push(r),
+                    Err(e) => {
+                        eprintln!("l2xdp-bench: rate {r:?}: {e}");
+                        return ExitCode::from(2);
+                    }
+                }
+            }
+            let opts = latency::Options {
+                rates: parsed_rates,
+                rounds,
+                duration: Duration::from_millis(duration_ms),
+                packets,
+                sessions,
+                gen_cpu,
+                worker_cpu: worker_cpu.unwrap_or_else(|| machine::online_cpus() - 1),
+                batch,
+                worker_batch,
+                cases: parsed,
+                json: json.clone(),
+                svg: Some(svg.clone()),
+                command,
+            };
+            match latency::run(&opts) {
+                Ok(r) => {
+                    print!("{}", latency::table(&r));
+                    println!("JSON: {}", json.display());
+                    println!("SVG: {}", svg.display());
+                    ExitCode::SUCCESS
+                }
+                Err(forward::Error::NotRoot) => {
+                    eprintln!("l2xdp-bench latency: {}", forward::Error::NotRoot);
+                    ExitCode::from(2)
+                }
+                Err(e) => {
+                    eprintln!("l2xdp-bench latency: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Scenario::SetupRate {
             tunnels,
             sessions,
             in_flight,
             l2xdpd,
             limit_secs,
+            failover,
             json,
         } => {
             let opts = setup_rate::Options {
                 tunnels,
                 sessions,
                 in_flight,
+                failover,
                 l2xdpd: l2xdpd.unwrap_or_else(setup_rate::default_l2xdpd),
                 limit: Duration::from_secs(limit_secs),
             };

@@ -83,6 +83,7 @@ async fn run(path: PathBuf, cfg: DaemonConfig) -> Result<(), Box<dyn std::error:
     let sockets = daemon::sockets(&cfg)?;
     let dataplane = daemon::dataplane(&cfg)?;
     let mut node = daemon::node(&cfg, dataplane)?;
+    let mut recovered = false;
     if node.has_store() {
         // RFC 4951: take over the tunnels and sessions of the previous run (the fast path
         // kept forwarding meanwhile).
@@ -93,6 +94,14 @@ async fn run(path: PathBuf, cfg: DaemonConfig) -> Result<(), Box<dyn std::error:
             sessions = r.sessions,
             "recovery started"
         );
+        recovered = r.sessions > 0 || !r.recovering.is_empty();
+        // The loaded state is garbage now: give its memory back to the system (glibc keeps
+        // freed heap otherwise; a restart would cost far more memory than a first start).
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: no arguments beyond the padding; only releases free heap memory.
+        unsafe {
+            libc::malloc_trim(0);
+        }
     }
     // Bound before anything runs: a metrics address in use fails the start-up.
     let metrics = match &cfg.metrics {
@@ -110,11 +119,25 @@ async fn run(path: PathBuf, cfg: DaemonConfig) -> Result<(), Box<dyn std::error:
         }
         None => None,
     };
-    let driver = Driver::new(node, sockets)?;
+    let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+    let driver = Driver::new(node, sockets)?.with_events(events_tx);
     for a in driver.local_addrs() {
         tracing::info!(%a, "listening");
     }
     let (handle, task) = driver.spawn();
+    // The initiator role opens its tunnels and sessions, unless it took them back from its
+    // failover state; then the node's events are only logged (by the node itself).
+    let init = cfg.initiator.clone().filter(|_| !recovered);
+    let h = handle.clone();
+    tokio::spawn(async move {
+        if let Some(init) = init {
+            match daemon::initiate(&h, &mut events, &init).await {
+                Ok(t) => tracing::info!(tunnels = t.len(), sessions = init.sessions, "initiated"),
+                Err(e) => tracing::error!(%e, "initiator"),
+            }
+        }
+        while events.recv().await.is_some() {}
+    });
     let running = Arc::new(Running::new(path, cfg.clone()));
     if let Some(path) = cfg.daemon.control_socket.clone() {
         let ctx = control::Context {

@@ -16,16 +16,25 @@
 //! its application data with [`super::Registry::set_session_app_data`]). Sessions being set up
 //! are not persisted: RFC 4951 §3.3 Step I clears them after a failover anyway.
 //!
-//! The file-backed store ([`DirStore`]) keeps one small JSON file per tunnel and per session
-//! and replaces a file by writing a temporary file, `fsync`ing it, renaming it over the old one
-//! and `fsync`ing the directory: a crash leaves either the old or the new version, never a torn
-//! one. Leftover temporary files are ignored and deleted by [`StateStore::load`].
+//! **Group commit:** a store may buffer what it is given and make it durable only on
+//! [`StateStore::commit`], as one transaction; the caller commits before it sends any datagram
+//! that follows the operations ([`crate::node::Node::poll_transmit`] does, so every driver
+//! turn — all the datagrams it handled — costs one durable commit, not one per record).
+//!
+//! The default store ([`RedbStore`]) is an embedded database, [redb]: one file
+//! (`failover.redb` in the state directory), a table of tunnels and one of sessions, each
+//! record a small versioned JSON document. A commit is a redb write transaction committed
+//! with immediate durability (fsync before it returns): a crash leaves the state of the last
+//! commit, never a torn one.
+//!
+//! [redb]: https://docs.rs/redb
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+
+use redb::{ReadableTable, TableDefinition};
 
 use serde::{Deserialize, Serialize};
 
@@ -224,6 +233,16 @@ pub enum StoreError {
         /// Its format.
         found: u32,
     },
+    /// The embedded database failed.
+    #[error("{op} {path}: {source}")]
+    Db {
+        /// What was done.
+        op: &'static str,
+        /// The database file.
+        path: PathBuf,
+        /// The error.
+        source: Box<redb::Error>,
+    },
 }
 
 /// Where the failover state is kept.
@@ -236,8 +255,15 @@ pub trait StateStore {
     fn put_session(&mut self, s: &SessionRecord) -> Result<(), StoreError>;
     /// Forgets a session.
     fn remove_session(&mut self, tunnel: u32, session: u32) -> Result<(), StoreError>;
-    /// Everything stored (sessions of unknown tunnels are left out).
+    /// Everything committed (sessions of unknown tunnels are left out).
     fn load(&self) -> Result<RecoveryState, StoreError>;
+
+    /// Makes every operation given since the last commit durable, as one transaction (group
+    /// commit). **Call it before sending any datagram that follows those operations** (the
+    /// module's ordering contract). Stores that write through do nothing here.
+    fn commit(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
 
     /// Applies one operation from [`FailoverEvent::Store`].
     fn apply(&mut self, op: &StoreOp) -> Result<(), StoreError> {
@@ -307,141 +333,209 @@ struct FormatOnly {
     format: u32,
 }
 
-/// A store in a directory: `t-<tunnel>.json` and `s-<tunnel>-<session>.json`, each replaced
-/// atomically (temporary file, fsync, rename, fsync of the directory).
-#[derive(Debug, Clone)]
-pub struct DirStore {
-    dir: PathBuf,
+/// Tunnels: our tunnel ID → a versioned JSON [`TunnelRecord`].
+const TUNNELS: TableDefinition<u32, &[u8]> = TableDefinition::new("tunnels");
+/// Sessions: (our tunnel ID, our session ID) → a versioned JSON [`SessionRecord`].
+const SESSIONS: TableDefinition<(u32, u32), &[u8]> = TableDefinition::new("sessions");
+
+/// The default store: an embedded [redb](https://docs.rs/redb) database, [`RedbStore::FILE`]
+/// in the state directory. Operations are buffered and written by [`StateStore::commit`] in
+/// one write transaction, durable (fsync) when it returns.
+pub struct RedbStore {
+    path: PathBuf,
+    db: redb::Database,
+    pending: Vec<StoreOp>,
 }
 
-const TMP_PREFIX: &str = ".tmp-";
+impl std::fmt::Debug for RedbStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedbStore")
+            .field("path", &self.path)
+            .field("pending", &self.pending.len())
+            .finish()
+    }
+}
 
-impl DirStore {
-    /// A store in `dir` (created if missing).
-    pub fn open(dir: impl Into<PathBuf>) -> Result<Self, StoreError> {
-        let dir = dir.into();
-        fs::create_dir_all(&dir).map_err(|source| StoreError::Io {
+impl RedbStore {
+    /// The database file's name in the state directory.
+    pub const FILE: &'static str = "failover.redb";
+
+    /// redb's page cache (its default is 1 GiB): the store is read once, at start-up, and
+    /// otherwise only written, so a large cache would only keep the whole state resident.
+    pub const CACHE_BYTES: usize = 16 << 20;
+
+    /// Opens (or creates) the store in `dir` (created if missing). A database left by a
+    /// crashed process is repaired by redb on open; its last commit is what it holds.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let dir = dir.as_ref();
+        fs::create_dir_all(dir).map_err(|source| StoreError::Io {
             op: "create directory",
-            path: dir.clone(),
+            path: dir.to_path_buf(),
             source,
         })?;
-        Ok(DirStore { dir })
+        let path = dir.join(Self::FILE);
+        let db = redb::Builder::new()
+            .set_cache_size(Self::CACHE_BYTES)
+            .create(&path)
+            .map_err(|e| Self::db_err("open", &path, e))?;
+        let store = RedbStore {
+            path,
+            db,
+            pending: Vec::new(),
+        };
+        // Both tables exist from the start: a read never meets a missing table.
+        let txn = store.db.begin_write().map_err(|e| store.err("begin", e))?;
+        txn.open_table(TUNNELS)
+            .map_err(|e| store.err("open table", e))?;
+        txn.open_table(SESSIONS)
+            .map_err(|e| store.err("open table", e))?;
+        txn.commit().map_err(|e| store.err("commit", e))?;
+        Ok(store)
     }
 
-    /// The directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
-    fn io<'p>(op: &'static str, path: &'p Path) -> impl FnOnce(std::io::Error) -> StoreError + 'p {
-        move |source| StoreError::Io {
+    /// Operations given and not committed yet.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    fn db_err(op: &'static str, path: &Path, e: impl Into<redb::Error>) -> StoreError {
+        StoreError::Db {
             op,
             path: path.to_path_buf(),
-            source,
+            source: Box::new(e.into()),
         }
     }
 
-    fn sync_dir(&self) -> Result<(), StoreError> {
-        let d = fs::File::open(&self.dir).map_err(Self::io("open directory", &self.dir))?;
-        d.sync_all().map_err(Self::io("fsync directory", &self.dir))
+    fn err(&self, op: &'static str, e: impl Into<redb::Error>) -> StoreError {
+        Self::db_err(op, &self.path, e)
     }
 
-    fn write<T: Serialize>(&self, name: &str, record: &T) -> Result<(), StoreError> {
-        let path = self.dir.join(name);
-        let tmp = self.dir.join(format!("{TMP_PREFIX}{name}"));
-        let bytes = serde_json::to_vec(&FileRecord {
+    fn encode<T: Serialize>(&self, record: &T) -> Result<Vec<u8>, StoreError> {
+        serde_json::to_vec(&FileRecord {
             format: STATE_FORMAT,
             record,
         })
         .map_err(|source| StoreError::Decode {
-            path: path.clone(),
+            path: self.path.clone(),
             source,
-        })?;
-        {
-            let mut f = fs::File::create(&tmp).map_err(Self::io("create", &tmp))?;
-            f.write_all(&bytes).map_err(Self::io("write", &tmp))?;
-            f.sync_all().map_err(Self::io("fsync", &tmp))?;
-        }
-        fs::rename(&tmp, &path).map_err(Self::io("rename", &path))?;
-        self.sync_dir()
+        })
     }
 
-    fn delete(&self, name: &str) -> Result<(), StoreError> {
-        let path = self.dir.join(name);
-        match fs::remove_file(&path) {
-            Ok(()) => self.sync_dir(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Self::io("remove", &path)(e)),
-        }
-    }
-
-    fn read<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, StoreError> {
-        let bytes = fs::read(path).map_err(Self::io("read", path))?;
+    fn decode<T: serde::de::DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, StoreError> {
         let decode = |source| StoreError::Decode {
-            path: path.to_path_buf(),
+            path: self.path.clone(),
             source,
         };
-        let f: FormatOnly = serde_json::from_slice(&bytes).map_err(decode)?;
+        let f: FormatOnly = serde_json::from_slice(bytes).map_err(decode)?;
         if f.format != STATE_FORMAT {
             return Err(StoreError::Format {
-                path: path.to_path_buf(),
+                path: self.path.clone(),
                 found: f.format,
             });
         }
-        let r: FileRecord<T> = serde_json::from_slice(&bytes).map_err(decode)?;
+        let r: FileRecord<T> = serde_json::from_slice(bytes).map_err(decode)?;
         Ok(r.record)
     }
 
-    fn names(&self) -> Result<Vec<String>, StoreError> {
-        let rd = fs::read_dir(&self.dir).map_err(Self::io("read directory", &self.dir))?;
-        let mut v = Vec::new();
-        for e in rd {
-            let e = e.map_err(Self::io("read directory", &self.dir))?;
-            if let Some(n) = e.file_name().to_str() {
-                v.push(n.to_owned());
+    /// Writes `ops` in one durable write transaction.
+    fn write(&self, ops: &[StoreOp]) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(|e| self.err("begin", e))?;
+        {
+            let mut tunnels = txn
+                .open_table(TUNNELS)
+                .map_err(|e| self.err("open table", e))?;
+            let mut sessions = txn
+                .open_table(SESSIONS)
+                .map_err(|e| self.err("open table", e))?;
+            for op in ops {
+                match op {
+                    StoreOp::PutTunnel(t) => {
+                        let v = self.encode(t)?;
+                        tunnels
+                            .insert(t.id, v.as_slice())
+                            .map_err(|e| self.err("insert", e))?;
+                    }
+                    StoreOp::RemoveTunnel(id) => {
+                        tunnels.remove(*id).map_err(|e| self.err("remove", e))?;
+                        sessions
+                            .retain_in((*id, 0)..=(*id, u32::MAX), |_, _| false)
+                            .map_err(|e| self.err("remove", e))?;
+                    }
+                    StoreOp::PutSession(r) => {
+                        let v = self.encode(r)?;
+                        sessions
+                            .insert((r.tunnel, r.id), v.as_slice())
+                            .map_err(|e| self.err("insert", e))?;
+                    }
+                    StoreOp::RemoveSession { tunnel, session } => {
+                        sessions
+                            .remove((*tunnel, *session))
+                            .map_err(|e| self.err("remove", e))?;
+                    }
+                }
             }
         }
-        v.sort();
-        Ok(v)
+        // redb's default durability is immediate: the commit is on disk when this returns.
+        txn.commit().map_err(|e| self.err("commit", e))
     }
 }
 
-impl StateStore for DirStore {
+impl StateStore for RedbStore {
     fn put_tunnel(&mut self, t: &TunnelRecord) -> Result<(), StoreError> {
-        self.write(&format!("t-{}.json", t.id), t)
+        self.pending.push(StoreOp::PutTunnel(Box::new(t.clone())));
+        Ok(())
     }
     fn remove_tunnel(&mut self, id: u32) -> Result<(), StoreError> {
-        // The tunnel first: sessions without their tunnel are ignored by `load`.
-        self.delete(&format!("t-{id}.json"))?;
-        let prefix = format!("s-{id}-");
-        for n in self.names()? {
-            if n.starts_with(&prefix) {
-                self.delete(&n)?;
-            }
-        }
+        self.pending.push(StoreOp::RemoveTunnel(id));
         Ok(())
     }
     fn put_session(&mut self, s: &SessionRecord) -> Result<(), StoreError> {
-        self.write(&format!("s-{}-{}.json", s.tunnel, s.id), s)
+        self.pending.push(StoreOp::PutSession(Box::new(s.clone())));
+        Ok(())
     }
     fn remove_session(&mut self, tunnel: u32, session: u32) -> Result<(), StoreError> {
-        self.delete(&format!("s-{tunnel}-{session}.json"))
+        self.pending
+            .push(StoreOp::RemoveSession { tunnel, session });
+        Ok(())
+    }
+    fn apply(&mut self, op: &StoreOp) -> Result<(), StoreError> {
+        self.pending.push(op.clone());
+        Ok(())
+    }
+    fn commit(&mut self) -> Result<(), StoreError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        // What failed to commit is not retried: it is counted by the caller, and the next
+        // record of the same tunnel or session replaces it.
+        let ops = std::mem::take(&mut self.pending);
+        self.write(&ops)
     }
     fn load(&self) -> Result<RecoveryState, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.err("begin", e))?;
+        let tunnels = txn
+            .open_table(TUNNELS)
+            .map_err(|e| self.err("open table", e))?;
+        let sessions = txn
+            .open_table(SESSIONS)
+            .map_err(|e| self.err("open table", e))?;
         let mut st = RecoveryState::default();
-        for n in self.names()? {
-            let path = self.dir.join(&n);
-            if n.starts_with(TMP_PREFIX) {
-                // A write interrupted by a crash: the previous version is still in place.
-                let _ = fs::remove_file(&path);
-            } else if n.starts_with("t-") && n.ends_with(".json") {
-                st.tunnels.push(Self::read(&path)?);
-            } else if n.starts_with("s-") && n.ends_with(".json") {
-                st.sessions.push(Self::read(&path)?);
-            }
+        for row in tunnels.iter().map_err(|e| self.err("read", e))? {
+            let (_, v) = row.map_err(|e| self.err("read", e))?;
+            st.tunnels.push(self.decode(v.value())?);
         }
         let ids: std::collections::HashSet<u32> = st.tunnels.iter().map(|t| t.id).collect();
-        st.sessions.retain(|s| ids.contains(&s.tunnel));
+        for row in sessions.iter().map_err(|e| self.err("read", e))? {
+            let (k, v) = row.map_err(|e| self.err("read", e))?;
+            if ids.contains(&k.value().0) {
+                st.sessions.push(self.decode(v.value())?);
+            }
+        }
         Ok(st)
     }
 }
@@ -621,22 +715,100 @@ mod tests {
         exercise(&mut MemoryStore::new());
     }
 
-    #[test]
-    fn dir_store_replaces_atomically_and_ignores_leftovers() {
-        let dir = std::env::temp_dir().join(format!("l2xdp-failover-{}", std::process::id()));
+    fn scratch(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("l2xdp-failover-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
-        let mut s = DirStore::open(&dir).expect("open");
-        exercise(&mut s);
-        // A crash during a write leaves a temporary file: ignored and removed.
-        fs::write(dir.join(".tmp-t-5.json"), b"{\"format\":1,\"rec").expect("write");
-        // An orphan session (its tunnel was removed first) is ignored.
-        s.put_session(&session(3, 1)).expect("put");
+        dir
+    }
+
+    /// A store that only persists on commit: what `exercise` does, committed after each step.
+    struct Committing(RedbStore);
+
+    impl StateStore for Committing {
+        fn put_tunnel(&mut self, t: &TunnelRecord) -> Result<(), StoreError> {
+            self.0.put_tunnel(t)?;
+            self.0.commit()
+        }
+        fn remove_tunnel(&mut self, id: u32) -> Result<(), StoreError> {
+            self.0.remove_tunnel(id)?;
+            self.0.commit()
+        }
+        fn put_session(&mut self, s: &SessionRecord) -> Result<(), StoreError> {
+            self.0.put_session(s)?;
+            self.0.commit()
+        }
+        fn remove_session(&mut self, tunnel: u32, session: u32) -> Result<(), StoreError> {
+            self.0.remove_session(tunnel, session)?;
+            self.0.commit()
+        }
+        fn load(&self) -> Result<RecoveryState, StoreError> {
+            self.0.load()
+        }
+    }
+
+    #[test]
+    fn redb_store_keeps_what_was_committed() {
+        let dir = scratch("redb");
+        exercise(&mut Committing(RedbStore::open(&dir).expect("open")));
+        // Reopened (a new process): the committed state, nothing else.
+        let s = RedbStore::open(&dir).expect("reopen");
         let st = s.load().expect("load");
         assert_eq!(st.tunnels.len(), 1);
-        assert_eq!(st.sessions.len(), 1);
-        assert!(!dir.join(".tmp-t-5.json").exists());
+        assert_eq!(st.sessions, vec![session(1, 10)]);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// Group commit: operations are not on disk until the commit, then all of them are, in
+    /// one transaction; a process that dies before committing leaves the previous state.
+    #[test]
+    fn redb_store_group_commit_is_all_or_nothing() {
+        let dir = scratch("group");
+        let mut s = RedbStore::open(&dir).expect("open");
+        s.put_tunnel(&tunnel(1)).expect("put");
+        s.put_session(&session(1, 10)).expect("put");
+        assert_eq!(s.pending(), 2);
+        assert!(
+            s.load().expect("load").tunnels.is_empty(),
+            "not before the commit"
+        );
+        s.commit().expect("commit");
+        assert_eq!(s.pending(), 0);
+        assert_eq!(s.load().expect("load").sessions, vec![session(1, 10)]);
+        // More operations, then the process dies without committing.
+        s.put_session(&session(1, 11)).expect("put");
+        s.remove_tunnel(1).expect("rm");
+        drop(s);
+        let mut s = RedbStore::open(&dir).expect("reopen");
+        let st = s.load().expect("load");
+        assert_eq!(st.tunnels, vec![tunnel(1)]);
+        assert_eq!(st.sessions, vec![session(1, 10)]);
+        // Removing a tunnel removes its sessions, and only its own.
+        s.put_tunnel(&tunnel(2)).expect("put");
+        s.put_session(&session(2, 10)).expect("put");
+        s.remove_tunnel(1).expect("rm");
+        s.commit().expect("commit");
+        let st = s.load().expect("load");
+        assert_eq!(st.tunnels, vec![tunnel(2)]);
+        assert_eq!(st.sessions, vec![session(2, 10)]);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn redb_store_refuses_another_format_and_ignores_orphans() {
+        let dir = scratch("format");
+        let mut s = RedbStore::open(&dir).expect("open");
+        // An orphan session (its tunnel is not stored) is left out.
+        s.put_session(&session(3, 1)).expect("put");
+        s.commit().expect("commit");
+        assert!(s.load().expect("load").sessions.is_empty());
         // Another format is refused, not misread.
-        fs::write(dir.join("t-9.json"), b"{\"format\":99,\"record\":{}}").expect("write");
+        let txn = s.db.begin_write().expect("begin");
+        txn.open_table(TUNNELS)
+            .expect("table")
+            .insert(9, br#"{"format":99,"record":{}}"#.as_slice())
+            .expect("insert");
+        txn.commit().expect("commit");
         assert!(matches!(
             s.load(),
             Err(StoreError::Format { found: 99, .. })

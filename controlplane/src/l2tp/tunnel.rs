@@ -602,9 +602,10 @@ impl Tunnel {
         self.state = TunnelState::WaitCtlReply;
     }
 
-    /// RFC 4951 §5.1: a remote endpoint waits the peer's Recovery Time past the control
-    /// channel timeout before giving up on a failover-capable peer (C bit), when we take part in
-    /// failover ourselves (we sent the AVP).
+    /// RFC 4951 §5.1: a remote endpoint gives a failover-capable peer (C bit) its Recovery Time,
+    /// counted from the start of the control channel timeout, before giving up on it, when we
+    /// take part in failover ourselves (we sent the AVP). The channel fails at the later of
+    /// "retries exhausted" and "timeout start + Recovery Time" (see `ReliableConfig::hold`).
     fn apply_hold(&mut self) {
         if self.role != Role::Normal || self.our_failover().is_none() {
             return;

@@ -9,6 +9,7 @@
 //!   `ip netns exec` can see).
 //! - [`traffic`]: subscribers as the LAC sees them, frame builders and classifiers, counting
 //!   receivers and senders paced by what the receivers counted.
+//! - [`tshark`]: Wireshark as an independent judge of captured frames.
 //!
 //! Everything here is a fixture: a failure panics with what failed. Needs root and iproute2
 //! (and `ethtool`).
@@ -17,6 +18,7 @@ pub mod packet;
 pub mod scratch;
 pub mod topology;
 pub mod traffic;
+pub mod tshark;
 
 use std::fs::File;
 use std::os::fd::AsRawFd;

@@ -79,6 +79,33 @@ impl PacketSocket {
         );
     }
 
+    /// Sends one whole frame out of interface `ifindex` (of the socket's namespace; for a
+    /// socket bound to all interfaces, index 0); panics unless all of it went.
+    pub fn send_to(&self, ifindex: u32, frame: &[u8]) {
+        // SAFETY: a valid buffer and address.
+        let n = unsafe {
+            let mut sll: libc::sockaddr_ll = std::mem::zeroed();
+            sll.sll_family = libc::AF_PACKET as u16;
+            sll.sll_ifindex = ifindex as i32;
+            sll.sll_halen = 6;
+            sll.sll_addr[..6].copy_from_slice(&frame[..6]);
+            libc::sendto(
+                self.fd.as_raw_fd(),
+                frame.as_ptr().cast(),
+                frame.len(),
+                0,
+                &sll as *const libc::sockaddr_ll as *const libc::sockaddr,
+                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            )
+        };
+        assert_eq!(
+            n,
+            frame.len() as isize,
+            "sendto: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+
     /// Receives one frame into `buf`: its length and its packet type (`PACKET_HOST`,
     /// `PACKET_OUTGOING`, ...), or `None` on timeout or error.
     pub fn recv(&self, buf: &mut [u8]) -> Option<(usize, u8)> {

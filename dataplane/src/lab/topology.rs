@@ -22,7 +22,9 @@ use l2xdp_wire::net::ethernet::MacAddr;
 
 use super::packet::PacketSocket;
 use super::Netns;
+use crate::afxdp::{AfXdp, AfXdpConfig};
 use crate::{loader, FastPathConfig, XdpDataPlane};
+use l2xdp_wire::datapath::DropReason;
 
 /// The LNS's access veth (in `lns`).
 pub const LA: &str = "la";
@@ -70,6 +72,13 @@ impl Topology {
     /// Creates `<tag>-lac`, `<tag>-lns` and `<tag>-core` (see [`Netns::new`]) and configures
     /// them as the module documentation says.
     pub fn new(tag: &str) -> Topology {
+        Self::with_queues(tag, 1)
+    }
+
+    /// As [`new`](Self::new), with `queues` transmit and receive queues on every veth (a
+    /// veth's peer receives on the queue the frame was sent on: the sender's flow hash picks
+    /// it, as RSS would).
+    pub fn with_queues(tag: &str, queues: u32) -> Topology {
         let t = Topology {
             lac: Arc::new(Netns::new(&format!("{tag}-lac"))),
             lns: Arc::new(Netns::new(&format!("{tag}-lns"))),
@@ -80,8 +89,8 @@ impl Topology {
             ns.exec(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
             ns.exec(&["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"]);
         }
-        veth(lns, LA, LA_MAC, LAC0, lac);
-        veth(lns, LC, LC_MAC, CORE0, core);
+        veth(lns, LA, LA_MAC, LAC0, lac, queues);
+        veth(lns, LC, LC_MAC, CORE0, core, queues);
         lac.ip(&["link", "set", LAC0, "address", &LAC_MAC.to_string()]);
         core.ip(&["link", "set", CORE0, "address", &CORE_MAC.to_string()]);
         for (ns, l) in [(lns, LA), (lns, LC), (lac, LAC0), (core, CORE0)] {
@@ -102,6 +111,18 @@ impl Topology {
         // bpf_fib_lookup needs forwarding on the ingress device.
         lns.exec(&["sysctl", "-qw", "net.ipv4.conf.all.forwarding=1"]);
         t
+    }
+
+    /// Adds an L2TPv3 attachment circuit: a veth pair `lns_end` (in `lns`) — `core_end` (in
+    /// `core`), both up, no addresses (it carries a pseudowire's Ethernet frames as they are).
+    /// The fast path must be attached to `lns_end` too (`xdp_l2tp_core`: what arrives there
+    /// is encapsulated), and `xdp_pass` to `core_end` ([`PeerPort`]) for redirected frames.
+    pub fn add_circuit(&self, lns_end: &str, core_end: &str) {
+        let mac = MacAddr([2, 0, 0, 0, 0x0d, 0]);
+        veth(&self.lns, lns_end, mac, core_end, &self.core, 1);
+        // Distinct MACs are not needed: nothing on a circuit is addressed to its ends.
+        self.lns.ip(&["link", "set", lns_end, "up"]);
+        self.core.ip(&["link", "set", core_end, "up"]);
     }
 
     /// Loads the fast path with its maps pinned under `pins` (see [`Pins`]), attaches
@@ -134,6 +155,108 @@ impl Topology {
     }
 }
 
+/// Which fast path the lab runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The XDP programs forward.
+    Xdp,
+    /// AF_XDP mode: the programs hand forwarded packets to the workers
+    /// ([`crate::afxdp`]), one worker on CPU 0 with sockets on `la` and `lc`.
+    AfXdp,
+}
+
+/// The fast path a [`Topology`] runs (see [`Topology::start_fast_path`]): the object and, in
+/// AF_XDP mode, the workers (in this process, in `lns`, independent of any control plane).
+pub struct FastPath {
+    /// The workers (AF_XDP mode); dropped first.
+    pub afxdp: Option<AfXdp>,
+    /// The loaded object.
+    pub ebpf: Ebpf,
+    pins: PathBuf,
+}
+
+impl FastPath {
+    /// Drops by `DropReason` index: the programs' (`l2xdp_drops`) plus, in AF_XDP mode, the
+    /// workers' (per core, merged).
+    pub fn drop_counters(&self) -> [u64; DropReason::COUNT] {
+        let mut d = XdpDataPlane::open(&self.pins)
+            .expect("open pins")
+            .drop_counters()
+            .expect("drops");
+        if let Some(a) = &self.afxdp {
+            for (d, w) in d.iter_mut().zip(a.counters().iter()) {
+                *d += w;
+            }
+        }
+        d
+    }
+
+    /// AF_XDP mode: waits until every session change made so far is in the workers'
+    /// tables (nothing to wait for in XDP mode).
+    pub fn settle(&self) {
+        if let Some(a) = &self.afxdp {
+            a.settle(&self.pins, super::traffic::LIMIT)
+                .expect("AF_XDP workers settle");
+        }
+    }
+}
+
+impl Topology {
+    /// [`attach_fast_path`](Self::attach_fast_path) in `mode`: in AF_XDP mode the config says
+    /// so and one worker starts on CPU 0 (in `lns`).
+    pub fn start_fast_path(&self, pins: &Path, mode: Mode) -> FastPath {
+        self.start_fast_path_on(pins, mode, &[0])
+    }
+
+    /// As [`start_fast_path`](Self::start_fast_path), AF_XDP mode with a worker per core of
+    /// `cores`.
+    pub fn start_fast_path_on(&self, pins: &Path, mode: Mode, cores: &[usize]) -> FastPath {
+        self.start_fast_path_with_circuits(pins, mode, cores, &[])
+    }
+
+    /// As [`start_fast_path_on`](Self::start_fast_path_on), with the L2TPv3 attachment
+    /// circuits `circuits` (their LNS ends, made with [`add_circuit`](Self::add_circuit)
+    /// beforehand): `xdp_l2tp_core` attached to each, and in AF_XDP mode a socket of every
+    /// worker on each (a frame a worker must send on an interface it has no socket on is
+    /// dropped, `xsk_stat::NO_EGRESS`).
+    pub fn start_fast_path_with_circuits(
+        &self,
+        pins: &Path,
+        mode: Mode,
+        cores: &[usize],
+        circuits: &[String],
+    ) -> FastPath {
+        let config = FastPathConfig {
+            afxdp: mode == Mode::AfXdp,
+            ..FastPathConfig::default()
+        };
+        let mut ebpf = self.attach_fast_path_with(pins, &config);
+        let _g = self.lns.enter();
+        for c in circuits {
+            loader::attach_pinned(&mut ebpf, prog::CORE, c, pins)
+                .expect("attach the core program to an attachment circuit");
+        }
+        let afxdp = (mode == Mode::AfXdp).then(|| {
+            let mut interfaces = vec![LA.to_string(), LC.to_string()];
+            interfaces.extend(circuits.iter().cloned());
+            AfXdp::start(
+                pins,
+                &AfXdpConfig {
+                    interfaces,
+                    cores: cores.to_vec(),
+                    ..AfXdpConfig::default()
+                },
+            )
+            .expect("AF_XDP workers")
+        });
+        FastPath {
+            afxdp,
+            ebpf,
+            pins: pins.into(),
+        }
+    }
+}
+
 impl Topology {
     /// Adds `n` attachment-circuit veth pairs for L2TPv3 Ethernet pseudowires (RFC 4719):
     /// `ac<k>` in `lns` (MAC 02:00:00:00:ac:k), its peer `acp<k>` in `core` (02:00:00:01:ac:k),
@@ -148,6 +271,7 @@ impl Topology {
                     MacAddr([2, 0, 0, 0, 0xac, k]),
                     &acp,
                     &self.core,
+                    1,
                 );
                 self.core.ip(&[
                     "link",
@@ -165,18 +289,27 @@ impl Topology {
 }
 
 /// `ip -n <ns> link add <name> address <mac> type veth peer name <peer> netns <peer_ns>`.
-fn veth(ns: &Netns, name: &str, mac: MacAddr, peer: &str, peer_ns: &Netns) {
+fn veth(ns: &Netns, name: &str, mac: MacAddr, peer: &str, peer_ns: &Netns, queues: u32) {
+    let q = queues.max(1).to_string();
     ns.ip(&[
         "link",
         "add",
         name,
         "address",
         &mac.to_string(),
+        "numtxqueues",
+        &q,
+        "numrxqueues",
+        &q,
         "type",
         "veth",
         "peer",
         "name",
         peer,
+        "numtxqueues",
+        &q,
+        "numrxqueues",
+        &q,
         "netns",
         &peer_ns.name,
     ]);

@@ -51,6 +51,10 @@ pub struct Sub {
     pub addr: Ipv4Addr,
     /// The LNS's key of the session (for its XDP counters).
     pub lns_key: SessionKey,
+    /// An L2TPv3 Ethernet pseudowire: the index, in the core namespace, of the core host's
+    /// end of the session's attachment circuit (downstream frames are sent there, and
+    /// upstream ones arrive there). `None` for an L2TPv2 PPP session, routed through `lc`.
+    pub circuit: Option<u32>,
 }
 
 impl Sub {
@@ -82,6 +86,62 @@ impl Sub {
             view,
             addr,
             lns_key: peer_ids,
+            circuit: None,
+        }
+    }
+
+    /// A UDP L2TPv3 Ethernet pseudowire of the LAC to the LNS (as [`new`](Self::new), with
+    /// the cookies, sublayer and sequencing the session negotiated). `addr` tags the IPv4
+    /// packets its Ethernet frames carry (inner source upstream, destination downstream);
+    /// `circuit` is the core host's end of its attachment circuit.
+    #[allow(clippy::too_many_arguments)]
+    pub fn pseudowire(
+        our_ids: SessionKey,
+        peer_ids: SessionKey,
+        cookie_rx: Cookie,
+        cookie_tx: Cookie,
+        l2ss: bool,
+        sequencing: bool,
+        addr: Ipv4Addr,
+        circuit: u32,
+    ) -> Sub {
+        let mut s = Sub::new(our_ids, peer_ids, sequencing, addr);
+        s.view.cookie_rx = cookie_rx;
+        s.view.cookie_tx = cookie_tx;
+        s.view.l2ss = l2ss;
+        s.circuit = Some(circuit);
+        s
+    }
+
+    /// Whether this is an L2TPv3 pseudowire (Ethernet frames) rather than a PPP session.
+    pub fn is_pseudowire(&self) -> bool {
+        self.circuit.is_some()
+    }
+}
+
+impl Sub {
+    /// The LNS's side of the session (what its control plane would install): the LAC's view
+    /// mirrored, bound to the subscriber's address.
+    pub fn lns_entry(&self) -> crate::api::SessionEntry {
+        let v = &self.view;
+        crate::api::SessionEntry {
+            session: Session {
+                local_addr: v.peer_addr,
+                peer_addr: v.local_addr,
+                local_port: v.peer_port,
+                peer_port: v.local_port,
+                local_mac: LA_MAC,
+                next_hop_mac: LAC_MAC,
+                our_ids: v.peer_ids,
+                peer_ids: v.our_ids,
+                cookie_rx: v.cookie_tx,
+                cookie_tx: v.cookie_rx,
+                ..*v
+            },
+            binding: crate::api::Binding::Subscriber {
+                ipv4: Some(self.addr),
+                ipv6: vec![],
+            },
         }
     }
 }
@@ -99,16 +159,26 @@ pub fn inner_ip(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, seq: u32) 
     udp_frame(&e, sport, dport, &payload).expect("inner packet")[14..].to_vec()
 }
 
-/// The LAC's L2TP data frame carrying IPv4 from the subscriber to the core host.
+/// The LAC's L2TP data frame carrying IPv4 from the subscriber to the core host: as a PPP
+/// frame (v2), or in an Ethernet frame to the core host's MAC (a v3 pseudowire).
 pub fn upstream_frame(sub: &Sub, tx: &mut TxSeq, seq: u32) -> Vec<u8> {
-    let inner = inner_ip(sub.addr, CORE_HOST, SUB_PORT, CORE_PORT, seq);
+    let mut inner = inner_ip(sub.addr, CORE_HOST, SUB_PORT, CORE_PORT, seq);
+    if sub.is_pseudowire() {
+        let mut eth = Vec::with_capacity(14 + inner.len());
+        eth.extend_from_slice(&CORE_MAC.0);
+        eth.extend_from_slice(&LAC_MAC.0);
+        eth.extend_from_slice(&ETH_P_IP.to_be_bytes());
+        eth.extend_from_slice(&inner);
+        inner = eth;
+    }
     let mut out = vec![0u8; 2048];
     let n = encap(&sub.view, tx, &inner, 1500, &mut out).expect("LAC encap");
     out.truncate(n);
     out
 }
 
-/// The core host's Ethernet frame carrying IPv4 to the subscriber.
+/// The core host's Ethernet frame carrying IPv4 to the subscriber (routed by the LNS for a
+/// PPP session; for a pseudowire, sent on its attachment circuit and carried whole).
 pub fn downstream_frame(sub: &Sub, seq: u32) -> Vec<u8> {
     let e = Endpoints {
         src_mac: CORE_MAC,
@@ -121,16 +191,31 @@ pub fn downstream_frame(sub: &Sub, seq: u32) -> Vec<u8> {
     udp_frame(&e, CORE_PORT, SUB_PORT, &payload).expect("core packet")
 }
 
-/// Core side: an IPv4/UDP packet from a subscriber to the core host; the class is its source.
+/// Core side: an IPv4/UDP packet from a subscriber to the core host, routed by the LNS; the
+/// class is its source.
 pub fn classify_upstream(f: &[u8]) -> Option<u32> {
+    // TTL 64 decremented once by the fast path (RFC 1812 §5.3.1).
+    classify_core(f, 63)
+}
+
+/// Core side: a pseudowire's Ethernet frame carrying IPv4/UDP to the core host, delivered
+/// unchanged on the attachment circuit (not routed: TTL as sent); the class is its source.
+pub fn classify_upstream_pw(f: &[u8]) -> Option<u32> {
+    if f.get(..6) != Some(&CORE_MAC.0[..]) || f.get(6..12) != Some(&LAC_MAC.0[..]) {
+        return None;
+    }
+    classify_core(f, 64)
+}
+
+/// An Ethernet frame of IPv4/UDP to the core host's port with TTL `ttl`: its source address.
+fn classify_core(f: &[u8], ttl: u8) -> Option<u32> {
     if f.len() < 14 + 28 || f[12..14] != ETH_P_IP.to_be_bytes() {
         return None;
     }
     let ip = &f[14..];
     let dst = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
     let dport = u16::from_be_bytes([ip[22], ip[23]]);
-    // TTL 64 decremented once by the fast path (RFC 1812 §5.3.1).
-    if ip[0] != 0x45 || ip[9] != 17 || dst != CORE_HOST || dport != CORE_PORT || ip[8] != 63 {
+    if ip[0] != 0x45 || ip[9] != 17 || dst != CORE_HOST || dport != CORE_PORT || ip[8] != ttl {
         return None;
     }
     Some(u32::from(Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15])))
@@ -149,10 +234,22 @@ pub fn classify_downstream(subs: &BTreeMap<SessionKey, Sub>, f: &[u8]) -> Option
     };
     match decap(f, &cfg, lookup, |_| None, |_| seen.get()) {
         Verdict::Forward { inner, key, .. } => {
-            let ip = &f[inner];
+            let sub = subs.get(&key)?;
+            // A pseudowire carries the core host's whole Ethernet frame.
+            let ip = if sub.is_pseudowire() {
+                let eth = &f[inner];
+                if eth.len() < 14 + 20 || eth[12..14] != ETH_P_IP.to_be_bytes() {
+                    return None;
+                }
+                &eth[14..]
+            } else {
+                &f[inner]
+            };
+            if ip.len() < 20 {
+                return None;
+            }
             let dst = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
             let src = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
-            let sub = subs.get(&key)?;
             // Into the right session, unchanged by the LNS (it does not route it itself).
             (dst == sub.addr && src == CORE_HOST && ip[8] == 64).then(|| u32::from(sub.addr))
         }
@@ -283,6 +380,12 @@ impl<'a> Paced<'a> {
     /// Sends `frame`, first waiting (bounded) until fewer than [`WINDOW`] of the frames sent
     /// in this direction are still unreceived.
     pub fn send(&mut self, frame: &[u8]) {
+        self.send_on(None, frame);
+    }
+
+    /// As [`send`](Self::send), out of interface `ifindex` when given (a socket bound to all
+    /// interfaces of its namespace), else out of the socket's own interface.
+    pub fn send_on(&mut self, ifindex: Option<u32>, frame: &[u8]) {
         let end = Instant::now() + self.limit;
         while self.sent >= self.rx.total() - self.base + WINDOW {
             assert!(
@@ -293,7 +396,10 @@ impl<'a> Paced<'a> {
             );
             std::thread::yield_now();
         }
-        self.sock.send(frame);
+        match ifindex {
+            Some(i) => self.sock.send_to(i, frame),
+            None => self.sock.send(frame),
+        }
         self.sent += 1;
     }
 }
@@ -342,7 +448,7 @@ impl Flows {
         e.0 += 1;
         e.1 += f.len() as u64;
         up.send(&f);
-        down.send(&downstream_frame(s, seq));
+        down.send_on(s.circuit, &downstream_frame(s, seq));
         self.seq += 1;
     }
 

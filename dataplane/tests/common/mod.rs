@@ -2,6 +2,15 @@
 //! c0–c1), addresses, routes and static neighbours whose MACs are the ones the reference is
 //! given; the object loaded with private maps; the reference's sessions and sequence state
 //! mirrored.
+//!
+//! With [`Mode::AfXdp`] the fixture is differential: a second instance of the same object,
+//! pinned, configured for AF_XDP mode and attached to `a0` (access) and `c0` (core), with the
+//! AF_XDP workers (`l2xdp_dataplane::afxdp`) on both; every session change goes to both
+//! instances, and every frame a check runs through `BPF_PROG_TEST_RUN` is also sent for real
+//! (from `a1` upstream, from `c1` downstream) and what comes out on the other side is compared
+//! with the same reference output. Each real exchange ends with a sentinel frame of a session
+//! of its own (unique payload): what arrived before it is the frame's output, nothing is
+//! waited for by time.
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap};
@@ -9,7 +18,10 @@ use std::net::IpAddr;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 
 use aya::Ebpf;
+use l2xdp_dataplane::afxdp::{AfXdp, AfXdpConfig};
 use l2xdp_dataplane::api::{Binding, DataPlane, SessionEntry};
+use l2xdp_dataplane::lab::packet::PacketSocket;
+use l2xdp_dataplane::lab::topology::Pins;
 use l2xdp_dataplane::lab::{is_root, Netns, NetnsGuard};
 use l2xdp_dataplane::test_run::{self, action};
 use l2xdp_dataplane::{loader, FastPathConfig, XdpDataPlane};
@@ -47,8 +59,19 @@ pub fn ip(s: &str) -> IpAddr {
     s.parse().expect("address literal")
 }
 
+/// Which fast paths a fixture checks against the reference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The XDP programs (`BPF_PROG_TEST_RUN`).
+    Xdp,
+    /// The XDP programs and, on the same frames, AF_XDP mode on veths.
+    AfXdp,
+}
+
 pub struct Fixture {
     pub dp: XdpDataPlane,
+    /// AF_XDP mode, when differential (dropped before the namespace).
+    pub afxdp: Option<AfXdpSide>,
     pub ebpf: Ebpf,
     pub access_fd: RawFd,
     pub core_fd: RawFd,
@@ -66,6 +89,10 @@ pub struct Fixture {
 
 impl Fixture {
     pub fn new(tag: &str) -> Fixture {
+        Self::new_mode(tag, Mode::Xdp)
+    }
+
+    pub fn new_mode(tag: &str, mode: Mode) -> Fixture {
         let ns = Netns::new(tag);
         ns.ip(&[
             "link",
@@ -144,6 +171,17 @@ impl Fixture {
         ]);
         ns.exec(&["sysctl", "-qw", "net.ipv4.conf.all.forwarding=1"]);
         ns.exec(&["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
+        if mode == Mode::AfXdp {
+            // The peers' ends send only what a check sends (no IPv6 chatter into c0, which a
+            // v3 pseudowire bound to c0 would carry).
+            for l in ["a1", "c1"] {
+                ns.exec(&[
+                    "sysctl",
+                    "-qw",
+                    &format!("net.ipv6.conf.{l}.disable_ipv6=1"),
+                ]);
+            }
+        }
         let guard = ns.enter();
         let a0 = loader::ifindex("a0").expect("a0");
         let c0 = loader::ifindex("c0").expect("c0");
@@ -154,6 +192,7 @@ impl Fixture {
             decap: cfg,
             mtu: 1500,
             cpumap_cpus: 0,
+            afxdp: false,
         })
         .expect("config");
         let fd = |ebpf: &mut Ebpf, p| {
@@ -166,8 +205,10 @@ impl Fixture {
         };
         let access_fd = fd(&mut ebpf, prog::ACCESS);
         let core_fd = fd(&mut ebpf, prog::CORE);
+        let afxdp = (mode == Mode::AfXdp).then(|| AfXdpSide::new(tag, cfg));
         Fixture {
             dp,
+            afxdp,
             ebpf,
             access_fd,
             core_fd,
@@ -185,14 +226,32 @@ impl Fixture {
 
     pub fn install(&mut self, e: &SessionEntry) {
         self.dp.install(e).expect("install");
+        if let Some(a) = &mut self.afxdp {
+            a.dp.install(e).expect("install (AF_XDP instance)");
+            a.settle();
+        }
         self.sessions.insert(e.key(), e.session);
         self.bindings.insert(e.key(), e.binding.clone());
         self.rx.entry(e.key()).or_default();
         self.tx.entry(e.key()).or_default();
     }
 
+    pub fn remove(&mut self, key: &SessionKey) {
+        self.dp.remove(key).expect("remove");
+        if let Some(a) = &mut self.afxdp {
+            a.dp.remove(key).expect("remove (AF_XDP instance)");
+            a.settle();
+        }
+        self.sessions.remove(key);
+        self.bindings.remove(key);
+    }
+
     pub fn reset_sequence(&mut self, key: &SessionKey) {
         self.dp.reset_sequence(key).expect("reset");
+        if let Some(a) = &mut self.afxdp {
+            a.dp.reset_sequence(key).expect("reset (AF_XDP instance)");
+            a.settle();
+        }
         self.rx.insert(*key, RxSeq::unsynced());
         self.tx.insert(*key, TxSeq::default());
     }
@@ -213,8 +272,9 @@ impl Fixture {
         );
         let got = test_run::run(self.access_fd, frame, self.a0, 1).expect("test run");
         let drops = self.dp.drop_counters().expect("drops");
+        let mut afxdp_want: Option<Vec<u8>> = None;
         match &v {
-            Verdict::Forward { inner, kind, .. } => {
+            Verdict::Forward { inner, kind, key } => {
                 assert_eq!(got.action, action::REDIRECT, "verdict for {v:?}");
                 let want = match kind {
                     datapath::InnerKind::Ethernet => frame[inner.clone()].to_vec(),
@@ -228,6 +288,14 @@ impl Fixture {
                     }
                 };
                 assert_eq!(got.frame, want, "decapsulated frame for {v:?}");
+                // AF_XDP mode sends on the interfaces it has sockets on (a0, c0).
+                let egress = match self.bindings.get(key) {
+                    Some(Binding::AttachmentCircuit { ifindex }) => *ifindex,
+                    _ => self.c0,
+                };
+                if egress == self.c0 {
+                    afxdp_want = Some(want);
+                }
             }
             Verdict::ToControlPlane(_) | Verdict::Pass => {
                 assert_eq!(got.action, action::PASS, "verdict for {v:?}");
@@ -239,6 +307,23 @@ impl Fixture {
                     drops[*r as usize],
                     drops_before[*r as usize] + 1,
                     "counter of {r:?}"
+                );
+            }
+        }
+        if let Some(a) = &mut self.afxdp {
+            let before = a.drop_counters();
+            let out = a.exchange(frame, Direction::Up);
+            let after = a.drop_counters();
+            assert_eq!(
+                out,
+                afxdp_want.into_iter().collect::<Vec<_>>(),
+                "AF_XDP output for {v:?}"
+            );
+            if let Verdict::Drop(r) = &v {
+                assert_eq!(
+                    after[*r as usize],
+                    before[*r as usize] + 1,
+                    "AF_XDP mode counter of {r:?}"
                 );
             }
         }
@@ -256,6 +341,11 @@ impl Fixture {
         let got = test_run::run(self.core_fd, frame, ifindex, 1).expect("test run");
         assert_eq!(got.action, action::REDIRECT, "encap verdict");
         assert_eq!(got.frame, want, "encapsulated frame");
+        if let Some(a) = &mut self.afxdp {
+            assert_eq!(ifindex, self.c0, "AF_XDP mode receives on c0");
+            let out = a.exchange(frame, Direction::Down);
+            assert_eq!(out, vec![want], "AF_XDP encapsulated frame");
+        }
     }
 }
 
@@ -410,3 +500,169 @@ pub fn v3_entry(
         binding: Binding::AttachmentCircuit { ifindex: ac },
     }
 }
+
+/// Which way a frame goes through the AF_XDP instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Sent from `a1`, out on `c1`.
+    Up,
+    /// Sent from `c1`, out on `a1`.
+    Down,
+}
+
+/// Marks the sentinel frames' payload.
+const MAGIC: &[u8; 16] = b"l2xdp-sentinel!!";
+/// The sentinel session's subscriber.
+const SENTINEL_SUB: &str = "100.64.255.1";
+/// Bounds a hung exchange.
+const LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The AF_XDP instance of a differential fixture.
+pub struct AfXdpSide {
+    pub rt: AfXdp,
+    pub dp: XdpDataPlane,
+    _ebpf: Ebpf,
+    pub pins: Pins,
+    a1: PacketSocket,
+    c1: PacketSocket,
+    up_sentinel: Vec<u8>,
+    down_sentinel: Vec<u8>,
+}
+
+fn magic_ip(src: &str, dst: &str) -> Vec<u8> {
+    let e = Endpoints {
+        src_mac: CORE_MAC,
+        dst_mac: C0_MAC,
+        src: ip(src),
+        dst: ip(dst),
+    };
+    udp_frame(&e, 4000, 5000, MAGIC).expect("sentinel")[14..].to_vec()
+}
+
+fn has_magic(f: &[u8]) -> bool {
+    f.windows(MAGIC.len()).any(|w| w == MAGIC)
+}
+
+/// An L2TP frame (UDP or IP protocol 115 inside IPv4/IPv6), as the fast path sends to the peer.
+fn is_l2tp(f: &[u8]) -> bool {
+    match (f.get(12..14), f.get(23), f.get(20)) {
+        (Some([0x08, 0x00]), Some(p), _) => *p == 17 || *p == 115,
+        (Some([0x86, 0xdd]), _, Some(p)) => *p == 17 || *p == 115,
+        _ => false,
+    }
+}
+
+impl AfXdpSide {
+    /// In the fixture's namespace (the calling thread is in it).
+    fn new(tag: &str, cfg: DecapConfig) -> AfXdpSide {
+        let pins = Pins::under_sys_fs_bpf(&format!("afx-{tag}"));
+        let mut ebpf = loader::load(Some(pins.path())).expect("load the AF_XDP instance");
+        loader::attach_pinned(&mut ebpf, prog::ACCESS, "a0", pins.path()).expect("attach a0");
+        loader::attach_pinned(&mut ebpf, prog::CORE, "c0", pins.path()).expect("attach c0");
+        let mut dp = XdpDataPlane::open(pins.path()).expect("pins");
+        dp.set_config(&FastPathConfig {
+            decap: cfg,
+            mtu: 1500,
+            cpumap_cpus: 0,
+            afxdp: true,
+        })
+        .expect("config");
+        let rt = AfXdp::start(
+            pins.path(),
+            &AfXdpConfig {
+                interfaces: vec!["a0".into(), "c0".into()],
+                cores: vec![0],
+                ..AfXdpConfig::default()
+            },
+        )
+        .expect("AF_XDP workers");
+        let idx = |n| loader::ifindex(n).expect("ifindex");
+        let timeout = std::time::Duration::from_millis(100);
+        let a1 = PacketSocket::open(idx("a1"), ETH_P_ALL, timeout);
+        let c1 = PacketSocket::open(idx("c1"), ETH_P_ALL, timeout);
+        // The sentinel: an L2TPv2 session of its own, both ways.
+        let mut e = v2_entry(false);
+        e.session.our_ids = SessionKey::V2 {
+            tunnel_id: 0xfff0,
+            session_id: 1,
+        };
+        e.session.peer_ids = SessionKey::V2 {
+            tunnel_id: 0xfff1,
+            session_id: 2,
+        };
+        e.binding = Binding::Subscriber {
+            ipv4: Some(SENTINEL_SUB.parse().expect("addr")),
+            ipv6: vec![],
+        };
+        dp.install(&e).expect("sentinel session");
+        let up_sentinel = from_peer(&mirror(&e.session), &magic_ip(SENTINEL_SUB, CORE4), 0);
+        let down_sentinel = on_core(&magic_ip(CORE4, SENTINEL_SUB));
+        let side = AfXdpSide {
+            rt,
+            dp,
+            _ebpf: ebpf,
+            pins,
+            a1,
+            c1,
+            up_sentinel,
+            down_sentinel,
+        };
+        side.settle();
+        side
+    }
+
+    /// Waits until the workers' tables have every change made so far.
+    pub fn settle(&self) {
+        self.rt
+            .settle(self.pins.path(), LIMIT)
+            .expect("AF_XDP settle");
+    }
+
+    /// Drops by reason: the programs' plus the workers'.
+    pub fn drop_counters(&self) -> [u64; datapath::DropReason::COUNT] {
+        let mut d = self.dp.drop_counters().expect("drops");
+        let w = self.rt.counters();
+        for (d, w) in d.iter_mut().zip(w.iter()) {
+            *d += w;
+        }
+        d
+    }
+
+    /// Sends `frame` then the sentinel; returns what came out on the other side before the
+    /// sentinel's output (fast-path output only: to the peer's or core host's MAC, and L2TP
+    /// towards the peer).
+    pub fn exchange(&mut self, frame: &[u8], dir: Direction) -> Vec<Vec<u8>> {
+        let (tx, rx, sentinel, want_dst) = match dir {
+            Direction::Up => (&self.a1, &self.c1, &self.up_sentinel, CORE_MAC),
+            Direction::Down => (&self.c1, &self.a1, &self.down_sentinel, PEER_MAC),
+        };
+        tx.send(frame);
+        tx.send(sentinel);
+        let start = std::time::Instant::now();
+        let mut out = vec![];
+        let mut buf = vec![0u8; 4096];
+        loop {
+            assert!(start.elapsed() < LIMIT, "the sentinel did not come through");
+            let Some((n, kind)) = rx.recv(&mut buf) else {
+                continue;
+            };
+            let f = &buf[..n];
+            // Up: to the core host, or a v3 inner frame (addressed to c0 by the peer's host).
+            let ours = f.len() >= 14
+                && (f[..6] == want_dst.0 || (dir == Direction::Up && f[..6] == C0_MAC.0));
+            if kind == libc::PACKET_OUTGOING || !ours {
+                continue;
+            }
+            if dir == Direction::Down && !is_l2tp(f) {
+                continue;
+            }
+            if has_magic(f) {
+                return out;
+            }
+            out.push(f.to_vec());
+        }
+    }
+}
+
+/// `ETH_P_ALL`.
+const ETH_P_ALL: u16 = 0x0003;

@@ -197,3 +197,120 @@ pub fn assert_clean(path: &Path, prefs: &[&str], udp_ports: &[u16]) -> Option<Ve
     );
     Some(rows)
 }
+
+/// A `dumpcap` capture on an interface of a namespace, to a pcap file, for [`assert_clean`]:
+/// started (and waited for until it captures) by [`start`](Self::start), stopped by
+/// [`stop`](Self::stop) or on drop.
+#[derive(Debug)]
+pub struct Dumpcap {
+    child: std::process::Child,
+    /// The capture file.
+    pub path: std::path::PathBuf,
+}
+
+impl Dumpcap {
+    /// `ip netns exec <ns> dumpcap -i <iface> -f <filter> -P -w <path>`; `None` when dumpcap
+    /// is not installed and tshark is not required (said loudly), a panic when it is.
+    pub fn start(ns: &str, iface: &str, filter: &str, path: &Path) -> Option<Dumpcap> {
+        use std::io::BufRead;
+        let spawned = Command::new("ip")
+            .args([
+                "netns", "exec", ns, "dumpcap", "-i", iface, "-f", filter, "-P", "-w",
+            ])
+            .arg(path)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn();
+        let mut child = spawned.expect("ip netns exec dumpcap");
+        let stderr = child.stderr.take().expect("dumpcap's stderr");
+        let mut lines = std::io::BufReader::new(stderr).lines();
+        // "Capturing on 'lac0'" once it captures; an exit before is a failure to start.
+        let mut said = Vec::new();
+        for l in lines.by_ref() {
+            let l = l.unwrap_or_default();
+            if l.starts_with("Capturing on") {
+                // Keep draining its stderr so that it never blocks on a full pipe.
+                std::thread::spawn(move || lines.for_each(drop));
+                let capture = Dumpcap {
+                    child,
+                    path: path.to_path_buf(),
+                };
+                // dumpcap says "Capturing on" before it opens the interface: on a loaded
+                // machine the first packets can pass before it does. Wait for its packet
+                // socket instead.
+                capture.wait_for_packet_socket(std::time::Duration::from_secs(20));
+                return Some(capture);
+            }
+            said.push(l);
+        }
+        let _ = child.wait();
+        let missing = said.iter().any(|l| l.contains("No such file"));
+        if missing && !required() {
+            eprintln!("\n*** SKIPPING the capture: dumpcap is not installed ***\n");
+            return None;
+        }
+        panic!("dumpcap did not start: {}", said.join("\n"));
+    }
+
+    /// Waits until dumpcap holds a packet socket in its namespace (`/proc/<pid>/net/packet`
+    /// lists one whose inode is among its open files): from then on it captures. Panics after
+    /// `limit`.
+    fn wait_for_packet_socket(&self, limit: std::time::Duration) {
+        let pid = self.child.id();
+        let end = std::time::Instant::now() + limit;
+        loop {
+            let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+                .map(|d| {
+                    d.flatten()
+                        .filter_map(|e| std::fs::read_link(e.path()).ok())
+                        .filter_map(|t| {
+                            let t = t.to_string_lossy().into_owned();
+                            t.strip_prefix("socket:[")
+                                .and_then(|t| t.strip_suffix(']'))
+                                .map(str::to_owned)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let packet =
+                std::fs::read_to_string(format!("/proc/{pid}/net/packet")).unwrap_or_default();
+            let open = packet
+                .lines()
+                .skip(1)
+                .filter_map(|l| l.split_whitespace().last())
+                .any(|inode| inodes.iter().any(|i| i == inode));
+            if open {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < end,
+                "dumpcap (pid {pid}) opened no packet socket within {limit:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    /// Stops the capture (SIGINT: dumpcap finishes the file) and waits for it.
+    pub fn stop(mut self) -> std::path::PathBuf {
+        self.interrupt();
+        std::mem::take(&mut self.path)
+    }
+
+    fn interrupt(&mut self) {
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            // SAFETY: a signal to our own child, not yet reaped. `ip netns exec` execs
+            // dumpcap, so the pid is dumpcap's.
+            unsafe { libc::kill(pid, libc::SIGINT) };
+        }
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Dumpcap {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            self.interrupt();
+        }
+    }
+}

@@ -1,0 +1,318 @@
+//! One worker: a thread pinned to one core, owning one AF_XDP socket per interface (all on the
+//! same queue number) and its session replica. The loop: apply a bounded slice of table
+//! updates, then for each socket take up to `batch` received frames, process each into a
+//! transmit frame of the egress socket's UMEM, give the receive frames back to the fill ring,
+//! and kick the transmit rings that ask for it. No allocation, lock or system call per packet;
+//! when nothing arrives the worker sleeps in `poll(2)` (1 ms) instead of spinning.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+
+use l2xdp_ebpf::maps::{self, xsk_stat};
+use l2xdp_wire::datapath::{
+    decap, emit_inner_ethernet, encap, DecapConfig, InnerKind, TxSeq, Verdict,
+};
+use l2xdp_wire::net::ethernet::MacAddr;
+
+use super::table::{apply, Table, Update};
+use crate::session_map::session_key;
+use crate::xsk::{poll_rx, XskSocket};
+
+/// Table updates a worker applies between two batches.
+pub const UPDATES_PER_BATCH: usize = 512;
+
+/// A worker's counters, indexed by [`xsk_stat`] (below [`xsk_stat::DECAP`]: drops per
+/// `DropReason`). Written by the worker only (plain stores after each batch), read by anyone.
+#[derive(Debug)]
+pub struct WorkerStats {
+    /// The counters.
+    pub counters: [AtomicU64; xsk_stat::COUNT as usize],
+    /// Frames received (all sockets).
+    pub rx: AtomicU64,
+    /// The last [`Update::Mark`] token applied.
+    pub mark: AtomicU64,
+    /// Sessions in the worker's replica.
+    pub sessions: AtomicU64,
+}
+
+impl Default for WorkerStats {
+    fn default() -> Self {
+        WorkerStats {
+            counters: std::array::from_fn(|_| AtomicU64::new(0)),
+            rx: AtomicU64::new(0),
+            mark: AtomicU64::new(0),
+            sessions: AtomicU64::new(0),
+        }
+    }
+}
+
+/// What a worker does with a frame.
+pub enum Work {
+    /// The L2TP fast path: frames handed over by the XDP programs with their
+    /// [`maps::XskMeta`], decapsulated or encapsulated with `wire::datapath`.
+    L2tp {
+        /// The decapsulation rules' settings (as in the `l2xdp_config` map).
+        cfg: DecapConfig,
+        /// The replica.
+        table: Table,
+        /// Its updates.
+        updates: Receiver<Update>,
+    },
+    /// The raw forwarder (the benchmark's baseline): every frame received on socket `i` is
+    /// copied to a transmit frame of socket `to[i]`, nothing else.
+    Raw {
+        /// Egress socket per ingress socket.
+        to: Vec<usize>,
+    },
+}
+
+/// A worker, ready to run.
+pub struct Worker {
+    /// Its sockets (one per interface).
+    pub sockets: Vec<XskSocket>,
+    /// Frames taken per socket and pass.
+    pub batch: u32,
+    /// Its counters.
+    pub stats: Arc<WorkerStats>,
+    /// Set to stop.
+    pub stop: Arc<AtomicBool>,
+    /// What it does.
+    pub work: Work,
+    /// The core to pin to.
+    pub core: Option<usize>,
+}
+
+/// Pins the calling thread to `core` (`core_affinity`, which reports only success or not).
+pub fn pin_to_core(core: usize) -> std::io::Result<()> {
+    if core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(format!("cannot pin to core {core}")))
+    }
+}
+
+const META_LEN: u32 = std::mem::size_of::<maps::XskMeta>() as u32;
+
+fn read_meta(b: &[u8]) -> Option<maps::XskMeta> {
+    if b.len() < META_LEN as usize {
+        return None;
+    }
+    // SAFETY: `b` holds at least size_of::<XskMeta>() bytes and XskMeta is plain data valid
+    // for every bit pattern; read_unaligned has no alignment requirement.
+    Some(unsafe { std::ptr::read_unaligned(b.as_ptr().cast::<maps::XskMeta>()) })
+}
+
+impl Worker {
+    /// Runs until `stop` is set.
+    pub fn run(mut self) {
+        if let Some(c) = self.core {
+            if let Err(e) = pin_to_core(c) {
+                tracing::warn!(core = c, error = %e, "cannot pin the AF_XDP worker");
+            }
+        }
+        let mut local = [0u64; xsk_stat::COUNT as usize];
+        let mut rx_total = 0u64;
+        let mut pollfds: Vec<libc::pollfd> = self
+            .sockets
+            .iter()
+            .map(|s| libc::pollfd {
+                fd: s.fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        let egress: Vec<u32> = self.sockets.iter().map(|s| s.ifindex).collect();
+        let mut idle = 0u32;
+        while !self.stop.load(Ordering::Relaxed) {
+            if let Work::L2tp { table, updates, .. } = &mut self.work {
+                for u in updates.try_iter().take(UPDATES_PER_BATCH) {
+                    if let Update::Mark(t) = u {
+                        self.stats.mark.store(u64::from(t), Ordering::Release);
+                    }
+                    apply(table, u);
+                }
+                self.stats
+                    .sessions
+                    .store(table.len() as u64, Ordering::Relaxed);
+            }
+            let mut got = 0u32;
+            for i in 0..self.sockets.len() {
+                let n = self.sockets[i].rx_ready(self.batch);
+                for j in 0..n {
+                    let d = self.sockets[i].rx_desc(j);
+                    match &mut self.work {
+                        Work::Raw { to } => {
+                            let out = to.get(i).copied().unwrap_or(i);
+                            let frame = self.sockets[i].umem_bytes(d.addr, 0, d.len);
+                            raw(&mut self.sockets, out, frame, &mut local);
+                        }
+                        Work::L2tp { cfg, table, .. } => {
+                            let meta = self.sockets[i]
+                                .umem_bytes(d.addr, META_LEN, 0)
+                                .and_then(read_meta);
+                            let frame = self.sockets[i].umem_bytes(d.addr, 0, d.len);
+                            match (meta, frame) {
+                                (Some(m), Some(f)) => {
+                                    l2tp(&mut self.sockets, &egress, cfg, table, &m, f, &mut local)
+                                }
+                                _ => local[xsk_stat::OTHER as usize] += 1,
+                            }
+                        }
+                    }
+                }
+                self.sockets[i].rx_release(n);
+                got += n;
+            }
+            if got > 0 {
+                // Published before the frames leave: whoever sees a frame of this batch
+                // arrive sees the batch counted.
+                rx_total += u64::from(got);
+                for (c, v) in self.stats.counters.iter().zip(local.iter()) {
+                    c.store(*v, Ordering::Release);
+                }
+                self.stats.rx.store(rx_total, Ordering::Release);
+            }
+            for s in &mut self.sockets {
+                s.flush();
+            }
+            if got > 0 {
+                idle = 0;
+            } else {
+                idle += 1;
+                if idle > 64 {
+                    for s in &self.sockets {
+                        if s.rx_needs_wakeup() {
+                            s.wake_rx();
+                        }
+                    }
+                    poll_rx(&mut pollfds, 1);
+                }
+            }
+        }
+    }
+}
+
+/// The egress socket of `ifindex`.
+fn socket_of(egress: &[u32], ifindex: u32) -> Option<usize> {
+    egress.iter().position(|i| *i == ifindex)
+}
+
+fn raw(
+    sockets: &mut [XskSocket],
+    out: usize,
+    frame: Option<&[u8]>,
+    local: &mut [u64; xsk_stat::COUNT as usize],
+) {
+    let (Some(frame), Some(s)) = (frame, sockets.get_mut(out)) else {
+        local[xsk_stat::OTHER as usize] += 1;
+        return;
+    };
+    let Some((addr, buf)) = s.tx_frame() else {
+        local[xsk_stat::TX_FULL as usize] += 1;
+        return;
+    };
+    match buf.get_mut(..frame.len()) {
+        Some(b) => {
+            b.copy_from_slice(frame);
+            s.tx_push(addr, frame.len() as u32);
+            local[xsk_stat::DECAP as usize] += 1;
+        }
+        None => {
+            s.tx_unused(addr);
+            local[xsk_stat::OTHER as usize] += 1;
+        }
+    }
+}
+
+/// One frame of the L2TP fast path (see the module documentation of [`super`]).
+fn l2tp(
+    sockets: &mut [XskSocket],
+    egress: &[u32],
+    cfg: &DecapConfig,
+    table: &mut Table,
+    m: &maps::XskMeta,
+    frame: &[u8],
+    local: &mut [u64; xsk_stat::COUNT as usize],
+) {
+    let Some(key) = session_key(&m.key) else {
+        local[xsk_stat::OTHER as usize] += 1;
+        return;
+    };
+    // The session changed between the program and here (removed): counted as the program
+    // would have.
+    let Some(e) = table.get_mut(&m.key) else {
+        local[l2xdp_wire::datapath::DropReason::UnknownSession as usize] += 1;
+        return;
+    };
+    let Some(out) = socket_of(egress, m.egress_ifindex) else {
+        local[xsk_stat::NO_EGRESS as usize] += 1;
+        return;
+    };
+    let s = &mut sockets[out];
+    let Some((addr, buf)) = s.tx_frame() else {
+        local[xsk_stat::TX_FULL as usize] += 1;
+        return;
+    };
+    let written = match m.dir {
+        maps::dir::DECAP => {
+            let session = &e.session;
+            let rx = &mut e.rx;
+            // The program checked everything but the sequence number against the same maps;
+            // the reference runs again here, with this worker's Nr. The source binding was
+            // checked by the program (l2xdp_sub4/sub6 → this key).
+            match decap(
+                frame,
+                cfg,
+                |k| (*k == key).then_some(session),
+                |k| (*k == key).then_some(rx),
+                |_| Some(key),
+            ) {
+                Verdict::Forward { inner, kind, .. } => match kind {
+                    InnerKind::Ethernet => frame.get(inner).and_then(|f| {
+                        let b = buf.get_mut(..f.len())?;
+                        b.copy_from_slice(f);
+                        Some(f.len())
+                    }),
+                    InnerKind::Ipv4 | InnerKind::Ipv6 => frame.get(inner).and_then(|f| {
+                        emit_inner_ethernet(f, MacAddr(m.dmac), MacAddr(m.smac), buf).ok()
+                    }),
+                }
+                .ok_or(xsk_stat::OTHER as usize)
+                .map(|n| (n, xsk_stat::DECAP as usize)),
+                Verdict::Drop(r) => Err(r as usize),
+                Verdict::ToControlPlane(_) | Verdict::Pass => Err(xsk_stat::OTHER as usize),
+            }
+        }
+        maps::dir::ENCAP => {
+            let start = usize::from(m.inner_off);
+            let inner = frame.get(start..start + usize::from(m.inner_len));
+            let ns = if e.session.sequencing {
+                e.tx.fetch_add(1, Ordering::Relaxed)
+            } else {
+                0
+            };
+            let mut tx = TxSeq { next_ns: ns };
+            inner
+                .and_then(|inner| encap(&e.session, &mut tx, inner, usize::MAX, buf).ok())
+                .map(|n| {
+                    // The next hop the program's bpf_fib_lookup found, as the XDP mode writes.
+                    buf[..6].copy_from_slice(&m.dmac);
+                    buf[6..12].copy_from_slice(&m.smac);
+                    (n, xsk_stat::ENCAP as usize)
+                })
+                .ok_or(xsk_stat::OTHER as usize)
+        }
+        _ => Err(xsk_stat::OTHER as usize),
+    };
+    match written {
+        Ok((n, counter)) => {
+            s.tx_push(addr, n as u32);
+            local[counter] += 1;
+        }
+        Err(counter) => {
+            s.tx_unused(addr);
+            local[counter] += 1;
+        }
+    }
+}

@@ -26,12 +26,12 @@ use crate::demo::{self, Scale};
 use crate::failover::{Settings, LAC_ECHO_FAILURES, LAC_ECHO_INTERVAL, RECOVERY_TIME_MS};
 
 /// How long an emulated subscriber waits for the CHAP Challenge: the set-up of 100,000
-/// sessions with persistence queues at l2xdpd (a first run failed on the default 30 s).
+/// sessions queues at l2xdpd (a first run, with the file-per-record store, failed on the
+/// default 30 s).
 pub const LAC_AUTH_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Sessions being set up at once by default: with a thousand at once a subscriber of the
-/// first 100,000-session run waited over 30 s for its CHAP Challenge (l2xdpd's set-up is
-/// bounded by its state store, not by the window).
+/// Sessions being set up at once by default: with a thousand at once a subscriber of that
+/// first 100,000-session run waited over 30 s for its CHAP Challenge.
 pub const IN_FLIGHT: usize = 256;
 
 /// What to run.

@@ -136,7 +136,9 @@ fn sessions_of(case: WorkerCase, n: u32) -> Vec<Session> {
     if case.v3() {
         vec![crate::throughput::v3_session(0, CORE_IFINDEX).1.session]
     } else {
-        (0..n.max(1)).map(|i| forward::session(i).1.session).collect()
+        (0..n.max(1))
+            .map(|i| forward::session(i).1.session)
+            .collect()
     }
 }
 
@@ -223,7 +225,9 @@ pub fn drive(case: WorkerCase, packets: u64, sessions: u32) -> Result<DriveResul
         let b = (packets - sent).min(u64::from(BATCH));
         for _ in 0..b {
             if !w.sockets[ingress].peer_receive(&metas[k], &frames[k]) {
-                return Err(Error::Callgrind("the in-memory receive ring refused a frame".into()));
+                return Err(Error::Callgrind(
+                    "the in-memory receive ring refused a frame".into(),
+                ));
             }
             k = (k + 1) % frames.len();
         }
@@ -322,7 +326,10 @@ fn callgrind_ir(
     let text = std::fs::read_to_string(&out).map_err(forward::io(out.display().to_string()))?;
     let _ = std::fs::remove_file(&out);
     text.lines()
-        .find_map(|l| l.strip_prefix("totals:").or_else(|| l.strip_prefix("summary:")))
+        .find_map(|l| {
+            l.strip_prefix("totals:")
+                .or_else(|| l.strip_prefix("summary:"))
+        })
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| Error::Callgrind(format!("no totals in {}", out.display())))

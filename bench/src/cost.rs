@@ -146,7 +146,8 @@ pub fn table(r: &Report) -> String {
             "l2xdp-bench cost ({}): bpf_stats ns/packet, {} rounds interleaved; kernel {}, {} ({} cores); CPU {}\n",
             f.date, f.rounds, f.machine.kernel, f.machine.cpu_model, f.machine.cores, f.generator_cpu
         );
-        out += "medians [min–max] over verified rounds; ratio = ns/pkt / same-round swapmac ns/pkt\n";
+        out +=
+            "medians [min–max] over verified rounds; ratio = ns/pkt / same-round swapmac ns/pkt\n";
         out += &format!(
             "{:<12} {:<19} {:>6} {:>22} {:>20} {:>8}\n",
             "case", "program", "bytes", "ns/packet", "ratio to swapmac", "verified"

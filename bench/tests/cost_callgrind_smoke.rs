@@ -37,7 +37,9 @@ fn cost_callgrind_only_reports_instructions_per_packet() {
     assert_eq!(v["scenario"], "cost");
     assert!(v["forward"].is_null(), "--callgrind-only runs no XDP");
     let cg = &v["afxdp_callgrind"];
-    assert!(cg["valgrind"].as_str().is_some_and(|s| s.starts_with("valgrind")));
+    assert!(cg["valgrind"]
+        .as_str()
+        .is_some_and(|s| s.starts_with("valgrind")));
     assert_eq!(cg["packets"], 256);
     let cases = cg["cases"].as_array().expect("cases");
     let names: Vec<&str> = cases.iter().filter_map(|c| c["case"].as_str()).collect();
@@ -52,7 +54,10 @@ fn cost_callgrind_only_reports_instructions_per_packet() {
     for c in &cases[1..] {
         let ir = c["ir"].as_array().expect("ir");
         assert!(ir[1].as_u64() > ir[0].as_u64(), "{c}: Ir(2N) > Ir(N)");
-        assert!(ipp(c) > raw, "{c}: the L2TP path costs more than the raw copy");
+        assert!(
+            ipp(c) > raw,
+            "{c}: the L2TP path costs more than the raw copy"
+        );
         assert!(c["ratio_to_raw"].as_f64().is_some_and(|r| r > 1.0), "{c}");
     }
     let table = String::from_utf8_lossy(&o.stdout);

@@ -356,10 +356,9 @@ impl XskSocket {
                 Ring::anon(half)?,
             ))
         })()
-        .map_err(|e| {
+        .inspect_err(|_| {
             // SAFETY: our mapping.
             unsafe { libc::munmap(area.cast(), area_len) };
-            e
         })?;
         Ok(Self::assemble(
             None, area, area_len, rings, frames, ifindex, queue,
@@ -438,7 +437,11 @@ impl XskSocket {
         // SAFETY: inside the UMEM (checked above); the frame is the kernel's until posted.
         unsafe {
             std::ptr::copy_nonoverlapping(meta.as_ptr(), self.area.add(start), meta.len());
-            std::ptr::copy_nonoverlapping(frame.as_ptr(), self.area.add(addr as usize), frame.len());
+            std::ptr::copy_nonoverlapping(
+                frame.as_ptr(),
+                self.area.add(addr as usize),
+                frame.len(),
+            );
             self.rx.slot(rx_prod).write(libc::xdp_desc {
                 addr,
                 len: frame.len() as u32,

@@ -313,7 +313,9 @@ fn throughput_scale_cost_smoke() {
         );
     }
     // The callgrind half (cost_callgrind_smoke checks its figures).
-    let cg = v["afxdp_callgrind"]["cases"].as_array().expect("callgrind cases");
+    let cg = v["afxdp_callgrind"]["cases"]
+        .as_array()
+        .expect("callgrind cases");
     assert_eq!(cg.len(), 5, "{}", v["afxdp_callgrind"]["note"]);
     for c in v["forward"]["cases"].as_array().expect("forward cases") {
         assert_eq!(c["received"], c["generated"], "{}: sink count", c["name"]);

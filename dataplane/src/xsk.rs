@@ -676,3 +676,66 @@ pub fn poll_rx(fds: &mut [libc::pollfd], timeout_ms: i32) {
     // SAFETY: a valid array of pollfd.
     unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_in_memory_socket_runs_the_ring_protocol_both_ways() {
+        let mut s = XskSocket::in_memory(7, 0, 64).expect("in-memory socket");
+        assert_eq!(s.fd(), -1);
+        let meta = [0xaa; 8];
+        let frame: Vec<u8> = (0..60).collect();
+        assert!(s.peer_receive(&meta, &frame));
+        assert_eq!(s.rx_ready(64), 1);
+        let d = s.rx_desc(0);
+        assert_eq!(d.len, 60);
+        assert_eq!(d.addr % u64::from(FRAME_SIZE), u64::from(RX_HEADROOM));
+        let seen = s.umem_bytes(d.addr, 8, d.len).expect("inside the UMEM");
+        assert_eq!(&seen[..8], &meta);
+        assert_eq!(&seen[8..], &frame[..]);
+        s.rx_release(1);
+        assert_eq!(s.rx_ready(64), 0);
+
+        let (addr, buf) = s.tx_frame().expect("a free transmit frame");
+        buf[..4].copy_from_slice(b"abcd");
+        s.tx_push(addr, 4);
+        s.flush(); // no kernel: no wakeup asked, no system call
+        assert_eq!(s.tx_in_flight(), 1);
+        let mut out = vec![];
+        assert_eq!(s.peer_transmit(|b| out.push(b.to_vec())), 1);
+        assert_eq!(out, vec![b"abcd".to_vec()]);
+        s.reclaim();
+        assert_eq!(s.tx_in_flight(), 0);
+    }
+
+    #[test]
+    fn the_peer_stops_when_the_fill_ring_is_empty_and_resumes_after_release() {
+        // 64 frames: 32 receive frames on the fill ring.
+        let mut s = XskSocket::in_memory(7, 0, 64).expect("in-memory socket");
+        for _ in 0..32 {
+            assert!(s.peer_receive(&[], &[1; 64]));
+        }
+        assert!(
+            !s.peer_receive(&[], &[1; 64]),
+            "every receive frame is taken"
+        );
+        assert_eq!(s.rx_ready(64), 32);
+        s.rx_release(2);
+        assert!(s.peer_receive(&[], &[2; 64]));
+        assert!(s.peer_receive(&[], &[2; 64]));
+        assert!(!s.peer_receive(&[], &[2; 64]));
+    }
+
+    #[test]
+    fn the_peer_refuses_meta_beyond_the_headroom() {
+        let mut s = XskSocket::in_memory(7, 0, 64).expect("in-memory socket");
+        assert!(
+            !s.peer_receive(&[0; 300], &[2; 64]),
+            "meta beyond the headroom"
+        );
+        assert!(s.peer_receive(&[0; 32], &[2; 64]));
+        assert_eq!(s.rx_ready(64), 1);
+    }
+}

@@ -10,6 +10,7 @@ packages=(
   tshark                                           # the wire tests check emitted packets with Wireshark
   iproute2 ethtool                                 # namespaces, veth, XDP attach, offload settings
   python3                                          # small helpers in tests
+  valgrind                                         # l2xdp-bench cost: callgrind counts the AF_XDP worker's instructions
 )
 
 missing=()

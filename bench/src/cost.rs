@@ -3,16 +3,16 @@
 //! stats-on passes (the same code and run: this module only picks the cases and reports the
 //! cost columns). Cases: swapmac, decap-v2, encap-v2, decap-v3, encap-v3.
 //!
-//! The other half of the issue's `cost` — instructions per packet of the AF_XDP worker loop
-//! under `valgrind --tool=callgrind` — belongs to the AF_XDP data plane (issue 6):
-//! [`afxdp_callgrind`] is its hook and reports "not available" until its callgrind run is
-//! written (`l2xdp-bench afxdp` measures the workers).
+//! The other half — instructions per packet of the AF_XDP worker loop under
+//! `valgrind --tool=callgrind`, beside the raw forwarder's — is [`crate::callgrind`]; it needs
+//! no root, and `--callgrind-only` runs it alone.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::callgrind::{self, AfxdpCallgrind};
 use crate::forward::{self, fmt_summary, write_json, Case, Error};
 
 /// What to run.
@@ -32,6 +32,12 @@ pub struct Options {
     pub out: PathBuf,
     /// The command line.
     pub command: String,
+    /// The callgrind half's N (runs of N and 2N packets).
+    pub callgrind_packets: u64,
+    /// The `l2xdp-bench` binary the callgrind runs drive (normally this one).
+    pub exe: PathBuf,
+    /// Only the callgrind half (no root, no XDP).
+    pub callgrind_only: bool,
 }
 
 /// The cases `cost` runs, in interleaving order.
@@ -62,53 +68,44 @@ pub struct ProgramCost {
     pub rounds: usize,
 }
 
-/// The AF_XDP worker's instructions per packet under callgrind.
-#[derive(Debug, Clone, Serialize)]
-pub struct AfxdpCallgrind {
-    /// Instructions per packet (None: not measured).
-    pub instructions_per_packet: Option<f64>,
-    /// Why not, or how.
-    pub note: String,
-}
-
-/// The hook for the AF_XDP half of `cost` (issue 6): instructions per packet of the AF_XDP
-/// worker loop under `valgrind --tool=callgrind`. Not built yet: says so.
-pub fn afxdp_callgrind() -> AfxdpCallgrind {
-    AfxdpCallgrind {
-        instructions_per_packet: None,
-        note: "not available yet: the callgrind run of the AF_XDP worker loop is not written (`l2xdp-bench afxdp` measures the workers)".into(),
-    }
-}
-
 /// The report: the cost columns, and the forward report they come from (every sample).
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     /// "cost".
     pub scenario: &'static str,
+    /// UTC time of the report.
+    pub date: String,
+    /// The command line.
+    pub command: String,
     /// Per program.
     pub programs: Vec<ProgramCost>,
     /// The AF_XDP half.
     pub afxdp_callgrind: AfxdpCallgrind,
-    /// The forward run (environment, samples, verification).
-    pub forward: forward::Report,
+    /// The forward run (environment, samples, verification); None with `--callgrind-only`.
+    pub forward: Option<forward::Report>,
 }
 
-/// Runs the cost cases through [`forward::run`]; writes `cost.json` under `opts.out`.
+/// Runs the cost cases through [`forward::run`] (unless `callgrind_only`), then the callgrind
+/// half ([`callgrind::measure`]); writes `cost.json` under `opts.out`.
 pub fn run(opts: &Options) -> Result<Report, Error> {
-    let fwd = forward::Options {
-        rounds: opts.rounds,
-        duration: opts.duration,
-        packets: opts.packets,
-        sessions: opts.sessions,
-        cpu: opts.cpu,
-        cases: CASES.to_vec(),
-        json: opts.out.join("cost-forward.json"),
-        command: opts.command.clone(),
+    let f = if opts.callgrind_only {
+        None
+    } else {
+        let fwd = forward::Options {
+            rounds: opts.rounds,
+            duration: opts.duration,
+            packets: opts.packets,
+            sessions: opts.sessions,
+            cpu: opts.cpu,
+            cases: CASES.to_vec(),
+            json: opts.out.join("cost-forward.json"),
+            command: opts.command.clone(),
+        };
+        Some(forward::run(&fwd)?)
     };
-    let f = forward::run(&fwd)?;
     let programs = f
-        .cases
         .iter()
+        .flat_map(|f| &f.cases)
         .map(|c| ProgramCost {
             case: c.name,
             program: c.program,
@@ -119,10 +116,22 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
             rounds: c.samples.len(),
         })
         .collect();
+    std::fs::create_dir_all(&opts.out).map_err(forward::io(opts.out.display().to_string()))?;
+    let cg = callgrind::measure(
+        &opts.exe,
+        opts.callgrind_packets,
+        opts.sessions.min(1000),
+        &opts.out,
+    );
+    if opts.callgrind_only && cg.cases.is_empty() {
+        return Err(Error::Callgrind(cg.note));
+    }
     let r = Report {
         scenario: "cost",
+        date: crate::machine::utc_now(),
+        command: opts.command.clone(),
         programs,
-        afxdp_callgrind: afxdp_callgrind(),
+        afxdp_callgrind: cg,
         forward: f,
     };
     write_json(&r, &opts.out.join("cost.json"))?;
@@ -131,30 +140,52 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
 
 /// The readable table.
 pub fn table(r: &Report) -> String {
-    let f = &r.forward;
-    let mut out = format!(
-        "l2xdp-bench cost ({}): bpf_stats ns/packet, {} rounds interleaved; kernel {}, {} ({} cores); CPU {}\n",
-        f.date, f.rounds, f.machine.kernel, f.machine.cpu_model, f.machine.cores, f.generator_cpu
-    );
-    out += "medians [min–max] over verified rounds; ratio = ns/pkt / same-round swapmac ns/pkt\n";
-    out += &format!(
-        "{:<12} {:<19} {:>6} {:>22} {:>20} {:>8}\n",
-        "case", "program", "bytes", "ns/packet", "ratio to swapmac", "verified"
-    );
-    for p in &r.programs {
+    let mut out = String::new();
+    if let Some(f) = &r.forward {
+        out += &format!(
+            "l2xdp-bench cost ({}): bpf_stats ns/packet, {} rounds interleaved; kernel {}, {} ({} cores); CPU {}\n",
+            f.date, f.rounds, f.machine.kernel, f.machine.cpu_model, f.machine.cores, f.generator_cpu
+        );
+        out +=
+            "medians [min–max] over verified rounds; ratio = ns/pkt / same-round swapmac ns/pkt\n";
         out += &format!(
             "{:<12} {:<19} {:>6} {:>22} {:>20} {:>8}\n",
-            p.case,
-            p.program,
-            p.frame_in_bytes,
-            fmt_summary(&p.ns_per_packet, 1),
-            fmt_summary(&p.ratio_to_swapmac, 2),
-            format!("{}/{}", p.verified_rounds, p.rounds)
+            "case", "program", "bytes", "ns/packet", "ratio to swapmac", "verified"
         );
+        for p in &r.programs {
+            out += &format!(
+                "{:<12} {:<19} {:>6} {:>22} {:>20} {:>8}\n",
+                p.case,
+                p.program,
+                p.frame_in_bytes,
+                fmt_summary(&p.ns_per_packet, 1),
+                fmt_summary(&p.ratio_to_swapmac, 2),
+                format!("{}/{}", p.verified_rounds, p.rounds)
+            );
+        }
     }
+    let cg = &r.afxdp_callgrind;
     out += &format!(
-        "AF_XDP worker, callgrind instructions/packet: {}\n",
-        r.afxdp_callgrind.note
+        "AF_XDP worker loop, callgrind instructions/packet ({}): {}\n",
+        cg.valgrind.as_deref().unwrap_or("no valgrind"),
+        cg.note
     );
+    if !cg.cases.is_empty() {
+        out += &format!(
+            "{:<12} {:>6} {:>14} {:>14} {:>10} {:>12}\n",
+            "case", "bytes", "Ir (N)", "Ir (2N)", "Ir/packet", "ratio to raw"
+        );
+        for c in &cg.cases {
+            out += &format!(
+                "{:<12} {:>6} {:>14} {:>14} {:>10.1} {:>12}\n",
+                c.case,
+                c.frame_in_bytes,
+                c.ir[0],
+                c.ir[1],
+                c.instructions_per_packet,
+                c.ratio_to_raw.map_or("-".into(), |x| format!("{x:.2}"))
+            );
+        }
+    }
     out
 }

@@ -247,6 +247,9 @@ pub enum Error {
     /// Building the frames.
     #[error("building frames: {0}")]
     Frame(String),
+    /// The callgrind half of `cost` (see [`crate::callgrind`]).
+    #[error("callgrind: {0}")]
+    Callgrind(String),
 }
 
 pub(crate) fn bpf(what: impl Into<String>) -> impl FnOnce(String) -> Error {

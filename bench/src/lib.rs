@@ -16,8 +16,8 @@
 //!   another core, the DUT's NAPI threaded and pinned.
 //! - [`scale`]: the same at 1k … 1M sessions installed, and the maps' memory per session.
 //! - [`cost`]: ns per packet of each XDP program beside a swap-MAC program (the `forward`
-//!   scenario's bpf_stats passes), v2 and v3; the AF_XDP callgrind half is a hook
-//!   ([`cost::afxdp_callgrind`]) until the AF_XDP data plane is merged.
+//!   scenario's bpf_stats passes), v2 and v3; and instructions per packet of the AF_XDP
+//!   worker loop under callgrind beside the raw forwarder's ([`callgrind`]).
 //! - [`failover`]: kill -9 and restart of an `l2xdpd` process with RFC 4951 failover: time
 //!   to its control socket, to every tunnel recovered, the state restore, and nothing lost.
 //!
@@ -33,6 +33,7 @@
 
 pub mod afxdp;
 pub mod bpf_stats;
+pub mod callgrind;
 pub mod cost;
 pub mod demo;
 pub mod failover;

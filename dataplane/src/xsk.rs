@@ -87,6 +87,53 @@ impl<T: Copy> Ring<T> {
         }
     }
 
+    /// A ring in anonymous memory with the kernel's layout (producer, consumer, flags, then the
+    /// entries), for an in-memory socket: flags stay 0 (no wakeup is ever asked for).
+    fn anon(size: u32) -> io::Result<Self> {
+        const DESC: usize = 192;
+        let off = libc::xdp_ring_offset {
+            producer: 0,
+            consumer: 64,
+            desc: DESC as u64,
+            flags: 128,
+        };
+        let map_len = DESC + size as usize * std::mem::size_of::<T>();
+        // SAFETY: anonymous mapping, checked below.
+        let map = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                map_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
+                -1,
+                0,
+            )
+        };
+        if map == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let base = map.cast::<u8>();
+        // SAFETY: the offsets lie inside the (zeroed) mapping and are aligned for their types.
+        unsafe {
+            Ok(Ring {
+                map,
+                map_len,
+                producer: base.add(off.producer as usize).cast(),
+                consumer: base.add(off.consumer as usize).cast(),
+                flags: base.add(off.flags as usize).cast(),
+                desc: base.add(off.desc as usize).cast(),
+                mask: size - 1,
+                local: 0,
+            })
+        }
+    }
+
+    /// Entry slot `idx` (free-running index) of the ring.
+    fn slot(&self, idx: u32) -> *mut T {
+        // SAFETY: masked into the ring's `mask + 1` entries.
+        unsafe { self.desc.add((idx & self.mask) as usize) }
+    }
+
     fn producer(&self) -> &AtomicU32 {
         // SAFETY: points into the live mapping, aligned by the kernel.
         unsafe { &*self.producer }
@@ -139,7 +186,8 @@ impl<T> Drop for Ring<T> {
 
 /// An AF_XDP socket bound to one queue of one interface, with its own UMEM.
 pub struct XskSocket {
-    fd: OwnedFd,
+    /// None: an in-memory socket ([`XskSocket::in_memory`]).
+    fd: Option<OwnedFd>,
     area: *mut u8,
     area_len: usize,
     fill: Ring<u64>,
@@ -223,21 +271,7 @@ impl XskSocket {
         // SAFETY: a fresh fd we own.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         let area_len = frames as usize * FRAME_SIZE as usize;
-        // SAFETY: anonymous mapping, checked below.
-        let area = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                area_len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
-                -1,
-                0,
-            )
-        };
-        if area == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let area = area.cast::<u8>();
+        let area = anon_area(area_len)?;
         let unmap = |e: io::Error| {
             // SAFETY: our mapping.
             unsafe { libc::munmap(area.cast(), area_len) };
@@ -277,29 +311,9 @@ impl XskSocket {
             let comp = Ring::map(raw, &off.cr, half, libc::XDP_UMEM_PGOFF_COMPLETION_RING)?;
             Ok::<_, io::Error>((rx, tx, fill, comp))
         })();
-        let (rx, tx, mut fill, comp) = r.map_err(unmap)?;
-        // Receive frames 0..half are on loan to the kernel from the start.
-        for i in 0..half {
-            fill.write(i, u64::from(i) * u64::from(FRAME_SIZE));
-        }
-        fill.submit(half);
-        let free_tx = (half..frames)
-            .map(|i| u64::from(i) * u64::from(FRAME_SIZE))
-            .collect();
-        let mut sock = XskSocket {
-            fd,
-            area,
-            area_len,
-            fill,
-            comp,
-            rx,
-            tx,
-            free_tx,
-            tx_unkicked: false,
-            zero_copy: zc,
-            ifindex,
-            queue,
-        };
+        let rings = r.map_err(unmap)?;
+        let mut sock = Self::assemble(Some(fd), area, area_len, rings, frames, ifindex, queue);
+        sock.zero_copy = zc;
         let mode = if zc {
             libc::XDP_ZEROCOPY
         } else {
@@ -315,7 +329,7 @@ impl XskSocket {
         // SAFETY: `sa` is a valid sockaddr_xdp of the size given.
         cvt(unsafe {
             libc::bind(
-                sock.fd.as_raw_fd(),
+                sock.fd(),
                 (&sa as *const libc::sockaddr_xdp).cast(),
                 std::mem::size_of::<libc::sockaddr_xdp>() as libc::socklen_t,
             )
@@ -324,9 +338,153 @@ impl XskSocket {
         Ok(sock)
     }
 
-    /// The socket's fd (for the XSKMAP).
+    /// A socket without a kernel: the same UMEM, rings and methods in anonymous memory, for
+    /// measuring the worker loop with no NIC and no system call (`l2xdp-bench cost` runs it
+    /// under callgrind). The kernel's part is played by [`peer_receive`](Self::peer_receive)
+    /// and [`peer_transmit`](Self::peer_transmit); its fd is -1; no ring ever asks for a
+    /// wakeup, so [`flush`](Self::flush) makes no system call.
+    pub fn in_memory(ifindex: u32, queue: u32, frames: u32) -> io::Result<XskSocket> {
+        let frames = frames.max(64).next_power_of_two();
+        let half = frames / 2;
+        let area_len = frames as usize * FRAME_SIZE as usize;
+        let area = anon_area(area_len)?;
+        let rings = (|| {
+            Ok::<_, io::Error>((
+                Ring::anon(half)?,
+                Ring::anon(half)?,
+                Ring::anon(half)?,
+                Ring::anon(half)?,
+            ))
+        })()
+        .inspect_err(|_| {
+            // SAFETY: our mapping.
+            unsafe { libc::munmap(area.cast(), area_len) };
+        })?;
+        Ok(Self::assemble(
+            None, area, area_len, rings, frames, ifindex, queue,
+        ))
+    }
+
+    /// The socket around its UMEM and rings (rx, tx, fill, completion): the receive frames
+    /// (the first half) go on the fill ring, the rest on the free transmit list.
+    fn assemble(
+        fd: Option<OwnedFd>,
+        area: *mut u8,
+        area_len: usize,
+        (rx, tx, mut fill, comp): (
+            Ring<libc::xdp_desc>,
+            Ring<libc::xdp_desc>,
+            Ring<u64>,
+            Ring<u64>,
+        ),
+        frames: u32,
+        ifindex: u32,
+        queue: u32,
+    ) -> XskSocket {
+        let half = frames / 2;
+        // Receive frames 0..half are on loan to the kernel from the start.
+        for i in 0..half {
+            fill.write(i, u64::from(i) * u64::from(FRAME_SIZE));
+        }
+        fill.submit(half);
+        let free_tx = (half..frames)
+            .map(|i| u64::from(i) * u64::from(FRAME_SIZE))
+            .collect();
+        XskSocket {
+            fd,
+            area,
+            area_len,
+            fill,
+            comp,
+            rx,
+            tx,
+            free_tx,
+            tx_unkicked: false,
+            zero_copy: false,
+            ifindex,
+            queue,
+        }
+    }
+
+    /// The kernel's side of an in-memory socket, receiving: takes a frame from the fill ring,
+    /// writes `meta` just before [`RX_HEADROOM`] (where `bpf_xdp_adjust_meta` puts it) and
+    /// `frame` at it, and posts the frame on the receive ring. False when the fill ring is
+    /// empty, the receive ring full, the data too long, or the socket is a real one.
+    pub fn peer_receive(&mut self, meta: &[u8], frame: &[u8]) -> bool {
+        if self.fd.is_some()
+            || meta.len() > RX_HEADROOM as usize
+            || frame.len() > (FRAME_SIZE - RX_HEADROOM) as usize
+        {
+            return false;
+        }
+        let fill_cons = self.fill.consumer().load(Ordering::Relaxed);
+        let rx_prod = self.rx.producer().load(Ordering::Relaxed);
+        if self.fill.producer().load(Ordering::Acquire) == fill_cons
+            || rx_prod.wrapping_sub(self.rx.consumer().load(Ordering::Acquire)) > self.rx.mask
+        {
+            return false;
+        }
+        // SAFETY: the slot holds a published fill entry.
+        let chunk = unsafe { self.fill.slot(fill_cons).read() };
+        self.fill
+            .consumer()
+            .store(fill_cons.wrapping_add(1), Ordering::Release);
+        let addr = chunk + u64::from(RX_HEADROOM);
+        let start = addr as usize - meta.len();
+        if addr as usize + frame.len() > self.area_len {
+            return false;
+        }
+        // SAFETY: inside the UMEM (checked above); the frame is the kernel's until posted.
+        unsafe {
+            std::ptr::copy_nonoverlapping(meta.as_ptr(), self.area.add(start), meta.len());
+            std::ptr::copy_nonoverlapping(
+                frame.as_ptr(),
+                self.area.add(addr as usize),
+                frame.len(),
+            );
+            self.rx.slot(rx_prod).write(libc::xdp_desc {
+                addr,
+                len: frame.len() as u32,
+                options: 0,
+            });
+        }
+        self.rx
+            .producer()
+            .store(rx_prod.wrapping_add(1), Ordering::Release);
+        true
+    }
+
+    /// The kernel's side of an in-memory socket, transmitting: takes every queued transmit
+    /// descriptor, hands its bytes to `sent`, and completes it. The number of frames (0 for a
+    /// real socket).
+    pub fn peer_transmit(&mut self, mut sent: impl FnMut(&[u8])) -> u32 {
+        if self.fd.is_some() {
+            return 0;
+        }
+        let mut cons = self.tx.consumer().load(Ordering::Relaxed);
+        let prod = self.tx.producer().load(Ordering::Acquire);
+        let mut comp = self.comp.producer().load(Ordering::Relaxed);
+        let mut n = 0;
+        while cons != prod {
+            // SAFETY: a published transmit entry.
+            let d = unsafe { self.tx.slot(cons).read() };
+            if let Some(b) = self.umem_bytes(d.addr, 0, d.len) {
+                sent(b);
+            }
+            // SAFETY: the completion ring has room for every transmit frame.
+            unsafe { self.comp.slot(comp).write(d.addr) };
+            comp = comp.wrapping_add(1);
+            cons = cons.wrapping_add(1);
+            n += 1;
+        }
+        self.tx.consumer().store(cons, Ordering::Release);
+        self.comp.producer().store(comp, Ordering::Release);
+        n
+    }
+
+    /// The socket's fd (for the XSKMAP); -1 for an in-memory socket.
     pub fn fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
+        self.fd.as_ref().map_or(-1, AsRawFd::as_raw_fd)
     }
 
     /// Received frames waiting, at most `max`.
@@ -432,7 +590,7 @@ impl XskSocket {
                 // SAFETY: sendto with no data on our socket: the AF_XDP transmit kick.
                 let r = unsafe {
                     libc::sendto(
-                        self.fd.as_raw_fd(),
+                        self.fd(),
                         std::ptr::null(),
                         0,
                         libc::MSG_DONTWAIT,
@@ -465,7 +623,7 @@ impl XskSocket {
         // SAFETY: recvfrom with no buffer on our socket: the AF_XDP receive wakeup.
         unsafe {
             libc::recvfrom(
-                self.fd.as_raw_fd(),
+                self.fd(),
                 std::ptr::null_mut(),
                 0,
                 libc::MSG_DONTWAIT,
@@ -490,6 +648,25 @@ impl Drop for XskSocket {
     }
 }
 
+/// A zeroed anonymous mapping of `len` bytes (a UMEM).
+fn anon_area(len: usize) -> io::Result<*mut u8> {
+    // SAFETY: anonymous mapping, checked below.
+    let area = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
+            -1,
+            0,
+        )
+    };
+    if area == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(area.cast())
+}
+
 /// Waits until one of `fds` has received frames, or `timeout_ms` passed.
 pub fn poll_rx(fds: &mut [libc::pollfd], timeout_ms: i32) {
     for p in fds.iter_mut() {
@@ -498,4 +675,67 @@ pub fn poll_rx(fds: &mut [libc::pollfd], timeout_ms: i32) {
     }
     // SAFETY: a valid array of pollfd.
     unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_in_memory_socket_runs_the_ring_protocol_both_ways() {
+        let mut s = XskSocket::in_memory(7, 0, 64).expect("in-memory socket");
+        assert_eq!(s.fd(), -1);
+        let meta = [0xaa; 8];
+        let frame: Vec<u8> = (0..60).collect();
+        assert!(s.peer_receive(&meta, &frame));
+        assert_eq!(s.rx_ready(64), 1);
+        let d = s.rx_desc(0);
+        assert_eq!(d.len, 60);
+        assert_eq!(d.addr % u64::from(FRAME_SIZE), u64::from(RX_HEADROOM));
+        let seen = s.umem_bytes(d.addr, 8, d.len).expect("inside the UMEM");
+        assert_eq!(&seen[..8], &meta);
+        assert_eq!(&seen[8..], &frame[..]);
+        s.rx_release(1);
+        assert_eq!(s.rx_ready(64), 0);
+
+        let (addr, buf) = s.tx_frame().expect("a free transmit frame");
+        buf[..4].copy_from_slice(b"abcd");
+        s.tx_push(addr, 4);
+        s.flush(); // no kernel: no wakeup asked, no system call
+        assert_eq!(s.tx_in_flight(), 1);
+        let mut out = vec![];
+        assert_eq!(s.peer_transmit(|b| out.push(b.to_vec())), 1);
+        assert_eq!(out, vec![b"abcd".to_vec()]);
+        s.reclaim();
+        assert_eq!(s.tx_in_flight(), 0);
+    }
+
+    #[test]
+    fn the_peer_stops_when_the_fill_ring_is_empty_and_resumes_after_release() {
+        // 64 frames: 32 receive frames on the fill ring.
+        let mut s = XskSocket::in_memory(7, 0, 64).expect("in-memory socket");
+        for _ in 0..32 {
+            assert!(s.peer_receive(&[], &[1; 64]));
+        }
+        assert!(
+            !s.peer_receive(&[], &[1; 64]),
+            "every receive frame is taken"
+        );
+        assert_eq!(s.rx_ready(64), 32);
+        s.rx_release(2);
+        assert!(s.peer_receive(&[], &[2; 64]));
+        assert!(s.peer_receive(&[], &[2; 64]));
+        assert!(!s.peer_receive(&[], &[2; 64]));
+    }
+
+    #[test]
+    fn the_peer_refuses_meta_beyond_the_headroom() {
+        let mut s = XskSocket::in_memory(7, 0, 64).expect("in-memory socket");
+        assert!(
+            !s.peer_receive(&[0; 300], &[2; 64]),
+            "meta beyond the headroom"
+        );
+        assert!(s.peer_receive(&[0; 32], &[2; 64]));
+        assert_eq!(s.rx_ready(64), 1);
+    }
 }

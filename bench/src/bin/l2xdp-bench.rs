@@ -28,7 +28,9 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use l2xdp_bench::forward::{self, Case};
 use l2xdp_bench::throughput::{self, Direction, Dut, Mode, Size};
-use l2xdp_bench::{afxdp, cost, demo, failover, failover_xdp, latency, lns, scale, setup_rate};
+use l2xdp_bench::{
+    afxdp, callgrind, cost, demo, failover, failover_xdp, latency, lns, scale, setup_rate,
+};
 use l2xdp_bench::{interrupt, machine};
 
 #[derive(Parser)]
@@ -167,8 +169,8 @@ enum Scenario {
     },
     /// Nanoseconds per packet of each XDP program (bpf_stats run_time_ns / run_cnt) beside a
     /// swap-MAC XDP_TX program: the `forward` scenario's verified stats passes, decap/encap
-    /// v2 and v3. (Instructions per packet of the AF_XDP worker under callgrind: not in this
-    /// build, see `cost::afxdp_callgrind`.)
+    /// v2 and v3; and instructions per packet of the AF_XDP worker loop under
+    /// `valgrind --tool=callgrind` beside the raw forwarder's (in-memory sockets, no root).
     Cost {
         /// Interleaved rounds.
         #[arg(long, default_value_t = 5)]
@@ -188,6 +190,26 @@ enum Scenario {
         /// Output directory (cost.json).
         #[arg(long, default_value = "bench/results")]
         out: PathBuf,
+        /// Callgrind half: N (each case runs N and 2N packets).
+        #[arg(long, default_value_t = 4096)]
+        callgrind_packets: u64,
+        /// Only the callgrind half (needs neither root nor XDP).
+        #[arg(long)]
+        callgrind_only: bool,
+    },
+    /// The driver `cost` runs under callgrind: N frames of one case through the AF_XDP worker
+    /// on in-memory sockets; prints a JSON line. Not a scenario by itself.
+    #[command(hide = true)]
+    CostWorker {
+        /// raw, decap-v2, encap-v2, decap-v3, encap-v3.
+        #[arg(long)]
+        case: String,
+        /// Frames.
+        #[arg(long)]
+        packets: u64,
+        /// v2 sessions the frames are spread over.
+        #[arg(long, default_value_t = 1000)]
+        sessions: u32,
     },
     /// One-way latency (hdrhistogram p50/p99/p99.9/max) at fixed offered loads through the
     /// LNS in XDP and AF_XDP mode beside their baselines (XDP_REDIRECT, raw AF_XDP forwarder)
@@ -584,6 +606,8 @@ fn main() -> ExitCode {
             sessions,
             cpu,
             out,
+            callgrind_packets,
+            callgrind_only,
         } => {
             let opts = cost::Options {
                 rounds,
@@ -593,6 +617,9 @@ fn main() -> ExitCode {
                 cpu: cpu.unwrap_or_else(|| machine::online_cpus() - 1),
                 out: out.clone(),
                 command,
+                callgrind_packets,
+                exe: std::env::current_exe().unwrap_or_else(|_| callgrind::default_exe()),
+                callgrind_only,
             };
             match cost::run(&opts) {
                 Ok(r) => {
@@ -602,6 +629,32 @@ fn main() -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("l2xdp-bench cost: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Scenario::CostWorker {
+            case,
+            packets,
+            sessions,
+        } => {
+            let Some(c) = callgrind::WorkerCase::parse(&case) else {
+                eprintln!("l2xdp-bench cost-worker: unknown case {case}");
+                return ExitCode::FAILURE;
+            };
+            match callgrind::drive(c, packets, sessions) {
+                Ok(r) => match serde_json::to_string(&r) {
+                    Ok(j) => {
+                        println!("{j}");
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("l2xdp-bench cost-worker: {e}");
+                        ExitCode::FAILURE
+                    }
+                },
+                Err(e) => {
+                    eprintln!("l2xdp-bench cost-worker: {e}");
                     ExitCode::FAILURE
                 }
             }

@@ -55,7 +55,7 @@ use l2xdp_wire::datapath::{DecapConfig, RxSeq, Session};
 
 pub use raw::RawForwarder;
 pub use table::Update;
-pub use worker::{Work, Worker, WorkerStats};
+pub use worker::{PassState, Work, Worker, WorkerStats};
 
 use crate::loader;
 use crate::session_map::from_map;

@@ -103,7 +103,23 @@ fn read_meta(b: &[u8]) -> Option<maps::XskMeta> {
     Some(unsafe { std::ptr::read_unaligned(b.as_ptr().cast::<maps::XskMeta>()) })
 }
 
+/// A worker loop's state between passes (see [`Worker::pass`]).
+pub struct PassState {
+    local: [u64; xsk_stat::COUNT as usize],
+    rx_total: u64,
+    egress: Vec<u32>,
+}
+
 impl Worker {
+    /// The loop state for [`pass`](Self::pass).
+    pub fn pass_state(&self) -> PassState {
+        PassState {
+            local: [0; xsk_stat::COUNT as usize],
+            rx_total: 0,
+            egress: self.sockets.iter().map(|s| s.ifindex).collect(),
+        }
+    }
+
     /// Runs until `stop` is set.
     pub fn run(mut self) {
         if let Some(c) = self.core {
@@ -111,8 +127,7 @@ impl Worker {
                 tracing::warn!(core = c, error = %e, "cannot pin the AF_XDP worker");
             }
         }
-        let mut local = [0u64; xsk_stat::COUNT as usize];
-        let mut rx_total = 0u64;
+        let mut st = self.pass_state();
         let mut pollfds: Vec<libc::pollfd> = self
             .sockets
             .iter()
@@ -122,61 +137,9 @@ impl Worker {
                 revents: 0,
             })
             .collect();
-        let egress: Vec<u32> = self.sockets.iter().map(|s| s.ifindex).collect();
         let mut idle = 0u32;
         while !self.stop.load(Ordering::Relaxed) {
-            if let Work::L2tp { table, updates, .. } = &mut self.work {
-                for u in updates.try_iter().take(UPDATES_PER_BATCH) {
-                    if let Update::Mark(t) = u {
-                        self.stats.mark.store(u64::from(t), Ordering::Release);
-                    }
-                    apply(table, u);
-                }
-                self.stats
-                    .sessions
-                    .store(table.len() as u64, Ordering::Relaxed);
-            }
-            let mut got = 0u32;
-            for i in 0..self.sockets.len() {
-                let n = self.sockets[i].rx_ready(self.batch);
-                for j in 0..n {
-                    let d = self.sockets[i].rx_desc(j);
-                    match &mut self.work {
-                        Work::Raw { to } => {
-                            let out = to.get(i).copied().unwrap_or(i);
-                            let frame = self.sockets[i].umem_bytes(d.addr, 0, d.len);
-                            raw(&mut self.sockets, out, frame, &mut local);
-                        }
-                        Work::L2tp { cfg, table, .. } => {
-                            let meta = self.sockets[i]
-                                .umem_bytes(d.addr, META_LEN, 0)
-                                .and_then(read_meta);
-                            let frame = self.sockets[i].umem_bytes(d.addr, 0, d.len);
-                            match (meta, frame) {
-                                (Some(m), Some(f)) => {
-                                    l2tp(&mut self.sockets, &egress, cfg, table, &m, f, &mut local)
-                                }
-                                _ => local[xsk_stat::OTHER as usize] += 1,
-                            }
-                        }
-                    }
-                }
-                self.sockets[i].rx_release(n);
-                got += n;
-            }
-            if got > 0 {
-                // Published before the frames leave: whoever sees a frame of this batch
-                // arrive sees the batch counted.
-                rx_total += u64::from(got);
-                for (c, v) in self.stats.counters.iter().zip(local.iter()) {
-                    c.store(*v, Ordering::Release);
-                }
-                self.stats.rx.store(rx_total, Ordering::Release);
-            }
-            for s in &mut self.sockets {
-                s.flush();
-            }
-            if got > 0 {
+            if self.pass(&mut st) > 0 {
                 idle = 0;
             } else {
                 idle += 1;
@@ -190,6 +153,69 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// One pass of the loop (everything but the idle sleep): applies a bounded slice of
+    /// table updates, processes up to `batch` received frames per socket, gives them back,
+    /// publishes the counters, and flushes every transmit ring. The frames received.
+    ///
+    /// Never inlined: `l2xdp-bench cost` counts its instructions under callgrind
+    /// (`--toggle-collect`) on [`XskSocket::in_memory`] sockets.
+    #[inline(never)]
+    pub fn pass(&mut self, st: &mut PassState) -> u32 {
+        let local = &mut st.local;
+        if let Work::L2tp { table, updates, .. } = &mut self.work {
+            for u in updates.try_iter().take(UPDATES_PER_BATCH) {
+                if let Update::Mark(t) = u {
+                    self.stats.mark.store(u64::from(t), Ordering::Release);
+                }
+                apply(table, u);
+            }
+            self.stats
+                .sessions
+                .store(table.len() as u64, Ordering::Relaxed);
+        }
+        let mut got = 0u32;
+        for i in 0..self.sockets.len() {
+            let n = self.sockets[i].rx_ready(self.batch);
+            for j in 0..n {
+                let d = self.sockets[i].rx_desc(j);
+                match &mut self.work {
+                    Work::Raw { to } => {
+                        let out = to.get(i).copied().unwrap_or(i);
+                        let frame = self.sockets[i].umem_bytes(d.addr, 0, d.len);
+                        raw(&mut self.sockets, out, frame, local);
+                    }
+                    Work::L2tp { cfg, table, .. } => {
+                        let meta = self.sockets[i]
+                            .umem_bytes(d.addr, META_LEN, 0)
+                            .and_then(read_meta);
+                        let frame = self.sockets[i].umem_bytes(d.addr, 0, d.len);
+                        match (meta, frame) {
+                            (Some(m), Some(f)) => {
+                                l2tp(&mut self.sockets, &st.egress, cfg, table, &m, f, local)
+                            }
+                            _ => local[xsk_stat::OTHER as usize] += 1,
+                        }
+                    }
+                }
+            }
+            self.sockets[i].rx_release(n);
+            got += n;
+        }
+        if got > 0 {
+            // Published before the frames leave: whoever sees a frame of this batch
+            // arrive sees the batch counted.
+            st.rx_total += u64::from(got);
+            for (c, v) in self.stats.counters.iter().zip(local.iter()) {
+                c.store(*v, Ordering::Release);
+            }
+            self.stats.rx.store(st.rx_total, Ordering::Release);
+        }
+        for s in &mut self.sockets {
+            s.flush();
+        }
+        got
     }
 }
 

@@ -60,25 +60,7 @@ fn hundred_thousand_installs_and_removals_under_traffic_lose_nothing() {
     let rt = fp.afxdp.as_ref().expect("AF_XDP mode");
     let mut dp = XdpDataPlane::open(pins.path()).expect("pins");
 
-    let subs: BTreeMap<SessionKey, Sub> = (0..STABLE)
-        .map(|i| {
-            let lac_ids = SessionKey::V2 {
-                tunnel_id: 7,
-                session_id: 100 + i as u16,
-            };
-            let lns_ids = SessionKey::V2 {
-                tunnel_id: 9,
-                session_id: 200 + i as u16,
-            };
-            let s = Sub::new(
-                lac_ids,
-                lns_ids,
-                i % 2 == 0,
-                Ipv4Addr::new(100, 64, 0, 10 + i as u8),
-            );
-            (lac_ids, s)
-        })
-        .collect();
+    let subs = Sub::numbered(STABLE);
     for s in subs.values() {
         dp.install(&s.lns_entry()).expect("stable session");
     }

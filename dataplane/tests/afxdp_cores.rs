@@ -5,9 +5,6 @@
 //! (their Ns is shared by the workers). Every packet arrives, counted per subscriber at the
 //! receivers. Needs root and two CPUs; skips loudly otherwise.
 
-use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
-
 use l2xdp_dataplane::api::DataPlane;
 use l2xdp_dataplane::lab::is_root;
 use l2xdp_dataplane::lab::topology::{Mode, PeerPort, Pins, Topology, CORE0, LAC0};
@@ -15,7 +12,6 @@ use l2xdp_dataplane::lab::traffic::{
     classify_downstream, classify_upstream, ip_socket, Counter, Flows, Paced, Sub,
 };
 use l2xdp_dataplane::XdpDataPlane;
-use l2xdp_wire::datapath::SessionKey;
 
 const SESSIONS: usize = 16;
 const ROUNDS: usize = 20;
@@ -33,25 +29,7 @@ fn two_workers_share_the_queues_and_every_session() {
     let fp = topo.start_fast_path_on(pins.path(), Mode::AfXdp, &[0, 1]);
     let rt = fp.afxdp.as_ref().expect("AF_XDP mode");
     let mut dp = XdpDataPlane::open(pins.path()).expect("pins");
-    let subs: BTreeMap<SessionKey, Sub> = (0..SESSIONS)
-        .map(|i| {
-            let lac_ids = SessionKey::V2 {
-                tunnel_id: 7,
-                session_id: 100 + i as u16,
-            };
-            let lns_ids = SessionKey::V2 {
-                tunnel_id: 9,
-                session_id: 200 + i as u16,
-            };
-            let s = Sub::new(
-                lac_ids,
-                lns_ids,
-                i % 2 == 0,
-                Ipv4Addr::new(100, 64, 0, 10 + i as u8),
-            );
-            (lac_ids, s)
-        })
-        .collect();
+    let subs = Sub::numbered(SESSIONS);
     for s in subs.values() {
         dp.install(&s.lns_entry()).expect("install");
     }

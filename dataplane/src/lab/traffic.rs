@@ -120,6 +120,26 @@ impl Sub {
 }
 
 impl Sub {
+    /// `n` (at most 245) static subscribers without a control plane: the LAC's tunnel 7,
+    /// sessions 100 + i; the LNS's tunnel 9, sessions 200 + i; every other one sequenced;
+    /// addresses 100.64.0.(10 + i). Keyed by the LAC's ids.
+    pub fn numbered(n: usize) -> BTreeMap<SessionKey, Sub> {
+        (0..n.min(245))
+            .map(|i| {
+                let lac_ids = SessionKey::V2 {
+                    tunnel_id: 7,
+                    session_id: 100 + i as u16,
+                };
+                let lns_ids = SessionKey::V2 {
+                    tunnel_id: 9,
+                    session_id: 200 + i as u16,
+                };
+                let addr = Ipv4Addr::new(100, 64, 0, 10 + i as u8);
+                (lac_ids, Sub::new(lac_ids, lns_ids, i % 2 == 0, addr))
+            })
+            .collect()
+    }
+
     /// The LNS's side of the session (what its control plane would install): the LAC's view
     /// mirrored, bound to the subscriber's address.
     pub fn lns_entry(&self) -> crate::api::SessionEntry {

@@ -1461,7 +1461,14 @@ fn check_failover_capture(capture: Option<tshark::Dumpcap>) {
                 recovery_sccrq >= TUNNELS,
                 "recovery SCCRQs: {recovery_sccrq}"
             );
-            assert!(fsq >= TUNNELS && fsr >= TUNNELS, "FSQ {fsq}, FSR {fsr}");
+            let mut types = BTreeMap::<&str, usize>::new();
+            for r in &rows {
+                *types.entry(r.message_type.as_str()).or_default() += 1;
+            }
+            assert!(
+                fsq >= TUNNELS && fsr >= TUNNELS,
+                "FSQ {fsq}, FSR {fsr}; message types captured: {types:?}"
+            );
         }
     }
 }

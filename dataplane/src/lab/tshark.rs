@@ -198,6 +198,10 @@ pub fn assert_clean(path: &Path, prefs: &[&str], udp_ports: &[u16]) -> Option<Ve
     Some(rows)
 }
 
+/// How long [`Dumpcap::stop`] waits before interrupting dumpcap: more than its 250 ms read
+/// timeout.
+const DUMPCAP_FLUSH: std::time::Duration = std::time::Duration::from_millis(600);
+
 /// A `dumpcap` capture on an interface of a namespace, to a pcap file, for [`assert_clean`]:
 /// started (and waited for until it captures) by [`start`](Self::start), stopped by
 /// [`stop`](Self::stop) or on drop.
@@ -291,8 +295,12 @@ impl Dumpcap {
         }
     }
 
-    /// Stops the capture (SIGINT: dumpcap finishes the file) and waits for it.
+    /// Stops the capture (SIGINT: dumpcap finishes the file) and waits for it. First it lets
+    /// one read timeout of dumpcap pass: packets sit in the kernel's TPACKET_V3 block until the
+    /// block is retired (dumpcap's read timeout, 250 ms), and a block not yet retired at the
+    /// interrupt is never written — a loaded run lost its last control messages that way.
     pub fn stop(mut self) -> std::path::PathBuf {
+        std::thread::sleep(DUMPCAP_FLUSH);
         self.interrupt();
         std::mem::take(&mut self.path)
     }

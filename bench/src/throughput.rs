@@ -1477,7 +1477,15 @@ pub(crate) const TOPOLOGY_AFXDP: &str = "lac ns: lac0 --veth-- lns ns: la, lc [L
 
 pub(crate) const PACING: &str = "token bucket inside xdp_gen_paced on bpf_ktime_get_ns: a run before the next frame is due returns XDP_DROP (nothing sent), so frames leave 1/rate apart with a resolution of one generator run (its mean per trial is generator_run_ns), at most 32 frames of credit; offered rate = frames sent / (last send - first send), both read by the program";
 
-/// Runs the scenario; writes `throughput.json` and `throughput.svg` under `opts.out`.
+/// The output files' name: `throughput` (XDP mode), `throughput-afxdp`.
+pub fn file_stem(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Xdp => "throughput",
+        Mode::Afxdp => "throughput-afxdp",
+    }
+}
+
+/// Runs the scenario; writes `<file_stem>.json` and `.svg` under `opts.out`.
 pub fn run(opts: &Options) -> Result<Report, Error> {
     let machine = preflight(opts.cpu, opts.dut_cpu)?;
     if opts.mode == Mode::Afxdp
@@ -1546,8 +1554,9 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
             .collect(),
     };
     drop(lab);
-    write_json(&report, &opts.out.join("throughput.json"))?;
-    crate::plot::throughput(&report, &opts.out.join("throughput.svg"))?;
+    let stem = file_stem(opts.mode);
+    write_json(&report, &opts.out.join(format!("{stem}.json")))?;
+    crate::plot::throughput(&report, &opts.out.join(format!("{stem}.svg")))?;
     Ok(report)
 }
 

@@ -322,20 +322,21 @@ fn throughput_scale_cost_smoke() {
         assert_eq!(c["received"], c["generated"], "{}: sink count", c["name"]);
     }
 
-    // afxdp mode: up and down, v2, each beside the raw AF_XDP forwarder, at the same low
+    // afxdp mode: up and down, 64 B and IMIX, v2, each beside the raw AF_XDP forwarder, at the same low
     // rate: the sinks count every frame the generator sent, the fast path handed every v2
     // frame to the worker, the bytes change by the L2TP overhead.
     let aopts = throughput::Options {
         mode: Mode::Afxdp,
         directions: vec![Direction::Up, Direction::Down],
-        sizes: vec![Size::B64],
+        sizes: vec![Size::B64, Size::Imix],
         versions: vec![Dut::V2],
-        out: out.join("afxdp"),
+        out: out.clone(),
         command: "throughput_smoke afxdp".into(),
         ..opts.clone()
     };
     throughput::run(&aopts).expect("throughput --mode afxdp");
-    let v = json(&out.join("afxdp/throughput.json"));
+    let v = json(&out.join("throughput-afxdp.json"));
+    assert_svg(&out.join("throughput-afxdp.svg"));
     assert_environment(&v, "throughput", "afxdp");
     assert_eq!(
         v["worker_cpu"], dut_cpu as u64,
@@ -346,7 +347,16 @@ fn throughput_scale_cost_smoke() {
     let names: Vec<&str> = cases.iter().filter_map(|c| c["name"].as_str()).collect();
     assert_eq!(
         names,
-        ["up-64-raw", "up-64-v2", "down-64-raw", "down-64-v2"]
+        [
+            "up-64-raw",
+            "up-64-v2",
+            "up-imix-raw",
+            "up-imix-v2",
+            "down-64-raw",
+            "down-64-v2",
+            "down-imix-raw",
+            "down-imix-v2"
+        ]
     );
     for c in cases {
         assert_eq!(c["mode"], "afxdp");

@@ -522,8 +522,9 @@ fn main() -> ExitCode {
                 Ok(r) => {
                     print!("{}", throughput::table(&r));
                     println!(
-                        "JSON and SVG: {}/throughput.{{json,svg}}",
-                        rate.out.display()
+                        "JSON and SVG: {}/{}.{{json,svg}}",
+                        rate.out.display(),
+                        throughput::file_stem(mode)
                     );
                     ExitCode::SUCCESS
                 }

@@ -24,7 +24,7 @@
 //! (interface, queue) is exclusive, so each case starts its own worker and stops it after its
 //! pass.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use aya::maps::{MapData, XskMap};
@@ -299,11 +299,9 @@ pub(crate) struct LnsLab {
     links: Vec<XdpLink>,
     programs: Option<Programs>,
     tools: Ebpf,
-    xsks: Option<XskMap<MapData>>,
+    pub(crate) workers: Workers,
     fast: Ebpf,
     dp: XdpDataPlane,
-    /// Whether the last AF_XDP-mode worker's sockets ran zero-copy (veth: copy mode).
-    pub(crate) zero_copy: bool,
     pub(crate) pins: Pins,
     pub(crate) topo: Topology,
 }
@@ -324,15 +322,14 @@ impl LnsLab {
         }
         let mut tools = load_bench(&[prog::TO_XSK, prog::REDIRECT_PLAIN])?;
         forward::set_fwd(&mut tools, la, lc)?;
-        let xsks: XskMap<MapData> = take(&mut tools, bench::XSKS)?;
+        let workers = Workers::new(&mut tools)?;
         let mut lab = LnsLab {
             links: vec![],
             programs: None,
             tools,
-            xsks: Some(xsks),
+            workers,
             fast,
             dp,
-            zero_copy: false,
             pins,
             topo,
         };
@@ -371,7 +368,51 @@ impl LnsLab {
 
     /// Starts the raw forwarder la → lc (`up`) or lc → la on `cpu` (needs [`Programs::ToXsk`]).
     pub(crate) fn start_raw(&mut self, up: bool, cpu: usize, batch: u32) -> Result<Running, Error> {
-        let _g = self.topo.lns.enter();
+        self.workers.start_raw(&self.topo.lns, up, cpu, batch)
+    }
+
+    /// Starts one AF_XDP-mode worker on `cpu` with sockets on la and lc and waits until it
+    /// holds every session (needs [`Programs::Fast`] and [`set_afxdp`](Self::set_afxdp)).
+    pub(crate) fn start_afxdp(&mut self, cpu: usize, batch: u32) -> Result<Running, Error> {
+        self.workers
+            .start_afxdp(&self.topo.lns, self.pins.path(), &[LA, LC], cpu, batch)
+    }
+
+    /// Stops a worker (the raw forwarder gives the XSKMAP back).
+    pub(crate) fn stop(&mut self, r: Running) {
+        self.workers.stop(r);
+    }
+}
+
+/// The workers a case runs on the LNS's la and lc — the raw forwarder or AF_XDP mode —
+/// started and stopped per case (one socket per interface and queue); shared by [`LnsLab`]
+/// and the throughput scenario's lab.
+pub(crate) struct Workers {
+    /// The bench object's XSKMAP (of `xdp_to_xsk`), lent to the running raw forwarder.
+    xsks: Option<XskMap<MapData>>,
+    /// Whether the last AF_XDP-mode worker's sockets ran zero-copy (veth: copy mode).
+    pub(crate) zero_copy: bool,
+}
+
+impl Workers {
+    /// Takes the XSKMAP of `tools` (a bench object with `xdp_to_xsk` loaded).
+    pub(crate) fn new(tools: &mut Ebpf) -> Result<Workers, Error> {
+        Ok(Workers {
+            xsks: Some(take(tools, bench::XSKS)?),
+            zero_copy: false,
+        })
+    }
+
+    /// Starts the raw forwarder la → lc (`up`) or lc → la on `cpu`, in `lns` (needs
+    /// `xdp_to_xsk` on la and lc).
+    pub(crate) fn start_raw(
+        &mut self,
+        lns: &Netns,
+        up: bool,
+        cpu: usize,
+        batch: u32,
+    ) -> Result<Running, Error> {
+        let _g = lns.enter();
         let (from, to) = if up { (LA, LC) } else { (LC, LA) };
         let map = self
             .xsks
@@ -382,14 +423,22 @@ impl LnsLab {
         Ok(Running::Raw(r))
     }
 
-    /// Starts one AF_XDP-mode worker on `cpu` with sockets on la and lc and waits until it
-    /// holds every session (needs [`Programs::Fast`] and [`set_afxdp`](Self::set_afxdp)).
-    pub(crate) fn start_afxdp(&mut self, cpu: usize, batch: u32) -> Result<Running, Error> {
-        let _g = self.topo.lns.enter();
+    /// Starts one AF_XDP-mode worker on `cpu` with sockets on `interfaces` (in `lns`) and
+    /// waits until it holds every session of the fast path pinned at `pins` (needs the fast
+    /// path's programs in AF_XDP mode).
+    pub(crate) fn start_afxdp(
+        &mut self,
+        lns: &Netns,
+        pins: &Path,
+        interfaces: &[&str],
+        cpu: usize,
+        batch: u32,
+    ) -> Result<Running, Error> {
+        let _g = lns.enter();
         let a = AfXdp::start(
-            self.pins.path(),
+            pins,
             &AfXdpConfig {
-                interfaces: vec![LA.into(), LC.into()],
+                interfaces: interfaces.iter().map(|i| (*i).to_owned()).collect(),
                 cores: vec![cpu],
                 batch,
                 xsk: XskConfig::default(),
@@ -397,7 +446,7 @@ impl LnsLab {
         )
         .map_err(sys)?;
         self.zero_copy = a.zero_copy.iter().all(|z| *z);
-        a.settle(self.pins.path(), LIMIT).map_err(sys)?;
+        a.settle(pins, LIMIT).map_err(sys)?;
         Ok(Running::Fast(a))
     }
 
@@ -692,7 +741,7 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
         generator_cpu: opts.gen_cpu,
         worker_cpu: opts.worker_cpu,
         batch: opts.batch,
-        zero_copy: lab.lns.zero_copy,
+        zero_copy: lab.lns.workers.zero_copy,
         sessions: opts.sessions,
         rounds: opts.rounds,
         window: WINDOW,

@@ -101,10 +101,12 @@ pub fn throughput(r: &throughput::Report, path: &Path) -> Result<(), Error> {
                 }),
             )
             .map_err(|x| e(x.to_string()))?
-            .label(match d {
-                Dut::Baseline => "baseline: xdp_redirect_plain",
-                Dut::V2 => "L2TPv2 fast path",
-                Dut::V3 => "L2TPv3 fast path",
+            .label(match (d, r.mode) {
+                (Dut::Baseline, throughput::Mode::Xdp) => "baseline: xdp_redirect_plain",
+                (Dut::Baseline, throughput::Mode::Afxdp) => "baseline: raw AF_XDP forwarder",
+                (Dut::V2, throughput::Mode::Xdp) => "L2TPv2 fast path",
+                (Dut::V2, throughput::Mode::Afxdp) => "L2TPv2, AF_XDP mode",
+                (Dut::V3, _) => "L2TPv3 fast path",
             })
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], c.filled()));
     }

@@ -120,7 +120,12 @@ pub struct Report {
 
 /// Runs the scenario; writes `scale.json` and `scale.svg` under `opts.out`.
 pub fn run(opts: &Options) -> Result<Report, Error> {
-    let machine = preflight(opts.mode, opts.cpu, opts.dut_cpu)?;
+    if opts.mode == Mode::Afxdp {
+        return Err(Error::Options(
+            "--mode afxdp: not available in scale (see `l2xdp-bench throughput --mode afxdp`); use --mode xdp".into(),
+        ));
+    }
+    let machine = preflight(opts.cpu, opts.dut_cpu)?;
     if opts.sessions.is_empty() || opts.sessions.contains(&0) || opts.rounds == 0 {
         return Err(Error::Options(
             "need session counts above 0 and a round".into(),
@@ -129,7 +134,7 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
     let date = utc_now();
     pin_thread(opts.cpu).map_err(io(format!("pinning to CPU {}", opts.cpu)))?;
     let _fifo = throughput::FifoGuard::new(opts.rt_prio)?;
-    let groups = cases(&opts.directions, &[Size::B64], &[Dut::V2]);
+    let groups = cases(Mode::Xdp, &opts.directions, &[Size::B64], &[Dut::V2]);
     let s = Search {
         trial: opts.trial,
         steps: opts.steps,

@@ -41,7 +41,10 @@
 //!   sinks counted all but at most `--loss` (default 0.001 %) of the frames sent. Per case:
 //!   one unpaced trial (overload: what the DUT delivers when offered all the generator can
 //!   give, and the generator's maximum), then a binary search between 0 and the overload
-//!   delivery rate (`--steps` halvings; resolution ≈ overload rate / 2^steps). If the unpaced
+//!   delivery rate (`--steps` halvings; resolution ≈ overload rate / 2^steps) — or, when a
+//!   trial at about the overload delivery rate passes (a DUT part starved under overload, as
+//!   AF_XDP mode's worker is beside the SCHED_FIFO NAPI), doubling the rate until a trial
+//!   fails and bisecting between the last two. If the unpaced
 //!   trial passes, the DUT outran the generator: the figure is the generator's maximum and
 //!   the case is marked `generator_bound`.
 //!
@@ -70,6 +73,7 @@ use l2xdp_wire::net::ethernet::{MacAddr, Vlans};
 use l2xdp_wire::net::frame::{udp_frame, Endpoints};
 use serde::Serialize;
 
+use crate::afxdp::{Running, Workers};
 use crate::forward::{
     attach, bpf, fmt_summary, io, load_bench, napi_threaded, take, write_json, xdp, Error, Sink,
     CORE4, LAC4, LNS4, SUB_BASE,
@@ -97,7 +101,8 @@ const EG_ACP: u32 = 2;
 pub enum Mode {
     /// The XDP programs.
     Xdp,
-    /// The AF_XDP workers: not wired into this scenario yet (see `l2xdp-bench afxdp`).
+    /// AF_XDP mode: the same programs hand forwarded frames to one worker (decap/encap with
+    /// `wire::datapath`); the baseline is the raw AF_XDP forwarder (`xdp_to_xsk`, rx → tx).
     Afxdp,
 }
 
@@ -220,36 +225,50 @@ pub struct Case {
     pub size: Size,
     /// Program(s) under test.
     pub dut: Dut,
+    /// XDP or AF_XDP mode.
+    pub mode: Mode,
 }
 
 impl Case {
-    /// `up-64-v2`, `both-imix-baseline`, …
+    /// `up-64-v2`, `both-imix-baseline`, … (AF_XDP mode's baseline: `up-64-raw`).
     pub fn name(&self) -> String {
         format!(
             "{}-{}-{}",
             self.dir.name(),
             self.size.name(),
-            self.dut.name()
+            if self.mode == Mode::Afxdp && self.dut == Dut::Baseline {
+                "raw"
+            } else {
+                self.dut.name()
+            }
         )
     }
 
     /// The LNS programs: (on la, on lc).
     fn programs(&self) -> (&'static str, &'static str) {
-        match self.dut {
-            Dut::Baseline => (prog::REDIRECT_PLAIN, prog::REDIRECT_PLAIN),
-            Dut::V2 | Dut::V3 => (prog::ACCESS, prog::CORE),
+        match (self.dut, self.mode) {
+            (Dut::Baseline, Mode::Xdp) => (prog::REDIRECT_PLAIN, prog::REDIRECT_PLAIN),
+            (Dut::Baseline, Mode::Afxdp) => (prog::TO_XSK, prog::TO_XSK),
+            (Dut::V2 | Dut::V3, _) => (prog::ACCESS, prog::CORE),
         }
     }
 
-    /// The programs, in words.
+    /// The programs (and AF_XDP worker), in words.
     pub fn program_names(&self) -> String {
         let (a, c) = self.programs();
-        match self.dir {
+        let worker = match (self.mode, self.dut, self.dir) {
+            (Mode::Xdp, _, _) => "",
+            (Mode::Afxdp, Dut::Baseline, Direction::Up) => " → raw AF_XDP forwarder la→lc",
+            (Mode::Afxdp, Dut::Baseline, _) => " → raw AF_XDP forwarder lc→la",
+            (Mode::Afxdp, _, _) => " → AF_XDP-mode worker (sockets on la, lc)",
+        };
+        let progs = match self.dir {
             Direction::Up => a.to_string(),
             Direction::Down if self.dut == Dut::V3 => format!("{c} (on ac<k>)"),
             Direction::Down => c.to_string(),
             Direction::Both => format!("{a} + {c}"),
-        }
+        };
+        progs + worker
     }
 }
 
@@ -293,6 +312,8 @@ pub struct Options {
     pub out: PathBuf,
     /// The command line.
     pub command: String,
+    /// AF_XDP mode: frames the worker takes per socket and pass.
+    pub batch: u32,
 }
 
 /// One trial at one rate.
@@ -367,6 +388,8 @@ pub struct CaseReport {
     pub size: Size,
     /// baseline, v2 or v3.
     pub dut: Dut,
+    /// xdp or afxdp.
+    pub mode: Mode,
     /// Programs on the LNS.
     pub programs: String,
     /// Its baseline case.
@@ -416,6 +439,14 @@ pub struct Report {
     pub rt_prio: i32,
     /// The DUT's core (NAPI kthreads pinned there).
     pub dut_cpu: usize,
+    /// AF_XDP mode: the worker's core (the DUT core).
+    pub worker_cpu: Option<usize>,
+    /// AF_XDP mode: frames per socket and pass.
+    pub batch: Option<u32>,
+    /// AF_XDP mode: how the worker is scheduled.
+    pub worker_sched: Option<String>,
+    /// AF_XDP mode: whether the sockets ran zero-copy (veth: copy mode).
+    pub zero_copy: Option<bool>,
     /// The receivers' NAPI: threaded state and the kthreads pinned.
     pub receivers_napi: String,
     /// Where delivery is counted.
@@ -641,6 +672,10 @@ fn case_frames(case: &Case, sessions: u32, v3: &[u32]) -> Result<Vec<bench::PTem
 
 /// The lab of the scenario. Field order is drop order: links and objects, pins, namespaces.
 pub(crate) struct Lab {
+    /// AF_XDP mode: the case's worker (raw forwarder or AF_XDP mode), stopped first.
+    running: Option<Running>,
+    /// AF_XDP mode: the workers and where they run (None: XDP mode).
+    afxdp: Option<AfxdpMode>,
     la: Option<(&'static str, XdpLink)>,
     lc: Option<(&'static str, XdpLink)>,
     _ac_links: Vec<XdpLink>,
@@ -664,6 +699,15 @@ pub(crate) struct Lab {
     pub(crate) napi: String,
     pub(crate) pins: Pins,
     topo: Topology,
+}
+
+/// AF_XDP mode's settings in the lab.
+struct AfxdpMode {
+    workers: Workers,
+    cpu: usize,
+    batch: u32,
+    /// The generator's SCHED_FIFO priority (restored after spawning a worker).
+    rt_prio: i32,
 }
 
 /// Runs `cat`/`echo` through `ip netns exec` (sysfs as the namespace sees it).
@@ -824,7 +868,7 @@ impl Lab {
         }
         // The baseline forwarder and the generator: separate objects (the generator's
         // templates map is sized for the run).
-        let mut base = load_bench(&[prog::REDIRECT_PLAIN])?;
+        let mut base = load_bench(&[prog::REDIRECT_PLAIN, prog::TO_XSK])?;
         let mut fwd: HashMap<MapData, u32, bench::Fwd> = take(&mut base, bench::FWD)?;
         for (from, to, dst, src) in [
             (la_if, lc_if, CORE_MAC, LC_MAC),
@@ -922,6 +966,8 @@ impl Lab {
             );
         }
         Ok(Lab {
+            running: None,
+            afxdp: None,
             la: Some((prog::REDIRECT_PLAIN, la)),
             lc: Some((prog::REDIRECT_PLAIN, lc)),
             _ac_links: ac_links,
@@ -945,8 +991,64 @@ impl Lab {
         })
     }
 
-    /// Replaces the program of la's and lc's links (bpf_link_update: the NAPI stays).
+    /// AF_XDP mode from now on: the fast path hands forwarded frames to the workers, which
+    /// run on `cpu` (SCHED_OTHER: the NAPI kthreads there, SCHED_FIFO, preempt them), taking
+    /// `batch` frames per socket and pass.
+    pub(crate) fn set_afxdp(&mut self, cpu: usize, batch: u32, rt_prio: i32) -> Result<(), Error> {
+        self.dp.set_config(&FastPathConfig {
+            mtu: ACCESS_MTU - 14,
+            afxdp: true,
+            ..FastPathConfig::default()
+        })?;
+        self.afxdp = Some(AfxdpMode {
+            workers: Workers::new(&mut self.base)?,
+            cpu,
+            batch,
+            rt_prio,
+        });
+        Ok(())
+    }
+
+    /// AF_XDP mode: stops the running worker, starts the case's.
+    fn start_worker(&mut self, case: &Case) -> Result<(), Error> {
+        let Some(m) = self.afxdp.as_mut() else {
+            return Ok(());
+        };
+        if let Some(r) = self.running.take() {
+            m.workers.stop(r);
+        }
+        // The worker thread inherits the calling thread's policy: spawn it SCHED_OTHER.
+        if m.rt_prio > 0 {
+            set_fifo(0, 0).map_err(io("SCHED_OTHER for spawning the worker"))?;
+        }
+        let r = match case.dut {
+            Dut::Baseline => {
+                m.workers
+                    .start_raw(&self.topo.lns, case.dir == Direction::Up, m.cpu, m.batch)
+            }
+            _ => m.workers.start_afxdp(
+                &self.topo.lns,
+                self.pins.path(),
+                &["la", "lc"],
+                m.cpu,
+                m.batch,
+            ),
+        };
+        if m.rt_prio > 0 {
+            set_fifo(0, m.rt_prio).map_err(io("SCHED_FIFO back for the generator"))?;
+        }
+        self.running = Some(r?);
+        Ok(())
+    }
+
+    /// Replaces the program of la's and lc's links (bpf_link_update: the NAPI stays); in
+    /// AF_XDP mode, then starts the case's worker.
     fn select(&mut self, case: &Case) -> Result<(), Error> {
+        self.select_programs(case)?;
+        self.start_worker(case)
+    }
+
+    fn select_programs(&mut self, case: &Case) -> Result<(), Error> {
         let (pa, pc) = case.programs();
         for (slot, p) in [(&mut self.la, pa), (&mut self.lc, pc)] {
             if matches!(slot, Some((q, _)) if *q == p) {
@@ -955,7 +1057,7 @@ impl Lab {
             let Some((_, link)) = slot.take() else {
                 return Err(Error::Options("an LNS link is gone".into()));
             };
-            let obj = if p == prog::REDIRECT_PLAIN {
+            let obj = if p == prog::REDIRECT_PLAIN || p == prog::TO_XSK {
                 &mut self.base
             } else {
                 &mut self.fast
@@ -1176,14 +1278,35 @@ fn search(lab: &mut Lab, n: u32, mean: f64, s: Search, round: usize) -> Result<S
         if over.pass {
             best = Some(over);
         } else {
-            // The no-drop rate is at most about what the DUT delivers under overload.
+            // The no-drop rate is usually at most about what the DUT delivers under overload.
             let mut hi = (over.received_pps * 1.05).min(over.offered_pps);
             let mut lo = 0.0;
             let top = attempt(lab, n, Some(hi), s, &mut trials)?;
+            let mut bisect = !top.pass;
             if top.pass {
+                // Not when overload starves part of the DUT (AF_XDP mode: the worker beside
+                // the SCHED_FIFO NAPI kthreads): double the rate until a trial fails (at most
+                // the generator's maximum), then bisect.
+                lo = hi;
                 best = Some(top);
-            } else {
-                let mut mid = hi / 2.0;
+                loop {
+                    let next = (lo * 2.0).min(over.offered_pps);
+                    if next <= lo * 1.001 {
+                        break;
+                    }
+                    let t = attempt(lab, n, Some(next), s, &mut trials)?;
+                    if t.pass {
+                        lo = next;
+                        best = Some(t);
+                    } else {
+                        hi = next;
+                        bisect = true;
+                        break;
+                    }
+                }
+            }
+            if bisect {
+                let mut mid = (lo + hi) / 2.0;
                 for _ in 0..=s.steps {
                     let t = attempt(lab, n, Some(mid), s, &mut trials)?;
                     if t.pass {
@@ -1216,7 +1339,7 @@ fn search(lab: &mut Lab, n: u32, mean: f64, s: Search, round: usize) -> Result<S
 }
 
 /// The cases of a run, grouped (direction, size), baseline first in each group.
-pub fn cases(dirs: &[Direction], sizes: &[Size], versions: &[Dut]) -> Vec<Vec<Case>> {
+pub fn cases(mode: Mode, dirs: &[Direction], sizes: &[Size], versions: &[Dut]) -> Vec<Vec<Case>> {
     let mut groups = Vec::new();
     for &dir in dirs {
         for &size in sizes {
@@ -1224,8 +1347,14 @@ pub fn cases(dirs: &[Direction], sizes: &[Size], versions: &[Dut]) -> Vec<Vec<Ca
                 dir,
                 size,
                 dut: Dut::Baseline,
+                mode,
             }];
-            g.extend(versions.iter().map(|&dut| Case { dir, size, dut }));
+            g.extend(versions.iter().map(|&dut| Case {
+                dir,
+                size,
+                dut,
+                mode,
+            }));
             groups.push(g);
         }
     }
@@ -1290,6 +1419,7 @@ pub(crate) fn case_report(c: Case, mean: f64, samples: Vec<Sample>) -> CaseRepor
         direction: c.dir,
         size: c.size,
         dut: c.dut,
+        mode: c.mode,
         programs: c.program_names(),
         baseline: Case {
             dut: Dut::Baseline,
@@ -1322,12 +1452,7 @@ pub(crate) fn case_report(c: Case, mean: f64, samples: Vec<Sample>) -> CaseRepor
 }
 
 /// The checks every run makes before it builds anything.
-pub(crate) fn preflight(mode: Mode, cpu: usize, dut_cpu: usize) -> Result<Machine, Error> {
-    if mode == Mode::Afxdp {
-        return Err(Error::Options(
-            "--mode afxdp: not available yet (the AF_XDP workers are not wired into the paced throughput/scale scenarios; `l2xdp-bench afxdp` measures them against a raw AF_XDP forwarder); use --mode xdp".into(),
-        ));
-    }
+pub(crate) fn preflight(cpu: usize, dut_cpu: usize) -> Result<Machine, Error> {
     if !l2xdp_dataplane::lab::is_root() {
         return Err(Error::NotRoot);
     }
@@ -1348,11 +1473,28 @@ pub(crate) fn preflight(mode: Mode, cpu: usize, dut_cpu: usize) -> Result<Machin
 
 pub(crate) const TOPOLOGY: &str = "lac ns: lac0 --veth-- lns ns: la [LNS access prog | xdp_redirect_plain], lc [LNS core prog | xdp_redirect_plain], ac<k> [xdp_l2tp_core: v3 attachment circuits] --veth-- core ns: core0, acp<k>; generator = xdp_gen_paced live-frame test runs in the lac ns, frames redirected through a DEVMAP to lac0 (up), core0 (down v2, baseline down) or acp<k> (down v3); sinks = xdp_count (XDP_DROP) on core0 + acp<k> (up) and lac0 (down)";
 
+pub(crate) const TOPOLOGY_AFXDP: &str = "lac ns: lac0 --veth-- lns ns: la, lc [LNS access/core progs in AF_XDP mode -> one AF_XDP-mode worker with sockets on queue 0 of la and lc | xdp_to_xsk -> raw AF_XDP forwarder la->lc (up) or lc->la (down), sockets on both] --veth-- core ns: core0; AF_XDP on veth is copy mode; generator = xdp_gen_paced live-frame test runs in the lac ns, frames redirected through a DEVMAP to lac0 (up) or core0 (down); sinks = xdp_count (XDP_DROP) on core0 (up) and lac0 (down), their softirq on the CPU whose worker transmits (the DUT core)";
+
 pub(crate) const PACING: &str = "token bucket inside xdp_gen_paced on bpf_ktime_get_ns: a run before the next frame is due returns XDP_DROP (nothing sent), so frames leave 1/rate apart with a resolution of one generator run (its mean per trial is generator_run_ns), at most 32 frames of credit; offered rate = frames sent / (last send - first send), both read by the program";
 
-/// Runs the scenario; writes `throughput.json` and `throughput.svg` under `opts.out`.
+/// The output files' name: `throughput` (XDP mode), `throughput-afxdp`.
+pub fn file_stem(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Xdp => "throughput",
+        Mode::Afxdp => "throughput-afxdp",
+    }
+}
+
+/// Runs the scenario; writes `<file_stem>.json` and `.svg` under `opts.out`.
 pub fn run(opts: &Options) -> Result<Report, Error> {
-    let machine = preflight(opts.mode, opts.cpu, opts.dut_cpu)?;
+    let machine = preflight(opts.cpu, opts.dut_cpu)?;
+    if opts.mode == Mode::Afxdp
+        && (opts.directions.contains(&Direction::Both) || opts.versions.contains(&Dut::V3))
+    {
+        return Err(Error::Options(
+            "--mode afxdp: directions up and down, version v2 only (both: the raw forwarder serves one direction, xdp_to_xsk keys its XSKMAP by queue; v3: the attachment circuits get no worker socket)".into(),
+        ));
+    }
     if opts.directions.is_empty() || opts.sizes.is_empty() || opts.rounds == 0 || opts.sessions == 0
     {
         return Err(Error::Options(
@@ -1368,7 +1510,11 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
         0
     };
     let mut lab = Lab::new(opts.sessions, v3_sessions, opts.dut_cpu, opts.rt_prio)?;
-    let groups = cases(&opts.directions, &opts.sizes, &opts.versions);
+    let afxdp = opts.mode == Mode::Afxdp;
+    if afxdp {
+        lab.set_afxdp(opts.dut_cpu, opts.batch, opts.rt_prio)?;
+    }
+    let groups = cases(opts.mode, &opts.directions, &opts.sizes, &opts.versions);
     let s = Search {
         trial: opts.trial,
         steps: opts.steps,
@@ -1383,10 +1529,14 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
         date,
         command: opts.command.clone(),
         machine,
-        topology: TOPOLOGY.into(),
+        topology: if afxdp { TOPOLOGY_AFXDP } else { TOPOLOGY }.into(),
         generator_cpu: opts.cpu,
         rt_prio: opts.rt_prio,
         dut_cpu: opts.dut_cpu,
+        worker_cpu: afxdp.then_some(opts.dut_cpu),
+        batch: afxdp.then_some(opts.batch),
+        worker_sched: afxdp.then(|| format!("SCHED_OTHER on CPU {} beside the DUT's NAPI kthreads (SCHED_FIFO {}, they preempt it): the kernel's and the worker's work share one core, as the XDP mode's does", opts.dut_cpu, opts.rt_prio)),
+        zero_copy: afxdp.then(|| lab.afxdp.as_ref().is_some_and(|m| m.workers.zero_copy)),
         receivers_napi: lab.napi.clone(),
         sink: "xdp_count on core0 + acp<k> (up) and lac0 (down), softirq on the DUT core; delivery counted there".into(),
         pacing: PACING.into(),
@@ -1404,8 +1554,9 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
             .collect(),
     };
     drop(lab);
-    write_json(&report, &opts.out.join("throughput.json"))?;
-    crate::plot::throughput(&report, &opts.out.join("throughput.svg"))?;
+    let stem = file_stem(opts.mode);
+    write_json(&report, &opts.out.join(format!("{stem}.json")))?;
+    crate::plot::throughput(&report, &opts.out.join(format!("{stem}.svg")))?;
     Ok(report)
 }
 
@@ -1423,7 +1574,12 @@ pub fn table(r: &Report) -> String {
         "topology: {}\nNAPI: {}\nsink: {}\npacing: {}\n",
         r.topology, r.receivers_napi, r.sink, r.pacing
     );
-    out += "medians [min–max] over rounds; no-drop = offered rate of the fastest trial losing ≤ the tolerance at the sinks; ratio = no-drop / same-round baseline (xdp_redirect_plain, same veths, same frames); overload = delivered when offered the generator's maximum (unpaced), overload ratio = that / same-round baseline's; * = generator-bound in some round\n";
+    out += "medians [min–max] over rounds; no-drop = offered rate of the fastest trial losing ≤ the tolerance at the sinks; ratio = no-drop / same-round baseline (";
+    out += match r.mode {
+        Mode::Xdp => "xdp_redirect_plain",
+        Mode::Afxdp => "the raw AF_XDP forwarder",
+    };
+    out += ", same veths, same frames); overload = delivered when offered the generator's maximum (unpaced), overload ratio = that / same-round baseline's; * = generator-bound in some round\n";
     out += &format!(
         "{:<20} {:>7} {:>22} {:>20} {:>20} {:>20} {:>20} {:>9}\n",
         "case",
@@ -1435,12 +1591,22 @@ pub fn table(r: &Report) -> String {
         "overload ratio",
         "gen Mpps"
     );
+    if let (Some(w), Some(b)) = (r.worker_cpu, r.batch) {
+        out += &format!(
+            "AF_XDP mode: worker on CPU {w}, batch {b}, zero-copy {}; {}; baseline = raw AF_XDP forwarder (xdp_to_xsk, rx → tx, no L2TP work), ratio against it\n",
+            r.zero_copy.unwrap_or(false),
+            r.worker_sched.as_deref().unwrap_or("")
+        );
+    }
     for c in &r.cases {
         out += &format!(
             "{:<20} {:>7.0} {:>22} {:>20} {:>20} {:>20} {:>20} {:>9}\n",
             format!(
                 "{}{}",
-                c.name,
+                match c.mode {
+                    Mode::Xdp => c.name.clone(),
+                    Mode::Afxdp => format!("afxdp {}", c.name),
+                },
                 if c.generator_bound_rounds > 0 {
                     "*"
                 } else {

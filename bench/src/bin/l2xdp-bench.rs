@@ -8,7 +8,8 @@
 //! `sudo target/release/l2xdp-bench throughput [--mode xdp] [--directions up,down,both]
 //!  [--sizes 64,512,imix] [--versions v2,v3] [--sessions 1000] [--v3-sessions 4] [--rounds 2]
 //!  [--trial-ms 250] [--steps 5] [--retries 1] [--loss-pct 0.001] [--cpu N] [--dut-cpu 0]
-//!  [--rt-prio 50] [--out bench/results]`
+//!  [--rt-prio 50] [--batch 64] [--out bench/results]` (`--mode afxdp`: `--directions up,down
+//!  --versions v2`; the worker runs on `--dut-cpu`)
 //! `sudo target/release/l2xdp-bench scale [--sessions 1000,10000,100000,1000000] [--directions up,down] …`
 //! `sudo target/release/l2xdp-bench cost [--rounds 5] [--duration-ms 1000] [--out bench/results]`
 //! `sudo target/release/l2xdp-bench latency [--rates 10000,100000,500000] [--rounds 3]
@@ -154,6 +155,9 @@ enum Scenario {
         /// L2TPv3 sessions (one attachment-circuit veth pair each).
         #[arg(long, default_value_t = 4)]
         v3_sessions: u8,
+        /// `--mode afxdp`: frames the worker takes per socket and pass.
+        #[arg(long, default_value_t = 64)]
+        batch: u32,
     },
     /// No-drop rate of 64-byte L2TPv2 decap and encap against the number of sessions
     /// installed (maps sized to match), with baselines, and kernel memory per session.
@@ -321,7 +325,7 @@ enum Scenario {
 /// Options shared by the no-drop rate scenarios (throughput, scale).
 #[derive(clap::Args)]
 struct RateArgs {
-    /// `xdp` (the XDP fast path) or `afxdp` (not in this build yet).
+    /// `xdp` (the XDP fast path) or `afxdp` (AF_XDP mode; throughput only: up/down, v2).
     #[arg(long, default_value = "xdp")]
     mode: String,
     /// Rounds (every case once per round, baseline first in its group).
@@ -500,6 +504,7 @@ fn main() -> ExitCode {
             versions,
             sessions,
             v3_sessions,
+            batch,
         } => {
             let parsed = (|| -> Result<_, String> {
                 Ok((
@@ -535,13 +540,15 @@ fn main() -> ExitCode {
                 rt_prio: rate.rt_prio,
                 out: rate.out.clone(),
                 command,
+                batch,
             };
             match throughput::run(&opts) {
                 Ok(r) => {
                     print!("{}", throughput::table(&r));
                     println!(
-                        "JSON and SVG: {}/throughput.{{json,svg}}",
-                        rate.out.display()
+                        "JSON and SVG: {}/{}.{{json,svg}}",
+                        rate.out.display(),
+                        throughput::file_stem(mode)
                     );
                     ExitCode::SUCCESS
                 }

@@ -142,7 +142,7 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
     for &n in &opts.sessions {
         eprintln!("l2xdp-bench scale: {n} sessions");
         let t = Instant::now();
-        let mut lab = Lab::new(n, 0, opts.dut_cpu, opts.rt_prio)?;
+        let mut lab = Lab::new(n, 0, opts.dut_cpu, opts.rt_prio, None)?;
         let install_seconds = t.elapsed().as_secs_f64();
         let maps: Vec<MapMemory> = throughput::session_map_memory(lab.pins.path())?
             .into_iter()

@@ -9,8 +9,9 @@
 use std::path::Path;
 use std::time::Duration;
 
+use l2xdp_bench::live::SessionsFrom;
 use l2xdp_bench::throughput::{self, Direction, Dut, Mode, Size};
-use l2xdp_bench::{cost, scale};
+use l2xdp_bench::{cost, lns, scale};
 use l2xdp_dataplane::lab::is_root;
 
 /// Far below any rate this path forwards at: nothing is dropped (the DUT's NAPI kthreads run
@@ -176,6 +177,8 @@ fn throughput_scale_cost_smoke() {
         sizes: vec![Size::B64, Size::Imix],
         versions: vec![Dut::V2, Dut::V3],
         sessions: 24,
+        sessions_from: SessionsFrom::Live,
+        l2xdpd: lns::default_l2xdpd(),
         v3_sessions: 2,
         rounds: 1,
         trial: Duration::from_millis(100),

@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use l2xdp_bench::forward::{self, Case};
+use l2xdp_bench::live::SessionsFrom;
 use l2xdp_bench::throughput::{self, Direction, Dut, Mode, Size};
 use l2xdp_bench::{
     afxdp, callgrind, cost, demo, failover, failover_xdp, latency, lns, scale, setup_rate,
@@ -151,6 +152,14 @@ enum Scenario {
         /// L2TPv2 sessions; frames spread over all.
         #[arg(long, default_value_t = 1000)]
         sessions: u32,
+        /// Where the L2TPv2 sessions come from: live (the LAC emulator brings them up, PPP
+        /// through IPCP, against an l2xdpd in the lns namespace, which installs them) or
+        /// installed (written into the maps by the bench). L2TPv3 sessions are installed.
+        #[arg(long, default_value = "live")]
+        sessions_from: String,
+        /// The l2xdpd binary of live sessions (default: next to this one).
+        #[arg(long)]
+        l2xdpd: Option<PathBuf>,
         /// L2TPv3 sessions (one attachment-circuit veth pair each).
         #[arg(long, default_value_t = 4)]
         v3_sessions: u8,
@@ -499,6 +508,8 @@ fn main() -> ExitCode {
             sizes,
             versions,
             sessions,
+            sessions_from,
+            l2xdpd,
             v3_sessions,
         } => {
             let parsed = (|| -> Result<_, String> {
@@ -508,9 +519,12 @@ fn main() -> ExitCode {
                     parse_list(&directions, "direction", Direction::parse)?,
                     parse_list(&sizes, "size", Size::parse)?,
                     parse_list(&versions, "version", Dut::parse)?,
+                    SessionsFrom::parse(&sessions_from).ok_or(format!(
+                        "unknown --sessions-from {sessions_from:?} (live, installed)"
+                    ))?,
                 ))
             })();
-            let (mode, directions, sizes, versions) = match parsed {
+            let (mode, directions, sizes, versions, sessions_from) = match parsed {
                 Ok(p) => p,
                 Err(e) => {
                     eprintln!("l2xdp-bench throughput: {e}");
@@ -523,6 +537,8 @@ fn main() -> ExitCode {
                 sizes,
                 versions,
                 sessions,
+                sessions_from,
+                l2xdpd: l2xdpd.unwrap_or_else(lns::default_l2xdpd),
                 v3_sessions,
                 rounds: rate.rounds,
                 trial: Duration::from_millis(rate.trial_ms),

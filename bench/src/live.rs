@@ -46,6 +46,8 @@ local_address = "100.64.0.1"
 pool = ["100.64.0.0/10"]
 "#;
 
+/// Live sessions at most (`scale` installs larger counts).
+pub const LIVE_MAX: u32 = 100_000;
 /// Sessions per L2TPv2 tunnel at most (16-bit session IDs).
 const PER_TUNNEL_MAX: u32 = 60_000;
 /// Sessions being set up at once.

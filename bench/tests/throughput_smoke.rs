@@ -275,6 +275,8 @@ fn throughput_scale_cost_smoke() {
         mode: Mode::Xdp,
         sessions: vec![16, 200],
         directions: vec![Direction::Up, Direction::Down],
+        sessions_from,
+        l2xdpd: lns::default_l2xdpd(),
         rounds: 1,
         trial: Duration::from_millis(100),
         steps: 0,
@@ -294,6 +296,7 @@ fn throughput_scale_cost_smoke() {
     assert_eq!(points.len(), 2);
     for (p, want) in points.iter().zip([16u64, 200]) {
         assert_eq!(p["sessions"], want);
+        assert_eq!(p["sessions_from"], sessions_from.name());
         assert!(p["bytes_per_session"].as_f64().is_some_and(|b| b > 0.0));
         for m in p["maps"].as_array().expect("maps") {
             assert_eq!(

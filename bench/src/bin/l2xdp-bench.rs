@@ -175,6 +175,13 @@ enum Scenario {
         /// Comma-separated directions: up, down, both.
         #[arg(long, default_value = "up,down")]
         directions: String,
+        /// live (counts up to 100,000: the LAC emulator through l2xdpd; larger counts are
+        /// installed) or installed (written into the maps by the bench).
+        #[arg(long, default_value = "live")]
+        sessions_from: String,
+        /// The l2xdpd binary of live sessions (default: next to this one).
+        #[arg(long)]
+        l2xdpd: Option<PathBuf>,
     },
     /// Nanoseconds per packet of each XDP program (bpf_stats run_time_ns / run_cnt) beside a
     /// swap-MAC XDP_TX program: the `forward` scenario's verified stats passes, decap/encap
@@ -571,6 +578,8 @@ fn main() -> ExitCode {
             rate,
             sessions,
             directions,
+            sessions_from,
+            l2xdpd,
         } => {
             let parsed = (|| -> Result<_, String> {
                 Ok((
@@ -578,9 +587,12 @@ fn main() -> ExitCode {
                         .ok_or(format!("unknown mode {:?} (xdp, afxdp)", rate.mode))?,
                     parse_list(&sessions, "session count", |x| x.parse::<u32>().ok())?,
                     parse_list(&directions, "direction", Direction::parse)?,
+                    SessionsFrom::parse(&sessions_from).ok_or(format!(
+                        "unknown --sessions-from {sessions_from:?} (live, installed)"
+                    ))?,
                 ))
             })();
-            let (mode, sessions, directions) = match parsed {
+            let (mode, sessions, directions, sessions_from) = match parsed {
                 Ok(p) => p,
                 Err(e) => {
                     eprintln!("l2xdp-bench scale: {e}");
@@ -591,6 +603,8 @@ fn main() -> ExitCode {
                 mode,
                 sessions,
                 directions,
+                sessions_from,
+                l2xdpd: l2xdpd.unwrap_or_else(lns::default_l2xdpd),
                 rounds: rate.rounds,
                 trial: Duration::from_millis(rate.trial_ms),
                 steps: rate.steps,

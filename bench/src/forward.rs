@@ -247,6 +247,9 @@ pub enum Error {
     /// Building the frames.
     #[error("building frames: {0}")]
     Frame(String),
+    /// Live sessions: l2xdpd or the LAC emulator (see [`crate::live`]).
+    #[error("live sessions: {0}")]
+    Live(String),
     /// The callgrind half of `cost` (see [`crate::callgrind`]).
     #[error("callgrind: {0}")]
     Callgrind(String),

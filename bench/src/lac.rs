@@ -58,11 +58,23 @@ impl Lac {
         failover: Option<FailoverConfig>,
         ppp: PppConfig,
     ) -> Result<Lac, String> {
-        let mut l2tp = L2tpConfig {
+        let l2tp = L2tpConfig {
             host_name: "lac-bench".into(),
             failover,
             ..L2tpConfig::default()
         };
+        Lac::start_with(bind, l2tp, tunnels, sessions, ppp)
+    }
+
+    /// [`Lac::start`] with the L2TP configuration `l2tp` (its limits raised to room for
+    /// `tunnels × sessions`).
+    pub fn start_with(
+        bind: SocketAddr,
+        mut l2tp: L2tpConfig,
+        tunnels: usize,
+        sessions: usize,
+        ppp: PppConfig,
+    ) -> Result<Lac, String> {
         l2tp.limits.max_tunnels = tunnels + 16;
         l2tp.limits.max_sessions_per_tunnel = sessions + 16;
         let node = Node::new(

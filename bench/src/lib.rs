@@ -42,6 +42,7 @@ pub mod forward;
 pub mod interrupt;
 pub mod lac;
 pub mod latency;
+pub mod live;
 pub mod lns;
 pub mod machine;
 pub mod plot;

@@ -6,6 +6,8 @@
 //! sinks as [`crate::throughput`]; a fresh lab per session count. The generator's frames are
 //! spread over all sessions: one template per session up to
 //! [`TEMPLATE_CAP`](crate::throughput::TEMPLATE_CAP), beyond that every k-th session.
+//! With `--sessions-from live` (the default) counts up to [`LIVE_MAX`] are live sessions (the
+//! LAC emulator through l2xdpd, see [`crate::live`]); larger ones are installed.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -13,6 +15,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::forward::{fmt_summary, io, write_json, Error};
+use crate::live::{SessionsFrom, LIVE_MAX};
 use crate::machine::{pin_thread, utc_now, Machine};
 use crate::throughput::{
     self, cases, measure, preflight, CaseReport, Direction, Dut, Lab, Mode, Search, Size,
@@ -27,6 +30,10 @@ pub struct Options {
     pub sessions: Vec<u32>,
     /// Directions (64-byte L2TPv2 frames, each with its baseline).
     pub directions: Vec<Direction>,
+    /// `live` (counts up to [`LIVE_MAX`]; installed above) or `installed`.
+    pub sessions_from: SessionsFrom,
+    /// The l2xdpd binary (live sessions).
+    pub l2xdpd: PathBuf,
     /// Rounds per session count.
     pub rounds: usize,
     /// Trial length.
@@ -67,7 +74,10 @@ pub struct MapMemory {
 pub struct Point {
     /// Sessions installed (and the maps' size).
     pub sessions: u32,
-    /// Seconds to install them through `XdpDataPlane::install`.
+    /// Where they came from.
+    pub sessions_from: SessionsFrom,
+    /// Seconds to install them through `XdpDataPlane::install`, or (live) to bring them up
+    /// through l2xdpd until all are bound.
     pub install_seconds: f64,
     /// Per-session maps.
     pub maps: Vec<MapMemory>,
@@ -147,7 +157,10 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
     for &n in &opts.sessions {
         eprintln!("l2xdp-bench scale: {n} sessions");
         let t = Instant::now();
-        let mut lab = Lab::new(n, 0, opts.dut_cpu, opts.rt_prio)?;
+        let live = (opts.sessions_from == SessionsFrom::Live && n <= LIVE_MAX)
+            .then_some(opts.l2xdpd.as_path());
+        let mut lab = Lab::new(n, 0, opts.dut_cpu, opts.rt_prio, live)?;
+        let from = lab.sessions_from(Dut::V2);
         let install_seconds = t.elapsed().as_secs_f64();
         let maps: Vec<MapMemory> = throughput::session_map_memory(lab.pins.path())?
             .into_iter()
@@ -162,12 +175,16 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
         drop(lab);
         points.push(Point {
             sessions: n,
+            sessions_from: from,
             install_seconds,
             bytes_per_session: maps.iter().map(|m| m.memlock as f64).sum::<f64>() / f64::from(n),
             maps,
             cases: measured
                 .into_iter()
-                .map(|(c, mean, ss)| throughput::case_report(c, mean, ss))
+                .map(|(c, mean, ss)| CaseReport {
+                    sessions_from: from,
+                    ..throughput::case_report(c, mean, ss)
+                })
                 .collect(),
         });
     }
@@ -211,21 +228,23 @@ pub fn table(r: &Report) -> String {
         r.machine.kernel, r.machine.cpu_model, r.machine.cores
     );
     out += &format!(
-        "{:>9} {:<18} {:>22} {:>20} {:>20} {:>20} {:>10} {:>9}\n",
+        "{:>9} {:>9} {:<18} {:>22} {:>20} {:>20} {:>20} {:>10} {:>9}\n",
         "sessions",
+        "from",
         "case",
         "no-drop Mpps",
         "ratio",
         "overload Mpps",
         "overload ratio",
         "B/session",
-        "install s"
+        "set-up s"
     );
     for p in &r.points {
         for c in &p.cases {
             out += &format!(
-                "{:>9} {:<18} {:>22} {:>20} {:>20} {:>20} {:>10.0} {:>9.1}\n",
+                "{:>9} {:>9} {:<18} {:>22} {:>20} {:>20} {:>20} {:>10.0} {:>9.1}\n",
                 p.sessions,
+                p.sessions_from.name(),
                 format!(
                     "{}{}",
                     c.name,

@@ -62,7 +62,9 @@ use aya::maps::{Array, DevMap, HashMap, MapData, PerCpuArray, PerCpuValues};
 use aya::programs::xdp::XdpLink;
 use aya::{Ebpf, EbpfLoader};
 use l2xdp_dataplane::api::{Binding, DataPlane, SessionEntry};
+use l2xdp_dataplane::lab::scratch::Scratch;
 use l2xdp_dataplane::lab::topology::{Pins, Topology, CORE_MAC, LAC_MAC, LA_MAC, LC_MAC};
+use l2xdp_dataplane::lab::traffic::Sub;
 use l2xdp_dataplane::lab::Netns;
 use l2xdp_dataplane::{loader, test_run, FastPathConfig, XdpDataPlane};
 use l2xdp_ebpf::maps::{name, verdict};
@@ -79,6 +81,7 @@ use crate::forward::{
     CORE4, LAC4, LNS4, SUB_BASE,
 };
 use crate::interrupt;
+use crate::live::{Live, SessionsFrom};
 use crate::machine::{pin_thread, utc_now, Machine};
 use crate::summary::Summary;
 
@@ -283,8 +286,13 @@ pub struct Options {
     pub sizes: Vec<Size>,
     /// L2TP versions (each with the baseline of its direction and size).
     pub versions: Vec<Dut>,
-    /// v2 sessions installed; the v2 frames are spread over all of them.
+    /// v2 sessions; the v2 frames are spread over all of them.
     pub sessions: u32,
+    /// Where the v2 sessions come from: `live` (the LAC emulator through l2xdpd, which
+    /// installs them) or `installed` by the bench. v3 sessions are always installed.
+    pub sessions_from: SessionsFrom,
+    /// The l2xdpd binary (live sessions).
+    pub l2xdpd: PathBuf,
     /// v3 sessions (one attachment-circuit veth pair each).
     pub v3_sessions: u8,
     /// Rounds (each case once per round, baseline first in its group).
@@ -392,6 +400,8 @@ pub struct CaseReport {
     pub mode: Mode,
     /// Programs on the LNS.
     pub programs: String,
+    /// Where the case's sessions came from (v3: always `installed`).
+    pub sessions_from: SessionsFrom,
     /// Its baseline case.
     pub baseline: String,
     /// Mean generated frame length (the generator's side), bytes.
@@ -597,15 +607,48 @@ fn template(frame: &[u8], egress: u32) -> Result<bench::PTemplate, Error> {
     Ok(t)
 }
 
+/// The v2 sessions the frames are built for.
+pub(crate) enum V2Sessions {
+    /// `0..n` of [`v2_session`], installed by the bench.
+    Installed(u32),
+    /// Live sessions: the LAC's view of each and its IPCP address.
+    Live(Vec<Sub>),
+}
+
+impl V2Sessions {
+    fn count(&self) -> u32 {
+        match self {
+            V2Sessions::Installed(n) => *n,
+            V2Sessions::Live(v) => v.len() as u32,
+        }
+    }
+
+    /// Session `i` (< count): the LAC's view (the peer of the LNS's), the subscriber address.
+    fn get(&self, i: u32) -> (Session, std::net::Ipv4Addr) {
+        match self {
+            V2Sessions::Installed(_) => (v2_session(i).0, sub_addr(i)),
+            V2Sessions::Live(v) => (v[i as usize].view, v[i as usize].addr),
+        }
+    }
+
+    fn from(&self) -> SessionsFrom {
+        match self {
+            V2Sessions::Installed(_) => SessionsFrom::Installed,
+            V2Sessions::Live(_) => SessionsFrom::Live,
+        }
+    }
+}
+
 /// The frames of one direction: `m` of them, frame k of session `spread(k)`, size
 /// `pattern[k % len]`.
 fn direction_frames(
     dir_up: bool,
     dut: Dut,
     size: Size,
-    sessions: u32,
+    v2: &V2Sessions,
     v3: &[u32],
 ) -> Result<Vec<bench::PTemplate>, Error> {
+    let sessions = v2.count();
     let pat = size.pattern();
     let l = pat.len() as u32;
     let s_eff = match dut {
@@ -619,14 +662,14 @@ fn direction_frames(
         let j = k % s_eff;
         // Spread over all sessions when they are more than the templates.
         let i = (u64::from(j) * u64::from(sessions) / u64::from(s_eff)) as u32;
-        let sub = sub_addr(i).to_string();
+        let (peer, sub) = v2.get(i);
+        let sub = sub.to_string();
         let t = match (dut, dir_up) {
             (Dut::Baseline, true) => template(&plain(LAC_MAC, LA_MAC, &sub, CORE4, len)?, EG_LAC0)?,
             (Dut::Baseline, false) | (Dut::V2, false) => {
                 template(&plain(CORE_MAC, LC_MAC, CORE4, &sub, len)?, EG_CORE0)?
             }
             (Dut::V2, true) => {
-                let (peer, _) = v2_session(i);
                 let inner = plain(LAC_MAC, LA_MAC, &sub, CORE4, len)?;
                 template(&encap_for(&peer, &inner[14..])?, EG_LAC0)?
             }
@@ -658,13 +701,13 @@ fn direction_frames(
 }
 
 /// The case's frames: one direction, or both interleaved (up, down, up, down …).
-fn case_frames(case: &Case, sessions: u32, v3: &[u32]) -> Result<Vec<bench::PTemplate>, Error> {
+fn case_frames(case: &Case, v2: &V2Sessions, v3: &[u32]) -> Result<Vec<bench::PTemplate>, Error> {
     match case.dir {
-        Direction::Up => direction_frames(true, case.dut, case.size, sessions, v3),
-        Direction::Down => direction_frames(false, case.dut, case.size, sessions, v3),
+        Direction::Up => direction_frames(true, case.dut, case.size, v2, v3),
+        Direction::Down => direction_frames(false, case.dut, case.size, v2, v3),
         Direction::Both => {
-            let up = direction_frames(true, case.dut, case.size, sessions, v3)?;
-            let down = direction_frames(false, case.dut, case.size, sessions, v3)?;
+            let up = direction_frames(true, case.dut, case.size, v2, v3)?;
+            let down = direction_frames(false, case.dut, case.size, v2, v3)?;
             Ok(up.into_iter().zip(down).flat_map(|(a, b)| [a, b]).collect())
         }
     }
@@ -672,6 +715,8 @@ fn case_frames(case: &Case, sessions: u32, v3: &[u32]) -> Result<Vec<bench::PTem
 
 /// The lab of the scenario. Field order is drop order: links and objects, pins, namespaces.
 pub(crate) struct Lab {
+    /// The LAC emulator and l2xdpd of live sessions: stopped first.
+    _live: Option<Live>,
     /// AF_XDP mode: the case's worker (raw forwarder or AF_XDP mode), stopped first.
     running: Option<Running>,
     /// AF_XDP mode: the workers and where they run (None: XDP mode).
@@ -692,12 +737,14 @@ pub(crate) struct Lab {
     lac0: u32,
     /// The v3 sessions' attachment-circuit ifindexes.
     v3: Vec<u32>,
-    sessions: u32,
+    v2: V2Sessions,
     /// ns per generator run, last seen (sizes the test-run calls).
     iter_ns: f64,
     /// The NAPI set-up, in words.
     pub(crate) napi: String,
     pub(crate) pins: Pins,
+    /// The bpffs of live sessions' pins (l2xdpd runs under `ip netns exec`).
+    _scratch: Option<Scratch>,
     topo: Topology,
 }
 
@@ -823,13 +870,15 @@ pub(crate) fn session_map_memory(pins: &Path) -> Result<Vec<(String, u64, u64)>,
 }
 
 impl Lab {
-    /// Builds the topology, loads everything (fast-path maps sized for `sessions`), installs
-    /// `sessions` v2 and `v3_sessions` v3 sessions, threads and pins the DUT's NAPI.
+    /// Builds the topology, loads everything (fast-path maps sized for `sessions`), brings up
+    /// `sessions` live v2 sessions through the l2xdpd binary `live` (else installs them),
+    /// installs `v3_sessions` v3 sessions, threads and pins the DUT's NAPI.
     pub(crate) fn new(
         sessions: u32,
         v3_sessions: u8,
         dut_cpu: usize,
         rt_prio: i32,
+        live: Option<&Path>,
     ) -> Result<Lab, Error> {
         let topo = Topology::new("tput");
         let (lac, lns, core) = (topo.lac.clone(), topo.lns.clone(), topo.core.clone());
@@ -841,7 +890,11 @@ impl Lab {
         // Unique per lab: a process may build several (scale, tests).
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let k = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let pins = Pins::under_sys_fs_bpf(&format!("tput{k}"));
+        let scratch = live.map(|_| Scratch::new(&format!("tput{k}")));
+        let pins = match &scratch {
+            Some(s) => Pins(s.pins.clone()),
+            None => Pins::under_sys_fs_bpf(&format!("tput{k}")),
+        };
         let pin_dir = pins.path().to_path_buf();
         let (mut fast, la_if, lc_if, ac_ifs) = {
             let _g = lns.enter();
@@ -857,12 +910,25 @@ impl Lab {
             mtu: ACCESS_MTU - 14,
             ..FastPathConfig::default()
         })?;
-        for i in 0..sessions {
-            if i % 65_536 == 0 && interrupt::requested() {
-                return Err(Error::Interrupted);
+        let (live, v2) = match (live, &scratch) {
+            (Some(bin), Some(s)) => {
+                // The access program on la while the sessions come up: it passes L2TP control
+                // and PPP negotiation to l2xdpd.
+                let la = attach(&mut fast, prog::ACCESS, &lns, "la")?;
+                let (l, subs) = Live::bring_up(&topo, s, bin, sessions, &dp)?;
+                drop(la);
+                (Some(l), V2Sessions::Live(subs))
             }
-            dp.install(&v2_session(i).1)?;
-        }
+            _ => {
+                for i in 0..sessions {
+                    if i % 65_536 == 0 && interrupt::requested() {
+                        return Err(Error::Interrupted);
+                    }
+                    dp.install(&v2_session(i).1)?;
+                }
+                (None, V2Sessions::Installed(sessions))
+            }
+        };
         for (k, ifx) in ac_ifs.iter().enumerate() {
             dp.install(&v3_session(k as u32, *ifx).1)?;
         }
@@ -966,6 +1032,7 @@ impl Lab {
             );
         }
         Ok(Lab {
+            _live: live,
             running: None,
             afxdp: None,
             la: Some((prog::REDIRECT_PLAIN, la)),
@@ -983,12 +1050,21 @@ impl Lab {
             _egress: egress,
             lac0,
             v3: ac_ifs,
-            sessions,
+            v2,
             iter_ns: 40.0,
             napi,
             pins,
+            _scratch: scratch,
             topo,
         })
+    }
+
+    /// Where the sessions of `dut`'s frames came from (v3's are always installed).
+    pub(crate) fn sessions_from(&self, dut: Dut) -> SessionsFrom {
+        match dut {
+            Dut::V3 => SessionsFrom::Installed,
+            _ => self.v2.from(),
+        }
     }
 
     /// AF_XDP mode from now on: the fast path hands forwarded frames to the workers, which
@@ -1076,7 +1152,7 @@ impl Lab {
 
     /// Writes the case's templates; returns (count, mean length).
     fn load_case(&mut self, case: &Case) -> Result<(u32, f64), Error> {
-        let ts = case_frames(case, self.sessions, &self.v3)?;
+        let ts = case_frames(case, &self.v2, &self.v3)?;
         for (k, t) in ts.iter().enumerate() {
             self.templates
                 .set(k as u32, *t, 0)
@@ -1421,6 +1497,7 @@ pub(crate) fn case_report(c: Case, mean: f64, samples: Vec<Sample>) -> CaseRepor
         dut: c.dut,
         mode: c.mode,
         programs: c.program_names(),
+        sessions_from: SessionsFrom::Installed,
         baseline: Case {
             dut: Dut::Baseline,
             ..c
@@ -1509,7 +1586,8 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
     } else {
         0
     };
-    let mut lab = Lab::new(opts.sessions, v3_sessions, opts.dut_cpu, opts.rt_prio)?;
+    let live = (opts.sessions_from == SessionsFrom::Live).then_some(opts.l2xdpd.as_path());
+    let mut lab = Lab::new(opts.sessions, v3_sessions, opts.dut_cpu, opts.rt_prio, live)?;
     let afxdp = opts.mode == Mode::Afxdp;
     if afxdp {
         lab.set_afxdp(opts.dut_cpu, opts.batch, opts.rt_prio)?;
@@ -1550,7 +1628,10 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
         rounds: opts.rounds,
         cases: measured
             .into_iter()
-            .map(|(c, mean, ss)| case_report(c, mean, ss))
+            .map(|(c, mean, ss)| CaseReport {
+                sessions_from: lab.sessions_from(c.dut),
+                ..case_report(c, mean, ss)
+            })
             .collect(),
     };
     drop(lab);
@@ -1580,9 +1661,11 @@ pub fn table(r: &Report) -> String {
         Mode::Afxdp => "the raw AF_XDP forwarder",
     };
     out += ", same veths, same frames); overload = delivered when offered the generator's maximum (unpaced), overload ratio = that / same-round baseline's; * = generator-bound in some round\n";
+    out += "sessions: live = brought up by the LAC emulator through l2xdpd, which installed them; installed = written into the maps by the bench\n";
     out += &format!(
-        "{:<20} {:>7} {:>22} {:>20} {:>20} {:>20} {:>20} {:>9}\n",
+        "{:<20} {:>9} {:>7} {:>22} {:>20} {:>20} {:>20} {:>20} {:>9}\n",
         "case",
+        "sessions",
         "bytes",
         "no-drop Mpps",
         "Gbit/s",
@@ -1600,7 +1683,7 @@ pub fn table(r: &Report) -> String {
     }
     for c in &r.cases {
         out += &format!(
-            "{:<20} {:>7.0} {:>22} {:>20} {:>20} {:>20} {:>20} {:>9}\n",
+            "{:<20} {:>9} {:>7.0} {:>22} {:>20} {:>20} {:>20} {:>20} {:>9}\n",
             format!(
                 "{}{}",
                 match c.mode {
@@ -1613,6 +1696,7 @@ pub fn table(r: &Report) -> String {
                     ""
                 }
             ),
+            c.sessions_from.name(),
             c.frame_bytes,
             fmt_summary(&c.no_drop_mpps, 3),
             fmt_summary(&c.no_drop_gbps, 2),

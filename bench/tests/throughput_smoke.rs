@@ -3,14 +3,17 @@
 //! files that are well-formed XML with an `<svg>` root, and — at a rate far below what the
 //! path forwards, so that nothing is dropped — the generator's counts equal the receivers'
 //! (sinks) and the fast path's, frame for frame and byte for byte (the L2TP overhead apart).
+//! `throughput` runs with live L2TPv2 sessions (the LAC emulator through an `l2xdpd` process,
+//! which must have been built: `cargo build -p l2xdp-controlplane --bin l2xdpd`).
 //! No timing assertions: the rates themselves are not checked. Needs root; skips loudly
 //! otherwise.
 
 use std::path::Path;
 use std::time::Duration;
 
+use l2xdp_bench::live::SessionsFrom;
 use l2xdp_bench::throughput::{self, Direction, Dut, Mode, Size};
-use l2xdp_bench::{cost, scale};
+use l2xdp_bench::{cost, lns, scale};
 use l2xdp_dataplane::lab::is_root;
 
 /// Far below any rate this path forwards at: nothing is dropped (the DUT's NAPI kthreads run
@@ -169,6 +172,19 @@ fn throughput_scale_cost_smoke() {
     let cpus = l2xdp_bench::machine::online_cpus();
     let (cpu, dut_cpu) = (cpus - 1, 0);
 
+    // Live v2 sessions need l2xdpd next to the tests; without it, installed ones (loudly).
+    let l2xdpd = lns::default_l2xdpd();
+    let sessions_from = if l2xdpd.exists() {
+        SessionsFrom::Live
+    } else {
+        eprintln!(
+            "*** throughput_smoke: no l2xdpd next to the tests (cargo build -p \
+             l2xdp-controlplane --bin l2xdpd, or `make test`): SKIPPING live sessions, \
+             running with installed ones ***"
+        );
+        SessionsFrom::Installed
+    };
+
     // throughput: every direction, two sizes, both versions, at a fixed low rate.
     let opts = throughput::Options {
         mode: Mode::Xdp,
@@ -176,6 +192,8 @@ fn throughput_scale_cost_smoke() {
         sizes: vec![Size::B64, Size::Imix],
         versions: vec![Dut::V2, Dut::V3],
         sessions: 24,
+        sessions_from,
+        l2xdpd,
         v3_sessions: 2,
         rounds: 1,
         trial: Duration::from_millis(100),
@@ -201,6 +219,14 @@ fn throughput_scale_cost_smoke() {
     );
     for c in cases {
         assert_delivered(c);
+        // The v2 sessions (and the baseline's addresses) came from the LAC emulator through
+        // l2xdpd; v3 pseudowires are installed.
+        let from = if c["dut"] == "v3" {
+            "installed"
+        } else {
+            sessions_from.name()
+        };
+        assert_eq!(c["sessions_from"], from, "{}", c["name"]);
         for k in [
             "no_drop_mpps",
             "no_drop_gbps",
@@ -250,6 +276,8 @@ fn throughput_scale_cost_smoke() {
         mode: Mode::Xdp,
         sessions: vec![16, 200],
         directions: vec![Direction::Up, Direction::Down],
+        sessions_from,
+        l2xdpd: lns::default_l2xdpd(),
         rounds: 1,
         trial: Duration::from_millis(100),
         steps: 0,
@@ -269,6 +297,7 @@ fn throughput_scale_cost_smoke() {
     assert_eq!(points.len(), 2);
     for (p, want) in points.iter().zip([16u64, 200]) {
         assert_eq!(p["sessions"], want);
+        assert_eq!(p["sessions_from"], sessions_from.name());
         assert!(p["bytes_per_session"].as_f64().is_some_and(|b| b > 0.0));
         for m in p["maps"].as_array().expect("maps") {
             assert_eq!(

@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use l2xdp_bench::forward::{self, Case};
+use l2xdp_bench::live::SessionsFrom;
 use l2xdp_bench::throughput::{self, Direction, Dut, Mode, Size};
 use l2xdp_bench::{
     afxdp, callgrind, cost, demo, failover, failover_xdp, latency, lns, scale, setup_rate,
@@ -152,6 +153,14 @@ enum Scenario {
         /// L2TPv2 sessions; frames spread over all.
         #[arg(long, default_value_t = 1000)]
         sessions: u32,
+        /// Where the L2TPv2 sessions come from: live (the LAC emulator brings them up, PPP
+        /// through IPCP, against an l2xdpd in the lns namespace, which installs them) or
+        /// installed (written into the maps by the bench). L2TPv3 sessions are installed.
+        #[arg(long, default_value = "live")]
+        sessions_from: String,
+        /// The l2xdpd binary of live sessions (default: next to this one).
+        #[arg(long)]
+        l2xdpd: Option<PathBuf>,
         /// L2TPv3 sessions (one attachment-circuit veth pair each).
         #[arg(long, default_value_t = 4)]
         v3_sessions: u8,
@@ -170,6 +179,13 @@ enum Scenario {
         /// Comma-separated directions: up, down, both.
         #[arg(long, default_value = "up,down")]
         directions: String,
+        /// live (counts up to 100,000: the LAC emulator through l2xdpd; larger counts are
+        /// installed) or installed (written into the maps by the bench).
+        #[arg(long, default_value = "live")]
+        sessions_from: String,
+        /// The l2xdpd binary of live sessions (default: next to this one).
+        #[arg(long)]
+        l2xdpd: Option<PathBuf>,
     },
     /// Nanoseconds per packet of each XDP program (bpf_stats run_time_ns / run_cnt) beside a
     /// swap-MAC XDP_TX program: the `forward` scenario's verified stats passes, decap/encap
@@ -503,6 +519,8 @@ fn main() -> ExitCode {
             sizes,
             versions,
             sessions,
+            sessions_from,
+            l2xdpd,
             v3_sessions,
             batch,
         } => {
@@ -513,9 +531,12 @@ fn main() -> ExitCode {
                     parse_list(&directions, "direction", Direction::parse)?,
                     parse_list(&sizes, "size", Size::parse)?,
                     parse_list(&versions, "version", Dut::parse)?,
+                    SessionsFrom::parse(&sessions_from).ok_or(format!(
+                        "unknown --sessions-from {sessions_from:?} (live, installed)"
+                    ))?,
                 ))
             })();
-            let (mode, directions, sizes, versions) = match parsed {
+            let (mode, directions, sizes, versions, sessions_from) = match parsed {
                 Ok(p) => p,
                 Err(e) => {
                     eprintln!("l2xdp-bench throughput: {e}");
@@ -528,6 +549,8 @@ fn main() -> ExitCode {
                 sizes,
                 versions,
                 sessions,
+                sessions_from,
+                l2xdpd: l2xdpd.unwrap_or_else(lns::default_l2xdpd),
                 v3_sessions,
                 rounds: rate.rounds,
                 trial: Duration::from_millis(rate.trial_ms),
@@ -562,6 +585,8 @@ fn main() -> ExitCode {
             rate,
             sessions,
             directions,
+            sessions_from,
+            l2xdpd,
         } => {
             let parsed = (|| -> Result<_, String> {
                 Ok((
@@ -569,9 +594,12 @@ fn main() -> ExitCode {
                         .ok_or(format!("unknown mode {:?} (xdp, afxdp)", rate.mode))?,
                     parse_list(&sessions, "session count", |x| x.parse::<u32>().ok())?,
                     parse_list(&directions, "direction", Direction::parse)?,
+                    SessionsFrom::parse(&sessions_from).ok_or(format!(
+                        "unknown --sessions-from {sessions_from:?} (live, installed)"
+                    ))?,
                 ))
             })();
-            let (mode, sessions, directions) = match parsed {
+            let (mode, sessions, directions, sessions_from) = match parsed {
                 Ok(p) => p,
                 Err(e) => {
                     eprintln!("l2xdp-bench scale: {e}");
@@ -582,6 +610,8 @@ fn main() -> ExitCode {
                 mode,
                 sessions,
                 directions,
+                sessions_from,
+                l2xdpd: l2xdpd.unwrap_or_else(lns::default_l2xdpd),
                 rounds: rate.rounds,
                 trial: Duration::from_millis(rate.trial_ms),
                 steps: rate.steps,

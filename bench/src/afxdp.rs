@@ -388,19 +388,56 @@ impl LnsLab {
 /// started and stopped per case (one socket per interface and queue); shared by [`LnsLab`]
 /// and the throughput scenario's lab.
 pub(crate) struct Workers {
-    /// The bench object's XSKMAP (of `xdp_to_xsk`), lent to the running raw forwarder.
-    xsks: Option<XskMap<MapData>>,
+    /// The XSKMAPs of `xdp_to_xsk`, lent to the running raw forwarder: `[0]` the one of the
+    /// program on la (and on lc when there is no `[1]`), `[1]` the one of a separately loaded
+    /// `xdp_to_xsk` on lc (`xdp_to_xsk` keys by queue: both ways at once need two maps).
+    xsks: [Option<XskMap<MapData>>; 2],
+    /// Whether lc's program has its own XSKMAP (`xsks[1]`).
+    separate: bool,
+    /// The `xsks` slots lent to the running raw forwarder, in the order it got them.
+    lent: Vec<usize>,
     /// Whether the last AF_XDP-mode worker's sockets ran zero-copy (veth: copy mode).
     pub(crate) zero_copy: bool,
 }
 
 impl Workers {
-    /// Takes the XSKMAP of `tools` (a bench object with `xdp_to_xsk` loaded).
+    /// Takes the XSKMAP of `tools` (a bench object with `xdp_to_xsk` loaded, on la and lc).
     pub(crate) fn new(tools: &mut Ebpf) -> Result<Workers, Error> {
         Ok(Workers {
-            xsks: Some(take(tools, bench::XSKS)?),
+            xsks: [Some(take(tools, bench::XSKS)?), None],
+            separate: false,
+            lent: vec![],
             zero_copy: false,
         })
+    }
+
+    /// Takes the XSKMAPs of `la_tools` (its `xdp_to_xsk` runs on la) and `lc_tools` (a
+    /// second bench object, its `xdp_to_xsk` on lc): the raw forwarder can then forward both
+    /// ways at once ([`start_raw_both`](Self::start_raw_both)).
+    pub(crate) fn new_separate(la_tools: &mut Ebpf, lc_tools: &mut Ebpf) -> Result<Workers, Error> {
+        Ok(Workers {
+            xsks: [
+                Some(take(la_tools, bench::XSKS)?),
+                Some(take(lc_tools, bench::XSKS)?),
+            ],
+            separate: true,
+            lent: vec![],
+            zero_copy: false,
+        })
+    }
+
+    /// The `xsks` slot of the program on lc (`true`) or la.
+    fn slot(&self, lc: bool) -> usize {
+        usize::from(lc && self.separate)
+    }
+
+    /// Lends the XSKMAP of slot `k` to a raw forwarder.
+    fn lend(&mut self, k: usize) -> Result<XskMap<MapData>, Error> {
+        let m = self.xsks[k]
+            .take()
+            .ok_or_else(|| Error::Options("XSKMAP in use".into()))?;
+        self.lent.push(k);
+        Ok(m)
     }
 
     /// Starts the raw forwarder la → lc (`up`) or lc → la on `cpu`, in `lns` (needs
@@ -414,13 +451,42 @@ impl Workers {
     ) -> Result<Running, Error> {
         let _g = lns.enter();
         let (from, to) = if up { (LA, LC) } else { (LC, LA) };
-        let map = self
-            .xsks
-            .take()
-            .ok_or_else(|| Error::Options("XSKMAP in use".into()))?;
-        let r = RawForwarder::start(from, to, map, Some(cpu), batch, &XskConfig::default())
-            .map_err(sys)?;
-        Ok(Running::Raw(r))
+        let k = self.slot(!up);
+        let map = self.lend(k)?;
+        match RawForwarder::start(from, to, map, Some(cpu), batch, &XskConfig::default()) {
+            Ok(r) => Ok(Running::Raw(r)),
+            Err(e) => {
+                // The map went with the failed start: this slot stays empty (an error ends the run).
+                self.lent.clear();
+                Err(sys(e))
+            }
+        }
+    }
+
+    /// Starts one raw forwarder for both ways (la → lc and lc → la, one worker thread on
+    /// `cpu`, sockets on queue 0 of both), in `lns` (needs the lab's two `xdp_to_xsk`
+    /// programs: [`new_separate`](Self::new_separate)).
+    pub(crate) fn start_raw_both(
+        &mut self,
+        lns: &Netns,
+        cpu: usize,
+        batch: u32,
+    ) -> Result<Running, Error> {
+        if !self.separate {
+            return Err(Error::Options(
+                "the raw forwarder both ways needs an XSKMAP per interface".into(),
+            ));
+        }
+        let _g = lns.enter();
+        let a = self.lend(0)?;
+        let b = self.lend(1)?;
+        match RawForwarder::start_both(LA, LC, a, b, Some(cpu), batch, &XskConfig::default()) {
+            Ok(r) => Ok(Running::Raw(r)),
+            Err(e) => {
+                self.lent.clear();
+                Err(sys(e))
+            }
+        }
     }
 
     /// Starts one AF_XDP-mode worker on `cpu` with sockets on `interfaces` (in `lns`) and
@@ -453,7 +519,12 @@ impl Workers {
     /// Stops a worker (the raw forwarder gives the XSKMAP back).
     pub(crate) fn stop(&mut self, r: Running) {
         match r {
-            Running::Raw(r) => self.xsks = r.stop(),
+            Running::Raw(r) => {
+                let lent = std::mem::take(&mut self.lent);
+                for (k, m) in lent.into_iter().zip(r.stop_all()) {
+                    self.xsks[k] = Some(m);
+                }
+            }
             Running::Fast(a) => drop(a),
         }
     }

@@ -262,13 +262,18 @@ impl Case {
         let worker = match (self.mode, self.dut, self.dir) {
             (Mode::Xdp, _, _) => "",
             (Mode::Afxdp, Dut::Baseline, Direction::Up) => " → raw AF_XDP forwarder la→lc",
-            (Mode::Afxdp, Dut::Baseline, _) => " → raw AF_XDP forwarder lc→la",
+            (Mode::Afxdp, Dut::Baseline, Direction::Down) => " → raw AF_XDP forwarder lc→la",
+            (Mode::Afxdp, Dut::Baseline, Direction::Both) => {
+                " → raw AF_XDP forwarder la⇄lc (one worker)"
+            }
+            (Mode::Afxdp, Dut::V3, _) => " → AF_XDP-mode worker (sockets on la, lc, ac<k>)",
             (Mode::Afxdp, _, _) => " → AF_XDP-mode worker (sockets on la, lc)",
         };
         let progs = match self.dir {
             Direction::Up => a.to_string(),
             Direction::Down if self.dut == Dut::V3 => format!("{c} (on ac<k>)"),
             Direction::Down => c.to_string(),
+            Direction::Both if self.dut == Dut::V3 => format!("{a} + {c} (on ac<k>)"),
             Direction::Both => format!("{a} + {c}"),
         };
         progs + worker
@@ -728,6 +733,8 @@ pub(crate) struct Lab {
     sink_down: Sink,
     gen: Ebpf,
     base: Ebpf,
+    /// AF_XDP mode: a second bench object whose `xdp_to_xsk` (own XSKMAP) runs on lc.
+    base_lc: Option<Ebpf>,
     fast: Ebpf,
     dp: XdpDataPlane,
     pace: Array<MapData, bench::Pace>,
@@ -1042,6 +1049,7 @@ impl Lab {
             sink_down,
             gen,
             base,
+            base_lc: None,
             fast,
             dp,
             pace,
@@ -1076,8 +1084,13 @@ impl Lab {
             afxdp: true,
             ..FastPathConfig::default()
         })?;
+        // xdp_to_xsk keys its XSKMAP by queue: lc's gets its own object (and map), so the raw
+        // forwarder can serve both ways at once.
+        let mut base_lc = load_bench(&[prog::TO_XSK])?;
+        let workers = Workers::new_separate(&mut self.base, &mut base_lc)?;
+        self.base_lc = Some(base_lc);
         self.afxdp = Some(AfxdpMode {
-            workers: Workers::new(&mut self.base)?,
+            workers,
             cpu,
             batch,
             rt_prio,
@@ -1097,18 +1110,24 @@ impl Lab {
         if m.rt_prio > 0 {
             set_fifo(0, 0).map_err(io("SCHED_OTHER for spawning the worker"))?;
         }
-        let r = match case.dut {
-            Dut::Baseline => {
-                m.workers
-                    .start_raw(&self.topo.lns, case.dir == Direction::Up, m.cpu, m.batch)
+        // v3: sockets on the attachment circuits too (a frame for an interface without one is
+        // dropped, xsk_stat::NO_EGRESS).
+        let acs: Vec<String> = (0..self.v3.len()).map(|k| format!("ac{k}")).collect();
+        let mut ifaces = vec!["la", "lc"];
+        if case.dut == Dut::V3 {
+            ifaces.extend(acs.iter().map(String::as_str));
+        }
+        let r = match (case.dut, case.dir) {
+            (Dut::Baseline, Direction::Both) => {
+                m.workers.start_raw_both(&self.topo.lns, m.cpu, m.batch)
             }
-            _ => m.workers.start_afxdp(
-                &self.topo.lns,
-                self.pins.path(),
-                &["la", "lc"],
-                m.cpu,
-                m.batch,
-            ),
+            (Dut::Baseline, d) => {
+                m.workers
+                    .start_raw(&self.topo.lns, d == Direction::Up, m.cpu, m.batch)
+            }
+            _ => m
+                .workers
+                .start_afxdp(&self.topo.lns, self.pins.path(), &ifaces, m.cpu, m.batch),
         };
         if m.rt_prio > 0 {
             set_fifo(0, m.rt_prio).map_err(io("SCHED_FIFO back for the generator"))?;
@@ -1126,14 +1145,18 @@ impl Lab {
 
     fn select_programs(&mut self, case: &Case) -> Result<(), Error> {
         let (pa, pc) = case.programs();
-        for (slot, p) in [(&mut self.la, pa), (&mut self.lc, pc)] {
+        for (slot, p, on_lc) in [(&mut self.la, pa, false), (&mut self.lc, pc, true)] {
             if matches!(slot, Some((q, _)) if *q == p) {
                 continue;
             }
             let Some((_, link)) = slot.take() else {
                 return Err(Error::Options("an LNS link is gone".into()));
             };
-            let obj = if p == prog::REDIRECT_PLAIN || p == prog::TO_XSK {
+            let obj = if p == prog::TO_XSK && on_lc && self.base_lc.is_some() {
+                self.base_lc
+                    .as_mut()
+                    .ok_or_else(|| Error::Options("lc's bench object".into()))?
+            } else if p == prog::REDIRECT_PLAIN || p == prog::TO_XSK {
                 &mut self.base
             } else {
                 &mut self.fast
@@ -1550,7 +1573,7 @@ pub(crate) fn preflight(cpu: usize, dut_cpu: usize) -> Result<Machine, Error> {
 
 pub(crate) const TOPOLOGY: &str = "lac ns: lac0 --veth-- lns ns: la [LNS access prog | xdp_redirect_plain], lc [LNS core prog | xdp_redirect_plain], ac<k> [xdp_l2tp_core: v3 attachment circuits] --veth-- core ns: core0, acp<k>; generator = xdp_gen_paced live-frame test runs in the lac ns, frames redirected through a DEVMAP to lac0 (up), core0 (down v2, baseline down) or acp<k> (down v3); sinks = xdp_count (XDP_DROP) on core0 + acp<k> (up) and lac0 (down)";
 
-pub(crate) const TOPOLOGY_AFXDP: &str = "lac ns: lac0 --veth-- lns ns: la, lc [LNS access/core progs in AF_XDP mode -> one AF_XDP-mode worker with sockets on queue 0 of la and lc | xdp_to_xsk -> raw AF_XDP forwarder la->lc (up) or lc->la (down), sockets on both] --veth-- core ns: core0; AF_XDP on veth is copy mode; generator = xdp_gen_paced live-frame test runs in the lac ns, frames redirected through a DEVMAP to lac0 (up) or core0 (down); sinks = xdp_count (XDP_DROP) on core0 (up) and lac0 (down), their softirq on the CPU whose worker transmits (the DUT core)";
+pub(crate) const TOPOLOGY_AFXDP: &str = "lac ns: lac0 --veth-- lns ns: la, lc, ac<k> [LNS access/core progs in AF_XDP mode -> one AF_XDP-mode worker with sockets on queue 0 of la and lc (v3: and of every ac<k>) | xdp_to_xsk on la and lc (one object each, so one XSKMAP each) -> one raw AF_XDP forwarder la->lc (up), lc->la (down) or both ways (both), sockets on both] --veth-- core ns: core0, acp<k>; AF_XDP on veth is copy mode; generator = xdp_gen_paced live-frame test runs in the lac ns, frames redirected through a DEVMAP to lac0 (up), core0 (down v2, baseline down) or acp<k> (down v3); sinks = xdp_count (XDP_DROP) on core0 + acp<k> (up) and lac0 (down), their softirq on the CPU whose worker transmits (the DUT core)";
 
 pub(crate) const PACING: &str = "token bucket inside xdp_gen_paced on bpf_ktime_get_ns: a run before the next frame is due returns XDP_DROP (nothing sent), so frames leave 1/rate apart with a resolution of one generator run (its mean per trial is generator_run_ns), at most 32 frames of credit; offered rate = frames sent / (last send - first send), both read by the program";
 
@@ -1565,13 +1588,6 @@ pub fn file_stem(mode: Mode) -> &'static str {
 /// Runs the scenario; writes `<file_stem>.json` and `.svg` under `opts.out`.
 pub fn run(opts: &Options) -> Result<Report, Error> {
     let machine = preflight(opts.cpu, opts.dut_cpu)?;
-    if opts.mode == Mode::Afxdp
-        && (opts.directions.contains(&Direction::Both) || opts.versions.contains(&Dut::V3))
-    {
-        return Err(Error::Options(
-            "--mode afxdp: directions up and down, version v2 only (both: the raw forwarder serves one direction, xdp_to_xsk keys its XSKMAP by queue; v3: the attachment circuits get no worker socket)".into(),
-        ));
-    }
     if opts.directions.is_empty() || opts.sizes.is_empty() || opts.rounds == 0 || opts.sessions == 0
     {
         return Err(Error::Options(

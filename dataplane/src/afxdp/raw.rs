@@ -19,7 +19,8 @@ pub struct RawForwarder {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
     stats: Arc<WorkerStats>,
-    xsks: Option<XskMap<MapData>>,
+    /// The XSKMAPs its sockets are in (index 0 of each).
+    xsks: Vec<XskMap<MapData>>,
 }
 
 impl RawForwarder {
@@ -29,7 +30,34 @@ impl RawForwarder {
     pub fn start(
         from: &str,
         to: &str,
+        xsks: XskMap<MapData>,
+        core: Option<usize>,
+        batch: u32,
+        xsk: &XskConfig,
+    ) -> Result<RawForwarder, AfXdpError> {
+        Self::start_with(from, to, xsks, None, core, batch, xsk)
+    }
+
+    /// As [`start`](Self::start), forwarding both ways: `a` → `b` and `b` → `a` by one worker.
+    /// The socket on `a` is put at index 0 of `xsks_a`, the one on `b` at index 0 of `xsks_b`:
+    /// the XSKMAPs of the (separately loaded) programs on `a` and on `b`, which key by queue.
+    pub fn start_both(
+        a: &str,
+        b: &str,
+        xsks_a: XskMap<MapData>,
+        xsks_b: XskMap<MapData>,
+        core: Option<usize>,
+        batch: u32,
+        xsk: &XskConfig,
+    ) -> Result<RawForwarder, AfXdpError> {
+        Self::start_with(a, b, xsks_a, Some(xsks_b), core, batch, xsk)
+    }
+
+    fn start_with(
+        from: &str,
+        to: &str,
         mut xsks: XskMap<MapData>,
+        to_xsks: Option<XskMap<MapData>>,
         core: Option<usize>,
         batch: u32,
         xsk: &XskConfig,
@@ -47,6 +75,14 @@ impl RawForwarder {
         }
         xsks.set(0, sockets[0].fd(), 0)
             .map_err(|e| AfXdpError::Config(format!("XSKMAP: {e}")))?;
+        let mut maps = vec![xsks];
+        if let Some(mut m) = to_xsks {
+            if let Err(e) = m.set(0, sockets[1].fd(), 0) {
+                let _ = maps[0].unset(0);
+                return Err(AfXdpError::Config(format!("XSKMAP of {to}: {e}")));
+            }
+            maps.push(m);
+        }
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(WorkerStats::default());
         let w = Worker {
@@ -65,7 +101,7 @@ impl RawForwarder {
             stop,
             thread: Some(thread),
             stats,
-            xsks: Some(xsks),
+            xsks: maps,
         })
     }
 
@@ -75,13 +111,18 @@ impl RawForwarder {
     }
 
     /// Stops it and gives the XSKMAP back (its entry removed).
-    pub fn stop(mut self) -> Option<XskMap<MapData>> {
+    pub fn stop(self) -> Option<XskMap<MapData>> {
+        self.stop_all().into_iter().next()
+    }
+
+    /// Stops it and gives every XSKMAP back (their entries removed), in the order given.
+    pub fn stop_all(mut self) -> Vec<XskMap<MapData>> {
         self.halt();
-        self.xsks.take()
+        std::mem::take(&mut self.xsks)
     }
 
     fn halt(&mut self) {
-        if let Some(x) = &mut self.xsks {
+        for x in &mut self.xsks {
             let _ = x.unset(0);
         }
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -8,8 +8,8 @@
 //! `sudo target/release/l2xdp-bench throughput [--mode xdp] [--directions up,down,both]
 //!  [--sizes 64,512,imix] [--versions v2,v3] [--sessions 1000] [--v3-sessions 4] [--rounds 2]
 //!  [--trial-ms 250] [--steps 5] [--retries 1] [--loss-pct 0.001] [--cpu N] [--dut-cpu 0]
-//!  [--rt-prio 50] [--batch 64] [--out bench/results]` (`--mode afxdp`: `--directions up,down
-//!  --versions v2`; the worker runs on `--dut-cpu`)
+//!  [--rt-prio 50] [--batch 64] [--out bench/results]` (`--mode afxdp`: the worker runs on
+//!  `--dut-cpu`)
 //! `sudo target/release/l2xdp-bench scale [--sessions 1000,10000,100000,1000000] [--directions up,down] …`
 //! `sudo target/release/l2xdp-bench cost [--rounds 5] [--duration-ms 1000] [--out bench/results]`
 //! `sudo target/release/l2xdp-bench latency [--rates 10000,100000,500000] [--rounds 3]
@@ -341,7 +341,7 @@ enum Scenario {
 /// Options shared by the no-drop rate scenarios (throughput, scale).
 #[derive(clap::Args)]
 struct RateArgs {
-    /// `xdp` (the XDP fast path) or `afxdp` (AF_XDP mode; throughput only: up/down, v2).
+    /// `xdp` (the XDP fast path) or `afxdp` (AF_XDP mode; throughput only).
     #[arg(long, default_value = "xdp")]
     mode: String,
     /// Rounds (every case once per round, baseline first in its group).

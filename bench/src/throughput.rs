@@ -50,7 +50,8 @@
 //!
 //! Frame sizes are Ethernet frame lengths on the veth (no FCS) on the plain side: the frame
 //! leaving the LNS upstream and entering it downstream; the L2TP side is larger by the
-//! encapsulation (v2 over UDP: 38 bytes; v3 over IP, no cookie: 38 bytes). IMIX is the
+//! encapsulation (v2 over UDP: 38 bytes; installed v3 over IP, no cookie: 38 bytes; live v3
+//! over UDP, no cookie, Default L2-Specific Sublayer: 54 bytes). IMIX is the
 //! common 7:4:1 mix of 64/570/1518-byte frames with 1518 → 1514 (a veth frame has no FCS:
 //! a 1500-byte IP packet), interleaved 64,570,64,64,570,64,1514,64,570,64,64,570.
 
@@ -1688,7 +1689,7 @@ pub fn table(r: &Report) -> String {
         Mode::Afxdp => "the raw AF_XDP forwarder",
     };
     out += ", same veths, same frames); overload = delivered when offered the generator's maximum (unpaced), overload ratio = that / same-round baseline's; * = generator-bound in some round\n";
-    out += "sessions: live = brought up by the LAC emulator through l2xdpd, which installed them; installed = written into the maps by the bench\n";
+    out += "sessions: live = brought up through l2xdpd, which installed them (v2: by the LAC emulator; v3: by a v3 LCCE l2xdpd); installed = written into the maps by the bench\n";
     out += &format!(
         "{:<20} {:>9} {:>7} {:>22} {:>20} {:>20} {:>20} {:>20} {:>9}\n",
         "case",

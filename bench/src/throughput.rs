@@ -50,7 +50,8 @@
 //!
 //! Frame sizes are Ethernet frame lengths on the veth (no FCS) on the plain side: the frame
 //! leaving the LNS upstream and entering it downstream; the L2TP side is larger by the
-//! encapsulation (v2 over UDP: 38 bytes; v3 over IP, no cookie: 38 bytes). IMIX is the
+//! encapsulation (v2 over UDP: 38 bytes; installed v3 over IP, no cookie: 38 bytes; live v3
+//! over UDP, no cookie, Default L2-Specific Sublayer: 54 bytes). IMIX is the
 //! common 7:4:1 mix of 64/570/1518-byte frames with 1518 → 1514 (a veth frame has no FCS:
 //! a 1500-byte IP packet), interleaved 64,570,64,64,570,64,1514,64,570,64,64,570.
 
@@ -81,7 +82,7 @@ use crate::forward::{
     CORE4, LAC4, LNS4, SUB_BASE,
 };
 use crate::interrupt;
-use crate::live::{Live, SessionsFrom};
+use crate::live::{Circuit, Live, SessionsFrom};
 use crate::machine::{pin_thread, utc_now, Machine};
 use crate::summary::Summary;
 
@@ -293,8 +294,8 @@ pub struct Options {
     pub versions: Vec<Dut>,
     /// v2 sessions; the v2 frames are spread over all of them.
     pub sessions: u32,
-    /// Where the v2 sessions come from: `live` (the LAC emulator through l2xdpd, which
-    /// installs them) or `installed` by the bench. v3 sessions are always installed.
+    /// Where the sessions come from: `live` (v2: the LAC emulator through l2xdpd, which
+    /// installs them; v3: a v3 LCCE l2xdpd opening pseudowires) or `installed` by the bench.
     pub sessions_from: SessionsFrom,
     /// The l2xdpd binary (live sessions).
     pub l2xdpd: PathBuf,
@@ -405,7 +406,7 @@ pub struct CaseReport {
     pub mode: Mode,
     /// Programs on the LNS.
     pub programs: String,
-    /// Where the case's sessions came from (v3: always `installed`).
+    /// Where the case's sessions came from.
     pub sessions_from: SessionsFrom,
     /// Its baseline case.
     pub baseline: String,
@@ -651,7 +652,7 @@ fn direction_frames(
     dut: Dut,
     size: Size,
     v2: &V2Sessions,
-    v3: &[u32],
+    v3: &[Session],
 ) -> Result<Vec<bench::PTemplate>, Error> {
     let sessions = v2.count();
     let pat = size.pattern();
@@ -679,7 +680,7 @@ fn direction_frames(
                 template(&encap_for(&peer, &inner[14..])?, EG_LAC0)?
             }
             (Dut::V3, true) => {
-                let (peer, _) = v3_session(j, 0);
+                let peer = v3[j as usize];
                 let inner = plain(
                     MacAddr([2, 0, 0, 2, 0, 1]),
                     MacAddr([2, 0, 0, 3, 0, 1]),
@@ -706,7 +707,11 @@ fn direction_frames(
 }
 
 /// The case's frames: one direction, or both interleaved (up, down, up, down …).
-fn case_frames(case: &Case, v2: &V2Sessions, v3: &[u32]) -> Result<Vec<bench::PTemplate>, Error> {
+fn case_frames(
+    case: &Case,
+    v2: &V2Sessions,
+    v3: &[Session],
+) -> Result<Vec<bench::PTemplate>, Error> {
     match case.dir {
         Direction::Up => direction_frames(true, case.dut, case.size, v2, v3),
         Direction::Down => direction_frames(false, case.dut, case.size, v2, v3),
@@ -742,8 +747,10 @@ pub(crate) struct Lab {
     templates: Array<MapData, bench::PTemplate>,
     _egress: DevMap<MapData>,
     lac0: u32,
-    /// The v3 sessions' attachment-circuit ifindexes.
-    v3: Vec<u32>,
+    /// The v3 sessions as the LAC/LCCE sees them, session k on attachment circuit k.
+    v3: Vec<Session>,
+    /// Where the v3 sessions came from.
+    v3_from: SessionsFrom,
     v2: V2Sessions,
     /// ns per generator run, last seen (sizes the test-run calls).
     iter_ns: f64,
@@ -917,14 +924,31 @@ impl Lab {
             mtu: ACCESS_MTU - 14,
             ..FastPathConfig::default()
         })?;
-        let (live, v2) = match (live, &scratch) {
+        let (live, v2, v3) = match (live, &scratch) {
             (Some(bin), Some(s)) => {
+                let acp_ifs = {
+                    let _g = core.enter();
+                    acs.iter()
+                        .map(|(_, p)| loader::ifindex(p))
+                        .collect::<Result<Vec<_>, _>>()?
+                };
+                let circuits: Vec<Circuit> = acs
+                    .iter()
+                    .zip(&ac_ifs)
+                    .zip(acp_ifs)
+                    .map(|(((a, _), l), c)| Circuit {
+                        name: a.clone(),
+                        lns_ifindex: *l,
+                        core_ifindex: c,
+                    })
+                    .collect();
                 // The access program on la while the sessions come up: it passes L2TP control
                 // and PPP negotiation to l2xdpd.
                 let la = attach(&mut fast, prog::ACCESS, &lns, "la")?;
-                let (l, subs) = Live::bring_up(&topo, s, bin, sessions, &dp)?;
+                let (l, subs, pws) = Live::bring_up(&topo, s, bin, sessions, &circuits, &dp)?;
                 drop(la);
-                (Some(l), V2Sessions::Live(subs))
+                let v3 = pws.iter().map(|p| p.view).collect();
+                (Some(l), V2Sessions::Live(subs), v3)
             }
             _ => {
                 for i in 0..sessions {
@@ -933,12 +957,15 @@ impl Lab {
                     }
                     dp.install(&v2_session(i).1)?;
                 }
-                (None, V2Sessions::Installed(sessions))
+                let mut v3 = Vec::new();
+                for (k, ifx) in ac_ifs.iter().enumerate() {
+                    let (view, entry) = v3_session(k as u32, *ifx);
+                    dp.install(&entry)?;
+                    v3.push(view);
+                }
+                (None, V2Sessions::Installed(sessions), v3)
             }
         };
-        for (k, ifx) in ac_ifs.iter().enumerate() {
-            dp.install(&v3_session(k as u32, *ifx).1)?;
-        }
         // The baseline forwarder and the generator: separate objects (the generator's
         // templates map is sized for the run).
         let mut base = load_bench(&[prog::REDIRECT_PLAIN, prog::TO_XSK])?;
@@ -1057,7 +1084,8 @@ impl Lab {
             templates,
             _egress: egress,
             lac0,
-            v3: ac_ifs,
+            v3,
+            v3_from: v2.from(),
             v2,
             iter_ns: 40.0,
             napi,
@@ -1067,10 +1095,10 @@ impl Lab {
         })
     }
 
-    /// Where the sessions of `dut`'s frames came from (v3's are always installed).
+    /// Where the sessions of `dut`'s frames came from.
     pub(crate) fn sessions_from(&self, dut: Dut) -> SessionsFrom {
         match dut {
-            Dut::V3 => SessionsFrom::Installed,
+            Dut::V3 => self.v3_from,
             _ => self.v2.from(),
         }
     }
@@ -1677,7 +1705,7 @@ pub fn table(r: &Report) -> String {
         Mode::Afxdp => "the raw AF_XDP forwarder",
     };
     out += ", same veths, same frames); overload = delivered when offered the generator's maximum (unpaced), overload ratio = that / same-round baseline's; * = generator-bound in some round\n";
-    out += "sessions: live = brought up by the LAC emulator through l2xdpd, which installed them; installed = written into the maps by the bench\n";
+    out += "sessions: live = brought up through l2xdpd, which installed them (v2: by the LAC emulator; v3: by a v3 LCCE l2xdpd); installed = written into the maps by the bench\n";
     out += &format!(
         "{:<20} {:>9} {:>7} {:>22} {:>20} {:>20} {:>20} {:>20} {:>9}\n",
         "case",

@@ -395,6 +395,33 @@ enum FastPath {
 }
 
 /// A runtime for the control-plane scenarios: one worker for the LAC emulator's driver.
+/// Ends a scenario: its table and where its files went, or its error (exit 2 when not run as
+/// root, 1 otherwise).
+fn finish<R>(
+    name: &str,
+    result: Result<R, forward::Error>,
+    table: fn(&R) -> String,
+    files: Vec<String>,
+) -> ExitCode {
+    match result {
+        Ok(r) => {
+            print!("{}", table(&r));
+            for f in files {
+                println!("{f}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(forward::Error::NotRoot) => {
+            eprintln!("l2xdp-bench {name}: {}", forward::Error::NotRoot);
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("l2xdp-bench {name}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -446,21 +473,12 @@ fn main() -> ExitCode {
                 json: json.clone(),
                 command,
             };
-            match afxdp::run(&opts) {
-                Ok(r) => {
-                    print!("{}", afxdp::table(&r));
-                    println!("JSON: {}", json.display());
-                    ExitCode::SUCCESS
-                }
-                Err(forward::Error::NotRoot) => {
-                    eprintln!("l2xdp-bench afxdp: {}", forward::Error::NotRoot);
-                    ExitCode::from(2)
-                }
-                Err(e) => {
-                    eprintln!("l2xdp-bench afxdp: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+            finish(
+                "afxdp",
+                afxdp::run(&opts),
+                afxdp::table,
+                vec![format!("JSON: {}", json.display())],
+            )
         }
         Scenario::Demo {
             tunnels,
@@ -565,21 +583,16 @@ fn main() -> ExitCode {
                 command,
                 batch,
             };
-            match throughput::run(&opts) {
-                Ok(r) => {
-                    print!("{}", throughput::table(&r));
-                    println!(
-                        "JSON and SVG: {}/{}.{{json,svg}}",
-                        rate.out.display(),
-                        throughput::file_stem(mode)
-                    );
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("l2xdp-bench throughput: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+            finish(
+                "throughput",
+                throughput::run(&opts),
+                throughput::table,
+                vec![format!(
+                    "JSON and SVG: {}/{}.{{json,svg}}",
+                    rate.out.display(),
+                    throughput::file_stem(mode)
+                )],
+            )
         }
         Scenario::Scale {
             rate,
@@ -624,17 +637,15 @@ fn main() -> ExitCode {
                 out: rate.out.clone(),
                 command,
             };
-            match scale::run(&opts) {
-                Ok(r) => {
-                    print!("{}", scale::table(&r));
-                    println!("JSON and SVG: {}/scale.{{json,svg}}", rate.out.display());
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("l2xdp-bench scale: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+            finish(
+                "scale",
+                scale::run(&opts),
+                scale::table,
+                vec![format!(
+                    "JSON and SVG: {}/scale.{{json,svg}}",
+                    rate.out.display()
+                )],
+            )
         }
         Scenario::Cost {
             rounds,
@@ -658,17 +669,12 @@ fn main() -> ExitCode {
                 exe: std::env::current_exe().unwrap_or_else(|_| callgrind::default_exe()),
                 callgrind_only,
             };
-            match cost::run(&opts) {
-                Ok(r) => {
-                    print!("{}", cost::table(&r));
-                    println!("JSON: {}/cost.json", out.display());
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("l2xdp-bench cost: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+            finish(
+                "cost",
+                cost::run(&opts),
+                cost::table,
+                vec![format!("JSON: {}/cost.json", out.display())],
+            )
         }
         Scenario::CostWorker {
             case,
@@ -748,22 +754,15 @@ fn main() -> ExitCode {
                 svg: Some(svg.clone()),
                 command,
             };
-            match latency::run(&opts) {
-                Ok(r) => {
-                    print!("{}", latency::table(&r));
-                    println!("JSON: {}", json.display());
-                    println!("SVG: {}", svg.display());
-                    ExitCode::SUCCESS
-                }
-                Err(forward::Error::NotRoot) => {
-                    eprintln!("l2xdp-bench latency: {}", forward::Error::NotRoot);
-                    ExitCode::from(2)
-                }
-                Err(e) => {
-                    eprintln!("l2xdp-bench latency: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+            finish(
+                "latency",
+                latency::run(&opts),
+                latency::table,
+                vec![
+                    format!("JSON: {}", json.display()),
+                    format!("SVG: {}", svg.display()),
+                ],
+            )
         }
         Scenario::SetupRate {
             tunnels,
@@ -923,21 +922,12 @@ fn main() -> ExitCode {
                 json: json.clone(),
                 command,
             };
-            match forward::run(&opts) {
-                Ok(r) => {
-                    print!("{}", forward::table(&r));
-                    println!("JSON: {}", json.display());
-                    ExitCode::SUCCESS
-                }
-                Err(forward::Error::NotRoot) => {
-                    eprintln!("l2xdp-bench forward: {}", forward::Error::NotRoot);
-                    ExitCode::from(2)
-                }
-                Err(e) => {
-                    eprintln!("l2xdp-bench forward: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+            finish(
+                "forward",
+                forward::run(&opts),
+                forward::table,
+                vec![format!("JSON: {}", json.display())],
+            )
         }
     }
 }

@@ -409,18 +409,7 @@ async fn lns_restart_recovers_tunnels_sessions_ppp_and_fast_path() {
     assert!(restored
         .iter()
         .all(|e| matches!(e, NodeEvent::SessionRestored { ppp: true, .. })));
-    let recovered = wait_for(
-        LIMIT,
-        &mut lns2.events,
-        TUNNELS,
-        "tunnels recovered",
-        |e| matches!(e, NodeEvent::TunnelRecovered { .. }),
-        is_down,
-    )
-    .await;
-    assert!(recovered.iter().all(
-        |e| matches!(e, NodeEvent::TunnelRecovered { sessions, .. } if *sessions == SESSIONS)
-    ));
+    tunnels_recovered(&mut lns2.events, "tunnels recovered").await;
     // The old tunnels with their IDs and state; the recovery tunnels were closed (they
     // linger in the StopCCN hold time).
     assert_old_tunnels_kept(&lns_tunnels(&lns2.handle).await, &tunnels_before);
@@ -557,18 +546,7 @@ async fn lac_restart_recovers_with_l2xdp_as_remote_endpoint() {
         )),
         "{restored:?}"
     );
-    let recovered = wait_for(
-        LIMIT,
-        &mut lac2.events,
-        TUNNELS,
-        "tunnels recovered at the LAC",
-        |e| matches!(e, NodeEvent::TunnelRecovered { .. }),
-        is_down,
-    )
-    .await;
-    assert!(recovered.iter().all(
-        |e| matches!(e, NodeEvent::TunnelRecovered { sessions, .. } if *sessions == SESSIONS)
-    ));
+    let recovered = tunnels_recovered(&mut lac2.events, "tunnels recovered at the LAC").await;
     let mut recovered_ids: Vec<TunnelId> = recovered
         .iter()
         .filter_map(|e| match e {
@@ -764,18 +742,7 @@ async fn v3_lns_restart_recovers_pseudowires() {
             ..
         }
     )));
-    let recovered = wait_for(
-        LIMIT,
-        &mut lns2.events,
-        TUNNELS,
-        "v3 tunnels recovered",
-        |e| matches!(e, NodeEvent::TunnelRecovered { .. }),
-        is_down,
-    )
-    .await;
-    assert!(recovered.iter().all(
-        |e| matches!(e, NodeEvent::TunnelRecovered { sessions, .. } if *sessions == SESSIONS)
-    ));
+    tunnels_recovered(&mut lns2.events, "v3 tunnels recovered").await;
     assert_old_tunnels_kept(&lns_tunnels(&lns2.handle).await, &tunnels_before);
     assert_eq!(pseudowires(lns2.handle.clone()).await, before);
     // The lost entry is back as it was: installed once its tunnel was recovered, with the
@@ -803,4 +770,25 @@ async fn v3_lns_restart_recovers_pseudowires() {
     check_capture(&lns2.capture, &[], &ports);
     check_capture(&lac.capture, &[], &ports);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Waits for every tunnel's RFC 4951 recovery (`TUNNELS` TunnelRecovered events, failing on a
+/// down event) and checks each kept all `SESSIONS` sessions.
+async fn tunnels_recovered(
+    events: &mut mpsc::UnboundedReceiver<NodeEvent>,
+    what: &str,
+) -> Vec<NodeEvent> {
+    let recovered = wait_for(
+        LIMIT,
+        events,
+        TUNNELS,
+        what,
+        |e| matches!(e, NodeEvent::TunnelRecovered { .. }),
+        is_down,
+    )
+    .await;
+    assert!(recovered.iter().all(
+        |e| matches!(e, NodeEvent::TunnelRecovered { sessions, .. } if *sessions == SESSIONS)
+    ));
+    recovered
 }

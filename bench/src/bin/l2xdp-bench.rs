@@ -422,6 +422,29 @@ fn finish<R>(
     }
 }
 
+/// Ends a control-plane scenario: its table, its JSON report written to `json`, or its error.
+fn finish_json<R: serde::Serialize>(
+    name: &str,
+    result: Result<R, String>,
+    table: fn(&R) -> String,
+    json: &std::path::Path,
+) -> ExitCode {
+    let written = result.and_then(|r| {
+        println!("{}", table(&r));
+        setup_rate::write_json(json, &r)
+    });
+    match written {
+        Ok(()) => {
+            println!("JSON: {}", json.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("l2xdp-bench {name}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -781,28 +804,10 @@ fn main() -> ExitCode {
                 l2xdpd: l2xdpd.unwrap_or_else(setup_rate::default_l2xdpd),
                 limit: Duration::from_secs(limit_secs),
             };
-            let rt = match runtime() {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("l2xdp-bench setup-rate: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            match rt.block_on(setup_rate::run(&opts)) {
-                Ok(r) => {
-                    println!("{}", setup_rate::table(&r));
-                    if let Err(e) = setup_rate::write_json(&json, &r) {
-                        eprintln!("l2xdp-bench setup-rate: {e}");
-                        return ExitCode::FAILURE;
-                    }
-                    println!("JSON: {}", json.display());
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("l2xdp-bench setup-rate: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+            let result = runtime()
+                .map_err(|e| e.to_string())
+                .and_then(|rt| rt.block_on(setup_rate::run(&opts)));
+            finish_json("setup-rate", result, setup_rate::table, &json)
         }
         Scenario::Failover {
             fast_path: FastPath::Xdp,
@@ -867,28 +872,10 @@ fn main() -> ExitCode {
                 l2xdpd: l2xdpd.unwrap_or_else(setup_rate::default_l2xdpd),
                 limit: Duration::from_secs(limit_secs),
             };
-            let rt = match runtime() {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("l2xdp-bench failover: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            match rt.block_on(failover::run(&opts)) {
-                Ok(r) => {
-                    println!("{}", failover::table(&r));
-                    if let Err(e) = setup_rate::write_json(&json, &r) {
-                        eprintln!("l2xdp-bench failover: {e}");
-                        return ExitCode::FAILURE;
-                    }
-                    println!("JSON: {}", json.display());
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("l2xdp-bench failover: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+            let result = runtime()
+                .map_err(|e| e.to_string())
+                .and_then(|rt| rt.block_on(failover::run(&opts)));
+            finish_json("failover", result, failover::table, &json)
         }
         Scenario::Forward {
             rounds,

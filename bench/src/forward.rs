@@ -75,6 +75,7 @@ use serde::Serialize;
 
 use crate::bpf_stats::{prog_stats, ProgStats, StatsHold, StatsSwitch};
 use crate::interrupt;
+use crate::pktgen::{self, Generator, Kind};
 use crate::machine::{pin_thread, utc_now, Machine};
 use crate::summary::Summary;
 
@@ -214,6 +215,8 @@ pub struct Options {
     pub json: PathBuf,
     /// The command line, recorded in the report.
     pub command: String,
+    /// The generator ([`Kind::for_this_kernel`] unless chosen).
+    pub generator: Kind,
 }
 
 /// Why the scenario could not run.
@@ -386,6 +389,21 @@ pub struct CaseReport {
     pub samples: Vec<Sample>,
 }
 
+/// The generator alone in one round: into a sink on la that counts and drops.
+#[derive(Debug, Clone, Serialize)]
+pub struct CeilingSample {
+    /// Round.
+    pub round: usize,
+    /// Frames the generator offered.
+    pub offered: u64,
+    /// Frames the sink on la counted.
+    pub received: u64,
+    /// The pass's time (live frames: the kernel's in-loop time; AF_PACKET: first to last send).
+    pub seconds: f64,
+    /// received / seconds / 1e6.
+    pub mpps: f64,
+}
+
 /// The whole run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -403,6 +421,15 @@ pub struct Report {
     pub topology: String,
     /// Where the generator ran.
     pub generator_cpu: usize,
+    /// Which generator ran (the probe's `live_frames`).
+    pub generator: Kind,
+    /// It, in words.
+    pub generator_describe: &'static str,
+    /// The generator's ceiling, Mpps: what it delivers into a drop sink (`xdp_count`) on la,
+    /// measured each round before the cases. A case near it is generator-bound.
+    pub generator_ceiling_mpps: Option<Summary>,
+    /// Every round's ceiling pass.
+    pub generator_ceiling: Vec<CeilingSample>,
     /// How the receivers process frames.
     pub receivers_napi: String,
     /// Sessions installed and spread over.
@@ -648,6 +675,9 @@ struct Lab {
     fast: Ebpf,
     dp: XdpDataPlane,
     gen_cfg: Array<MapData, bench::GenConfig>,
+    /// Live frames refused (the probe): the AF_PACKET generator, ports lac0, core0 (, acp0),
+    /// and each case's frames (index k of the cases).
+    pkt: Option<(Generator, Vec<Vec<pktgen::Frame>>)>,
     lac0: u32,
     core0: u32,
     _pins: Pins,
@@ -717,6 +747,7 @@ impl Lab {
         let sink_core = Sink::new(core, "core0")?;
         let sink_lac = Sink::new(lac, "lac0")?;
         let mut fast = fast;
+        let mut v3_acp: Option<String> = None;
         let v3 = if opts.cases.iter().any(|c| Case::V3.contains(c)) {
             let acs = topo.add_attachment_circuits(1);
             let (ac, acp) = &acs[0];
@@ -730,6 +761,7 @@ impl Lab {
                 let _g = core.enter();
                 loader::ifindex(acp)?
             };
+            v3_acp = Some(acp.clone());
             Some((Sink::new(core, acp)?, link, acp_if))
         } else {
             None
@@ -741,6 +773,30 @@ impl Lab {
         let core0 = {
             let _g = core.enter();
             loader::ifindex("core0")?
+        };
+        let pkt = match opts.generator {
+            Kind::LiveFrames => None,
+            Kind::AfPacket => {
+                let mut ports: Vec<(&Netns, &str)> = vec![(lac, "lac0"), (core, "core0")];
+                if let Some(acp) = v3_acp.as_deref() {
+                    ports.push((core, acp));
+                }
+                let g = Generator::new(&ports, &[opts.cpu]).map_err(io("AF_PACKET generator"))?;
+                let mut sets = Vec::new();
+                for case in &opts.cases {
+                    let port = match case {
+                        Case::EncapV3 => 2,
+                        c if c.gen_at_lac() => 0,
+                        _ => 1,
+                    };
+                    let fs = frames(*case, opts.sessions)?;
+                    sets.push(fs.into_iter().map(|f| (port, f)).collect());
+                }
+                // The ceiling's: 64-byte frames from lac0 into la's drop sink.
+                let fs = frames(Case::SwapMac, opts.sessions)?;
+                sets.push(fs.into_iter().map(|f| (0, f)).collect());
+                Some((g, sets))
+            }
         };
         Ok((
             Lab {
@@ -754,6 +810,7 @@ impl Lab {
                 fast,
                 dp,
                 gen_cfg,
+                pkt,
                 lac0,
                 core0,
                 _pins: pins,
@@ -830,7 +887,19 @@ impl Lab {
 
     /// Offers frames from `case`'s generator namespace until `budget` is spent. Returns
     /// (frames offered, in-loop ns, wall time).
-    fn generate(&mut self, case: Case, frame: &[u8], budget: Budget) -> Result<Pass, Error> {
+    fn generate(
+        &mut self,
+        case: Case,
+        k: usize,
+        frame: &[u8],
+        budget: Budget,
+    ) -> Result<Pass, Error> {
+        if let Some((g, sets)) = self.pkt.as_mut() {
+            let set = sets
+                .get(k)
+                .ok_or_else(|| Error::Options(format!("no frames for case {k}")))?;
+            return packet_pass(g, k as u32, set, budget);
+        }
         let gen_fd = {
             let x = xdp(&mut self.tools, prog::GEN)?;
             x.fd()
@@ -884,6 +953,29 @@ impl Lab {
         Ok(pass)
     }
 
+    /// The generator's own ceiling: `xdp_count` (count, XDP_DROP) on la instead of any LNS
+    /// program, frames from lac0 as for the upstream cases, the same budget as a timed pass.
+    fn ceiling(&mut self, cases: usize, frame: &[u8], n: u32, budget: Budget, round: usize) -> Result<CeilingSample, Error> {
+        drop(self.la_slot.current.take());
+        let sink = Sink::new(&self.topo.lns, "la")?;
+        self.gen_cfg
+            .set(0, bench::GenConfig { base: 0, n }, 0)
+            .map_err(|x| bpf(bench::GEN_CFG)(x.to_string()))?;
+        let (c0, _) = sink.read()?;
+        let p = self.generate(Case::SwapMac, cases, frame, budget)?;
+        let (c1, _) = sink.read()?;
+        drop(sink);
+        let received = c1 - c0;
+        let seconds = p.in_loop_ns as f64 / 1e9;
+        Ok(CeilingSample {
+            round,
+            offered: p.generated,
+            received,
+            seconds,
+            mpps: if seconds > 0.0 { received as f64 / seconds / 1e6 } else { 0.0 },
+        })
+    }
+
     /// One case in one round: a timed pass with bpf_stats off (the throughput), then a shorter
     /// pass with bpf_stats on (ns per packet of each program; the statistics cost a clock read
     /// or two per program run, so they stay out of the timed pass), verified to have taken the
@@ -899,6 +991,7 @@ impl Lab {
         budget: Budget,
         round: usize,
     ) -> Result<Sample, Error> {
+        let k = (base / n.max(1)) as usize;
         self.select(case)?;
         self.gen_cfg
             .set(0, bench::GenConfig { base, n }, 0)
@@ -908,7 +1001,7 @@ impl Lab {
 
         stats.set(false).map_err(io("kernel.bpf_stats_enabled"))?;
         let t0 = self.lns_prog_stats(case)?;
-        let timed = self.generate(case, frame, budget)?;
+        let timed = self.generate(case, k, frame, budget)?;
         let t1 = self.lns_prog_stats(case)?;
         let (rx1, _) = self.read_sinks(case)?;
         let fp1 = self.fastpath(case)?;
@@ -920,9 +1013,10 @@ impl Lab {
         // Held, not the sysctl: another process's write of 0 must not end the pass early.
         let hold = StatsHold::new().map_err(io("BPF_ENABLE_STATS"))?;
         let p0 = self.lns_prog_stats(case)?;
+        let live = self.pkt.is_none();
         let g0 = stats_of(&mut self.tools, prog::GEN)?;
         let s0 = stats_of(&mut self.sinks(case).0.ebpf, prog::COUNT)?;
-        let counted = self.generate(case, frame, stats_budget)?;
+        let counted = self.generate(case, k, frame, stats_budget)?;
         drop(hold);
         let p1 = self.lns_prog_stats(case)?;
         let g1 = stats_of(&mut self.tools, prog::GEN)?;
@@ -946,8 +1040,9 @@ impl Lab {
                 case.name()
             );
         }
+        // The AF_PACKET generator is no program: nothing to count.
         let path_verified = prog_runs == counted.generated
-            && gen_runs == counted.generated
+            && (!live || gen_runs == counted.generated)
             && stats_received == counted.generated
             && other_sink_received == 0
             && stats_fp.other == 0
@@ -988,7 +1083,7 @@ impl Lab {
             prog_ns: p1.ns_per_run_since(&p0),
             cost_ratio: None,
             prog_runs,
-            gen_ns: g1.ns_per_run_since(&g0),
+            gen_ns: if live { g1.ns_per_run_since(&g0) } else { None },
             gen_runs,
             sink_ns: s1.ns_per_run_since(&s0),
             fastpath_forwarded: all_fp.forwarded,
@@ -1018,6 +1113,33 @@ impl FastPathCounts {
             drops: self.drops.saturating_sub(before.drops),
         }
     }
+}
+
+/// One pass of the AF_PACKET generator (on the calling thread's core).
+fn packet_pass(
+    g: &mut Generator,
+    id: u32,
+    frames: &[pktgen::Frame],
+    budget: Budget,
+) -> Result<Pass, Error> {
+    g.load(id, frames).map_err(io("AF_PACKET generator"))?;
+    let b = match budget {
+        Budget::Packets(p) => pktgen::Budget::Packets(p),
+        Budget::Time(d) => pktgen::Budget::Time(d),
+    };
+    let p = match g.pass(b, None) {
+        Ok(p) => p,
+        Err(e) if e.raw_os_error() == Some(libc::EINTR) => return Err(Error::Interrupted),
+        Err(e) => return Err(io("AF_PACKET generator")(e)),
+    };
+    // Let anything a softirq deferred to ksoftirqd land before counting.
+    std::thread::sleep(Duration::from_millis(20));
+    let wall = Duration::from_secs_f64(p.seconds);
+    Ok(Pass {
+        generated: p.sent,
+        in_loop_ns: wall.as_nanos() as u64,
+        wall,
+    })
 }
 
 /// What one generator pass did.
@@ -1086,7 +1208,9 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
         lab.run_case(&stats, *case, frame, *base, opts.sessions, warm, usize::MAX)?;
     }
     let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); first.len()];
+    let mut ceiling = Vec::new();
     for round in 0..opts.rounds {
+        ceiling.push(lab.ceiling(first.len(), &first[0].1, opts.sessions, budget, round)?);
         for (k, (case, frame, base)) in first.iter().enumerate() {
             let s = lab.run_case(&stats, *case, frame, *base, opts.sessions, budget, round)?;
             samples[k].push(s);
@@ -1179,6 +1303,10 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
         machine,
         topology: "lac ns: lac0 --veth-- lns ns: la [LNS access prog] ... lc [LNS core prog] --veth-- core ns: core0; generator = xdp_gen live-frame test run (XDP_TX) on lac0 (up, back) or core0 (down); sinks = xdp_count (XDP_DROP) on core0 (up) and lac0 (down, back: swapmac's XDP_TX on la)".into(),
         generator_cpu: opts.cpu,
+        generator: opts.generator,
+        generator_describe: opts.generator.describe(),
+        generator_ceiling_mpps: Summary::of(&ceiling.iter().map(|c| c.mpps).collect::<Vec<_>>()),
+        generator_ceiling: ceiling,
         receivers_napi: napi,
         sessions: opts.sessions,
         rounds: opts.rounds,
@@ -1225,6 +1353,12 @@ pub fn table(r: &Report) -> String {
     out += &format!(
         "kernel {}, {} ({} cores)\n",
         r.machine.kernel, r.machine.cpu_model, r.machine.cores
+    );
+    out += &format!(
+        "generator: {} on CPU {}; its ceiling (into xdp_count on la, same run, every round) {} Mpps\n",
+        r.generator_describe,
+        r.generator_cpu,
+        fmt_summary(&r.generator_ceiling_mpps, 2)
     );
     out += "medians [min–max] over rounds. Mpps ratio = Mpps / same-round XDP_REDIRECT baseline Mpps (swapmac: baseline-up);\n";
     out += "ns/pkt = LNS program's bpf_stats run_time_ns/run_cnt (stats-on pass); cost ratio = ns/pkt / same-round swapmac ns/pkt;\n";

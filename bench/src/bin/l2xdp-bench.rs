@@ -187,14 +187,22 @@ enum Scenario {
         #[arg(long)]
         l2xdpd: Option<PathBuf>,
     },
-    /// Nanoseconds per packet of each XDP program (bpf_stats run_time_ns / run_cnt) beside a
-    /// swap-MAC XDP_TX program: the `forward` scenario's verified stats passes, decap/encap
-    /// v2 and v3; and instructions per packet of the AF_XDP worker loop under
-    /// `valgrind --tool=callgrind` beside the raw forwarder's (in-memory sockets, no root).
+    /// Nanoseconds per packet of each XDP program beside a swap-MAC XDP_TX program, decap/encap
+    /// v2 and v3 (`--method testrun`, the default: plain BPF_PROG_TEST_RUN, repeat 1, frames
+    /// cycling over every session, outputs checked against wire::datapath; `--method forward`:
+    /// bpf_stats of the `forward` scenario's verified stats passes); and instructions per
+    /// packet of the AF_XDP worker loop under `valgrind --tool=callgrind` beside the raw
+    /// forwarder's (in-memory sockets, no root).
     Cost {
         /// Interleaved rounds.
         #[arg(long, default_value_t = 5)]
         rounds: usize,
+        /// testrun (every kernel) or forward (bpf_stats while forwarding).
+        #[arg(long, default_value = "testrun")]
+        method: String,
+        /// testrun: test runs per case and round.
+        #[arg(long, default_value_t = 65_536)]
+        runs: u32,
         /// Timed pass per case and round, milliseconds (the bpf_stats pass is a quarter of it).
         #[arg(long, default_value_t = 1000)]
         duration_ms: u64,
@@ -672,6 +680,8 @@ fn main() -> ExitCode {
         }
         Scenario::Cost {
             rounds,
+            method,
+            runs,
             duration_ms,
             packets,
             sessions,
@@ -680,7 +690,13 @@ fn main() -> ExitCode {
             callgrind_packets,
             callgrind_only,
         } => {
+            let Some(method) = cost::Method::parse(&method) else {
+                eprintln!("l2xdp-bench cost: --method {method:?}: testrun or forward");
+                return ExitCode::from(2);
+            };
             let opts = cost::Options {
+                method,
+                runs,
                 rounds,
                 duration: Duration::from_millis(duration_ms),
                 packets,
@@ -908,6 +924,7 @@ fn main() -> ExitCode {
                 cases: parsed,
                 json: json.clone(),
                 command,
+                generator: l2xdp_bench::pktgen::Kind::for_this_kernel(),
             };
             finish(
                 "forward",

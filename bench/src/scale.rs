@@ -104,6 +104,9 @@ pub struct Report {
     pub topology: String,
     /// Generator core.
     pub generator_cpu: usize,
+    /// Which generator ran (the probe's `live_frames`): live-frame test runs, or AF_PACKET
+    /// with one sender thread per core but the DUT's (its ceiling per case: `generator_ceiling_mpps`).
+    pub generator: crate::pktgen::Kind,
     /// DUT core.
     pub dut_cpu: usize,
     /// SCHED_FIFO priority (0: SCHED_OTHER).
@@ -152,6 +155,7 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
         fixed_rate: opts.fixed_rate,
         retries: opts.retries,
     };
+    let generator = crate::pktgen::Kind::for_this_kernel();
     let mut points = Vec::new();
     let mut napi = String::new();
     for &n in &opts.sessions {
@@ -160,6 +164,13 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
         let live = (opts.sessions_from == SessionsFrom::Live && n <= LIVE_MAX)
             .then_some(opts.l2xdpd.as_path());
         let mut lab = Lab::new(n, 0, opts.dut_cpu, opts.rt_prio, live)?;
+        if generator == crate::pktgen::Kind::AfPacket {
+            lab.use_af_packet(&throughput::spare_cpus(
+                machine.cores,
+                opts.dut_cpu,
+                opts.cpu,
+            ))?;
+        }
         let from = lab.sessions_from(Dut::V2);
         let install_seconds = t.elapsed().as_secs_f64();
         let maps: Vec<MapMemory> = throughput::session_map_memory(lab.pins.path())?
@@ -196,11 +207,16 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
         machine,
         topology: throughput::TOPOLOGY.into(),
         generator_cpu: opts.cpu,
+        generator,
         dut_cpu: opts.dut_cpu,
         rt_prio: opts.rt_prio,
         receivers_napi: napi,
         sink: "xdp_count on core0 (up) and lac0 (down), softirq on the DUT core; delivery counted there".into(),
-        pacing: throughput::PACING.into(),
+        pacing: match generator {
+            crate::pktgen::Kind::LiveFrames => throughput::PACING,
+            crate::pktgen::Kind::AfPacket => throughput::PACING_AF_PACKET,
+        }
+        .into(),
         loss_pct: opts.loss * 100.0,
         trial_ms: opts.trial.as_millis() as u64,
         steps: opts.steps,
@@ -220,8 +236,8 @@ pub fn table(r: &Report) -> String {
         r.date, r.mode, r.rounds, r.trial_ms, r.steps, r.loss_pct, r.generator_cpu, r.dut_cpu
     );
     out += &format!(
-        "topology: {}\nNAPI: {}\nsink: {}\npacing: {}\n",
-        r.topology, r.receivers_napi, r.sink, r.pacing
+        "topology: {}\nNAPI: {}\nsink: {}\ngenerator: {}\npacing: {}\n",
+        r.topology, r.receivers_napi, r.sink, r.generator.describe(), r.pacing
     );
     out += &format!(
         "kernel {}, {} ({} cores)\nmedians [min–max] over rounds; ratio = no-drop / same-round baseline; memory = Σ memlock of the per-session maps / sessions\n",

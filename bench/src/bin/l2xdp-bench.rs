@@ -613,6 +613,7 @@ fn main() -> ExitCode {
                 out: rate.out.clone(),
                 command,
                 batch,
+                generator: l2xdp_bench::pktgen::Kind::for_this_kernel(),
             };
             finish(
                 "throughput",

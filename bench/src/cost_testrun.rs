@@ -252,10 +252,7 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
         let e = session(i).1;
         dp.install(&e)?;
         sessions.insert(e.session.our_ids, e.session);
-        if let l2xdp_dataplane::api::Binding::Subscriber {
-            ipv4: Some(a), ..
-        } = e.binding
-        {
+        if let l2xdp_dataplane::api::Binding::Subscriber { ipv4: Some(a), .. } = e.binding {
             bound.insert(std::net::IpAddr::V4(a), e.session.our_ids);
         }
         by_index.push(e.session);

@@ -75,8 +75,8 @@ use serde::Serialize;
 
 use crate::bpf_stats::{prog_stats, ProgStats, StatsHold, StatsSwitch};
 use crate::interrupt;
-use crate::pktgen::{self, Generator, Kind};
 use crate::machine::{pin_thread, utc_now, Machine};
+use crate::pktgen::{self, Generator, Kind};
 use crate::summary::Summary;
 
 pub(crate) const LNS4: &str = "192.0.2.1";
@@ -955,7 +955,14 @@ impl Lab {
 
     /// The generator's own ceiling: `xdp_count` (count, XDP_DROP) on la instead of any LNS
     /// program, frames from lac0 as for the upstream cases, the same budget as a timed pass.
-    fn ceiling(&mut self, cases: usize, frame: &[u8], n: u32, budget: Budget, round: usize) -> Result<CeilingSample, Error> {
+    fn ceiling(
+        &mut self,
+        cases: usize,
+        frame: &[u8],
+        n: u32,
+        budget: Budget,
+        round: usize,
+    ) -> Result<CeilingSample, Error> {
         drop(self.la_slot.current.take());
         let sink = Sink::new(&self.topo.lns, "la")?;
         self.gen_cfg
@@ -972,7 +979,11 @@ impl Lab {
             offered: p.generated,
             received,
             seconds,
-            mpps: if seconds > 0.0 { received as f64 / seconds / 1e6 } else { 0.0 },
+            mpps: if seconds > 0.0 {
+                received as f64 / seconds / 1e6
+            } else {
+                0.0
+            },
         })
     }
 

@@ -263,14 +263,7 @@ impl TxRing {
     /// the receiving veth's ring is full; the slot stays marked).
     fn kick(&mut self) -> std::io::Result<bool> {
         // SAFETY: send(2) with no buffer: the TX ring's marked slots are the data.
-        let r = unsafe {
-            libc::send(
-                self.fd.as_raw_fd(),
-                std::ptr::null(),
-                0,
-                libc::MSG_DONTWAIT,
-            )
-        };
+        let r = unsafe { libc::send(self.fd.as_raw_fd(), std::ptr::null(), 0, libc::MSG_DONTWAIT) };
         if r < 0 {
             let e = std::io::Error::last_os_error();
             return match e.raw_os_error() {
@@ -297,7 +290,8 @@ impl TxRing {
                 )));
             }
             // SAFETY: tp_len of a slot in the ring.
-            bytes += u64::from(unsafe { (self.slot(self.head).add(4) as *const u32).read_volatile() });
+            bytes +=
+                u64::from(unsafe { (self.slot(self.head).add(4) as *const u32).read_volatile() });
             n += 1;
             self.head += 1;
         }
@@ -489,7 +483,10 @@ impl Generator {
         let t = self.workers.len();
         for (k, w) in self.workers.iter_mut().enumerate() {
             let mine: Vec<Frame> = frames.iter().skip(k).step_by(t).cloned().collect();
-            if let Some((_, f)) = mine.iter().find(|(p, f)| *p >= w.rings.len() || f.len() > FRAME_MAX) {
+            if let Some((_, f)) = mine
+                .iter()
+                .find(|(p, f)| *p >= w.rings.len() || f.len() > FRAME_MAX)
+            {
                 return Err(std::io::Error::other(format!(
                     "a {}-byte frame for a port that is not there or too long",
                     f.len()

@@ -237,7 +237,11 @@ pub fn table(r: &Report) -> String {
     );
     out += &format!(
         "topology: {}\nNAPI: {}\nsink: {}\ngenerator: {}\npacing: {}\n",
-        r.topology, r.receivers_napi, r.sink, r.generator.describe(), r.pacing
+        r.topology,
+        r.receivers_napi,
+        r.sink,
+        r.generator.describe(),
+        r.pacing
     );
     out += &format!(
         "kernel {}, {} ({} cores)\nmedians [min–max] over rounds; ratio = no-drop / same-round baseline; memory = Σ memlock of the per-session maps / sessions\n",

@@ -82,9 +82,9 @@ use crate::forward::{
     CORE4, LAC4, LNS4, SUB_BASE,
 };
 use crate::interrupt;
-use crate::pktgen::{self, Generator, Kind};
 use crate::live::{Circuit, Live, SessionsFrom};
 use crate::machine::{pin_thread, utc_now, Machine};
+use crate::pktgen::{self, Generator, Kind};
 use crate::summary::Summary;
 
 /// Frames of credit the pacer keeps at most.
@@ -1468,7 +1468,12 @@ impl Lab {
     /// [`Lab::trial`] with the AF_PACKET generator: offered = frames handed to the veths +
     /// offers their full rings refused (each a frame lost, as a live frame redirected into a
     /// full ring is).
-    fn packet_trial(&mut self, rate: Option<f64>, dur: Duration, loss: f64) -> Result<Trial, Error> {
+    fn packet_trial(
+        &mut self,
+        rate: Option<f64>,
+        dur: Duration,
+        loss: f64,
+    ) -> Result<Trial, Error> {
         let up0 = self.sink_up.read()?;
         let down0 = self.sink_down.read()?;
         let v0 = self.verdicts()?;
@@ -1513,7 +1518,11 @@ impl Lab {
             pass: sent > 0 && loss_ratio <= loss,
             fastpath_forwarded: v1.0 - v0.0,
             fastpath_other: v1.1 - v0.1,
-            generator_run_ns: if sent > 0 { p.seconds * 1e9 / sent as f64 } else { 0.0 },
+            generator_run_ns: if sent > 0 {
+                p.seconds * 1e9 / sent as f64
+            } else {
+                0.0
+            },
         })
     }
 
@@ -1913,7 +1922,12 @@ pub fn table(r: &Report) -> String {
     );
     out += &format!(
         "kernel {}, {} ({} cores); generator {} on CPU {:?}, DUT NAPI on CPU {}\n",
-        r.machine.kernel, r.machine.cpu_model, r.machine.cores, r.generator_describe, r.generator_cpus, r.dut_cpu
+        r.machine.kernel,
+        r.machine.cpu_model,
+        r.machine.cores,
+        r.generator_describe,
+        r.generator_cpus,
+        r.dut_cpu
     );
     if r.generator == Kind::AfPacket {
         out += "gen ceil = the generator's ceiling: what it delivers with the case's frames, unpaced, into xdp_count (count, XDP_DROP) on la, measured before the case each round; a no-drop rate near it is the generator's limit, not the DUT's\n";

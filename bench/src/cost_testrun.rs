@@ -377,7 +377,7 @@ fn pass(dp: &XdpDataPlane, p: &Prepared, runs: u32, round: usize) -> Result<Samp
     let mut mismatches = 0u64;
     let fd = p.fd.as_fd().as_raw_fd();
     for i in 0..runs as usize {
-        if i % 4096 == 0 && interrupt::requested() {
+        if i.is_multiple_of(4096) && interrupt::requested() {
             return Err(Error::Interrupted);
         }
         let (frame, want_action, want) = &p.frames[i % p.frames.len()];

@@ -363,7 +363,7 @@ impl Worker {
         let mut spins = 0u32;
         loop {
             spins = spins.wrapping_add(1);
-            if spins % 1024 == 0 && interrupt::requested() {
+            if spins.is_multiple_of(1024) && interrupt::requested() {
                 return Err(std::io::Error::from_raw_os_error(libc::EINTR));
             }
             let now_ns = start.elapsed().as_nanos() as f64;

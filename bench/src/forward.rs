@@ -86,6 +86,8 @@ pub(crate) const CORE4: &str = "198.51.100.2";
 pub(crate) const SUB_BASE: u32 = 0x6440_0000;
 /// Payload of the 64-byte frames: 14 + 20 + 8 + 22.
 const PAYLOAD: [u8; 22] = [7; 22];
+/// SCHED_FIFO priority of the AF_PACKET sender thread.
+const PKTGEN_RT_PRIO: i32 = 50;
 /// Frames per test-run call (the interrupt check granularity).
 const CHUNK: u32 = 1 << 22;
 
@@ -781,7 +783,11 @@ impl Lab {
                 if let Some(acp) = v3_acp.as_deref() {
                     ports.push((core, acp));
                 }
-                let g = Generator::new(&ports, &[opts.cpu]).map_err(io("AF_PACKET generator"))?;
+                let mut g =
+                    Generator::new(&ports, &[opts.cpu]).map_err(io("AF_PACKET generator"))?;
+                // Its time is wall time (first to last send), not the kernel's in-loop time:
+                // other tasks must not preempt it.
+                g.set_rt_prio(PKTGEN_RT_PRIO);
                 let mut sets = Vec::new();
                 for case in &opts.cases {
                     let port = match case {

@@ -341,6 +341,8 @@ impl Pass {
 /// One sender thread: its core, its sockets (one per port) and its share of the frames.
 pub struct Worker {
     cpu: usize,
+    /// SCHED_FIFO priority set by the thread (0: inherit the spawner's policy).
+    rt_prio: i32,
     rings: Vec<TxRing>,
     /// (set id, frames).
     frames: (u32, Vec<Frame>),
@@ -377,7 +379,7 @@ impl Worker {
             }
             // How many offers are due now.
             let allowed = match interval {
-                None => 64,
+                None => 256,
                 Some(iv) => {
                     if due_ns < now_ns - iv * BURST as f64 {
                         due_ns = now_ns - iv * BURST as f64;
@@ -465,11 +467,20 @@ impl Generator {
             }
             workers.push(Worker {
                 cpu,
+                rt_prio: 0,
                 rings,
                 frames: (u32::MAX, vec![]),
             });
         }
         Ok(Generator { workers })
+    }
+
+    /// Makes every sender thread SCHED_FIFO `prio` (its rate is wall time from first to last
+    /// send, so it must not wait behind other tasks).
+    pub fn set_rt_prio(&mut self, prio: i32) {
+        for w in &mut self.workers {
+            w.rt_prio = prio;
+        }
     }
 
     /// The sender cores.
@@ -516,6 +527,9 @@ impl Generator {
                     let r = rate.map(|r| r / t as f64);
                     s.spawn(move || {
                         crate::machine::pin_thread(w.cpu)?;
+                        if w.rt_prio > 0 {
+                            crate::throughput::set_fifo(0, w.rt_prio)?;
+                        }
                         w.run(b, r)
                     })
                 })

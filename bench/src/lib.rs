@@ -24,6 +24,11 @@
 //! - [`demo`]: what `make run` shows: the lab in network namespaces, a few hundred PPP
 //!   sessions, traffic both ways with a live view, a kill -9 failover drill, clean-up.
 //!
+//! Generators: where the probe (`l2xdp_dataplane::probe`) reports live-frame test runs
+//! absent, `forward`, `throughput` and `scale` send with [`pktgen`] (AF_PACKET TX ring, qdisc
+//! bypass) and report its ceiling; `cost`'s default method, [`cost_testrun`], needs no
+//! generator (plain test runs, outputs checked against `wire::datapath`).
+//!
 //! Shared pieces: [`lns`] (the `l2xdpd` child: configuration, start, control socket, VmRSS)
 //! and [`lac`] (the LAC emulator and the bring-up phases) of the control-plane scenarios,
 //! [`bpf_stats`] (run_time_ns / run_cnt of a program under

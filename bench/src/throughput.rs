@@ -1486,10 +1486,29 @@ impl Lab {
             Err(e) if e.raw_os_error() == Some(libc::EINTR) => return Err(Error::Interrupted),
             Err(e) => return Err(io("AF_PACKET generator")(e)),
         };
-        // Let the DUT's kthread drain its ring.
+        // Let the DUT drain: until the sinks have counted every frame handed over, or their
+        // count has not moved for 100 ms (nothing arrived at all: 1 s), at most 1 s. AF_XDP
+        // mode's worker runs SCHED_OTHER on the DUT core beside the SCHED_FIFO NAPI kthreads
+        // and the machine's other jobs, and may run late.
         std::thread::sleep(Duration::from_millis(30));
-        let up1 = self.sink_up.read()?;
-        let down1 = self.sink_down.read()?;
+        let want = up0.0 + down0.0 + p.sent;
+        let t0 = Instant::now();
+        let (mut last, mut moved) = (0u64, Instant::now());
+        let (up1, down1) = loop {
+            let (u, d) = (self.sink_up.read()?, self.sink_down.read()?);
+            let n = u.0 + d.0;
+            if n != last {
+                (last, moved) = (n, Instant::now());
+            }
+            let some = n > up0.0 + down0.0;
+            if n >= want
+                || t0.elapsed() > Duration::from_secs(1)
+                || (some && moved.elapsed() > Duration::from_millis(100))
+            {
+                break (u, d);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
         let v1 = self.verdicts()?;
         let sent = p.offered();
         let seconds = p.seconds.max(1e-9);

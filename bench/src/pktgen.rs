@@ -363,10 +363,22 @@ impl Worker {
         let mut last_kick = start;
         let mut first_kick: Option<Instant> = None;
         let mut spins = 0u32;
+        let mut progress = (0u64, Instant::now());
         loop {
             spins = spins.wrapping_add(1);
-            if spins.is_multiple_of(1024) && interrupt::requested() {
-                return Err(std::io::Error::from_raw_os_error(libc::EINTR));
+            if spins.is_multiple_of(1024) {
+                if interrupt::requested() {
+                    return Err(std::io::Error::from_raw_os_error(libc::EINTR));
+                }
+                let done = pass.sent + pass.refused + marked;
+                if done != progress.0 {
+                    progress = (done, Instant::now());
+                } else if progress.1.elapsed() > Duration::from_secs(5) {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "AF_PACKET generator: no frame sent or refused for 5 s (slots never freed?)",
+                    ));
+                }
             }
             let now_ns = start.elapsed().as_nanos() as f64;
             let more = match budget {

@@ -327,7 +327,7 @@ pub struct Pass {
     pub sent_bytes: u64,
     /// Offers the receiving veth refused (its ring full), each retried as a new offer.
     pub refused: u64,
-    /// First to last send, summed over threads' maximum (seconds).
+    /// First to last send, seconds (several threads: the longest).
     pub seconds: f64,
 }
 

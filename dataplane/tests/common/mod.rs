@@ -25,7 +25,7 @@ use l2xdp_dataplane::lab::topology::Pins;
 use l2xdp_dataplane::lab::{is_root, Netns, NetnsGuard};
 use l2xdp_dataplane::test_run::{self, action};
 use l2xdp_dataplane::{loader, FastPathConfig, XdpDataPlane};
-use l2xdp_ebpf::prog;
+use l2xdp_ebpf::{maps, prog};
 use l2xdp_wire::datapath::{
     self, decap, emit_inner_ethernet, encap, DecapConfig, PppTx, RxSeq, Session, SessionKey, TxSeq,
     Verdict,
@@ -657,6 +657,15 @@ impl AfXdpSide {
                 continue;
             }
             if has_magic(f) {
+                // Every forwarded frame went through the workers: the hand-off (metadata
+                // area or in-band header, as this kernel allows) never fell back.
+                let v = self.dp.verdict_counters().expect("verdicts");
+                assert_eq!(
+                    v[maps::verdict::XSK_FALLBACK as usize],
+                    0,
+                    "the AF_XDP hand-off ({:?}) fell back to XDP mode",
+                    loader::xsk_handoff()
+                );
                 return out;
             }
             out.push(f.to_vec());

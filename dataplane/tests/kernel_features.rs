@@ -36,10 +36,10 @@ fn each_handoff_loads_exactly_where_the_kernel_allows_it() {
             meta.expect("the kernel allows bpf_xdp_adjust_meta: the metadata hand-off loads");
         }
         Status::No(line) => {
-            let e = meta
-                .err()
-                .expect("the kernel refuses bpf_xdp_adjust_meta")
-                .to_string();
+            let Err(e) = meta else {
+                panic!("the kernel refuses bpf_xdp_adjust_meta, yet the metadata hand-off loaded")
+            };
+            let e = e.to_string();
             assert!(e.contains("adjust_meta"), "{e} (probe: {line})");
         }
         other => panic!("adjust_meta probe: {other:?}"),

@@ -8,17 +8,14 @@
 use std::time::Duration;
 
 use l2xdp_bench::afxdp::{self, Case};
-use l2xdp_dataplane::lab::is_root;
+use l2xdp_dataplane::lab::require_root;
 
 const PACKETS: u64 = 3000;
 const ROUNDS: usize = 2;
 
 #[test]
 fn afxdp_smoke() {
-    if !is_root() {
-        eprintln!(
-            "SKIPPED afxdp_smoke: needs root (network namespaces, BPF, AF_XDP). Run as root."
-        );
+    if !require_root("afxdp_smoke") {
         return;
     }
     let json = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("afxdp-smoke.json");

@@ -8,16 +8,12 @@
 use std::path::Path;
 use std::process::Command;
 
-use l2xdp_dataplane::lab::is_root;
+use l2xdp_dataplane::lab::require_root;
 use serde_json::Value;
 
 #[test]
 fn demo_runs_and_leaves_nothing_behind() {
-    if !is_root() {
-        eprintln!(
-            "*** SKIPPED demo_runs_and_leaves_nothing_behind: needs root (network namespaces, \
-             XDP, bpffs). Run the tests as root. ***"
-        );
+    if !require_root("demo_runs_and_leaves_nothing_behind") {
         return;
     }
     let bench = Path::new(env!("CARGO_BIN_EXE_l2xdp-bench"));

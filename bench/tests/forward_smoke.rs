@@ -9,15 +9,14 @@
 use std::time::Duration;
 
 use l2xdp_bench::forward::{self, Case};
-use l2xdp_dataplane::lab::is_root;
+use l2xdp_dataplane::lab::require_root;
 
 const PACKETS: u64 = 3000;
 const ROUNDS: usize = 2;
 
 #[test]
 fn forward_smoke() {
-    if !is_root() {
-        eprintln!("SKIPPED forward_smoke: needs root (network namespaces, BPF). Run as root.");
+    if !require_root("forward_smoke") {
         return;
     }
     let stats_before =

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use l2xdp_bench::latency::{self, Case};
-use l2xdp_dataplane::lab::is_root;
+use l2xdp_dataplane::lab::require_root;
 
 const PACKETS: u64 = 400;
 const ROUNDS: usize = 2;
@@ -17,10 +17,7 @@ const RATES: [u64; 2] = [5_000, 20_000];
 
 #[test]
 fn latency_smoke() {
-    if !is_root() {
-        eprintln!(
-            "SKIPPED latency_smoke: needs root (network namespaces, BPF, AF_XDP). Run as root."
-        );
+    if !require_root("latency_smoke") {
         return;
     }
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));

@@ -105,8 +105,8 @@ pub fn binary_gate(test: &str, path: &Path, required: bool, log: Option<&Path>) 
             false
         }
         Decision::Fail => panic!(
-            "{test} needs the {name} binary next to the tests ({} does not exist) and \
-             {REQUIRE_ENV}=1 (make test) makes that a failure: cargo build --workspace --bins",
+            "{test} needs the {name} binary (not found: {}) and {REQUIRE_ENV}=1 (make test) \
+             makes that a failure: cargo build --workspace --bins",
             path.display()
         ),
     }

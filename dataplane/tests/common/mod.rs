@@ -48,9 +48,12 @@ pub const SUB4: &str = "100.64.0.1";
 pub const SUB6: &str = "2001:db8:100::1";
 
 /// `true` when `test` must return: not root, the skip recorded (`lab::require_root`; a failure
-/// instead under `L2XDP_REQUIRE_ROOT=1`).
+/// instead under `L2XDP_REQUIRE_ROOT=1`) under libtest's name of the running test when there
+/// is one (`xdp::sequencing_…`, `afxdp::sequencing_…`: both modes share the callers' `test`).
 pub fn skip_unless_root(test: &str) -> bool {
-    !require_root(test)
+    let current = std::thread::current();
+    let name = current.name().filter(|n| *n != "main").unwrap_or(test);
+    !require_root(name)
 }
 
 pub fn ip(s: &str) -> IpAddr {

@@ -3,7 +3,7 @@
 //! well-formed and complete, that every frame reached the far sink through the worker — the
 //! raw AF_XDP forwarder and AF_XDP mode's decap and encap (frame sizes as the fast path makes
 //! them) — that every case has a same-round ratio to its raw baseline, and that namespaces and
-//! pins are cleaned up. Needs root; skips loudly otherwise.
+//! pins are cleaned up. Needs root (`lab::require_root`).
 
 use std::time::Duration;
 

@@ -4,7 +4,7 @@
 //! counter does not see the generator's own frames), that the fast path forwarded every
 //! decap/encap frame — in particular every frame of the bpf_stats pass, so the cost is the
 //! forwarding path's — that every case has a cost ratio to swapmac, and that namespaces, pins
-//! and the bpf_stats sysctl are cleaned up. Needs root; skips loudly otherwise.
+//! and the bpf_stats sysctl are cleaned up. Needs root (`lab::require_root`).
 
 use std::time::Duration;
 

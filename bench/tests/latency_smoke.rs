@@ -4,7 +4,7 @@
 //! reached the AF_XDP receiver through each case (XDP_REDIRECT, XDP mode decap, raw AF_XDP
 //! forwarder, AF_XDP mode decap) with its stamp intact, that the histogram holds one latency
 //! per received frame, that the SVG was written, and that namespaces and pins are cleaned up.
-//! Needs root; skips loudly otherwise.
+//! Needs root (`lab::require_root`).
 
 use std::time::Duration;
 

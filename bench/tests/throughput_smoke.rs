@@ -5,8 +5,8 @@
 //! (sinks) and the fast path's, frame for frame and byte for byte (the L2TP overhead apart).
 //! `throughput` runs with live L2TPv2 sessions (the LAC emulator through an `l2xdpd` process,
 //! which must have been built: `cargo build -p l2xdp-controlplane --bin l2xdpd`).
-//! No timing assertions: the rates themselves are not checked. Needs root; skips loudly
-//! otherwise.
+//! No timing assertions: the rates themselves are not checked. Needs root
+//! (`lab::require_root`).
 
 use std::path::Path;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! The topology of `tests/tests/xdp_e2e.rs`: three network namespaces `lac` — `lns` — `core`
 //! joined by veth pairs, the XDP programs attached on the lns side (`xdp_l2tp_access` on the
 //! access veth `la`, `xdp_l2tp_core` on the core veth `lc`), `xdp_pass` on the peers so that
-//! redirected frames are delivered. Needs root; skips loudly otherwise.
+//! redirected frames are delivered. Needs root (`lab::require_root`).
 //!
 //! The maps and links are pinned in a per-test bpffs: a `bpf` file system mounted for this
 //! test in a temporary directory (not under /sys/fs/bpf: `ip netns exec` mounts a fresh /sys

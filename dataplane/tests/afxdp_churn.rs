@@ -5,7 +5,7 @@
 //! packet of the sessions that stay arrives, counted per subscriber at the receivers, and the
 //! replicas end with exactly the stable sessions. Then the workers stop (their sockets close,
 //! as when the AF_XDP process dies) and the programs forward in XDP mode, nothing lost. Needs
-//! root; skips loudly otherwise.
+//! root (`lab::require_root`).
 //!
 //! Loss: the senders are paced by what the receivers counted (`lab::traffic`), so any
 //! shortfall is a real loss and fails the test. Time limits only bound a hung run.

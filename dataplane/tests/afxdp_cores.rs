@@ -3,7 +3,7 @@
 //! queues (downstream: one flow per subscriber; upstream: one tunnel, so one queue), so both
 //! workers forward; each has every session in its replica; half of the sessions are sequenced
 //! (their Ns is shared by the workers). Every packet arrives, counted per subscriber at the
-//! receivers. Needs root and two CPUs; skips loudly otherwise.
+//! receivers. Needs root (`lab::require_root`) and two CPUs (else a recorded skip).
 
 use l2xdp_dataplane::api::DataPlane;
 use l2xdp_dataplane::lab::topology::{Mode, PeerPort, Pins, Topology, CORE0, LAC0};

@@ -4,7 +4,7 @@
 //! sessions of one tunnel, data frames from the LAC, the decapsulated packets counted per
 //! subscriber in the core namespace (the lab's topology, counter and paced sender). Every frame arrives; each frame is redirected once (first
 //! pass) and decapsulated once (second pass); each session runs on one CPU and the sessions
-//! use more than one. Needs root and two online CPUs; skips loudly otherwise.
+//! use more than one. Needs root (`lab::require_root`) and two online CPUs (else a recorded skip).
 
 mod common;
 

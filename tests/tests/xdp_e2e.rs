@@ -2,7 +2,7 @@
 //! `lac` — `lns` — `core` joined by veth pairs, the XDP programs attached on the lns side
 //! (`xdp_l2tp_access` on the access veth `la`, `xdp_l2tp_core` on the core veth `lc`, maps and
 //! links pinned under a per-test directory of /sys/fs/bpf), `xdp_pass` on the peers so that
-//! redirected frames are delivered. Needs root; skips loudly otherwise.
+//! redirected frames are delivered. Needs root (`lab::require_root`).
 //!
 //! The control plane runs in this process: the LNS [`Node`] over an [`XdpDataPlane`] of the
 //! pinned maps, its UDP socket bound in `lns`; the LAC `Node` (initiator, PPP client with CHAP)

@@ -9,7 +9,7 @@
 //! - A kernel feature the probe ([`crate::probe`]) reports absent ([`require_feature`],
 //!   [`skip_for_feature`]) or a machine resource that is not there ([`skip_for_resource`], e.g.
 //!   "2 CPUs") is a skip in both cases: the test cannot run on this machine.
-//! - Recording a skip: "SKIPPED <test>: <reason>" on stderr, and one line `<test>\t<reason>`
+//! - Recording a skip: `SKIPPED <test>: <reason>` on stderr, and one line `<test>\t<reason>`
 //!   appended to the file named by [`SKIP_LOG_ENV`] when set (one `write` of an `O_APPEND`
 //!   file per line: parallel tests and test processes do not interleave). `scripts/test.sh`
 //!   turns those lines into the skipped count of its closing totals line and lists each one

@@ -1,21 +1,9 @@
 //! The fast path loads on the kernel it meets (issue 12): the probes' answers decide what is
 //! verified, and what the kernel refuses is never in the verified path.
 
-use l2xdp_dataplane::lab::is_root;
+use l2xdp_dataplane::lab::require_root as root;
 use l2xdp_dataplane::loader;
 use l2xdp_dataplane::probe::{self, Feature, Status, XskHandoff};
-
-fn root(test: &str) -> bool {
-    if is_root() {
-        return true;
-    }
-    assert!(
-        std::env::var("L2XDP_REQUIRE_ROOT").as_deref() != Ok("1"),
-        "{test}: needs root (BPF) and L2XDP_REQUIRE_ROOT=1"
-    );
-    eprintln!("SKIPPED {test}: needs root (BPF)");
-    false
-}
 
 /// The in-band hand-off loads everywhere; the metadata hand-off loads exactly where the kernel
 /// gives XDP programs `bpf_xdp_adjust_meta` — so on a kernel that refuses it the in-band

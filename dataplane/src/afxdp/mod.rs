@@ -42,7 +42,6 @@ pub mod worker;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::mpsc::{channel, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -50,6 +49,7 @@ use std::time::{Duration, Instant};
 use aya::maps::{
     Array, HashMap as BpfHashMap, Map, MapData, PerCpuArray, PerCpuValues, Queue, XskMap,
 };
+use crossbeam_channel::{unbounded as channel, Sender};
 use l2xdp_ebpf::maps::{self, name, op, xsk_stat};
 use l2xdp_wire::datapath::{DecapConfig, RxSeq, Session};
 

@@ -6,9 +6,9 @@
 //! when nothing arrives the worker sleeps in `poll(2)` (1 ms) instead of spinning.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 
+use crossbeam_channel::Receiver;
 use l2xdp_ebpf::maps::{self, xsk_stat};
 use l2xdp_wire::datapath::{
     decap, emit_inner_ethernet, encap, DecapConfig, InnerKind, TxSeq, Verdict,

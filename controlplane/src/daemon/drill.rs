@@ -48,6 +48,8 @@ impl Running {
     /// restarted l2xdpd does ([`Node::recover`]). Waits (at most `limit`) for every tunnel's
     /// recovery to end. Refused without persisted state, and — unless `force` — when a tunnel
     /// did not negotiate control-channel failover (it would be cleared).
+    ///
+    /// [`Node::recover`]: crate::node::Node::recover
     pub async fn drill(
         &self,
         handle: &crate::driver::Handle,

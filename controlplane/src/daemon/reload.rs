@@ -122,6 +122,8 @@ impl Running {
     /// `config reload`: re-reads the file; refuses it whole when it does not parse or changes
     /// a field [`live_refusals`] names; otherwise applies it to the node
     /// ([`Node::reconfigure`]) without touching a tunnel or session that is up.
+    ///
+    /// [`Node::reconfigure`]: crate::node::Node::reconfigure
     pub async fn reload(
         &self,
         handle: &crate::driver::Handle,

@@ -1,4 +1,4 @@
-//! A session's fast-path entry: the [`Session`] the node builds for the [`DataPlane`] (outer
+//! A session's fast-path entry: the [`Session`] the node builds for the fast path (outer
 //! addresses, both sides' IDs, cookies, sequencing, the binding), installed when the session
 //! comes up, rebound as PPP comes and goes, and removed when it goes down.
 

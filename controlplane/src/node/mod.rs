@@ -35,6 +35,8 @@
 //!   sessions, recovered and failed tunnels).
 //! - `status.rs`: what the operator sees (`l2xdpctl show …`, `failover status`, metrics): the
 //!   status types and the queries that build them.
+//!
+//! [`LinkState`]: crate::ppp::LinkState
 
 mod fastpath;
 mod ppp;

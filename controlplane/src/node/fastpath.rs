@@ -55,7 +55,12 @@ impl Node {
             session: self.template(up, ppp),
             binding,
         };
-        match self.dataplane.install(&entry) {
+        self.install_entry(up, &entry)
+    }
+
+    /// Installs `entry` (of session `up`) in the fast path, counted; whether it went in.
+    pub(super) fn install_entry(&mut self, up: &SessionUp, entry: &SessionEntry) -> bool {
+        match self.dataplane.install(entry) {
             Ok(()) => {
                 self.counters.installs += 1;
                 true

@@ -379,17 +379,7 @@ impl Node {
                 binding,
             },
         };
-        match self.dataplane.install(&entry) {
-            Ok(()) => {
-                self.counters.installs += 1;
-                true
-            }
-            Err(e) => {
-                self.counters.dataplane_errors += 1;
-                tracing::warn!(tunnel = up.tunnel, session = up.session, %e, "fast-path install failed");
-                false
-            }
-        }
+        self.install_entry(up, &entry)
     }
 
     /// Installs the fast-path entries of `tunnel`'s restored sessions that had none (see

@@ -157,6 +157,21 @@ fn bytes_of(v: &[u8]) -> String {
     String::from_utf8_lossy(v).into_owned()
 }
 
+/// The Result Code of a StopCCN or CDN (RFC 2661 §4.4.2); all zero when it has none.
+fn result_of(msg: &ControlMessage) -> ResultCode {
+    msg.result_code()
+        .map(|(result, error, m)| ResultCode {
+            result,
+            error,
+            message: bytes_of(m),
+        })
+        .unwrap_or(ResultCode {
+            result: 0,
+            error: None,
+            message: String::new(),
+        })
+}
+
 impl Tunnel {
     /// A tunnel with our ID `id`. `initiator`: we send the SCCRQ ([`Tunnel::start`]).
     pub fn new(
@@ -417,7 +432,12 @@ impl Tunnel {
 
     /// Initiator: sends the SCCRQ.
     pub fn start(&mut self, ctx: &mut Ctx<'_>) {
-        let mut avps = self.setup_avps();
+        let avps = self.setup_avps();
+        self.send_sccrq(ctx, avps);
+    }
+
+    /// Sends an SCCRQ of `avps`, then our Tie Breaker and Challenge.
+    fn send_sccrq(&mut self, ctx: &mut Ctx<'_>, mut avps: Vec<AvpRepr>) {
         if let Some(tb) = self.tie_breaker {
             avps.push(self.plain(Avp::TieBreaker(tb)));
         }
@@ -687,18 +707,7 @@ impl Tunnel {
                 }
             }
         }
-        let rc = msg
-            .result_code()
-            .map(|(result, error, m)| ResultCode {
-                result,
-                error,
-                message: bytes_of(m),
-            })
-            .unwrap_or(ResultCode {
-                result: 0,
-                error: None,
-                message: String::new(),
-            });
+        let rc = result_of(msg);
         if matches!(self.state, TunnelState::Closing | TunnelState::Finished) {
             return;
         }

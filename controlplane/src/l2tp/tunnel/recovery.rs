@@ -65,14 +65,7 @@ impl Tunnel {
             tunnel_id: old,
             remote_tunnel_id: old_peer,
         }));
-        if let Some(tb) = self.tie_breaker {
-            avps.push(self.plain(Avp::TieBreaker(tb)));
-        }
-        if let Some(ch) = self.challenge {
-            avps.push(self.plain(Avp::Challenge(ch.to_vec())));
-        }
-        self.send(ctx, 0, MessageType::Sccrq, avps);
-        self.state = TunnelState::WaitCtlReply;
+        self.send_sccrq(ctx, avps);
         ctx.counters.count_failover("recovery SCCRQ sent");
     }
 
@@ -363,17 +356,8 @@ impl Tunnel {
         let Some(s) = self.sessions.remove(&id) else {
             return;
         };
-        self.forget_session(ctx, &s);
-        self.fsq_outstanding.remove(&id);
         ctx.counters.count_failover("session cleared silently");
-        ctx.events.push(Event::SessionDown {
-            tunnel: self.id,
-            session: id,
-            peer_session: s.peer_id,
-            was_up: s.state == SessionState::Established,
-            reason: SessionDownReason::FailoverCleared,
-        });
-        self.free_session_id(ctx, id);
+        self.session_gone(ctx, id, &s, SessionDownReason::FailoverCleared);
     }
 
     fn is_sequenced(&self, s: &Session) -> bool {

@@ -19,7 +19,7 @@ use crate::l2tp::{
     SessionDownReason, SessionUp,
 };
 
-use super::{bytes_of, Ctx, Tunnel, TunnelState};
+use super::{bytes_of, result_of, Ctx, Tunnel, TunnelState};
 
 /// Session state (RFC 2661 §7.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -530,18 +530,7 @@ impl Tunnel {
             return;
         };
         if mt == M::Cdn {
-            let result = msg
-                .result_code()
-                .map(|(result, error, m)| ResultCode {
-                    result,
-                    error,
-                    message: bytes_of(m),
-                })
-                .unwrap_or(ResultCode {
-                    result: 0,
-                    error: None,
-                    message: String::new(),
-                });
+            let result = result_of(msg);
             let ppp_cause = msg.avps.iter().find_map(|a| match &a.avp {
                 Avp::PppDisconnectCause {
                     code,
@@ -556,16 +545,7 @@ impl Tunnel {
                 }),
                 _ => None,
             });
-            self.forget_session(ctx, &s);
-            self.fsq_outstanding.remove(&id);
-            ctx.events.push(Event::SessionDown {
-                tunnel: self.id,
-                session: id,
-                peer_session: s.peer_id,
-                was_up: s.state == SessionState::Established,
-                reason: SessionDownReason::Peer { result, ppp_cause },
-            });
-            self.free_session_id(ctx, id);
+            self.session_gone(ctx, id, &s, SessionDownReason::Peer { result, ppp_cause });
             return;
         }
         if matches!(mt, M::Wen | M::Sli) {
@@ -800,14 +780,27 @@ impl Tunnel {
             0
         };
         self.send(ctx, hdr, MessageType::Cdn, avps);
-        self.forget_session(ctx, &s);
+        self.session_gone(ctx, id, &s, SessionDownReason::Local(rc));
+    }
+
+    /// Session `id` (`s`, out of the table) is gone — CDN sent or received, or cleared
+    /// silently (RFC 4951 §3.3): forgotten by the state store and the FSQ round, announced,
+    /// its ID freed.
+    pub(super) fn session_gone(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        id: u32,
+        s: &Session,
+        reason: SessionDownReason,
+    ) {
+        self.forget_session(ctx, s);
         self.fsq_outstanding.remove(&id);
         ctx.events.push(Event::SessionDown {
             tunnel: self.id,
             session: id,
             peer_session: s.peer_id,
             was_up: s.state == SessionState::Established,
-            reason: SessionDownReason::Local(rc),
+            reason,
         });
         self.free_session_id(ctx, id);
     }

@@ -29,6 +29,7 @@ pub mod control;
 pub mod daemon;
 pub mod driver;
 pub mod l2tp;
+#[cfg(feature = "xdp")]
 pub mod lab;
 pub mod metrics;
 pub mod node;

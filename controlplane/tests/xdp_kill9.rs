@@ -90,6 +90,7 @@ use l2xdp_controlplane::lab::l2xdpd::{self, ask, Files, L2xdpd, Placement};
 use l2xdp_controlplane::lab::{is_down, subscriber, wait_for, NodeThread};
 use l2xdp_controlplane::node::{NodeConfig, NodeEvent, SessionRef};
 use l2xdp_controlplane::ppp::{AuthMethod, MemoryCredentials, PppConfig};
+use l2xdp_dataplane::l2xdp_ebpf::maps::{verdict, xsk_stat};
 use l2xdp_dataplane::lab::packet::PacketSocket;
 use l2xdp_dataplane::lab::scratch::Scratch;
 use l2xdp_dataplane::lab::topology::{
@@ -102,7 +103,6 @@ use l2xdp_dataplane::lab::traffic::{
 use l2xdp_dataplane::lab::tshark;
 use l2xdp_dataplane::lab::{require_root, Netns};
 use l2xdp_dataplane::{loader, Binding, DataPlane, XdpDataPlane};
-use l2xdp_ebpf::maps::{verdict, xsk_stat};
 use l2xdp_wire::datapath::{DropReason, SessionKey};
 use l2xdp_wire::l2tp::header::Version;
 use serde_json::Value;

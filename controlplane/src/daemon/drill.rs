@@ -2,7 +2,7 @@
 //! would and runs the RFC 4951 recovery from the persisted store in a new node, as a
 //! restarted l2xdpd does — the fast path untouched and handed over as it is.
 
-use l2xdp_dataplane::MemoryDataPlane;
+use l2xdp_dataplane_api::MemoryDataPlane;
 use serde::Serialize;
 
 use super::start::node_without_store;

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use l2xdp_dataplane::{DataPlane, MemoryDataPlane};
+use l2xdp_dataplane_api::{DataPlane, MemoryDataPlane};
 use l2xdp_wire::l2tp::header::Version;
 
 use crate::config_file::ConfigError;
@@ -141,6 +141,7 @@ pub fn sockets(cfg: &DaemonConfig) -> Result<Vec<L2tpSocket>, StartError> {
 pub fn dataplane(cfg: &DaemonConfig) -> Result<Box<dyn DataPlane>, StartError> {
     match cfg.dataplane.mode {
         DataplaneMode::Memory => Ok(Box::new(MemoryDataPlane::new())),
+        #[cfg(feature = "xdp")]
         DataplaneMode::Xdp => l2xdp_dataplane::xdp::XdpDataPlane::open(&cfg.dataplane.pin_dir)
             .map(|d| Box::new(d) as Box<dyn DataPlane>)
             .map_err(|e| {
@@ -149,6 +150,10 @@ pub fn dataplane(cfg: &DaemonConfig) -> Result<Box<dyn DataPlane>, StartError> {
                     cfg.dataplane.pin_dir.display()
                 ))
             }),
+        #[cfg(not(feature = "xdp"))]
+        DataplaneMode::Xdp => Err(StartError::Dataplane(
+            "this l2xdpd was built without the `xdp` feature: [dataplane] mode = \"xdp\" is unavailable (mode = \"memory\" works)".into(),
+        )),
     }
 }
 

@@ -1,6 +1,6 @@
 //! Unit tests of the configuration file, `config reload`'s refusals and the failover store.
 
-use l2xdp_dataplane::MemoryDataPlane;
+use l2xdp_dataplane_api::MemoryDataPlane;
 use l2xdp_wire::l2tp::header::Version;
 
 use super::*;

@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use l2xdp_dataplane::{Binding, SessionEntry};
+use l2xdp_dataplane_api::{Binding, SessionEntry};
 use l2xdp_wire::datapath::{PppTx, Session};
 use l2xdp_wire::net::ethernet::{MacAddr, Vlans};
 

@@ -48,7 +48,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use l2xdp_dataplane::{Binding, DataPlane, SessionEntry};
+use l2xdp_dataplane_api::{Binding, DataPlane, SessionEntry};
 use l2xdp_wire::l2tp::header::{self, IpPayload, Transport, Version};
 use serde::Serialize;
 
@@ -641,7 +641,7 @@ mod tests {
 
     use std::sync::{Arc, Mutex};
 
-    use l2xdp_dataplane::MemoryDataPlane;
+    use l2xdp_dataplane_api::MemoryDataPlane;
 
     use super::*;
     use crate::l2tp::failover::{MemoryStore, RecoveryState, StoreError, StoreOp};

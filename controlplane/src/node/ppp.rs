@@ -7,7 +7,7 @@
 
 use std::time::Instant;
 
-use l2xdp_dataplane::Binding;
+use l2xdp_dataplane_api::Binding;
 use l2xdp_wire::l2tp::header::{V2Packet, V2Repr};
 use l2xdp_wire::ppp::protocol;
 

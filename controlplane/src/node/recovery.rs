@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use l2xdp_dataplane::{Binding, SessionEntry};
+use l2xdp_dataplane_api::{Binding, SessionEntry};
 use l2xdp_wire::l2tp::header::Version;
 use serde::{Deserialize, Serialize};
 

@@ -206,7 +206,7 @@ pub struct SessionDetail {
     /// Our (the LNS's) IPv4 address on the link.
     pub local_ipv4: Option<Ipv4Addr>,
     /// Fast-path counters (`None` when not installed or unreadable).
-    pub counters: Option<l2xdp_dataplane::SessionCounters>,
+    pub counters: Option<l2xdp_dataplane_api::SessionCounters>,
     /// RFC 4951: persisted for recovery.
     pub persisted: bool,
     /// RFC 4951 §3.3: stale after a failover, not confirmed yet.

@@ -340,7 +340,7 @@ fn print_probe(f: &probe::Features, ifaces: &[probe::Interface]) {
             detail.push('…');
         }
         println!(
-            "{:<13} {:<10} {:<38} {:<28} {detail}",
+            "{:<13} {:<10} {:<42} {:<50} {detail}",
             feat.name(),
             st.word(),
             feat.what(),

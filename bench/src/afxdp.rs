@@ -46,6 +46,8 @@ use crate::forward::{
 use crate::interrupt;
 use crate::machine::{pin_thread, utc_now, Machine};
 use crate::summary::Summary;
+#[cfg(feature = "xskrs")]
+use crate::xskrs::XskrsForwarder;
 
 /// Frames in flight (sent, not yet counted at the sink): below the worker's receive ring.
 pub const WINDOW: u64 = 512;
@@ -68,6 +70,10 @@ pub enum Case {
     RawDown,
     /// AF_XDP mode L2TPv2 encap lc → la.
     AfxdpEncapV2,
+    /// As [`RawUp`](Self::RawUp) on xsk-rs sockets (`crate::xskrs`), baseline raw-up.
+    RawXskrsUp,
+    /// As [`RawDown`](Self::RawDown) on xsk-rs sockets, baseline raw-down.
+    RawXskrsDown,
 }
 
 impl Case {
@@ -79,6 +85,9 @@ impl Case {
         Case::AfxdpEncapV2,
     ];
 
+    /// The xsk-rs comparison cases (built with `--features xskrs`), beside [`ALL`](Self::ALL).
+    pub const XSKRS: [Case; 2] = [Case::RawXskrsUp, Case::RawXskrsDown];
+
     /// The name on the command line and in reports.
     pub fn name(self) -> &'static str {
         match self {
@@ -86,37 +95,51 @@ impl Case {
             Case::AfxdpDecapV2 => "afxdp-decap-v2",
             Case::RawDown => "raw-down",
             Case::AfxdpEncapV2 => "afxdp-encap-v2",
+            Case::RawXskrsUp => "raw-xskrs-up",
+            Case::RawXskrsDown => "raw-xskrs-down",
         }
     }
 
     /// The case named `s`.
     pub fn parse(s: &str) -> Option<Case> {
-        Case::ALL.into_iter().find(|c| c.name() == s)
+        Case::ALL
+            .into_iter()
+            .chain(Case::XSKRS)
+            .find(|c| c.name() == s)
     }
 
     /// Its raw-forwarder baseline (the raw cases are their own).
     pub fn baseline(self) -> Case {
         match self {
-            Case::RawUp | Case::AfxdpDecapV2 => Case::RawUp,
-            Case::RawDown | Case::AfxdpEncapV2 => Case::RawDown,
+            Case::RawUp | Case::AfxdpDecapV2 | Case::RawXskrsUp => Case::RawUp,
+            Case::RawDown | Case::AfxdpEncapV2 | Case::RawXskrsDown => Case::RawDown,
         }
     }
 
     /// lac → core.
     pub fn up(self) -> bool {
-        matches!(self, Case::RawUp | Case::AfxdpDecapV2)
+        matches!(self, Case::RawUp | Case::AfxdpDecapV2 | Case::RawXskrsUp)
     }
 
+    /// A raw forwarder (`xdp_to_xsk` on la and lc), hand-written or xsk-rs.
     fn raw(self) -> bool {
-        matches!(self, Case::RawUp | Case::RawDown)
+        matches!(
+            self,
+            Case::RawUp | Case::RawDown | Case::RawXskrsUp | Case::RawXskrsDown
+        )
+    }
+
+    /// The raw forwarder on xsk-rs.
+    fn xskrs(self) -> bool {
+        matches!(self, Case::RawXskrsUp | Case::RawXskrsDown)
     }
 
     /// The forward scenario's case with the same frames.
     fn frames_of(self) -> forward::Case {
         match self {
-            Case::RawUp => forward::Case::BaselineUp,
+            Case::RawUp | Case::RawXskrsUp => forward::Case::BaselineUp,
             Case::AfxdpDecapV2 => forward::Case::DecapV2,
-            Case::RawDown => forward::Case::BaselineDown,
+            Case::RawDown | Case::RawXskrsDown => forward::Case::BaselineDown,
             Case::AfxdpEncapV2 => forward::Case::EncapV2,
         }
     }
@@ -246,6 +269,8 @@ pub struct Report {
 pub(crate) enum Running {
     Raw(RawForwarder),
     Fast(AfXdp),
+    #[cfg(feature = "xskrs")]
+    Xskrs(XskrsForwarder),
 }
 
 impl Running {
@@ -255,9 +280,14 @@ impl Running {
             let sent = c[xsk_stat::DECAP as usize] + c[xsk_stat::ENCAP as usize];
             (sent, c.iter().sum::<u64>() - sent)
         };
-        match self {
-            Running::Raw(r) => {
-                let s = r.stats();
+        let raw = match self {
+            Running::Raw(r) => Some(r.stats()),
+            #[cfg(feature = "xskrs")]
+            Running::Xskrs(x) => Some(x.stats()),
+            Running::Fast(_) => None,
+        };
+        match (self, raw) {
+            (_, Some(s)) => {
                 let c: Vec<u64> = s
                     .counters
                     .iter()
@@ -270,10 +300,11 @@ impl Running {
                     dropped,
                 )
             }
-            Running::Fast(a) => {
+            (Running::Fast(a), _) => {
                 let (sent, dropped) = sum(&a.counters());
                 (a.received(), sent, dropped)
             }
+            _ => (0, 0, 0),
         }
     }
 }
@@ -371,6 +402,16 @@ impl LnsLab {
         self.workers.start_raw(&self.topo.lns, up, cpu, batch)
     }
 
+    /// As [`start_raw`](Self::start_raw), the forwarder on xsk-rs (`crate::xskrs`).
+    pub(crate) fn start_raw_xskrs(
+        &mut self,
+        up: bool,
+        cpu: usize,
+        batch: u32,
+    ) -> Result<Running, Error> {
+        self.workers.start_raw_xskrs(&self.topo.lns, up, cpu, batch)
+    }
+
     /// Starts one AF_XDP-mode worker on `cpu` with sockets on la and lc and waits until it
     /// holds every session (needs [`Programs::Fast`] and [`set_afxdp`](Self::set_afxdp)).
     pub(crate) fn start_afxdp(&mut self, cpu: usize, batch: u32) -> Result<Running, Error> {
@@ -463,6 +504,40 @@ impl Workers {
         }
     }
 
+    /// As [`start_raw`](Self::start_raw), the forwarder on xsk-rs sockets
+    /// (`xskrs::XskrsForwarder`); the XSKMAP comes back on error.
+    pub(crate) fn start_raw_xskrs(
+        &mut self,
+        lns: &Netns,
+        up: bool,
+        cpu: usize,
+        batch: u32,
+    ) -> Result<Running, Error> {
+        #[cfg(not(feature = "xskrs"))]
+        {
+            let _ = (lns, up, cpu, batch);
+            Err(Error::Options(
+                "the raw-xskrs cases need l2xdp-bench built with --features xskrs".into(),
+            ))
+        }
+        #[cfg(feature = "xskrs")]
+        {
+            let _g = lns.enter();
+            let (from, to) = if up { (LA, LC) } else { (LC, LA) };
+            let k = self.slot(!up);
+            let map = self.lend(k)?;
+            match XskrsForwarder::start(from, to, map, Some(cpu), batch) {
+                Ok(x) => Ok(Running::Xskrs(x)),
+                Err(b) => {
+                    let (e, map) = *b;
+                    self.lent.clear();
+                    self.xsks[k] = Some(map);
+                    Err(Error::Options(e))
+                }
+            }
+        }
+    }
+
     /// Starts one raw forwarder for both ways (la → lc and lc → la, one worker thread on
     /// `cpu`, sockets on queue 0 of both), in `lns` (needs the lab's two `xdp_to_xsk`
     /// programs: [`new_separate`](Self::new_separate)).
@@ -525,6 +600,13 @@ impl Workers {
                     self.xsks[k] = Some(m);
                 }
             }
+            #[cfg(feature = "xskrs")]
+            Running::Xskrs(x) => {
+                let lent = std::mem::take(&mut self.lent);
+                if let (Some(k), Some(m)) = (lent.first(), x.stop()) {
+                    self.xsks[*k] = Some(m);
+                }
+            }
             Running::Fast(a) => drop(a),
         }
     }
@@ -578,7 +660,11 @@ impl Lab {
     }
 
     fn start(&mut self, case: Case, opts: &Options) -> Result<Running, Error> {
-        if case.raw() {
+        if case.xskrs() {
+            self.lns.select(Programs::ToXsk)?;
+            self.lns
+                .start_raw_xskrs(case.up(), opts.worker_cpu, opts.batch)
+        } else if case.raw() {
             self.lns.select(Programs::ToXsk)?;
             self.lns.start_raw(case.up(), opts.worker_cpu, opts.batch)
         } else {

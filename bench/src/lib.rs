@@ -4,7 +4,8 @@
 //!   generator), decap and encap Mpps as a ratio to a plain XDP_REDIRECT baseline and their
 //!   programs' cost per packet (bpf_stats) as a ratio to a swap-MAC XDP_TX program.
 //! - [`afxdp`]: 64-byte forwarding per core in AF_XDP mode (decap, encap) as a ratio to a raw
-//!   AF_XDP forwarder on the same veth pair, cases alternating.
+//!   AF_XDP forwarder on the same veth pair, cases alternating; with `--features xskrs`, the
+//!   raw forwarder on xsk-rs too (`xskrs`), the measured comparison with the hand-written rings.
 //! - [`latency`]: one-way latency (hdrhistogram p50/p99/p99.9/max) at fixed offered loads in
 //!   XDP and AF_XDP mode beside their baselines on the same veths, AF_XDP generator and
 //!   receiver with timestamps in the payload, cases alternating.
@@ -57,3 +58,5 @@ pub mod scale;
 pub mod setup_rate;
 pub mod summary;
 pub mod throughput;
+#[cfg(feature = "xskrs")]
+pub mod xskrs;

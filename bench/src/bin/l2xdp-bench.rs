@@ -127,7 +127,8 @@ enum Scenario {
         /// Frames a worker takes per socket and pass.
         #[arg(long, default_value_t = 64)]
         batch: u32,
-        /// Comma-separated cases, in interleaving order.
+        /// Comma-separated cases, in interleaving order (raw-xskrs-up and raw-xskrs-down, the
+        /// raw forwarder on xsk-rs, need `--features xskrs`).
         #[arg(long, default_value = "raw-up,afxdp-decap-v2,raw-down,afxdp-encap-v2")]
         cases: String,
         /// JSON report path.
@@ -486,7 +487,12 @@ fn main() -> ExitCode {
                     None => {
                         eprintln!(
                             "l2xdp-bench: unknown case {c:?} (known: {})",
-                            afxdp::Case::ALL.map(afxdp::Case::name).join(", ")
+                            afxdp::Case::ALL
+                                .into_iter()
+                                .chain(afxdp::Case::XSKRS)
+                                .map(afxdp::Case::name)
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         );
                         return ExitCode::from(2);
                     }

@@ -30,16 +30,17 @@ use std::time::{Duration, Instant};
 use aya::maps::{MapData, XskMap};
 use aya::programs::xdp::XdpLink;
 use aya::Ebpf;
-use l2xdp_dataplane::afxdp::{AfXdp, AfXdpConfig, RawForwarder};
+use l2xdp_dataplane::afxdp::{AfXdp, AfXdpConfig};
 use l2xdp_dataplane::api::DataPlane;
-use l2xdp_dataplane::lab::topology::{Pins, Topology, CORE0, LA, LAC0, LC};
-use l2xdp_dataplane::lab::{is_root, Netns};
 use l2xdp_dataplane::xsk::{XskConfig, XskSocket};
 use l2xdp_dataplane::{loader, FastPathConfig, XdpDataPlane};
 use l2xdp_ebpf::maps::xsk_stat;
-use l2xdp_ebpf::{bench, prog};
+use l2xdp_lab::raw::RawForwarder;
+use l2xdp_lab::topology::{Pins, Topology, CORE0, LA, LAC0, LC};
+use l2xdp_lab::{is_root, Netns};
 use serde::Serialize;
 
+use crate::bpf::{bench, prog};
 use crate::forward::{
     self, attach, fmt_summary, frames, io, load_bench, session, take, write_json, Error, Sink,
 };

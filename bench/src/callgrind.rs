@@ -20,10 +20,10 @@ use std::sync::Arc;
 
 use l2xdp_dataplane::afxdp::table::{apply, table, Update};
 use l2xdp_dataplane::afxdp::{Work, Worker, WorkerStats};
-use l2xdp_dataplane::lab::topology::{LAC_MAC, LA_MAC, LC_MAC};
 use l2xdp_dataplane::session_map::map_key;
 use l2xdp_dataplane::xsk::XskSocket;
 use l2xdp_ebpf::maps::{self, xsk_stat};
+use l2xdp_lab::topology::{LAC_MAC, LA_MAC, LC_MAC};
 use l2xdp_wire::datapath::{DecapConfig, RxSeq, Session};
 use serde::{Deserialize, Serialize};
 

@@ -26,17 +26,18 @@ use aya::programs::ProgramFd;
 
 use aya::Ebpf;
 use l2xdp_dataplane::api::DataPlane;
-use l2xdp_dataplane::lab::is_root;
-use l2xdp_dataplane::lab::topology::{Pins, Topology, CORE_MAC, LC_MAC};
-use l2xdp_dataplane::test_run::{self, action};
 use l2xdp_dataplane::{loader, FastPathConfig, XdpDataPlane};
 use l2xdp_ebpf::maps::verdict;
-use l2xdp_ebpf::{prog, UTIL_OBJ};
+use l2xdp_lab::bpf::UTIL_OBJ;
+use l2xdp_lab::is_root;
+use l2xdp_lab::test_run::{self, action};
+use l2xdp_lab::topology::{Pins, Topology, CORE_MAC, LC_MAC};
 use l2xdp_wire::datapath::{
     decap, emit_inner_ethernet, encap, DecapConfig, InnerKind, Session, SessionKey, TxSeq, Verdict,
 };
 use serde::Serialize;
 
+use crate::bpf::prog;
 use crate::forward::{bpf, frames, io, session, xdp, Case, Error};
 use crate::interrupt;
 use crate::machine::{pin_thread, utc_now, Machine};

@@ -37,15 +37,15 @@ use aya::maps::{MapData, XskMap};
 use aya::programs::xdp::XdpLink;
 use aya::Ebpf;
 use hdrhistogram::Histogram;
-use l2xdp_dataplane::lab::is_root;
-use l2xdp_dataplane::lab::topology::{CORE0, LAC0};
 use l2xdp_dataplane::xsk::XskSocket;
-use l2xdp_ebpf::{bench, prog};
+use l2xdp_lab::is_root;
+use l2xdp_lab::topology::{CORE0, LAC0};
 use l2xdp_wire::net::checksum;
 use plotters::prelude::*;
 use serde::Serialize;
 
 use crate::afxdp::{xsk_on, LnsLab, Programs, Running};
+use crate::bpf::{bench, prog};
 use crate::forward::{
     self, attach, frames, io, load_bench, napi_threaded, take, write_json, Error,
 };

@@ -37,6 +37,7 @@
 //! (SVG plots with plotters).
 
 pub mod afxdp;
+pub mod bpf;
 pub mod bpf_stats;
 pub mod callgrind;
 pub mod cost;

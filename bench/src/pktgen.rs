@@ -21,8 +21,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use l2xdp_dataplane::lab::Netns;
 use l2xdp_dataplane::probe::{self, Feature};
+use l2xdp_lab::Netns;
 use serde::Serialize;
 
 use crate::interrupt;

@@ -63,13 +63,13 @@ use aya::maps::{Array, DevMap, HashMap, MapData, PerCpuArray, PerCpuValues};
 use aya::programs::xdp::XdpLink;
 use aya::{Ebpf, EbpfLoader};
 use l2xdp_dataplane::api::{Binding, DataPlane, SessionEntry};
-use l2xdp_dataplane::lab::scratch::Scratch;
-use l2xdp_dataplane::lab::topology::{Pins, Topology, CORE_MAC, LAC_MAC, LA_MAC, LC_MAC};
-use l2xdp_dataplane::lab::traffic::Sub;
-use l2xdp_dataplane::lab::Netns;
-use l2xdp_dataplane::{loader, test_run, FastPathConfig, XdpDataPlane};
+use l2xdp_dataplane::{loader, FastPathConfig, XdpDataPlane};
 use l2xdp_ebpf::maps::{name, verdict};
-use l2xdp_ebpf::{bench, prog, BENCH_OBJ};
+use l2xdp_lab::scratch::Scratch;
+use l2xdp_lab::test_run;
+use l2xdp_lab::topology::{Pins, Topology, CORE_MAC, LAC_MAC, LA_MAC, LC_MAC};
+use l2xdp_lab::traffic::Sub;
+use l2xdp_lab::Netns;
 use l2xdp_wire::datapath::{encap, PppTx, Session, SessionKey, TxSeq};
 use l2xdp_wire::l2tp::header::{Cookie, Transport};
 use l2xdp_wire::net::ethernet::{MacAddr, Vlans};
@@ -77,6 +77,7 @@ use l2xdp_wire::net::frame::{udp_frame, Endpoints};
 use serde::Serialize;
 
 use crate::afxdp::{Running, Workers};
+use crate::bpf::{bench, prog, BENCH_OBJ};
 use crate::forward::{
     attach, bpf, fmt_summary, io, load_bench, napi_threaded, take, write_json, xdp, Error, Sink,
     CORE4, LAC4, LNS4, SUB_BASE,
@@ -1792,7 +1793,7 @@ pub(crate) fn case_report(c: Case, mean: f64, samples: Vec<Sample>) -> CaseRepor
 
 /// The checks every run makes before it builds anything.
 pub(crate) fn preflight(cpu: usize, dut_cpu: usize) -> Result<Machine, Error> {
-    if !l2xdp_dataplane::lab::is_root() {
+    if !l2xdp_lab::is_root() {
         return Err(Error::NotRoot);
     }
     let machine = Machine::probe();

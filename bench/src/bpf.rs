@@ -4,7 +4,22 @@
 //! and the raw AF_XDP forwarder's classifier `xdp_to_xsk`; their maps: [`bench`].
 //!
 //! [`prog`] names every program a scenario attaches: these, the fast path's
-//! (`l2xdp_ebpf::prog`) and the lab's (`l2xdp_lab::bpf::prog`).
+//! (`l2xdp_ebpf::prog`) and the lab's (`l2xdp_lab::bpf::prog`). And what every scenario does
+//! with them: load ([`load_bench`]), attach ([`attach`]), take a map ([`take`]), read
+//! bpf_stats ([`stats_of`]), point the baseline forwarder ([`set_fwd`]), count at a sink
+//! ([`Sink`]).
+
+use std::os::fd::AsFd;
+
+use aya::maps::{HashMap, MapData, PerCpuArray};
+use aya::programs::xdp::XdpLink;
+use aya::programs::{Xdp, XdpMode};
+use aya::Ebpf;
+use l2xdp_lab::topology::{CORE_MAC, LAC_MAC, LA_MAC, LC_MAC};
+use l2xdp_lab::Netns;
+
+use crate::bpf_stats::{prog_stats, ProgStats};
+use crate::common::{bpf, io, Error};
 
 /// The forwarding benchmark's object (generators, baseline forwarder, counting sink; ELF,
 /// 8-byte aligned for aya).
@@ -27,6 +42,116 @@ pub mod prog {
     /// Paced generator: next prepared frame of any length, to its own egress, at a rate (in
     /// [`super::BENCH_OBJ`]).
     pub const GEN_PACED: &str = "xdp_gen_paced";
+}
+
+// Loading, attaching and reading the benchmark's programs and maps (every scenario's).
+
+pub(crate) fn xdp<'a>(e: &'a mut Ebpf, name: &'static str) -> Result<&'a mut Xdp, Error> {
+    e.program_mut(name)
+        .ok_or_else(|| bpf(name)("not in the object".into()))?
+        .try_into()
+        .map_err(|e: aya::programs::ProgramError| bpf(name)(e.to_string()))
+}
+
+pub(crate) fn load_bench(progs: &[&'static str]) -> Result<Ebpf, Error> {
+    let mut e = Ebpf::load(BENCH_OBJ).map_err(|x| bpf("bench object")(x.to_string()))?;
+    for p in progs {
+        xdp(&mut e, p)?
+            .load()
+            .map_err(|x| bpf(*p)(format!("{x:?}")))?;
+    }
+    Ok(e)
+}
+
+pub(crate) fn attach(
+    e: &mut Ebpf,
+    p: &'static str,
+    ns: &Netns,
+    iface: &str,
+) -> Result<XdpLink, Error> {
+    let _g = ns.enter();
+    let x = xdp(e, p)?;
+    let id = x
+        .attach(iface, XdpMode::Driver)
+        .map_err(|x| bpf(format!("attach {p} to {iface}"))(format!("{x:?}")))?;
+    x.take_link(id)
+        .map_err(|x| bpf(format!("link of {p}"))(x.to_string()))
+}
+
+pub(crate) fn stats_of(e: &mut Ebpf, p: &'static str) -> Result<ProgStats, Error> {
+    let x = xdp(e, p)?;
+    let fd = x.fd().map_err(|x| bpf(p)(x.to_string()))?;
+    prog_stats(fd.as_fd()).map_err(io(format!("bpf_stats of {p}")))
+}
+
+pub(crate) fn take<T>(e: &mut Ebpf, name: &'static str) -> Result<T, Error>
+where
+    T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
+{
+    let m = e
+        .take_map(name)
+        .ok_or_else(|| bpf(name)("map missing".into()))?;
+    T::try_from(m).map_err(|x| bpf(name)(x.to_string()))
+}
+
+/// Points `xdp_redirect_plain` (in `tools`) la ⇄ lc, rewriting the MACs to the next hop's: a
+/// frame entering la leaves lc towards core0 and the other way round.
+pub(crate) fn set_fwd(tools: &mut Ebpf, la: u32, lc: u32) -> Result<(), Error> {
+    let mut fwd: HashMap<&mut MapData, u32, bench::Fwd> = HashMap::try_from(
+        tools
+            .map_mut(bench::FWD)
+            .ok_or_else(|| bpf(bench::FWD)("not in the object".into()))?,
+    )
+    .map_err(|x| bpf(bench::FWD)(x.to_string()))?;
+    for (from, to, dst, src) in [(la, lc, CORE_MAC, LC_MAC), (lc, la, LAC_MAC, LA_MAC)] {
+        let v = bench::Fwd {
+            ifindex: to,
+            dst: dst.0,
+            src: src.0,
+        };
+        fwd.insert(from, v, 0)
+            .map_err(|x| bpf(bench::FWD)(x.to_string()))?;
+    }
+    Ok(())
+}
+
+/// A counting sink: `xdp_count` attached to one interface or more (one counter for all).
+pub(crate) struct Sink {
+    pub(crate) ebpf: Ebpf,
+    rx: PerCpuArray<MapData, u64>,
+    _links: Vec<XdpLink>,
+}
+
+impl Sink {
+    pub(crate) fn new(ns: &Netns, iface: &str) -> Result<Sink, Error> {
+        let mut ebpf = load_bench(&[prog::COUNT])?;
+        let rx = take(&mut ebpf, bench::RX)?;
+        let link = attach(&mut ebpf, prog::COUNT, ns, iface)?;
+        Ok(Sink {
+            ebpf,
+            rx,
+            _links: vec![link],
+        })
+    }
+
+    /// Counts what `iface` (in `ns`) receives too.
+    pub(crate) fn also(&mut self, ns: &Netns, iface: &str) -> Result<(), Error> {
+        let link = attach(&mut self.ebpf, prog::COUNT, ns, iface)?;
+        self._links.push(link);
+        Ok(())
+    }
+
+    /// (packets, bytes) counted so far.
+    pub(crate) fn read(&self) -> Result<(u64, u64), Error> {
+        let get = |k: u32| -> Result<u64, Error> {
+            let v = self
+                .rx
+                .get(&k, 0)
+                .map_err(|x| bpf(bench::RX)(x.to_string()))?;
+            Ok(v.iter().sum())
+        };
+        Ok((get(0)?, get(1)?))
+    }
 }
 
 /// The maps of [`BENCH_OBJ`]: names and value layouts (the twins of `bench/bpf/l2xdp_bench.bpf.c`'s).

@@ -38,7 +38,9 @@ use l2xdp_wire::datapath::{
 use serde::Serialize;
 
 use crate::bpf::prog;
-use crate::forward::{bpf, frames, io, session, xdp, Case, Error};
+use crate::bpf::xdp;
+use crate::cases::{frames, session, v3_session, Case};
+use crate::common::{bpf, fmt_summary, io, Error};
 use crate::interrupt;
 use crate::machine::{pin_thread, utc_now, Machine};
 use crate::summary::Summary;
@@ -258,7 +260,7 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
         }
         by_index.push(e.session);
     }
-    let v3 = crate::throughput::v3_session(0, ac0).1;
+    let v3 = v3_session(0, ac0).1;
     dp.install(&v3)?;
     sessions.insert(v3.session.our_ids, v3.session);
     let mut util = Ebpf::load(UTIL_OBJ).map_err(|x| bpf("util object")(x.to_string()))?;
@@ -449,8 +451,8 @@ pub fn table(r: &Report) -> String {
             c.program,
             format!("{}→{}", c.frame_in_bytes, c.frame_out_bytes),
             c.frames,
-            crate::forward::fmt_summary(&c.ns_per_packet, 1),
-            crate::forward::fmt_summary(&c.ratio_to_swapmac, 2),
+            fmt_summary(&c.ns_per_packet, 1),
+            fmt_summary(&c.ratio_to_swapmac, 2),
             format!("{}/{}", c.verified_rounds, c.samples.len())
         );
     }

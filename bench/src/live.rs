@@ -31,7 +31,7 @@ use l2xdp_lab::topology::{Topology, L2TP_PORT, LAC_IP, LNS_IP};
 use l2xdp_lab::traffic::Sub;
 use serde::Serialize;
 
-use crate::forward::Error;
+use crate::common::Error;
 use crate::interrupt;
 use crate::lac::Lac;
 

@@ -540,7 +540,7 @@ impl Generator {
                     s.spawn(move || {
                         crate::machine::pin_thread(w.cpu)?;
                         if w.rt_prio > 0 {
-                            crate::throughput::set_fifo(0, w.rt_prio)?;
+                            crate::machine::set_fifo(0, w.rt_prio)?;
                         }
                         w.run(b, r)
                     })

@@ -13,7 +13,8 @@
 
 use std::time::Duration;
 
-use l2xdp_bench::forward::{self, Case};
+use l2xdp_bench::cases::Case;
+use l2xdp_bench::forward;
 use l2xdp_bench::pktgen::Kind;
 use l2xdp_lab::require_root;
 

@@ -204,6 +204,15 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
     if !is_root() {
         return Err(Error::NotRoot);
     }
+    let features = l2xdp_dataplane::probe::features();
+    if !features.has(l2xdp_dataplane::probe::Feature::TestRunCtx) {
+        return Err(Error::Options(format!(
+            "cost --method testrun needs BPF_PROG_TEST_RUN with an xdp_md context (5.15+; \
+             bpf_fib_lookup needs the ingress interface): kernel {} has none — \
+             use --method forward",
+            features.kernel
+        )));
+    }
     if opts.cases.is_empty() || opts.rounds == 0 || opts.sessions == 0 || opts.runs == 0 {
         return Err(Error::Options(
             "need at least one case, round, session and run".into(),

@@ -1042,7 +1042,7 @@ async fn failover_drill_is_refused_without_persisted_state() {
 /// A scratch directory with a bpffs of its own (`l2xdp_lab::scratch`) and the
 /// fast-path object's maps pinned in it (nothing attached); removed on drop.
 struct Pins {
-    _ebpf: aya::Ebpf,
+    _ebpf: l2xdp_dataplane::aya::Ebpf,
     scratch: Scratch,
 }
 
@@ -1064,8 +1064,8 @@ impl Pins {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn show_stats_and_metrics_read_the_pinned_maps() {
-    use aya::maps::{Map, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues};
-    use l2xdp_ebpf::maps::{self as m, name, verdict};
+    use l2xdp_dataplane::aya::maps::{Map, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues};
+    use l2xdp_dataplane::l2xdp_ebpf::maps::{self as m, name, verdict};
     use l2xdp_wire::datapath::DropReason;
 
     let Some(guard) = Pins::new("show_stats_and_metrics_read_the_pinned_maps") else {

@@ -32,3 +32,6 @@ pub mod xsk;
 
 pub use api::{Binding, DataPlane, DataPlaneError, MemoryDataPlane, SessionCounters, SessionEntry};
 pub use xdp::{FastPathConfig, XdpDataPlane};
+/// The loader library and the map layouts, for tests and tools that read the pinned maps
+/// directly (so they need no dependency of their own on aya or the eBPF object).
+pub use {aya, l2xdp_ebpf};

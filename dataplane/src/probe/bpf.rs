@@ -231,9 +231,20 @@ pub(crate) fn prog_test_run(attr: &mut TestRunAttr) -> std::io::Result<()> {
     sys_bpf(BPF_PROG_TEST_RUN, attr).map(|_| ())
 }
 
-/// Runs `XDP_DROP` once with `BPF_PROG_TEST_RUN`: plain, or with live frames (received on
-/// the loopback interface of this namespace; dropped, so nothing leaves).
-pub fn test_run(live: bool) -> std::io::Result<()> {
+/// How to test-run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Run {
+    /// Plain, no context.
+    Plain,
+    /// With an `xdp_md` naming the ingress interface (what `bpf_fib_lookup` needs; 5.15+).
+    WithCtx,
+    /// Live frames (5.18+; refused by some builds).
+    Live,
+}
+
+/// Runs `XDP_DROP` once with `BPF_PROG_TEST_RUN` as `run` says (live frames are received on
+/// the loopback interface of this namespace and dropped, so nothing leaves).
+pub fn test_run(run: Run) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
     let prog = load(&[mov_r0(1), EXIT])
         .map_err(|r| std::io::Error::new(r.error.kind(), format!("{}: {}", r.error, r.log)))?;
@@ -251,10 +262,12 @@ pub fn test_run(live: bool) -> std::io::Result<()> {
         repeat: 1,
         ..TestRunAttr::default()
     };
-    if live {
-        attr.flags = F_TEST_XDP_LIVE_FRAMES;
+    if run != Run::Plain {
         attr.ctx_size_in = core::mem::size_of::<XdpMd>() as u32;
         attr.ctx_in = &ctx as *const XdpMd as u64;
+    }
+    if run == Run::Live {
+        attr.flags = F_TEST_XDP_LIVE_FRAMES;
     } else {
         attr.data_size_out = out.len() as u32;
         attr.data_out = out.as_mut_ptr() as u64;

@@ -56,6 +56,18 @@ pub fn skip_unless_root(test: &str) -> bool {
     !require_root(name)
 }
 
+/// `true` when `test` must return: [`skip_unless_root`], or the kernel cannot test-run an XDP
+/// program with an `xdp_md` naming the ingress interface (5.15+; `bpf_fib_lookup` needs it),
+/// recorded as a skip for that feature.
+pub fn skip_unless_test_run(test: &str) -> bool {
+    if skip_unless_root(test) {
+        return true;
+    }
+    let current = std::thread::current();
+    let name = current.name().filter(|n| *n != "main").unwrap_or(test);
+    !l2xdp_lab::skip::require_feature(name, l2xdp_dataplane::probe::Feature::TestRunCtx)
+}
+
 pub fn ip(s: &str) -> IpAddr {
     s.parse().expect("address literal")
 }

@@ -19,7 +19,9 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::callgrind::{self, AfxdpCallgrind};
-use crate::forward::{self, fmt_summary, write_json, Case, Error};
+use crate::cases::Case;
+use crate::common::{self, fmt_summary, write_json, Error};
+use crate::forward;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -172,7 +174,7 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
         verified_rounds: c.verified_rounds,
         rounds: c.samples.len(),
     }));
-    std::fs::create_dir_all(&opts.out).map_err(forward::io(opts.out.display().to_string()))?;
+    std::fs::create_dir_all(&opts.out).map_err(common::io(opts.out.display().to_string()))?;
     let cg = callgrind::measure(
         &opts.exe,
         opts.callgrind_packets,
@@ -209,7 +211,7 @@ pub fn table(r: &Report) -> String {
     if let Some(f) = &r.forward {
         out += &format!(
             "l2xdp-bench cost ({}): method forward: bpf_stats ns/packet, {} rounds interleaved; kernel {}, {} ({} cores); CPU {}; generator {}\n",
-            f.date, f.rounds, f.machine.kernel, f.machine.cpu_model, f.machine.cores, f.generator_cpu, f.generator_describe
+            f.header.date, f.rounds, f.header.machine.kernel, f.header.machine.cpu_model, f.header.machine.cores, f.generator_cpu, f.generator_describe
         );
         out +=
             "medians [min–max] over verified rounds; ratio = ns/pkt / same-round swapmac ns/pkt\n";

@@ -26,18 +26,21 @@ use aya::programs::ProgramFd;
 
 use aya::Ebpf;
 use l2xdp_dataplane::api::DataPlane;
-use l2xdp_dataplane::lab::is_root;
-use l2xdp_dataplane::lab::topology::{Pins, Topology, CORE_MAC, LC_MAC};
-use l2xdp_dataplane::test_run::{self, action};
 use l2xdp_dataplane::{loader, FastPathConfig, XdpDataPlane};
 use l2xdp_ebpf::maps::verdict;
-use l2xdp_ebpf::{prog, UTIL_OBJ};
+use l2xdp_lab::bpf::UTIL_OBJ;
+use l2xdp_lab::is_root;
+use l2xdp_lab::test_run::{self, action};
+use l2xdp_lab::topology::{Pins, Topology, CORE_MAC, LC_MAC};
 use l2xdp_wire::datapath::{
     decap, emit_inner_ethernet, encap, DecapConfig, InnerKind, Session, SessionKey, TxSeq, Verdict,
 };
 use serde::Serialize;
 
-use crate::forward::{bpf, frames, io, session, xdp, Case, Error};
+use crate::bpf::prog;
+use crate::bpf::xdp;
+use crate::cases::{frames, session, v3_session, Case};
+use crate::common::{bpf, fmt_summary, io, Error};
 use crate::interrupt;
 use crate::machine::{pin_thread, utc_now, Machine};
 use crate::summary::Summary;
@@ -266,7 +269,7 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
         }
         by_index.push(e.session);
     }
-    let v3 = crate::throughput::v3_session(0, ac0).1;
+    let v3 = v3_session(0, ac0).1;
     dp.install(&v3)?;
     sessions.insert(v3.session.our_ids, v3.session);
     let mut util = Ebpf::load(UTIL_OBJ).map_err(|x| bpf("util object")(x.to_string()))?;
@@ -457,8 +460,8 @@ pub fn table(r: &Report) -> String {
             c.program,
             format!("{}→{}", c.frame_in_bytes, c.frame_out_bytes),
             c.frames,
-            crate::forward::fmt_summary(&c.ns_per_packet, 1),
-            crate::forward::fmt_summary(&c.ratio_to_swapmac, 2),
+            fmt_summary(&c.ns_per_packet, 1),
+            fmt_summary(&c.ratio_to_swapmac, 2),
             format!("{}/{}", c.verified_rounds, c.samples.len())
         );
     }

@@ -21,8 +21,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use l2xdp_dataplane::lab::Netns;
 use l2xdp_dataplane::probe::{self, Feature};
+use l2xdp_lab::Netns;
 use serde::Serialize;
 
 use crate::interrupt;
@@ -540,7 +540,7 @@ impl Generator {
                     s.spawn(move || {
                         crate::machine::pin_thread(w.cpu)?;
                         if w.rt_prio > 0 {
-                            crate::throughput::set_fifo(0, w.rt_prio)?;
+                            crate::machine::set_fifo(0, w.rt_prio)?;
                         }
                         w.run(b, r)
                     })

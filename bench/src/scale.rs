@@ -9,14 +9,16 @@
 //! With `--sessions-from live` (the default) counts up to [`LIVE_MAX`] are live sessions (the
 //! LAC emulator through l2xdpd, see [`crate::live`]); larger ones are installed.
 
+mod svg;
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::forward::{fmt_summary, io, write_json, Error};
+use crate::common::{fmt_summary, io, write_json, Error, Header};
 use crate::live::{SessionsFrom, LIVE_MAX};
-use crate::machine::{pin_thread, utc_now, Machine};
+use crate::machine::{pin_thread, utc_now};
 use crate::throughput::{
     self, cases, measure, preflight, CaseReport, Direction, Dut, Lab, Mode, Search, Size,
 };
@@ -90,16 +92,9 @@ pub struct Point {
 /// The whole run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
-    /// "scale".
-    pub scenario: &'static str,
-    /// Mode.
-    pub mode: Mode,
-    /// UTC start.
-    pub date: String,
-    /// The command line.
-    pub command: String,
-    /// Kernel, CPU, cores.
-    pub machine: Machine,
+    /// Scenario, mode, date, command line, machine.
+    #[serde(flatten)]
+    pub header: Header<Mode>,
     /// The topology, in words.
     pub topology: String,
     /// Generator core.
@@ -200,11 +195,13 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
         });
     }
     let report = Report {
-        scenario: "scale",
-        mode: opts.mode,
-        date,
-        command: opts.command.clone(),
-        machine,
+        header: Header {
+            scenario: "scale",
+            mode: opts.mode,
+            date,
+            command: opts.command.clone(),
+            machine,
+        },
         topology: throughput::TOPOLOGY.into(),
         generator_cpu: opts.cpu,
         generator,
@@ -225,7 +222,7 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
         points,
     };
     write_json(&report, &opts.out.join("scale.json"))?;
-    crate::plot::scale(&report, &opts.out.join("scale.svg"))?;
+    svg::scale(&report, &opts.out.join("scale.svg"))?;
     Ok(report)
 }
 
@@ -233,7 +230,7 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
 pub fn table(r: &Report) -> String {
     let mut out = format!(
         "l2xdp-bench scale ({}), mode {:?}: {} rounds per count, trials of {} ms, {} halvings, loss ≤ {} %; generator CPU {}, DUT CPU {}\n",
-        r.date, r.mode, r.rounds, r.trial_ms, r.steps, r.loss_pct, r.generator_cpu, r.dut_cpu
+        r.header.date, r.header.mode, r.rounds, r.trial_ms, r.steps, r.loss_pct, r.generator_cpu, r.dut_cpu
     );
     out += &format!(
         "topology: {}\nNAPI: {}\nsink: {}\ngenerator: {}\npacing: {}\n",
@@ -245,7 +242,7 @@ pub fn table(r: &Report) -> String {
     );
     out += &format!(
         "kernel {}, {} ({} cores)\nmedians [min–max] over rounds; ratio = no-drop / same-round baseline; memory = Σ memlock of the per-session maps / sessions\n",
-        r.machine.kernel, r.machine.cpu_model, r.machine.cores
+        r.header.machine.kernel, r.header.machine.cpu_model, r.header.machine.cores
     );
     out += &format!(
         "{:>9} {:>9} {:<18} {:>22} {:>20} {:>20} {:>20} {:>10} {:>9}\n",

@@ -55,6 +55,8 @@
 //! common 7:4:1 mix of 64/570/1518-byte frames with 1518 → 1514 (a veth frame has no FCS:
 //! a 1500-byte IP packet), interleaved 64,570,64,64,570,64,1514,64,570,64,64,570.
 
+mod svg;
+
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -62,30 +64,29 @@ use std::time::{Duration, Instant};
 use aya::maps::{Array, DevMap, HashMap, MapData, PerCpuArray, PerCpuValues};
 use aya::programs::xdp::XdpLink;
 use aya::{Ebpf, EbpfLoader};
-use l2xdp_dataplane::api::{Binding, DataPlane, SessionEntry};
-use l2xdp_dataplane::lab::scratch::Scratch;
-use l2xdp_dataplane::lab::topology::{Pins, Topology, CORE_MAC, LAC_MAC, LA_MAC, LC_MAC};
-use l2xdp_dataplane::lab::traffic::Sub;
-use l2xdp_dataplane::lab::Netns;
-use l2xdp_dataplane::{loader, test_run, FastPathConfig, XdpDataPlane};
+use l2xdp_dataplane::api::DataPlane;
+use l2xdp_dataplane::{loader, FastPathConfig, XdpDataPlane};
 use l2xdp_ebpf::maps::{name, verdict};
-use l2xdp_ebpf::{bench, prog, BENCH_OBJ};
-use l2xdp_wire::datapath::{encap, PppTx, Session, SessionKey, TxSeq};
-use l2xdp_wire::l2tp::header::{Cookie, Transport};
-use l2xdp_wire::net::ethernet::{MacAddr, Vlans};
+use l2xdp_lab::scratch::Scratch;
+use l2xdp_lab::test_run;
+use l2xdp_lab::topology::{Pins, Topology, CORE_MAC, LAC_MAC, LA_MAC, LC_MAC};
+use l2xdp_lab::traffic::Sub;
+use l2xdp_lab::Netns;
+use l2xdp_wire::datapath::{encap, Session, TxSeq};
+use l2xdp_wire::net::ethernet::MacAddr;
 use l2xdp_wire::net::frame::{udp_frame, Endpoints};
 use serde::Serialize;
 
-use crate::afxdp::{Running, Workers};
-use crate::forward::{
-    attach, bpf, fmt_summary, io, load_bench, napi_threaded, take, write_json, xdp, Error, Sink,
-    CORE4, LAC4, LNS4, SUB_BASE,
-};
+use crate::bpf::{attach, load_bench, take, xdp, Sink};
+use crate::bpf::{bench, prog, BENCH_OBJ};
+use crate::cases::{sub_addr, v2_session, v3_session};
+use crate::common::{bpf, fmt_summary, io, napi_threaded, write_json, Error, Header, CORE4};
 use crate::interrupt;
 use crate::live::{Circuit, Live, SessionsFrom};
-use crate::machine::{pin_thread, utc_now, Machine};
+use crate::machine::{pin_thread, set_fifo, utc_now, Machine};
 use crate::pktgen::{self, Generator, Kind};
 use crate::summary::Summary;
+use crate::xsk_lab::{Running, Workers};
 
 /// Frames of credit the pacer keeps at most.
 pub const BURST: u64 = 32;
@@ -446,16 +447,9 @@ pub struct CaseReport {
 /// The whole run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
-    /// "throughput".
-    pub scenario: &'static str,
-    /// "xdp".
-    pub mode: Mode,
-    /// UTC start.
-    pub date: String,
-    /// The command line.
-    pub command: String,
-    /// Kernel, CPU, cores.
-    pub machine: Machine,
+    /// Scenario, mode, date, command line, machine.
+    #[serde(flatten)]
+    pub header: Header<Mode>,
     /// The topology, in words.
     pub topology: String,
     /// The generator's core.
@@ -502,80 +496,6 @@ pub struct Report {
     pub rounds: usize,
     /// Per case.
     pub cases: Vec<CaseReport>,
-}
-
-/// Sessions i → the LNS's entry and the LAC's (peer's) view of it.
-fn v2_session(i: u32) -> (Session, SessionEntry) {
-    let ours = Session {
-        transport: Transport::Udp,
-        local_addr: LNS4.parse().expect("literal"),
-        peer_addr: LAC4.parse().expect("literal"),
-        local_port: 1701,
-        peer_port: 1701,
-        local_mac: LA_MAC,
-        next_hop_mac: LAC_MAC,
-        vlans: Vlans::NONE,
-        our_ids: SessionKey::V2 {
-            tunnel_id: 1 + (i / 60_000) as u16,
-            session_id: 1 + (i % 60_000) as u16,
-        },
-        peer_ids: SessionKey::V2 {
-            tunnel_id: 30_000 + (i / 60_000) as u16,
-            session_id: 1 + (i % 60_000) as u16,
-        },
-        cookie_rx: Cookie::NONE,
-        cookie_tx: Cookie::NONE,
-        l2ss: false,
-        sequencing: false,
-        ppp: PppTx::default(),
-        ttl: 64,
-        dscp: 0,
-        udp_checksum_v4: true,
-    };
-    let entry = SessionEntry {
-        session: ours,
-        binding: Binding::Subscriber {
-            ipv4: Some(sub_addr(i)),
-            ipv6: vec![],
-        },
-    };
-    (peer_of(&ours), entry)
-}
-
-pub(crate) fn v3_session(k: u32, ac_ifindex: u32) -> (Session, SessionEntry) {
-    let ours = Session {
-        transport: Transport::Ip,
-        our_ids: SessionKey::V3 {
-            session_id: 0x1000_0000 + k,
-        },
-        peer_ids: SessionKey::V3 {
-            session_id: 0x2000_0000 + k,
-        },
-        ..v2_session(0).1.session
-    };
-    let entry = SessionEntry {
-        session: ours,
-        binding: Binding::AttachmentCircuit {
-            ifindex: ac_ifindex,
-        },
-    };
-    (peer_of(&ours), entry)
-}
-
-fn peer_of(ours: &Session) -> Session {
-    Session {
-        local_addr: ours.peer_addr,
-        peer_addr: ours.local_addr,
-        local_mac: LAC_MAC,
-        next_hop_mac: LA_MAC,
-        our_ids: ours.peer_ids,
-        peer_ids: ours.our_ids,
-        ..*ours
-    }
-}
-
-fn sub_addr(i: u32) -> std::net::Ipv4Addr {
-    std::net::Ipv4Addr::from(SUB_BASE + 1 + i)
 }
 
 /// An Ethernet/IPv4/UDP frame of `len` bytes, payload zeros.
@@ -844,24 +764,6 @@ fn pin_pid(pid: i32, cpu: usize) -> std::io::Result<()> {
         libc::CPU_SET(cpu, &mut set);
         libc::sched_setaffinity(pid, std::mem::size_of::<libc::cpu_set_t>(), &set)
     };
-    if r != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// `chrt -f -p prio pid` (0: the calling thread); prio 0 = SCHED_OTHER.
-pub(crate) fn set_fifo(pid: i32, prio: i32) -> std::io::Result<()> {
-    let p = libc::sched_param {
-        sched_priority: prio,
-    };
-    let policy = if prio > 0 {
-        libc::SCHED_FIFO
-    } else {
-        libc::SCHED_OTHER
-    };
-    // SAFETY: a valid sched_param for the policy.
-    let r = unsafe { libc::sched_setscheduler(pid, policy, &p) };
     if r != 0 {
         return Err(std::io::Error::last_os_error());
     }
@@ -1792,7 +1694,7 @@ pub(crate) fn case_report(c: Case, mean: f64, samples: Vec<Sample>) -> CaseRepor
 
 /// The checks every run makes before it builds anything.
 pub(crate) fn preflight(cpu: usize, dut_cpu: usize) -> Result<Machine, Error> {
-    if !l2xdp_dataplane::lab::is_root() {
+    if !l2xdp_lab::is_root() {
         return Err(Error::NotRoot);
     }
     let machine = Machine::probe();
@@ -1878,11 +1780,13 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
     };
     let measured = measure(&mut lab, &groups, opts.rounds, s)?;
     let report = Report {
-        scenario: "throughput",
-        mode: opts.mode,
-        date,
-        command: opts.command.clone(),
-        machine,
+        header: Header {
+            scenario: "throughput",
+            mode: opts.mode,
+            date,
+            command: opts.command.clone(),
+            machine,
+        },
         topology: {
             let t = if afxdp { TOPOLOGY_AFXDP } else { TOPOLOGY };
             match lab.generator() {
@@ -1929,7 +1833,7 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
     drop(lab);
     let stem = file_stem(opts.mode);
     write_json(&report, &opts.out.join(format!("{stem}.json")))?;
-    crate::plot::throughput(&report, &opts.out.join(format!("{stem}.svg")))?;
+    svg::throughput(&report, &opts.out.join(format!("{stem}.svg")))?;
     Ok(report)
 }
 
@@ -1937,13 +1841,13 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
 pub fn table(r: &Report) -> String {
     let mut out = format!(
         "l2xdp-bench throughput ({}), mode {:?}: {} rounds, trials of {} ms, {} halvings, {} retries, loss ≤ {} %; {} v2 sessions, {} v3 sessions\n",
-        r.date, r.mode, r.rounds, r.trial_ms, r.steps, r.retries, r.loss_pct, r.sessions, r.v3_sessions
+        r.header.date, r.header.mode, r.rounds, r.trial_ms, r.steps, r.retries, r.loss_pct, r.sessions, r.v3_sessions
     );
     out += &format!(
         "kernel {}, {} ({} cores); generator {} on CPU {:?}, DUT NAPI on CPU {}\n",
-        r.machine.kernel,
-        r.machine.cpu_model,
-        r.machine.cores,
+        r.header.machine.kernel,
+        r.header.machine.cpu_model,
+        r.header.machine.cores,
         r.generator_describe,
         r.generator_cpus,
         r.dut_cpu
@@ -1956,7 +1860,7 @@ pub fn table(r: &Report) -> String {
         r.topology, r.receivers_napi, r.sink, r.pacing
     );
     out += "medians [min–max] over rounds; no-drop = offered rate of the fastest trial losing ≤ the tolerance at the sinks; ratio = no-drop / same-round baseline (";
-    out += match r.mode {
+    out += match r.header.mode {
         Mode::Xdp => "xdp_redirect_plain",
         Mode::Afxdp => "the raw AF_XDP forwarder",
     };

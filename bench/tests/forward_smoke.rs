@@ -4,7 +4,7 @@
 //! counter does not see the generator's own frames), that the fast path forwarded every
 //! decap/encap frame — in particular every frame of the bpf_stats pass, so the cost is the
 //! forwarding path's — that every case has a cost ratio to swapmac, and that namespaces, pins
-//! and the bpf_stats sysctl are cleaned up. Needs root (`lab::require_root`).
+//! and the bpf_stats sysctl are cleaned up. Needs root (`l2xdp_lab::require_root`).
 //!
 //! The generator is the probe's choice: live-frame test runs where the kernel allows them,
 //! else AF_PACKET; `L2XDP_FORCE_PROBE=live_frames=off` runs the AF_PACKET one on any kernel.
@@ -13,9 +13,10 @@
 
 use std::time::Duration;
 
-use l2xdp_bench::forward::{self, Case};
+use l2xdp_bench::cases::Case;
+use l2xdp_bench::forward;
 use l2xdp_bench::pktgen::Kind;
-use l2xdp_dataplane::lab::require_root;
+use l2xdp_lab::require_root;
 
 const PACKETS: u64 = 3000;
 const ROUNDS: usize = 2;

@@ -6,7 +6,7 @@
 //! `throughput` runs with live L2TPv2 sessions (the LAC emulator through an `l2xdpd` process,
 //! which must have been built: `cargo build -p l2xdp-controlplane --bin l2xdpd`).
 //! No timing assertions: the rates themselves are not checked. Needs root
-//! (`lab::require_root`).
+//! (`l2xdp_lab::require_root`).
 //!
 //! The generator is the probe's choice: live-frame test runs where the kernel allows them,
 //! else AF_PACKET (`L2XDP_FORCE_PROBE=live_frames=off` forces the latter on any kernel); the
@@ -20,7 +20,7 @@ use l2xdp_bench::live::SessionsFrom;
 use l2xdp_bench::pktgen::Kind;
 use l2xdp_bench::throughput::{self, Direction, Dut, Mode, Size};
 use l2xdp_bench::{cost, lns, scale};
-use l2xdp_dataplane::lab::require_root;
+use l2xdp_lab::require_root;
 
 /// Far below any rate this path forwards at: nothing is dropped (the DUT's NAPI kthreads run
 /// SCHED_FIFO, [`RT_PRIO`], so that other jobs on the machine cannot hold them off for the
@@ -206,7 +206,7 @@ fn throughput_scale_cost_smoke() {
         SessionsFrom::Live
     } else {
         assert!(
-            !l2xdp_dataplane::lab::skip::required(),
+            !l2xdp_lab::skip::required(),
             "throughput_scale_cost_smoke: no l2xdpd next to the tests ({}) and \
              L2XDP_REQUIRE_ROOT=1: cargo build --workspace --bins",
             l2xdpd.display()

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use l2xdp_bench::afxdp::{self, Case};
-use l2xdp_dataplane::lab::require_root;
+use l2xdp_lab::require_root;
 
 const PACKETS: u64 = 3000;
 const ROUNDS: usize = 2;

@@ -20,17 +20,16 @@
 //! - [`config_file`]: TOML configuration files with errors that name the file, line and field.
 //! - [`socket`]: L2TP sockets over UDP and IP protocol 115, and a deterministic lossy shim for
 //!   tests.
-//! - [`lab`]: the lab pieces that need the control plane (a node on a thread in a network
-//!   namespace, waiting for its events, bringing up tunnels and sessions); the namespaces
-//!   themselves are `l2xdp_dataplane::lab`'s.
+//!
+//! Not here: labs and fixtures (a node on a thread in a network namespace, `l2xdpd` as a child
+//! process, bringing up tunnels and sessions: `l2xdp_lab::cp`, a crate `l2xdpd` and `l2xdpctl`
+//! do not link; this crate's integration tests use it, its unit tests must not).
 
 pub mod config_file;
 pub mod control;
 pub mod daemon;
 pub mod driver;
 pub mod l2tp;
-#[cfg(feature = "xdp")]
-pub mod lab;
 pub mod metrics;
 pub mod node;
 pub mod ppp;

@@ -6,7 +6,7 @@
 //! `operator_commands_against_a_running_daemon` (no root): l2xdpd in memory mode with RFC 4951
 //! failover (C and D, state in a temporary directory) and `[metrics]`; a LAC (this crate's
 //! initiator role, with the same Failover Capability) brings up 2 tunnels × 3 PPP sessions
-//! with `controlplane::lab::bring_up`. Then: show tunnels/sessions/session, clear, failover
+//! with `l2xdp_lab::cp::bring_up`. Then: show tunnels/sessions/session, clear, failover
 //! status and drill (every tunnel recovered, the same sessions after it, the LAC saw nothing
 //! go down), config check (good, and bad naming line and field), config reload (a pool and a
 //! user changed live with the sessions up; a refused field named, the running configuration
@@ -29,13 +29,13 @@ use std::time::{Duration, Instant};
 
 use l2xdp_controlplane::driver::Driver;
 use l2xdp_controlplane::l2tp::{CallParams, FailoverConfig, L2tpConfig, Peer};
-use l2xdp_controlplane::lab::l2xdpd::{self, ask, free_udp_port, Files, L2xdpd, Placement};
-use l2xdp_controlplane::lab::{bring_up, is_down, wait_for};
 use l2xdp_controlplane::node::{ClientAuth, Node, NodeConfig, NodeEvent};
 use l2xdp_controlplane::ppp::{MemoryCredentials, PppConfig};
 use l2xdp_controlplane::socket::L2tpSocket;
-use l2xdp_dataplane::lab::scratch::Scratch;
 use l2xdp_dataplane::MemoryDataPlane;
+use l2xdp_lab::cp::l2xdpd::{self, ask, free_udp_port, Files, L2xdpd, Placement};
+use l2xdp_lab::cp::{bring_up, is_down, wait_for};
+use l2xdp_lab::scratch::Scratch;
 use l2xdp_wire::l2tp::header::Version;
 use serde_json::Value;
 
@@ -1039,7 +1039,7 @@ async fn failover_drill_is_refused_without_persisted_state() {
 // ---------------------------------------------------------------------------------------------
 // The fast path's counters (root).
 
-/// A scratch directory with a bpffs of its own (`l2xdp_dataplane::lab::scratch`) and the
+/// A scratch directory with a bpffs of its own (`l2xdp_lab::scratch`) and the
 /// fast-path object's maps pinned in it (nothing attached); removed on drop.
 struct Pins {
     _ebpf: l2xdp_dataplane::aya::Ebpf,
@@ -1048,9 +1048,9 @@ struct Pins {
 
 impl Pins {
     /// For the test `test`; `None` (the test skipped and recorded, or failed under
-    /// `L2XDP_REQUIRE_ROOT=1`: `lab::require_root`) without root.
+    /// `L2XDP_REQUIRE_ROOT=1`: `l2xdp_lab::require_root`) without root.
     fn new(test: &str) -> Option<Pins> {
-        if !l2xdp_dataplane::lab::require_root(test) {
+        if !l2xdp_lab::require_root(test) {
             return None;
         }
         let scratch = Scratch::new(test);

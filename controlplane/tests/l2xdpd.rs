@@ -13,13 +13,13 @@ use std::time::Duration;
 
 use l2xdp_controlplane::driver::Driver;
 use l2xdp_controlplane::l2tp::{L2tpConfig, Peer};
-use l2xdp_controlplane::lab::bring_up;
-use l2xdp_controlplane::lab::l2xdpd::{self, ask, free_udp_port, L2xdpd, Placement};
 use l2xdp_controlplane::node::{Node, NodeConfig, NodeEvent};
 use l2xdp_controlplane::ppp::{MemoryCredentials, PppConfig};
 use l2xdp_controlplane::socket::L2tpSocket;
-use l2xdp_dataplane::lab::scratch::Scratch;
 use l2xdp_dataplane::MemoryDataPlane;
+use l2xdp_lab::cp::bring_up;
+use l2xdp_lab::cp::l2xdpd::{self, ask, free_udp_port, L2xdpd, Placement};
+use l2xdp_lab::scratch::Scratch;
 use l2xdp_wire::l2tp::header::Version;
 use serde_json::Value;
 

@@ -3,7 +3,7 @@
 //! The topology of `tests/tests/xdp_e2e.rs`: three network namespaces `lac` — `lns` — `core`
 //! joined by veth pairs, the XDP programs attached on the lns side (`xdp_l2tp_access` on the
 //! access veth `la`, `xdp_l2tp_core` on the core veth `lc`), `xdp_pass` on the peers so that
-//! redirected frames are delivered. Needs root (`lab::require_root`).
+//! redirected frames are delivered. Needs root (`l2xdp_lab::require_root`).
 //!
 //! The maps and links are pinned in a per-test bpffs: a `bpf` file system mounted for this
 //! test in a temporary directory (not under /sys/fs/bpf: `ip netns exec` mounts a fresh /sys
@@ -73,7 +73,7 @@
 //! `lac_restart_recovers`).
 //!
 //! The topology, packet sockets, paced sending, counting receivers, frame builders and
-//! classifiers are the lab's (`l2xdp_dataplane::lab`), shared with `tests/tests/xdp_e2e.rs`.
+//! classifiers are the lab's (`l2xdp_lab`), shared with `tests/tests/xdp_e2e.rs`.
 //!
 //! Time limits only bound a hung run; nothing asserts how fast anything went.
 
@@ -86,23 +86,23 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use l2xdp_controlplane::l2tp::{FailoverConfig, L2tpConfig, Peer, TunnelId};
-use l2xdp_controlplane::lab::l2xdpd::{self, ask, Files, L2xdpd, Placement};
-use l2xdp_controlplane::lab::{is_down, subscriber, wait_for, NodeThread};
 use l2xdp_controlplane::node::{NodeConfig, NodeEvent, SessionRef};
 use l2xdp_controlplane::ppp::{AuthMethod, MemoryCredentials, PppConfig};
 use l2xdp_dataplane::l2xdp_ebpf::maps::{verdict, xsk_stat};
-use l2xdp_dataplane::lab::packet::PacketSocket;
-use l2xdp_dataplane::lab::scratch::Scratch;
-use l2xdp_dataplane::lab::topology::{
+use l2xdp_dataplane::{loader, Binding, DataPlane, XdpDataPlane};
+use l2xdp_lab::cp::l2xdpd::{self, ask, Files, L2xdpd, Placement};
+use l2xdp_lab::cp::{is_down, subscriber, wait_for, NodeThread};
+use l2xdp_lab::packet::PacketSocket;
+use l2xdp_lab::scratch::Scratch;
+use l2xdp_lab::topology::{
     FastPath, Mode, PeerPort, Topology, CORE0, L2TP_PORT, LAC0, LAC_IP, LNS_IP,
 };
-use l2xdp_dataplane::lab::traffic::{
+use l2xdp_lab::traffic::{
     self, classify_downstream, classify_upstream, classify_upstream_pw, ip_socket, Counter, Flows,
     Paced, Sub, ETH_P_IP, RECV_BUFFER, RECV_TIMEOUT,
 };
-use l2xdp_dataplane::lab::tshark;
-use l2xdp_dataplane::lab::{require_root, Netns};
-use l2xdp_dataplane::{loader, Binding, DataPlane, XdpDataPlane};
+use l2xdp_lab::tshark;
+use l2xdp_lab::{require_root, Netns};
 use l2xdp_wire::datapath::{DropReason, SessionKey};
 use l2xdp_wire::l2tp::header::Version;
 use serde_json::Value;
@@ -182,7 +182,7 @@ fn start_fast_path(
 // l2xdpd.
 
 /// l2xdpd's configuration (and users file) in the scratch directory
-/// (`l2xdp_controlplane::lab::l2xdpd::write_config` sets listen address, control socket,
+/// (`l2xdp_lab::cp::l2xdpd::write_config` sets listen address, control socket,
 /// state dir, pins and users file). With `failover`, RFC 4951 failover (C and D). One user
 /// more than sessions: the restart test opens one afterwards; likewise, for v3, one L2TPv3
 /// attachment circuit more (`pw<n>`, Remote End ID `pw<n>`), and 8-byte cookies on
@@ -239,7 +239,7 @@ fn start_daemon(ns: &Netns, files: &Files) -> L2xdpd {
 
 // ---------------------------------------------------------------------------------------------
 // The LAC: a node on its own thread, in its namespace, on a current-thread runtime
-// (`l2xdp_controlplane::lab::NodeThread`).
+// (`l2xdp_lab::cp::NodeThread`).
 
 /// The LAC's configuration. Without `failover`, the emulated subscribers send no LCP
 /// keepalives (nothing of theirs depends on how long the LNS has been gone). With it, the
@@ -1060,7 +1060,7 @@ fn assert_echoes_answered(lab: &Lab) {
 // ---------------------------------------------------------------------------------------------
 // The roles swapped: the LAC fails, l2xdpd is the RFC 4951 remote endpoint.
 
-/// The LAC process's configuration, in `<scratch>/lac` (`l2xdp_controlplane::lab::l2xdpd::
+/// The LAC process's configuration, in `<scratch>/lac` (`l2xdp_lab::cp::l2xdpd::
 /// write_config`: listening on the LAC's address, the in-memory data plane — no fast path of
 /// its own —, its own control socket, state directory and users file `user0..user<N>`):
 /// l2xdpd in the initiator role (`[initiator]`: `TUNNELS` tunnels of `SESSIONS` sessions of

@@ -27,7 +27,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use l2xdp_bench::forward::{self, Case};
+use l2xdp_bench::cases::Case;
+use l2xdp_bench::common;
+use l2xdp_bench::forward;
 use l2xdp_bench::live::SessionsFrom;
 use l2xdp_bench::throughput::{self, Direction, Dut, Mode, Size};
 use l2xdp_bench::{
@@ -408,7 +410,7 @@ enum FastPath {
 /// root, 1 otherwise).
 fn finish<R>(
     name: &str,
-    result: Result<R, forward::Error>,
+    result: Result<R, common::Error>,
     table: fn(&R) -> String,
     files: Vec<String>,
 ) -> ExitCode {
@@ -420,8 +422,8 @@ fn finish<R>(
             }
             ExitCode::SUCCESS
         }
-        Err(forward::Error::NotRoot) => {
-            eprintln!("l2xdp-bench {name}: {}", forward::Error::NotRoot);
+        Err(common::Error::NotRoot) => {
+            eprintln!("l2xdp-bench {name}: {}", common::Error::NotRoot);
             ExitCode::from(2)
         }
         Err(e) => {

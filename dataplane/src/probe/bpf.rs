@@ -8,7 +8,7 @@ const BPF_PROG_LOAD: libc::c_long = 5;
 const BPF_PROG_TEST_RUN: libc::c_long = 10;
 const BPF_PROG_TYPE_XDP: u32 = 6;
 /// `BPF_F_TEST_XDP_LIVE_FRAMES`.
-pub(crate) const F_TEST_XDP_LIVE_FRAMES: u32 = 1 << 1;
+pub const F_TEST_XDP_LIVE_FRAMES: u32 = 1 << 1;
 
 /// One eBPF instruction (`struct bpf_insn`).
 #[repr(C)]
@@ -192,10 +192,10 @@ pub fn helper(helper: i32) -> HelperAnswer {
     }
 }
 
-/// The test-run part of `union bpf_attr` (also [`crate::test_run`]'s).
+/// The test-run part of `union bpf_attr` (also the lab's, through [`crate::bpf_sys`]).
 #[repr(C)]
 #[derive(Default)]
-pub(crate) struct TestRunAttr {
+pub struct TestRunAttr {
     pub prog_fd: u32,
     pub retval: u32,
     pub data_size_in: u32,
@@ -217,7 +217,7 @@ pub(crate) struct TestRunAttr {
 /// `struct xdp_md` as test-run input.
 #[repr(C)]
 #[derive(Default, Clone, Copy)]
-pub(crate) struct XdpMd {
+pub struct XdpMd {
     pub data: u32,
     pub data_end: u32,
     pub data_meta: u32,

@@ -6,8 +6,8 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use super::sh;
-use crate::loader;
+use crate::sh;
+use l2xdp_dataplane::loader;
 
 /// `<tmp>/l2xdp-<tag>-<pid>` with a `bpf` file system mounted at `bpf/` and the pins in
 /// `bpf/pins`. On drop (on failure too): the pinned links are removed (detaching the

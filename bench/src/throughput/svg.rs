@@ -1,21 +1,12 @@
-//! SVG plots of the reports (plotters, SVG backend only): the no-drop rate per case beside its
-//! baseline (`throughput.svg`) and the no-drop rate against the number of sessions
-//! (`scale.svg`), written next to the JSON.
+//! The throughput scenario's SVG plot (plotters, SVG backend only): the no-drop rate per case
+//! beside its baseline (`throughput.svg`), written next to the JSON.
 
 use std::path::Path;
 
 use plotters::prelude::*;
 
-use crate::forward::{io, Error};
-use crate::scale;
-use crate::throughput::{self, Dut};
-
-fn plot_err(path: &Path) -> impl FnOnce(String) -> Error + '_ {
-    move |why| Error::Bpf {
-        what: format!("plotting {}", path.display()),
-        why,
-    }
-}
+use super::{Dut, Mode, Report};
+use crate::common::{io, plot_err, Error};
 
 fn colour(d: Dut) -> RGBColor {
     match d {
@@ -27,7 +18,7 @@ fn colour(d: Dut) -> RGBColor {
 
 /// Bars of the median no-drop Mpps per case (min–max whiskers), coloured by what ran on the
 /// LNS, the ratio to the baseline above each L2TP bar.
-pub fn throughput(r: &throughput::Report, path: &Path) -> Result<(), Error> {
+pub fn throughput(r: &Report, path: &Path) -> Result<(), Error> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(io(dir.display().to_string()))?;
     }
@@ -56,7 +47,7 @@ pub fn throughput(r: &throughput::Report, path: &Path) -> Result<(), Error> {
         .caption(
             format!(
                 "l2xdp-bench throughput: no-drop rate (loss ≤ {} %), {} ({})",
-                r.loss_pct, r.date, r.machine.kernel
+                r.loss_pct, r.header.date, r.header.machine.kernel
             ),
             ("sans-serif", 16),
         )
@@ -101,11 +92,11 @@ pub fn throughput(r: &throughput::Report, path: &Path) -> Result<(), Error> {
                 }),
             )
             .map_err(|x| e(x.to_string()))?
-            .label(match (d, r.mode) {
-                (Dut::Baseline, throughput::Mode::Xdp) => "baseline: xdp_redirect_plain",
-                (Dut::Baseline, throughput::Mode::Afxdp) => "baseline: raw AF_XDP forwarder",
-                (Dut::V2, throughput::Mode::Xdp) => "L2TPv2 fast path",
-                (Dut::V2, throughput::Mode::Afxdp) => "L2TPv2, AF_XDP mode",
+            .label(match (d, r.header.mode) {
+                (Dut::Baseline, Mode::Xdp) => "baseline: xdp_redirect_plain",
+                (Dut::Baseline, Mode::Afxdp) => "baseline: raw AF_XDP forwarder",
+                (Dut::V2, Mode::Xdp) => "L2TPv2 fast path",
+                (Dut::V2, Mode::Afxdp) => "L2TPv2, AF_XDP mode",
                 (Dut::V3, _) => "L2TPv3 fast path",
             })
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], c.filled()));
@@ -144,115 +135,6 @@ pub fn throughput(r: &throughput::Report, path: &Path) -> Result<(), Error> {
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|x| e(x.to_string()))?;
-    root.present().map_err(|x| e(x.to_string()))?;
-    Ok(())
-}
-
-/// No-drop Mpps against sessions installed (log scale), one line per case.
-pub fn scale(r: &scale::Report, path: &Path) -> Result<(), Error> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(io(dir.display().to_string()))?;
-    }
-    let e = |x: String| plot_err(path)(x);
-    let lo = r
-        .points
-        .iter()
-        .map(|p| f64::from(p.sessions))
-        .fold(f64::MAX, f64::min);
-    let hi = r
-        .points
-        .iter()
-        .map(|p| f64::from(p.sessions))
-        .fold(1.0, f64::max);
-    let (lo, hi) = if lo <= hi {
-        (lo / 2.0, hi * 2.0)
-    } else {
-        (1.0, 10.0)
-    };
-    let top = r
-        .points
-        .iter()
-        .flat_map(|p| &p.cases)
-        .flat_map(|c| {
-            [
-                c.no_drop_mpps.map(|s| s.max),
-                c.overload_mpps.map(|s| s.median),
-            ]
-        })
-        .flatten()
-        .fold(0.0f64, f64::max)
-        .max(0.001)
-        * 1.15;
-    let root = SVGBackend::new(path, (800, 500)).into_drawing_area();
-    root.fill(&WHITE).map_err(|x| e(x.to_string()))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            format!(
-                "l2xdp-bench scale: no-drop rate vs sessions (64 B, L2TPv2), {}",
-                r.date
-            ),
-            ("sans-serif", 16),
-        )
-        .margin(10)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d((lo..hi).log_scale(), 0f64..top)
-        .map_err(|x| e(x.to_string()))?;
-    chart
-        .configure_mesh()
-        .x_desc("sessions installed (log)")
-        .y_desc("Mpps (median): no-drop solid, overload dashed")
-        .x_label_formatter(&|x| format!("{x:.0}"))
-        .draw()
-        .map_err(|x| e(x.to_string()))?;
-    let names: Vec<String> = r
-        .points
-        .first()
-        .map(|p| p.cases.iter().map(|c| c.name.clone()).collect())
-        .unwrap_or_default();
-    for (k, name) in names.iter().enumerate() {
-        let pts: Vec<(f64, f64)> = r
-            .points
-            .iter()
-            .filter_map(|p| {
-                p.cases
-                    .iter()
-                    .find(|c| &c.name == name)
-                    .and_then(|c| c.no_drop_mpps)
-                    .map(|s| (f64::from(p.sessions), s.median))
-            })
-            .collect();
-        let c = Palette99::pick(k).to_rgba();
-        chart
-            .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
-            .map_err(|x| e(x.to_string()))?
-            .label(name.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], c.stroke_width(2)));
-        chart
-            .draw_series(pts.into_iter().map(|p| Circle::new(p, 3, c.filled())))
-            .map_err(|x| e(x.to_string()))?;
-        let over: Vec<(f64, f64)> = r
-            .points
-            .iter()
-            .filter_map(|p| {
-                p.cases
-                    .iter()
-                    .find(|c| &c.name == name)
-                    .and_then(|c| c.overload_mpps)
-                    .map(|s| (f64::from(p.sessions), s.median))
-            })
-            .collect();
-        chart
-            .draw_series(DashedLineSeries::new(over, 6, 4, c.stroke_width(1)))
-            .map_err(|x| e(x.to_string()))?;
-    }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerLeft)
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()

@@ -1,6 +1,6 @@
 //! `l2xdpd` as a process, for tests, benches and the demo: its configuration (the lab's keys set
 //! over a base the caller chooses: [`write_config`]), the child — in a lab namespace over a
-//! fast path pinned in the lab's own bpffs (`l2xdp_dataplane::lab::scratch`), or on this host
+//! fast path pinned in the lab's own bpffs ([`crate::scratch`]), or on this host
 //! with the in-memory data plane — `kill -9`, SIGTERM, and its control socket ([`ask`]).
 //!
 //! Fixtures: a failure panics with what failed, except where an operator's input is involved
@@ -15,13 +15,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use l2xdp_dataplane::lab::topology::{L2TP_PORT, LNS_IP};
-use l2xdp_dataplane::lab::traffic::LIMIT;
-use l2xdp_dataplane::lab::Netns;
+use l2xdp_controlplane::config_file::{self, ConfigError};
+use l2xdp_controlplane::daemon::DaemonConfig;
 use serde_json::Value;
 
-use crate::config_file::{self, ConfigError};
-use crate::daemon::DaemonConfig;
+use crate::topology::{L2TP_PORT, LNS_IP};
+use crate::traffic::LIMIT;
+use crate::Netns;
 
 /// The files of a lab's l2xdpd, all in one directory.
 #[derive(Debug, Clone)]
@@ -78,7 +78,7 @@ pub struct Placement<'a> {
 }
 
 impl<'a> Placement<'a> {
-    /// The LNS of the veth lab (`l2xdp_dataplane::lab::topology`: `192.0.2.1:1701`) over the
+    /// The LNS of the veth lab ([`crate::topology`]: `192.0.2.1:1701`) over the
     /// fast path pinned in `pins`.
     pub fn lab(pins: &'a Path) -> Placement<'a> {
         Placement {

@@ -3,7 +3,7 @@
 
 use std::os::fd::RawFd;
 
-use crate::probe::bpf::{prog_test_run, TestRunAttr, XdpMd, F_TEST_XDP_LIVE_FRAMES};
+use l2xdp_dataplane::bpf_sys::{prog_test_run, TestRunAttr, XdpMd, F_TEST_XDP_LIVE_FRAMES};
 
 /// XDP actions.
 pub mod action {
@@ -52,8 +52,9 @@ pub fn run(prog_fd: RawFd, frame: &[u8], ifindex: u32, repeat: u32) -> std::io::
         attr.ctx_size_in = core::mem::size_of::<XdpMd>() as u32;
         attr.ctx_in = &ctx as *const XdpMd as u64;
     }
-    // The buffers `attr` points at live until the call returns.
-    prog_test_run(&mut attr)?;
+    // SAFETY: the buffers `attr` points at (`frame`, `out`, `ctx`) live until the call returns,
+    // with the sizes given.
+    unsafe { prog_test_run(&mut attr)? };
     out.truncate(attr.data_size_out as usize);
     Ok(RunResult {
         action: attr.retval,
@@ -84,7 +85,8 @@ pub fn run_live(prog_fd: RawFd, frame: &[u8], ifindex: u32, repeat: u32) -> std:
         flags: F_TEST_XDP_LIVE_FRAMES,
         ..TestRunAttr::default()
     };
-    // The buffers `attr` points at live until the call returns.
-    prog_test_run(&mut attr)?;
+    // SAFETY: the buffers `attr` points at (`frame`, `out`, `ctx`) live until the call returns,
+    // with the sizes given.
+    unsafe { prog_test_run(&mut attr)? };
     Ok(attr.duration)
 }

@@ -9,10 +9,9 @@ use std::thread::JoinHandle;
 
 use aya::maps::{MapData, XskMap};
 
-use super::worker::{Work, Worker, WorkerStats};
-use super::AfXdpError;
-use crate::loader;
-use crate::xsk::{XskConfig, XskSocket};
+use l2xdp_dataplane::afxdp::{AfXdpError, Work, Worker, WorkerStats};
+use l2xdp_dataplane::loader;
+use l2xdp_dataplane::xsk::{XskConfig, XskSocket};
 
 /// A running raw forwarder (one worker thread, queue 0 of both interfaces).
 pub struct RawForwarder {

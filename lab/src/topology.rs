@@ -17,13 +17,14 @@ use std::sync::Arc;
 
 use aya::programs::{Xdp, XdpMode};
 use aya::Ebpf;
-use l2xdp_ebpf::{prog, UTIL_OBJ};
+use l2xdp_ebpf::prog;
 use l2xdp_wire::net::ethernet::MacAddr;
 
-use super::packet::PacketSocket;
-use super::Netns;
-use crate::afxdp::{AfXdp, AfXdpConfig};
-use crate::{loader, FastPathConfig, XdpDataPlane};
+use crate::bpf::{prog::PASS, UTIL_OBJ};
+use crate::packet::PacketSocket;
+use crate::Netns;
+use l2xdp_dataplane::afxdp::{AfXdp, AfXdpConfig};
+use l2xdp_dataplane::{loader, FastPathConfig, XdpDataPlane};
 use l2xdp_wire::datapath::DropReason;
 
 /// The LNS's access veth (in `lns`).
@@ -161,7 +162,7 @@ pub enum Mode {
     /// The XDP programs forward.
     Xdp,
     /// AF_XDP mode: the programs hand forwarded packets to the workers
-    /// ([`crate::afxdp`]), one worker on CPU 0 with sockets on `la` and `lc`.
+    /// (`l2xdp_dataplane::afxdp`), one worker on CPU 0 with sockets on `la` and `lc`.
     AfXdp,
 }
 
@@ -195,7 +196,7 @@ impl FastPath {
     /// tables (nothing to wait for in XDP mode).
     pub fn settle(&self) {
         if let Some(a) = &self.afxdp {
-            a.settle(&self.pins, super::traffic::LIMIT)
+            a.settle(&self.pins, crate::traffic::LIMIT)
                 .expect("AF_XDP workers settle");
         }
     }
@@ -375,7 +376,7 @@ impl PeerPort {
         let _g = ns.enter();
         let mut pass = Ebpf::load(UTIL_OBJ).expect("util object");
         let p: &mut Xdp = pass
-            .program_mut(prog::PASS)
+            .program_mut(PASS)
             .expect("xdp_pass")
             .try_into()
             .expect("xdp");

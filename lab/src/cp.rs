@@ -3,7 +3,7 @@
 //! [`NodeEvent`]s ([`wait_for`]), and bringing up tunnels and PPP sessions from a LAC
 //! ([`NodeThread::bring_up`]), the LAC's view of a session ([`subscriber`]), and `l2xdpd` as
 //! a process in the lab's LNS namespace ([`l2xdpd`]). The namespaces, topology and traffic
-//! themselves are `l2xdp_dataplane::lab`'s.
+//! themselves are this crate's ([`crate::topology`], [`crate::traffic`]).
 //!
 //! Everything here is a fixture: a failure panics with what failed. Time limits only bound a
 //! hung run.
@@ -14,16 +14,17 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use l2xdp_dataplane::lab::traffic::{Sub, LIMIT};
-use l2xdp_dataplane::lab::Netns;
 use l2xdp_dataplane::DataPlane;
 use l2xdp_wire::l2tp::header::Version;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::driver::{Driver, Handle};
-use crate::l2tp::{CallParams, Peer, TunnelId};
-use crate::node::{ClientAuth, Node, NodeConfig, NodeEvent};
-use crate::socket::L2tpSocket;
+use l2xdp_controlplane::driver::{Driver, Handle};
+use l2xdp_controlplane::l2tp::{CallParams, Peer, TunnelId};
+use l2xdp_controlplane::node::{ClientAuth, Node, NodeConfig, NodeEvent};
+use l2xdp_controlplane::socket::L2tpSocket;
+
+use crate::traffic::{Sub, LIMIT};
+use crate::Netns;
 
 /// Waits (at most `limit`, which only bounds a hung run) for `n` events matching `pick`,
 /// failing on the first one `fail` flags; returns the matching events.

@@ -6,7 +6,7 @@
 //!   what `make test` provides — root, the workspace's binaries built next to the tests — is
 //!   required; a test without it **fails** ([`require_root`], [`require_binary`]).
 //! - Without it (a plain `cargo test` as a user), such a test is skipped and recorded.
-//! - A kernel feature the probe ([`crate::probe`]) reports absent ([`require_feature`],
+//! - A kernel feature the probe (`l2xdp_dataplane::probe`) reports absent ([`require_feature`],
 //!   [`skip_for_feature`]) or a machine resource that is not there ([`skip_for_resource`], e.g.
 //!   "2 CPUs") is a skip in both cases: the test cannot run on this machine.
 //! - Recording a skip: `SKIPPED <test>: <reason>` on stderr, and one line `<test>\t<reason>`
@@ -22,7 +22,7 @@ use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::probe::{self, Feature};
+use l2xdp_dataplane::probe::{self, Feature};
 
 /// `=1`: a root-only test without root, or a test without the workspace binary it drives,
 /// fails instead of being skipped (`make test`).
@@ -66,7 +66,7 @@ pub fn skip_log() -> Option<PathBuf> {
 /// For a test that needs root (namespaces, XDP, bpffs, raw sockets): `true` to run it. Without
 /// root: a panic under [`REQUIRE_ENV`]`=1`, else a recorded skip and `false` (the test returns).
 pub fn require_root(test: &str) -> bool {
-    root_gate(test, super::is_root(), required(), skip_log().as_deref())
+    root_gate(test, crate::is_root(), required(), skip_log().as_deref())
 }
 
 /// [`require_root`] with its inputs given: whether we are `root`, whether [`REQUIRE_ENV`] is

@@ -21,11 +21,11 @@ use l2xdp_wire::l2tp::header::{Cookie, Transport};
 use l2xdp_wire::net::ethernet::{MacAddr, Vlans};
 use l2xdp_wire::net::frame::{udp_frame, Endpoints};
 
-use super::packet::PacketSocket;
-use super::topology::{
+use crate::packet::PacketSocket;
+use crate::topology::{
     PeerPort, CORE_HOST, CORE_MAC, L2TP_PORT, LAC_IP, LAC_MAC, LA_MAC, LC_MAC, LNS_IP,
 };
-use crate::api::{Binding, DataPlane};
+use l2xdp_dataplane::api::{Binding, DataPlane};
 
 /// Frames in flight per direction (see the module documentation).
 pub const WINDOW: usize = 64;
@@ -142,9 +142,9 @@ impl Sub {
 
     /// The LNS's side of the session (what its control plane would install): the LAC's view
     /// mirrored, bound to the subscriber's address.
-    pub fn lns_entry(&self) -> crate::api::SessionEntry {
+    pub fn lns_entry(&self) -> l2xdp_dataplane::api::SessionEntry {
         let v = &self.view;
-        crate::api::SessionEntry {
+        l2xdp_dataplane::api::SessionEntry {
             session: Session {
                 local_addr: v.peer_addr,
                 peer_addr: v.local_addr,
@@ -158,7 +158,7 @@ impl Sub {
                 cookie_tx: v.cookie_rx,
                 ..*v
             },
-            binding: crate::api::Binding::Subscriber {
+            binding: l2xdp_dataplane::api::Binding::Subscriber {
                 ipv4: Some(self.addr),
                 ipv6: vec![],
             },

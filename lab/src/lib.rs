@@ -1,6 +1,10 @@
-//! The lab for tests, benches and demos: network namespaces (uniquely named, always removed —
-//! the guard's `Drop` runs on panic too — and entered per thread: `setns` changes only the
-//! calling thread), and on top of them:
+//! l2xdp-lab: what tests, benches and demos build on and the product does not — the
+//! `l2xdp-dataplane`, `l2xdpd` and `l2xdpctl` binaries do not link this crate (its crates,
+//! `l2xdp-dataplane` and `l2xdp-controlplane`, must never depend on it; their integration
+//! tests may, their unit tests may not: they would see two copies of the crate).
+//!
+//! Network namespaces (uniquely named, always removed — the guard's `Drop` runs on panic too —
+//! and entered per thread: `setns` changes only the calling thread), and on top of them:
 //!
 //! - [`topology`]: the `lac` — `lns` — `core` namespaces joined by veth pairs, the fast path
 //!   attached on the lns side with pins in a per-run directory, `xdp_pass` on the peers.
@@ -13,13 +17,24 @@
 //! - [`skip`]: whether a test that needs root, a kernel feature, a resource or a workspace
 //!   binary runs, fails (`L2XDP_REQUIRE_ROOT=1`, `make test`) or is skipped and recorded
 //!   (`L2XDP_SKIP_LOG`, the totals of `scripts/test.sh`).
+//! - [`test_run`]: `BPF_PROG_TEST_RUN` on an XDP program (verdict, output frame, duration;
+//!   live frames), over the syscall the probe uses (`l2xdp_dataplane::bpf_sys`).
+//! - [`raw`]: the raw AF_XDP forwarder (the fast path's worker loop with no L2TP work), the
+//!   baseline of `l2xdp-bench afxdp`.
+//! - [`bpf`]: the helper XDP programs (`xdp_pass`, `xdp_swap_mac`; C in `lab/bpf/`).
+//! - [`cp`]: the pieces that need the control plane: a node on a thread in a namespace, waiting
+//!   for its events, bringing up tunnels and sessions, `l2xdpd` as a process.
 //!
-//! Everything here is a fixture: a failure panics with what failed. Needs root and iproute2
-//! (and `ethtool`).
+//! Not here: anything the product runs. Everything here is a fixture: a failure panics with
+//! what failed. Needs root and iproute2 (and `ethtool`).
 
+pub mod bpf;
+pub mod cp;
 pub mod packet;
+pub mod raw;
 pub mod scratch;
 pub mod skip;
+pub mod test_run;
 pub mod topology;
 pub mod traffic;
 pub mod tshark;

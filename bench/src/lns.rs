@@ -133,13 +133,7 @@ pub fn default_l2xdpd() -> PathBuf {
     sibling_binary("l2xdpd")
 }
 
-/// The workspace binary `name` next to this executable (cargo puts a workspace's binaries side
-/// by side; test executables sit one level below, in `deps/`), else `name` (from `PATH`).
+/// The workspace binary `name` next to this executable ([`l2xdp_lab::workspace_binary`]).
 pub fn sibling_binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().ok();
-    exe.iter()
-        .flat_map(|p| p.ancestors().skip(1).take(2))
-        .map(|d| d.join(name))
-        .find(|p| p.exists())
-        .unwrap_or_else(|| PathBuf::from(name))
+    l2xdp_lab::workspace_binary(name)
 }

@@ -130,3 +130,15 @@ impl Drop for NetnsGuard {
         unsafe { libc::setns(self.back.as_raw_fd(), libc::CLONE_NEWNET) };
     }
 }
+
+/// The workspace binary `name` (`l2xdpd`, `l2xdpctl`, …) next to the running executable: cargo
+/// puts a workspace's binaries side by side and test executables one level below, in `deps/`.
+/// Falls back to `name` (from `PATH`); tests check it exists with [`skip::require_binary`].
+pub fn workspace_binary(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().ok();
+    exe.iter()
+        .flat_map(|p| p.ancestors().skip(1).take(2))
+        .map(|d| d.join(name))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| std::path::PathBuf::from(name))
+}

@@ -32,7 +32,7 @@
 //! Loss: the senders are paced by what the receivers counted (`l2xdp_lab::traffic`), so any
 //! shortfall is a real loss and fails the test. The topology, packet sockets, frame builders
 //! and classifiers are the lab's (`l2xdp_lab`), shared with
-//! `controlplane/tests/xdp_kill9.rs`.
+//! `tests/tests/xdp_kill9.rs`.
 //!
 //! Time limits only bound a hung run; nothing asserts how fast anything went.
 

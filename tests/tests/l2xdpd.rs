@@ -47,7 +47,12 @@ dns = ["192.0.2.53"]
         6,
     )
     .expect("config");
-    L2xdpd::start(None, Path::new(env!("CARGO_BIN_EXE_l2xdpd")), &files, None)
+    L2xdpd::start(
+        None,
+        l2xdp_lab::workspace_binary("l2xdpd").as_path(),
+        &files,
+        None,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -149,7 +154,7 @@ fn check_refuses_a_bad_config_with_line_and_field() {
         "[daemon]\nlisten = [\"127.0.0.1:1701\"]\n\n[ppp]\nmru = \"big\"\n",
     )
     .expect("write");
-    let out = Command::new(env!("CARGO_BIN_EXE_l2xdpd"))
+    let out = Command::new(l2xdp_lab::workspace_binary("l2xdpd"))
         .args(["--check", "--config"])
         .arg(&cfg)
         .output()
@@ -203,7 +208,12 @@ sessions = 2
         5,
     )
     .expect("config");
-    let lac_d = L2xdpd::start(None, Path::new(env!("CARGO_BIN_EXE_l2xdpd")), &files, None);
+    let lac_d = L2xdpd::start(
+        None,
+        l2xdp_lab::workspace_binary("l2xdpd").as_path(),
+        &files,
+        None,
+    );
     let lac_sock = lac_d.socket().to_path_buf();
     let lac = status_when(&lac_sock, |d| d["ppp_up"] == 4);
     assert_eq!(

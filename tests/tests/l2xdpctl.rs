@@ -131,7 +131,12 @@ fn configure(dir: &Path, s: &Setup, n: usize, extra: &[(&str, &str)]) -> Files {
 /// control socket and metrics endpoint accept connections.
 fn start(dir: &Path, setup: &Setup, n: usize) -> L2xdpd {
     let files = configure(dir, setup, n, &[]);
-    let d = L2xdpd::start(None, Path::new(env!("CARGO_BIN_EXE_l2xdpd")), &files, None);
+    let d = L2xdpd::start(
+        None,
+        l2xdp_lab::workspace_binary("l2xdpd").as_path(),
+        &files,
+        None,
+    );
     let t = Instant::now();
     while TcpStream::connect(("127.0.0.1", setup.metrics)).is_err() {
         assert!(
@@ -145,7 +150,7 @@ fn start(dir: &Path, setup: &Setup, n: usize) -> L2xdpd {
 
 /// Runs l2xdpctl; its exit code, stdout and stderr.
 fn ctl(sock: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_l2xdpctl"))
+    let out = Command::new(l2xdp_lab::workspace_binary("l2xdpctl"))
         .arg("--socket")
         .arg(sock)
         .args(args)

@@ -231,7 +231,7 @@ pool = ["100.64.0.0/24"]
 fn start_daemon(ns: &Netns, files: &Files) -> L2xdpd {
     L2xdpd::start(
         Some(ns),
-        Path::new(env!("CARGO_BIN_EXE_l2xdpd")),
+        l2xdp_lab::workspace_binary("l2xdpd").as_path(),
         files,
         None,
     )

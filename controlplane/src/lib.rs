@@ -23,7 +23,9 @@
 //!
 //! Not here: labs and fixtures (a node on a thread in a network namespace, `l2xdpd` as a child
 //! process, bringing up tunnels and sessions: `l2xdp_lab::cp`, a crate `l2xdpd` and `l2xdpctl`
-//! do not link; this crate's integration tests use it, its unit tests must not).
+//! do not link; the tests that use it are in `tests/`), and anything that needs the kernel's
+//! fast path outside the default `xdp` feature: without it this crate builds and unit-tests
+//! with no aya, eBPF object or clang.
 
 pub mod config_file;
 pub mod control;

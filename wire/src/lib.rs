@@ -13,6 +13,9 @@
 //! - [`datapath`]: the reference encapsulation and decapsulation the XDP and AF_XDP fast paths
 //!   are tested against, byte for byte.
 //! - [`pcap`]: reading and writing captures (`l2xdp-decode`, its own crate, describes them).
+//!
+//! Not here: I/O, command-line tools (`l2xdp-decode` is its own crate), test fixtures outside
+//! the `examples` feature, and anything that allocates on a data packet's path.
 
 pub mod datapath;
 pub mod error;

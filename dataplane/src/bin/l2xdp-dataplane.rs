@@ -330,7 +330,7 @@ fn print_probe(f: &probe::Features, ifaces: &[probe::Interface]) {
     );
     println!();
     println!(
-        "{:<13} {:<10} {:<38} {:<28} detail",
+        "{:<13} {:<10} {:<42} {:<50} DETAIL",
         "FEATURE", "STATUS", "WHAT", "USED FOR"
     );
     for (feat, st) in &f.status {

@@ -49,20 +49,24 @@ def verifier_errors(text):
         body = text[m.end() : m.end() + 2_000_000]
         end = re.search(r"processed \d+ insns|verification time|\"\s*\)|\"\s*\}", body)
         block = body[: end.start()] if end else body[:20000]
+        block = re.sub(r'^[:\s]*(VerifierLog\(\s*)?"?', "", block)
         lines = [ln.strip() for ln in block.splitlines() if ln.strip()]
-        lines = [ln for ln in lines if not ln.startswith(("VerifierLog", ":", "verifier_log"))]
         if not lines:
             continue
-        complaint = lines[-1].strip('"() ')
-        insn = ""
-        for ln in reversed(lines[:-1]):
-            if re.match(r"^\d+: \(", ln):
-                insn = ln
-                break
-        key = (prog, insn, complaint)
+        # The complaint: what follows the last instruction the verifier printed; the C source
+        # line the compiler annotated that instruction with (";" lines), when there is one.
+        last = max((i for i, ln in enumerate(lines) if re.match(r"^\d+: \(", ln)), default=None)
+        if last is None or last == len(lines) - 1:
+            complaint, insn, source = lines[-1].strip('" '), "", ""
+        else:
+            complaint = " / ".join(ln.strip('" ') for ln in lines[last + 1 : last + 4])
+            insn = re.sub(r"\s+;.*$", "", lines[last])
+            source = next((ln[1:].strip() for ln in reversed(lines[:last]) if ln.startswith(";")
+                           and ln[1:].strip()), "")
+        key = (prog, insn, source, complaint)
         if key not in found:
             found.append(key)
-    return [{"program": p, "instruction": i, "error": c} for p, i, c in found]
+    return [{"program": p, "instruction": i, "source": src, "error": c} for p, i, src, c in found]
 
 
 def parse_test_log(text):
@@ -91,17 +95,14 @@ def parse_test_log(text):
             continue
         if current is not None:
             sections[current].append(ln)
-    in_fail_list = False
-    for ln in lines:
-        if ln == "failures:":
-            in_fail_list = True
-            continue
-        if in_fail_list:
-            if ln.startswith("    ") and ln.strip():
-                if ln.strip() not in res["failures"]:
-                    res["failures"].append(ln.strip())
-            elif ln.startswith("test result:"):
-                in_fail_list = False
+    # The list of failed tests: the last "failures:" block, one "    name" line each.
+    starts = [i for i, ln in enumerate(lines) if ln == "failures:"]
+    if starts:
+        for ln in lines[starts[-1] + 1 :]:
+            if ln.startswith("test result:"):
+                break
+            if re.match(r"^    \S+$", ln) and ln.strip() not in res["failures"]:
+                res["failures"].append(ln.strip())
     for name, body in sections.items():
         if name in res["failures"]:
             panic = ""
@@ -249,10 +250,17 @@ def kernel_text(r):
         out.append(f"  {x['name']}: {'ok' if x['ok'] else 'FAILED'} in {x['seconds']} s — {s}")
         if x["skipped_in_test"]:
             out.append(f"      skipped inside the test: {', '.join(x['skipped_in_test'])}")
+        # Failures grouped by their panic message.
+        groups = {}
         for name in x["failures"]:
-            out.append(f"      failed: {name}: {x['panics'].get(name, '')}")
+            groups.setdefault(x["panics"].get(name, ""), []).append(name)
+        for msg, names in groups.items():
+            who = names[0] if len(names) == 1 else f"{len(names)} tests ({', '.join(names[:3])}{', …' if len(names) > 3 else ''})"
+            out.append(f"      failed: {who}: {msg}")
     for v in r["verifier_errors"]:
-        out.append(f"  verifier: {v['program']}: {v['instruction']} -> {v['error']}")
+        out.append(f"  verifier: {v['program']}: {v['error']}")
+        if v["instruction"]:
+            out.append(f"      at {v['instruction']}   (C: {v['source']})")
     out.append(f"  totals: {t['passed']} passed, {t['failed']} failed, {t['skipped']} skipped")
     return "\n".join(out) + "\n"
 
@@ -296,7 +304,8 @@ def matrix(outdir, dirs):
             elif t["passed_real"] == 0 and t["skipped"] > 0:
                 bad.append(f"{short(t['name'])}: all skipped")
         for v in r["verifier_errors"][:3]:
-            bad.append(f"verifier ({v['program']}): `{v['instruction'] + ' → ' if v['instruction'] else ''}{v['error']}`")
+            at = f" at `{v['instruction']}` (`{v['source'][:80]}`)" if v["instruction"] else ""
+            bad.append(f"verifier, {v['program']}: `{v['error']}`{at}")
         if not r["finished"]:
             bad.insert(0, "**guest did not finish**" + (" (timeout)" if r.get("timed_out") else ""))
         t = r["totals"]

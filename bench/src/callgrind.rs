@@ -206,6 +206,8 @@ pub fn drive(case: WorkerCase, packets: u64, sessions: u32) -> Result<DriveResul
                 cfg: DecapConfig::default(),
                 table: t,
                 updates,
+                // The in-memory peer puts the metadata where bpf_xdp_adjust_meta would.
+                handoff: l2xdp_dataplane::probe::XskHandoff::Meta,
             }
         }
     };

@@ -4,6 +4,7 @@
 //!   or goes away, and [`api::MemoryDataPlane`], an in-memory implementation for tests.
 //! - [`xdp`]: [`XdpDataPlane`], the same interface over the XDP programs' (pinned) maps.
 //! - [`loader`]: load, attach (native XDP), pin, detach.
+//! - [`probe`]: what the running kernel offers; the loader, bench and tests ask it.
 //! - [`session_map`]: session entries ↔ map values, the encap template.
 //! - [`static_pw`]: static L2TPv3 pseudowires from TOML (Linux `ip l2tp` manual mode).
 //! - [`afxdp`], [`xsk`]: the AF_XDP mode: per-core workers behind the same programs.
@@ -13,6 +14,7 @@ pub mod afxdp;
 pub mod api;
 pub mod lab;
 pub mod loader;
+pub mod probe;
 pub mod session_map;
 pub mod static_pw;
 pub mod stats;

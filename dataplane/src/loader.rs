@@ -22,6 +22,9 @@ pub enum LoadError {
     /// No such interface.
     #[error("no interface named {0:?}")]
     NoInterface(String),
+    /// The kernel lacks what the fast path needs (one line, from the probes).
+    #[error("{0}")]
+    Kernel(String),
     /// The kernel refused the object or a program.
     #[error("loading the XDP object: {0}")]
     Load(String),
@@ -49,6 +52,16 @@ pub fn ifindex(iface: &str) -> Result<u32, LoadError> {
     }
 }
 
+/// The programs' `.rodata` constant that selects the AF_XDP hand-off (`enum l2xdp_handoff`).
+pub const XSK_HANDOFF_GLOBAL: &str = "l2xdp_xsk_handoff";
+
+/// How the programs this process loads hand frames to AF_XDP workers: the kernel's answer
+/// ([`crate::probe::Features::xsk_handoff`], with `L2XDP_FORCE_PROBE` applied). The workers
+/// read the metadata where this says it is.
+pub fn xsk_handoff() -> crate::probe::XskHandoff {
+    crate::probe::features().xsk_handoff()
+}
+
 /// How many sessions the maps are built for when nothing else is said (the object's own
 /// `max_entries`).
 pub const DEFAULT_MAX_SESSIONS: u32 = 65_536;
@@ -63,8 +76,17 @@ pub fn load(pin_dir: Option<&Path>) -> Result<Ebpf, LoadError> {
 /// pinned there. A map already pinned there is re-used as it is — with the size it was created
 /// with: to resize, `detach` first (which drops the sessions). Without `pin_dir`, the maps are
 /// private to the returned object (tests).
+///
+/// The kernel's features ([`crate::probe::features`]) are checked first: a kernel older than
+/// [`crate::probe::MIN_KERNEL`] or without a required helper or map type gets one line naming
+/// what is missing, never a verifier dump. The AF_XDP hand-off is chosen from them
+/// ([`xsk_handoff`]) and frozen into the programs' `.rodata` before they are verified.
 pub fn load_sized(pin_dir: Option<&Path>, max_sessions: u32) -> Result<Ebpf, LoadError> {
+    let features = crate::probe::features();
+    features.check_fast_path().map_err(LoadError::Kernel)?;
+    let handoff = features.xsk_handoff().rodata();
     let mut loader = EbpfLoader::new();
+    loader.override_global(XSK_HANDOFF_GLOBAL, &handoff, true);
     for n in [
         name::SESSIONS,
         name::SEQ,
@@ -93,9 +115,42 @@ pub fn load_sized(pin_dir: Option<&Path>, max_sessions: u32) -> Result<Ebpf, Loa
     for p in [prog::ACCESS, prog::ACCESS_CPU, prog::CORE] {
         program(&mut ebpf, p)?
             .load()
-            .map_err(|e| LoadError::Load(format!("{p}: {e:?}")))?;
+            .map_err(|e| LoadError::Load(verifier_summary(p, &e)))?;
     }
     Ok(ebpf)
+}
+
+/// One line for an unexpected refusal: the error and the verifier's last words (the whole log
+/// goes to the debug log).
+fn verifier_summary(p: &str, e: &aya::programs::ProgramError) -> String {
+    match e {
+        aya::programs::ProgramError::LoadError {
+            io_error,
+            verifier_log,
+        } => {
+            let log = verifier_log.to_string();
+            tracing::debug!(program = p, log = %log, "verifier log");
+            let tail: Vec<&str> = log
+                .lines()
+                .map(str::trim)
+                .filter(|l| {
+                    !l.is_empty()
+                        && !l.starts_with("processed ")
+                        && !l.starts_with("verification time")
+                })
+                .collect();
+            let last = tail
+                .iter()
+                .rev()
+                .take(2)
+                .rev()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(" / ");
+            format!("the kernel refused {p} ({io_error}): {last}")
+        }
+        other => format!("{p}: {other}"),
+    }
 }
 
 /// A loaded program of the object.

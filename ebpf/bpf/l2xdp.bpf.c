@@ -404,31 +404,61 @@ static __always_inline int xsk_ready(struct xdp_md *ctx)
 	__u32 ifindex = ctx->ingress_ifindex, q = ctx->rx_queue_index, k;
 	__u32 *base = bpf_map_lookup_elem(&l2xdp_xsk_base, &ifindex);
 
-	if (!base || q >= L2XDP_XSK_QUEUES)
+	if (!base || *base >= L2XDP_XSK_MAX || q >= L2XDP_XSK_QUEUES)
 		return 0;
 	k = *base + q;
 	return bpf_map_lookup_elem(&l2xdp_xsks, &k) != 0;
 }
 
-/* AF_XDP mode: the untouched frame with its metadata to the worker's socket. XDP_PASS when
- * no socket is registered for this interface and queue. */
+/*
+ * How AF_XDP frames carry their metadata (enum l2xdp_handoff), frozen in .rodata by the loader
+ * (aya's set_global) before the programs are verified: the verifier knows the value, so on a
+ * kernel that refuses bpf_xdp_adjust_meta to XDP programs the loader picks
+ * L2XDP_HANDOFF_INLINE and the call is never reached — never verified, and removed as dead
+ * code. One program per role serves both kinds of kernel, and XDP mode never depends on it.
+ */
+const volatile __u32 l2xdp_xsk_handoff = L2XDP_HANDOFF_META;
+
+/* AF_XDP mode: the untouched frame with its metadata to the worker's socket. -1 when the
+ * frame cannot be handed over (no socket registered for this interface and queue, or a driver
+ * without metadata support or headroom): the caller forwards in XDP mode, counted as
+ * L2XDP_V_XSK_FALLBACK — never XDP_ABORTED. */
 static __always_inline int to_xsk(struct xdp_md *ctx, struct l2xdp_xsk_meta *m, __u32 verdict)
 {
 	__u32 ifindex = ctx->ingress_ifindex, q = ctx->rx_queue_index;
 	__u32 *base = bpf_map_lookup_elem(&l2xdp_xsk_base, &ifindex);
-	void *data, *meta;
+	void *data, *dst;
 
 	if (!base || q >= L2XDP_XSK_QUEUES)
-		return v_other(L2XDP_V_ERROR, XDP_PASS);
-	if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(*m)))
-		return v_other(L2XDP_V_ERROR, XDP_ABORTED);
-	data = (void *)(long)ctx->data;
-	meta = (void *)(long)ctx->data_meta;
-	if (meta + sizeof(*m) > data)
-		return v_other(L2XDP_V_ERROR, XDP_ABORTED);
-	__builtin_memcpy(meta, m, sizeof(*m));
+		return -1;
+	if (l2xdp_xsk_handoff == L2XDP_HANDOFF_META) {
+		if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(*m)))
+			goto fallback;
+		data = (void *)(long)ctx->data;
+		dst = (void *)(long)ctx->data_meta;
+		if (dst + sizeof(*m) > data)
+			goto fallback;
+	} else {
+		if (bpf_xdp_adjust_head(ctx, -(int)sizeof(*m)))
+			goto fallback;
+		dst = at(ctx, 0, sizeof(*m));
+		if (!dst) {
+			/* Give the headroom back: the frame must be as it was for XDP mode. */
+			if (bpf_xdp_adjust_head(ctx, (int)sizeof(*m)))
+				return v_other(L2XDP_V_ERROR, XDP_ABORTED);
+			goto fallback;
+		}
+	}
+	__builtin_memcpy(dst, m, sizeof(*m));
 	count(&l2xdp_verdicts, verdict);
 	return bpf_redirect_map(&l2xdp_xsks, *base + q, XDP_PASS);
+fallback:
+	/* The driver cannot carry the hand-off: this interface forwards in XDP mode from now on
+	 * (with the sequence check the hand-off skips) until the AF_XDP runtime registers it
+	 * again; the runtime reports the disabled interface. */
+	*base = L2XDP_XSK_DISABLED;
+	count(&l2xdp_verdicts, L2XDP_V_XSK_FALLBACK);
+	return -1;
 }
 
 /* First pass with spreading on: hand the frame to the session's CPU. XDP_PASS: stay here. */
@@ -494,7 +524,9 @@ static __always_inline int forward_v2(struct xdp_md *ctx, struct l2xdp_session_k
 
 		__builtin_memcpy(m.dmac, fib.dmac, 6);
 		__builtin_memcpy(m.smac, fib.smac, 6);
-		return to_xsk(ctx, &m, L2XDP_V_DECAP);
+		rc = to_xsk(ctx, &m, L2XDP_V_DECAP);
+		if (rc >= 0)
+			return rc;
 	}
 	if (trim_to(ctx, inner_end) || bpf_xdp_adjust_head(ctx, (int)inner - ETH_HLEN))
 		return v_other(L2XDP_V_ERROR, XDP_ABORTED);
@@ -589,8 +621,10 @@ static __always_inline int decap_v3(struct xdp_md *ctx, struct l2xdp_config *cfg
 	if (o->xsk) {
 		struct l2xdp_xsk_meta m = { .egress_ifindex = ac, .key = key,
 					    .dir = L2XDP_DIR_DECAP };
+		int rc = to_xsk(ctx, &m, L2XDP_V_DECAP);
 
-		return to_xsk(ctx, &m, L2XDP_V_DECAP);
+		if (rc >= 0)
+			return rc;
 	}
 	if (trim_to(ctx, end) || bpf_xdp_adjust_head(ctx, (int)off))
 		return v_other(L2XDP_V_ERROR, XDP_ABORTED);
@@ -910,9 +944,45 @@ int xdp_l2tp_access_cpu(struct xdp_md *ctx)
 /* ------------------------------------------------------------------------------------------ */
 /* Encapsulation (core side): wire::datapath::encap with the session's template. */
 
+/* Writes `len` (a constant: 1, 2 or 4) bytes at `off`: direct packet access, not
+ * bpf_xdp_store_bytes (5.18+), so the program loads on 5.10. */
 static __always_inline int put(struct xdp_md *ctx, __u32 off, void *from, __u32 len)
 {
-	return bpf_xdp_store_bytes(ctx, off, from, len);
+	__u8 *p = at(ctx, off, len);
+
+	if (!p)
+		return -1;
+	__builtin_memcpy(p, from, len);
+	return 0;
+}
+
+/* Copies the session's template (hdr_len bytes, ETH_HLEN <= hdr_len <= L2XDP_HDR_MAX) to the
+ * front of the packet in 8-byte words; the last word is the template's last 8 bytes
+ * (overlapping the previous one) so nothing past hdr_len is written. */
+static __always_inline int put_template(struct xdp_md *ctx, const struct l2xdp_session *s,
+					__u32 hdr_len)
+{
+	__u32 i, last;
+	__u8 *p;
+
+	if (hdr_len < 8 || hdr_len > L2XDP_HDR_MAX)
+		return -1;
+	for (i = 0; i < L2XDP_HDR_MAX / 8; i++) {
+		if (i * 8 + 8 > hdr_len)
+			break;
+		p = at(ctx, i * 8, 8);
+		if (!p)
+			return -1;
+		*(__u64 *)p = *(const __u64 *)(s->hdr + i * 8);
+	}
+	last = (hdr_len - 8) & (L2XDP_HDR_MAX - 1);
+	if (last > L2XDP_HDR_MAX - 8)
+		return -1;
+	p = at(ctx, last, 8);
+	if (!p)
+		return -1;
+	*(__u64 *)p = *(const __u64 *)(s->hdr + last);
+	return 0;
 }
 
 static __always_inline int encap(struct xdp_md *ctx, struct l2xdp_config *cfg,
@@ -954,8 +1024,11 @@ static __always_inline int encap(struct xdp_md *ctx, struct l2xdp_config *cfg,
 
 		__builtin_memcpy(m.dmac, fib.dmac, 6);
 		__builtin_memcpy(m.smac, fib.smac, 6);
-		count_session(key, (hdr_len & 0xff) + inner_len, 0);
-		return to_xsk(ctx, &m, L2XDP_V_ENCAP);
+		rc = to_xsk(ctx, &m, L2XDP_V_ENCAP);
+		if (rc >= 0) {
+			count_session(key, (hdr_len & 0xff) + inner_len, 0);
+			return rc;
+		}
 	}
 	if (inner + inner_len < frame_len &&
 	    bpf_xdp_adjust_tail(ctx, -(int)(frame_len - inner - inner_len)))
@@ -965,8 +1038,16 @@ static __always_inline int encap(struct xdp_md *ctx, struct l2xdp_config *cfg,
 	hdr_len &= 0xff;
 	if (hdr_len < ETH_HLEN || hdr_len > L2XDP_HDR_MAX)
 		return v_other(L2XDP_V_ERROR, XDP_ABORTED);
-	if (put(ctx, 0, s->hdr, hdr_len) || put(ctx, 0, fib.dmac, 6) || put(ctx, 6, fib.smac, 6))
+	if (put_template(ctx, s, hdr_len))
 		return v_other(L2XDP_V_ERROR, XDP_ABORTED);
+	{
+		__u8 *eth = at(ctx, 0, ETH_HLEN);
+
+		if (!eth)
+			return v_other(L2XDP_V_ERROR, XDP_ABORTED);
+		__builtin_memcpy(eth, fib.dmac, 6);
+		__builtin_memcpy(eth + 6, fib.smac, 6);
+	}
 
 	/* Outer IP lengths and the IPv4 header checksum. */
 	if (s->family == 4) {

@@ -53,6 +53,8 @@ enum l2xdp_verdict {
 	L2XDP_V_FIB_MISS = 6,       /* no route / neighbour: XDP_PASS of the untouched frame */
 	L2XDP_V_ENCAP_REFUSED = 7,  /* too big for the MTU or the checksum loop: XDP_PASS */
 	L2XDP_V_ERROR = 8,          /* a helper failed (adjust_head...): XDP_ABORTED */
+	L2XDP_V_XSK_FALLBACK = 9,   /* AF_XDP hand-off impossible (driver without metadata or
+				     * headroom): forwarded in XDP mode instead */
 	L2XDP_V_WHY_BASE = 12,      /* 12..17: to-control-plane per l2xdp_why */
 	L2XDP_V_COUNT = 17,
 };
@@ -152,10 +154,20 @@ struct l2xdp_lpm6_key {
 /*
  * AF_XDP mode (l2xdp_config.afxdp = 1). The programs classify exactly as in XDP mode; where
  * XDP mode would rewrite and redirect a packet (a Forward verdict with a next hop), they put
- * this metadata before the untouched frame (bpf_xdp_adjust_meta) and redirect it into
- * l2xdp_xsks at l2xdp_xsk_base[ingress ifindex] + rx queue. The user-space worker does the
- * decapsulation/encapsulation with wire::datapath, the sequence check (skipped here) and Ns.
+ * this metadata with the untouched frame and redirect it into l2xdp_xsks at
+ * l2xdp_xsk_base[ingress ifindex] + rx queue. Where the metadata goes is the programs'
+ * constant l2xdp_xsk_handoff (.rodata, set by the loader from the kernel's features):
+ * L2XDP_HANDOFF_META puts it in the metadata area just before the frame
+ * (bpf_xdp_adjust_meta); L2XDP_HANDOFF_INLINE in front of the frame itself
+ * (bpf_xdp_adjust_head: any kernel, any driver), so the socket receives meta + frame. The
+ * user-space worker does the decapsulation/encapsulation with wire::datapath, the sequence
+ * check (skipped here) and Ns.
  */
+enum l2xdp_handoff {
+	L2XDP_HANDOFF_META = 1,
+	L2XDP_HANDOFF_INLINE = 2,
+};
+
 struct l2xdp_xsk_meta {
 	__u32 egress_ifindex;  /* from bpf_fib_lookup, or the v3 attachment circuit */
 	__u8 dmac[6];          /* next hop (bpf_fib_lookup); zero for a v3 attachment circuit */
@@ -179,6 +191,8 @@ enum l2xdp_dir {
 
 #define L2XDP_XSK_MAX 2048      /* l2xdp_xsks entries: 64 interfaces (l2xdp_xsk_base) x queues */
 #define L2XDP_XSK_QUEUES 32     /* queues per interface in l2xdp_xsks */
+#define L2XDP_XSK_DISABLED 0xffffffffu /* l2xdp_xsk_base value: the hand-off failed here (the
+					* program set it); XDP mode until re-registered */
 
 /* A session changed (l2xdp_changes, QUEUE, pushed by user space writers of the session maps
  * for AF_XDP workers in another process; on overflow l2xdp_resync[0] is set). */

@@ -60,6 +60,9 @@ pub mod verdict {
     pub const ENCAP_REFUSED: u32 = 7;
     /// A helper failed: aborted.
     pub const ERROR: u32 = 8;
+    /// AF_XDP mode: the hand-off to the worker failed at run time (a driver without XDP
+    /// metadata or headroom): forwarded in XDP mode instead.
+    pub const XSK_FALLBACK: u32 = 9;
     /// `WHY_BASE + wire::datapath::Why as u32`: to-control-plane per reason.
     pub const WHY_BASE: u32 = 12;
     /// Size of the array (`WHY_BASE + wire::datapath::Why::COUNT`).
@@ -198,6 +201,10 @@ pub struct Seq {
 pub const XSK_MAX: u32 = 2048;
 /// Queues per interface in [`name::XSKS`].
 pub const XSK_QUEUES: u32 = 32;
+/// A [`name::XSK_BASE`] value the programs set when the hand-off failed on that interface (a
+/// driver without XDP metadata or headroom): XDP mode there until the runtime registers it
+/// again.
+pub const XSK_DISABLED: u32 = u32::MAX;
 
 /// `enum l2xdp_dir`.
 pub mod dir {

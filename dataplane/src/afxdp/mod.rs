@@ -215,6 +215,7 @@ impl AfXdp {
                     cfg: decap_cfg,
                     table: table::table(capacity),
                     updates: rx,
+                    handoff: loader::xsk_handoff(),
                 },
                 core: Some(*core),
             });

@@ -16,6 +16,7 @@ use l2xdp_wire::datapath::{
 use l2xdp_wire::net::ethernet::MacAddr;
 
 use super::table::{apply, Table, Update};
+use crate::probe::XskHandoff;
 use crate::session_map::session_key;
 use crate::xsk::{poll_rx, XskSocket};
 
@@ -58,6 +59,8 @@ pub enum Work {
         table: Table,
         /// Its updates.
         updates: Receiver<Update>,
+        /// Where the programs put each frame's metadata (as loaded on this kernel).
+        handoff: XskHandoff,
     },
     /// The raw forwarder (the benchmark's baseline): every frame received on socket `i` is
     /// copied to a transmit frame of socket `to[i]`, nothing else.
@@ -186,11 +189,26 @@ impl Worker {
                         let frame = self.sockets[i].umem_bytes(d.addr, 0, d.len);
                         raw(&mut self.sockets, out, frame, local);
                     }
-                    Work::L2tp { cfg, table, .. } => {
-                        let meta = self.sockets[i]
-                            .umem_bytes(d.addr, META_LEN, 0)
-                            .and_then(read_meta);
-                        let frame = self.sockets[i].umem_bytes(d.addr, 0, d.len);
+                    Work::L2tp {
+                        cfg,
+                        table,
+                        handoff,
+                        ..
+                    } => {
+                        let s = &self.sockets[i];
+                        let (meta, frame) = match handoff {
+                            XskHandoff::Meta => (
+                                s.umem_bytes(d.addr, META_LEN, 0),
+                                s.umem_bytes(d.addr, 0, d.len),
+                            ),
+                            XskHandoff::Inline => (
+                                s.umem_bytes(d.addr, 0, META_LEN.min(d.len)),
+                                d.len.checked_sub(META_LEN).and_then(|len| {
+                                    s.umem_bytes(d.addr + u64::from(META_LEN), 0, len)
+                                }),
+                            ),
+                        };
+                        let meta = meta.and_then(read_meta);
                         match (meta, frame) {
                             (Some(m), Some(f)) => {
                                 l2tp(&mut self.sockets, &st.egress, cfg, table, &m, f, local)

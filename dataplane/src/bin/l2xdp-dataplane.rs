@@ -5,6 +5,7 @@
 //!                        [--mode xdp|afxdp [--cores 0,1] [--batch 64]]
 //! l2xdp-dataplane static pseudowires.toml
 //! l2xdp-dataplane show
+//! l2xdp-dataplane probe [--iface eth0] [--force adjust_meta=off] [--json]
 //! l2xdp-dataplane detach
 //! ```
 
@@ -14,6 +15,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use l2xdp_dataplane::afxdp::{AfXdp, AfXdpConfig};
 use l2xdp_dataplane::loader::{self, PIN_DIR};
+use l2xdp_dataplane::probe;
 use l2xdp_dataplane::stats::{SessionStats, StatsMaps};
 use l2xdp_dataplane::{static_pw, DataPlane, FastPathConfig, XdpDataPlane};
 use l2xdp_ebpf::prog;
@@ -76,6 +78,19 @@ enum Cmd {
     Static { config: PathBuf },
     /// Print sessions and counters.
     Show,
+    /// What the running kernel offers the fast path (read-only: loads tiny probe programs,
+    /// attaches nothing): helpers, map types, test runs, and each `--iface`'s XDP support.
+    Probe {
+        /// Interfaces to report on (native XDP, redirect target, AF_XDP zero-copy).
+        #[arg(long)]
+        iface: Vec<String>,
+        /// Report FEATURE as absent (`adjust_meta=off,live_frames=off`; as L2XDP_FORCE_PROBE).
+        #[arg(long)]
+        force: Option<String>,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove the programs and every pin.
     Detach,
 }
@@ -215,12 +230,138 @@ fn run(cli: Cli) -> Result<(), String> {
                 println!("drop {}: {}", d.reason, d.packets);
             }
         }
+        Cmd::Probe { iface, force, json } => {
+            let forced = match force.or_else(|| std::env::var(probe::FORCE_ENV).ok()) {
+                Some(s) => probe::parse_force(&s)?,
+                None => vec![],
+            };
+            let f = probe::Features::detect_with(&forced);
+            let ifaces = iface
+                .iter()
+                .map(|i| probe::Interface::probe(i))
+                .collect::<Result<Vec<_>, _>>()?;
+            if json {
+                println!("{}", probe_json(&f, &ifaces));
+            } else {
+                print_probe(&f, &ifaces);
+            }
+        }
         Cmd::Detach => {
             loader::detach(&cli.pin_dir).map_err(|e| e.to_string())?;
             println!("detached, {} removed", cli.pin_dir.display());
         }
     }
     Ok(())
+}
+
+fn yes_no(v: Option<bool>) -> &'static str {
+    match v {
+        Some(true) => "yes",
+        Some(false) => "no",
+        None => "unknown",
+    }
+}
+
+fn print_probe(f: &probe::Features, ifaces: &[probe::Interface]) {
+    let verdict = match f.check_fast_path() {
+        Ok(()) => "the fast path loads".to_string(),
+        Err(e) => format!("the fast path CANNOT load: {e}"),
+    };
+    println!(
+        "kernel {} (minimum {}.{}): {verdict}",
+        f.kernel,
+        probe::MIN_KERNEL.0,
+        probe::MIN_KERNEL.1
+    );
+    println!();
+    println!(
+        "{:<13} {:<10} {:<38} {:<28} detail",
+        "FEATURE", "STATUS", "WHAT", "USED FOR"
+    );
+    for (feat, st) in &f.status {
+        let mut detail = st.detail().replace('\n', " ");
+        if detail.len() > 90 {
+            detail.truncate(90);
+            detail.push('…');
+        }
+        println!(
+            "{:<13} {:<10} {:<38} {:<28} {detail}",
+            feat.name(),
+            st.word(),
+            feat.what(),
+            feat.used_for(),
+        );
+    }
+    println!();
+    println!("AF_XDP hand-off:  {}", f.xsk_handoff().describe());
+    println!(
+        "bench generator:  {}",
+        if f.has(probe::Feature::LiveFrames) {
+            "live-frame test runs"
+        } else {
+            "AF_PACKET (live frames unavailable)"
+        }
+    );
+    if !ifaces.is_empty() {
+        println!();
+        println!(
+            "{:<16} {:>7} {:<12} {:<11} {:<16} {:<17}",
+            "INTERFACE", "IFINDEX", "DRIVER", "NATIVE XDP", "REDIRECT TARGET", "AF_XDP ZERO-COPY"
+        );
+        for i in ifaces {
+            println!(
+                "{:<16} {:>7} {:<12} {:<11} {:<16} {:<17}",
+                i.name,
+                i.ifindex,
+                i.driver.as_deref().unwrap_or("?"),
+                yes_no(i.native()),
+                yes_no(i.redirect_target()),
+                yes_no(i.zero_copy()),
+            );
+        }
+        if ifaces.iter().any(|i| i.xdp.is_none()) {
+            println!("(unknown: the kernel has no netdev xdp-features (6.3+); attach tries native XDP and falls back to generic)");
+        }
+    }
+}
+
+fn probe_json(f: &probe::Features, ifaces: &[probe::Interface]) -> serde_json::Value {
+    let features: serde_json::Map<String, serde_json::Value> = f
+        .status
+        .iter()
+        .map(|(feat, st)| {
+            (
+                feat.name().to_string(),
+                serde_json::json!({
+                    "status": st.word(),
+                    "detail": st.detail(),
+                    "required": feat.required(),
+                    "what": feat.what(),
+                }),
+            )
+        })
+        .collect();
+    serde_json::json!({
+        "kernel": f.kernel,
+        "min_kernel": format!("{}.{}", probe::MIN_KERNEL.0, probe::MIN_KERNEL.1),
+        "fast_path_loads": f.check_fast_path().is_ok(),
+        "fast_path_error": f.check_fast_path().err(),
+        "xsk_handoff": match f.xsk_handoff() {
+            probe::XskHandoff::Meta => "meta",
+            probe::XskHandoff::Inline => "inline",
+        },
+        "live_frames": f.has(probe::Feature::LiveFrames),
+        "features": features,
+        "interfaces": ifaces.iter().map(|i| serde_json::json!({
+            "name": i.name,
+            "ifindex": i.ifindex,
+            "driver": i.driver,
+            "native_xdp": i.native(),
+            "redirect_target": i.redirect_target(),
+            "zero_copy": i.zero_copy(),
+            "xdp_features": i.xdp.map(|x| x.xdp),
+        })).collect::<Vec<_>>(),
+    })
 }
 
 /// Blocks SIGINT and SIGTERM in this thread (and the threads it starts later).

@@ -71,7 +71,6 @@ if [ "$KM_BUILD" = 1 ]; then
 fi
 [ -f "$tests_json" ] || vm_die "no $tests_json: run without KM_BUILD=0 first"
 tests_tsv=$KM_DIR/build/tests.tsv
-: >"$tests_tsv"
 # package_id is "path+file:///…/dir#name@version", "…/dir#version" (name = dir) or, from older
 # cargo, "name version (path+file://…)".
 jq -r 'select(.reason == "compiler-artifact" and .executable != null and (.target.kind | index("test")))
@@ -80,14 +79,15 @@ jq -r 'select(.reason == "compiler-artifact" and .executable != null and (.targe
                         else split(" ")[0] end) as $pkg
        | [$pkg, .target.name, .manifest_path, .executable] | @tsv' "$tests_json" |
   while IFS=$'\t' read -r pkg tname manifest exe; do
-    for t in "${km_tests[@]}"; do
+    for i in "${!km_tests[@]}"; do
+      t=${km_tests[$i]}
       # shellcheck disable=SC2053
       if [ "$pkg" = "${t%%:*}" ] && [[ "$tname" == ${t#*:} ]]; then
-        printf '%s\t%s\t%s\n' "$pkg:$tname" "$(dirname "$manifest")" "$exe" >>"$tests_tsv"
+        printf '%s\t%s\t%s\t%s\n' "$i" "$pkg:$tname" "$(dirname "$manifest")" "$exe"
         break
       fi
     done
-  done
+  done | sort -n -k1,1 -s | cut -f2- >"$tests_tsv" # in KM_TESTS' order
 [ -s "$tests_tsv" ] || vm_die "no test executables matched KM_TESTS ($KM_TESTS)"
 vm_log "test binaries: $(cut -f1 "$tests_tsv" | paste -sd' ' -)"
 

@@ -19,13 +19,22 @@ mkdir -p "$out/tests"
 echo "== kernel $(uname -r), $(nproc) CPUs, $(awk '/MemTotal/ {print int($2/1024) " MiB"}' /proc/meminfo)"
 
 # (a) what the kernel offers, by the project's own probe (read-only).
+# With --iface: a veth pair, as the lab uses, for the XDP modes and AF_XDP zero-copy.
 dp=$repo/target/release/l2xdp-dataplane
 if "$dp" probe --help >/dev/null 2>&1; then
-  echo "== l2xdp-dataplane probe"
-  timeout 300 "$dp" probe >"$out/probe.txt" 2>&1
+  ifargs=()
+  if "$dp" probe --help 2>&1 | grep -q -- --iface &&
+    ip link add kmprobe0 type veth peer name kmprobe1 2>/dev/null; then
+    ip link set kmprobe0 up
+    ip link set kmprobe1 up
+    ifargs=(--iface kmprobe0)
+  fi
+  echo "== l2xdp-dataplane probe ${ifargs[*]}"
+  timeout 300 "$dp" probe "${ifargs[@]}" >"$out/probe.txt" 2>&1
   echo $? >"$out/probe.status"
   cat "$out/probe.txt"
-  timeout 300 "$dp" probe --json >"$out/probe.json" 2>"$out/probe.json.err" || true
+  timeout 300 "$dp" probe "${ifargs[@]}" --json >"$out/probe.json" 2>"$out/probe.json.err" || true
+  ip link del kmprobe0 2>/dev/null || true
 else
   echo "probe unavailable" >"$out/probe.txt"
   echo "== probe unavailable (no 'l2xdp-dataplane probe' in this build)"

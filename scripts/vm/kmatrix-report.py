@@ -137,6 +137,7 @@ def kernel_report(d):
         probe["json"] = None
     probe["status"] = read(os.path.join(d, "probe.status")).strip() or None
     probe["found"], probe["missing"] = probe_features(probe["json"]) if probe["json"] else ([], [])
+    probe["summary"] = probe_summary(probe)
     r["probe"] = probe
 
     # (c) demo
@@ -201,9 +202,44 @@ def kernel_report(d):
     return r
 
 
+def probe_summary(p):
+    """One cell of the table: what `l2xdp-dataplane probe --json` found."""
+    j = p.get("json")
+    if not p["available"]:
+        return "probe unavailable"
+    if not isinstance(j, dict) or not isinstance(j.get("features"), dict):
+        return "; ".join(p["text"].splitlines()[:4])
+    feats = j["features"]
+    yes = [k for k, v in feats.items() if isinstance(v, dict) and v.get("status") == "yes"]
+    parts = [f"{len(yes)}/{len(feats)} features"]
+    if "fast_path_loads" in j:
+        parts.append("fast path loads" if j["fast_path_loads"] else "fast path CANNOT load")
+    if j.get("xsk_handoff"):
+        parts.append(f"AF_XDP hand-off: {j['xsk_handoff']}")
+    if "live_frames" in j:
+        parts.append("live frames" if j["live_frames"] else "no live frames")
+    for i in j.get("interfaces") or []:
+        def yn(v):
+            return "?" if v is None else ("yes" if v else "no")
+        parts.append(f"{i.get('driver') or i.get('name')}: native XDP {yn(i.get('native_xdp'))}, "
+                     f"zero-copy {yn(i.get('zero_copy'))}")
+    return "; ".join(parts)
+
+
 def probe_features(j, prefix=""):
     """Flattens the probe's JSON: booleans true -> found, false -> missing (by key path)."""
     found, missing = [], []
+    if not prefix and isinstance(j, dict) and isinstance(j.get("features"), dict):
+        # `l2xdp-dataplane probe --json`: {"features": {name: {"status": "yes"|"no"|…}}}
+        for k, v in j["features"].items():
+            st = v.get("status") if isinstance(v, dict) else v
+            if st in ("yes", True):
+                found.append(k)
+            else:
+                detail = v.get("detail") if isinstance(v, dict) else ""
+                missing.append(f"{k} ({st}{': ' + detail if detail else ''})" if st != "no" or detail
+                               else k)
+        return found, missing
     if isinstance(j, dict):
         for k, v in j.items():
             name = f"{prefix}{k}"
@@ -282,12 +318,7 @@ def matrix(outdir, dirs):
           "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         p = r["probe"]
-        if not p["available"]:
-            found = "probe unavailable"
-        elif p["found"] or p["missing"]:
-            found = ", ".join(p["found"]) or "—"
-        else:
-            found = "; ".join(p["text"].splitlines()[:6])
+        found = p.get("summary") or "probe unavailable"
         works = [short(t["name"]) for t in r["tests"] if t["ok"] and t["passed_real"] > 0]
         if r["demo"]["pass"]:
             works.insert(0, "demo")

@@ -12,6 +12,8 @@ for w in $(cat /proc/cmdline); do
   esac
 done
 
+kmout=${kmout:-/tmp/kmatrix-out}
+
 poweroff_now() {
   sync
   [ -n "${kmshare:-}" ] && umount "$kmshare" 2>/dev/null

@@ -1,4 +1,5 @@
 #!/bin/busybox sh
+# shellcheck shell=dash
 # /init of the tiny initramfs built by scripts/vm/lib.sh (vm_build_initramfs): loads the modules
 # in /mods/order, mounts the root image (kmroot=), the host share at its own path (kmshare=),
 # the kernel's modules (9p tag kmods) at /lib/modules, and hands over to the guest init

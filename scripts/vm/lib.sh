@@ -149,8 +149,8 @@ vm_fetch_kernel() {
   vm_apt_update "$suite"
   real=$pkg
   # Follow metapackages (linux-image-amd64 -> linux-image-X.Y.Z-N-amd64).
-  local i
-  for i in 1 2 3; do
+
+  for _ in 1 2 3; do
     local dep
     dep=$(vm_apt_cache "$suite" show --no-all-versions "$real" 2>/dev/null |
       awk -F': ' '/^Depends:/ {print $2; exit}' | tr ',' '\n' | sed 's/^ *//; s/ .*//' |
@@ -185,8 +185,13 @@ vm_fetch_kernel() {
     basename "$deb" >"$kdir/package"
     vm_build_initramfs "$kdir" "$kver"
     touch "$kdir/.done"
+  elif [ "$VM_LIB_DIR/initramfs-init.sh" -nt "$kdir/initrd.img" ] ||
+    [ "$VM_LIB_DIR/lib.sh" -nt "$kdir/initrd.img" ]; then
+    vm_build_initramfs "$kdir" "$(cat "$kdir/kver")"
   fi
+  # shellcheck disable=SC2034 # results for the caller
   VM_KDIR=$kdir
+  # shellcheck disable=SC2034
   VM_KVER=$(cat "$kdir/kver")
 }
 

@@ -16,6 +16,9 @@
 #   KM_TEST_TIMEOUT  limit per test binary, seconds (default 1800)
 #   KM_DEMO_TIMEOUT  limit for the demo, seconds (default 900); KM_DEMO_ARGS its options
 #   KM_MEM           guest memory, MiB (default 3072); 2 vCPUs
+#   KM_BOOTS         boots per kernel when its guest dies (panic): the job resumes after what
+#                    it finished, the step that was running recorded as crashed (default 3)
+#   VM_TCG_THREAD    single|multi (default multi): TCG's vCPU threads
 #   KM_BUILD=0       use the binaries already built (target/release, the test executables)
 #   KM_README=1      also replace the README's table between its kernel-matrix markers
 #   KM_STRICT=1      exit 1 when a test or the demo failed (default: only when a guest did not
@@ -31,7 +34,7 @@ source "$REPO/scripts/vm/lib.sh"
 
 KM_DIR=${KM_DIR:-$REPO/target/kernel-matrix}
 KM_KERNELS=${KM_KERNELS:-bullseye bookworm trixie}
-KM_TESTS=${KM_TESTS:-l2xdp-dataplane:xdp_prog l2xdp-dataplane:e2e l2xdp-dataplane:afxdp_* l2xdp-dataplane:cpumap l2xdp-dataplane:capacity l2xdp-tests:xdp_e2e l2xdp-controlplane:xdp_kill9}
+KM_TESTS=${KM_TESTS:-l2xdp-dataplane:kernel_features l2xdp-dataplane:xdp_prog l2xdp-dataplane:e2e l2xdp-dataplane:afxdp_* l2xdp-dataplane:cpumap l2xdp-dataplane:capacity l2xdp-tests:xdp_e2e l2xdp-controlplane:xdp_kill9}
 KM_VM_TIMEOUT=${KM_VM_TIMEOUT:-5400}
 KM_TEST_TIMEOUT=${KM_TEST_TIMEOUT:-1800}
 KM_DEMO_TIMEOUT=${KM_DEMO_TIMEOUT:-900}
@@ -40,13 +43,15 @@ KM_MEM=${KM_MEM:-3072}
 KM_BUILD=${KM_BUILD:-1}
 KM_README=${KM_README:-0}
 KM_STRICT=${KM_STRICT:-0}
+KM_BOOTS=${KM_BOOTS:-3}
 CARGO=${CARGO:-cargo}
 TARGET=${CARGO_TARGET_DIR:-$REPO/target}
 case "$TARGET" in /*) ;; *) TARGET=$REPO/$TARGET ;; esac
 
 # The root file system: the host's own userland (bookworm, so host-built binaries run) and what
 # the tests and the demo call: ip, ethtool, sysctl, ping, tshark/dumpcap, modprobe.
-ROOTFS_PACKAGES=(iproute2 ethtool kmod procps iputils-ping tshark libelf1 zlib1g python3 strace less)
+# bpftool: the whole verifier log of a program a kernel refuses.
+ROOTFS_PACKAGES=(iproute2 ethtool kmod procps iputils-ping tshark bpftool libelf1 zlib1g python3 strace less)
 
 [ "$(id -u)" -eq 0 ] || vm_die "make kernel-matrix needs root (debootstrap, qemu with 9p shares)"
 case "$TARGET" in "$REPO"/*) ;; *) vm_die "CARGO_TARGET_DIR must be inside the repository (it is shared with the guests)" ;; esac
@@ -91,6 +96,9 @@ jq -r 'select(.reason == "compiler-artifact" and .executable != null and (.targe
 [ -s "$tests_tsv" ] || vm_die "no test executables matched KM_TESTS ($KM_TESTS)"
 vm_log "test binaries: $(cut -f1 "$tests_tsv" | paste -sd' ' -)"
 
+# The fast path's BPF object as built (for bpftool in the guest).
+bpf_obj=$(ls -t "$TARGET"/release/build/l2xdp-ebpf-*/out/l2xdp.o 2>/dev/null | head -1 || true)
+
 # 2. The root file system (cached; rebuilt when the package list changes).
 vm_build_rootfs "$VM_CACHE/rootfs" "$VM_CACHE/rootfs.ext4" "${ROOTFS_PACKAGES[@]}"
 
@@ -110,21 +118,36 @@ for spec in $KM_KERNELS; do
   cp "$tests_tsv" "$out/tests.tsv"
   cat >"$out/job.sh" <<JOB
 export KM_REPO='$REPO' KM_OUT='$out' KM_TEST_TIMEOUT='$KM_TEST_TIMEOUT'
-export KM_DEMO_TIMEOUT='$KM_DEMO_TIMEOUT' KM_DEMO_ARGS='$KM_DEMO_ARGS'
+export KM_DEMO_TIMEOUT='$KM_DEMO_TIMEOUT' KM_DEMO_ARGS='$KM_DEMO_ARGS' KM_BPF_OBJ='$bpf_obj'
 exec bash '$REPO/scripts/vm/kmatrix-job.sh'
 JOB
-  vm_log "booting $suite $VM_KVER ($accel, ${KM_MEM} MiB, 2 vCPUs, at most ${KM_VM_TIMEOUT} s; console: $out/console.log)"
   t0=$(date +%s)
-  rc=0
-  vm_boot "$VM_KDIR" "$VM_CACHE/rootfs.ext4" "$accel" "$REPO" "$out/job.sh" "$out" \
-    "$KM_VM_TIMEOUT" "$KM_MEM" 2 || rc=$?
+  boots=0
+  while :; do
+    boots=$((boots + 1))
+    left=$((KM_VM_TIMEOUT - ($(date +%s) - t0)))
+    vm_log "booting $suite $VM_KVER ($accel, ${KM_MEM} MiB, 2 vCPUs, boot $boots, at most ${left} s; console: $out/console.log)"
+    rc=0
+    vm_boot "$VM_KDIR" "$VM_CACHE/rootfs.ext4" "$accel" "$REPO" "$out/job.sh" "$out" \
+      "$left" "$KM_MEM" 2 || rc=$?
+    # A guest whose kernel died (panic: it reboots, and -no-reboot makes qemu exit) is booted
+    # again; the job resumes after what it finished and records the step that was running.
+    if [ -f "$out/job.status" ] || [ "$rc" = 124 ] || [ "$rc" = 137 ] || [ "$boots" -ge "$KM_BOOTS" ] ||
+      ! grep -qE 'Kernel panic|KMATRIX-GUEST-UP' "$out/console.log"; then
+      break
+    fi
+    mv "$out/console.log" "$out/console.boot$boots.log"
+    vm_log "$suite $VM_KVER: the guest died ($(grep -m1 -E 'Oops|BUG:|Kernel panic' "$out/console.boot$boots.log" | sed 's/^\[[^]]*\] //')); booting again"
+  done
   secs=$(($(date +%s) - t0))
   jq -n --arg suite "$suite" --arg package "$(cat "$VM_KDIR/package")" --arg kver "$VM_KVER" \
     --arg accel "$accel" --argjson qemu_status "$rc" --argjson seconds "$secs" \
-    --argjson timeout "$KM_VM_TIMEOUT" --arg demo_args "$KM_DEMO_ARGS" \
+    --argjson timeout "$KM_VM_TIMEOUT" --arg demo_args "$KM_DEMO_ARGS" --argjson boots "$boots" \
+    --arg tcg_thread "${VM_TCG_THREAD:-multi}" \
     '{suite: $suite, package: $package, kernel: $kver, accel: $accel, qemu_status: $qemu_status,
       timed_out: ($qemu_status == 124 or $qemu_status == 137), wall_seconds: $seconds,
-      timeout_seconds: $timeout, demo_args: $demo_args}' >"$out/host.json"
+      timeout_seconds: $timeout, demo_args: $demo_args, boots: $boots, tcg_thread: $tcg_thread}' \
+    >"$out/host.json"
   python3 "$REPO/scripts/vm/kmatrix-report.py" kernel "$out"
   if [ ! -f "$out/job.status" ]; then
     failed_guests=$((failed_guests + 1))

@@ -5,8 +5,9 @@
   kmatrix-report.py matrix OUT DIR...      OUT/matrix.json and OUT/matrix.md: one row per kernel
   kmatrix-report.py readme README MATRIX   replace README's table between the kernel-matrix markers
 
-Test totals come from each binary's libtest summary. A test that passed but printed a skip notice
-("SKIPPED …", "*** SKIPPING …": the root-only tests and the tshark checks do so and return) is
+Test totals come from each binary's libtest summary, as scripts/totals.sh counts them: a test
+that recorded a skip (L2XDP_SKIP_LOG, "<test>\t<reason>"; or, from builds without it, printed a
+"SKIPPED …"/"*** SKIPPING …" notice) returned early and libtest counted it as passed, so it is
 counted as skipped, not passed; ignored tests are skipped too.
 """
 import json
@@ -37,8 +38,28 @@ def unescape(text):
     return text
 
 
+def analyze_log(prog, block):
+    """(program, instruction, C source line, complaint) from one verifier log."""
+    lines = [ln.strip() for ln in block.splitlines() if ln.strip()]
+    lines = [ln for ln in lines if not re.match(r"^(processed \d+ insns|verification time|stack depth)", ln)]
+    if not lines:
+        return None
+    # The complaint: what follows the last instruction the verifier printed; the C source
+    # line the compiler annotated that instruction with (";" lines), when there is one.
+    last = max((i for i, ln in enumerate(lines) if re.match(r"^\d+: \(", ln)), default=None)
+    if last is None or last == len(lines) - 1:
+        return (prog, "", "", lines[-1].strip('" '))
+    complaint = " / ".join(ln.strip('" ') for ln in lines[last + 1 : last + 4])
+    insn = re.sub(r"\s+;.*$", "", lines[last])
+    source = next((ln[1:].strip() for ln in reversed(lines[:last]) if ln.startswith(";")
+                   and ln[1:].strip()), "")
+    return (prog, insn, source, complaint)
+
+
 def verifier_errors(text):
-    """(program, instruction, verifier's complaint) for each verifier log in the text."""
+    """(program, instruction, C line, verifier's complaint) for each verifier log in the text:
+    aya's Debug form ("verifier_log: …"), libbpf's ("-- BEGIN PROG LOAD LOG --", bpftool) and
+    the loader's one-line summary ("the kernel refused PROG (…): …")."""
     found = []
     text = unescape(text)
     for m in re.finditer(r"verifier_log", text):
@@ -50,20 +71,18 @@ def verifier_errors(text):
         end = re.search(r"processed \d+ insns|verification time|\"\s*\)|\"\s*\}", body)
         block = body[: end.start()] if end else body[:20000]
         block = re.sub(r'^[:\s]*(VerifierLog\(\s*)?"?', "", block)
-        lines = [ln.strip() for ln in block.splitlines() if ln.strip()]
-        if not lines:
-            continue
-        # The complaint: what follows the last instruction the verifier printed; the C source
-        # line the compiler annotated that instruction with (";" lines), when there is one.
-        last = max((i for i, ln in enumerate(lines) if re.match(r"^\d+: \(", ln)), default=None)
-        if last is None or last == len(lines) - 1:
-            complaint, insn, source = lines[-1].strip('" '), "", ""
-        else:
-            complaint = " / ".join(ln.strip('" ') for ln in lines[last + 1 : last + 4])
-            insn = re.sub(r"\s+;.*$", "", lines[last])
-            source = next((ln[1:].strip() for ln in reversed(lines[:last]) if ln.startswith(";")
-                           and ln[1:].strip()), "")
-        key = (prog, insn, source, complaint)
+        key = analyze_log(prog, block)
+        if key and key not in found:
+            found.append(key)
+    for m in re.finditer(r"prog '(\w+)': -- BEGIN PROG LOAD LOG --\n(.*?)-- END PROG LOAD LOG --",
+                         text, re.S):
+        key = analyze_log(m.group(1), m.group(2))
+        if key and key not in found:
+            found.append(key)
+    for m in re.finditer(r"the kernel refused (\w+) \((.*?\(os error \d+\))\): ([^\n\"]*)", text):
+        parts = [x.strip() for x in m.group(3).split(" / ")
+                 if x.strip() and not x.strip().startswith(("stack depth", "verification time", "processed "))]
+        key = (m.group(1), "", "", f"{' / '.join(parts)} ({m.group(2)})")
         if key not in found:
             found.append(key)
     return [{"program": p, "instruction": i, "source": src, "error": c} for p, i, src, c in found]
@@ -147,13 +166,24 @@ def kernel_report(d):
     for ln in demo_log.splitlines():
         if re.match(r"^(PASS|FAIL)\b", ln.strip()):
             line = ln.strip()
-    demo = {"ran": bool(st), "status": int(st[0]) if st else None,
-            "seconds": int(st[1]) if len(st) > 1 else None, "line": line}
+    crashed_demo = bool(st) and st[0] == "crash"
+    demo = {"ran": bool(st), "status": int(st[0]) if st and st[0].lstrip("-").isdigit() else None,
+            "seconds": int(st[1]) if len(st) > 1 and st[1].isdigit() else None, "line": line,
+            "crashed_guest": crashed_demo}
+    if crashed_demo:
+        demo["line"] = "the guest kernel died during the demo"
     demo["pass"] = demo["status"] == 0 and line.startswith("PASS")
     if not line and demo_log.strip():
         demo["line"] = demo_log.strip().splitlines()[-1][:300]
     demo["verifier"] = verifier_errors(demo_log)
     r["demo"] = demo
+
+    # The whole object loaded by bpftool (libbpf prints the full verifier log of the first
+    # program the kernel refuses; the product's loader only keeps its last lines).
+    bt = read(os.path.join(d, "bpftool-load.log"))
+    bts = read(os.path.join(d, "bpftool-load.status")).strip()
+    r["bpftool_load"] = {"ran": bool(bts), "status": int(bts) if bts.lstrip("-").isdigit() else None,
+                         "verifier": verifier_errors(bt)}
 
     # (b) tests
     tests = []
@@ -161,15 +191,23 @@ def kernel_report(d):
     for ln in read(os.path.join(d, "tests", "status.tsv")).splitlines():
         parts = ln.split("\t")
         if len(parts) == 3:
-            status[parts[0]] = (int(parts[1]), int(parts[2]))
+            code = int(parts[1]) if parts[1].lstrip("-").isdigit() else parts[1]
+            status[parts[0]] = (code, int(parts[2]) if parts[2].isdigit() else None)
     names = [ln.split("\t")[0] for ln in read(os.path.join(d, "tests.tsv")).splitlines() if ln]
     for name in names:
         log = read(os.path.join(d, "tests", name + ".log"))
         t = parse_test_log(log)
         t["name"] = name
+        # The tests' own skip records (L2XDP_SKIP_LOG: "<test>\t<reason>" lines) when there are
+        # any; else the skip notices found in their output (builds without the skip log).
+        skips = [ln.split("\t", 1) for ln in read(os.path.join(d, "tests", name + ".skips")).splitlines()
+                 if ln.strip()]
+        if skips:
+            t["skipped_in_test"] = [f"{x[0]} ({x[1] if len(x) > 1 else 'no reason given'})" for x in skips]
         t["ran"] = name in status
         t["exit"], t["seconds"] = status.get(name, (None, None))
         t["timed_out"] = t["exit"] in (124, 137)
+        t["crashed_guest"] = t["exit"] == "crash"
         t["verifier"] = verifier_errors(log)
         if t["ran"] and t["summary"] is None:
             # No libtest summary: the binary crashed or timed out; count it as one failure.
@@ -188,11 +226,25 @@ def kernel_report(d):
     r["ok"] = (r["finished"] and demo["pass"] and r["totals"]["failed"] == 0
                and r["totals"]["binaries_not_run"] == 0)
     ver = []
-    for src in [demo["verifier"]] + [t["verifier"] for t in tests]:
+    for src in [r["bpftool_load"]["verifier"], demo["verifier"]] + [t["verifier"] for t in tests]:
         for v in src:
             if v not in ver:
                 ver.append(v)
     r["verifier_errors"] = ver
+
+    # Guest kernels that died: the first Oops/BUG/panic line and its RIP, per boot.
+    crashes = []
+    for f in sorted(os.listdir(d)):
+        if f.startswith("console") and f.endswith(".log"):
+            con = read(os.path.join(d, f))
+            m = re.search(r"\] ((?:Oops|BUG|general protection|Kernel panic)[^\n]*)", con)
+            if m:
+                rip = re.search(r"\] RIP: 0010:([^\n]*)", con)
+                comm = re.search(r"\] CPU: \d+ [^\n]*?Comm: (\S+)", con)
+                crashes.append({"console": f, "oops": m.group(1).strip(),
+                                "rip": rip.group(1).strip() if rip else "",
+                                "comm": comm.group(1) if comm else ""})
+    r["guest_crashes"] = crashes
 
     with open(os.path.join(d, "result.json"), "w") as f:
         json.dump(r, f, indent=2)
@@ -279,10 +331,14 @@ def kernel_text(r):
         out.append("  probe:" + ("" if p["json"] else " (no JSON)"))
         for ln in p["text"].splitlines():
             out.append("    " + ln)
+    b = r.get("bpftool_load") or {}
+    if b.get("ran"):
+        out.append(f"  bpftool prog loadall of the object: {'loads' if b['status'] == 0 else 'REFUSED'}")
     d = r["demo"]
     out.append(f"  demo: {'PASS' if d['pass'] else 'FAIL'} (exit {d['status']}, {d['seconds']} s): {d['line']}")
     for x in r["tests"]:
-        s = x["summary"] or (f"no libtest summary (exit {x['exit']})" if x["ran"] else "not run")
+        s = x["summary"] or ("crashed the guest kernel" if x.get("crashed_guest") else
+                             f"no libtest summary (exit {x['exit']})" if x["ran"] else "not run")
         out.append(f"  {x['name']}: {'ok' if x['ok'] else 'FAILED'} in {x['seconds']} s — {s}")
         if x["skipped_in_test"]:
             out.append(f"      skipped inside the test: {', '.join(x['skipped_in_test'])}")
@@ -297,6 +353,8 @@ def kernel_text(r):
         out.append(f"  verifier: {v['program']}: {v['error']}")
         if v["instruction"]:
             out.append(f"      at {v['instruction']}   (C: {v['source']})")
+    for c in r.get("guest_crashes", []):
+        out.append(f"  guest kernel died ({c['console']}): {c['oops']} at {c['rip']} (task {c['comm']})")
     out.append(f"  totals: {t['passed']} passed, {t['failed']} failed, {t['skipped']} skipped")
     return "\n".join(out) + "\n"
 
@@ -328,6 +386,8 @@ def matrix(outdir, dirs):
         for t in r["tests"]:
             if not t["ran"]:
                 bad.append(f"{short(t['name'])}: not run")
+            elif t.get("crashed_guest"):
+                bad.append(f"{short(t['name'])}: crashed the guest kernel")
             elif t["timed_out"]:
                 bad.append(f"{short(t['name'])}: timed out")
             elif not t["ok"]:
@@ -337,6 +397,8 @@ def matrix(outdir, dirs):
         for v in r["verifier_errors"][:3]:
             at = f" at `{v['instruction']}` (`{v['source'][:80]}`)" if v["instruction"] else ""
             bad.append(f"verifier, {v['program']}: `{v['error']}`{at}")
+        for c in r.get("guest_crashes", []):
+            bad.append(f"guest kernel: `{c['oops']}` at `{c['rip']}`")
         if not r["finished"]:
             bad.insert(0, "**guest did not finish**" + (" (timeout)" if r.get("timed_out") else ""))
         t = r["totals"]

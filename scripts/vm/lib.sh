@@ -316,7 +316,10 @@ vm_boot() {
   mkdir -p "$outdir"
   rm -f "$outdir/job.status"
   local accel_opt=$accel
-  [ "$accel" = tcg ] && accel_opt="tcg,thread=multi"
+  # VM_TCG_THREAD=single runs the vCPUs in one host thread: slower, but immune to MTTCG's
+  # cross-modifying-code races (a guest kernel patching its text with int3, as the BPF
+  # dispatcher does on every XDP attach, can oops under thread=multi).
+  [ "$accel" = tcg ] && accel_opt="tcg,thread=${VM_TCG_THREAD:-multi}"
   local cmdline="console=ttyS0 panic=-1 loglevel=4 kmroot=/dev/vda kmshare=$share"
   cmdline+=" kmjob=$job kmout=$outdir kmkver=$kver"
   # timeout(1) runs in a process group of its own: VM_BOOT_PID lets the caller's trap stop it

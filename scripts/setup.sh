@@ -42,7 +42,7 @@ if [ -d /sys/fs/bpf ] && ! mountpoint -q /sys/fs/bpf; then
     mount -t bpf bpf /sys/fs/bpf
     echo "setup: mounted bpffs on /sys/fs/bpf"
   else
-    echo "setup: /sys/fs/bpf is not mounted and we are not root; XDP tests will skip" >&2
+    echo "setup: /sys/fs/bpf is not mounted and we are not root; the XDP tests need both" >&2
   fi
 fi
 

@@ -201,7 +201,7 @@ pub fn drive(case: WorkerCase, packets: u64, sessions: u32) -> Result<DriveResul
                 );
             }
             // No updates arrive during the run (the channel's other end is dropped).
-            let (_, updates) = std::sync::mpsc::channel();
+            let (_, updates) = crossbeam_channel::unbounded();
             Work::L2tp {
                 cfg: DecapConfig::default(),
                 table: t,

@@ -3,22 +3,19 @@
 //! well-formed and complete, that every frame reached the far sink through the worker — the
 //! raw AF_XDP forwarder and AF_XDP mode's decap and encap (frame sizes as the fast path makes
 //! them) — that every case has a same-round ratio to its raw baseline, and that namespaces and
-//! pins are cleaned up. Needs root; skips loudly otherwise.
+//! pins are cleaned up. Needs root (`lab::require_root`).
 
 use std::time::Duration;
 
 use l2xdp_bench::afxdp::{self, Case};
-use l2xdp_dataplane::lab::is_root;
+use l2xdp_dataplane::lab::require_root;
 
 const PACKETS: u64 = 3000;
 const ROUNDS: usize = 2;
 
 #[test]
 fn afxdp_smoke() {
-    if !is_root() {
-        eprintln!(
-            "SKIPPED afxdp_smoke: needs root (network namespaces, BPF, AF_XDP). Run as root."
-        );
+    if !require_root("afxdp_smoke") {
         return;
     }
     let json = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("afxdp-smoke.json");

@@ -3,21 +3,17 @@
 //! both sides with nothing lost, the failover recovered with every session kept, a new session
 //! after it, what the operator's tool `l2xdpctl` showed (its tunnels, its live `show stats`
 //! reports, its `failover status`, its tables in the output) — and nothing is left behind (namespaces, l2xdpd processes, the scratch directory
-//! with its bpffs mount and pins). Needs root; skips loudly otherwise. No timing is asserted.
+//! with its bpffs mount and pins). Needs root (`lab::require_root`). No timing is asserted.
 
 use std::path::Path;
 use std::process::Command;
 
-use l2xdp_dataplane::lab::is_root;
+use l2xdp_dataplane::lab::require_root;
 use serde_json::Value;
 
 #[test]
 fn demo_runs_and_leaves_nothing_behind() {
-    if !is_root() {
-        eprintln!(
-            "*** SKIPPED demo_runs_and_leaves_nothing_behind: needs root (network namespaces, \
-             XDP, bpffs). Run the tests as root. ***"
-        );
+    if !require_root("demo_runs_and_leaves_nothing_behind") {
         return;
     }
     let bench = Path::new(env!("CARGO_BIN_EXE_l2xdp-bench"));

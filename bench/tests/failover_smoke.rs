@@ -10,11 +10,8 @@ use l2xdp_bench::setup_rate;
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 async fn failover_smoke() {
     let l2xdpd = setup_rate::default_l2xdpd();
-    if !l2xdpd.exists() {
-        eprintln!(
-            "*** SKIPPING failover_smoke: no l2xdpd binary next to the tests \
-             (cargo build -p l2xdp-controlplane --bin l2xdpd, or run `make test`) ***"
-        );
+    // A failure under `make test` (L2XDP_REQUIRE_ROOT=1), else a recorded skip.
+    if !l2xdp_dataplane::lab::skip::require_binary("failover_smoke", &l2xdpd) {
         return;
     }
     let opts = Options {
@@ -78,10 +75,7 @@ async fn failover_smoke() {
 /// nothing left behind, the JSON well formed. No timing is asserted.
 #[test]
 fn failover_xdp_smoke() {
-    if !l2xdp_dataplane::lab::is_root() {
-        eprintln!(
-            "*** SKIPPED failover_xdp_smoke: needs root (network namespaces, XDP, bpffs) ***"
-        );
+    if !l2xdp_dataplane::lab::require_root("failover_xdp_smoke") {
         return;
     }
     let bin = |name: &str| {

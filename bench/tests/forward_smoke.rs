@@ -4,20 +4,19 @@
 //! counter does not see the generator's own frames), that the fast path forwarded every
 //! decap/encap frame — in particular every frame of the bpf_stats pass, so the cost is the
 //! forwarding path's — that every case has a cost ratio to swapmac, and that namespaces, pins
-//! and the bpf_stats sysctl are cleaned up. Needs root; skips loudly otherwise.
+//! and the bpf_stats sysctl are cleaned up. Needs root (`lab::require_root`).
 
 use std::time::Duration;
 
 use l2xdp_bench::forward::{self, Case};
-use l2xdp_dataplane::lab::is_root;
+use l2xdp_dataplane::lab::require_root;
 
 const PACKETS: u64 = 3000;
 const ROUNDS: usize = 2;
 
 #[test]
 fn forward_smoke() {
-    if !is_root() {
-        eprintln!("SKIPPED forward_smoke: needs root (network namespaces, BPF). Run as root.");
+    if !require_root("forward_smoke") {
         return;
     }
     let stats_before =

@@ -4,12 +4,12 @@
 //! reached the AF_XDP receiver through each case (XDP_REDIRECT, XDP mode decap, raw AF_XDP
 //! forwarder, AF_XDP mode decap) with its stamp intact, that the histogram holds one latency
 //! per received frame, that the SVG was written, and that namespaces and pins are cleaned up.
-//! Needs root; skips loudly otherwise.
+//! Needs root (`lab::require_root`).
 
 use std::time::Duration;
 
 use l2xdp_bench::latency::{self, Case};
-use l2xdp_dataplane::lab::is_root;
+use l2xdp_dataplane::lab::require_root;
 
 const PACKETS: u64 = 400;
 const ROUNDS: usize = 2;
@@ -17,10 +17,7 @@ const RATES: [u64; 2] = [5_000, 20_000];
 
 #[test]
 fn latency_smoke() {
-    if !is_root() {
-        eprintln!(
-            "SKIPPED latency_smoke: needs root (network namespaces, BPF, AF_XDP). Run as root."
-        );
+    if !require_root("latency_smoke") {
         return;
     }
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));

@@ -8,11 +8,8 @@ use l2xdp_bench::setup_rate::{self, Options};
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 async fn setup_rate_smoke() {
     let l2xdpd = setup_rate::default_l2xdpd();
-    if !l2xdpd.exists() {
-        eprintln!(
-            "*** SKIPPING setup_rate_smoke: no l2xdpd binary next to the tests \
-             (cargo build -p l2xdp-controlplane --bin l2xdpd, or run `make test`) ***"
-        );
+    // A failure under `make test` (L2XDP_REQUIRE_ROOT=1), else a recorded skip.
+    if !l2xdp_dataplane::lab::skip::require_binary("setup_rate_smoke", &l2xdpd) {
         return;
     }
     let opts = Options {

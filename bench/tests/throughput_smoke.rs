@@ -5,8 +5,8 @@
 //! (sinks) and the fast path's, frame for frame and byte for byte (the L2TP overhead apart).
 //! `throughput` runs with live L2TPv2 sessions (the LAC emulator through an `l2xdpd` process,
 //! which must have been built: `cargo build -p l2xdp-controlplane --bin l2xdpd`).
-//! No timing assertions: the rates themselves are not checked. Needs root; skips loudly
-//! otherwise.
+//! No timing assertions: the rates themselves are not checked. Needs root
+//! (`lab::require_root`).
 
 use std::path::Path;
 use std::time::Duration;
@@ -14,7 +14,7 @@ use std::time::Duration;
 use l2xdp_bench::live::SessionsFrom;
 use l2xdp_bench::throughput::{self, Direction, Dut, Mode, Size};
 use l2xdp_bench::{cost, lns, scale};
-use l2xdp_dataplane::lab::is_root;
+use l2xdp_dataplane::lab::require_root;
 
 /// Far below any rate this path forwards at: nothing is dropped (the DUT's NAPI kthreads run
 /// SCHED_FIFO, [`RT_PRIO`], so that other jobs on the machine cannot hold them off for the
@@ -170,8 +170,7 @@ fn assert_delivered(c: &serde_json::Value) {
 
 #[test]
 fn throughput_scale_cost_smoke() {
-    if !is_root() {
-        eprintln!("SKIPPED throughput_scale_cost_smoke: needs root (network namespaces, BPF). Run as root.");
+    if !require_root("throughput_scale_cost_smoke") {
         return;
     }
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("rate-smoke");
@@ -179,11 +178,18 @@ fn throughput_scale_cost_smoke() {
     let cpus = l2xdp_bench::machine::online_cpus();
     let (cpu, dut_cpu) = (cpus - 1, 0);
 
-    // Live v2 sessions need l2xdpd next to the tests; without it, installed ones (loudly).
+    // Live v2 sessions need l2xdpd next to the tests; without it, installed ones (loudly), and
+    // a failure under `make test` (L2XDP_REQUIRE_ROOT=1).
     let l2xdpd = lns::default_l2xdpd();
     let sessions_from = if l2xdpd.exists() {
         SessionsFrom::Live
     } else {
+        assert!(
+            !l2xdp_dataplane::lab::skip::required(),
+            "throughput_scale_cost_smoke: no l2xdpd next to the tests ({}) and \
+             L2XDP_REQUIRE_ROOT=1: cargo build --workspace --bins",
+            l2xdpd.display()
+        );
         eprintln!(
             "*** throughput_smoke: no l2xdpd next to the tests (cargo build -p \
              l2xdp-controlplane --bin l2xdpd, or `make test`): SKIPPING live sessions, \

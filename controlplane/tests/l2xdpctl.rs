@@ -1047,10 +1047,10 @@ struct Pins {
 }
 
 impl Pins {
-    /// For the test `test`; `None` (the test skipped, loudly) without root.
+    /// For the test `test`; `None` (the test skipped and recorded, or failed under
+    /// `L2XDP_REQUIRE_ROOT=1`: `lab::require_root`) without root.
     fn new(test: &str) -> Option<Pins> {
-        if !l2xdp_dataplane::lab::is_root() {
-            eprintln!("*** SKIPPED {test}: needs root (bpffs, BPF maps)");
+        if !l2xdp_dataplane::lab::require_root(test) {
             return None;
         }
         let scratch = Scratch::new(test);

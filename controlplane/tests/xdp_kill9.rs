@@ -3,7 +3,7 @@
 //! The topology of `tests/tests/xdp_e2e.rs`: three network namespaces `lac` — `lns` — `core`
 //! joined by veth pairs, the XDP programs attached on the lns side (`xdp_l2tp_access` on the
 //! access veth `la`, `xdp_l2tp_core` on the core veth `lc`), `xdp_pass` on the peers so that
-//! redirected frames are delivered. Needs root; skips loudly otherwise.
+//! redirected frames are delivered. Needs root (`lab::require_root`).
 //!
 //! The maps and links are pinned in a per-test bpffs: a `bpf` file system mounted for this
 //! test in a temporary directory (not under /sys/fs/bpf: `ip netns exec` mounts a fresh /sys
@@ -100,7 +100,7 @@ use l2xdp_dataplane::lab::traffic::{
     Paced, Sub, ETH_P_IP, RECV_BUFFER, RECV_TIMEOUT,
 };
 use l2xdp_dataplane::lab::tshark;
-use l2xdp_dataplane::lab::{is_root, Netns};
+use l2xdp_dataplane::lab::{require_root, Netns};
 use l2xdp_dataplane::{loader, Binding, DataPlane, XdpDataPlane};
 use l2xdp_ebpf::maps::{verdict, xsk_stat};
 use l2xdp_wire::datapath::{DropReason, SessionKey};
@@ -599,11 +599,11 @@ fn kill_9_of_l2xdpd_drops_no_data_packet_afxdp() {
 }
 
 fn kill_9_of_l2xdpd_drops_no_data_packet_in(mode: Mode) {
-    if !is_root() {
-        eprintln!(
-            "*** SKIPPED kill_9_of_l2xdpd_drops_no_data_packet: needs root (network \
-             namespaces, XDP, bpffs, ip netns exec). Run the tests as root. ***"
-        );
+    let test = match mode {
+        Mode::Xdp => "kill_9_of_l2xdpd_drops_no_data_packet",
+        Mode::AfXdp => "kill_9_of_l2xdpd_drops_no_data_packet_afxdp",
+    };
+    if !require_root(test) {
         return;
     }
     // 1. Tunnels, sessions, PPP through IPCP.
@@ -773,11 +773,7 @@ fn kill_9_and_restart_recovers_every_pseudowire_without_loss_afxdp() {
 /// The restart test, for L2TPv2 PPP sessions or L2TPv3 Ethernet pseudowires (see the module
 /// documentation), with the fast path in `mode`.
 fn restart_recovers(name: &str, tag: &str, version: Version, mode: Mode) {
-    if !is_root() {
-        eprintln!(
-            "*** SKIPPED {name}: needs root (network namespaces, XDP, bpffs, ip netns exec). \
-             Run the tests as root. ***"
-        );
+    if !require_root(name) {
         return;
     }
     // 1. Both ends with RFC 4951 failover (C and D); l2xdpd keeps its state in the scratch
@@ -1180,11 +1176,7 @@ fn lac_kill_9_and_restart_recovers_pseudowires_with_l2xdpd_as_remote_endpoint() 
 /// phase, address) restored; a new session opened through the new LAC's control socket comes
 /// up and carries traffic; every control message on the access link decodes cleanly in tshark.
 fn lac_restart_recovers(name: &str, tag: &str, version: Version) {
-    if !is_root() {
-        eprintln!(
-            "*** SKIPPED {name}: needs root (network namespaces, XDP, bpffs, ip netns exec). \
-             Run the tests as root. ***"
-        );
+    if !require_root(name) {
         return;
     }
     // 1. The lab, l2xdpd (the LNS, remote endpoint) and the LAC process; the LAC opens its

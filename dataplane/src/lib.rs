@@ -11,7 +11,9 @@
 //! - [`test_run`], [`lab`]: `BPF_PROG_TEST_RUN` and network namespaces for tests and benches.
 
 pub mod afxdp;
-pub mod api;
+/// The `DataPlane` interface (its own crate, `l2xdp-dataplane-api`, so the control plane
+/// builds without aya); re-exported under its old path.
+pub use l2xdp_dataplane_api as api;
 pub mod lab;
 pub mod loader;
 pub mod probe;

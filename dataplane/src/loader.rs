@@ -84,7 +84,18 @@ pub fn load(pin_dir: Option<&Path>) -> Result<Ebpf, LoadError> {
 pub fn load_sized(pin_dir: Option<&Path>, max_sessions: u32) -> Result<Ebpf, LoadError> {
     let features = crate::probe::features();
     features.check_fast_path().map_err(LoadError::Kernel)?;
-    let handoff = features.xsk_handoff().rodata();
+    load_with_handoff(pin_dir, max_sessions, features.xsk_handoff())
+}
+
+/// [`load_sized`] with the AF_XDP hand-off given rather than probed, and no kernel check
+/// (tests: a kernel that refuses `bpf_xdp_adjust_meta` must refuse [`XskHandoff::Meta`] and
+/// load [`XskHandoff::Inline`]).
+pub fn load_with_handoff(
+    pin_dir: Option<&Path>,
+    max_sessions: u32,
+    handoff: crate::probe::XskHandoff,
+) -> Result<Ebpf, LoadError> {
+    let handoff = handoff.rodata();
     let mut loader = EbpfLoader::new();
     loader.override_global(XSK_HANDOFF_GLOBAL, &handoff, true);
     for n in [
@@ -165,6 +176,23 @@ fn link_pin(dir: &Path, p: &str, iface: &str) -> PathBuf {
     dir.join(format!("link_{p}_{iface}"))
 }
 
+/// Which XDP attach modes to try.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttachMode {
+    /// Native (driver) mode only.
+    Native,
+    /// Native mode, else generic (SKB) mode with a warning: a driver without XDP support
+    /// still forwards, at the kernel stack's cost.
+    NativeOrGeneric,
+}
+
+/// How a program ended up attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attached {
+    Native,
+    Generic,
+}
+
 /// Attaches `p` to `iface` in native mode and pins the link (replacing a pinned one).
 pub fn attach_pinned(
     ebpf: &mut Ebpf,
@@ -172,19 +200,49 @@ pub fn attach_pinned(
     iface: &str,
     dir: &Path,
 ) -> Result<(), LoadError> {
+    attach_pinned_mode(ebpf, p, iface, dir, AttachMode::Native).map(|_| ())
+}
+
+/// Attaches `p` to `iface` as `mode` allows and pins the link (replacing a pinned one).
+pub fn attach_pinned_mode(
+    ebpf: &mut Ebpf,
+    p: &'static str,
+    iface: &str,
+    dir: &Path,
+    mode: AttachMode,
+) -> Result<Attached, LoadError> {
     ifindex(iface)?;
     let pin = link_pin(dir, p, iface);
     if pin.exists() {
         drop_pinned_link(&pin)?;
     }
     let xdp = program(ebpf, p)?;
-    let id = xdp
-        .attach(iface, XdpMode::Driver)
-        .map_err(|e| LoadError::Attach {
-            prog: p,
-            iface: iface.into(),
-            why: format!("{e:?}"),
-        })?;
+    let (id, how) = match xdp.attach(iface, XdpMode::Driver) {
+        Ok(id) => (id, Attached::Native),
+        Err(native) if mode == AttachMode::NativeOrGeneric => {
+            let id = xdp
+                .attach(iface, XdpMode::Skb)
+                .map_err(|e| LoadError::Attach {
+                    prog: p,
+                    iface: iface.into(),
+                    why: format!("native: {native}; generic: {e}"),
+                })?;
+            tracing::warn!(
+                iface,
+                program = p,
+                native = %native,
+                "native XDP refused: attached in generic (SKB) mode, which forwards at the kernel stack's speed"
+            );
+            (id, Attached::Generic)
+        }
+        Err(e) => {
+            return Err(LoadError::Attach {
+                prog: p,
+                iface: iface.into(),
+                why: e.to_string(),
+            })
+        }
+    };
     let link = xdp
         .take_link(id)
         .map_err(|e| LoadError::Load(e.to_string()))?;
@@ -197,7 +255,7 @@ pub fn attach_pinned(
         dir: dir.into(),
         why: e.to_string(),
     })?;
-    Ok(())
+    Ok(how)
 }
 
 fn drop_pinned_link(pin: &Path) -> Result<(), LoadError> {

@@ -3,42 +3,7 @@
 
 use std::os::fd::RawFd;
 
-/// `BPF_PROG_TEST_RUN`.
-const BPF_PROG_TEST_RUN: libc::c_long = 10;
-
-/// The test-run part of `union bpf_attr`.
-#[repr(C)]
-#[derive(Default)]
-struct TestRunAttr {
-    prog_fd: u32,
-    retval: u32,
-    data_size_in: u32,
-    data_size_out: u32,
-    data_in: u64,
-    data_out: u64,
-    repeat: u32,
-    duration: u32,
-    ctx_size_in: u32,
-    ctx_size_out: u32,
-    ctx_in: u64,
-    ctx_out: u64,
-    flags: u32,
-    cpu: u32,
-    batch_size: u32,
-    _pad: u32,
-}
-
-/// `struct xdp_md` as test-run input.
-#[repr(C)]
-#[derive(Default, Clone, Copy)]
-struct XdpMd {
-    data: u32,
-    data_end: u32,
-    data_meta: u32,
-    ingress_ifindex: u32,
-    rx_queue_index: u32,
-    egress_ifindex: u32,
-}
+use crate::probe::bpf::{prog_test_run, TestRunAttr, XdpMd, F_TEST_XDP_LIVE_FRAMES};
 
 /// XDP actions.
 pub mod action {
@@ -87,18 +52,8 @@ pub fn run(prog_fd: RawFd, frame: &[u8], ifindex: u32, repeat: u32) -> std::io::
         attr.ctx_size_in = core::mem::size_of::<XdpMd>() as u32;
         attr.ctx_in = &ctx as *const XdpMd as u64;
     }
-    // SAFETY: attr points at live buffers of the sizes given for the duration of the call.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_PROG_TEST_RUN,
-            &mut attr as *mut TestRunAttr,
-            core::mem::size_of::<TestRunAttr>(),
-        )
-    };
-    if r < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    // The buffers `attr` points at live until the call returns.
+    prog_test_run(&mut attr)?;
     out.truncate(attr.data_size_out as usize);
     Ok(RunResult {
         action: attr.retval,
@@ -107,9 +62,8 @@ pub fn run(prog_fd: RawFd, frame: &[u8], ifindex: u32, repeat: u32) -> std::io::
     })
 }
 
-/// `BPF_F_TEST_XDP_LIVE_FRAMES`: every repetition gets a fresh copy of the frame and the
-/// verdict is carried out (redirects really happen, XDP_TX really transmits).
-const F_TEST_XDP_LIVE_FRAMES: u32 = 1 << 1;
+// `BPF_F_TEST_XDP_LIVE_FRAMES`: every repetition gets a fresh copy of the frame and the
+// verdict is carried out (redirects really happen, XDP_TX really transmits).
 
 /// Runs `prog_fd` `repeat` times in live-frames mode on `frame` received on `ifindex`; returns
 /// the kernel's average nanoseconds per run. (Plain repeat would feed each run the previous
@@ -130,17 +84,7 @@ pub fn run_live(prog_fd: RawFd, frame: &[u8], ifindex: u32, repeat: u32) -> std:
         flags: F_TEST_XDP_LIVE_FRAMES,
         ..TestRunAttr::default()
     };
-    // SAFETY: attr points at live buffers of the sizes given for the duration of the call.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_PROG_TEST_RUN,
-            &mut attr as *mut TestRunAttr,
-            core::mem::size_of::<TestRunAttr>(),
-        )
-    };
-    if r < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    // The buffers `attr` points at live until the call returns.
+    prog_test_run(&mut attr)?;
     Ok(attr.duration)
 }

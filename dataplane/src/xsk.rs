@@ -501,12 +501,29 @@ impl XskSocket {
         }
     }
 
-    /// The bytes at `addr - before .. addr + len` of the UMEM, if inside it.
+    /// The bytes at `addr - before .. addr + len` of the UMEM, if inside it, borrowed from
+    /// the socket.
+    pub fn umem_bytes(&self, addr: u64, before: u32, len: u32) -> Option<&[u8]> {
+        // SAFETY: the slice borrows `self`, so the mapping outlives it; a frame the kernel
+        // may write (fill ring) is not one a caller holds a descriptor of.
+        unsafe { self.umem_bytes_detached(addr, before, len) }
+    }
+
+    /// [`umem_bytes`](Self::umem_bytes) not tied to a borrow of the socket, so a received
+    /// frame can be read while frames of the same or another socket are written (the
+    /// workers' loop).
     ///
-    /// The returned slice is not tied to `self`: the caller must not use it after the frame
-    /// went back to the kernel ([`rx_release`](Self::rx_release)). Receive and transmit frames
-    /// never overlap, so it may be read while another frame of the same socket is written.
-    pub fn umem_bytes<'x>(&self, addr: u64, before: u32, len: u32) -> Option<&'x [u8]> {
+    /// # Safety
+    /// The caller must not use the slice after the frame went back to the kernel
+    /// ([`rx_release`](Self::rx_release)) or after the socket was dropped (the mapping goes
+    /// with it). Receive and transmit frames never overlap, so writing transmit frames while
+    /// holding it is sound.
+    pub unsafe fn umem_bytes_detached<'x>(
+        &self,
+        addr: u64,
+        before: u32,
+        len: u32,
+    ) -> Option<&'x [u8]> {
         let start = addr.checked_sub(u64::from(before))? as usize;
         let end = (addr as usize).checked_add(len as usize)?;
         if end > self.area_len {

@@ -5,7 +5,7 @@
 //! packet of the sessions that stay arrives, counted per subscriber at the receivers, and the
 //! replicas end with exactly the stable sessions. Then the workers stop (their sockets close,
 //! as when the AF_XDP process dies) and the programs forward in XDP mode, nothing lost. Needs
-//! root; skips loudly otherwise.
+//! root (`lab::require_root`).
 //!
 //! Loss: the senders are paced by what the receivers counted (`lab::traffic`), so any
 //! shortfall is a real loss and fails the test. Time limits only bound a hung run.
@@ -15,7 +15,7 @@ use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use l2xdp_dataplane::api::{Binding, DataPlane, SessionEntry};
-use l2xdp_dataplane::lab::is_root;
+use l2xdp_dataplane::lab::require_root;
 use l2xdp_dataplane::lab::topology::{Mode, PeerPort, Pins, Topology, CORE0, LAC0};
 use l2xdp_dataplane::lab::traffic::{
     classify_downstream, classify_upstream, ip_socket, Counter, Flows, Paced, Sub,
@@ -50,8 +50,7 @@ fn churn_entry(stable: &SessionEntry, i: u32) -> SessionEntry {
 
 #[test]
 fn hundred_thousand_installs_and_removals_under_traffic_lose_nothing() {
-    if !is_root() {
-        eprintln!("*** SKIPPED hundred_thousand_installs_and_removals_under_traffic_lose_nothing: needs root ***");
+    if !require_root("hundred_thousand_installs_and_removals_under_traffic_lose_nothing") {
         return;
     }
     let topo = Topology::new("churn");
@@ -174,10 +173,7 @@ fn a_change_lost_to_a_full_queue_is_recovered_by_the_rescan() {
     use l2xdp_ebpf::maps::{self, name};
     use l2xdp_wire::datapath::{DropReason, TxSeq};
 
-    if !is_root() {
-        eprintln!(
-            "*** SKIPPED a_change_lost_to_a_full_queue_is_recovered_by_the_rescan: needs root ***"
-        );
+    if !require_root("a_change_lost_to_a_full_queue_is_recovered_by_the_rescan") {
         return;
     }
     let topo = Topology::new("resync");

@@ -3,14 +3,14 @@
 //! queues (downstream: one flow per subscriber; upstream: one tunnel, so one queue), so both
 //! workers forward; each has every session in its replica; half of the sessions are sequenced
 //! (their Ns is shared by the workers). Every packet arrives, counted per subscriber at the
-//! receivers. Needs root and two CPUs; skips loudly otherwise.
+//! receivers. Needs root (`lab::require_root`) and two CPUs (else a recorded skip).
 
 use l2xdp_dataplane::api::DataPlane;
-use l2xdp_dataplane::lab::is_root;
 use l2xdp_dataplane::lab::topology::{Mode, PeerPort, Pins, Topology, CORE0, LAC0};
 use l2xdp_dataplane::lab::traffic::{
     classify_downstream, classify_upstream, ip_socket, Counter, Flows, Paced, Sub,
 };
+use l2xdp_dataplane::lab::{require_root, skip};
 use l2xdp_dataplane::XdpDataPlane;
 
 const SESSIONS: usize = 16;
@@ -20,8 +20,11 @@ const ROUNDS: usize = 20;
 fn two_workers_share_the_queues_and_every_session() {
     // SAFETY: sysconf has no side effects.
     let cpus = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
-    if !is_root() || cpus < 2 {
-        eprintln!("*** SKIPPED two_workers_share_the_queues_and_every_session: needs root and two CPUs ***");
+    if !require_root("two_workers_share_the_queues_and_every_session") {
+        return;
+    }
+    if cpus < 2 {
+        skip::skip_for_resource("two_workers_share_the_queues_and_every_session", "2 CPUs");
         return;
     }
     let topo = Topology::with_queues("cores", 2);

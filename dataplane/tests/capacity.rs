@@ -5,7 +5,7 @@
 use std::net::Ipv4Addr;
 
 use l2xdp_dataplane::api::{Binding, DataPlane, DataPlaneError, SessionEntry};
-use l2xdp_dataplane::lab::is_root;
+use l2xdp_dataplane::lab::require_root;
 use l2xdp_dataplane::loader;
 use l2xdp_dataplane::xdp::XdpDataPlane;
 use l2xdp_wire::datapath::{PppTx, Session, SessionKey};
@@ -50,8 +50,7 @@ fn entry(i: u32) -> SessionEntry {
 
 #[test]
 fn sized_maps_hold_100k_sessions_and_the_default_refuses_past_64k() {
-    if !is_root() {
-        eprintln!("*** SKIPPING capacity test: needs root (BPF maps) ***");
+    if !require_root("sized_maps_hold_100k_sessions_and_the_default_refuses_past_64k") {
         return;
     }
     let mut ebpf = loader::load_sized(None, 150_000).expect("load");

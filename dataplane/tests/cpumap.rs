@@ -4,7 +4,7 @@
 //! sessions of one tunnel, data frames from the LAC, the decapsulated packets counted per
 //! subscriber in the core namespace (the lab's topology, counter and paced sender). Every frame arrives; each frame is redirected once (first
 //! pass) and decapsulated once (second pass); each session runs on one CPU and the sessions
-//! use more than one. Needs root and two online CPUs; skips loudly otherwise.
+//! use more than one. Needs root (`lab::require_root`) and two online CPUs (else a recorded skip).
 
 mod common;
 
@@ -86,9 +86,10 @@ fn cpumap_spreads_sessions_of_one_tunnel() {
     // As `l2xdp-dataplane attach --cpumap`: the online CPUs from 0.
     let cpus = loader::cpumap_cpus().expect("online CPUs");
     if cpus < 2 {
-        eprintln!(
-            "SKIPPED cpumap_spreads_sessions_of_one_tunnel: {cpus} CPU(s) to spread over \
-             (/sys/devices/system/cpu/online), needs 2"
+        // One online CPU (/sys/devices/system/cpu/online): nothing to spread over.
+        l2xdp_dataplane::lab::skip::skip_for_resource(
+            "cpumap_spreads_sessions_of_one_tunnel",
+            "2 CPUs",
         );
         return;
     }

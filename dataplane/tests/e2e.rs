@@ -4,7 +4,7 @@
 //! core side and in the per-session counters; and back. In XDP mode and, as
 //! `static_pseudowire_over_three_namespaces_afxdp`, in AF_XDP mode (a worker on CPU 0 with
 //! sockets on `la` and `lc`, which is the pseudowire's attachment circuit here): same packets,
-//! same counters, and every one of them through the worker. Needs root; skips loudly otherwise.
+//! same counters, and every one of them through the worker. Needs root (`lab::require_root`).
 
 mod common;
 

@@ -1,6 +1,6 @@
 //! The XDP programs against the reference (`wire::datapath`), with BPF_PROG_TEST_RUN inside a
 //! fresh namespace (bpf_fib_lookup resolves through its routes and static neighbours). Needs
-//! root; skips loudly otherwise.
+//! root (`lab::require_root`).
 //!
 //! Every case runs twice: `xdp::<case>` checks the programs against the reference;
 //! `afxdp::<case>` is the differential test of AF_XDP mode — the same frames also go through

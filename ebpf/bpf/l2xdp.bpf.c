@@ -29,7 +29,8 @@
 #define AF_INET 2
 #define AF_INET6 10
 #define IPPROTO_L2TP_ 115
-#define PKT_MAX 0xff00
+/* The largest packet offset (a mask: an XDP frame without fragments fits in a page). */
+#define PKT_MAX 0x3fff
 #define CSUM_MAX_CHUNKS 128 /* 64-byte chunks: UDP datagrams up to 8 KiB */
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
@@ -191,6 +192,11 @@ static __always_inline __u8 *at(struct xdp_md *ctx, __u32 off, __u32 len)
 
 	if (off > PKT_MAX)
 		return 0;
+	/* The mask bounds the register that is added, whatever clang spilled and reloaded after
+	 * the check (5.10–6.1 verifiers do not carry a bound learnt on one register to its
+	 * spilled copy). */
+	asm volatile("" : "+r"(off));
+	off &= PKT_MAX;
 	p = data + off;
 	/* Opaque to clang: the pointer checked below is the one used (the verifier tracks the
 	 * range on that register, not on a recomputed data + off). */
@@ -1071,8 +1077,15 @@ static __always_inline int encap(struct xdp_md *ctx, struct l2xdp_config *cfg,
 	if (s->flags & L2XDP_F_SEQ) {
 		struct l2xdp_seq *st = bpf_map_lookup_elem(&l2xdp_seq, key);
 
-		if (st)
-			ns = __sync_fetch_and_add(&st->tx_next, 1);
+		/* Under the session's lock, not __sync_fetch_and_add: an atomic add that returns
+		 * the old value (BPF_ATOMIC | BPF_FETCH) needs 5.12; 5.10 refuses it ("BPF_STX uses
+		 * reserved fields"). */
+		if (st) {
+			bpf_spin_lock(&st->lock);
+			ns = st->tx_next;
+			st->tx_next = ns + 1;
+			bpf_spin_unlock(&st->lock);
+		}
 		if (s->seq_off) {
 			if (s->version == 2) {
 				__u16 n = bpf_htons((__u16)ns);

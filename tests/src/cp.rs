@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use l2xdp_controlplane::ppp::MemoryCredentials;
-use l2xdp_wire::decode::{DecodeOptions, Decoder};
+use l2xdp_decode::{DecodeOptions, Decoder};
 
 pub use l2xdp_controlplane::lab::{bring_up, is_down, open_user_session, wait_for};
 

@@ -421,9 +421,7 @@ async fn v3_pseudowires_over_udp() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn v3_pseudowires_over_ip_115() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc_geteuid() } != 0 {
-        eprintln!("*** SKIPPING v3_pseudowires_over_ip_115: raw sockets need root ***");
+    if !l2xdp_dataplane::lab::require_root("v3_pseudowires_over_ip_115") {
         return;
     }
     // Two loopback addresses, so each raw socket sees only its own side's packets.
@@ -437,9 +435,4 @@ async fn v3_pseudowires_over_ip_115() {
         &[],
     )
     .await;
-}
-
-extern "C" {
-    #[link_name = "geteuid"]
-    fn libc_geteuid() -> u32;
 }

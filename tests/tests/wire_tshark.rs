@@ -12,9 +12,9 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+use l2xdp_decode::{DecodeOptions, Decoder, L2tpReport};
 use l2xdp_tests::tshark;
 use l2xdp_wire::datapath::{encap, PppTx, Session, SessionKey, TxSeq};
-use l2xdp_wire::decode::{DecodeOptions, Decoder, L2tpReport};
 use l2xdp_wire::l2tp::avp::Avp;
 use l2xdp_wire::l2tp::header::{Cookie, Transport, V2Repr, Version};
 use l2xdp_wire::l2tp::message::examples::{examples, TEST_SECRET};

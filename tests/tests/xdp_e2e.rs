@@ -2,7 +2,7 @@
 //! `lac` — `lns` — `core` joined by veth pairs, the XDP programs attached on the lns side
 //! (`xdp_l2tp_access` on the access veth `la`, `xdp_l2tp_core` on the core veth `lc`, maps and
 //! links pinned under a per-test directory of /sys/fs/bpf), `xdp_pass` on the peers so that
-//! redirected frames are delivered. Needs root; skips loudly otherwise.
+//! redirected frames are delivered. Needs root (`lab::require_root`).
 //!
 //! The control plane runs in this process: the LNS [`Node`] over an [`XdpDataPlane`] of the
 //! pinned maps, its UDP socket bound in `lns`; the LAC `Node` (initiator, PPP client with CHAP)
@@ -46,7 +46,7 @@ use l2xdp_controlplane::l2tp::{L2tpConfig, Peer};
 use l2xdp_controlplane::lab::{is_down, subscriber, wait_for, NodeThread};
 use l2xdp_controlplane::node::{NodeConfig, NodeCounters, NodeEvent};
 use l2xdp_controlplane::ppp::{AuthMethod, Ipv4Pool, Ipv4Range, PppConfig};
-use l2xdp_dataplane::lab::is_root;
+use l2xdp_dataplane::lab::require_root;
 use l2xdp_dataplane::lab::topology::{
     Mode, PeerPort, Pins, Topology, CORE0, CORE_HOST, L2TP_PORT, LAC0, LAC_IP, LNS_IP,
 };
@@ -114,11 +114,11 @@ fn ppp_sessions_through_afxdp_survive_control_plane_loss() {
 }
 
 fn ppp_sessions_survive_control_plane_loss(mode: Mode) {
-    if !is_root() {
-        eprintln!(
-            "*** SKIPPED ppp_sessions_survive_control_plane_loss ({mode:?}): needs root \
-             (network namespaces, XDP, bpffs). Run the tests as root. ***"
-        );
+    let test = match mode {
+        Mode::Xdp => "ppp_sessions_through_xdp_survive_control_plane_loss",
+        Mode::AfXdp => "ppp_sessions_through_afxdp_survive_control_plane_loss",
+    };
+    if !require_root(test) {
         return;
     }
     // Declared first, dropped last: the namespaces (their veths go with them).

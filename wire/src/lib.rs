@@ -12,10 +12,9 @@
 //! - [`net`]: Ethernet, IPv4, IPv6, UDP and the Internet checksum.
 //! - [`datapath`]: the reference encapsulation and decapsulation the XDP and AF_XDP fast paths
 //!   are tested against, byte for byte.
-//! - [`pcap`] and [`decode`]: reading and writing captures, and describing what is in them.
+//! - [`pcap`]: reading and writing captures (`l2xdp-decode`, its own crate, describes them).
 
 pub mod datapath;
-pub mod decode;
 pub mod error;
 pub mod l2tp;
 pub mod net;

@@ -42,7 +42,6 @@ pub mod worker;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::mpsc::{channel, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -50,6 +49,7 @@ use std::time::{Duration, Instant};
 use aya::maps::{
     Array, HashMap as BpfHashMap, Map, MapData, PerCpuArray, PerCpuValues, Queue, XskMap,
 };
+use crossbeam_channel::{unbounded as channel, Sender};
 use l2xdp_ebpf::maps::{self, name, op, xsk_stat};
 use l2xdp_wire::datapath::{DecapConfig, RxSeq, Session};
 
@@ -363,6 +363,10 @@ struct Sync {
     stats: Vec<Arc<WorkerStats>>,
     /// Worker `i`'s core (its slot in `l2xdp_xsk_stats`).
     cores: Vec<usize>,
+    /// `l2xdp_xsk_base`: the programs mark an interface [`maps::XSK_DISABLED`] when its
+    /// driver cannot carry the hand-off; reported once each.
+    xsk_base: BpfHashMap<MapData, u32, u32>,
+    disabled: std::collections::HashSet<u32>,
 }
 
 impl Sync {
@@ -383,7 +387,24 @@ impl Sync {
             senders,
             stats,
             cores,
+            xsk_base: pinned(pin_dir, name::XSK_BASE)?,
+            disabled: Default::default(),
         })
+    }
+
+    /// Reports interfaces whose hand-off failed (see [`maps::XSK_DISABLED`]).
+    fn report_disabled(&mut self) {
+        for (ifindex, base) in self.xsk_base.iter().flatten() {
+            if base == maps::XSK_DISABLED && self.disabled.insert(ifindex) {
+                tracing::warn!(
+                    ifindex,
+                    handoff = ?loader::xsk_handoff(),
+                    "AF_XDP hand-off failed on this interface (driver without XDP metadata or \
+                     headroom): it forwards in XDP mode; restart with --force adjust_meta=off \
+                     for the in-band hand-off"
+                );
+            }
+        }
     }
 
     fn send(&self, u: Update) {
@@ -540,6 +561,7 @@ impl Sync {
             self.resync_if_flagged();
             if last_stats.elapsed() >= Duration::from_millis(100) {
                 self.publish_stats();
+                self.report_disabled();
                 last_stats = Instant::now();
             }
             if n == 0 {

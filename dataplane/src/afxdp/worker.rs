@@ -6,9 +6,9 @@
 //! when nothing arrives the worker sleeps in `poll(2)` (1 ms) instead of spinning.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 
+use crossbeam_channel::Receiver;
 use l2xdp_ebpf::maps::{self, xsk_stat};
 use l2xdp_wire::datapath::{
     decap, emit_inner_ethernet, encap, DecapConfig, InnerKind, TxSeq, Verdict,
@@ -186,7 +186,10 @@ impl Worker {
                 match &mut self.work {
                     Work::Raw { to } => {
                         let out = to.get(i).copied().unwrap_or(i);
-                        let frame = self.sockets[i].umem_bytes(d.addr, 0, d.len);
+                        // SAFETY: used before this batch's rx_release below; the socket
+                        // outlives the pass.
+                        let frame =
+                            unsafe { self.sockets[i].umem_bytes_detached(d.addr, 0, d.len) };
                         raw(&mut self.sockets, out, frame, local);
                     }
                     Work::L2tp {
@@ -196,17 +199,21 @@ impl Worker {
                         ..
                     } => {
                         let s = &self.sockets[i];
-                        let (meta, frame) = match handoff {
-                            XskHandoff::Meta => (
-                                s.umem_bytes(d.addr, META_LEN, 0),
-                                s.umem_bytes(d.addr, 0, d.len),
-                            ),
-                            XskHandoff::Inline => (
-                                s.umem_bytes(d.addr, 0, META_LEN.min(d.len)),
-                                d.len.checked_sub(META_LEN).and_then(|len| {
-                                    s.umem_bytes(d.addr + u64::from(META_LEN), 0, len)
-                                }),
-                            ),
+                        // SAFETY: the slices are used before this batch's rx_release
+                        // below, and the sockets outlive the pass.
+                        let (meta, frame) = unsafe {
+                            match handoff {
+                                XskHandoff::Meta => (
+                                    s.umem_bytes_detached(d.addr, META_LEN, 0),
+                                    s.umem_bytes_detached(d.addr, 0, d.len),
+                                ),
+                                XskHandoff::Inline => (
+                                    s.umem_bytes_detached(d.addr, 0, META_LEN.min(d.len)),
+                                    d.len.checked_sub(META_LEN).and_then(|len| {
+                                        s.umem_bytes_detached(d.addr + u64::from(META_LEN), 0, len)
+                                    }),
+                                ),
+                            }
                         };
                         let meta = meta.and_then(read_meta);
                         match (meta, frame) {

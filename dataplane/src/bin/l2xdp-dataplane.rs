@@ -72,6 +72,14 @@ enum Cmd {
         /// AF_XDP mode: frames taken per socket and pass.
         #[arg(long, default_value_t = 64)]
         batch: u32,
+        /// Native XDP only: refuse instead of falling back to generic (SKB) mode on a
+        /// driver without native XDP.
+        #[arg(long)]
+        native_only: bool,
+        /// Treat FEATURE as absent (`adjust_meta=off`: the in-band AF_XDP hand-off, for
+        /// drivers without XDP metadata); as L2XDP_FORCE_PROBE.
+        #[arg(long)]
+        force: Option<String>,
     },
     /// Install the static L2TPv3 pseudowires of a TOML file (attaches the encap program to each
     /// attachment interface).
@@ -107,10 +115,33 @@ fn run(cli: Cli) -> Result<(), String> {
             mode,
             cores,
             batch,
+            native_only,
+            force,
         } => {
             if cpumap && mode == Mode::Afxdp {
                 return Err("--cpumap is for XDP mode (AF_XDP mode spreads by queue)".into());
             }
+            if let Some(f) = force {
+                probe::parse_force(&f)?;
+                // Before anything probes: the loader and the AF_XDP workers read it.
+                std::env::set_var(probe::FORCE_ENV, f);
+            } else if let Ok(f) = std::env::var(probe::FORCE_ENV) {
+                probe::parse_force(&f)?;
+            }
+            let features = probe::features();
+            features.check_fast_path()?;
+            if mode == Mode::Afxdp && !features.has(probe::Feature::Xskmap) {
+                return Err(format!(
+                    "AF_XDP mode: kernel {} has no XSKMAP ({})",
+                    features.kernel,
+                    features.status[&probe::Feature::Xskmap].detail()
+                ));
+            }
+            let attach_mode = if native_only {
+                loader::AttachMode::Native
+            } else {
+                loader::AttachMode::NativeOrGeneric
+            };
             // Signals are taken by sigwait below: blocked before any thread starts.
             let signals = (mode == Mode::Afxdp).then(block_signals);
             let mut ebpf =
@@ -123,13 +154,23 @@ fn run(cli: Cli) -> Result<(), String> {
             if cpus > 0 {
                 loader::setup_cpumap(&mut ebpf, cpus, 2048).map_err(|e| e.to_string())?;
             }
-            for i in &access {
-                loader::attach_pinned(&mut ebpf, prog::ACCESS, i, &cli.pin_dir)
+            let mut generic = vec![];
+            for (p, i) in access
+                .iter()
+                .map(|i| (prog::ACCESS, i))
+                .chain(core.iter().map(|i| (prog::CORE, i)))
+            {
+                let how = loader::attach_pinned_mode(&mut ebpf, p, i, &cli.pin_dir, attach_mode)
                     .map_err(|e| e.to_string())?;
+                if how == loader::Attached::Generic {
+                    generic.push(i.clone());
+                }
             }
-            for i in &core {
-                loader::attach_pinned(&mut ebpf, prog::CORE, i, &cli.pin_dir)
-                    .map_err(|e| e.to_string())?;
+            if !generic.is_empty() {
+                println!(
+                    "warning: native XDP refused on {generic:?}: attached in generic (SKB) mode \
+                     (forwards at the kernel stack's speed; --native-only refuses instead)"
+                );
             }
             let mut dp = XdpDataPlane::open(&cli.pin_dir).map_err(|e| e.to_string())?;
             dp.set_config(&FastPathConfig {
@@ -155,8 +196,10 @@ fn run(cli: Cli) -> Result<(), String> {
                 };
                 let rt = AfXdp::start(&cli.pin_dir, &cfg).map_err(|e| e.to_string())?;
                 println!(
-                    "AF_XDP workers on cores {:?} (zero-copy: {:?}); SIGINT/SIGTERM stops them",
-                    cfg.cores, rt.zero_copy
+                    "AF_XDP workers on cores {:?} (zero-copy: {:?}, hand-off: {}); SIGINT/SIGTERM stops them",
+                    cfg.cores,
+                    rt.zero_copy,
+                    loader::xsk_handoff().describe()
                 );
                 if let Some(s) = &signals {
                     wait_for(s);

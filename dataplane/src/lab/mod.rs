@@ -10,15 +10,21 @@
 //! - [`traffic`]: subscribers as the LAC sees them, frame builders and classifiers, counting
 //!   receivers and senders paced by what the receivers counted.
 //! - [`tshark`]: Wireshark as an independent judge of captured frames.
+//! - [`skip`]: whether a test that needs root, a kernel feature, a resource or a workspace
+//!   binary runs, fails (`L2XDP_REQUIRE_ROOT=1`, `make test`) or is skipped and recorded
+//!   (`L2XDP_SKIP_LOG`, the totals of `scripts/test.sh`).
 //!
 //! Everything here is a fixture: a failure panics with what failed. Needs root and iproute2
 //! (and `ethtool`).
 
 pub mod packet;
 pub mod scratch;
+pub mod skip;
 pub mod topology;
 pub mod traffic;
 pub mod tshark;
+
+pub use skip::require_root;
 
 use std::fs::File;
 use std::os::fd::AsRawFd;

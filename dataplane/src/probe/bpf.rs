@@ -8,7 +8,7 @@ const BPF_PROG_LOAD: libc::c_long = 5;
 const BPF_PROG_TEST_RUN: libc::c_long = 10;
 const BPF_PROG_TYPE_XDP: u32 = 6;
 /// `BPF_F_TEST_XDP_LIVE_FRAMES`.
-const F_TEST_XDP_LIVE_FRAMES: u32 = 1 << 1;
+pub(crate) const F_TEST_XDP_LIVE_FRAMES: u32 = 1 << 1;
 
 /// One eBPF instruction (`struct bpf_insn`).
 #[repr(C)]
@@ -192,38 +192,43 @@ pub fn helper(helper: i32) -> HelperAnswer {
     }
 }
 
-/// The test-run part of `union bpf_attr`.
+/// The test-run part of `union bpf_attr` (also [`crate::test_run`]'s).
 #[repr(C)]
 #[derive(Default)]
-struct TestRunAttr {
-    prog_fd: u32,
-    retval: u32,
-    data_size_in: u32,
-    data_size_out: u32,
-    data_in: u64,
-    data_out: u64,
-    repeat: u32,
-    duration: u32,
-    ctx_size_in: u32,
-    ctx_size_out: u32,
-    ctx_in: u64,
-    ctx_out: u64,
-    flags: u32,
-    cpu: u32,
-    batch_size: u32,
-    _pad: u32,
+pub(crate) struct TestRunAttr {
+    pub prog_fd: u32,
+    pub retval: u32,
+    pub data_size_in: u32,
+    pub data_size_out: u32,
+    pub data_in: u64,
+    pub data_out: u64,
+    pub repeat: u32,
+    pub duration: u32,
+    pub ctx_size_in: u32,
+    pub ctx_size_out: u32,
+    pub ctx_in: u64,
+    pub ctx_out: u64,
+    pub flags: u32,
+    pub cpu: u32,
+    pub batch_size: u32,
+    pub _pad: u32,
 }
 
 /// `struct xdp_md` as test-run input.
 #[repr(C)]
-#[derive(Default)]
-struct XdpMd {
-    data: u32,
-    data_end: u32,
-    data_meta: u32,
-    ingress_ifindex: u32,
-    rx_queue_index: u32,
-    egress_ifindex: u32,
+#[derive(Default, Clone, Copy)]
+pub(crate) struct XdpMd {
+    pub data: u32,
+    pub data_end: u32,
+    pub data_meta: u32,
+    pub ingress_ifindex: u32,
+    pub rx_queue_index: u32,
+    pub egress_ifindex: u32,
+}
+
+/// `BPF_PROG_TEST_RUN` with `attr`.
+pub(crate) fn prog_test_run(attr: &mut TestRunAttr) -> std::io::Result<()> {
+    sys_bpf(BPF_PROG_TEST_RUN, attr).map(|_| ())
 }
 
 /// Runs `XDP_DROP` once with `BPF_PROG_TEST_RUN`: plain, or with live frames (received on
@@ -254,5 +259,5 @@ pub fn test_run(live: bool) -> std::io::Result<()> {
         attr.data_size_out = out.len() as u32;
         attr.data_out = out.as_mut_ptr() as u64;
     }
-    sys_bpf(BPF_PROG_TEST_RUN, &mut attr).map(|_| ())
+    prog_test_run(&mut attr)
 }

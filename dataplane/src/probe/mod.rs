@@ -20,7 +20,7 @@
 //!   front of the frame (`bpf_xdp_adjust_head`, every kernel and driver): [`XskHandoff`];
 //! - the bench's generator is the live-frame test run when allowed, else AF_XDP/AF_PACKET.
 
-mod bpf;
+pub(crate) mod bpf;
 pub mod netdev;
 
 use std::collections::BTreeMap;

@@ -22,10 +22,10 @@ use l2xdp_dataplane::afxdp::{AfXdp, AfXdpConfig};
 use l2xdp_dataplane::api::{Binding, DataPlane, SessionEntry};
 use l2xdp_dataplane::lab::packet::PacketSocket;
 use l2xdp_dataplane::lab::topology::Pins;
-use l2xdp_dataplane::lab::{is_root, Netns, NetnsGuard};
+use l2xdp_dataplane::lab::{require_root, Netns, NetnsGuard};
 use l2xdp_dataplane::test_run::{self, action};
 use l2xdp_dataplane::{loader, FastPathConfig, XdpDataPlane};
-use l2xdp_ebpf::prog;
+use l2xdp_ebpf::{maps, prog};
 use l2xdp_wire::datapath::{
     self, decap, emit_inner_ethernet, encap, DecapConfig, PppTx, RxSeq, Session, SessionKey, TxSeq,
     Verdict,
@@ -47,12 +47,13 @@ pub const CORE6: &str = "2001:db8:c::2";
 pub const SUB4: &str = "100.64.0.1";
 pub const SUB6: &str = "2001:db8:100::1";
 
+/// `true` when `test` must return: not root, the skip recorded (`lab::require_root`; a failure
+/// instead under `L2XDP_REQUIRE_ROOT=1`) under libtest's name of the running test when there
+/// is one (`xdp::sequencing_…`, `afxdp::sequencing_…`: both modes share the callers' `test`).
 pub fn skip_unless_root(test: &str) -> bool {
-    if is_root() {
-        return false;
-    }
-    eprintln!("SKIPPED {test}: needs root (network namespaces, BPF). Run the tests as root.");
-    true
+    let current = std::thread::current();
+    let name = current.name().filter(|n| *n != "main").unwrap_or(test);
+    !require_root(name)
 }
 
 pub fn ip(s: &str) -> IpAddr {
@@ -657,6 +658,15 @@ impl AfXdpSide {
                 continue;
             }
             if has_magic(f) {
+                // Every forwarded frame went through the workers: the hand-off (metadata
+                // area or in-band header, as this kernel allows) never fell back.
+                let v = self.dp.verdict_counters().expect("verdicts");
+                assert_eq!(
+                    v[maps::verdict::XSK_FALLBACK as usize],
+                    0,
+                    "the AF_XDP hand-off ({:?}) fell back to XDP mode",
+                    loader::xsk_handoff()
+                );
                 return out;
             }
             out.push(f.to_vec());

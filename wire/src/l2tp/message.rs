@@ -7,6 +7,7 @@ use super::avp::{Avp, AvpIter, AvpRepr, AvpType};
 use super::header::{ControlHeader, Version};
 use crate::error::{check_room, Result};
 
+#[cfg(any(test, feature = "examples"))]
 pub use self::examples::examples;
 
 /// A control message type (the value of the Message Type AVP).
@@ -431,7 +432,8 @@ impl ControlMessage {
 }
 
 /// Representative, valid example messages of every type for each version, for tests and the
-/// decoder's self-check.
+/// decoder's self-check (feature `examples`: not in the product's build).
+#[cfg(any(test, feature = "examples"))]
 pub mod examples {
     use super::super::avp::{bearer, framing, Avp};
     use super::super::codes::{CdnResult, ErrorCode, PppDisconnectCode, StopCcnResult};

@@ -1,5 +1,7 @@
-//! Describing the L2TP packets of a capture: what `l2xdp-decode` prints and what tests use to
-//! check what the product emits.
+//! l2xdp-decode: describing the L2TP packets of a capture — what the `l2xdp-decode` tool prints
+//! and what tests use to check what the product emits. A tool beside the product: l2xdpd,
+//! l2xdpctl and l2xdp-dataplane do not link it (it brings clap and serde_json), and it holds
+//! no codec of its own — every layout is `l2xdp-wire`'s.
 //!
 //! Each record is unwrapped (Ethernet with up to two VLAN tags, raw IP, Linux cooked v1/v2),
 //! then IPv4/IPv6, then UDP on a configured port or IP protocol 115, then L2TP:
@@ -15,19 +17,21 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use crate::l2tp::avp::{Avp, AvpRepr};
-use crate::l2tp::header::{self, ControlHeader, IpPayload, L2ssRepr, Transport, V2Packet, V2Repr};
-use crate::l2tp::header::{Cookie, V3DataRepr, Version};
-use crate::l2tp::message::{ControlMessage, ParseContext};
-use crate::l2tp::validate::{self, Action};
-use crate::l2tp::{IP_PROTOCOL, UDP_PORT};
-use crate::net::ethernet::{self, EthernetFrame};
-use crate::net::ip_proto;
-use crate::net::ipv4::Ipv4Packet;
-use crate::net::ipv6::Ipv6Packet;
-use crate::net::udp::{self, UdpPacket};
-use crate::pcap::{linktype, Record};
-use crate::ppp::PppPacket;
+use l2xdp_wire::l2tp::avp::{Avp, AvpRepr};
+use l2xdp_wire::l2tp::header::{
+    self, ControlHeader, IpPayload, L2ssRepr, Transport, V2Packet, V2Repr,
+};
+use l2xdp_wire::l2tp::header::{Cookie, V3DataRepr, Version};
+use l2xdp_wire::l2tp::message::{ControlMessage, ParseContext};
+use l2xdp_wire::l2tp::validate::{self, Action};
+use l2xdp_wire::l2tp::{IP_PROTOCOL, UDP_PORT};
+use l2xdp_wire::net::ethernet::{self, EthernetFrame};
+use l2xdp_wire::net::ip_proto;
+use l2xdp_wire::net::ipv4::Ipv4Packet;
+use l2xdp_wire::net::ipv6::Ipv6Packet;
+use l2xdp_wire::net::udp::{self, UdpPacket};
+use l2xdp_wire::pcap::{linktype, Record};
+use l2xdp_wire::ppp::PppPacket;
 
 /// What the decoder is told besides the capture.
 #[derive(Debug, Clone)]
@@ -563,7 +567,7 @@ fn value_text(v: &Avp) -> String {
 }
 
 fn describe_ppp(p: &PppPacket) -> String {
-    let proto = crate::ppp::protocol_name(p.body.protocol())
+    let proto = l2xdp_wire::ppp::protocol_name(p.body.protocol())
         .map_or_else(|| format!("{:#06x}", p.body.protocol()), str::to_string);
     let body = serde_json::to_value(&p.body)
         .ok()

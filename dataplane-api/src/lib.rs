@@ -1,7 +1,12 @@
-//! The narrow interface between the control plane and the fast path (go-l2tp's `dataplane.go`
-//! is the model): the control plane says when a session becomes usable or goes away, and the
-//! fast path forwards. Implementations: [`MemoryDataPlane`] (tests, and the control plane
-//! without a kernel) and, in this crate, the XDP implementation over the pinned maps.
+//! l2xdp-dataplane-api: the narrow interface between the control plane and the fast path
+//! (go-l2tp's `dataplane.go` is the model): the control plane says when a session becomes
+//! usable or goes away, and the fast path forwards. Implementations: [`MemoryDataPlane`] here
+//! (tests, and a control plane without a kernel) and `l2xdp_dataplane::XdpDataPlane` over the
+//! pinned maps.
+//!
+//! It holds the trait, its entry and error types and the memory implementation, and must not
+//! depend on aya, the eBPF object or anything that needs a kernel or clang: the control plane
+//! builds and tests against it alone (`cargo test -p l2xdp-controlplane --no-default-features`).
 //!
 //! What an entry holds is what forwarding needs and nothing else: the outer template and ids
 //! ([`l2xdp_wire::datapath::Session`]; the Ethernet addresses in it are ignored by the XDP

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use l2xdp_wire::decode::{to_text, DecodeOptions, Decoder};
+use l2xdp_decode::{to_text, DecodeOptions, Decoder};
 use l2xdp_wire::pcap;
 
 /// Decode the L2TP packets of a pcap or pcapng capture.

@@ -391,7 +391,15 @@ def matrix(outdir, dirs):
             elif t["timed_out"]:
                 bad.append(f"{short(t['name'])}: timed out")
             elif not t["ok"]:
-                bad.append(f"{short(t['name'])}: {t['failed']} failed")
+                # The most common panic message, shortened.
+                msgs = [t["panics"].get(n, "") for n in t["failures"]]
+                msgs = [m for m in msgs if m]
+                why = ""
+                if msgs:
+                    top = max(set(msgs), key=msgs.count)
+                    top = re.sub(r"\s+", " ", top).replace("`", "'")
+                    why = f" (`{top[:90]}{'…' if len(top) > 90 else ''}`)"
+                bad.append(f"{short(t['name'])}: {t['failed']} failed{why}")
             elif t["passed_real"] == 0 and t["skipped"] > 0:
                 bad.append(f"{short(t['name'])}: all skipped")
         for v in r["verifier_errors"][:3]:

@@ -27,6 +27,11 @@ cargo test --workspace --doc 2>&1 | tee -a "$log" || status=$?
 if [ $status -eq 0 ]; then
   L2XDP_REQUIRE_TSHARK=1 cargo test --workspace --all-targets 2>&1 | tee -a "$log" || status=$?
 fi
+# The control plane builds and tests with no fast path (no aya, no eBPF object, no clang).
+if [ $status -eq 0 ]; then
+  echo "== the control plane without the xdp feature"
+  cargo test -p l2xdp-controlplane --no-default-features --lib 2>&1 | tee -a "$log" || status=$?
+fi
 
 # The fallbacks on purpose (issue 12): on a kernel that offers bpf_xdp_adjust_meta or live-frame
 # test runs, the fast-path tests run once more with both reported absent (L2XDP_FORCE_PROBE), so
@@ -40,7 +45,7 @@ if [ $status -eq 0 ]; then
     L2XDP_FORCE_PROBE=adjust_meta=off,live_frames=off L2XDP_REQUIRE_TSHARK=1 cargo test \
       -p l2xdp-dataplane --test xdp_prog --test e2e --test afxdp_churn --test afxdp_cores \
       --test kernel_features \
-      -p l2xdp-tests --test xdp_e2e \
+      -p l2xdp-tests --test xdp_e2e --test xdp_kill9 \
       -p l2xdp-bench --test forward_smoke --test throughput_smoke --test afxdp_smoke \
       2>&1 | tee -a "$log" || status=$?
   elif [ -n "$probe_json" ]; then

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The closing totals of scripts/test.sh, from the captured output of the cargo test runs (LOG)
 # and the skips the tests recorded (SKIPS: one `<test>\t<reason>` line each, written by
-# l2xdp_dataplane::lab::skip through L2XDP_SKIP_LOG; missing or empty when none).
+# l2xdp_lab::skip through L2XDP_SKIP_LOG; missing or empty when none).
 #
 # A recorded skip is a test that returned early, so libtest counted it as passed:
 #   passed  = libtest passed  - recorded skips

@@ -24,28 +24,21 @@
 //! (interface, queue) is exclusive, so each case starts its own worker and stops it after its
 //! pass.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use aya::maps::{MapData, XskMap};
-use aya::programs::xdp::XdpLink;
-use aya::Ebpf;
-use l2xdp_dataplane::afxdp::{AfXdp, AfXdpConfig, RawForwarder};
-use l2xdp_dataplane::api::DataPlane;
-use l2xdp_dataplane::lab::topology::{Pins, Topology, CORE0, LA, LAC0, LC};
-use l2xdp_dataplane::lab::{is_root, Netns};
-use l2xdp_dataplane::xsk::{XskConfig, XskSocket};
-use l2xdp_dataplane::{loader, FastPathConfig, XdpDataPlane};
-use l2xdp_ebpf::maps::xsk_stat;
-use l2xdp_ebpf::{bench, prog};
+use l2xdp_dataplane::xsk::XskSocket;
+use l2xdp_lab::is_root;
+use l2xdp_lab::topology::{CORE0, LAC0};
 use serde::Serialize;
 
-use crate::forward::{
-    self, attach, fmt_summary, frames, io, load_bench, session, take, write_json, Error, Sink,
-};
+use crate::bpf::Sink;
+use crate::cases::{self, frames};
+use crate::common::{fmt_summary, io, write_json, Error, Header};
 use crate::interrupt;
 use crate::machine::{pin_thread, utc_now, Machine};
 use crate::summary::Summary;
+use crate::xsk_lab::{xsk_on, LnsLab, Programs, Running};
 
 /// Frames in flight (sent, not yet counted at the sink): below the worker's receive ring.
 pub const WINDOW: u64 = 512;
@@ -53,8 +46,6 @@ pub const WINDOW: u64 = 512;
 const CHECK_EVERY: u64 = 64;
 /// A window that does not move for this long is lost (counted, the pass goes on).
 const STALL: Duration = Duration::from_millis(200);
-/// Bounds a hung pass.
-const LIMIT: Duration = Duration::from_secs(30);
 
 /// The cases, in their default interleaving order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -68,6 +59,10 @@ pub enum Case {
     RawDown,
     /// AF_XDP mode L2TPv2 encap lc → la.
     AfxdpEncapV2,
+    /// As [`RawUp`](Self::RawUp) on xsk-rs sockets (`crate::xskrs`), baseline raw-up.
+    RawXskrsUp,
+    /// As [`RawDown`](Self::RawDown) on xsk-rs sockets, baseline raw-down.
+    RawXskrsDown,
 }
 
 impl Case {
@@ -79,6 +74,9 @@ impl Case {
         Case::AfxdpEncapV2,
     ];
 
+    /// The xsk-rs comparison cases (built with `--features xskrs`), beside [`ALL`](Self::ALL).
+    pub const XSKRS: [Case; 2] = [Case::RawXskrsUp, Case::RawXskrsDown];
+
     /// The name on the command line and in reports.
     pub fn name(self) -> &'static str {
         match self {
@@ -86,38 +84,52 @@ impl Case {
             Case::AfxdpDecapV2 => "afxdp-decap-v2",
             Case::RawDown => "raw-down",
             Case::AfxdpEncapV2 => "afxdp-encap-v2",
+            Case::RawXskrsUp => "raw-xskrs-up",
+            Case::RawXskrsDown => "raw-xskrs-down",
         }
     }
 
     /// The case named `s`.
     pub fn parse(s: &str) -> Option<Case> {
-        Case::ALL.into_iter().find(|c| c.name() == s)
+        Case::ALL
+            .into_iter()
+            .chain(Case::XSKRS)
+            .find(|c| c.name() == s)
     }
 
     /// Its raw-forwarder baseline (the raw cases are their own).
     pub fn baseline(self) -> Case {
         match self {
-            Case::RawUp | Case::AfxdpDecapV2 => Case::RawUp,
-            Case::RawDown | Case::AfxdpEncapV2 => Case::RawDown,
+            Case::RawUp | Case::AfxdpDecapV2 | Case::RawXskrsUp => Case::RawUp,
+            Case::RawDown | Case::AfxdpEncapV2 | Case::RawXskrsDown => Case::RawDown,
         }
     }
 
     /// lac → core.
     pub fn up(self) -> bool {
-        matches!(self, Case::RawUp | Case::AfxdpDecapV2)
+        matches!(self, Case::RawUp | Case::AfxdpDecapV2 | Case::RawXskrsUp)
     }
 
+    /// A raw forwarder (`xdp_to_xsk` on la and lc), hand-written or xsk-rs.
     fn raw(self) -> bool {
-        matches!(self, Case::RawUp | Case::RawDown)
+        matches!(
+            self,
+            Case::RawUp | Case::RawDown | Case::RawXskrsUp | Case::RawXskrsDown
+        )
+    }
+
+    /// The raw forwarder on xsk-rs.
+    fn xskrs(self) -> bool {
+        matches!(self, Case::RawXskrsUp | Case::RawXskrsDown)
     }
 
     /// The forward scenario's case with the same frames.
-    fn frames_of(self) -> forward::Case {
+    fn frames_of(self) -> cases::Case {
         match self {
-            Case::RawUp => forward::Case::BaselineUp,
-            Case::AfxdpDecapV2 => forward::Case::DecapV2,
-            Case::RawDown => forward::Case::BaselineDown,
-            Case::AfxdpEncapV2 => forward::Case::EncapV2,
+            Case::RawUp | Case::RawXskrsUp => cases::Case::BaselineUp,
+            Case::AfxdpDecapV2 => cases::Case::DecapV2,
+            Case::RawDown | Case::RawXskrsDown => cases::Case::BaselineDown,
+            Case::AfxdpEncapV2 => cases::Case::EncapV2,
         }
     }
 }
@@ -208,16 +220,9 @@ pub struct CaseReport {
 /// The whole run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
-    /// "afxdp".
-    pub scenario: &'static str,
-    /// "afxdp".
-    pub mode: &'static str,
-    /// UTC start time.
-    pub date: String,
-    /// The command line.
-    pub command: String,
-    /// Kernel, CPU, cores.
-    pub machine: Machine,
+    /// Scenario, mode, date, command line, machine.
+    #[serde(flatten)]
+    pub header: Header,
     /// The topology, in words.
     pub topology: String,
     /// The generator's core.
@@ -240,305 +245,6 @@ pub struct Report {
     pub packets: Option<u64>,
     /// Per case.
     pub cases: Vec<CaseReport>,
-}
-
-/// A running worker of either kind.
-pub(crate) enum Running {
-    Raw(RawForwarder),
-    Fast(AfXdp),
-}
-
-impl Running {
-    /// (rx, sent, dropped).
-    pub(crate) fn counts(&self) -> (u64, u64, u64) {
-        let sum = |c: &[u64]| -> (u64, u64) {
-            let sent = c[xsk_stat::DECAP as usize] + c[xsk_stat::ENCAP as usize];
-            (sent, c.iter().sum::<u64>() - sent)
-        };
-        match self {
-            Running::Raw(r) => {
-                let s = r.stats();
-                let c: Vec<u64> = s
-                    .counters
-                    .iter()
-                    .map(|c| c.load(std::sync::atomic::Ordering::Relaxed))
-                    .collect();
-                let (sent, dropped) = sum(&c);
-                (
-                    s.rx.load(std::sync::atomic::Ordering::Relaxed),
-                    sent,
-                    dropped,
-                )
-            }
-            Running::Fast(a) => {
-                let (sent, dropped) = sum(&a.counters());
-                (a.received(), sent, dropped)
-            }
-        }
-    }
-}
-
-/// What runs on la and lc.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Programs {
-    /// `xdp_redirect_plain` on la and lc (the XDP_REDIRECT baseline, `bench_fwd` set la ⇄ lc).
-    Redirect,
-    /// The fast path's `xdp_l2tp_access` on la and `xdp_l2tp_core` on lc (XDP or AF_XDP mode
-    /// as [`LnsLab::set_afxdp`] configured).
-    Fast,
-    /// `xdp_to_xsk` on la and lc: the raw AF_XDP forwarder's classifier.
-    ToXsk,
-}
-
-/// The LNS side of the AF_XDP-generator scenarios (`afxdp`, `latency`): the three-namespace
-/// topology, the fast path loaded and pinned with `sessions` sessions installed, the bench
-/// tools (XDP_REDIRECT baseline, `xdp_to_xsk` + its XSKMAP for the raw forwarder), the
-/// programs on la and lc, and the worker (raw forwarder or AF_XDP mode) a case runs. Field
-/// order is drop order: links and objects, pins, namespaces.
-pub(crate) struct LnsLab {
-    links: Vec<XdpLink>,
-    programs: Option<Programs>,
-    tools: Ebpf,
-    pub(crate) workers: Workers,
-    fast: Ebpf,
-    dp: XdpDataPlane,
-    pub(crate) pins: Pins,
-    pub(crate) topo: Topology,
-}
-
-impl LnsLab {
-    /// Topology `tag`, pins `/sys/fs/bpf/l2xdp-<pins_tag>-<pid>`, fast path in AF_XDP mode.
-    pub(crate) fn new(tag: &str, pins_tag: &str, sessions: u32) -> Result<LnsLab, Error> {
-        let topo = Topology::new(tag);
-        let pins = Pins::under_sys_fs_bpf(pins_tag);
-        let (fast, la, lc) = {
-            let _g = topo.lns.enter();
-            let fast = loader::load(Some(pins.path()))?;
-            (fast, loader::ifindex(LA)?, loader::ifindex(LC)?)
-        };
-        let mut dp = XdpDataPlane::open(pins.path())?;
-        for i in 0..sessions {
-            dp.install(&session(i).1)?;
-        }
-        let mut tools = load_bench(&[prog::TO_XSK, prog::REDIRECT_PLAIN])?;
-        forward::set_fwd(&mut tools, la, lc)?;
-        let workers = Workers::new(&mut tools)?;
-        let mut lab = LnsLab {
-            links: vec![],
-            programs: None,
-            tools,
-            workers,
-            fast,
-            dp,
-            pins,
-            topo,
-        };
-        lab.set_afxdp(true)?;
-        Ok(lab)
-    }
-
-    /// The fast path's mode: AF_XDP (the programs hand forwarded frames to the workers) or
-    /// XDP (the programs forward).
-    pub(crate) fn set_afxdp(&mut self, afxdp: bool) -> Result<(), Error> {
-        self.dp.set_config(&FastPathConfig {
-            afxdp,
-            ..FastPathConfig::default()
-        })?;
-        Ok(())
-    }
-
-    /// Puts `p` on la and lc (detaching what ran there).
-    pub(crate) fn select(&mut self, p: Programs) -> Result<(), Error> {
-        if self.programs == Some(p) {
-            return Ok(());
-        }
-        self.links.clear();
-        self.programs = None;
-        let lns = self.topo.lns.clone();
-        let (obj, la, lc) = match p {
-            Programs::Redirect => (&mut self.tools, prog::REDIRECT_PLAIN, prog::REDIRECT_PLAIN),
-            Programs::ToXsk => (&mut self.tools, prog::TO_XSK, prog::TO_XSK),
-            Programs::Fast => (&mut self.fast, prog::ACCESS, prog::CORE),
-        };
-        self.links.push(attach(obj, la, &lns, LA)?);
-        self.links.push(attach(obj, lc, &lns, LC)?);
-        self.programs = Some(p);
-        Ok(())
-    }
-
-    /// Starts the raw forwarder la → lc (`up`) or lc → la on `cpu` (needs [`Programs::ToXsk`]).
-    pub(crate) fn start_raw(&mut self, up: bool, cpu: usize, batch: u32) -> Result<Running, Error> {
-        self.workers.start_raw(&self.topo.lns, up, cpu, batch)
-    }
-
-    /// Starts one AF_XDP-mode worker on `cpu` with sockets on la and lc and waits until it
-    /// holds every session (needs [`Programs::Fast`] and [`set_afxdp`](Self::set_afxdp)).
-    pub(crate) fn start_afxdp(&mut self, cpu: usize, batch: u32) -> Result<Running, Error> {
-        self.workers
-            .start_afxdp(&self.topo.lns, self.pins.path(), &[LA, LC], cpu, batch)
-    }
-
-    /// Stops a worker (the raw forwarder gives the XSKMAP back).
-    pub(crate) fn stop(&mut self, r: Running) {
-        self.workers.stop(r);
-    }
-}
-
-/// The workers a case runs on the LNS's la and lc — the raw forwarder or AF_XDP mode —
-/// started and stopped per case (one socket per interface and queue); shared by [`LnsLab`]
-/// and the throughput scenario's lab.
-pub(crate) struct Workers {
-    /// The XSKMAPs of `xdp_to_xsk`, lent to the running raw forwarder: `[0]` the one of the
-    /// program on la (and on lc when there is no `[1]`), `[1]` the one of a separately loaded
-    /// `xdp_to_xsk` on lc (`xdp_to_xsk` keys by queue: both ways at once need two maps).
-    xsks: [Option<XskMap<MapData>>; 2],
-    /// Whether lc's program has its own XSKMAP (`xsks[1]`).
-    separate: bool,
-    /// The `xsks` slots lent to the running raw forwarder, in the order it got them.
-    lent: Vec<usize>,
-    /// Whether the last AF_XDP-mode worker's sockets ran zero-copy (veth: copy mode).
-    pub(crate) zero_copy: bool,
-}
-
-impl Workers {
-    /// Takes the XSKMAP of `tools` (a bench object with `xdp_to_xsk` loaded, on la and lc).
-    pub(crate) fn new(tools: &mut Ebpf) -> Result<Workers, Error> {
-        Ok(Workers {
-            xsks: [Some(take(tools, bench::XSKS)?), None],
-            separate: false,
-            lent: vec![],
-            zero_copy: false,
-        })
-    }
-
-    /// Takes the XSKMAPs of `la_tools` (its `xdp_to_xsk` runs on la) and `lc_tools` (a
-    /// second bench object, its `xdp_to_xsk` on lc): the raw forwarder can then forward both
-    /// ways at once ([`start_raw_both`](Self::start_raw_both)).
-    pub(crate) fn new_separate(la_tools: &mut Ebpf, lc_tools: &mut Ebpf) -> Result<Workers, Error> {
-        Ok(Workers {
-            xsks: [
-                Some(take(la_tools, bench::XSKS)?),
-                Some(take(lc_tools, bench::XSKS)?),
-            ],
-            separate: true,
-            lent: vec![],
-            zero_copy: false,
-        })
-    }
-
-    /// The `xsks` slot of the program on lc (`true`) or la.
-    fn slot(&self, lc: bool) -> usize {
-        usize::from(lc && self.separate)
-    }
-
-    /// Lends the XSKMAP of slot `k` to a raw forwarder.
-    fn lend(&mut self, k: usize) -> Result<XskMap<MapData>, Error> {
-        let m = self.xsks[k]
-            .take()
-            .ok_or_else(|| Error::Options("XSKMAP in use".into()))?;
-        self.lent.push(k);
-        Ok(m)
-    }
-
-    /// Starts the raw forwarder la → lc (`up`) or lc → la on `cpu`, in `lns` (needs
-    /// `xdp_to_xsk` on la and lc).
-    pub(crate) fn start_raw(
-        &mut self,
-        lns: &Netns,
-        up: bool,
-        cpu: usize,
-        batch: u32,
-    ) -> Result<Running, Error> {
-        let _g = lns.enter();
-        let (from, to) = if up { (LA, LC) } else { (LC, LA) };
-        let k = self.slot(!up);
-        let map = self.lend(k)?;
-        match RawForwarder::start(from, to, map, Some(cpu), batch, &XskConfig::default()) {
-            Ok(r) => Ok(Running::Raw(r)),
-            Err(e) => {
-                // The map went with the failed start: this slot stays empty (an error ends the run).
-                self.lent.clear();
-                Err(sys(e))
-            }
-        }
-    }
-
-    /// Starts one raw forwarder for both ways (la → lc and lc → la, one worker thread on
-    /// `cpu`, sockets on queue 0 of both), in `lns` (needs the lab's two `xdp_to_xsk`
-    /// programs: [`new_separate`](Self::new_separate)).
-    pub(crate) fn start_raw_both(
-        &mut self,
-        lns: &Netns,
-        cpu: usize,
-        batch: u32,
-    ) -> Result<Running, Error> {
-        if !self.separate {
-            return Err(Error::Options(
-                "the raw forwarder both ways needs an XSKMAP per interface".into(),
-            ));
-        }
-        let _g = lns.enter();
-        let a = self.lend(0)?;
-        let b = self.lend(1)?;
-        match RawForwarder::start_both(LA, LC, a, b, Some(cpu), batch, &XskConfig::default()) {
-            Ok(r) => Ok(Running::Raw(r)),
-            Err(e) => {
-                self.lent.clear();
-                Err(sys(e))
-            }
-        }
-    }
-
-    /// Starts one AF_XDP-mode worker on `cpu` with sockets on `interfaces` (in `lns`) and
-    /// waits until it holds every session of the fast path pinned at `pins` (needs the fast
-    /// path's programs in AF_XDP mode).
-    pub(crate) fn start_afxdp(
-        &mut self,
-        lns: &Netns,
-        pins: &Path,
-        interfaces: &[&str],
-        cpu: usize,
-        batch: u32,
-    ) -> Result<Running, Error> {
-        let _g = lns.enter();
-        let a = AfXdp::start(
-            pins,
-            &AfXdpConfig {
-                interfaces: interfaces.iter().map(|i| (*i).to_owned()).collect(),
-                cores: vec![cpu],
-                batch,
-                xsk: XskConfig::default(),
-            },
-        )
-        .map_err(sys)?;
-        self.zero_copy = a.zero_copy.iter().all(|z| *z);
-        a.settle(pins, LIMIT).map_err(sys)?;
-        Ok(Running::Fast(a))
-    }
-
-    /// Stops a worker (the raw forwarder gives the XSKMAP back).
-    pub(crate) fn stop(&mut self, r: Running) {
-        match r {
-            Running::Raw(r) => {
-                let lent = std::mem::take(&mut self.lent);
-                for (k, m) in lent.into_iter().zip(r.stop_all()) {
-                    self.xsks[k] = Some(m);
-                }
-            }
-            Running::Fast(a) => drop(a),
-        }
-    }
-}
-
-fn sys(e: l2xdp_dataplane::afxdp::AfXdpError) -> Error {
-    Error::Options(e.to_string())
-}
-
-/// An AF_XDP socket on queue 0 of `iface` in `ns` (a generator or receiver; copy mode on veth).
-pub(crate) fn xsk_on(ns: &Netns, iface: &str) -> Result<XskSocket, Error> {
-    let _g = ns.enter();
-    XskSocket::open(loader::ifindex(iface)?, 0, &XskConfig::default())
-        .map_err(io(format!("AF_XDP socket on {iface}")))
 }
 
 /// The afxdp scenario's lab. Field order is drop order: sinks and generators, then the LNS side.
@@ -578,7 +284,11 @@ impl Lab {
     }
 
     fn start(&mut self, case: Case, opts: &Options) -> Result<Running, Error> {
-        if case.raw() {
+        if case.xskrs() {
+            self.lns.select(Programs::ToXsk)?;
+            self.lns
+                .start_raw_xskrs(case.up(), opts.worker_cpu, opts.batch)
+        } else if case.raw() {
             self.lns.select(Programs::ToXsk)?;
             self.lns.start_raw(case.up(), opts.worker_cpu, opts.batch)
         } else {
@@ -803,11 +513,13 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
         })
         .collect();
     let report = Report {
-        scenario: "afxdp",
-        mode: "afxdp",
-        date,
-        command: opts.command.clone(),
-        machine,
+        header: Header {
+            scenario: "afxdp",
+            mode: "afxdp",
+            date,
+            command: opts.command.clone(),
+            machine,
+        },
         topology: "lac ns: lac0 --veth-- lns ns: la, lc (AF_XDP sockets on queue 0 of both; programs: xdp_l2tp_access/xdp_l2tp_core in AF_XDP mode, or xdp_to_xsk for the raw forwarder) --veth-- core ns: core0; generator = AF_XDP socket on lac0 (up) or core0 (down), at most `window` frames ahead of the sink; sinks = xdp_count on core0 (up) and lac0 (down)".into(),
         generator_cpu: opts.gen_cpu,
         worker_cpu: opts.worker_cpu,
@@ -837,11 +549,11 @@ pub fn table(r: &Report) -> String {
     };
     out += &format!(
         "l2xdp-bench afxdp ({}): {} rounds x {} per case, interleaved; {} sessions; generator on CPU {}, worker on CPU {}, batch {}, zero-copy {}\n",
-        r.date, r.rounds, budget, r.sessions, r.generator_cpu, r.worker_cpu, r.batch, r.zero_copy
+        r.header.date, r.rounds, budget, r.sessions, r.generator_cpu, r.worker_cpu, r.batch, r.zero_copy
     );
     out += &format!(
         "kernel {}, {} ({} cores)\n",
-        r.machine.kernel, r.machine.cpu_model, r.machine.cores
+        r.header.machine.kernel, r.header.machine.cpu_model, r.header.machine.cores
     );
     out += &format!("medians [min–max] over rounds; Mpps at the sink / wall time; ratio = Mpps / same-round raw AF_XDP forwarder Mpps, same veth pair; generator at most {} frames ahead of the sink\n", r.window);
     out += &format!(

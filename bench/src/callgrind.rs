@@ -20,14 +20,15 @@ use std::sync::Arc;
 
 use l2xdp_dataplane::afxdp::table::{apply, table, Update};
 use l2xdp_dataplane::afxdp::{Work, Worker, WorkerStats};
-use l2xdp_dataplane::lab::topology::{LAC_MAC, LA_MAC, LC_MAC};
 use l2xdp_dataplane::session_map::map_key;
 use l2xdp_dataplane::xsk::XskSocket;
 use l2xdp_ebpf::maps::{self, xsk_stat};
+use l2xdp_lab::topology::{LAC_MAC, LA_MAC, LC_MAC};
 use l2xdp_wire::datapath::{DecapConfig, RxSeq, Session};
 use serde::{Deserialize, Serialize};
 
-use crate::forward::{self, Case, Error};
+use crate::cases::{self, v3_session, Case};
+use crate::common::{self, Error};
 
 /// The function callgrind counts (a pattern on its demangled name).
 pub const TOGGLE: &str = "*afxdp::worker::Worker::pass";
@@ -90,7 +91,7 @@ impl WorkerCase {
             WorkerCase::EncapV3 => (Case::EncapV3, xsk_stat::ENCAP),
         };
         let n = if self.v3() { 1 } else { sessions.max(1) };
-        Ok((forward::frames(case, n)?, counter))
+        Ok((cases::frames(case, n)?, counter))
     }
 
     fn v3(self) -> bool {
@@ -134,11 +135,9 @@ fn meta_bytes(m: &maps::XskMeta) -> Vec<u8> {
 
 fn sessions_of(case: WorkerCase, n: u32) -> Vec<Session> {
     if case.v3() {
-        vec![crate::throughput::v3_session(0, CORE_IFINDEX).1.session]
+        vec![v3_session(0, CORE_IFINDEX).1.session]
     } else {
-        (0..n.max(1))
-            .map(|i| forward::session(i).1.session)
-            .collect()
+        (0..n.max(1)).map(|i| cases::session(i).1.session).collect()
     }
 }
 
@@ -182,7 +181,7 @@ pub fn drive(case: WorkerCase, packets: u64, sessions: u32) -> Result<DriveResul
         })
         .collect();
     let open = |ifindex| {
-        XskSocket::in_memory(ifindex, 0, 2048).map_err(forward::io("in-memory AF_XDP socket"))
+        XskSocket::in_memory(ifindex, 0, 2048).map_err(common::io("in-memory AF_XDP socket"))
     };
     let sockets = vec![open(ACCESS_IFINDEX)?, open(CORE_IFINDEX)?];
     let work = match case {
@@ -307,7 +306,7 @@ fn callgrind_ir(
         .args(["--packets", &n.to_string()])
         .args(["--sessions", &sessions.to_string()])
         .output()
-        .map_err(forward::io("valgrind"))?;
+        .map_err(common::io("valgrind"))?;
     if !o.status.success() {
         return Err(Error::Callgrind(format!(
             "{} {n}: {}",
@@ -325,7 +324,7 @@ fn callgrind_ir(
     if r.forwarded != n || r.delivered != n {
         return Err(Error::Callgrind(format!("{} {n}: {r:?}", case.name())));
     }
-    let text = std::fs::read_to_string(&out).map_err(forward::io(out.display().to_string()))?;
+    let text = std::fs::read_to_string(&out).map_err(common::io(out.display().to_string()))?;
     let _ = std::fs::remove_file(&out);
     text.lines()
         .find_map(|l| {

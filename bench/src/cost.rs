@@ -1,7 +1,13 @@
-//! `l2xdp-bench cost`: nanoseconds per packet of each XDP program (bpf_stats run_time_ns /
-//! run_cnt) beside a plain swap-MAC XDP_TX program, from [`crate::forward`]'s verified
-//! stats-on passes (the same code and run: this module only picks the cases and reports the
-//! cost columns). Cases: swapmac, decap-v2, encap-v2, decap-v3, encap-v3.
+//! `l2xdp-bench cost`: nanoseconds per packet of each XDP program beside a plain swap-MAC
+//! XDP_TX program, cases swapmac, decap-v2, encap-v2, decap-v3, encap-v3, by one of two
+//! methods ([`Method`]):
+//!
+//! - `testrun` (the default, on every kernel): plain `BPF_PROG_TEST_RUN`, `repeat = 1`, frames
+//!   cycling over every session, every output checked against `wire::datapath`
+//!   ([`crate::cost_testrun`]);
+//! - `forward`: bpf_stats run_time_ns / run_cnt from [`crate::forward`]'s verified stats-on
+//!   passes (the programs forwarding real traffic through veths; the generator is the
+//!   live-frame test run, or AF_PACKET where the kernel refuses live frames).
 //!
 //! The other half — instructions per packet of the AF_XDP worker loop under
 //! `valgrind --tool=callgrind`, beside the raw forwarder's — is [`crate::callgrind`]; it needs
@@ -13,7 +19,9 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::callgrind::{self, AfxdpCallgrind};
-use crate::forward::{self, fmt_summary, write_json, Case, Error};
+use crate::cases::Case;
+use crate::common::{self, fmt_summary, write_json, Error};
+use crate::forward;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -38,6 +46,31 @@ pub struct Options {
     pub exe: PathBuf,
     /// Only the callgrind half (no root, no XDP).
     pub callgrind_only: bool,
+    /// How the XDP programs are measured.
+    pub method: Method,
+    /// `testrun`: test runs per case and round.
+    pub runs: u32,
+}
+
+/// How `cost` measures the XDP programs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// Plain `BPF_PROG_TEST_RUN`, repeat 1, outputs checked ([`crate::cost_testrun`]).
+    Testrun,
+    /// bpf_stats of the `forward` scenario's stats-on passes.
+    Forward,
+}
+
+impl Method {
+    /// Parses `testrun` or `forward`.
+    pub fn parse(s: &str) -> Option<Method> {
+        match s {
+            "testrun" => Some(Method::Testrun),
+            "forward" => Some(Method::Forward),
+            _ => None,
+        }
+    }
 }
 
 /// The cases `cost` runs, in interleaving order.
@@ -77,18 +110,33 @@ pub struct Report {
     pub date: String,
     /// The command line.
     pub command: String,
+    /// `testrun` or `forward`.
+    pub method: Method,
     /// Per program.
     pub programs: Vec<ProgramCost>,
     /// The AF_XDP half.
     pub afxdp_callgrind: AfxdpCallgrind,
-    /// The forward run (environment, samples, verification); None with `--callgrind-only`.
+    /// `forward` method: the forward run (environment, samples, verification).
     pub forward: Option<forward::Report>,
+    /// `testrun` method: every sample.
+    pub testrun: Option<crate::cost_testrun::Report>,
 }
 
 /// Runs the cost cases through [`forward::run`] (unless `callgrind_only`), then the callgrind
 /// half ([`callgrind::measure`]); writes `cost.json` under `opts.out`.
 pub fn run(opts: &Options) -> Result<Report, Error> {
-    let f = if opts.callgrind_only {
+    let t = if opts.callgrind_only || opts.method != Method::Testrun {
+        None
+    } else {
+        Some(crate::cost_testrun::run(&crate::cost_testrun::Options {
+            rounds: opts.rounds,
+            runs: opts.runs,
+            sessions: opts.sessions,
+            cpu: opts.cpu,
+            cases: CASES.to_vec(),
+        })?)
+    };
+    let f = if opts.callgrind_only || opts.method != Method::Forward {
         None
     } else {
         let fwd = forward::Options {
@@ -100,10 +148,11 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
             cases: CASES.to_vec(),
             json: opts.out.join("cost-forward.json"),
             command: opts.command.clone(),
+            generator: crate::pktgen::Kind::for_this_kernel(),
         };
         Some(forward::run(&fwd)?)
     };
-    let programs = f
+    let mut programs: Vec<ProgramCost> = f
         .iter()
         .flat_map(|f| &f.cases)
         .map(|c| ProgramCost {
@@ -116,7 +165,16 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
             rounds: c.samples.len(),
         })
         .collect();
-    std::fs::create_dir_all(&opts.out).map_err(forward::io(opts.out.display().to_string()))?;
+    programs.extend(t.iter().flat_map(|t| &t.cases).map(|c| ProgramCost {
+        case: c.case,
+        program: c.program,
+        frame_in_bytes: c.frame_in_bytes,
+        ns_per_packet: c.ns_per_packet,
+        ratio_to_swapmac: c.ratio_to_swapmac,
+        verified_rounds: c.verified_rounds,
+        rounds: c.samples.len(),
+    }));
+    std::fs::create_dir_all(&opts.out).map_err(common::io(opts.out.display().to_string()))?;
     let cg = callgrind::measure(
         &opts.exe,
         opts.callgrind_packets,
@@ -130,9 +188,11 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
         scenario: "cost",
         date: crate::machine::utc_now(),
         command: opts.command.clone(),
+        method: opts.method,
         programs,
         afxdp_callgrind: cg,
         forward: f,
+        testrun: t,
     };
     write_json(&r, &opts.out.join("cost.json"))?;
     Ok(r)
@@ -141,10 +201,17 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
 /// The readable table.
 pub fn table(r: &Report) -> String {
     let mut out = String::new();
+    if let Some(t) = &r.testrun {
+        out += &format!(
+            "l2xdp-bench cost ({}): kernel {}, {} ({} cores)\n",
+            t.date, t.machine.kernel, t.machine.cpu_model, t.machine.cores
+        );
+        out += &crate::cost_testrun::table(t);
+    }
     if let Some(f) = &r.forward {
         out += &format!(
-            "l2xdp-bench cost ({}): bpf_stats ns/packet, {} rounds interleaved; kernel {}, {} ({} cores); CPU {}\n",
-            f.date, f.rounds, f.machine.kernel, f.machine.cpu_model, f.machine.cores, f.generator_cpu
+            "l2xdp-bench cost ({}): method forward: bpf_stats ns/packet, {} rounds interleaved; kernel {}, {} ({} cores); CPU {}; generator {}\n",
+            f.header.date, f.rounds, f.header.machine.kernel, f.header.machine.cpu_model, f.header.machine.cores, f.generator_cpu, f.generator_describe
         );
         out +=
             "medians [min–max] over verified rounds; ratio = ns/pkt / same-round swapmac ns/pkt\n";

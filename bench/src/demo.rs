@@ -5,14 +5,14 @@
 //! lac: LAC emulator ── lac0 ═ la ── lns: XDP fast path + l2xdpd ── lc ═ core0 ── core: a host
 //! ```
 //!
-//! 1. The lab (`l2xdp_dataplane::lab::topology`): the three namespaces, a scratch directory
+//! 1. The lab (`l2xdp_lab::topology`): the three namespaces, a scratch directory
 //!    with a bpffs of its own, `l2xdp-dataplane attach --access la --core lc` in `lns` (maps
 //!    and links pinned there), l2xdpd started in `lns` with the built-in [`DEFAULT_CONFIG`] (or
-//!    `--config FILE`; the lab sets the keys of `l2xdp_controlplane::lab::l2xdpd::LAB_KEYS`).
+//!    `--config FILE`; the lab sets the keys of `l2xdp_lab::cp::l2xdpd::LAB_KEYS`).
 //! 2. The LAC emulator ([`crate::lac`]) in `lac` brings up `tunnels × sessions` L2TPv2
 //!    sessions with PPP (CHAP) through IPCP; l2xdpd installs each in the fast path.
 //!    `l2xdpctl show tunnels` shows them as an operator sees them.
-//! 3. Traffic both ways (`l2xdp_dataplane::lab::traffic`: upstream L2TP data frames from the
+//! 3. Traffic both ways (`l2xdp_lab::traffic`: upstream L2TP data frames from the
 //!    LAC, downstream IPv4 from the core host, paced by what the receivers counted and capped at
 //!    `pps` per direction), counted at both receivers, with a live view once a second
 //!    ([`show_stats`]: `l2xdpctl show stats --count 0 --json` and `show tunnels` beside the
@@ -43,19 +43,17 @@ use std::time::{Duration, Instant};
 
 use l2xdp_controlplane::daemon::DaemonConfig;
 use l2xdp_controlplane::l2tp::{FailoverConfig, TunnelId};
-use l2xdp_controlplane::lab::l2xdpd::{self, log_tail, try_ask, Files, L2xdpd, Placement};
-use l2xdp_controlplane::lab::subscriber;
 use l2xdp_controlplane::node::NodeEvent;
 use l2xdp_controlplane::ppp::{AuthMethod, PppConfig};
-use l2xdp_dataplane::lab::scratch::Scratch;
-use l2xdp_dataplane::lab::topology::{
-    PeerPort, Topology, CORE0, L2TP_PORT, LA, LAC0, LAC_IP, LC, LNS_IP,
-};
-use l2xdp_dataplane::lab::traffic::{
+use l2xdp_dataplane::XdpDataPlane;
+use l2xdp_lab::cp::l2xdpd::{self, log_tail, try_ask, Files, L2xdpd, Placement};
+use l2xdp_lab::cp::subscriber;
+use l2xdp_lab::scratch::Scratch;
+use l2xdp_lab::topology::{PeerPort, Topology, CORE0, L2TP_PORT, LA, LAC0, LAC_IP, LC, LNS_IP};
+use l2xdp_lab::traffic::{
     bound, classify_downstream, classify_upstream, ip_socket, Counter, Flows, Paced, Sub,
 };
-use l2xdp_dataplane::lab::{is_root, Netns};
-use l2xdp_dataplane::XdpDataPlane;
+use l2xdp_lab::{is_root, Netns};
 use l2xdp_wire::datapath::SessionKey;
 use serde::Serialize;
 use serde_json::Value;
@@ -437,8 +435,8 @@ struct Lab {
     daemon: L2xdpd,
     files: Files,
     log: PathBuf,
-    lac_sock: l2xdp_dataplane::lab::packet::PacketSocket,
-    core_sock: l2xdp_dataplane::lab::packet::PacketSocket,
+    lac_sock: l2xdp_lab::packet::PacketSocket,
+    core_sock: l2xdp_lab::packet::PacketSocket,
     lac_port: PeerPort,
     core_port: PeerPort,
     fast: XdpDataPlane,

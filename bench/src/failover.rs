@@ -34,6 +34,7 @@ use l2xdp_controlplane::ppp::PppConfig;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::common::Header;
 use crate::lac::Lac;
 use crate::lns::{rss_kib, spawn, status_when, LnsFiles, LnsSetup};
 
@@ -122,8 +123,9 @@ pub struct LacAfter {
 /// What a run measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
-    /// Scenario name.
-    pub scenario: &'static str,
+    /// Scenario, mode, date, command line, machine.
+    #[serde(flatten)]
+    pub header: Header,
     /// Control connections.
     pub tunnels: usize,
     /// Sessions (all tunnels).
@@ -158,12 +160,6 @@ pub struct Report {
     pub lac_after: LacAfter,
     /// l2xdpd's VmRSS: after the first start, before the kill, after the recovery (KiB).
     pub rss_kib: [u64; 3],
-    /// The machine.
-    pub machine: crate::machine::Machine,
-    /// What was measured: the control plane only (in-memory fast path).
-    pub mode: &'static str,
-    /// When (UTC).
-    pub date: String,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -322,7 +318,13 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
     drop(files);
 
     Ok(Report {
-        scenario: "failover",
+        header: Header {
+            scenario: "failover",
+            mode: "control plane (in-memory fast path)",
+            date: crate::machine::utc_now(),
+            command: String::new(),
+            machine: crate::machine::Machine::probe(),
+        },
         tunnels: opts.tunnels,
         sessions: n,
         in_flight: opts.in_flight,
@@ -353,9 +355,6 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
         },
         lac_after,
         rss_kib: [rss0, rss1, rss2],
-        machine: crate::machine::Machine::probe(),
-        mode: "control plane (in-memory fast path)",
-        date: crate::machine::utc_now(),
     })
 }
 

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::common::Header;
 use crate::demo::{self, Scale};
 use crate::failover::{Settings, LAC_ECHO_FAILURES, LAC_ECHO_INTERVAL, RECOVERY_TIME_MS};
 
@@ -60,10 +61,9 @@ pub struct Options {
 /// What a run measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
-    /// `failover`.
-    pub scenario: &'static str,
-    /// What was measured.
-    pub mode: &'static str,
+    /// Scenario, mode, date, command line, machine.
+    #[serde(flatten)]
+    pub header: Header,
     /// `xdp`.
     pub fast_path: &'static str,
     /// Control connections.
@@ -82,10 +82,6 @@ pub struct Report {
     pub failures: Vec<String>,
     /// The lab's run: bring-up, traffic, the drill, the new session, l2xdpctl's view, clean-up.
     pub run: demo::Report,
-    /// The machine.
-    pub machine: crate::machine::Machine,
-    /// When (UTC).
-    pub date: String,
 }
 
 /// l2xdpd's configuration for `tunnels × sessions_per_tunnel` sessions (limits with headroom,
@@ -141,8 +137,13 @@ pub fn run(opts: &Options) -> Result<Report, demo::Error> {
     let base = config(opts.tunnels, opts.sessions);
     let r = demo::run_with(&lab, Path::new("failover-bench"), &base)?;
     Ok(Report {
-        scenario: "failover",
-        mode: "xdp fast path in namespaces, kill -9 while traffic flows",
+        header: Header {
+            scenario: "failover",
+            mode: "xdp fast path in namespaces, kill -9 while traffic flows",
+            date: crate::machine::utc_now(),
+            command: String::new(),
+            machine: crate::machine::Machine::probe(),
+        },
         fast_path: "xdp",
         tunnels: opts.tunnels,
         sessions: r.sessions,
@@ -156,8 +157,6 @@ pub fn run(opts: &Options) -> Result<Report, demo::Error> {
         ok: r.ok,
         failures: r.failures.clone(),
         run: r,
-        machine: crate::machine::Machine::probe(),
-        date: crate::machine::utc_now(),
     })
 }
 
@@ -165,7 +164,7 @@ pub fn run(opts: &Options) -> Result<Report, demo::Error> {
 pub fn table(r: &Report) -> String {
     let x = &r.run;
     let (t, d, b) = (&x.traffic, &x.failover, &x.bringup);
-    let m = &r.machine;
+    let m = &r.header.machine;
     format!(
         "failover (xdp): {} tunnels x {} sessions/tunnel = {} sessions; {} pps each way round \
          robin over every session; kill -9 of l2xdpd while traffic flows, restart (RFC 4951 C=1 \

@@ -53,147 +53,35 @@
 //! Each direction has its own Mpps baseline on the same veth pair (swapmac's is baseline-up).
 
 use std::os::fd::{AsFd, AsRawFd};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use aya::maps::{Array, HashMap, MapData, PerCpuArray};
+use aya::maps::{Array, MapData};
 use aya::programs::xdp::XdpLink;
-use aya::programs::{Xdp, XdpMode};
 use aya::Ebpf;
-use l2xdp_dataplane::api::{Binding, DataPlane, SessionEntry};
-use l2xdp_dataplane::lab::topology::{Pins, Topology, CORE_MAC, LAC_MAC, LA_MAC, LC_MAC};
-use l2xdp_dataplane::lab::{is_root, Netns};
-use l2xdp_dataplane::test_run;
+use l2xdp_dataplane::api::DataPlane;
 use l2xdp_dataplane::{loader, FastPathConfig, XdpDataPlane};
 use l2xdp_ebpf::maps::verdict;
-use l2xdp_ebpf::{bench, prog, BENCH_OBJ, UTIL_OBJ};
-use l2xdp_wire::datapath::{encap, PppTx, Session, SessionKey, TxSeq};
-use l2xdp_wire::l2tp::header::{Cookie, Transport};
-use l2xdp_wire::net::ethernet::{MacAddr, Vlans};
-use l2xdp_wire::net::frame::{udp_frame, Endpoints};
+use l2xdp_lab::bpf::UTIL_OBJ;
+use l2xdp_lab::test_run;
+use l2xdp_lab::topology::{Pins, Topology};
+use l2xdp_lab::{is_root, Netns};
 use serde::Serialize;
 
-use crate::bpf_stats::{prog_stats, ProgStats, StatsHold, StatsSwitch};
+use crate::bpf::{attach, load_bench, set_fwd, stats_of, take, xdp, Sink};
+use crate::bpf::{bench, prog};
+use crate::bpf_stats::{ProgStats, StatsHold, StatsSwitch};
+use crate::cases::{frames, session, v3_session, Case};
+use crate::common::{bpf, fmt_summary, io, napi_threaded, write_json, Error, Header};
 use crate::interrupt;
 use crate::machine::{pin_thread, utc_now, Machine};
+use crate::pktgen::{self, Generator, Kind};
 use crate::summary::Summary;
 
-pub(crate) const LNS4: &str = "192.0.2.1";
-pub(crate) const LAC4: &str = "192.0.2.2";
-pub(crate) const CORE4: &str = "198.51.100.2";
-/// Subscriber i has 100.64.0.0 + 1 + i.
-pub(crate) const SUB_BASE: u32 = 0x6440_0000;
-/// Payload of the 64-byte frames: 14 + 20 + 8 + 22.
-const PAYLOAD: [u8; 22] = [7; 22];
+/// SCHED_FIFO priority of the AF_PACKET sender thread.
+const PKTGEN_RT_PRIO: i32 = 50;
 /// Frames per test-run call (the interrupt check granularity).
 const CHUNK: u32 = 1 << 22;
-
-/// The cases, in their default interleaving order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Case {
-    /// Swap MACs and XDP_TX on la, back to lac0: the cost baseline.
-    #[serde(rename = "swapmac")]
-    SwapMac,
-    /// Plain XDP_REDIRECT la → lc.
-    BaselineUp,
-    /// L2TPv2 decap la → lc.
-    DecapV2,
-    /// Plain XDP_REDIRECT lc → la.
-    BaselineDown,
-    /// L2TPv2 encap lc → la.
-    EncapV2,
-    /// L2TPv3 decap la → ac0 (one pseudowire: a v3 session is bound to an interface).
-    DecapV3,
-    /// L2TPv3 encap ac0 → la.
-    EncapV3,
-}
-
-impl Case {
-    /// Every case, in the default interleaving order.
-    pub const ALL: [Case; 5] = [
-        Case::SwapMac,
-        Case::BaselineUp,
-        Case::DecapV2,
-        Case::BaselineDown,
-        Case::EncapV2,
-    ];
-
-    /// The L2TPv3 cases (not in the default set; `l2xdp-bench cost` runs them).
-    pub const V3: [Case; 2] = [Case::DecapV3, Case::EncapV3];
-
-    /// The name on the command line and in reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            Case::DecapV3 => "decap-v3",
-            Case::EncapV3 => "encap-v3",
-            Case::SwapMac => "swapmac",
-            Case::BaselineUp => "baseline-up",
-            Case::DecapV2 => "decap-v2",
-            Case::BaselineDown => "baseline-down",
-            Case::EncapV2 => "encap-v2",
-        }
-    }
-
-    /// Parses a name.
-    pub fn parse(s: &str) -> Option<Case> {
-        Case::ALL
-            .into_iter()
-            .chain(Case::V3)
-            .find(|c| c.name() == s)
-    }
-
-    /// The generator sends from lac0 into la (else from core0 into lc).
-    fn gen_at_lac(self) -> bool {
-        matches!(
-            self,
-            Case::SwapMac | Case::BaselineUp | Case::DecapV2 | Case::DecapV3
-        )
-    }
-
-    /// The frames end at core0's sink (else at lac0's).
-    fn to_core(self) -> bool {
-        matches!(self, Case::BaselineUp | Case::DecapV2 | Case::DecapV3)
-    }
-
-    /// "up" (lac → core), "down" (core → lac) or "back" (lac → la → lac).
-    pub fn direction(self) -> &'static str {
-        match (self.gen_at_lac(), self.to_core()) {
-            (true, true) => "up",
-            (true, false) => "back",
-            _ => "down",
-        }
-    }
-
-    /// The fast path's verdict counter every frame of this case must raise, if any.
-    fn fastpath_verdict(self) -> Option<u32> {
-        match self {
-            Case::DecapV2 | Case::DecapV3 => Some(verdict::DECAP),
-            Case::EncapV2 | Case::EncapV3 => Some(verdict::ENCAP),
-            _ => None,
-        }
-    }
-
-    /// The XDP_REDIRECT baseline this case's Mpps is compared with (itself for a baseline;
-    /// baseline-up for swapmac, which starts on the same veth pair).
-    pub fn baseline(self) -> Case {
-        if self.gen_at_lac() {
-            Case::BaselineUp
-        } else {
-            Case::BaselineDown
-        }
-    }
-
-    /// The LNS program under test.
-    pub fn program(self) -> &'static str {
-        match self {
-            Case::SwapMac => prog::SWAP_MAC,
-            Case::BaselineUp | Case::BaselineDown => prog::REDIRECT_PLAIN,
-            Case::DecapV2 | Case::DecapV3 => prog::ACCESS,
-            Case::EncapV2 | Case::EncapV3 => prog::CORE,
-        }
-    }
-}
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -214,55 +102,8 @@ pub struct Options {
     pub json: PathBuf,
     /// The command line, recorded in the report.
     pub command: String,
-}
-
-/// Why the scenario could not run.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// Not root.
-    #[error("needs root (network namespaces, BPF, kernel.bpf_stats_enabled)")]
-    NotRoot,
-    /// Ctrl-C or SIGTERM.
-    #[error("interrupted")]
-    Interrupted,
-    /// Bad options.
-    #[error("{0}")]
-    Options(String),
-    /// Loading or attaching the fast path.
-    #[error("fast path: {0}")]
-    Load(#[from] loader::LoadError),
-    /// Installing sessions or reading the fast path's counters.
-    #[error("data plane: {0}")]
-    DataPlane(#[from] l2xdp_dataplane::DataPlaneError),
-    /// A benchmark program or map.
-    #[error("{what}: {why}")]
-    Bpf { what: String, why: String },
-    /// A system call.
-    #[error("{what}: {source}")]
-    Io {
-        what: String,
-        #[source]
-        source: std::io::Error,
-    },
-    /// Building the frames.
-    #[error("building frames: {0}")]
-    Frame(String),
-    /// Live sessions: l2xdpd or the LAC emulator (see [`crate::live`]).
-    #[error("live sessions: {0}")]
-    Live(String),
-    /// The callgrind half of `cost` (see [`crate::callgrind`]).
-    #[error("callgrind: {0}")]
-    Callgrind(String),
-}
-
-pub(crate) fn bpf(what: impl Into<String>) -> impl FnOnce(String) -> Error {
-    let what = what.into();
-    move |why| Error::Bpf { what, why }
-}
-
-pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
-    let what = what.into();
-    move |source| Error::Io { what, source }
+    /// The generator ([`Kind::for_this_kernel`] unless chosen).
+    pub generator: Kind,
 }
 
 /// One case in one round.
@@ -386,23 +227,40 @@ pub struct CaseReport {
     pub samples: Vec<Sample>,
 }
 
+/// The generator alone in one round: into a sink on la that counts and drops.
+#[derive(Debug, Clone, Serialize)]
+pub struct CeilingSample {
+    /// Round.
+    pub round: usize,
+    /// Frames the generator offered.
+    pub offered: u64,
+    /// Frames the sink on la counted.
+    pub received: u64,
+    /// The pass's time (live frames: the kernel's in-loop time; AF_PACKET: first to last send).
+    pub seconds: f64,
+    /// received / seconds / 1e6.
+    pub mpps: f64,
+}
+
 /// The whole run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
-    /// "forward".
-    pub scenario: &'static str,
-    /// "xdp".
-    pub mode: &'static str,
-    /// UTC start time.
-    pub date: String,
-    /// The command line.
-    pub command: String,
-    /// Kernel, CPU, cores.
-    pub machine: Machine,
+    /// Scenario, mode, date, command line, machine.
+    #[serde(flatten)]
+    pub header: Header,
     /// The topology, in words.
     pub topology: String,
     /// Where the generator ran.
     pub generator_cpu: usize,
+    /// Which generator ran (the probe's `live_frames`).
+    pub generator: Kind,
+    /// It, in words.
+    pub generator_describe: &'static str,
+    /// The generator's ceiling, Mpps: what it delivers into a drop sink (`xdp_count`) on la,
+    /// measured each round before the cases. A case near it is generator-bound.
+    pub generator_ceiling_mpps: Option<Summary>,
+    /// Every round's ceiling pass.
+    pub generator_ceiling: Vec<CeilingSample>,
     /// How the receivers process frames.
     pub receivers_napi: String,
     /// Sessions installed and spread over.
@@ -415,214 +273,6 @@ pub struct Report {
     pub packets: Option<u64>,
     /// Per case.
     pub cases: Vec<CaseReport>,
-}
-
-pub(crate) fn session(i: u32) -> (Session, SessionEntry) {
-    let ours = Session {
-        transport: Transport::Udp,
-        local_addr: LNS4.parse().expect("literal"),
-        peer_addr: LAC4.parse().expect("literal"),
-        local_port: 1701,
-        peer_port: 1701,
-        local_mac: LA_MAC,
-        next_hop_mac: LAC_MAC,
-        vlans: Vlans::NONE,
-        our_ids: SessionKey::V2 {
-            tunnel_id: 1 + (i / 100) as u16,
-            session_id: 1 + i as u16,
-        },
-        peer_ids: SessionKey::V2 {
-            tunnel_id: 1000 + (i / 100) as u16,
-            session_id: 5000 + i as u16,
-        },
-        cookie_rx: Cookie::NONE,
-        cookie_tx: Cookie::NONE,
-        l2ss: false,
-        sequencing: false,
-        ppp: PppTx::default(),
-        ttl: 64,
-        dscp: 0,
-        udp_checksum_v4: true,
-    };
-    let peer = Session {
-        local_addr: ours.peer_addr,
-        peer_addr: ours.local_addr,
-        local_mac: LAC_MAC,
-        next_hop_mac: LA_MAC,
-        our_ids: ours.peer_ids,
-        peer_ids: ours.our_ids,
-        ..ours
-    };
-    let entry = SessionEntry {
-        session: ours,
-        binding: Binding::Subscriber {
-            ipv4: Some(sub_addr(i)),
-            ipv6: vec![],
-        },
-    };
-    (peer, entry)
-}
-
-fn sub_addr(i: u32) -> std::net::Ipv4Addr {
-    std::net::Ipv4Addr::from(SUB_BASE + 1 + i)
-}
-
-fn frame64(src_mac: MacAddr, dst_mac: MacAddr, src: &str, dst: &str) -> Result<Vec<u8>, Error> {
-    let ep = Endpoints {
-        src_mac,
-        dst_mac,
-        src: src
-            .parse()
-            .map_err(|e| Error::Frame(format!("{src}: {e}")))?,
-        dst: dst
-            .parse()
-            .map_err(|e| Error::Frame(format!("{dst}: {e}")))?,
-    };
-    udp_frame(&ep, 4000, 5000, &PAYLOAD).map_err(|e| Error::Frame(format!("{e:?}")))
-}
-
-/// The customer MACs inside the v3 pseudowire (subscriber side, core side).
-const V3_CUST_SUB: MacAddr = MacAddr([2, 0, 0, 2, 0, 1]);
-const V3_CUST_CORE: MacAddr = MacAddr([2, 0, 0, 3, 0, 1]);
-
-/// The frames the generator sends for `case`, one per session (v3: all of the one session).
-pub(crate) fn frames(case: Case, n: u32) -> Result<Vec<Vec<u8>>, Error> {
-    (0..n)
-        .map(|i| {
-            let sub = sub_addr(i).to_string();
-            match case {
-                Case::SwapMac | Case::BaselineUp => frame64(LAC_MAC, LA_MAC, &sub, CORE4),
-                Case::BaselineDown | Case::EncapV2 => frame64(CORE_MAC, LC_MAC, CORE4, &sub),
-                Case::EncapV3 => frame64(V3_CUST_CORE, V3_CUST_SUB, CORE4, &sub),
-                Case::DecapV3 => {
-                    let (peer, _) = crate::throughput::v3_session(0, 0);
-                    let inner = frame64(V3_CUST_SUB, V3_CUST_CORE, &sub, CORE4)?;
-                    let mut out = vec![0; 256];
-                    let len = encap(&peer, &mut TxSeq::default(), &inner, 1500, &mut out)
-                        .map_err(|e| Error::Frame(format!("encap: {e:?}")))?;
-                    out.truncate(len);
-                    Ok(out)
-                }
-                Case::DecapV2 => {
-                    let (peer, _) = session(i);
-                    let inner = frame64(LAC_MAC, LA_MAC, &sub, CORE4)?;
-                    let mut out = vec![0; 256];
-                    let len = encap(&peer, &mut TxSeq::default(), &inner[14..], 1500, &mut out)
-                        .map_err(|e| Error::Frame(format!("encap: {e:?}")))?;
-                    out.truncate(len);
-                    Ok(out)
-                }
-            }
-        })
-        .collect()
-}
-
-pub(crate) fn xdp<'a>(e: &'a mut Ebpf, name: &'static str) -> Result<&'a mut Xdp, Error> {
-    e.program_mut(name)
-        .ok_or_else(|| bpf(name)("not in the object".into()))?
-        .try_into()
-        .map_err(|e: aya::programs::ProgramError| bpf(name)(e.to_string()))
-}
-
-pub(crate) fn load_bench(progs: &[&'static str]) -> Result<Ebpf, Error> {
-    let mut e = Ebpf::load(BENCH_OBJ).map_err(|x| bpf("bench object")(x.to_string()))?;
-    for p in progs {
-        xdp(&mut e, p)?
-            .load()
-            .map_err(|x| bpf(*p)(format!("{x:?}")))?;
-    }
-    Ok(e)
-}
-
-pub(crate) fn attach(
-    e: &mut Ebpf,
-    p: &'static str,
-    ns: &Netns,
-    iface: &str,
-) -> Result<XdpLink, Error> {
-    let _g = ns.enter();
-    let x = xdp(e, p)?;
-    let id = x
-        .attach(iface, XdpMode::Driver)
-        .map_err(|x| bpf(format!("attach {p} to {iface}"))(format!("{x:?}")))?;
-    x.take_link(id)
-        .map_err(|x| bpf(format!("link of {p}"))(x.to_string()))
-}
-
-pub(crate) fn stats_of(e: &mut Ebpf, p: &'static str) -> Result<ProgStats, Error> {
-    let x = xdp(e, p)?;
-    let fd = x.fd().map_err(|x| bpf(p)(x.to_string()))?;
-    prog_stats(fd.as_fd()).map_err(io(format!("bpf_stats of {p}")))
-}
-
-pub(crate) fn take<T>(e: &mut Ebpf, name: &'static str) -> Result<T, Error>
-where
-    T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
-{
-    let m = e
-        .take_map(name)
-        .ok_or_else(|| bpf(name)("map missing".into()))?;
-    T::try_from(m).map_err(|x| bpf(name)(x.to_string()))
-}
-
-/// Points `xdp_redirect_plain` (in `tools`) la ⇄ lc, rewriting the MACs to the next hop's: a
-/// frame entering la leaves lc towards core0 and the other way round.
-pub(crate) fn set_fwd(tools: &mut Ebpf, la: u32, lc: u32) -> Result<(), Error> {
-    let mut fwd: HashMap<&mut MapData, u32, bench::Fwd> = HashMap::try_from(
-        tools
-            .map_mut(bench::FWD)
-            .ok_or_else(|| bpf(bench::FWD)("not in the object".into()))?,
-    )
-    .map_err(|x| bpf(bench::FWD)(x.to_string()))?;
-    for (from, to, dst, src) in [(la, lc, CORE_MAC, LC_MAC), (lc, la, LAC_MAC, LA_MAC)] {
-        let v = bench::Fwd {
-            ifindex: to,
-            dst: dst.0,
-            src: src.0,
-        };
-        fwd.insert(from, v, 0)
-            .map_err(|x| bpf(bench::FWD)(x.to_string()))?;
-    }
-    Ok(())
-}
-
-/// A counting sink: `xdp_count` attached to one interface or more (one counter for all).
-pub(crate) struct Sink {
-    pub(crate) ebpf: Ebpf,
-    rx: PerCpuArray<MapData, u64>,
-    _links: Vec<XdpLink>,
-}
-
-impl Sink {
-    pub(crate) fn new(ns: &Netns, iface: &str) -> Result<Sink, Error> {
-        let mut ebpf = load_bench(&[prog::COUNT])?;
-        let rx = take(&mut ebpf, bench::RX)?;
-        let link = attach(&mut ebpf, prog::COUNT, ns, iface)?;
-        Ok(Sink {
-            ebpf,
-            rx,
-            _links: vec![link],
-        })
-    }
-
-    /// Counts what `iface` (in `ns`) receives too.
-    pub(crate) fn also(&mut self, ns: &Netns, iface: &str) -> Result<(), Error> {
-        let link = attach(&mut self.ebpf, prog::COUNT, ns, iface)?;
-        self._links.push(link);
-        Ok(())
-    }
-
-    /// (packets, bytes) counted so far.
-    pub(crate) fn read(&self) -> Result<(u64, u64), Error> {
-        let get = |k: u32| -> Result<u64, Error> {
-            let v = self
-                .rx
-                .get(&k, 0)
-                .map_err(|x| bpf(bench::RX)(x.to_string()))?;
-            Ok(v.iter().sum())
-        };
-        Ok((get(0)?, get(1)?))
-    }
 }
 
 /// A case's first frame (the test run's input) and its first template slot.
@@ -648,22 +298,13 @@ struct Lab {
     fast: Ebpf,
     dp: XdpDataPlane,
     gen_cfg: Array<MapData, bench::GenConfig>,
+    /// Live frames refused (the probe): the AF_PACKET generator, ports lac0, core0 (, acp0),
+    /// and each case's frames (index k of the cases).
+    pkt: Option<(Generator, Vec<Vec<pktgen::Frame>>)>,
     lac0: u32,
     core0: u32,
     _pins: Pins,
     topo: Topology,
-}
-
-/// `cat /sys/class/net/<dev>/threaded` inside `ns` (sysfs as the namespace sees it).
-pub(crate) fn napi_threaded(ns: &Netns, dev: &str) -> String {
-    std::process::Command::new("ip")
-        .args(["netns", "exec", &ns.name, "cat"])
-        .arg(format!("/sys/class/net/{dev}/threaded"))
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_else(|| "?".into())
 }
 
 impl Lab {
@@ -717,6 +358,7 @@ impl Lab {
         let sink_core = Sink::new(core, "core0")?;
         let sink_lac = Sink::new(lac, "lac0")?;
         let mut fast = fast;
+        let mut v3_acp: Option<String> = None;
         let v3 = if opts.cases.iter().any(|c| Case::V3.contains(c)) {
             let acs = topo.add_attachment_circuits(1);
             let (ac, acp) = &acs[0];
@@ -724,12 +366,13 @@ impl Lab {
                 let _g = lns.enter();
                 loader::ifindex(ac)?
             };
-            dp.install(&crate::throughput::v3_session(0, ac_if).1)?;
+            dp.install(&v3_session(0, ac_if).1)?;
             let link = attach(&mut fast, prog::CORE, lns, ac)?;
             let acp_if = {
                 let _g = core.enter();
                 loader::ifindex(acp)?
             };
+            v3_acp = Some(acp.clone());
             Some((Sink::new(core, acp)?, link, acp_if))
         } else {
             None
@@ -741,6 +384,34 @@ impl Lab {
         let core0 = {
             let _g = core.enter();
             loader::ifindex("core0")?
+        };
+        let pkt = match opts.generator {
+            Kind::LiveFrames => None,
+            Kind::AfPacket => {
+                let mut ports: Vec<(&Netns, &str)> = vec![(lac, "lac0"), (core, "core0")];
+                if let Some(acp) = v3_acp.as_deref() {
+                    ports.push((core, acp));
+                }
+                let mut g =
+                    Generator::new(&ports, &[opts.cpu]).map_err(io("AF_PACKET generator"))?;
+                // Its time is wall time (first to last send), not the kernel's in-loop time:
+                // other tasks must not preempt it.
+                g.set_rt_prio(PKTGEN_RT_PRIO);
+                let mut sets = Vec::new();
+                for case in &opts.cases {
+                    let port = match case {
+                        Case::EncapV3 => 2,
+                        c if c.gen_at_lac() => 0,
+                        _ => 1,
+                    };
+                    let fs = frames(*case, opts.sessions)?;
+                    sets.push(fs.into_iter().map(|f| (port, f)).collect());
+                }
+                // The ceiling's: 64-byte frames from lac0 into la's drop sink.
+                let fs = frames(Case::SwapMac, opts.sessions)?;
+                sets.push(fs.into_iter().map(|f| (0, f)).collect());
+                Some((g, sets))
+            }
         };
         Ok((
             Lab {
@@ -754,6 +425,7 @@ impl Lab {
                 fast,
                 dp,
                 gen_cfg,
+                pkt,
                 lac0,
                 core0,
                 _pins: pins,
@@ -830,7 +502,19 @@ impl Lab {
 
     /// Offers frames from `case`'s generator namespace until `budget` is spent. Returns
     /// (frames offered, in-loop ns, wall time).
-    fn generate(&mut self, case: Case, frame: &[u8], budget: Budget) -> Result<Pass, Error> {
+    fn generate(
+        &mut self,
+        case: Case,
+        k: usize,
+        frame: &[u8],
+        budget: Budget,
+    ) -> Result<Pass, Error> {
+        if let Some((g, sets)) = self.pkt.as_mut() {
+            let set = sets
+                .get(k)
+                .ok_or_else(|| Error::Options(format!("no frames for case {k}")))?;
+            return packet_pass(g, k as u32, set, budget);
+        }
         let gen_fd = {
             let x = xdp(&mut self.tools, prog::GEN)?;
             x.fd()
@@ -884,6 +568,40 @@ impl Lab {
         Ok(pass)
     }
 
+    /// The generator's own ceiling: `xdp_count` (count, XDP_DROP) on la instead of any LNS
+    /// program, frames from lac0 as for the upstream cases, the same budget as a timed pass.
+    fn ceiling(
+        &mut self,
+        cases: usize,
+        frame: &[u8],
+        n: u32,
+        budget: Budget,
+        round: usize,
+    ) -> Result<CeilingSample, Error> {
+        drop(self.la_slot.current.take());
+        let sink = Sink::new(&self.topo.lns, "la")?;
+        self.gen_cfg
+            .set(0, bench::GenConfig { base: 0, n }, 0)
+            .map_err(|x| bpf(bench::GEN_CFG)(x.to_string()))?;
+        let (c0, _) = sink.read()?;
+        let p = self.generate(Case::SwapMac, cases, frame, budget)?;
+        let (c1, _) = sink.read()?;
+        drop(sink);
+        let received = c1 - c0;
+        let seconds = p.in_loop_ns as f64 / 1e9;
+        Ok(CeilingSample {
+            round,
+            offered: p.generated,
+            received,
+            seconds,
+            mpps: if seconds > 0.0 {
+                received as f64 / seconds / 1e6
+            } else {
+                0.0
+            },
+        })
+    }
+
     /// One case in one round: a timed pass with bpf_stats off (the throughput), then a shorter
     /// pass with bpf_stats on (ns per packet of each program; the statistics cost a clock read
     /// or two per program run, so they stay out of the timed pass), verified to have taken the
@@ -899,6 +617,7 @@ impl Lab {
         budget: Budget,
         round: usize,
     ) -> Result<Sample, Error> {
+        let k = (base / n.max(1)) as usize;
         self.select(case)?;
         self.gen_cfg
             .set(0, bench::GenConfig { base, n }, 0)
@@ -908,7 +627,7 @@ impl Lab {
 
         stats.set(false).map_err(io("kernel.bpf_stats_enabled"))?;
         let t0 = self.lns_prog_stats(case)?;
-        let timed = self.generate(case, frame, budget)?;
+        let timed = self.generate(case, k, frame, budget)?;
         let t1 = self.lns_prog_stats(case)?;
         let (rx1, _) = self.read_sinks(case)?;
         let fp1 = self.fastpath(case)?;
@@ -920,9 +639,10 @@ impl Lab {
         // Held, not the sysctl: another process's write of 0 must not end the pass early.
         let hold = StatsHold::new().map_err(io("BPF_ENABLE_STATS"))?;
         let p0 = self.lns_prog_stats(case)?;
+        let live = self.pkt.is_none();
         let g0 = stats_of(&mut self.tools, prog::GEN)?;
         let s0 = stats_of(&mut self.sinks(case).0.ebpf, prog::COUNT)?;
-        let counted = self.generate(case, frame, stats_budget)?;
+        let counted = self.generate(case, k, frame, stats_budget)?;
         drop(hold);
         let p1 = self.lns_prog_stats(case)?;
         let g1 = stats_of(&mut self.tools, prog::GEN)?;
@@ -946,8 +666,9 @@ impl Lab {
                 case.name()
             );
         }
+        // The AF_PACKET generator is no program: nothing to count.
         let path_verified = prog_runs == counted.generated
-            && gen_runs == counted.generated
+            && (!live || gen_runs == counted.generated)
             && stats_received == counted.generated
             && other_sink_received == 0
             && stats_fp.other == 0
@@ -988,7 +709,7 @@ impl Lab {
             prog_ns: p1.ns_per_run_since(&p0),
             cost_ratio: None,
             prog_runs,
-            gen_ns: g1.ns_per_run_since(&g0),
+            gen_ns: if live { g1.ns_per_run_since(&g0) } else { None },
             gen_runs,
             sink_ns: s1.ns_per_run_since(&s0),
             fastpath_forwarded: all_fp.forwarded,
@@ -1018,6 +739,33 @@ impl FastPathCounts {
             drops: self.drops.saturating_sub(before.drops),
         }
     }
+}
+
+/// One pass of the AF_PACKET generator (on the calling thread's core).
+fn packet_pass(
+    g: &mut Generator,
+    id: u32,
+    frames: &[pktgen::Frame],
+    budget: Budget,
+) -> Result<Pass, Error> {
+    g.load(id, frames).map_err(io("AF_PACKET generator"))?;
+    let b = match budget {
+        Budget::Packets(p) => pktgen::Budget::Packets(p),
+        Budget::Time(d) => pktgen::Budget::Time(d),
+    };
+    let p = match g.pass(b, None) {
+        Ok(p) => p,
+        Err(e) if e.raw_os_error() == Some(libc::EINTR) => return Err(Error::Interrupted),
+        Err(e) => return Err(io("AF_PACKET generator")(e)),
+    };
+    // Let anything a softirq deferred to ksoftirqd land before counting.
+    std::thread::sleep(Duration::from_millis(20));
+    let wall = Duration::from_secs_f64(p.seconds);
+    Ok(Pass {
+        generated: p.sent,
+        in_loop_ns: wall.as_nanos() as u64,
+        wall,
+    })
 }
 
 /// What one generator pass did.
@@ -1086,7 +834,9 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
         lab.run_case(&stats, *case, frame, *base, opts.sessions, warm, usize::MAX)?;
     }
     let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); first.len()];
+    let mut ceiling = Vec::new();
     for round in 0..opts.rounds {
+        ceiling.push(lab.ceiling(first.len(), &first[0].1, opts.sessions, budget, round)?);
         for (k, (case, frame, base)) in first.iter().enumerate() {
             let s = lab.run_case(&stats, *case, frame, *base, opts.sessions, budget, round)?;
             samples[k].push(s);
@@ -1172,13 +922,19 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
         })
         .collect();
     let report = Report {
-        scenario: "forward",
-        mode: "xdp",
-        date,
-        command: opts.command.clone(),
-        machine,
+        header: Header {
+            scenario: "forward",
+            mode: "xdp",
+            date,
+            command: opts.command.clone(),
+            machine,
+        },
         topology: "lac ns: lac0 --veth-- lns ns: la [LNS access prog] ... lc [LNS core prog] --veth-- core ns: core0; generator = xdp_gen live-frame test run (XDP_TX) on lac0 (up, back) or core0 (down); sinks = xdp_count (XDP_DROP) on core0 (up) and lac0 (down, back: swapmac's XDP_TX on la)".into(),
         generator_cpu: opts.cpu,
+        generator: opts.generator,
+        generator_describe: opts.generator.describe(),
+        generator_ceiling_mpps: Summary::of(&ceiling.iter().map(|c| c.mpps).collect::<Vec<_>>()),
+        generator_ceiling: ceiling,
         receivers_napi: napi,
         sessions: opts.sessions,
         rounds: opts.rounds,
@@ -1193,23 +949,6 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
     Ok(report)
 }
 
-/// Writes a scenario's report as pretty JSON (creating the directory).
-pub(crate) fn write_json(report: &impl Serialize, path: &Path) -> Result<(), Error> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(io(dir.display().to_string()))?;
-    }
-    let s = serde_json::to_string_pretty(report)
-        .map_err(|e| Error::Options(format!("serialising the report: {e}")))?;
-    std::fs::write(path, s + "\n").map_err(io(path.display().to_string()))
-}
-
-pub(crate) fn fmt_summary(s: &Option<Summary>, prec: usize) -> String {
-    match s {
-        Some(s) => format!("{:.p$} [{:.p$}–{:.p$}]", s.median, s.min, s.max, p = prec),
-        None => "-".into(),
-    }
-}
-
 /// The readable table.
 pub fn table(r: &Report) -> String {
     let mut out = String::new();
@@ -1220,11 +959,17 @@ pub fn table(r: &Report) -> String {
     };
     out += &format!(
         "l2xdp-bench forward ({}): {} rounds x {} per case, interleaved; {} sessions; generator and path on CPU {}\n",
-        r.date, r.rounds, budget, r.sessions, r.generator_cpu
+        r.header.date, r.rounds, budget, r.sessions, r.generator_cpu
     );
     out += &format!(
         "kernel {}, {} ({} cores)\n",
-        r.machine.kernel, r.machine.cpu_model, r.machine.cores
+        r.header.machine.kernel, r.header.machine.cpu_model, r.header.machine.cores
+    );
+    out += &format!(
+        "generator: {} on CPU {}; its ceiling (into xdp_count on la, same run, every round) {} Mpps\n",
+        r.generator_describe,
+        r.generator_cpu,
+        fmt_summary(&r.generator_ceiling_mpps, 2)
     );
     out += "medians [min–max] over rounds. Mpps ratio = Mpps / same-round XDP_REDIRECT baseline Mpps (swapmac: baseline-up);\n";
     out += "ns/pkt = LNS program's bpf_stats run_time_ns/run_cnt (stats-on pass); cost ratio = ns/pkt / same-round swapmac ns/pkt;\n";

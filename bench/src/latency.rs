@@ -37,21 +37,21 @@ use aya::maps::{MapData, XskMap};
 use aya::programs::xdp::XdpLink;
 use aya::Ebpf;
 use hdrhistogram::Histogram;
-use l2xdp_dataplane::lab::is_root;
-use l2xdp_dataplane::lab::topology::{CORE0, LAC0};
 use l2xdp_dataplane::xsk::XskSocket;
-use l2xdp_ebpf::{bench, prog};
+use l2xdp_lab::is_root;
+use l2xdp_lab::topology::{CORE0, LAC0};
 use l2xdp_wire::net::checksum;
 use plotters::prelude::*;
 use serde::Serialize;
 
-use crate::afxdp::{xsk_on, LnsLab, Programs, Running};
-use crate::forward::{
-    self, attach, frames, io, load_bench, napi_threaded, take, write_json, Error,
-};
+use crate::bpf::{attach, load_bench, take};
+use crate::bpf::{bench, prog};
+use crate::cases::{self, frames};
+use crate::common::{self, io, napi_threaded, write_json, Error, Header};
 use crate::interrupt;
 use crate::machine::{pin_thread, utc_now, Machine};
 use crate::summary::Summary;
+use crate::xsk_lab::{xsk_on, LnsLab, Programs, Running};
 
 /// Bytes at the end of every frame the stamp occupies: the 22-byte payload of the inner UDP
 /// datagram (send time 8, sequence 8, checksum compensation 2, 4 bytes left as they were).
@@ -107,10 +107,10 @@ impl Case {
     }
 
     /// The forward scenario's frames it sends.
-    fn frames_of(self) -> forward::Case {
+    fn frames_of(self) -> cases::Case {
         match self {
-            Case::XdpRedirect | Case::RawAfxdp => forward::Case::BaselineUp,
-            Case::Xdp | Case::Afxdp => forward::Case::DecapV2,
+            Case::XdpRedirect | Case::RawAfxdp => cases::Case::BaselineUp,
+            Case::Xdp | Case::Afxdp => cases::Case::DecapV2,
         }
     }
 
@@ -262,16 +262,9 @@ pub struct RatePoint {
 /// The whole run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
-    /// "latency".
-    pub scenario: &'static str,
-    /// "xdp+afxdp".
-    pub mode: &'static str,
-    /// UTC start time.
-    pub date: String,
-    /// The command line.
-    pub command: String,
-    /// Kernel, CPU, cores.
-    pub machine: Machine,
+    /// Scenario, mode, date, command line, machine.
+    #[serde(flatten)]
+    pub header: Header,
     /// The topology, in words.
     pub topology: String,
     /// "CLOCK_MONOTONIC".
@@ -371,7 +364,7 @@ impl Lab {
         let mut rx_tools = load_bench(&[prog::TO_XSK])?;
         let mut xsks: XskMap<MapData> = take(&mut rx_tools, bench::XSKS)?;
         xsks.set(0, rx.fd(), 0)
-            .map_err(|x| forward::bpf("receiver XSKMAP")(x.to_string()))?;
+            .map_err(|x| common::bpf("receiver XSKMAP")(x.to_string()))?;
         let core = lns.topo.core.clone();
         let link = attach(&mut rx_tools, prog::TO_XSK, &core, CORE0)?;
         Ok(Lab {
@@ -680,11 +673,13 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
         napi_threaded(&lab.lns.topo.core, "core0")
     );
     let report = Report {
-        scenario: "latency",
-        mode: "xdp+afxdp",
-        date,
-        command: opts.command.clone(),
-        machine,
+        header: Header {
+            scenario: "latency",
+            mode: "xdp+afxdp",
+            date,
+            command: opts.command.clone(),
+            machine,
+        },
         topology: "lac ns: lac0 --veth-- lns ns: la, lc --veth-- core ns: core0; generator = AF_XDP socket on lac0 queue 0 (copy mode), paced by CLOCK_MONOTONIC deadlines; LNS: xdp_redirect_plain (xdp-redirect), xdp_l2tp_access in XDP mode (xdp), xdp_to_xsk + raw AF_XDP forwarder (raw-afxdp) or xdp_l2tp_access in AF_XDP mode + one worker (afxdp), sockets on queue 0 of la and lc; receiver = xdp_to_xsk on core0 → AF_XDP socket on core0 queue 0, drained by the generator's thread; one-way latency = receive time − send time stamped in the inner UDP payload".into(),
         clock: "CLOCK_MONOTONIC",
         generator_cpu: opts.gen_cpu,
@@ -724,11 +719,11 @@ pub fn table(r: &Report) -> String {
     };
     out += &format!(
         "l2xdp-bench latency ({}): {} rounds x {} per case and rate, interleaved; {} sessions; generator+receiver on CPU {}, worker on CPU {}, batch {}\n",
-        r.date, r.rounds, budget, r.sessions, r.generator_cpu, r.worker_cpu, r.batch
+        r.header.date, r.rounds, budget, r.sessions, r.generator_cpu, r.worker_cpu, r.batch
     );
     out += &format!(
         "kernel {}, {} ({} cores)\n",
-        r.machine.kernel, r.machine.cpu_model, r.machine.cores
+        r.header.machine.kernel, r.header.machine.cpu_model, r.header.machine.cores
     );
     out += "one-way latency in µs (CLOCK_MONOTONIC, all rounds merged); ratio = p50 / p99 over the baseline's on the same veths at the same rate\n";
     out += &format!(
@@ -766,7 +761,7 @@ pub fn plot(r: &Report, path: &Path) -> Result<(), Error> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(io(dir.display().to_string()))?;
     }
-    let e = |why: String| forward::bpf(format!("plotting {}", path.display()))(why);
+    let e = |why: String| common::bpf(format!("plotting {}", path.display()))(why);
     let rates: Vec<f64> = r.points.iter().map(|p| p.rate_pps as f64).collect();
     let (lo, hi) = rates
         .iter()
@@ -797,7 +792,7 @@ pub fn plot(r: &Report, path: &Path) -> Result<(), Error> {
         .caption(
             format!(
                 "l2xdp-bench latency: one-way, {} ({})",
-                r.date, r.machine.kernel
+                r.header.date, r.header.machine.kernel
             ),
             ("sans-serif", 16),
         )
@@ -867,10 +862,7 @@ mod tests {
 
     #[test]
     fn stamp_keeps_checksums_and_reads_back() {
-        for (case, n) in [
-            (forward::Case::DecapV2, 3u32),
-            (forward::Case::BaselineUp, 3),
-        ] {
+        for (case, n) in [(cases::Case::DecapV2, 3u32), (cases::Case::BaselineUp, 3)] {
             let fs = frames(case, n).expect("frames");
             for (i, f) in fs.into_iter().enumerate() {
                 let mut g = f.clone();
@@ -883,8 +875,8 @@ mod tests {
                     checksum::data(&g[g.len() - STAMP_LEN..]),
                 );
                 assert_eq!(a % 0xffff, b % 0xffff, "payload sum unchanged");
-                if case == forward::Case::DecapV2 {
-                    let ours = forward::session(i as u32).1.session;
+                if case == cases::Case::DecapV2 {
+                    let ours = cases::session(i as u32).1.session;
                     let run = |f: &[u8]| {
                         decap(
                             f,

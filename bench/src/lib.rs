@@ -24,17 +24,36 @@
 //! - [`demo`]: what `make run` shows: the lab in network namespaces, a few hundred PPP
 //!   sessions, traffic both ways with a live view, a kill -9 failover drill, clean-up.
 //!
-//! Shared pieces: [`lns`] (the `l2xdpd` child: configuration, start, control socket, VmRSS)
-//! and [`lac`] (the LAC emulator and the bring-up phases) of the control-plane scenarios,
-//! [`bpf_stats`] (run_time_ns / run_cnt of a program under
-//! `kernel.bpf_stats_enabled`), [`machine`] (kernel, CPU, pinning), [`summary`] (median and
-//! spread), [`interrupt`] (Ctrl-C turns into an orderly stop, so guards clean up), [`plot`]
-//! (SVG plots with plotters).
+//! Generators: where the probe (`l2xdp_dataplane::probe`) reports live-frame test runs
+//! absent, `forward`, `throughput` and `scale` send with [`pktgen`] (AF_PACKET TX ring, qdisc
+//! bypass) and report its ceiling; `cost`'s default method, [`cost_testrun`], needs no
+//! generator (plain test runs, outputs checked against `wire::datapath`).
+//!
+//! Shared pieces (scenario modules import these, never another scenario's internals; a few
+//! scenarios are built on others: `cost` runs `forward`, `callgrind` and `cost_testrun`;
+//! `scale` is `throughput` at 1k … 1M sessions; `failover_xdp` is `demo`'s drill with
+//! `failover`'s settings, which `setup_rate` shares): [`common`] (the error type, writing
+//! reports, the report [`common::Header`] every scenario flattens into its JSON, the lab's
+//! addresses), [`cases`] (the forwarding cases, their sessions and frames), [`bpf`] (the
+//! benchmark's XDP programs, `bench/bpf/l2xdp_bench.bpf.c`, and loading, attaching and reading
+//! them), [`xsk_lab`] (the AF_XDP lab of `afxdp`, `latency` and `throughput`), [`lns`] (the
+//! `l2xdpd` child: configuration, start, control socket, VmRSS) and [`lac`] (the LAC emulator
+//! and the bring-up phases) of the control-plane scenarios, [`bpf_stats`] (run_time_ns /
+//! run_cnt of a program under `kernel.bpf_stats_enabled`), [`machine`] (kernel, CPU, pinning,
+//! scheduling), [`summary`] (median and spread), [`interrupt`] (Ctrl-C turns into an orderly
+//! stop, so guards clean up). The namespaces, topology, traffic and fixtures are the lab
+//! crate's (`l2xdp_lab`).
+//!
+//! Not here: anything the product runs; the product crates do not depend on this one.
 
 pub mod afxdp;
+pub mod bpf;
 pub mod bpf_stats;
 pub mod callgrind;
+pub mod cases;
+pub mod common;
 pub mod cost;
+pub mod cost_testrun;
 pub mod demo;
 pub mod failover;
 pub mod failover_xdp;
@@ -45,8 +64,11 @@ pub mod latency;
 pub mod live;
 pub mod lns;
 pub mod machine;
-pub mod plot;
+pub mod pktgen;
 pub mod scale;
 pub mod setup_rate;
 pub mod summary;
 pub mod throughput;
+pub mod xsk_lab;
+#[cfg(feature = "xskrs")]
+pub mod xskrs;

@@ -21,17 +21,17 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use l2xdp_controlplane::l2tp::L2tpConfig;
-use l2xdp_controlplane::lab::l2xdpd::{self, log_tail, L2xdpd, Placement};
-use l2xdp_controlplane::lab::subscriber;
 use l2xdp_controlplane::ppp::{AuthMethod, PppConfig};
 use l2xdp_dataplane::api::{Binding, DataPlane};
-use l2xdp_dataplane::lab::scratch::Scratch;
-use l2xdp_dataplane::lab::topology::{Topology, L2TP_PORT, LAC_IP, LNS_IP};
-use l2xdp_dataplane::lab::traffic::Sub;
 use l2xdp_dataplane::XdpDataPlane;
+use l2xdp_lab::cp::l2xdpd::{self, log_tail, L2xdpd, Placement};
+use l2xdp_lab::cp::subscriber;
+use l2xdp_lab::scratch::Scratch;
+use l2xdp_lab::topology::{Topology, L2TP_PORT, LAC_IP, LNS_IP};
+use l2xdp_lab::traffic::Sub;
 use serde::Serialize;
 
-use crate::forward::Error;
+use crate::common::Error;
 use crate::interrupt;
 use crate::lac::Lac;
 

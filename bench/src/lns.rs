@@ -1,5 +1,5 @@
 //! The LNS under test of the control-plane scenarios (`setup-rate`, `failover`): an `l2xdpd`
-//! child process on loopback with the in-memory fast path (`l2xdp_controlplane::lab::l2xdpd`:
+//! child process on loopback with the in-memory fast path (`l2xdp_lab::cp::l2xdpd`:
 //! its configuration, process and control socket; CHAP against a users file of `user<i> pw<i>`
 //! lines, an IPCP pool), polled from async code, and its resident memory.
 
@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use l2xdp_controlplane::lab::l2xdpd::{self, free_udp_port, try_ask, Files, L2xdpd, Placement};
-use l2xdp_dataplane::lab::scratch::Scratch;
+use l2xdp_lab::cp::l2xdpd::{self, free_udp_port, try_ask, Files, L2xdpd, Placement};
+use l2xdp_lab::scratch::Scratch;
 use serde_json::Value;
 
 /// What the generated configuration holds.
@@ -133,13 +133,7 @@ pub fn default_l2xdpd() -> PathBuf {
     sibling_binary("l2xdpd")
 }
 
-/// The workspace binary `name` next to this executable (cargo puts a workspace's binaries side
-/// by side; test executables sit one level below, in `deps/`), else `name` (from `PATH`).
+/// The workspace binary `name` next to this executable ([`l2xdp_lab::workspace_binary`]).
 pub fn sibling_binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().ok();
-    exe.iter()
-        .flat_map(|p| p.ancestors().skip(1).take(2))
-        .map(|d| d.join(name))
-        .find(|p| p.exists())
-        .unwrap_or_else(|| PathBuf::from(name))
+    l2xdp_lab::workspace_binary(name)
 }

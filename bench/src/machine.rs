@@ -82,6 +82,24 @@ pub fn utc_now() -> String {
     )
 }
 
+/// `chrt -f -p prio pid` (0: the calling thread); prio 0 = SCHED_OTHER.
+pub(crate) fn set_fifo(pid: i32, prio: i32) -> std::io::Result<()> {
+    let p = libc::sched_param {
+        sched_priority: prio,
+    };
+    let policy = if prio > 0 {
+        libc::SCHED_FIFO
+    } else {
+        libc::SCHED_OTHER
+    };
+    // SAFETY: a valid sched_param for the policy.
+    let r = unsafe { libc::sched_setscheduler(pid, policy, &p) };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -9,14 +9,16 @@
 //! With `--sessions-from live` (the default) counts up to [`LIVE_MAX`] are live sessions (the
 //! LAC emulator through l2xdpd, see [`crate::live`]); larger ones are installed.
 
+mod svg;
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::forward::{fmt_summary, io, write_json, Error};
+use crate::common::{fmt_summary, io, write_json, Error, Header};
 use crate::live::{SessionsFrom, LIVE_MAX};
-use crate::machine::{pin_thread, utc_now, Machine};
+use crate::machine::{pin_thread, utc_now};
 use crate::throughput::{
     self, cases, measure, preflight, CaseReport, Direction, Dut, Lab, Mode, Search, Size,
 };
@@ -90,20 +92,16 @@ pub struct Point {
 /// The whole run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
-    /// "scale".
-    pub scenario: &'static str,
-    /// Mode.
-    pub mode: Mode,
-    /// UTC start.
-    pub date: String,
-    /// The command line.
-    pub command: String,
-    /// Kernel, CPU, cores.
-    pub machine: Machine,
+    /// Scenario, mode, date, command line, machine.
+    #[serde(flatten)]
+    pub header: Header<Mode>,
     /// The topology, in words.
     pub topology: String,
     /// Generator core.
     pub generator_cpu: usize,
+    /// Which generator ran (the probe's `live_frames`): live-frame test runs, or AF_PACKET
+    /// with one sender thread per core but the DUT's (its ceiling per case: `generator_ceiling_mpps`).
+    pub generator: crate::pktgen::Kind,
     /// DUT core.
     pub dut_cpu: usize,
     /// SCHED_FIFO priority (0: SCHED_OTHER).
@@ -152,6 +150,7 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
         fixed_rate: opts.fixed_rate,
         retries: opts.retries,
     };
+    let generator = crate::pktgen::Kind::for_this_kernel();
     let mut points = Vec::new();
     let mut napi = String::new();
     for &n in &opts.sessions {
@@ -160,6 +159,13 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
         let live = (opts.sessions_from == SessionsFrom::Live && n <= LIVE_MAX)
             .then_some(opts.l2xdpd.as_path());
         let mut lab = Lab::new(n, 0, opts.dut_cpu, opts.rt_prio, live)?;
+        if generator == crate::pktgen::Kind::AfPacket {
+            lab.use_af_packet(&throughput::spare_cpus(
+                machine.cores,
+                opts.dut_cpu,
+                opts.cpu,
+            ))?;
+        }
         let from = lab.sessions_from(Dut::V2);
         let install_seconds = t.elapsed().as_secs_f64();
         let maps: Vec<MapMemory> = throughput::session_map_memory(lab.pins.path())?
@@ -189,18 +195,25 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
         });
     }
     let report = Report {
-        scenario: "scale",
-        mode: opts.mode,
-        date,
-        command: opts.command.clone(),
-        machine,
+        header: Header {
+            scenario: "scale",
+            mode: opts.mode,
+            date,
+            command: opts.command.clone(),
+            machine,
+        },
         topology: throughput::TOPOLOGY.into(),
         generator_cpu: opts.cpu,
+        generator,
         dut_cpu: opts.dut_cpu,
         rt_prio: opts.rt_prio,
         receivers_napi: napi,
         sink: "xdp_count on core0 (up) and lac0 (down), softirq on the DUT core; delivery counted there".into(),
-        pacing: throughput::PACING.into(),
+        pacing: match generator {
+            crate::pktgen::Kind::LiveFrames => throughput::PACING,
+            crate::pktgen::Kind::AfPacket => throughput::PACING_AF_PACKET,
+        }
+        .into(),
         loss_pct: opts.loss * 100.0,
         trial_ms: opts.trial.as_millis() as u64,
         steps: opts.steps,
@@ -209,7 +222,7 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
         points,
     };
     write_json(&report, &opts.out.join("scale.json"))?;
-    crate::plot::scale(&report, &opts.out.join("scale.svg"))?;
+    svg::scale(&report, &opts.out.join("scale.svg"))?;
     Ok(report)
 }
 
@@ -217,15 +230,19 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
 pub fn table(r: &Report) -> String {
     let mut out = format!(
         "l2xdp-bench scale ({}), mode {:?}: {} rounds per count, trials of {} ms, {} halvings, loss ≤ {} %; generator CPU {}, DUT CPU {}\n",
-        r.date, r.mode, r.rounds, r.trial_ms, r.steps, r.loss_pct, r.generator_cpu, r.dut_cpu
+        r.header.date, r.header.mode, r.rounds, r.trial_ms, r.steps, r.loss_pct, r.generator_cpu, r.dut_cpu
     );
     out += &format!(
-        "topology: {}\nNAPI: {}\nsink: {}\npacing: {}\n",
-        r.topology, r.receivers_napi, r.sink, r.pacing
+        "topology: {}\nNAPI: {}\nsink: {}\ngenerator: {}\npacing: {}\n",
+        r.topology,
+        r.receivers_napi,
+        r.sink,
+        r.generator.describe(),
+        r.pacing
     );
     out += &format!(
         "kernel {}, {} ({} cores)\nmedians [min–max] over rounds; ratio = no-drop / same-round baseline; memory = Σ memlock of the per-session maps / sessions\n",
-        r.machine.kernel, r.machine.cpu_model, r.machine.cores
+        r.header.machine.kernel, r.header.machine.cpu_model, r.header.machine.cores
     );
     out += &format!(
         "{:>9} {:>9} {:<18} {:>22} {:>20} {:>20} {:>20} {:>10} {:>9}\n",

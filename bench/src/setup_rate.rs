@@ -16,6 +16,7 @@ use l2xdp_controlplane::l2tp::FailoverConfig;
 use l2xdp_controlplane::ppp::PppConfig;
 use serde::Serialize;
 
+use crate::common::Header;
 use crate::lac::Lac;
 use crate::lns::{rss_kib, spawn, status_when, LnsFiles, LnsSetup};
 
@@ -42,8 +43,9 @@ pub struct Options {
 /// What a run measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
-    /// Scenario name.
-    pub scenario: &'static str,
+    /// Scenario, mode, date, command line, machine.
+    #[serde(flatten)]
+    pub header: Header,
     /// Control connections.
     pub tunnels: usize,
     /// Sessions (all tunnels).
@@ -74,12 +76,6 @@ pub struct Report {
     pub bytes_per_session: f64,
     /// Control-message retransmissions seen by the emulator.
     pub retransmissions: u64,
-    /// The machine.
-    pub machine: crate::machine::Machine,
-    /// What was measured: the control plane only (in-memory fast path).
-    pub mode: &'static str,
-    /// When (UTC).
-    pub date: String,
 }
 
 /// The `l2xdpd` next to this executable, else the one on `PATH`.
@@ -134,7 +130,13 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
     let ipcp_secs = up.ipcp_at.duration_since(up.started).as_secs_f64();
     let hist = &up.latency_us;
     Ok(Report {
-        scenario: "setup-rate",
+        header: Header {
+            scenario: "setup-rate",
+            mode: "control plane (in-memory fast path)",
+            date: crate::machine::utc_now(),
+            command: String::new(),
+            machine: crate::machine::Machine::probe(),
+        },
         tunnels: opts.tunnels,
         sessions: n,
         in_flight: opts.in_flight,
@@ -155,9 +157,6 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
         bytes_per_tunnel: (rss1.saturating_sub(rss0) * 1024) as f64 / opts.tunnels.max(1) as f64,
         bytes_per_session: (rss2.saturating_sub(rss1) * 1024) as f64 / n.max(1) as f64,
         retransmissions,
-        machine: crate::machine::Machine::probe(),
-        mode: "control plane (in-memory fast path)",
-        date: crate::machine::utc_now(),
     })
 }
 

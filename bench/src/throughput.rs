@@ -55,6 +55,8 @@
 //! common 7:4:1 mix of 64/570/1518-byte frames with 1518 → 1514 (a veth frame has no FCS:
 //! a 1500-byte IP packet), interleaved 64,570,64,64,570,64,1514,64,570,64,64,570.
 
+mod svg;
+
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -62,29 +64,29 @@ use std::time::{Duration, Instant};
 use aya::maps::{Array, DevMap, HashMap, MapData, PerCpuArray, PerCpuValues};
 use aya::programs::xdp::XdpLink;
 use aya::{Ebpf, EbpfLoader};
-use l2xdp_dataplane::api::{Binding, DataPlane, SessionEntry};
-use l2xdp_dataplane::lab::scratch::Scratch;
-use l2xdp_dataplane::lab::topology::{Pins, Topology, CORE_MAC, LAC_MAC, LA_MAC, LC_MAC};
-use l2xdp_dataplane::lab::traffic::Sub;
-use l2xdp_dataplane::lab::Netns;
-use l2xdp_dataplane::{loader, test_run, FastPathConfig, XdpDataPlane};
+use l2xdp_dataplane::api::DataPlane;
+use l2xdp_dataplane::{loader, FastPathConfig, XdpDataPlane};
 use l2xdp_ebpf::maps::{name, verdict};
-use l2xdp_ebpf::{bench, prog, BENCH_OBJ};
-use l2xdp_wire::datapath::{encap, PppTx, Session, SessionKey, TxSeq};
-use l2xdp_wire::l2tp::header::{Cookie, Transport};
-use l2xdp_wire::net::ethernet::{MacAddr, Vlans};
+use l2xdp_lab::scratch::Scratch;
+use l2xdp_lab::test_run;
+use l2xdp_lab::topology::{Pins, Topology, CORE_MAC, LAC_MAC, LA_MAC, LC_MAC};
+use l2xdp_lab::traffic::Sub;
+use l2xdp_lab::Netns;
+use l2xdp_wire::datapath::{encap, Session, TxSeq};
+use l2xdp_wire::net::ethernet::MacAddr;
 use l2xdp_wire::net::frame::{udp_frame, Endpoints};
 use serde::Serialize;
 
-use crate::afxdp::{Running, Workers};
-use crate::forward::{
-    attach, bpf, fmt_summary, io, load_bench, napi_threaded, take, write_json, xdp, Error, Sink,
-    CORE4, LAC4, LNS4, SUB_BASE,
-};
+use crate::bpf::{attach, load_bench, take, xdp, Sink};
+use crate::bpf::{bench, prog, BENCH_OBJ};
+use crate::cases::{sub_addr, v2_session, v3_session};
+use crate::common::{bpf, fmt_summary, io, napi_threaded, write_json, Error, Header, CORE4};
 use crate::interrupt;
 use crate::live::{Circuit, Live, SessionsFrom};
-use crate::machine::{pin_thread, utc_now, Machine};
+use crate::machine::{pin_thread, set_fifo, utc_now, Machine};
+use crate::pktgen::{self, Generator, Kind};
 use crate::summary::Summary;
+use crate::xsk_lab::{Running, Workers};
 
 /// Frames of credit the pacer keeps at most.
 pub const BURST: u64 = 32;
@@ -328,6 +330,8 @@ pub struct Options {
     pub command: String,
     /// AF_XDP mode: frames the worker takes per socket and pass.
     pub batch: u32,
+    /// The generator ([`Kind::for_this_kernel`] unless chosen).
+    pub generator: Kind,
 }
 
 /// One trial at one rate.
@@ -383,6 +387,9 @@ pub struct Sample {
     pub generator_mpps: f64,
     /// The unpaced trial lost nothing: the figure is the generator's, not the DUT's limit.
     pub generator_bound: bool,
+    /// AF_PACKET generator: what it delivers into a drop sink on la with this case's frames,
+    /// unpaced, measured just before the case (None: live frames).
+    pub generator_ceiling_mpps: Option<f64>,
     /// no_drop_mpps / the same round's baseline no_drop_mpps.
     pub ratio: Option<f64>,
     /// overload_mpps / the same round's baseline overload_mpps (None for fixed-rate runs).
@@ -426,6 +433,9 @@ pub struct CaseReport {
     pub generator_mpps: Option<Summary>,
     /// Rounds where the generator, not the DUT, was the limit.
     pub generator_bound_rounds: usize,
+    /// AF_PACKET generator: its ceiling with this case's frames (see
+    /// [`Sample::generator_ceiling_mpps`]), Mpps.
+    pub generator_ceiling_mpps: Option<Summary>,
     /// Mean time per generator run in the paced trials (the pacing's resolution), ns.
     pub paced_generator_run_ns: Option<Summary>,
     /// Trials whose fast path gave a verdict other than DECAP/ENCAP (must be 0).
@@ -437,20 +447,19 @@ pub struct CaseReport {
 /// The whole run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
-    /// "throughput".
-    pub scenario: &'static str,
-    /// "xdp".
-    pub mode: Mode,
-    /// UTC start.
-    pub date: String,
-    /// The command line.
-    pub command: String,
-    /// Kernel, CPU, cores.
-    pub machine: Machine,
+    /// Scenario, mode, date, command line, machine.
+    #[serde(flatten)]
+    pub header: Header<Mode>,
     /// The topology, in words.
     pub topology: String,
     /// The generator's core.
     pub generator_cpu: usize,
+    /// Which generator ran (the probe's `live_frames`).
+    pub generator: Kind,
+    /// It, in words.
+    pub generator_describe: &'static str,
+    /// Its sender threads' cores (AF_PACKET: one per core but the DUT's).
+    pub generator_cpus: Vec<usize>,
     /// SCHED_FIFO priority of the generator and the DUT's NAPI kthreads (0: SCHED_OTHER).
     pub rt_prio: i32,
     /// The DUT's core (NAPI kthreads pinned there).
@@ -487,80 +496,6 @@ pub struct Report {
     pub rounds: usize,
     /// Per case.
     pub cases: Vec<CaseReport>,
-}
-
-/// Sessions i → the LNS's entry and the LAC's (peer's) view of it.
-fn v2_session(i: u32) -> (Session, SessionEntry) {
-    let ours = Session {
-        transport: Transport::Udp,
-        local_addr: LNS4.parse().expect("literal"),
-        peer_addr: LAC4.parse().expect("literal"),
-        local_port: 1701,
-        peer_port: 1701,
-        local_mac: LA_MAC,
-        next_hop_mac: LAC_MAC,
-        vlans: Vlans::NONE,
-        our_ids: SessionKey::V2 {
-            tunnel_id: 1 + (i / 60_000) as u16,
-            session_id: 1 + (i % 60_000) as u16,
-        },
-        peer_ids: SessionKey::V2 {
-            tunnel_id: 30_000 + (i / 60_000) as u16,
-            session_id: 1 + (i % 60_000) as u16,
-        },
-        cookie_rx: Cookie::NONE,
-        cookie_tx: Cookie::NONE,
-        l2ss: false,
-        sequencing: false,
-        ppp: PppTx::default(),
-        ttl: 64,
-        dscp: 0,
-        udp_checksum_v4: true,
-    };
-    let entry = SessionEntry {
-        session: ours,
-        binding: Binding::Subscriber {
-            ipv4: Some(sub_addr(i)),
-            ipv6: vec![],
-        },
-    };
-    (peer_of(&ours), entry)
-}
-
-pub(crate) fn v3_session(k: u32, ac_ifindex: u32) -> (Session, SessionEntry) {
-    let ours = Session {
-        transport: Transport::Ip,
-        our_ids: SessionKey::V3 {
-            session_id: 0x1000_0000 + k,
-        },
-        peer_ids: SessionKey::V3 {
-            session_id: 0x2000_0000 + k,
-        },
-        ..v2_session(0).1.session
-    };
-    let entry = SessionEntry {
-        session: ours,
-        binding: Binding::AttachmentCircuit {
-            ifindex: ac_ifindex,
-        },
-    };
-    (peer_of(&ours), entry)
-}
-
-fn peer_of(ours: &Session) -> Session {
-    Session {
-        local_addr: ours.peer_addr,
-        peer_addr: ours.local_addr,
-        local_mac: LAC_MAC,
-        next_hop_mac: LA_MAC,
-        our_ids: ours.peer_ids,
-        peer_ids: ours.our_ids,
-        ..*ours
-    }
-}
-
-fn sub_addr(i: u32) -> std::net::Ipv4Addr {
-    std::net::Ipv4Addr::from(SUB_BASE + 1 + i)
 }
 
 /// An Ethernet/IPv4/UDP frame of `len` bytes, payload zeros.
@@ -759,7 +694,23 @@ pub(crate) struct Lab {
     pub(crate) pins: Pins,
     /// The bpffs of live sessions' pins (l2xdpd runs under `ip netns exec`).
     _scratch: Option<Scratch>,
+    /// Live frames refused (the probe): the AF_PACKET generator ([`Lab::use_af_packet`]).
+    pkt: Option<PktMode>,
+    /// The v3 attachment circuits' far ends (acp<k>, core ns).
+    acps: Vec<String>,
     topo: Topology,
+}
+
+/// The AF_PACKET generator of the lab: ports lac0, core0, acp0, acp1 … (a template's
+/// `egress` is its port), and the ceiling's sink.
+struct PktMode {
+    gen: Generator,
+    /// The loaded case's frames, and the id of their set.
+    frames: Vec<pktgen::Frame>,
+    set: u32,
+    /// `xdp_count` for la during the ceiling pass, and its counter.
+    count: Ebpf,
+    count_rx: PerCpuArray<MapData, u64>,
 }
 
 /// AF_XDP mode's settings in the lab.
@@ -813,24 +764,6 @@ fn pin_pid(pid: i32, cpu: usize) -> std::io::Result<()> {
         libc::CPU_SET(cpu, &mut set);
         libc::sched_setaffinity(pid, std::mem::size_of::<libc::cpu_set_t>(), &set)
     };
-    if r != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// `chrt -f -p prio pid` (0: the calling thread); prio 0 = SCHED_OTHER.
-pub(crate) fn set_fifo(pid: i32, prio: i32) -> std::io::Result<()> {
-    let p = libc::sched_param {
-        sched_priority: prio,
-    };
-    let policy = if prio > 0 {
-        libc::SCHED_FIFO
-    } else {
-        libc::SCHED_OTHER
-    };
-    // SAFETY: a valid sched_param for the policy.
-    let r = unsafe { libc::sched_setscheduler(pid, policy, &p) };
     if r != 0 {
         return Err(std::io::Error::last_os_error());
     }
@@ -1091,8 +1024,84 @@ impl Lab {
             napi,
             pins,
             _scratch: scratch,
+            pkt: None,
+            acps: acs.iter().map(|(_, p)| p.clone()).collect(),
             topo,
         })
+    }
+
+    /// Sends with AF_PACKET TX rings instead of live-frame test runs, one thread on each of
+    /// `cpus`.
+    pub(crate) fn use_af_packet(&mut self, cpus: &[usize]) -> Result<(), Error> {
+        let mut ports: Vec<(&Netns, &str)> =
+            vec![(&self.topo.lac, "lac0"), (&self.topo.core, "core0")];
+        for p in &self.acps {
+            ports.push((&self.topo.core, p.as_str()));
+        }
+        let gen = Generator::new(&ports, cpus).map_err(io("AF_PACKET generator"))?;
+        let mut count = load_bench(&[prog::COUNT])?;
+        let count_rx = take(&mut count, bench::RX)?;
+        self.pkt = Some(PktMode {
+            gen,
+            frames: vec![],
+            set: 0,
+            count,
+            count_rx,
+        });
+        Ok(())
+    }
+
+    /// Which generator runs.
+    pub(crate) fn generator(&self) -> Kind {
+        if self.pkt.is_some() {
+            Kind::AfPacket
+        } else {
+            Kind::LiveFrames
+        }
+    }
+
+    /// The AF_PACKET generator's ceiling for the loaded case: its frames, unpaced, all from
+    /// lac0 into `xdp_count` on la (count, XDP_DROP) in place of la's program, for `dur`.
+    /// Mpps counted at la. None with the live-frame generator.
+    pub(crate) fn ceiling(&mut self, dur: Duration) -> Result<Option<f64>, Error> {
+        let Some(pm) = self.pkt.as_mut() else {
+            return Ok(None);
+        };
+        let Some((_, link)) = self.la.take() else {
+            return Err(Error::Options("la's link is gone".into()));
+        };
+        let x = xdp(&mut pm.count, prog::COUNT)?;
+        let id = x
+            .attach_to_link(link)
+            .map_err(|e| bpf(format!("replacing with {}", prog::COUNT))(e.to_string()))?;
+        let link = x
+            .take_link(id)
+            .map_err(|e| bpf(format!("link of {}", prog::COUNT))(e.to_string()))?;
+        // select_programs() puts the case's program back.
+        self.la = Some((prog::COUNT, link));
+        let read = |m: &PerCpuArray<MapData, u64>| -> Result<u64, Error> {
+            Ok(m.get(&0, 0)
+                .map_err(|x| bpf(bench::RX)(x.to_string()))?
+                .iter()
+                .sum())
+        };
+        let frames: Vec<pktgen::Frame> = pm.frames.iter().map(|(_, f)| (0, f.clone())).collect();
+        pm.gen
+            .load(pm.set + 1, &frames)
+            .map_err(io("AF_PACKET generator"))?;
+        let c0 = read(&pm.count_rx)?;
+        let p = match pm.gen.pass(pktgen::Budget::Time(dur), None) {
+            Ok(p) => p,
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => return Err(Error::Interrupted),
+            Err(e) => return Err(io("AF_PACKET generator")(e)),
+        };
+        std::thread::sleep(Duration::from_millis(30));
+        let c1 = read(&pm.count_rx)?;
+        // Back to the case's frames.
+        pm.gen
+            .load(pm.set, &pm.frames)
+            .map_err(io("AF_PACKET generator"))?;
+        Ok((p.seconds > 0.0).then(|| (c1 - c0) as f64 / p.seconds / 1e6))
     }
 
     /// Where the sessions of `dut`'s frames came from.
@@ -1210,6 +1219,23 @@ impl Lab {
                 .map_err(|x| bpf(bench::PTEMPLATES)(x.to_string()))?;
         }
         let mean = ts.iter().map(|t| f64::from(t.len)).sum::<f64>() / ts.len().max(1) as f64;
+        if let Some(pm) = self.pkt.as_mut() {
+            // The whole frame: the template's head, then zeros (as the live generator sends).
+            pm.frames = ts
+                .iter()
+                .map(|t| {
+                    let mut f = vec![0u8; t.len as usize];
+                    let head = f.len().min(bench::FRAME_MAX);
+                    f[..head].copy_from_slice(&t.data[..head]);
+                    (t.egress as usize, f)
+                })
+                .collect();
+            pm.set += 2;
+            let set = pm.set;
+            pm.gen
+                .load(set, &pm.frames)
+                .map_err(io("AF_PACKET generator"))?;
+        }
         Ok((ts.len() as u32, mean))
     }
 
@@ -1261,6 +1287,9 @@ impl Lab {
         self.state
             .set(0, zero, 0)
             .map_err(|x| bpf(bench::PACE_STATE)(x.to_string()))?;
+        if self.pkt.is_some() {
+            return self.packet_trial(rate, dur, loss);
+        }
         let up0 = self.sink_up.read()?;
         let down0 = self.sink_down.read()?;
         let v0 = self.verdicts()?;
@@ -1335,6 +1364,86 @@ impl Lab {
             fastpath_forwarded: v1.0 - v0.0,
             fastpath_other: v1.1 - v0.1,
             generator_run_ns: if runs > 0.0 { loop_ns / runs } else { 0.0 },
+        })
+    }
+
+    /// [`Lab::trial`] with the AF_PACKET generator: offered = frames handed to the veths +
+    /// offers their full rings refused (each a frame lost, as a live frame redirected into a
+    /// full ring is).
+    fn packet_trial(
+        &mut self,
+        rate: Option<f64>,
+        dur: Duration,
+        loss: f64,
+    ) -> Result<Trial, Error> {
+        let up0 = self.sink_up.read()?;
+        let down0 = self.sink_down.read()?;
+        let v0 = self.verdicts()?;
+        let pm = self
+            .pkt
+            .as_mut()
+            .ok_or_else(|| Error::Options("no AF_PACKET generator".into()))?;
+        let p = match pm.gen.pass(pktgen::Budget::Time(dur), rate) {
+            Ok(p) => p,
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => return Err(Error::Interrupted),
+            Err(e) => return Err(io("AF_PACKET generator")(e)),
+        };
+        // Let the DUT drain: until the sinks have counted every frame handed over, or their
+        // count has not moved for 100 ms (nothing arrived at all: 1 s), at most 1 s. AF_XDP
+        // mode's worker runs SCHED_OTHER on the DUT core beside the SCHED_FIFO NAPI kthreads
+        // and the machine's other jobs, and may run late.
+        std::thread::sleep(Duration::from_millis(30));
+        let want = up0.0 + down0.0 + p.sent;
+        let t0 = Instant::now();
+        let (mut last, mut moved) = (0u64, Instant::now());
+        let (up1, down1) = loop {
+            let (u, d) = (self.sink_up.read()?, self.sink_down.read()?);
+            let n = u.0 + d.0;
+            if n != last {
+                (last, moved) = (n, Instant::now());
+            }
+            let some = n > up0.0 + down0.0;
+            if n >= want
+                || t0.elapsed() > Duration::from_secs(1)
+                || (some && moved.elapsed() > Duration::from_millis(100))
+            {
+                break (u, d);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let v1 = self.verdicts()?;
+        let sent = p.offered();
+        let seconds = p.seconds.max(1e-9);
+        let received_up = up1.0 - up0.0;
+        let received_down = down1.0 - down0.0;
+        let received = received_up + received_down;
+        let lost = sent.saturating_sub(received);
+        let loss_ratio = if sent > 0 {
+            lost as f64 / sent as f64
+        } else {
+            1.0
+        };
+        Ok(Trial {
+            target_pps: rate,
+            sent,
+            sent_bytes: p.sent_bytes,
+            received,
+            received_bytes: (up1.1 - up0.1) + (down1.1 - down0.1),
+            received_up,
+            received_down,
+            seconds,
+            offered_pps: sent as f64 / seconds,
+            received_pps: received as f64 / seconds,
+            lost,
+            loss_ratio,
+            pass: sent > 0 && loss_ratio <= loss,
+            fastpath_forwarded: v1.0 - v0.0,
+            fastpath_other: v1.1 - v0.1,
+            generator_run_ns: if sent > 0 {
+                p.seconds * 1e9 / sent as f64
+            } else {
+                0.0
+            },
         })
     }
 
@@ -1452,6 +1561,7 @@ fn search(lab: &mut Lab, n: u32, mean: f64, s: Search, round: usize) -> Result<S
     let _ = mean;
     Ok(Sample {
         round,
+        generator_ceiling_mpps: None,
         no_drop_mpps: best.as_ref().map(|b| b.offered_pps / 1e6),
         no_drop_gbps: best
             .as_ref()
@@ -1508,8 +1618,10 @@ pub(crate) fn measure(
     for round in 0..rounds {
         for (k, c) in flat.iter().enumerate() {
             let (n, mean) = lab.load_case(c)?;
+            let ceiling = lab.ceiling(s.trial)?;
             lab.select(c)?;
-            let sample = search(lab, n, mean, s, round)?;
+            let mut sample = search(lab, n, mean, s, round)?;
+            sample.generator_ceiling_mpps = ceiling;
             out[k].1 = mean;
             out[k].2.push(sample);
         }
@@ -1562,6 +1674,7 @@ pub(crate) fn case_report(c: Case, mean: f64, samples: Vec<Sample>) -> CaseRepor
         overload_ratio: col(&|s| s.overload_ratio),
         generator_mpps: col(&|s| Some(s.generator_mpps)),
         generator_bound_rounds: samples.iter().filter(|s| s.generator_bound).count(),
+        generator_ceiling_mpps: col(&|s| s.generator_ceiling_mpps),
         paced_generator_run_ns: Summary::of(
             &samples
                 .iter()
@@ -1581,7 +1694,7 @@ pub(crate) fn case_report(c: Case, mean: f64, samples: Vec<Sample>) -> CaseRepor
 
 /// The checks every run makes before it builds anything.
 pub(crate) fn preflight(cpu: usize, dut_cpu: usize) -> Result<Machine, Error> {
-    if !l2xdp_dataplane::lab::is_root() {
+    if !l2xdp_lab::is_root() {
         return Err(Error::NotRoot);
     }
     let machine = Machine::probe();
@@ -1604,6 +1717,19 @@ pub(crate) const TOPOLOGY: &str = "lac ns: lac0 --veth-- lns ns: la [LNS access 
 pub(crate) const TOPOLOGY_AFXDP: &str = "lac ns: lac0 --veth-- lns ns: la, lc, ac<k> [LNS access/core progs in AF_XDP mode -> one AF_XDP-mode worker with sockets on queue 0 of la and lc (v3: and of every ac<k>) | xdp_to_xsk on la and lc (one object each, so one XSKMAP each) -> one raw AF_XDP forwarder la->lc (up), lc->la (down) or both ways (both), sockets on both] --veth-- core ns: core0, acp<k>; AF_XDP on veth is copy mode; generator = xdp_gen_paced live-frame test runs in the lac ns, frames redirected through a DEVMAP to lac0 (up), core0 (down v2, baseline down) or acp<k> (down v3); sinks = xdp_count (XDP_DROP) on core0 + acp<k> (up) and lac0 (down), their softirq on the CPU whose worker transmits (the DUT core)";
 
 pub(crate) const PACING: &str = "token bucket inside xdp_gen_paced on bpf_ktime_get_ns: a run before the next frame is due returns XDP_DROP (nothing sent), so frames leave 1/rate apart with a resolution of one generator run (its mean per trial is generator_run_ns), at most 32 frames of credit; offered rate = frames sent / (last send - first send), both read by the program";
+
+pub(crate) const PACING_AF_PACKET: &str = "AF_PACKET TX_RING generator (the kernel refuses live-frame test runs), one sender thread per core but the DUT's, pinned, each with a socket per egress veth (lac0, core0, acp<k>) in its namespace: token bucket on the monotonic clock in the sender, at most 32 frames of credit; a send into a veth whose peer's ring is full is refused (ENOBUFS) and counts as a frame offered and lost, its retry as a new offer; offered rate = offers / (last send - first send)";
+
+/// The generator's cores: every core but the DUT's (one sender thread each), or `cpu` on one
+/// core.
+pub(crate) fn spare_cpus(cores: usize, dut_cpu: usize, cpu: usize) -> Vec<usize> {
+    let v: Vec<usize> = (0..cores).filter(|c| *c != dut_cpu).collect();
+    if v.is_empty() {
+        vec![cpu]
+    } else {
+        v
+    }
+}
 
 /// The output files' name: `throughput` (XDP mode), `throughput-afxdp`.
 pub fn file_stem(mode: Mode) -> &'static str {
@@ -1636,6 +1762,14 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
     if afxdp {
         lab.set_afxdp(opts.dut_cpu, opts.batch, opts.rt_prio)?;
     }
+    let gen_cpus = match opts.generator {
+        Kind::LiveFrames => vec![opts.cpu],
+        Kind::AfPacket => {
+            let cpus = spare_cpus(machine.cores, opts.dut_cpu, opts.cpu);
+            lab.use_af_packet(&cpus)?;
+            cpus
+        }
+    };
     let groups = cases(opts.mode, &opts.directions, &opts.sizes, &opts.versions);
     let s = Search {
         trial: opts.trial,
@@ -1646,13 +1780,27 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
     };
     let measured = measure(&mut lab, &groups, opts.rounds, s)?;
     let report = Report {
-        scenario: "throughput",
-        mode: opts.mode,
-        date,
-        command: opts.command.clone(),
-        machine,
-        topology: if afxdp { TOPOLOGY_AFXDP } else { TOPOLOGY }.into(),
+        header: Header {
+            scenario: "throughput",
+            mode: opts.mode,
+            date,
+            command: opts.command.clone(),
+            machine,
+        },
+        topology: {
+            let t = if afxdp { TOPOLOGY_AFXDP } else { TOPOLOGY };
+            match lab.generator() {
+                Kind::LiveFrames => t.to_owned(),
+                Kind::AfPacket => t.replace(
+                    "generator = xdp_gen_paced live-frame test runs in the lac ns, frames redirected through a DEVMAP to",
+                    "generator = AF_PACKET TX_RING sockets (qdisc bypass) sending on",
+                ),
+            }
+        },
         generator_cpu: opts.cpu,
+        generator: lab.generator(),
+        generator_describe: lab.generator().describe(),
+        generator_cpus: gen_cpus,
         rt_prio: opts.rt_prio,
         dut_cpu: opts.dut_cpu,
         worker_cpu: afxdp.then_some(opts.dut_cpu),
@@ -1661,7 +1809,11 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
         zero_copy: afxdp.then(|| lab.afxdp.as_ref().is_some_and(|m| m.workers.zero_copy)),
         receivers_napi: lab.napi.clone(),
         sink: "xdp_count on core0 + acp<k> (up) and lac0 (down), softirq on the DUT core; delivery counted there".into(),
-        pacing: PACING.into(),
+        pacing: match opts.generator {
+            Kind::LiveFrames => PACING,
+            Kind::AfPacket => PACING_AF_PACKET,
+        }
+        .into(),
         loss_pct: opts.loss * 100.0,
         trial_ms: opts.trial.as_millis() as u64,
         steps: opts.steps,
@@ -1681,7 +1833,7 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
     drop(lab);
     let stem = file_stem(opts.mode);
     write_json(&report, &opts.out.join(format!("{stem}.json")))?;
-    crate::plot::throughput(&report, &opts.out.join(format!("{stem}.svg")))?;
+    svg::throughput(&report, &opts.out.join(format!("{stem}.svg")))?;
     Ok(report)
 }
 
@@ -1689,25 +1841,33 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
 pub fn table(r: &Report) -> String {
     let mut out = format!(
         "l2xdp-bench throughput ({}), mode {:?}: {} rounds, trials of {} ms, {} halvings, {} retries, loss ≤ {} %; {} v2 sessions, {} v3 sessions\n",
-        r.date, r.mode, r.rounds, r.trial_ms, r.steps, r.retries, r.loss_pct, r.sessions, r.v3_sessions
+        r.header.date, r.header.mode, r.rounds, r.trial_ms, r.steps, r.retries, r.loss_pct, r.sessions, r.v3_sessions
     );
     out += &format!(
-        "kernel {}, {} ({} cores); generator on CPU {}, DUT NAPI on CPU {}\n",
-        r.machine.kernel, r.machine.cpu_model, r.machine.cores, r.generator_cpu, r.dut_cpu
+        "kernel {}, {} ({} cores); generator {} on CPU {:?}, DUT NAPI on CPU {}\n",
+        r.header.machine.kernel,
+        r.header.machine.cpu_model,
+        r.header.machine.cores,
+        r.generator_describe,
+        r.generator_cpus,
+        r.dut_cpu
     );
+    if r.generator == Kind::AfPacket {
+        out += "gen ceil = the generator's ceiling: what it delivers with the case's frames, unpaced, into xdp_count (count, XDP_DROP) on la, measured before the case each round; a no-drop rate near it is the generator's limit, not the DUT's\n";
+    }
     out += &format!(
         "topology: {}\nNAPI: {}\nsink: {}\npacing: {}\n",
         r.topology, r.receivers_napi, r.sink, r.pacing
     );
     out += "medians [min–max] over rounds; no-drop = offered rate of the fastest trial losing ≤ the tolerance at the sinks; ratio = no-drop / same-round baseline (";
-    out += match r.mode {
+    out += match r.header.mode {
         Mode::Xdp => "xdp_redirect_plain",
         Mode::Afxdp => "the raw AF_XDP forwarder",
     };
     out += ", same veths, same frames); overload = delivered when offered the generator's maximum (unpaced), overload ratio = that / same-round baseline's; * = generator-bound in some round\n";
     out += "sessions: live = brought up through l2xdpd, which installed them (v2: by the LAC emulator; v3: by a v3 LCCE l2xdpd); installed = written into the maps by the bench\n";
     out += &format!(
-        "{:<20} {:>9} {:>7} {:>22} {:>20} {:>20} {:>20} {:>20} {:>9}\n",
+        "{:<20} {:>9} {:>7} {:>22} {:>20} {:>20} {:>20} {:>20} {:>9} {:>9}\n",
         "case",
         "sessions",
         "bytes",
@@ -1716,7 +1876,8 @@ pub fn table(r: &Report) -> String {
         "ratio",
         "overload Mpps",
         "overload ratio",
-        "gen Mpps"
+        "gen Mpps",
+        "gen ceil"
     );
     if let (Some(w), Some(b)) = (r.worker_cpu, r.batch) {
         out += &format!(
@@ -1727,7 +1888,7 @@ pub fn table(r: &Report) -> String {
     }
     for c in &r.cases {
         out += &format!(
-            "{:<20} {:>9} {:>7.0} {:>22} {:>20} {:>20} {:>20} {:>20} {:>9}\n",
+            "{:<20} {:>9} {:>7.0} {:>22} {:>20} {:>20} {:>20} {:>20} {:>9} {:>9}\n",
             format!(
                 "{}{}",
                 match c.mode {
@@ -1748,6 +1909,8 @@ pub fn table(r: &Report) -> String {
             fmt_summary(&c.overload_mpps, 3),
             fmt_summary(&c.overload_ratio, 3),
             c.generator_mpps
+                .map_or("-".into(), |s| format!("{:.2}", s.median)),
+            c.generator_ceiling_mpps
                 .map_or("-".into(), |s| format!("{:.2}", s.median)),
         );
     }

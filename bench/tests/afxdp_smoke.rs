@@ -3,12 +3,12 @@
 //! well-formed and complete, that every frame reached the far sink through the worker — the
 //! raw AF_XDP forwarder and AF_XDP mode's decap and encap (frame sizes as the fast path makes
 //! them) — that every case has a same-round ratio to its raw baseline, and that namespaces and
-//! pins are cleaned up. Needs root (`lab::require_root`).
+//! pins are cleaned up. Needs root (`l2xdp_lab::require_root`).
 
 use std::time::Duration;
 
 use l2xdp_bench::afxdp::{self, Case};
-use l2xdp_dataplane::lab::require_root;
+use l2xdp_lab::require_root;
 
 const PACKETS: u64 = 3000;
 const ROUNDS: usize = 2;

@@ -3,12 +3,12 @@
 //! both sides with nothing lost, the failover recovered with every session kept, a new session
 //! after it, what the operator's tool `l2xdpctl` showed (its tunnels, its live `show stats`
 //! reports, its `failover status`, its tables in the output) — and nothing is left behind (namespaces, l2xdpd processes, the scratch directory
-//! with its bpffs mount and pins). Needs root (`lab::require_root`). No timing is asserted.
+//! with its bpffs mount and pins). Needs root (`l2xdp_lab::require_root`). No timing is asserted.
 
 use std::path::Path;
 use std::process::Command;
 
-use l2xdp_dataplane::lab::require_root;
+use l2xdp_lab::require_root;
 use serde_json::Value;
 
 #[test]

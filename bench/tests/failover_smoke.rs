@@ -11,7 +11,7 @@ use l2xdp_bench::setup_rate;
 async fn failover_smoke() {
     let l2xdpd = setup_rate::default_l2xdpd();
     // A failure under `make test` (L2XDP_REQUIRE_ROOT=1), else a recorded skip.
-    if !l2xdp_dataplane::lab::skip::require_binary("failover_smoke", &l2xdpd) {
+    if !l2xdp_lab::skip::require_binary("failover_smoke", &l2xdpd) {
         return;
     }
     let opts = Options {
@@ -75,7 +75,7 @@ async fn failover_smoke() {
 /// nothing left behind, the JSON well formed. No timing is asserted.
 #[test]
 fn failover_xdp_smoke() {
-    if !l2xdp_dataplane::lab::require_root("failover_xdp_smoke") {
+    if !l2xdp_lab::require_root("failover_xdp_smoke") {
         return;
     }
     let bin = |name: &str| {

@@ -4,12 +4,12 @@
 //! reached the AF_XDP receiver through each case (XDP_REDIRECT, XDP mode decap, raw AF_XDP
 //! forwarder, AF_XDP mode decap) with its stamp intact, that the histogram holds one latency
 //! per received frame, that the SVG was written, and that namespaces and pins are cleaned up.
-//! Needs root (`lab::require_root`).
+//! Needs root (`l2xdp_lab::require_root`).
 
 use std::time::Duration;
 
 use l2xdp_bench::latency::{self, Case};
-use l2xdp_dataplane::lab::require_root;
+use l2xdp_lab::require_root;
 
 const PACKETS: u64 = 400;
 const ROUNDS: usize = 2;

@@ -9,7 +9,7 @@ use l2xdp_bench::setup_rate::{self, Options};
 async fn setup_rate_smoke() {
     let l2xdpd = setup_rate::default_l2xdpd();
     // A failure under `make test` (L2XDP_REQUIRE_ROOT=1), else a recorded skip.
-    if !l2xdp_dataplane::lab::skip::require_binary("setup_rate_smoke", &l2xdpd) {
+    if !l2xdp_lab::skip::require_binary("setup_rate_smoke", &l2xdpd) {
         return;
     }
     let opts = Options {

@@ -6,15 +6,21 @@
 //! `throughput` runs with live L2TPv2 sessions (the LAC emulator through an `l2xdpd` process,
 //! which must have been built: `cargo build -p l2xdp-controlplane --bin l2xdpd`).
 //! No timing assertions: the rates themselves are not checked. Needs root
-//! (`lab::require_root`).
+//! (`l2xdp_lab::require_root`).
+//!
+//! The generator is the probe's choice: live-frame test runs where the kernel allows them,
+//! else AF_PACKET (`L2XDP_FORCE_PROBE=live_frames=off` forces the latter on any kernel); the
+//! reports must name it, and with AF_PACKET carry its ceiling per case. `cost` runs its
+//! default method (plain test runs, every output checked against the reference).
 
 use std::path::Path;
 use std::time::Duration;
 
 use l2xdp_bench::live::SessionsFrom;
+use l2xdp_bench::pktgen::Kind;
 use l2xdp_bench::throughput::{self, Direction, Dut, Mode, Size};
 use l2xdp_bench::{cost, lns, scale};
-use l2xdp_dataplane::lab::require_root;
+use l2xdp_lab::require_root;
 
 /// Far below any rate this path forwards at: nothing is dropped (the DUT's NAPI kthreads run
 /// SCHED_FIFO, [`RT_PRIO`], so that other jobs on the machine cannot hold them off for the
@@ -87,6 +93,11 @@ fn assert_environment(v: &serde_json::Value, scenario: &str, mode: &str) {
     }
     assert!(v["generator_cpu"].as_u64().is_some());
     assert!(v["dut_cpu"].as_u64().is_some());
+    assert_eq!(
+        v["generator"],
+        Kind::for_this_kernel().name(),
+        "{scenario}: the generator the probe chose is named"
+    );
     assert!(
         v["receivers_napi"]
             .as_str()
@@ -105,6 +116,16 @@ fn assert_delivered(c: &serde_json::Value) {
     let samples = c["samples"].as_array().expect("samples");
     assert!(!samples.is_empty(), "{name}: samples");
     for s in samples {
+        // The AF_PACKET generator's ceiling, measured before the case: it sent into the drop
+        // sink and the sink counted.
+        if Kind::for_this_kernel() == Kind::AfPacket {
+            assert!(
+                s["generator_ceiling_mpps"]
+                    .as_f64()
+                    .is_some_and(|m| m > 0.0),
+                "{name}: generator ceiling measured"
+            );
+        }
         let trials = s["trials"].as_array().expect("trials");
         assert!(!trials.is_empty(), "{name}: trials");
         for t in trials {
@@ -185,7 +206,7 @@ fn throughput_scale_cost_smoke() {
         SessionsFrom::Live
     } else {
         assert!(
-            !l2xdp_dataplane::lab::skip::required(),
+            !l2xdp_lab::skip::required(),
             "throughput_scale_cost_smoke: no l2xdpd next to the tests ({}) and \
              L2XDP_REQUIRE_ROOT=1: cargo build --workspace --bins",
             l2xdpd.display()
@@ -220,7 +241,9 @@ fn throughput_scale_cost_smoke() {
         out: out.clone(),
         command: "throughput_smoke".into(),
         batch: 64,
+        generator: Kind::for_this_kernel(),
     };
+    eprintln!("throughput_smoke: generator {}", opts.generator.describe());
     throughput::run(&opts).expect("throughput");
     let v = json(&out.join("throughput.json"));
     assert_environment(&v, "throughput", "xdp");
@@ -326,8 +349,10 @@ fn throughput_scale_cost_smoke() {
     }
     assert_svg(&out.join("scale.svg"));
 
-    // cost: the forward scenario's verified bpf_stats passes, v3 included.
+    // cost, default method: plain test runs, every output checked, v3 included.
     let copts = cost::Options {
+        method: cost::Method::Testrun,
+        runs: 4096,
         rounds: 1,
         duration: Duration::ZERO,
         packets: Some(3000),
@@ -361,8 +386,23 @@ fn throughput_scale_cost_smoke() {
         .as_array()
         .expect("callgrind cases");
     assert_eq!(cg.len(), 5, "{}", v["afxdp_callgrind"]["note"]);
-    for c in v["forward"]["cases"].as_array().expect("forward cases") {
-        assert_eq!(c["received"], c["generated"], "{}: sink count", c["name"]);
+    assert_eq!(v["method"], "testrun");
+    for c in v["testrun"]["cases"].as_array().expect("testrun cases") {
+        for s in c["samples"].as_array().expect("samples") {
+            assert_eq!(s["runs"], 4096, "{}: runs", c["case"]);
+            assert_eq!(s["mismatches"], 0, "{}: outputs = reference", c["case"]);
+            assert_eq!(s["verified"], true, "{}", c["case"]);
+            assert!(
+                s["ns_per_packet"].as_f64().is_some_and(|x| x > 0.0),
+                "{}: timed",
+                c["case"]
+            );
+        }
+        assert!(
+            c["ratio_to_swapmac"]["median"].as_f64().is_some(),
+            "{}: ratio",
+            c["case"]
+        );
     }
 
     // afxdp mode: every direction (both: one raw forwarder serving la⇄lc), 64 B and IMIX, v2

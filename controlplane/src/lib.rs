@@ -10,22 +10,26 @@
 //!   and proxy authentication), address pools and the users file.
 //! - [`l2tp`]: the L2TP control connection and session state machines (RFC 2661, RFC 3931),
 //!   both roles, sans-IO, and the [`l2tp::Registry`] that drives many of them.
-//! - [`node`]: one node — registry, PPP links and the fast path glued together, sans-IO.
+//! - [`node`]: one node — registry, PPP links and the fast path glued together, sans-IO; its
+//!   RFC 4951 recovery (`node/recovery.rs`) and what the operator sees of it
+//!   (`node/status.rs`).
 //! - [`driver`]: runs a node over real sockets on tokio.
-//! - [`daemon`]: `l2xdpd`'s configuration file and start-up; [`control`]: its control socket.
+//! - [`daemon`]: `l2xdpd`'s configuration file (`daemon/config.rs`), start-up
+//!   (`daemon/start.rs`), `config reload` and the failover drill; [`control`]: its control
+//!   socket.
 //! - [`config_file`]: TOML configuration files with errors that name the file, line and field.
 //! - [`socket`]: L2TP sockets over UDP and IP protocol 115, and a deterministic lossy shim for
 //!   tests.
-//! - [`lab`]: the lab pieces that need the control plane (a node on a thread in a network
-//!   namespace, waiting for its events, bringing up tunnels and sessions); the namespaces
-//!   themselves are `l2xdp_dataplane::lab`'s.
+//!
+//! Not here: labs and fixtures (a node on a thread in a network namespace, `l2xdpd` as a child
+//! process, bringing up tunnels and sessions: `l2xdp_lab::cp`, a crate `l2xdpd` and `l2xdpctl`
+//! do not link; this crate's integration tests use it, its unit tests must not).
 
 pub mod config_file;
 pub mod control;
 pub mod daemon;
 pub mod driver;
 pub mod l2tp;
-pub mod lab;
 pub mod metrics;
 pub mod node;
 pub mod ppp;

@@ -24,7 +24,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use l2xdp_dataplane::stats::{SessionStats, Snapshot, StatsMaps};
+#[cfg(feature = "xdp")]
+use l2xdp_dataplane::stats::StatsMaps;
+use l2xdp_dataplane_api::stats::{SessionStats, Snapshot};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -435,7 +437,11 @@ pub async fn serve(listener: TcpListener, cfg: MetricsConfig, handle: Handle) {
 }
 
 /// The pinned counter maps, opened on first use.
+#[cfg(feature = "xdp")]
 type Maps = std::sync::Arc<std::sync::Mutex<Option<StatsMaps>>>;
+/// Built without the XDP fast path: nothing to open.
+#[cfg(not(feature = "xdp"))]
+type Maps = std::sync::Arc<std::sync::Mutex<Option<std::convert::Infallible>>>;
 
 /// The fast path's snapshot, read on a blocking thread (one map lookup per session), opening
 /// the pinned maps on first use and again after an error (`l2xdp-dataplane` may have
@@ -449,6 +455,12 @@ async fn fast_path(cfg: &MetricsConfig, maps: &Maps) -> Option<Snapshot> {
         .flatten()
 }
 
+#[cfg(not(feature = "xdp"))]
+fn read_fast_path(_dir: &std::path::Path, _maps: &Maps) -> Option<Snapshot> {
+    None
+}
+
+#[cfg(feature = "xdp")]
 fn read_fast_path(dir: &std::path::Path, maps: &Maps) -> Option<Snapshot> {
     let mut m = maps
         .lock()

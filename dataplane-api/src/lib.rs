@@ -14,6 +14,11 @@
 //! that steer downstream traffic into the session (L2TPv2/PPP), or the attachment circuit of
 //! an L2TPv3 Ethernet pseudowire.
 
+/// The default bpffs directory of the fast path's pinned maps and links.
+pub const PIN_DIR: &str = "/sys/fs/bpf/l2xdp";
+
+pub mod stats;
+
 use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, Ipv6Addr};
 

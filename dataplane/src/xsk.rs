@@ -89,6 +89,7 @@ impl<T: Copy> Ring<T> {
 
     /// A ring in anonymous memory with the kernel's layout (producer, consumer, flags, then the
     /// entries), for an in-memory socket: flags stay 0 (no wakeup is ever asked for).
+    #[cfg(any(test, feature = "test-peer"))]
     fn anon(size: u32) -> io::Result<Self> {
         const DESC: usize = 192;
         let off = libc::xdp_ring_offset {
@@ -128,7 +129,8 @@ impl<T: Copy> Ring<T> {
         }
     }
 
-    /// Entry slot `idx` (free-running index) of the ring.
+    /// Entry slot `idx` (free-running index) of the ring (the in-memory peer's access).
+    #[cfg(any(test, feature = "test-peer"))]
     fn slot(&self, idx: u32) -> *mut T {
         // SAFETY: masked into the ring's `mask + 1` entries.
         unsafe { self.desc.add((idx & self.mask) as usize) }
@@ -186,7 +188,7 @@ impl<T> Drop for Ring<T> {
 
 /// An AF_XDP socket bound to one queue of one interface, with its own UMEM.
 pub struct XskSocket {
-    /// None: an in-memory socket ([`XskSocket::in_memory`]).
+    /// None: an in-memory socket (`XskSocket::in_memory`, feature `test-peer`).
     fd: Option<OwnedFd>,
     area: *mut u8,
     area_len: usize,
@@ -338,11 +340,12 @@ impl XskSocket {
         Ok(sock)
     }
 
-    /// A socket without a kernel: the same UMEM, rings and methods in anonymous memory, for
-    /// measuring the worker loop with no NIC and no system call (`l2xdp-bench cost` runs it
-    /// under callgrind). The kernel's part is played by [`peer_receive`](Self::peer_receive)
-    /// and [`peer_transmit`](Self::peer_transmit); its fd is -1; no ring ever asks for a
-    /// wakeup, so [`flush`](Self::flush) makes no system call.
+    /// A socket without a kernel (feature `test-peer`, off in the product): the same UMEM,
+    /// rings and methods in anonymous memory, for measuring the worker loop with no NIC and no
+    /// system call (`l2xdp-bench cost` runs it under callgrind). The kernel's part is played by
+    /// [`peer_receive`](Self::peer_receive) and [`peer_transmit`](Self::peer_transmit); its fd
+    /// is -1; no ring ever asks for a wakeup, so [`flush`](Self::flush) makes no system call.
+    #[cfg(any(test, feature = "test-peer"))]
     pub fn in_memory(ifindex: u32, queue: u32, frames: u32) -> io::Result<XskSocket> {
         let frames = frames.max(64).next_power_of_two();
         let half = frames / 2;
@@ -410,6 +413,7 @@ impl XskSocket {
     /// writes `meta` just before [`RX_HEADROOM`] (where `bpf_xdp_adjust_meta` puts it) and
     /// `frame` at it, and posts the frame on the receive ring. False when the fill ring is
     /// empty, the receive ring full, the data too long, or the socket is a real one.
+    #[cfg(any(test, feature = "test-peer"))]
     pub fn peer_receive(&mut self, meta: &[u8], frame: &[u8]) -> bool {
         if self.fd.is_some()
             || meta.len() > RX_HEADROOM as usize
@@ -457,6 +461,7 @@ impl XskSocket {
     /// The kernel's side of an in-memory socket, transmitting: takes every queued transmit
     /// descriptor, hands its bytes to `sent`, and completes it. The number of frames (0 for a
     /// real socket).
+    #[cfg(any(test, feature = "test-peer"))]
     pub fn peer_transmit(&mut self, mut sent: impl FnMut(&[u8])) -> u32 {
         if self.fd.is_some() {
             return 0;

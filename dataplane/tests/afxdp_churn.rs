@@ -5,9 +5,9 @@
 //! packet of the sessions that stay arrives, counted per subscriber at the receivers, and the
 //! replicas end with exactly the stable sessions. Then the workers stop (their sockets close,
 //! as when the AF_XDP process dies) and the programs forward in XDP mode, nothing lost. Needs
-//! root (`lab::require_root`).
+//! root (`l2xdp_lab::require_root`).
 //!
-//! Loss: the senders are paced by what the receivers counted (`lab::traffic`), so any
+//! Loss: the senders are paced by what the receivers counted (`l2xdp_lab::traffic`), so any
 //! shortfall is a real loss and fails the test. Time limits only bound a hung run.
 
 use std::collections::BTreeMap;
@@ -15,12 +15,12 @@ use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use l2xdp_dataplane::api::{Binding, DataPlane, SessionEntry};
-use l2xdp_dataplane::lab::require_root;
-use l2xdp_dataplane::lab::topology::{Mode, PeerPort, Pins, Topology, CORE0, LAC0};
-use l2xdp_dataplane::lab::traffic::{
+use l2xdp_dataplane::XdpDataPlane;
+use l2xdp_lab::require_root;
+use l2xdp_lab::topology::{Mode, PeerPort, Pins, Topology, CORE0, LAC0};
+use l2xdp_lab::traffic::{
     classify_downstream, classify_upstream, ip_socket, Counter, Flows, Paced, Sub,
 };
-use l2xdp_dataplane::XdpDataPlane;
 use l2xdp_wire::datapath::SessionKey;
 
 const STABLE: usize = 16;
@@ -167,10 +167,10 @@ fn hundred_thousand_installs_and_removals_under_traffic_lose_nothing() {
 #[test]
 fn a_change_lost_to_a_full_queue_is_recovered_by_the_rescan() {
     use aya::maps::{Array, HashMap, Map, MapData};
-    use l2xdp_dataplane::lab::traffic::upstream_frame;
     use l2xdp_dataplane::session_map::{map_key, to_map};
     use l2xdp_dataplane::stats::StatsMaps;
     use l2xdp_ebpf::maps::{self, name};
+    use l2xdp_lab::traffic::upstream_frame;
     use l2xdp_wire::datapath::{DropReason, TxSeq};
 
     if !require_root("a_change_lost_to_a_full_queue_is_recovered_by_the_rescan") {
@@ -215,10 +215,10 @@ fn a_change_lost_to_a_full_queue_is_recovered_by_the_rescan() {
     });
 
     lac_sock.send(&upstream_frame(&sub, &mut TxSeq::default(), 0));
-    let unknown = |fp: &l2xdp_dataplane::lab::topology::FastPath| {
+    let unknown = |fp: &l2xdp_lab::topology::FastPath| {
         fp.drop_counters()[DropReason::UnknownSession as usize]
     };
-    let end = std::time::Instant::now() + l2xdp_dataplane::lab::traffic::LIMIT;
+    let end = std::time::Instant::now() + l2xdp_lab::traffic::LIMIT;
     while unknown(&fp) < 1 && std::time::Instant::now() < end {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }

@@ -3,15 +3,15 @@
 //! queues (downstream: one flow per subscriber; upstream: one tunnel, so one queue), so both
 //! workers forward; each has every session in its replica; half of the sessions are sequenced
 //! (their Ns is shared by the workers). Every packet arrives, counted per subscriber at the
-//! receivers. Needs root (`lab::require_root`) and two CPUs (else a recorded skip).
+//! receivers. Needs root (`l2xdp_lab::require_root`) and two CPUs (else a recorded skip).
 
 use l2xdp_dataplane::api::DataPlane;
-use l2xdp_dataplane::lab::topology::{Mode, PeerPort, Pins, Topology, CORE0, LAC0};
-use l2xdp_dataplane::lab::traffic::{
+use l2xdp_dataplane::XdpDataPlane;
+use l2xdp_lab::topology::{Mode, PeerPort, Pins, Topology, CORE0, LAC0};
+use l2xdp_lab::traffic::{
     classify_downstream, classify_upstream, ip_socket, Counter, Flows, Paced, Sub,
 };
-use l2xdp_dataplane::lab::{require_root, skip};
-use l2xdp_dataplane::XdpDataPlane;
+use l2xdp_lab::{require_root, skip};
 
 const SESSIONS: usize = 16;
 const ROUNDS: usize = 20;

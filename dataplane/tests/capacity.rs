@@ -5,9 +5,9 @@
 use std::net::Ipv4Addr;
 
 use l2xdp_dataplane::api::{Binding, DataPlane, DataPlaneError, SessionEntry};
-use l2xdp_dataplane::lab::require_root;
 use l2xdp_dataplane::loader;
 use l2xdp_dataplane::xdp::XdpDataPlane;
+use l2xdp_lab::require_root;
 use l2xdp_wire::datapath::{PppTx, Session, SessionKey};
 use l2xdp_wire::l2tp::header::{Cookie, Transport};
 use l2xdp_wire::net::ethernet::{MacAddr, Vlans};

@@ -4,7 +4,7 @@
 //! sessions of one tunnel, data frames from the LAC, the decapsulated packets counted per
 //! subscriber in the core namespace (the lab's topology, counter and paced sender). Every frame arrives; each frame is redirected once (first
 //! pass) and decapsulated once (second pass); each session runs on one CPU and the sessions
-//! use more than one. Needs root (`lab::require_root`) and two online CPUs (else a recorded skip).
+//! use more than one. Needs root (`l2xdp_lab::require_root`) and two online CPUs (else a recorded skip).
 
 mod common;
 
@@ -14,12 +14,12 @@ use std::net::Ipv4Addr;
 use aya::maps::{Map, MapData, PerCpuHashMap};
 use common::*;
 use l2xdp_dataplane::api::{Binding, SessionEntry};
-use l2xdp_dataplane::lab::packet::ETH_P_LOCAL_EXP;
-use l2xdp_dataplane::lab::topology::{PeerPort, Pins, Topology, CORE0, LAC0};
-use l2xdp_dataplane::lab::traffic::{ip_socket, Counter, Paced, RECV_TIMEOUT};
 use l2xdp_dataplane::session_map::map_key;
 use l2xdp_dataplane::{loader, DataPlane, FastPathConfig, XdpDataPlane};
 use l2xdp_ebpf::maps::{self, name, verdict};
+use l2xdp_lab::packet::ETH_P_LOCAL_EXP;
+use l2xdp_lab::topology::{PeerPort, Pins, Topology, CORE0, LAC0};
+use l2xdp_lab::traffic::{ip_socket, Counter, Paced, RECV_TIMEOUT};
 use l2xdp_wire::datapath::{emit_inner_ethernet, SessionKey};
 use l2xdp_wire::l2tp::header::Transport;
 
@@ -87,10 +87,7 @@ fn cpumap_spreads_sessions_of_one_tunnel() {
     let cpus = loader::cpumap_cpus().expect("online CPUs");
     if cpus < 2 {
         // One online CPU (/sys/devices/system/cpu/online): nothing to spread over.
-        l2xdp_dataplane::lab::skip::skip_for_resource(
-            "cpumap_spreads_sessions_of_one_tunnel",
-            "2 CPUs",
-        );
+        l2xdp_lab::skip::skip_for_resource("cpumap_spreads_sessions_of_one_tunnel", "2 CPUs");
         return;
     }
     // The lab's topology; as `l2xdp-dataplane attach --cpumap`: the cpumap filled for the

@@ -4,17 +4,17 @@
 //! core side and in the per-session counters; and back. In XDP mode and, as
 //! `static_pseudowire_over_three_namespaces_afxdp`, in AF_XDP mode (a worker on CPU 0 with
 //! sockets on `la` and `lc`, which is the pseudowire's attachment circuit here): same packets,
-//! same counters, and every one of them through the worker. Needs root (`lab::require_root`).
+//! same counters, and every one of them through the worker. Needs root (`l2xdp_lab::require_root`).
 
 mod common;
 
 use std::time::Duration;
 
 use common::*;
-use l2xdp_dataplane::lab::packet::ETH_P_LOCAL_EXP;
-use l2xdp_dataplane::lab::topology::{Mode, PeerPort, Pins, Topology, CORE0, LAC0, LC};
 use l2xdp_dataplane::{loader, static_pw, DataPlane, XdpDataPlane};
 use l2xdp_ebpf::maps::xsk_stat;
+use l2xdp_lab::packet::ETH_P_LOCAL_EXP;
+use l2xdp_lab::topology::{Mode, PeerPort, Pins, Topology, CORE0, LAC0, LC};
 use l2xdp_wire::datapath::DropReason;
 
 /// How long a count waits for one more frame.

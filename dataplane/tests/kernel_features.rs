@@ -1,9 +1,9 @@
 //! The fast path loads on the kernel it meets (issue 12): the probes' answers decide what is
 //! verified, and what the kernel refuses is never in the verified path.
 
-use l2xdp_dataplane::lab::require_root as root;
 use l2xdp_dataplane::loader;
 use l2xdp_dataplane::probe::{self, Feature, Status, XskHandoff};
+use l2xdp_lab::require_root as root;
 
 /// The in-band hand-off loads everywhere; the metadata hand-off loads exactly where the kernel
 /// gives XDP programs `bpf_xdp_adjust_meta` — so on a kernel that refuses it the in-band

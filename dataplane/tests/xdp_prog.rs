@@ -1,6 +1,6 @@
 //! The XDP programs against the reference (`wire::datapath`), with BPF_PROG_TEST_RUN inside a
 //! fresh namespace (bpf_fib_lookup resolves through its routes and static neighbours). Needs
-//! root (`lab::require_root`).
+//! root (`l2xdp_lab::require_root`).
 //!
 //! Every case runs twice: `xdp::<case>` checks the programs against the reference;
 //! `afxdp::<case>` is the differential test of AF_XDP mode — the same frames also go through
@@ -20,7 +20,7 @@ fn forwarded(v: &Verdict) -> bool {
 }
 
 fn v2_upstream_and_downstream_ipv4_and_ipv6_inside(mode: Mode) {
-    if skip_unless_root("v2_upstream_and_downstream") {
+    if skip_unless_test_run("v2_upstream_and_downstream") {
         return;
     }
     let mut f = Fixture::new_mode("v2", mode);
@@ -56,7 +56,7 @@ fn v2_upstream_and_downstream_ipv4_and_ipv6_inside(mode: Mode) {
 }
 
 fn v3_over_udp_and_ip_with_cookies(mode: Mode) {
-    if skip_unless_root("v3_over_udp_and_ip_with_cookies") {
+    if skip_unless_test_run("v3_over_udp_and_ip_with_cookies") {
         return;
     }
     let mut f = Fixture::new_mode("v3", mode);
@@ -93,7 +93,7 @@ fn v3_over_udp_and_ip_with_cookies(mode: Mode) {
 }
 
 fn sequencing_in_order_duplicate_and_relearn_after_reset(mode: Mode) {
-    if skip_unless_root("sequencing") {
+    if skip_unless_test_run("sequencing") {
         return;
     }
     let mut f = Fixture::new_mode("seq", mode);
@@ -148,7 +148,7 @@ fn sequencing_in_order_duplicate_and_relearn_after_reset(mode: Mode) {
 }
 
 fn unknown_spoofed_control_and_ppp_control(mode: Mode) {
-    if skip_unless_root("unknown_spoofed_control") {
+    if skip_unless_test_run("unknown_spoofed_control") {
         return;
     }
     let mut f = Fixture::new_mode("neg", mode);
@@ -257,7 +257,7 @@ fn v2_bound(session_id: u16, ipv4: Option<&str>, ipv6: &[(&str, u8)]) -> Session
 /// longest prefix); a session installed before its address is bound forwards nothing; IPv6
 /// link-local goes to the control plane.
 fn source_address_validation(mode: Mode) {
-    if skip_unless_root("source_address_validation") {
+    if skip_unless_test_run("source_address_validation") {
         return;
     }
     let mut f = Fixture::new_mode("sav", mode);
@@ -345,7 +345,7 @@ fn refresh_udp_checksum(frame: &mut [u8]) {
 }
 
 fn every_prefix_of_valid_frames(mode: Mode) {
-    if skip_unless_root("every_prefix_of_valid_frames") {
+    if skip_unless_test_run("every_prefix_of_valid_frames") {
         return;
     }
     let mut f = Fixture::new_mode("trunc", mode);

@@ -1,26 +1,21 @@
-//! l2xdp-ebpf: the XDP programs (C in `bpf/`, built by `build.rs` with `clang -target bpf`,
-//! embedded here) and the map layouts shared with user space ([`maps`], the twins of
-//! `include/l2xdp_maps.h`).
+//! l2xdp-ebpf: the fast path's XDP programs (C in `bpf/l2xdp.bpf.c`, built by `build.rs` with
+//! `clang -target bpf`, embedded here) and the map layouts shared with user space ([`maps`],
+//! the twins of `include/l2xdp_maps.h`).
 //!
 //! Programs in [`L2XDP_OBJ`]: `xdp_l2tp_access` (decap, access side), `xdp_l2tp_access_cpu`
 //! (its second pass behind the cpumap), `xdp_l2tp_core` (encap, core side and v3 attachment
-//! circuits). In [`UTIL_OBJ`]: `xdp_pass` (for veth peers, so redirected frames are delivered)
-//! and `xdp_swap_mac` (the XDP_TX baseline of the cost measurement). In [`BENCH_OBJ`]: the
-//! forwarding benchmark's live-frame generator `xdp_gen`, baseline forwarder
-//! `xdp_redirect_plain` and sink `xdp_count` (their maps: [`bench`]).
+//! circuits).
+//!
+//! Not here: the lab's helper programs (`xdp_pass`, `xdp_swap_mac`: `l2xdp_lab::bpf`) and the
+//! benchmark's generators, baseline forwarder and sinks (`l2xdp_bench::bpf`); they are built by
+//! their own crates with the same flags (`build_bpf.rs`), so the product embeds only its own
+//! object.
 
 pub mod btf;
 pub mod maps;
 
 /// The fast-path object (ELF, 8-byte aligned for aya).
 pub static L2XDP_OBJ: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/l2xdp.o"));
-
-/// The helper object (no maps).
-pub static UTIL_OBJ: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/l2xdp_util.o"));
-
-/// The forwarding benchmark's object (generator, baseline forwarder, counting sink).
-pub static BENCH_OBJ: &[u8] =
-    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/l2xdp_bench.o"));
 
 /// Program names.
 pub mod prog {
@@ -30,140 +25,4 @@ pub mod prog {
     pub const ACCESS_CPU: &str = "xdp_l2tp_access_cpu";
     /// Core side and v3 attachment circuits: encapsulation.
     pub const CORE: &str = "xdp_l2tp_core";
-    /// `XDP_PASS` (in [`super::UTIL_OBJ`]).
-    pub const PASS: &str = "xdp_pass";
-    /// Swap MACs and `XDP_TX` (in [`super::UTIL_OBJ`]).
-    pub const SWAP_MAC: &str = "xdp_swap_mac";
-    /// Live-frame generator: next prepared frame, `XDP_TX` (in [`super::BENCH_OBJ`]).
-    pub const GEN: &str = "xdp_gen";
-    /// Baseline forwarder: rewrite MACs, `bpf_redirect` (in [`super::BENCH_OBJ`]).
-    pub const REDIRECT_PLAIN: &str = "xdp_redirect_plain";
-    /// Counting sink, `XDP_DROP` (in [`super::BENCH_OBJ`]).
-    pub const COUNT: &str = "xdp_count";
-    /// Every frame to the AF_XDP socket of its queue (`bench_xsks`; in [`super::BENCH_OBJ`]).
-    pub const TO_XSK: &str = "xdp_to_xsk";
-    /// Paced generator: next prepared frame of any length, to its own egress, at a rate (in
-    /// [`super::BENCH_OBJ`]).
-    pub const GEN_PACED: &str = "xdp_gen_paced";
-}
-
-/// The maps of [`BENCH_OBJ`] (`ebpf/bpf/l2xdp_bench.bpf.c`): names and value layouts.
-pub mod bench {
-    /// Largest prepared frame.
-    pub const FRAME_MAX: usize = 128;
-    /// Template slots in [`TEMPLATES`].
-    pub const TEMPLATE_SLOTS: u32 = 16384;
-    /// ARRAY of [`Template`].
-    pub const TEMPLATES: &str = "bench_templates";
-    /// ARRAY of one [`GenConfig`].
-    pub const GEN_CFG: &str = "bench_gen_cfg";
-    /// PERCPU_ARRAY of one u32: the generator's round-robin cursor.
-    pub const GEN_CURSOR: &str = "bench_gen_cursor";
-    /// HASH ingress ifindex → [`Fwd`].
-    pub const FWD: &str = "bench_fwd";
-    /// PERCPU_ARRAY of two u64: received packets (0) and bytes (1).
-    pub const RX: &str = "bench_rx";
-    /// XSKMAP of [`super::prog::TO_XSK`], key = receive queue.
-    pub const XSKS: &str = "bench_xsks";
-
-    /// `struct bench_template`.
-    #[repr(C)]
-    #[derive(Clone, Copy, Debug)]
-    pub struct Template {
-        /// Frame length.
-        pub len: u32,
-        /// The frame (first `len` bytes).
-        pub data: [u8; FRAME_MAX],
-    }
-    // SAFETY: repr(C), plain bytes, no padding (4 + 128).
-    unsafe impl aya::Pod for Template {}
-
-    /// `struct bench_gen_cfg`.
-    #[repr(C)]
-    #[derive(Clone, Copy, Debug, Default)]
-    pub struct GenConfig {
-        /// First template of the current case.
-        pub base: u32,
-        /// Number of templates.
-        pub n: u32,
-    }
-    // SAFETY: repr(C), two u32.
-    unsafe impl aya::Pod for GenConfig {}
-
-    /// `struct bench_fwd`.
-    #[repr(C)]
-    #[derive(Clone, Copy, Debug, Default)]
-    pub struct Fwd {
-        /// Egress ifindex.
-        pub ifindex: u32,
-        /// Destination MAC written.
-        pub dst: [u8; 6],
-        /// Source MAC written.
-        pub src: [u8; 6],
-    }
-    // SAFETY: repr(C), u32 + 12 bytes, no padding.
-    unsafe impl aya::Pod for Fwd {}
-
-    /// Largest frame of [`PTemplate`] (its first [`FRAME_MAX`] bytes given, then zeros).
-    pub const PFRAME_MAX: usize = 2048;
-    /// ARRAY of [`PTemplate`] (16,384 in the object; resizable at load).
-    pub const PTEMPLATES: &str = "bench_ptemplates";
-    /// ARRAY of one [`Pace`].
-    pub const PACE: &str = "bench_pace";
-    /// PERCPU_ARRAY of one [`PaceState`].
-    pub const PACE_STATE: &str = "bench_pace_state";
-    /// DEVMAP of 64: the paced generator's egress devices.
-    pub const EGRESS: &str = "bench_egress";
-
-    /// `struct bench_ptemplate`.
-    #[repr(C)]
-    #[derive(Clone, Copy, Debug)]
-    pub struct PTemplate {
-        /// Frame length (up to [`PFRAME_MAX`]).
-        pub len: u32,
-        /// Key of the egress device in [`EGRESS`].
-        pub egress: u32,
-        /// The frame's first bytes (the rest is zeros).
-        pub data: [u8; FRAME_MAX],
-    }
-    // SAFETY: repr(C), plain bytes, no padding (4 + 4 + 128).
-    unsafe impl aya::Pod for PTemplate {}
-
-    /// `struct bench_pace`.
-    #[repr(C)]
-    #[derive(Clone, Copy, Debug, Default)]
-    pub struct Pace {
-        /// Picoseconds between frames (0: unpaced).
-        pub interval_ps: u64,
-        /// Credit kept at most, picoseconds.
-        pub burst_ps: u64,
-        /// First template of the case.
-        pub base: u32,
-        /// Templates.
-        pub n: u32,
-    }
-    // SAFETY: repr(C), 2 × u64 + 2 × u32, no padding.
-    unsafe impl aya::Pod for Pace {}
-
-    /// `struct bench_pace_state` (per CPU).
-    #[repr(C)]
-    #[derive(Clone, Copy, Debug, Default)]
-    pub struct PaceState {
-        /// When the next frame is due, picoseconds of CLOCK_MONOTONIC.
-        pub next_ps: u64,
-        /// Next template.
-        pub cursor: u64,
-        /// Frames sent.
-        pub sent: u64,
-        /// Bytes sent.
-        pub sent_bytes: u64,
-        /// Runs that were not due.
-        pub skipped: u64,
-        /// First send, picoseconds of CLOCK_MONOTONIC (0: none yet).
-        pub first_ps: u64,
-        /// Last send.
-        pub last_ps: u64,
-    }
-    // SAFETY: repr(C), seven u64.
-    unsafe impl aya::Pod for PaceState {}
 }

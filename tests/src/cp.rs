@@ -6,7 +6,7 @@ use std::path::Path;
 use l2xdp_controlplane::ppp::MemoryCredentials;
 use l2xdp_decode::{DecodeOptions, Decoder};
 
-pub use l2xdp_controlplane::lab::{bring_up, is_down, open_user_session, wait_for};
+pub use l2xdp_lab::cp::{bring_up, is_down, open_user_session, wait_for};
 
 /// `user0`/`pw0` … `user{n-1}`/`pw{n-1}`.
 pub fn users(n: usize) -> MemoryCredentials {

@@ -421,7 +421,7 @@ async fn v3_pseudowires_over_udp() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn v3_pseudowires_over_ip_115() {
-    if !l2xdp_dataplane::lab::require_root("v3_pseudowires_over_ip_115") {
+    if !l2xdp_lab::require_root("v3_pseudowires_over_ip_115") {
         return;
     }
     // Two loopback addresses, so each raw socket sees only its own side's packets.

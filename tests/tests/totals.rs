@@ -1,12 +1,12 @@
 //! `scripts/totals.sh`, the closing lines of `scripts/test.sh` (and of `make test`, which CI
-//! parses): on a captured cargo log and a skip log as `l2xdp_dataplane::lab::skip` writes it,
+//! parses): on a captured cargo log and a skip log as `l2xdp_lab::skip` writes it,
 //! a recorded skip moves one test from passed to skipped and is listed with its reason; the
 //! totals line stays the last line, in its format.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use l2xdp_dataplane::lab::skip;
+use l2xdp_lab::skip;
 
 /// Two test binaries and a doc-test run, as `cargo test` prints them: 5 + 3 + 2 passed, 1
 /// failed, 1 ignored.

@@ -2,13 +2,13 @@
 //! `lac` — `lns` — `core` joined by veth pairs, the XDP programs attached on the lns side
 //! (`xdp_l2tp_access` on the access veth `la`, `xdp_l2tp_core` on the core veth `lc`, maps and
 //! links pinned under a per-test directory of /sys/fs/bpf), `xdp_pass` on the peers so that
-//! redirected frames are delivered. Needs root (`lab::require_root`).
+//! redirected frames are delivered. Needs root (`l2xdp_lab::require_root`).
 //!
 //! The control plane runs in this process: the LNS [`Node`] over an [`XdpDataPlane`] of the
 //! pinned maps, its UDP socket bound in `lns`; the LAC `Node` (initiator, PPP client with CHAP)
 //! in `lac`. Each runs on a current-thread tokio runtime on a dedicated thread that entered
 //! its namespace (sockets belong to the namespace of the thread that creates them): the
-//! control plane's lab, `l2xdp_controlplane::lab::NodeThread`.
+//! control plane's lab, `l2xdp_lab::cp::NodeThread`.
 //!
 //! 1. The LAC brings up `TUNNELS × SESSIONS` L2TPv2 sessions with PPP through IPCP. Every
 //!    control message and PPP control frame goes LAC → veth → `xdp_l2tp_access` → XDP_PASS →
@@ -29,10 +29,10 @@
 //!    kill; a later test does `kill -9` of the daemon process. Every packet sent after the
 //!    kill, both ways, arrives, and the sessions are still installed.
 //!
-//! Loss: the senders are paced by what the receivers counted (`lab::traffic`), so any
+//! Loss: the senders are paced by what the receivers counted (`l2xdp_lab::traffic`), so any
 //! shortfall is a real loss and fails the test. The topology, packet sockets, frame builders
-//! and classifiers are the lab's (`l2xdp_dataplane::lab`), shared with
-//! `controlplane/tests/xdp_kill9.rs`.
+//! and classifiers are the lab's (`l2xdp_lab`), shared with
+//! `tests/tests/xdp_kill9.rs`.
 //!
 //! Time limits only bound a hung run; nothing asserts how fast anything went.
 
@@ -43,19 +43,19 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use l2xdp_controlplane::l2tp::{L2tpConfig, Peer};
-use l2xdp_controlplane::lab::{is_down, subscriber, wait_for, NodeThread};
 use l2xdp_controlplane::node::{NodeConfig, NodeCounters, NodeEvent};
 use l2xdp_controlplane::ppp::{AuthMethod, Ipv4Pool, Ipv4Range, PppConfig};
-use l2xdp_dataplane::lab::require_root;
-use l2xdp_dataplane::lab::topology::{
+use l2xdp_dataplane::{DataPlane, XdpDataPlane};
+use l2xdp_ebpf::maps::verdict;
+use l2xdp_lab::cp::{is_down, subscriber, wait_for, NodeThread};
+use l2xdp_lab::require_root;
+use l2xdp_lab::topology::{
     Mode, PeerPort, Pins, Topology, CORE0, CORE_HOST, L2TP_PORT, LAC0, LAC_IP, LNS_IP,
 };
-use l2xdp_dataplane::lab::traffic::{
+use l2xdp_lab::traffic::{
     self, assert_bound, classify_downstream, classify_upstream, inner_ip, ip_socket, Counter,
     Flows, Paced, Sub, CORE_PORT, SUB_PORT,
 };
-use l2xdp_dataplane::{DataPlane, XdpDataPlane};
-use l2xdp_ebpf::maps::verdict;
 use l2xdp_tests::cp::users;
 use l2xdp_wire::datapath::{encap, DropReason, SessionKey, Why};
 use l2xdp_wire::l2tp::header::Version;

@@ -27,7 +27,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use l2xdp_bench::forward::{self, Case};
+use l2xdp_bench::cases::Case;
+use l2xdp_bench::common;
+use l2xdp_bench::forward;
 use l2xdp_bench::live::SessionsFrom;
 use l2xdp_bench::throughput::{self, Direction, Dut, Mode, Size};
 use l2xdp_bench::{
@@ -127,7 +129,8 @@ enum Scenario {
         /// Frames a worker takes per socket and pass.
         #[arg(long, default_value_t = 64)]
         batch: u32,
-        /// Comma-separated cases, in interleaving order.
+        /// Comma-separated cases, in interleaving order (raw-xskrs-up and raw-xskrs-down, the
+        /// raw forwarder on xsk-rs, need `--features xskrs`).
         #[arg(long, default_value = "raw-up,afxdp-decap-v2,raw-down,afxdp-encap-v2")]
         cases: String,
         /// JSON report path.
@@ -187,14 +190,22 @@ enum Scenario {
         #[arg(long)]
         l2xdpd: Option<PathBuf>,
     },
-    /// Nanoseconds per packet of each XDP program (bpf_stats run_time_ns / run_cnt) beside a
-    /// swap-MAC XDP_TX program: the `forward` scenario's verified stats passes, decap/encap
-    /// v2 and v3; and instructions per packet of the AF_XDP worker loop under
-    /// `valgrind --tool=callgrind` beside the raw forwarder's (in-memory sockets, no root).
+    /// Nanoseconds per packet of each XDP program beside a swap-MAC XDP_TX program, decap/encap
+    /// v2 and v3 (`--method testrun`, the default: plain BPF_PROG_TEST_RUN, repeat 1, frames
+    /// cycling over every session, outputs checked against wire::datapath; `--method forward`:
+    /// bpf_stats of the `forward` scenario's verified stats passes); and instructions per
+    /// packet of the AF_XDP worker loop under `valgrind --tool=callgrind` beside the raw
+    /// forwarder's (in-memory sockets, no root).
     Cost {
         /// Interleaved rounds.
         #[arg(long, default_value_t = 5)]
         rounds: usize,
+        /// testrun (every kernel) or forward (bpf_stats while forwarding).
+        #[arg(long, default_value = "testrun")]
+        method: String,
+        /// testrun: test runs per case and round.
+        #[arg(long, default_value_t = 65_536)]
+        runs: u32,
         /// Timed pass per case and round, milliseconds (the bpf_stats pass is a quarter of it).
         #[arg(long, default_value_t = 1000)]
         duration_ms: u64,
@@ -399,7 +410,7 @@ enum FastPath {
 /// root, 1 otherwise).
 fn finish<R>(
     name: &str,
-    result: Result<R, forward::Error>,
+    result: Result<R, common::Error>,
     table: fn(&R) -> String,
     files: Vec<String>,
 ) -> ExitCode {
@@ -411,8 +422,8 @@ fn finish<R>(
             }
             ExitCode::SUCCESS
         }
-        Err(forward::Error::NotRoot) => {
-            eprintln!("l2xdp-bench {name}: {}", forward::Error::NotRoot);
+        Err(common::Error::NotRoot) => {
+            eprintln!("l2xdp-bench {name}: {}", common::Error::NotRoot);
             ExitCode::from(2)
         }
         Err(e) => {
@@ -478,7 +489,12 @@ fn main() -> ExitCode {
                     None => {
                         eprintln!(
                             "l2xdp-bench: unknown case {c:?} (known: {})",
-                            afxdp::Case::ALL.map(afxdp::Case::name).join(", ")
+                            afxdp::Case::ALL
+                                .into_iter()
+                                .chain(afxdp::Case::XSKRS)
+                                .map(afxdp::Case::name)
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         );
                         return ExitCode::from(2);
                     }
@@ -605,6 +621,7 @@ fn main() -> ExitCode {
                 out: rate.out.clone(),
                 command,
                 batch,
+                generator: l2xdp_bench::pktgen::Kind::for_this_kernel(),
             };
             finish(
                 "throughput",
@@ -672,6 +689,8 @@ fn main() -> ExitCode {
         }
         Scenario::Cost {
             rounds,
+            method,
+            runs,
             duration_ms,
             packets,
             sessions,
@@ -680,7 +699,13 @@ fn main() -> ExitCode {
             callgrind_packets,
             callgrind_only,
         } => {
+            let Some(method) = cost::Method::parse(&method) else {
+                eprintln!("l2xdp-bench cost: --method {method:?}: testrun or forward");
+                return ExitCode::from(2);
+            };
             let opts = cost::Options {
+                method,
+                runs,
                 rounds,
                 duration: Duration::from_millis(duration_ms),
                 packets,
@@ -908,6 +933,7 @@ fn main() -> ExitCode {
                 cases: parsed,
                 json: json.clone(),
                 command,
+                generator: l2xdp_bench::pktgen::Kind::for_this_kernel(),
             };
             finish(
                 "forward",

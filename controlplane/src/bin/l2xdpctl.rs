@@ -14,7 +14,10 @@ use std::time::Duration;
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use l2xdp_controlplane::control::{ErrorKind, PROTOCOL};
 use l2xdp_controlplane::daemon::DaemonConfig;
-use l2xdp_dataplane::stats::{Rates, Snapshot, StatsMaps};
+#[cfg(feature = "xdp")]
+use l2xdp_dataplane::stats::StatsMaps;
+#[cfg(feature = "xdp")]
+use l2xdp_dataplane_api::stats::{Rates, Snapshot};
 use serde_json::{json, Value};
 
 const EXIT_CODES: &str = "\
@@ -39,7 +42,7 @@ struct Args {
     #[arg(long, global = true, default_value = "/run/l2xdp/l2xdpd.sock")]
     socket: PathBuf,
     /// Where l2xdp-dataplane pinned the fast path's maps (show stats).
-    #[arg(long, global = true, default_value = l2xdp_dataplane::loader::PIN_DIR)]
+    #[arg(long, global = true, default_value = l2xdp_dataplane_api::PIN_DIR)]
     pins: PathBuf,
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
@@ -406,6 +409,26 @@ fn run(a: &Args) -> Result<(), Fail> {
 
 /// Two snapshots `interval` seconds apart, and the rates between them.
 fn stats(
+    pins: &Path,
+    interval: f64,
+    per_session: bool,
+    count: u64,
+    report: &dyn Fn(&Value),
+) -> Result<(), Fail> {
+    #[cfg(not(feature = "xdp"))]
+    {
+        let _ = (pins, interval, per_session, count, report);
+        Err(fail(
+            NO_FAST_PATH,
+            "this l2xdpctl was built without the `xdp` feature: it cannot read the fast path's counters",
+        ))
+    }
+    #[cfg(feature = "xdp")]
+    stats_xdp(pins, interval, per_session, count, report)
+}
+
+#[cfg(feature = "xdp")]
+fn stats_xdp(
     pins: &Path,
     interval: f64,
     per_session: bool,

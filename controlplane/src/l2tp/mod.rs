@@ -5,7 +5,12 @@
 //!   ([`Registry::handle_datagram`]), datagrams out ([`Registry::poll_transmit`]), timers
 //!   ([`Registry::poll_timeout`], [`Registry::handle_timeout`]), commands and [`Event`]s.
 //! - [`tunnel`]: one control connection (RFC 2661 §7.2, RFC 3931 §7.3) on top of
-//!   [`crate::reliable::Channel`], and its sessions (RFC 2661 §7.4, RFC 3931 §7.4).
+//!   [`crate::reliable::Channel`], and its sessions (RFC 2661 §7.4, RFC 3931 §7.4), in four
+//!   files: `tunnel/mod.rs` (the control connection state machine), `tunnel/dispatch.rs`
+//!   (control messages in — parsed, validated, dispatched — and out), `tunnel/session.rs`
+//!   (where sessions are created and torn down) and `tunnel/recovery.rs` (RFC 4951: persisting,
+//!   restoring and recovering a tunnel and its sessions).
+//! - [`failover`]: RFC 4951 failover state — the records, the store, the events.
 //! - [`auth`]: tunnel authentication (v2 Challenge Response, v3 Message Digest keys).
 //! - [`ids`]: ID allocation that avoids reusing recently freed IDs, and the random source.
 //! - [`config`]: serde-deserialisable configuration.

@@ -35,7 +35,6 @@
 //!   is the map's, not the workers' (Ns jumps back: the peer re-learns, RFC 4951 §3.2.3);
 //! - the cpumap spreading is XDP mode's (AF_XDP mode spreads by queue).
 
-pub mod raw;
 pub mod table;
 pub mod worker;
 
@@ -53,7 +52,6 @@ use crossbeam_channel::{unbounded as channel, Sender};
 use l2xdp_ebpf::maps::{self, name, op, xsk_stat};
 use l2xdp_wire::datapath::{DecapConfig, RxSeq, Session};
 
-pub use raw::RawForwarder;
 pub use table::Update;
 pub use worker::{PassState, Work, Worker, WorkerStats};
 

@@ -130,6 +130,18 @@ fn run(cli: Cli) -> Result<(), String> {
             }
             let features = probe::features();
             features.check_fast_path()?;
+            let absent: Vec<&str> = features
+                .status
+                .iter()
+                .filter(|(_, st)| !st.yes())
+                .map(|(f, _)| f.name())
+                .collect();
+            println!(
+                "kernel {}: the fast path loads; AF_XDP hand-off: {}; absent: {} (`l2xdp-dataplane probe` for details)",
+                features.kernel,
+                features.xsk_handoff().describe(),
+                if absent.is_empty() { "nothing".to_string() } else { absent.join(", ") }
+            );
             if mode == Mode::Afxdp && !features.has(probe::Feature::Xskmap) {
                 return Err(format!(
                     "AF_XDP mode: kernel {} has no XSKMAP ({})",
@@ -328,7 +340,7 @@ fn print_probe(f: &probe::Features, ifaces: &[probe::Interface]) {
             detail.push('…');
         }
         println!(
-            "{:<13} {:<10} {:<38} {:<28} {detail}",
+            "{:<13} {:<10} {:<42} {:<50} {detail}",
             feat.name(),
             st.word(),
             feat.what(),

@@ -8,7 +8,7 @@ const BPF_PROG_LOAD: libc::c_long = 5;
 const BPF_PROG_TEST_RUN: libc::c_long = 10;
 const BPF_PROG_TYPE_XDP: u32 = 6;
 /// `BPF_F_TEST_XDP_LIVE_FRAMES`.
-pub(crate) const F_TEST_XDP_LIVE_FRAMES: u32 = 1 << 1;
+pub const F_TEST_XDP_LIVE_FRAMES: u32 = 1 << 1;
 
 /// One eBPF instruction (`struct bpf_insn`).
 #[repr(C)]
@@ -192,10 +192,10 @@ pub fn helper(helper: i32) -> HelperAnswer {
     }
 }
 
-/// The test-run part of `union bpf_attr` (also [`crate::test_run`]'s).
+/// The test-run part of `union bpf_attr` (also the lab's, through [`crate::bpf_sys`]).
 #[repr(C)]
 #[derive(Default)]
-pub(crate) struct TestRunAttr {
+pub struct TestRunAttr {
     pub prog_fd: u32,
     pub retval: u32,
     pub data_size_in: u32,
@@ -217,7 +217,7 @@ pub(crate) struct TestRunAttr {
 /// `struct xdp_md` as test-run input.
 #[repr(C)]
 #[derive(Default, Clone, Copy)]
-pub(crate) struct XdpMd {
+pub struct XdpMd {
     pub data: u32,
     pub data_end: u32,
     pub data_meta: u32,
@@ -231,9 +231,20 @@ pub(crate) fn prog_test_run(attr: &mut TestRunAttr) -> std::io::Result<()> {
     sys_bpf(BPF_PROG_TEST_RUN, attr).map(|_| ())
 }
 
-/// Runs `XDP_DROP` once with `BPF_PROG_TEST_RUN`: plain, or with live frames (received on
-/// the loopback interface of this namespace; dropped, so nothing leaves).
-pub fn test_run(live: bool) -> std::io::Result<()> {
+/// How to test-run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Run {
+    /// Plain, no context.
+    Plain,
+    /// With an `xdp_md` naming the ingress interface (what `bpf_fib_lookup` needs; 5.15+).
+    WithCtx,
+    /// Live frames (5.18+; refused by some builds).
+    Live,
+}
+
+/// Runs `XDP_DROP` once with `BPF_PROG_TEST_RUN` as `run` says (live frames are received on
+/// the loopback interface of this namespace and dropped, so nothing leaves).
+pub fn test_run(run: Run) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
     let prog = load(&[mov_r0(1), EXIT])
         .map_err(|r| std::io::Error::new(r.error.kind(), format!("{}: {}", r.error, r.log)))?;
@@ -251,10 +262,12 @@ pub fn test_run(live: bool) -> std::io::Result<()> {
         repeat: 1,
         ..TestRunAttr::default()
     };
-    if live {
-        attr.flags = F_TEST_XDP_LIVE_FRAMES;
+    if run != Run::Plain {
         attr.ctx_size_in = core::mem::size_of::<XdpMd>() as u32;
         attr.ctx_in = &ctx as *const XdpMd as u64;
+    }
+    if run == Run::Live {
+        attr.flags = F_TEST_XDP_LIVE_FRAMES;
     } else {
         attr.data_size_out = out.len() as u32;
         attr.data_out = out.as_mut_ptr() as u64;

@@ -52,12 +52,13 @@ pub enum Feature {
     Xskmap,
     QueueMap,
     TestRun,
+    TestRunCtx,
     LiveFrames,
 }
 
 impl Feature {
     /// Every feature, in the order `probe` prints them.
-    pub const ALL: [Feature; 17] = [
+    pub const ALL: [Feature; 18] = [
         Feature::Btf,
         Feature::Redirect,
         Feature::RedirectMap,
@@ -74,6 +75,7 @@ impl Feature {
         Feature::Xskmap,
         Feature::QueueMap,
         Feature::TestRun,
+        Feature::TestRunCtx,
         Feature::LiveFrames,
     ];
 
@@ -96,6 +98,7 @@ impl Feature {
             Feature::Xskmap => "xskmap",
             Feature::QueueMap => "queue_map",
             Feature::TestRun => "test_run",
+            Feature::TestRunCtx => "test_run_ctx",
             Feature::LiveFrames => "live_frames",
         }
     }
@@ -119,6 +122,7 @@ impl Feature {
             Feature::Xskmap => "map type XSKMAP (AF_XDP)",
             Feature::QueueMap => "map type QUEUE",
             Feature::TestRun => "BPF_PROG_TEST_RUN of XDP",
+            Feature::TestRunCtx => "BPF_PROG_TEST_RUN with an xdp_md (5.15+)",
             Feature::LiveFrames => "BPF_PROG_TEST_RUN live frames",
         }
     }
@@ -133,6 +137,7 @@ impl Feature {
             Feature::Xskmap => "AF_XDP mode",
             Feature::QueueMap => "AF_XDP change queue",
             Feature::TestRun => "tests, bench cost",
+            Feature::TestRunCtx => "differential tests, bench cost (ingress ifindex)",
             Feature::LiveFrames => "bench generator; else AF_PACKET",
             _ => "fast path",
         }
@@ -147,6 +152,7 @@ impl Feature {
                 | Feature::AdjustMeta
                 | Feature::StoreBytes
                 | Feature::TestRun
+                | Feature::TestRunCtx
                 | Feature::LiveFrames
         )
     }
@@ -289,8 +295,8 @@ fn map_status(map_type: u32, key: u32, value: u32, flags: u32) -> Status {
     }
 }
 
-fn run_status(live: bool) -> Status {
-    match bpf::test_run(live) {
+fn run_status(run: bpf::Run) -> Status {
+    match bpf::test_run(run) {
         Ok(()) => Status::Yes,
         Err(e) => Status::No(e.to_string()),
     }
@@ -325,8 +331,9 @@ impl Features {
                 Feature::Cpumap => map_status(16, 4, 8, 0),
                 Feature::Xskmap => map_status(17, 4, 4, 0),
                 Feature::QueueMap => map_status(22, 0, 4, 0),
-                Feature::TestRun => run_status(false),
-                Feature::LiveFrames => run_status(true),
+                Feature::TestRun => run_status(bpf::Run::Plain),
+                Feature::TestRunCtx => run_status(bpf::Run::WithCtx),
+                Feature::LiveFrames => run_status(bpf::Run::Live),
             };
             status.insert(f, s);
         }

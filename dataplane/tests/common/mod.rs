@@ -20,12 +20,12 @@ use std::os::fd::{AsFd, AsRawFd, RawFd};
 use aya::Ebpf;
 use l2xdp_dataplane::afxdp::{AfXdp, AfXdpConfig};
 use l2xdp_dataplane::api::{Binding, DataPlane, SessionEntry};
-use l2xdp_dataplane::lab::packet::PacketSocket;
-use l2xdp_dataplane::lab::topology::Pins;
-use l2xdp_dataplane::lab::{require_root, Netns, NetnsGuard};
-use l2xdp_dataplane::test_run::{self, action};
 use l2xdp_dataplane::{loader, FastPathConfig, XdpDataPlane};
 use l2xdp_ebpf::{maps, prog};
+use l2xdp_lab::packet::PacketSocket;
+use l2xdp_lab::test_run::{self, action};
+use l2xdp_lab::topology::Pins;
+use l2xdp_lab::{require_root, Netns, NetnsGuard};
 use l2xdp_wire::datapath::{
     self, decap, emit_inner_ethernet, encap, DecapConfig, PppTx, RxSeq, Session, SessionKey, TxSeq,
     Verdict,
@@ -47,13 +47,25 @@ pub const CORE6: &str = "2001:db8:c::2";
 pub const SUB4: &str = "100.64.0.1";
 pub const SUB6: &str = "2001:db8:100::1";
 
-/// `true` when `test` must return: not root, the skip recorded (`lab::require_root`; a failure
+/// `true` when `test` must return: not root, the skip recorded (`l2xdp_lab::require_root`; a failure
 /// instead under `L2XDP_REQUIRE_ROOT=1`) under libtest's name of the running test when there
 /// is one (`xdp::sequencing_…`, `afxdp::sequencing_…`: both modes share the callers' `test`).
 pub fn skip_unless_root(test: &str) -> bool {
     let current = std::thread::current();
     let name = current.name().filter(|n| *n != "main").unwrap_or(test);
     !require_root(name)
+}
+
+/// `true` when `test` must return: [`skip_unless_root`], or the kernel cannot test-run an XDP
+/// program with an `xdp_md` naming the ingress interface (5.15+; `bpf_fib_lookup` needs it),
+/// recorded as a skip for that feature.
+pub fn skip_unless_test_run(test: &str) -> bool {
+    if skip_unless_root(test) {
+        return true;
+    }
+    let current = std::thread::current();
+    let name = current.name().filter(|n| *n != "main").unwrap_or(test);
+    !l2xdp_lab::skip::require_feature(name, l2xdp_dataplane::probe::Feature::TestRunCtx)
 }
 
 pub fn ip(s: &str) -> IpAddr {

@@ -1,0 +1,230 @@
+//! `l2xdpd`'s start-up: from a checked [`DaemonConfig`] to the L2TP sockets, the fast path,
+//! the RFC 4951 failover store (§5.1: only with the C bit) and the [`Node`] that glues them;
+//! and the initiator role (`[initiator]`), which opens its tunnels and sessions once the
+//! driver runs ([`initiate`], [`nth_session`]).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use l2xdp_dataplane_api::{DataPlane, MemoryDataPlane};
+use l2xdp_wire::l2tp::header::Version;
+
+use crate::config_file::ConfigError;
+use crate::driver::Handle;
+use crate::l2tp::failover::RedbStore;
+use crate::l2tp::{CallParams, Peer, TunnelId};
+use crate::node::{ClientAuth, Node, NodeConfig, NodeEvent};
+use crate::ppp::Credentials;
+use crate::socket::L2tpSocket;
+
+use super::{DaemonConfig, DataplaneMode, InitiatorSection};
+
+/// The session parameters and PPP client credentials of session `n` of an initiator (see the
+/// module documentation): `user<n>` with its password from `node`'s credentials (v2), or
+/// Remote End ID `pw<n>` (v3).
+pub fn nth_session(
+    node: &Node,
+    version: Version,
+    n: usize,
+) -> Result<(CallParams, Option<ClientAuth>), String> {
+    match version {
+        Version::V2 => {
+            let user = format!("user{n}");
+            let auth = node
+                .client_auth(&user)
+                .ok_or_else(|| format!("{user} is not in the users file"))?;
+            Ok((CallParams::default(), Some(auth)))
+        }
+        Version::V3 => Ok((
+            CallParams {
+                remote_end_id: format!("pw{n}").into_bytes(),
+                ..CallParams::default()
+            },
+            None,
+        )),
+    }
+}
+
+/// The initiator role at start-up: opens `init.tunnels` tunnels to `init.peer`, waits for each
+/// to come up (`events` are the driver's; a tunnel going down first is an error), then opens
+/// `init.sessions` sessions in each ([`nth_session`]). Returns the tunnels.
+pub async fn initiate(
+    handle: &Handle,
+    events: &mut tokio::sync::mpsc::UnboundedReceiver<NodeEvent>,
+    init: &InitiatorSection,
+) -> Result<Vec<TunnelId>, String> {
+    let version = init.version()?;
+    let peer = Peer::udp(init.peer);
+    let mut tunnels = Vec::new();
+    for _ in 0..init.tunnels {
+        let t = handle
+            .open_tunnel(peer, version)
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("opening a tunnel to {}: {e}", init.peer))?;
+        tunnels.push(t);
+    }
+    let mut up = 0;
+    while up < tunnels.len() {
+        match events.recv().await {
+            Some(NodeEvent::TunnelUp { tunnel, .. }) if tunnels.contains(&tunnel) => up += 1,
+            Some(NodeEvent::TunnelDown { tunnel, .. }) if tunnels.contains(&tunnel) => {
+                return Err(format!("tunnel {tunnel} to {} went down", init.peer));
+            }
+            Some(_) => {}
+            None => return Err("the driver stopped".into()),
+        }
+    }
+    let mut n = 0;
+    for &t in &tunnels {
+        for _ in 0..init.sessions {
+            let (params, auth) = handle
+                .inspect(move |node| nth_session(node, version, n))
+                .await
+                .map_err(|e| e.to_string())??;
+            handle
+                .open_session(t, params, auth)
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("opening session {n} in tunnel {t}: {e}"))?;
+            n += 1;
+        }
+    }
+    Ok(tunnels)
+}
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration was refused.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A socket could not be opened.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The fast path could not be opened.
+    #[error("fast path: {0}")]
+    Dataplane(String),
+    /// The failover state directory could not be opened.
+    #[error("failover state: {0}")]
+    State(#[from] crate::l2tp::failover::StoreError),
+}
+
+/// Opens the sockets the configuration names.
+pub fn sockets(cfg: &DaemonConfig) -> Result<Vec<L2tpSocket>, StartError> {
+    let mut out = Vec::new();
+    for a in &cfg.daemon.listen {
+        out.push(
+            L2tpSocket::bind_udp(*a).map_err(|source| StartError::Listen {
+                addr: format!("udp {a}"),
+                source,
+            })?,
+        );
+    }
+    for a in &cfg.daemon.listen_ip {
+        out.push(
+            L2tpSocket::bind_ip(*a).map_err(|source| StartError::Listen {
+                addr: format!("ip/115 {a}"),
+                source,
+            })?,
+        );
+    }
+    Ok(out)
+}
+
+/// Opens the fast path the configuration names.
+pub fn dataplane(cfg: &DaemonConfig) -> Result<Box<dyn DataPlane>, StartError> {
+    match cfg.dataplane.mode {
+        DataplaneMode::Memory => Ok(Box::new(MemoryDataPlane::new())),
+        #[cfg(feature = "xdp")]
+        DataplaneMode::Xdp => l2xdp_dataplane::xdp::XdpDataPlane::open(&cfg.dataplane.pin_dir)
+            .map(|d| Box::new(d) as Box<dyn DataPlane>)
+            .map_err(|e| {
+                StartError::Dataplane(format!(
+                    "{e} (is l2xdp-dataplane attached with --pin-dir {}?)",
+                    cfg.dataplane.pin_dir.display()
+                ))
+            }),
+        #[cfg(not(feature = "xdp"))]
+        DataplaneMode::Xdp => Err(StartError::Dataplane(
+            "this l2xdpd was built without the `xdp` feature: [dataplane] mode = \"xdp\" is unavailable (mode = \"memory\" works)".into(),
+        )),
+    }
+}
+
+/// The attachment circuits of `[[pseudowire]]`: Remote End ID → interface index.
+pub(super) fn attachment_circuits(
+    cfg: &DaemonConfig,
+) -> Result<HashMap<Vec<u8>, u32>, ConfigError> {
+    let mut acs = HashMap::new();
+    for pw in &cfg.pseudowire {
+        let ifindex = ifindex(&pw.interface).ok_or_else(|| {
+            ConfigError::value(
+                Path::new("config"),
+                "pseudowire.interface",
+                format!("no interface named {:?}", pw.interface),
+            )
+        })?;
+        acs.insert(pw.remote_end_id.clone().into_bytes(), ifindex);
+    }
+    Ok(acs)
+}
+
+/// Builds the node: credentials, pool, attachment circuits, fast path.
+pub fn node(cfg: &DaemonConfig, dataplane: Box<dyn DataPlane>) -> Result<Node, StartError> {
+    let node = node_without_store(cfg, dataplane)?;
+    Ok(match store(cfg)? {
+        Some(s) => node.with_store(Box::new(s)),
+        None => node,
+    })
+}
+
+/// [`node`] without its failover store (the drill hands the running node's over: redb locks
+/// its file, one handle per process).
+pub(super) fn node_without_store(
+    cfg: &DaemonConfig,
+    dataplane: Box<dyn DataPlane>,
+) -> Result<Node, StartError> {
+    let credentials: Arc<dyn Credentials> = Arc::new(cfg.credentials()?);
+    let pool = cfg
+        .pool()
+        .map_err(|e| ConfigError::value(Path::new("config"), "ppp.ipcp.pool", e.to_string()))?
+        .map(|p| Arc::new(Mutex::new(p)));
+    let acs = attachment_circuits(cfg)?;
+    let mut seed = [0u8; 8];
+    // The PPP links' magic numbers and challenges must not be predictable.
+    getrandom::fill(&mut seed).map_err(|e| StartError::Dataplane(format!("no randomness: {e}")))?;
+    let node = Node::new(
+        NodeConfig {
+            l2tp: cfg.l2tp.clone(),
+            ppp: Arc::new(cfg.ppp.clone()),
+            credentials,
+            pool,
+            attachment_circuits: acs,
+            seed: u64::from_le_bytes(seed),
+        },
+        dataplane,
+    );
+    Ok(node)
+}
+
+/// The failover state store: `daemon.state_dir` when `[l2tp.failover]` has `control = true`
+/// (RFC 4951 §5.1: only then is there anything to recover), else none.
+pub fn store(cfg: &DaemonConfig) -> Result<Option<RedbStore>, StartError> {
+    if !cfg.l2tp.persists() {
+        return Ok(None);
+    }
+    Ok(Some(RedbStore::open(&cfg.daemon.state_dir)?))
+}
+
+fn ifindex(name: &str) -> Option<u32> {
+    let c = std::ffi::CString::new(name).ok()?;
+    // SAFETY: a valid NUL-terminated string.
+    let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    (i != 0).then_some(i)
+}

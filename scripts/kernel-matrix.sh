@@ -35,7 +35,7 @@ source "$REPO/scripts/vm/lib.sh"
 
 KM_DIR=${KM_DIR:-$REPO/target/kernel-matrix}
 KM_KERNELS=${KM_KERNELS:-bullseye bookworm trixie}
-KM_TESTS=${KM_TESTS:-l2xdp-dataplane:kernel_features l2xdp-dataplane:xdp_prog l2xdp-dataplane:e2e l2xdp-dataplane:afxdp_* l2xdp-dataplane:cpumap l2xdp-dataplane:capacity l2xdp-tests:xdp_e2e l2xdp-controlplane:xdp_kill9}
+KM_TESTS=${KM_TESTS:-l2xdp-dataplane:kernel_features l2xdp-dataplane:xdp_prog l2xdp-dataplane:e2e l2xdp-dataplane:afxdp_* l2xdp-dataplane:cpumap l2xdp-dataplane:capacity l2xdp-tests:xdp_e2e l2xdp-tests:xdp_kill9}
 KM_VM_TIMEOUT=${KM_VM_TIMEOUT:-5400}
 KM_TEST_TIMEOUT=${KM_TEST_TIMEOUT:-1800}
 KM_DEMO_TIMEOUT=${KM_DEMO_TIMEOUT:-900}
@@ -95,6 +95,14 @@ jq -r 'select(.reason == "compiler-artifact" and .executable != null and (.targe
     done
   done | sort -n -k1,1 -s | cut -f2- >"$tests_tsv" # in KM_TESTS' order
 [ -s "$tests_tsv" ] || vm_die "no test executables matched KM_TESTS ($KM_TESTS)"
+for t in "${km_tests[@]}"; do
+  matched=0
+  while IFS=$'\t' read -r n _; do
+    # shellcheck disable=SC2053
+    [ "${n%%:*}" = "${t%%:*}" ] && [[ "${n#*:}" == ${t#*:} ]] && matched=1
+  done <"$tests_tsv"
+  [ "$matched" = 1 ] || vm_log "WARNING: KM_TESTS pattern $t matched no test binary (moved or renamed?)"
+done
 vm_log "test binaries: $(cut -f1 "$tests_tsv" | paste -sd' ' -)"
 
 # The fast path's BPF object as built (for bpftool in the guest).

@@ -4,7 +4,7 @@ CARGO ?= cargo
 FUZZ_SECONDS ?= 600
 FUZZ_TARGETS := control_message data_header ppp_frame
 
-.PHONY: all setup build test lint fmt run fuzz clean
+.PHONY: all setup build test lint fmt run fuzz clean kernel-matrix
 
 all: build
 
@@ -44,6 +44,13 @@ fuzz:
 	cd wire && for t in $(FUZZ_TARGETS); do \
 	  $(CARGO) +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
 	done
+
+# Boots stock Debian kernels (bullseye 5.10, bookworm 6.1, trixie 6.12) under qemu and runs the
+# probe, the demo and the fast-path tests inside each (scripts/kernel-matrix.sh; README "Kernel
+# matrix"). Slow (TCG when KVM does not work: tens of minutes a kernel), so not part of `make
+# test`. Settings through the environment, e.g. make kernel-matrix KM_KERNELS="bookworm trixie".
+kernel-matrix:
+	@bash scripts/kernel-matrix.sh
 
 clean:
 	$(CARGO) clean

@@ -120,9 +120,11 @@ const LIMIT: Duration = traffic::LIMIT;
 const RECOVERY_TIME_MS: u32 = 10_000;
 /// The subscribers' LCP keepalive interval in the restart test.
 const ECHO_INTERVAL: Duration = Duration::from_millis(500);
-/// Unanswered Echo-Requests before a subscriber's link goes down (the outage of the restart
-/// test must stay shorter than `ECHO_INTERVAL × ECHO_FAILURES`: 5 s).
-const ECHO_FAILURES: u32 = 10;
+/// Unanswered Echo-Requests before a subscriber's link goes down: the outage of the restart
+/// test must stay shorter than `ECHO_INTERVAL × ECHO_FAILURES` (30 s). A bound for slow
+/// machines (a kill -9, restart and RFC 4951 recovery took 8–12 s in qemu/TCG guests, where 5 s
+/// took the subscribers down), not a performance expectation: recovery here takes ~1 s.
+const ECHO_FAILURES: u32 = 60;
 /// L2TPv3 attachment circuits: one per pseudowire, and one for the pseudowire the restart
 /// test opens afterwards.
 const CIRCUITS: usize = N + 1;

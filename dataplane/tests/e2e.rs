@@ -14,6 +14,7 @@ use common::*;
 use l2xdp_dataplane::{loader, static_pw, DataPlane, XdpDataPlane};
 use l2xdp_ebpf::maps::xsk_stat;
 use l2xdp_lab::packet::ETH_P_LOCAL_EXP;
+use l2xdp_lab::traffic::LIMIT;
 use l2xdp_lab::topology::{Mode, PeerPort, Pins, Topology, CORE0, LAC0, LC};
 use l2xdp_wire::datapath::DropReason;
 
@@ -85,7 +86,7 @@ interface = "lc"
     for _ in 0..N {
         lac_sock.send(&from_peer(&peer, &inner, 0));
     }
-    let got = core_sock.count(|f| f == inner.as_slice());
+    let got = core_sock.count_expecting(|f| f == inner.as_slice(), N, LIMIT);
     assert_eq!(got, N, "inner frames delivered to the core namespace");
 
     // Downstream: the core sends M frames on the circuit; the LAC sees M L2TP frames.
@@ -96,8 +97,11 @@ interface = "lc"
     for _ in 0..M {
         core_sock.send(&down);
     }
-    let l2tp = lac_ip_sock
-        .count(|f| f.len() > 42 && f[23] == 17 && f[36..38] == [0x06, 0xa5] && f.ends_with(&down));
+    let l2tp = lac_ip_sock.count_expecting(
+        |f| f.len() > 42 && f[23] == 17 && f[36..38] == [0x06, 0xa5] && f.ends_with(&down),
+        M,
+        LIMIT,
+    );
     assert_eq!(l2tp, M, "encapsulated frames delivered to the LAC");
 
     let _g = topo.lns.enter();

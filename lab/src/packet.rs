@@ -126,6 +126,28 @@ impl PacketSocket {
         usize::try_from(r).ok().map(|n| (n, kind))
     }
 
+    /// Counts the frames `pred` accepts until `want` arrived (waiting at most `limit`, which
+    /// only bounds a hung run: a slow machine may pause longer than one receive timeout
+    /// between frames), then until a receive times out (so extra frames are counted too).
+    pub fn count_expecting(
+        &self,
+        pred: impl Fn(&[u8]) -> bool,
+        want: usize,
+        limit: std::time::Duration,
+    ) -> usize {
+        let end = std::time::Instant::now() + limit;
+        let mut buf = [0u8; 4096];
+        let mut n = 0;
+        while n < want && std::time::Instant::now() < end {
+            if let Some((len, _)) = self.recv(&mut buf) {
+                if pred(&buf[..len]) {
+                    n += 1;
+                }
+            }
+        }
+        n + self.count(pred)
+    }
+
     /// Receives until a receive times out; counts the frames `pred` accepts (whatever their
     /// packet type).
     pub fn count(&self, pred: impl Fn(&[u8]) -> bool) -> usize {

@@ -14,8 +14,8 @@ use common::*;
 use l2xdp_dataplane::{loader, static_pw, DataPlane, XdpDataPlane};
 use l2xdp_ebpf::maps::xsk_stat;
 use l2xdp_lab::packet::ETH_P_LOCAL_EXP;
-use l2xdp_lab::traffic::LIMIT;
 use l2xdp_lab::topology::{Mode, PeerPort, Pins, Topology, CORE0, LAC0, LC};
+use l2xdp_lab::traffic::LIMIT;
 use l2xdp_wire::datapath::DropReason;
 
 /// How long a count waits for one more frame.

@@ -34,20 +34,6 @@ fn each_handoff_loads_exactly_where_the_kernel_allows_it() {
     }
 }
 
-/// What the loader picks follows the probe, forced answers included.
-#[test]
-fn the_loader_follows_the_probe() {
-    let forced = probe::Features::detect_with(&[Feature::AdjustMeta]);
-    assert_eq!(forced.xsk_handoff(), XskHandoff::Inline);
-    let real = probe::Features::detect_with(&[]);
-    let want = if real.has(Feature::AdjustMeta) {
-        XskHandoff::Meta
-    } else {
-        XskHandoff::Inline
-    };
-    assert_eq!(real.xsk_handoff(), want);
-}
-
 /// This kernel runs the fast path: nothing required is missing (a failure here names it).
 #[test]
 fn this_kernel_has_what_the_fast_path_requires() {

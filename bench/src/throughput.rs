@@ -796,8 +796,10 @@ pub(crate) fn session_map_memory(pins: &Path) -> Result<Vec<(String, u64, u64)>,
     let mut v = Vec::new();
     for n in [
         name::SESSIONS,
+        name::SLOTS,
+        name::PROFILES,
         name::SEQ,
-        name::COUNTERS,
+        name::DST4,
         name::SUB4,
         name::SUB6,
     ] {

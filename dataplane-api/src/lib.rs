@@ -100,6 +100,16 @@ pub enum DataPlaneError {
     System(String),
 }
 
+/// Which of our ids the fast path finds with the fewest lookups per packet. The LNS chooses
+/// the ids peers put in data packets (RFC 2661 §3.1 Assigned Session ID, RFC 3931 §5.4.4
+/// Local Session ID); the XDP fast path indexes its session table with them directly when the
+/// session can have its home slot, so the control plane draws ids at random among those this
+/// answers `true` for (any other id works too, one lookup slower).
+pub trait IdHint: Send + Sync {
+    /// Whether a new session with this key would be found in one lookup.
+    fn preferred(&self, key: &SessionKey) -> bool;
+}
+
 /// What the control plane asks of the fast path. Every call is idempotent where it can be:
 /// installing an entry that is already there with the same contents succeeds.
 pub trait DataPlane: Send {
@@ -114,6 +124,10 @@ pub trait DataPlane: Send {
     fn sessions(&self) -> Result<Vec<SessionEntry>, DataPlaneError>;
     /// A session's counters.
     fn counters(&self, key: &SessionKey) -> Result<SessionCounters, DataPlaneError>;
+    /// Which ids to prefer for new sessions (`None`: any).
+    fn id_hint(&self) -> Option<std::sync::Arc<dyn IdHint>> {
+        None
+    }
 }
 
 /// The fast path as a map in memory: what the control plane's tests and a control plane

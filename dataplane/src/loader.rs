@@ -66,13 +66,57 @@ pub fn xsk_handoff() -> crate::probe::XskHandoff {
 /// `max_entries`).
 pub const DEFAULT_MAX_SESSIONS: u32 = 65_536;
 
+/// The sizes of the per-session maps for a number of sessions.
+///
+/// The slot array has at least twice as many slots as sessions (a power of two), so the
+/// control plane finds ids whose home slot is free with a few random draws; the IPv4 buckets
+/// hold eight addresses each, one bucket per two sessions (a power of two), so a full bucket
+/// (whose addresses go on to the `l2xdp_sub4` hash) is rare even for scattered addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MapSizes {
+    /// Sessions (the hash maps: overflow slots, sequence state, bindings).
+    pub sessions: u32,
+    /// Slots of `l2xdp_sessions`.
+    pub slots: u32,
+    /// Buckets of `l2xdp_dst4`.
+    pub dst4_buckets: u32,
+    /// Entries of `l2xdp_profiles`.
+    pub profiles: u32,
+}
+
+impl MapSizes {
+    /// The sizes for `max_sessions` (at least 1, at most 2^30).
+    pub fn for_sessions(max_sessions: u32) -> MapSizes {
+        let n = max_sessions.clamp(1, 1 << 30);
+        MapSizes {
+            sessions: n,
+            slots: (2 * n).next_power_of_two(),
+            dst4_buckets: n.div_ceil(2).next_power_of_two(),
+            profiles: n.clamp(1024, 65_536),
+        }
+    }
+
+    fn entries(&self) -> [(&'static str, u32); 8] {
+        [
+            (name::SESSIONS, self.slots),
+            (name::SLOTS, self.sessions),
+            (name::PROFILES, self.profiles),
+            (name::SEQ, self.sessions),
+            (name::DST4, self.dst4_buckets),
+            (name::SUB4, self.sessions),
+            (name::SUB6, self.sessions),
+            (name::AC, self.sessions.min(65_536)),
+        ]
+    }
+}
+
 /// Loads the fast-path object with room for [`DEFAULT_MAX_SESSIONS`]; see [`load_sized`].
 pub fn load(pin_dir: Option<&Path>) -> Result<Ebpf, LoadError> {
     load_sized(pin_dir, DEFAULT_MAX_SESSIONS)
 }
 
-/// Loads the fast-path object with its per-session maps (sessions, sequence state, counters,
-/// subscriber IPv4 and IPv6 bindings) sized for `max_sessions`; with `pin_dir`, every map is
+/// Loads the fast-path object with its per-session maps sized for `max_sessions`
+/// ([`MapSizes`]); with `pin_dir`, every map is
 /// pinned there. A map already pinned there is re-used as it is — with the size it was created
 /// with: to resize, `detach` first (which drops the sessions). Without `pin_dir`, the maps are
 /// private to the returned object (tests).
@@ -98,14 +142,8 @@ pub fn load_with_handoff(
     let handoff = handoff.rodata();
     let mut loader = EbpfLoader::new();
     loader.override_global(XSK_HANDOFF_GLOBAL, &handoff, true);
-    for n in [
-        name::SESSIONS,
-        name::SEQ,
-        name::COUNTERS,
-        name::SUB4,
-        name::SUB6,
-    ] {
-        loader.map_max_entries(n, max_sessions.max(1));
+    for (n, size) in MapSizes::for_sessions(max_sessions).entries() {
+        loader.map_max_entries(n, size);
     }
     let paths: Vec<(&str, PathBuf)> = match pin_dir {
         Some(d) => {

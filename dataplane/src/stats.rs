@@ -5,9 +5,9 @@
 //!
 //! Directions: **upstream** is access → core (L2TP decapsulated: the `decap` verdict and the
 //! sessions' `rx_*` counters); **downstream** is core → access (encapsulated: `encap`, `tx_*`).
-//! Packets per direction and CPU come from the verdict counters (monotonic); bytes from the
-//! per-session counters, which go away with their session — a byte total can go down when a
-//! session is removed, and [`Rates::between`] clamps such a difference to 0.
+//! Packets and bytes per direction and CPU come from the verdict counters (`l2xdp_verdicts`,
+//! `l2xdp_vbytes`: monotonic); per-session counters from the sessions' slots, which go away
+//! with their session.
 //!
 //! Drop reasons are `wire::datapath::DropReason` by its stable index and [`DropReason::name`].
 //!
@@ -19,12 +19,13 @@
 
 use std::path::Path;
 
-use aya::maps::{Map, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues};
-use l2xdp_ebpf::maps::{self, name, verdict, xsk_stat};
+use aya::maps::{Map, MapData, PerCpuArray, PerCpuValues};
+use l2xdp_ebpf::maps::{name, verdict, xsk_stat};
 use l2xdp_wire::datapath::DropReason;
 
-use crate::api::{DataPlaneError, SessionCounters};
+use crate::api::DataPlaneError;
 use crate::session_map::session_key;
+use crate::tables::SessionTables;
 
 /// The snapshot and rate types (plain data, in `l2xdp-dataplane-api` so the control plane
 /// renders them without aya).
@@ -32,7 +33,8 @@ pub use l2xdp_dataplane_api::stats::*;
 
 /// The counter maps pinned by `l2xdp-dataplane` (read only).
 pub struct StatsMaps {
-    counters: PerCpuHashMap<MapData, maps::SessionKey, maps::Counters>,
+    tables: SessionTables,
+    vbytes: PerCpuArray<MapData, u64>,
     drops: PerCpuArray<MapData, u64>,
     verdicts: PerCpuArray<MapData, u64>,
     /// The AF_XDP workers' counters (all 0 in XDP mode).
@@ -52,9 +54,10 @@ impl StatsMaps {
             Map::from_map_data(data).map_err(|e| sys(n, e))
         };
         Ok(StatsMaps {
-            counters: get(name::COUNTERS)?
+            tables: SessionTables::open(pin_dir)?,
+            vbytes: get(name::VBYTES)?
                 .try_into()
-                .map_err(|e| sys(name::COUNTERS, e))?,
+                .map_err(|e| sys(name::VBYTES, e))?,
             drops: get(name::DROPS)?
                 .try_into()
                 .map_err(|e| sys(name::DROPS, e))?,
@@ -115,30 +118,19 @@ impl StatsMaps {
                 c.unsent += n;
             }
         }
-        let mut sessions = 0;
+        let up_bytes = Self::per_cpu(&self.vbytes, name::VBYTES, verdict::DECAP)?;
+        let down_bytes = Self::per_cpu(&self.vbytes, name::VBYTES, verdict::ENCAP)?;
+        for (i, c) in cpus.iter_mut().enumerate() {
+            c.upstream.bytes = up_bytes.get(i).copied().unwrap_or(0);
+            c.downstream.bytes = down_bytes.get(i).copied().unwrap_or(0);
+        }
+        let found = self.tables.all()?;
+        let sessions = found.len();
         let mut out = Vec::new();
-        for k in self.counters.keys() {
-            let k = k.map_err(|e| sys(name::COUNTERS, e))?;
-            let v = match self.counters.get(&k, 0) {
-                Ok(v) => v,
-                // Removed between the listing and the read.
-                Err(_) => continue,
-            };
-            sessions += 1;
-            let mut sum = SessionCounters::default();
-            for (i, c) in v.iter().enumerate() {
-                if let Some(cc) = cpus.get_mut(i) {
-                    cc.upstream.bytes += c.rx_bytes;
-                    cc.downstream.bytes += c.tx_bytes;
-                }
-                sum.rx_packets += c.rx_packets;
-                sum.rx_bytes += c.rx_bytes;
-                sum.tx_packets += c.tx_packets;
-                sum.tx_bytes += c.tx_bytes;
-            }
-            if per_session {
-                if let Some(key) = session_key(&k) {
-                    out.push(SessionStats::new(key, sum));
+        if per_session {
+            for f in &found {
+                if let Some(key) = session_key(&f.key()) {
+                    out.push(SessionStats::new(key, f.counters()));
                 }
             }
         }

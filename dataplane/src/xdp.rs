@@ -2,21 +2,24 @@
 //! `/sys/fs/bpf/l2xdp/` ([`XdpDataPlane::open`], usable from any process, e.g. the control
 //! plane) or those of an object just loaded ([`XdpDataPlane::from_ebpf`], tests).
 
-use std::collections::BTreeMap;
-use std::net::Ipv6Addr;
+use std::collections::HashMap as StdHashMap;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use aya::maps::lpm_trie::{Key as LpmKey, LpmTrie};
-use aya::maps::{
-    Array, HashMap, Map, MapData, MapError, PerCpuArray, PerCpuHashMap, PerCpuValues, Queue,
-};
+use aya::maps::{Array, HashMap, Map, MapData, MapError, PerCpuArray, Queue};
 use aya::util::nr_cpus;
 use aya::Ebpf;
 use l2xdp_ebpf::maps::{self, name};
 use l2xdp_wire::datapath::{DecapConfig, DropReason, SessionKey};
 
-use crate::api::{Binding, DataPlane, DataPlaneError, Ipv6Prefix, SessionCounters, SessionEntry};
+use crate::api::{
+    Binding, DataPlane, DataPlaneError, IdHint, Ipv6Prefix, SessionCounters, SessionEntry,
+};
 use crate::session_map::{from_map, map_key, session_key, to_map};
+use crate::tables::{not_found, sys, SessionTables};
 
 /// `BPF_NOEXIST`.
 const NOEXIST: u64 = 1;
@@ -50,38 +53,121 @@ impl Default for FastPathConfig {
 /// The fast path's maps.
 pub struct XdpDataPlane {
     config: Array<MapData, maps::Config>,
-    sessions: HashMap<MapData, maps::SessionKey, maps::Session>,
+    tables: SessionTables,
     seq: HashMap<MapData, maps::SessionKey, maps::Seq>,
-    counters: PerCpuHashMap<MapData, maps::SessionKey, maps::Counters>,
     drops: PerCpuArray<MapData, u64>,
     verdicts: PerCpuArray<MapData, u64>,
-    sub4: HashMap<MapData, [u8; 4], maps::SessionKey>,
-    sub6: LpmTrie<MapData, [u8; 16], maps::SessionKey>,
-    ac: HashMap<MapData, u32, maps::SessionKey>,
+    dst4: Array<MapData, maps::Dst4Bucket>,
+    sub4: HashMap<MapData, [u8; 4], u32>,
+    sub6: LpmTrie<MapData, [u8; 16], u32>,
+    ac: HashMap<MapData, u32, u32>,
     /// Session changes for AF_XDP workers in another process, and the flag set when one did
     /// not fit ([`crate::afxdp`]).
     changes: Queue<MapData, maps::Change>,
     resync: Array<MapData, u32>,
-    /// What each session is bound to, and who owns each IPv6 prefix, read from the maps once
-    /// when this handle is opened and kept up to date by it: installing or removing a session
-    /// then touches only its own entries instead of scanning the binding maps (which made
-    /// 100,000 installs quadratic). The control plane is the one writer of subscriber
-    /// bindings; a binding another process adds meanwhile is not in this index.
-    index: std::collections::HashMap<maps::SessionKey, Binding>,
-    prefix_owner: std::collections::HashMap<(u32, [u8; 16]), maps::SessionKey>,
+    /// What the maps hold, read once when this handle is opened and kept up to date by it, so
+    /// installing or removing a session touches only its own entries. The control plane is
+    /// the one writer of sessions; what another process writes meanwhile is not in it.
+    shadow: Shadow,
 }
 
-fn sys(what: &str, e: impl std::fmt::Display) -> DataPlaneError {
-    DataPlaneError::System(format!("{what}: {e}"))
+/// The writer's index of the maps.
+#[derive(Default)]
+struct Shadow {
+    /// Installed sessions: slot and binding.
+    by_key: StdHashMap<maps::SessionKey, (u32, Binding)>,
+    /// Occupied slots (one bit each), shared with the control plane's id allocation.
+    used: Arc<SlotUse>,
+    /// Where the search for a free non-home slot resumes.
+    cursor: u32,
+    /// Profiles in use: value → (index, sessions using it); and free indexes.
+    profiles: StdHashMap<maps::Profile, (u16, u32)>,
+    profile_at: StdHashMap<u16, maps::Profile>,
+    free_profiles: Vec<u16>,
+    next_profile: u32,
+    profile_cap: u32,
+    /// Owners of bound addresses, prefixes and circuits.
+    addr4: StdHashMap<[u8; 4], maps::SessionKey>,
+    /// IPv4 addresses in l2xdp_sub4 (their bucket was full), by bucket.
+    overflow4: StdHashMap<u32, Vec<[u8; 4]>>,
+    prefix_owner: StdHashMap<(u32, [u8; 16]), maps::SessionKey>,
+    /// Prefixes longer than /64, by the /64 they are in: a /64 with such prefixes inside is
+    /// not checked from the slot (the longest prefix may be another session's).
+    nested64: StdHashMap<[u8; 8], u32>,
+    ac_owner: StdHashMap<u32, maps::SessionKey>,
+    dst4_mask: u32,
 }
 
-fn not_found(e: &MapError) -> bool {
-    matches!(e, MapError::KeyNotFound)
-        || matches!(e, MapError::SyscallError(s) if s.io_error.raw_os_error() == Some(libc::ENOENT))
+/// Which slots are taken: written by the one writer ([`XdpDataPlane`]), read by the control
+/// plane's id allocation ([`IdHint`]) — a new session's id is preferred when its home slot is
+/// free.
+#[derive(Default)]
+pub struct SlotUse {
+    words: Vec<AtomicU64>,
+    mask: u32,
+}
+
+impl SlotUse {
+    fn new(slots: u32) -> SlotUse {
+        SlotUse {
+            words: (0..(slots as usize).div_ceil(64))
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+            mask: slots.saturating_sub(1),
+        }
+    }
+
+    fn get(&self, slot: u32) -> bool {
+        self.words
+            .get(slot as usize / 64)
+            .is_some_and(|w| w.load(Ordering::Relaxed) & (1 << (slot % 64)) != 0)
+    }
+
+    fn set(&self, slot: u32, on: bool) {
+        if let Some(w) = self.words.get(slot as usize / 64) {
+            if on {
+                w.fetch_or(1 << (slot % 64), Ordering::Relaxed);
+            } else {
+                w.fetch_and(!(1 << (slot % 64)), Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+impl IdHint for SlotUse {
+    fn preferred(&self, key: &SessionKey) -> bool {
+        !self.get(map_key(key).id & self.mask)
+    }
+}
+
+impl Shadow {
+    fn is_used(&self, slot: u32) -> bool {
+        self.used.get(slot)
+    }
+
+    fn set_used(&mut self, slot: u32, on: bool) {
+        self.used.set(slot, on);
+    }
+}
+
+fn upper64(p: &Ipv6Prefix) -> [u8; 8] {
+    let mut u = [0u8; 8];
+    u.copy_from_slice(&p.addr.octets()[..8]);
+    u
 }
 
 fn full(e: &MapError) -> bool {
     matches!(e, MapError::SyscallError(s) if s.io_error.raw_os_error() == Some(libc::E2BIG))
+}
+
+fn map_err(what: &'static str) -> impl Fn(MapError) -> DataPlaneError {
+    move |e: MapError| {
+        if full(&e) {
+            DataPlaneError::Full(what)
+        } else {
+            sys(what, e)
+        }
+    }
 }
 
 impl XdpDataPlane {
@@ -110,11 +196,15 @@ impl XdpDataPlane {
                 get($n)?.try_into().map_err(|e| sys($n, e))?
             };
         }
+        let tables = SessionTables::build(&mut get)?;
+        let dst4: Array<MapData, maps::Dst4Bucket> = typed!(name::DST4);
+        let n4 = dst4.len();
+        if !n4.is_power_of_two() {
+            return Err(sys(name::DST4, format!("{n4} buckets: not a power of two")));
+        }
         let mut dp = XdpDataPlane {
             config: typed!(name::CONFIG),
-            sessions: typed!(name::SESSIONS),
             seq: typed!(name::SEQ),
-            counters: typed!(name::COUNTERS),
             drops: typed!(name::DROPS),
             verdicts: typed!(name::VERDICTS),
             sub4: typed!(name::SUB4),
@@ -122,13 +212,80 @@ impl XdpDataPlane {
             ac: typed!(name::AC),
             changes: typed!(name::CHANGES),
             resync: typed!(name::RESYNC),
-            index: std::collections::HashMap::new(),
-            prefix_owner: std::collections::HashMap::new(),
+            shadow: Shadow {
+                used: Arc::new(SlotUse::new(tables.capacity())),
+                dst4_mask: n4 - 1,
+                ..Shadow::default()
+            },
+            dst4,
+            tables,
         };
-        for (k, b) in dp.bindings()? {
-            dp.remember(k, &b);
-        }
+        dp.load_shadow()?;
         Ok(dp)
+    }
+
+    /// Reads what the maps hold into the shadow.
+    fn load_shadow(&mut self) -> Result<(), DataPlaneError> {
+        let found = self.tables.all()?;
+        let profiles = self.tables.profiles_of(&found)?;
+        let mut v6: StdHashMap<u32, Vec<Ipv6Prefix>> = StdHashMap::new();
+        for r in self.sub6.iter() {
+            let (p, slot) = r.map_err(|e| sys(name::SUB6, e))?;
+            v6.entry(slot).or_default().push(Ipv6Prefix {
+                addr: Ipv6Addr::from(p.data()),
+                len: p.prefix_len() as u8,
+            });
+        }
+        for r in self.sub4.keys() {
+            let a = r.map_err(|e| sys(name::SUB4, e))?;
+            let b = self.bucket_of(a);
+            self.shadow.overflow4.entry(b).or_default().push(a);
+        }
+        let sh = &mut self.shadow;
+        sh.profile_cap = self.tables.profiles.len();
+        for f in &found {
+            let k = f.key();
+            let binding = if f.session.version == 3 {
+                sh.ac_owner.insert(f.session.bind4, k);
+                Binding::AttachmentCircuit {
+                    ifindex: f.session.bind4,
+                }
+            } else {
+                let ipv4 =
+                    (f.session.bind4 != 0).then(|| Ipv4Addr::from(f.session.bind4.to_ne_bytes()));
+                if let Some(a) = ipv4 {
+                    sh.addr4.insert(a.octets(), k);
+                }
+                let mut ipv6 = v6.remove(&f.slot).unwrap_or_default();
+                ipv6.sort_by_key(|p| (p.addr, p.len));
+                for p in &ipv6 {
+                    sh.prefix_owner
+                        .insert((u32::from(p.len), p.addr.octets()), k);
+                    if p.len > 64 {
+                        *sh.nested64.entry(upper64(p)).or_insert(0) += 1;
+                    }
+                }
+                Binding::Subscriber { ipv4, ipv6 }
+            };
+            sh.by_key.insert(k, (f.slot, binding));
+            sh.set_used(f.slot, true);
+            if let Some(p) = profiles.get(&f.session.profile) {
+                let e = sh.profiles.entry(*p).or_insert((f.session.profile, 0));
+                e.1 += 1;
+                sh.profile_at.insert(f.session.profile, *p);
+            }
+        }
+        sh.next_profile = sh
+            .profile_at
+            .keys()
+            .map(|i| u32::from(*i) + 1)
+            .max()
+            .unwrap_or(0);
+        sh.free_profiles = (0..sh.next_profile)
+            .filter_map(|i| u16::try_from(i).ok())
+            .filter(|i| !sh.profile_at.contains_key(i))
+            .collect();
+        Ok(())
     }
 
     /// Tells AF_XDP workers (of any process) that a session changed: a change record in the
@@ -138,16 +295,6 @@ impl XdpDataPlane {
             self.resync.set(0, 1, 0).map_err(|e| sys(name::RESYNC, e))?;
         }
         Ok(())
-    }
-
-    fn remember(&mut self, k: maps::SessionKey, b: &Binding) {
-        if let Binding::Subscriber { ipv6, .. } = b {
-            for p in ipv6 {
-                self.prefix_owner
-                    .insert((u32::from(p.len), p.addr.octets()), k);
-            }
-        }
-        self.index.insert(k, b.clone());
     }
 
     /// Writes the global settings; until then the programs pass everything.
@@ -162,6 +309,8 @@ impl XdpDataPlane {
             cpumap_cpus: c.cpumap_cpus,
             configured: 1,
             afxdp: u32::from(c.afxdp),
+            slot_mask: self.tables.mask,
+            dst4_mask: self.shadow.dst4_mask,
         };
         self.config.set(0, v, 0).map_err(|e| sys(name::CONFIG, e))
     }
@@ -203,92 +352,298 @@ impl XdpDataPlane {
         })
     }
 
-    fn exists(&self, k: &maps::SessionKey) -> Result<bool, DataPlaneError> {
-        match self.sessions.get(k, 0) {
-            Ok(_) => Ok(true),
-            Err(e) if not_found(&e) => Ok(false),
-            Err(e) => Err(sys(name::SESSIONS, e)),
+    /// Whether a session with this key would sit in its home slot — the one lookup per packet.
+    /// The control plane draws its ids among those for which this holds; another id works
+    /// too, through the overflow index (one hash lookup more per packet).
+    pub fn home_is_free(&self, key: &SessionKey) -> bool {
+        let mk = map_key(key);
+        let home = self.tables.home(&mk);
+        match self.shadow.by_key.get(&mk) {
+            Some((slot, _)) => *slot == home,
+            None => !self.shadow.is_used(home),
         }
     }
 
-    /// Every binding map entry, by owner.
-    fn bindings(&self) -> Result<BTreeMap<maps::SessionKey, Binding>, DataPlaneError> {
-        let mut out: BTreeMap<maps::SessionKey, Binding> = BTreeMap::new();
-        for r in self.sub4.iter() {
-            let (a, k) = r.map_err(|e| sys(name::SUB4, e))?;
-            if let Binding::Subscriber { ipv4, .. } = out.entry(k).or_insert(Binding::Subscriber {
-                ipv4: None,
-                ipv6: vec![],
-            }) {
-                *ipv4 = Some(a.into());
-            }
-        }
-        for r in self.sub6.iter() {
-            let (p, k) = r.map_err(|e| sys(name::SUB6, e))?;
-            if let Binding::Subscriber { ipv6, .. } = out.entry(k).or_insert(Binding::Subscriber {
-                ipv4: None,
-                ipv6: vec![],
-            }) {
-                ipv6.push(Ipv6Prefix {
-                    addr: Ipv6Addr::from(p.data()),
-                    len: p.prefix_len() as u8,
-                });
-            }
-        }
-        for r in self.ac.iter() {
-            let (ifindex, k) = r.map_err(|e| sys(name::AC, e))?;
-            out.insert(k, Binding::AttachmentCircuit { ifindex });
-        }
-        Ok(out)
+    /// The slot of a session, if installed (tests, diagnostics).
+    pub fn slot_of(&self, key: &SessionKey) -> Option<u32> {
+        self.shadow.by_key.get(&map_key(key)).map(|(s, _)| *s)
+    }
+
+    /// Sessions in their home slot and in another (the overflow index).
+    pub fn placement(&self) -> (usize, usize) {
+        let home = self
+            .shadow
+            .by_key
+            .iter()
+            .filter(|(k, (slot, _))| self.tables.home(k) == *slot)
+            .count();
+        (home, self.shadow.by_key.len() - home)
+    }
+
+    fn bucket_of(&self, a: [u8; 4]) -> u32 {
+        u32::from_be_bytes(a) & self.shadow.dst4_mask
     }
 
     fn conflict(&self, entry: &SessionEntry, mk: &maps::SessionKey) -> Result<(), DataPlaneError> {
-        let owner = |k: maps::SessionKey, what: String| match session_key(&k) {
-            Some(o) if k != *mk => Err(DataPlaneError::Conflict { what, owner: o }),
+        let owner = |k: Option<&maps::SessionKey>, what: String| match k.and_then(session_key) {
+            Some(o) if k != Some(mk) => Err(DataPlaneError::Conflict { what, owner: o }),
             _ => Ok(()),
         };
         match &entry.binding {
             Binding::Subscriber { ipv4, ipv6 } => {
                 if let Some(a) = ipv4 {
-                    if let Ok(k) = self.sub4.get(&a.octets(), 0) {
-                        owner(k, format!("subscriber address {a}"))?;
-                    }
+                    owner(
+                        self.shadow.addr4.get(&a.octets()),
+                        format!("subscriber address {a}"),
+                    )?;
                 }
                 for p in ipv6 {
                     // Exact prefix match only (the trie answers longest-prefix lookups).
                     let k = (u32::from(p.len), p.addr.octets());
-                    if let Some(&o) = self.prefix_owner.get(&k) {
-                        owner(o, format!("prefix {}/{}", p.addr, p.len))?;
-                    }
+                    owner(
+                        self.shadow.prefix_owner.get(&k),
+                        format!("prefix {}/{}", p.addr, p.len),
+                    )?;
                 }
             }
             Binding::AttachmentCircuit { ifindex } => {
-                if let Ok(k) = self.ac.get(ifindex, 0) {
-                    owner(k, format!("attachment interface {ifindex}"))?;
-                }
+                owner(
+                    self.shadow.ac_owner.get(ifindex),
+                    format!("attachment interface {ifindex}"),
+                )?;
             }
         }
         Ok(())
     }
 
-    fn unbind(&mut self, mk: &maps::SessionKey) -> Result<(), DataPlaneError> {
-        let Some(old) = self.index.remove(mk) else {
+    /// A profile index for `p`, shared with the sessions that have the same one.
+    fn acquire_profile(&mut self, p: &maps::Profile) -> Result<u16, DataPlaneError> {
+        if let Some((i, n)) = self.shadow.profiles.get_mut(p) {
+            *n += 1;
+            return Ok(*i);
+        }
+        let i = match self.shadow.free_profiles.pop() {
+            Some(i) => i,
+            None => {
+                let i = self.shadow.next_profile;
+                if i >= self.shadow.profile_cap || i > u32::from(u16::MAX) {
+                    return Err(DataPlaneError::Full(name::PROFILES));
+                }
+                self.shadow.next_profile += 1;
+                i as u16
+            }
+        };
+        self.tables
+            .profiles
+            .set(u32::from(i), *p, 0)
+            .map_err(map_err(name::PROFILES))?;
+        self.shadow.profiles.insert(*p, (i, 1));
+        self.shadow.profile_at.insert(i, *p);
+        Ok(i)
+    }
+
+    fn release_profile(&mut self, i: u16) {
+        let Some(p) = self.shadow.profile_at.get(&i).copied() else {
+            return;
+        };
+        if let Some((_, n)) = self.shadow.profiles.get_mut(&p) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.shadow.profiles.remove(&p);
+                self.shadow.profile_at.remove(&i);
+                // Left as it is in the map: a packet that read the slot before its session
+                // went away may still read it; the index is reused by the next new profile.
+                self.shadow.free_profiles.push(i);
+            }
+        }
+    }
+
+    /// A slot for a new session: its home slot when free, else the next free one.
+    fn allocate_slot(&mut self, mk: &maps::SessionKey) -> Result<u32, DataPlaneError> {
+        let home = self.tables.home(mk);
+        if !self.shadow.is_used(home) {
+            return Ok(home);
+        }
+        let cap = self.tables.capacity();
+        let mut s = self.shadow.cursor;
+        for _ in 0..cap {
+            s = (s + 1) & self.tables.mask;
+            if !self.shadow.is_used(s) {
+                self.shadow.cursor = s;
+                return Ok(s);
+            }
+        }
+        Err(DataPlaneError::Full(name::SESSIONS))
+    }
+
+    /// Writes a slot. A new one in two steps — the value with `version` 0, then with it — so a
+    /// packet never sees a half-written session (the array update is a copy, not a swap).
+    fn write_slot(&mut self, slot: u32, v: maps::Session, new: bool) -> Result<(), DataPlaneError> {
+        if new {
+            let hidden = maps::Session { version: 0, ..v };
+            self.tables
+                .sessions
+                .set(slot, hidden, 0)
+                .map_err(map_err(name::SESSIONS))?;
+        }
+        self.tables
+            .sessions
+            .set(slot, v, 0)
+            .map_err(map_err(name::SESSIONS))
+    }
+
+    fn bind4(&mut self, a: [u8; 4], slot: u32, mk: maps::SessionKey) -> Result<(), DataPlaneError> {
+        let b = self.bucket_of(a);
+        let mut bucket = self.dst4.get(&b, 0).map_err(|e| sys(name::DST4, e))?;
+        let addr = u32::from_ne_bytes(a);
+        if let Some(e) = bucket.e.iter_mut().find(|e| e.addr == addr) {
+            e.slot = slot;
+            self.dst4.set(b, bucket, 0).map_err(map_err(name::DST4))?;
+        } else if let Some(i) = bucket.e.iter().position(|e| e.addr == 0) {
+            // The slot first, then the address that makes the entry match.
+            bucket.e[i].slot = slot;
+            self.dst4.set(b, bucket, 0).map_err(map_err(name::DST4))?;
+            bucket.e[i].addr = addr;
+            self.dst4.set(b, bucket, 0).map_err(map_err(name::DST4))?;
+        } else {
+            self.sub4.insert(a, slot, 0).map_err(map_err(name::SUB4))?;
+            let o = self.shadow.overflow4.entry(b).or_default();
+            if !o.contains(&a) {
+                o.push(a);
+            }
+        }
+        self.shadow.addr4.insert(a, mk);
+        Ok(())
+    }
+
+    fn unbind4(&mut self, a: [u8; 4]) -> Result<(), DataPlaneError> {
+        let b = self.bucket_of(a);
+        self.shadow.addr4.remove(&a);
+        let in_overflow = self
+            .shadow
+            .overflow4
+            .get(&b)
+            .is_some_and(|o| o.contains(&a));
+        if in_overflow {
+            if let Some(o) = self.shadow.overflow4.get_mut(&b) {
+                o.retain(|x| *x != a);
+            }
+            return match self.sub4.remove(&a) {
+                Ok(()) => Ok(()),
+                Err(e) if not_found(&e) => Ok(()),
+                Err(e) => Err(sys(name::SUB4, e)),
+            };
+        }
+        let mut bucket = self.dst4.get(&b, 0).map_err(|e| sys(name::DST4, e))?;
+        let addr = u32::from_ne_bytes(a);
+        let Some(i) = bucket.e.iter().position(|e| e.addr == addr) else {
             return Ok(());
         };
-        // Remove only entries that still point at this session.
+        // A bucket with addresses in the overflow hash stays full: one of them moves in.
+        let moved = self.shadow.overflow4.get_mut(&b).and_then(|o| o.pop());
+        match moved {
+            Some(m) => {
+                let slot = self.sub4.get(&m, 0).map_err(|e| sys(name::SUB4, e))?;
+                bucket.e[i] = maps::Dst4Entry {
+                    addr: u32::from_ne_bytes(m),
+                    slot,
+                };
+                self.dst4.set(b, bucket, 0).map_err(map_err(name::DST4))?;
+                self.sub4.remove(&m).map_err(|e| sys(name::SUB4, e))?;
+            }
+            None => {
+                bucket.e[i].addr = 0;
+                self.dst4.set(b, bucket, 0).map_err(map_err(name::DST4))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The session holding the /64 `u` (if any) stops checking IPv6 sources from its slot: a
+    /// longer prefix inside it may be another session's (longest prefix wins). It stays so
+    /// until it is installed again.
+    fn demote64(&mut self, u: [u8; 8]) -> Result<(), DataPlaneError> {
+        let mut addr = [0u8; 16];
+        addr[..8].copy_from_slice(&u);
+        let Some(owner) = self.shadow.prefix_owner.get(&(64, addr)).copied() else {
+            return Ok(());
+        };
+        let Some((slot, _)) = self.shadow.by_key.get(&owner).cloned() else {
+            return Ok(());
+        };
+        let mut v = self.tables.slot(slot)?;
+        if v.bind6_len == 64 && v.bind8 == u {
+            v.flags |= maps::flags::SUB6_MORE;
+            v.bind6_len = 0;
+            self.write_slot(slot, v, false)?;
+        }
+        Ok(())
+    }
+
+    fn bind(&mut self, b: &Binding, slot: u32, mk: maps::SessionKey) -> Result<(), DataPlaneError> {
+        match b {
+            Binding::Subscriber { ipv4, ipv6 } => {
+                if let Some(a) = ipv4 {
+                    self.bind4(a.octets(), slot, mk)?;
+                }
+                for p in ipv6 {
+                    let key = LpmKey::new(u32::from(p.len), p.addr.octets());
+                    self.sub6
+                        .insert(&key, slot, 0)
+                        .map_err(map_err(name::SUB6))?;
+                    let k = (u32::from(p.len), p.addr.octets());
+                    if self.shadow.prefix_owner.insert(k, mk) != Some(mk) && p.len > 64 {
+                        let u = upper64(p);
+                        *self.shadow.nested64.entry(u).or_insert(0) += 1;
+                        self.demote64(u)?;
+                    }
+                }
+            }
+            Binding::AttachmentCircuit { ifindex } => {
+                self.ac
+                    .insert(ifindex, slot, 0)
+                    .map_err(map_err(name::AC))?;
+                self.shadow.ac_owner.insert(*ifindex, mk);
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the entries of `old` that `new` does not have (all of them without `new`).
+    fn unbind(
+        &mut self,
+        mk: &maps::SessionKey,
+        old: &Binding,
+        new: Option<&Binding>,
+    ) -> Result<(), DataPlaneError> {
+        let (keep4, keep6, keep_ac) = match new {
+            Some(Binding::Subscriber { ipv4, ipv6 }) => (*ipv4, ipv6.clone(), None),
+            Some(Binding::AttachmentCircuit { ifindex }) => (None, vec![], Some(*ifindex)),
+            None => (None, vec![], None),
+        };
         match old {
             Binding::Subscriber { ipv4, ipv6 } => {
                 if let Some(a) = ipv4 {
-                    if self.sub4.get(&a.octets(), 0).ok().as_ref() == Some(mk) {
-                        self.sub4
-                            .remove(&a.octets())
-                            .map_err(|e| sys(name::SUB4, e))?;
+                    if Some(*a) != keep4 && self.shadow.addr4.get(&a.octets()) == Some(mk) {
+                        self.unbind4(a.octets())?;
                     }
                 }
                 for p in ipv6 {
+                    if keep6.contains(p) {
+                        continue;
+                    }
                     let k = (u32::from(p.len), p.addr.octets());
-                    if self.prefix_owner.get(&k) == Some(mk) {
-                        self.prefix_owner.remove(&k);
+                    if self.shadow.prefix_owner.get(&k) == Some(mk) {
+                        self.shadow.prefix_owner.remove(&k);
+                        if p.len > 64 {
+                            let u = upper64(p);
+                            if let Some(n) = self.shadow.nested64.get_mut(&u) {
+                                *n = n.saturating_sub(1);
+                                if *n == 0 {
+                                    self.shadow.nested64.remove(&u);
+                                }
+                            }
+                        }
                         match self.sub6.remove(&LpmKey::new(k.0, k.1)) {
                             Ok(()) => {}
                             Err(e) if not_found(&e) => {}
@@ -298,8 +653,13 @@ impl XdpDataPlane {
                 }
             }
             Binding::AttachmentCircuit { ifindex } => {
-                if self.ac.get(&ifindex, 0).ok().as_ref() == Some(mk) {
-                    self.ac.remove(&ifindex).map_err(|e| sys(name::AC, e))?;
+                if Some(*ifindex) != keep_ac && self.shadow.ac_owner.get(ifindex) == Some(mk) {
+                    self.shadow.ac_owner.remove(ifindex);
+                    match self.ac.remove(ifindex) {
+                        Ok(()) => {}
+                        Err(e) if not_found(&e) => {}
+                        Err(e) => return Err(sys(name::AC, e)),
+                    }
                 }
             }
         }
@@ -309,63 +669,104 @@ impl XdpDataPlane {
 
 impl DataPlane for XdpDataPlane {
     fn install(&mut self, entry: &SessionEntry) -> Result<(), DataPlaneError> {
-        let value = to_map(&entry.session, &entry.binding)?;
+        let mut value = to_map(&entry.session, &entry.binding)?;
         let mk = map_key(&entry.key());
         self.conflict(entry, &mk)?;
-        let map_err = |what: &'static str| {
-            move |e: MapError| {
-                if full(&e) {
-                    DataPlaneError::Full(what)
-                } else {
-                    sys(what, e)
-                }
-            }
-        };
-        // Sequence state survives a re-install (idempotent install); a new session starts
-        // synced at 0 (RFC 3931 App. C).
-        let fresh = maps::Seq {
-            rx_synced: 1,
-            ..maps::Seq::default()
-        };
-        match self.seq.insert(mk, fresh, NOEXIST) {
-            Ok(()) => {}
-            Err(MapError::SyscallError(s)) if s.io_error.raw_os_error() == Some(libc::EEXIST) => {}
-            Err(e) => return Err(map_err(name::SEQ)(e)),
-        }
-        self.unbind(&mk)?;
-        self.sessions
-            .insert(mk, value, 0)
-            .map_err(map_err(name::SESSIONS))?;
-        match &entry.binding {
-            Binding::Subscriber { ipv4, ipv6 } => {
-                if let Some(a) = ipv4 {
-                    self.sub4
-                        .insert(a.octets(), mk, 0)
-                        .map_err(map_err(name::SUB4))?;
-                }
-                for p in ipv6 {
-                    let key = LpmKey::new(u32::from(p.len), p.addr.octets());
-                    self.sub6.insert(&key, mk, 0).map_err(map_err(name::SUB6))?;
-                }
-            }
-            Binding::AttachmentCircuit { ifindex } => {
-                self.ac.insert(ifindex, mk, 0).map_err(map_err(name::AC))?;
+        // Sequence state (sequenced sessions only) survives a re-install (idempotent
+        // install); a new session starts synced at 0 (RFC 3931 App. C).
+        if entry.session.sequencing {
+            let fresh = maps::Seq {
+                rx_synced: 1,
+                ..maps::Seq::default()
+            };
+            match self.seq.insert(mk, fresh, NOEXIST) {
+                Ok(()) => {}
+                Err(MapError::SyscallError(s))
+                    if s.io_error.raw_os_error() == Some(libc::EEXIST) => {}
+                Err(e) => return Err(map_err(name::SEQ)(e)),
             }
         }
-        self.remember(mk, &entry.binding);
+        if value.slot.bind6_len == 64 && self.shadow.nested64.contains_key(&value.slot.bind8) {
+            value.slot.bind6_len = 0;
+            value.slot.flags |= maps::flags::SUB6_MORE;
+        }
+        let old = self.shadow.by_key.get(&mk).cloned();
+        let profile = self.acquire_profile(&value.profile)?;
+        value.slot.profile = profile;
+        let (slot, new) = match &old {
+            Some((slot, _)) => (*slot, false),
+            // The maps' size: at least twice as many slots, so new ids find free homes.
+            None if self.shadow.by_key.len() as u32 >= self.tables.max_sessions => {
+                self.release_profile(profile);
+                return Err(DataPlaneError::Full(name::SESSIONS));
+            }
+            None => match self.allocate_slot(&mk) {
+                Ok(s) => (s, true),
+                Err(e) => {
+                    self.release_profile(profile);
+                    return Err(e);
+                }
+            },
+        };
+        if !new {
+            // The counters carry over (what the program adds between this read and the write
+            // is lost: a re-install is a rare event).
+            let cur = self.tables.slot(slot)?;
+            value.slot.rx_packets = cur.rx_packets;
+            value.slot.rx_bytes = cur.rx_bytes;
+            value.slot.tx_packets = cur.tx_packets;
+            value.slot.tx_bytes = cur.tx_bytes;
+            if let Some((_, b)) = &old {
+                let b = b.clone();
+                self.unbind(&mk, &b, Some(&entry.binding))?;
+            }
+        }
+        let old_profile = if new {
+            None
+        } else {
+            Some(self.tables.slot(slot)?.profile)
+        };
+        self.write_slot(slot, value.slot, new)?;
+        if new {
+            self.shadow.set_used(slot, true);
+            if slot != self.tables.home(&mk) {
+                if let Err(e) = self.tables.slots.insert(mk, slot, 0) {
+                    self.write_slot(slot, maps::Session::default(), false)?;
+                    self.shadow.set_used(slot, false);
+                    self.release_profile(profile);
+                    return Err(map_err(name::SLOTS)(e));
+                }
+            }
+        }
+        if let Some(p) = old_profile {
+            self.release_profile(p);
+        }
+        self.shadow.by_key.insert(mk, (slot, entry.binding.clone()));
+        self.bind(&entry.binding, slot, mk)?;
         self.notify(mk, maps::op::UPSERT)
     }
 
     fn remove(&mut self, key: &SessionKey) -> Result<(), DataPlaneError> {
         let mk = map_key(key);
-        if !self.exists(&mk)? {
+        let Some((slot, binding)) = self.shadow.by_key.get(&mk).cloned() else {
             return Err(DataPlaneError::NotFound(*key));
-        }
-        self.unbind(&mk)?;
-        self.sessions
-            .remove(&mk)
-            .map_err(|e| sys(name::SESSIONS, e))?;
-        for r in [self.seq.remove(&mk), self.counters.remove(&mk)] {
+        };
+        self.unbind(&mk, &binding, None)?;
+        let cur = self.tables.slot(slot)?;
+        // Free: version 0 (the id stays, so a packet that read the slot just before sees it
+        // as it was).
+        self.write_slot(slot, maps::Session { version: 0, ..cur }, false)?;
+        self.shadow.set_used(slot, false);
+        self.shadow.by_key.remove(&mk);
+        self.release_profile(cur.profile);
+        for r in [
+            if slot != self.tables.home(&mk) {
+                self.tables.slots.remove(&mk)
+            } else {
+                Ok(())
+            },
+            self.seq.remove(&mk),
+        ] {
             match r {
                 Ok(()) => {}
                 Err(e) if not_found(&e) => {}
@@ -377,7 +778,7 @@ impl DataPlane for XdpDataPlane {
 
     fn reset_sequence(&mut self, key: &SessionKey) -> Result<(), DataPlaneError> {
         let mk = map_key(key);
-        if !self.exists(&mk)? {
+        if !self.shadow.by_key.contains_key(&mk) {
             return Err(DataPlaneError::NotFound(*key));
         }
         // RFC 4951 §3.2.3: Ns restarts at 0, the receiver re-learns (RxSeq::unsynced).
@@ -388,25 +789,25 @@ impl DataPlane for XdpDataPlane {
     }
 
     fn sessions(&self) -> Result<Vec<SessionEntry>, DataPlaneError> {
-        let bindings = self.bindings()?;
-        let mut out = Vec::new();
-        for r in self.sessions.iter() {
-            let (k, v) = r.map_err(|e| sys(name::SESSIONS, e))?;
-            let Some(session) = from_map(&k, &v) else {
-                return Err(sys(name::SESSIONS, format!("unreadable entry {k:?}")));
-            };
-            let binding = if v.binding == 1 {
-                Binding::AttachmentCircuit {
-                    ifindex: v.ac_ifindex,
-                }
-            } else {
-                match bindings.get(&k) {
-                    Some(b @ Binding::Subscriber { .. }) => b.clone(),
-                    _ => Binding::Subscriber {
-                        ipv4: None,
-                        ipv6: vec![],
-                    },
-                }
+        let found = self.tables.all()?;
+        let profiles = self.tables.profiles_of(&found)?;
+        let mut out = Vec::with_capacity(found.len());
+        for f in &found {
+            let k = f.key();
+            let session = profiles
+                .get(&f.session.profile)
+                .and_then(|p| from_map(&f.session, p))
+                .ok_or_else(|| sys(name::SESSIONS, format!("unreadable slot {}", f.slot)))?;
+            let binding = match self.shadow.by_key.get(&k) {
+                Some((_, b)) => b.clone(),
+                None if f.session.version == 3 => Binding::AttachmentCircuit {
+                    ifindex: f.session.bind4,
+                },
+                None => Binding::Subscriber {
+                    ipv4: (f.session.bind4 != 0)
+                        .then(|| Ipv4Addr::from(f.session.bind4.to_ne_bytes())),
+                    ipv6: vec![],
+                },
             };
             out.push(SessionEntry { session, binding });
         }
@@ -414,24 +815,15 @@ impl DataPlane for XdpDataPlane {
         Ok(out)
     }
 
+    fn id_hint(&self) -> Option<Arc<dyn IdHint>> {
+        Some(self.shadow.used.clone())
+    }
+
     fn counters(&self, key: &SessionKey) -> Result<SessionCounters, DataPlaneError> {
-        let mk = map_key(key);
-        if !self.exists(&mk)? {
-            return Err(DataPlaneError::NotFound(*key));
+        match self.tables.find_key(key)? {
+            Some(f) => Ok(f.counters()),
+            None => Err(DataPlaneError::NotFound(*key)),
         }
-        let per_cpu: PerCpuValues<maps::Counters> = match self.counters.get(&mk, 0) {
-            Ok(v) => v,
-            Err(e) if not_found(&e) => return Ok(SessionCounters::default()),
-            Err(e) => return Err(sys(name::COUNTERS, e)),
-        };
-        Ok(per_cpu
-            .iter()
-            .fold(SessionCounters::default(), |a, c| SessionCounters {
-                rx_packets: a.rx_packets + c.rx_packets,
-                rx_bytes: a.rx_bytes + c.rx_bytes,
-                tx_packets: a.tx_packets + c.tx_packets,
-                tx_bytes: a.tx_bytes + c.tx_bytes,
-            }))
     }
 }
 

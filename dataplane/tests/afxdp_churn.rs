@@ -166,7 +166,7 @@ fn hundred_thousand_installs_and_removals_under_traffic_lose_nothing() {
 /// unknown — until the sync thread sees the flag and rescans the session map.
 #[test]
 fn a_change_lost_to_a_full_queue_is_recovered_by_the_rescan() {
-    use aya::maps::{Array, HashMap, Map, MapData};
+    use aya::maps::{Array, Map, MapData};
     use l2xdp_dataplane::session_map::{map_key, to_map};
     use l2xdp_dataplane::stats::StatsMaps;
     use l2xdp_ebpf::maps::{self, name};
@@ -194,14 +194,26 @@ fn a_change_lost_to_a_full_queue_is_recovered_by_the_rescan() {
     let e = sub.lns_entry();
     // Written to the maps with no change record.
     let mk = map_key(&e.key());
-    let mut sessions: HashMap<MapData, maps::SessionKey, maps::Session> =
+    // As the writer would: a profile (the last index, which no writer reached), the home
+    // slot, the IPv4 address in its bucket.
+    let mut v = to_map(&e.session, &e.binding).expect("value");
+    let mut profiles: Array<MapData, maps::Profile> =
+        open(name::PROFILES).try_into().expect("profiles");
+    let last = profiles.len() - 1;
+    v.slot.profile = last as u16;
+    profiles.set(last, v.profile, 0).expect("profile");
+    let mut sessions: Array<MapData, maps::Session> =
         open(name::SESSIONS).try_into().expect("sessions");
-    sessions
-        .insert(mk, to_map(&e.session, &e.binding).expect("value"), 0)
-        .expect("session");
-    let mut sub4: HashMap<MapData, [u8; 4], maps::SessionKey> =
-        open(name::SUB4).try_into().expect("sub4");
-    sub4.insert(sub.addr.octets(), mk, 0).expect("binding");
+    let slot = mk.id & (sessions.len() - 1);
+    sessions.set(slot, v.slot, 0).expect("session");
+    let mut dst4: Array<MapData, maps::Dst4Bucket> = open(name::DST4).try_into().expect("dst4");
+    let bucket = u32::from_be_bytes(sub.addr.octets()) & (dst4.len() - 1);
+    let mut b = maps::Dst4Bucket::default();
+    b.e[0] = maps::Dst4Entry {
+        addr: u32::from_ne_bytes(sub.addr.octets()),
+        slot,
+    };
+    dst4.set(bucket, b, 0).expect("binding");
     fp.settle();
 
     let core_port = PeerPort::new(&topo.core, CORE0);

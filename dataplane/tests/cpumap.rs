@@ -11,12 +11,11 @@ mod common;
 use std::collections::{BTreeSet, HashMap};
 use std::net::Ipv4Addr;
 
-use aya::maps::{Map, MapData, PerCpuHashMap};
+use aya::maps::{Map, MapData, PerCpuArray};
 use common::*;
 use l2xdp_dataplane::api::{Binding, SessionEntry};
-use l2xdp_dataplane::session_map::map_key;
 use l2xdp_dataplane::{loader, DataPlane, FastPathConfig, XdpDataPlane};
-use l2xdp_ebpf::maps::{self, name, verdict};
+use l2xdp_ebpf::maps::{name, verdict};
 use l2xdp_lab::packet::ETH_P_LOCAL_EXP;
 use l2xdp_lab::topology::{PeerPort, Pins, Topology, CORE0, LAC0};
 use l2xdp_lab::traffic::{ip_socket, Counter, Paced, RECV_TIMEOUT};
@@ -27,6 +26,8 @@ use l2xdp_wire::l2tp::header::Transport;
 const SESSIONS: u16 = 64;
 /// Frames per session.
 const PER_SESSION: u64 = 40;
+/// Frames per session sent alone, to see which CPU decapsulates it.
+const PER_PROBE: u64 = 8;
 /// The class of a frame at the core that is not one session's expected packet.
 const UNEXPECTED: u32 = u32::MAX;
 
@@ -140,6 +141,39 @@ fn cpumap_spreads_sessions_of_one_tunnel() {
     let sent = up.sent;
     let counted = rx.settle(sent);
     let counts = rx.counts();
+
+    // Per session: its frames alone, and the CPU whose second pass decapsulated them (the
+    // per-CPU DECAP verdicts; a session's counters are one per session, not per CPU).
+    let verdicts_map: PerCpuArray<MapData, u64> =
+        Map::from_map_data(MapData::from_pin(pin_dir.join(name::VERDICTS)).expect("verdicts pin"))
+            .expect("map")
+            .try_into()
+            .expect("per-CPU array");
+    let decap_per_cpu = || -> Vec<u64> {
+        verdicts_map
+            .get(&verdict::DECAP, 0)
+            .expect("DECAP")
+            .iter()
+            .copied()
+            .collect()
+    };
+    let mut on_cpu = Vec::new();
+    for f in &frames {
+        let before = decap_per_cpu();
+        for _ in 0..PER_PROBE {
+            up.send(f);
+        }
+        rx.settle(up.sent);
+        let after = decap_per_cpu();
+        let on: Vec<(usize, u64)> = after
+            .iter()
+            .zip(&before)
+            .enumerate()
+            .filter(|(_, (a, b))| a > b)
+            .map(|(cpu, (a, b))| (cpu, a - b))
+            .collect();
+        on_cpu.push(on);
+    }
     drop(rx);
 
     let got: Vec<u64> = (0..u32::from(SESSIONS))
@@ -161,42 +195,29 @@ fn cpumap_spreads_sessions_of_one_tunnel() {
         0,
         "unexpected frames at the core"
     );
+    // Both phases: the interleaved frames and the per-session probes.
+    let frames_sent = total + u64::from(SESSIONS) * PER_PROBE;
     assert_eq!(
         verdicts[verdict::CPU_REDIRECT as usize],
-        total,
+        frames_sent,
         "first pass: every frame to the cpumap ({verdicts:?})"
     );
     assert_eq!(
         verdicts[verdict::DECAP as usize],
-        total,
+        frames_sent,
         "second pass: every frame decapsulated ({verdicts:?})"
     );
     assert_eq!(drops.iter().sum::<u64>(), 0, "drops {drops:?}");
 
     // Per CPU: each session's frames all on one CPU, the sessions on more than one CPU.
-    let map = MapData::from_pin(pin_dir.join(name::COUNTERS)).expect("counters pin");
-    let counters: PerCpuHashMap<MapData, maps::SessionKey, maps::Counters> =
-        Map::from_map_data(map)
-            .expect("map")
-            .try_into()
-            .expect("per-CPU hash");
     let mut used = BTreeSet::new();
-    for e in &entries {
-        let per_cpu = counters
-            .get(&map_key(&e.key()), 0)
-            .expect("session counters");
-        let on: Vec<(usize, u64)> = per_cpu
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| c.rx_packets > 0)
-            .map(|(cpu, c)| (cpu, c.rx_packets))
-            .collect();
-        assert_eq!(on.len(), 1, "{:?}: rx packets per CPU {on:?}", e.key());
-        assert_eq!(on[0].1, PER_SESSION, "{:?}", e.key());
+    for (e, on) in entries.iter().zip(&on_cpu) {
+        assert_eq!(on.len(), 1, "{:?}: decapsulated per CPU {on:?}", e.key());
+        assert_eq!(on[0].1, PER_PROBE, "{:?}", e.key());
         used.insert(on[0].0);
         assert_eq!(
             dp.counters(&e.key()).expect("counters").rx_packets,
-            PER_SESSION
+            PER_SESSION + PER_PROBE
         );
     }
     eprintln!("sessions spread over CPUs {used:?}");

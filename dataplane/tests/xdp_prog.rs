@@ -443,6 +443,61 @@ fn sessions_read_back(mode: Mode) {
     ));
 }
 
+/// Two sessions whose ids have the same home slot (`id & mask`, the one lookup per packet):
+/// the second lives in another slot, found through the overflow index, and both forward both
+/// ways; removing the first leaves the second working, and a third id with the freed home
+/// slot takes it. The ids a control plane draws (`IdHint`) avoid taken homes.
+fn colliding_ids_share_the_table(mode: Mode) {
+    if skip_unless_test_run("colliding_ids_share_the_table") {
+        return;
+    }
+    let mut f = Fixture::new_mode("collide", mode);
+    let a = v2_bound(5, Some(SUB4), &[]);
+    f.install(&a);
+    let home = f.dp.slot_of(&a.key()).expect("installed");
+    assert!(f.dp.home_is_free(&a.key()), "a session in its home slot");
+    assert_eq!(f.dp.placement(), (1, 0));
+    let hint = l2xdp_dataplane::DataPlane::id_hint(&f.dp).expect("the XDP fast path hints");
+    let mut b = v2_bound(5, Some("100.64.0.2"), &[]);
+    let mut colliding = None;
+    for t in 2..=u16::MAX {
+        let k = SessionKey::V2 {
+            tunnel_id: t,
+            session_id: 5,
+        };
+        if !hint.preferred(&k) {
+            colliding = Some(k);
+            break;
+        }
+    }
+    b.session.our_ids = colliding.expect("a tunnel id whose home slot is taken");
+    f.install(&b);
+    assert_ne!(f.dp.slot_of(&b.key()), Some(home));
+    assert_eq!(f.dp.placement(), (1, 1));
+    for (e, src) in [(&a, SUB4), (&b, "100.64.0.2")] {
+        let peer = mirror(&e.session);
+        let v = f.check_decap(&from_peer(&peer, &inner_ip(src, CORE4, 30), 0));
+        assert!(forwarded(&v), "{:?}: {v:?}", e.key());
+        let inner = inner_ip(CORE4, src, 30);
+        f.check_encap(&e.key(), &on_core(&inner), &inner, f.c0);
+    }
+    f.remove(&a.key());
+    let peer = mirror(&b.session);
+    let v = f.check_decap(&from_peer(&peer, &inner_ip("100.64.0.2", CORE4, 30), 0));
+    assert!(forwarded(&v), "after the home slot's session went: {v:?}");
+    let mut c = v2_bound(6, Some("100.64.0.3"), &[]);
+    c.session.our_ids = a.key();
+    assert!(
+        hint.preferred(&c.key()),
+        "the freed home slot is preferred again"
+    );
+    f.install(&c);
+    assert_eq!(f.dp.slot_of(&c.key()), Some(home));
+    let peer = mirror(&c.session);
+    let v = f.check_decap(&from_peer(&peer, &inner_ip("100.64.0.3", CORE4, 30), 0));
+    assert!(forwarded(&v), "{v:?}");
+}
+
 /// Each case in both modes.
 macro_rules! cases {
     ($mod:ident, $mode:expr) => {
@@ -474,6 +529,10 @@ macro_rules! cases {
             #[test]
             fn sessions_read_back() {
                 super::sessions_read_back($mode)
+            }
+            #[test]
+            fn colliding_ids_share_the_table() {
+                super::colliding_ids_share_the_table($mode)
             }
         }
     };

@@ -42,26 +42,38 @@ struct {
 	__type(value, struct l2xdp_config);
 } l2xdp_config SEC(".maps");
 
+/* Sizes here are placeholders: the loader sets them from the configured session count
+ * (dataplane/src/loader.rs). l2xdp_sessions and l2xdp_dst4 must be powers of two. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
-	__type(key, struct l2xdp_session_key);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 131072);
+	__uint(map_flags, BPF_F_MMAPABLE); /* user space scans it in place */
+	__type(key, __u32); /* slot */
 	__type(value, struct l2xdp_session);
 } l2xdp_sessions SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct l2xdp_session_key);
+	__type(value, __u32); /* slot of a session not in its home slot */
+} l2xdp_slots SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct l2xdp_profile);
+} l2xdp_profiles SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct l2xdp_session_key);
 	__type(value, struct l2xdp_seq);
 } l2xdp_seq SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, struct l2xdp_session_key);
-	__type(value, struct l2xdp_counters);
-} l2xdp_counters SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -77,11 +89,27 @@ struct {
 	__type(value, __u64);
 } l2xdp_verdicts SEC(".maps");
 
+/* Bytes of the packets counted in l2xdp_verdicts, for DECAP and ENCAP (per-CPU totals). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, L2XDP_V_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} l2xdp_vbytes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 32768);
+	__type(key, __u32);
+	__type(value, struct l2xdp_dst4_bucket);
+} l2xdp_dst4 SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);
-	__type(key, __u32); /* IPv4 address, network order */
-	__type(value, struct l2xdp_session_key);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32); /* IPv4 address, network order: those of full l2xdp_dst4 buckets */
+	__type(value, __u32); /* slot */
 } l2xdp_sub4 SEC(".maps");
 
 struct {
@@ -89,14 +117,14 @@ struct {
 	__uint(max_entries, 65536);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct l2xdp_lpm6_key);
-	__type(value, struct l2xdp_session_key);
+	__type(value, __u32); /* slot */
 } l2xdp_sub6 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
 	__type(key, __u32); /* attachment circuit ifindex */
-	__type(value, struct l2xdp_session_key);
+	__type(value, __u32); /* slot */
 } l2xdp_ac SEC(".maps");
 
 struct {
@@ -333,17 +361,52 @@ static __always_inline int addr_eq(const __u8 *a, const __u8 *b)
 	return x[0] == y[0] && x[1] == y[1];
 }
 
-/* 7. Spoof check: 0 or a drop reason. */
-static __always_inline int spoof_check(const struct l2xdp_session *s, const struct outer *o)
+/* 7. Spoof check against the session's profile: 0 or a drop reason + 1. */
+static __always_inline int spoof_check(const struct l2xdp_profile *p, const struct outer *o)
 {
-	int ports = s->transport == 0 && o->udp;
+	int ports = p->transport == 0 && o->udp;
 
-	if (s->family != o->family || !addr_eq(s->peer_addr, o->src) ||
-	    (ports && o->sport != s->peer_port))
+	if (p->family != o->family || !addr_eq(p->peer_addr, o->src) ||
+	    (ports && o->sport != p->peer_port))
 		return L2XDP_DROP_SPOOFED_SOURCE + 1;
-	if (!addr_eq(s->local_addr, o->dst) || (ports && o->dport != s->local_port))
+	if (!addr_eq(p->local_addr, o->dst) || (ports && o->dport != p->local_port))
 		return L2XDP_DROP_WRONG_DESTINATION + 1;
 	return 0;
+}
+
+/* The slot of a session: its home slot (id & slot_mask, the one lookup a packet of a session
+ * costs), or, when that holds another session, the slot l2xdp_slots names. */
+static __always_inline struct l2xdp_session *session_at(__u32 slot)
+{
+	return bpf_map_lookup_elem(&l2xdp_sessions, &slot);
+}
+
+static __always_inline struct l2xdp_session *session_of(struct l2xdp_config *cfg, __u8 version,
+							__u32 id, __u32 *at_slot)
+{
+	struct l2xdp_session_key key = { .version = version, .id = id };
+	__u32 home = id & cfg->slot_mask;
+	struct l2xdp_session *s = session_at(home);
+	__u32 *slot;
+
+	*at_slot = home;
+	if (s && s->id == id && s->version == version)
+		return s;
+	slot = bpf_map_lookup_elem(&l2xdp_slots, &key);
+	if (!slot)
+		return 0;
+	*at_slot = *slot;
+	s = session_at(*slot);
+	if (s && s->id == id && s->version == version)
+		return s;
+	return 0;
+}
+
+static __always_inline struct l2xdp_profile *profile_of(const struct l2xdp_session *s)
+{
+	__u32 i = s->profile;
+
+	return bpf_map_lookup_elem(&l2xdp_profiles, &i);
 }
 
 /* 9. RxSeq::check of the reference, under the session's lock. No state: accepted. */
@@ -381,25 +444,27 @@ static __always_inline int seq_check(struct l2xdp_session_key *key, __u32 seq, _
 	return ok;
 }
 
-static __always_inline void count_session(struct l2xdp_session_key *key, __u32 bytes, int rx)
+/* The session's counters, in its slot: atomic adds without fetch (BPF_XADD, any kernel). */
+static __always_inline void count_rx(struct l2xdp_session *s, __u32 bytes)
 {
-	struct l2xdp_counters *c = bpf_map_lookup_elem(&l2xdp_counters, key);
+	__sync_fetch_and_add(&s->rx_packets, 1);
+	__sync_fetch_and_add(&s->rx_bytes, bytes);
+}
 
-	if (!c) {
-		struct l2xdp_counters zero = {};
+static __always_inline void count_tx(struct l2xdp_session *s, __u32 bytes)
+{
+	__sync_fetch_and_add(&s->tx_packets, 1);
+	__sync_fetch_and_add(&s->tx_bytes, bytes);
+}
 
-		bpf_map_update_elem(&l2xdp_counters, key, &zero, BPF_NOEXIST);
-		c = bpf_map_lookup_elem(&l2xdp_counters, key);
-		if (!c)
-			return;
-	}
-	if (rx) {
-		c->rx_packets += 1;
-		c->rx_bytes += bytes;
-	} else {
-		c->tx_packets += 1;
-		c->tx_bytes += bytes;
-	}
+/* A forwarded packet's verdict and its bytes (per CPU). */
+static __always_inline void count_fwd(__u32 verdict, __u32 bytes)
+{
+	__u64 *b = bpf_map_lookup_elem(&l2xdp_vbytes, &verdict);
+
+	count(&l2xdp_verdicts, verdict);
+	if (b)
+		*b += bytes;
 }
 
 /* AF_XDP mode: whether a worker's socket is registered for this interface and queue. When
@@ -429,7 +494,8 @@ const volatile __u32 l2xdp_xsk_handoff = L2XDP_HANDOFF_META;
  * frame cannot be handed over (no socket registered for this interface and queue, or a driver
  * without metadata support or headroom): the caller forwards in XDP mode, counted as
  * L2XDP_V_XSK_FALLBACK — never XDP_ABORTED. */
-static __always_inline int to_xsk(struct xdp_md *ctx, struct l2xdp_xsk_meta *m, __u32 verdict)
+static __always_inline int to_xsk(struct xdp_md *ctx, struct l2xdp_xsk_meta *m, __u32 verdict,
+				  __u32 bytes)
 {
 	__u32 ifindex = ctx->ingress_ifindex, q = ctx->rx_queue_index;
 	__u32 *base = bpf_map_lookup_elem(&l2xdp_xsk_base, &ifindex);
@@ -456,7 +522,7 @@ static __always_inline int to_xsk(struct xdp_md *ctx, struct l2xdp_xsk_meta *m, 
 		}
 	}
 	__builtin_memcpy(dst, m, sizeof(*m));
-	count(&l2xdp_verdicts, verdict);
+	count_fwd(verdict, bytes);
 	return bpf_redirect_map(&l2xdp_xsks, *base + q, XDP_PASS);
 fallback:
 	/* The driver cannot carry the hand-off: this interface forwards in XDP mode from now on
@@ -490,9 +556,9 @@ static __always_inline int trim_to(struct xdp_md *ctx, __u32 end)
 }
 
 /* v2 Forward: bpf_fib_lookup on the inner packet, then emit_inner_ethernet. */
-static __always_inline int forward_v2(struct xdp_md *ctx, struct l2xdp_session_key *key,
-				      __u32 inner, __u32 inner_end, int v6, __u32 frame_len,
-				      int afxdp)
+static __always_inline int forward_v2(struct xdp_md *ctx, struct l2xdp_session *s,
+				      struct l2xdp_session_key *key, __u32 inner, __u32 inner_end,
+				      int v6, __u32 frame_len, int afxdp)
 {
 	struct bpf_fib_lookup fib = {};
 	__u8 *ip;
@@ -523,14 +589,14 @@ static __always_inline int forward_v2(struct xdp_md *ctx, struct l2xdp_session_k
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 		return v_other(L2XDP_V_FIB_MISS, XDP_PASS);
 
-	count_session(key, frame_len, 1);
+	count_rx(s, frame_len);
 	if (afxdp) {
 		struct l2xdp_xsk_meta m = { .egress_ifindex = fib.ifindex, .key = *key,
 					    .dir = L2XDP_DIR_DECAP };
 
 		__builtin_memcpy(m.dmac, fib.dmac, 6);
 		__builtin_memcpy(m.smac, fib.smac, 6);
-		rc = to_xsk(ctx, &m, L2XDP_V_DECAP);
+		rc = to_xsk(ctx, &m, L2XDP_V_DECAP, frame_len);
 		if (rc >= 0)
 			return rc;
 	}
@@ -561,7 +627,7 @@ static __always_inline int forward_v2(struct xdp_md *ctx, struct l2xdp_session_k
 		*(__u16 *)(ip + 10) = (__u16)(check + (check >= 0xffff));
 		ip[8] -= 1;
 	}
-	count(&l2xdp_verdicts, L2XDP_V_DECAP);
+	count_fwd(L2XDP_V_DECAP, frame_len);
 	return bpf_redirect(fib.ifindex, 0);
 }
 
@@ -571,18 +637,23 @@ static __always_inline int decap_v3(struct xdp_md *ctx, struct l2xdp_config *cfg
 				    __u8 transport, __u32 frame_len)
 {
 	struct l2xdp_session_key key = { .version = 3, .id = sid };
-	struct l2xdp_session *s = bpf_map_lookup_elem(&l2xdp_sessions, &key);
+	__u32 at_slot;
+	struct l2xdp_session *s = session_of(cfg, 3, sid, &at_slot);
+	struct l2xdp_profile *pr;
 	__u32 clen, rest;
 	__u8 *p;
 	int r;
 
-	if (!s || s->version != 3 || s->transport != transport)
+	if (!s)
 		return v_drop(L2XDP_DROP_UNKNOWN_SESSION);
-	r = spoof_check(s, o);
+	pr = profile_of(s);
+	if (!pr || pr->version != 3 || pr->transport != transport)
+		return v_drop(L2XDP_DROP_UNKNOWN_SESSION);
+	r = spoof_check(pr, o);
 	if (r)
 		return v_drop(r - 1);
 	rest = end - off;
-	/* 8. Cookie. */
+	/* 8. Cookie (the receive cookie is in bind8). */
 	clen = s->cookie_rx_len;
 	if (rest < clen)
 		return v_drop(L2XDP_DROP_TRUNCATED);
@@ -590,14 +661,14 @@ static __always_inline int decap_v3(struct xdp_md *ctx, struct l2xdp_config *cfg
 		p = at(ctx, off, 4);
 		if (!p)
 			return v_drop(L2XDP_DROP_TRUNCATED);
-		if (*(__u32 *)p != *(__u32 *)s->cookie_rx)
+		if (*(__u32 *)p != *(__u32 *)s->bind8)
 			return v_drop(L2XDP_DROP_WRONG_COOKIE);
 	} else if (clen == 8) {
 		p = at(ctx, off, 8);
 		if (!p)
 			return v_drop(L2XDP_DROP_TRUNCATED);
-		if (*(__u32 *)p != *(__u32 *)s->cookie_rx ||
-		    *(__u32 *)(p + 4) != *(__u32 *)(s->cookie_rx + 4))
+		if (*(__u32 *)p != *(__u32 *)s->bind8 ||
+		    *(__u32 *)(p + 4) != *(__u32 *)(s->bind8 + 4))
 			return v_drop(L2XDP_DROP_WRONG_COOKIE);
 	}
 	off += clen;
@@ -621,20 +692,21 @@ static __always_inline int decap_v3(struct xdp_md *ctx, struct l2xdp_config *cfg
 	/* 11. */
 	if (rest < ETH_HLEN)
 		return v_drop(L2XDP_DROP_BAD_INNER);
-	/* 13. Forward the inner Ethernet frame to the attachment circuit. */
-	count_session(&key, frame_len, 1);
-	__u32 ac = s->ac_ifindex;
+	/* 13. Forward the inner Ethernet frame to the attachment circuit (its ifindex is in
+	 * bind4). */
+	count_rx(s, frame_len);
+	__u32 ac = s->bind4;
 	if (o->xsk) {
 		struct l2xdp_xsk_meta m = { .egress_ifindex = ac, .key = key,
 					    .dir = L2XDP_DIR_DECAP };
-		int rc = to_xsk(ctx, &m, L2XDP_V_DECAP);
+		int rc = to_xsk(ctx, &m, L2XDP_V_DECAP, frame_len);
 
 		if (rc >= 0)
 			return rc;
 	}
 	if (trim_to(ctx, end) || bpf_xdp_adjust_head(ctx, (int)off))
 		return v_other(L2XDP_V_ERROR, XDP_ABORTED);
-	count(&l2xdp_verdicts, L2XDP_V_DECAP);
+	count_fwd(L2XDP_V_DECAP, frame_len);
 	return bpf_redirect(ac, 0);
 }
 
@@ -713,13 +785,18 @@ static __always_inline int decap_udp(struct xdp_md *ctx, struct l2xdp_config *cf
 			return v_other(L2XDP_V_CPU_REDIRECT, act);
 	}
 	struct l2xdp_session_key key = { .version = 2, .id = id };
-	struct l2xdp_session *s = bpf_map_lookup_elem(&l2xdp_sessions, &key);
+	__u32 at_slot;
+	struct l2xdp_session *s = session_of(cfg, 2, id, &at_slot);
+	struct l2xdp_profile *pr;
 	int r;
 
-	if (!s || s->version != 2 || s->transport != 0)
+	if (!s)
+		return v_drop(L2XDP_DROP_UNKNOWN_SESSION);
+	pr = profile_of(s);
+	if (!pr || pr->version != 2 || pr->transport != 0)
 		return v_drop(L2XDP_DROP_UNKNOWN_SESSION);
 	/* 7. */
-	r = spoof_check(s, o);
+	r = spoof_check(pr, o);
 	if (r)
 		return v_drop(r - 1);
 	/* 9. */
@@ -767,14 +844,15 @@ static __always_inline int decap_udp(struct xdp_md *ctx, struct l2xdp_config *cf
 	else
 		return v_to_cp(L2XDP_WHY_PPP_OTHER);
 	/* 11. Inner. 12. Source address validation (RFC 1661 §3.2, BCP 38): the source must be
-	 * bound to this session (IPv4 exact in l2xdp_sub4, IPv6 longest prefix in l2xdp_sub6);
+	 * bound to this session — IPv4 its address (bind4), IPv6 its first prefix (bind8, up to
+	 * /64) or, with L2XDP_F_SUB6_MORE, the longest prefix in l2xdp_sub6 naming this slot;
 	 * IPv6 link-local (fe80::/10) goes to the control plane. Then the TTL. */
 	__u32 inner = pay + ph, ilen = pay_end - inner;
-	struct l2xdp_session_key *b;
+	int bound = 0;
 	__u8 ttl;
 
 	if (v6) {
-		struct l2xdp_lpm6_key lk = { .prefixlen = 128 };
+		__u32 len = s->bind6_len;
 
 		p = at(ctx, inner, 40);
 		if (ilen < 40 || !p || (p[0] >> 4) != 6)
@@ -782,23 +860,33 @@ static __always_inline int decap_udp(struct xdp_md *ctx, struct l2xdp_config *cf
 		if (p[8] == 0xfe && (p[9] & 0xc0) == 0x80)
 			return v_to_cp(L2XDP_WHY_IPV6_LINK_LOCAL);
 		ttl = p[7];
-		__builtin_memcpy(lk.addr, p + 8, 16);
-		b = bpf_map_lookup_elem(&l2xdp_sub6, &lk);
-	} else {
-		__u32 src;
+		if (len > 0 && len <= 64) {
+			__u64 a = __builtin_bswap64(*(__u64 *)(p + 8));
+			__u64 b = __builtin_bswap64(*(__u64 *)s->bind8);
+			__u64 mask = len == 64 ? ~0ULL : ~(~0ULL >> len);
 
+			bound = ((a ^ b) & mask) == 0;
+		}
+		if (!bound && (s->flags & L2XDP_F_SUB6_MORE)) {
+			struct l2xdp_lpm6_key lk = { .prefixlen = 128 };
+			__u32 *slot;
+
+			__builtin_memcpy(lk.addr, p + 8, 16);
+			slot = bpf_map_lookup_elem(&l2xdp_sub6, &lk);
+			bound = slot && *slot == at_slot;
+		}
+	} else {
 		p = at(ctx, inner, 20);
 		if (ilen < 20 || !p || (p[0] >> 4) != 4)
 			return v_drop(L2XDP_DROP_BAD_INNER);
 		ttl = p[8];
-		src = *(__u32 *)(p + 12);
-		b = bpf_map_lookup_elem(&l2xdp_sub4, &src);
+		bound = s->bind4 != 0 && *(__u32 *)(p + 12) == s->bind4;
 	}
-	if (!b || b->version != key.version || b->id != key.id)
+	if (!bound)
 		return v_drop(L2XDP_DROP_UNBOUND_SOURCE);
 	if (ttl <= 1)
 		return v_to_cp(L2XDP_WHY_INNER_TTL_EXPIRED);
-	return forward_v2(ctx, &key, inner, pay_end, v6, frame_len, o->xsk);
+	return forward_v2(ctx, s, &key, inner, pay_end, v6, frame_len, o->xsk);
 }
 
 static __always_inline int access(struct xdp_md *ctx, int first_pass)
@@ -965,7 +1053,7 @@ static __always_inline int put(struct xdp_md *ctx, __u32 off, void *from, __u32 
 /* Copies the session's template (hdr_len bytes, ETH_HLEN <= hdr_len <= L2XDP_HDR_MAX) to the
  * front of the packet in 8-byte words; the last word is the template's last 8 bytes
  * (overlapping the previous one) so nothing past hdr_len is written. */
-static __always_inline int put_template(struct xdp_md *ctx, const struct l2xdp_session *s,
+static __always_inline int put_template(struct xdp_md *ctx, const struct l2xdp_profile *s,
 					__u32 hdr_len)
 {
 	__u32 i, last;
@@ -992,12 +1080,13 @@ static __always_inline int put_template(struct xdp_md *ctx, const struct l2xdp_s
 }
 
 static __always_inline int encap(struct xdp_md *ctx, struct l2xdp_config *cfg,
-				 struct l2xdp_session *s, struct l2xdp_session_key *key,
+				 struct l2xdp_session *s, struct l2xdp_profile *pr,
 				 __u32 inner, __u32 inner_len, int v6, int xsk)
 {
+	struct l2xdp_session_key key = { .version = s->version, .id = s->id };
 	struct bpf_fib_lookup fib = {};
-	__u32 hdr_len = s->hdr_len, l3 = s->l3_off, l4 = s->l4_off;
-	__u32 ip_hlen = s->family == 4 ? 20 : 40;
+	__u32 hdr_len = pr->hdr_len, l3 = pr->l3_off, l4 = pr->l4_off;
+	__u32 ip_hlen = pr->family == 4 ? 20 : 40;
 	__u32 ip_len, ns = 0, frame_len = pkt_len(ctx);
 	int rc;
 
@@ -1006,17 +1095,17 @@ static __always_inline int encap(struct xdp_md *ctx, struct l2xdp_config *cfg,
 	ip_len = hdr_len - l3 + inner_len;
 	if (ip_len > cfg->mtu || ip_len > 0xffff)
 		return v_other(L2XDP_V_ENCAP_REFUSED, XDP_PASS);
-	if (s->family == 4) {
+	if (pr->family == 4) {
 		fib.family = AF_INET;
-		fib.ipv4_src = *(__u32 *)s->local_addr;
-		fib.ipv4_dst = *(__u32 *)s->peer_addr;
-		fib.tos = s->dscp << 2;
+		fib.ipv4_src = *(__u32 *)pr->local_addr;
+		fib.ipv4_dst = *(__u32 *)pr->peer_addr;
+		fib.tos = pr->dscp << 2;
 	} else {
 		fib.family = AF_INET6;
-		__builtin_memcpy(fib.ipv6_src, s->local_addr, 16);
-		__builtin_memcpy(fib.ipv6_dst, s->peer_addr, 16);
+		__builtin_memcpy(fib.ipv6_src, pr->local_addr, 16);
+		__builtin_memcpy(fib.ipv6_dst, pr->peer_addr, 16);
 	}
-	fib.l4_protocol = s->transport == 0 ? IPPROTO_UDP : IPPROTO_L2TP_;
+	fib.l4_protocol = pr->transport == 0 ? IPPROTO_UDP : IPPROTO_L2TP_;
 	fib.tot_len = ip_len;
 	fib.ifindex = ctx->ingress_ifindex;
 	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
@@ -1024,15 +1113,15 @@ static __always_inline int encap(struct xdp_md *ctx, struct l2xdp_config *cfg,
 		return v_other(L2XDP_V_FIB_MISS, XDP_PASS);
 
 	if (xsk) {
-		struct l2xdp_xsk_meta m = { .egress_ifindex = fib.ifindex, .key = *key,
+		struct l2xdp_xsk_meta m = { .egress_ifindex = fib.ifindex, .key = key,
 					    .inner_off = (__u16)inner, .inner_len = (__u16)inner_len,
 					    .dir = L2XDP_DIR_ENCAP };
 
 		__builtin_memcpy(m.dmac, fib.dmac, 6);
 		__builtin_memcpy(m.smac, fib.smac, 6);
-		rc = to_xsk(ctx, &m, L2XDP_V_ENCAP);
+		rc = to_xsk(ctx, &m, L2XDP_V_ENCAP, (hdr_len & 0xff) + inner_len);
 		if (rc >= 0) {
-			count_session(key, (hdr_len & 0xff) + inner_len, 0);
+			count_tx(s, (hdr_len & 0xff) + inner_len);
 			return rc;
 		}
 	}
@@ -1044,7 +1133,7 @@ static __always_inline int encap(struct xdp_md *ctx, struct l2xdp_config *cfg,
 	hdr_len &= 0xff;
 	if (hdr_len < ETH_HLEN || hdr_len > L2XDP_HDR_MAX)
 		return v_other(L2XDP_V_ERROR, XDP_ABORTED);
-	if (put_template(ctx, s, hdr_len))
+	if (put_template(ctx, pr, hdr_len))
 		return v_other(L2XDP_V_ERROR, XDP_ABORTED);
 	{
 		__u8 *eth = at(ctx, 0, ETH_HLEN);
@@ -1056,7 +1145,7 @@ static __always_inline int encap(struct xdp_md *ctx, struct l2xdp_config *cfg,
 	}
 
 	/* Outer IP lengths and the IPv4 header checksum. */
-	if (s->family == 4) {
+	if (pr->family == 4) {
 		__u16 tot = bpf_htons((__u16)ip_len);
 		__u8 *ip;
 		__u64 sum;
@@ -1073,9 +1162,15 @@ static __always_inline int encap(struct xdp_md *ctx, struct l2xdp_config *cfg,
 
 		put(ctx, l3 + 4, &plen, 2);
 	}
+	/* v2: the peer's session id (the template is shared by the tunnel's sessions). */
+	if (pr->sid_off) {
+		__u16 sid = bpf_htons((__u16)s->peer_id);
+
+		put(ctx, pr->sid_off, &sid, 2);
+	}
 	/* Sequence number: consumed only now that the frame is written. */
 	if (s->flags & L2XDP_F_SEQ) {
-		struct l2xdp_seq *st = bpf_map_lookup_elem(&l2xdp_seq, key);
+		struct l2xdp_seq *st = bpf_map_lookup_elem(&l2xdp_seq, &key);
 
 		/* Under the session's lock, not __sync_fetch_and_add: an atomic add that returns
 		 * the old value (BPF_ATOMIC | BPF_FETCH) needs 5.12; 5.10 refuses it ("BPF_STX uses
@@ -1086,35 +1181,35 @@ static __always_inline int encap(struct xdp_md *ctx, struct l2xdp_config *cfg,
 			st->tx_next = ns + 1;
 			bpf_spin_unlock(&st->lock);
 		}
-		if (s->seq_off) {
-			if (s->version == 2) {
+		if (pr->seq_off) {
+			if (pr->version == 2) {
 				__u16 n = bpf_htons((__u16)ns);
 
-				put(ctx, s->seq_off, &n, 2);
+				put(ctx, pr->seq_off, &n, 2);
 			} else {
 				__u32 n = bpf_htonl(0x40000000 | (ns & 0xffffff));
 
-				put(ctx, s->seq_off, &n, 4);
+				put(ctx, pr->seq_off, &n, 4);
 			}
 		}
 	}
 	/* v2: the PPP protocol of the inner packet. */
-	if (s->version == 2) {
-		__u8 pr[2] = { 0, v6 ? 0x57 : 0x21 };
+	if (pr->version == 2) {
+		__u8 ppp[2] = { 0, v6 ? 0x57 : 0x21 };
 
-		if (s->flags & L2XDP_F_PFC)
-			put(ctx, s->ppp_off, &pr[1], 1);
+		if (pr->flags & L2XDP_F_PFC)
+			put(ctx, pr->ppp_off, &ppp[1], 1);
 		else
-			put(ctx, s->ppp_off, pr, 2);
+			put(ctx, pr->ppp_off, ppp, 2);
 	}
 	/* UDP Length, then the checksum over everything (RFC 768; RFC 8200 §8.1). */
-	if (s->transport == 0) {
+	if (pr->transport == 0) {
 		__u32 ulen = ip_len - ip_hlen;
 		__u16 ul = bpf_htons((__u16)ulen);
 
 		put(ctx, l4 + 4, &ul, 2);
-		if (s->family == 6 || (s->flags & L2XDP_F_UDP_CSUM4)) {
-			__u64 sum = pseudo_udp(s->family, s->local_addr, s->peer_addr, ulen);
+		if (pr->family == 6 || (pr->flags & L2XDP_F_UDP_CSUM4)) {
+			__u64 sum = pseudo_udp(pr->family, pr->local_addr, pr->peer_addr, ulen);
 			__u16 c;
 
 			if (csum_range(ctx, l4, ulen, &sum))
@@ -1125,9 +1220,31 @@ static __always_inline int encap(struct xdp_md *ctx, struct l2xdp_config *cfg,
 			put(ctx, l4 + 6, &c, 2);
 		}
 	}
-	count_session(key, pkt_len(ctx), 0);
-	count(&l2xdp_verdicts, L2XDP_V_ENCAP);
+	frame_len = pkt_len(ctx);
+	count_tx(s, frame_len);
+	count_fwd(L2XDP_V_ENCAP, frame_len);
 	return bpf_redirect(fib.ifindex, 0);
+}
+
+/* Downstream IPv4: the slot of the session the destination is bound to, or -1. One bucket
+ * (one cache line) of l2xdp_dst4; l2xdp_sub4 only behind a full bucket. */
+static __always_inline long slot_of_dst4(struct l2xdp_config *cfg, __u32 dst)
+{
+	__u32 b = bpf_ntohl(dst) & cfg->dst4_mask, *slot;
+	struct l2xdp_dst4_bucket *bk = bpf_map_lookup_elem(&l2xdp_dst4, &b);
+	int i;
+
+	if (!bk)
+		return -1;
+#pragma unroll
+	for (i = 0; i < L2XDP_DST4_WAYS; i++) {
+		if (bk->e[i].addr == dst)
+			return bk->e[i].slot;
+	}
+	if (bk->e[L2XDP_DST4_WAYS - 1].addr == 0)
+		return -1;
+	slot = bpf_map_lookup_elem(&l2xdp_sub4, &dst);
+	return slot ? (long)*slot : -1;
 }
 
 SEC("xdp")
@@ -1135,24 +1252,26 @@ int xdp_l2tp_core(struct xdp_md *ctx)
 {
 	__u32 zero = 0, ifindex = ctx->ingress_ifindex;
 	struct l2xdp_config *cfg = bpf_map_lookup_elem(&l2xdp_config, &zero);
-	__u32 frame_len = pkt_len(ctx), inner, len;
-	struct l2xdp_session_key k, *key;
+	__u32 frame_len = pkt_len(ctx), inner, len, slot;
 	struct l2xdp_session *s;
+	struct l2xdp_profile *pr;
 	int v6 = 0;
 	__u8 *p;
 
 	if (!cfg || !cfg->configured)
 		return v_pass();
-	key = bpf_map_lookup_elem(&l2xdp_ac, &ifindex);
-	if (key) {
+	__u32 *ac = bpf_map_lookup_elem(&l2xdp_ac, &ifindex);
+	if (ac) {
 		/* A frame on a v3 attachment circuit: the whole frame is the payload. */
 		if (frame_len < ETH_HLEN)
 			return v_pass();
-		k = *key;
+		slot = *ac;
 		inner = 0;
 		len = frame_len;
 	} else {
 		/* A packet to a v2 subscriber; Ethernet padding is not payload. */
+		long found = -1;
+
 		p = at(ctx, 0, ETH_HLEN);
 		if (!p)
 			return v_pass();
@@ -1164,30 +1283,35 @@ int xdp_l2tp_core(struct xdp_md *ctx)
 			p = at(ctx, ETH_HLEN, 20);
 			if (!p || (p[0] >> 4) != 4)
 				return v_pass();
-			key = bpf_map_lookup_elem(&l2xdp_sub4, p + 16);
+			found = slot_of_dst4(cfg, *(__u32 *)(p + 16));
 			tot = be16(p + 2);
 			if (tot >= 20 && tot < len)
 				len = tot;
 		} else if (be16(p + 12) == ETH_P_IPV6) {
 			struct l2xdp_lpm6_key lk = { .prefixlen = 128 };
-			__u32 tot;
+			__u32 tot, *sl;
 
 			p = at(ctx, ETH_HLEN, 40);
 			if (!p || (p[0] >> 4) != 6)
 				return v_pass();
 			__builtin_memcpy(lk.addr, p + 24, 16);
-			key = bpf_map_lookup_elem(&l2xdp_sub6, &lk);
+			sl = bpf_map_lookup_elem(&l2xdp_sub6, &lk);
+			if (sl)
+				found = *sl;
 			tot = 40 + be16(p + 4);
 			if (tot < len)
 				len = tot;
 			v6 = 1;
 		}
-		if (!key)
+		if (found < 0)
 			return v_pass();
-		k = *key;
+		slot = (__u32)found;
 	}
-	s = bpf_map_lookup_elem(&l2xdp_sessions, &k);
+	s = session_at(slot);
 	if (!s || s->version != (inner ? 2 : 3))
 		return v_pass();
-	return encap(ctx, cfg, s, &k, inner, len, v6, cfg->afxdp && xsk_ready(ctx));
+	pr = profile_of(s);
+	if (!pr || pr->version != s->version)
+		return v_pass();
+	return encap(ctx, cfg, s, pr, inner, len, v6, cfg->afxdp && xsk_ready(ctx));
 }

@@ -70,6 +70,8 @@ struct l2xdp_config {
 	__u32 cpumap_cpus;            /* entries 0..cpumap_cpus-1 of l2xdp_cpus are set */
 	__u32 configured;             /* 0 until user space wrote the config: pass everything */
 	__u32 afxdp;                  /* 1: AF_XDP mode, forwarded packets go to l2xdp_xsks */
+	__u32 slot_mask;              /* max_entries of l2xdp_sessions - 1 (a power of two) */
+	__u32 dst4_mask;              /* max_entries of l2xdp_dst4 - 1 (a power of two) */
 };
 
 /* Session key: the ids that arrive in packets (ours). v2: id = tunnel << 16 | session. */
@@ -85,49 +87,95 @@ enum l2xdp_session_flags {
 	L2XDP_F_UDP_CSUM4 = 4,   /* compute the UDP checksum over IPv4 */
 	L2XDP_F_ACFC = 8,        /* v2 PPP: omit FF 03 */
 	L2XDP_F_PFC = 16,        /* v2 PPP: one-byte protocol */
+	L2XDP_F_SUB6_MORE = 32,  /* v2: IPv6 prefixes beyond bind8 are in l2xdp_sub6 */
 };
 
 #define L2XDP_HDR_MAX 128
 
-/* A session (l2xdp_sessions, HASH). The explicit fields serve decap and the read back; hdr is
- * the encap template built by user space with the reference encap (Ns 0, length fields for an
- * empty payload): the program copies it, then fills lengths, checksums, Ns, the PPP protocol
- * and the MACs from bpf_fib_lookup. */
+/*
+ * The session table. One packet of a known session costs one lookup of a 64-byte slot (one
+ * cache line): the slot holds what decapsulation checks and the session's counters; what is
+ * shared by many sessions (the outer addresses and ports, the encap template) is in its
+ * profile, of which there are few (one per tunnel and framing variant), so they stay cached.
+ *
+ * l2xdp_sessions is an ARRAY indexed by slot. A session's home slot is its id & slot_mask:
+ * the LNS chooses the ids the peer puts in every data packet (RFC 2661 §3.1 Assigned
+ * Session/Tunnel ID, RFC 3931 §5.4.4), and the control plane draws them at random among those
+ * whose home slot is free, so the packet's id indexes the array directly. A session whose
+ * home slot is taken (an operator-chosen static pseudowire, an id restored from before) lives
+ * in another slot, found through l2xdp_slots (HASH, session key -> slot), looked up only when
+ * the home slot holds another session.
+ */
 struct l2xdp_session {
-	__u8 version;          /* 2 or 3 */
+	__u32 id;              /* the key's id; with version, what a packet is checked against */
+	__u8 version;          /* 2 or 3; 0: the slot is free */
+	__u8 flags;            /* l2xdp_session_flags */
+	__u16 profile;         /* index in l2xdp_profiles */
+	__u32 peer_id;         /* v2: peer tunnel << 16 | peer session; v3: peer session */
+	__u8 cookie_rx_len;    /* v3: 0, 4, 8 */
+	__u8 bind6_len;        /* v2: prefix length of bind8 (1..64), 0: none */
+	__u16 pad;
+	__u32 bind4;           /* v2: the subscriber's IPv4 address (wire order), 0: none;
+				* v3: the attachment circuit's ifindex */
+	__u8 bind8[8];         /* v2: the first 64 bits of the subscriber's first IPv6 prefix;
+				* v3: the receive cookie */
+	__u32 pad2;
+	__u64 rx_packets;      /* atomic adds: the packets of one session stay on one CPU per */
+	__u64 rx_bytes;        /* direction (RSS on the outer/inner flow), so the line rarely */
+	__u64 tx_packets;      /* moves between CPUs */
+	__u64 tx_bytes;
+};
+
+_Static_assert(sizeof(struct l2xdp_session) == 64, "a session is one cache line");
+
+/* What sessions share (l2xdp_profiles, ARRAY): the outer header and how to fill it. hdr is
+ * the encap template built by user space with the reference encap (Ns 0, length fields for
+ * an empty payload, v2: the peer session id zero): the program copies it, then writes the
+ * peer session id (v2), lengths, checksums, Ns, the PPP protocol and the MACs from
+ * bpf_fib_lookup. v3 sessions have a profile each (the cookie and session id are in it). */
+struct l2xdp_profile {
+	__u8 version;          /* 2 or 3; 0: unused */
 	__u8 transport;        /* 0 UDP, 1 IP (115) */
 	__u8 family;           /* 4 or 6 */
-	__u8 flags;            /* l2xdp_session_flags */
+	__u8 flags;            /* the session flags the template encodes */
 	__u16 local_port;
 	__u16 peer_port;
 	__u8 local_addr[16];   /* IPv4 in the first 4 bytes, the rest zero */
 	__u8 peer_addr[16];
-	__u32 peer_id;         /* v2: peer tunnel << 16 | peer session; v3: peer session */
-	__u8 cookie_rx_len;    /* 0, 4, 8 */
-	__u8 cookie_tx_len;
-	__u8 ttl;
-	__u8 dscp;
-	__u8 cookie_rx[8];
-	__u8 cookie_tx[8];
-	__u8 local_mac[6];     /* kept for the read back; forwarding uses bpf_fib_lookup */
-	__u8 next_hop_mac[6];
-	__u16 vlan_tpid[2];
-	__u16 vlan_tci[2];
-	__u8 vlan_count;
-	__u8 binding;          /* 0 subscriber (v2), 1 attachment circuit (v3) */
-	__u16 pad;
-	__u32 ac_ifindex;      /* v3 attachment circuit */
 	__u16 hdr_len;         /* template length: Ethernet to the inner packet */
 	__u16 l3_off;          /* outer IP header */
 	__u16 l4_off;          /* UDP header, or the L2TPv3-over-IP header */
 	__u16 seq_off;         /* v2 Ns / v3 sublayer word; 0: none */
 	__u16 ppp_off;         /* v2 PPP protocol field */
-	__u16 pad2;
+	__u16 sid_off;         /* v2 peer session id (2 bytes); 0: none (v3: in the template) */
+	__u8 ttl;              /* kept for the read back (in the template) */
+	__u8 dscp;
+	__u8 cookie_tx_len;    /* v3 */
+	__u8 vlan_count;
+	__u8 cookie_tx[8];
+	__u8 local_mac[6];     /* kept for the read back; forwarding uses bpf_fib_lookup */
+	__u8 next_hop_mac[6];
+	__u16 vlan_tpid[2];
+	__u16 vlan_tci[2];
 	__u8 hdr[L2XDP_HDR_MAX];
 };
 
-/* Sequence state (l2xdp_seq, HASH, same key): tx Ns by atomic add, rx by RxSeq::check under
- * the lock. */
+/* Downstream IPv4 (l2xdp_dst4, ARRAY of buckets): destination address -> slot. The bucket is
+ * ntohl(address) & dst4_mask (pools are contiguous ranges, so neighbours spread over buckets
+ * without collisions); 8 entries of a bucket fill one cache line. A bucket whose entries are
+ * all taken sends the lookup on to l2xdp_sub4 (HASH, address -> slot), where the rest are. */
+#define L2XDP_DST4_WAYS 8
+struct l2xdp_dst4_entry {
+	__u32 addr;            /* wire order; 0: free */
+	__u32 slot;
+};
+
+struct l2xdp_dst4_bucket {
+	struct l2xdp_dst4_entry e[L2XDP_DST4_WAYS];
+};
+
+/* Sequence state (l2xdp_seq, HASH by session key, sequenced sessions only): tx Ns and rx
+ * RxSeq::check under the lock. */
 struct l2xdp_seq {
 	struct bpf_spin_lock lock;
 	__u32 tx_next;
@@ -135,14 +183,6 @@ struct l2xdp_seq {
 	__u32 rx_synced;
 	__u32 rx_run;
 	__u32 rx_run_next;
-};
-
-/* Per-session counters (l2xdp_counters, PERCPU_HASH, same key). */
-struct l2xdp_counters {
-	__u64 rx_packets;
-	__u64 rx_bytes;
-	__u64 tx_packets;
-	__u64 tx_bytes;
 };
 
 /* IPv6 subscriber prefix (l2xdp_sub6, LPM_TRIE). */

@@ -5,21 +5,27 @@
 pub mod name {
     /// [`super::Config`], ARRAY of one.
     pub const CONFIG: &str = "l2xdp_config";
-    /// [`super::SessionKey`] → [`super::Session`], HASH.
+    /// Slot → [`super::Session`], ARRAY (a power of two; home slot = id & mask).
     pub const SESSIONS: &str = "l2xdp_sessions";
+    /// [`super::SessionKey`] → slot (u32) of a session not in its home slot, HASH.
+    pub const SLOTS: &str = "l2xdp_slots";
+    /// Index → [`super::Profile`], ARRAY: outer headers shared by sessions.
+    pub const PROFILES: &str = "l2xdp_profiles";
     /// [`super::SessionKey`] → [`super::Seq`], HASH (value has a `bpf_spin_lock`).
     pub const SEQ: &str = "l2xdp_seq";
-    /// [`super::SessionKey`] → [`super::Counters`], PERCPU_HASH.
-    pub const COUNTERS: &str = "l2xdp_counters";
     /// Drop reason (`wire::datapath::DropReason` as u32) → u64, PERCPU_ARRAY.
     pub const DROPS: &str = "l2xdp_drops";
     /// [`super::verdict`] index → u64, PERCPU_ARRAY.
     pub const VERDICTS: &str = "l2xdp_verdicts";
-    /// IPv4 address (network order, as `[u8; 4]`) → [`super::SessionKey`], HASH.
+    /// [`super::verdict`] index → bytes (DECAP, ENCAP), PERCPU_ARRAY.
+    pub const VBYTES: &str = "l2xdp_vbytes";
+    /// Bucket → [`super::Dst4Bucket`], ARRAY: downstream IPv4 address → slot.
+    pub const DST4: &str = "l2xdp_dst4";
+    /// IPv4 address (network order, as `[u8; 4]`) → slot, HASH: those of full buckets.
     pub const SUB4: &str = "l2xdp_sub4";
-    /// [`super::Lpm6Key`] → [`super::SessionKey`], LPM_TRIE.
+    /// [`super::Lpm6Key`] → slot, LPM_TRIE.
     pub const SUB6: &str = "l2xdp_sub6";
-    /// Attachment circuit ifindex → [`super::SessionKey`], HASH.
+    /// Attachment circuit ifindex → slot, HASH.
     pub const AC: &str = "l2xdp_ac";
     /// CPUMAP for spreading sessions over CPUs.
     pub const CPUS: &str = "l2xdp_cpus";
@@ -34,9 +40,9 @@ pub mod name {
     /// [`super::xsk_stat`] index → u64, ARRAY: the AF_XDP workers' counters, merged.
     pub const XSK_STATS: &str = "l2xdp_xsk_stats";
     /// Every map.
-    pub const ALL: [&str; 15] = [
-        CONFIG, SESSIONS, SEQ, COUNTERS, DROPS, VERDICTS, SUB4, SUB6, AC, CPUS, XSKS, XSK_BASE,
-        CHANGES, RESYNC, XSK_STATS,
+    pub const ALL: [&str; 18] = [
+        CONFIG, SESSIONS, SLOTS, PROFILES, SEQ, DROPS, VERDICTS, VBYTES, DST4, SUB4, SUB6, AC,
+        CPUS, XSKS, XSK_BASE, CHANGES, RESYNC, XSK_STATS,
     ];
 }
 
@@ -81,7 +87,12 @@ pub mod flags {
     pub const ACFC: u8 = 8;
     /// v2 PPP PFC.
     pub const PFC: u8 = 16;
+    /// v2: IPv6 prefixes beyond the slot's `bind8` are in `l2xdp_sub6`.
+    pub const SUB6_MORE: u8 = 32;
 }
+
+/// Entries per [`Dst4Bucket`].
+pub const DST4_WAYS: usize = 8;
 
 /// Size of the encap template.
 pub const HDR_MAX: usize = 128;
@@ -99,6 +110,8 @@ pub struct Config {
     pub cpumap_cpus: u32,
     pub configured: u32,
     pub afxdp: u32,
+    pub slot_mask: u32,
+    pub dst4_mask: u32,
 }
 
 /// `struct l2xdp_session_key`: v2 `id` = tunnel << 16 | session; v3 `id` = session.
@@ -110,10 +123,34 @@ pub struct SessionKey {
     pub id: u32,
 }
 
-/// `struct l2xdp_session`.
+/// `struct l2xdp_session`: a slot of [`name::SESSIONS`] (one cache line).
 #[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Session {
+    pub id: u32,
+    /// 2 or 3; 0: the slot is free.
+    pub version: u8,
+    pub flags: u8,
+    pub profile: u16,
+    pub peer_id: u32,
+    pub cookie_rx_len: u8,
+    pub bind6_len: u8,
+    pub pad: u16,
+    /// v2: the subscriber's IPv4 address (wire order); v3: the attachment circuit ifindex.
+    pub bind4: u32,
+    /// v2: the first 64 bits of the first IPv6 prefix; v3: the receive cookie.
+    pub bind8: [u8; 8],
+    pub pad2: u32,
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+}
+
+/// `struct l2xdp_profile`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Profile {
     pub version: u8,
     pub transport: u8,
     pub family: u8,
@@ -122,34 +159,28 @@ pub struct Session {
     pub peer_port: u16,
     pub local_addr: [u8; 16],
     pub peer_addr: [u8; 16],
-    pub peer_id: u32,
-    pub cookie_rx_len: u8,
-    pub cookie_tx_len: u8,
-    pub ttl: u8,
-    pub dscp: u8,
-    pub cookie_rx: [u8; 8],
-    pub cookie_tx: [u8; 8],
-    pub local_mac: [u8; 6],
-    pub next_hop_mac: [u8; 6],
-    pub vlan_tpid: [u16; 2],
-    pub vlan_tci: [u16; 2],
-    pub vlan_count: u8,
-    pub binding: u8,
-    pub pad: u16,
-    pub ac_ifindex: u32,
     pub hdr_len: u16,
     pub l3_off: u16,
     pub l4_off: u16,
     pub seq_off: u16,
     pub ppp_off: u16,
-    pub pad2: u16,
+    pub sid_off: u16,
+    pub ttl: u8,
+    pub dscp: u8,
+    pub cookie_tx_len: u8,
+    pub vlan_count: u8,
+    pub cookie_tx: [u8; 8],
+    pub local_mac: [u8; 6],
+    pub next_hop_mac: [u8; 6],
+    pub vlan_tpid: [u16; 2],
+    pub vlan_tci: [u16; 2],
     pub hdr: [u8; HDR_MAX],
 }
 
-impl Session {
+impl Profile {
     /// All zero.
-    pub const fn zeroed() -> Self {
-        Session {
+    pub fn zeroed() -> Self {
+        Profile {
             version: 0,
             transport: 0,
             family: 0,
@@ -158,30 +189,40 @@ impl Session {
             peer_port: 0,
             local_addr: [0; 16],
             peer_addr: [0; 16],
-            peer_id: 0,
-            cookie_rx_len: 0,
-            cookie_tx_len: 0,
-            ttl: 0,
-            dscp: 0,
-            cookie_rx: [0; 8],
-            cookie_tx: [0; 8],
-            local_mac: [0; 6],
-            next_hop_mac: [0; 6],
-            vlan_tpid: [0; 2],
-            vlan_tci: [0; 2],
-            vlan_count: 0,
-            binding: 0,
-            pad: 0,
-            ac_ifindex: 0,
             hdr_len: 0,
             l3_off: 0,
             l4_off: 0,
             seq_off: 0,
             ppp_off: 0,
-            pad2: 0,
+            sid_off: 0,
+            ttl: 0,
+            dscp: 0,
+            cookie_tx_len: 0,
+            vlan_count: 0,
+            cookie_tx: [0; 8],
+            local_mac: [0; 6],
+            next_hop_mac: [0; 6],
+            vlan_tpid: [0; 2],
+            vlan_tci: [0; 2],
             hdr: [0; HDR_MAX],
         }
     }
+}
+
+/// `struct l2xdp_dst4_entry`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Dst4Entry {
+    /// Wire order; 0: free.
+    pub addr: u32,
+    pub slot: u32,
+}
+
+/// `struct l2xdp_dst4_bucket`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Dst4Bucket {
+    pub e: [Dst4Entry; DST4_WAYS],
 }
 
 /// `struct l2xdp_seq` (`lock` is the `struct bpf_spin_lock`, never touched by user space).
@@ -273,7 +314,7 @@ pub struct Change {
     pub op: u32,
 }
 
-/// `struct l2xdp_counters`.
+/// A session's counters (read from its [`Session`] slot).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counters {
@@ -301,7 +342,11 @@ unsafe impl aya::Pod for Session {}
 // SAFETY: as above.
 unsafe impl aya::Pod for Seq {}
 // SAFETY: as above.
-unsafe impl aya::Pod for Counters {}
+unsafe impl aya::Pod for Profile {}
+// SAFETY: as above.
+unsafe impl aya::Pod for Dst4Entry {}
+// SAFETY: as above.
+unsafe impl aya::Pod for Dst4Bucket {}
 // SAFETY: as above.
 unsafe impl aya::Pod for Lpm6Key {}
 // SAFETY: as above.
@@ -340,13 +385,36 @@ mod tests {
                     cpumap_enabled,
                     cpumap_cpus,
                     configured,
-                    afxdp
+                    afxdp,
+                    slot_mask,
+                    dst4_mask
                 ]
             ),
             layout!("l2xdp_session_key", SessionKey, [version, pad, id]),
             layout!(
                 "l2xdp_session",
                 Session,
+                [
+                    id,
+                    version,
+                    flags,
+                    profile,
+                    peer_id,
+                    cookie_rx_len,
+                    bind6_len,
+                    pad,
+                    bind4,
+                    bind8,
+                    pad2,
+                    rx_packets,
+                    rx_bytes,
+                    tx_packets,
+                    tx_bytes
+                ]
+            ),
+            layout!(
+                "l2xdp_profile",
+                Profile,
                 [
                     version,
                     transport,
@@ -356,39 +424,30 @@ mod tests {
                     peer_port,
                     local_addr,
                     peer_addr,
-                    peer_id,
-                    cookie_rx_len,
-                    cookie_tx_len,
-                    ttl,
-                    dscp,
-                    cookie_rx,
-                    cookie_tx,
-                    local_mac,
-                    next_hop_mac,
-                    vlan_tpid,
-                    vlan_tci,
-                    vlan_count,
-                    binding,
-                    pad,
-                    ac_ifindex,
                     hdr_len,
                     l3_off,
                     l4_off,
                     seq_off,
                     ppp_off,
-                    pad2,
+                    sid_off,
+                    ttl,
+                    dscp,
+                    cookie_tx_len,
+                    vlan_count,
+                    cookie_tx,
+                    local_mac,
+                    next_hop_mac,
+                    vlan_tpid,
+                    vlan_tci,
                     hdr
                 ]
             ),
+            layout!("l2xdp_dst4_entry", Dst4Entry, [addr, slot]),
+            layout!("l2xdp_dst4_bucket", Dst4Bucket, [e]),
             layout!(
                 "l2xdp_seq",
                 Seq,
                 [lock, tx_next, rx_expected, rx_synced, rx_run, rx_run_next]
-            ),
-            layout!(
-                "l2xdp_counters",
-                Counters,
-                [rx_packets, rx_bytes, tx_packets, tx_bytes]
             ),
             layout!("l2xdp_lpm6_key", Lpm6Key, [prefixlen, addr]),
             layout!("l2xdp_change", Change, [key, op]),

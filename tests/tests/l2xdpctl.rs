@@ -1069,7 +1069,7 @@ impl Pins {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn show_stats_and_metrics_read_the_pinned_maps() {
-    use l2xdp_dataplane::aya::maps::{Map, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues};
+    use l2xdp_dataplane::aya::maps::{Array, Map, MapData, PerCpuArray, PerCpuValues};
     use l2xdp_dataplane::l2xdp_ebpf::maps::{self as m, name, verdict};
     use l2xdp_wire::datapath::DropReason;
 
@@ -1116,31 +1116,30 @@ async fn show_stats_and_metrics_read_the_pinned_maps() {
         xsk.set(i, per(&|c| if c == 0 { v } else { 0 }), 0)
             .expect("set");
     }
-    let mut counters: PerCpuHashMap<MapData, m::SessionKey, m::Counters> =
-        open(name::COUNTERS).try_into().expect("counters");
-    for (id, k) in [(0x0001_0002u32, 1u64), (0x0001_0003, 2)] {
-        let key = m::SessionKey {
-            version: 2,
-            pad: [0; 3],
-            id,
-        };
-        let v = PerCpuValues::try_from(
-            (0..ncpu)
-                .map(|i| m::Counters {
-                    rx_packets: k,
-                    rx_bytes: 100 * k + i as u64,
-                    tx_packets: 2 * k,
-                    tx_bytes: 1000 * k,
-                })
-                .collect::<Vec<_>>(),
-        )
-        .expect("values");
-        counters.insert(key, v, 0).expect("insert");
-    }
+    // Bytes per CPU and direction (l2xdp_vbytes): upstream 300 + 2i, downstream 3000.
+    let mut vbytes: PerCpuArray<MapData, u64> = open(name::VBYTES).try_into().expect("vbytes");
+    vbytes
+        .set(verdict::DECAP, per(&|i| 300 + 2 * i as u64), 0)
+        .expect("set");
+    vbytes.set(verdict::ENCAP, per(&|_| 3000), 0).expect("set");
+    // Two sessions in their home slots, with counters.
     let n = ncpu as u64;
+    let mut slots: Array<MapData, m::Session> = open(name::SESSIONS).try_into().expect("slots");
+    let mask = slots.len() - 1;
+    for (id, k) in [(0x0001_0002u32, 1u64), (0x0001_0003, 2)] {
+        let v = m::Session {
+            id,
+            version: 2,
+            rx_packets: k * n,
+            rx_bytes: 100 * k * n,
+            tx_packets: 2 * k * n,
+            tx_bytes: 1000 * k * n,
+            ..m::Session::default()
+        };
+        slots.set(id & mask, v, 0).expect("slot");
+    }
     let tri = n * (n + 1) / 2; // sum of (i+1)
-    let up_bytes: u64 = (0..n).map(|i| 100 + i + 200 + i).sum();
-
+    let up_bytes: u64 = (0..n).map(|i| 300 + 2 * i).sum();
     let sock = dir.join("nobody.sock");
     let p = pins.to_str().expect("utf-8");
     let v = ctl_json(

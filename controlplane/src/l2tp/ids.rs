@@ -77,6 +77,10 @@ pub fn random_u32(rng: &mut dyn RandomSource) -> u32 {
     u32::from_be_bytes(random_array(rng))
 }
 
+/// Random draws for an ID the fast path prefers before taking any free one: with the slot
+/// table at most half full, 64 misses in a row happen once in 2^64.
+pub const PREFERRED_DRAWS: usize = 64;
+
 /// Allocates non-zero IDs up to `max`, avoiding IDs in use and recently freed ones.
 #[derive(Debug, Clone)]
 pub struct IdAllocator {
@@ -150,6 +154,24 @@ impl IdAllocator {
         self.alloc_below(self.max, rng)
     }
 
+    /// Allocates a random free ID for which `preferred` holds (the fast path's
+    /// [`l2xdp_dataplane_api::IdHint`]), after [`PREFERRED_DRAWS`] draws any free one
+    /// ([`Self::alloc`]).
+    pub fn alloc_preferring(
+        &mut self,
+        rng: &mut dyn RandomSource,
+        preferred: impl Fn(u32) -> bool,
+    ) -> Option<u32> {
+        for _ in 0..PREFERRED_DRAWS {
+            let id = random_u32(rng) % self.max + 1;
+            if self.free_now(id) && preferred(id) {
+                self.in_use.insert(id);
+                return Some(id);
+            }
+        }
+        self.alloc(rng)
+    }
+
     /// Marks an ID as used (when the caller chose it).
     pub fn reserve(&mut self, id: u32) -> bool {
         self.free_now(id) && self.in_use.insert(id)
@@ -182,6 +204,22 @@ impl IdAllocator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn preferred_ids_are_drawn_when_there_are_some() {
+        let mut rng = SeededRandom::new(3);
+        let mut a = IdAllocator::new(u32::from(u16::MAX));
+        // Half the ids are preferred (a slot table half full): every draw lands on one.
+        let mut got = HashSet::new();
+        for _ in 0..500 {
+            let id = a.alloc_preferring(&mut rng, |id| id % 2 == 1).expect("id");
+            assert_eq!(id % 2, 1, "{id}");
+            assert!(got.insert(id));
+        }
+        // None preferred: any free id still comes.
+        let id = a.alloc_preferring(&mut rng, |_| false).expect("id");
+        assert!(!got.contains(&id));
+    }
 
     #[test]
     fn freed_ids_are_not_reused_soon() {

@@ -26,6 +26,8 @@ pub struct Registry {
     by_peer: HashMap<(Peer, u32), TunnelId>,
     tunnel_ids: IdAllocator,
     v3_sessions: IdAllocator,
+    /// The fast path's preference among session ids.
+    id_hint: Option<std::sync::Arc<dyn l2xdp_dataplane_api::IdHint>>,
     rng: Box<dyn RandomSource>,
     heap: BinaryHeap<Reverse<(Instant, TunnelId)>>,
     dirty: VecDeque<TunnelId>,
@@ -44,6 +46,11 @@ impl Registry {
         Self::with_random(cfg, Box::new(OsRandom))
     }
 
+    /// Draws new session ids among those the fast path prefers ([`l2xdp_dataplane_api::IdHint`]).
+    pub fn set_id_hint(&mut self, hint: Option<std::sync::Arc<dyn l2xdp_dataplane_api::IdHint>>) {
+        self.id_hint = hint;
+    }
+
     /// A registry with an injected random source (tests: [`super::ids::SeededRandom`]).
     pub fn with_random(cfg: L2tpConfig, rng: Box<dyn RandomSource>) -> Self {
         Registry {
@@ -52,6 +59,7 @@ impl Registry {
             by_peer: HashMap::new(),
             tunnel_ids: IdAllocator::new(u32::MAX),
             v3_sessions: IdAllocator::new(u32::MAX),
+            id_hint: None,
             rng,
             heap: BinaryHeap::new(),
             dirty: VecDeque::new(),
@@ -184,6 +192,7 @@ impl Registry {
                 now,
                 rng: self.rng.as_mut(),
                 v3_sessions: &mut self.v3_sessions,
+                id_hint: self.id_hint.as_deref(),
                 events: &mut events,
                 counters: &mut self.counters,
                 failover: &mut fo,
@@ -236,6 +245,7 @@ impl Registry {
                 now: self.now.unwrap_or_else(Instant::now),
                 rng: self.rng.as_mut(),
                 v3_sessions: &mut self.v3_sessions,
+                id_hint: self.id_hint.as_deref(),
                 events: &mut events,
                 counters: &mut self.counters,
                 failover: &mut fo,

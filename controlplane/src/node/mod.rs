@@ -206,8 +206,10 @@ pub struct Node {
 impl Node {
     /// A node with no tunnels.
     pub fn new(cfg: NodeConfig, dataplane: Box<dyn DataPlane>) -> Self {
+        let mut registry = Registry::new(cfg.l2tp.clone());
+        registry.set_id_hint(dataplane.id_hint());
         Node {
-            registry: Registry::new(cfg.l2tp.clone()),
+            registry,
             sessions: HashMap::new(),
             deadlines: BTreeSet::new(),
             deadline_of: HashMap::new(),
@@ -265,6 +267,7 @@ impl Node {
     /// Puts `dataplane` in place of the node's fast path and returns the old one (a failover
     /// drill hands the fast path, untouched, from the old node to the new one).
     pub fn replace_dataplane(&mut self, dataplane: Box<dyn DataPlane>) -> Box<dyn DataPlane> {
+        self.registry.set_id_hint(dataplane.id_hint());
         std::mem::replace(&mut self.dataplane, dataplane)
     }
 

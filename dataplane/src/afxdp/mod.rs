@@ -57,6 +57,7 @@ pub use worker::{PassState, Work, Worker, WorkerStats};
 
 use crate::loader;
 use crate::session_map::from_map;
+use crate::tables::SessionTables;
 use crate::xsk::{XskConfig, XskSocket};
 
 /// Why the runtime could not start.
@@ -78,6 +79,9 @@ pub enum AfXdpError {
     /// Bad settings.
     #[error("{0}")]
     Config(String),
+    /// The session tables could not be read.
+    #[error("session tables: {0}")]
+    Tables(crate::api::DataPlaneError),
 }
 
 /// The runtime's settings.
@@ -172,10 +176,7 @@ impl AfXdp {
             .iter()
             .map(|i| loader::ifindex(i))
             .collect::<Result<_, _>>()?;
-        let sessions: BpfHashMap<MapData, maps::SessionKey, maps::Session> =
-            pinned(pin_dir, name::SESSIONS)?;
         let capacity = sessions_capacity(pin_dir);
-        drop(sessions);
 
         let stop = Arc::new(AtomicBool::new(false));
         let mut workers = vec![];
@@ -338,9 +339,10 @@ fn merged(stats: &[Arc<WorkerStats>]) -> [u64; xsk_stat::COUNT as usize] {
     out
 }
 
-/// `max_entries` of the pinned session map (the replicas are sized for it).
+/// How many sessions the pinned maps hold at most (the replicas are sized for it): the
+/// overflow index has one entry per session.
 fn sessions_capacity(pin_dir: &Path) -> usize {
-    MapData::from_pin(pin_dir.join(name::SESSIONS))
+    MapData::from_pin(pin_dir.join(name::SLOTS))
         .ok()
         .and_then(|m| m.info().ok().map(|i| i.max_entries() as usize))
         .unwrap_or(loader::DEFAULT_MAX_SESSIONS as usize)
@@ -349,7 +351,7 @@ fn sessions_capacity(pin_dir: &Path) -> usize {
 /// The sync thread: pinned maps → the workers' replicas.
 struct Sync {
     pin_dir: PathBuf,
-    sessions: BpfHashMap<MapData, maps::SessionKey, maps::Session>,
+    tables: SessionTables,
     seq: BpfHashMap<MapData, maps::SessionKey, maps::Seq>,
     changes: Queue<MapData, maps::Change>,
     resync: Array<MapData, u32>,
@@ -376,7 +378,7 @@ impl Sync {
     ) -> Result<Sync, AfXdpError> {
         Ok(Sync {
             pin_dir: pin_dir.into(),
-            sessions: pinned(pin_dir, name::SESSIONS)?,
+            tables: SessionTables::open(pin_dir).map_err(AfXdpError::Tables)?,
             seq: pinned(pin_dir, name::SEQ)?,
             changes: pinned(pin_dir, name::CHANGES)?,
             resync: pinned(pin_dir, name::RESYNC)?,
@@ -444,12 +446,13 @@ impl Sync {
     /// Re-reads one session: present → upsert (a new one starts synced at 0, RFC 3931
     /// App. C, as `XdpDataPlane::install` starts it), absent → remove.
     fn refresh(&mut self, key: maps::SessionKey, rx: RxSeq) {
-        match self.sessions.get(&key, 0) {
-            Ok(v) => match from_map(&key, &v) {
-                Some(s) => self.upsert(key, s, rx),
-                None => self.remove(key),
-            },
-            Err(_) => self.remove(key),
+        let read = self.tables.find(&key).ok().flatten().and_then(|f| {
+            let p = self.tables.profile(f.session.profile).ok()?;
+            from_map(&f.session, &p)
+        });
+        match read {
+            Some(s) => self.upsert(key, s, rx),
+            None => self.remove(key),
         }
     }
 
@@ -469,7 +472,13 @@ impl Sync {
         }
         let _ = self.resync.set(0, 0, 0);
         let mut present = std::collections::HashSet::new();
-        let keys: Vec<maps::SessionKey> = self.sessions.keys().filter_map(Result::ok).collect();
+        let keys: Vec<maps::SessionKey> = self
+            .tables
+            .all()
+            .map_err(AfXdpError::Tables)?
+            .iter()
+            .map(|f| f.key())
+            .collect();
         for k in keys {
             present.insert(k);
             self.refresh(k, RxSeq::unsynced());

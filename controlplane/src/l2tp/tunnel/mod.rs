@@ -68,6 +68,8 @@ pub struct Ctx<'a> {
     pub rng: &'a mut dyn RandomSource,
     /// The L2TPv3 session ID space (session IDs are per node in v3).
     pub v3_sessions: &'a mut IdAllocator,
+    /// The fast path's preference among session ids (`None`: any).
+    pub id_hint: Option<&'a dyn l2xdp_dataplane_api::IdHint>,
     /// Events out.
     pub events: &'a mut Vec<Event>,
     /// Counters.

@@ -104,10 +104,21 @@ impl Tunnel {
     // -----------------------------------------------------------------------------------------
     // Sessions
 
+    /// A random free session id, preferring those the fast path finds in one lookup.
     fn alloc_session_id(&mut self, ctx: &mut Ctx<'_>) -> Option<u32> {
+        let hint = ctx.id_hint;
+        let tunnel_id = self.id as u16;
+        let preferred = |key: SessionKey| hint.is_none_or(|h| h.preferred(&key));
         match self.version {
-            Version::V2 => self.v2_sessions.alloc(ctx.rng),
-            Version::V3 => ctx.v3_sessions.alloc(ctx.rng),
+            Version::V2 => self.v2_sessions.alloc_preferring(ctx.rng, |id| {
+                preferred(SessionKey::V2 {
+                    tunnel_id,
+                    session_id: id as u16,
+                })
+            }),
+            Version::V3 => ctx
+                .v3_sessions
+                .alloc_preferring(ctx.rng, |id| preferred(SessionKey::V3 { session_id: id })),
         }
     }
 

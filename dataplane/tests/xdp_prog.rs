@@ -11,6 +11,7 @@ mod common;
 
 use common::*;
 use l2xdp_dataplane::api::{Binding, DataPlane, Ipv6Prefix, SessionEntry};
+use l2xdp_dataplane::FastPathConfig;
 use l2xdp_ebpf::maps::verdict;
 use l2xdp_wire::datapath::{DropReason, SessionKey, Verdict, Why};
 use l2xdp_wire::l2tp::header::Transport;
@@ -457,7 +458,7 @@ fn colliding_ids_share_the_table(mode: Mode) {
     let home = f.dp.slot_of(&a.key()).expect("installed");
     assert!(f.dp.home_is_free(&a.key()), "a session in its home slot");
     assert_eq!(f.dp.placement(), (1, 0));
-    let hint = l2xdp_dataplane::DataPlane::id_hint(&f.dp).expect("the XDP fast path hints");
+    let hint = f.dp.id_hint().expect("the XDP fast path hints");
     let mut b = v2_bound(5, Some("100.64.0.2"), &[]);
     let mut colliding = None;
     for t in 2..=u16::MAX {
@@ -496,6 +497,38 @@ fn colliding_ids_share_the_table(mode: Mode) {
     let peer = mirror(&c.session);
     let v = f.check_decap(&from_peer(&peer, &inner_ip("100.64.0.3", CORE4, 30), 0));
     assert!(forwarded(&v), "{v:?}");
+}
+
+/// RFC 1122 §4.1.3.4: a nonzero, wrong UDP checksum is dropped; with verification off (the
+/// operator's switch, `l2xdp-dataplane attach --no-udp-checksum-verify`, for access networks
+/// that check it elsewhere) the same frame is decapsulated. XDP mode (the AF_XDP workers take
+/// the setting at start).
+#[test]
+fn udp_checksum_verification_can_be_switched_off() {
+    if skip_unless_test_run("udp_checksum_verification_can_be_switched_off") {
+        return;
+    }
+    let mut f = Fixture::new("csum");
+    let e = v2_entry(false);
+    f.install(&e);
+    let peer = mirror(&e.session);
+    let mut bad = from_peer(&peer, &inner_ip(SUB4, CORE4, 30), 0);
+    let last = bad.len() - 1;
+    bad[last] ^= 0xff;
+    assert_eq!(
+        f.check_decap(&bad),
+        Verdict::Drop(DropReason::BadUdpChecksum)
+    );
+    f.cfg.verify_udp_checksum = false;
+    f.dp.set_config(&FastPathConfig {
+        decap: f.cfg,
+        mtu: 1500,
+        cpumap_cpus: 0,
+        afxdp: false,
+    })
+    .expect("config");
+    let v = f.check_decap(&bad);
+    assert!(forwarded(&v), "verification off: {v:?}");
 }
 
 /// Each case in both modes.

@@ -311,8 +311,36 @@ impl XdpDataPlane {
             afxdp: u32::from(c.afxdp),
             slot_mask: self.tables.mask,
             dst4_mask: self.shadow.dst4_mask,
+            ac_bloom: self.ac_bloom(),
         };
         self.config.set(0, v, 0).map_err(|e| sys(name::CONFIG, e))
+    }
+
+    /// The global settings as the programs read them (diagnostics, tests).
+    pub fn config(&self) -> Result<maps::Config, DataPlaneError> {
+        self.config.get(&0, 0).map_err(|e| sys(name::CONFIG, e))
+    }
+
+    /// Bit `ifindex & 63` of every attachment circuit: the core program skips the
+    /// `l2xdp_ac` lookup on interfaces whose bit is clear (every v2 packet, where no circuit
+    /// shares the bit).
+    fn ac_bloom(&self) -> u64 {
+        self.shadow
+            .ac_owner
+            .keys()
+            .fold(0, |b, i| b | 1u64 << (i & 63))
+    }
+
+    /// Rewrites the configuration's `ac_bloom` after attachment circuits changed (the rest as
+    /// it is; not yet configured: nothing to do, `set_config` writes it).
+    fn refresh_ac_bloom(&mut self) -> Result<(), DataPlaneError> {
+        let mut c = self.config.get(&0, 0).map_err(|e| sys(name::CONFIG, e))?;
+        let b = self.ac_bloom();
+        if c.configured != 0 && c.ac_bloom != b {
+            c.ac_bloom = b;
+            self.config.set(0, c, 0).map_err(|e| sys(name::CONFIG, e))?;
+        }
+        Ok(())
     }
 
     /// Drop counters indexed by `DropReason as usize`, summed over CPUs.
@@ -604,6 +632,7 @@ impl XdpDataPlane {
                     .insert(ifindex, slot, 0)
                     .map_err(map_err(name::AC))?;
                 self.shadow.ac_owner.insert(*ifindex, mk);
+                self.refresh_ac_bloom()?;
             }
         }
         Ok(())
@@ -660,6 +689,7 @@ impl XdpDataPlane {
                         Err(e) if not_found(&e) => {}
                         Err(e) => return Err(sys(name::AC, e)),
                     }
+                    self.refresh_ac_bloom()?;
                 }
             }
         }

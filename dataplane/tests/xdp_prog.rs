@@ -71,6 +71,8 @@ fn v3_over_udp_and_ip_with_cookies(mode: Mode) {
                     sid += 1;
                     let e = v3_entry(sid, transport, v6, cookie, l2ss, false, ac);
                     f.install(&e);
+                    let bloom = f.dp.config().expect("config").ac_bloom;
+                    assert_eq!(bloom, 1 << (ac & 63), "the circuit's bit");
                     let peer = mirror(&e.session);
                     let eth = on_core(&inner_ip(CORE4, SUB4, 50));
                     let v = f.check_decap(&from_peer(&peer, &eth, 0));
@@ -87,6 +89,7 @@ fn v3_over_udp_and_ip_with_cookies(mode: Mode) {
                     // Downstream: the frame on the attachment circuit.
                     f.check_encap(&e.key(), &eth, &eth, ac);
                     f.remove(&e.key());
+                    assert_eq!(f.dp.config().expect("config").ac_bloom, 0, "no circuit");
                 }
             }
         }

@@ -1252,7 +1252,7 @@ int xdp_l2tp_core(struct xdp_md *ctx)
 {
 	__u32 zero = 0, ifindex = ctx->ingress_ifindex;
 	struct l2xdp_config *cfg = bpf_map_lookup_elem(&l2xdp_config, &zero);
-	__u32 frame_len = pkt_len(ctx), inner, len, slot;
+	__u32 frame_len = pkt_len(ctx), inner, len, slot, dst4 = 0;
 	struct l2xdp_session *s;
 	struct l2xdp_profile *pr;
 	int v6 = 0;
@@ -1260,7 +1260,9 @@ int xdp_l2tp_core(struct xdp_md *ctx)
 
 	if (!cfg || !cfg->configured)
 		return v_pass();
-	__u32 *ac = bpf_map_lookup_elem(&l2xdp_ac, &ifindex);
+	__u32 *ac = 0;
+	if (cfg->ac_bloom & (1ULL << (ifindex & 63)))
+		ac = bpf_map_lookup_elem(&l2xdp_ac, &ifindex);
 	if (ac) {
 		/* A frame on a v3 attachment circuit: the whole frame is the payload. */
 		if (frame_len < ETH_HLEN)
@@ -1283,7 +1285,8 @@ int xdp_l2tp_core(struct xdp_md *ctx)
 			p = at(ctx, ETH_HLEN, 20);
 			if (!p || (p[0] >> 4) != 4)
 				return v_pass();
-			found = slot_of_dst4(cfg, *(__u32 *)(p + 16));
+			dst4 = *(__u32 *)(p + 16);
+			found = slot_of_dst4(cfg, dst4);
 			tot = be16(p + 2);
 			if (tot >= 20 && tot < len)
 				len = tot;
@@ -1309,6 +1312,10 @@ int xdp_l2tp_core(struct xdp_md *ctx)
 	}
 	s = session_at(slot);
 	if (!s || s->version != (inner ? 2 : 3))
+		return v_pass();
+	/* The slot names the address too (same cache line): an entry read while user space
+	 * rewrote it never sends a packet into another session. */
+	if (dst4 && s->bind4 != dst4)
 		return v_pass();
 	pr = profile_of(s);
 	if (!pr || pr->version != s->version)

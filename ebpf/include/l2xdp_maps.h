@@ -72,6 +72,8 @@ struct l2xdp_config {
 	__u32 afxdp;                  /* 1: AF_XDP mode, forwarded packets go to l2xdp_xsks */
 	__u32 slot_mask;              /* max_entries of l2xdp_sessions - 1 (a power of two) */
 	__u32 dst4_mask;              /* max_entries of l2xdp_dst4 - 1 (a power of two) */
+	__u64 ac_bloom;               /* bit ifindex & 63 set for each attachment circuit: the
+				       * core program looks l2xdp_ac up only where it is set */
 };
 
 /* Session key: the ids that arrive in packets (ours). v2: id = tunnel << 16 | session. */

@@ -112,6 +112,7 @@ pub struct Config {
     pub afxdp: u32,
     pub slot_mask: u32,
     pub dst4_mask: u32,
+    pub ac_bloom: u64,
 }
 
 /// `struct l2xdp_session_key`: v2 `id` = tunnel << 16 | session; v3 `id` = session.
@@ -387,7 +388,8 @@ mod tests {
                     configured,
                     afxdp,
                     slot_mask,
-                    dst4_mask
+                    dst4_mask,
+                    ac_bloom
                 ]
             ),
             layout!("l2xdp_session_key", SessionKey, [version, pad, id]),

@@ -397,7 +397,11 @@ pub fn attach_tc(ebpf: &mut Ebpf, iface: &str, dir: &Path) -> Result<(), TcAttac
             })?;
     }
     set_tc_iface(ebpf, iface, true)?;
-    tracing::info!(iface, tcx, "tc_l2tp_core attached (kernel path of encapsulation)");
+    tracing::info!(
+        iface,
+        tcx,
+        "tc_l2tp_core attached (kernel path of encapsulation)"
+    );
     Ok(())
 }
 
@@ -419,7 +423,8 @@ fn remove_tc(dir: &Path, iface: &str) -> Result<(), LoadError> {
 fn remove_tc_filter(pin: &Path, iface: &str) -> Result<(), LoadError> {
     if ifindex(iface).is_ok() {
         if let Err(e) = tc::qdisc_detach_program(iface, TcAttachType::Ingress, prog::TC_CORE) {
-            let gone = matches!(&e, tc::TcError::IoError(io) if io.kind() == std::io::ErrorKind::NotFound);
+            let gone =
+                matches!(&e, tc::TcError::IoError(io) if io.kind() == std::io::ErrorKind::NotFound);
             if !gone {
                 return Err(LoadError::Pin {
                     dir: pin.into(),

@@ -135,7 +135,7 @@ impl Feature {
             Feature::TestRunCtx => "BPF_PROG_TEST_RUN with an xdp_md (5.15+)",
             Feature::LiveFrames => "BPF_PROG_TEST_RUN live frames",
             Feature::RedirectNeigh => "helper bpf_redirect_neigh (tc programs)",
-            Feature::Tcx => "tcx bpf_link attachment of tc programs (6.6+)",
+            Feature::Tcx => "tc programs as tcx bpf_links (6.6+)",
         }
     }
 

@@ -12,7 +12,8 @@
 //!   of the recovered tunnels), `recoveries_in_progress`;
 //! - fast path (XDP mode, from the pinned maps via [`l2xdp_dataplane::stats`]):
 //!   `fastpath_packets_total{direction,cpu}`, `fastpath_bytes{direction}` (live sessions),
-//!   `fastpath_to_control_total`, `fastpath_drops_total{reason}`;
+//!   `fastpath_to_control_total`, `fastpath_to_kernel_total{direction,reason}`,
+//!   `fastpath_drops_total{reason}`;
 //! - per session, only with `per_session = true`: `session_packets{tunnel,session,user,direction}`
 //!   and `session_bytes{...}` from the fast path's per-session counters.
 //!
@@ -351,6 +352,18 @@ pub fn render(node: &NodeMetrics, fast: Option<&Snapshot>, per_session: bool) ->
             "Packets the fast path handed to the control plane (L2TP and PPP control).",
             f.total.to_control as f64,
         );
+        e.family(
+            "l2xdp_fastpath_to_kernel_total",
+            Kind::Counter,
+            "Packets the fast path handed to the kernel stack because bpf_fib_lookup gave no next hop, by direction and reason (no_neigh, not_fwded, unreachable, frag_needed, other); downstream also neigh_redirect (sent by tc_l2tp_core with bpf_redirect_neigh), dropped_no_tc and mark_spoofed (dropped).",
+        );
+        for k in &f.kernel_path {
+            e.sample(
+                "l2xdp_fastpath_to_kernel_total",
+                &[("direction", &k.direction), ("reason", &k.reason)],
+                k.packets as f64,
+            );
+        }
         e.family(
             "l2xdp_fastpath_drops_total",
             Kind::Counter,

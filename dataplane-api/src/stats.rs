@@ -32,6 +32,11 @@ pub struct CoreCounters {
     pub downstream: Traffic,
     /// Handed to the control plane (XDP_PASS of L2TP control and PPP control frames).
     pub to_control: u64,
+    /// Not forwarded by the fast path because `bpf_fib_lookup` gave no next hop (no route,
+    /// no neighbour entry, local destination...): handed to the kernel stack (see
+    /// [`Snapshot::kernel_path`] for the reasons).
+    #[serde(default)]
+    pub to_kernel: u64,
     /// Dropped (all reasons).
     pub dropped: u64,
     /// AF_XDP mode: handed to a worker but not sent (no egress socket, no transmit frame,
@@ -48,6 +53,7 @@ impl CoreCounters {
         self.downstream.packets += o.downstream.packets;
         self.downstream.bytes += o.downstream.bytes;
         self.to_control += o.to_control;
+        self.to_kernel += o.to_kernel;
         self.dropped += o.dropped;
         self.unsent += o.unsent;
     }
@@ -60,6 +66,22 @@ pub struct DropCount {
     pub reason: String,
     /// The stable index (`DropReason as u8`).
     pub index: u8,
+    /// Packets, summed over CPUs.
+    pub packets: u64,
+}
+
+/// Packets of one kind on the kernel path (FIB misses by direction and reason, and what
+/// became of them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KernelPathCount {
+    /// `upstream` (decapsulated, the inner packet to the kernel stack) or `downstream`.
+    pub direction: String,
+    /// `no_neigh`, `not_fwded`, `unreachable`, `frag_needed`, `other` (why
+    /// `bpf_fib_lookup` gave no next hop); downstream also `neigh_redirect` (sent by
+    /// `tc_l2tp_core` with `bpf_redirect_neigh`), `dropped_no_tc` (no neighbour and no tc
+    /// program on the interface: dropped) and `mark_spoofed` (a frame from the wire carrying
+    /// the kernel mark: dropped).
+    pub reason: String,
     /// Packets, summed over CPUs.
     pub packets: u64,
 }
@@ -114,6 +136,9 @@ pub struct Snapshot {
     pub total: CoreCounters,
     /// Drops by reason (every reason, in index order).
     pub drops: Vec<DropCount>,
+    /// The kernel path by direction and reason (every row, also when 0).
+    #[serde(default)]
+    pub kernel_path: Vec<KernelPathCount>,
     /// Sessions with a counter entry.
     pub sessions: usize,
     /// Per-session counters (only when asked for).

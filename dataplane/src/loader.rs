@@ -2,15 +2,23 @@
 //! under a directory of bpffs (default `/sys/fs/bpf/l2xdp/`) so they outlive the process; a
 //! second `attach` re-uses the pinned maps (sessions, sequence state and counters survive) and
 //! replaces the links; [`detach`] removes programs and pins.
+//!
+//! Wherever `xdp_l2tp_core` is attached, `tc_l2tp_core` is attached to the same interface's
+//! clsact ingress (the kernel path of encapsulation: frames for a next hop without a neighbour
+//! entry, sent with `bpf_redirect_neigh`; see `l2xdp.bpf.c`): a pinned tcx link on 6.6+
+//! (`link_tc_l2tp_core_<iface>`), else a netlink filter recorded by the program's pin
+//! `tc_<iface>`. Best effort: where it cannot be attached those frames are dropped and
+//! counted, and a warning says so; [`detach`] removes it first.
 
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
 
-use aya::maps::CpuMap;
+use aya::maps::{Array, CpuMap, HashMap as BpfHashMap};
 use aya::programs::links::{FdLink, PinnedLink};
-use aya::programs::{Xdp, XdpMode};
+use aya::programs::tc::{self, NlOptions, TcAttachOptions};
+use aya::programs::{LinkOrder, SchedClassifier, TcAttachType, Xdp, XdpMode};
 use aya::{Ebpf, EbpfLoader};
-use l2xdp_ebpf::maps::name;
+use l2xdp_ebpf::maps::{self, name};
 use l2xdp_ebpf::{prog, L2XDP_OBJ};
 
 /// The default pin directory.
@@ -166,7 +174,31 @@ pub fn load_with_handoff(
             .load()
             .map_err(|e| LoadError::Load(verifier_summary(p, &e)))?;
     }
+    load_tc(&mut ebpf);
     Ok(ebpf)
+}
+
+/// Loads `tc_l2tp_core` where the kernel has `bpf_redirect_neigh` (optional: without it the
+/// fast path still loads, and [`attach_pinned_mode`] says what degrades).
+fn load_tc(ebpf: &mut Ebpf) {
+    let features = crate::probe::features();
+    if !features.has(crate::probe::Feature::RedirectNeigh) {
+        return;
+    }
+    let r = tc_program(ebpf).and_then(|p| {
+        p.load()
+            .map_err(|e| LoadError::Load(verifier_summary(prog::TC_CORE, &e)))
+    });
+    if let Err(e) = r {
+        tracing::warn!(%e, "tc_l2tp_core not loaded: encapsulation towards a next hop without a neighbour entry will drop");
+    }
+}
+
+fn tc_program(ebpf: &mut Ebpf) -> Result<&mut SchedClassifier, LoadError> {
+    ebpf.program_mut(prog::TC_CORE)
+        .ok_or_else(|| LoadError::Load(format!("{} missing from the object", prog::TC_CORE)))?
+        .try_into()
+        .map_err(|e| LoadError::Load(format!("{}: {e}", prog::TC_CORE)))
 }
 
 /// One line for an unexpected refusal: the error and the verifier's last words (the whole log
@@ -293,7 +325,215 @@ pub fn attach_pinned_mode(
         dir: dir.into(),
         why: e.to_string(),
     })?;
+    if p == prog::CORE {
+        if let Err(why) = attach_tc(ebpf, iface, dir) {
+            tracing::warn!(
+                iface,
+                %why,
+                "tc_l2tp_core not attached: on {iface}, encapsulation towards a next hop without a neighbour entry drops (counted as down_no_tc) until the kernel resolves it by itself"
+            );
+            eprintln!("warning: {iface}: tc_l2tp_core not attached ({why}): encapsulation towards an unresolved next hop drops");
+            set_tc_iface(ebpf, iface, false)?;
+        }
+    }
     Ok(how)
+}
+
+/// Why the kernel path could not be set up on an interface.
+#[derive(Debug, thiserror::Error)]
+pub enum TcAttachError {
+    /// The kernel has no `bpf_redirect_neigh` (or it is forced off).
+    #[error("the kernel has no bpf_redirect_neigh for tc programs ({0})")]
+    NoRedirectNeigh(String),
+    /// The program did not load.
+    #[error("tc_l2tp_core is not loaded (see the warning at load)")]
+    NotLoaded,
+    /// The kernel refused the attachment.
+    #[error("attaching tc_l2tp_core to the clsact ingress of {iface}: {why}")]
+    Attach { iface: String, why: String },
+    /// The loader's own bookkeeping failed.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+}
+
+fn tc_link_pin(dir: &Path, iface: &str) -> PathBuf {
+    link_pin(dir, prog::TC_CORE, iface)
+}
+
+fn tc_filter_pin(dir: &Path, iface: &str) -> PathBuf {
+    dir.join(format!("tc_{iface}"))
+}
+
+/// Attaches `tc_l2tp_core` to the clsact ingress of `iface` (replacing one this pin directory
+/// attached before), makes sure the configuration has a kernel mark, and enables the kernel
+/// path of `iface` in `l2xdp_tc_ifaces`.
+pub fn attach_tc(ebpf: &mut Ebpf, iface: &str, dir: &Path) -> Result<(), TcAttachError> {
+    let features = crate::probe::features();
+    if !features.has(crate::probe::Feature::RedirectNeigh) {
+        let st = &features.status[&crate::probe::Feature::RedirectNeigh];
+        return Err(TcAttachError::NoRedirectNeigh(format!(
+            "{}{}",
+            st.word(),
+            if st.detail().is_empty() {
+                String::new()
+            } else {
+                format!(": {}", st.detail())
+            }
+        )));
+    }
+    ensure_kernel_mark(ebpf)?;
+    let tcx = features.has(crate::probe::Feature::Tcx);
+    let err = |why: String| TcAttachError::Attach {
+        iface: iface.into(),
+        why,
+    };
+    // Whatever this directory attached before, in either form.
+    remove_tc(dir, iface)?;
+    let p = tc_program(ebpf)?;
+    if p.fd().is_err() {
+        return Err(TcAttachError::NotLoaded);
+    }
+    if tcx {
+        let id = p
+            .attach_with_options(
+                iface,
+                TcAttachType::Ingress,
+                TcAttachOptions::TcxOrder(LinkOrder::default()),
+            )
+            .map_err(|e| err(format!("tcx: {e}")))?;
+        let link = p.take_link(id).map_err(|e| err(e.to_string()))?;
+        let fd_link: FdLink = link.try_into().map_err(|e| err(format!("tcx link: {e}")))?;
+        fd_link
+            .pin(tc_link_pin(dir, iface))
+            .map_err(|e| LoadError::Pin {
+                dir: dir.into(),
+                why: e.to_string(),
+            })?;
+    } else {
+        // Netlink: the clsact qdisc first (already there is fine: the attach says if not).
+        let qdisc = tc::qdisc_add_clsact(iface).err();
+        let id = p
+            .attach_with_options(
+                iface,
+                TcAttachType::Ingress,
+                TcAttachOptions::Netlink(NlOptions::default()),
+            )
+            .map_err(|e| {
+                err(match &qdisc {
+                    Some(q) => format!("{e} (adding the clsact qdisc: {q})"),
+                    None => e.to_string(),
+                })
+            })?;
+        let link = p.take_link(id).map_err(|e| err(e.to_string()))?;
+        // A filter outlives the process (it holds the program); dropping the link would
+        // remove it. The program's pin records it for `detach`.
+        std::mem::forget(link);
+        p.pin(tc_filter_pin(dir, iface))
+            .map_err(|e| LoadError::Pin {
+                dir: dir.into(),
+                why: e.to_string(),
+            })?;
+    }
+    set_tc_iface(ebpf, iface, true)?;
+    tracing::info!(
+        iface,
+        tcx,
+        "tc_l2tp_core attached (kernel path of encapsulation)"
+    );
+    Ok(())
+}
+
+/// Removes the `tc_l2tp_core` this pin directory attached to `iface`, in either form.
+fn remove_tc(dir: &Path, iface: &str) -> Result<(), LoadError> {
+    let link = tc_link_pin(dir, iface);
+    if link.exists() {
+        drop_pinned_link(&link)?;
+    }
+    let filter = tc_filter_pin(dir, iface);
+    if filter.exists() {
+        remove_tc_filter(&filter, iface)?;
+    }
+    Ok(())
+}
+
+/// The netlink filter recorded by `pin` (`tc_<iface>`): removed by name from `iface` in this
+/// namespace (gone already, or the interface gone: fine), then the pin.
+fn remove_tc_filter(pin: &Path, iface: &str) -> Result<(), LoadError> {
+    if ifindex(iface).is_ok() {
+        if let Err(e) = tc::qdisc_detach_program(iface, TcAttachType::Ingress, prog::TC_CORE) {
+            let gone =
+                matches!(&e, tc::TcError::IoError(io) if io.kind() == std::io::ErrorKind::NotFound);
+            if !gone {
+                return Err(LoadError::Pin {
+                    dir: pin.into(),
+                    why: format!("removing the tc filter of {iface}: {e}"),
+                });
+            }
+        }
+    }
+    std::fs::remove_file(pin).map_err(|e| LoadError::Pin {
+        dir: pin.into(),
+        why: e.to_string(),
+    })
+}
+
+/// Enables (or disables) the kernel path of `iface` for `xdp_l2tp_core`.
+fn set_tc_iface(ebpf: &mut Ebpf, iface: &str, on: bool) -> Result<(), LoadError> {
+    let i = ifindex(iface)?;
+    let map = ebpf
+        .map_mut(name::TC_IFACES)
+        .ok_or_else(|| LoadError::Load(format!("{} missing", name::TC_IFACES)))?;
+    let mut m: BpfHashMap<_, u32, u32> =
+        BpfHashMap::try_from(map).map_err(|e| LoadError::Load(e.to_string()))?;
+    let r = if on {
+        m.insert(i, 1, 0)
+    } else {
+        match m.remove(&i) {
+            Err(aya::maps::MapError::KeyNotFound) => Ok(()),
+            Err(aya::maps::MapError::SyscallError(e))
+                if e.io_error.raw_os_error() == Some(libc::ENOENT) =>
+            {
+                Ok(())
+            }
+            r => r,
+        }
+    };
+    r.map_err(|e| LoadError::Load(format!("{}: {e}", name::TC_IFACES)))
+}
+
+/// Makes sure `l2xdp_config.kernel_mark` is set: 6 random bytes (getrandom(2)), locally
+/// administered unicast (IEEE 802 §8.2.2: byte 0 bit 1 set, bit 0 clear). Kept as long as the
+/// pinned configuration lives (`XdpDataPlane::set_config` keeps it).
+fn ensure_kernel_mark(ebpf: &mut Ebpf) -> Result<(), LoadError> {
+    let map = ebpf
+        .map_mut(name::CONFIG)
+        .ok_or_else(|| LoadError::Load(format!("{} missing", name::CONFIG)))?;
+    let mut cfg: Array<_, maps::Config> =
+        Array::try_from(map).map_err(|e| LoadError::Load(e.to_string()))?;
+    let mut c = cfg
+        .get(&0, 0)
+        .map_err(|e| LoadError::Load(format!("{}: {e}", name::CONFIG)))?;
+    if c.kernel_mark[0] & 3 == 2 {
+        return Ok(());
+    }
+    c.kernel_mark = random_mark()?;
+    cfg.set(0, c, 0)
+        .map_err(|e| LoadError::Load(format!("{}: {e}", name::CONFIG)))
+}
+
+/// A fresh kernel mark (see [`ensure_kernel_mark`]).
+pub fn random_mark() -> Result<[u8; 6], LoadError> {
+    let mut m = [0u8; 6];
+    // SAFETY: a valid buffer of the length given.
+    let n = unsafe { libc::getrandom(m.as_mut_ptr().cast(), m.len(), 0) };
+    if n != m.len() as isize {
+        return Err(LoadError::Load(format!(
+            "getrandom: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    m[0] = (m[0] & 0xfc) | 0x02;
+    Ok(m)
 }
 
 fn drop_pinned_link(pin: &Path) -> Result<(), LoadError> {
@@ -354,14 +594,26 @@ pub fn detach(dir: &Path) -> Result<(), LoadError> {
         Err(e) => return Err(err(e)),
     };
     let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    files.sort();
+    // tc_l2tp_core first (its pins: `link_tc_l2tp_core_*`, `tc_*`), then the XDP programs,
+    // then the maps.
+    let rank = |f: &PathBuf| {
+        let n = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let tc_link = format!("link_{}_", prog::TC_CORE);
+        if n.starts_with(&tc_link) || n.starts_with("tc_") {
+            0
+        } else if n.starts_with("link_") {
+            1
+        } else {
+            2
+        }
+    };
+    files.sort_by_key(|f| (rank(f), f.clone()));
     for f in &files {
-        let is_link = f
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with("link_"));
-        if is_link {
+        let n = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if n.starts_with("link_") {
             drop_pinned_link(f)?;
+        } else if let Some(iface) = n.strip_prefix("tc_") {
+            remove_tc_filter(f, iface)?;
         } else {
             std::fs::remove_file(f).map_err(err)?;
         }

@@ -16,11 +16,14 @@
 //! per CPU: a worker's at its core), by the same reasons, so both modes give the same names.
 //! What a worker got but could not send (no egress socket, no transmit frame, bad metadata) is
 //! [`CoreCounters::unsent`] (0 in XDP mode).
+//!
+//! The kernel path (`bpf_fib_lookup` gave no next hop: the packet went to the kernel stack) is
+//! [`CoreCounters::to_kernel`] per CPU and [`Snapshot::kernel_path`] by direction and reason.
 
 use std::path::Path;
 
 use aya::maps::{Map, MapData, PerCpuArray, PerCpuValues};
-use l2xdp_ebpf::maps::{name, verdict, xsk_stat};
+use l2xdp_ebpf::maps::{fib_reason, name, verdict, xsk_stat};
 use l2xdp_wire::datapath::DropReason;
 
 use crate::api::DataPlaneError;
@@ -85,12 +88,40 @@ impl StatsMaps {
         let decap = Self::per_cpu(&self.verdicts, name::VERDICTS, verdict::DECAP)?;
         let encap = Self::per_cpu(&self.verdicts, name::VERDICTS, verdict::ENCAP)?;
         let to_control = Self::per_cpu(&self.verdicts, name::VERDICTS, verdict::TO_CONTROL)?;
+        let to_kernel = Self::per_cpu(&self.verdicts, name::VERDICTS, verdict::FIB_MISS)?;
         let ncpu = decap.len();
         let mut cpus = vec![CoreCounters::default(); ncpu];
         for (i, c) in cpus.iter_mut().enumerate() {
             c.upstream.packets = decap[i];
             c.downstream.packets = encap.get(i).copied().unwrap_or(0);
             c.to_control = to_control.get(i).copied().unwrap_or(0);
+            c.to_kernel = to_kernel.get(i).copied().unwrap_or(0);
+        }
+        let mut kernel_path = Vec::new();
+        let rows = [
+            ("upstream", verdict::UP_FIB_BASE),
+            ("downstream", verdict::DOWN_FIB_BASE),
+        ]
+        .into_iter()
+        .flat_map(|(d, base)| {
+            fib_reason::NAMES
+                .iter()
+                .enumerate()
+                .map(move |(r, n)| (d, *n, base + r as u32))
+        })
+        .chain([
+            ("downstream", "neigh_redirect", verdict::NEIGH_REDIRECT),
+            ("downstream", "dropped_no_tc", verdict::DOWN_NO_TC),
+            ("downstream", "mark_spoofed", verdict::MARK_SPOOFED),
+        ]);
+        for (direction, reason, i) in rows {
+            kernel_path.push(KernelPathCount {
+                direction: direction.into(),
+                reason: reason.into(),
+                packets: Self::per_cpu(&self.verdicts, name::VERDICTS, i)?
+                    .iter()
+                    .sum(),
+            });
         }
         let mut drops = Vec::with_capacity(DropReason::COUNT);
         for r in DropReason::ALL {
@@ -143,6 +174,7 @@ impl StatsMaps {
             cpus,
             total,
             drops,
+            kernel_path,
             sessions,
             per_session: out,
         })

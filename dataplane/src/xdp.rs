@@ -298,7 +298,13 @@ impl XdpDataPlane {
     }
 
     /// Writes the global settings; until then the programs pass everything.
+    /// The kernel path's mark (`kernel_mark`, set by the loader) is kept as it is.
     pub fn set_config(&mut self, c: &FastPathConfig) -> Result<(), DataPlaneError> {
+        let kernel_mark = self
+            .config
+            .get(&0, 0)
+            .map_err(|e| sys(name::CONFIG, e))?
+            .kernel_mark;
         let v = maps::Config {
             udp_port: c.decap.udp_port,
             verify_udp_checksum: u8::from(c.decap.verify_udp_checksum),
@@ -312,6 +318,8 @@ impl XdpDataPlane {
             slot_mask: self.tables.mask,
             dst4_mask: self.shadow.dst4_mask,
             ac_bloom: self.ac_bloom(),
+            kernel_mark,
+            pad_mark: 0,
         };
         self.config.set(0, v, 0).map_err(|e| sys(name::CONFIG, e))
     }

@@ -172,6 +172,16 @@ struct {
 	__type(value, __u64);
 } l2xdp_xsk_stats SEC(".maps");
 
+/* The interfaces where tc_l2tp_core is attached (ifindex → 1, written by the loader): there
+ * encap_fib_miss marks a frame whose next hop has no neighbour entry for it; elsewhere it drops
+ * it (L2XDP_V_DOWN_NO_TC). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, __u32);
+} l2xdp_tc_ifaces SEC(".maps");
+
 /* ------------------------------------------------------------------------------------------ */
 /* Counting and verdicts. */
 
@@ -555,6 +565,127 @@ static __always_inline int trim_to(struct xdp_md *ctx, __u32 end)
 	return 0;
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* The kernel path: what bpf_fib_lookup cannot forward goes to the kernel stack, which routes
+ * it, resolves the next hop's neighbour (queueing the packet meanwhile: net/core/neighbour.c
+ * __neigh_event_send), answers ICMP and delivers locally — as the kernel's XDP forwarding
+ * sample does (samples/bpf/xdp_fwd_kern.c: XDP_PASS on anything but SUCCESS). Without it a
+ * quiet next hop is never resolved: XDP forwarding does not refresh the kernel's neighbour
+ * entries, and bpf_fib_lookup answers NO_NEIGH until the kernel itself sends there. */
+
+static __always_inline __u32 fib_reason(int rc)
+{
+	switch (rc) {
+	case BPF_FIB_LKUP_RET_NO_NEIGH:
+		return L2XDP_FIB_NO_NEIGH;
+	case BPF_FIB_LKUP_RET_NOT_FWDED:
+		return L2XDP_FIB_NOT_FWDED;
+	case BPF_FIB_LKUP_RET_BLACKHOLE:
+	case BPF_FIB_LKUP_RET_UNREACHABLE:
+	case BPF_FIB_LKUP_RET_PROHIBIT:
+		return L2XDP_FIB_UNREACHABLE;
+	case BPF_FIB_LKUP_RET_FRAG_NEEDED:
+		return L2XDP_FIB_FRAG_NEEDED;
+	default:
+		return L2XDP_FIB_OTHER;
+	}
+}
+
+/*
+ * v2 decap, bpf_fib_lookup said `rc` (not SUCCESS): the inner packet [inner, inner_end) goes
+ * to the kernel stack behind an Ethernet header with the outer frame's MACs (the destination
+ * is this interface's, so the kernel takes it as PACKET_HOST: net/ethernet/eth.c
+ * eth_type_trans) and the inner EtherType. The TTL is left alone: ip_forward() /
+ * ip6_forward() decrement it (RFC 1812 §5.3.1). The packet was accepted from the session
+ * (spoof check, sequence, source binding): it counts as the session's received traffic.
+ * AF_XDP mode takes the same path (the lookup precedes the hand-off).
+ */
+static __always_inline int decap_to_kernel(struct xdp_md *ctx, struct l2xdp_session *s,
+					   __u32 inner, __u32 inner_end, int v6, __u32 frame_len,
+					   int rc)
+{
+	__u8 macs[12], *eth;
+
+	count(&l2xdp_verdicts, L2XDP_V_FIB_MISS);
+	count(&l2xdp_verdicts, L2XDP_V_UP_FIB_BASE + fib_reason(rc));
+	eth = at(ctx, 0, 12);
+	if (!eth || inner < ETH_HLEN)
+		return v_other(L2XDP_V_ERROR, XDP_ABORTED);
+	__builtin_memcpy(macs, eth, 12);
+	count_rx(s, frame_len);
+	if (trim_to(ctx, inner_end) || bpf_xdp_adjust_head(ctx, (int)inner - ETH_HLEN))
+		return v_other(L2XDP_V_ERROR, XDP_ABORTED);
+	eth = at(ctx, 0, ETH_HLEN);
+	if (!eth)
+		return v_other(L2XDP_V_ERROR, XDP_ABORTED);
+	__builtin_memcpy(eth, macs, 12);
+	eth[12] = v6 ? 0x86 : 0x08;
+	eth[13] = v6 ? 0xdd : 0x00;
+	return XDP_PASS;
+}
+
+static __always_inline int mark_set(const struct l2xdp_config *cfg)
+{
+	return (cfg->kernel_mark[0] & 3) == 2;
+}
+
+static __always_inline int is_mark(const struct l2xdp_config *cfg, const __u8 *mac)
+{
+	return mark_set(cfg) && *(const __u32 *)mac == *(const __u32 *)cfg->kernel_mark &&
+	       *(const __u16 *)(mac + 4) == *(const __u16 *)(cfg->kernel_mark + 4);
+}
+
+/* xdp_l2tp_core: a frame from the wire must not pass as one of encap_fib_miss's (it would be
+ * sent where its source MAC says by tc_l2tp_core, which runs after XDP). */
+static __always_inline int kernel_mark_spoofed(struct xdp_md *ctx, const struct l2xdp_config *cfg)
+{
+	__u8 *eth = at(ctx, 0, 6);
+
+	return eth && is_mark(cfg, eth);
+}
+
+/*
+ * Encap, bpf_fib_lookup said `rc` (not SUCCESS) for the outer packet. Returns an XDP action,
+ * or -1: go on encapsulating; `fib` then carries the kernel mark as destination MAC, the egress
+ * ifindex (from the lookup, which fills it on NO_NEIGH since 5.10) in the source MAC's last
+ * four bytes, and ifindex 0, which makes encap() XDP_PASS the finished frame instead of
+ * redirecting it. tc_l2tp_core, attached to this interface's clsact ingress, recognises the
+ * mark and hands the frame to bpf_redirect_neigh(): the kernel routes the outer packet,
+ * resolves the neighbour (queueing meanwhile) and transmits (net/core/filter.c
+ * __bpf_redirect_neigh). Passing the encapsulated frame to the IP stack instead would not do:
+ * its source is a local address, a martian for ip_route_input (fib_validate_source) unless
+ * accept_local.
+ *
+ * No neighbour and no tc_l2tp_core here (clsact or cls_bpf missing, bpf_redirect_neigh
+ * absent, attach refused): dropped, L2XDP_V_DOWN_NO_TC. Other reasons: the untouched frame
+ * is passed as before (the kernel routes the inner packet by its own table).
+ */
+static __always_inline int encap_fib_miss(struct xdp_md *ctx, struct l2xdp_config *cfg,
+					  struct l2xdp_profile *pr, struct bpf_fib_lookup *fib,
+					  int rc, int *xsk)
+{
+	__u32 reason = fib_reason(rc), ifindex = ctx->ingress_ifindex, egress = fib->ifindex;
+
+	count(&l2xdp_verdicts, L2XDP_V_FIB_MISS);
+	count(&l2xdp_verdicts, L2XDP_V_DOWN_FIB_BASE + reason);
+	if (reason != L2XDP_FIB_NO_NEIGH)
+		return XDP_PASS;
+	/* Untagged templates only: tc_l2tp_core hands bpf_redirect_neigh an IP frame. */
+	if (!mark_set(cfg) || !bpf_map_lookup_elem(&l2xdp_tc_ifaces, &ifindex) || egress == 0 ||
+	    pr->l3_off != ETH_HLEN)
+		return v_other(L2XDP_V_DOWN_NO_TC, XDP_DROP);
+	__builtin_memcpy(fib->dmac, cfg->kernel_mark, 6);
+	fib->smac[0] = 0x02;
+	fib->smac[1] = 0;
+	fib->smac[2] = egress >> 24;
+	fib->smac[3] = egress >> 16;
+	fib->smac[4] = egress >> 8;
+	fib->smac[5] = egress;
+	fib->ifindex = 0;
+	*xsk = 0; /* AF_XDP mode too: the kernel sends it, not a worker */
+	return -1;
+}
+
 /* v2 Forward: bpf_fib_lookup on the inner packet, then emit_inner_ethernet. */
 static __always_inline int forward_v2(struct xdp_md *ctx, struct l2xdp_session *s,
 				      struct l2xdp_session_key *key, __u32 inner, __u32 inner_end,
@@ -587,7 +718,7 @@ static __always_inline int forward_v2(struct xdp_md *ctx, struct l2xdp_session *
 	fib.ifindex = ctx->ingress_ifindex;
 	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
-		return v_other(L2XDP_V_FIB_MISS, XDP_PASS);
+		return decap_to_kernel(ctx, s, inner, inner_end, v6, frame_len, rc);
 
 	count_rx(s, frame_len);
 	if (afxdp) {
@@ -1109,8 +1240,8 @@ static __always_inline int encap(struct xdp_md *ctx, struct l2xdp_config *cfg,
 	fib.tot_len = ip_len;
 	fib.ifindex = ctx->ingress_ifindex;
 	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
-	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
-		return v_other(L2XDP_V_FIB_MISS, XDP_PASS);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS && (rc = encap_fib_miss(ctx, cfg, pr, &fib, rc, &xsk)) >= 0)
+		return rc;
 
 	if (xsk) {
 		struct l2xdp_xsk_meta m = { .egress_ifindex = fib.ifindex, .key = key,
@@ -1222,6 +1353,8 @@ static __always_inline int encap(struct xdp_md *ctx, struct l2xdp_config *cfg,
 	}
 	frame_len = pkt_len(ctx);
 	count_tx(s, frame_len);
+	if (!fib.ifindex) /* encap_fib_miss: for tc_l2tp_core */
+		return XDP_PASS;
 	count_fwd(L2XDP_V_ENCAP, frame_len);
 	return bpf_redirect(fib.ifindex, 0);
 }
@@ -1260,6 +1393,8 @@ int xdp_l2tp_core(struct xdp_md *ctx)
 
 	if (!cfg || !cfg->configured)
 		return v_pass();
+	if (kernel_mark_spoofed(ctx, cfg))
+		return v_other(L2XDP_V_MARK_SPOOFED, XDP_DROP);
 	__u32 *ac = 0;
 	if (cfg->ac_bloom & (1ULL << (ifindex & 63)))
 		ac = bpf_map_lookup_elem(&l2xdp_ac, &ifindex);
@@ -1321,4 +1456,31 @@ int xdp_l2tp_core(struct xdp_md *ctx)
 	if (!pr || pr->version != s->version)
 		return v_pass();
 	return encap(ctx, cfg, s, pr, inner, len, v6, cfg->afxdp && xsk_ready(ctx));
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The kernel path's second half (clsact ingress of every interface xdp_l2tp_core is attached
+ * to; attached by the loader where the kernel has bpf_redirect_neigh, 5.10+). A frame carrying
+ * the kernel mark was encapsulated by xdp_l2tp_core for a next hop without a neighbour entry
+ * (encap_fib_miss; xdp_l2tp_core drops such frames from the wire, and XDP runs before tc):
+ * bpf_redirect_neigh() to the egress in its source MAC, with no next hop given, so the kernel
+ * looks the route up again and resolves the neighbour (net/core/filter.c
+ * bpf_out_neigh_v4/v6). Everything else is the stack's. */
+
+#define TC_ACT_OK_ 0
+
+SEC("classifier")
+int tc_l2tp_core(struct __sk_buff *skb)
+{
+	__u32 zero = 0, ifindex;
+	struct l2xdp_config *cfg = bpf_map_lookup_elem(&l2xdp_config, &zero);
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	__u8 *eth = data;
+
+	if (!cfg || !cfg->configured || (void *)(eth + ETH_HLEN) > end || !is_mark(cfg, eth))
+		return TC_ACT_OK_;
+	ifindex = be32(eth + 8);
+	count(&l2xdp_verdicts, L2XDP_V_NEIGH_REDIRECT);
+	return bpf_redirect_neigh(ifindex, 0, 0, 0);
 }

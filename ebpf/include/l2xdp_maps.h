@@ -55,8 +55,26 @@ enum l2xdp_verdict {
 	L2XDP_V_ERROR = 8,          /* a helper failed (adjust_head...): XDP_ABORTED */
 	L2XDP_V_XSK_FALLBACK = 9,   /* AF_XDP hand-off impossible (driver without metadata or
 				     * headroom): forwarded in XDP mode instead */
-	L2XDP_V_WHY_BASE = 12,      /* 12..17: to-control-plane per l2xdp_why */
-	L2XDP_V_COUNT = 17,
+	L2XDP_V_WHY_BASE = 12,      /* 12..16: to-control-plane per l2xdp_why */
+	/* Appended: the FIB misses of L2XDP_V_FIB_MISS by direction and enum l2xdp_fib_reason
+	 * (decap_to_kernel, encap_fib_miss in l2xdp.bpf.c). */
+	L2XDP_V_UP_FIB_BASE = 17,   /* 17..21 decap: the inner packet handed to the kernel stack */
+	L2XDP_V_DOWN_FIB_BASE = 22, /* 22..26 encap: no_neigh marked for tc_l2tp_core (or dropped,
+				     * L2XDP_V_DOWN_NO_TC), the others XDP_PASS untouched */
+	L2XDP_V_NEIGH_REDIRECT = 27, /* tc_l2tp_core: a marked frame to bpf_redirect_neigh */
+	L2XDP_V_DOWN_NO_TC = 28,    /* encap no_neigh dropped: no tc_l2tp_core on this interface */
+	L2XDP_V_MARK_SPOOFED = 29,  /* dropped: a frame from the wire carrying the kernel mark */
+	L2XDP_V_COUNT = 30,
+};
+
+/* Why bpf_fib_lookup did not give a next hop (BPF_FIB_LKUP_RET_*, grouped). */
+enum l2xdp_fib_reason {
+	L2XDP_FIB_NO_NEIGH = 0,     /* NO_NEIGH: route found, neighbour not resolved */
+	L2XDP_FIB_NOT_FWDED = 1,    /* NOT_FWDED: local destination */
+	L2XDP_FIB_UNREACHABLE = 2,  /* BLACKHOLE, UNREACHABLE, PROHIBIT */
+	L2XDP_FIB_FRAG_NEEDED = 3,  /* FRAG_NEEDED: larger than the route's MTU */
+	L2XDP_FIB_OTHER = 4,        /* FWD_DISABLED, UNSUPP_LWT, anything newer */
+	L2XDP_FIB_COUNT = 5,
 };
 
 /* Global settings (l2xdp_config, ARRAY of one). */
@@ -74,6 +92,12 @@ struct l2xdp_config {
 	__u32 dst4_mask;              /* max_entries of l2xdp_dst4 - 1 (a power of two) */
 	__u64 ac_bloom;               /* bit ifindex & 63 set for each attachment circuit: the
 				       * core program looks l2xdp_ac up only where it is set */
+	/* Appended. The kernel path's mark (encap_fib_miss, tc_l2tp_core): the destination MAC
+	 * of an encapsulated frame XDP passes for tc_l2tp_core to send with bpf_redirect_neigh.
+	 * Random per pin directory (getrandom(2), set by the loader; locally administered
+	 * unicast: byte 0 has bit 1 set, bit 0 clear); all zero: no kernel path. */
+	__u8 kernel_mark[6];
+	__u16 pad_mark;
 };
 
 /* Session key: the ids that arrive in packets (ours). v2: id = tunnel << 16 | session. */

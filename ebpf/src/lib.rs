@@ -4,7 +4,7 @@
 //!
 //! Programs in [`L2XDP_OBJ`]: `xdp_l2tp_access` (decap, access side), `xdp_l2tp_access_cpu`
 //! (its second pass behind the cpumap), `xdp_l2tp_core` (encap, core side and v3 attachment
-//! circuits).
+//! circuits), `tc_l2tp_core` (tc ingress beside `xdp_l2tp_core`: the kernel path of encap).
 //!
 //! Not here: the lab's helper programs (`xdp_pass`, `xdp_swap_mac`: `l2xdp_lab::bpf`) and the
 //! benchmark's generators, baseline forwarder and sinks (`l2xdp_bench::bpf`); they are built by
@@ -25,4 +25,8 @@ pub mod prog {
     pub const ACCESS_CPU: &str = "xdp_l2tp_access_cpu";
     /// Core side and v3 attachment circuits: encapsulation.
     pub const CORE: &str = "xdp_l2tp_core";
+    /// Clsact ingress wherever [`CORE`] is attached (tc, not XDP): sends the frames
+    /// [`CORE`] encapsulated for a next hop without a neighbour entry with
+    /// `bpf_redirect_neigh` (optional: kernels without it drop those frames, counted).
+    pub const TC_CORE: &str = "tc_l2tp_core";
 }

@@ -39,10 +39,13 @@ pub mod name {
     pub const RESYNC: &str = "l2xdp_resync";
     /// [`super::xsk_stat`] index → u64, ARRAY: the AF_XDP workers' counters, merged.
     pub const XSK_STATS: &str = "l2xdp_xsk_stats";
+    /// ifindex → 1, HASH: the interfaces where `tc_l2tp_core` is attached (the kernel path of
+    /// encapsulation, see [`super::verdict::DOWN_FIB_BASE`]).
+    pub const TC_IFACES: &str = "l2xdp_tc_ifaces";
     /// Every map.
-    pub const ALL: [&str; 18] = [
+    pub const ALL: [&str; 19] = [
         CONFIG, SESSIONS, SLOTS, PROFILES, SEQ, DROPS, VERDICTS, VBYTES, DST4, SUB4, SUB6, AC,
-        CPUS, XSKS, XSK_BASE, CHANGES, RESYNC, XSK_STATS,
+        CPUS, XSKS, XSK_BASE, CHANGES, RESYNC, XSK_STATS, TC_IFACES,
     ];
 }
 
@@ -60,7 +63,8 @@ pub mod verdict {
     pub const ENCAP: u32 = 4;
     /// First pass: handed to another CPU.
     pub const CPU_REDIRECT: u32 = 5;
-    /// No route or neighbour: the untouched frame is passed to the kernel.
+    /// `bpf_fib_lookup` gave no next hop (all reasons, both directions; per reason from
+    /// [`UP_FIB_BASE`] and [`DOWN_FIB_BASE`]): the packet went to the kernel stack.
     pub const FIB_MISS: u32 = 6;
     /// Too big to encapsulate (MTU) or to checksum in the bounded loop: passed.
     pub const ENCAP_REFUSED: u32 = 7;
@@ -71,8 +75,45 @@ pub mod verdict {
     pub const XSK_FALLBACK: u32 = 9;
     /// `WHY_BASE + wire::datapath::Why as u32`: to-control-plane per reason.
     pub const WHY_BASE: u32 = 12;
-    /// Size of the array (`WHY_BASE + wire::datapath::Why::COUNT`).
-    pub const COUNT: u32 = 17;
+    /// `UP_FIB_BASE + fib_reason::*`: decapsulation's FIB misses; the inner packet was handed
+    /// to the kernel stack (which routes it, resolves the neighbour, answers ICMP).
+    pub const UP_FIB_BASE: u32 = 17;
+    /// `DOWN_FIB_BASE + fib_reason::*`: encapsulation's FIB misses. No neighbour: the frame,
+    /// encapsulated and marked, went to `tc_l2tp_core` and `bpf_redirect_neigh` (or was
+    /// dropped, [`DOWN_NO_TC`]); other reasons: passed untouched to the kernel stack.
+    pub const DOWN_FIB_BASE: u32 = 22;
+    /// `tc_l2tp_core` handed a marked frame to `bpf_redirect_neigh`.
+    pub const NEIGH_REDIRECT: u32 = 27;
+    /// Encapsulation without a neighbour on an interface without `tc_l2tp_core`: dropped.
+    pub const DOWN_NO_TC: u32 = 28;
+    /// A frame from the wire carrying the kernel-path mark: dropped.
+    pub const MARK_SPOOFED: u32 = 29;
+    /// Size of the array.
+    pub const COUNT: u32 = 30;
+}
+
+/// `enum l2xdp_fib_reason`: why `bpf_fib_lookup` gave no next hop.
+pub mod fib_reason {
+    /// NO_NEIGH: a route, but no (valid) neighbour entry for its next hop.
+    pub const NO_NEIGH: u32 = 0;
+    /// NOT_FWDED: a local destination.
+    pub const NOT_FWDED: u32 = 1;
+    /// BLACKHOLE, UNREACHABLE, PROHIBIT.
+    pub const UNREACHABLE: u32 = 2;
+    /// FRAG_NEEDED: larger than the route's MTU.
+    pub const FRAG_NEEDED: u32 = 3;
+    /// FWD_DISABLED, UNSUPP_LWT, and anything newer.
+    pub const OTHER: u32 = 4;
+    /// Number of reasons.
+    pub const COUNT: u32 = 5;
+    /// Names, by index (operator output, metrics labels).
+    pub const NAMES: [&str; 5] = [
+        "no_neigh",
+        "not_fwded",
+        "unreachable",
+        "frag_needed",
+        "other",
+    ];
 }
 
 /// Session flags (`enum l2xdp_session_flags`).
@@ -113,6 +154,9 @@ pub struct Config {
     pub slot_mask: u32,
     pub dst4_mask: u32,
     pub ac_bloom: u64,
+    /// The kernel path's mark (random, locally administered unicast; zero: none).
+    pub kernel_mark: [u8; 6],
+    pub pad_mark: u16,
 }
 
 /// `struct l2xdp_session_key`: v2 `id` = tunnel << 16 | session; v3 `id` = session.
@@ -389,7 +433,9 @@ mod tests {
                     afxdp,
                     slot_mask,
                     dst4_mask,
-                    ac_bloom
+                    ac_bloom,
+                    kernel_mark,
+                    pad_mark
                 ]
             ),
             layout!("l2xdp_session_key", SessionKey, [version, pad, id]),

@@ -114,6 +114,42 @@ impl Topology {
         t
     }
 
+    /// Empties the LNS's neighbour tables and lets them fill the usual way: the permanent
+    /// entries [`new`](Self::new) installs in `lns` are deleted (everything else flushed),
+    /// and the core host gets its address on `core0` ([`CORE_HOST`]/24) so that it answers
+    /// ARP (the LAC answers already: `lac0` has [`LAC_IP`]). The LAC keeps its permanent
+    /// entry for the LNS: it never ARPs, so nothing the LAC sends teaches the LNS its MAC
+    /// (an ARP request would leave a STALE entry, which `bpf_fib_lookup` takes as valid).
+    ///
+    /// Reverse-path filtering is turned off in `lns` (`all`, `default`, `la`, `lc`): the
+    /// kernel path hands decapsulated subscriber packets to the stack as received on `la`,
+    /// and the LNS has no route to the subscribers (the fast path validates their sources
+    /// itself, RFC 1661 §3.2), so `rp_filter` 1 or 2 would drop them as martians
+    /// (net/ipv4/fib_frontend.c fib_validate_source). A new namespace copies these sysctls
+    /// from the initial one (net.core.devconf_inherit_init_net 0), where distributions often
+    /// set 2.
+    pub fn dynamic_neighbours(&self) {
+        let (lns, core) = (&*self.lns, &*self.core);
+        lns.ip(&["neigh", "del", &LAC_IP.to_string(), "dev", LA]);
+        lns.ip(&["neigh", "del", &CORE_HOST.to_string(), "dev", LC]);
+        lns.ip(&["neigh", "flush", "all"]);
+        core.ip(&["addr", "add", &format!("{CORE_HOST}/24"), "dev", CORE0]);
+        for c in ["all", "default", LA, LC] {
+            lns.exec(&["sysctl", "-qw", &format!("net.ipv4.conf.{c}.rp_filter=0")]);
+        }
+    }
+
+    /// `ip -n lns neigh show` of the IPv4 neighbours (one entry a line; FAILED and
+    /// INCOMPLETE entries included).
+    pub fn lns_neighbours(&self) -> String {
+        let out = std::process::Command::new("ip")
+            .args(["-4", "-n", &self.lns.name, "neigh", "show"])
+            .output()
+            .expect("ip neigh show");
+        assert!(out.status.success(), "ip neigh show failed");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Adds an L2TPv3 attachment circuit: a veth pair `lns_end` (in `lns`) — `core_end` (in
     /// `core`), both up, no addresses (it carries a pseudowire's Ethernet frames as they are).
     /// The fast path must be attached to `lns_end` too (`xdp_l2tp_core`: what arrives there

@@ -670,6 +670,7 @@ fn human_stats(v: &Value) {
             s(&c["downstream"]["bytes"]),
             rate(&r["downstream"]["pps"], &r["downstream"]["bps"]),
             s(&c["to_control"]),
+            s(&c["to_kernel"]),
             s(&c["dropped"]),
         ]
     };
@@ -689,6 +690,7 @@ fn human_stats(v: &Value) {
             "DOWN-BYTES",
             "DOWN-RATE",
             "TO-CONTROL",
+            "TO-KERNEL",
             "DROPPED",
         ],
         &r,
@@ -699,6 +701,14 @@ fn human_stats(v: &Value) {
         .map(|d| vec![s(&d["reason"]), s(&d["packets"])])
         .collect();
     table(&["DROP-REASON", "PACKETS"], &d);
+    let k: Vec<Vec<String>> = rows(&snap["kernel_path"])
+        .iter()
+        .map(|k| vec![s(&k["direction"]), s(&k["reason"]), s(&k["packets"])])
+        .collect();
+    if !k.is_empty() {
+        println!();
+        table(&["KERNEL-PATH", "REASON", "PACKETS"], &k);
+    }
     let per: Vec<Vec<String>> = rows(&snap["per_session"])
         .iter()
         .map(|x| {

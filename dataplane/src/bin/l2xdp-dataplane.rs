@@ -186,6 +186,11 @@ fn run(cli: Cli) -> Result<(), String> {
                     generic.push(i.clone());
                 }
             }
+            for i in &access {
+                if let Some(w) = rp_filter_warning(i) {
+                    println!("warning: {w}");
+                }
+            }
             if !generic.is_empty() {
                 println!(
                     "warning: native XDP refused on {generic:?}: attached in generic (SKB) mode \
@@ -319,6 +324,25 @@ fn run(cli: Cli) -> Result<(), String> {
     Ok(())
 }
 
+/// The kernel path hands decapsulated subscriber packets to the stack as received on the
+/// access interface; reverse-path filtering there (the larger of `all` and the interface's
+/// value: Documentation/networking/ip-sysctl.rst) drops them unless the subscribers' prefixes
+/// are routed back through it (net/ipv4/fib_frontend.c fib_validate_source).
+fn rp_filter_warning(iface: &str) -> Option<String> {
+    let read = |c: &str| {
+        std::fs::read_to_string(format!("/proc/sys/net/ipv4/conf/{c}/rp_filter"))
+            .ok()
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .unwrap_or(0)
+    };
+    let v = read("all").max(read(iface));
+    (v > 0).then(|| {
+        format!(
+            "{iface}: rp_filter {v}: subscriber packets the fast path hands to the kernel (next hop not resolved yet, local destination) are dropped as martians unless the subscribers' prefixes are routed via {iface}; the fast path validates their sources itself (sysctl net.ipv4.conf.{{all,{iface}}}.rp_filter=0)"
+        )
+    })
+}
+
 fn yes_no(v: Option<bool>) -> &'static str {
     match v {
         Some(true) => "yes",
@@ -340,7 +364,7 @@ fn print_probe(f: &probe::Features, ifaces: &[probe::Interface]) {
     );
     println!();
     println!(
-        "{:<13} {:<10} {:<42} {:<50} DETAIL",
+        "{:<15} {:<10} {:<42} {:<52} DETAIL",
         "FEATURE", "STATUS", "WHAT", "USED FOR"
     );
     for (feat, st) in &f.status {
@@ -350,7 +374,7 @@ fn print_probe(f: &probe::Features, ifaces: &[probe::Interface]) {
             detail.push('…');
         }
         println!(
-            "{:<13} {:<10} {:<42} {:<50} {detail}",
+            "{:<15} {:<10} {:<42} {:<52} {detail}",
             feat.name(),
             st.word(),
             feat.what(),

@@ -7,6 +7,8 @@ const BPF_MAP_CREATE: libc::c_long = 0;
 const BPF_PROG_LOAD: libc::c_long = 5;
 const BPF_PROG_TEST_RUN: libc::c_long = 10;
 const BPF_PROG_TYPE_XDP: u32 = 6;
+/// `BPF_PROG_TYPE_SCHED_CLS` (tc).
+pub const BPF_PROG_TYPE_SCHED_CLS: u32 = 3;
 /// `BPF_F_TEST_XDP_LIVE_FRAMES`.
 pub const F_TEST_XDP_LIVE_FRAMES: u32 = 1 << 1;
 
@@ -126,12 +128,16 @@ pub struct Refused {
 }
 
 fn load(insns: &[Insn]) -> Result<OwnedFd, Refused> {
+    load_typed(BPF_PROG_TYPE_XDP, insns)
+}
+
+fn load_typed(prog_type: u32, insns: &[Insn]) -> Result<OwnedFd, Refused> {
     let license = b"GPL\0";
     let mut log = vec![0u8; 16 * 1024];
     let mut name = [0u8; 16];
     name[..11].copy_from_slice(b"l2xdp_probe");
     let mut attr = ProgAttr {
-        prog_type: BPF_PROG_TYPE_XDP,
+        prog_type,
         insn_cnt: insns.len() as u32,
         insns: insns.as_ptr() as u64,
         license: license.as_ptr() as u64,
@@ -175,7 +181,12 @@ pub enum HelperAnswer {
 /// func", "program of this type cannot use helper"); a kernel that has it refuses at most the
 /// arguments.
 pub fn helper(helper: i32) -> HelperAnswer {
-    match load(&[call(helper), mov_r0(2), EXIT]) {
+    helper_in(BPF_PROG_TYPE_XDP, helper)
+}
+
+/// [`helper`] in a program of type `prog_type` (`BPF_PROG_TYPE_*`).
+pub fn helper_in(prog_type: u32, helper: i32) -> HelperAnswer {
+    match load_typed(prog_type, &[call(helper), mov_r0(2), EXIT]) {
         Ok(_) => HelperAnswer::Allowed,
         Err(r) => {
             let refusal = r.log.lines().find(|l| {

@@ -18,7 +18,11 @@
 //! - AF_XDP hands frames to the workers with their [`crate::afxdp`] metadata in the metadata
 //!   area (`bpf_xdp_adjust_meta`) when the kernel allows it, else in an in-band header in
 //!   front of the frame (`bpf_xdp_adjust_head`, every kernel and driver): [`XskHandoff`];
-//! - the bench's generator is the live-frame test run when allowed, else AF_XDP/AF_PACKET.
+//! - the bench's generator is the live-frame test run when allowed, else AF_XDP/AF_PACKET;
+//! - encapsulation towards a next hop without a neighbour entry goes through the kernel
+//!   (`tc_l2tp_core`, `bpf_redirect_neigh`) when [`Feature::RedirectNeigh`] is there, else it
+//!   is dropped and counted; the tc program is a pinned tcx link with [`Feature::Tcx`], else
+//!   a netlink filter (`tcx=off` forces the latter).
 
 pub(crate) mod bpf;
 pub mod netdev;
@@ -54,11 +58,13 @@ pub enum Feature {
     TestRun,
     TestRunCtx,
     LiveFrames,
+    RedirectNeigh,
+    Tcx,
 }
 
 impl Feature {
     /// Every feature, in the order `probe` prints them.
-    pub const ALL: [Feature; 18] = [
+    pub const ALL: [Feature; 20] = [
         Feature::Btf,
         Feature::Redirect,
         Feature::RedirectMap,
@@ -77,6 +83,8 @@ impl Feature {
         Feature::TestRun,
         Feature::TestRunCtx,
         Feature::LiveFrames,
+        Feature::RedirectNeigh,
+        Feature::Tcx,
     ];
 
     /// The name used by `probe`, `--force` and [`FORCE_ENV`].
@@ -100,6 +108,8 @@ impl Feature {
             Feature::TestRun => "test_run",
             Feature::TestRunCtx => "test_run_ctx",
             Feature::LiveFrames => "live_frames",
+            Feature::RedirectNeigh => "redirect_neigh",
+            Feature::Tcx => "tcx",
         }
     }
 
@@ -124,6 +134,8 @@ impl Feature {
             Feature::TestRun => "BPF_PROG_TEST_RUN of XDP",
             Feature::TestRunCtx => "BPF_PROG_TEST_RUN with an xdp_md (5.15+)",
             Feature::LiveFrames => "BPF_PROG_TEST_RUN live frames",
+            Feature::RedirectNeigh => "helper bpf_redirect_neigh (tc programs)",
+            Feature::Tcx => "tc programs as tcx bpf_links (6.6+)",
         }
     }
 
@@ -139,6 +151,8 @@ impl Feature {
             Feature::TestRun => "tests, bench cost",
             Feature::TestRunCtx => "differential tests, bench cost (ingress ifindex)",
             Feature::LiveFrames => "bench generator; else AF_PACKET",
+            Feature::RedirectNeigh => "encap to an unresolved next hop; else dropped",
+            Feature::Tcx => "tc_l2tp_core as a pinned link; else a netlink filter",
             _ => "fast path",
         }
     }
@@ -154,6 +168,8 @@ impl Feature {
                 | Feature::TestRun
                 | Feature::TestRunCtx
                 | Feature::LiveFrames
+                | Feature::RedirectNeigh
+                | Feature::Tcx
         )
     }
 
@@ -334,6 +350,20 @@ impl Features {
                 Feature::TestRun => run_status(bpf::Run::Plain),
                 Feature::TestRunCtx => run_status(bpf::Run::WithCtx),
                 Feature::LiveFrames => run_status(bpf::Run::Live),
+                // BPF_FUNC_redirect_neigh (5.10), tc programs only.
+                Feature::RedirectNeigh => match bpf::helper_in(bpf::BPF_PROG_TYPE_SCHED_CLS, 152) {
+                    bpf::HelperAnswer::Allowed => Status::Yes,
+                    bpf::HelperAnswer::Refused(line) => Status::No(line),
+                    bpf::HelperAnswer::Unknown(e) => Status::Unknown(e),
+                },
+                // What aya decides by: tcx links from 6.6 (kernel/bpf/tcx.c), else netlink.
+                Feature::Tcx => {
+                    if parse_version(&kernel) >= (6, 6) {
+                        Status::Yes
+                    } else {
+                        Status::No(format!("kernel {kernel} is older than 6.6"))
+                    }
+                }
             };
             status.insert(f, s);
         }

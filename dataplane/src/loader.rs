@@ -100,7 +100,9 @@ impl MapSizes {
             sessions: n,
             slots: (2 * n).next_power_of_two(),
             dst4_buckets: n.div_ceil(2).next_power_of_two(),
-            profiles: n.clamp(1024, 65_536),
+            // A profile per tunnel and framing (v2), per session (v3: at most one per
+            // attachment circuit): far fewer than sessions.
+            profiles: (n / 8).clamp(4096, 65_536),
         }
     }
 
@@ -113,7 +115,7 @@ impl MapSizes {
             (name::DST4, self.dst4_buckets),
             (name::SUB4, self.sessions),
             (name::SUB6, self.sessions),
-            (name::AC, self.sessions.min(65_536)),
+            (name::AC, self.profiles),
         ]
     }
 }

@@ -83,11 +83,37 @@ interface = "lc"
     inner[6..12].copy_from_slice(&PEER_MAC.0);
     inner[12..14].copy_from_slice(&ETH_P_LOCAL_EXP.to_be_bytes());
     const N: usize = 50;
-    for _ in 0..N {
-        lac_sock.send(&from_peer(&peer, &inner, 0));
+    // Frame i carries i after its Ethernet header: a loss names the frames lost.
+    let numbered = |i: usize| {
+        let mut f = inner.clone();
+        f[14..16].copy_from_slice(&(i as u16).to_be_bytes());
+        f
+    };
+    for i in 0..N {
+        lac_sock.send(&from_peer(&peer, &numbered(i), 0));
     }
-    let got = core_sock.count_expecting(|f| f == inner.as_slice(), N, LIMIT);
-    assert_eq!(got, N, "inner frames delivered to the core namespace");
+    let seen = std::cell::RefCell::new(std::collections::BTreeSet::new());
+    let got = core_sock.count_expecting(
+        |f| {
+            let i = f.get(14..16).map_or(usize::MAX, |b| {
+                usize::from(u16::from_be_bytes([b[0], b[1]]))
+            });
+            let ok = i < N && f == numbered(i).as_slice();
+            if ok {
+                seen.borrow_mut().insert(i);
+            }
+            ok
+        },
+        N,
+        LIMIT,
+    );
+    let missing: Vec<usize> = (0..N).filter(|i| !seen.borrow().contains(i)).collect();
+    assert_eq!(
+        got,
+        N,
+        "inner frames delivered to the core namespace (missing {missing:?}): {}",
+        fp.diagnostics()
+    );
 
     // Downstream: the core sends M frames on the circuit; the LAC sees M L2TP frames.
     const M: usize = 30;
@@ -102,7 +128,12 @@ interface = "lc"
         M,
         LIMIT,
     );
-    assert_eq!(l2tp, M, "encapsulated frames delivered to the LAC");
+    assert_eq!(
+        l2tp,
+        M,
+        "encapsulated frames delivered to the LAC: {}",
+        fp.diagnostics()
+    );
 
     let _g = topo.lns.enter();
     let dp = XdpDataPlane::open(&pin_dir).expect("open pins");

@@ -213,6 +213,34 @@ pub struct FastPath {
 }
 
 impl FastPath {
+    /// The programs' nonzero verdict counters, drops and (AF_XDP mode) the workers' counters,
+    /// for a failing assertion's message.
+    pub fn diagnostics(&self) -> String {
+        let dp = match XdpDataPlane::open(&self.pins) {
+            Ok(dp) => dp,
+            Err(e) => return format!("(pins unreadable: {e})"),
+        };
+        let nonzero = |v: &[u64]| -> String {
+            v.iter()
+                .enumerate()
+                .filter(|(_, n)| **n > 0)
+                .map(|(i, n)| format!("{i}:{n}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let verdicts = dp
+            .verdict_counters()
+            .map(|v| nonzero(&v))
+            .unwrap_or_default();
+        let drops = dp.drop_counters().map(|v| nonzero(&v)).unwrap_or_default();
+        let workers = self
+            .afxdp
+            .as_ref()
+            .map(|a| nonzero(&a.counters()))
+            .unwrap_or_default();
+        format!("verdicts [{verdicts}] drops [{drops}] workers [{workers}]")
+    }
+
     /// Drops by `DropReason` index: the programs' (`l2xdp_drops`) plus, in AF_XDP mode, the
     /// workers' (per core, merged).
     pub fn drop_counters(&self) -> [u64; DropReason::COUNT] {

@@ -174,7 +174,12 @@ pub(crate) fn sub_addr(i: u32) -> std::net::Ipv4Addr {
     std::net::Ipv4Addr::from(SUB_BASE + 1 + i)
 }
 
-fn frame64(src_mac: MacAddr, dst_mac: MacAddr, src: &str, dst: &str) -> Result<Vec<u8>, Error> {
+pub(crate) fn frame64(
+    src_mac: MacAddr,
+    dst_mac: MacAddr,
+    src: &str,
+    dst: &str,
+) -> Result<Vec<u8>, Error> {
     let ep = Endpoints {
         src_mac,
         dst_mac,
@@ -189,8 +194,8 @@ fn frame64(src_mac: MacAddr, dst_mac: MacAddr, src: &str, dst: &str) -> Result<V
 }
 
 /// The customer MACs inside the v3 pseudowire (subscriber side, core side).
-const V3_CUST_SUB: MacAddr = MacAddr([2, 0, 0, 2, 0, 1]);
-const V3_CUST_CORE: MacAddr = MacAddr([2, 0, 0, 3, 0, 1]);
+pub(crate) const V3_CUST_SUB: MacAddr = MacAddr([2, 0, 0, 2, 0, 1]);
+pub(crate) const V3_CUST_CORE: MacAddr = MacAddr([2, 0, 0, 3, 0, 1]);
 
 /// The frames the generator sends for `case`, one per session (v3: all of the one session).
 pub(crate) fn frames(case: Case, n: u32) -> Result<Vec<Vec<u8>>, Error> {

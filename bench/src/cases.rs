@@ -36,6 +36,9 @@ pub enum Case {
     DecapV3,
     /// L2TPv3 encap ac0 → la.
     EncapV3,
+    /// The routed baseline la → lc: `xdp_router` (parse, bpf_fib_lookup, TTL − 1, MACs from
+    /// the FIB, redirect — the kernel's xdp_fwd sample); not in the default set.
+    RouterUp,
 }
 
 impl Case {
@@ -51,6 +54,9 @@ impl Case {
     /// The L2TPv3 cases (not in the default set; `l2xdp-bench cost` runs them).
     pub const V3: [Case; 2] = [Case::DecapV3, Case::EncapV3];
 
+    /// The routed baseline (not in the default set: `forward --cases …,router-up`).
+    pub const ROUTED: [Case; 1] = [Case::RouterUp];
+
     /// The name on the command line and in reports.
     pub fn name(self) -> &'static str {
         match self {
@@ -61,6 +67,7 @@ impl Case {
             Case::DecapV2 => "decap-v2",
             Case::BaselineDown => "baseline-down",
             Case::EncapV2 => "encap-v2",
+            Case::RouterUp => "router-up",
         }
     }
 
@@ -69,6 +76,7 @@ impl Case {
         Case::ALL
             .into_iter()
             .chain(Case::V3)
+            .chain(Case::ROUTED)
             .find(|c| c.name() == s)
     }
 
@@ -76,13 +84,16 @@ impl Case {
     pub(crate) fn gen_at_lac(self) -> bool {
         matches!(
             self,
-            Case::SwapMac | Case::BaselineUp | Case::DecapV2 | Case::DecapV3
+            Case::SwapMac | Case::BaselineUp | Case::DecapV2 | Case::DecapV3 | Case::RouterUp
         )
     }
 
     /// The frames end at core0's sink (else at lac0's).
     pub(crate) fn to_core(self) -> bool {
-        matches!(self, Case::BaselineUp | Case::DecapV2 | Case::DecapV3)
+        matches!(
+            self,
+            Case::BaselineUp | Case::DecapV2 | Case::DecapV3 | Case::RouterUp
+        )
     }
 
     /// "up" (lac → core), "down" (core → lac) or "back" (lac → la → lac).
@@ -120,6 +131,7 @@ impl Case {
             Case::BaselineUp | Case::BaselineDown => prog::REDIRECT_PLAIN,
             Case::DecapV2 | Case::DecapV3 => prog::ACCESS,
             Case::EncapV2 | Case::EncapV3 => prog::CORE,
+            Case::RouterUp => prog::ROUTER,
         }
     }
 }
@@ -203,7 +215,9 @@ pub(crate) fn frames(case: Case, n: u32) -> Result<Vec<Vec<u8>>, Error> {
         .map(|i| {
             let sub = sub_addr(i).to_string();
             match case {
-                Case::SwapMac | Case::BaselineUp => frame64(LAC_MAC, LA_MAC, &sub, CORE4),
+                Case::SwapMac | Case::BaselineUp | Case::RouterUp => {
+                    frame64(LAC_MAC, LA_MAC, &sub, CORE4)
+                }
                 Case::BaselineDown | Case::EncapV2 => frame64(CORE_MAC, LC_MAC, CORE4, &sub),
                 Case::EncapV3 => frame64(V3_CUST_CORE, V3_CUST_SUB, CORE4, &sub),
                 Case::DecapV3 => {

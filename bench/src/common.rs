@@ -173,3 +173,24 @@ pub struct Header<M = &'static str> {
     /// Kernel, CPU, cores.
     pub machine: Machine,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::permutation;
+
+    #[test]
+    fn the_order_is_a_reproducible_permutation_of_every_session() {
+        let a = permutation(100_000, 7);
+        assert_eq!(a, permutation(100_000, 7), "same seed, same order");
+        assert_ne!(a, permutation(100_000, 8), "the seed matters");
+        let mut seen = vec![false; a.len()];
+        a.iter().for_each(|&i| seen[i as usize] = true);
+        assert!(seen.iter().all(|&s| s), "every session once");
+        assert_ne!(
+            a[..1000],
+            (0..1000).collect::<Vec<u32>>()[..],
+            "not in order"
+        );
+        assert!(permutation(0, 1).is_empty());
+    }
+}

@@ -965,3 +965,30 @@ pub fn table(r: &Report) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_routed_reference_decrements_the_ttl_and_keeps_the_checksum_valid() {
+        for i in [0u32, 1, 255, 65_535, 1_048_575] {
+            let f = frame64(LAC_MAC, LA_MAC, &sub_addr(i).to_string(), CORE4).expect("frame");
+            let out = routed(&f).expect("a valid checksum after the update");
+            assert_eq!((&out[..6], &out[6..12]), (&CORE_MAC.0[..], &LC_MAC.0[..]));
+            assert_eq!(out[22], f[22] - 1, "TTL − 1");
+            assert_eq!(out[26..], f[26..], "addresses and payload untouched");
+            let ep = Endpoints {
+                src_mac: LAC_MAC,
+                dst_mac: LA_MAC,
+                src: sub6(i),
+                dst: CORE6.parse().expect("literal"),
+            };
+            let f6 = udp_frame(&ep, 4000, 5000, &[7; 22]).expect("frame");
+            let out6 = routed(&f6).expect("IPv6");
+            assert_eq!(out6[21], f6[21] - 1, "hop limit − 1");
+            assert_eq!(out6[22..], f6[22..]);
+        }
+        assert!(routed(&[0; 60]).is_err(), "neither IPv4 nor IPv6");
+    }
+}

@@ -1,7 +1,8 @@
 //! The benchmark's XDP programs (C in `bench/bpf/l2xdp_bench.bpf.c`, built by `bench/build.rs`
 //! with the fast path's clang flags, embedded here): the live-frame generators `xdp_gen` and
-//! `xdp_gen_paced`, the baseline forwarder `xdp_redirect_plain`, the counting sink `xdp_count`
-//! and the raw AF_XDP forwarder's classifier `xdp_to_xsk`; their maps: [`bench`].
+//! `xdp_gen_paced`, the baseline forwarder `xdp_redirect_plain`, the routed baseline
+//! `xdp_router`, the counting sink `xdp_count` and the raw AF_XDP forwarder's classifier
+//! `xdp_to_xsk`; their maps: [`bench`].
 //!
 //! [`prog`] names every program a scenario attaches: these, the fast path's
 //! (`l2xdp_ebpf::prog`) and the lab's (`l2xdp_lab::bpf::prog`). And what every scenario does
@@ -42,6 +43,9 @@ pub mod prog {
     /// Paced generator: next prepared frame of any length, to its own egress, at a rate (in
     /// [`super::BENCH_OBJ`]).
     pub const GEN_PACED: &str = "xdp_gen_paced";
+    /// The routed baseline: parse, `bpf_fib_lookup`, TTL/hop limit − 1, MACs from the FIB,
+    /// `bpf_redirect` — the kernel's xdp_fwd sample (in [`super::BENCH_OBJ`]).
+    pub const ROUTER: &str = "xdp_router";
 }
 
 // Loading, attaching and reading the benchmark's programs and maps (every scenario's).

@@ -36,6 +36,9 @@ pub enum Case {
     DecapV3,
     /// L2TPv3 encap ac0 → la.
     EncapV3,
+    /// The routed baseline la → lc: `xdp_router` (parse, bpf_fib_lookup, TTL − 1, MACs from
+    /// the FIB, redirect — the kernel's xdp_fwd sample); not in the default set.
+    RouterUp,
 }
 
 impl Case {
@@ -51,6 +54,9 @@ impl Case {
     /// The L2TPv3 cases (not in the default set; `l2xdp-bench cost` runs them).
     pub const V3: [Case; 2] = [Case::DecapV3, Case::EncapV3];
 
+    /// The routed baseline (not in the default set: `forward --cases …,router-up`).
+    pub const ROUTED: [Case; 1] = [Case::RouterUp];
+
     /// The name on the command line and in reports.
     pub fn name(self) -> &'static str {
         match self {
@@ -61,6 +67,7 @@ impl Case {
             Case::DecapV2 => "decap-v2",
             Case::BaselineDown => "baseline-down",
             Case::EncapV2 => "encap-v2",
+            Case::RouterUp => "router-up",
         }
     }
 
@@ -69,6 +76,7 @@ impl Case {
         Case::ALL
             .into_iter()
             .chain(Case::V3)
+            .chain(Case::ROUTED)
             .find(|c| c.name() == s)
     }
 
@@ -76,13 +84,16 @@ impl Case {
     pub(crate) fn gen_at_lac(self) -> bool {
         matches!(
             self,
-            Case::SwapMac | Case::BaselineUp | Case::DecapV2 | Case::DecapV3
+            Case::SwapMac | Case::BaselineUp | Case::DecapV2 | Case::DecapV3 | Case::RouterUp
         )
     }
 
     /// The frames end at core0's sink (else at lac0's).
     pub(crate) fn to_core(self) -> bool {
-        matches!(self, Case::BaselineUp | Case::DecapV2 | Case::DecapV3)
+        matches!(
+            self,
+            Case::BaselineUp | Case::DecapV2 | Case::DecapV3 | Case::RouterUp
+        )
     }
 
     /// "up" (lac → core), "down" (core → lac) or "back" (lac → la → lac).
@@ -120,6 +131,7 @@ impl Case {
             Case::BaselineUp | Case::BaselineDown => prog::REDIRECT_PLAIN,
             Case::DecapV2 | Case::DecapV3 => prog::ACCESS,
             Case::EncapV2 | Case::EncapV3 => prog::CORE,
+            Case::RouterUp => prog::ROUTER,
         }
     }
 }
@@ -174,7 +186,12 @@ pub(crate) fn sub_addr(i: u32) -> std::net::Ipv4Addr {
     std::net::Ipv4Addr::from(SUB_BASE + 1 + i)
 }
 
-fn frame64(src_mac: MacAddr, dst_mac: MacAddr, src: &str, dst: &str) -> Result<Vec<u8>, Error> {
+pub(crate) fn frame64(
+    src_mac: MacAddr,
+    dst_mac: MacAddr,
+    src: &str,
+    dst: &str,
+) -> Result<Vec<u8>, Error> {
     let ep = Endpoints {
         src_mac,
         dst_mac,
@@ -189,8 +206,8 @@ fn frame64(src_mac: MacAddr, dst_mac: MacAddr, src: &str, dst: &str) -> Result<V
 }
 
 /// The customer MACs inside the v3 pseudowire (subscriber side, core side).
-const V3_CUST_SUB: MacAddr = MacAddr([2, 0, 0, 2, 0, 1]);
-const V3_CUST_CORE: MacAddr = MacAddr([2, 0, 0, 3, 0, 1]);
+pub(crate) const V3_CUST_SUB: MacAddr = MacAddr([2, 0, 0, 2, 0, 1]);
+pub(crate) const V3_CUST_CORE: MacAddr = MacAddr([2, 0, 0, 3, 0, 1]);
 
 /// The frames the generator sends for `case`, one per session (v3: all of the one session).
 pub(crate) fn frames(case: Case, n: u32) -> Result<Vec<Vec<u8>>, Error> {
@@ -198,7 +215,9 @@ pub(crate) fn frames(case: Case, n: u32) -> Result<Vec<Vec<u8>>, Error> {
         .map(|i| {
             let sub = sub_addr(i).to_string();
             match case {
-                Case::SwapMac | Case::BaselineUp => frame64(LAC_MAC, LA_MAC, &sub, CORE4),
+                Case::SwapMac | Case::BaselineUp | Case::RouterUp => {
+                    frame64(LAC_MAC, LA_MAC, &sub, CORE4)
+                }
                 Case::BaselineDown | Case::EncapV2 => frame64(CORE_MAC, LC_MAC, CORE4, &sub),
                 Case::EncapV3 => frame64(V3_CUST_CORE, V3_CUST_SUB, CORE4, &sub),
                 Case::DecapV3 => {

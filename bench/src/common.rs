@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use l2xdp_dataplane::loader;
+use l2xdp_ebpf::maps::name;
 use l2xdp_lab::Netns;
 use serde::Serialize;
 
@@ -92,6 +93,57 @@ pub(crate) fn write_json(report: &impl Serialize, path: &Path) -> Result<(), Err
     std::fs::write(path, s + "\n").map_err(io(path.display().to_string()))
 }
 
+/// Per-session maps' kernel memory (`memlock` of /proc/self/fdinfo), bytes, by map name.
+pub(crate) fn session_map_memory(pins: &Path) -> Result<Vec<(String, u64, u64)>, Error> {
+    let mut v = Vec::new();
+    for n in [
+        name::SESSIONS,
+        name::SLOTS,
+        name::PROFILES,
+        name::SEQ,
+        name::DST4,
+        name::SUB4,
+        name::SUB6,
+        name::AC,
+    ] {
+        let m = aya::maps::MapData::from_pin(pins.join(n)).map_err(|e| bpf(n)(e.to_string()))?;
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&std::os::fd::AsFd::as_fd(m.fd()));
+        let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}"))
+            .map_err(io(format!("fdinfo of {n}")))?;
+        let field = |k: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(k))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        v.push((n.to_owned(), field("memlock:"), field("max_entries:")));
+    }
+    Ok(v)
+}
+
+/// The seed of the sessions' order in `throughput` and `scale` templates (and `cost`'s
+/// default `--seed`).
+pub const SESSION_ORDER_SEED: u64 = 0x1_2d4b_e7c0;
+
+/// A seeded permutation of `0..n` (Fisher–Yates over splitmix64): the order in which the
+/// frames of a case visit the sessions — every one once per cycle, reproducible from `seed`.
+pub(crate) fn permutation(n: u32, seed: u64) -> Vec<u32> {
+    let mut s = seed;
+    let mut next = move || {
+        s = s.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = s;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let mut v: Vec<u32> = (0..n).collect();
+    for i in (1..v.len()).rev() {
+        let j = (next() % (i as u64 + 1)) as usize;
+        v.swap(i, j);
+    }
+    v
+}
+
 pub(crate) fn fmt_summary(s: &Option<Summary>, prec: usize) -> String {
     match s {
         Some(s) => format!("{:.p$} [{:.p$}–{:.p$}]", s.median, s.min, s.max, p = prec),
@@ -123,4 +175,25 @@ pub struct Header<M = &'static str> {
     pub command: String,
     /// Kernel, CPU, cores.
     pub machine: Machine,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::permutation;
+
+    #[test]
+    fn the_order_is_a_reproducible_permutation_of_every_session() {
+        let a = permutation(100_000, 7);
+        assert_eq!(a, permutation(100_000, 7), "same seed, same order");
+        assert_ne!(a, permutation(100_000, 8), "the seed matters");
+        let mut seen = vec![false; a.len()];
+        a.iter().for_each(|&i| seen[i as usize] = true);
+        assert!(seen.iter().all(|&s| s), "every session once");
+        assert_ne!(
+            a[..1000],
+            (0..1000).collect::<Vec<u32>>()[..],
+            "not in order"
+        );
+        assert!(permutation(0, 1).is_empty());
+    }
 }

@@ -3,8 +3,10 @@
 //! methods ([`Method`]):
 //!
 //! - `testrun` (the default, on every kernel): plain `BPF_PROG_TEST_RUN`, `repeat = 1`, frames
-//!   cycling over every session, every output checked against `wire::datapath`
-//!   ([`crate::cost_testrun`]);
+//!   spread over every session in a seeded random order, every output checked against
+//!   `wire::datapath`; beside swap-MAC also a routed baseline (`xdp_router`, what the
+//!   kernel's xdp_fwd sample does, IPv4 and IPv6) and decap-v2 with the UDP checksum
+//!   verification off ([`crate::cost_testrun`]);
 //! - `forward`: bpf_stats run_time_ns / run_cnt from [`crate::forward`]'s verified stats-on
 //!   passes (the programs forwarding real traffic through veths; the generator is the
 //!   live-frame test run, or AF_PACKET where the kernel refuses live frames).
@@ -48,8 +50,12 @@ pub struct Options {
     pub callgrind_only: bool,
     /// How the XDP programs are measured.
     pub method: Method,
-    /// `testrun`: test runs per case and round.
-    pub runs: u32,
+    /// `testrun`: test runs per case and round (None: 65,536 or one cycle over the sessions).
+    pub runs: Option<u32>,
+    /// `testrun`: v3 sessions, one per attachment circuit.
+    pub v3_circuits: u32,
+    /// `testrun`: seed of the session order.
+    pub seed: u64,
 }
 
 /// How `cost` measures the XDP programs.
@@ -73,7 +79,8 @@ impl Method {
     }
 }
 
-/// The cases `cost` runs, in interleaving order.
+/// The cases `cost --method forward` runs, in interleaving order (`--method testrun`:
+/// [`crate::cost_testrun::TrCase::ALL`], with the routed baseline).
 pub const CASES: [Case; 5] = [
     Case::SwapMac,
     Case::DecapV2,
@@ -95,6 +102,8 @@ pub struct ProgramCost {
     pub ns_per_packet: Option<crate::summary::Summary>,
     /// Per-round ratio to swapmac.
     pub ratio_to_swapmac: Option<crate::summary::Summary>,
+    /// Per-round ratio to the routed baseline, router-v4 (`testrun` only).
+    pub ratio_to_router: Option<crate::summary::Summary>,
     /// Rounds whose stats pass was verified to be the forwarding path.
     pub verified_rounds: usize,
     /// Rounds.
@@ -132,8 +141,10 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
             rounds: opts.rounds,
             runs: opts.runs,
             sessions: opts.sessions,
+            v3_circuits: opts.v3_circuits,
+            seed: opts.seed,
             cpu: opts.cpu,
-            cases: CASES.to_vec(),
+            cases: crate::cost_testrun::TrCase::ALL.to_vec(),
         })?)
     };
     let f = if opts.callgrind_only || opts.method != Method::Forward {
@@ -161,6 +172,7 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
             frame_in_bytes: c.frame_in_bytes,
             ns_per_packet: c.prog_ns,
             ratio_to_swapmac: c.cost_ratio,
+            ratio_to_router: None,
             verified_rounds: c.verified_rounds,
             rounds: c.samples.len(),
         })
@@ -171,6 +183,7 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
         frame_in_bytes: c.frame_in_bytes,
         ns_per_packet: c.ns_per_packet,
         ratio_to_swapmac: c.ratio_to_swapmac,
+        ratio_to_router: c.ratio_to_router,
         verified_rounds: c.verified_rounds,
         rounds: c.samples.len(),
     }));

@@ -324,7 +324,7 @@ impl Lab {
         for i in 0..opts.sessions {
             dp.install(&session(i).1)?;
         }
-        let mut tools = load_bench(&[prog::GEN, prog::REDIRECT_PLAIN])?;
+        let mut tools = load_bench(&[prog::GEN, prog::REDIRECT_PLAIN, prog::ROUTER])?;
         set_fwd(&mut tools, la, lc)?;
         let mut templates: Array<MapData, bench::Template> = take(&mut tools, bench::TEMPLATES)?;
         let gen_cfg = take(&mut tools, bench::GEN_CFG)?;
@@ -449,7 +449,7 @@ impl Lab {
         drop(slot.current.take());
         let obj = match case {
             Case::SwapMac => &mut self.util,
-            Case::BaselineUp | Case::BaselineDown => &mut self.tools,
+            Case::BaselineUp | Case::BaselineDown | Case::RouterUp => &mut self.tools,
             Case::DecapV2 | Case::EncapV2 | Case::DecapV3 => &mut self.fast,
             // Attached to ac0 for the whole run.
             Case::EncapV3 => return Ok(()),
@@ -463,7 +463,7 @@ impl Lab {
         let p = case.program();
         match case {
             Case::SwapMac => stats_of(&mut self.util, p),
-            Case::BaselineUp | Case::BaselineDown => stats_of(&mut self.tools, p),
+            Case::BaselineUp | Case::BaselineDown | Case::RouterUp => stats_of(&mut self.tools, p),
             Case::DecapV2 | Case::EncapV2 | Case::DecapV3 | Case::EncapV3 => {
                 stats_of(&mut self.fast, p)
             }

@@ -15,9 +15,11 @@
 //!   XDP_REDIRECT baseline on the same veths, paced live-frame generator (`xdp_gen_paced`) on
 //!   another core, the DUT's NAPI threaded and pinned.
 //! - [`scale`]: the same at 1k … 1M sessions installed, and the maps' memory per session.
-//! - [`cost`]: ns per packet of each XDP program beside a swap-MAC program (the `forward`
-//!   scenario's bpf_stats passes), v2 and v3; and instructions per packet of the AF_XDP
-//!   worker loop under callgrind beside the raw forwarder's ([`callgrind`]).
+//! - [`cost`]: ns per packet of each XDP program beside a swap-MAC program and a routed
+//!   baseline (`xdp_router`, what the kernel's xdp_fwd sample does), v2 and v3, frames over
+//!   every session in random order ([`cost_testrun`]; or the `forward` scenario's bpf_stats
+//!   passes); and instructions per packet of the AF_XDP worker loop under callgrind beside
+//!   the raw forwarder's ([`callgrind`]).
 //! - [`failover`]: kill -9 and restart of an `l2xdpd` process with RFC 4951 failover: time
 //!   to its control socket, to every tunnel recovered, the state restore, and nothing lost.
 //!

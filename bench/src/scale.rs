@@ -4,8 +4,11 @@
 //! ratio to the same-round XDP_REDIRECT baseline, and the kernel memory of the per-session maps
 //! (`memlock` of each map's fdinfo) per session. The same lab, generator, pacing, search and
 //! sinks as [`crate::throughput`]; a fresh lab per session count. The generator's frames are
-//! spread over all sessions: one template per session up to
-//! [`TEMPLATE_CAP`](crate::throughput::TEMPLATE_CAP), beyond that every k-th session.
+//! spread over all sessions in a seeded random order
+//! ([`SESSION_ORDER_SEED`](crate::common::SESSION_ORDER_SEED)): one template per session up to
+//! [`TEMPLATE_CAP`](crate::throughput::TEMPLATE_CAP), every session once per cycle; beyond
+//! that a random sample of TEMPLATE_CAP sessions out of all of them (the generator's frames
+//! are a map of templates, or an AF_PACKET ring written once: not a million of them).
 //! With `--sessions-from live` (the default) counts up to [`LIVE_MAX`] are live sessions (the
 //! LAC emulator through l2xdpd, see [`crate::live`]); larger ones are installed.
 
@@ -122,6 +125,8 @@ pub struct Report {
     pub retries: u32,
     /// Rounds per count.
     pub rounds: usize,
+    /// Which sessions the frames go to, in which order.
+    pub session_order: String,
     /// Per session count.
     pub points: Vec<Point>,
 }
@@ -168,7 +173,7 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
         }
         let from = lab.sessions_from(Dut::V2);
         let install_seconds = t.elapsed().as_secs_f64();
-        let maps: Vec<MapMemory> = throughput::session_map_memory(lab.pins.path())?
+        let maps: Vec<MapMemory> = crate::common::session_map_memory(lab.pins.path())?
             .into_iter()
             .map(|(map, memlock, max_entries)| MapMemory {
                 map,
@@ -219,6 +224,12 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
         steps: opts.steps,
         retries: opts.retries,
         rounds: opts.rounds,
+        session_order: format!(
+            "one template per session up to {} per direction, in a seeded random order (seed {:#x};              more sessions: a random sample of {} of them)",
+            throughput::TEMPLATE_CAP,
+            crate::common::SESSION_ORDER_SEED,
+            throughput::TEMPLATE_CAP
+        ),
         points,
     };
     write_json(&report, &opts.out.join("scale.json"))?;
@@ -233,12 +244,13 @@ pub fn table(r: &Report) -> String {
         r.header.date, r.header.mode, r.rounds, r.trial_ms, r.steps, r.loss_pct, r.generator_cpu, r.dut_cpu
     );
     out += &format!(
-        "topology: {}\nNAPI: {}\nsink: {}\ngenerator: {}\npacing: {}\n",
+        "topology: {}\nNAPI: {}\nsink: {}\ngenerator: {}\npacing: {}\nsession order: {}\n",
         r.topology,
         r.receivers_napi,
         r.sink,
         r.generator.describe(),
-        r.pacing
+        r.pacing,
+        r.session_order
     );
     out += &format!(
         "kernel {}, {} ({} cores)\nmedians [min–max] over rounds; ratio = no-drop / same-round baseline; memory = Σ memlock of the per-session maps / sessions\n",

@@ -66,7 +66,7 @@ use aya::programs::xdp::XdpLink;
 use aya::{Ebpf, EbpfLoader};
 use l2xdp_dataplane::api::DataPlane;
 use l2xdp_dataplane::{loader, FastPathConfig, XdpDataPlane};
-use l2xdp_ebpf::maps::{name, verdict};
+use l2xdp_ebpf::maps::verdict;
 use l2xdp_lab::scratch::Scratch;
 use l2xdp_lab::test_run;
 use l2xdp_lab::topology::{Pins, Topology, CORE_MAC, LAC_MAC, LA_MAC, LC_MAC};
@@ -80,7 +80,10 @@ use serde::Serialize;
 use crate::bpf::{attach, load_bench, take, xdp, Sink};
 use crate::bpf::{bench, prog, BENCH_OBJ};
 use crate::cases::{sub_addr, v2_session, v3_session};
-use crate::common::{bpf, fmt_summary, io, napi_threaded, write_json, Error, Header, CORE4};
+use crate::common::{
+    bpf, fmt_summary, io, napi_threaded, permutation, write_json, Error, Header, CORE4,
+    SESSION_ORDER_SEED,
+};
 use crate::interrupt;
 use crate::live::{Circuit, Live, SessionsFrom};
 use crate::machine::{pin_thread, set_fifo, utc_now, Machine};
@@ -90,7 +93,8 @@ use crate::xsk_lab::{Running, Workers};
 
 /// Frames of credit the pacer keeps at most.
 pub const BURST: u64 = 32;
-/// Templates per direction at most (sessions beyond are spread: every k-th session).
+/// Templates per direction at most (with more sessions, the templates are a seeded random
+/// sample of them all: [`SESSION_ORDER_SEED`]).
 pub const TEMPLATE_CAP: u32 = 65_536;
 /// MTU of the access-side veths (la, lac0): room for a 1514-byte frame plus L2TP.
 const ACCESS_MTU: u32 = 1600;
@@ -597,12 +601,16 @@ fn direction_frames(
         _ => sessions.min(TEMPLATE_CAP),
     };
     let m = s_eff.div_ceil(l) * l;
+    // The sessions in a seeded random order: template j is session order[j] — every session
+    // once per cycle, or, with more sessions than templates, a random sample of them all
+    // (without repetition), never a block of neighbours.
+    let order = permutation(sessions, SESSION_ORDER_SEED);
+    let order3 = permutation(v3.len() as u32, SESSION_ORDER_SEED);
     let mut out = Vec::with_capacity(m as usize);
     for k in 0..m {
         let len = pat[(k % l) as usize];
         let j = k % s_eff;
-        // Spread over all sessions when they are more than the templates.
-        let i = (u64::from(j) * u64::from(sessions) / u64::from(s_eff)) as u32;
+        let i = order[j as usize % order.len().max(1)];
         let (peer, sub) = v2.get(i);
         let sub = sub.to_string();
         let t = match (dut, dir_up) {
@@ -615,7 +623,7 @@ fn direction_frames(
                 template(&encap_for(&peer, &inner[14..])?, EG_LAC0)?
             }
             (Dut::V3, true) => {
-                let peer = v3[j as usize];
+                let peer = v3[order3[j as usize] as usize];
                 let inner = plain(
                     MacAddr([2, 0, 0, 2, 0, 1]),
                     MacAddr([2, 0, 0, 3, 0, 1]),
@@ -633,7 +641,7 @@ fn direction_frames(
                     &sub,
                     len,
                 )?,
-                EG_ACP + j,
+                EG_ACP + order3[j as usize],
             )?,
         };
         out.push(t);
@@ -789,33 +797,6 @@ impl Drop for FifoGuard {
             let _ = set_fifo(0, 0);
         }
     }
-}
-
-/// Per-session maps' kernel memory (`memlock` of /proc/self/fdinfo), bytes, by map name.
-pub(crate) fn session_map_memory(pins: &Path) -> Result<Vec<(String, u64, u64)>, Error> {
-    let mut v = Vec::new();
-    for n in [
-        name::SESSIONS,
-        name::SLOTS,
-        name::PROFILES,
-        name::SEQ,
-        name::DST4,
-        name::SUB4,
-        name::SUB6,
-    ] {
-        let m = MapData::from_pin(pins.join(n)).map_err(|e| bpf(n)(e.to_string()))?;
-        let fd = m.fd().as_fd().as_raw_fd();
-        let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}"))
-            .map_err(io(format!("fdinfo of {n}")))?;
-        let field = |k: &str| {
-            info.lines()
-                .find_map(|l| l.strip_prefix(k))
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        v.push((n.to_owned(), field("memlock:"), field("max_entries:")));
-    }
-    Ok(v)
 }
 
 impl Lab {

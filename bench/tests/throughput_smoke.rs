@@ -352,7 +352,9 @@ fn throughput_scale_cost_smoke() {
     // cost, default method: plain test runs, every output checked, v3 included.
     let copts = cost::Options {
         method: cost::Method::Testrun,
-        runs: 4096,
+        runs: Some(4096),
+        v3_circuits: 5,
+        seed: 7,
         rounds: 1,
         duration: Duration::ZERO,
         packets: Some(3000),
@@ -368,7 +370,7 @@ fn throughput_scale_cost_smoke() {
     let v = json(&out.join("cost.json"));
     assert_eq!(v["scenario"], "cost");
     let progs = v["programs"].as_array().expect("programs");
-    assert_eq!(progs.len(), cost::CASES.len());
+    assert_eq!(progs.len(), l2xdp_bench::cost_testrun::TrCase::ALL.len());
     for p in progs {
         assert_eq!(
             p["verified_rounds"], 1,
@@ -403,7 +405,20 @@ fn throughput_scale_cost_smoke() {
             "{}: ratio",
             c["case"]
         );
+        assert!(
+            c["ratio_to_router"]["median"].as_f64().is_some(),
+            "{}: ratio to the routed baseline",
+            c["case"]
+        );
+        // One frame per session: 8 v2 (and the baselines), 5 v3 circuits.
+        let v3 = c["case"].as_str().is_some_and(|n| n.ends_with("-v3"));
+        assert_eq!(c["frames"], if v3 { 5 } else { 8 }, "{}", c["case"]);
     }
+    assert_eq!(v["testrun"]["seed"], 7);
+    assert_eq!(v["testrun"]["v3_sessions"], 5);
+    assert!(v["testrun"]["udp_checksum_share"]["median"]
+        .as_f64()
+        .is_some());
 
     // afxdp mode: every direction (both: one raw forwarder serving la⇄lc), 64 B and IMIX, v2
     // and v3 (worker sockets on the attachment circuits too), each beside the raw AF_XDP

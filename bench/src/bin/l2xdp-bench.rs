@@ -203,16 +203,24 @@ enum Scenario {
         /// testrun (every kernel) or forward (bpf_stats while forwarding).
         #[arg(long, default_value = "testrun")]
         method: String,
-        /// testrun: test runs per case and round.
-        #[arg(long, default_value_t = 65_536)]
-        runs: u32,
+        /// testrun: test runs per case and round (default: 65,536 or one cycle over the
+        /// sessions, whichever is more).
+        #[arg(long)]
+        runs: Option<u32>,
+        /// testrun: v3 sessions, one per attachment circuit (veth ends in the LNS
+        /// namespace), 1 to 4096 (the fast path's l2xdp_ac map).
+        #[arg(long, default_value_t = 256)]
+        v3_circuits: u32,
+        /// testrun: seed of the sessions' random order (printed in the report).
+        #[arg(long, default_value_t = l2xdp_bench::cost_testrun::DEFAULT_SEED)]
+        seed: u64,
         /// Timed pass per case and round, milliseconds (the bpf_stats pass is a quarter of it).
         #[arg(long, default_value_t = 1000)]
         duration_ms: u64,
         /// Exactly this many frames per pass instead (smoke runs).
         #[arg(long)]
         packets: Option<u64>,
-        /// Sessions installed (v2).
+        /// Sessions installed (v2; up to 1,048,576 and more: the maps are sized for them).
         #[arg(long, default_value_t = 1000)]
         sessions: u32,
         /// The core that runs the generator and the path; default: the last.
@@ -691,6 +699,8 @@ fn main() -> ExitCode {
             rounds,
             method,
             runs,
+            v3_circuits,
+            seed,
             duration_ms,
             packets,
             sessions,
@@ -706,6 +716,8 @@ fn main() -> ExitCode {
             let opts = cost::Options {
                 method,
                 runs,
+                v3_circuits,
+                seed,
                 rounds,
                 duration: Duration::from_millis(duration_ms),
                 packets,

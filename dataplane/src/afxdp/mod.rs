@@ -35,6 +35,7 @@
 //!   is the map's, not the workers' (Ns jumps back: the peer re-learns, RFC 4951 §3.2.3);
 //! - the cpumap spreading is XDP mode's (AF_XDP mode spreads by queue).
 
+pub mod fast;
 pub mod table;
 pub mod worker;
 

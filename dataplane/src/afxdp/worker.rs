@@ -11,11 +11,12 @@ use std::sync::Arc;
 use crossbeam_channel::Receiver;
 use l2xdp_ebpf::maps::{self, xsk_stat};
 use l2xdp_wire::datapath::{
-    decap, emit_inner_ethernet, encap, DecapConfig, InnerKind, TxSeq, Verdict,
+    decap, emit_inner_ethernet, encap, DecapConfig, DropReason, InnerKind, Session, TxSeq, Verdict,
 };
 use l2xdp_wire::net::ethernet::MacAddr;
 
-use super::table::{apply, Table, Update};
+use super::fast::{self, Decap};
+use super::table::{apply, Entry, Table, Update};
 use crate::probe::XskHandoff;
 use crate::session_map::session_key;
 use crate::xsk::{poll_rx, XskSocket};
@@ -276,7 +277,10 @@ fn raw(
     }
 }
 
-/// One frame of the L2TP fast path (see the module documentation of [`super`]).
+/// One frame of the L2TP fast path (see the module documentation of [`super`]): the
+/// replica's one lookup, then [`fast`] for the common case, the reference (`wire::datapath`)
+/// for the rest.
+#[inline(always)]
 fn l2tp(
     sockets: &mut [XskSocket],
     egress: &[u32],
@@ -286,13 +290,13 @@ fn l2tp(
     frame: &[u8],
     local: &mut [u64; xsk_stat::COUNT as usize],
 ) {
-    let Some(key) = session_key(&m.key) else {
+    if m.key.version != 2 && m.key.version != 3 {
         local[xsk_stat::OTHER as usize] += 1;
         return;
-    };
+    }
     // The session changed between the program and here (removed): counted as the program
     // would have.
-    let Some(e) = table.get_mut(&m.key) else {
+    let Some(e) = table.get_mut(&fast::key_u64(&m.key)) else {
         local[l2xdp_wire::datapath::DropReason::UnknownSession as usize] += 1;
         return;
     };
@@ -307,32 +311,25 @@ fn l2tp(
     };
     let written = match m.dir {
         maps::dir::DECAP => {
-            let session = &e.session;
-            let rx = &mut e.rx;
-            // The program checked everything but the sequence number against the same maps;
-            // the reference runs again here, with this worker's Nr. The source binding was
-            // checked by the program (l2xdp_sub4/sub6 → this key).
-            match decap(
-                frame,
-                cfg,
-                |k| (*k == key).then_some(session),
-                |k| (*k == key).then_some(rx),
-                |_| Some(key),
-            ) {
-                Verdict::Forward { inner, kind, .. } => match kind {
-                    InnerKind::Ethernet => frame.get(inner).and_then(|f| {
-                        let b = buf.get_mut(..f.len())?;
-                        b.copy_from_slice(f);
-                        Some(f.len())
-                    }),
-                    InnerKind::Ipv4 | InnerKind::Ipv6 => frame.get(inner).and_then(|f| {
-                        emit_inner_ethernet(f, MacAddr(m.dmac), MacAddr(m.smac), buf).ok()
-                    }),
-                }
-                .ok_or(xsk_stat::OTHER as usize)
-                .map(|n| (n, xsk_stat::DECAP as usize)),
-                Verdict::Drop(r) => Err(r as usize),
-                Verdict::ToControlPlane(_) | Verdict::Pass => Err(xsk_stat::OTHER as usize),
+            let d = match &e.fast {
+                Some(p) => fast::decap(frame, p, &m.key, &mut e.rx, cfg.seq_relearn_after),
+                None => Decap::Fallback,
+            };
+            match d {
+                Decap::Forward { inner, kind } => frame
+                    .get(inner)
+                    .and_then(|f| match kind {
+                        InnerKind::Ethernet => {
+                            let b = buf.get_mut(..f.len())?;
+                            b.copy_from_slice(f);
+                            Some(f.len())
+                        }
+                        _ => fast::emit_inner(f, kind, &m.dmac, &m.smac, buf),
+                    })
+                    .map(|n| (n, xsk_stat::DECAP as usize))
+                    .ok_or(xsk_stat::OTHER as usize),
+                Decap::OutOfOrder => Err(DropReason::SequenceOutOfOrder as usize),
+                Decap::Fallback => decap_reference(frame, cfg, e, &m.key, m, buf),
             }
         }
         maps::dir::ENCAP => {
@@ -343,15 +340,13 @@ fn l2tp(
             } else {
                 0
             };
-            let mut tx = TxSeq { next_ns: ns };
             inner
-                .and_then(|inner| encap(&e.session, &mut tx, inner, usize::MAX, buf).ok())
-                .map(|n| {
-                    // The next hop the program's bpf_fib_lookup found, as the XDP mode writes.
-                    buf[..6].copy_from_slice(&m.dmac);
-                    buf[6..12].copy_from_slice(&m.smac);
-                    (n, xsk_stat::ENCAP as usize)
+                .and_then(|inner| match &e.fast {
+                    Some(p) => fast::encap(p, ns, inner, &m.dmac, &m.smac, buf)
+                        .or_else(|| encap_reference(&e.session, ns, inner, m, buf)),
+                    None => encap_reference(&e.session, ns, inner, m, buf),
                 })
+                .map(|n| (n, xsk_stat::ENCAP as usize))
                 .ok_or(xsk_stat::OTHER as usize)
         }
         _ => Err(xsk_stat::OTHER as usize),
@@ -366,4 +361,65 @@ fn l2tp(
             local[counter] += 1;
         }
     }
+}
+
+/// The reference decapsulation of a frame outside the common case: the program checked
+/// everything but the sequence number against the same maps; the reference runs again here,
+/// with this worker's Nr. The source binding was checked by the program (l2xdp_sub4/sub6 →
+/// this key).
+#[cold]
+#[inline(never)]
+fn decap_reference(
+    frame: &[u8],
+    cfg: &DecapConfig,
+    e: &mut Entry,
+    key: &maps::SessionKey,
+    m: &maps::XskMeta,
+    buf: &mut [u8],
+) -> Result<(usize, usize), usize> {
+    let Some(key) = session_key(key) else {
+        return Err(xsk_stat::OTHER as usize);
+    };
+    let session = &e.session;
+    let rx = &mut e.rx;
+    match decap(
+        frame,
+        cfg,
+        |k| (*k == key).then_some(session),
+        |k| (*k == key).then_some(rx),
+        |_| Some(key),
+    ) {
+        Verdict::Forward { inner, kind, .. } => match kind {
+            InnerKind::Ethernet => frame.get(inner).and_then(|f| {
+                let b = buf.get_mut(..f.len())?;
+                b.copy_from_slice(f);
+                Some(f.len())
+            }),
+            InnerKind::Ipv4 | InnerKind::Ipv6 => frame
+                .get(inner)
+                .and_then(|f| emit_inner_ethernet(f, MacAddr(m.dmac), MacAddr(m.smac), buf).ok()),
+        }
+        .ok_or(xsk_stat::OTHER as usize)
+        .map(|n| (n, xsk_stat::DECAP as usize)),
+        Verdict::Drop(r) => Err(r as usize),
+        Verdict::ToControlPlane(_) | Verdict::Pass => Err(xsk_stat::OTHER as usize),
+    }
+}
+
+/// The reference encapsulation (a session or inner packet outside the common case).
+#[cold]
+#[inline(never)]
+fn encap_reference(
+    session: &Session,
+    ns: u32,
+    inner: &[u8],
+    m: &maps::XskMeta,
+    buf: &mut [u8],
+) -> Option<usize> {
+    let mut tx = TxSeq { next_ns: ns };
+    let n = encap(session, &mut tx, inner, usize::MAX, buf).ok()?;
+    // The next hop the program's bpf_fib_lookup found, as the XDP mode writes.
+    buf[..6].copy_from_slice(&m.dmac);
+    buf[6..12].copy_from_slice(&m.smac);
+    Some(n)
 }

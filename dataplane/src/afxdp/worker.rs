@@ -179,55 +179,64 @@ impl Worker {
                 .sessions
                 .store(table.len() as u64, Ordering::Relaxed);
         }
+        // The work and the hand-off are decided once per pass, not per frame.
+        let Worker {
+            sockets,
+            work,
+            batch,
+            ..
+        } = self;
         let mut got = 0u32;
-        for i in 0..self.sockets.len() {
-            let n = self.sockets[i].rx_ready(self.batch);
-            for j in 0..n {
-                let d = self.sockets[i].rx_desc(j);
-                match &mut self.work {
-                    Work::Raw { to } => {
-                        let out = to.get(i).copied().unwrap_or(i);
+        match work {
+            Work::Raw { to } => {
+                for i in 0..sockets.len() {
+                    let n = sockets[i].rx_ready(*batch);
+                    let out = to.get(i).copied().unwrap_or(i);
+                    for j in 0..n {
+                        let d = sockets[i].rx_desc(j);
                         // SAFETY: used before this batch's rx_release below; the socket
                         // outlives the pass.
-                        let frame =
-                            unsafe { self.sockets[i].umem_bytes_detached(d.addr, 0, d.len) };
-                        raw(&mut self.sockets, out, frame, local);
+                        let frame = unsafe { sockets[i].umem_bytes_detached(d.addr, 0, d.len) };
+                        raw(sockets, out, frame, local);
                     }
-                    Work::L2tp {
-                        cfg,
-                        table,
-                        handoff,
-                        ..
-                    } => {
-                        let s = &self.sockets[i];
-                        // SAFETY: the slices are used before this batch's rx_release
-                        // below, and the sockets outlive the pass.
-                        let (meta, frame) = unsafe {
-                            match handoff {
-                                XskHandoff::Meta => (
-                                    s.umem_bytes_detached(d.addr, META_LEN, 0),
-                                    s.umem_bytes_detached(d.addr, 0, d.len),
-                                ),
-                                XskHandoff::Inline => (
-                                    s.umem_bytes_detached(d.addr, 0, META_LEN.min(d.len)),
-                                    d.len.checked_sub(META_LEN).and_then(|len| {
-                                        s.umem_bytes_detached(d.addr + u64::from(META_LEN), 0, len)
-                                    }),
-                                ),
-                            }
-                        };
-                        let meta = meta.and_then(read_meta);
-                        match (meta, frame) {
-                            (Some(m), Some(f)) => {
-                                l2tp(&mut self.sockets, &st.egress, cfg, table, &m, f, local)
-                            }
-                            _ => local[xsk_stat::OTHER as usize] += 1,
-                        }
-                    }
+                    sockets[i].rx_release(n);
+                    got += n;
                 }
             }
-            self.sockets[i].rx_release(n);
-            got += n;
+            Work::L2tp {
+                cfg,
+                table,
+                handoff,
+                ..
+            } => {
+                // The metadata is just before the frame (XDP metadata) or its first bytes
+                // (in-band): either way the descriptor's bytes from `before` ahead of its
+                // address are the metadata, then the frame.
+                let before = match handoff {
+                    XskHandoff::Meta => META_LEN,
+                    XskHandoff::Inline => 0,
+                };
+                for i in 0..sockets.len() {
+                    let n = sockets[i].rx_ready(*batch);
+                    for j in 0..n {
+                        let d = sockets[i].rx_desc(j);
+                        // SAFETY: the slice is used before this batch's rx_release below,
+                        // and the sockets outlive the pass.
+                        let whole =
+                            unsafe { sockets[i].umem_bytes_detached(d.addr, before, d.len) };
+                        let split = whole.and_then(|w| {
+                            let (meta, frame) = w.split_at_checked(META_LEN as usize)?;
+                            Some((read_meta(meta)?, frame))
+                        });
+                        match split {
+                            Some((m, f)) => l2tp(sockets, &st.egress, cfg, table, &m, f, local),
+                            None => local[xsk_stat::OTHER as usize] += 1,
+                        }
+                    }
+                    sockets[i].rx_release(n);
+                    got += n;
+                }
+            }
         }
         if got > 0 {
             // Published before the frames leave: whoever sees a frame of this batch
@@ -238,7 +247,7 @@ impl Worker {
             }
             self.stats.rx.store(st.rx_total, Ordering::Release);
         }
-        for s in &mut self.sockets {
+        for s in sockets.iter_mut() {
             s.flush();
         }
         got

@@ -888,4 +888,63 @@ mod tests {
         }
         assert!(n > 2_000, "{n}");
     }
+
+    #[test]
+    fn what_is_not_the_common_case_falls_back_before_the_sequence_state_is_touched() {
+        let s = sessions()
+            .into_iter()
+            .find(|s| s.version() == Version::V2 && s.sequencing && s.vlans.is_empty())
+            .expect("a v2 session with sequencing");
+        let p = Prepared::new(&s).expect("prepared");
+        let key = map_key(&s.our_ids);
+        let mut frame = vec![0u8; 2048];
+        let inner = inner_ip(false, 60, 64, 3);
+        let n = datapath::encap(
+            &mirror(&s),
+            &mut TxSeq { next_ns: 9 },
+            &inner,
+            usize::MAX,
+            &mut frame,
+        )
+        .expect("encap");
+        frame.truncate(n);
+        let mut rx = RxSeq::default();
+        let fresh = rx;
+        // Another key than the frame's.
+        let other = maps::SessionKey {
+            id: key.id ^ 1,
+            ..key
+        };
+        assert_eq!(decap(&frame, &p, &other, &mut rx, 5), Decap::Fallback);
+        let v3 = maps::SessionKey { version: 3, ..key };
+        assert_eq!(decap(&frame, &p, &v3, &mut rx, 5), Decap::Fallback);
+        // Truncated anywhere.
+        for len in 0..n {
+            assert_eq!(
+                decap(&frame[..len], &p, &key, &mut rx, 5),
+                Decap::Fallback,
+                "{len}"
+            );
+        }
+        let l2tp = 14 + 20 + 8;
+        // An offset field (O bit), a PPP protocol other than IPv4/IPv6 (LCP).
+        let mut o = frame.clone();
+        o[l2tp] |= 0x02;
+        assert_eq!(decap(&o, &p, &key, &mut rx, 5), Decap::Fallback);
+        let mut lcp = frame.clone();
+        let ppp = l2tp + 10 + if s.ppp.acfc { 0 } else { 2 };
+        lcp[ppp..ppp + 2].copy_from_slice(&[0xc0, 0x21]);
+        if s.ppp.pfc {
+            lcp[ppp] = 0xc1;
+        }
+        assert_eq!(decap(&lcp, &p, &key, &mut rx, 5), Decap::Fallback);
+        assert_eq!(rx, fresh);
+        // The frame itself: Ns 9 is ahead of 0, accepted.
+        assert!(matches!(
+            decap(&frame, &p, &key, &mut rx, 5),
+            Decap::Forward { .. }
+        ));
+        assert_eq!(rx.expected, 10);
+        assert_eq!(decap(&frame, &p, &key, &mut rx, 5), Decap::OutOfOrder);
+    }
 }

@@ -5,9 +5,12 @@
 //! traffic dropped and counted, the next hop found with `bpf_fib_lookup` — but a packet they
 //! would forward is handed, untouched, to the AF_XDP socket of its receive queue (`l2xdp_xsks`)
 //! with a [`maps::XskMeta`] in front: session key, direction, egress interface and MACs. The
-//! [`worker`]s do the rest with `wire::datapath` (the reference the XDP program is tested
-//! against): the decapsulation checks again, the receive sequence check (skipped by the program
-//! in this mode), `emit_inner_ethernet`, or `encap` with the session's Ns.
+//! [`worker`]s do the rest, byte for byte as `wire::datapath` (the reference the XDP program is
+//! tested against): [`fast`] for the common case — the walk to the inner packet, the receive
+//! sequence check (skipped by the program in this mode), `emit_inner_ethernet`'s rewrite, or
+//! `encap` from a header prepared per session, with the session's Ns — relying on the checks
+//! the program made before the hand-over (listed there); the reference itself for any frame
+//! outside that case.
 //!
 //! Session state: the pinned maps stay the single source of truth (written by the control
 //! plane through [`crate::XdpDataPlane`], which survives every process). Each change is also
@@ -35,6 +38,7 @@
 //!   is the map's, not the workers' (Ns jumps back: the peer re-learns, RFC 4951 §3.2.3);
 //! - the cpumap spreading is XDP mode's (AF_XDP mode spreads by queue).
 
+pub mod fast;
 pub mod table;
 pub mod worker;
 

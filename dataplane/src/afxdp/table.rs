@@ -18,6 +18,8 @@ use std::sync::Arc;
 use l2xdp_ebpf::maps;
 use l2xdp_wire::datapath::{RxSeq, Session};
 
+use super::fast::{key_u64, Prepared};
+
 /// A change for the workers' replicas.
 #[derive(Debug, Clone)]
 pub enum Update {
@@ -38,43 +40,44 @@ pub enum Update {
     Mark(u32),
 }
 
-/// One session in a replica.
+/// One session in a replica. The fields a frame reads first.
 #[derive(Debug)]
 pub struct Entry {
-    /// The session (template data for encap, checks for decap).
-    pub session: Session,
+    /// The session prepared for the per-frame path (`None`: one `encap` refuses; every frame
+    /// of it goes through the reference).
+    pub fast: Option<Prepared>,
     /// Receive sequence state (this worker's).
     pub rx: RxSeq,
-    /// Transmit Ns, shared by every replica.
+    /// Transmit Ns, shared by every replica (read only for sessions with sequencing).
     pub tx: Arc<AtomicU32>,
+    /// The session (the reference's input when a frame leaves the common case).
+    pub session: Session,
 }
 
-/// A cheap hasher for the 8-byte session key (the keys are ids, not attacker-chosen strings
-/// of arbitrary length; the multiply-xorshift spreads them).
+/// The hasher of the replica's keys ([`key_u64`]: version and id in one word): one
+/// multiply and a shift. The ids are the LNS's own (the control plane draws them), not chosen
+/// by the sender of a frame; and a frame reaches a worker only after the program found its
+/// session.
 #[derive(Default)]
 pub struct KeyHasher(u64);
 
 impl Hasher for KeyHasher {
     fn finish(&self) -> u64 {
-        let mut h = self.0.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        h ^= h >> 29;
-        h
+        let h = self.0.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        h ^ (h >> 32)
     }
     fn write(&mut self, bytes: &[u8]) {
         for b in bytes {
             self.0 = self.0.rotate_left(8) ^ u64::from(*b);
         }
     }
-    fn write_u8(&mut self, v: u8) {
-        self.0 = (self.0 << 8) ^ u64::from(v);
-    }
-    fn write_u32(&mut self, v: u32) {
-        self.0 = self.0.rotate_left(32) ^ u64::from(v);
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
     }
 }
 
-/// A worker's replica.
-pub type Table = HashMap<maps::SessionKey, Entry, BuildHasherDefault<KeyHasher>>;
+/// A worker's replica, keyed by [`key_u64`].
+pub type Table = HashMap<u64, Entry, BuildHasherDefault<KeyHasher>>;
 
 /// An empty replica with room for `n` sessions (no rehash while it grows to `n`).
 pub fn table(n: usize) -> Table {
@@ -89,20 +92,29 @@ pub fn apply(t: &mut Table, u: Update) {
             session,
             tx,
             rx,
-        } => match t.get_mut(&key) {
+        } => match t.get_mut(&key_u64(&key)) {
             Some(e) => {
+                e.fast = Prepared::new(&session);
                 e.session = session;
                 e.tx = tx;
             }
             None => {
-                t.insert(key, Entry { session, rx, tx });
+                t.insert(
+                    key_u64(&key),
+                    Entry {
+                        fast: Prepared::new(&session),
+                        rx,
+                        tx,
+                        session,
+                    },
+                );
             }
         },
         Update::Remove(key) => {
-            t.remove(&key);
+            t.remove(&key_u64(&key));
         }
         Update::ResetSequence(key) => {
-            if let Some(e) = t.get_mut(&key) {
+            if let Some(e) = t.get_mut(&key_u64(&key)) {
                 e.rx.reset();
             }
         }

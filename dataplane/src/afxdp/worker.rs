@@ -11,11 +11,12 @@ use std::sync::Arc;
 use crossbeam_channel::Receiver;
 use l2xdp_ebpf::maps::{self, xsk_stat};
 use l2xdp_wire::datapath::{
-    decap, emit_inner_ethernet, encap, DecapConfig, InnerKind, TxSeq, Verdict,
+    decap, emit_inner_ethernet, encap, DecapConfig, DropReason, InnerKind, Session, TxSeq, Verdict,
 };
 use l2xdp_wire::net::ethernet::MacAddr;
 
-use super::table::{apply, Table, Update};
+use super::fast::{self, Decap};
+use super::table::{apply, Entry, Table, Update};
 use crate::probe::XskHandoff;
 use crate::session_map::session_key;
 use crate::xsk::{poll_rx, XskSocket};
@@ -178,55 +179,64 @@ impl Worker {
                 .sessions
                 .store(table.len() as u64, Ordering::Relaxed);
         }
+        // The work and the hand-off are decided once per pass, not per frame.
+        let Worker {
+            sockets,
+            work,
+            batch,
+            ..
+        } = self;
         let mut got = 0u32;
-        for i in 0..self.sockets.len() {
-            let n = self.sockets[i].rx_ready(self.batch);
-            for j in 0..n {
-                let d = self.sockets[i].rx_desc(j);
-                match &mut self.work {
-                    Work::Raw { to } => {
-                        let out = to.get(i).copied().unwrap_or(i);
+        match work {
+            Work::Raw { to } => {
+                for i in 0..sockets.len() {
+                    let n = sockets[i].rx_ready(*batch);
+                    let out = to.get(i).copied().unwrap_or(i);
+                    for j in 0..n {
+                        let d = sockets[i].rx_desc(j);
                         // SAFETY: used before this batch's rx_release below; the socket
                         // outlives the pass.
-                        let frame =
-                            unsafe { self.sockets[i].umem_bytes_detached(d.addr, 0, d.len) };
-                        raw(&mut self.sockets, out, frame, local);
+                        let frame = unsafe { sockets[i].umem_bytes_detached(d.addr, 0, d.len) };
+                        raw(sockets, out, frame, local);
                     }
-                    Work::L2tp {
-                        cfg,
-                        table,
-                        handoff,
-                        ..
-                    } => {
-                        let s = &self.sockets[i];
-                        // SAFETY: the slices are used before this batch's rx_release
-                        // below, and the sockets outlive the pass.
-                        let (meta, frame) = unsafe {
-                            match handoff {
-                                XskHandoff::Meta => (
-                                    s.umem_bytes_detached(d.addr, META_LEN, 0),
-                                    s.umem_bytes_detached(d.addr, 0, d.len),
-                                ),
-                                XskHandoff::Inline => (
-                                    s.umem_bytes_detached(d.addr, 0, META_LEN.min(d.len)),
-                                    d.len.checked_sub(META_LEN).and_then(|len| {
-                                        s.umem_bytes_detached(d.addr + u64::from(META_LEN), 0, len)
-                                    }),
-                                ),
-                            }
-                        };
-                        let meta = meta.and_then(read_meta);
-                        match (meta, frame) {
-                            (Some(m), Some(f)) => {
-                                l2tp(&mut self.sockets, &st.egress, cfg, table, &m, f, local)
-                            }
-                            _ => local[xsk_stat::OTHER as usize] += 1,
-                        }
-                    }
+                    sockets[i].rx_release(n);
+                    got += n;
                 }
             }
-            self.sockets[i].rx_release(n);
-            got += n;
+            Work::L2tp {
+                cfg,
+                table,
+                handoff,
+                ..
+            } => {
+                // The metadata is just before the frame (XDP metadata) or its first bytes
+                // (in-band): either way the descriptor's bytes from `before` ahead of its
+                // address are the metadata, then the frame.
+                let before = match handoff {
+                    XskHandoff::Meta => META_LEN,
+                    XskHandoff::Inline => 0,
+                };
+                for i in 0..sockets.len() {
+                    let n = sockets[i].rx_ready(*batch);
+                    for j in 0..n {
+                        let d = sockets[i].rx_desc(j);
+                        // SAFETY: the slice is used before this batch's rx_release below,
+                        // and the sockets outlive the pass.
+                        let whole =
+                            unsafe { sockets[i].umem_bytes_detached(d.addr, before, d.len) };
+                        let split = whole.and_then(|w| {
+                            let (meta, frame) = w.split_at_checked(META_LEN as usize)?;
+                            Some((read_meta(meta)?, frame))
+                        });
+                        match split {
+                            Some((m, f)) => l2tp(sockets, &st.egress, cfg, table, &m, f, local),
+                            None => local[xsk_stat::OTHER as usize] += 1,
+                        }
+                    }
+                    sockets[i].rx_release(n);
+                    got += n;
+                }
+            }
         }
         if got > 0 {
             // Published before the frames leave: whoever sees a frame of this batch
@@ -237,7 +247,7 @@ impl Worker {
             }
             self.stats.rx.store(st.rx_total, Ordering::Release);
         }
-        for s in &mut self.sockets {
+        for s in sockets.iter_mut() {
             s.flush();
         }
         got
@@ -276,7 +286,10 @@ fn raw(
     }
 }
 
-/// One frame of the L2TP fast path (see the module documentation of [`super`]).
+/// One frame of the L2TP fast path (see the module documentation of [`super`]): the
+/// replica's one lookup, then [`fast`] for the common case, the reference (`wire::datapath`)
+/// for the rest.
+#[inline(always)]
 fn l2tp(
     sockets: &mut [XskSocket],
     egress: &[u32],
@@ -286,13 +299,13 @@ fn l2tp(
     frame: &[u8],
     local: &mut [u64; xsk_stat::COUNT as usize],
 ) {
-    let Some(key) = session_key(&m.key) else {
+    if m.key.version != 2 && m.key.version != 3 {
         local[xsk_stat::OTHER as usize] += 1;
         return;
-    };
+    }
     // The session changed between the program and here (removed): counted as the program
     // would have.
-    let Some(e) = table.get_mut(&m.key) else {
+    let Some(e) = table.get_mut(&fast::key_u64(&m.key)) else {
         local[l2xdp_wire::datapath::DropReason::UnknownSession as usize] += 1;
         return;
     };
@@ -307,32 +320,25 @@ fn l2tp(
     };
     let written = match m.dir {
         maps::dir::DECAP => {
-            let session = &e.session;
-            let rx = &mut e.rx;
-            // The program checked everything but the sequence number against the same maps;
-            // the reference runs again here, with this worker's Nr. The source binding was
-            // checked by the program (l2xdp_sub4/sub6 → this key).
-            match decap(
-                frame,
-                cfg,
-                |k| (*k == key).then_some(session),
-                |k| (*k == key).then_some(rx),
-                |_| Some(key),
-            ) {
-                Verdict::Forward { inner, kind, .. } => match kind {
-                    InnerKind::Ethernet => frame.get(inner).and_then(|f| {
-                        let b = buf.get_mut(..f.len())?;
-                        b.copy_from_slice(f);
-                        Some(f.len())
-                    }),
-                    InnerKind::Ipv4 | InnerKind::Ipv6 => frame.get(inner).and_then(|f| {
-                        emit_inner_ethernet(f, MacAddr(m.dmac), MacAddr(m.smac), buf).ok()
-                    }),
-                }
-                .ok_or(xsk_stat::OTHER as usize)
-                .map(|n| (n, xsk_stat::DECAP as usize)),
-                Verdict::Drop(r) => Err(r as usize),
-                Verdict::ToControlPlane(_) | Verdict::Pass => Err(xsk_stat::OTHER as usize),
+            let d = match &e.fast {
+                Some(p) => fast::decap(frame, p, &m.key, &mut e.rx, cfg.seq_relearn_after),
+                None => Decap::Fallback,
+            };
+            match d {
+                Decap::Forward { inner, kind } => frame
+                    .get(inner)
+                    .and_then(|f| match kind {
+                        InnerKind::Ethernet => {
+                            let b = buf.get_mut(..f.len())?;
+                            b.copy_from_slice(f);
+                            Some(f.len())
+                        }
+                        _ => fast::emit_inner(f, kind, &m.dmac, &m.smac, buf),
+                    })
+                    .map(|n| (n, xsk_stat::DECAP as usize))
+                    .ok_or(xsk_stat::OTHER as usize),
+                Decap::OutOfOrder => Err(DropReason::SequenceOutOfOrder as usize),
+                Decap::Fallback => decap_reference(frame, cfg, e, &m.key, m, buf),
             }
         }
         maps::dir::ENCAP => {
@@ -343,15 +349,13 @@ fn l2tp(
             } else {
                 0
             };
-            let mut tx = TxSeq { next_ns: ns };
             inner
-                .and_then(|inner| encap(&e.session, &mut tx, inner, usize::MAX, buf).ok())
-                .map(|n| {
-                    // The next hop the program's bpf_fib_lookup found, as the XDP mode writes.
-                    buf[..6].copy_from_slice(&m.dmac);
-                    buf[6..12].copy_from_slice(&m.smac);
-                    (n, xsk_stat::ENCAP as usize)
+                .and_then(|inner| match &e.fast {
+                    Some(p) => fast::encap(p, ns, inner, &m.dmac, &m.smac, buf)
+                        .or_else(|| encap_reference(&e.session, ns, inner, m, buf)),
+                    None => encap_reference(&e.session, ns, inner, m, buf),
                 })
+                .map(|n| (n, xsk_stat::ENCAP as usize))
                 .ok_or(xsk_stat::OTHER as usize)
         }
         _ => Err(xsk_stat::OTHER as usize),
@@ -366,4 +370,65 @@ fn l2tp(
             local[counter] += 1;
         }
     }
+}
+
+/// The reference decapsulation of a frame outside the common case: the program checked
+/// everything but the sequence number against the same maps; the reference runs again here,
+/// with this worker's Nr. The source binding was checked by the program (l2xdp_sub4/sub6 →
+/// this key).
+#[cold]
+#[inline(never)]
+fn decap_reference(
+    frame: &[u8],
+    cfg: &DecapConfig,
+    e: &mut Entry,
+    key: &maps::SessionKey,
+    m: &maps::XskMeta,
+    buf: &mut [u8],
+) -> Result<(usize, usize), usize> {
+    let Some(key) = session_key(key) else {
+        return Err(xsk_stat::OTHER as usize);
+    };
+    let session = &e.session;
+    let rx = &mut e.rx;
+    match decap(
+        frame,
+        cfg,
+        |k| (*k == key).then_some(session),
+        |k| (*k == key).then_some(rx),
+        |_| Some(key),
+    ) {
+        Verdict::Forward { inner, kind, .. } => match kind {
+            InnerKind::Ethernet => frame.get(inner).and_then(|f| {
+                let b = buf.get_mut(..f.len())?;
+                b.copy_from_slice(f);
+                Some(f.len())
+            }),
+            InnerKind::Ipv4 | InnerKind::Ipv6 => frame
+                .get(inner)
+                .and_then(|f| emit_inner_ethernet(f, MacAddr(m.dmac), MacAddr(m.smac), buf).ok()),
+        }
+        .ok_or(xsk_stat::OTHER as usize)
+        .map(|n| (n, xsk_stat::DECAP as usize)),
+        Verdict::Drop(r) => Err(r as usize),
+        Verdict::ToControlPlane(_) | Verdict::Pass => Err(xsk_stat::OTHER as usize),
+    }
+}
+
+/// The reference encapsulation (a session or inner packet outside the common case).
+#[cold]
+#[inline(never)]
+fn encap_reference(
+    session: &Session,
+    ns: u32,
+    inner: &[u8],
+    m: &maps::XskMeta,
+    buf: &mut [u8],
+) -> Option<usize> {
+    let mut tx = TxSeq { next_ns: ns };
+    let n = encap(session, &mut tx, inner, usize::MAX, buf).ok()?;
+    // The next hop the program's bpf_fib_lookup found, as the XDP mode writes.
+    buf[..6].copy_from_slice(&m.dmac);
+    buf[6..12].copy_from_slice(&m.smac);
+    Some(n)
 }

@@ -108,10 +108,36 @@ interface = "lc"
         LIMIT,
     );
     let missing: Vec<usize> = (0..N).filter(|i| !seen.borrow().contains(i)).collect();
+    // Diagnosis of a loss: do later frames bring the missing ones out (held in a queue until
+    // the next packet) or are they gone — and do the later frames themselves arrive?
+    let mut after_trailer = String::new();
+    if !missing.is_empty() {
+        for t in 0..2u16 {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            let tag = 0xfff0 + usize::from(t);
+            lac_sock.send(&from_peer(&peer, &numbered(tag), 0));
+            let arrived = std::cell::RefCell::new(vec![]);
+            core_sock.count_expecting(
+                |f| {
+                    let i = f.get(14..16).map_or(usize::MAX, |b| {
+                        usize::from(u16::from_be_bytes([b[0], b[1]]))
+                    });
+                    let ok = (missing.contains(&i) || i == tag) && f == numbered(i).as_slice();
+                    if ok {
+                        arrived.borrow_mut().push(i);
+                    }
+                    ok
+                },
+                missing.len() + 1,
+                LIMIT.min(std::time::Duration::from_secs(5)),
+            );
+            after_trailer += &format!("; after trailer {tag:#x}: {:x?} arrived", arrived.borrow());
+        }
+    }
     assert_eq!(
         got,
         N,
-        "inner frames delivered to the core namespace (missing {missing:?}): {}",
+        "inner frames delivered to the core namespace (missing {missing:?}{after_trailer}): {}",
         fp.diagnostics()
     );
 

@@ -76,20 +76,28 @@ pub const DEFAULT_MAX_SESSIONS: u32 = 65_536;
 
 /// The sizes of the per-session maps for a number of sessions.
 ///
-/// The slot array has at least twice as many slots as sessions (a power of two), so the
-/// control plane finds ids whose home slot is free with a few random draws; the IPv4 buckets
-/// hold eight addresses each, one bucket per two sessions (a power of two), so a full bucket
-/// (whose addresses go on to the `l2xdp_sub4` hash) is rare even for scattered addresses.
+/// The slot array has at least 4/3 as many slots as sessions (a power of two), so even when
+/// full a third of the slots are free and the control plane finds ids whose home slot is free
+/// in a few random draws; the IPv4 buckets hold eight addresses each, one bucket per three
+/// sessions (a power of two), so a full bucket (whose addresses go on to the `l2xdp_sub4` hash)
+/// is rare even for scattered addresses, and never for a contiguous pool. Sequence state
+/// (sequenced sessions only) has room for half the sessions, the addresses of full buckets for
+/// an eighth; profiles (one per tunnel and framing, one per v3 session) and attachment circuits
+/// for a quarter, at most 65,536.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MapSizes {
-    /// Sessions (the hash maps: overflow slots, sequence state, bindings).
+    /// Sessions (the overflow index of sessions not in their home slot).
     pub sessions: u32,
     /// Slots of `l2xdp_sessions`.
     pub slots: u32,
     /// Buckets of `l2xdp_dst4`.
     pub dst4_buckets: u32,
-    /// Entries of `l2xdp_profiles`.
+    /// Entries of `l2xdp_profiles` and `l2xdp_ac`.
     pub profiles: u32,
+    /// Entries of `l2xdp_seq` (sequenced sessions: half).
+    pub sequenced: u32,
+    /// Entries of `l2xdp_sub4` (addresses of full buckets: an eighth).
+    pub overflow4: u32,
 }
 
 impl MapSizes {
@@ -98,11 +106,11 @@ impl MapSizes {
         let n = max_sessions.clamp(1, 1 << 30);
         MapSizes {
             sessions: n,
-            slots: (2 * n).next_power_of_two(),
-            dst4_buckets: n.div_ceil(2).next_power_of_two(),
-            // A profile per tunnel and framing (v2), per session (v3: at most one per
-            // attachment circuit): far fewer than sessions.
-            profiles: (n / 8).clamp(4096, 65_536),
+            slots: (n / 3 * 4 + 4).next_power_of_two(),
+            dst4_buckets: n.div_ceil(3).next_power_of_two(),
+            profiles: (n / 4).clamp(1024, 65_536),
+            sequenced: (n / 2).max(256),
+            overflow4: (n / 8).max(256),
         }
     }
 
@@ -111,9 +119,9 @@ impl MapSizes {
             (name::SESSIONS, self.slots),
             (name::SLOTS, self.sessions),
             (name::PROFILES, self.profiles),
-            (name::SEQ, self.sessions),
+            (name::SEQ, self.sequenced),
             (name::DST4, self.dst4_buckets),
-            (name::SUB4, self.sessions),
+            (name::SUB4, self.overflow4),
             (name::SUB6, self.sessions),
             (name::AC, self.profiles),
         ]

@@ -336,10 +336,22 @@ fn throughput_scale_cost_smoke() {
         assert_eq!(p["sessions"], want);
         assert_eq!(p["sessions_from"], sessions_from.name());
         assert!(p["bytes_per_session"].as_f64().is_some_and(|b| b > 0.0));
+        // Each per-session map as the loader sizes it for that many sessions.
+        let sizes = l2xdp_dataplane::loader::MapSizes::for_sessions(want as u32);
         for m in p["maps"].as_array().expect("maps") {
+            let expect = match m["map"].as_str().expect("name") {
+                "l2xdp_sessions" => sizes.slots,
+                "l2xdp_slots" | "l2xdp_sub6" => sizes.sessions,
+                "l2xdp_profiles" | "l2xdp_ac" => sizes.profiles,
+                "l2xdp_seq" => sizes.sequenced,
+                "l2xdp_dst4" => sizes.dst4_buckets,
+                "l2xdp_sub4" => sizes.overflow4,
+                other => panic!("unexpected map {other}"),
+            };
             assert_eq!(
-                m["max_entries"], want,
-                "{}: sized for the sessions",
+                m["max_entries"],
+                u64::from(expect),
+                "{}: sized for {want} sessions",
                 m["map"]
             );
         }

@@ -65,10 +65,47 @@ pub struct XdpDataPlane {
     /// not fit ([`crate::afxdp`]).
     changes: Queue<MapData, maps::Change>,
     resync: Array<MapData, u32>,
-    /// What the maps hold, read once when this handle is opened and kept up to date by it, so
-    /// installing or removing a session touches only its own entries. The control plane is
-    /// the one writer of sessions; what another process writes meanwhile is not in it.
+    /// What the maps hold, read when this handle is opened and kept up to date by it, so
+    /// installing or removing a session touches only its own entries.
     shadow: Shadow,
+    /// Several processes may write the pinned maps (l2xdpd, `l2xdp-dataplane static`, a
+    /// bench): each write holds the pin directory's flock, and a writer that finds the
+    /// generation in `l2xdp_writers` moved since its own last write re-reads the maps first.
+    writers: Array<MapData, u64>,
+    generation: u64,
+    /// The pin directory (`None`: the maps of an object this process loaded, private to it).
+    lock_dir: Option<std::fs::File>,
+}
+
+/// Holds the pin directory's flock (released on drop).
+struct WriteLock<'a>(Option<&'a std::fs::File>);
+
+impl WriteLock<'_> {
+    fn take(dir: Option<&std::fs::File>) -> Result<WriteLock<'_>, DataPlaneError> {
+        if let Some(d) = dir {
+            use std::os::fd::AsRawFd;
+            // SAFETY: flock on a descriptor this handle owns.
+            if unsafe { libc::flock(d.as_raw_fd(), libc::LOCK_EX) } != 0 {
+                return Err(sys(
+                    "flock of the pin directory",
+                    std::io::Error::last_os_error(),
+                ));
+            }
+        }
+        Ok(WriteLock(dir))
+    }
+}
+
+impl Drop for WriteLock<'_> {
+    fn drop(&mut self) {
+        if let Some(d) = self.0 {
+            use std::os::fd::AsRawFd;
+            // SAFETY: as in `take`.
+            unsafe {
+                libc::flock(d.as_raw_fd(), libc::LOCK_UN);
+            }
+        }
+    }
 }
 
 /// The writer's index of the maps.
@@ -114,6 +151,12 @@ impl SlotUse {
                 .map(|_| AtomicU64::new(0))
                 .collect(),
             mask: slots.saturating_sub(1),
+        }
+    }
+
+    fn clear(&self) {
+        for w in &self.words {
+            w.store(0, Ordering::Relaxed);
         }
     }
 
@@ -173,23 +216,33 @@ fn map_err(what: &'static str) -> impl Fn(MapError) -> DataPlaneError {
 impl XdpDataPlane {
     /// Opens the maps pinned in `pin_dir` (by `l2xdp-dataplane attach`).
     pub fn open(pin_dir: &Path) -> Result<Self, DataPlaneError> {
-        Self::build(|n| {
-            let path = pin_dir.join(n);
-            let data = MapData::from_pin(&path).map_err(|e| sys(&path.display().to_string(), e))?;
-            Map::from_map_data(data).map_err(|e| sys(n, e))
-        })
+        let dir =
+            std::fs::File::open(pin_dir).map_err(|e| sys(&pin_dir.display().to_string(), e))?;
+        Self::build(
+            |n| {
+                let path = pin_dir.join(n);
+                let data =
+                    MapData::from_pin(&path).map_err(|e| sys(&path.display().to_string(), e))?;
+                Map::from_map_data(data).map_err(|e| sys(n, e))
+            },
+            Some(dir),
+        )
     }
 
     /// Takes the maps of a loaded object (tests, or a process that owns the programs).
     pub fn from_ebpf(ebpf: &mut Ebpf) -> Result<Self, DataPlaneError> {
-        Self::build(|n| {
-            ebpf.take_map(n)
-                .ok_or_else(|| sys(n, "map not in the object (or taken already)"))
-        })
+        Self::build(
+            |n| {
+                ebpf.take_map(n)
+                    .ok_or_else(|| sys(n, "map not in the object (or taken already)"))
+            },
+            None,
+        )
     }
 
     fn build(
         mut get: impl FnMut(&str) -> Result<Map, DataPlaneError>,
+        lock_dir: Option<std::fs::File>,
     ) -> Result<Self, DataPlaneError> {
         macro_rules! typed {
             ($n:expr) => {
@@ -219,9 +272,59 @@ impl XdpDataPlane {
             },
             dst4,
             tables,
+            writers: typed!(name::WRITERS),
+            generation: 0,
+            lock_dir,
         };
-        dp.load_shadow()?;
-        Ok(dp)
+        let dir = dp.lock_dir.take();
+        let r = (|| {
+            let _l = WriteLock::take(dir.as_ref())?;
+            dp.generation = dp.read_generation()?;
+            dp.load_shadow()
+        })();
+        dp.lock_dir = dir;
+        r.map(|()| dp)
+    }
+
+    fn read_generation(&self) -> Result<u64, DataPlaneError> {
+        self.writers.get(&0, 0).map_err(|e| sys(name::WRITERS, e))
+    }
+
+    /// Runs a change under the writers' lock: the maps re-read first if another writer
+    /// changed them since this one's last write, the generation bumped after.
+    fn write_locked<R>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<R, DataPlaneError>,
+    ) -> Result<R, DataPlaneError> {
+        let dir = self.lock_dir.take();
+        let r = (|| {
+            let _l = WriteLock::take(dir.as_ref())?;
+            let g = self.read_generation()?;
+            if g != self.generation {
+                self.reload_shadow()?;
+            }
+            let r = f(self);
+            // Bumped whatever `f` did: a failed change may have written part of its entries.
+            self.generation = g.wrapping_add(1);
+            self.writers
+                .set(0, self.generation, 0)
+                .map_err(|e| sys(name::WRITERS, e))?;
+            r
+        })();
+        self.lock_dir = dir;
+        r
+    }
+
+    /// Forgets the shadow and reads the maps again (another writer changed them).
+    fn reload_shadow(&mut self) -> Result<(), DataPlaneError> {
+        let used = self.shadow.used.clone();
+        used.clear();
+        self.shadow = Shadow {
+            used,
+            dst4_mask: self.shadow.dst4_mask,
+            ..Shadow::default()
+        };
+        self.load_shadow()
     }
 
     /// Reads what the maps hold into the shadow.
@@ -300,6 +403,10 @@ impl XdpDataPlane {
     /// Writes the global settings; until then the programs pass everything.
     /// The kernel path's mark (`kernel_mark`, set by the loader) is kept as it is.
     pub fn set_config(&mut self, c: &FastPathConfig) -> Result<(), DataPlaneError> {
+        self.write_locked(|dp| dp.set_config_unlocked(c))
+    }
+
+    fn set_config_unlocked(&mut self, c: &FastPathConfig) -> Result<(), DataPlaneError> {
         let kernel_mark = self
             .config
             .get(&0, 0)
@@ -705,8 +812,8 @@ impl XdpDataPlane {
     }
 }
 
-impl DataPlane for XdpDataPlane {
-    fn install(&mut self, entry: &SessionEntry) -> Result<(), DataPlaneError> {
+impl XdpDataPlane {
+    fn install_unlocked(&mut self, entry: &SessionEntry) -> Result<(), DataPlaneError> {
         let mut value = to_map(&entry.session, &entry.binding)?;
         let mk = map_key(&entry.key());
         self.conflict(entry, &mk)?;
@@ -784,7 +891,7 @@ impl DataPlane for XdpDataPlane {
         self.notify(mk, maps::op::UPSERT)
     }
 
-    fn remove(&mut self, key: &SessionKey) -> Result<(), DataPlaneError> {
+    fn remove_unlocked(&mut self, key: &SessionKey) -> Result<(), DataPlaneError> {
         let mk = map_key(key);
         let Some((slot, binding)) = self.shadow.by_key.get(&mk).cloned() else {
             return Err(DataPlaneError::NotFound(*key));
@@ -814,7 +921,7 @@ impl DataPlane for XdpDataPlane {
         self.notify(mk, maps::op::REMOVE)
     }
 
-    fn reset_sequence(&mut self, key: &SessionKey) -> Result<(), DataPlaneError> {
+    fn reset_sequence_unlocked(&mut self, key: &SessionKey) -> Result<(), DataPlaneError> {
         let mk = map_key(key);
         if !self.shadow.by_key.contains_key(&mk) {
             return Err(DataPlaneError::NotFound(*key));
@@ -824,6 +931,20 @@ impl DataPlane for XdpDataPlane {
             .insert(mk, maps::Seq::default(), F_LOCK)
             .map_err(|e| sys(name::SEQ, e))?;
         self.notify(mk, maps::op::RESET_SEQ)
+    }
+}
+
+impl DataPlane for XdpDataPlane {
+    fn install(&mut self, entry: &SessionEntry) -> Result<(), DataPlaneError> {
+        self.write_locked(|dp| dp.install_unlocked(entry))
+    }
+
+    fn remove(&mut self, key: &SessionKey) -> Result<(), DataPlaneError> {
+        self.write_locked(|dp| dp.remove_unlocked(key))
+    }
+
+    fn reset_sequence(&mut self, key: &SessionKey) -> Result<(), DataPlaneError> {
+        self.write_locked(|dp| dp.reset_sequence_unlocked(key))
     }
 
     fn sessions(&self) -> Result<Vec<SessionEntry>, DataPlaneError> {

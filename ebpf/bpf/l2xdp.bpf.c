@@ -163,6 +163,16 @@ struct {
 	__type(value, __u32);
 } l2xdp_resync SEC(".maps");
 
+/* The writers' generation (user space only): a writer of the session maps holds the pin
+ * directory's flock while it writes and bumps this; one that sees it moved since its own last
+ * write re-reads the maps first (dataplane/src/xdp.rs). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} l2xdp_writers SEC(".maps");
+
 /* The AF_XDP workers' counters, per CPU: a worker's at the slot of its core (written by user
  * space only). */
 struct {

@@ -37,15 +37,17 @@ pub mod name {
     pub const CHANGES: &str = "l2xdp_changes";
     /// ARRAY of one u32: set when a change did not fit [`CHANGES`] (workers rescan).
     pub const RESYNC: &str = "l2xdp_resync";
+    /// ARRAY of one u64: the session maps' writers' generation (user space only).
+    pub const WRITERS: &str = "l2xdp_writers";
     /// [`super::xsk_stat`] index → u64, ARRAY: the AF_XDP workers' counters, merged.
     pub const XSK_STATS: &str = "l2xdp_xsk_stats";
     /// ifindex → 1, HASH: the interfaces where `tc_l2tp_core` is attached (the kernel path of
     /// encapsulation, see [`super::verdict::DOWN_FIB_BASE`]).
     pub const TC_IFACES: &str = "l2xdp_tc_ifaces";
     /// Every map.
-    pub const ALL: [&str; 19] = [
+    pub const ALL: [&str; 20] = [
         CONFIG, SESSIONS, SLOTS, PROFILES, SEQ, DROPS, VERDICTS, VBYTES, DST4, SUB4, SUB6, AC,
-        CPUS, XSKS, XSK_BASE, CHANGES, RESYNC, XSK_STATS, TC_IFACES,
+        CPUS, XSKS, XSK_BASE, CHANGES, RESYNC, WRITERS, XSK_STATS, TC_IFACES,
     ];
 }
 

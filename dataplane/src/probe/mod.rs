@@ -50,7 +50,7 @@ pub enum Feature {
     FibLookup,
     SpinLock,
     StoreBytes,
-    PercpuHash,
+    MmapArray,
     LpmTrie,
     Cpumap,
     Xskmap,
@@ -75,7 +75,7 @@ impl Feature {
         Feature::FibLookup,
         Feature::SpinLock,
         Feature::StoreBytes,
-        Feature::PercpuHash,
+        Feature::MmapArray,
         Feature::LpmTrie,
         Feature::Cpumap,
         Feature::Xskmap,
@@ -100,7 +100,7 @@ impl Feature {
             Feature::FibLookup => "fib_lookup",
             Feature::SpinLock => "spin_lock",
             Feature::StoreBytes => "store_bytes",
-            Feature::PercpuHash => "percpu_hash",
+            Feature::MmapArray => "mmap_array",
             Feature::LpmTrie => "lpm_trie",
             Feature::Cpumap => "cpumap",
             Feature::Xskmap => "xskmap",
@@ -126,7 +126,7 @@ impl Feature {
             Feature::FibLookup => "helper bpf_fib_lookup",
             Feature::SpinLock => "helper bpf_spin_lock",
             Feature::StoreBytes => "helper bpf_xdp_store_bytes",
-            Feature::PercpuHash => "map type PERCPU_HASH",
+            Feature::MmapArray => "map type ARRAY, BPF_F_MMAPABLE (5.5+)",
             Feature::LpmTrie => "map type LPM_TRIE",
             Feature::Cpumap => "map type CPUMAP (with entry programs)",
             Feature::Xskmap => "map type XSKMAP (AF_XDP)",
@@ -153,6 +153,7 @@ impl Feature {
             Feature::LiveFrames => "bench generator; else AF_PACKET",
             Feature::RedirectNeigh => "encap to an unresolved next hop; else dropped",
             Feature::Tcx => "tc_l2tp_core as a pinned link; else a netlink filter",
+            Feature::MmapArray => "the session slots (user space scans them in place)",
             _ => "fast path",
         }
     }
@@ -341,7 +342,8 @@ impl Features {
                 Feature::FibLookup => helper_status(69),
                 Feature::SpinLock => helper_status(93),
                 Feature::StoreBytes => helper_status(190),
-                Feature::PercpuHash => map_status(5, 4, 8, 0),
+                // BPF_MAP_TYPE_ARRAY of 64-byte values, BPF_F_MMAPABLE (1 << 10).
+                Feature::MmapArray => map_status(2, 4, 64, 1 << 10),
                 Feature::LpmTrie => map_status(11, 8, 4, 1),
                 // struct bpf_cpumap_val (qsize + program fd): 5.9+.
                 Feature::Cpumap => map_status(16, 4, 8, 0),

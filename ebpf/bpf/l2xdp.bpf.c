@@ -17,6 +17,14 @@
  * second pass) runs the same code on the chosen CPU from the start with spreading off, so the
  * sequence check of one session always runs on one CPU. Drops before the key is known are
  * counted by the first pass, everything after by the second; each packet is counted once.
+ *
+ * Per packet of a known session (include/l2xdp_maps.h): decap reads the session's 64-byte slot
+ * at id & slot_mask (the ids are ours, drawn so their home slot is free: no hash), which holds
+ * what the checks need, the subscriber's bound address and the counters (atomic adds), and the
+ * profile it shares with its tunnel (cached); encap over IPv4 reads one bucket of
+ * l2xdp_dst4 (8 addresses in a cache line), the slot and the profile's template. No insert,
+ * no per-CPU hash, no lookup a packet's version does not need (l2xdp_ac only on interfaces in
+ * the config's ac_bloom). A FIB miss goes to the kernel (decap_to_kernel, encap_fib_miss).
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>

@@ -35,7 +35,7 @@ source "$REPO/scripts/vm/lib.sh"
 
 KM_DIR=${KM_DIR:-$REPO/target/kernel-matrix}
 KM_KERNELS=${KM_KERNELS:-bullseye bookworm trixie}
-KM_TESTS=${KM_TESTS:-l2xdp-dataplane:kernel_features l2xdp-dataplane:xdp_prog l2xdp-dataplane:e2e l2xdp-dataplane:afxdp_* l2xdp-dataplane:cpumap l2xdp-dataplane:capacity l2xdp-tests:xdp_e2e l2xdp-tests:xdp_kill9}
+KM_TESTS=${KM_TESTS:-l2xdp-dataplane:kernel_features l2xdp-dataplane:xdp_prog l2xdp-dataplane:e2e l2xdp-dataplane:kernel_path l2xdp-dataplane:afxdp_* l2xdp-dataplane:cpumap l2xdp-dataplane:capacity l2xdp-tests:xdp_e2e l2xdp-tests:xdp_kill9}
 KM_VM_TIMEOUT=${KM_VM_TIMEOUT:-5400}
 KM_TEST_TIMEOUT=${KM_TEST_TIMEOUT:-1800}
 KM_DEMO_TIMEOUT=${KM_DEMO_TIMEOUT:-900}

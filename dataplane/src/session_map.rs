@@ -83,13 +83,16 @@ pub struct MapSession {
 /// writer also sends a /64 there when another session holds a longer prefix inside it.
 pub fn slot_prefix(binding: &Binding) -> Option<[u8; 8]> {
     match binding {
-        Binding::Subscriber { ipv6, .. } => ipv6.iter().find(|p| p.len == 64).map(|p| {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(&p.addr.octets()[..8]);
-            b
-        }),
+        Binding::Subscriber { ipv6, .. } => ipv6.iter().find(|p| p.len == 64).map(upper64),
         Binding::AttachmentCircuit { .. } => None,
     }
+}
+
+/// The upper 64 bits of a prefix (what a slot's `bind8` holds for a /64).
+pub(crate) fn upper64(p: &crate::api::Ipv6Prefix) -> [u8; 8] {
+    let mut u = [0u8; 8];
+    u.copy_from_slice(&p.addr.octets()[..8]);
+    u
 }
 
 /// Builds the map values of a session and its binding. Refuses inconsistent entries the way

@@ -33,11 +33,7 @@ pub struct Found {
 impl Found {
     /// The map key of the session.
     pub fn key(&self) -> maps::SessionKey {
-        maps::SessionKey {
-            version: self.session.version,
-            pad: [0; 3],
-            id: self.session.id,
-        }
+        found_key(&self.session)
     }
 
     /// Its counters.

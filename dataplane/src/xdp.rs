@@ -18,7 +18,7 @@ use l2xdp_wire::datapath::{DecapConfig, DropReason, SessionKey};
 use crate::api::{
     Binding, DataPlane, DataPlaneError, IdHint, Ipv6Prefix, SessionCounters, SessionEntry,
 };
-use crate::session_map::{from_map, map_key, session_key, to_map};
+use crate::session_map::{from_map, map_key, session_key, to_map, upper64};
 use crate::tables::{not_found, sys, SessionTables};
 
 /// `BPF_NOEXIST`.
@@ -193,12 +193,6 @@ impl Shadow {
     }
 }
 
-fn upper64(p: &Ipv6Prefix) -> [u8; 8] {
-    let mut u = [0u8; 8];
-    u.copy_from_slice(&p.addr.octets()[..8]);
-    u
-}
-
 fn full(e: &MapError) -> bool {
     matches!(e, MapError::SyscallError(s) if s.io_error.raw_os_error() == Some(libc::E2BIG))
 }
@@ -276,14 +270,22 @@ impl XdpDataPlane {
             generation: 0,
             lock_dir,
         };
-        let dir = dp.lock_dir.take();
-        let r = (|| {
-            let _l = WriteLock::take(dir.as_ref())?;
+        dp.with_lock(|dp| {
             dp.generation = dp.read_generation()?;
             dp.load_shadow()
-        })();
-        dp.lock_dir = dir;
-        r.map(|()| dp)
+        })?;
+        Ok(dp)
+    }
+
+    /// Runs `f` holding the pin directory's flock (no lock for private maps).
+    fn with_lock<R>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<R, DataPlaneError>,
+    ) -> Result<R, DataPlaneError> {
+        let dir = self.lock_dir.take();
+        let r = WriteLock::take(dir.as_ref()).and_then(|_l| f(self));
+        self.lock_dir = dir;
+        r
     }
 
     fn read_generation(&self) -> Result<u64, DataPlaneError> {
@@ -296,23 +298,19 @@ impl XdpDataPlane {
         &mut self,
         f: impl FnOnce(&mut Self) -> Result<R, DataPlaneError>,
     ) -> Result<R, DataPlaneError> {
-        let dir = self.lock_dir.take();
-        let r = (|| {
-            let _l = WriteLock::take(dir.as_ref())?;
-            let g = self.read_generation()?;
-            if g != self.generation {
-                self.reload_shadow()?;
+        self.with_lock(|dp| {
+            let g = dp.read_generation()?;
+            if g != dp.generation {
+                dp.reload_shadow()?;
             }
-            let r = f(self);
+            let r = f(dp);
             // Bumped whatever `f` did: a failed change may have written part of its entries.
-            self.generation = g.wrapping_add(1);
-            self.writers
-                .set(0, self.generation, 0)
+            dp.generation = g.wrapping_add(1);
+            dp.writers
+                .set(0, dp.generation, 0)
                 .map_err(|e| sys(name::WRITERS, e))?;
             r
-        })();
-        self.lock_dir = dir;
-        r
+        })
     }
 
     /// Forgets the shadow and reads the maps again (another writer changed them).
@@ -853,9 +851,11 @@ impl XdpDataPlane {
                 }
             },
         };
-        if !new {
-            // The counters carry over (what the program adds between this read and the write
-            // is lost: a re-install is a rare event).
+        // A re-install keeps the counters (what the program adds between this read and the
+        // write is lost: a re-install is a rare event) and gives up its old profile after.
+        let old_profile = if new {
+            None
+        } else {
             let cur = self.tables.slot(slot)?;
             value.slot.rx_packets = cur.rx_packets;
             value.slot.rx_bytes = cur.rx_bytes;
@@ -865,11 +865,7 @@ impl XdpDataPlane {
                 let b = b.clone();
                 self.unbind(&mk, &b, Some(&entry.binding))?;
             }
-        }
-        let old_profile = if new {
-            None
-        } else {
-            Some(self.tables.slot(slot)?.profile)
+            Some(cur.profile)
         };
         self.write_slot(slot, value.slot, new)?;
         if new {

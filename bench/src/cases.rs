@@ -136,50 +136,18 @@ impl Case {
     }
 }
 
+/// Session i of the forward/latency cases (100 per tunnel): [`v2_session`]'s with these ids.
 pub(crate) fn session(i: u32) -> (Session, SessionEntry) {
-    let ours = Session {
-        transport: Transport::Udp,
-        local_addr: LNS4.parse().expect("literal"),
-        peer_addr: LAC4.parse().expect("literal"),
-        local_port: 1701,
-        peer_port: 1701,
-        local_mac: LA_MAC,
-        next_hop_mac: LAC_MAC,
-        vlans: Vlans::NONE,
-        our_ids: SessionKey::V2 {
-            tunnel_id: 1 + (i / 100) as u16,
-            session_id: 1 + i as u16,
-        },
-        peer_ids: SessionKey::V2 {
-            tunnel_id: 1000 + (i / 100) as u16,
-            session_id: 5000 + i as u16,
-        },
-        cookie_rx: Cookie::NONE,
-        cookie_tx: Cookie::NONE,
-        l2ss: false,
-        sequencing: false,
-        ppp: PppTx::default(),
-        ttl: 64,
-        dscp: 0,
-        udp_checksum_v4: true,
+    let (_, mut entry) = v2_session(i);
+    entry.session.our_ids = SessionKey::V2 {
+        tunnel_id: 1 + (i / 100) as u16,
+        session_id: 1 + i as u16,
     };
-    let peer = Session {
-        local_addr: ours.peer_addr,
-        peer_addr: ours.local_addr,
-        local_mac: LAC_MAC,
-        next_hop_mac: LA_MAC,
-        our_ids: ours.peer_ids,
-        peer_ids: ours.our_ids,
-        ..ours
+    entry.session.peer_ids = SessionKey::V2 {
+        tunnel_id: 1000 + (i / 100) as u16,
+        session_id: 5000 + i as u16,
     };
-    let entry = SessionEntry {
-        session: ours,
-        binding: Binding::Subscriber {
-            ipv4: Some(sub_addr(i)),
-            ipv6: vec![],
-        },
-    };
-    (peer, entry)
+    (peer_of(&entry.session), entry)
 }
 
 pub(crate) fn sub_addr(i: u32) -> std::net::Ipv4Addr {

@@ -298,10 +298,18 @@ fn creatable_dir(dir: &Path) -> Result<(), String> {
                     p.display()
                 ))
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => match p.parent() {
-                Some(parent) => p = parent,
-                None => return Err(format!("{} cannot be created", dir.display())),
-            },
+            // Missing, or below a file (ENOTDIR): look at the parent.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) =>
+            {
+                match p.parent() {
+                    Some(parent) => p = parent,
+                    None => return Err(format!("{} cannot be created", dir.display())),
+                }
+            }
             Err(e) => return Err(format!("{}: {e}", p.display())),
         }
     }
@@ -510,3 +518,7 @@ impl DaemonConfig {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;

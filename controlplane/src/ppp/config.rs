@@ -112,10 +112,10 @@ pub struct IpcpConfig {
 /// answer an unexpected IPV6CP Configure-Request with a Protocol-Reject (RFC 1661 §5.7) —
 /// harmless but noisy — and IPv6CP alone gives a subscriber only a link-local address; switch
 /// it on where the subscribers do IPv6.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Ipv6cpConfig {
-    /// Run IPv6CP.
+    /// Run IPv6CP (default off).
     pub enabled: bool,
     /// Our Interface-Identifier; random (non-zero) when absent; 0 is refused (RFC 5072 §4.1).
     pub interface_id: Option<u64>,
@@ -151,15 +151,6 @@ impl Default for IpcpConfig {
             pool: Vec::new(),
             dns: Vec::new(),
             request_dns: false,
-        }
-    }
-}
-
-impl Default for Ipv6cpConfig {
-    fn default() -> Self {
-        Ipv6cpConfig {
-            enabled: false,
-            interface_id: None,
         }
     }
 }

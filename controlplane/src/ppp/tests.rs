@@ -29,16 +29,25 @@ fn server_config(auth: AuthMethod) -> PppConfig {
             dns: vec![Ipv4Addr::new(192, 0, 2, 53), Ipv4Addr::new(192, 0, 2, 54)],
             ..IpcpConfig::default()
         },
+        // Off by default (most PPP peers would Protocol-Reject it): these tests run it.
+        ipv6cp: Ipv6cpConfig {
+            enabled: true,
+            interface_id: None,
+        },
         ..PppConfig::default()
     }
 }
 
 fn client_config() -> PppConfig {
-    PppConfig {
+    let mut c = PppConfig {
         auth: vec![AuthMethod::Pap, AuthMethod::Chap],
         echo_interval: Duration::ZERO,
         ..PppConfig::default()
-    }
+    };
+    // Both off by default; these tests exercise DNS (RFC 1877) and IPv6CP.
+    c.ipcp.request_dns = true;
+    c.ipv6cp.enabled = true;
+    c
 }
 
 fn creds() -> Arc<dyn Credentials> {

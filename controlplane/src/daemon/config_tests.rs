@@ -211,7 +211,7 @@ fn l2tp_section() {
             "max_tunnels",
         ),
         (
-            "[l2tp.limits]\nmax_sessions_per_tunnel = 65536\n",
+            "[l2tp.limits]\nmax_sessions_per_tunnel = 0\n",
             "l2tp.limits.max_sessions_per_tunnel",
             "max_sessions_per_tunnel",
         ),

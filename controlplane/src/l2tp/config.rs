@@ -202,8 +202,9 @@ pub const MAX_RECOVERY_TIME_MS: u32 = 3_600_000;
 /// seconds").
 pub const MIN_MAX_TIMEOUT_MS: u64 = 8_000;
 
-/// The largest ID space of a tunnel or session count: 16-bit IDs (RFC 2661 §3.1) with 0 reserved.
-pub const MAX_IDS: usize = 65_535;
+/// The largest tunnel or session count: 32-bit IDs (RFC 3931 §3.2.1, §4.1) with 0 reserved.
+/// L2TPv2's IDs are 16-bit (RFC 2661 §3.1): beyond 65,535 only L2TPv3 can use the room.
+pub const MAX_IDS: usize = u32::MAX as usize;
 
 impl L2tpConfig {
     /// The checks a type cannot express; `prefix` is the section's dotted path (`l2tp`).
@@ -348,7 +349,7 @@ impl L2tpConfig {
             if v == 0 || v > MAX_IDS {
                 return Err(Problem::new(
                     format!("{prefix}.limits.{name}"),
-                    format!("{v}: must be 1 to {MAX_IDS} (16-bit IDs, 0 reserved: RFC 2661 §3.1)"),
+                    format!("{v}: must be 1 to {MAX_IDS} (0 would refuse every peer; IDs are at most 32-bit, RFC 3931 §4.1)"),
                 ));
             }
         }

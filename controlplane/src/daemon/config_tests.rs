@@ -591,3 +591,72 @@ fn the_deploy_example_passes_the_checks() {
     )
     .expect("deploy/l2xdp.toml");
 }
+
+/// The fields of the table at `header` (`[ppp.ipcp]`, `[[pseudowire]]`, or "" for the top
+/// level), as the deserializer lists them when refusing an unknown one: no second list to
+/// keep in step with the structs.
+fn fields_of(header: &str) -> Vec<String> {
+    let probe = format!("{header}\nzz_probe = 1\n");
+    let e = config_file::parse::<DaemonConfig>(Path::new("probe.toml"), &probe)
+        .expect_err("unknown field")
+        .to_string();
+    // "expected `a`", "expected `a` or `b`", "expected one of `a`, `b`, ...".
+    let list = e
+        .split("`zz_probe`, expected ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{header}: {e}"));
+    list.split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn the_deploy_example_documents_every_field() {
+    let text = include_str!("../../../deploy/l2xdp.toml");
+    let documented = |table: &str, key: &str| {
+        let header = format!("[{table}.{key}]");
+        text.lines().any(|l| {
+            let l = l.trim().trim_start_matches('#').trim();
+            l.split('=').next().map(str::trim) == Some(key) && l.contains('=')
+                || l.starts_with(&header)
+                || table.is_empty() && (l == format!("[{key}]") || l == format!("[[{key}]]"))
+        })
+    };
+    let mut missing = Vec::new();
+    for (header, table) in [
+        ("", ""),
+        ("[daemon]", "daemon"),
+        ("[dataplane]", "dataplane"),
+        ("[l2tp]", "l2tp"),
+        ("[l2tp.hidden]", "l2tp.hidden"),
+        ("[l2tp.retransmit]", "l2tp.retransmit"),
+        ("[l2tp.failover]", "l2tp.failover"),
+        ("[l2tp.limits]", "l2tp.limits"),
+        ("[l2tp.pseudowire]", "l2tp.pseudowire"),
+        ("[ppp]", "ppp"),
+        ("[ppp.ipcp]", "ppp.ipcp"),
+        ("[ppp.ipv6cp]", "ppp.ipv6cp"),
+        ("[users]", "users"),
+        ("[metrics]\nlisten = \"127.0.0.1:9725\"", "metrics"),
+        (
+            "[[pseudowire]]\nremote_end_id = \"a\"\ninterface = \"b\"",
+            "pseudowire",
+        ),
+    ] {
+        let fields = fields_of(header);
+        assert!(!fields.is_empty(), "{header}");
+        for f in fields {
+            // [initiator] is the lab's and the bench's LAC role, documented in this module;
+            // a production LNS has none.
+            if table.is_empty() && f == "initiator" {
+                continue;
+            }
+            if !documented(table, &f) {
+                missing.push(format!("{table}.{f}"));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "not in deploy/l2xdp.toml: {missing:?}");
+}

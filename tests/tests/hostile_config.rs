@@ -287,6 +287,20 @@ const CASES: &[Case] = &[
         "UDP port",
     ),
     case(
+        "initiator-peer-of-the-wrong-family",
+        "[initiator]\npeer = \"[2001:db8::1]:1701\"\nversion = 2\ntunnels = 1\nsessions = 1\n",
+        "initiator.peer",
+        "peer",
+        "no IPv6 address to send from",
+    ),
+    case(
+        "recovery-peer-of-the-wrong-family",
+        "[l2tp]\nrecovery_peers = [\"192.0.2.7\", \"2001:db8::7\"]\n",
+        "l2tp.recovery_peers[1]",
+        "recovery_peers",
+        "no IPv6 address",
+    ),
+    case(
         "metrics-port-zero",
         "[metrics]\nlisten = \"127.0.0.1:0\"\n",
         "metrics.listen",

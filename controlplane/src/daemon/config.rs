@@ -126,6 +126,14 @@ impl InitiatorSection {
     }
 }
 
+fn family(a: IpAddr) -> &'static str {
+    if a.is_ipv4() {
+        "IPv4"
+    } else {
+        "IPv6"
+    }
+}
+
 /// The longest interface name plus its NUL (Linux `IFNAMSIZ`).
 const IFNAMSIZ: usize = 16;
 
@@ -250,11 +258,18 @@ impl DaemonSection {
                     ),
                 ));
             }
-            if sock.is_dir() {
-                return Err(Problem::new(
-                    "daemon.control_socket",
-                    format!("{} is a directory: give the socket's path", sock.display()),
-                ));
+            // An existing file that is not a socket is refused, never replaced.
+            if let Ok(m) = std::fs::symlink_metadata(sock) {
+                use std::os::unix::fs::FileTypeExt;
+                if !m.file_type().is_socket() {
+                    return Err(Problem::new(
+                        "daemon.control_socket",
+                        format!(
+                            "{} exists and is not a socket: l2xdpd will not replace it; give another path or remove it",
+                            sock.display()
+                        ),
+                    ));
+                }
             }
         }
         if self.state_dir.as_os_str().is_empty() || !self.state_dir.is_absolute() {
@@ -478,6 +493,44 @@ impl DaemonConfig {
         }
         if let Some(i) = &self.initiator {
             i.check(&self.l2tp.limits)?;
+            if !self
+                .daemon
+                .listen
+                .iter()
+                .any(|l| l.is_ipv4() == i.peer.is_ipv4())
+            {
+                return Err(Problem::new(
+                    "initiator.peer",
+                    format!(
+                        "{} is {}, but daemon.listen has no {} address to send from",
+                        i.peer,
+                        family(i.peer.ip()),
+                        family(i.peer.ip())
+                    ),
+                ));
+            }
+        }
+        for (n, a) in self.l2tp.recovery_peers.iter().enumerate() {
+            let reachable = self
+                .daemon
+                .listen
+                .iter()
+                .any(|l| l.is_ipv4() == a.is_ipv4())
+                || self
+                    .daemon
+                    .listen_ip
+                    .iter()
+                    .any(|l| l.is_ipv4() == a.is_ipv4());
+            if !reachable {
+                return Err(Problem::new(
+                    format!("l2tp.recovery_peers[{n}]"),
+                    format!(
+                        "{a} is {}, but l2xdpd listens on no {} address (daemon.listen, daemon.listen_ip): no recovery could come from it",
+                        family(*a),
+                        family(*a)
+                    ),
+                ));
+            }
         }
         if let Some(m) = &self.metrics {
             if m.listen.port() == 0 {

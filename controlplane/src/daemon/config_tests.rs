@@ -97,6 +97,22 @@ fn daemon_section() {
         "daemon.control_socket",
         "control_socket",
     );
+    let file = std::env::temp_dir().join(format!("l2xdp-i15-config-file-{}", std::process::id()));
+    std::fs::write(&file, "precious").expect("write");
+    let e = refused(
+        &format!(
+            "[daemon]\nlisten = [\"127.0.0.1:1701\"]\ncontrol_socket = \"{}\"\n",
+            file.display()
+        ),
+        "daemon.control_socket",
+        "control_socket",
+    );
+    assert!(e.contains("not a socket"), "{e}");
+    assert_eq!(
+        std::fs::read_to_string(&file).ok().as_deref(),
+        Some("precious")
+    );
+    let _ = std::fs::remove_file(&file);
     refused(
         "[daemon]\nlisten = [\"127.0.0.1:1701\"]\nstate_dir = \"state\"\n",
         "daemon.state_dir",
@@ -414,6 +430,16 @@ fn users_pseudowire_initiator_metrics() {
             "[initiator]\npeer = \"192.0.2.1:1701\"\nversion = 2\ntunnels = 20000\nsessions = 1\n",
             "initiator.tunnels",
             "tunnels",
+        ),
+        (
+            "[initiator]\npeer = \"[2001:db8::1]:1701\"\nversion = 2\ntunnels = 1\nsessions = 1\n",
+            "initiator.peer",
+            "peer",
+        ),
+        (
+            "[l2tp]\nrecovery_peers = [\"2001:db8::1\"]\n",
+            "l2tp.recovery_peers[0]",
+            "recovery_peers",
         ),
         (
             "[metrics]\nlisten = \"127.0.0.1:0\"\n",

@@ -186,26 +186,16 @@ fn syntax(path: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
     let mut error = invalid(path, text, e, String::new());
     if e.message().trim().starts_with("duplicate key") {
         if let (Some(span), ConfigError::Invalid { field, message, .. }) = (e.span(), &mut error) {
-            if let Some((dotted, header)) = duplicate_key(text, span) {
+            if let Some((dotted, header, key)) = duplicate_key(text, span.clone()) {
+                let here = line_col(text, span.start).0;
                 let first = if header {
-                    // The first `[table]` line that names the same table.
-                    text.lines()
-                        .position(|l| {
-                            l.trim().starts_with('[')
-                                && l.trim()
-                                    .trim_start_matches('[')
-                                    .split(']')
-                                    .next()
-                                    .map(|h| h.trim().replace(' ', ""))
-                                    == Some(dotted.clone())
-                        })
-                        .map_or(1, |i| i + 1)
+                    first_definition(text, &dotted)
                 } else {
-                    locate(text, &dotted).0
+                    first_in_table(text, here, &key)
                 };
                 *message = if header {
                     format!(
-                        "table [{dotted}] is given twice (first at line {first}); \
+                        "table {dotted} is defined twice (first at line {first}); \
                          a table may be defined once: merge the two"
                     )
                 } else {
@@ -221,9 +211,48 @@ fn syntax(path: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
     error
 }
 
-/// The dotted path of the key at `span` and whether it is in a table header, from the text:
-/// the key itself and the `[table]` header above it.
-fn duplicate_key(text: &str, span: std::ops::Range<usize>) -> Option<(String, bool)> {
+/// The first line that defines table `dotted`: its `[dotted]` header, a `[dotted.sub]` header,
+/// or a dotted key `dotted.key = ...` (quotes and spaces ignored).
+fn first_definition(text: &str, dotted: &str) -> usize {
+    text.lines()
+        .map(|l| l.trim().replace([' ', '"', '\''], ""))
+        .position(|l| {
+            [
+                format!("[{dotted}]"),
+                format!("[{dotted}."),
+                format!("{dotted}."),
+                format!("{dotted}="),
+            ]
+            .iter()
+            .any(|p| l.starts_with(p.as_str()))
+        })
+        .map_or(1, |i| i + 1)
+}
+
+/// The first line, in the table that line `here` (1-based) belongs to, that sets `key`.
+fn first_in_table(text: &str, here: usize, key: &str) -> usize {
+    let lines: Vec<&str> = text.lines().collect();
+    let here = here.min(lines.len());
+    let start = (0..here.saturating_sub(1))
+        .rev()
+        .find(|&i| lines[i].trim_start().starts_with('['))
+        .map_or(0, |i| i + 1);
+    (start..here)
+        .find(|&i| {
+            lines[i]
+                .split('=')
+                .next()
+                .map(|k| k.trim().replace([' ', '"', '\''], ""))
+                .as_deref()
+                == Some(key)
+                && lines[i].contains('=')
+        })
+        .map_or(here, |i| i + 1)
+}
+
+/// The dotted path of the key at `span`, whether it is in a table header, and the key as
+/// written on its line, from the text: the key itself and the `[table]` header above it.
+fn duplicate_key(text: &str, span: std::ops::Range<usize>) -> Option<(String, bool, String)> {
     let key = text.get(span.clone())?.trim().trim_matches('"').to_string();
     if key.is_empty() {
         return None;
@@ -232,7 +261,8 @@ fn duplicate_key(text: &str, span: std::ops::Range<usize>) -> Option<(String, bo
     let line = text[line_start..].lines().next().unwrap_or("");
     if line.trim_start().starts_with('[') {
         let header = line.trim().trim_start_matches('[').split(']').next()?;
-        return Some((header.trim().replace(' ', ""), true));
+        let header = header.trim().replace([' ', '"', '\''], "");
+        return Some((header.clone(), true, header));
     }
     let table = text[..line_start]
         .lines()
@@ -240,12 +270,17 @@ fn duplicate_key(text: &str, span: std::ops::Range<usize>) -> Option<(String, bo
         .map(str::trim)
         .find(|l| l.starts_with('['))
         .and_then(|l| l.trim_start_matches('[').split(']').next())
-        .map(|h| h.trim().replace(' ', ""));
-    let prefix = line.split('=').next().unwrap_or("").trim().replace(' ', "");
+        .map(|h| h.trim().replace([' ', '"', '\''], ""));
+    let prefix = line
+        .split('=')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .replace([' ', '"', '\''], "");
     let key = if prefix.is_empty() { key } else { prefix };
     Some(match table {
-        Some(t) if !t.is_empty() => (format!("{t}.{key}"), false),
-        _ => (key, false),
+        Some(t) if !t.is_empty() => (format!("{t}.{key}"), false, key),
+        _ => (key.clone(), false, key),
     })
 }
 

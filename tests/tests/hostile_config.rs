@@ -143,7 +143,21 @@ const CASES: &[Case] = &[
         "[ppp]\nmru = 1400\n[l2tp]\nrouter_id = 7\n[ppp]\nmin_mru = 128\n",
         "ppp",
         "[ppp]\nmin_mru",
-        "given twice (first at line 3)",
+        "table ppp is defined twice (first at line 3)",
+    ),
+    case(
+        "duplicate-key-in-second-pseudowire",
+        "[[pseudowire]]\nremote_end_id = \"pw1\"\ninterface = \"eth2\"\n[[pseudowire]]\nremote_end_id = \"pw2\"\ninterface = \"eth3\"\ninterface = \"eth4\"\n",
+        "pseudowire.interface",
+        "interface = \"eth4\"",
+        "duplicate key (first set at line 8)",
+    ),
+    case(
+        "table-made-by-dotted-keys-then-a-header",
+        "daemon.listen = [\"127.0.0.1:1701\"]\nppp.mru = 1400\n[ppp]\nmin_mru = 128\n",
+        "ppp",
+        "[ppp]",
+        "table ppp is defined twice (first at line 2)",
     ),
     // More from reading every field.
     case(
@@ -340,7 +354,7 @@ const CASES: &[Case] = &[
 /// The case's text with a listen address and a pool added unless it has its own.
 fn full_text(c: &Case) -> String {
     let mut t = String::new();
-    if !c.text.contains("[daemon]") {
+    if !c.text.contains("[daemon]") && !c.text.starts_with("daemon.") {
         t.push_str(DAEMON);
     }
     t.push_str(c.text);

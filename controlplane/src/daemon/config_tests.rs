@@ -501,7 +501,7 @@ fn duplicate_keys_name_the_key_and_both_lines() {
     .to_string();
     assert!(e.starts_with("l2xdp.toml:5:"), "{e}");
     assert!(
-        e.contains("l2tp: table [l2tp] is given twice (first at line 1)"),
+        e.contains("l2tp: table l2tp is defined twice (first at line 1)"),
         "{e}"
     );
 }

@@ -2,6 +2,15 @@
 //! column, and the dotted path of the field (`tunnel.hello_interval: invalid type...`).
 //! Unknown fields are refused by the configuration types themselves
 //! (`#[serde(deny_unknown_fields)]`), so a misspelt key is an error, not a silent default.
+//!
+//! One way to a line number for every error, `path:line:column: field: message`
+//! ([`ConfigError::Invalid`]):
+//! - syntax and type errors: the span toml reports; a duplicate key (which toml reports as
+//!   a bare "duplicate key") gets its dotted path and the line where it was first set;
+//! - values that parse but cannot work (a port of 0, a third DNS server...): the checks return
+//!   a [`Problem`] naming the field's dotted path, and [`Problem::at`] finds the field in the
+//!   text ([`locate`], over toml's spanned document) — or the table it would be in, saying
+//!   the value is the default, when the file does not set it.
 
 use std::path::{Path, PathBuf};
 

@@ -20,7 +20,7 @@
 //! [l2tp.failover]                      # RFC 4951: survive a restart of l2xdpd
 //! control = true                       # C: persist tunnels and sessions in daemon.state_dir
 //! data = true                          # D: data channel (sequence) reset on recovery
-//! recovery_time_ms = 5000
+//! recovery_time_ms = 5000              # fields left out: true, true, 10000
 //!
 //! [ppp]                                # crate::ppp::PppConfig
 //! auth = ["chap"]
@@ -55,7 +55,13 @@
 //! 4951: a restarted LAC takes its tunnels back, PPP client links included, rather than opening
 //! new ones). The control socket's `open_session` opens one more.
 //!
-//! `deploy/l2xdp.toml` is a commented production example.
+//! `deploy/l2xdp.toml` is a commented production example; its tests hold it to the code: every
+//! field is there, and every value it shows (or gives as "(default: ...)") is the `Default`.
+//!
+//! [`DaemonConfig::check`] refuses, with the file, line and field, what parses but cannot work:
+//! ranges (ports, timers, windows, MRUs, cookie lengths), relations between fields (`min_mru`
+//! and `mru`, the back-off and its cap, a pool and the LNS's own address), addresses of the
+//! wrong kind or family, empty strings and paths that cannot be used.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};

@@ -125,6 +125,13 @@ const CASES: &[Case] = &[
         "/dev/null is not a directory",
     ),
     case(
+        "state-dir-in-proc",
+        "[daemon]\nlisten = [\"127.0.0.1:1701\"]\nstate_dir = \"/proc/l2xdp\"\n[l2tp.failover]\n",
+        "daemon.state_dir",
+        "state_dir",
+        "/proc/l2xdp cannot be created: /proc is not writable",
+    ),
+    case(
         "empty-secret",
         "[l2tp]\nhost_name = \"lns1\"\nsecret = \"\"\n",
         "l2tp.secret",

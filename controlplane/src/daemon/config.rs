@@ -295,7 +295,7 @@ impl DaemonSection {
 }
 
 /// Whether `dir` is a directory l2xdpd can write to, or can be created: its nearest existing
-/// ancestor must be a writable directory.
+/// ancestor must be a directory where one can be made (probed: `--check` leaves nothing).
 fn creatable_dir(dir: &Path) -> Result<(), String> {
     let mut p = dir;
     loop {
@@ -336,14 +336,17 @@ fn creatable_dir(dir: &Path) -> Result<(), String> {
     }
 }
 
-/// access(2) with W_OK: also false on a read-only file system (EROFS), even for root.
+/// Whether a directory can be made in `p`: makes and removes a probe directory (access(2)
+/// alone says yes to root in /proc or /sys, where nothing can be created).
 fn writable(p: &Path) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(c) = std::ffi::CString::new(p.as_os_str().as_bytes()) else {
-        return false;
-    };
-    // SAFETY: `c` is a NUL-terminated string that outlives the call.
-    unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
+    let probe = p.join(format!(".l2xdpd-check-{}", std::process::id()));
+    match std::fs::create_dir(&probe) {
+        Ok(()) => {
+            let _ = std::fs::remove_dir(&probe);
+            true
+        }
+        Err(e) => e.kind() == std::io::ErrorKind::AlreadyExists,
+    }
 }
 
 /// Which fast path the control plane installs sessions into.

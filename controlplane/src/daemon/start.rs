@@ -227,7 +227,7 @@ pub fn store(cfg: &DaemonConfig) -> Result<Option<RedbStore>, StartError> {
         tracing::error!(
             kind = %d.kind,
             path = %d.path.display(),
-            moved_to = ?d.moved_to,
+            moved_to = %d.moved_to.as_ref().map_or(String::new(), |p| p.display().to_string()),
             kept_tunnels = d.kept.0,
             kept_sessions = d.kept.1,
             failover = d.store,

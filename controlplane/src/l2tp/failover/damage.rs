@@ -187,7 +187,9 @@ fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     let m = msg.clone();
     let prev = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        *m.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(info.to_string());
+        // One line: "panicked at FILE:LINE:COL: MESSAGE".
+        let text = info.to_string().replace('\n', " ");
+        *m.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(text);
     }));
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
     std::panic::set_hook(prev);
@@ -196,10 +198,11 @@ fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take();
-        format!(
-            "redb panicked: {}",
-            m.unwrap_or_else(|| "no message".into())
-        )
+        match m {
+            Some(m) if m.starts_with("panicked at ") => format!("redb {m}"),
+            Some(m) => format!("redb panicked: {m}"),
+            None => "redb panicked".into(),
+        }
     })
 }
 

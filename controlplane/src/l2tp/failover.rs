@@ -244,6 +244,17 @@ pub enum StoreError {
         /// The details.
         detail: String,
     },
+    /// The embedded database panicked (a file damaged while running): caught, the commit
+    /// failed.
+    #[error("{op} {path}: redb panicked: {message}")]
+    Panicked {
+        /// What was done.
+        op: &'static str,
+        /// The database file.
+        path: PathBuf,
+        /// The panic's message.
+        message: String,
+    },
     /// The embedded database failed.
     #[error("{op} {path}: {source}")]
     Db {
@@ -532,7 +543,21 @@ impl StateStore for RedbStore {
             .preloaded
             .get_mut()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
-        self.write(&ops)
+        // A file damaged under a running l2xdpd can make redb panic: a failed commit (counted
+        // by the caller), not a crash loop. The panic message is printed by the panic hook.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.write(&ops))).unwrap_or_else(
+            |p| {
+                Err(StoreError::Panicked {
+                    op: "commit",
+                    path: self.path.clone(),
+                    message: p
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_string())
+                        .or_else(|| p.downcast_ref::<String>().cloned())
+                        .unwrap_or_default(),
+                })
+            },
+        )
     }
     fn load(&self) -> Result<RecoveryState, StoreError> {
         let pre = self

@@ -505,6 +505,38 @@ mod tests {
     }
 
     #[test]
+    fn a_file_truncated_under_a_running_store_fails_commits_without_a_panic() {
+        let (dir, p) = with_records("live");
+        let mut s = RedbStore::open(&dir).expect("open");
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .and_then(|f| f.set_len(4096))
+            .expect("truncate");
+        let errors: Vec<String> = (10..20)
+            .filter_map(|i| {
+                s.put_tunnel(&tunnel(i)).expect("put");
+                s.commit().err().map(|e| e.to_string())
+            })
+            .collect();
+        assert_eq!(errors.len(), 10, "{errors:?}");
+        assert_eq!(
+            errors[0],
+            format!(
+                "insert {}: I/O error: failed to fill whole buffer",
+                p.display()
+            )
+        );
+        assert_eq!(
+            errors[9],
+            format!(
+                "begin {}: Previous I/O error occurred. Please close and re-open the database.",
+                p.display()
+            )
+        );
+    }
+
+    #[test]
     fn undecodable_records_are_skipped_and_the_rest_kept() {
         let (dir, _) = with_records("records");
         {

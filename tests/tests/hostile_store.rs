@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use l2xdp_controlplane::driver::Driver;
 use l2xdp_controlplane::l2tp::{FailoverConfig, L2tpConfig, Peer};
-use l2xdp_controlplane::node::{Node, NodeConfig};
+use l2xdp_controlplane::node::{Node, NodeConfig, NodeEvent};
 use l2xdp_controlplane::ppp::{MemoryCredentials, PppConfig};
 use l2xdp_controlplane::socket::L2tpSocket;
 use l2xdp_dataplane::MemoryDataPlane;
@@ -32,6 +32,8 @@ use l2xdp_wire::l2tp::header::Version;
 const LIMIT: Duration = Duration::from_secs(60);
 const NOBODY: u32 = 65534;
 const FILE: &str = "failover.redb";
+/// The store's sessions table (`l2xdp_controlplane::l2tp::failover`).
+const SESSIONS: redb::TableDefinition<(u32, u32), &[u8]> = redb::TableDefinition::new("sessions");
 
 fn free_tcp_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -219,7 +221,10 @@ async fn survives(s: &Setup, damaged: &[u8], kind: &str, detail_starts: &str) {
         moved[0].display()
     );
     assert!(line.contains(&tail), "{line}\nexpected {tail}");
-    assert_eq!(std::fs::read(&moved[0]).expect("moved"), damaged);
+    assert!(
+        std::fs::read(&moved[0]).expect("moved") == damaged,
+        "moved aside byte for byte"
+    );
     assert_eq!(damaged_metric(s.metrics, kind), "1");
     // Nothing was recovered; a LAC's new tunnel is served.
     let f = ask(&s.files.control_socket, r#"{"cmd":"failover"}"#);
@@ -339,7 +344,10 @@ async fn refuse_leaves_a_truncated_store_alone_and_exits_1() {
     );
     // No panic message of Rust's own (`thread 'main' panicked at`): redb's was caught.
     assert!(!text.contains("thread '"), "{text}");
-    assert_eq!(std::fs::read(s.store()).expect("kept"), cut);
+    assert!(
+        std::fs::read(s.store()).expect("kept") == cut,
+        "left as it was"
+    );
     assert!(aside(&s).is_empty());
 }
 
@@ -415,7 +423,10 @@ async fn an_unwritable_store_serves_without_failover_and_says_so() {
     let f = ask(&s.files.control_socket, r#"{"cmd":"failover"}"#);
     assert_eq!(f["data"]["persisting"], false, "{f}");
     assert_eq!(lac_brings_up(s.port, &s.files.control_socket, 1).await, 1);
-    assert_eq!(std::fs::read(s.store()).expect("untouched"), bytes);
+    assert!(
+        std::fs::read(s.store()).expect("untouched") == bytes,
+        "untouched"
+    );
     assert!(aside(&s).is_empty());
     let _ = child.kill();
     let _ = child.wait();
@@ -444,5 +455,133 @@ async fn an_unwritable_store_with_refuse_exits_1() {
             p = s.store().display()
         )
     );
-    assert_eq!(std::fs::read(s.store()).expect("untouched"), bytes);
+    assert!(
+        std::fs::read(s.store()).expect("untouched") == bytes,
+        "untouched"
+    );
+}
+
+/// What a record-damaged store keeps is recovered with the peer (RFC 4951 §3): the tunnel and
+/// the session whose record decodes; the record that does not is named in the log (by its
+/// key: our tunnel and session IDs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_that_does_not_decode_is_skipped_and_the_rest_recovered() {
+    let dir = Scratch::plain("hostile-store-salvage");
+    let s = configure(&dir.dir, "");
+    let mut d = start(&s);
+    let node = Node::new(
+        NodeConfig {
+            l2tp: L2tpConfig {
+                host_name: "lac".into(),
+                failover: Some(FailoverConfig {
+                    control: true,
+                    data: true,
+                    recovery_time_ms: 10_000,
+                }),
+                ..L2tpConfig::default()
+            },
+            ppp: Arc::new(PppConfig::default()),
+            credentials: Arc::new(MemoryCredentials::new()),
+            pool: None,
+            attachment_circuits: Default::default(),
+            seed: 7,
+        },
+        Box::new(MemoryDataPlane::new()),
+    );
+    let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+    let driver = Driver::new(
+        node,
+        vec![L2tpSocket::bind_udp("127.0.0.1:0".parse().expect("addr")).expect("bind")],
+    )
+    .expect("driver")
+    .with_events(tx);
+    let (lac, task) = driver.spawn();
+    let peer = Peer::udp(format!("127.0.0.1:{}", s.port).parse().expect("addr"));
+    bring_up(&lac, &mut events, LIMIT, peer, Version::V2, 1, 2).await;
+    let sessions = ask(&s.files.control_socket, r#"{"cmd":"sessions"}"#);
+    let rows = sessions["data"].as_array().expect("rows").clone();
+    assert_eq!(rows.len(), 2, "{sessions}");
+    let lost = (
+        u32::try_from(rows[1]["tunnel"].as_u64().expect("tunnel")).expect("u32"),
+        u32::try_from(rows[1]["session"].as_u64().expect("session")).expect("u32"),
+    );
+    d.kill_9();
+
+    // One session record no longer decodes (its page checksums are right: written by redb).
+    {
+        let db = redb::Database::create(s.store()).expect("open the store");
+        let txn = db.begin_write().expect("begin");
+        txn.open_table(SESSIONS)
+            .expect("table")
+            .insert(lost, b"{\"format\":1,\"record\":{\"tun".as_slice())
+            .expect("insert");
+        txn.commit().expect("commit");
+    }
+    let _ = std::fs::remove_file(&s.log);
+
+    let mut d = start(&s);
+    let line = damage_line(&s.log);
+    let moved = aside(&s);
+    assert_eq!(moved.len(), 1, "{moved:?}");
+    // Moved aside as redb left it after opening it (a commit of its own: not byte for byte),
+    // the damaged record in it.
+    {
+        let db = redb::Database::create(&moved[0]).expect("open the moved store");
+        let txn = db.begin_read().expect("begin");
+        let t = txn.open_table(SESSIONS).expect("table");
+        let v = t.get(lost).expect("get").expect("the damaged record");
+        assert_eq!(v.value(), b"{\"format\":1,\"record\":{\"tun");
+    }
+    let head = format!(
+        "failover store {} is damaged (records): session {}/{}: {}: ",
+        s.store().display(),
+        lost.0,
+        lost.1,
+        s.store().display()
+    );
+    assert!(line.contains(&head), "{line}\nexpected {head}");
+    let tail = format!(
+        "; moved aside to {}; kept 1 tunnels and 1 sessions; serving with a new store",
+        moved[0].display()
+    );
+    assert!(line.contains(&tail), "{line}\nexpected {tail}");
+    assert_eq!(damaged_metric(s.metrics, "records"), "1");
+
+    // l2xdpd recovers the tunnel with the session it kept (RFC 4951 §3: recovery tunnel,
+    // control channel reset, FSQ/FSR for the kept session).
+    let end = Instant::now() + LIMIT;
+    let f = loop {
+        let f = ask(&s.files.control_socket, r#"{"cmd":"failover"}"#);
+        if f["data"]["recoveries"][0]["outcome"] != "recovering" {
+            break f;
+        }
+        assert!(Instant::now() < end, "recovery did not end: {f}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let r = &f["data"]["recoveries"];
+    assert_eq!(r.as_array().map(Vec::len), Some(1), "{f}");
+    assert_eq!(r[0]["outcome"], "recovered", "{f}");
+    assert_eq!(r[0]["sessions"], 1, "{f}");
+    assert_eq!(r[0]["tunnel"], lost.0, "{f}");
+    assert_eq!(f["data"]["counters"]["tunnel recovered"], 1, "{f}");
+    // The LAC saw nothing go down: its tunnel carries on. (Its session whose record was lost
+    // is not cleared: l2xdpd cannot name the LAC's session ID any more, RFC 4951 §3.3 FSQ and
+    // a CDN both need it; it ends when the LAC's PPP keepalives go unanswered.)
+    while let Ok(e) = events.try_recv() {
+        assert!(
+            !matches!(
+                e,
+                NodeEvent::TunnelDown { .. } | NodeEvent::SessionDown { .. }
+            ),
+            "{e:?}"
+        );
+    }
+    let st = ask(&s.files.control_socket, r#"{"cmd":"status"}"#);
+    assert_eq!(
+        (&st["data"]["tunnels"], &st["data"]["sessions"]),
+        (&serde_json::json!(1), &serde_json::json!(1)),
+        "{st}"
+    );
+    task.abort();
+    assert_eq!(d.stop().code(), Some(0));
 }

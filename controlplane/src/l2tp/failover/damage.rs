@@ -20,10 +20,13 @@
 //! ([`StoreError::Damaged`]) and nothing is moved.
 //!
 //! Telling the peers: the tunnels a damaged store still names (`records`) go through the
-//! normal RFC 4951 recovery (their sessions that did not survive are cleared with the peer by
-//! §3.3's FSQ/FSR, or the tunnel is cleared when recovery fails). A store that cannot be read
-//! at all names no tunnel: its peers learn when their Hellos go unanswered (RFC 2661 §6.5):
-//! a StopCCN needs the tunnel's sequence numbers, which were in the lost file.
+//! normal RFC 4951 recovery (§3): the peer keeps the tunnel and the sessions whose records
+//! decoded. A session whose record did not decode is named in the log (its key holds our
+//! tunnel and session IDs) but not cleared with the peer: an FSQ (§3.3) or a CDN needs the
+//! peer's session ID, which was in the lost record; the peer clears it when its keepalives go
+//! unanswered. A store that cannot be read at all names no tunnel: its peers learn when their
+//! Hellos go unanswered (RFC 2661 §6.5) — a StopCCN needs the tunnel's sequence numbers, which
+//! were in the lost file.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};

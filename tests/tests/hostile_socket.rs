@@ -4,7 +4,8 @@
 //! trickling client, a user who is not allowed (a child running as uid 65534), the socket path
 //! naming a regular file / a live socket / a stale one, l2xdpd started with umask 000, and fd
 //! exhaustion through connections to the metrics port (RLIMIT_NOFILE lowered) after which
-//! `l2xdpctl` still works. Each case asserts the exact answer.
+//! `l2xdpctl` still works; an unknown `control_socket_group` (`--check` and start-up). Each case
+//! asserts the exact answer.
 //!
 //! Runs as root (uid 65534 is taken with `setuid`; the fd limit with `prlimit`). The idle
 //! cases wait for l2xdpd's idle limit (10 s); time limits here only bound a hung run.
@@ -547,4 +548,41 @@ fn metrics_refuses_an_oversized_request_and_caps_connections() {
     assert!(body.contains("\nl2xdp_state_store_damaged_total{kind=\"corrupt\"} 0\n"));
     drop(held);
     assert_eq!(d.d.stop().code(), Some(0));
+}
+
+#[test]
+fn an_unknown_control_socket_group_is_refused_by_check_and_at_start() {
+    let dir = Scratch::plain("hostile-sock-nogroup");
+    let (files, _) = config(&dir.dir, "control_socket_group = \"no-such-group-l2xdp\"");
+    let out = Command::new(l2xdp_lab::workspace_binary("l2xdpd"))
+        .arg("--check")
+        .arg("--config")
+        .arg(&files.config)
+        .output()
+        .expect("l2xdpd --check");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "l2xdpd: {}: daemon.control_socket_group: no group named \"no-such-group-l2xdp\"\n",
+            files.config.display()
+        )
+    );
+    let log = dir.dir.join("l2xdpd.log");
+    let mut d = L2xdpd::spawn(
+        None,
+        l2xdp_lab::workspace_binary("l2xdpd").as_path(),
+        &files,
+        Some(&log),
+    )
+    .expect("spawn");
+    let (code, text) = exit_of(&mut d, &log);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.ends_with(
+            "l2xdpd: [daemon] control_socket_group: no group named \"no-such-group-l2xdp\"\n"
+        ),
+        "{text}"
+    );
+    assert!(!files.control_socket.exists());
 }

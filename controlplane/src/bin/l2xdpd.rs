@@ -56,6 +56,15 @@ fn main() -> ExitCode {
             eprintln!("l2xdpd: {e}");
             return ExitCode::from(1);
         }
+        if let Some(g) = &cfg.daemon.control_socket_group {
+            if control::group_id(g).is_none() {
+                eprintln!(
+                    "l2xdpd: {}: daemon.control_socket_group: no group named {g:?}",
+                    args.config.display()
+                );
+                return ExitCode::from(1);
+            }
+        }
         println!("{}: ok", args.config.display());
         return ExitCode::SUCCESS;
     }

@@ -568,3 +568,53 @@ mod tests {
         assert_eq!(s.load().expect("load").tunnels.len(), 2);
     }
 }
+
+/// What reading the whole store at start-up costs (a measurement run by hand, no assertion on
+/// time): `N=100000 cargo test -p l2xdp-controlplane --release --lib measure_open_checked --
+/// --ignored --nocapture`.
+#[cfg(test)]
+mod measure {
+    use super::super::tests::{session, tunnel};
+    use super::*;
+
+    #[test]
+    #[ignore = "a measurement, run by hand"]
+    fn measure_open_checked() {
+        let n: u32 = std::env::var("N")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(100_000);
+        let dir = std::env::temp_dir().join(format!("l2xdp-measure-open-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut s = RedbStore::open(&dir).expect("open");
+        for t in 0..(n / 1000).max(1) {
+            s.put_tunnel(&tunnel(t + 1)).expect("put");
+            for i in 0..1000 {
+                s.put_session(&session(t + 1, i + 1)).expect("put");
+            }
+            s.commit().expect("commit");
+        }
+        drop(s);
+        let size = std::fs::metadata(dir.join(RedbStore::FILE))
+            .expect("stat")
+            .len();
+        for _ in 0..3 {
+            let t = std::time::Instant::now();
+            let s = RedbStore::open(&dir).expect("open");
+            let plain = s.load().expect("load");
+            let plain_t = t.elapsed();
+            drop(s);
+            let t = std::time::Instant::now();
+            let o = RedbStore::open_checked(&dir, OnDamagedStore::StartEmpty).expect("open");
+            let checked = o.store.expect("store").load().expect("load");
+            let checked_t = t.elapsed();
+            assert_eq!(plain.sessions.len(), checked.sessions.len());
+            eprintln!(
+                "{} sessions, {} MiB: open+load {plain_t:?}, open_checked+load {checked_t:?}",
+                plain.sessions.len(),
+                size >> 20,
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

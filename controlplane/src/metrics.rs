@@ -9,7 +9,9 @@
 //!   `control_messages_total{direction,type}`, `pool_addresses{state}`;
 //! - RFC 4951: `failover_events_total{step}` (the L2TP layer's failover steps),
 //!   `recoveries_total{outcome}`, `recovery_duration_seconds` (a summary: `_sum`, `_count`
-//!   of the recovered tunnels), `recoveries_in_progress`;
+//!   of the recovered tunnels), `recoveries_in_progress`, `state_store_damaged_total{kind}`
+//!   (damaged or unusable failover stores met at start-up: `empty`, `corrupt`, `records`,
+//!   `unwritable`; see `l2tp/failover/damage.rs`);
 //! - fast path (XDP mode, from the pinned maps via [`l2xdp_dataplane::stats`]):
 //!   `fastpath_packets_total{direction,cpu}`, `fastpath_bytes{direction}` (live sessions),
 //!   `fastpath_to_control_total`, `fastpath_to_kernel_total{direction,reason}`,
@@ -19,6 +21,10 @@
 //!
 //! Counters restart from 0 when the control plane restarts or runs a failover drill (a new
 //! node); Prometheus handles such resets.
+//!
+//! At most [`MAX_CONNECTIONS`] connections are served at a time (more wait in the listen
+//! backlog), a request head is at most [`MAX_REQUEST`] bytes, reading it and writing the reply
+//! are bounded by [`IO_TIMEOUT`], and `accept()` errors are retried after a back-off.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;

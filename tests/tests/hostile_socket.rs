@@ -294,6 +294,9 @@ fn a_user_outside_the_group_cannot_connect_and_is_refused_by_credentials() {
         err,
         "l2xdpctl: permission denied: uid 65534 is not root or l2xdpd's user (no [daemon] control_socket_group)\n"
     );
+    assert!(log_text(&d.log).contains(
+        "WARN l2xdp_controlplane::control::listener: control connection refused why=permission denied: uid 65534 is not root or l2xdpd's user (no [daemon] control_socket_group) suppressed=0"
+    ), "{}", log_text(&d.log));
     // Root still is served.
     assert_eq!(ask(&sock, r#"{"cmd":"tunnels"}"#)["data"], json!([]));
     assert_eq!(d.d.stop().code(), Some(0));

@@ -287,7 +287,7 @@ pub async fn serve_listener(listener: Listener, ctx: Context, limits: Limits) {
                     "too many control connections ({} at a time); try again",
                     limits.max_connections
                 )),
-                Ok(_) => me.check(&stream).err(),
+                Ok(_) => me.check(&stream).inspect_err(|why| denied(why)).err(),
             };
             if let Some(why) = refusal {
                 tracing::debug!(%why, "control connection refused");
@@ -303,6 +303,28 @@ pub async fn serve_listener(listener: Listener, ctx: Context, limits: Limits) {
             }
             drop(permit);
         });
+    }
+}
+
+/// Logs a connection refused by its credentials: at most one WARN line per
+/// [`AcceptErrors::LOG_EVERY`] (a local user retrying in a loop cannot flood the log).
+fn denied(why: &str) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    static SUPPRESSED: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let last = LAST.load(Ordering::Relaxed);
+    if now >= last + AcceptErrors::LOG_EVERY.as_secs()
+        && LAST
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        let suppressed = SUPPRESSED.swap(0, Ordering::Relaxed);
+        tracing::warn!(%why, suppressed, "control connection refused");
+    } else {
+        SUPPRESSED.fetch_add(1, Ordering::Relaxed);
     }
 }
 

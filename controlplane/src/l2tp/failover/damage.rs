@@ -430,7 +430,29 @@ mod tests {
     use super::super::tests::{session, tunnel};
     use super::*;
 
-    fn with_records(name: &str) -> (PathBuf, PathBuf) {
+    /// A scratch directory, removed on drop.
+    struct Scratch(PathBuf);
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    impl std::ops::Deref for Scratch {
+        type Target = Path;
+        fn deref(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl AsRef<Path> for Scratch {
+        fn as_ref(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    fn with_records(name: &str) -> (Scratch, PathBuf) {
         let dir = std::env::temp_dir().join(format!("l2xdp-damage-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let mut s = RedbStore::open(&dir).expect("open");
@@ -441,7 +463,7 @@ mod tests {
         s.commit().expect("commit");
         drop(s);
         let p = dir.join(RedbStore::FILE);
-        (dir, p)
+        (Scratch(dir), p)
     }
 
     fn aside(dir: &Path) -> Vec<String> {

@@ -7,7 +7,9 @@
 //! listen = ["192.0.2.1:1701"]          # L2TP over UDP (IPv4 and/or IPv6 addresses)
 //! listen_ip = ["192.0.2.1"]            # L2TPv3 over IP protocol 115 (needs CAP_NET_RAW)
 //! control_socket = "/run/l2xdp/l2xdpd.sock"
+//! control_socket_group = "l2xdp"       # may use the socket (mode 0660); absent: root only
 //! state_dir = "/var/lib/l2xdp"         # RFC 4951 failover state (with [l2tp.failover] C=1)
+//! on_damaged_store = "start-empty"     # or "refuse" (l2xdpd does not start)
 //!
 //! [dataplane]
 //! mode = "xdp"                         # or "memory": no fast path (lab, tests)
@@ -64,6 +66,8 @@
 //! wrong kind or family, empty strings and paths that cannot be used.
 
 use std::net::{IpAddr, SocketAddr};
+
+use crate::l2tp::failover::OnDamagedStore;
 use std::path::{Path, PathBuf};
 
 use l2xdp_wire::l2tp::header::Version;
@@ -189,9 +193,15 @@ pub struct DaemonSection {
     pub listen_ip: Vec<IpAddr>,
     /// The operator's control socket (`l2xdpctl`); none when absent.
     pub control_socket: Option<PathBuf>,
+    /// The control socket's group (a name or number): its members may use the socket (mode
+    /// 0660); absent: root and l2xdpd's own user only.
+    pub control_socket_group: Option<String>,
     /// Where the RFC 4951 failover state is kept (used when `[l2tp.failover]` has
     /// `control = true`): the embedded database `failover.redb` (`RedbStore`).
     pub state_dir: PathBuf,
+    /// A damaged or unusable failover store at start-up: `"start-empty"` (moved aside, logged,
+    /// counted; what can be read is kept) or `"refuse"` (l2xdpd does not start).
+    pub on_damaged_store: OnDamagedStore,
 }
 
 impl Default for DaemonSection {
@@ -200,7 +210,9 @@ impl Default for DaemonSection {
             listen: vec![SocketAddr::new(IpAddr::from([0, 0, 0, 0]), 1701)],
             listen_ip: Vec::new(),
             control_socket: None,
+            control_socket_group: None,
             state_dir: PathBuf::from("/var/lib/l2xdp"),
+            on_damaged_store: OnDamagedStore::StartEmpty,
         }
     }
 }

@@ -383,8 +383,8 @@ fn a_regular_file_at_the_socket_path_is_refused_and_kept() {
     assert_eq!(code, Some(1), "{text}");
     assert!(
         text.ends_with(&format!(
-            "l2xdpd: control socket {}: the path exists and is not a socket (a regular file); refusing to replace it — remove it or set another [daemon] control_socket\n",
-            files.control_socket.display()
+            "daemon.control_socket: {}/ctl.sock exists and is not a socket: l2xdpd will not replace it; give another path or remove it\n",
+            dir.dir.display()
         )),
         "{text}"
     );

@@ -513,7 +513,7 @@ impl Tunnel {
                     };
                     let secret = self.secret().unwrap_or_default();
                     let want = auth::challenge_response(mt_of_response, secret, &ch);
-                    if !auth::ct_eq(r, &want) {
+                    if !l2xdp_wire::crypto::ct_eq(r, &want) {
                         return deny("Challenge Response mismatch");
                     }
                 }

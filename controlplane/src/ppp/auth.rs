@@ -69,7 +69,7 @@ impl ServerAuth {
             }
             AuthMethod::Chap => {
                 self.id = self.id.wrapping_add(1 + (rng.next_u64() % 200) as u8);
-                self.challenge = rng.bytes16();
+                self.challenge = rng.array();
                 self.tries_left = cfg.max_configure.max(1) - 1;
                 self.deadline = Some(now + cfg.restart());
                 self.send_challenge(cfg, io);

@@ -19,7 +19,6 @@ use l2xdp_wire::l2tp::header::{ControlHeader, Transport};
 use l2xdp_wire::l2tp::message::{ControlMessage, MessageType};
 use l2xdp_wire::l2tp::validate::{self, Action};
 
-use crate::l2tp::ids::random_array;
 use crate::l2tp::{Counters, ResultCode};
 use crate::reliable;
 
@@ -75,7 +74,7 @@ impl Tunnel {
         }
         if avps.iter().any(|a| a.hidden) {
             // RFC 2661 §4.3: an unpredictable Random Vector before the hidden AVPs.
-            let rv: [u8; 16] = random_array(ctx.rng);
+            let rv: [u8; 16] = ctx.rng.array();
             all.push(AvpRepr::new(Avp::RandomVector(rv.to_vec()), v));
         }
         all.extend(avps);

@@ -689,8 +689,16 @@ fn hostile_messages_inside_an_established_tunnel() {
     assert_eq!(t[0]["state"], "Established", "{t:?}");
     let s = lns.status();
     // Delivered: only the valid ICRQ (the invalid ones are counted in `invalid`, the
-    // duplicate and the far one never reach the tunnel).
+    // duplicate and the far one never reach the tunnel); one CDN, for the first ICRQ only.
     assert_eq!(s["l2tp"]["messages_in"]["ICRQ"], 1, "{s}");
+    assert_eq!(
+        s["l2tp"]["invalid"]["Cdn result 2 error 3"],
+        before + 1,
+        "{s}"
+    );
+    assert_eq!(s["l2tp"]["messages_out"]["CDN"], 1, "{s}");
+    assert_eq!(s["l2tp"]["messages_out"]["ICRP"], 1, "{s}");
+    assert_eq!(s["l2tp"]["messages_in"]["ZLB"], 200, "{s}");
 
     // An unknown Message Type with the M bit: the tunnel is cleared, StopCCN 2/3.
     let mut l2 = Lac::establish(&lns, 52);

@@ -628,6 +628,42 @@ fn stopccn_without_result_code_is_acknowledged_not_answered() {
     );
 }
 
+/// RFC 2661 §5.6: a CDN is answered by the ZLB ACK only. One without its mandatory Result
+/// Code (§6.12) still clears the session it names — no CDN back for a session the peer has
+/// already cleaned up (before: CDN 2/3 in answer).
+#[test]
+fn cdn_without_result_code_clears_the_session_unanswered() {
+    let lns = lns("hostile-cdn", "");
+    let key = "invalid CDN (session cleared, not answered)";
+    let before = lns.invalid(key);
+    let mut l = Lac::establish(&lns, 45);
+    let peer_sid = l.open_session(3);
+    let s = status_when(&lns.sock, LIMIT, Duration::from_millis(20), |d| {
+        d["sessions"] == 1
+    });
+    assert_eq!(s["data"]["sessions"], 1, "{s}");
+    l.send_in_tunnel(peer_sid, &[mt(14), avp(M, 14, &3u16.to_be_bytes())]);
+    // Every control datagram up to the one acknowledging the CDN is a ZLB (PPP's data
+    // messages skipped).
+    loop {
+        let d = l.recv();
+        if !is_control(&d) {
+            continue;
+        }
+        assert!(is_zlb(&d), "a ZLB, not a CDN: {:?}", parse(&d, None));
+        if header_u16(&d, 10) == l.ns {
+            break;
+        }
+    }
+    lns.wait_invalid(key, before + 1);
+    let s = status_when(&lns.sock, LIMIT, Duration::from_millis(20), |d| {
+        d["sessions"] == 0
+    });
+    assert_eq!(s["data"]["sessions"], 0, "{s}");
+    assert_eq!(s["data"]["l2tp"]["messages_out"]["CDN"], Value::Null, "{s}");
+    assert_eq!(lns.tunnels().len(), 1, "the tunnel stays");
+}
+
 /// Inside an established tunnel: an unknown Message Type with the M bit clears the tunnel
 /// (RFC 2661 §4.4.1, StopCCN 2/3); one without it is ignored but acknowledged; a duplicate
 /// (an Ns already received) is acknowledged again (§5.8); a message far outside the receive

@@ -252,6 +252,20 @@ impl Tunnel {
                 );
                 self.on_stopccn(ctx, &loose);
             }
+            Err(v)
+                if message_type_of(avps) == Some(MessageType::Cdn.value())
+                    && self.state == TunnelState::Established =>
+            {
+                // RFC 2661 §5.6, RFC 3931 §6.12: likewise a CDN lacking its Result Code (or
+                // with a bad AVP) still clears the session it names; the ZLB ACK is all the
+                // answer, a CDN back would be for a session the peer already cleaned up.
+                ctx.counters
+                    .count_invalid("invalid CDN (session cleared, not answered)");
+                tracing::info!(tunnel = self.id, "invalid CDN, clearing the session: {v}");
+                if let Ok(loose) = ControlMessage::parse(&buf, &parse_ctx(self.secret())) {
+                    self.on_session_message(ctx, session_id, &loose, MessageType::Cdn);
+                }
+            }
             Err(v) => {
                 ctx.counters.count_invalid(format!(
                     "{:?} result {} error {}",

@@ -8,8 +8,10 @@
 //! it can be chosen again.
 //!
 //! Cost: [`DRAWS`] random draws, O(1) while a fair share of the space is free; when they all
-//! miss (the space nearly full), the first free ID after a random point, a walk bounded by the
-//! number of IDs taken (never by the size of a 32-bit space); then the ID freed longest ago.
+//! miss (the space nearly full), the first free ID after a random point: in the 16-bit range a
+//! scan of a bitmap of the IDs taken (1,024 words at most; the 8 KiB bitmap is made the first
+//! time it is needed), above it a walk bounded by the number of IDs taken (never by the size of
+//! a 32-bit space); then the ID freed longest ago.
 
 use std::collections::{HashSet, VecDeque};
 
@@ -32,7 +34,12 @@ pub struct IdAllocator {
     in_use: HashSet<u32>,
     quarantine: VecDeque<u32>,
     quarantined: HashSet<u32>,
+    /// IDs `0..=65535` in use or quarantined, one bit each, once a walk needed it.
+    low: Option<Box<[u64; LOW_WORDS]>>,
 }
+
+/// Words of the bitmap of the 16-bit range.
+const LOW_WORDS: usize = 1 << 10;
 
 /// A uniform draw in `1..=limit` (the modulo bias is at most 1 in 65,536 for a 16-bit space).
 fn draw(rng: &mut Random, limit: u32) -> u32 {
@@ -47,16 +54,60 @@ impl IdAllocator {
             in_use: HashSet::new(),
             quarantine: VecDeque::new(),
             quarantined: HashSet::new(),
+            low: None,
         }
     }
 
-    fn free_now(&self, id: u32) -> bool {
-        id != 0 && id <= self.max && !self.in_use.contains(&id) && !self.quarantined.contains(&id)
+    fn mark(&mut self, id: u32, taken: bool) {
+        if let (Some(low), Ok(i)) = (self.low.as_mut(), u16::try_from(id)) {
+            let (w, b) = (usize::from(i) / 64, u32::from(i) % 64);
+            if taken {
+                low[w] |= 1 << b;
+            } else {
+                low[w] &= !(1 << b);
+            }
+        }
+    }
+
+    /// The first ID in `1..=limit` (`limit` ≤ 65535) neither in use nor quarantined, from
+    /// `start` on, wrapping: a word-by-word scan of the bitmap (made now if needed).
+    fn scan_low(&mut self, start: u32, limit: u32) -> Option<u32> {
+        let low = self.low.get_or_insert_with(|| {
+            let mut b = Box::new([0u64; LOW_WORDS]);
+            for &id in self.in_use.iter().chain(self.quarantined.iter()) {
+                if let Ok(i) = u16::try_from(id) {
+                    b[usize::from(i) / 64] |= 1 << (u32::from(i) % 64);
+                }
+            }
+            b[0] |= 1; // ID 0 is never handed out.
+            b
+        });
+        let first_free_from = |from: u32, to: u32| -> Option<u32> {
+            // The lowest clear bit in from..=to.
+            let mut w = from / 64;
+            let mut mask = !0u64 << (from % 64);
+            while w <= to / 64 {
+                let free = !low[w as usize] & mask;
+                if free != 0 {
+                    let id = w * 64 + free.trailing_zeros();
+                    return (id <= to).then_some(id);
+                }
+                w += 1;
+                mask = !0;
+            }
+            None
+        };
+        first_free_from(start, limit).or_else(|| first_free_from(1, start.min(limit)))
     }
 
     fn take(&mut self, id: u32) -> Option<u32> {
         self.in_use.insert(id);
+        self.mark(id, true);
         Some(id)
+    }
+
+    fn free_now(&self, id: u32) -> bool {
+        id != 0 && id <= self.max && !self.in_use.contains(&id) && !self.quarantined.contains(&id)
     }
 
     /// Allocates a random ID within `1..=limit` (limit capped at the allocator's max), or
@@ -69,8 +120,16 @@ impl IdAllocator {
                 return self.take(id);
             }
         }
-        // Nearly full: the first free ID after a random point. Any `taken + 1` consecutive
-        // IDs hold a free one when there is one, so the walk is bounded by the IDs taken.
+        // Nearly full: the first free ID after a random point.
+        if limit <= u32::from(u16::MAX) {
+            let start = draw(rng, limit);
+            if let Some(id) = self.scan_low(start, limit) {
+                return self.take(id);
+            }
+            return self.oldest_quarantined(limit);
+        }
+        // Any `taken + 1` consecutive IDs hold a free one when there is one, so the walk is
+        // bounded by the IDs taken.
         let taken = self.in_use.len() + self.quarantined.len();
         let steps = u32::try_from(taken).map_or(limit, |t| t.saturating_add(1).min(limit));
         let mut id = draw(rng, limit);
@@ -80,7 +139,11 @@ impl IdAllocator {
             }
             id = if id >= limit { 1 } else { id + 1 };
         }
-        // Every free ID is quarantined: take the one freed longest ago rather than fail.
+        self.oldest_quarantined(limit)
+    }
+
+    /// Every free ID is quarantined: the one freed longest ago rather than none.
+    fn oldest_quarantined(&mut self, limit: u32) -> Option<u32> {
         let pos = self.quarantine.iter().position(|&q| q <= limit)?;
         let id = self.quarantine.remove(pos)?;
         self.quarantined.remove(&id);
@@ -103,8 +166,7 @@ impl IdAllocator {
         for _ in 0..PREFERRED_DRAWS {
             let id = draw(rng, self.max);
             if self.free_now(id) && preferred(id) {
-                self.in_use.insert(id);
-                return Some(id);
+                return self.take(id);
             }
         }
         self.alloc(rng)
@@ -112,7 +174,7 @@ impl IdAllocator {
 
     /// Marks an ID as used (when the caller chose it).
     pub fn reserve(&mut self, id: u32) -> bool {
-        self.free_now(id) && self.in_use.insert(id)
+        self.free_now(id) && self.take(id).is_some()
     }
 
     /// Frees an ID; it is not handed out again before [`QUARANTINE`] other IDs were freed.
@@ -123,6 +185,7 @@ impl IdAllocator {
             if self.quarantine.len() > QUARANTINE {
                 if let Some(old) = self.quarantine.pop_front() {
                     self.quarantined.remove(&old);
+                    self.mark(old, false);
                 }
             }
         }
@@ -231,5 +294,32 @@ mod tests {
         let mut b = IdAllocator::new(u32::MAX);
         assert!(b.alloc_below(1, &mut rng).is_some());
         assert_eq!(b.alloc_below(1, &mut rng), None);
+    }
+
+    /// The bitmap scan agrees with the sets: under churn in a small range (always nearly
+    /// full, so most allocations scan), every ID handed out is in range, not in use and not
+    /// quarantined while a free one exists.
+    #[test]
+    fn scans_agree_with_the_sets_under_churn() {
+        let mut rng = Random::seeded(11);
+        let mut a = IdAllocator::new(u32::MAX);
+        let mut held: Vec<u32> = Vec::new();
+        for round in 0..20_000u32 {
+            if held.len() < 290 || round % 3 == 0 {
+                let free_before = (1..=300).filter(|&i| a.free_now(i)).count();
+                match a.alloc_below(300, &mut rng) {
+                    Some(id) => {
+                        assert!((1..=300).contains(&id), "{id}");
+                        assert!(!held.contains(&id), "{id} handed out twice");
+                        held.push(id);
+                    }
+                    None => assert_eq!(held.len(), 300, "{free_before} were free"),
+                }
+            } else {
+                let i = (rng.u32() as usize) % held.len();
+                a.free(held.swap_remove(i));
+            }
+        }
+        assert!(a.low.is_some(), "the scan ran");
     }
 }

@@ -1,10 +1,9 @@
-//! The control plane's one source of values an attacker must not guess: CHAP Challenges
-//! (RFC 1994 §2.3: "each challenge value SHOULD be unique and unpredictable"), LCP
-//! Magic-Numbers (RFC 1661 §6.4), IPv6CP Interface-Identifiers (RFC 5072 §4.1), L2TP Random
-//! Vectors (RFC 2661 §4.3), v2 tunnel Challenges (RFC 2661 §5.1.1), v3 Control Message
-//! Authentication Nonces (RFC 3931 §5.4.3), RFC 4951 tie breakers, and tunnel and session IDs
-//! (RFC 2661 §5.1.1 and §4.4.6 leave them to us; a guessable one lets a blind attacker inject
-//! into a tunnel or session).
+//! The control plane's one source of values an attacker must not guess: CHAP Challenges (RFC 1994
+//! §2.3: "each challenge value SHOULD be unique and unpredictable"), LCP Magic-Numbers (RFC 1661
+//! §6.4), IPv6CP Interface-Identifiers (RFC 5072 §4.1), L2TP Random Vectors (RFC 2661 §4.3), v2
+//! tunnel Challenges (RFC 2661 §5.1.1), v3 Control Message Authentication Nonces (RFC 3931 §4.3,
+//! §5.4.1), RFC 4951 tie breakers, and tunnel and session IDs (RFC 2661 §4.4.3 and §4.4.4 leave
+//! them to us; a guessable one lets a blind attacker inject into a tunnel or session).
 //!
 //! In production [`Random::from_os`] keys a ChaCha20 generator (the `chacha20` crate, a
 //! CSPRNG) with 256 bits from the operating system (`getrandom(2)`). Not getting them is an

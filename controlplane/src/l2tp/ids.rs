@@ -2,7 +2,7 @@
 //!
 //! IDs are drawn at random from the node's CSPRNG ([`crate::random`]), in 16-bit (L2TPv2) and
 //! 32-bit (L2TPv3) spaces alike: an ID a blind attacker could guess would let it inject into a
-//! tunnel or session whose peer address it spoofs (RFC 2661 §5.1.1 and §4.4.6 leave the choice
+//! tunnel or session whose peer address it spoofs (RFC 2661 §4.4.3 and §4.4.4 leave the choice
 //! to us). Recently freed IDs are not reused soon (a late message for a closed session must not
 //! hit its successor): a freed ID waits in a quarantine queue of [`QUARANTINE`] entries before
 //! it can be chosen again.

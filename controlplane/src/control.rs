@@ -21,17 +21,24 @@
 //! `clear_tunnel`, `failover`, `failover_drill` (`force`, `timeout_ms`), `reload`; in the
 //! initiator role `open_session` (`tunnel`, `n`: session `n` as `[initiator]` numbers them;
 //! `not_found` for no such tunnel or user).
+//!
+//! Who may connect and what a connection may cost (mode 0660, peer credentials, connection,
+//! line-length and idle limits, `accept()` errors survived): `control/listener.rs`
+//! ([`bind`], [`serve_listener`], [`Limits`]).
 
-use std::path::{Path, PathBuf};
+mod listener;
+
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{UnixListener, UnixStream};
 
 use crate::daemon::Running;
 use crate::driver::Handle;
 use crate::l2tp::TunnelId;
 use crate::node::{Node, SessionRef};
+
+pub(crate) use self::listener::AcceptErrors;
+pub use self::listener::{bind, group_id, serve, serve_listener, BindError, Limits, Listener};
 
 /// The version of this protocol; bumped when a request or reply changes incompatibly.
 pub const PROTOCOL: u32 = 1;
@@ -377,47 +384,4 @@ pub struct Opened {
     pub tunnel: TunnelId,
     /// Our Session ID of the new session.
     pub session: u32,
-}
-
-/// Serves the control socket at `path` until the task is dropped. A stale socket file from a
-/// previous run is replaced.
-pub async fn serve(path: PathBuf, ctx: Context) -> std::io::Result<()> {
-    let listener = bind(&path)?;
-    loop {
-        let (stream, _) = listener.accept().await?;
-        let h = ctx.clone();
-        tokio::spawn(async move {
-            if let Err(e) = connection(stream, h).await {
-                tracing::debug!(%e, "control connection ended");
-            }
-        });
-    }
-}
-
-fn bind(path: &Path) -> std::io::Result<UnixListener> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    if path.exists() {
-        std::fs::remove_file(path)?;
-    }
-    UnixListener::bind(path)
-}
-
-async fn connection(stream: UnixStream, ctx: Context) -> std::io::Result<()> {
-    let (r, mut w) = stream.into_split();
-    let mut lines = BufReader::new(r).lines();
-    while let Some(line) = lines.next_line().await? {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let reply = match serde_json::from_str::<Request>(&line) {
-            Ok(req) => answer(&ctx, req).await,
-            Err(e) => Reply::fail(ErrorKind::BadRequest, format!("bad request: {e}")),
-        };
-        let mut out = serde_json::to_vec(&reply).unwrap_or_else(|_| b"{\"ok\":false}".to_vec());
-        out.push(b'\n');
-        w.write_all(&out).await?;
-    }
-    Ok(())
 }

@@ -9,7 +9,9 @@
 //!   `control_messages_total{direction,type}`, `pool_addresses{state}`;
 //! - RFC 4951: `failover_events_total{step}` (the L2TP layer's failover steps),
 //!   `recoveries_total{outcome}`, `recovery_duration_seconds` (a summary: `_sum`, `_count`
-//!   of the recovered tunnels), `recoveries_in_progress`;
+//!   of the recovered tunnels), `recoveries_in_progress`, `state_store_damaged_total{kind}`
+//!   (damaged or unusable failover stores met at start-up: `empty`, `corrupt`, `records`,
+//!   `unwritable`; see `l2tp/failover/damage.rs`);
 //! - fast path (XDP mode, from the pinned maps via [`l2xdp_dataplane::stats`]):
 //!   `fastpath_packets_total{direction,cpu}`, `fastpath_bytes{direction}` (live sessions),
 //!   `fastpath_to_control_total`, `fastpath_to_kernel_total{direction,reason}`,
@@ -19,6 +21,10 @@
 //!
 //! Counters restart from 0 when the control plane restarts or runs a failover drill (a new
 //! node); Prometheus handles such resets.
+//!
+//! At most [`MAX_CONNECTIONS`] connections are served at a time (more wait in the listen
+//! backlog), a request head is at most [`MAX_REQUEST`] bytes, reading it and writing the reply
+//! are bounded by [`IO_TIMEOUT`], and `accept()` errors are retried after a back-off.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -269,6 +275,18 @@ pub fn render(node: &NodeMetrics, fast: Option<&Snapshot>, per_session: bool) ->
         );
     }
     e.family(
+        "l2xdp_state_store_damaged_total",
+        Kind::Counter,
+        "Damaged or unusable RFC 4951 failover stores met at start-up, by kind (empty, corrupt, records, unwritable).",
+    );
+    for (kind, n) in crate::l2tp::failover::damaged_counts() {
+        e.sample(
+            "l2xdp_state_store_damaged_total",
+            &[("kind", kind)],
+            n as f64,
+        );
+    }
+    e.family(
         "l2xdp_failover_events_total",
         Kind::Counter,
         "RFC 4951 failover steps of the L2TP layer (tunnels and sessions restored, recovery tunnels, resets, FSQ/FSR, clearances).",
@@ -428,15 +446,34 @@ pub async fn bind(cfg: &MetricsConfig) -> std::io::Result<TcpListener> {
     TcpListener::bind(cfg.listen).await
 }
 
-/// Serves `GET /metrics` on `listener` until the task is dropped.
+/// Connections served at a time; more wait in the listen backlog (they cost no descriptor
+/// of ours until accepted).
+pub const MAX_CONNECTIONS: usize = 16;
+/// The longest request head read (`400 Bad Request` beyond).
+pub const MAX_REQUEST: usize = 8192;
+/// How long a client may take to send its request head, and to read the reply.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves `GET /metrics` on `listener` until the task is dropped: at most
+/// [`MAX_CONNECTIONS`] at a time, requests of at most [`MAX_REQUEST`] bytes, each read and
+/// write bounded by [`IO_TIMEOUT`]; `accept()` errors (fd exhaustion) are logged
+/// (rate-limited) and retried after a back-off, never the end of the loop.
 pub async fn serve(listener: TcpListener, cfg: MetricsConfig, handle: Handle) {
     let maps: Maps = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let mut errors = crate::control::AcceptErrors::new("metrics");
     loop {
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
         let (stream, _) = match listener.accept().await {
-            Ok(s) => s,
+            Ok(s) => {
+                errors.ok();
+                s
+            }
             Err(e) => {
-                tracing::warn!(%e, "metrics accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                drop(permit);
+                errors.failed(&e).await;
                 continue;
             }
         };
@@ -445,6 +482,7 @@ pub async fn serve(listener: TcpListener, cfg: MetricsConfig, handle: Handle) {
             if let Err(e) = connection(stream, &cfg, &handle, &maps).await {
                 tracing::debug!(%e, "metrics connection ended");
             }
+            drop(permit);
         });
     }
 }
@@ -505,7 +543,7 @@ async fn connection(
     maps: &Maps,
 ) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(1024);
-    let head = tokio::time::timeout(Duration::from_secs(10), async {
+    let head = tokio::time::timeout(IO_TIMEOUT, async {
         let mut chunk = [0u8; 1024];
         loop {
             let n = stream.read(&mut chunk).await?;
@@ -516,7 +554,7 @@ async fn connection(
             if buf.windows(4).any(|w| w == b"\r\n\r\n") {
                 return Ok(true);
             }
-            if buf.len() > 8192 {
+            if buf.len() > MAX_REQUEST {
                 return Ok(false);
             }
         }
@@ -561,8 +599,12 @@ async fn connection(
     if method != "HEAD" {
         out.extend_from_slice(body.as_bytes());
     }
-    stream.write_all(&out).await?;
-    stream.shutdown().await
+    tokio::time::timeout(IO_TIMEOUT, async {
+        stream.write_all(&out).await?;
+        stream.shutdown().await
+    })
+    .await
+    .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "the client does not read"))?
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ Exit codes:
   1  the request failed or was refused (config reload refused or invalid, failover drill
      refused, incomplete or with a tunnel not recovered, config check of an invalid file)
   2  usage error (unknown command or option)
-  3  l2xdpd is not running: its control socket cannot be reached
+  3  l2xdpd is not running: its control socket cannot be reached (permission denied: 1)
   4  no such tunnel or session (or a session ID that is ambiguous without its tunnel)
   5  the fast path's pinned maps cannot be read (show stats)";
 
@@ -213,7 +213,20 @@ fn ask(socket: &Path, req: Value, timeout: Duration) -> Result<Value, Fail> {
             ),
         )
     };
-    let mut s = UnixStream::connect(socket).map_err(not_running)?;
+    let mut s = UnixStream::connect(socket).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::PermissionDenied {
+            fail(
+                FAILED,
+                format!(
+                    "permission denied on {}: the control socket is for root and members of \
+                     [daemon] control_socket_group",
+                    socket.display()
+                ),
+            )
+        } else {
+            not_running(e)
+        }
+    })?;
     let io = |e: std::io::Error| {
         fail(
             FAILED,
@@ -223,10 +236,14 @@ fn ask(socket: &Path, req: Value, timeout: Duration) -> Result<Value, Fail> {
     s.set_read_timeout(Some(timeout)).map_err(io)?;
     let mut line = req.to_string();
     line.push('\n');
-    s.write_all(line.as_bytes()).map_err(io)?;
+    // l2xdpd may answer before reading (a refusal: too many connections, credentials) and
+    // close: the write then fails, and the reply is what says why.
+    let written = s.write_all(line.as_bytes());
     let mut reply = String::new();
-    BufReader::new(&s).read_line(&mut reply).map_err(io)?;
+    let read = BufReader::new(&s).read_line(&mut reply);
     if reply.is_empty() {
+        written.map_err(io)?;
+        read.map_err(io)?;
         return Err(fail(FAILED, "l2xdpd closed the connection without a reply"));
     }
     let r: l2xdp_controlplane::control::Reply = serde_json::from_str(&reply)

@@ -56,6 +56,15 @@ fn main() -> ExitCode {
             eprintln!("l2xdpd: {e}");
             return ExitCode::from(1);
         }
+        if let Some(g) = &cfg.daemon.control_socket_group {
+            if control::group_id(g).is_none() {
+                eprintln!(
+                    "l2xdpd: {}: daemon.control_socket_group: no group named {g:?}",
+                    args.config.display()
+                );
+                return ExitCode::from(1);
+            }
+        }
         println!("{}: ok", args.config.display());
         return ExitCode::SUCCESS;
     }
@@ -103,7 +112,15 @@ async fn run(path: PathBuf, cfg: DaemonConfig) -> Result<(), Box<dyn std::error:
             libc::malloc_trim(0);
         }
     }
-    // Bound before anything runs: a metrics address in use fails the start-up.
+    // Bound before anything runs: a control socket path that is taken (a file, a running
+    // l2xdpd) or a metrics address in use fails the start-up.
+    let control = match &cfg.daemon.control_socket {
+        Some(p) => Some(control::bind(
+            p,
+            cfg.daemon.control_socket_group.as_deref(),
+        )?),
+        None => None,
+    };
     let metrics = match &cfg.metrics {
         Some(m) => {
             let mc = metrics::MetricsConfig {
@@ -139,17 +156,17 @@ async fn run(path: PathBuf, cfg: DaemonConfig) -> Result<(), Box<dyn std::error:
         while events.recv().await.is_some() {}
     });
     let running = Arc::new(Running::new(path, cfg.clone()));
-    if let Some(path) = cfg.daemon.control_socket.clone() {
+    if let Some(listener) = control {
         let ctx = control::Context {
             handle: handle.clone(),
             running: Some(running.clone()),
         };
-        tracing::info!(path = %path.display(), "control socket");
-        tokio::spawn(async move {
-            if let Err(e) = control::serve(path, ctx).await {
-                tracing::error!(%e, "control socket failed");
-            }
-        });
+        tracing::info!(path = %listener.path().display(), "control socket");
+        tokio::spawn(control::serve_listener(
+            listener,
+            ctx,
+            control::Limits::default(),
+        ));
     }
     if let Some((listener, mc)) = metrics {
         tracing::info!(addr = %mc.listen, "metrics");
@@ -177,7 +194,12 @@ async fn run(path: PathBuf, cfg: DaemonConfig) -> Result<(), Box<dyn std::error:
     handle.shutdown().await;
     let _ = task.await;
     if let Some(p) = &cfg.daemon.control_socket {
-        let _ = std::fs::remove_file(p);
+        // Ours: bind refused anything but a socket at this path.
+        if std::fs::symlink_metadata(p)
+            .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()))
+        {
+            let _ = std::fs::remove_file(p);
+        }
     }
     Ok(())
 }

@@ -54,6 +54,16 @@ pub fn live_refusals(old: &DaemonConfig, new: &DaemonConfig) -> Vec<Refusal> {
         "the control socket is bound at start-up",
     );
     check(
+        o.control_socket_group != n.control_socket_group,
+        "daemon.control_socket_group",
+        "the control socket is bound at start-up",
+    );
+    check(
+        o.on_damaged_store != n.on_damaged_store,
+        "daemon.on_damaged_store",
+        "the failover store is opened at start-up",
+    );
+    check(
         o.state_dir != n.state_dir,
         "daemon.state_dir",
         "the running tunnels' RFC 4951 state is persisted there",

@@ -230,12 +230,27 @@ pub(super) fn node_without_store(
 }
 
 /// The failover state store: `daemon.state_dir` when `[l2tp.failover]` has `control = true`
-/// (RFC 4951 §5.1: only then is there anything to recover), else none.
+/// (RFC 4951 §5.1: only then is there anything to recover), else none. A damaged or unusable
+/// store is dealt with as `[daemon] on_damaged_store` says ([`RedbStore::open_checked`]: with
+/// `"start-empty"` it is moved aside and l2xdpd starts with a new store — or with none when
+/// the store cannot be written) and logged here at ERROR.
 pub fn store(cfg: &DaemonConfig) -> Result<Option<RedbStore>, StartError> {
     if !cfg.l2tp.persists() {
         return Ok(None);
     }
-    Ok(Some(RedbStore::open(&cfg.daemon.state_dir)?))
+    let opened = RedbStore::open_checked(&cfg.daemon.state_dir, cfg.daemon.on_damaged_store)?;
+    if let Some(d) = &opened.damage {
+        tracing::error!(
+            kind = %d.kind,
+            path = %d.path.display(),
+            moved_to = %d.moved_to.as_ref().map_or(String::new(), |p| p.display().to_string()),
+            kept_tunnels = d.kept.0,
+            kept_sessions = d.kept.1,
+            failover = d.store,
+            "{d}"
+        );
+    }
+    Ok(opened.store)
 }
 
 fn ifindex(name: &str) -> Option<u32> {

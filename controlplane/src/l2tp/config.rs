@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::reliable::ReliableConfig;
+use crate::config_file::Problem;
+use crate::reliable::{ReliableConfig, MAX_DURATION, MAX_WINDOW};
 
 /// Settings of this node's control connections and sessions.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -165,17 +166,195 @@ impl Default for RetransmitConfig {
     }
 }
 
-/// Our Failover Capability AVP (RFC 4951 §5.1). C and D are never both 0: such a
-/// configuration sends no AVP.
+/// Our Failover Capability AVP (RFC 4951 §5.1). C and D are never both 0 (refused by
+/// [`L2tpConfig::check`]). Fields left out of `[l2tp.failover]` take the defaults: C and D set,
+/// a Recovery Time of 10 s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct FailoverConfig {
     /// C: control channel failover supported.
     pub control: bool,
     /// D: data channel (silent) failover supported.
     pub data: bool,
-    /// Recovery Time in milliseconds.
+    /// Recovery Time in milliseconds: how long the peer waits for our recovery (0: no extra
+    /// time, RFC 4951 §5.1).
     pub recovery_time_ms: u32,
+}
+
+impl Default for FailoverConfig {
+    fn default() -> Self {
+        FailoverConfig {
+            control: true,
+            data: true,
+            recovery_time_ms: 10_000,
+        }
+    }
+}
+
+/// The longest value an AVP can carry: a 10-bit Length (RFC 2661 §4.1) less the 6-byte header.
+pub const MAX_AVP_VALUE: usize = 1023 - 6;
+
+/// The largest Recovery Time accepted: an hour (RFC 4951 §5.1 asks the peer to keep our
+/// tunnels this long; more is a typo).
+pub const MAX_RECOVERY_TIME_MS: u32 = 3_600_000;
+
+/// The smallest cap of the retransmission back-off (RFC 2661 §5.8: "MUST be no less than 8
+/// seconds").
+pub const MIN_MAX_TIMEOUT_MS: u64 = 8_000;
+
+/// The largest tunnel or session count: 32-bit IDs (RFC 3931 §3.2.1, §4.1) with 0 reserved.
+/// L2TPv2's IDs are 16-bit (RFC 2661 §3.1): beyond 65,535 only L2TPv3 can use the room.
+pub const MAX_IDS: usize = u32::MAX as usize;
+
+impl L2tpConfig {
+    /// The checks a type cannot express; `prefix` is the section's dotted path (`l2tp`).
+    pub fn check(&self, prefix: &str) -> Result<(), Problem> {
+        let f = |name: &str| format!("{prefix}.{name}");
+        let max_ms = MAX_DURATION.as_millis() as u64;
+        if self.host_name.is_empty() || self.host_name.len() > MAX_AVP_VALUE {
+            return Err(Problem::new(
+                f("host_name"),
+                format!("the Host Name must be 1 to {MAX_AVP_VALUE} bytes (RFC 2661 §4.4.3: at least 1 octet; one AVP)"),
+            ));
+        }
+        if self.vendor_name.len() > MAX_AVP_VALUE {
+            return Err(Problem::new(
+                f("vendor_name"),
+                format!("the Vendor Name must be at most {MAX_AVP_VALUE} bytes (one AVP)"),
+            ));
+        }
+        if self.router_id == 0 {
+            return Err(Problem::new(
+                f("router_id"),
+                "0: the Router ID identifies this LCCE (RFC 3931 §5.4.3) and must be non-zero and unique",
+            ));
+        }
+        if let Some(secret) = &self.secret {
+            if secret.is_empty() {
+                return Err(Problem::new(
+                    f("secret"),
+                    "empty: an empty secret would silently mean no tunnel authentication; give the shared secret, or remove the line for none",
+                ));
+            }
+            if secret.len() > MAX_AVP_VALUE {
+                return Err(Problem::new(
+                    f("secret"),
+                    format!("{} bytes: at most {MAX_AVP_VALUE}", secret.len()),
+                ));
+            }
+        }
+        if self.hide_avps && self.secret_bytes().is_none() {
+            return Err(Problem::new(
+                f("hide_avps"),
+                format!("hiding AVPs needs {prefix}.secret (RFC 2661 §4.3)"),
+            ));
+        }
+        if self.receive_window == 0 || self.receive_window > MAX_WINDOW {
+            return Err(Problem::new(
+                f("receive_window"),
+                format!(
+                    "{}: must be 1 to {MAX_WINDOW} (RFC 2661 §5.8: 0 is invalid; default {})",
+                    self.receive_window,
+                    crate::reliable::DEFAULT_WINDOW
+                ),
+            ));
+        }
+        let r = &self.retransmit;
+        let rf = |name: &str| format!("{prefix}.retransmit.{name}");
+        if r.initial_timeout_ms == 0 || r.initial_timeout_ms > max_ms {
+            return Err(Problem::new(
+                rf("initial_timeout_ms"),
+                format!(
+                    "{}: must be 1 to {max_ms} ms (RFC 2661 §5.8 recommends 1000)",
+                    r.initial_timeout_ms
+                ),
+            ));
+        }
+        if r.max_timeout_ms < MIN_MAX_TIMEOUT_MS || r.max_timeout_ms > max_ms {
+            return Err(Problem::new(
+                rf("max_timeout_ms"),
+                format!("{}: must be {MIN_MAX_TIMEOUT_MS} to {max_ms} ms (RFC 2661 §5.8: the cap MUST be no less than 8 seconds)", r.max_timeout_ms),
+            ));
+        }
+        if r.initial_timeout_ms > r.max_timeout_ms {
+            return Err(Problem::new(
+                rf("initial_timeout_ms"),
+                format!(
+                    "{} is above max_timeout_ms {}: the back-off starts below its cap",
+                    r.initial_timeout_ms, r.max_timeout_ms
+                ),
+            ));
+        }
+        if r.max_retries == 0 || r.max_retries > 64 {
+            return Err(Problem::new(
+                rf("max_retries"),
+                format!(
+                    "{}: must be 1 to 64 (RFC 2661 §5.8 recommends 5, RFC 3931 §4.2 10)",
+                    r.max_retries
+                ),
+            ));
+        }
+        if r.ack_delay_ms >= r.initial_timeout_ms {
+            return Err(Problem::new(
+                rf("ack_delay_ms"),
+                format!("{} is not below initial_timeout_ms {}: the peer would retransmit before we acknowledge", r.ack_delay_ms, r.initial_timeout_ms),
+            ));
+        }
+        if self.hello_interval_secs == 0 || self.hello_interval_secs > MAX_DURATION.as_secs() {
+            return Err(Problem::new(
+                f("hello_interval_secs"),
+                format!(
+                    "{}: must be 1 to {} s (RFC 2661 §6.5; default 60)",
+                    self.hello_interval_secs,
+                    MAX_DURATION.as_secs()
+                ),
+            ));
+        }
+        if let Some(fo) = &self.failover {
+            if !fo.control && !fo.data {
+                return Err(Problem::new(
+                    f("failover"),
+                    "control and data cannot both be false (RFC 4951 §5.1); remove the section to advertise no failover",
+                ));
+            }
+            if fo.recovery_time_ms > MAX_RECOVERY_TIME_MS {
+                return Err(Problem::new(
+                    f("failover.recovery_time_ms"),
+                    format!(
+                        "{}: at most {MAX_RECOVERY_TIME_MS} ms (an hour; RFC 4951 §5.1)",
+                        fo.recovery_time_ms
+                    ),
+                ));
+            }
+        }
+        for (i, a) in self.recovery_peers.iter().enumerate() {
+            if a.is_unspecified() || a.is_multicast() {
+                return Err(Problem::new(
+                    format!("{prefix}.recovery_peers[{i}]"),
+                    format!("{a} is not a peer's unicast address (RFC 4951 §8)"),
+                ));
+            }
+            if self.recovery_peers[..i].contains(a) {
+                return Err(Problem::new(
+                    format!("{prefix}.recovery_peers[{i}]"),
+                    format!("{a} is listed twice"),
+                ));
+            }
+        }
+        let l = &self.limits;
+        for (name, v) in [
+            ("max_tunnels", l.max_tunnels),
+            ("max_sessions_per_tunnel", l.max_sessions_per_tunnel),
+        ] {
+            if v == 0 || v > MAX_IDS {
+                return Err(Problem::new(
+                    format!("{prefix}.limits.{name}"),
+                    format!("{v}: must be 1 to {MAX_IDS} (0 would refuse every peer; IDs are at most 32-bit, RFC 3931 §4.1)"),
+                ));
+            }
+        }
+        self.pseudowire.check(&f("pseudowire"))
+    }
 }
 
 /// Resource limits.
@@ -242,6 +421,55 @@ impl Default for PseudowireConfig {
             sublayer: Sublayer::Default,
             data_sequencing: 0,
         }
+    }
+}
+
+impl PseudowireConfig {
+    /// The checks of `[l2tp.pseudowire]` (`prefix` is its dotted path).
+    pub fn check(&self, prefix: &str) -> Result<(), Problem> {
+        let f = |name: &str| format!("{prefix}.{name}");
+        if self.capabilities.is_empty() {
+            return Err(Problem::new(
+                f("capabilities"),
+                "empty: no pseudowire type could be accepted; give at least one (5: Ethernet, RFC 4719)",
+            ));
+        }
+        for (i, t) in self.capabilities.iter().enumerate() {
+            if *t == 0 || self.capabilities[..i].contains(t) {
+                return Err(Problem::new(
+                    format!("{prefix}.capabilities[{i}]"),
+                    format!("{t}: each PW type must be non-zero and listed once (RFC 3931 §5.4.3)"),
+                ));
+            }
+        }
+        if !self.capabilities.contains(&self.pw_type) {
+            return Err(Problem::new(
+                f("pw_type"),
+                format!(
+                    "{} is not in capabilities {:?}: we would open sessions of a type we refuse",
+                    self.pw_type, self.capabilities
+                ),
+            ));
+        }
+        if !matches!(self.cookie_len, 0 | 4 | 8) {
+            return Err(Problem::new(
+                f("cookie_len"),
+                format!(
+                    "{}: a cookie is 0 (none), 4 or 8 bytes (RFC 3931 §4.1, §5.4.4)",
+                    self.cookie_len
+                ),
+            ));
+        }
+        if self.data_sequencing > 2 {
+            return Err(Problem::new(
+                f("data_sequencing"),
+                format!(
+                    "{}: 0 (none), 1 (non-IP frames) or 2 (all) (RFC 3931 §5.4.4)",
+                    self.data_sequencing
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 

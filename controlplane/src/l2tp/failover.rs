@@ -233,6 +233,28 @@ pub enum StoreError {
         /// Its format.
         found: u32,
     },
+    /// The store is damaged and `[daemon] on_damaged_store = "refuse"` (see
+    /// [`RedbStore::open_checked`]).
+    #[error("{path} is damaged ({kind}): {detail}; not starting ([daemon] on_damaged_store = \"refuse\"; \"start-empty\" moves it aside and starts with an empty store)")]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        kind: DamageKind,
+        /// The details.
+        detail: String,
+    },
+    /// The embedded database panicked (a file damaged while running): caught, the commit
+    /// failed.
+    #[error("{op} {path}: redb panicked: {message}")]
+    Panicked {
+        /// What was done.
+        op: &'static str,
+        /// The database file.
+        path: PathBuf,
+        /// The panic's message.
+        message: String,
+    },
     /// The embedded database failed.
     #[error("{op} {path}: {source}")]
     Db {
@@ -345,6 +367,8 @@ pub struct RedbStore {
     path: PathBuf,
     db: redb::Database,
     pending: Vec<StoreOp>,
+    /// What [`RedbStore::open_checked`] read, handed out by the first [`StateStore::load`].
+    preloaded: std::sync::Mutex<Option<RecoveryState>>,
 }
 
 impl std::fmt::Debug for RedbStore {
@@ -382,6 +406,7 @@ impl RedbStore {
             path,
             db,
             pending: Vec::new(),
+            preloaded: std::sync::Mutex::new(None),
         };
         // Both tables exist from the start: a read never meets a missing table.
         let txn = store.db.begin_write().map_err(|e| store.err("begin", e))?;
@@ -514,9 +539,35 @@ impl StateStore for RedbStore {
         // What failed to commit is not retried: it is counted by the caller, and the next
         // record of the same tunnel or session replaces it.
         let ops = std::mem::take(&mut self.pending);
-        self.write(&ops)
+        *self
+            .preloaded
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        // A file damaged under a running l2xdpd can make redb panic: a failed commit (counted
+        // by the caller), not a crash loop. The panic message is printed by the panic hook.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.write(&ops))).unwrap_or_else(
+            |p| {
+                Err(StoreError::Panicked {
+                    op: "commit",
+                    path: self.path.clone(),
+                    message: p
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_string())
+                        .or_else(|| p.downcast_ref::<String>().cloned())
+                        .unwrap_or_default(),
+                })
+            },
+        )
     }
     fn load(&self) -> Result<RecoveryState, StoreError> {
+        let pre = self
+            .preloaded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(st) = pre {
+            return Ok(st);
+        }
         let txn = self.db.begin_read().map_err(|e| self.err("begin", e))?;
         let tunnels = txn
             .open_table(TUNNELS)
@@ -539,6 +590,9 @@ impl StateStore for RedbStore {
         Ok(st)
     }
 }
+
+mod damage;
+pub use self::damage::{damaged_counts, DamageKind, OnDamagedStore, Opened, StoreDamage};
 
 /// Which side of RFC 4951 a tunnel's control channel reset played.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -642,7 +696,7 @@ pub fn secret_ref(secret: &[u8]) -> String {
 mod tests {
     use super::*;
 
-    fn tunnel(id: u32) -> TunnelRecord {
+    pub(super) fn tunnel(id: u32) -> TunnelRecord {
         TunnelRecord {
             id,
             peer_tunnel_id: 7,
@@ -663,7 +717,7 @@ mod tests {
         }
     }
 
-    fn session(tunnel: u32, id: u32) -> SessionRecord {
+    pub(super) fn session(tunnel: u32, id: u32) -> SessionRecord {
         SessionRecord {
             tunnel,
             id,

@@ -30,16 +30,25 @@ fn server_config(auth: AuthMethod) -> PppConfig {
             dns: vec![Ipv4Addr::new(192, 0, 2, 53), Ipv4Addr::new(192, 0, 2, 54)],
             ..IpcpConfig::default()
         },
+        // Off by default (most PPP peers would Protocol-Reject it): these tests run it.
+        ipv6cp: Ipv6cpConfig {
+            enabled: true,
+            interface_id: None,
+        },
         ..PppConfig::default()
     }
 }
 
 fn client_config() -> PppConfig {
-    PppConfig {
+    let mut c = PppConfig {
         auth: vec![AuthMethod::Pap, AuthMethod::Chap],
         echo_interval: Duration::ZERO,
         ..PppConfig::default()
-    }
+    };
+    // Both off by default; these tests exercise DNS (RFC 1877) and IPv6CP.
+    c.ipcp.request_dns = true;
+    c.ipv6cp.enabled = true;
+    c
 }
 
 fn creds() -> Arc<dyn Credentials> {
@@ -988,4 +997,50 @@ fn restored_link_renegotiates_with_same_magic_user_and_address() {
     assert_eq!(ups[0].peer_ipv4, ss.peer_ipv4);
     assert_eq!(ups[0].local_magic, ss.local_magic);
     assert_eq!(p.s.counters().renegotiations, 1);
+}
+
+/// Issue 16: with the defaults on both sides, neither sends IPV6CP (a pppd peer without
+/// `+ipv6` would Protocol-Reject it) and the client asks for no DNS (an LNS with none to give
+/// would Configure-Reject the 0.0.0.0 options, RFC 1877).
+#[test]
+fn defaults_send_no_ipv6cp_and_ask_no_dns() {
+    let scfg = PppConfig {
+        ipcp: IpcpConfig {
+            local_address: Ipv4Addr::new(192, 0, 2, 1),
+            ..IpcpConfig::default()
+        },
+        ..PppConfig::default()
+    };
+    let mut p = Pair::new(scfg, PppConfig::default(), "alice", "s3cret");
+    p.run_to_up();
+    assert_eq!(up_of(&p.c_events).len(), 1, "{:#?}", p.log);
+    assert!(
+        !p.log.iter().any(|l| l[4..].starts_with("ff038057")),
+        "IPV6CP sent: {:#?}",
+        p.log
+    );
+    let bytes = |h: &str| -> Vec<u8> {
+        (0..h.len() / 2)
+            .map(|i| u8::from_str_radix(&h[2 * i..2 * i + 2], 16).expect("hex"))
+            .collect()
+    };
+    let requests: Vec<Vec<u8>> = p
+        .log
+        .iter()
+        .filter(|l| l.starts_with("C>S ff03802101"))
+        .map(|l| bytes(&l[4..]))
+        .collect();
+    assert!(!requests.is_empty(), "{:#?}", p.log);
+    for f in requests {
+        // ff 03 80 21 | code id len(2) | options (type, length, value)
+        let mut opts = &f[8..];
+        while opts.len() >= 2 && opts[1] >= 2 && usize::from(opts[1]) <= opts.len() {
+            assert!(
+                !matches!(opts[0], 129 | 131),
+                "client asked for DNS: {}",
+                hex(&f)
+            );
+            opts = &opts[usize::from(opts[1])..];
+        }
+    }
 }

@@ -84,7 +84,7 @@ impl Lac {
                 credentials: Arc::new(MemoryCredentials::new()),
                 pool: None,
                 attachment_circuits: HashMap::new(),
-                seed: 0x5eed,
+                random: l2xdp_controlplane::random::Random::from_os().map_err(|e| e.to_string())?,
             },
             Box::new(MemoryDataPlane::new()),
         );

@@ -13,6 +13,8 @@
 //! - [`node`]: one node — registry, PPP links and the fast path glued together, sans-IO; its
 //!   RFC 4951 recovery (`node/recovery.rs`) and what the operator sees of it
 //!   (`node/status.rs`).
+//! - [`random`]: the one random source (a CSPRNG keyed from the OS; failing to key it stops
+//!   start-up) for challenges, magic numbers, nonces, Random Vectors and IDs.
 //! - [`driver`]: runs a node over real sockets on tokio.
 //! - [`daemon`]: `l2xdpd`'s configuration file (`daemon/config.rs`), start-up
 //!   (`daemon/start.rs`), `config reload` and the failover drill; [`control`]: its control
@@ -35,5 +37,6 @@ pub mod l2tp;
 pub mod metrics;
 pub mod node;
 pub mod ppp;
+pub mod random;
 pub mod reliable;
 pub mod socket;

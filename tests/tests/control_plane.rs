@@ -97,7 +97,7 @@ fn start(
         credentials: Arc::new(users(TUNNELS * SESSIONS)),
         pool,
         attachment_circuits,
-        seed: if server { 1 } else { 2 },
+        random: l2xdp_controlplane::random::Random::from_os().expect("entropy"),
     };
     let node = Node::new(cfg, Box::new(MemoryDataPlane::new()));
     let capture = capture_path(name);

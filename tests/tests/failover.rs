@@ -163,7 +163,7 @@ async fn start_lns_with_circuits(
         credentials: Arc::new(users(TUNNELS * SESSIONS + 1)),
         pool: Some(Arc::new(Mutex::new(pool))),
         attachment_circuits,
-        seed: 0x1,
+        random: l2xdp_controlplane::random::Random::from_os().expect("entropy"),
     };
     let node = Node::new(cfg, Box::new(fast.clone()));
     start_recovered(node, name, addr, dir).await
@@ -197,7 +197,7 @@ fn lac_node() -> Node {
         credentials: Arc::new(MemoryCredentials::new()),
         pool: None,
         attachment_circuits: HashMap::new(),
-        seed: 0x2,
+        random: l2xdp_controlplane::random::Random::from_os().expect("entropy"),
     };
     Node::new(cfg, Box::new(MemoryDataPlane::new()))
 }

@@ -129,7 +129,7 @@ async fn lac_brings_up(port: u16, sock: &Path, tunnels: usize) -> u64 {
             credentials: Arc::new(MemoryCredentials::new()),
             pool: None,
             attachment_circuits: Default::default(),
-            seed: 7,
+            random: l2xdp_controlplane::random::Random::from_os().expect("entropy"),
         },
         Box::new(MemoryDataPlane::new()),
     );
@@ -484,7 +484,7 @@ async fn a_record_that_does_not_decode_is_skipped_and_the_rest_recovered() {
             credentials: Arc::new(MemoryCredentials::new()),
             pool: None,
             attachment_circuits: Default::default(),
-            seed: 7,
+            random: l2xdp_controlplane::random::Random::from_os().expect("entropy"),
         },
         Box::new(MemoryDataPlane::new()),
     );

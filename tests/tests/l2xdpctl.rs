@@ -364,7 +364,7 @@ fn lac_config() -> NodeConfig {
         credentials: Arc::new(MemoryCredentials::new()),
         pool: None,
         attachment_circuits: Default::default(),
-        seed: 7,
+        random: l2xdp_controlplane::random::Random::from_os().expect("entropy"),
     }
 }
 

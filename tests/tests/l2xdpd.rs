@@ -70,7 +70,7 @@ async fn daemon_serves_a_lac_and_the_operator() {
             credentials: Arc::new(MemoryCredentials::new()),
             pool: None,
             attachment_circuits: Default::default(),
-            seed: 7,
+            random: l2xdp_controlplane::random::Random::from_os().expect("entropy"),
         },
         Box::new(MemoryDataPlane::new()),
     );

@@ -97,7 +97,7 @@ fn node_config(name: &str, server: bool) -> NodeConfig {
         credentials: Arc::new(users(N)),
         pool: server.then(|| Arc::new(Mutex::new(Ipv4Pool::new(&[range], &[]).expect("pool")))),
         attachment_circuits: HashMap::new(),
-        seed: if server { 11 } else { 12 },
+        random: l2xdp_controlplane::random::Random::from_os().expect("entropy"),
     }
 }
 

@@ -275,7 +275,7 @@ fn lac_config(failover: bool) -> NodeConfig {
         credentials: Arc::new(MemoryCredentials::new()),
         pool: None,
         attachment_circuits: HashMap::new(),
-        seed: 12,
+        random: l2xdp_controlplane::random::Random::from_os().expect("entropy"),
     }
 }
 

@@ -12,11 +12,13 @@
 //! - [`net`]: Ethernet, IPv4, IPv6, UDP and the Internet checksum.
 //! - [`datapath`]: the reference encapsulation and decapsulation the XDP and AF_XDP fast paths
 //!   are tested against, byte for byte.
+//! - [`crypto`]: HMAC-MD5 and constant-time comparison (from the `hmac` and `subtle` crates).
 //! - [`pcap`]: reading and writing captures (`l2xdp-decode`, its own crate, describes them).
 //!
 //! Not here: I/O, command-line tools (`l2xdp-decode` is its own crate), test fixtures outside
 //! the `examples` feature, and anything that allocates on a data packet's path.
 
+pub mod crypto;
 pub mod datapath;
 pub mod error;
 pub mod l2tp;

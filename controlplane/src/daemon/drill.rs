@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::start::node_without_store;
 use super::{Running, StartError};
+use crate::random::Random;
 
 /// Why a failover drill did not run.
 #[derive(Debug, thiserror::Error)]
@@ -73,7 +74,11 @@ impl Running {
                 return Err(DrillError::NotNegotiated(bad));
             }
         }
-        let fresh = node_without_store(&cfg, Box::new(MemoryDataPlane::new()))?;
+        let fresh = node_without_store(
+            &cfg,
+            Box::new(MemoryDataPlane::new()),
+            Random::from_os().map_err(StartError::from)?,
+        )?;
         let start = std::time::Instant::now();
         let report = handle
             .update(move |n, now| {

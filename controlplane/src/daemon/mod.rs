@@ -34,7 +34,9 @@ pub use self::config::{
 };
 pub use self::drill::{DrillError, DrillReport};
 pub use self::reload::{live_refusals, Refusal, ReloadError, ReloadReport};
-pub use self::start::{dataplane, initiate, node, nth_session, sockets, store, StartError};
+pub use self::start::{
+    dataplane, initiate, node, node_with_entropy, nth_session, sockets, store, StartError,
+};
 
 /// The running daemon's configuration: the file it came from and what is applied.
 pub struct Running {

@@ -16,6 +16,7 @@ use crate::l2tp::failover::RedbStore;
 use crate::l2tp::{CallParams, Peer, TunnelId};
 use crate::node::{ClientAuth, Node, NodeConfig, NodeEvent};
 use crate::ppp::Credentials;
+use crate::random::{self, EntropyError, Random};
 use crate::socket::L2tpSocket;
 
 use super::{DaemonConfig, DataplaneMode, InitiatorSection};
@@ -110,6 +111,10 @@ pub enum StartError {
     /// The fast path could not be opened.
     #[error("fast path: {0}")]
     Dataplane(String),
+    /// No entropy to key the random source with (challenges, nonces and IDs would be
+    /// predictable).
+    #[error(transparent)]
+    Entropy(#[from] EntropyError),
     /// The failover state directory could not be opened.
     #[error("failover state: {0}")]
     State(#[from] crate::l2tp::failover::StoreError),
@@ -175,9 +180,22 @@ pub(super) fn attachment_circuits(
     Ok(acs)
 }
 
-/// Builds the node: credentials, pool, attachment circuits, fast path.
+/// Builds the node: credentials, pool, attachment circuits, fast path, its random source
+/// keyed from the operating system.
 pub fn node(cfg: &DaemonConfig, dataplane: Box<dyn DataPlane>) -> Result<Node, StartError> {
-    let node = node_without_store(cfg, dataplane)?;
+    node_with_entropy(cfg, dataplane, random::os_entropy)
+}
+
+/// [`node`] with its random source keyed from `entropy` (the OS in [`node`]): when it fails,
+/// start-up fails with [`StartError::Entropy`]; nothing predictable stands in (tests inject a
+/// failing source).
+pub fn node_with_entropy(
+    cfg: &DaemonConfig,
+    dataplane: Box<dyn DataPlane>,
+    entropy: impl FnOnce(&mut [u8]) -> Result<(), String>,
+) -> Result<Node, StartError> {
+    let random = Random::from_entropy(entropy)?;
+    let node = node_without_store(cfg, dataplane, random)?;
     Ok(match store(cfg)? {
         Some(s) => node.with_store(Box::new(s)),
         None => node,
@@ -189,6 +207,7 @@ pub fn node(cfg: &DaemonConfig, dataplane: Box<dyn DataPlane>) -> Result<Node, S
 pub(super) fn node_without_store(
     cfg: &DaemonConfig,
     dataplane: Box<dyn DataPlane>,
+    random: Random,
 ) -> Result<Node, StartError> {
     let credentials: Arc<dyn Credentials> = Arc::new(cfg.credentials()?);
     let pool = cfg
@@ -196,9 +215,6 @@ pub(super) fn node_without_store(
         .map_err(|e| ConfigError::value(Path::new("config"), "ppp.ipcp.pool", e.to_string()))?
         .map(|p| Arc::new(Mutex::new(p)));
     let acs = attachment_circuits(cfg)?;
-    let mut seed = [0u8; 8];
-    // The PPP links' magic numbers and challenges must not be predictable.
-    getrandom::fill(&mut seed).map_err(|e| StartError::Dataplane(format!("no randomness: {e}")))?;
     let node = Node::new(
         NodeConfig {
             l2tp: cfg.l2tp.clone(),
@@ -206,7 +222,7 @@ pub(super) fn node_without_store(
             credentials,
             pool,
             attachment_circuits: acs,
-            seed: u64::from_le_bytes(seed),
+            random,
         },
         dataplane,
     );

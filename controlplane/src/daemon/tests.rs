@@ -183,3 +183,23 @@ pool = ["100.64.0.0/16"]
     assert!(n.has_store());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// No entropy, no start: a failing entropy source (injected) stops start-up with
+/// `StartError::Entropy`; nothing predictable stands in. The OS source starts it.
+#[test]
+fn start_up_fails_without_entropy() {
+    let c = parse("[ppp.ipcp]\npool = [\"100.64.0.0/24\"]\n").expect("valid");
+    let e = node_with_entropy(&c, Box::new(MemoryDataPlane::new()), |_| {
+        Err("injected: getrandom returned ENOSYS".into())
+    })
+    .err()
+    .expect("start-up refused");
+    assert!(matches!(e, StartError::Entropy(_)), "{e:?}");
+    assert!(e.to_string().contains("injected: getrandom"), "{e}");
+    // A source that claims success but writes nothing is refused too.
+    let z = node_with_entropy(&c, Box::new(MemoryDataPlane::new()), |_| Ok(()))
+        .err()
+        .expect("start-up refused");
+    assert!(matches!(z, StartError::Entropy(_)), "{z:?}");
+    assert!(node(&c, Box::new(MemoryDataPlane::new())).is_ok());
+}

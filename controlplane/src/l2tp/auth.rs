@@ -7,29 +7,21 @@
 //!   [`l2xdp_wire::l2tp::digest`]; the nonces travel in the Control Message Authentication
 //!   Nonce AVP of SCCRQ and SCCRP.
 
-use md5::{Digest, Md5};
+use l2xdp_wire::ppp::chap_md5_response;
 
 /// Length of our challenges and nonces.
 pub const CHALLENGE_LEN: usize = 16;
 
-/// The v2 Challenge Response sent in a message of type `message_type` (2 in SCCRP, 3 in SCCCN).
+/// The v2 Challenge Response sent in a message of type `message_type` (2 in SCCRP, 3 in SCCCN):
+/// the CHAP computation (RFC 1994 §4.1) with the Message Type as the Identifier.
 pub fn challenge_response(message_type: u16, secret: &[u8], challenge: &[u8]) -> [u8; 16] {
-    Md5::new()
-        .chain_update([message_type as u8])
-        .chain_update(secret)
-        .chain_update(challenge)
-        .finalize()
-        .into()
-}
-
-/// Constant-time equality.
-pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    chap_md5_response(message_type as u8, secret, challenge)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use l2xdp_wire::crypto::ct_eq;
 
     /// Pins the CHAP-style computation: MD5(0x02 "secret" 0x01..0x10), computed independently.
     #[test]

@@ -12,7 +12,8 @@
 //!   restoring and recovering a tunnel and its sessions).
 //! - [`failover`]: RFC 4951 failover state — the records, the store, the events.
 //! - [`auth`]: tunnel authentication (v2 Challenge Response, v3 Message Digest keys).
-//! - [`ids`]: ID allocation that avoids reusing recently freed IDs, and the random source.
+//! - [`ids`]: random tunnel and session IDs that avoid reusing recently freed ones (the random
+//!   source itself is [`crate::random`]).
 //! - [`config`]: serde-deserialisable configuration.
 
 pub mod auth;

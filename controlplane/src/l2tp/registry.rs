@@ -12,11 +12,12 @@ use l2xdp_wire::l2tp::message::{ControlMessage, MessageType, ParseContext};
 
 use super::config::L2tpConfig;
 use super::failover::{self, FailoverEvent, RecoveryState, STATE_FORMAT};
-use super::ids::{random_u32, IdAllocator, OsRandom, RandomSource};
+use super::ids::IdAllocator;
 use super::tunnel::{Ctx, RecoveryAction, Role, Tunnel, TunnelState};
 use super::{
     CallParams, Counters, Event, L2tpError, Peer, PppDisconnectCause, ResultCode, TunnelId,
 };
+use crate::random::Random;
 
 /// All control connections of this node.
 pub struct Registry {
@@ -28,7 +29,7 @@ pub struct Registry {
     v3_sessions: IdAllocator,
     /// The fast path's preference among session ids.
     id_hint: Option<std::sync::Arc<dyn l2xdp_dataplane_api::IdHint>>,
-    rng: Box<dyn RandomSource>,
+    rng: Random,
     heap: BinaryHeap<Reverse<(Instant, TunnelId)>>,
     dirty: VecDeque<TunnelId>,
     dirty_set: HashSet<TunnelId>,
@@ -41,18 +42,14 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// A registry with the operating system's CSPRNG.
-    pub fn new(cfg: L2tpConfig) -> Self {
-        Self::with_random(cfg, Box::new(OsRandom))
-    }
-
     /// Draws new session ids among those the fast path prefers ([`l2xdp_dataplane_api::IdHint`]).
     pub fn set_id_hint(&mut self, hint: Option<std::sync::Arc<dyn l2xdp_dataplane_api::IdHint>>) {
         self.id_hint = hint;
     }
 
-    /// A registry with an injected random source (tests: [`super::ids::SeededRandom`]).
-    pub fn with_random(cfg: L2tpConfig, rng: Box<dyn RandomSource>) -> Self {
+    /// A registry drawing its IDs, challenges, nonces and Random Vectors from `rng`
+    /// ([`Random::from_os`] in production).
+    pub fn with_random(cfg: L2tpConfig, rng: Random) -> Self {
         Registry {
             cfg: Arc::new(cfg),
             tunnels: HashMap::new(),
@@ -190,7 +187,7 @@ impl Registry {
         let r = {
             let mut ctx = Ctx {
                 now,
-                rng: self.rng.as_mut(),
+                rng: &mut self.rng,
                 v3_sessions: &mut self.v3_sessions,
                 id_hint: self.id_hint.as_deref(),
                 events: &mut events,
@@ -243,7 +240,7 @@ impl Registry {
         {
             let mut ctx = Ctx {
                 now: self.now.unwrap_or_else(Instant::now),
-                rng: self.rng.as_mut(),
+                rng: &mut self.rng,
                 v3_sessions: &mut self.v3_sessions,
                 id_hint: self.id_hint.as_deref(),
                 events: &mut events,
@@ -267,14 +264,14 @@ impl Registry {
             Version::V2 => u32::from(u16::MAX),
             Version::V3 => u32::MAX,
         };
-        let id = self.tunnel_ids.alloc_below(limit, self.rng.as_mut())?;
+        let id = self.tunnel_ids.alloc_below(limit, &mut self.rng)?;
         let t = Tunnel::new(
             id,
             version,
             peer,
             initiator,
             self.cfg.clone(),
-            self.rng.as_mut(),
+            &mut self.rng,
         );
         self.tunnels.insert(id, t);
         Some(id)
@@ -588,8 +585,8 @@ impl Registry {
             // §5.3: far from the old sequence numbers in both directions (16384 to 32767
             // ahead, beyond any receive window), so old packets read as duplicates.
             let ch = t.channel();
-            let a = 0x4000 + (random_u32(self.rng.as_mut()) & 0x3fff) as u16;
-            let b = 0x4000 + (random_u32(self.rng.as_mut()) & 0x3fff) as u16;
+            let a = 0x4000 + (self.rng.u32() & 0x3fff) as u16;
+            let b = 0x4000 + (self.rng.u32() & 0x3fff) as u16;
             (ch.nr().wrapping_add(a), ch.next_ns().wrapping_add(b))
         });
         let Some(id) = self.new_tunnel(peer, version, false) else {
@@ -710,7 +707,7 @@ impl Registry {
                 self.counters.count_failover("record skipped (ID in use)");
                 continue;
             }
-            let t = Tunnel::restore(rec, version, self.cfg.clone(), self.rng.as_mut());
+            let t = Tunnel::restore(rec, version, self.cfg.clone(), &mut self.rng);
             self.tunnels.insert(rec.id, t);
             self.counters.count_failover("tunnel restored");
             for s in state.sessions.iter().filter(|s| s.tunnel == rec.id) {

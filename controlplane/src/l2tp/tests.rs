@@ -6,8 +6,8 @@ use l2xdp_wire::l2tp::header::{Transport, Version};
 use l2xdp_wire::l2tp::validate::validate_bytes;
 
 use super::config::L2tpConfig;
-use super::ids::SeededRandom;
 use super::*;
+use crate::random::Random;
 
 const LAC: &str = "192.0.2.1:1701";
 const LNS: &str = "192.0.2.2:1701";
@@ -20,7 +20,7 @@ struct Net {
     a: Registry,
     b: Registry,
     now: Instant,
-    loss: Option<SeededRandom>,
+    loss: Option<Random>,
     /// Every datagram sent, as sent (before tampering).
     emitted: Vec<(Transport, Vec<u8>)>,
     ev_a: Vec<Event>,
@@ -44,8 +44,8 @@ impl Net {
         let secret = ca.secret_bytes().map(<[u8]>::to_vec);
         Net {
             tamper: None,
-            a: Registry::with_random(ca, Box::new(SeededRandom::new(seed_a))),
-            b: Registry::with_random(cb, Box::new(SeededRandom::new(seed_b))),
+            a: Registry::with_random(ca, Random::seeded(seed_a)),
+            b: Registry::with_random(cb, Random::seeded(seed_b)),
             now: Instant::now(),
             loss: None,
             emitted: Vec::new(),
@@ -292,7 +292,7 @@ fn many(v: Version, lossy: bool) -> Net {
     };
     let mut n = Net::new(lossy_cfg("a"), lossy_cfg("b"));
     if lossy {
-        n.loss = Some(SeededRandom::new(42));
+        n.loss = Some(Random::seeded(42));
     }
     let ts: Vec<u32> = (0..100)
         .map(|_| n.a.open_tunnel(Net::pb(), v, n.now).expect("open"))

@@ -106,7 +106,7 @@ impl Fo {
             (cfg.unwrap_or(self.cb.clone()), &self.store_b)
         };
         let state = store.load().expect("load");
-        let mut r = Registry::with_random(c, Box::new(ids::SeededRandom::new(self.seed)));
+        let mut r = Registry::with_random(c, crate::random::Random::seeded(self.seed));
         let rep = r.recover(state, self.n.now).expect("recover");
         if restart_a {
             self.n.a = r;
@@ -453,7 +453,7 @@ fn mismatched_session_pair_is_marked_stale() {
         let drifted = if orig > 100 { orig - 1 } else { orig + 1 };
         assert!(st.sessions.iter().all(|s| s.id != drifted));
         st.sessions[0].id = drifted;
-        let mut r = Registry::with_random(f.cb.clone(), Box::new(ids::SeededRandom::new(77)));
+        let mut r = Registry::with_random(f.cb.clone(), crate::random::Random::seeded(77));
         r.recover(st, f.n.now).expect("recover");
         f.n.b = r;
         f.n.ev_b.clear();
@@ -583,7 +583,7 @@ fn spoofed_recovery_with_a_wrong_secret_is_rejected() {
         for tr in &mut st.tunnels {
             tr.secret_ref = Some(failover::secret_ref(b"guess"));
         }
-        let mut r = Registry::with_random(bad, Box::new(ids::SeededRandom::new(99)));
+        let mut r = Registry::with_random(bad, crate::random::Random::seeded(99));
         let rep = r.recover(st, f.n.now).expect("recover");
         assert_eq!(rep.recovering.len(), 1);
         f.n.b = r;
@@ -672,7 +672,7 @@ fn icrq_for_an_unsynchronised_session_gets_a_cdn() {
     f.drain();
     let mut st = f.store_a.load().expect("load");
     st.sessions.clear();
-    let mut r = Registry::with_random(f.ca.clone(), Box::new(ids::SeededRandom::new(5)));
+    let mut r = Registry::with_random(f.ca.clone(), crate::random::Random::seeded(5));
     r.recover(st, f.n.now).expect("recover");
     f.n.a = r;
     f.run(5);

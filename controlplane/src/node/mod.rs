@@ -58,6 +58,7 @@ use crate::l2tp::{
 };
 use crate::ppp::{Credentials, Ipv4Pool, Link, PppConfig};
 use crate::ppp::{DownReason, LinkUp};
+use crate::random::Random;
 
 use self::fastpath::unbound;
 use self::ppp::proxy_of;
@@ -83,8 +84,9 @@ pub struct NodeConfig {
     /// L2TPv3 attachment circuits: Remote End ID → interface index. A pseudowire whose Remote
     /// End ID is not here comes up in the control plane only.
     pub attachment_circuits: HashMap<Vec<u8>, u32>,
-    /// Seeds the PPP links' magic numbers and challenges; take it from the OS in production.
-    pub seed: u64,
+    /// The random source of the node's tunnels, sessions and PPP links (IDs, challenges,
+    /// nonces, Random Vectors, Magic-Numbers): [`Random::from_os`] in production.
+    pub random: Random,
 }
 
 /// The PPP client's credentials for a session we open.
@@ -161,9 +163,9 @@ struct SessionState {
     installed: bool,
     /// The subscriber's address while PPP is up (server role) or ours (client role).
     ipv4: Option<Ipv4Addr>,
-    /// Client role: the credentials and seed of a PPP client not started yet (see
+    /// Client role: the credentials and random source of a PPP client not started yet (see
     /// [`CLIENT_START`]).
-    pending_client: Option<(ClientAuth, u64)>,
+    pending_client: Option<(ClientAuth, Random)>,
     /// Client role: the user the PPP client authenticates as (persisted with its state).
     client_user: Option<String>,
 }
@@ -188,7 +190,6 @@ pub struct Node {
     /// During [`Node::recover`]: the fast path's entries by key, listed once.
     fast_path_snapshot: Option<HashMap<l2xdp_wire::datapath::SessionKey, SessionEntry>>,
     cfg: NodeConfig,
-    link_seq: u64,
     outbox: VecDeque<(Peer, Vec<u8>)>,
     events: VecDeque<NodeEvent>,
     counters: NodeCounters,
@@ -205,8 +206,8 @@ pub struct Node {
 
 impl Node {
     /// A node with no tunnels.
-    pub fn new(cfg: NodeConfig, dataplane: Box<dyn DataPlane>) -> Self {
-        let mut registry = Registry::new(cfg.l2tp.clone());
+    pub fn new(mut cfg: NodeConfig, dataplane: Box<dyn DataPlane>) -> Self {
+        let mut registry = Registry::with_random(cfg.l2tp.clone(), cfg.random.fork());
         registry.set_id_hint(dataplane.id_hint());
         Node {
             registry,
@@ -219,7 +220,6 @@ impl Node {
             dataplane,
             fast_path_snapshot: None,
             cfg,
-            link_seq: 0,
             outbox: VecDeque::new(),
             events: VecDeque::new(),
             counters: NodeCounters::default(),
@@ -572,13 +572,12 @@ impl Node {
             tunnel: up.tunnel,
             session: up.session,
         });
-        self.link_seq += 1;
-        let seed = self.cfg.seed ^ self.link_seq.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let rng = self.cfg.random.fork();
         let mut installed = false;
         let mut pending_client = None;
         let link = match up.version {
             Version::V2 if up.initiator => {
-                pending_client = self.client_auth.remove(&key).map(|a| (a, seed));
+                pending_client = self.client_auth.remove(&key).map(|a| (a, rng));
                 None
             }
             Version::V2 => {
@@ -594,14 +593,14 @@ impl Node {
                         self.cfg.credentials.clone(),
                         self.cfg.pool.clone(),
                         &p,
-                        seed,
+                        rng,
                         now,
                     ),
                     None => Link::server(
                         self.cfg.ppp.clone(),
                         self.cfg.credentials.clone(),
                         self.cfg.pool.clone(),
-                        seed,
+                        rng,
                         now,
                     ),
                 })
@@ -723,7 +722,7 @@ mod tests {
                 credentials: Arc::new(MemoryCredentials::new()),
                 pool: None,
                 attachment_circuits: HashMap::new(),
-                seed: 7,
+                random: Random::seeded(7),
             },
             Box::new(MemoryDataPlane::new()),
         )

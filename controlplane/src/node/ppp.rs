@@ -74,14 +74,14 @@ impl Node {
         let Some(st) = self.sessions.get_mut(&key) else {
             return false;
         };
-        let Some((auth, seed)) = st.pending_client.take() else {
+        let Some((auth, rng)) = st.pending_client.take() else {
             return false;
         };
         st.link = Some(Link::client(
             self.cfg.ppp.clone(),
             &auth.user,
             &auth.password,
-            seed,
+            rng,
             now,
         ));
         st.client_user = Some(auth.user);

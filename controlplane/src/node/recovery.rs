@@ -223,8 +223,7 @@ impl Node {
                 AppData::default()
             })
         };
-        self.link_seq += 1;
-        let seed = self.cfg.seed ^ self.link_seq.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let mut rng = self.cfg.random.fork();
         let mut ppp_up = None;
         let mut ipv4 = None;
         let (link, binding) = match up.version {
@@ -247,7 +246,7 @@ impl Node {
                             user,
                             &password,
                             saved,
-                            seed,
+                            rng,
                             now,
                         ))
                     }
@@ -262,7 +261,7 @@ impl Node {
                         self.cfg.credentials.clone(),
                         self.cfg.pool.clone(),
                         saved,
-                        seed,
+                        rng.fork(),
                         now,
                     ) {
                         Ok(l) => Some((l, saved.link_up())),
@@ -287,7 +286,7 @@ impl Node {
                             self.cfg.ppp.clone(),
                             self.cfg.credentials.clone(),
                             self.cfg.pool.clone(),
-                            seed,
+                            rng,
                             now,
                         );
                         (Some(link), Some(unbound()))

@@ -13,6 +13,7 @@
 use std::net::Ipv4Addr;
 use std::time::Instant;
 
+use l2xdp_wire::crypto::ct_eq;
 use l2xdp_wire::ppp::{
     chap_md5_response, chap_md5_verify, ChapBody, ChapPacket, PapBody, PapPacket, PppBody,
 };
@@ -34,11 +35,6 @@ pub(crate) enum AuthResult {
         user: Option<String>,
         reason: DownReason,
     },
-}
-
-/// Byte comparison whose time does not depend on where the inputs differ.
-pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn name(b: &[u8]) -> String {
@@ -73,7 +69,7 @@ impl ServerAuth {
             }
             AuthMethod::Chap => {
                 self.id = self.id.wrapping_add(1 + (rng.next_u64() % 200) as u8);
-                self.challenge = rng.bytes16();
+                self.challenge = rng.array();
                 self.tries_left = cfg.max_configure.max(1) - 1;
                 self.deadline = Some(now + cfg.restart());
                 self.send_challenge(cfg, io);

@@ -16,9 +16,9 @@
 //! protocol), `auth` (PAP and CHAP-MD5), [`users`] (credentials and the users file),
 //! [`pool`] (IPv4 address pools), [`config`] and `link`.
 //!
-//! Randomness (Magic-Numbers, CHAP Challenges, Interface-Identifiers) comes from a per-link
-//! seed the caller passes in, so tests are deterministic; the daemon must seed each link from
-//! the operating system's random source (CHAP challenges must be unpredictable, RFC 1994 §2.3).
+//! Randomness (Magic-Numbers, CHAP Challenges, Interface-Identifiers) comes from the
+//! [`crate::random::Random`] the caller passes in: the node's CSPRNG in production (CHAP
+//! Challenges must be unpredictable, RFC 1994 §2.3), a seeded one in tests.
 
 pub mod config;
 pub mod fsm;
@@ -247,50 +247,5 @@ pub struct Counters {
     pub emit_errors: u64,
 }
 
-/// SplitMix64: the per-link pseudo-random source, seeded by the caller.
-#[derive(Debug, Clone)]
-pub(crate) struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    pub fn nonzero_u32(&mut self) -> u32 {
-        loop {
-            let v = (self.next_u64() >> 32) as u32;
-            if v != 0 {
-                return v;
-            }
-        }
-    }
-
-    pub fn nonzero_u64(&mut self) -> u64 {
-        loop {
-            let v = self.next_u64();
-            if v != 0 {
-                return v;
-            }
-        }
-    }
-
-    pub fn bytes16(&mut self) -> [u8; 16] {
-        let mut b = [0u8; 16];
-        b[..8].copy_from_slice(&self.next_u64().to_be_bytes());
-        b[8..].copy_from_slice(&self.next_u64().to_be_bytes());
-        b
-    }
-
-    /// An independent generator for a sub-protocol.
-    pub fn fork(&mut self) -> Rng {
-        Rng(self.next_u64())
-    }
-}
+/// The links' random source (Magic-Numbers, CHAP Challenges, Interface-Identifiers).
+pub(crate) use crate::random::Random as Rng;

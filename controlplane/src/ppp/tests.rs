@@ -10,6 +10,7 @@ use l2xdp_wire::ppp::{
 use proptest::prelude::*;
 
 use super::*;
+use crate::random::Random;
 
 const S_SEED: u64 = 0x5eed_0001;
 const C_SEED: u64 = 0x5eed_0002;
@@ -92,8 +93,20 @@ impl Pair {
         pool: Arc<Mutex<Ipv4Pool>>,
         now: Instant,
     ) -> Pair {
-        let s = Link::server(Arc::new(scfg), creds(), Some(pool), S_SEED, now);
-        let c = Link::client(Arc::new(ccfg), user, pw.as_bytes(), C_SEED, now);
+        let s = Link::server(
+            Arc::new(scfg),
+            creds(),
+            Some(pool),
+            Random::seeded(S_SEED),
+            now,
+        );
+        let c = Link::client(
+            Arc::new(ccfg),
+            user,
+            pw.as_bytes(),
+            Random::seeded(C_SEED),
+            now,
+        );
         Pair {
             s,
             c,
@@ -282,7 +295,7 @@ fn server_lcp_configure_request_golden() {
         Arc::new(server_config(AuthMethod::Chap)),
         creds(),
         None,
-        S_SEED,
+        Random::seeded(S_SEED),
         now,
     );
     let f = s.poll_transmit().expect("a Configure-Request at once");
@@ -584,7 +597,7 @@ fn protocol_reject_for_ccp() {
         Arc::new(server_config(AuthMethod::Pap)),
         creds(),
         None,
-        1,
+        Random::seeded(1),
         t,
     );
     while s.poll_transmit().is_some() {}
@@ -650,7 +663,7 @@ fn proxy_lcp_and_chap_accepted_without_lcp_negotiation() {
         creds(),
         Some(pool),
         &proxy_chap(b"s3cret"),
-        S_SEED,
+        Random::seeded(S_SEED),
         now,
     );
     assert_eq!(s.lcp_state(), State::Opened);
@@ -685,7 +698,7 @@ fn proxy_chap_with_bad_response_fails() {
         creds(),
         None,
         &proxy_chap(b"wrong"),
-        S_SEED,
+        Random::seeded(S_SEED),
         now,
     );
     assert_eq!(
@@ -710,7 +723,7 @@ fn unfit_proxy_lcp_falls_back_to_negotiation() {
         creds(),
         None,
         &proxy,
-        S_SEED,
+        Random::seeded(S_SEED),
         now,
     );
     assert_eq!(s.lcp_state(), State::ReqSent);
@@ -723,7 +736,7 @@ fn unfit_proxy_lcp_falls_back_to_negotiation() {
         creds(),
         None,
         &proxy,
-        S_SEED,
+        Random::seeded(S_SEED),
         now,
     );
     assert_eq!(s.phase(), Phase::Authenticate);
@@ -737,7 +750,7 @@ fn garbage_is_counted_not_fatal() {
         Arc::new(server_config(AuthMethod::Pap)),
         creds(),
         None,
-        3,
+        Random::seeded(3),
         now,
     );
     for f in [
@@ -815,7 +828,7 @@ proptest! {
         ),
     ) {
         let mut now = Instant::now();
-        let mut s = Link::server(Arc::new(server_config(AuthMethod::Chap)), creds(), Some(pool_of(&["10.0.0.0/30"])), 9, now);
+        let mut s = Link::server(Arc::new(server_config(AuthMethod::Chap)), creds(), Some(pool_of(&["10.0.0.0/30"])), Random::seeded(9), now);
         for (prefix, code, id, data, good_len, dt) in frames {
             let mut f = prefix;
             let len = if good_len { data.len() + 4 } else { data.len() * 3 % 70 };
@@ -853,7 +866,7 @@ fn restored_pair(auth: AuthMethod) -> (Pair, LinkState, LinkState, Arc<Mutex<Ipv
         creds(),
         Some(pool.clone()),
         &ss,
-        S_SEED ^ 1,
+        Random::seeded(S_SEED ^ 1),
         now,
     )
     .expect("restored");
@@ -862,7 +875,7 @@ fn restored_pair(auth: AuthMethod) -> (Pair, LinkState, LinkState, Arc<Mutex<Ipv
         "alice",
         b"s3cret",
         &cs,
-        C_SEED ^ 1,
+        Random::seeded(C_SEED ^ 1),
         now,
     );
     p.s_events.clear();
@@ -895,7 +908,7 @@ fn restored_link_is_up_silently_and_keeps_its_address() {
         creds(),
         Some(pool.clone()),
         &ss,
-        7,
+        Random::seeded(7),
         p.now,
     );
     assert_eq!(again.err(), Some(DownReason::AddressInUse));

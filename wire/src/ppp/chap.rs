@@ -196,16 +196,10 @@ pub fn chap_md5_response(identifier: u8, secret: &[u8], challenge: &[u8]) -> [u8
     h.finalize().into()
 }
 
-/// Whether a Response Value is the expected [`chap_md5_response`]; compares without an early
-/// exit so that the time taken does not reveal the position of the first wrong byte.
+/// Whether a Response Value is the expected [`chap_md5_response`]; compares in constant time
+/// ([`crate::crypto::ct_eq`]) so that the time taken does not reveal the first wrong byte.
 pub fn chap_md5_verify(identifier: u8, secret: &[u8], challenge: &[u8], response: &[u8]) -> bool {
-    let want = chap_md5_response(identifier, secret, challenge);
-    response.len() == want.len()
-        && want
-            .iter()
-            .zip(response)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+    crate::crypto::ct_eq(response, &chap_md5_response(identifier, secret, challenge))
 }
 
 #[cfg(test)]

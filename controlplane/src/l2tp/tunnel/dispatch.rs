@@ -19,7 +19,6 @@ use l2xdp_wire::l2tp::header::{ControlHeader, Transport};
 use l2xdp_wire::l2tp::message::{ControlMessage, MessageType};
 use l2xdp_wire::l2tp::validate::{self, Action};
 
-use crate::l2tp::ids::random_array;
 use crate::l2tp::{Counters, ResultCode};
 use crate::reliable;
 
@@ -75,7 +74,7 @@ impl Tunnel {
         }
         if avps.iter().any(|a| a.hidden) {
             // RFC 2661 §4.3: an unpredictable Random Vector before the hidden AVPs.
-            let rv: [u8; 16] = random_array(ctx.rng);
+            let rv: [u8; 16] = ctx.rng.array();
             all.push(AvpRepr::new(Avp::RandomVector(rv.to_vec()), v));
         }
         all.extend(avps);
@@ -152,6 +151,15 @@ impl Tunnel {
             ctx.counters.count_invalid("malformed header");
             return;
         };
+        if header.session_id != 0 && matches!(message_type_of(body), Some(1..=3)) {
+            // RFC 2661 §3.1 (p. 43): until the peer assigned one, the Session ID MUST be 0,
+            // and an SCCRQ, SCCRP or SCCCN belongs to no session. A header with an invalid
+            // value is malformed and MUST be discarded (RFC 3931 §7.1): not acknowledged, not
+            // answered (a spoofed one draws nothing).
+            ctx.counters
+                .count_invalid("non-zero Session ID in a tunnel setup message");
+            return;
+        }
         if let Some(key) = self.digest_key {
             if !self.digest_ok(bytes, body, &key) {
                 ctx.counters.count_invalid("bad or missing message digest");
@@ -228,6 +236,36 @@ impl Tunnel {
                 *ctx.counters.messages_in.entry(mt.short_name()).or_default() += 1;
                 self.on_message(ctx, session_id, &msg);
             }
+            Err(v) if message_type_of(avps) == Some(MessageType::StopCcn.value()) => {
+                // RFC 2661 §5.7, RFC 3931 §6.4: the peer is tearing the tunnel down. A StopCCN
+                // that lacks a mandatory AVP (its Result Code) or carries a bad one still ends
+                // it: acknowledged by the transport and cleaned up, never answered with a
+                // StopCCN of ours (the peer keeps only enough state to ack retransmissions).
+                ctx.counters
+                    .count_invalid("invalid StopCCN (tunnel closed, not answered)");
+                tracing::info!(tunnel = self.id, "invalid StopCCN, closing: {v}");
+                let loose = ControlMessage::parse(&buf, &parse_ctx(self.secret())).unwrap_or(
+                    ControlMessage {
+                        header,
+                        avps: Vec::new(),
+                    },
+                );
+                self.on_stopccn(ctx, &loose);
+            }
+            Err(v)
+                if message_type_of(avps) == Some(MessageType::Cdn.value())
+                    && self.state == TunnelState::Established =>
+            {
+                // RFC 2661 §5.6, RFC 3931 §6.12: likewise a CDN lacking its Result Code (or
+                // with a bad AVP) still clears the session it names; the ZLB ACK is all the
+                // answer, a CDN back would be for a session the peer already cleaned up.
+                ctx.counters
+                    .count_invalid("invalid CDN (session cleared, not answered)");
+                tracing::info!(tunnel = self.id, "invalid CDN, clearing the session: {v}");
+                if let Ok(loose) = ControlMessage::parse(&buf, &parse_ctx(self.secret())) {
+                    self.on_session_message(ctx, session_id, &loose, MessageType::Cdn);
+                }
+            }
             Err(v) => {
                 ctx.counters.count_invalid(format!(
                     "{:?} result {} error {}",
@@ -293,6 +331,15 @@ impl Tunnel {
             }
         }
     }
+}
+
+/// The Message Type of a control message body (its first AVP, when that is an IETF Message
+/// Type AVP), read without parsing the rest.
+fn message_type_of(body: &[u8]) -> Option<u16> {
+    let attr = body.get(2..6)?;
+    (attr == [0, 0, 0, 0])
+        .then(|| body.get(6..8).map(|t| u16::from_be_bytes([t[0], t[1]])))
+        .flatten()
 }
 
 /// The parse context of a message to this node.

@@ -35,8 +35,9 @@ use l2xdp_wire::l2tp::message::{ControlMessage, MessageType};
 use super::auth::{self, CHALLENGE_LEN};
 use super::config::L2tpConfig;
 use super::failover::{FailoverEvent, ResetRole};
-use super::ids::{random_array, IdAllocator, RandomSource};
+use super::ids::IdAllocator;
 use super::{Counters, Event, FailoverCapability, Peer, ResultCode, TunnelDownReason, TunnelId};
+use crate::random::Random;
 use crate::reliable::{self, Channel};
 
 pub use self::recovery::FSS_PER_MESSAGE;
@@ -65,7 +66,7 @@ pub struct Ctx<'a> {
     /// The current time.
     pub now: Instant,
     /// Randomness.
-    pub rng: &'a mut dyn RandomSource,
+    pub rng: &'a mut Random,
     /// The L2TPv3 session ID space (session IDs are per node in v3).
     pub v3_sessions: &'a mut IdAllocator,
     /// The fast path's preference among session ids (`None`: any).
@@ -182,7 +183,7 @@ impl Tunnel {
         peer: Peer,
         initiator: bool,
         cfg: Arc<L2tpConfig>,
-        rng: &mut dyn RandomSource,
+        rng: &mut Random,
     ) -> Self {
         let secret = cfg.secret_bytes().map(<[u8]>::to_vec);
         let v3_auth = version == Version::V3 && secret.is_some();
@@ -196,15 +197,15 @@ impl Tunnel {
             peer_tunnel_id: 0,
             peer_host_name: Vec::new(),
             peer_router_id: None,
-            tie_breaker: initiator.then(|| random_array(rng)),
+            tie_breaker: initiator.then(|| rng.array()),
             peer_failover: None,
-            challenge: (version == Version::V2 && secret.is_some()).then(|| random_array(rng)),
+            challenge: (version == Version::V2 && secret.is_some()).then(|| rng.array()),
             digest_key: secret
                 .as_deref()
                 .filter(|_| v3_auth)
                 .map(digest::shared_key),
             local_nonce: if v3_auth {
-                random_array::<CHALLENGE_LEN>(rng).to_vec()
+                rng.array::<CHALLENGE_LEN>().to_vec()
             } else {
                 Vec::new()
             },
@@ -513,7 +514,7 @@ impl Tunnel {
                     };
                     let secret = self.secret().unwrap_or_default();
                     let want = auth::challenge_response(mt_of_response, secret, &ch);
-                    if !auth::ct_eq(r, &want) {
+                    if !l2xdp_wire::crypto::ct_eq(r, &want) {
                         return deny("Challenge Response mismatch");
                     }
                 }

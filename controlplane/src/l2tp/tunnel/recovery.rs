@@ -22,11 +22,11 @@ use crate::l2tp::config::L2tpConfig;
 use crate::l2tp::failover::{
     self, FailoverEvent, RecordTransport, ResetRole, SessionRecord, StoreOp, TunnelRecord,
 };
-use crate::l2tp::ids::{random_array, RandomSource};
 use crate::l2tp::{
     CallParams, Event, L2tpError, Peer, ResultCode, SessionDownReason, SessionUp, TunnelDownReason,
     TunnelId,
 };
+use crate::random::Random;
 
 use super::session::{Session, SessionState};
 use super::{Ctx, RecoveryAction, Role, Tunnel, TunnelState};
@@ -58,7 +58,7 @@ impl Tunnel {
     pub fn start_recovery(&mut self, ctx: &mut Ctx<'_>, old: TunnelId, old_peer: u32) {
         self.role = Role::Recovery { old };
         if self.tie_breaker.is_none() {
-            self.tie_breaker = Some(random_array(ctx.rng));
+            self.tie_breaker = Some(ctx.rng.array());
         }
         let mut avps = self.setup_avps();
         avps.push(self.plain(Avp::TunnelRecovery {
@@ -266,7 +266,7 @@ impl Tunnel {
         rec: &TunnelRecord,
         version: Version,
         cfg: Arc<L2tpConfig>,
-        rng: &mut dyn RandomSource,
+        rng: &mut Random,
     ) -> Self {
         let mut t = Tunnel::new(rec.id, version, rec.peer(), rec.initiator, cfg, rng);
         t.state = TunnelState::Established;

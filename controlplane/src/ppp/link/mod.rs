@@ -110,9 +110,8 @@ impl Link {
         creds: Option<Arc<dyn Credentials>>,
         pool: Option<Arc<Mutex<Ipv4Pool>>>,
         secret: Option<Box<ClientSecret>>,
-        seed: u64,
+        mut rng: Rng,
     ) -> Link {
-        let mut rng = Rng::new(seed);
         let fc = FsmConfig {
             restart: config.restart(),
             max_terminate: config.max_terminate.max(1),
@@ -175,15 +174,15 @@ impl Link {
 
     /// An LNS-side link for a session that just came up: sends the first LCP
     /// Configure-Request at once. `pool` hands out subscriber addresses (none: subscribers
-    /// bring their own or have fixed ones). `seed` must come from the OS random source.
+    /// bring their own or have fixed ones). `rng` is the node's (the OS-keyed CSPRNG).
     pub fn server(
         config: Arc<PppConfig>,
         credentials: Arc<dyn Credentials>,
         pool: Option<Arc<Mutex<Ipv4Pool>>>,
-        seed: u64,
+        rng: Rng,
         now: Instant,
     ) -> Link {
-        let mut l = Self::build(Role::Server, config, Some(credentials), pool, None, seed);
+        let mut l = Self::build(Role::Server, config, Some(credentials), pool, None, rng);
         l.start(now);
         l
     }
@@ -200,10 +199,10 @@ impl Link {
         credentials: Arc<dyn Credentials>,
         pool: Option<Arc<Mutex<Ipv4Pool>>>,
         proxy: &Proxy,
-        seed: u64,
+        rng: Rng,
         now: Instant,
     ) -> Link {
-        let mut l = Self::build(Role::Server, config, Some(credentials), pool, None, seed);
+        let mut l = Self::build(Role::Server, config, Some(credentials), pool, None, rng);
         if !l.try_proxy(proxy, now) {
             l.start(now);
         }
@@ -217,14 +216,14 @@ impl Link {
         config: Arc<PppConfig>,
         user: &str,
         password: &[u8],
-        seed: u64,
+        rng: Rng,
         now: Instant,
     ) -> Link {
         let secret = Box::new(ClientSecret {
             user: user.as_bytes().to_vec(),
             password: password.to_vec(),
         });
-        let mut l = Self::build(Role::Client, config, None, None, Some(secret), seed);
+        let mut l = Self::build(Role::Client, config, None, None, Some(secret), rng);
         l.start(now);
         l
     }
@@ -241,10 +240,10 @@ impl Link {
         credentials: Arc<dyn Credentials>,
         pool: Option<Arc<Mutex<Ipv4Pool>>>,
         saved: &LinkState,
-        seed: u64,
+        rng: Rng,
         now: Instant,
     ) -> Result<Link, DownReason> {
-        let mut l = Self::build(Role::Server, config, Some(credentials), pool, None, seed);
+        let mut l = Self::build(Role::Server, config, Some(credentials), pool, None, rng);
         if let (Some(a), Some(pool)) = (saved.peer_ipv4, &l.pool) {
             let mut p = pool.lock().map_err(|_| DownReason::PoolExhausted)?;
             if p.contains(a) {
@@ -265,14 +264,14 @@ impl Link {
         user: &str,
         password: &[u8],
         saved: &LinkState,
-        seed: u64,
+        rng: Rng,
         now: Instant,
     ) -> Link {
         let secret = Box::new(ClientSecret {
             user: user.as_bytes().to_vec(),
             password: password.to_vec(),
         });
-        let mut l = Self::build(Role::Client, config, None, None, Some(secret), seed);
+        let mut l = Self::build(Role::Client, config, None, None, Some(secret), rng);
         l.restore(saved, now);
         l
     }

@@ -10,11 +10,12 @@ use l2xdp_wire::ppp::{
 };
 
 use super::Link;
-use crate::ppp::auth::{ct_eq, AuthResult};
+use crate::ppp::auth::AuthResult;
 use crate::ppp::config::{AuthMethod, MAX_DURATION};
 use crate::ppp::fsm::FsmEvent;
 use crate::ppp::negotiate::{Negotiator, Verdict};
 use crate::ppp::{DownReason, Phase};
+use l2xdp_wire::crypto::ct_eq;
 
 /// Proxy Authen Type values (RFC 2661 §4.4.5, §10.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]

@@ -112,15 +112,13 @@ async fn run(path: PathBuf, cfg: DaemonConfig) -> Result<(), Box<dyn std::error:
             libc::malloc_trim(0);
         }
     }
+    // Signals are caught before the control socket exists: whoever sees it ready (systemd, a
+    // test, an operator) may stop l2xdpd at once, and SIGTERM must then be a clean stop.
+    let mut term = signal(SignalKind::terminate())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut int = signal(SignalKind::interrupt())?;
     // Bound before anything runs: a control socket path that is taken (a file, a running
     // l2xdpd) or a metrics address in use fails the start-up.
-    let control = match &cfg.daemon.control_socket {
-        Some(p) => Some(control::bind(
-            p,
-            cfg.daemon.control_socket_group.as_deref(),
-        )?),
-        None => None,
-    };
     let metrics = match &cfg.metrics {
         Some(m) => {
             let mc = metrics::MetricsConfig {
@@ -134,6 +132,14 @@ async fn run(path: PathBuf, cfg: DaemonConfig) -> Result<(), Box<dyn std::error:
                 .map_err(|e| format!("metrics: cannot listen on {}: {e}", m.listen))?;
             Some((l, mc))
         }
+        None => None,
+    };
+    // The control socket last: once it answers, l2xdpd is ready (the metrics port is bound).
+    let control = match &cfg.daemon.control_socket {
+        Some(p) => Some(control::bind(
+            p,
+            cfg.daemon.control_socket_group.as_deref(),
+        )?),
         None => None,
     };
     let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
@@ -172,11 +178,9 @@ async fn run(path: PathBuf, cfg: DaemonConfig) -> Result<(), Box<dyn std::error:
         tracing::info!(addr = %mc.listen, "metrics");
         tokio::spawn(metrics::serve(listener, mc, handle.clone()));
     }
-    let mut term = signal(SignalKind::terminate())?;
-    let mut hup = signal(SignalKind::hangup())?;
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {
+            _ = int.recv() => {
                 tracing::info!("interrupted");
                 break;
             }

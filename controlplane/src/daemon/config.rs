@@ -300,7 +300,10 @@ impl DaemonSection {
             ));
         }
         if persists {
-            creatable_dir(&self.state_dir).map_err(|why| Problem::new("daemon.state_dir", why))?;
+            // An existing directory l2xdpd cannot write is the store-damage policy's case (serve
+            // without failover, loudly, or refuse to start); one that cannot be made is an error.
+            creatable_dir(&self.state_dir, true)
+                .map_err(|why| Problem::new("daemon.state_dir", why))?;
         }
         Ok(())
     }
@@ -308,12 +311,13 @@ impl DaemonSection {
 
 /// Whether `dir` is a directory l2xdpd can write to, or can be created: its nearest existing
 /// ancestor must be a directory where one can be made (probed: `--check` leaves nothing).
-fn creatable_dir(dir: &Path) -> Result<(), String> {
+/// `existing_ok`: an existing directory passes even when it cannot be written.
+fn creatable_dir(dir: &Path, existing_ok: bool) -> Result<(), String> {
     let mut p = dir;
     loop {
         match std::fs::metadata(p) {
             Ok(m) if m.is_dir() => {
-                return if !writable(p) {
+                return if !(existing_ok && p == dir) && !writable(p) {
                     Err(format!(
                         "{} cannot be {}: {} is not writable (RFC 4951 failover state lives here)",
                         dir.display(),

@@ -302,8 +302,7 @@ impl DaemonSection {
         if persists {
             // An existing directory l2xdpd cannot write is the store-damage policy's case (serve
             // without failover, loudly, or refuse to start); one that cannot be made is an error.
-            creatable_dir(&self.state_dir, true)
-                .map_err(|why| Problem::new("daemon.state_dir", why))?;
+            creatable_dir(&self.state_dir).map_err(|why| Problem::new("daemon.state_dir", why))?;
         }
         Ok(())
     }
@@ -311,17 +310,16 @@ impl DaemonSection {
 
 /// Whether `dir` is a directory l2xdpd can write to, or can be created: its nearest existing
 /// ancestor must be a directory where one can be made (probed: `--check` leaves nothing).
-/// `existing_ok`: an existing directory passes even when it cannot be written.
-fn creatable_dir(dir: &Path, existing_ok: bool) -> Result<(), String> {
+/// An existing `dir` passes even when it cannot be written (the store-damage policy's case).
+fn creatable_dir(dir: &Path) -> Result<(), String> {
     let mut p = dir;
     loop {
         match std::fs::metadata(p) {
             Ok(m) if m.is_dir() => {
-                return if !(existing_ok && p == dir) && !writable(p) {
+                return if p != dir && !writable(p) {
                     Err(format!(
-                        "{} cannot be {}: {} is not writable (RFC 4951 failover state lives here)",
+                        "{} cannot be created: {} is not writable (RFC 4951 failover state lives here)",
                         dir.display(),
-                        if p == dir { "written" } else { "created" },
                         p.display()
                     ))
                 } else {

@@ -15,6 +15,7 @@
 //! - [`ids`]: ID allocation that avoids reusing recently freed IDs, and the random source.
 //! - [`config`]: serde-deserialisable configuration.
 
+pub(crate) mod admission;
 pub mod auth;
 pub mod config;
 pub mod failover;
@@ -346,11 +347,17 @@ pub struct Counters {
     pub sessions_up: u64,
     /// RFC 4951 failover steps by name (recovery tunnels, resets, FSQ/FSR, clearances).
     pub failover: BTreeMap<&'static str, u64>,
+    /// What became of SCCRQs and half-open tunnels under the admission limits, by outcome.
+    pub admission: BTreeMap<&'static str, u64>,
 }
 
 impl Counters {
     pub(crate) fn count_failover(&mut self, what: &'static str) {
         *self.failover.entry(what).or_default() += 1;
+    }
+
+    pub(crate) fn count_admission(&mut self, what: &'static str) {
+        *self.admission.entry(what).or_default() += 1;
     }
 
     pub(crate) fn count_invalid(&mut self, why: impl Into<String>) {

@@ -168,7 +168,8 @@ fn sccrq(to: SocketAddr) -> Result<Vec<u8>, String> {
         .ok_or_else(|| "no SCCRQ".to_string())
 }
 
-/// Sends the flood from this thread: `rate` datagrams per second in 10 ms batches.
+/// Sends the flood from this thread: `rate` datagrams per second in 10 ms batches, `rate` ×
+/// `secs` in all.
 fn flood(
     opts: &Options,
     to: SocketAddr,
@@ -179,10 +180,12 @@ fn flood(
     let raw = RawSender::open()?;
     let mut buf = Vec::with_capacity(128);
     let start = Instant::now();
-    let end = start + Duration::from_secs(opts.secs);
+    // Exactly rate × secs datagrams, paced at `rate` (later than `secs` if this machine
+    // cannot keep up).
+    let total = u64::from(opts.rate) * opts.secs;
     let mut n: u64 = 0;
-    while Instant::now() < end && !stop.load(Ordering::Relaxed) {
-        let due = (start.elapsed().as_secs_f64() * f64::from(opts.rate)) as u64;
+    while n < total && !stop.load(Ordering::Relaxed) {
+        let due = ((start.elapsed().as_secs_f64() * f64::from(opts.rate)) as u64).min(total);
         while n < due {
             let src = if opts.junk {
                 // Each its own (address, port): 65,536 addresses × ports from 1024 up.

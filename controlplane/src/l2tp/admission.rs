@@ -51,7 +51,13 @@ pub(crate) struct Admission {
     /// Half-open tunnels, oldest first.
     half_open_order: BTreeSet<(Instant, TunnelId)>,
     peers: HashMap<Peer, usize>,
+    /// Peers whose last tunnel went away since [`Admission::take_gone`] (bounded: dropped
+    /// when nobody takes them; the sender maps then prune by themselves).
+    gone: Vec<Peer>,
 }
+
+/// Peers kept in `gone` at most.
+const MAX_GONE: usize = 4096;
 
 fn bump<K: std::hash::Hash + Eq>(m: &mut HashMap<K, usize>, k: K, up: bool) {
     if up {
@@ -103,6 +109,12 @@ impl Admission {
         n(&mut self.half_open, t.class.half_open);
         n(&mut self.waiting_reply, t.class.waiting_reply);
         bump(&mut self.peers, t.class.peer, up);
+        if !up && !self.peers.contains_key(&t.class.peer) {
+            if self.gone.len() >= MAX_GONE {
+                self.gone.clear();
+            }
+            self.gone.push(t.class.peer);
+        }
         if t.class.half_open {
             bump(&mut self.half_open_by_source, t.class.peer.addr.ip(), up);
             if let Some(s) = t.since {
@@ -156,6 +168,11 @@ impl Admission {
     /// Whether some tunnel talks to `peer`.
     pub fn has_peer(&self, peer: &Peer) -> bool {
         self.peers.contains_key(peer)
+    }
+
+    /// Takes the peers whose last tunnel went away (some may have a tunnel again: check).
+    pub fn take_gone(&mut self) -> Vec<Peer> {
+        std::mem::take(&mut self.gone)
     }
 
     /// Distinct peers of all tunnels.
@@ -246,6 +263,27 @@ impl RateLimiter {
         }
         self.current.insert(ip, b);
         ok
+    }
+
+    /// Forgets the sources whose bucket is full again (they are as if never seen) and gives
+    /// back the room; true when something was shrunk.
+    pub fn compact(&mut self, per_sec: u32, burst: u32, now: Instant) -> bool {
+        let before = self.len();
+        let burst = f64::from(burst.max(1));
+        let refilling = |_: &IpAddr, b: &mut Bucket| {
+            b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * f64::from(per_sec)
+                < burst
+        };
+        self.current.retain(refilling);
+        self.previous.retain(refilling);
+        let mut shrunk = self.len() < before;
+        for m in [&mut self.current, &mut self.previous] {
+            if m.capacity() > 4 * m.len() + 64 {
+                m.shrink_to_fit();
+                shrunk = true;
+            }
+        }
+        shrunk
     }
 
     /// Sources tracked.

@@ -192,7 +192,8 @@ pub struct Limits {
     /// Half-open control connections from one source address; an SCCRQ beyond is answered
     /// with one StopCCN (2, error 4) and leaves no state.
     pub max_half_open_per_source: usize,
-    /// A half-open control connection is dropped silently after this long (milliseconds).
+    /// A half-open control connection is dropped silently after this long (milliseconds;
+    /// never less than one retransmission cycle).
     pub half_open_timeout_ms: u64,
     /// New control connections per second from one source address (token bucket); an SCCRQ
     /// beyond is dropped without an answer. 0: no limit.
@@ -209,10 +210,10 @@ impl Default for Limits {
             max_tunnels: 16_384,
             max_sessions_per_tunnel: 65_535,
             max_half_open: 1_024,
-            max_half_open_per_source: 64,
+            max_half_open_per_source: 256,
             half_open_timeout_ms: 10_000,
-            sccrq_per_source_per_sec: 20,
-            sccrq_per_source_burst: 100,
+            sccrq_per_source_per_sec: 100,
+            sccrq_per_source_burst: 1_000,
             rate_limit_sources: 8_192,
         }
     }

@@ -50,9 +50,6 @@ pub struct Registry {
     stateless: VecDeque<(Peer, Vec<u8>)>,
 }
 
-/// SCCRPs sent again, one per retransmitted SCCRQ, to a peer that has acknowledged nothing.
-const MAX_UNVERIFIED_ANSWERS: u8 = 4;
-
 impl Registry {
     /// A registry with the operating system's CSPRNG.
     pub fn new(cfg: L2tpConfig) -> Self {
@@ -127,6 +124,12 @@ impl Registry {
         self.admission.has_peer(peer)
     }
 
+    /// Takes the peers whose last tunnel went away since the last call (the sender maps drop
+    /// them; a peer may have a new tunnel by now: check [`Registry::has_peer`]).
+    pub fn take_gone_peers(&mut self) -> Vec<Peer> {
+        self.admission.take_gone()
+    }
+
     /// Distinct peers of all tunnels.
     pub fn peer_count(&self) -> usize {
         self.admission.peers()
@@ -169,6 +172,11 @@ impl Registry {
             self.stateless.shrink_to_fit();
             shrunk = true;
         }
+        let l = self.cfg.limits;
+        let now = self.now.unwrap_or_else(Instant::now).max(Instant::now());
+        shrunk |= self
+            .rate
+            .compact(l.sccrq_per_source_per_sec, l.sccrq_per_source_burst, now);
         shrunk | self.admission.compact()
     }
 
@@ -286,8 +294,12 @@ impl Registry {
         self.reschedule(id);
     }
 
+    /// How long a half-open tunnel is kept: `half_open_timeout_ms`, and never less than one
+    /// retransmission cycle (RFC 2661 §5.8), so that a lossy peer's retransmitted SCCCN still
+    /// finds it. Under a flood the table's size, not this, bounds the state.
     fn half_open_timeout(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.cfg.limits.half_open_timeout_ms)
+            .max(self.cfg.retransmission_cycle())
     }
 
     /// Updates the admission table's view of tunnel `id`.
@@ -321,9 +333,11 @@ impl Registry {
         let finished = match self.tunnels.get_mut(&id) {
             Some(t) if t.is_finished() => true,
             Some(t) => {
+                let unverified = unverified && t.channel().stats().retransmitted > 0;
                 // A half-open tunnel ends at its deadline; while its peer has acknowledged
-                // nothing, that is its only timer: no retransmission toward an unverified
-                // source (its retransmitted SCCRQs are answered one for one instead).
+                // nothing, our SCCRP is retransmitted once on a timer and then that deadline
+                // is its only timer: no retransmission storm toward an unverified source (its
+                // retransmitted SCCRQs are answered one for one instead).
                 let d = match (t.poll_timeout(), half_open) {
                     (_, Some(h)) if unverified => Some(h),
                     (Some(d), Some(h)) => Some(d.min(h)),
@@ -552,7 +566,10 @@ impl Registry {
             if peer_tid != 0 {
                 // While the peer has acknowledged nothing our SCCRP is not retransmitted on
                 // a timer; its retransmitted SCCRQ gets it again instead, one for one.
-                let again = self.admission.may_answer_again(id, MAX_UNVERIFIED_ANSWERS);
+                // At most as often as our own retries (RFC 2661 §5.8): one for one, never more
+                // datagrams than the peer sent.
+                let max = u8::try_from(self.cfg.retransmit.max_retries).unwrap_or(u8::MAX);
+                let again = self.admission.may_answer_again(id, max);
                 self.with_tunnel(id, now, |t, ctx| {
                     t.handle_datagram(ctx, msg);
                     if again {
@@ -989,7 +1006,13 @@ impl Registry {
                     self.remove(id);
                     continue;
                 }
-                Some(_) if self.admission.is_unverified(id) => {
+                Some(_)
+                    if self.admission.is_unverified(id)
+                        && self
+                            .tunnels
+                            .get(&id)
+                            .is_some_and(|t| t.channel().stats().retransmitted > 0) =>
+                {
                     self.reschedule(id);
                     continue;
                 }

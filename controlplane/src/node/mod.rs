@@ -419,10 +419,15 @@ impl Node {
         self.prune_local_of();
     }
 
-    /// Drops the sender entries of peers without a tunnel once there may be as many of them
-    /// as peers with one (amortised O(1) per datagram; the map stays within twice the
-    /// tunnels' peers).
+    /// Drops the sender entries of peers whose last tunnel went away, and (should that list
+    /// have been lost) of all peers without a tunnel once there may be as many of them as
+    /// peers with one (amortised O(1) per datagram).
     fn prune_local_of(&mut self) {
+        for p in self.registry.take_gone_peers() {
+            if !self.registry.has_peer(&p) {
+                self.local_of.remove(&p);
+            }
+        }
         if self.local_of.len() > 2 * self.registry.peer_count() + 64 {
             let r = &self.registry;
             self.local_of.retain(|p, _| r.has_peer(p));

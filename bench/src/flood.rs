@@ -279,6 +279,7 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
         tunnels: 16_384 - 16,
         sessions: 1,
         recovery_time_ms: None,
+        one_lac_at_once: false,
     })?;
     if let Some(d) = opts.log.parent() {
         std::fs::create_dir_all(d).map_err(|e| e.to_string())?;

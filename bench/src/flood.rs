@@ -73,10 +73,27 @@ pub struct Report {
     pub rss_kib: [u64; 4],
     /// Lines l2xdpd logged (INFO and above), in all.
     pub log_lines: usize,
+    /// CPU seconds l2xdpd used during the flood (user + system), and that per second of flood.
+    pub cpu_secs: [f64; 2],
     /// l2xdpd's tunnels by state after settling (control socket `tunnels`).
     pub tunnels_after: std::collections::BTreeMap<String, u64>,
     /// What went wrong on the LAC's side, if anything.
     pub lac_error: Option<String>,
+}
+
+/// CPU time `pid` has used, user + system (seconds; 0 when unreadable).
+fn cpu_secs(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name (which may hold spaces) in parentheses.
+            let rest = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let t = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok());
+            // utime and stime are fields 14 and 15: 12 and 13 after the state.
+            Some((t(11)? + t(12)?) as f64 / 100.0)
+        })
+        .unwrap_or(0.0)
 }
 
 /// The `l2xdpd` next to this executable.
@@ -306,6 +323,7 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicU64::new(0));
     let t0 = Instant::now();
+    let cpu0 = cpu_secs(pid);
     let sender = {
         let (opts, stop, sent, to) = (opts.clone(), stop.clone(), sent.clone(), files.addr);
         std::thread::spawn(move || flood(&opts, to, &payload, &stop, &sent))
@@ -331,6 +349,7 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
         .map_err(|e| e.to_string())?
         .map_err(|_| "the sender thread panicked".to_string())?;
     let secs = t0.elapsed().as_secs_f64();
+    let cpu = cpu_secs(pid) - cpu0;
     stop.store(true, Ordering::Relaxed);
     let _ = sampler.await;
     flooded?;
@@ -366,6 +385,7 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
         lac: [if opts.junk { 0 } else { opts.tunnels }, tup, pup],
         rss_kib: [rss0, peak, rss_end, rss_after],
         log_lines,
+        cpu_secs: [cpu, cpu / secs.max(1e-9)],
         tunnels_after,
         lac_error,
     })
@@ -386,6 +406,7 @@ pub fn table(r: &Report) -> String {
          | at the flood's end (MiB) | {:.1} |\n\
          | after settling (MiB, vs before) | {:.1} ({:+.1} %) |\n\
          | lines l2xdpd logged | {} |\n\
+         | l2xdpd CPU during the flood (s, share of one core) | {:.1} ({:.0} %) |\n\
          tunnels after: {:?}{}",
         r.kind,
         r.sent,
@@ -403,6 +424,8 @@ pub fn table(r: &Report) -> String {
         mib(after),
         (after as f64 - r0 as f64) * 100.0 / (r0.max(1) as f64),
         r.log_lines,
+        r.cpu_secs[0],
+        r.cpu_secs[1] * 100.0,
         r.tunnels_after,
         r.lac_error
             .as_ref()

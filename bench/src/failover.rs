@@ -199,6 +199,7 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
         tunnels: opts.tunnels,
         sessions: opts.sessions,
         recovery_time_ms: Some(RECOVERY_TIME_MS),
+        one_lac_at_once: true,
     })?;
     let state_dir = files.files.state_dir.clone();
     let quick = Duration::from_millis(5);

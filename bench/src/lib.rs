@@ -59,6 +59,7 @@ pub mod cost_testrun;
 pub mod demo;
 pub mod failover;
 pub mod failover_xdp;
+pub mod flood;
 pub mod forward;
 pub mod interrupt;
 pub mod lac;

@@ -20,6 +20,10 @@ pub struct LnsSetup {
     pub sessions: usize,
     /// RFC 4951 failover (C = 1, D = 1) with this Recovery Time; none without.
     pub recovery_time_ms: Option<u32>,
+    /// One LAC opens all `tunnels` at once from one address: the half-open limits (total and
+    /// per source) and the per-source SCCRQ burst are raised to `tunnels` (the defaults would
+    /// refuse or delay a burst of thousands of tunnels from one address). Off: the defaults.
+    pub one_lac_at_once: bool,
 }
 
 /// The configuration, users file, control socket and state directory of an LNS, in a
@@ -45,6 +49,14 @@ impl LnsFiles {
                 format!("\n[l2tp.failover]\ncontrol = true\ndata = true\nrecovery_time_ms = {ms}\n")
             })
             .unwrap_or_default();
+        let at_once = if setup.one_lac_at_once {
+            format!(
+                "max_half_open = {t}\nmax_half_open_per_source = {t}\nsccrq_per_source_burst = {t}\n",
+                t = setup.tunnels + 16
+            )
+        } else {
+            String::new()
+        };
         let base = format!(
             r#"[l2tp]
 host_name = "lns-bench"
@@ -52,7 +64,7 @@ host_name = "lns-bench"
 [l2tp.limits]
 max_tunnels = {t}
 max_sessions_per_tunnel = {s}
-
+{at_once}
 [ppp]
 auth = ["chap"]
 

@@ -87,6 +87,7 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
         tunnels: opts.tunnels,
         sessions: opts.sessions,
         recovery_time_ms: opts.failover.then_some(crate::failover::RECOVERY_TIME_MS),
+        one_lac_at_once: true,
     })?;
     let mut lns = spawn(&opts.l2xdpd, &files)?;
     // Wait for the daemon to serve (it binds its L2TP sockets first).

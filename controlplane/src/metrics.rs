@@ -138,6 +138,8 @@ pub struct NodeMetrics {
     recovery_ms_sum: u64,
     in_progress: u64,
     pool: Option<(u64, u64)>,
+    /// Entries of the node's sender map and source addresses whose SCCRQ rate is tracked.
+    senders: (u64, u64),
     /// Per session: (tunnel, session, user, counters), when asked for.
     sessions: Vec<(u32, u32, String, SessionStats)>,
 }
@@ -166,6 +168,10 @@ impl NodeMetrics {
             .filter(|r| r.outcome == RecoveryOutcome::Recovering)
             .count() as u64;
         m.pool = n.pool_usage();
+        m.senders = (
+            n.sender_entries() as u64,
+            n.registry().rate_limited_sources() as u64,
+        );
         if per_session {
             for s in sessions.iter().filter(|s| s.installed) {
                 let Some(key) = n.session_key((s.tunnel, s.session)) else {
@@ -286,6 +292,45 @@ pub fn render(node: &NodeMetrics, fast: Option<&Snapshot>, per_session: bool) ->
             n as f64,
         );
     }
+    e.family(
+        "l2xdp_sccrq_admission_total",
+        Kind::Counter,
+        "SCCRQs and half-open tunnels under the admission limits, by outcome (dropped over the per-source rate, refused, half-open opened, evicted, timed out).",
+    );
+    for (outcome, n) in &node.l2tp.admission {
+        e.sample(
+            "l2xdp_sccrq_admission_total",
+            &[("outcome", outcome)],
+            *n as f64,
+        );
+    }
+    e.family(
+        "l2xdp_control_invalid_total",
+        Kind::Counter,
+        "Control datagrams dropped or refused as invalid, by reason (malformed, unknown tunnel, out of state, ...).",
+    );
+    for (reason, n) in &node.l2tp.invalid {
+        e.sample(
+            "l2xdp_control_invalid_total",
+            &[("reason", reason)],
+            *n as f64,
+        );
+    }
+    e.family(
+        "l2xdp_sender_entries",
+        Kind::Gauge,
+        "Bounded per-sender tables: peers' local addresses (map=\"peers\"), sources whose SCCRQ rate is tracked (map=\"rate\").",
+    );
+    e.sample(
+        "l2xdp_sender_entries",
+        &[("map", "peers")],
+        node.senders.0 as f64,
+    );
+    e.sample(
+        "l2xdp_sender_entries",
+        &[("map", "rate")],
+        node.senders.1 as f64,
+    );
     e.family(
         "l2xdp_failover_events_total",
         Kind::Counter,

@@ -505,6 +505,19 @@ impl Channel {
         self.poll_zlb(now)
     }
 
+    /// Marks every unacknowledged message for sending again at the next
+    /// [`poll_transmit`](Self::poll_transmit), without counting a timeout (the registry's
+    /// answer to a retransmitted SCCRQ while the peer has acknowledged nothing). Returns how many.
+    pub fn retransmit_now(&mut self) -> usize {
+        if self.state != State::Active {
+            return 0;
+        }
+        for m in &mut self.in_flight {
+            m.due = true;
+        }
+        self.in_flight.len()
+    }
+
     /// The one deadline of this channel: the earliest retransmission timeout, pending
     /// acknowledgement or end of hold. `None` when nothing is pending or the channel failed.
     /// Valid after [`poll_transmit`](Self::poll_transmit) has been drained.

@@ -33,7 +33,7 @@ use l2xdp_bench::forward;
 use l2xdp_bench::live::SessionsFrom;
 use l2xdp_bench::throughput::{self, Direction, Dut, Mode, Size};
 use l2xdp_bench::{
-    afxdp, callgrind, cost, demo, failover, failover_xdp, latency, lns, scale, setup_rate,
+    afxdp, callgrind, cost, demo, failover, failover_xdp, flood, latency, lns, scale, setup_rate,
 };
 use l2xdp_bench::{interrupt, machine};
 
@@ -291,6 +291,39 @@ enum Scenario {
         /// SVG plot path (p50 and p99.9 against the offered load).
         #[arg(long, default_value = "target/bench/latency.svg")]
         svg: PathBuf,
+    },
+    /// A flood from spoofed sources at an `l2xdpd` on loopback (raw socket, root): SCCRQs at
+    /// `rate` per second from `sources` addresses while the LAC emulator brings up `tunnels`
+    /// tunnels with PPP, or with `--junk` one-byte datagrams each from its own source. Reports
+    /// the LAC's tunnels up, l2xdpd's memory (before, peak, after) and its log lines.
+    Flood {
+        /// Datagrams per second.
+        #[arg(long, default_value_t = 5000)]
+        rate: u32,
+        /// Distinct spoofed source addresses (SCCRQs).
+        #[arg(long, default_value_t = 50_000)]
+        sources: u32,
+        /// Seconds of flood.
+        #[arg(long, default_value_t = 20)]
+        secs: u64,
+        /// One-byte datagrams from distinct sources instead of SCCRQs.
+        #[arg(long)]
+        junk: bool,
+        /// Tunnels (one PPP session each) the LAC brings up during the flood.
+        #[arg(long, default_value_t = 10)]
+        tunnels: usize,
+        /// Seconds to wait after the flood before the last memory reading.
+        #[arg(long, default_value_t = 15)]
+        settle_secs: u64,
+        /// The l2xdpd binary (default: next to this one).
+        #[arg(long)]
+        l2xdpd: Option<PathBuf>,
+        /// l2xdpd's log (INFO).
+        #[arg(long, default_value = "target/bench/flood-l2xdpd.log")]
+        log: PathBuf,
+        /// JSON report path.
+        #[arg(long, default_value = "target/bench/flood.json")]
+        json: PathBuf,
     },
     /// Session set-up rate through ICCN and IPCP (PPP with CHAP) against an `l2xdpd` process on
     /// loopback, per-session latency, and the daemon's memory per tunnel and per session.
@@ -823,6 +856,32 @@ fn main() -> ExitCode {
                     format!("SVG: {}", svg.display()),
                 ],
             )
+        }
+        Scenario::Flood {
+            rate,
+            sources,
+            secs,
+            junk,
+            tunnels,
+            settle_secs,
+            l2xdpd,
+            log,
+            json,
+        } => {
+            let opts = flood::Options {
+                rate,
+                sources,
+                secs,
+                junk,
+                tunnels,
+                settle: Duration::from_secs(settle_secs),
+                l2xdpd: l2xdpd.unwrap_or_else(flood::default_l2xdpd),
+                log,
+            };
+            let result = runtime()
+                .map_err(|e| e.to_string())
+                .and_then(|rt| rt.block_on(flood::run(&opts)));
+            finish_json("flood", result, flood::table, &json)
         }
         Scenario::SetupRate {
             tunnels,

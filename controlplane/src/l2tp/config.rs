@@ -365,6 +365,22 @@ pub struct Limits {
     pub max_tunnels: usize,
     /// Sessions in one control connection; an ICRQ/OCRQ beyond is answered with CDN (4, 4).
     pub max_sessions_per_tunnel: usize,
+    /// Half-open control connections (SCCRQ answered, SCCCN not yet), all sources: when full,
+    /// the oldest one whose peer never acknowledged our SCCRP is dropped for the new one.
+    pub max_half_open: usize,
+    /// Half-open control connections from one source address; an SCCRQ beyond is answered
+    /// with one StopCCN (2, error 4) and leaves no state.
+    pub max_half_open_per_source: usize,
+    /// A half-open control connection is dropped silently after this long (milliseconds;
+    /// never less than one retransmission cycle).
+    pub half_open_timeout_ms: u64,
+    /// New control connections per second from one source address (token bucket); an SCCRQ
+    /// beyond is dropped without an answer. 0: no limit.
+    pub sccrq_per_source_per_sec: u32,
+    /// The token bucket's depth: SCCRQs one source may send at once.
+    pub sccrq_per_source_burst: u32,
+    /// Source addresses whose rate is tracked (least recently seen forgotten first).
+    pub rate_limit_sources: usize,
 }
 
 impl Default for Limits {
@@ -372,6 +388,12 @@ impl Default for Limits {
         Limits {
             max_tunnels: 16_384,
             max_sessions_per_tunnel: 65_535,
+            max_half_open: 1_024,
+            max_half_open_per_source: 256,
+            half_open_timeout_ms: 10_000,
+            sccrq_per_source_per_sec: 100,
+            sccrq_per_source_burst: 1_000,
+            rate_limit_sources: 8_192,
         }
     }
 }

@@ -16,6 +16,7 @@
 //!   source itself is [`crate::random`]).
 //! - [`config`]: serde-deserialisable configuration.
 
+pub(crate) mod admission;
 pub mod auth;
 pub mod config;
 pub mod failover;
@@ -347,11 +348,17 @@ pub struct Counters {
     pub sessions_up: u64,
     /// RFC 4951 failover steps by name (recovery tunnels, resets, FSQ/FSR, clearances).
     pub failover: BTreeMap<&'static str, u64>,
+    /// What became of SCCRQs and half-open tunnels under the admission limits, by outcome.
+    pub admission: BTreeMap<&'static str, u64>,
 }
 
 impl Counters {
     pub(crate) fn count_failover(&mut self, what: &'static str) {
         *self.failover.entry(what).or_default() += 1;
+    }
+
+    pub(crate) fn count_admission(&mut self, what: &'static str) {
+        *self.admission.entry(what).or_default() += 1;
     }
 
     pub(crate) fn count_invalid(&mut self, why: impl Into<String>) {

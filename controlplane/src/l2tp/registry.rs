@@ -10,6 +10,7 @@ use l2xdp_wire::l2tp::codes::{ErrorCode, StopCcnResult};
 use l2xdp_wire::l2tp::header::{split_ip, ControlHeader, IpPayload, Transport, Version};
 use l2xdp_wire::l2tp::message::{ControlMessage, MessageType, ParseContext};
 
+use super::admission::{Admission, Class, LogLimiter, RateLimiter};
 use super::config::L2tpConfig;
 use super::failover::{self, FailoverEvent, RecoveryState, STATE_FORMAT};
 use super::ids::IdAllocator;
@@ -39,6 +40,15 @@ pub struct Registry {
     counters: Counters,
     retired_retransmissions: u64,
     now: Option<Instant>,
+    /// Tunnel counts, the half-open table, the peers in use.
+    admission: Admission,
+    /// New tunnels per source address.
+    rate: RateLimiter,
+    /// Repeated events a remote sender can cause.
+    log: LogLimiter,
+    /// Answers of tunnels that were dropped as soon as they answered (refused SCCRQs): no
+    /// state is kept for them, nothing is retransmitted.
+    stateless: VecDeque<(Peer, Vec<u8>)>,
 }
 
 impl Registry {
@@ -67,6 +77,10 @@ impl Registry {
             counters: Counters::default(),
             retired_retransmissions: 0,
             now: None,
+            admission: Admission::default(),
+            rate: RateLimiter::default(),
+            log: LogLimiter::default(),
+            stateless: VecDeque::new(),
         }
     }
 
@@ -95,6 +109,72 @@ impl Registry {
     /// Number of tunnels (any state, closing ones included).
     pub fn len(&self) -> usize {
         self.tunnels.len()
+    }
+
+    /// Half-open tunnels (SCCRQ answered, no SCCCN yet).
+    pub fn half_open(&self) -> usize {
+        self.admission.half_open()
+    }
+
+    /// Whether some tunnel (any state) talks to `peer`: the sender maps keep only these.
+    pub fn has_peer(&self, peer: &Peer) -> bool {
+        self.admission.has_peer(peer)
+    }
+
+    /// Takes the peers whose last tunnel went away since the last call (the sender maps drop
+    /// them; a peer may have a new tunnel by now: check [`Registry::has_peer`]).
+    pub fn take_gone_peers(&mut self) -> Vec<Peer> {
+        self.admission.take_gone()
+    }
+
+    /// Distinct peers of all tunnels.
+    pub fn peer_count(&self) -> usize {
+        self.admission.peers()
+    }
+
+    /// Source addresses whose SCCRQ rate is tracked.
+    pub fn rate_limited_sources(&self) -> usize {
+        self.rate.len()
+    }
+
+    /// Gives back the room a flood made the tables grow to once they are mostly empty again
+    /// (a map keeps its capacity; the timer heap keeps stale entries until their time).
+    /// Cheap when there is nothing to do; true when something was shrunk.
+    pub fn compact(&mut self) -> bool {
+        let live = self.tunnels.len();
+        let oversized = |cap: usize, len: usize| cap > 4 * len + 256;
+        let mut shrunk = false;
+        if oversized(self.heap.len(), live) {
+            let tunnels = &self.tunnels;
+            self.heap.retain(|Reverse((d, id))| {
+                tunnels.get(id).is_some_and(|t| t.scheduled == Some(*d))
+            });
+            self.heap.shrink_to_fit();
+            shrunk = true;
+        }
+        if oversized(self.tunnels.capacity(), live) {
+            self.tunnels.shrink_to_fit();
+            shrunk = true;
+        }
+        if oversized(self.by_peer.capacity(), self.by_peer.len()) {
+            self.by_peer.shrink_to_fit();
+            shrunk = true;
+        }
+        if oversized(self.dirty_set.capacity(), self.dirty_set.len()) {
+            self.dirty_set.shrink_to_fit();
+            self.dirty.shrink_to_fit();
+            shrunk = true;
+        }
+        if oversized(self.stateless.capacity(), self.stateless.len()) {
+            self.stateless.shrink_to_fit();
+            shrunk = true;
+        }
+        let l = self.cfg.limits;
+        let now = self.now.unwrap_or_else(Instant::now).max(Instant::now());
+        shrunk |= self
+            .rate
+            .compact(l.sccrq_per_source_per_sec, l.sccrq_per_source_burst, now);
+        shrunk | self.admission.compact()
     }
 
     /// Whether there is no tunnel.
@@ -211,11 +291,56 @@ impl Registry {
         self.reschedule(id);
     }
 
+    /// How long a half-open tunnel is kept: `half_open_timeout_ms`, and never less than one
+    /// retransmission cycle (RFC 2661 §5.8), so that a lossy peer's retransmitted SCCCN still
+    /// finds it. Under a flood the table's size, not this, bounds the state.
+    fn half_open_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.cfg.limits.half_open_timeout_ms)
+            .max(self.cfg.retransmission_cycle())
+    }
+
+    /// Updates the admission table's view of tunnel `id`.
+    fn track(&mut self, id: TunnelId) {
+        let Some(t) = self.tunnels.get(&id) else {
+            self.admission.forget(id);
+            return;
+        };
+        let closed = matches!(t.state(), TunnelState::Closing | TunnelState::Finished);
+        let half_open =
+            !t.is_initiator() && matches!(t.state(), TunnelState::Idle | TunnelState::WaitCtlConn);
+        let class = Class {
+            open: !closed && !half_open,
+            half_open,
+            unverified: half_open
+                && t.state() == TunnelState::WaitCtlConn
+                && !t.channel().is_quiescent(),
+            waiting_reply: t.is_initiator() && t.state() == TunnelState::WaitCtlReply,
+            peer: t.peer(),
+        };
+        let now = self.now.unwrap_or_else(Instant::now);
+        self.admission.update(id, class, now);
+    }
+
     fn reschedule(&mut self, id: TunnelId) {
+        self.track(id);
+        let half_open = self
+            .admission
+            .half_open_deadline(id, self.half_open_timeout());
+        let unverified = self.admission.is_unverified(id);
         let finished = match self.tunnels.get_mut(&id) {
             Some(t) if t.is_finished() => true,
             Some(t) => {
-                if let Some(d) = t.poll_timeout() {
+                let unverified = unverified && t.channel().stats().retransmitted > 0;
+                // A half-open tunnel ends at its deadline; while its peer has acknowledged
+                // nothing, our SCCRP is retransmitted once on a timer and then that deadline
+                // is its only timer: no retransmission storm toward an unverified source (its
+                // retransmitted SCCRQs are answered one for one instead).
+                let d = match (t.poll_timeout(), half_open) {
+                    (_, Some(h)) if unverified => Some(h),
+                    (Some(d), Some(h)) => Some(d.min(h)),
+                    (d, h) => d.or(h),
+                };
+                if let Some(d) = d {
                     if t.scheduled.is_none_or(|s| d < s) {
                         t.scheduled = Some(d);
                         self.heap.push(Reverse((d, id)));
@@ -254,8 +379,11 @@ impl Registry {
         self.failover_events.extend(fo);
         self.actions.extend(actions);
         self.retired_retransmissions += t.channel().stats().retransmitted;
-        self.by_peer.remove(&(t.peer(), t.peer_tunnel_id()));
+        if self.by_peer.get(&(t.peer(), t.peer_tunnel_id())) == Some(&id) {
+            self.by_peer.remove(&(t.peer(), t.peer_tunnel_id()));
+        }
         self.tunnel_ids.free(id);
+        self.admission.forget(id);
         tracing::debug!(tunnel = id, "tunnel removed");
     }
 
@@ -274,6 +402,7 @@ impl Registry {
             &mut self.rng,
         );
         self.tunnels.insert(id, t);
+        self.track(id);
         Some(id)
     }
 
@@ -287,7 +416,7 @@ impl Registry {
         if version == Version::V2 && peer.transport != Transport::Udp {
             return Err(L2tpError::BadTransport);
         }
-        if self.tunnels.len() >= self.cfg.limits.max_tunnels {
+        if self.admission.open() >= self.cfg.limits.max_tunnels {
             return Err(L2tpError::Limit("tunnels"));
         }
         let id = self
@@ -385,6 +514,7 @@ impl Registry {
             Ok((h, _)) => h,
             Err(_) => {
                 self.counters.count_invalid("malformed or data header");
+                self.log.note("malformed control header", &peer, now);
                 return;
             }
         };
@@ -394,7 +524,11 @@ impl Registry {
                     let id = header.tunnel_id;
                     self.with_tunnel(id, now, |t, ctx| t.handle_datagram(ctx, msg));
                 }
-                _ => self.counters.count_invalid("unknown tunnel"),
+                _ => {
+                    self.counters.count_invalid("unknown tunnel");
+                    self.log
+                        .note("control message for an unknown tunnel", &peer, now);
+                }
             }
             return;
         }
@@ -411,6 +545,8 @@ impl Registry {
             },
         ) else {
             self.counters.count_invalid("malformed message to tunnel 0");
+            self.log
+                .note("malformed control message to tunnel 0", &peer, now);
             return;
         };
         if parsed.message_type() != Some(MessageType::Sccrq) {
@@ -425,9 +561,36 @@ impl Registry {
         // A retransmitted SCCRQ goes to the tunnel it created.
         if let Some(&id) = self.by_peer.get(&(peer, peer_tid)) {
             if peer_tid != 0 {
-                self.with_tunnel(id, now, |t, ctx| t.handle_datagram(ctx, msg));
+                // While the peer has acknowledged nothing our SCCRP is not retransmitted on
+                // a timer; its retransmitted SCCRQ gets it again instead, one for one.
+                // At most as often as our own retries (RFC 2661 §5.8): one for one, never more
+                // datagrams than the peer sent.
+                let max = u8::try_from(self.cfg.retransmit.max_retries).unwrap_or(u8::MAX);
+                let again = self.admission.may_answer_again(id, max);
+                self.with_tunnel(id, now, |t, ctx| {
+                    t.handle_datagram(ctx, msg);
+                    if again {
+                        t.retransmit_now();
+                    }
+                });
                 return;
             }
+        }
+        // Per-source rate of new tunnels: beyond it the SCCRQ is dropped unanswered, so a
+        // flood from one address costs it nothing and us no datagram.
+        let l = self.cfg.limits;
+        if !self.rate.allow(
+            peer.addr.ip(),
+            l.sccrq_per_source_per_sec,
+            l.sccrq_per_source_burst,
+            l.rate_limit_sources,
+            now,
+        ) {
+            self.counters
+                .count_admission("SCCRQ dropped (source over its rate)");
+            self.log
+                .note("SCCRQ dropped: source over its rate", &peer, now);
+            return;
         }
         if let Some((theirs_old, ours_old)) = parsed.tunnel_recovery() {
             return self
@@ -440,7 +603,7 @@ impl Registry {
             Some(Avp::TieBreaker(v)) => Some(*v),
             _ => None,
         };
-        if let Some(theirs) = theirs {
+        if let Some(theirs) = theirs.filter(|_| self.admission.waiting_reply() > 0) {
             let ours = self
                 .tunnels
                 .values()
@@ -474,20 +637,13 @@ impl Registry {
                 }
             }
         }
-        let open = self
-            .tunnels
-            .values()
-            .filter(|t| !matches!(t.state(), TunnelState::Closing | TunnelState::Finished))
-            .count();
-        if reject.is_none() && open >= self.cfg.limits.max_tunnels {
-            reject = Some(ResultCode::new(
-                StopCcnResult::GENERAL_ERROR.0,
-                ErrorCode::NO_RESOURCES.0,
-                "tunnel limit reached",
-            ));
+        if reject.is_none() {
+            reject = self.admit(peer, now);
         }
         let Some(id) = self.new_tunnel(peer, version, false) else {
             self.counters.count_invalid("no tunnel ID free");
+            self.log
+                .note("SCCRQ dropped: no tunnel ID free", &peer, now);
             return;
         };
         if peer_tid != 0 {
@@ -499,21 +655,72 @@ impl Registry {
             }
             t.handle_datagram(ctx, msg)
         });
-        // An SCCRQ the new tunnel dropped without a word (RFC 3931 §5.4.1: a Message Digest
-        // that does not verify; anything else it ignored) leaves it idle with nothing to send:
-        // keep no state for it, or every such datagram would leak a tunnel.
-        if self
-            .tunnels
-            .get(&id)
-            .is_some_and(|t| t.state() == TunnelState::Idle && t.channel().is_quiescent())
-        {
-            // Its peer tunnel ID was never learnt, so `remove` cannot find this entry; a stale
-            // one would swallow the SCCRQ's retransmissions.
-            if self.by_peer.get(&(peer, peer_tid)) == Some(&id) {
-                self.by_peer.remove(&(peer, peer_tid));
-            }
-            self.remove(id);
+        self.settle_new(id, peer, peer_tid, now);
+    }
+
+    /// The limits an SCCRQ from `peer` must pass (counters, no scan): `Some` refuses it with
+    /// that result. When the half-open table is full the oldest tunnel whose peer has
+    /// acknowledged nothing makes room.
+    fn admit(&mut self, peer: Peer, now: Instant) -> Option<ResultCode> {
+        let l = self.cfg.limits;
+        let refuse = |why: &str| {
+            Some(ResultCode::new(
+                StopCcnResult::GENERAL_ERROR.0,
+                ErrorCode::NO_RESOURCES.0,
+                why,
+            ))
+        };
+        if self.admission.open() >= l.max_tunnels {
+            self.counters
+                .count_admission("SCCRQ refused (tunnel limit)");
+            self.log
+                .note("SCCRQ refused: tunnel limit reached", &peer, now);
+            return refuse("tunnel limit reached");
         }
+        if self.admission.half_open_from(peer.addr.ip()) >= l.max_half_open_per_source {
+            self.counters
+                .count_admission("SCCRQ refused (half-open limit per source)");
+            self.log
+                .note("SCCRQ refused: half-open limit per source", &peer, now);
+            return refuse("too many half-open tunnels from this address");
+        }
+        while self.admission.half_open() >= l.max_half_open.max(1) {
+            let Some(old) = self.admission.oldest_unverified() else {
+                self.counters
+                    .count_admission("SCCRQ refused (half-open limit)");
+                self.log.note("SCCRQ refused: half-open limit", &peer, now);
+                return refuse("half-open tunnel limit reached");
+            };
+            self.counters.count_admission("half-open tunnel evicted");
+            self.log
+                .note("half-open tunnels evicted (table full)", &peer, now);
+            self.remove(old);
+        }
+        None
+    }
+
+    /// After a new responder tunnel handled its SCCRQ: a half-open one is kept; one that
+    /// refused it (StopCCN) or ignored it (RFC 3931 §5.4.1: a Message Digest that does not
+    /// verify) is dropped at once with at most its one answer sent — a refused SCCRQ keeps
+    /// no state and draws no retransmissions (RFC 2661 §5.7 lingering is for peers that
+    /// have shown they exist; a retransmitted SCCRQ is refused again, statelessly).
+    fn settle_new(&mut self, id: TunnelId, peer: Peer, peer_tid: u32, now: Instant) {
+        let Some(t) = self.tunnels.get_mut(&id) else {
+            return;
+        };
+        if t.state() == TunnelState::WaitCtlConn {
+            self.counters.count_admission("half-open tunnel opened");
+            return;
+        }
+        if let Some(d) = t.poll_transmit(now, &mut self.counters) {
+            self.stateless.push_back((t.peer(), d));
+        }
+        // Its peer tunnel ID may not have been learnt, so `remove` may not find this entry;
+        // a stale one would swallow the SCCRQ's retransmissions.
+        if self.by_peer.get(&(peer, peer_tid)) == Some(&id) {
+            self.by_peer.remove(&(peer, peer_tid));
+        }
+        self.remove(id);
     }
 
     /// Remote endpoint (RFC 4951 §3.2.1): an SCCRQ with a Tunnel Recovery AVP naming our old
@@ -544,6 +751,7 @@ impl Registry {
         let ours = self
             .tunnels
             .values()
+            .filter(|_| self.admission.waiting_reply() > 0)
             .find(|t| {
                 t.role() == (Role::Recovery { old: ours_old })
                     && t.is_initiator()
@@ -581,6 +789,9 @@ impl Registry {
         if reject.is_none() {
             reject = self.check_recovery(peer, version, theirs_old, ours_old);
         }
+        if reject.is_none() {
+            reject = self.admit(peer, now);
+        }
         let scs = self.tunnels.get(&ours_old).map(|t| {
             // §5.3: far from the old sequence numbers in both directions (16384 to 32767
             // ahead, beyond any receive window), so old packets read as duplicates.
@@ -612,16 +823,7 @@ impl Registry {
             }
             t.handle_datagram(ctx, msg)
         });
-        if self
-            .tunnels
-            .get(&id)
-            .is_some_and(|t| t.state() == TunnelState::Idle && t.channel().is_quiescent())
-        {
-            if self.by_peer.get(&(peer, peer_tid)) == Some(&id) {
-                self.by_peer.remove(&(peer, peer_tid));
-            }
-            self.remove(id);
-        }
+        self.settle_new(id, peer, peer_tid, now);
     }
 
     /// RFC 4951 §3.2.1 and §8: whether a recovery of our old tunnel `ours_old` may proceed.
@@ -709,6 +911,7 @@ impl Registry {
             }
             let t = Tunnel::restore(rec, version, self.cfg.clone(), &mut self.rng);
             self.tunnels.insert(rec.id, t);
+            self.track(rec.id);
             self.counters.count_failover("tunnel restored");
             for s in state.sessions.iter().filter(|s| s.tunnel == rec.id) {
                 if version == Version::V3 && !self.v3_sessions.reserve(s.id) {
@@ -791,13 +994,36 @@ impl Registry {
                 }
             }
         }
+        let timeout = self.half_open_timeout();
         for id in due {
+            match self.admission.half_open_deadline(id, timeout) {
+                Some(h) if h <= now => {
+                    // Silently: an unverified peer gets nothing more from us.
+                    self.counters.count_admission("half-open tunnel timed out");
+                    self.remove(id);
+                    continue;
+                }
+                Some(_)
+                    if self.admission.is_unverified(id)
+                        && self
+                            .tunnels
+                            .get(&id)
+                            .is_some_and(|t| t.channel().stats().retransmitted > 0) =>
+                {
+                    self.reschedule(id);
+                    continue;
+                }
+                _ => {}
+            }
             self.with_tunnel(id, now, |t, ctx| t.handle_timeout(ctx));
         }
     }
 
     /// The next datagram to send and where to. Uses the time of the latest input.
     pub fn poll_transmit(&mut self) -> Option<(Peer, Vec<u8>)> {
+        if let Some(d) = self.stateless.pop_front() {
+            return Some(d);
+        }
         let now = self.now?;
         while let Some(&id) = self.dirty.front() {
             let out = match self.tunnels.get_mut(&id) {

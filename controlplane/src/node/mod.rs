@@ -184,7 +184,10 @@ pub struct Node {
     deadline_of: HashMap<SessionRef, Instant>,
     dirty: Vec<SessionRef>,
     client_auth: HashMap<SessionRef, ClientAuth>,
-    /// The local address each peer talks to (the template's outer source).
+    /// The local address each peer talks to (the template's outer source). Only peers of
+    /// some tunnel ([`Registry::has_peer`]) are entered, and entries of peers without one are
+    /// pruned once they could be as many as the peers: a datagram that creates nothing leaves
+    /// nothing here.
     local_of: HashMap<Peer, SocketAddr>,
     dataplane: Box<dyn DataPlane>,
     /// During [`Node::recover`]: the fast path's entries by key, listed once.
@@ -391,7 +394,6 @@ impl Node {
     /// Handles a datagram received on the socket bound to `local` from `peer`: the UDP payload,
     /// or for IP protocol 115 the IP payload.
     pub fn handle_datagram(&mut self, local: SocketAddr, peer: Peer, bytes: &[u8], now: Instant) {
-        self.local_of.insert(peer, local);
         let (control, v3) = match peer.transport {
             Transport::Udp => header::peek(bytes)
                 .map(|(c, v)| (c, v == Version::V3))
@@ -409,7 +411,52 @@ impl Node {
         } else {
             self.handle_data(bytes, now);
         }
+        // Before `pump`: a session set up by this datagram is installed with this address.
+        if self.registry.has_peer(&peer) {
+            self.local_of.insert(peer, local);
+        }
         self.pump(now);
+        self.prune_local_of();
+    }
+
+    /// Drops the sender entries of peers whose last tunnel went away, and (should that list
+    /// have been lost) of all peers without a tunnel once there may be as many of them as
+    /// peers with one (amortised O(1) per datagram).
+    fn prune_local_of(&mut self) {
+        for p in self.registry.take_gone_peers() {
+            if !self.registry.has_peer(&p) {
+                self.local_of.remove(&p);
+            }
+        }
+        if self.local_of.len() > 2 * self.registry.peer_count() + 64 {
+            let r = &self.registry;
+            self.local_of.retain(|p, _| r.has_peer(p));
+        }
+    }
+
+    /// Gives back the room a flood made the node's tables grow to, once they are mostly
+    /// empty again ([`Registry::compact`], the sender map); true when something was shrunk.
+    pub fn compact(&mut self) -> bool {
+        let mut shrunk = self.registry.compact();
+        if self.local_of.capacity() > 4 * self.local_of.len() + 256 {
+            self.local_of.shrink_to_fit();
+            shrunk = true;
+        }
+        if self.outbox.is_empty() && self.outbox.capacity() > 1024 {
+            self.outbox.shrink_to_fit();
+            shrunk = true;
+        }
+        shrunk
+    }
+
+    /// The local address `peer` talks to, while some tunnel talks to it.
+    pub fn local_for(&self, peer: &Peer) -> Option<SocketAddr> {
+        self.local_of.get(peer).copied()
+    }
+
+    /// Entries of the sender map (peer → local address).
+    pub fn sender_entries(&self) -> usize {
+        self.local_of.len()
     }
 
     /// The earliest time [`handle_timeout`](Self::handle_timeout) must be called.
@@ -441,6 +488,7 @@ impl Node {
             self.dirty.push(key);
         }
         self.pump(now);
+        self.prune_local_of();
     }
 
     /// The next datagram to send. Commits the failover store first when operations are

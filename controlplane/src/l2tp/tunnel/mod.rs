@@ -291,6 +291,11 @@ impl Tunnel {
     pub fn channel(&self) -> &Channel {
         &self.channel
     }
+    /// Sends again what is unacknowledged, at the next poll (see
+    /// [`Channel::retransmit_now`]).
+    pub(crate) fn retransmit_now(&mut self) -> usize {
+        self.channel.retransmit_now()
+    }
     /// Whether the registry may drop it.
     pub fn is_finished(&self) -> bool {
         self.state == TunnelState::Finished

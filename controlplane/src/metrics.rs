@@ -373,7 +373,7 @@ pub fn render(node: &NodeMetrics, fast: Option<&Snapshot>, per_session: bool) ->
         e.family(
             "l2xdp_fastpath_to_kernel_total",
             Kind::Counter,
-            "Packets the fast path handed to the kernel stack because bpf_fib_lookup gave no next hop, by direction and reason (no_neigh, not_fwded, unreachable, frag_needed, other); downstream also neigh_redirect (sent by tc_l2tp_core with bpf_redirect_neigh), dropped_no_tc and mark_spoofed (dropped).",
+            "Packets the fast path handed to the kernel stack because bpf_fib_lookup gave no next hop, by direction and reason (no_neigh, not_fwded, unreachable, frag_needed, other, fwd_disabled); downstream also neigh_redirect (sent by tc_l2tp_core with bpf_redirect_neigh), dropped_no_tc and mark_spoofed (dropped).",
         );
         for k in &f.kernel_path {
             e.sample(

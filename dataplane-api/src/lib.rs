@@ -18,6 +18,7 @@
 pub const PIN_DIR: &str = "/sys/fs/bpf/l2xdp";
 
 pub mod stats;
+pub mod table;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, Ipv6Addr};

@@ -604,9 +604,19 @@ static __always_inline __u32 fib_reason(int rc)
 		return L2XDP_FIB_UNREACHABLE;
 	case BPF_FIB_LKUP_RET_FRAG_NEEDED:
 		return L2XDP_FIB_FRAG_NEEDED;
+	case BPF_FIB_LKUP_RET_FWD_DISABLED:
+		return L2XDP_FIB_FWD_DISABLED;
 	default:
 		return L2XDP_FIB_OTHER;
 	}
+}
+
+/* The per-reason verdict counter of a FIB miss, upstream (decap) or downstream (encap). */
+static __always_inline __u32 fib_verdict(int up, __u32 reason)
+{
+	if (reason == L2XDP_FIB_FWD_DISABLED)
+		return up ? L2XDP_V_UP_FWD_DISABLED : L2XDP_V_DOWN_FWD_DISABLED;
+	return (up ? L2XDP_V_UP_FIB_BASE : L2XDP_V_DOWN_FIB_BASE) + reason;
 }
 
 /*
@@ -625,7 +635,7 @@ static __always_inline int decap_to_kernel(struct xdp_md *ctx, struct l2xdp_sess
 	__u8 macs[12], *eth;
 
 	count(&l2xdp_verdicts, L2XDP_V_FIB_MISS);
-	count(&l2xdp_verdicts, L2XDP_V_UP_FIB_BASE + fib_reason(rc));
+	count(&l2xdp_verdicts, fib_verdict(1, fib_reason(rc)));
 	eth = at(ctx, 0, 12);
 	if (!eth || inner < ETH_HLEN)
 		return v_other(L2XDP_V_ERROR, XDP_ABORTED);
@@ -685,7 +695,7 @@ static __always_inline int encap_fib_miss(struct xdp_md *ctx, struct l2xdp_confi
 	__u32 reason = fib_reason(rc), ifindex = ctx->ingress_ifindex, egress = fib->ifindex;
 
 	count(&l2xdp_verdicts, L2XDP_V_FIB_MISS);
-	count(&l2xdp_verdicts, L2XDP_V_DOWN_FIB_BASE + reason);
+	count(&l2xdp_verdicts, fib_verdict(0, reason));
 	if (reason != L2XDP_FIB_NO_NEIGH)
 		return XDP_PASS;
 	/* Untagged templates only: tc_l2tp_core hands bpf_redirect_neigh an IP frame. */

@@ -64,7 +64,12 @@ enum l2xdp_verdict {
 	L2XDP_V_NEIGH_REDIRECT = 27, /* tc_l2tp_core: a marked frame to bpf_redirect_neigh */
 	L2XDP_V_DOWN_NO_TC = 28,    /* encap no_neigh dropped: no tc_l2tp_core on this interface */
 	L2XDP_V_MARK_SPOOFED = 29,  /* dropped: a frame from the wire carrying the kernel mark */
-	L2XDP_V_COUNT = 30,
+	/* Appended: L2XDP_FIB_FWD_DISABLED by direction (forwarding off on the ingress interface:
+	 * net.ipv4.conf.<if>.forwarding / net.ipv6.conf.<if>.forwarding 0). Not in the
+	 * ..._FIB_BASE ranges, which are full; fib_verdict() picks the index. */
+	L2XDP_V_UP_FWD_DISABLED = 30,
+	L2XDP_V_DOWN_FWD_DISABLED = 31,
+	L2XDP_V_COUNT = 32,
 };
 
 /* Why bpf_fib_lookup did not give a next hop (BPF_FIB_LKUP_RET_*, grouped). */
@@ -73,8 +78,10 @@ enum l2xdp_fib_reason {
 	L2XDP_FIB_NOT_FWDED = 1,    /* NOT_FWDED: local destination */
 	L2XDP_FIB_UNREACHABLE = 2,  /* BLACKHOLE, UNREACHABLE, PROHIBIT */
 	L2XDP_FIB_FRAG_NEEDED = 3,  /* FRAG_NEEDED: larger than the route's MTU */
-	L2XDP_FIB_OTHER = 4,        /* FWD_DISABLED, UNSUPP_LWT, anything newer */
-	L2XDP_FIB_COUNT = 5,
+	L2XDP_FIB_OTHER = 4,        /* UNSUPP_LWT, anything newer */
+	L2XDP_FIB_FWD_DISABLED = 5, /* FWD_DISABLED: forwarding off on the ingress interface
+				     * (counted at L2XDP_V_{UP,DOWN}_FWD_DISABLED) */
+	L2XDP_FIB_COUNT = 6,
 };
 
 /* Global settings (l2xdp_config, ARRAY of one). */

@@ -90,8 +90,24 @@ pub mod verdict {
     pub const DOWN_NO_TC: u32 = 28;
     /// A frame from the wire carrying the kernel-path mark: dropped.
     pub const MARK_SPOOFED: u32 = 29;
+    /// Decapsulation's FIB misses for [`super::fib_reason::FWD_DISABLED`] (the inner packet
+    /// handed to the kernel stack, which does not forward it either).
+    pub const UP_FWD_DISABLED: u32 = 30;
+    /// Encapsulation's FIB misses for [`super::fib_reason::FWD_DISABLED`] (passed untouched).
+    pub const DOWN_FWD_DISABLED: u32 = 31;
     /// Size of the array.
-    pub const COUNT: u32 = 30;
+    pub const COUNT: u32 = 32;
+
+    /// The counter of a FIB miss for `reason` (`fib_reason::*`) upstream (decapsulation) or
+    /// downstream (encapsulation): `fib_verdict` in l2xdp.bpf.c.
+    pub const fn fib(up: bool, reason: u32) -> u32 {
+        match (reason == super::fib_reason::FWD_DISABLED, up) {
+            (true, true) => UP_FWD_DISABLED,
+            (true, false) => DOWN_FWD_DISABLED,
+            (false, true) => UP_FIB_BASE + reason,
+            (false, false) => DOWN_FIB_BASE + reason,
+        }
+    }
 }
 
 /// `enum l2xdp_fib_reason`: why `bpf_fib_lookup` gave no next hop.
@@ -104,17 +120,21 @@ pub mod fib_reason {
     pub const UNREACHABLE: u32 = 2;
     /// FRAG_NEEDED: larger than the route's MTU.
     pub const FRAG_NEEDED: u32 = 3;
-    /// FWD_DISABLED, UNSUPP_LWT, and anything newer.
+    /// UNSUPP_LWT, and anything newer.
     pub const OTHER: u32 = 4;
+    /// FWD_DISABLED: forwarding is off on the ingress interface
+    /// (`net.ipv4.conf.<if>.forwarding`, `net.ipv6.conf.<if>.forwarding`).
+    pub const FWD_DISABLED: u32 = 5;
     /// Number of reasons.
-    pub const COUNT: u32 = 5;
+    pub const COUNT: u32 = 6;
     /// Names, by index (operator output, metrics labels).
-    pub const NAMES: [&str; 5] = [
+    pub const NAMES: [&str; 6] = [
         "no_neigh",
         "not_fwded",
         "unreachable",
         "frag_needed",
         "other",
+        "fwd_disabled",
     ];
 }
 

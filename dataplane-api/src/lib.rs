@@ -129,6 +129,12 @@ pub trait DataPlane: Send {
     fn id_hint(&self) -> Option<std::sync::Arc<dyn IdHint>> {
         None
     }
+    /// The LNS's own PPP address (the IPCP local address, RFC 1332 §3.3; `None`: none): the
+    /// fast path answers ICMP echo requests to it that arrive in a session (subscribers ping
+    /// their gateway). A fast path that forwards nothing itself ignores it.
+    fn set_gateway(&mut self, _ipv4: Option<Ipv4Addr>) -> Result<(), DataPlaneError> {
+        Ok(())
+    }
 }
 
 /// The fast path as a map in memory: what the control plane's tests and a control plane

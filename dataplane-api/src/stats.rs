@@ -143,6 +143,10 @@ pub struct Snapshot {
     /// The kernel path by direction and reason (every row, also when 0).
     #[serde(default)]
     pub kernel_path: Vec<KernelPathCount>,
+    /// ICMP echo requests to the gateway address answered by the fast path (the replies
+    /// are in the downstream counters too).
+    #[serde(default)]
+    pub gateway_echo: u64,
     /// Sessions with a counter entry.
     pub sessions: usize,
     /// Per-session counters (only when asked for).

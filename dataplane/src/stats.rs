@@ -167,11 +167,15 @@ impl StatsMaps {
         for c in &cpus {
             total.add(c);
         }
+        let gateway_echo = Self::per_cpu(&self.verdicts, name::VERDICTS, verdict::GATEWAY_ECHO)?
+            .iter()
+            .sum();
         Ok(Snapshot {
             cpus,
             total,
             drops,
             kernel_path,
+            gateway_echo,
             sessions,
             per_session: out,
         })

@@ -69,7 +69,9 @@ enum l2xdp_verdict {
 	 * ..._FIB_BASE ranges, which are full; fib_verdict() picks the index. */
 	L2XDP_V_UP_FWD_DISABLED = 30,
 	L2XDP_V_DOWN_FWD_DISABLED = 31,
-	L2XDP_V_COUNT = 32,
+	L2XDP_V_GATEWAY_ECHO = 32,  /* an ICMP echo request to gateway4 answered (gateway_echo):
+				     * also counted as L2XDP_V_ENCAP with the reply's bytes */
+	L2XDP_V_COUNT = 33,
 };
 
 /* Why bpf_fib_lookup did not give a next hop (BPF_FIB_LKUP_RET_*, grouped). */
@@ -105,6 +107,11 @@ struct l2xdp_config {
 	 * unicast: byte 0 has bit 1 set, bit 0 clear); all zero: no kernel path. */
 	__u8 kernel_mark[6];
 	__u16 pad_mark;
+	/* Appended. The LNS's own PPP address (the IPCP local address, wire order; 0: none), set
+	 * by l2xdpd at start-up: ICMP echo requests to it arriving in a v2 session are answered
+	 * by the access program (gateway_echo in l2xdp.bpf.c). */
+	__u32 gateway4;
+	__u32 pad_gateway;
 };
 
 /* Session key: the ids that arrive in packets (ours). v2: id = tunnel << 16 | session. */

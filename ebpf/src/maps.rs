@@ -95,8 +95,11 @@ pub mod verdict {
     pub const UP_FWD_DISABLED: u32 = 30;
     /// Encapsulation's FIB misses for [`super::fib_reason::FWD_DISABLED`] (passed untouched).
     pub const DOWN_FWD_DISABLED: u32 = 31;
+    /// An ICMP echo request to the gateway address answered by the access program (the
+    /// reply is also counted as [`ENCAP`]).
+    pub const GATEWAY_ECHO: u32 = 32;
     /// Size of the array.
-    pub const COUNT: u32 = 32;
+    pub const COUNT: u32 = 33;
 
     /// The counter of a FIB miss for `reason` (`fib_reason::*`) upstream (decapsulation) or
     /// downstream (encapsulation): `fib_verdict` in l2xdp.bpf.c.
@@ -179,6 +182,10 @@ pub struct Config {
     /// The kernel path's mark (random, locally administered unicast; zero: none).
     pub kernel_mark: [u8; 6],
     pub pad_mark: u16,
+    /// The LNS's own PPP address (IPCP local address, wire order; 0: none): ICMP echo
+    /// requests to it are answered by the access program.
+    pub gateway4: u32,
+    pub pad_gateway: u32,
 }
 
 /// `struct l2xdp_session_key`: v2 `id` = tunnel << 16 | session; v3 `id` = session.
@@ -457,7 +464,9 @@ mod tests {
                     dst4_mask,
                     ac_bloom,
                     kernel_mark,
-                    pad_mark
+                    pad_mark,
+                    gateway4,
+                    pad_gateway
                 ]
             ),
             layout!("l2xdp_session_key", SessionKey, [version, pad, id]),

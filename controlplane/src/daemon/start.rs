@@ -147,14 +147,23 @@ pub fn dataplane(cfg: &DaemonConfig) -> Result<Box<dyn DataPlane>, StartError> {
     match cfg.dataplane.mode {
         DataplaneMode::Memory => Ok(Box::new(MemoryDataPlane::new())),
         #[cfg(feature = "xdp")]
-        DataplaneMode::Xdp => l2xdp_dataplane::xdp::XdpDataPlane::open(&cfg.dataplane.pin_dir)
-            .map(|d| Box::new(d) as Box<dyn DataPlane>)
-            .map_err(|e| {
-                StartError::Dataplane(format!(
-                    "{e} (is l2xdp-dataplane attached with --pin-dir {}?)",
-                    cfg.dataplane.pin_dir.display()
-                ))
-            }),
+        DataplaneMode::Xdp => {
+            let mut dp = l2xdp_dataplane::xdp::XdpDataPlane::open(&cfg.dataplane.pin_dir)
+                .map_err(|e| {
+                    StartError::Dataplane(format!(
+                        "{e} (is l2xdp-dataplane attached with --pin-dir {}?)",
+                        cfg.dataplane.pin_dir.display()
+                    ))
+                })?;
+            // The fast path answers ping to our own PPP address (issue 16).
+            let ipcp = &cfg.ppp.ipcp;
+            let gateway = (ipcp.enabled && !ipcp.local_address.is_unspecified())
+                .then_some(ipcp.local_address);
+            dp.set_gateway(gateway).map_err(|e| {
+                StartError::Dataplane(format!("setting the gateway address {gateway:?}: {e}"))
+            })?;
+            Ok(Box::new(dp) as Box<dyn DataPlane>)
+        }
         #[cfg(not(feature = "xdp"))]
         DataplaneMode::Xdp => Err(StartError::Dataplane(
             "this l2xdpd was built without the `xdp` feature: [dataplane] mode = \"xdp\" is unavailable (mode = \"memory\" works)".into(),

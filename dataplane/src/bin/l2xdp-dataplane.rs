@@ -335,8 +335,11 @@ fn show(pin_dir: &std::path::Path) -> Result<serde_json::Value, String> {
             "downstream": c.downstream,
         }));
     }
+    let gateway4 = dp.config().map_err(|e| e.to_string())?.gateway4;
+    let gateway = (gateway4 != 0).then(|| std::net::Ipv4Addr::from(gateway4.to_ne_bytes()));
     Ok(serde_json::json!({
         "pins": pin_dir,
+        "gateway": gateway,
         "sessions": sessions,
         "snapshot": snap,
     }))
@@ -375,9 +378,11 @@ fn print_show(v: &serde_json::Value) {
     let arr = |v: &serde_json::Value| v.as_array().cloned().unwrap_or_default();
     let snap = &v["snapshot"];
     println!(
-        "fast path under {}: {} sessions",
+        "fast path under {}: {} sessions; gateway {} ({} echo requests answered)",
         cell(&v["pins"]),
-        cell(&snap["sessions"])
+        cell(&snap["sessions"]),
+        cell(&v["gateway"]),
+        cell(&snap["gateway_echo"])
     );
     println!();
     let rows: Vec<Vec<String>> = arr(&v["sessions"])

@@ -204,11 +204,61 @@ pub fn node_with_entropy(
     entropy: impl FnOnce(&mut [u8]) -> Result<(), String>,
 ) -> Result<Node, StartError> {
     let random = Random::from_entropy(entropy)?;
+    let store = store(cfg)?;
+    let mut dataplane = dataplane;
+    if store.is_none() {
+        remove_orphans(cfg, dataplane.as_mut())?;
+    }
     let node = node_without_store(cfg, dataplane, random)?;
-    Ok(match store(cfg)? {
+    Ok(match store {
         Some(s) => node.with_store(Box::new(s)),
         None => node,
     })
+}
+
+/// Start-up without a failover store (`[l2tp.failover]` off, or a store that cannot be
+/// written): this l2xdpd owns no session from before, yet a previous one's entries are still in
+/// the pinned fast path, forwarding a subscriber's traffic with no accounting and no teardown
+/// (issue 16). Removed here: every L2TPv2 session, and every L2TPv3 session on one of this
+/// configuration's `[[pseudowire]]` interfaces. L2TPv3 entries on other interfaces are static
+/// pseudowires (`l2xdp-dataplane static`) and stay. With a store, `Node::recover` removes what
+/// it does not restore. Their peers are not told (no StopCCN/CDN: the control connection's
+/// state is what is missing); they time the tunnels out. Returns how many were removed.
+fn remove_orphans(cfg: &DaemonConfig, dataplane: &mut dyn DataPlane) -> Result<usize, StartError> {
+    use l2xdp_dataplane_api::Binding;
+    use l2xdp_wire::datapath::SessionKey;
+
+    let ours: std::collections::HashSet<u32> = attachment_circuits(cfg)?.into_values().collect();
+    let entries = dataplane
+        .sessions()
+        .map_err(|e| StartError::Dataplane(format!("listing the fast path's sessions: {e}")))?;
+    let mut removed = 0;
+    for e in entries {
+        let owned = match (&e.session.our_ids, &e.binding) {
+            (SessionKey::V2 { .. }, _) => true,
+            (SessionKey::V3 { .. }, Binding::AttachmentCircuit { ifindex }) => {
+                ours.contains(ifindex)
+            }
+            (SessionKey::V3 { .. }, Binding::Subscriber { .. }) => false,
+        };
+        if !owned {
+            continue;
+        }
+        dataplane.remove(&e.key()).map_err(|err| {
+            StartError::Dataplane(format!(
+                "removing the orphaned session {:?}: {err}",
+                e.key()
+            ))
+        })?;
+        removed += 1;
+    }
+    if removed > 0 {
+        tracing::warn!(
+            removed,
+            "no failover state: removed the fast-path sessions of a previous l2xdpd (their peers are not told)"
+        );
+    }
+    Ok(removed)
 }
 
 /// [`node`] without its failover store (the drill hands the running node's over: redb locks

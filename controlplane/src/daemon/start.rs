@@ -223,15 +223,22 @@ pub fn node_with_entropy(
 /// configuration's `[[pseudowire]]` interfaces. L2TPv3 entries on other interfaces are static
 /// pseudowires (`l2xdp-dataplane static`) and stay. With a store, `Node::recover` removes what
 /// it does not restore. Their peers are not told (no StopCCN/CDN: the control connection's
-/// state is what is missing); they time the tunnels out. Returns how many were removed.
+/// state is what is missing); they time the tunnels out. Returns how many were removed
+/// (errors are logged, never a reason not to start).
 fn remove_orphans(cfg: &DaemonConfig, dataplane: &mut dyn DataPlane) -> Result<usize, StartError> {
     use l2xdp_dataplane_api::Binding;
     use l2xdp_wire::datapath::SessionKey;
 
     let ours: std::collections::HashSet<u32> = attachment_circuits(cfg)?.into_values().collect();
-    let entries = dataplane
-        .sessions()
-        .map_err(|e| StartError::Dataplane(format!("listing the fast path's sessions: {e}")))?;
+    // As recovery does with its stale entries: a fast path that cannot be listed or an entry
+    // that cannot be removed is logged, and start-up goes on.
+    let entries = match dataplane.sessions() {
+        Ok(v) => v,
+        Err(err) => {
+            tracing::warn!(%err, "listing the fast path failed: a previous l2xdpd's sessions may stay");
+            return Ok(0);
+        }
+    };
     let mut removed = 0;
     for e in entries {
         let owned = match (&e.session.our_ids, &e.binding) {
@@ -244,13 +251,12 @@ fn remove_orphans(cfg: &DaemonConfig, dataplane: &mut dyn DataPlane) -> Result<u
         if !owned {
             continue;
         }
-        dataplane.remove(&e.key()).map_err(|err| {
-            StartError::Dataplane(format!(
-                "removing the orphaned session {:?}: {err}",
-                e.key()
-            ))
-        })?;
-        removed += 1;
+        match dataplane.remove(&e.key()) {
+            Ok(()) => removed += 1,
+            Err(err) => {
+                tracing::warn!(key = ?e.key(), %err, "removing a previous l2xdpd's fast-path entry failed")
+            }
+        }
     }
     if removed > 0 {
         tracing::warn!(

@@ -319,12 +319,13 @@ fn show(pin_dir: &std::path::Path) -> Result<serde_json::Value, String> {
     let mut sessions = vec![];
     for e in dp.sessions().map_err(|e| e.to_string())? {
         let st = SessionStats::new(e.key(), Default::default());
+        // per_session is sorted by these ids (StatsMaps::snapshot).
         let c = snap
             .per_session
-            .iter()
-            .find(|s| (s.version, s.tunnel, s.session) == (st.version, st.tunnel, st.session))
-            .copied()
-            .unwrap_or(st);
+            .binary_search_by_key(&(st.version, st.tunnel, st.session), |s| {
+                (s.version, s.tunnel, s.session)
+            })
+            .map_or(st, |i| snap.per_session[i]);
         sessions.push(serde_json::json!({
             "version": c.version,
             "tunnel": c.tunnel,

@@ -13,8 +13,9 @@
 //!   (damaged or unusable failover stores met at start-up: `empty`, `corrupt`, `records`,
 //!   `unwritable`; see `l2tp/failover/damage.rs`);
 //! - fast path (XDP mode, from the pinned maps via [`l2xdp_dataplane::stats`]):
-//!   `fastpath_packets_total{direction,cpu}`, `fastpath_bytes{direction}` (live sessions),
-//!   `fastpath_to_control_total`, `fastpath_to_kernel_total{direction,reason}`,
+//!   `fastpath_packets_total{direction,cpu}`, `fastpath_bytes{direction}` (a counter: removed
+//!   sessions' bytes stay), `fastpath_gateway_echo_total` (pings to the LNS's PPP address
+//!   answered), `fastpath_to_control_total`, `fastpath_to_kernel_total{direction,reason}`,
 //!   `fastpath_drops_total{reason}`;
 //! - per session, only with `per_session = true`: `session_packets{tunnel,session,user,direction}`
 //!   and `session_bytes{...}` from the fast path's per-session counters.
@@ -396,8 +397,8 @@ pub fn render(node: &NodeMetrics, fast: Option<&Snapshot>, per_session: bool) ->
         }
         e.family(
             "l2xdp_fastpath_bytes",
-            Kind::Gauge,
-            "Bytes forwarded by the fast path for the sessions installed now, by direction.",
+            Kind::Counter,
+            "Bytes forwarded by the fast path, by direction (monotonic: a removed session's bytes stay counted).",
         );
         e.sample(
             "l2xdp_fastpath_bytes",
@@ -410,6 +411,12 @@ pub fn render(node: &NodeMetrics, fast: Option<&Snapshot>, per_session: bool) ->
             f.total.downstream.bytes as f64,
         );
         e.single(
+            "l2xdp_fastpath_gateway_echo_total",
+            Kind::Counter,
+            "ICMP echo requests to the LNS's own PPP address answered by the fast path.",
+            f.gateway_echo as f64,
+        );
+        e.single(
             "l2xdp_fastpath_to_control_total",
             Kind::Counter,
             "Packets the fast path handed to the control plane (L2TP and PPP control).",
@@ -418,7 +425,7 @@ pub fn render(node: &NodeMetrics, fast: Option<&Snapshot>, per_session: bool) ->
         e.family(
             "l2xdp_fastpath_to_kernel_total",
             Kind::Counter,
-            "Packets the fast path handed to the kernel stack because bpf_fib_lookup gave no next hop, by direction and reason (no_neigh, not_fwded, unreachable, frag_needed, other); downstream also neigh_redirect (sent by tc_l2tp_core with bpf_redirect_neigh), dropped_no_tc and mark_spoofed (dropped).",
+            "Packets the fast path handed to the kernel stack because bpf_fib_lookup gave no next hop, by direction and reason (no_neigh, not_fwded, unreachable, frag_needed, other, fwd_disabled); downstream also neigh_redirect (sent by tc_l2tp_core with bpf_redirect_neigh), dropped_no_tc and mark_spoofed (dropped).",
         );
         for k in &f.kernel_path {
             e.sample(

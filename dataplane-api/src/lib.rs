@@ -18,6 +18,7 @@
 pub const PIN_DIR: &str = "/sys/fs/bpf/l2xdp";
 
 pub mod stats;
+pub mod table;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -127,6 +128,12 @@ pub trait DataPlane: Send {
     /// Which ids to prefer for new sessions (`None`: any).
     fn id_hint(&self) -> Option<std::sync::Arc<dyn IdHint>> {
         None
+    }
+    /// The LNS's own PPP address (the IPCP local address, RFC 1332 §3.3; `None`: none): the
+    /// fast path answers ICMP echo requests to it that arrive in a session (subscribers ping
+    /// their gateway). A fast path that forwards nothing itself ignores it.
+    fn set_gateway(&mut self, _ipv4: Option<Ipv4Addr>) -> Result<(), DataPlaneError> {
+        Ok(())
     }
 }
 

@@ -6,8 +6,11 @@
 //!
 //! Directions: **upstream** is access → core (L2TP decapsulated: the `decap` verdict and the
 //! sessions' `rx_*` counters); **downstream** is core → access (encapsulated: `encap`, `tx_*`).
-//! Bytes come from the per-session counters, which go away with their session — a byte total
-//! can go down when a session is removed, and [`Rates::between`] clamps such a difference to 0.
+//! The per-CPU and total packets and bytes come from the per-verdict counters (`l2xdp_vbytes`
+//! beside `l2xdp_verdicts`): monotonic, so removing a session takes its row out of
+//! [`Snapshot::per_session`] and nothing out of the totals (before, bytes were the sum of the
+//! live sessions' counters and dropped at a removal while packets stayed: issue 16).
+//! [`Rates::between`] still clamps a difference that goes down (a detach and re-attach) to 0.
 
 use l2xdp_wire::datapath::SessionKey;
 use serde::{Deserialize, Serialize};
@@ -19,7 +22,8 @@ use crate::SessionCounters;
 pub struct Traffic {
     /// Packets.
     pub packets: u64,
-    /// Bytes (the sessions' counters: live sessions only).
+    /// Bytes (per CPU and total: the per-verdict byte counters, monotonic; per session: the
+    /// session's slot).
     pub bytes: u64,
 }
 
@@ -76,8 +80,8 @@ pub struct DropCount {
 pub struct KernelPathCount {
     /// `upstream` (decapsulated, the inner packet to the kernel stack) or `downstream`.
     pub direction: String,
-    /// `no_neigh`, `not_fwded`, `unreachable`, `frag_needed`, `other` (why
-    /// `bpf_fib_lookup` gave no next hop); downstream also `neigh_redirect` (sent by
+    /// `no_neigh`, `not_fwded`, `unreachable`, `frag_needed`, `other`, `fwd_disabled`
+    /// (forwarding off on the ingress interface) (why `bpf_fib_lookup` gave no next hop); downstream also `neigh_redirect` (sent by
     /// `tc_l2tp_core` with `bpf_redirect_neigh`), `dropped_no_tc` (no neighbour and no tc
     /// program on the interface: dropped) and `mark_spoofed` (a frame from the wire carrying
     /// the kernel mark: dropped).
@@ -139,6 +143,10 @@ pub struct Snapshot {
     /// The kernel path by direction and reason (every row, also when 0).
     #[serde(default)]
     pub kernel_path: Vec<KernelPathCount>,
+    /// ICMP echo requests to the gateway address answered by the fast path (the replies
+    /// are in the downstream counters too).
+    #[serde(default)]
+    pub gateway_echo: u64,
     /// Sessions with a counter entry.
     pub sessions: usize,
     /// Per-session counters (only when asked for).

@@ -27,6 +27,7 @@ pub mod probe;
 pub mod session_map;
 pub mod static_pw;
 pub mod stats;
+pub mod sysctl;
 pub mod tables;
 pub mod xdp;
 pub mod xsk;

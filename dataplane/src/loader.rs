@@ -173,6 +173,9 @@ pub fn load_with_handoff(
         }
         None => vec![],
     };
+    if let Some(d) = pin_dir {
+        check_pinned_layouts(d)?;
+    }
     for (n, p) in &paths {
         loader.map_pin_path(n, p.as_path());
     }
@@ -186,6 +189,58 @@ pub fn load_with_handoff(
     }
     load_tc(&mut ebpf);
     Ok(ebpf)
+}
+
+/// The maps whose layout changed between versions, as this build has them: name, value size,
+/// and `max_entries` where that is fixed by the layout (the per-reason counters).
+fn pinned_layouts() -> [(&'static str, u32, Option<u32>); 5] {
+    let size = |n: usize| n as u32;
+    [
+        (
+            name::CONFIG,
+            size(std::mem::size_of::<maps::Config>()),
+            None,
+        ),
+        (
+            name::SESSIONS,
+            size(std::mem::size_of::<maps::Session>()),
+            None,
+        ),
+        (
+            name::PROFILES,
+            size(std::mem::size_of::<maps::Profile>()),
+            None,
+        ),
+        (name::VERDICTS, 8, Some(maps::verdict::COUNT)),
+        (name::VBYTES, 8, Some(maps::verdict::COUNT)),
+    ]
+}
+
+/// Maps pinned in `dir` by an older build whose layout differs from this one's: the programs
+/// would not verify against them (a verifier message naming an offset), or would count into
+/// the void. Refused with the remedy instead.
+fn check_pinned_layouts(dir: &Path) -> Result<(), LoadError> {
+    for (n, value_size, entries) in pinned_layouts() {
+        let path = dir.join(n);
+        if !path.exists() {
+            continue;
+        }
+        let pin = |why: String| LoadError::Pin {
+            dir: dir.into(),
+            why,
+        };
+        let info = aya::maps::MapData::from_pin(&path)
+            .and_then(|m| m.info())
+            .map_err(|e| pin(format!("{n}: {e}")))?;
+        let (vs, me) = (info.value_size(), info.max_entries());
+        if vs != value_size || entries.is_some_and(|e| e != me) {
+            return Err(pin(format!(
+                "{n} was pinned by another version of l2xdp (values of {vs} bytes, {me} entries; this one has {value_size}{}): `l2xdp-dataplane detach` first (it removes the pinned sessions: restart l2xdpd after the new attach)",
+                entries.map_or(String::new(), |e| format!(", {e} entries"))
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Loads `tc_l2tp_core` where the kernel has `bpf_redirect_neigh` (optional: without it the

@@ -98,22 +98,19 @@ impl StatsMaps {
             c.to_kernel = to_kernel.get(i).copied().unwrap_or(0);
         }
         let mut kernel_path = Vec::new();
-        let rows = [
-            ("upstream", verdict::UP_FIB_BASE),
-            ("downstream", verdict::DOWN_FIB_BASE),
-        ]
-        .into_iter()
-        .flat_map(|(d, base)| {
-            fib_reason::NAMES
-                .iter()
-                .enumerate()
-                .map(move |(r, n)| (d, *n, base + r as u32))
-        })
-        .chain([
-            ("downstream", "neigh_redirect", verdict::NEIGH_REDIRECT),
-            ("downstream", "dropped_no_tc", verdict::DOWN_NO_TC),
-            ("downstream", "mark_spoofed", verdict::MARK_SPOOFED),
-        ]);
+        let rows = [("upstream", true), ("downstream", false)]
+            .into_iter()
+            .flat_map(|(d, up)| {
+                fib_reason::NAMES
+                    .iter()
+                    .enumerate()
+                    .map(move |(r, n)| (d, *n, verdict::fib(up, r as u32)))
+            })
+            .chain([
+                ("downstream", "neigh_redirect", verdict::NEIGH_REDIRECT),
+                ("downstream", "dropped_no_tc", verdict::DOWN_NO_TC),
+                ("downstream", "mark_spoofed", verdict::MARK_SPOOFED),
+            ]);
         for (direction, reason, i) in rows {
             kernel_path.push(KernelPathCount {
                 direction: direction.into(),
@@ -170,11 +167,15 @@ impl StatsMaps {
         for c in &cpus {
             total.add(c);
         }
+        let gateway_echo = Self::per_cpu(&self.verdicts, name::VERDICTS, verdict::GATEWAY_ECHO)?
+            .iter()
+            .sum();
         Ok(Snapshot {
             cpus,
             total,
             drops,
             kernel_path,
+            gateway_echo,
             sessions,
             per_session: out,
         })

@@ -405,11 +405,9 @@ impl XdpDataPlane {
     }
 
     fn set_config_unlocked(&mut self, c: &FastPathConfig) -> Result<(), DataPlaneError> {
-        let kernel_mark = self
-            .config
-            .get(&0, 0)
-            .map_err(|e| sys(name::CONFIG, e))?
-            .kernel_mark;
+        // Kept as they are: the loader's mark, the control plane's gateway.
+        let cur = self.config.get(&0, 0).map_err(|e| sys(name::CONFIG, e))?;
+        let kernel_mark = cur.kernel_mark;
         let v = maps::Config {
             udp_port: c.decap.udp_port,
             verify_udp_checksum: u8::from(c.decap.verify_udp_checksum),
@@ -425,8 +423,18 @@ impl XdpDataPlane {
             ac_bloom: self.ac_bloom(),
             kernel_mark,
             pad_mark: 0,
+            gateway4: cur.gateway4,
+            pad_gateway: 0,
         };
         self.config.set(0, v, 0).map_err(|e| sys(name::CONFIG, e))
+    }
+
+    fn set_gateway_unlocked(&mut self, ipv4: Option<Ipv4Addr>) -> Result<(), DataPlaneError> {
+        let mut c = self.config.get(&0, 0).map_err(|e| sys(name::CONFIG, e))?;
+        c.gateway4 = ipv4
+            .filter(|a| !a.is_unspecified())
+            .map_or(0, |a| u32::from_ne_bytes(a.octets()));
+        self.config.set(0, c, 0).map_err(|e| sys(name::CONFIG, e))
     }
 
     /// The global settings as the programs read them (diagnostics, tests).
@@ -972,6 +980,10 @@ impl DataPlane for XdpDataPlane {
 
     fn id_hint(&self) -> Option<Arc<dyn IdHint>> {
         Some(self.shadow.used.clone())
+    }
+
+    fn set_gateway(&mut self, ipv4: Option<Ipv4Addr>) -> Result<(), DataPlaneError> {
+        self.write_locked(|dp| dp.set_gateway_unlocked(ipv4))
     }
 
     fn counters(&self, key: &SessionKey) -> Result<SessionCounters, DataPlaneError> {

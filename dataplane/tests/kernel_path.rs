@@ -118,11 +118,11 @@ fn verdicts(pins: &Pins) -> Vec<u64> {
 }
 
 fn up(reason: u32) -> usize {
-    (verdict::UP_FIB_BASE + reason) as usize
+    verdict::fib(true, reason) as usize
 }
 
 fn down(reason: u32) -> usize {
-    (verdict::DOWN_FIB_BASE + reason) as usize
+    verdict::fib(false, reason) as usize
 }
 
 fn first_packets_in(mode: Mode, test: &str) {
@@ -374,4 +374,133 @@ fn a_frame_from_the_wire_with_the_kernel_mark_is_dropped() {
     assert_eq!(v[verdict::MARK_SPOOFED as usize], 1, "{v:?}");
     assert_eq!(v[verdict::ENCAP as usize], 2, "{v:?}");
     drop(fp);
+}
+
+/// `l2xdp-dataplane` in the calling thread's namespace (entered with `Netns::enter`: a child
+/// starts in the namespace of the thread that spawns it, in the same mount namespace, so
+/// `/sys/fs/bpf` is the test's).
+fn dataplane_cli(args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_l2xdp-dataplane"))
+        .args(args)
+        .output()
+        .expect("run l2xdp-dataplane");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "l2xdp-dataplane {args:?}: {text}");
+    text
+}
+
+/// Issue 16: with forwarding off in the LNS's namespace (`net.ipv4.conf.all.forwarding = 0`,
+/// as `net.ipv4.ip_forward = 0`) `bpf_fib_lookup` answers FWD_DISABLED both ways. `attach`
+/// says so, one line per interface; every packet is counted by direction as `fwd_disabled`
+/// (before: lumped into `other`, and `show` printed no kernel path at all) and `show --json`
+/// has the rows; nothing reaches the core host. With forwarding on, no such warning.
+#[test]
+fn forwarding_off_is_warned_at_attach_and_counted_by_reason() {
+    let test = "forwarding_off_is_warned_at_attach_and_counted_by_reason";
+    if skip_unless_root(test) {
+        return;
+    }
+    const N: u64 = 5;
+    let tag = "i16-dpdefects-fwd";
+    let topo = Topology::new(tag);
+    topo.lns
+        .exec(&["sysctl", "-qw", "net.ipv4.conf.all.forwarding=0"]);
+    let pins = Pins::under_sys_fs_bpf(tag);
+    let pin_dir = pins.path().display().to_string();
+    let out = {
+        let _g = topo.lns.enter();
+        dataplane_cli(&[
+            "--pin-dir",
+            &pin_dir,
+            "attach",
+            "--access",
+            LA,
+            "--core",
+            "lc",
+        ])
+    };
+    eprintln!("{out}");
+    for iface in [LA, "lc"] {
+        let lines: Vec<&str> = out
+            .lines()
+            .filter(|l| {
+                l.starts_with("warning: ")
+                    && l.contains(&format!("net.ipv4.conf.{iface}.forwarding is 0"))
+            })
+            .collect();
+        assert_eq!(lines.len(), 1, "one forwarding warning for {iface}:\n{out}");
+    }
+    assert!(
+        !out.contains("net.ipv6.conf"),
+        "IPv6 is disabled in the lab: no IPv6 warning\n{out}"
+    );
+    let subs = Sub::numbered(1);
+    let sub = subs.values().next().expect("one subscriber").clone();
+    {
+        let _g = topo.lns.enter();
+        XdpDataPlane::open(pins.path())
+            .expect("open pins")
+            .install(&sub.lns_entry())
+            .expect("install");
+    }
+    let core_port = PeerPort::new(&topo.core, CORE0);
+    let lac_port = PeerPort::new(&topo.lac, LAC0);
+    let (core_tx, lac_tx) = (ip_socket(&core_port), ip_socket(&lac_port));
+    let core_rx = Counter::start(ip_socket(&core_port), classify_upstream);
+    let mut tx = TxSeq::default();
+    for i in 0..N as u32 {
+        lac_tx.send(&upstream_frame(&sub, &mut tx, i));
+        core_tx.send(&downstream_frame(&sub, i));
+    }
+    let (up_i, down_i) = (
+        verdict::UP_FWD_DISABLED as usize,
+        verdict::DOWN_FWD_DISABLED as usize,
+    );
+    let end = std::time::Instant::now() + l2xdp_lab::traffic::LIMIT;
+    let mut v = verdicts(&pins);
+    while (v[up_i] < N || v[down_i] < N) && std::time::Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(5));
+        v = verdicts(&pins);
+    }
+    eprintln!("verdicts: {v:?}");
+    assert_eq!(
+        (v[up_i], v[down_i]),
+        (N, N),
+        "fwd_disabled both ways: {v:?}"
+    );
+    assert_eq!(v[up(fib_reason::OTHER)], 0, "{v:?}");
+    assert_eq!(v[down(fib_reason::OTHER)], 0, "{v:?}");
+    assert_eq!(v[verdict::FIB_MISS as usize], 2 * N, "{v:?}");
+    assert_eq!(v[verdict::DECAP as usize], 0, "{v:?}");
+    assert_eq!(v[verdict::ENCAP as usize], 0, "{v:?}");
+    assert_eq!(core_rx.total(), 0, "the kernel forwarded nothing either");
+    let json: serde_json::Value =
+        serde_json::from_str(&dataplane_cli(&["--pin-dir", &pin_dir, "show", "--json"]))
+            .expect("show --json");
+    for dir in ["upstream", "downstream"] {
+        let row = json["snapshot"]["kernel_path"]
+            .as_array()
+            .expect("kernel_path")
+            .iter()
+            .find(|k| k["direction"] == dir && k["reason"] == "fwd_disabled")
+            .unwrap_or_else(|| panic!("no {dir} fwd_disabled row: {json}"))
+            .clone();
+        assert_eq!(row["packets"], N, "{dir}: {row}");
+    }
+    // Forwarding on: the same check finds nothing to say.
+    topo.lns
+        .exec(&["sysctl", "-qw", "net.ipv4.conf.all.forwarding=1"]);
+    {
+        let _g = topo.lns.enter();
+        for iface in [LA, "lc"] {
+            let w = l2xdp_dataplane::sysctl::forwarding_warnings(iface);
+            assert!(w.is_empty(), "{iface}: {w:?}");
+        }
+    }
+    let out = dataplane_cli(&["--pin-dir", &pin_dir, "detach"]);
+    assert!(out.contains("detached"), "{out}");
 }

@@ -604,9 +604,19 @@ static __always_inline __u32 fib_reason(int rc)
 		return L2XDP_FIB_UNREACHABLE;
 	case BPF_FIB_LKUP_RET_FRAG_NEEDED:
 		return L2XDP_FIB_FRAG_NEEDED;
+	case BPF_FIB_LKUP_RET_FWD_DISABLED:
+		return L2XDP_FIB_FWD_DISABLED;
 	default:
 		return L2XDP_FIB_OTHER;
 	}
+}
+
+/* The per-reason verdict counter of a FIB miss, upstream (decap) or downstream (encap). */
+static __always_inline __u32 fib_verdict(int up, __u32 reason)
+{
+	if (reason == L2XDP_FIB_FWD_DISABLED)
+		return up ? L2XDP_V_UP_FWD_DISABLED : L2XDP_V_DOWN_FWD_DISABLED;
+	return (up ? L2XDP_V_UP_FIB_BASE : L2XDP_V_DOWN_FIB_BASE) + reason;
 }
 
 /*
@@ -625,7 +635,7 @@ static __always_inline int decap_to_kernel(struct xdp_md *ctx, struct l2xdp_sess
 	__u8 macs[12], *eth;
 
 	count(&l2xdp_verdicts, L2XDP_V_FIB_MISS);
-	count(&l2xdp_verdicts, L2XDP_V_UP_FIB_BASE + fib_reason(rc));
+	count(&l2xdp_verdicts, fib_verdict(1, fib_reason(rc)));
 	eth = at(ctx, 0, 12);
 	if (!eth || inner < ETH_HLEN)
 		return v_other(L2XDP_V_ERROR, XDP_ABORTED);
@@ -685,7 +695,7 @@ static __always_inline int encap_fib_miss(struct xdp_md *ctx, struct l2xdp_confi
 	__u32 reason = fib_reason(rc), ifindex = ctx->ingress_ifindex, egress = fib->ifindex;
 
 	count(&l2xdp_verdicts, L2XDP_V_FIB_MISS);
-	count(&l2xdp_verdicts, L2XDP_V_DOWN_FIB_BASE + reason);
+	count(&l2xdp_verdicts, fib_verdict(0, reason));
 	if (reason != L2XDP_FIB_NO_NEIGH)
 		return XDP_PASS;
 	/* Untagged templates only: tc_l2tp_core hands bpf_redirect_neigh an IP frame. */
@@ -857,6 +867,73 @@ static __always_inline int decap_v3(struct xdp_md *ctx, struct l2xdp_config *cfg
 		return v_other(L2XDP_V_ERROR, XDP_ABORTED);
 	count_fwd(L2XDP_V_DECAP, frame_len);
 	return bpf_redirect(ac, 0);
+}
+
+static __always_inline int encap(struct xdp_md *ctx, struct l2xdp_config *cfg,
+				 struct l2xdp_session *s, struct l2xdp_profile *pr,
+				 __u32 inner, __u32 inner_len, int v6, int xsk);
+
+/* RFC 1624 eqn. 3: the checksum `hc` after a 16-bit word of the data it covers changed from
+ * `m` to `m1`: HC' = ~(~HC + ~m + m'). Words as stored (any byte order, the same for all). */
+static __always_inline __u16 csum_update(__u16 hc, __u16 m, __u16 m1)
+{
+	__u32 sum = (__u16)~hc + (__u16)~m + (__u32)m1;
+
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return (__u16)~sum;
+}
+
+#define GATEWAY_ECHO_TTL 64
+
+/*
+ * ICMP echo to the LNS's own PPP address (cfg->gateway4: the IPCP local address, set by
+ * l2xdpd): subscribers and their CPE ping their gateway, and in XDP mode there is no PPP
+ * interface the kernel could answer from. The request [inner, inner_end) becomes the reply in
+ * place (RFC 792: source and destination swapped, type 0, the identifier, sequence number and
+ * data kept; RFC 1122 §3.2.2.6) with TTL 64 (RFC 1700), both checksums updated incrementally
+ * (RFC 1624 eqn. 3; swapping the addresses leaves the header sum as it is), and is
+ * encapsulated into the same session like any downstream packet (encap: the session's
+ * template, its Ns, the peer's next hop from bpf_fib_lookup), sent back out of the access
+ * interface. Counted as the session's received packet (count_rx), as L2XDP_V_GATEWAY_ECHO,
+ * and by encap as a downstream one. Returns an XDP action, or -1 for anything else (options,
+ * fragments, other ICMP, other protocols): forwarded as any packet. The caller reaches this
+ * only for IPv4 to gateway4, so an ordinary packet pays one compare.
+ */
+static __always_inline int gateway_echo(struct xdp_md *ctx, struct l2xdp_config *cfg,
+					struct l2xdp_session *s, struct l2xdp_profile *pr,
+					__u32 inner, __u32 inner_end, __u32 frame_len)
+{
+	__u32 ilen = inner_end - inner, tot, a;
+	__u16 old;
+	__u8 *ip;
+
+	if (!cfg->gateway4 || ilen < 28)
+		return -1;
+	ip = at(ctx, inner, 28);
+	if (!ip || ip[0] != 0x45 || ip[9] != IPPROTO_ICMP)
+		return -1;
+	/* Not a fragment (MF clear, offset 0): the whole message is here. */
+	if (be16(ip + 6) & 0x3fff)
+		return -1;
+	tot = be16(ip + 2);
+	if (tot < 28 || tot > ilen)
+		return -1;
+	/* Echo request, code 0 (RFC 792). */
+	if (ip[20] != 8 || ip[21] != 0)
+		return -1;
+	old = *(__u16 *)(ip + 20);
+	ip[20] = 0;
+	*(__u16 *)(ip + 22) = csum_update(*(__u16 *)(ip + 22), old, *(__u16 *)(ip + 20));
+	old = *(__u16 *)(ip + 8);
+	ip[8] = GATEWAY_ECHO_TTL;
+	*(__u16 *)(ip + 10) = csum_update(*(__u16 *)(ip + 10), old, *(__u16 *)(ip + 8));
+	a = *(__u32 *)(ip + 12);
+	*(__u32 *)(ip + 12) = *(__u32 *)(ip + 16);
+	*(__u32 *)(ip + 16) = a;
+	count_rx(s, frame_len);
+	count(&l2xdp_verdicts, L2XDP_V_GATEWAY_ECHO);
+	return encap(ctx, cfg, s, pr, inner, tot, 0, 0);
 }
 
 /* 5–13 for L2TP over UDP; [msg, end) is the UDP payload. */
@@ -1035,6 +1112,13 @@ static __always_inline int decap_udp(struct xdp_md *ctx, struct l2xdp_config *cf
 		return v_drop(L2XDP_DROP_UNBOUND_SOURCE);
 	if (ttl <= 1)
 		return v_to_cp(L2XDP_WHY_INNER_TTL_EXPIRED);
+	/* The one compare an ordinary packet pays for gateway_echo (p: the inner header; its
+	 * destination and gateway4, in the config's one cache line, are both in cache). */
+	if (__builtin_expect(*(__u32 *)(p + 16) == cfg->gateway4, 0) && !v6) {
+		r = gateway_echo(ctx, cfg, s, pr, inner, pay_end, frame_len);
+		if (r >= 0)
+			return r;
+	}
 	return forward_v2(ctx, s, &key, inner, pay_end, v6, frame_len, o->xsk);
 }
 

@@ -64,7 +64,14 @@ enum l2xdp_verdict {
 	L2XDP_V_NEIGH_REDIRECT = 27, /* tc_l2tp_core: a marked frame to bpf_redirect_neigh */
 	L2XDP_V_DOWN_NO_TC = 28,    /* encap no_neigh dropped: no tc_l2tp_core on this interface */
 	L2XDP_V_MARK_SPOOFED = 29,  /* dropped: a frame from the wire carrying the kernel mark */
-	L2XDP_V_COUNT = 30,
+	/* Appended: L2XDP_FIB_FWD_DISABLED by direction (forwarding off on the ingress interface:
+	 * net.ipv4.conf.<if>.forwarding / net.ipv6.conf.<if>.forwarding 0). Not in the
+	 * ..._FIB_BASE ranges, which are full; fib_verdict() picks the index. */
+	L2XDP_V_UP_FWD_DISABLED = 30,
+	L2XDP_V_DOWN_FWD_DISABLED = 31,
+	L2XDP_V_GATEWAY_ECHO = 32,  /* an ICMP echo request to gateway4 answered (gateway_echo):
+				     * also counted as L2XDP_V_ENCAP with the reply's bytes */
+	L2XDP_V_COUNT = 33,
 };
 
 /* Why bpf_fib_lookup did not give a next hop (BPF_FIB_LKUP_RET_*, grouped). */
@@ -73,8 +80,10 @@ enum l2xdp_fib_reason {
 	L2XDP_FIB_NOT_FWDED = 1,    /* NOT_FWDED: local destination */
 	L2XDP_FIB_UNREACHABLE = 2,  /* BLACKHOLE, UNREACHABLE, PROHIBIT */
 	L2XDP_FIB_FRAG_NEEDED = 3,  /* FRAG_NEEDED: larger than the route's MTU */
-	L2XDP_FIB_OTHER = 4,        /* FWD_DISABLED, UNSUPP_LWT, anything newer */
-	L2XDP_FIB_COUNT = 5,
+	L2XDP_FIB_OTHER = 4,        /* UNSUPP_LWT, anything newer */
+	L2XDP_FIB_FWD_DISABLED = 5, /* FWD_DISABLED: forwarding off on the ingress interface
+				     * (counted at L2XDP_V_{UP,DOWN}_FWD_DISABLED) */
+	L2XDP_FIB_COUNT = 6,
 };
 
 /* Global settings (l2xdp_config, ARRAY of one). */
@@ -98,6 +107,11 @@ struct l2xdp_config {
 	 * unicast: byte 0 has bit 1 set, bit 0 clear); all zero: no kernel path. */
 	__u8 kernel_mark[6];
 	__u16 pad_mark;
+	/* Appended. The LNS's own PPP address (the IPCP local address, wire order; 0: none), set
+	 * by l2xdpd at start-up: ICMP echo requests to it arriving in a v2 session are answered
+	 * by the access program (gateway_echo in l2xdp.bpf.c). */
+	__u32 gateway4;
+	__u32 pad_gateway;
 };
 
 /* Session key: the ids that arrive in packets (ours). v2: id = tunnel << 16 | session. */

@@ -90,8 +90,27 @@ pub mod verdict {
     pub const DOWN_NO_TC: u32 = 28;
     /// A frame from the wire carrying the kernel-path mark: dropped.
     pub const MARK_SPOOFED: u32 = 29;
+    /// Decapsulation's FIB misses for [`super::fib_reason::FWD_DISABLED`] (the inner packet
+    /// handed to the kernel stack, which does not forward it either).
+    pub const UP_FWD_DISABLED: u32 = 30;
+    /// Encapsulation's FIB misses for [`super::fib_reason::FWD_DISABLED`] (passed untouched).
+    pub const DOWN_FWD_DISABLED: u32 = 31;
+    /// An ICMP echo request to the gateway address answered by the access program (the
+    /// reply is also counted as [`ENCAP`]).
+    pub const GATEWAY_ECHO: u32 = 32;
     /// Size of the array.
-    pub const COUNT: u32 = 30;
+    pub const COUNT: u32 = 33;
+
+    /// The counter of a FIB miss for `reason` (`fib_reason::*`) upstream (decapsulation) or
+    /// downstream (encapsulation): `fib_verdict` in l2xdp.bpf.c.
+    pub const fn fib(up: bool, reason: u32) -> u32 {
+        match (reason == super::fib_reason::FWD_DISABLED, up) {
+            (true, true) => UP_FWD_DISABLED,
+            (true, false) => DOWN_FWD_DISABLED,
+            (false, true) => UP_FIB_BASE + reason,
+            (false, false) => DOWN_FIB_BASE + reason,
+        }
+    }
 }
 
 /// `enum l2xdp_fib_reason`: why `bpf_fib_lookup` gave no next hop.
@@ -104,17 +123,21 @@ pub mod fib_reason {
     pub const UNREACHABLE: u32 = 2;
     /// FRAG_NEEDED: larger than the route's MTU.
     pub const FRAG_NEEDED: u32 = 3;
-    /// FWD_DISABLED, UNSUPP_LWT, and anything newer.
+    /// UNSUPP_LWT, and anything newer.
     pub const OTHER: u32 = 4;
+    /// FWD_DISABLED: forwarding is off on the ingress interface
+    /// (`net.ipv4.conf.<if>.forwarding`, `net.ipv6.conf.<if>.forwarding`).
+    pub const FWD_DISABLED: u32 = 5;
     /// Number of reasons.
-    pub const COUNT: u32 = 5;
+    pub const COUNT: u32 = 6;
     /// Names, by index (operator output, metrics labels).
-    pub const NAMES: [&str; 5] = [
+    pub const NAMES: [&str; 6] = [
         "no_neigh",
         "not_fwded",
         "unreachable",
         "frag_needed",
         "other",
+        "fwd_disabled",
     ];
 }
 
@@ -159,6 +182,10 @@ pub struct Config {
     /// The kernel path's mark (random, locally administered unicast; zero: none).
     pub kernel_mark: [u8; 6],
     pub pad_mark: u16,
+    /// The LNS's own PPP address (IPCP local address, wire order; 0: none): ICMP echo
+    /// requests to it are answered by the access program.
+    pub gateway4: u32,
+    pub pad_gateway: u32,
 }
 
 /// `struct l2xdp_session_key`: v2 `id` = tunnel << 16 | session; v3 `id` = session.
@@ -437,7 +464,9 @@ mod tests {
                     dst4_mask,
                     ac_bloom,
                     kernel_mark,
-                    pad_mark
+                    pad_mark,
+                    gateway4,
+                    pad_gateway
                 ]
             ),
             layout!("l2xdp_session_key", SessionKey, [version, pad, id]),

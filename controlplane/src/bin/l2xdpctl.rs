@@ -497,29 +497,7 @@ fn s(v: &Value) -> String {
 }
 
 fn table(header: &[&str], rows: &[Vec<String>]) {
-    let mut w: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for r in rows {
-        for (i, c) in r.iter().enumerate() {
-            if let Some(x) = w.get_mut(i) {
-                *x = (*x).max(c.len());
-            }
-        }
-    }
-    let line = |cells: Vec<String>| {
-        let mut l = String::new();
-        for (i, c) in cells.iter().enumerate() {
-            if i + 1 == cells.len() {
-                l.push_str(c);
-            } else {
-                l.push_str(&format!("{c:<width$}  ", width = w[i]));
-            }
-        }
-        println!("{}", l.trim_end());
-    };
-    line(header.iter().map(|h| h.to_string()).collect());
-    for r in rows {
-        line(r.clone());
-    }
+    print!("{}", l2xdp_dataplane_api::table::render(header, rows));
 }
 
 fn rows(v: &Value) -> &[Value] {
@@ -672,9 +650,10 @@ fn human_stats(v: &Value) {
     let snap = &v["snapshot"];
     let rates = &v["rates"];
     println!(
-        "fast path under {}: {} sessions with counters, rates over {:.2} s",
+        "fast path under {}: {} sessions with counters, {} gateway pings answered, rates over {:.2} s",
         s(&v["pins"]),
         s(&snap["sessions"]),
+        s(&snap["gateway_echo"]),
         rates["interval_secs"].as_f64().unwrap_or(0.0)
     );
     let row = |name: String, c: &Value, r: &Value| {

@@ -147,14 +147,23 @@ pub fn dataplane(cfg: &DaemonConfig) -> Result<Box<dyn DataPlane>, StartError> {
     match cfg.dataplane.mode {
         DataplaneMode::Memory => Ok(Box::new(MemoryDataPlane::new())),
         #[cfg(feature = "xdp")]
-        DataplaneMode::Xdp => l2xdp_dataplane::xdp::XdpDataPlane::open(&cfg.dataplane.pin_dir)
-            .map(|d| Box::new(d) as Box<dyn DataPlane>)
-            .map_err(|e| {
-                StartError::Dataplane(format!(
-                    "{e} (is l2xdp-dataplane attached with --pin-dir {}?)",
-                    cfg.dataplane.pin_dir.display()
-                ))
-            }),
+        DataplaneMode::Xdp => {
+            let mut dp = l2xdp_dataplane::xdp::XdpDataPlane::open(&cfg.dataplane.pin_dir)
+                .map_err(|e| {
+                    StartError::Dataplane(format!(
+                        "{e} (is l2xdp-dataplane attached with --pin-dir {}?)",
+                        cfg.dataplane.pin_dir.display()
+                    ))
+                })?;
+            // The fast path answers ping to our own PPP address (issue 16).
+            let ipcp = &cfg.ppp.ipcp;
+            let gateway = (ipcp.enabled && !ipcp.local_address.is_unspecified())
+                .then_some(ipcp.local_address);
+            dp.set_gateway(gateway).map_err(|e| {
+                StartError::Dataplane(format!("setting the gateway address {gateway:?}: {e}"))
+            })?;
+            Ok(Box::new(dp) as Box<dyn DataPlane>)
+        }
         #[cfg(not(feature = "xdp"))]
         DataplaneMode::Xdp => Err(StartError::Dataplane(
             "this l2xdpd was built without the `xdp` feature: [dataplane] mode = \"xdp\" is unavailable (mode = \"memory\" works)".into(),
@@ -195,11 +204,67 @@ pub fn node_with_entropy(
     entropy: impl FnOnce(&mut [u8]) -> Result<(), String>,
 ) -> Result<Node, StartError> {
     let random = Random::from_entropy(entropy)?;
+    let store = store(cfg)?;
+    let mut dataplane = dataplane;
+    if store.is_none() {
+        remove_orphans(cfg, dataplane.as_mut())?;
+    }
     let node = node_without_store(cfg, dataplane, random)?;
-    Ok(match store(cfg)? {
+    Ok(match store {
         Some(s) => node.with_store(Box::new(s)),
         None => node,
     })
+}
+
+/// Start-up without a failover store (`[l2tp.failover]` off, or a store that cannot be
+/// written): this l2xdpd owns no session from before, yet a previous one's entries are still in
+/// the pinned fast path, forwarding a subscriber's traffic with no accounting and no teardown
+/// (issue 16). Removed here: every L2TPv2 session, and every L2TPv3 session on one of this
+/// configuration's `[[pseudowire]]` interfaces. L2TPv3 entries on other interfaces are static
+/// pseudowires (`l2xdp-dataplane static`) and stay. With a store, `Node::recover` removes what
+/// it does not restore. Their peers are not told (no StopCCN/CDN: the control connection's
+/// state is what is missing); they time the tunnels out. Returns how many were removed
+/// (errors are logged, never a reason not to start).
+fn remove_orphans(cfg: &DaemonConfig, dataplane: &mut dyn DataPlane) -> Result<usize, StartError> {
+    use l2xdp_dataplane_api::Binding;
+    use l2xdp_wire::datapath::SessionKey;
+
+    let ours: std::collections::HashSet<u32> = attachment_circuits(cfg)?.into_values().collect();
+    // As recovery does with its stale entries: a fast path that cannot be listed or an entry
+    // that cannot be removed is logged, and start-up goes on.
+    let entries = match dataplane.sessions() {
+        Ok(v) => v,
+        Err(err) => {
+            tracing::warn!(%err, "listing the fast path failed: a previous l2xdpd's sessions may stay");
+            return Ok(0);
+        }
+    };
+    let mut removed = 0;
+    for e in entries {
+        let owned = match (&e.session.our_ids, &e.binding) {
+            (SessionKey::V2 { .. }, _) => true,
+            (SessionKey::V3 { .. }, Binding::AttachmentCircuit { ifindex }) => {
+                ours.contains(ifindex)
+            }
+            (SessionKey::V3 { .. }, Binding::Subscriber { .. }) => false,
+        };
+        if !owned {
+            continue;
+        }
+        match dataplane.remove(&e.key()) {
+            Ok(()) => removed += 1,
+            Err(err) => {
+                tracing::warn!(key = ?e.key(), %err, "removing a previous l2xdpd's fast-path entry failed")
+            }
+        }
+    }
+    if removed > 0 {
+        tracing::warn!(
+            removed,
+            "no failover state: removed the fast-path sessions of a previous l2xdpd (their peers are not told)"
+        );
+    }
+    Ok(removed)
 }
 
 /// [`node`] without its failover store (the drill hands the running node's over: redb locks

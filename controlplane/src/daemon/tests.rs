@@ -203,3 +203,93 @@ fn start_up_fails_without_entropy() {
     assert!(matches!(z, StartError::Entropy(_)), "{z:?}");
     assert!(node(&c, Box::new(MemoryDataPlane::new())).is_ok());
 }
+
+/// A fast-path entry as a previous l2xdpd (or `l2xdp-dataplane static`) left it.
+fn leftover(
+    our: l2xdp_wire::datapath::SessionKey,
+    binding: l2xdp_dataplane_api::Binding,
+) -> l2xdp_dataplane_api::SessionEntry {
+    use l2xdp_wire::datapath::{PppTx, Session, SessionKey};
+    use l2xdp_wire::l2tp::header::{Cookie, Transport};
+    use l2xdp_wire::net::ethernet::{MacAddr, Vlans};
+    let peer = match our {
+        SessionKey::V2 { .. } => SessionKey::V2 {
+            tunnel_id: 2,
+            session_id: 7,
+        },
+        SessionKey::V3 { .. } => SessionKey::V3 { session_id: 77 },
+    };
+    l2xdp_dataplane_api::SessionEntry {
+        session: Session {
+            transport: Transport::Udp,
+            local_addr: "192.0.2.1".parse().expect("addr"),
+            peer_addr: "192.0.2.2".parse().expect("addr"),
+            local_port: 1701,
+            peer_port: 1701,
+            local_mac: MacAddr([0; 6]),
+            next_hop_mac: MacAddr([0; 6]),
+            vlans: Vlans::NONE,
+            our_ids: our,
+            peer_ids: peer,
+            cookie_rx: Cookie::NONE,
+            cookie_tx: Cookie::NONE,
+            l2ss: matches!(our, SessionKey::V3 { .. }),
+            sequencing: false,
+            ppp: PppTx::default(),
+            ttl: 64,
+            dscp: 0,
+            udp_checksum_v4: false,
+        },
+        binding,
+    }
+}
+
+/// Issue 16: started without failover state, l2xdpd owns no session from before, so the
+/// entries a previous l2xdpd left in the fast path are removed at start-up — every L2TPv2
+/// session and the L2TPv3 sessions on its own `[[pseudowire]]` interfaces — while an L2TPv3
+/// entry on another interface (a static pseudowire) stays.
+#[test]
+fn start_up_without_failover_state_removes_the_previous_sessions() {
+    use l2xdp_dataplane_api::{Binding, DataPlane};
+    use l2xdp_wire::datapath::SessionKey;
+    let c = parse(
+        "[ppp.ipcp]\npool = [\"100.64.0.0/24\"]\n\
+         [[pseudowire]]\nremote_end_id = \"pw0\"\ninterface = \"lo\"\n",
+    )
+    .expect("valid");
+    let lo: u32 = std::fs::read_to_string("/sys/class/net/lo/ifindex")
+        .expect("lo")
+        .trim()
+        .parse()
+        .expect("ifindex");
+    let mut dp = MemoryDataPlane::new();
+    let v2 = SessionKey::V2 {
+        tunnel_id: 1,
+        session_id: 10,
+    };
+    let ours_v3 = SessionKey::V3 { session_id: 1000 };
+    let static_v3 = SessionKey::V3 { session_id: 2000 };
+    for (k, b) in [
+        (
+            v2,
+            Binding::Subscriber {
+                ipv4: Some("100.64.0.9".parse().expect("addr")),
+                ipv6: vec![],
+            },
+        ),
+        (ours_v3, Binding::AttachmentCircuit { ifindex: lo }),
+        (static_v3, Binding::AttachmentCircuit { ifindex: 999_999 }),
+    ] {
+        dp.install(&leftover(k, b)).expect("install");
+    }
+    let n = node(&c, Box::new(dp)).expect("node");
+    assert!(!n.has_store());
+    let left: Vec<SessionKey> = n
+        .dataplane()
+        .sessions()
+        .expect("sessions")
+        .iter()
+        .map(|e| e.key())
+        .collect();
+    assert_eq!(left, vec![static_v3], "only the static pseudowire stays");
+}

@@ -4,7 +4,7 @@
 //! l2xdp-dataplane attach --access eth0 --core eth1 [--cpumap] [--udp-port 1701] [--mtu 1500]
 //!                        [--mode xdp|afxdp [--cores 0,1] [--batch 64]]
 //! l2xdp-dataplane static pseudowires.toml
-//! l2xdp-dataplane show
+//! l2xdp-dataplane show [--json]
 //! l2xdp-dataplane probe [--iface eth0] [--force adjust_meta=off] [--json]
 //! l2xdp-dataplane detach
 //! ```
@@ -17,7 +17,7 @@ use l2xdp_dataplane::afxdp::{AfXdp, AfXdpConfig};
 use l2xdp_dataplane::loader::{self, PIN_DIR};
 use l2xdp_dataplane::probe;
 use l2xdp_dataplane::stats::{SessionStats, StatsMaps};
-use l2xdp_dataplane::{static_pw, DataPlane, FastPathConfig, XdpDataPlane};
+use l2xdp_dataplane::{static_pw, sysctl, DataPlane, FastPathConfig, XdpDataPlane};
 use l2xdp_ebpf::prog;
 use l2xdp_wire::datapath::DecapConfig;
 
@@ -91,8 +91,13 @@ enum Cmd {
     /// Install the static L2TPv3 pseudowires of a TOML file (attaches the encap program to each
     /// attachment interface).
     Static { config: PathBuf },
-    /// Print sessions and counters.
-    Show,
+    /// Print sessions and counters: tables (sessions, CPUs, drop reasons, the kernel path),
+    /// or one JSON document with `--json`.
+    Show {
+        /// JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
     /// What the running kernel offers the fast path (read-only: loads tiny probe programs,
     /// attaches nothing): helpers, map types, test runs, and each `--iface`'s XDP support.
     Probe {
@@ -186,10 +191,8 @@ fn run(cli: Cli) -> Result<(), String> {
                     generic.push(i.clone());
                 }
             }
-            for i in &access {
-                if let Some(w) = rp_filter_warning(i) {
-                    println!("warning: {w}");
-                }
+            for w in sysctl::attach_warnings(&access, &core) {
+                println!("warning: {w}");
             }
             if !generic.is_empty() {
                 println!(
@@ -254,6 +257,12 @@ fn run(cli: Cli) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
             let mut ebpf = loader::load(Some(&cli.pin_dir)).map_err(|e| e.to_string())?;
             let mut dp = XdpDataPlane::open(&cli.pin_dir).map_err(|e| e.to_string())?;
+            let mut circuits: Vec<String> = pws.iter().map(|p| p.interface.clone()).collect();
+            circuits.sort();
+            circuits.dedup();
+            for w in sysctl::attach_warnings(&[], &circuits) {
+                println!("warning: {w}");
+            }
             for pw in &pws {
                 let ifindex = loader::ifindex(&pw.interface).map_err(|e| e.to_string())?;
                 dp.install(&pw.entry(ifindex)).map_err(|e| e.to_string())?;
@@ -266,38 +275,12 @@ fn run(cli: Cli) -> Result<(), String> {
                 );
             }
         }
-        Cmd::Show => {
-            // The counters through `stats` (as l2xdpctl and the metrics endpoint read them):
-            // in AF_XDP mode the workers' drops are in the same reasons and CPUs.
-            let snap = StatsMaps::open(&cli.pin_dir)
-                .and_then(|m| m.snapshot(true))
-                .map_err(|e| e.to_string())?;
-            let dp = XdpDataPlane::open(&cli.pin_dir).map_err(|e| e.to_string())?;
-            for e in dp.sessions().map_err(|e| e.to_string())? {
-                let st = SessionStats::new(e.key(), Default::default());
-                let c = snap
-                    .per_session
-                    .iter()
-                    .find(|s| {
-                        (s.version, s.tunnel, s.session) == (st.version, st.tunnel, st.session)
-                    })
-                    .map_or((Default::default(), Default::default()), |s| {
-                        (s.upstream, s.downstream)
-                    });
-                println!(
-                    "{:?} {:?} upstream {:?} downstream {:?}",
-                    e.key(),
-                    e.binding,
-                    c.0,
-                    c.1
-                );
-            }
-            for (i, c) in snap.cpus.iter().enumerate() {
-                println!("cpu {i}: {c:?}");
-            }
-            println!("total: {:?}", snap.total);
-            for d in &snap.drops {
-                println!("drop {}: {}", d.reason, d.packets);
+        Cmd::Show { json } => {
+            let v = show(&cli.pin_dir)?;
+            if json {
+                println!("{v}");
+            } else {
+                print_show(&v);
             }
         }
         Cmd::Probe { iface, force, json } => {
@@ -324,23 +307,172 @@ fn run(cli: Cli) -> Result<(), String> {
     Ok(())
 }
 
-/// The kernel path hands decapsulated subscriber packets to the stack as received on the
-/// access interface; reverse-path filtering there (the larger of `all` and the interface's
-/// value: Documentation/networking/ip-sysctl.rst) drops them unless the subscribers' prefixes
-/// are routed back through it (net/ipv4/fib_frontend.c fib_validate_source).
-fn rp_filter_warning(iface: &str) -> Option<String> {
-    let read = |c: &str| {
-        std::fs::read_to_string(format!("/proc/sys/net/ipv4/conf/{c}/rp_filter"))
-            .ok()
-            .and_then(|v| v.trim().parse::<u32>().ok())
-            .unwrap_or(0)
-    };
-    let v = read("all").max(read(iface));
-    (v > 0).then(|| {
-        format!(
-            "{iface}: rp_filter {v}: subscriber packets the fast path hands to the kernel (next hop not resolved yet, local destination) are dropped as martians unless the subscribers' prefixes are routed via {iface}; the fast path validates their sources itself (sysctl net.ipv4.conf.{{all,{iface}}}.rp_filter=0)"
+/// The sessions and counters as one JSON document: `pins`, `sessions` (each with its ids,
+/// binding and per-session counters, as the slot holds them) and `snapshot` (the counters
+/// through `stats`, as `l2xdpctl show stats` and the metrics endpoint read them: in AF_XDP
+/// mode the workers' drops are in the same reasons and CPUs).
+fn show(pin_dir: &std::path::Path) -> Result<serde_json::Value, String> {
+    let snap = StatsMaps::open(pin_dir)
+        .and_then(|m| m.snapshot(true))
+        .map_err(|e| e.to_string())?;
+    let dp = XdpDataPlane::open(pin_dir).map_err(|e| e.to_string())?;
+    let mut sessions = vec![];
+    for e in dp.sessions().map_err(|e| e.to_string())? {
+        let st = SessionStats::new(e.key(), Default::default());
+        // per_session is sorted by these ids (StatsMaps::snapshot).
+        let c = snap
+            .per_session
+            .binary_search_by_key(&(st.version, st.tunnel, st.session), |s| {
+                (s.version, s.tunnel, s.session)
+            })
+            .map_or(st, |i| snap.per_session[i]);
+        sessions.push(serde_json::json!({
+            "version": c.version,
+            "tunnel": c.tunnel,
+            "session": c.session,
+            "peer": e.session.peer_ids,
+            "binding": e.binding,
+            "upstream": c.upstream,
+            "downstream": c.downstream,
+        }));
+    }
+    let gateway4 = dp.config().map_err(|e| e.to_string())?.gateway4;
+    let gateway = (gateway4 != 0).then(|| std::net::Ipv4Addr::from(gateway4.to_ne_bytes()));
+    Ok(serde_json::json!({
+        "pins": pin_dir,
+        "gateway": gateway,
+        "sessions": sessions,
+        "snapshot": snap,
+    }))
+}
+
+/// A JSON value as a table cell: strings unquoted, null as "-".
+fn cell(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => "-".into(),
+        serde_json::Value::String(x) => x.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn binding_cell(b: &serde_json::Value) -> String {
+    if let Some(s) = b.get("Subscriber") {
+        let mut parts: Vec<String> = s["ipv4"].as_str().map(String::from).into_iter().collect();
+        for p in s["ipv6"].as_array().map_or(&[][..], Vec::as_slice) {
+            parts.push(format!("{}/{}", cell(&p["addr"]), cell(&p["len"])));
+        }
+        if parts.is_empty() {
+            "-".into()
+        } else {
+            parts.join(",")
+        }
+    } else if let Some(c) = b.get("AttachmentCircuit") {
+        format!("ifindex {}", cell(&c["ifindex"]))
+    } else {
+        cell(b)
+    }
+}
+
+/// `show`'s tables (the layout of `l2xdpctl show stats`, without rates).
+fn print_show(v: &serde_json::Value) {
+    use l2xdp_dataplane::api::table::render;
+    let arr = |v: &serde_json::Value| v.as_array().cloned().unwrap_or_default();
+    let snap = &v["snapshot"];
+    println!(
+        "fast path under {}: {} sessions; gateway {} ({} echo requests answered)",
+        cell(&v["pins"]),
+        cell(&snap["sessions"]),
+        cell(&v["gateway"]),
+        cell(&snap["gateway_echo"])
+    );
+    println!();
+    let rows: Vec<Vec<String>> = arr(&v["sessions"])
+        .iter()
+        .map(|s| {
+            vec![
+                format!(
+                    "v{} {}/{}",
+                    cell(&s["version"]),
+                    cell(&s["tunnel"]),
+                    cell(&s["session"])
+                ),
+                binding_cell(&s["binding"]),
+                cell(&s["upstream"]["packets"]),
+                cell(&s["upstream"]["bytes"]),
+                cell(&s["downstream"]["packets"]),
+                cell(&s["downstream"]["bytes"]),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        render(
+            &[
+                "SESSION",
+                "BINDING",
+                "UP-PKTS",
+                "UP-BYTES",
+                "DOWN-PKTS",
+                "DOWN-BYTES"
+            ],
+            &rows
         )
-    })
+    );
+    println!();
+    let core = |name: String, c: &serde_json::Value| {
+        vec![
+            name,
+            cell(&c["upstream"]["packets"]),
+            cell(&c["upstream"]["bytes"]),
+            cell(&c["downstream"]["packets"]),
+            cell(&c["downstream"]["bytes"]),
+            cell(&c["to_control"]),
+            cell(&c["to_kernel"]),
+            cell(&c["dropped"]),
+            cell(&c["unsent"]),
+        ]
+    };
+    let mut rows: Vec<Vec<String>> = arr(&snap["cpus"])
+        .iter()
+        .enumerate()
+        .map(|(i, c)| core(format!("cpu{i}"), c))
+        .collect();
+    rows.push(core("all".into(), &snap["total"]));
+    print!(
+        "{}",
+        render(
+            &[
+                "CPU",
+                "UP-PKTS",
+                "UP-BYTES",
+                "DOWN-PKTS",
+                "DOWN-BYTES",
+                "TO-CONTROL",
+                "TO-KERNEL",
+                "DROPPED",
+                "UNSENT",
+            ],
+            &rows
+        )
+    );
+    println!();
+    let rows: Vec<Vec<String>> = arr(&snap["drops"])
+        .iter()
+        .map(|d| vec![cell(&d["reason"]), cell(&d["packets"])])
+        .collect();
+    print!("{}", render(&["DROP-REASON", "PACKETS"], &rows));
+    println!();
+    let rows: Vec<Vec<String>> = arr(&snap["kernel_path"])
+        .iter()
+        .map(|k| {
+            vec![
+                cell(&k["direction"]),
+                cell(&k["reason"]),
+                cell(&k["packets"]),
+            ]
+        })
+        .collect();
+    print!("{}", render(&["KERNEL-PATH", "REASON", "PACKETS"], &rows));
 }
 
 fn yes_no(v: Option<bool>) -> &'static str {

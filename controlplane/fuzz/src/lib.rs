@@ -343,18 +343,18 @@ impl Harness {
                 let from = self.source(input);
                 let n = input.below(64);
                 let bytes = input.bytes(n);
-                self.to_a(from, &bytes, input.below(8) == 0);
+                self.send_to_a(from, &bytes, input.below(8) == 0);
             }
             1 | 2 => {
                 let from = self.source(input);
                 if let Some(bytes) = self.control_message(input, from) {
-                    self.to_a(from, &bytes, false);
+                    self.send_to_a(from, &bytes, false);
                 }
             }
             3 => {
                 let from = self.source(input);
                 if let Some(bytes) = self.ppp_data(input) {
-                    self.to_a(from, &bytes, false);
+                    self.send_to_a(from, &bytes, false);
                 }
             }
             4 => {
@@ -381,7 +381,7 @@ impl Harness {
     }
 
     /// One datagram to A from `from` (over IP, protocol 115, with `ip`).
-    fn to_a(&mut self, from: SocketAddr, bytes: &[u8], ip: bool) {
+    fn send_to_a(&mut self, from: SocketAddr, bytes: &[u8], ip: bool) {
         let peer = if ip {
             Peer::ip(from.ip())
         } else {
@@ -602,12 +602,10 @@ impl Harness {
                     });
                 }
             }
-            MessageType::Scccn => {
-                if input.bool() {
-                    let mut r = [0u8; 16];
-                    r[0] = input.u8();
-                    avps.push(Avp::ChallengeResponse(r));
-                }
+            MessageType::Scccn if input.bool() => {
+                let mut r = [0u8; 16];
+                r[0] = input.u8();
+                avps.push(Avp::ChallengeResponse(r));
             }
             MessageType::StopCcn => {
                 if v2 {
@@ -1020,7 +1018,7 @@ impl Harness {
             } else {
                 vec![0xc8]
             };
-            self.to_a(from, &bytes, false);
+            self.send_to_a(from, &bytes, false);
             // What A answers goes nowhere (spoofed sources), as in a real flood.
             while self.a.poll_transmit().is_some() {}
         }
@@ -1037,7 +1035,7 @@ impl Harness {
             d[at] ^= input.u8() | 1;
         }
         let from = self.b_addr;
-        self.to_a(from, &d, false);
+        self.send_to_a(from, &d, false);
     }
 
     /// The bounds, after every operation. `before` is the footprint before it, `sent` what A

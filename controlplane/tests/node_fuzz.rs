@@ -106,6 +106,25 @@ fn handshakes_reach_ppp_up_in_both_roles() {
     }
 }
 
+/// RFC 4951: with a store (flags bit 2), A restarts after PPP is up and recovers toward B
+/// (a recovery tunnel, the sessions restored), in both roles, every bound checked throughout.
+#[test]
+fn restart_recovers_in_both_roles() {
+    for lac in [false, true] {
+        let mut d = handshake(0x04, lac);
+        d.extend_from_slice(&[13, 0]); // restart A
+        for _ in 0..6 {
+            d.extend_from_slice(&[6, 0, 4, 0x03, 0xe8, 0]);
+        }
+        let s = run(&d, Checks::default());
+        assert!(
+            s.restarts == 1 && s.ppp_up >= 1 && s.restored >= 1 && s.recovered >= 1,
+            "A is the {}: {s:?}",
+            if lac { "LAC" } else { "LNS" }
+        );
+    }
+}
+
 /// Issue 15 item 2's sender-map bound under a flood of 511 one-byte datagrams from distinct
 /// sources: the map must stay within the tunnels it serves plus [`harness::SENDER_SLACK`].
 /// Fails until the flood branch's bounded sender maps are merged; run it then with `--ignored`.

@@ -154,6 +154,10 @@ pub struct Harness {
     max_tunnels: usize,
     max_sessions: usize,
     checks: Checks,
+    /// A's configuration, to restart it ([`Harness::restart`]).
+    a_l2tp: L2tpConfig,
+    a_auth: Vec<AuthMethod>,
+    restarts: u64,
     /// Prints every operation (`L2XDP_FUZZ_TRACE=1`).
     trace: bool,
     /// Figures for the caller.
@@ -168,6 +172,9 @@ pub struct Stats {
     pub tunnels_up: usize,
     pub sessions_up: usize,
     pub ppp_up: usize,
+    pub restarts: usize,
+    pub restored: usize,
+    pub recovered: usize,
 }
 
 fn ppp_config(auth: Vec<AuthMethod>) -> PppConfig {
@@ -282,7 +289,7 @@ impl Harness {
         let mut b_l2tp = l2tp.clone();
         b_l2tp.limits = Default::default();
         let store = flags & 4 != 0;
-        let a = node("a", l2tp, a_auth, 1, store);
+        let a = node("a", l2tp.clone(), a_auth.clone(), 1, store);
         let b = node(
             "b",
             b_l2tp,
@@ -306,6 +313,9 @@ impl Harness {
             max_tunnels,
             max_sessions,
             checks,
+            a_l2tp: l2tp,
+            a_auth,
+            restarts: 0,
             trace: std::env::var_os("L2XDP_FUZZ_TRACE").is_some(),
             stats: Stats::default(),
         }
@@ -374,6 +384,7 @@ impl Harness {
             10 => self.a_closes(input),
             11 => self.b_opens(input),
             12 => self.flood(input),
+            _ if input.below(4) == 0 => self.restart(),
             _ => self.replay(input),
         }
         let sent = self.drain();
@@ -422,6 +433,8 @@ impl Harness {
                 E::TunnelUp { .. } => self.stats.tunnels_up += 1,
                 E::SessionUp { .. } => self.stats.sessions_up += 1,
                 E::PppUp { .. } => self.stats.ppp_up += 1,
+                E::SessionRestored { .. } => self.stats.restored += 1,
+                E::TunnelRecovered { .. } => self.stats.recovered += 1,
                 _ => {}
             }
         }
@@ -1024,6 +1037,28 @@ impl Harness {
         }
     }
 
+    /// RFC 4951 failover: A restarts with its store and its fast path (a new node, the old one
+    /// dropped) and recovers: restored sessions and PPP links, recovery tunnels toward B.
+    fn restart(&mut self) {
+        let Some(store) = self.a.take_store() else {
+            return;
+        };
+        self.restarts += 1;
+        let dataplane = self.a.replace_dataplane(Box::new(MemoryDataPlane::new()));
+        let mut a = node(
+            "a",
+            self.a_l2tp.clone(),
+            self.a_auth.clone(),
+            1 + self.restarts,
+            false,
+        )
+        .with_store(store);
+        a.replace_dataplane(dataplane);
+        let _ = a.recover(self.now);
+        self.a = a;
+        self.stats.restarts += 1;
+    }
+
     /// One of B's recent datagrams again from B's address, mutated or not.
     fn replay(&mut self, input: &mut Input<'_>) {
         if self.replay.is_empty() {
@@ -1048,6 +1083,10 @@ impl Harness {
         };
         if r.live_tunnels > self.max_tunnels {
             fail("live tunnels > max_tunnels");
+        }
+        // Recovery tunnels: one per restored tunnel, which were within the limit.
+        if r.recovery_tunnels > self.max_tunnels {
+            fail("recovery tunnels > max_tunnels");
         }
         if r.max_sessions_in_tunnel > self.max_sessions {
             fail("sessions in a tunnel > max_sessions_per_tunnel");
@@ -1079,8 +1118,8 @@ impl Harness {
         if f.client_auth > r.sessions {
             fail("PPP client credentials of sessions that are gone");
         }
-        if f.deferred_installs != 0 {
-            fail("deferred installs without a recovery");
+        if f.deferred_installs > f.sessions {
+            fail("deferred installs of sessions that are gone");
         }
         if let Some((_, used)) = self.a.pool_usage() {
             if used > f.sessions as u64 {
@@ -1158,6 +1197,7 @@ impl Harness {
             + f.links
             + f.deadlines
             + f.client_auth
+            + f.deferred_installs
             + self.a.dataplane().sessions().map_or(0, |v| v.len())
             + self.a.pool_usage().map_or(0, |(_, u)| u as usize);
         assert!(

@@ -129,7 +129,10 @@ impl Registry {
         };
         for t in self.tunnels.values() {
             if !matches!(t.state(), TunnelState::Closing | TunnelState::Finished) {
-                f.live_tunnels += 1;
+                match t.role() {
+                    super::tunnel::Role::Normal => f.live_tunnels += 1,
+                    super::tunnel::Role::Recovery { .. } => f.recovery_tunnels += 1,
+                }
             }
             f.sessions += t.session_count();
             f.max_sessions_in_tunnel = f.max_sessions_in_tunnel.max(t.session_count());
@@ -848,8 +851,11 @@ impl Registry {
 pub struct RegistryFootprint {
     /// Tunnels in any state, closing ones included.
     pub tunnels: usize,
-    /// Tunnels neither closing nor finished (what `max_tunnels` limits).
+    /// Tunnels neither closing nor finished (what `max_tunnels` limits), RFC 4951 recovery
+    /// tunnels not included.
     pub live_tunnels: usize,
+    /// RFC 4951 recovery tunnels neither closing nor finished (one per restored tunnel).
+    pub recovery_tunnels: usize,
     /// The largest number of sessions in one tunnel.
     pub max_sessions_in_tunnel: usize,
     /// Sessions in all tunnels.

@@ -553,6 +553,9 @@ impl Node {
             } => {
                 let key = (tunnel, session);
                 self.client_auth.remove(&key);
+                // A restored session that goes down before its tunnel is recovered: its
+                // deferred fast-path entry goes with it (found by the state-machine fuzzer).
+                self.deferred_installs.remove(&key);
                 self.forget_deadline(key);
                 if let Some(st) = self.sessions.remove(&key) {
                     if st.installed {

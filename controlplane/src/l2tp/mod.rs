@@ -35,7 +35,7 @@ pub use l2xdp_wire::l2tp::header::{Cookie, Transport, Version};
 
 pub use self::config::{FailoverConfig, L2tpConfig};
 pub use self::failover::{FailoverEvent, RecoveryState, StateStore, StoreOp};
-pub use self::registry::{RecoveryReport, Registry};
+pub use self::registry::{RecoveryReport, Registry, RegistryFootprint};
 
 /// A peer's transport address. Over IP (L2TPv3 only) the port is 0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]

@@ -194,6 +194,31 @@ impl Registry {
         c
     }
 
+    /// The sizes of the registry's tables (see [`RegistryFootprint`]).
+    pub fn footprint(&self) -> RegistryFootprint {
+        let mut f = RegistryFootprint {
+            tunnels: self.tunnels.len(),
+            by_peer: self.by_peer.len(),
+            timers: self.heap.len(),
+            dirty: self.dirty.len().max(self.dirty_set.len()),
+            events: self.events.len() + self.failover_events.len() + self.actions.len(),
+            ..RegistryFootprint::default()
+        };
+        for t in self.tunnels.values() {
+            if !matches!(t.state(), TunnelState::Closing | TunnelState::Finished) {
+                match t.role() {
+                    super::tunnel::Role::Normal => f.live_tunnels += 1,
+                    super::tunnel::Role::Recovery { .. } => f.recovery_tunnels += 1,
+                }
+            }
+            f.sessions += t.session_count();
+            f.max_sessions_in_tunnel = f.max_sessions_in_tunnel.max(t.session_count());
+            f.in_flight += t.channel().in_flight();
+            f.queued += t.channel().queued();
+        }
+        f
+    }
+
     /// The next event.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
@@ -1041,6 +1066,35 @@ impl Registry {
         }
         None
     }
+}
+
+/// The sizes of a registry's tables: a memory proxy that the state-machine fuzzer
+/// (`controlplane/fuzz`) bounds after every step ([`Registry::footprint`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RegistryFootprint {
+    /// Tunnels in any state, closing ones included.
+    pub tunnels: usize,
+    /// Tunnels neither closing nor finished (what `max_tunnels` limits), RFC 4951 recovery
+    /// tunnels not included.
+    pub live_tunnels: usize,
+    /// RFC 4951 recovery tunnels neither closing nor finished (one per restored tunnel).
+    pub recovery_tunnels: usize,
+    /// The largest number of sessions in one tunnel.
+    pub max_sessions_in_tunnel: usize,
+    /// Sessions in all tunnels.
+    pub sessions: usize,
+    /// Responder tunnels by (peer, peer's tunnel ID).
+    pub by_peer: usize,
+    /// Timer heap entries (stale ones included until popped).
+    pub timers: usize,
+    /// Tunnels waiting to transmit.
+    pub dirty: usize,
+    /// Events and failover events not polled yet.
+    pub events: usize,
+    /// Control messages sent and not acknowledged, all tunnels.
+    pub in_flight: usize,
+    /// Control messages waiting for the peer's window, all tunnels.
+    pub queued: usize,
 }
 
 /// What [`Registry::recover`] did.

@@ -64,8 +64,8 @@ use self::fastpath::unbound;
 use self::ppp::proxy_of;
 pub use self::recovery::{AppData, RecoverError};
 pub use self::status::{
-    FailoverStatus, NodeCounters, RecoveryOutcome, RecoveryRecord, RecoveryTotals, SessionDetail,
-    SessionStatus, TunnelFailover, TunnelStatus,
+    FailoverStatus, Footprint, NodeCounters, RecoveryOutcome, RecoveryRecord, RecoveryTotals,
+    SessionDetail, SessionStatus, TunnelFailover, TunnelStatus,
 };
 
 /// A session's identity inside a node: our tunnel ID and our session ID.
@@ -232,6 +232,19 @@ impl Node {
             recoveries: std::collections::BTreeMap::new(),
             recovery_totals: RecoveryTotals::default(),
         }
+    }
+
+    /// A node whose registry draws its IDs, challenges and tie breakers from `rng` instead of
+    /// the OS (the state-machine fuzzer, `controlplane/fuzz`: reproducible runs).
+    pub fn with_random(
+        cfg: NodeConfig,
+        dataplane: Box<dyn DataPlane>,
+        rng: Box<dyn crate::l2tp::ids::RandomSource>,
+    ) -> Self {
+        let mut node = Self::new(cfg, dataplane);
+        node.registry = Registry::with_random(node.cfg.l2tp.clone(), rng);
+        node.registry.set_id_hint(node.dataplane.id_hint());
+        node
     }
 
     /// Keeps the RFC 4951 failover state in `store` (persisted only when the L2TP
@@ -588,6 +601,9 @@ impl Node {
             } => {
                 let key = (tunnel, session);
                 self.client_auth.remove(&key);
+                // A restored session that goes down before its tunnel is recovered: its
+                // deferred fast-path entry goes with it (found by the state-machine fuzzer).
+                self.deferred_installs.remove(&key);
                 self.forget_deadline(key);
                 if let Some(st) = self.sessions.remove(&key) {
                     if st.installed {

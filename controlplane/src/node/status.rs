@@ -215,10 +215,50 @@ pub struct SessionDetail {
     pub synced: Option<bool>,
 }
 
+/// The sizes of a node's tables: a memory proxy that the state-machine fuzzer
+/// (`controlplane/fuzz`) bounds after every step ([`Node::footprint`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Footprint {
+    /// The registry's tables.
+    pub registry: crate::l2tp::RegistryFootprint,
+    /// Sessions established at the L2TP level.
+    pub sessions: usize,
+    /// PPP links.
+    pub links: usize,
+    /// Link deadlines (the ordered set and the per-link index).
+    pub deadlines: usize,
+    pub deadline_index: usize,
+    /// PPP client credentials of sessions being opened.
+    pub client_auth: usize,
+    /// The sender map: the local address each peer talks to.
+    pub senders: usize,
+    /// Datagrams and events not polled yet.
+    pub outbox: usize,
+    pub events: usize,
+    /// Restored sessions waiting for their tunnel's recovery.
+    pub deferred_installs: usize,
+}
+
 impl Node {
     /// The glue's counters.
     pub fn counters(&self) -> NodeCounters {
         self.counters
+    }
+
+    /// The sizes of the node's tables (see [`Footprint`]).
+    pub fn footprint(&self) -> Footprint {
+        Footprint {
+            registry: self.registry.footprint(),
+            sessions: self.sessions.len(),
+            links: self.sessions.values().filter(|s| s.link.is_some()).count(),
+            deadlines: self.deadlines.len(),
+            deadline_index: self.deadline_of.len(),
+            client_auth: self.client_auth.len(),
+            senders: self.local_of.len(),
+            outbox: self.outbox.len(),
+            events: self.events.len(),
+            deferred_installs: self.deferred_installs.len(),
+        }
     }
 
     /// Sessions known, and how many have PPP up.

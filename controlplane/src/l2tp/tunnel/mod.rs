@@ -324,7 +324,27 @@ impl Tunnel {
         if self.state == TunnelState::Established {
             add(self.hello_due());
         }
+        add(self.setup_deadline());
         t
+    }
+
+    /// A tunnel in set-up whose messages are all acknowledged while the peer's next one never
+    /// comes (no SCCRP after our acknowledged SCCRQ, no SCCCN after our acknowledged SCCRP)
+    /// gives up one retransmission cycle (RFC 2661 §5.8) after the peer was last heard from,
+    /// as if its channel had failed: nothing else would ever end it (HELLO runs only once it
+    /// is established), and it counts against `max_tunnels`. Found by the state-machine
+    /// fuzzer (`controlplane/fuzz`).
+    fn setup_deadline(&self) -> Option<Instant> {
+        if !matches!(
+            self.state,
+            TunnelState::WaitCtlReply | TunnelState::WaitCtlConn
+        ) || !self.channel.is_quiescent()
+        {
+            return None;
+        }
+        self.channel
+            .idle_since()?
+            .checked_add(self.cfg.retransmission_cycle())
     }
 
     fn hello_due(&self) -> Option<Instant> {
@@ -346,7 +366,8 @@ impl Tunnel {
     pub fn handle_timeout(&mut self, ctx: &mut Ctx<'_>) {
         let now = ctx.now;
         let evs = self.channel.handle_timeout(now);
-        if evs.contains(&reliable::Event::Failed) {
+        if evs.contains(&reliable::Event::Failed) || self.setup_deadline().is_some_and(|d| d <= now)
+        {
             self.channel_failed(ctx);
             return;
         }

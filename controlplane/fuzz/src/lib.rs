@@ -29,7 +29,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use l2xdp_controlplane::l2tp::failover::MemoryStore;
-use l2xdp_controlplane::l2tp::ids::RandomSource;
 use l2xdp_controlplane::l2tp::{
     CallKind, CallParams, L2tpConfig, Peer, Transport, TunnelId, Version,
 };
@@ -37,6 +36,7 @@ use l2xdp_controlplane::node::{ClientAuth, Footprint, Node, NodeConfig};
 use l2xdp_controlplane::ppp::{
     AuthMethod, Credentials, IpcpConfig, Ipv4Pool, Ipv4Range, MemoryCredentials, PppConfig,
 };
+use l2xdp_controlplane::random::Random;
 use l2xdp_dataplane_api::MemoryDataPlane;
 use l2xdp_wire::l2tp::avp::Avp;
 use l2xdp_wire::l2tp::header::{ControlHeader, V2Repr};
@@ -152,6 +152,7 @@ pub struct Harness {
     learned: HashMap<SocketAddr, Learned>,
     secret: Option<Vec<u8>>,
     max_tunnels: usize,
+    max_half_open: usize,
     max_sessions: usize,
     checks: Checks,
     /// A's configuration, to restart it ([`Harness::restart`]).
@@ -206,7 +207,7 @@ fn node(name: &str, l2tp: L2tpConfig, auth: Vec<AuthMethod>, seed: u64, store: b
         .map(|p| Arc::new(Mutex::new(p)));
     let mut attachment_circuits = HashMap::new();
     attachment_circuits.insert(b"ac1".to_vec(), 7);
-    let n = Node::with_random(
+    let n = Node::new(
         NodeConfig {
             l2tp: L2tpConfig {
                 host_name: name.into(),
@@ -216,10 +217,9 @@ fn node(name: &str, l2tp: L2tpConfig, auth: Vec<AuthMethod>, seed: u64, store: b
             credentials: creds,
             pool,
             attachment_circuits,
-            seed,
+            random: replayable(seed),
         },
         Box::new(MemoryDataPlane::new()),
-        Box::new(Rng(seed)),
     );
     if store {
         n.with_store(Box::new(MemoryStore::new()))
@@ -228,21 +228,16 @@ fn node(name: &str, l2tp: L2tpConfig, auth: Vec<AuthMethod>, seed: u64, store: b
     }
 }
 
-/// Deterministic randomness for the nodes' registries (IDs, challenges, tie breakers), so
-/// that an input replays exactly (SplitMix64: a fuzzing aid, not a CSPRNG).
-struct Rng(u64);
-
-impl RandomSource for Rng {
-    fn fill(&mut self, buf: &mut [u8]) {
-        for chunk in buf.chunks_mut(8) {
-            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^= z >> 31;
-            chunk.copy_from_slice(&z.to_le_bytes()[..chunk.len()]);
-        }
-    }
+/// Deterministic randomness for the nodes (IDs, challenges, magic numbers, tie breakers), so
+/// that an input replays exactly: the production generator (ChaCha20) keyed from `seed`
+/// instead of the OS — a fuzzing aid, never a deployment's key.
+pub fn replayable(seed: u64) -> Random {
+    Random::from_entropy(|key| {
+        key[..8].copy_from_slice(&seed.to_le_bytes());
+        key[8] = 1; // never the all-zero key that from_entropy refuses
+        Ok(())
+    })
+    .expect("a fixed key")
 }
 
 /// Runs one input through a fresh harness with the given checks. Panics on a violated bound.
@@ -284,8 +279,11 @@ impl Harness {
             2 => vec![AuthMethod::Chap, AuthMethod::Pap],
             _ => vec![],
         };
-        let (max_tunnels, max_sessions) =
-            (l2tp.limits.max_tunnels, l2tp.limits.max_sessions_per_tunnel);
+        let (max_tunnels, max_half_open, max_sessions) = (
+            l2tp.limits.max_tunnels,
+            l2tp.limits.max_half_open,
+            l2tp.limits.max_sessions_per_tunnel,
+        );
         let mut b_l2tp = l2tp.clone();
         b_l2tp.limits = Default::default();
         let store = flags & 4 != 0;
@@ -311,6 +309,7 @@ impl Harness {
             learned: HashMap::new(),
             secret,
             max_tunnels,
+            max_half_open,
             max_sessions,
             checks,
             a_l2tp: l2tp,
@@ -1081,8 +1080,11 @@ impl Harness {
         let fail = |what: &str| -> ! {
             panic!("bound violated: {what}\nfootprint before: {before:?}\nfootprint after: {f:?}")
         };
-        if r.live_tunnels > self.max_tunnels {
-            fail("live tunnels > max_tunnels");
+        if r.live_tunnels.saturating_sub(r.half_open) > self.max_tunnels {
+            fail("established tunnels > max_tunnels");
+        }
+        if r.half_open > self.max_half_open {
+            fail("half-open tunnels > max_half_open");
         }
         // Recovery tunnels: one per restored tunnel, which were within the limit.
         if r.recovery_tunnels > self.max_tunnels {
@@ -1094,8 +1096,8 @@ impl Harness {
         if r.by_peer > r.tunnels {
             fail("responder index larger than the tunnels");
         }
-        if r.timers > 4 * r.tunnels + 64 {
-            fail("timer heap larger than 4 per tunnel");
+        if r.timers > 4 * r.tunnels + 256 {
+            fail("timer heap larger than 4 per tunnel + 256");
         }
         let per_tunnel_queue = 8 + 8 * self.max_sessions;
         if r.queued > r.tunnels * per_tunnel_queue {
@@ -1140,8 +1142,8 @@ impl Harness {
             ));
         }
         if self.checks.flood {
-            if r.tunnels > self.max_tunnels + CLOSING_SLACK {
-                fail("tunnels in any state > max_tunnels + CLOSING_SLACK");
+            if r.tunnels > self.max_tunnels + self.max_half_open + CLOSING_SLACK {
+                fail("tunnels in any state > max_tunnels + max_half_open + CLOSING_SLACK");
             }
             if f.senders > r.tunnels + SENDER_SLACK {
                 fail("sender map > tunnels + SENDER_SLACK");

@@ -186,6 +186,11 @@ impl Admission {
         Some(s.checked_add(timeout).unwrap_or(s))
     }
 
+    /// Whether tunnel `id` is half-open (a responder waiting for the SCCCN).
+    pub fn is_half_open(&self, id: TunnelId) -> bool {
+        self.tracked.get(&id).is_some_and(|t| t.class.half_open)
+    }
+
     /// Whether `id` is half-open with a peer that has acknowledged nothing.
     pub fn is_unverified(&self, id: TunnelId) -> bool {
         self.tracked.get(&id).is_some_and(|t| t.class.unverified)

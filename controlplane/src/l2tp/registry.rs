@@ -37,6 +37,9 @@ pub struct Registry {
     events: VecDeque<Event>,
     failover_events: VecDeque<FailoverEvent>,
     actions: VecDeque<RecoveryAction>,
+    /// Half-open tunnels whose SCCCN came when `max_tunnels` were already established: refused
+    /// (StopCCN 2/4) once the change that promoted them is done.
+    over_limit: VecDeque<TunnelId>,
     counters: Counters,
     retired_retransmissions: u64,
     now: Option<Instant>,
@@ -74,6 +77,7 @@ impl Registry {
             events: VecDeque::new(),
             failover_events: VecDeque::new(),
             actions: VecDeque::new(),
+            over_limit: VecDeque::new(),
             counters: Counters::default(),
             retired_retransmissions: 0,
             now: None,
@@ -202,6 +206,7 @@ impl Registry {
             timers: self.heap.len(),
             dirty: self.dirty.len().max(self.dirty_set.len()),
             events: self.events.len() + self.failover_events.len() + self.actions.len(),
+            half_open: self.half_open(),
             ..RegistryFootprint::default()
         };
         for t in self.tunnels.values() {
@@ -275,6 +280,20 @@ impl Registry {
                 }
             }
         }
+        while let Some(id) = self.over_limit.pop_front() {
+            self.counters
+                .count_admission("SCCCN refused (tunnel limit)");
+            self.with_tunnel_inner(id, now, |t, ctx| {
+                t.stop(
+                    ctx,
+                    ResultCode::new(
+                        StopCcnResult::GENERAL_ERROR.0,
+                        ErrorCode::NO_RESOURCES.0,
+                        "tunnel limit reached",
+                    ),
+                )
+            });
+        }
         r
     }
 
@@ -342,6 +361,14 @@ impl Registry {
             waiting_reply: t.is_initiator() && t.state() == TunnelState::WaitCtlReply,
             peer: t.peer(),
         };
+        // Half-open tunnels are admitted apart from `max_tunnels` (a flood of them must not
+        // lock real LACs out), so the limit is applied again when one becomes established.
+        if class.open
+            && self.admission.is_half_open(id)
+            && self.admission.open() >= self.cfg.limits.max_tunnels
+        {
+            self.over_limit.push_back(id);
+        }
         let now = self.now.unwrap_or_else(Instant::now);
         self.admission.update(id, class, now);
     }
@@ -369,6 +396,7 @@ impl Registry {
                     if t.scheduled.is_none_or(|s| d < s) {
                         t.scheduled = Some(d);
                         self.heap.push(Reverse((d, id)));
+                        self.trim_timers();
                     }
                 }
                 false
@@ -380,10 +408,24 @@ impl Registry {
         }
     }
 
+    /// Drops the timer heap's stale entries (a rescheduled or removed tunnel's) once they
+    /// outnumber the live ones: the heap stays within 4 entries a tunnel + 256 whatever a
+    /// flood of short-lived half-open tunnels does, at an amortized O(1) per push (after a
+    /// trim it holds at most one entry a tunnel).
+    fn trim_timers(&mut self) {
+        if self.heap.len() > 4 * self.tunnels.len() + 256 {
+            let tunnels = &self.tunnels;
+            self.heap.retain(|Reverse((d, id))| {
+                tunnels.get(id).is_some_and(|t| t.scheduled == Some(*d))
+            });
+        }
+    }
+
     fn remove(&mut self, id: TunnelId) {
         let Some(mut t) = self.tunnels.remove(&id) else {
             return;
         };
+        self.trim_timers();
         let mut events = Vec::new();
         let mut fo = Vec::new();
         let mut actions = Vec::new();
@@ -1074,11 +1116,14 @@ impl Registry {
 pub struct RegistryFootprint {
     /// Tunnels in any state, closing ones included.
     pub tunnels: usize,
-    /// Tunnels neither closing nor finished (what `max_tunnels` limits), RFC 4951 recovery
-    /// tunnels not included.
+    /// Tunnels neither closing nor finished, half-open ones included, RFC 4951 recovery
+    /// tunnels not included (`max_tunnels` limits those that are not half-open).
     pub live_tunnels: usize,
     /// RFC 4951 recovery tunnels neither closing nor finished (one per restored tunnel).
     pub recovery_tunnels: usize,
+    /// Of `live_tunnels`, the half-open ones (SCCRQ answered, no SCCCN yet): limited by
+    /// `max_half_open`, apart from the established ones that `max_tunnels` limits.
+    pub half_open: usize,
     /// The largest number of sessions in one tunnel.
     pub max_sessions_in_tunnel: usize,
     /// Sessions in all tunnels.

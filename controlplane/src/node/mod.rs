@@ -234,19 +234,6 @@ impl Node {
         }
     }
 
-    /// A node whose registry draws its IDs, challenges and tie breakers from `rng` instead of
-    /// the OS (the state-machine fuzzer, `controlplane/fuzz`: reproducible runs).
-    pub fn with_random(
-        cfg: NodeConfig,
-        dataplane: Box<dyn DataPlane>,
-        rng: Box<dyn crate::l2tp::ids::RandomSource>,
-    ) -> Self {
-        let mut node = Self::new(cfg, dataplane);
-        node.registry = Registry::with_random(node.cfg.l2tp.clone(), rng);
-        node.registry.set_id_hint(node.dataplane.id_hint());
-        node
-    }
-
     /// Keeps the RFC 4951 failover state in `store` (persisted only when the L2TP
     /// configuration has a Failover Capability with the C bit). Use the same store with
     /// [`Node::recover`] after a restart.

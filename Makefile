@@ -48,7 +48,7 @@ run: setup
 # assertions (overflow checks), cargo-fuzz's default. One group only:
 # make fuzz FUZZ_GROUPS=controlplane; more libFuzzer flags in FUZZ_ARGS (e.g. -jobs=2 -workers=2).
 # L2XDP_FUZZ_FLOOD_BOUNDS=0 in the environment turns off the state target's two flood bounds
-# (sender map, tunnels left by rejected SCCRQs) while those are known to fail.
+# (sender map, tunnels left by rejected SCCRQs: issue 15), to look for other failures only.
 FUZZ_GROUPS ?= wire controlplane
 FUZZ_ARGS ?=
 FUZZ_TOOLCHAIN := $(shell rustup toolchain list 2>/dev/null | grep -q '^nightly' && echo +nightly)

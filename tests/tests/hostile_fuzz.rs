@@ -1,11 +1,13 @@
 //! Hostile input found by the state-machine fuzzer (`controlplane/fuzz`), against `l2xdpd` as
 //! a process on loopback (memory fast path): a half-open control connection — the SCCRP
 //! acknowledged with a ZLB, the SCCCN never sent — held a tunnel for good (no timer ran in
-//! wait-ctl-conn once nothing was in flight), and with `max_tunnels` reached every LAC was
-//! refused from then on. Each case asserts the exact answer.
+//! wait-ctl-conn once nothing was in flight), and with the limit reached every LAC was
+//! refused from then on (then `max_tunnels`; half-open tunnels now have their own limit,
+//! `max_half_open`, and one whose peer acknowledged our SCCRP is never evicted to make room).
+//! Each case asserts the exact answer.
 //!
 //! Cases:
-//! 1. the half-open tunnel holds the only tunnel slot: a second SCCRQ is answered StopCCN,
+//! 1. the half-open tunnel holds the only half-open slot: a second SCCRQ is answered StopCCN,
 //!    Result Code 2 (general error), Error Code 4 (no resources) (RFC 2661 §4.4.2);
 //! 2. one retransmission cycle after the ZLB the half-open tunnel is gone: the next SCCRQ is
 //!    answered with an SCCRP carrying an Assigned Tunnel ID.
@@ -23,18 +25,19 @@ use l2xdp_wire::l2tp::message::{ControlMessage, MessageType, ParseContext};
 /// Bounds a hung run only.
 const LIMIT: Duration = Duration::from_secs(60);
 
-/// l2xdpd with room for one tunnel and short retransmission timers (a cycle of 100 + 200 +
-/// 200 ms: a half-open tunnel is given up well within the test's patience).
+/// l2xdpd with room for one half-open tunnel and short retransmission timers (a cycle of 200 + 400 +
+/// 800 ms: a half-open tunnel is given up well within the test's patience; the cap stays at
+/// RFC 2661 §5.8's 8 s minimum, never reached).
 fn start(dir: &Path, port: u16) -> L2xdpd {
     let base = r#"[l2tp]
 host_name = "lns-under-test"
 
 [l2tp.limits]
-max_tunnels = 1
+max_half_open = 1
 
 [l2tp.retransmit]
-initial_timeout_ms = 100
-max_timeout_ms = 200
+initial_timeout_ms = 200
+max_timeout_ms = 8000
 max_retries = 2
 
 [ppp]
@@ -128,7 +131,8 @@ fn half_open_tunnel_is_given_up_after_a_retransmission_cycle() {
         .expect("ZLB");
     half.send(&zlb).expect("send");
 
-    // Case 1: the only tunnel slot is taken: StopCCN 2/4.
+    // Case 1: the only half-open slot is taken by a peer that acknowledged our SCCRP (so it
+    // cannot be evicted to make room): StopCCN 2/4.
     let refused = lac(daemon);
     refused.send(&sccrq(12)).expect("send");
     let stop = answer(&refused);
@@ -136,7 +140,7 @@ fn half_open_tunnel_is_given_up_after_a_retransmission_cycle() {
     let (result, error, _) = stop.result_code().expect("Result Code");
     assert_eq!((result, error), (2, Some(4)), "general error, no resources");
 
-    // Case 2: once the half-open tunnel is given up (one retransmission cycle, 0.5 s, after
+    // Case 2: once the half-open tunnel is given up (one retransmission cycle, 1.4 s, after
     // the ZLB), a real LAC gets its SCCRP. Before the fix this was StopCCN 2/4 forever.
     let end = Instant::now() + LIMIT;
     let mut tid = 100;

@@ -474,3 +474,46 @@ fn a_partial_failover_section_takes_the_defaults_and_passes() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A users file that gives two subscribers one fixed address, or one the LNS's own address:
+/// `--check` names the users file, the line and the field.
+#[test]
+fn a_users_file_with_a_shared_or_gateway_address_is_refused() {
+    let dir = Scratch::plain("i15-config-users");
+    for (name, users, line, why) in [
+        (
+            "shared",
+            "alice a 100.64.0.9\nbob b 100.64.0.9\n",
+            2,
+            "100.64.0.9 is already \"alice\"'s fixed address (line 1)",
+        ),
+        (
+            "gateway",
+            "# the gateway\ncarol c 100.64.0.1\n",
+            2,
+            "100.64.0.1 is the LNS's own address ([ppp.ipcp] local_address)",
+        ),
+    ] {
+        let users_file = dir.dir.join(format!("users-{name}"));
+        std::fs::write(&users_file, users).expect("users");
+        let file = dir.dir.join(format!("{name}.toml"));
+        std::fs::write(
+            &file,
+            format!(
+                "{DAEMON}[users]\nfile = \"{}\"\n[ppp.ipcp]\nlocal_address = \"100.64.0.1\"\npool = [\"100.64.0.0/24\"]\n",
+                users_file.display()
+            ),
+        )
+        .expect("write");
+        let out = check(&file);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}: {err}");
+        assert!(
+            err.contains(&format!(
+                "{}:{line}:1: ipv4-address: {why}",
+                users_file.display()
+            )),
+            "{name}: {err}"
+        );
+    }
+}

@@ -581,7 +581,11 @@ impl DaemonConfig {
     pub fn credentials(&self) -> Result<MemoryCredentials, ConfigError> {
         match &self.users.file {
             None => Ok(MemoryCredentials::new()),
-            Some(f) => MemoryCredentials::load(f).map_err(|e| match e {
+            Some(f) => MemoryCredentials::load_for(
+                f,
+                self.ppp.ipcp.enabled.then_some(self.ppp.ipcp.local_address),
+            )
+            .map_err(|e| match e {
                 crate::ppp::UsersFileError::Line { line, field, why } => ConfigError::Invalid {
                     path: f.clone(),
                     line,

@@ -109,7 +109,15 @@ impl MemoryCredentials {
 
     /// Parses the text of a users file (format in the [module documentation](self)).
     pub fn parse(text: &str) -> Result<Self, UsersFileError> {
+        Self::parse_for(text, None)
+    }
+
+    /// As [`parse`](Self::parse), also refusing a fixed address that is `gateway` (the LNS's
+    /// own IPCP address: RFC 1332 §3.3 gives each end its own address).
+    pub fn parse_for(text: &str, gateway: Option<Ipv4Addr>) -> Result<Self, UsersFileError> {
         let mut out = Self::new();
+        // Fixed addresses seen so far: the line that gave each (one subscriber an address).
+        let mut fixed: HashMap<Ipv4Addr, (usize, String)> = HashMap::new();
         for (i, raw) in text.lines().enumerate() {
             let line = i + 1;
             let trimmed = raw.trim();
@@ -143,6 +151,21 @@ impl MemoryCredentials {
             if out.users.contains_key(user.as_bytes()) {
                 return Err(err("username", &format!("{user:?} appears twice")));
             }
+            if let Some(a) = ipv4 {
+                if Some(a) == gateway {
+                    return Err(err(
+                        "ipv4-address",
+                        &format!("{a} is the LNS's own address ([ppp.ipcp] local_address)"),
+                    ));
+                }
+                if let Some((l, u)) = fixed.get(&a) {
+                    return Err(err(
+                        "ipv4-address",
+                        &format!("{a} is already {u:?}'s fixed address (line {l})"),
+                    ));
+                }
+                fixed.insert(a, (line, user.to_string()));
+            }
             out.insert(user, password, ipv4);
         }
         Ok(out)
@@ -150,12 +173,21 @@ impl MemoryCredentials {
 
     /// Reads and parses a users file.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, UsersFileError> {
+        Self::load_for(path, None)
+    }
+
+    /// Reads and parses a users file, refusing `gateway` as a fixed address
+    /// ([`parse_for`](Self::parse_for)).
+    pub fn load_for(
+        path: impl AsRef<Path>,
+        gateway: Option<Ipv4Addr>,
+    ) -> Result<Self, UsersFileError> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|source| UsersFileError::Io {
             path: path.display().to_string(),
             source,
         })?;
-        Self::parse(&text)
+        Self::parse_for(&text, gateway)
     }
 }
 
@@ -168,6 +200,25 @@ impl Credentials for MemoryCredentials {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two subscribers with one fixed address, or one with the LNS's own: refused, the second
+    /// line named with the first.
+    #[test]
+    fn fixed_addresses_are_one_subscriber_each_and_never_the_gateway() {
+        let e = MemoryCredentials::parse("a x 192.0.2.10\n# c\nb y 192.0.2.10\n")
+            .expect_err("a shared fixed address");
+        assert_eq!(
+            e.to_string(),
+            "users file line 3: ipv4-address: 192.0.2.10 is already \"a\"'s fixed address (line 1)"
+        );
+        let gw = Some(Ipv4Addr::new(100, 64, 0, 1));
+        let e = MemoryCredentials::parse_for("a x 100.64.0.1\n", gw).expect_err("the gateway");
+        assert_eq!(
+            e.to_string(),
+            "users file line 1: ipv4-address: 100.64.0.1 is the LNS's own address ([ppp.ipcp] local_address)"
+        );
+        assert!(MemoryCredentials::parse_for("a x 100.64.0.2\nb y\n", gw).is_ok());
+    }
 
     #[test]
     fn parses_users_file() {

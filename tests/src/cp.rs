@@ -2,11 +2,36 @@
 //! and checking a capture with both decoders.
 
 use std::path::Path;
+use std::sync::Arc;
 
-use l2xdp_controlplane::ppp::MemoryCredentials;
+use l2xdp_controlplane::l2tp::{FailoverConfig, L2tpConfig};
+use l2xdp_controlplane::node::NodeConfig;
+use l2xdp_controlplane::ppp::{MemoryCredentials, PppConfig};
+use l2xdp_controlplane::random::Random;
 use l2xdp_decode::{DecodeOptions, Decoder};
 
 pub use l2xdp_lab::cp::{bring_up, is_down, open_user_session, wait_for};
+
+/// A LAC's node configuration (host name "lac", PPP client defaults, OS randomness), with the
+/// RFC 4951 Failover Capability (both bits, 10 s recovery time) or without.
+pub fn lac_config(failover: bool) -> NodeConfig {
+    NodeConfig {
+        l2tp: L2tpConfig {
+            host_name: "lac".into(),
+            failover: failover.then_some(FailoverConfig {
+                control: true,
+                data: true,
+                recovery_time_ms: 10_000,
+            }),
+            ..L2tpConfig::default()
+        },
+        ppp: Arc::new(PppConfig::default()),
+        credentials: Arc::new(MemoryCredentials::new()),
+        pool: None,
+        attachment_circuits: Default::default(),
+        random: Random::from_os().expect("entropy"),
+    }
+}
 
 /// `user0`/`pw0` … `user{n-1}`/`pw{n-1}`.
 pub fn users(n: usize) -> MemoryCredentials {

@@ -14,13 +14,11 @@ use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use l2xdp_controlplane::driver::Driver;
-use l2xdp_controlplane::l2tp::{FailoverConfig, L2tpConfig, Peer};
-use l2xdp_controlplane::node::{Node, NodeConfig, NodeEvent};
-use l2xdp_controlplane::ppp::{MemoryCredentials, PppConfig};
+use l2xdp_controlplane::l2tp::Peer;
+use l2xdp_controlplane::node::{Node, NodeEvent};
 use l2xdp_controlplane::socket::L2tpSocket;
 use l2xdp_dataplane::MemoryDataPlane;
 use l2xdp_lab::cp::bring_up;
@@ -115,22 +113,7 @@ fn log_text(p: &Path) -> String {
 /// `port`; its tunnel count as l2xdpd reports it afterwards.
 async fn lac_brings_up(port: u16, sock: &Path, tunnels: usize) -> u64 {
     let node = Node::new(
-        NodeConfig {
-            l2tp: L2tpConfig {
-                host_name: "lac".into(),
-                failover: Some(FailoverConfig {
-                    control: true,
-                    data: true,
-                    recovery_time_ms: 10_000,
-                }),
-                ..L2tpConfig::default()
-            },
-            ppp: Arc::new(PppConfig::default()),
-            credentials: Arc::new(MemoryCredentials::new()),
-            pool: None,
-            attachment_circuits: Default::default(),
-            random: l2xdp_controlplane::random::Random::from_os().expect("entropy"),
-        },
+        l2xdp_tests::cp::lac_config(true),
         Box::new(MemoryDataPlane::new()),
     );
     let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
@@ -470,22 +453,7 @@ async fn a_record_that_does_not_decode_is_skipped_and_the_rest_recovered() {
     let s = configure(&dir.dir, "");
     let mut d = start(&s);
     let node = Node::new(
-        NodeConfig {
-            l2tp: L2tpConfig {
-                host_name: "lac".into(),
-                failover: Some(FailoverConfig {
-                    control: true,
-                    data: true,
-                    recovery_time_ms: 10_000,
-                }),
-                ..L2tpConfig::default()
-            },
-            ppp: Arc::new(PppConfig::default()),
-            credentials: Arc::new(MemoryCredentials::new()),
-            pool: None,
-            attachment_circuits: Default::default(),
-            random: l2xdp_controlplane::random::Random::from_os().expect("entropy"),
-        },
+        l2xdp_tests::cp::lac_config(true),
         Box::new(MemoryDataPlane::new()),
     );
     let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();

@@ -24,13 +24,12 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
+
 use std::time::{Duration, Instant};
 
 use l2xdp_controlplane::driver::Driver;
-use l2xdp_controlplane::l2tp::{CallParams, FailoverConfig, L2tpConfig, Peer};
+use l2xdp_controlplane::l2tp::{CallParams, Peer};
 use l2xdp_controlplane::node::{ClientAuth, Node, NodeConfig, NodeEvent};
-use l2xdp_controlplane::ppp::{MemoryCredentials, PppConfig};
 use l2xdp_controlplane::socket::L2tpSocket;
 use l2xdp_dataplane::MemoryDataPlane;
 use l2xdp_lab::cp::l2xdpd::{self, ask, free_udp_port, Files, L2xdpd, Placement};
@@ -350,22 +349,7 @@ fn count(samples: &[Sample], name: &str) -> usize {
 // ---------------------------------------------------------------------------------------------
 
 fn lac_config() -> NodeConfig {
-    NodeConfig {
-        l2tp: L2tpConfig {
-            host_name: "lac".into(),
-            failover: Some(FailoverConfig {
-                control: true,
-                data: true,
-                recovery_time_ms: 10_000,
-            }),
-            ..L2tpConfig::default()
-        },
-        ppp: Arc::new(PppConfig::default()),
-        credentials: Arc::new(MemoryCredentials::new()),
-        pool: None,
-        attachment_circuits: Default::default(),
-        random: l2xdp_controlplane::random::Random::from_os().expect("entropy"),
-    }
+    l2xdp_tests::cp::lac_config(true)
 }
 
 fn ids(v: &Value, field: &str) -> BTreeSet<u64> {

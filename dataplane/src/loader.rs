@@ -183,9 +183,8 @@ pub fn load_with_handoff(
         .load(L2XDP_OBJ)
         .map_err(|e| LoadError::Load(e.to_string()))?;
     for p in [prog::ACCESS, prog::ACCESS_CPU, prog::CORE] {
-        program(&mut ebpf, p)?
-            .load()
-            .map_err(|e| LoadError::Load(verifier_summary(p, &e)))?;
+        let xdp = program(&mut ebpf, p)?;
+        retry_eagain(|| xdp.load()).map_err(|e| LoadError::Load(verifier_summary(p, &e)))?;
     }
     load_tc(&mut ebpf);
     Ok(ebpf)
@@ -251,8 +250,7 @@ fn load_tc(ebpf: &mut Ebpf) {
         return;
     }
     let r = tc_program(ebpf).and_then(|p| {
-        p.load()
-            .map_err(|e| LoadError::Load(verifier_summary(prog::TC_CORE, &e)))
+        retry_eagain(|| p.load()).map_err(|e| LoadError::Load(verifier_summary(prog::TC_CORE, &e)))
     });
     if let Err(e) = r {
         tracing::warn!(%e, "tc_l2tp_core not loaded: encapsulation towards a next hop without a neighbour entry will drop");
@@ -264,6 +262,26 @@ fn tc_program(ebpf: &mut Ebpf) -> Result<&mut SchedClassifier, LoadError> {
         .ok_or_else(|| LoadError::Load(format!("{} missing from the object", prog::TC_CORE)))?
         .try_into()
         .map_err(|e| LoadError::Load(format!("{}: {e}", prog::TC_CORE)))
+}
+
+/// A program load, tried again when the kernel answers EAGAIN: the verifier gives up on a
+/// program when a signal is pending for the loading thread (`signal_pending()` in its main
+/// loop), which says nothing about the program. libbpf retries the same way, 5 times.
+fn retry_eagain(
+    mut load: impl FnMut() -> Result<(), aya::programs::ProgramError>,
+) -> Result<(), aya::programs::ProgramError> {
+    let mut attempts = 5;
+    loop {
+        match load() {
+            Err(aya::programs::ProgramError::LoadError { io_error, .. })
+                if io_error.raw_os_error() == Some(libc::EAGAIN) && attempts > 1 =>
+            {
+                attempts -= 1;
+                tracing::debug!("program load interrupted (EAGAIN), trying again");
+            }
+            r => return r,
+        }
+    }
 }
 
 /// One line for an unexpected refusal: the error and the verifier's last words (the whole log

@@ -501,25 +501,7 @@ impl Harness {
         } else {
             Version::V2
         };
-        let types = [
-            MessageType::Sccrq,
-            MessageType::Sccrp,
-            MessageType::Scccn,
-            MessageType::StopCcn,
-            MessageType::Hello,
-            MessageType::Ocrq,
-            MessageType::Ocrp,
-            MessageType::Occn,
-            MessageType::Icrq,
-            MessageType::Icrp,
-            MessageType::Iccn,
-            MessageType::Cdn,
-            MessageType::Wen,
-            MessageType::Sli,
-            MessageType::Ack,
-            MessageType::Fsq,
-            MessageType::Fsr,
-        ];
+        let types = MessageType::ALL;
         let zlb = input.below(8) == 0;
         let mt = types[input.below(types.len())];
         let session = learned.sessions.last().copied().unwrap_or(0);

@@ -4,11 +4,14 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use l2xdp_controlplane::driver::{Driver, Handle};
 use l2xdp_controlplane::l2tp::{FailoverConfig, L2tpConfig};
-use l2xdp_controlplane::node::NodeConfig;
+use l2xdp_controlplane::node::{Node, NodeConfig, NodeEvent};
 use l2xdp_controlplane::ppp::{MemoryCredentials, PppConfig};
 use l2xdp_controlplane::random::Random;
+use l2xdp_controlplane::socket::L2tpSocket;
 use l2xdp_decode::{DecodeOptions, Decoder};
+use tokio::sync::mpsc::UnboundedReceiver;
 
 pub use l2xdp_lab::cp::{bring_up, is_down, open_user_session, wait_for};
 
@@ -31,6 +34,24 @@ pub fn lac_config(failover: bool) -> NodeConfig {
         attachment_circuits: Default::default(),
         random: Random::from_os().expect("entropy"),
     }
+}
+
+/// A LAC: `node` driven on a UDP socket bound to an ephemeral loopback port, its events to
+/// the receiver. The driver's task ends when it is aborted or the handle dropped.
+pub fn spawn_lac(
+    node: Node,
+) -> (
+    Handle,
+    UnboundedReceiver<NodeEvent>,
+    tokio::task::JoinHandle<Node>,
+) {
+    let (tx, events) = tokio::sync::mpsc::unbounded_channel();
+    let socket = L2tpSocket::bind_udp("127.0.0.1:0".parse().expect("addr")).expect("bind");
+    let (handle, task) = Driver::new(node, vec![socket])
+        .expect("driver")
+        .with_events(tx)
+        .spawn();
+    (handle, events, task)
 }
 
 /// `user0`/`pw0` … `user{n-1}`/`pw{n-1}`.

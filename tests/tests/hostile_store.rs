@@ -16,10 +16,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use l2xdp_controlplane::driver::Driver;
 use l2xdp_controlplane::l2tp::Peer;
 use l2xdp_controlplane::node::{Node, NodeEvent};
-use l2xdp_controlplane::socket::L2tpSocket;
 use l2xdp_dataplane::MemoryDataPlane;
 use l2xdp_lab::cp::bring_up;
 use l2xdp_lab::cp::l2xdpd::{self, ask, free_udp_port, Files, L2xdpd, Placement};
@@ -116,14 +114,7 @@ async fn lac_brings_up(port: u16, sock: &Path, tunnels: usize) -> u64 {
         l2xdp_tests::cp::lac_config(true),
         Box::new(MemoryDataPlane::new()),
     );
-    let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
-    let driver = Driver::new(
-        node,
-        vec![L2tpSocket::bind_udp("127.0.0.1:0".parse().expect("addr")).expect("bind")],
-    )
-    .expect("driver")
-    .with_events(tx);
-    let (lac, task) = driver.spawn();
+    let (lac, mut events, task) = l2xdp_tests::cp::spawn_lac(node);
     let peer = Peer::udp(format!("127.0.0.1:{port}").parse().expect("addr"));
     bring_up(&lac, &mut events, LIMIT, peer, Version::V2, tunnels, 1).await;
     let s = ask(sock, r#"{"cmd":"status"}"#);
@@ -456,14 +447,7 @@ async fn a_record_that_does_not_decode_is_skipped_and_the_rest_recovered() {
         l2xdp_tests::cp::lac_config(true),
         Box::new(MemoryDataPlane::new()),
     );
-    let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
-    let driver = Driver::new(
-        node,
-        vec![L2tpSocket::bind_udp("127.0.0.1:0".parse().expect("addr")).expect("bind")],
-    )
-    .expect("driver")
-    .with_events(tx);
-    let (lac, task) = driver.spawn();
+    let (lac, mut events, task) = l2xdp_tests::cp::spawn_lac(node);
     let peer = Peer::udp(format!("127.0.0.1:{}", s.port).parse().expect("addr"));
     bring_up(&lac, &mut events, LIMIT, peer, Version::V2, 1, 2).await;
     let sessions = ask(&s.files.control_socket, r#"{"cmd":"sessions"}"#);

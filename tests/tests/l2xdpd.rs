@@ -11,11 +11,9 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use l2xdp_controlplane::driver::Driver;
 use l2xdp_controlplane::l2tp::{L2tpConfig, Peer};
 use l2xdp_controlplane::node::{Node, NodeConfig, NodeEvent};
 use l2xdp_controlplane::ppp::{MemoryCredentials, PppConfig};
-use l2xdp_controlplane::socket::L2tpSocket;
 use l2xdp_dataplane::MemoryDataPlane;
 use l2xdp_lab::cp::bring_up;
 use l2xdp_lab::cp::l2xdpd::{self, ask, free_udp_port, L2xdpd, Placement};
@@ -74,14 +72,7 @@ async fn daemon_serves_a_lac_and_the_operator() {
         },
         Box::new(MemoryDataPlane::new()),
     );
-    let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
-    let driver = Driver::new(
-        node,
-        vec![L2tpSocket::bind_udp("127.0.0.1:0".parse().expect("addr")).expect("bind")],
-    )
-    .expect("driver")
-    .with_events(tx);
-    let (lac, task) = driver.spawn();
+    let (lac, mut events, task) = l2xdp_tests::cp::spawn_lac(node);
     let peer = Peer::udp(format!("127.0.0.1:{port}").parse().expect("addr"));
     bring_up(&lac, &mut events, LIMIT, peer, Version::V2, 2, 3).await;
 

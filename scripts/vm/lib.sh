@@ -296,6 +296,8 @@ vm_accel() {
 #   which writes JOB's output and exit status to OUTDIR (under SHARE) and powers off.
 #   Serial console: OUTDIR/console.log. Returns 0 when the guest powered off by itself, 124
 #   on timeout (qemu killed), else qemu's status. The job's status is in OUTDIR/job.status.
+#   VM_NET: qemu's network options (default "-nic none": no network), e.g. a tap
+#   ("-netdev tap,id=n0,ifname=tap0,script=no,downscript=no -device virtio-net-pci,netdev=n0").
 VM_BOOT_PID=
 # Stops a guest vm_boot started (for the caller's EXIT/INT/TERM trap).
 vm_stop() {
@@ -325,6 +327,8 @@ vm_boot() {
   cmdline+=" kmjob=$job kmout=$outdir kmkver=$kver"
   # timeout(1) runs in a process group of its own: VM_BOOT_PID lets the caller's trap stop it
   # (and so qemu) on Ctrl-C or SIGTERM.
+  local net
+  read -ra net <<<"${VM_NET:--nic none}" # (words, no globbing)
   timeout --kill-after=10 "$tmo" qemu-system-x86_64 -accel "$accel_opt" -cpu "$cpu" \
     -smp "$cpus" -m "$mem" -machine q35 -display none -monitor none -no-reboot \
     -serial "file:$outdir/console.log" \
@@ -334,7 +338,7 @@ vm_boot() {
     -device "virtio-9p-pci,fsdev=share,mount_tag=share" \
     -fsdev "local,id=kmods,path=$kdir/root/lib/modules,security_model=none,readonly=on" \
     -device "virtio-9p-pci,fsdev=kmods,mount_tag=kmods" \
-    -nic none </dev/null >"$outdir/qemu.log" 2>&1 &
+    "${net[@]}" </dev/null >"$outdir/qemu.log" 2>&1 &
   VM_BOOT_PID=$!
   wait "$VM_BOOT_PID" || rc=$?
   VM_BOOT_PID=

@@ -618,6 +618,62 @@ fn unknown_mandatory_avp_in_sccrq() {
     }
 }
 
+/// xl2tpd 1.3.18 picks its call IDs at random with no check for 0 (call.c `new_call`), and now
+/// and then sends an ICRQ with Assigned Session ID 0 (RFC 2661 §4.4.3: non-zero). It cannot
+/// match any answer for that session: every message to it carries Session ID 0, which is the
+/// tunnel's (RFC 2661 §3.1, p. 43), so xl2tpd hands a CDN to the tunnel and finds no call, and
+/// hangs with a tunnel and no session. Alone on its tunnel the call is answered with a StopCCN
+/// (result 2, error 3): nothing else is lost, and the LAC redials. With other sessions on the
+/// tunnel: a CDN, as for any invalid ICRQ, and those sessions stay.
+#[test]
+fn icrq_with_assigned_session_id_0() {
+    let zero = |from_a: bool, d: Vec<u8>| {
+        if from_a && type_of(&d) == Some(MessageType::Icrq) {
+            Some(rewrite(&d, None, |m| {
+                for a in &mut m.avps {
+                    if let Avp::AssignedSessionId(id) = &mut a.avp {
+                        *id = 0;
+                    }
+                }
+            }))
+        } else {
+            Some(d)
+        }
+    };
+    for others in [0, 1] {
+        let mut n = Net::new(cfg("lac"), cfg("lns"));
+        let t =
+            n.a.open_tunnel(Net::pb(), Version::V2, n.now)
+                .expect("open");
+        n.run(Duration::from_secs(1));
+        for _ in 0..others {
+            n.a.open_session(t, CallParams::default(), n.now)
+                .expect("s");
+        }
+        n.run(Duration::from_secs(1));
+        assert_eq!(ups(&n.ev_b).len(), others);
+        n.tamper = Some(Box::new(zero));
+        n.a.open_session(t, CallParams::default(), n.now)
+            .expect("s");
+        // Long enough for the StopCCN's sender to forget the tunnel (RFC 2661 §5.7).
+        n.run(Duration::from_secs(60));
+        let stop = emitted_of(&n, MessageType::StopCcn);
+        let cdn = emitted_of(&n, MessageType::Cdn);
+        if others == 0 {
+            assert_eq!((stop.len(), cdn.len()), (1, 0), "a StopCCN, no CDN");
+            let d = tunnel_downs(&n.ev_a);
+            assert_eq!(d.len(), 1, "the LAC's tunnel is closed: {d:?}");
+            assert_eq!(result_of(&d[0]), Some((2, Some(3))), "{d:?}");
+            assert!(n.a.is_empty() && n.b.is_empty());
+        } else {
+            assert_eq!((stop.len(), cdn.len()), (0, 1), "a CDN, no StopCCN");
+            assert!(tunnel_downs(&n.ev_a).is_empty() && tunnel_downs(&n.ev_b).is_empty());
+            assert!(session_downs(&n.ev_b).is_empty(), "the other session stays");
+            assert_eq!(established(&n.b).len(), 1);
+        }
+    }
+}
+
 // -------------------------------------------------------------------------------------------
 // 5. Limits
 

@@ -758,6 +758,27 @@ impl Tunnel {
             (Some(id), _) => self.cdn(ctx, id, rc, None),
             (None, Some(m)) => {
                 if let Some(peer) = m.assigned_session_id() {
+                    let call_request = matches!(
+                        m.message_type(),
+                        Some(MessageType::Icrq | MessageType::Ocrq)
+                    );
+                    if peer == 0
+                        && call_request
+                        && self.version == Version::V2
+                        && self.sessions.is_empty()
+                    {
+                        // RFC 2661 §4.4.3: the Assigned Session ID is non-zero. A peer that
+                        // assigned 0 (xl2tpd 1.3.18 now and then: its call IDs are random,
+                        // unchecked) cannot match a CDN: its Session ID would be 0, the
+                        // tunnel's (§3.1, p. 43), and it hangs with a tunnel and no session.
+                        // Alone on its tunnel the call is refused with a StopCCN, which it
+                        // does handle: nothing else is lost, and the LAC redials.
+                        tracing::info!(
+                            tunnel = self.id,
+                            "call request with Assigned Session ID 0, alone on its tunnel: StopCCN"
+                        );
+                        return self.stop(ctx, rc);
+                    }
                     self.refuse_call(ctx, peer, rc);
                 }
             }

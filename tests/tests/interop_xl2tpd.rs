@@ -26,7 +26,9 @@
 //! authenticates with CHAP and gets its address by IPCP; l2xdpd reports the session up and
 //! installed (`l2xdpctl show sessions`); the subscriber (ppp0) pings the core host and the
 //! core host pings the subscriber, every echo answered, and the session's counters in the
-//! pinned maps (`l2xdp-dataplane show --json`) grow by at least those packets each way.
+//! pinned maps (`l2xdp-dataplane show --json`) grow by at least those packets each way; every
+//! datagram on the access link (dumpcap on `lac0`, from before xl2tpd dials) is L2TP that
+//! l2xdp's decoder and tshark read cleanly.
 //!
 //! `xl2tpd_lac_survives_l2xdpd_restart` (item 5 (b), issue 16's done-when for xl2tpd+pppd):
 //! with the subscriber pinging the core host 5 times a second throughout, `kill -9` of l2xdpd
@@ -58,8 +60,8 @@ use std::time::{Duration, Instant};
 use l2xdp_lab::cp::l2xdpd::{self, Files, L2xdpd, Placement};
 use l2xdp_lab::scratch::Scratch;
 use l2xdp_lab::topology::{
-    Mode, PeerPort, Topology, CORE0, CORE_HOST, LAC0, LAC_IP, LAC_MAC, LA_MAC, LC_MAC, LNS_CORE_IP,
-    LNS_IP,
+    Mode, PeerPort, Topology, CORE0, CORE_HOST, L2TP_PORT, LAC0, LAC_IP, LAC_MAC, LA_MAC, LC_MAC,
+    LNS_CORE_IP, LNS_IP,
 };
 use l2xdp_lab::tshark::Dumpcap;
 use l2xdp_lab::Netns;
@@ -316,6 +318,8 @@ impl Drop for Share {
 /// Everything a test sets up. Fields drop in declaration order: the guest first, l2xdpd, the
 /// XDP peers' programs, the fast path and its pins, the namespaces last.
 struct Lab {
+    /// L2TP on the access link (dumpcap on `lac0`) from before xl2tpd dials.
+    capture: Option<Dumpcap>,
     vm: Vm,
     _share: Share,
     daemon: Option<L2xdpd>,
@@ -376,7 +380,14 @@ impl Lab {
         let daemon = start_daemon(&topo.lns, &files, &log);
         let share = Share::new(tag);
         let vm = Vm::boot(&pieces, &topo.lac, &share.0);
+        let capture = Dumpcap::start(
+            &topo.lac.name,
+            LAC0,
+            "udp port 1701",
+            &share.0.join("access.pcap"),
+        );
         let mut lab = Lab {
+            capture,
             vm,
             _share: share,
             daemon: Some(daemon),
@@ -784,6 +795,11 @@ fn xl2tpd_lac_pppd_chap_through_xdp() {
          {down1} (at least {} each): {doc}",
         2 * n
     );
+    // Every datagram both ends sent, control and data, is L2TP as l2xdp's decoder and tshark
+    // read it (no malformed mark, no expert error).
+    if let Some(pcap) = lab.capture.take().map(Dumpcap::stop) {
+        l2xdp_tests::cp::check_capture(&pcap, &[], &[L2TP_PORT]);
+    }
     eprintln!(
         "interop (a): passed in {:.1} s; XDP counters upstream {up0} -> {up1}, downstream \
          {down0} -> {down1}",
@@ -913,13 +929,6 @@ fn xl2tpd_lac_survives_l2xdpd_restart() {
     let sub = lab.subscriber().expect("the subscriber");
     let (u, d, pings) = lab.ping_both_ways(&sub, 5);
     assert_eq!((u, d), (5, 5), "traffic before the restart:\n{pings}");
-    // Everything on the access link from here on (L2TP both ways), kept on failure.
-    let capture = Dumpcap::start(
-        &lab.topo.lac.name,
-        LAC0,
-        "udp port 1701",
-        &lab.vm.share.join("access.pcap"),
-    );
 
     let mut problems = restart_under_traffic(&mut lab, "kill -9");
     if problems.is_empty() {
@@ -942,7 +951,7 @@ fn xl2tpd_lac_survives_l2xdpd_restart() {
             ));
         }
     }
-    let pcap = capture.map(Dumpcap::stop);
+    let pcap = lab.capture.take().map(Dumpcap::stop);
     eprintln!(
         "interop (b): {} in {:.1} s",
         if problems.is_empty() {

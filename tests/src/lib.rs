@@ -2,6 +2,7 @@
 //!
 //! - [`cp`]: what the control-plane end-to-end tests share (waiting for events, users,
 //!   checking captures).
+//! - [`interop`]: a qemu guest with Debian's xl2tpd and pppd, driven through a shared folder.
 //! - [`tshark`]: Wireshark as an independent judge of what l2xdp emits (the lab's,
 //!   `l2xdp_lab::tshark`, re-exported: one definition).
 //!
@@ -12,4 +13,5 @@
 //! Not here: anything a product binary links.
 
 pub mod cp;
+pub mod interop;
 pub use l2xdp_lab::tshark;

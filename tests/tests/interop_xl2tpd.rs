@@ -20,7 +20,7 @@
 //! `scripts/vm/lib.sh`, cached in `VM_CACHE` (default `target/kernel-matrix/cache`); missing
 //! host packages (qemu, debootstrap, ...) are installed by it. The guest runs
 //! `scripts/vm/interop-agent.sh`: it runs the shell commands the test drops in the shared
-//! folder, one at a time (see [`Vm::run`]).
+//! folder, one at a time (`l2xdp_tests::interop`).
 //!
 //! `xl2tpd_lac_pppd_chap_through_xdp` (item 5 (a)): xl2tpd dials (autodial), pppd
 //! authenticates with CHAP and gets its address by IPCP; l2xdpd reports the session up and
@@ -34,8 +34,9 @@
 //! with the subscriber pinging the core host 5 times a second throughout, `kill -9` of l2xdpd
 //! and a restart 3 s later, then the same with SIGTERM: pppd does not terminate (the same
 //! process, ppp0 with the same address), xl2tpd tears nothing down (its log shows no StopCCN
-//! or CDN received, no call or tunnel closed, no retries exceeded), at most what was in flight is lost (2 echoes), l2xdpd
-//! shows the session up with the same IDs afterwards, and traffic flows both ways after.
+//! or CDN received, no call or tunnel closed, no retries exceeded), at most what was in flight
+//! is lost (2 echoes), l2xdpd shows the session up with the same IDs afterwards, and traffic
+//! flows both ways after.
 //! l2xdpd sends HELLOs every 2 s of silence, so the control connection itself is exercised
 //! after each restart, and pppd sends LCP Echo-Requests every 2 s and gives up after 5
 //! unanswered: the wait after each restart (15 s) is longer than both.
@@ -53,7 +54,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -65,6 +66,7 @@ use l2xdp_lab::topology::{
 };
 use l2xdp_lab::tshark::Dumpcap;
 use l2xdp_lab::Netns;
+use l2xdp_tests::interop::{after, prepare, tail, GuestNet, Share, Vm};
 use serde_json::Value;
 
 /// The repository (scripts/vm).
@@ -88,229 +90,9 @@ const LCP_ECHO_FAILURE: u32 = 5;
 const WATCH_AFTER_RESTART: Duration = Duration::from_secs(15);
 /// Echoes a restart may lose: what was in flight.
 const IN_FLIGHT: u64 = 2;
-/// Bounds a hung boot (TCG: a stock kernel boots in about a minute here).
-const BOOT_LIMIT: Duration = Duration::from_secs(300);
-/// Bounds one command in the guest.
-const CMD_LIMIT: Duration = Duration::from_secs(120);
 
 /// One VM at a time (two cores; TCG is slow enough alone).
 static SERIAL: Mutex<()> = Mutex::new(());
-
-// ---------------------------------------------------------------------------------------------
-// The VM pieces and the guest.
-
-/// What `scripts/vm/interop-prepare.sh` printed.
-struct Pieces {
-    kdir: String,
-    img: String,
-    accel: String,
-}
-
-/// Fetches or builds (cached) the kernel, initramfs and root file system.
-fn prepare() -> Pieces {
-    let out = Command::new("bash")
-        .arg(format!("{REPO}/scripts/vm/interop-prepare.sh"))
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("run scripts/vm/interop-prepare.sh");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "scripts/vm/interop-prepare.sh failed ({}): {text}",
-        out.status
-    );
-    let get = |k: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{k}=")))
-            .unwrap_or_else(|| panic!("interop-prepare.sh printed no {k}: {text}"))
-            .to_string()
-    };
-    Pieces {
-        kdir: get("VM_KDIR"),
-        img: get("VM_IMG"),
-        accel: get("VM_ACCEL"),
-    }
-}
-
-/// The guest: qemu (through `vm_boot`, in the `lac` namespace, its tap there), the shared
-/// folder, and the commands run in it. Powered off (or killed) on drop.
-struct Vm {
-    child: Child,
-    share: PathBuf,
-    next: u32,
-}
-
-impl Vm {
-    /// Boots the guest with its NIC on a tap in `lac` (MAC [`LAC_MAC`]), the tap bridged to
-    /// `lac0`, and waits until its agent is up.
-    fn boot(p: &Pieces, lac: &Netns, share: &Path) -> Vm {
-        std::fs::create_dir_all(share.join("scripts/vm")).expect("share");
-        for f in ["guest-init.sh", "interop-agent.sh"] {
-            let dst = share.join("scripts/vm").join(f);
-            std::fs::copy(format!("{REPO}/scripts/vm/{f}"), &dst).expect("copy a guest script");
-        }
-        std::fs::write(
-            share.join("scripts/net.conf"),
-            format!("{LAC_IP} 24 {LNS_IP} {LA_MAC}\n"),
-        )
-        .expect("net.conf");
-        let job = share.join("scripts/vm/interop-agent.sh");
-        let out = share.join("out");
-        let net = format!(
-            "-netdev tap,id=n0,ifname={TAP},script=no,downscript=no \
-             -device virtio-net-pci,netdev=n0,mac={LAC_MAC}"
-        );
-        let started = Instant::now();
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &lac.name, "bash", "-c"])
-            .arg(format!("source {REPO}/scripts/vm/lib.sh && vm_boot \"$@\"",))
-            .arg("vm_boot")
-            .args([&p.kdir, &p.img, &p.accel])
-            .arg(share)
-            .arg(&job)
-            .arg(&out)
-            .arg(BOOT_LIMIT.as_secs().saturating_add(3600).to_string())
-            .args(["1024", "1"])
-            .env("VM_NET", net)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
-        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-        let child = cmd.spawn().expect("start qemu");
-        let mut vm = Vm {
-            child,
-            share: share.to_path_buf(),
-            next: 0,
-        };
-        // The tap appears once qemu runs: into the bridge with it.
-        vm.wait(BOOT_LIMIT, "the tap", || {
-            Command::new("ip")
-                .args(["-n", &lac.name, "link", "show", TAP])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        });
-        lac.ip(&["link", "set", TAP, "master", BRIDGE]);
-        lac.ip(&["link", "set", TAP, "up"]);
-        // The agent signals once eth0 is up.
-        let ready = share.join("scripts/agent.ready");
-        vm.wait(BOOT_LIMIT, "the guest's agent", || ready.exists());
-        eprintln!(
-            "interop: guest up in {:.1} s ({})",
-            started.elapsed().as_secs_f64(),
-            p.accel
-        );
-        vm
-    }
-
-    /// Polls `done` every 100 ms for at most `limit`; panics (with the console's tail) when
-    /// qemu exits or time runs out.
-    fn wait(&mut self, limit: Duration, what: &str, done: impl Fn() -> bool) {
-        let end = Instant::now() + limit;
-        while !done() {
-            if let Ok(Some(st)) = self.child.try_wait() {
-                panic!(
-                    "qemu exited ({st}) while waiting for {what}; console:\n{}",
-                    self.console_tail()
-                );
-            }
-            assert!(
-                Instant::now() < end,
-                "no {what} within {limit:?}; console:\n{}",
-                self.console_tail()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn console_tail(&self) -> String {
-        tail(&self.share.join("out/console.log"), 30)
-    }
-
-    /// Runs `script` (bash) in the guest: its exit status and output (stdout and stderr).
-    fn run(&mut self, script: &str) -> (i32, String) {
-        let dir = self.share.join("scripts/cmd");
-        std::fs::create_dir_all(&dir).expect("cmd dir");
-        self.next += 1;
-        let n = self.next;
-        let tmp = dir.join(format!("{n}.tmp"));
-        std::fs::write(&tmp, script).expect("write a command");
-        std::fs::rename(&tmp, dir.join(format!("{n}.sh"))).expect("queue a command");
-        let rc = dir.join(format!("{n}.rc"));
-        self.wait(CMD_LIMIT, &format!("an answer to `{script}`"), || {
-            rc.exists()
-        });
-        let code = std::fs::read_to_string(&rc)
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(-1);
-        let out = std::fs::read_to_string(dir.join(format!("{n}.out"))).unwrap_or_default();
-        (code, out)
-    }
-
-    /// [`run`](Self::run), which must succeed; its output.
-    fn sh(&mut self, script: &str) -> String {
-        let (code, out) = self.run(script);
-        assert_eq!(code, 0, "guest: `{script}` failed ({code}): {out}");
-        out
-    }
-
-    /// The guest's file `name` in the share (a log the guest writes there).
-    fn file(&self, name: &str) -> String {
-        std::fs::read_to_string(self.share.join(name)).unwrap_or_default()
-    }
-}
-
-impl Drop for Vm {
-    fn drop(&mut self) {
-        let _ = std::fs::write(self.share.join("scripts/cmd/poweroff"), "");
-        let end = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < end {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        // The process group: bash, timeout, qemu.
-        if let Ok(pgid) = i32::try_from(self.child.id()) {
-            // SAFETY: a signal to our own child's process group.
-            unsafe { libc::kill(-pgid, libc::SIGKILL) };
-        }
-        let _ = self.child.wait();
-    }
-}
-
-/// The last `n` lines of a file.
-fn tail(path: &Path, n: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-/// Lines of `text` after the first `skip`.
-fn after(text: &str, skip: usize) -> String {
-    text.lines().skip(skip).collect::<Vec<_>>().join("\n")
-}
-
-/// The folder shared with the guest, mounted at the same path there: not under /tmp or /run
-/// (the guest mounts a tmpfs on both, which would hide it). Removed on drop.
-struct Share(PathBuf);
-
-impl Share {
-    fn new(tag: &str) -> Share {
-        let p = PathBuf::from(format!("/var/tmp/l2xdp-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).expect("the shared folder");
-        Share(p)
-    }
-}
-
-impl Drop for Share {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // The lab.
@@ -379,7 +161,20 @@ impl Lab {
         let log = scratch.dir.join("l2xdpd.log");
         let daemon = start_daemon(&topo.lns, &files, &log);
         let share = Share::new(tag);
-        let vm = Vm::boot(&pieces, &topo.lac, &share.0);
+        let vm = Vm::boot(
+            &pieces,
+            &share.0,
+            &GuestNet {
+                ns: &topo.lac,
+                tap: TAP,
+                bridge: BRIDGE,
+                mac: LAC_MAC,
+                addr: LAC_IP,
+                prefix: 24,
+                gateway: LNS_IP,
+                gateway_mac: LA_MAC,
+            },
+        );
         let capture = Dumpcap::start(
             &topo.lac.name,
             LAC0,

@@ -72,6 +72,10 @@ pub struct Report {
     pub lac: [usize; 3],
     /// l2xdpd's VmRSS (KiB): before, peak during, at the end of the flood, after settling.
     pub rss_kib: [u64; 4],
+    /// l2xdpd's VmRSS split (KiB): [RssAnon, RssFile] before the flood and after settling.
+    /// Heap and stacks are anonymous; the executable's pages that the flood's code paths
+    /// touched (rejection, rate limiting, ...) are file pages and stay resident too.
+    pub rss_parts_kib: [[u64; 2]; 2],
     /// Lines l2xdpd logged (INFO and above), in all.
     pub log_lines: usize,
     /// CPU seconds l2xdpd used during the flood (user + system), and that per second of flood.
@@ -95,6 +99,20 @@ fn cpu_secs(pid: u32) -> f64 {
             Some((t(11)? + t(12)?) as f64 / 100.0)
         })
         .unwrap_or(0.0)
+}
+
+/// `RssAnon` and `RssFile` of `pid` (KiB; 0 when unreadable).
+fn rss_parts_kib(pid: u32) -> [u64; 2] {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    [field("RssAnon:"), field("RssFile:")]
 }
 
 /// The `l2xdpd` next to this executable.
@@ -319,6 +337,7 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let pid = lns.pid();
     let rss0 = rss_kib(pid);
+    let parts0 = rss_parts_kib(pid);
 
     let payload = if opts.junk {
         vec![0u8]
@@ -362,6 +381,7 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
     let peak = peak.load(Ordering::Relaxed).max(rss_end);
     tokio::time::sleep(opts.settle).await;
     let rss_after = rss_kib(pid);
+    let parts_after = rss_parts_kib(pid);
     let tunnels_after = tunnels_by_state(&mut lns).await;
     if let Some(st) = lns.exited() {
         return Err(format!("l2xdpd exited: {st}"));
@@ -389,6 +409,7 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
         secs,
         lac: [if opts.junk { 0 } else { opts.tunnels }, tup, pup],
         rss_kib: [rss0, peak, rss_end, rss_after],
+        rss_parts_kib: [parts0, parts_after],
         log_lines,
         cpu_secs: [cpu, cpu / secs.max(1e-9)],
         tunnels_after,
@@ -410,6 +431,8 @@ pub fn table(r: &Report) -> String {
          | peak during the flood (MiB, growth) | {:.1} (+{:.1}) |\n\
          | at the flood's end (MiB) | {:.1} |\n\
          | after settling (MiB, vs before) | {:.1} ({:+.1} %) |\n\
+         | of which heap and stacks (RssAnon, MiB: before → after) | {:.2} → {:.2} |\n\
+         | of which the executable and libraries (RssFile, MiB: before → after) | {:.2} → {:.2} |\n\
          | lines l2xdpd logged | {} |\n\
          | l2xdpd CPU during the flood (s, share of one core) | {:.1} ({:.0} %) |\n\
          tunnels after: {:?}{}",
@@ -428,6 +451,10 @@ pub fn table(r: &Report) -> String {
         mib(end),
         mib(after),
         (after as f64 - r0 as f64) * 100.0 / (r0.max(1) as f64),
+        mib(r.rss_parts_kib[0][0]),
+        mib(r.rss_parts_kib[1][0]),
+        mib(r.rss_parts_kib[0][1]),
+        mib(r.rss_parts_kib[1][1]),
         r.log_lines,
         r.cpu_secs[0],
         r.cpu_secs[1] * 100.0,

@@ -417,6 +417,12 @@ pub fn render(node: &NodeMetrics, fast: Option<&Snapshot>, per_session: bool) ->
             f.gateway_echo as f64,
         );
         e.single(
+            "l2xdp_fastpath_sccrq_over_budget_total",
+            Kind::Counter,
+            "SCCRQs (control messages to tunnel 0) the fast path dropped beyond [l2tp.limits] xdp_sccrq_per_sec.",
+            f.sccrq_over_budget as f64,
+        );
+        e.single(
             "l2xdp_fastpath_to_control_total",
             Kind::Counter,
             "Packets the fast path handed to the control plane (L2TP and PPP control).",

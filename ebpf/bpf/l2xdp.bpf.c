@@ -272,7 +272,6 @@ static __always_inline int sccrq_over_budget(struct l2xdp_config *cfg)
 	return w->count > budget;
 }
 
-
 /* ------------------------------------------------------------------------------------------ */
 /* Packet access. Offsets are relative to ctx->data and bounded so the verifier accepts them. */
 
@@ -972,7 +971,6 @@ static __always_inline int gateway_echo(struct xdp_md *ctx, struct l2xdp_config 
 	return encap(ctx, cfg, s, pr, inner, tot, 0, 0);
 }
 
-/* 5–13 for L2TP over UDP; [msg, end) is the UDP payload. */
 /* A control message (T bit) at msg, version ver, over UDP or (ver 3, after its zero session
  * ID) over IP: to l2xdpd, unless it is to tunnel 0 and over the SCCRQ budget. The tunnel /
  * control connection ID follows the flags word and, in v2, the Length (RFC 2661 §3.1: L is
@@ -997,6 +995,7 @@ static __always_inline int control(struct xdp_md *ctx, struct l2xdp_config *cfg,
 	return v_to_cp(L2XDP_WHY_L2TP_CONTROL);
 }
 
+/* 5–13 for L2TP over UDP; [msg, end) is the UDP payload. */
 static __always_inline int decap_udp(struct xdp_md *ctx, struct l2xdp_config *cfg,
 				     struct outer *o, __u32 msg, __u32 end, __u32 frame_len,
 				     int first_pass)

@@ -110,12 +110,18 @@ fn log_text(p: &Path) -> String {
 /// A LAC with the same Failover Capability brings `tunnels` × 1 PPP sessions up against
 /// `port`; its tunnel count as l2xdpd reports it afterwards.
 async fn lac_brings_up(port: u16, sock: &Path, tunnels: usize) -> u64 {
-    lac_sees(port, sock, tunnels).await.0
+    lac_sees(port, sock, tunnels, 0).await.0
 }
 
-/// [`lac_brings_up`], and the Failover Capability l2xdpd advertised to the LAC (RFC 4951
-/// §5.1: the AVP of its SCCRP, as the LAC decoded it), the same on every tunnel.
-async fn lac_sees(port: u16, sock: &Path, tunnels: usize) -> (u64, Option<FailoverCapability>) {
+/// [`lac_brings_up`] (l2xdpd having `before` PPP sessions up already), and the Failover
+/// Capability l2xdpd advertised to the LAC (RFC 4951 §5.1: the AVP of its SCCRP, as the LAC
+/// decoded it), the same on every tunnel.
+async fn lac_sees(
+    port: u16,
+    sock: &Path,
+    tunnels: usize,
+    before: u64,
+) -> (u64, Option<FailoverCapability>) {
     let node = Node::new(
         l2xdp_tests::cp::lac_config(true),
         Box::new(MemoryDataPlane::new()),
@@ -124,7 +130,7 @@ async fn lac_sees(port: u16, sock: &Path, tunnels: usize) -> (u64, Option<Failov
     let peer = Peer::udp(format!("127.0.0.1:{port}").parse().expect("addr"));
     bring_up(&lac, &mut events, LIMIT, peer, Version::V2, tunnels, 1).await;
     let s = ask(sock, r#"{"cmd":"status"}"#);
-    assert_eq!(s["data"]["ppp_up"], tunnels as u64, "{s}");
+    assert_eq!(s["data"]["ppp_up"], before + tunnels as u64, "{s}");
     let seen: Vec<Option<FailoverCapability>> = lac
         .inspect(|n| n.registry().tunnels().map(|t| t.peer_failover()).collect())
         .await
@@ -227,7 +233,7 @@ async fn survives(s: &Setup, damaged: &[u8], kind: &str, detail_starts: &str) {
     assert_eq!(f["data"]["persisting"], true, "{f}");
     // With its new store it can recover: C is advertised (RFC 4951 §5.1).
     assert_eq!(
-        lac_sees(s.port, &s.files.control_socket, 1).await,
+        lac_sees(s.port, &s.files.control_socket, 1, 0).await,
         (1, ours(true))
     );
     assert_eq!(d.stop().code(), Some(0));
@@ -425,14 +431,14 @@ async fn an_unwritable_store_serves_without_failover_and_says_so() {
     // and the Recovery Time as configured), in its SCCRPs and in what it reports.
     assert_eq!(f["data"]["ours"]["control"], false, "{f}");
     assert_eq!(
-        lac_sees(s.port, &s.files.control_socket, 1).await,
+        lac_sees(s.port, &s.files.control_socket, 1, 0).await,
         (1, ours(false))
     );
     // And after a reload of the same file, still none.
     let r = ask(&s.files.control_socket, r#"{"cmd":"reload"}"#);
     assert_eq!(r["ok"], true, "{r}");
     assert_eq!(
-        lac_sees(s.port, &s.files.control_socket, 1).await,
+        lac_sees(s.port, &s.files.control_socket, 1, 1).await,
         (2, ours(false))
     );
     assert!(

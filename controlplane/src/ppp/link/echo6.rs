@@ -150,7 +150,9 @@ mod tests {
         let ours = link_local(ID);
         assert_eq!(
             ours,
-            "fe80::211:22ff:fe33:4455".parse::<Ipv6Addr>().expect("addr")
+            "fe80::211:22ff:fe33:4455"
+                .parse::<Ipv6Addr>()
+                .expect("addr")
         );
         let peer: Ipv6Addr = "fe80::1".parse().expect("addr");
         let req = request(peer, ours, b"abcdefgh-0123456");

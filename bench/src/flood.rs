@@ -110,7 +110,7 @@ pub(crate) fn cpu_secs(pid: u32) -> f64 {
 }
 
 /// `RssAnon` and `RssFile` of `pid` (KiB; 0 when unreadable).
-fn rss_parts_kib(pid: u32) -> [u64; 2] {
+pub(crate) fn rss_parts_kib(pid: u32) -> [u64; 2] {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let field = |name: &str| {
         status
@@ -441,7 +441,7 @@ pub fn table(r: &Report) -> String {
     let mib = |k: u64| k as f64 / 1024.0;
     let [r0, peak, end, after] = r.rss_kib;
     format!(
-        "flood ({}): {} datagrams in {:.1} s ({} /s asked) from {} spoofed sources to l2xdpd on loopback\n\
+        "flood ({}): {} datagrams in {:.1} s ({} /s asked) from {} spoofed sources to l2xdpd: {}\n\
          | what | value |\n\
          | --- | ---: |\n\
          | LAC tunnels up during the flood | {} of {} |\n\
@@ -460,6 +460,7 @@ pub fn table(r: &Report) -> String {
         r.secs,
         r.rate,
         r.sources,
+        r.header.mode,
         r.lac[1],
         r.lac[0],
         r.lac[2],

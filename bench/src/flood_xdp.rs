@@ -24,7 +24,7 @@ use l2xdp_lab::scratch::Scratch;
 use l2xdp_lab::topology::{Mode, Topology, LAC_IP, LNS_IP};
 
 use crate::common::Header;
-use crate::flood::{cpu_secs, flood, sccrq, Options, Report};
+use crate::flood::{cpu_secs, flood, rss_parts_kib, sccrq, Options, Report};
 use crate::lns::rss_kib;
 
 /// The spoofed sources: 198.18.0.0/15 upwards.
@@ -81,6 +81,7 @@ pub async fn run(opts: &Options, budget: u32) -> Result<Report, String> {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let pid = lns.pid();
     let rss0 = rss_kib(pid);
+    let parts0 = rss_parts_kib(pid);
     let over = || -> Result<u64, String> {
         XdpDataPlane::open(&scratch.pins)
             .and_then(|d| d.verdict_counters())
@@ -125,6 +126,7 @@ pub async fn run(opts: &Options, budget: u32) -> Result<Report, String> {
     let peak = peak.load(Ordering::Relaxed).max(rss_end);
     tokio::time::sleep(opts.settle).await;
     let rss_after = rss_kib(pid);
+    let parts_after = rss_parts_kib(pid);
     let dropped = over()? - over0;
     if let Some(st) = lns.exited() {
         return Err(format!("l2xdpd exited: {st}"));
@@ -163,7 +165,7 @@ pub async fn run(opts: &Options, budget: u32) -> Result<Report, String> {
         secs,
         lac: [0, 0, 0],
         rss_kib: [rss0, peak, rss_end, rss_after],
-        rss_parts_kib: [[0; 2]; 2],
+        rss_parts_kib: [parts0, parts_after],
         log_lines,
         cpu_secs: [cpu, cpu / secs.max(1e-9)],
         tunnels_after,

@@ -50,6 +50,10 @@ pub struct Options {
     pub l2xdpd: PathBuf,
     /// Where l2xdpd's log goes (INFO).
     pub log: PathBuf,
+    /// `Some(budget)`: the XDP fast path in a lab of namespaces ([`crate::flood_xdp`]) with
+    /// `[l2tp.limits] xdp_sccrq_per_sec = budget` (0: no budget); `None`: in-memory fast
+    /// path on loopback.
+    pub xdp_budget: Option<u32>,
 }
 
 /// What a run measured.
@@ -72,6 +76,10 @@ pub struct Report {
     pub lac: [usize; 3],
     /// l2xdpd's VmRSS (KiB): before, peak during, at the end of the flood, after settling.
     pub rss_kib: [u64; 4],
+    /// l2xdpd's VmRSS split (KiB): [RssAnon, RssFile] before the flood and after settling.
+    /// Heap and stacks are anonymous; the executable's pages that the flood's code paths
+    /// touched (rejection, rate limiting, ...) are file pages and stay resident too.
+    pub rss_parts_kib: [[u64; 2]; 2],
     /// Lines l2xdpd logged (INFO and above), in all.
     pub log_lines: usize,
     /// CPU seconds l2xdpd used during the flood (user + system), and that per second of flood.
@@ -80,10 +88,14 @@ pub struct Report {
     pub tunnels_after: std::collections::BTreeMap<String, u64>,
     /// What went wrong on the LAC's side, if anything.
     pub lac_error: Option<String>,
+    /// XDP mode: the budget (SCCRQs per second, 0: none) and the SCCRQs the fast path
+    /// dropped over it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub xdp_budget: Option<[u64; 2]>,
 }
 
 /// CPU time `pid` has used, user + system (seconds; 0 when unreadable).
-fn cpu_secs(pid: u32) -> f64 {
+pub(crate) fn cpu_secs(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
         .and_then(|s| {
@@ -97,21 +109,38 @@ fn cpu_secs(pid: u32) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// `RssAnon` and `RssFile` of `pid` (KiB; 0 when unreadable).
+pub(crate) fn rss_parts_kib(pid: u32) -> [u64; 2] {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    [field("RssAnon:"), field("RssFile:")]
+}
+
 /// The `l2xdpd` next to this executable.
 pub use crate::lns::default_l2xdpd;
 
-/// The `n`-th spoofed source address: 127.1.0.0 upwards (never 127.0.0.x).
-fn source(n: u32) -> Ipv4Addr {
-    Ipv4Addr::from(u32::from(Ipv4Addr::new(127, 1, 0, 0)) + n)
+/// The first spoofed source address on loopback: 127.1.0.0 upwards (never 127.0.0.x).
+pub(crate) const LOOPBACK_SOURCES: Ipv4Addr = Ipv4Addr::new(127, 1, 0, 0);
+
+/// The `n`-th spoofed source address from `base` upwards.
+fn source(base: Ipv4Addr, n: u32) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(base).wrapping_add(n))
 }
 
 /// A raw IPv4 socket (`IPPROTO_RAW`: we write the IP header).
-struct RawSender {
+pub(crate) struct RawSender {
     fd: libc::c_int,
 }
 
 impl RawSender {
-    fn open() -> Result<RawSender, String> {
+    pub(crate) fn open() -> Result<RawSender, String> {
         // SAFETY: plain socket(2); the descriptor is owned by the value and closed on drop.
         let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_RAW) };
         if fd < 0 {
@@ -170,7 +199,7 @@ impl Drop for RawSender {
 }
 
 /// An SCCRQ as this project's initiator writes it (L2TPv2, no secret).
-fn sccrq(to: SocketAddr) -> Result<Vec<u8>, String> {
+pub(crate) fn sccrq(to: SocketAddr) -> Result<Vec<u8>, String> {
     let random = Random::from_os().map_err(|e| e.to_string())?;
     let mut r = Registry::with_random(
         L2tpConfig {
@@ -192,8 +221,9 @@ fn sccrq(to: SocketAddr) -> Result<Vec<u8>, String> {
 
 /// Sends the flood from this thread: `rate` datagrams per second in 10 ms batches, `rate` ×
 /// `secs` in all.
-fn flood(
+pub(crate) fn flood(
     opts: &Options,
+    base: Ipv4Addr,
     to: SocketAddr,
     payload: &[u8],
     stop: &AtomicBool,
@@ -212,9 +242,12 @@ fn flood(
             let src = if opts.junk {
                 // Each its own (address, port): 65,536 addresses × ports from 1024 up.
                 let i = n as u32;
-                SocketAddr::from((source(i & 0xffff), 1024 + (i >> 16) as u16))
+                SocketAddr::from((source(base, i & 0xffff), 1024 + (i >> 16) as u16))
             } else {
-                SocketAddr::from((source((n % u64::from(opts.sources.max(1))) as u32), 1701))
+                SocketAddr::from((
+                    source(base, (n % u64::from(opts.sources.max(1))) as u32),
+                    1701,
+                ))
             };
             raw.send(&mut buf, src, to, payload);
             n += 1;
@@ -296,6 +329,9 @@ async fn lac_during(lns: SocketAddr, n: usize) -> (usize, usize, Option<String>)
 
 /// Runs the scenario.
 pub async fn run(opts: &Options) -> Result<Report, String> {
+    if let Some(budget) = opts.xdp_budget {
+        return crate::flood_xdp::run(opts, budget).await;
+    }
     let files = LnsFiles::write(&LnsSetup {
         // The default max_tunnels (16,384): LnsFiles adds 16.
         tunnels: 16_384 - 16,
@@ -319,6 +355,7 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let pid = lns.pid();
     let rss0 = rss_kib(pid);
+    let parts0 = rss_parts_kib(pid);
 
     let payload = if opts.junk {
         vec![0u8]
@@ -331,7 +368,7 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
     let cpu0 = cpu_secs(pid);
     let sender = {
         let (opts, stop, sent, to) = (opts.clone(), stop.clone(), sent.clone(), files.addr);
-        std::thread::spawn(move || flood(&opts, to, &payload, &stop, &sent))
+        std::thread::spawn(move || flood(&opts, LOOPBACK_SOURCES, to, &payload, &stop, &sent))
     };
     let peak = Arc::new(AtomicU64::new(rss0));
     let sampler = {
@@ -362,6 +399,7 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
     let peak = peak.load(Ordering::Relaxed).max(rss_end);
     tokio::time::sleep(opts.settle).await;
     let rss_after = rss_kib(pid);
+    let parts_after = rss_parts_kib(pid);
     let tunnels_after = tunnels_by_state(&mut lns).await;
     if let Some(st) = lns.exited() {
         return Err(format!("l2xdpd exited: {st}"));
@@ -389,10 +427,12 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
         secs,
         lac: [if opts.junk { 0 } else { opts.tunnels }, tup, pup],
         rss_kib: [rss0, peak, rss_end, rss_after],
+        rss_parts_kib: [parts0, parts_after],
         log_lines,
         cpu_secs: [cpu, cpu / secs.max(1e-9)],
         tunnels_after,
         lac_error,
+        xdp_budget: None,
     })
 }
 
@@ -401,7 +441,7 @@ pub fn table(r: &Report) -> String {
     let mib = |k: u64| k as f64 / 1024.0;
     let [r0, peak, end, after] = r.rss_kib;
     format!(
-        "flood ({}): {} datagrams in {:.1} s ({} /s asked) from {} spoofed sources to l2xdpd on loopback\n\
+        "flood ({}): {} datagrams in {:.1} s ({} /s asked) from {} spoofed sources to l2xdpd: {}\n\
          | what | value |\n\
          | --- | ---: |\n\
          | LAC tunnels up during the flood | {} of {} |\n\
@@ -410,14 +450,17 @@ pub fn table(r: &Report) -> String {
          | peak during the flood (MiB, growth) | {:.1} (+{:.1}) |\n\
          | at the flood's end (MiB) | {:.1} |\n\
          | after settling (MiB, vs before) | {:.1} ({:+.1} %) |\n\
+         | of which heap and stacks (RssAnon, MiB: before → after) | {:.2} → {:.2} |\n\
+         | of which the executable and libraries (RssFile, MiB: before → after) | {:.2} → {:.2} |\n\
          | lines l2xdpd logged | {} |\n\
          | l2xdpd CPU during the flood (s, share of one core) | {:.1} ({:.0} %) |\n\
-         tunnels after: {:?}{}",
+         tunnels after: {:?}{}{}",
         r.kind,
         r.sent,
         r.secs,
         r.rate,
         r.sources,
+        r.header.mode,
         r.lac[1],
         r.lac[0],
         r.lac[2],
@@ -428,6 +471,10 @@ pub fn table(r: &Report) -> String {
         mib(end),
         mib(after),
         (after as f64 - r0 as f64) * 100.0 / (r0.max(1) as f64),
+        mib(r.rss_parts_kib[0][0]),
+        mib(r.rss_parts_kib[1][0]),
+        mib(r.rss_parts_kib[0][1]),
+        mib(r.rss_parts_kib[1][1]),
         r.log_lines,
         r.cpu_secs[0],
         r.cpu_secs[1] * 100.0,
@@ -435,6 +482,11 @@ pub fn table(r: &Report) -> String {
         r.lac_error
             .as_ref()
             .map(|e| format!("\nLAC: {e}"))
+            .unwrap_or_default(),
+        r.xdp_budget
+            .map(|[b, d]| format!(
+                "\nXDP fast path: SCCRQ budget {b} /s (0: none), {d} SCCRQs dropped over it"
+            ))
             .unwrap_or_default(),
     )
 }

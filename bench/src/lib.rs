@@ -60,6 +60,7 @@ pub mod demo;
 pub mod failover;
 pub mod failover_xdp;
 pub mod flood;
+pub mod flood_xdp;
 pub mod forward;
 pub mod interrupt;
 pub mod lac;

@@ -15,7 +15,9 @@
 //! - fast path (XDP mode, from the pinned maps via [`l2xdp_dataplane::stats`]):
 //!   `fastpath_packets_total{direction,cpu}`, `fastpath_bytes{direction}` (a counter: removed
 //!   sessions' bytes stay), `fastpath_gateway_echo_total` (pings to the LNS's PPP address
-//!   answered), `fastpath_to_control_total`, `fastpath_to_kernel_total{direction,reason}`,
+//!   answered), `fastpath_sccrq_over_budget_total` (SCCRQs dropped in XDP beyond
+//!   `[l2tp.limits] xdp_sccrq_per_sec`), `fastpath_to_control_total`,
+//!   `fastpath_to_kernel_total{direction,reason}`,
 //!   `fastpath_drops_total{reason}`;
 //! - per session, only with `per_session = true`: `session_packets{tunnel,session,user,direction}`
 //!   and `session_bytes{...}` from the fast path's per-session counters.
@@ -415,6 +417,12 @@ pub fn render(node: &NodeMetrics, fast: Option<&Snapshot>, per_session: bool) ->
             Kind::Counter,
             "ICMP echo requests to the LNS's own PPP address answered by the fast path.",
             f.gateway_echo as f64,
+        );
+        e.single(
+            "l2xdp_fastpath_sccrq_over_budget_total",
+            Kind::Counter,
+            "SCCRQs (control messages to tunnel 0) the fast path dropped beyond [l2tp.limits] xdp_sccrq_per_sec.",
+            f.sccrq_over_budget as f64,
         );
         e.single(
             "l2xdp_fastpath_to_control_total",

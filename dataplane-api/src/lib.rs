@@ -135,6 +135,13 @@ pub trait DataPlane: Send {
     fn set_gateway(&mut self, _ipv4: Option<Ipv4Addr>) -> Result<(), DataPlaneError> {
         Ok(())
     }
+    /// SCCRQs (control messages to tunnel 0, RFC 2661 §5.1) the fast path passes to the
+    /// control plane per second, all sources together (0: no budget); beyond, it drops them
+    /// before they reach user space (issue 15). A fast path that passes control traffic
+    /// through user space anyway ignores it.
+    fn set_sccrq_budget(&mut self, _per_sec: u32) -> Result<(), DataPlaneError> {
+        Ok(())
+    }
 }
 
 /// The fast path as a map in memory: what the control plane's tests and a control plane

@@ -147,6 +147,10 @@ pub struct Snapshot {
     /// are in the downstream counters too).
     #[serde(default)]
     pub gateway_echo: u64,
+    /// SCCRQs (control messages to tunnel 0) dropped in XDP beyond the SCCRQ budget
+    /// (`[l2tp.limits] xdp_sccrq_per_sec`).
+    #[serde(default)]
+    pub sccrq_over_budget: u64,
     /// Sessions with a counter entry.
     pub sessions: usize,
     /// Per-session counters (only when asked for).

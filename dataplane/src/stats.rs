@@ -170,12 +170,17 @@ impl StatsMaps {
         let gateway_echo = Self::per_cpu(&self.verdicts, name::VERDICTS, verdict::GATEWAY_ECHO)?
             .iter()
             .sum();
+        let sccrq_over_budget =
+            Self::per_cpu(&self.verdicts, name::VERDICTS, verdict::SCCRQ_OVER_BUDGET)?
+                .iter()
+                .sum();
         Ok(Snapshot {
             cpus,
             total,
             drops,
             kernel_path,
             gateway_echo,
+            sccrq_over_budget,
             sessions,
             per_session: out,
         })

@@ -405,7 +405,7 @@ impl XdpDataPlane {
     }
 
     fn set_config_unlocked(&mut self, c: &FastPathConfig) -> Result<(), DataPlaneError> {
-        // Kept as they are: the loader's mark, the control plane's gateway.
+        // Kept as they are: the loader's mark, the control plane's gateway and SCCRQ budget.
         let cur = self.config.get(&0, 0).map_err(|e| sys(name::CONFIG, e))?;
         let kernel_mark = cur.kernel_mark;
         let v = maps::Config {
@@ -424,7 +424,7 @@ impl XdpDataPlane {
             kernel_mark,
             pad_mark: 0,
             gateway4: cur.gateway4,
-            pad_gateway: 0,
+            sccrq_budget: cur.sccrq_budget,
         };
         self.config.set(0, v, 0).map_err(|e| sys(name::CONFIG, e))
     }
@@ -434,6 +434,12 @@ impl XdpDataPlane {
         c.gateway4 = ipv4
             .filter(|a| !a.is_unspecified())
             .map_or(0, |a| u32::from_ne_bytes(a.octets()));
+        self.config.set(0, c, 0).map_err(|e| sys(name::CONFIG, e))
+    }
+
+    fn set_sccrq_budget_unlocked(&mut self, per_sec: u32) -> Result<(), DataPlaneError> {
+        let mut c = self.config.get(&0, 0).map_err(|e| sys(name::CONFIG, e))?;
+        c.sccrq_budget = per_sec;
         self.config.set(0, c, 0).map_err(|e| sys(name::CONFIG, e))
     }
 
@@ -984,6 +990,10 @@ impl DataPlane for XdpDataPlane {
 
     fn set_gateway(&mut self, ipv4: Option<Ipv4Addr>) -> Result<(), DataPlaneError> {
         self.write_locked(|dp| dp.set_gateway_unlocked(ipv4))
+    }
+
+    fn set_sccrq_budget(&mut self, per_sec: u32) -> Result<(), DataPlaneError> {
+        self.write_locked(|dp| dp.set_sccrq_budget_unlocked(per_sec))
     }
 
     fn counters(&self, key: &SessionKey) -> Result<SessionCounters, DataPlaneError> {

@@ -200,6 +200,14 @@ struct {
 	__type(value, __u32);
 } l2xdp_tc_ifaces SEC(".maps");
 
+/* The SCCRQ budget's window (sccrq_budget() below). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct l2xdp_sccrq_window);
+} l2xdp_sccrq SEC(".maps");
+
 /* ------------------------------------------------------------------------------------------ */
 /* Counting and verdicts. */
 
@@ -235,6 +243,33 @@ static __always_inline int v_other(__u32 v, int action)
 {
 	count(&l2xdp_verdicts, v);
 	return action;
+}
+
+/* Issue 15: a flood of SCCRQs from spoofed sources is cut here, before user space. A
+ * control message to tunnel (control connection) 0 is an SCCRQ (RFC 2661 §5.1, RFC 3931
+ * §3.3: the only message sent before the peer named its ID); at most cfg->sccrq_budget of
+ * them per second, all CPUs and sources together, go to l2xdpd, which limits per source
+ * itself. A fixed one-second window: the first SCCRQ of a new second resets the count (two
+ * CPUs that reset together let a few more through, never fewer). Only what 5.10 has:
+ * bpf_ktime_get_ns and an atomic add whose result is not used (BPF_XADD; fetching atomics
+ * are 5.12). Returns 1 when over budget. */
+static __always_inline int sccrq_over_budget(struct l2xdp_config *cfg)
+{
+	__u32 zero = 0, budget = cfg->sccrq_budget, second;
+	struct l2xdp_sccrq_window *w;
+
+	if (!budget)
+		return 0;
+	w = bpf_map_lookup_elem(&l2xdp_sccrq, &zero);
+	if (!w)
+		return 0;
+	second = (__u32)(bpf_ktime_get_ns() / 1000000000ULL);
+	if (w->second != second) {
+		w->second = second;
+		w->count = 0;
+	}
+	__sync_fetch_and_add(&w->count, 1);
+	return w->count > budget;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -936,6 +971,30 @@ static __always_inline int gateway_echo(struct xdp_md *ctx, struct l2xdp_config 
 	return encap(ctx, cfg, s, pr, inner, tot, 0, 0);
 }
 
+/* A control message (T bit) at msg, version ver, over UDP or (ver 3, after its zero session
+ * ID) over IP: to l2xdpd, unless it is to tunnel 0 and over the SCCRQ budget. The tunnel /
+ * control connection ID follows the flags word and, in v2, the Length (RFC 2661 §3.1: L is
+ * set in control messages; without it the ID is at offset 2); v3 has Length always
+ * (RFC 3931 §3.2.1). Too short to hold the ID: to l2xdpd, which answers malformed input. */
+static __always_inline int control(struct xdp_md *ctx, struct l2xdp_config *cfg, __u32 msg,
+				   __u32 end, __u16 w, __u16 ver)
+{
+	__u32 off = (ver == 2 && !(w & 0x4000)) ? 2 : 4;
+	__u32 len = ver == 2 ? 2 : 4;
+	__u8 *p;
+
+	if (!cfg->sccrq_budget || end - msg < off + len)
+		return v_to_cp(L2XDP_WHY_L2TP_CONTROL);
+	p = at(ctx, msg + off, 4);
+	if (!p)
+		return v_to_cp(L2XDP_WHY_L2TP_CONTROL);
+	if ((ver == 2 ? be16(p) : be32(p)) != 0)
+		return v_to_cp(L2XDP_WHY_L2TP_CONTROL);
+	if (sccrq_over_budget(cfg))
+		return v_other(L2XDP_V_SCCRQ_OVER_BUDGET, XDP_DROP);
+	return v_to_cp(L2XDP_WHY_L2TP_CONTROL);
+}
+
 /* 5–13 for L2TP over UDP; [msg, end) is the UDP payload. */
 static __always_inline int decap_udp(struct xdp_md *ctx, struct l2xdp_config *cfg,
 				     struct outer *o, __u32 msg, __u32 end, __u32 frame_len,
@@ -953,7 +1012,7 @@ static __always_inline int decap_udp(struct xdp_md *ctx, struct l2xdp_config *cf
 	if (ver != 2 && ver != 3)
 		return v_drop(L2XDP_DROP_UNSUPPORTED_VERSION);
 	if (w & 0x8000)
-		return v_to_cp(L2XDP_WHY_L2TP_CONTROL);
+		return control(ctx, cfg, msg, end, w, ver);
 	if (ver == 3) {
 		__u32 sid;
 
@@ -1250,8 +1309,13 @@ static __always_inline int access(struct xdp_md *ctx, int first_pass)
 		if (l4_end - l4 < 4 || !p)
 			return v_drop(L2XDP_DROP_TRUNCATED);
 		sid = be32(p);
-		if (sid == 0)
-			return v_to_cp(L2XDP_WHY_L2TP_CONTROL);
+		if (sid == 0) {
+			/* RFC 3931 §4.1.1.1: a control message follows the zero Session ID. */
+			p = at(ctx, l4 + 4, 2);
+			if (l4_end - l4 < 6 || !p)
+				return v_to_cp(L2XDP_WHY_L2TP_CONTROL);
+			return control(ctx, cfg, l4 + 4, l4_end, be16(p), 3);
+		}
 		if (first_pass && cfg->cpumap_enabled) {
 			int act = spread(cfg, sid);
 

@@ -71,7 +71,9 @@ enum l2xdp_verdict {
 	L2XDP_V_DOWN_FWD_DISABLED = 31,
 	L2XDP_V_GATEWAY_ECHO = 32,  /* an ICMP echo request to gateway4 answered (gateway_echo):
 				     * also counted as L2XDP_V_ENCAP with the reply's bytes */
-	L2XDP_V_COUNT = 33,
+	L2XDP_V_SCCRQ_OVER_BUDGET = 33, /* dropped: a control message to tunnel 0 (an SCCRQ)
+					 * beyond sccrq_budget in its second (sccrq_budget()) */
+	L2XDP_V_COUNT = 34,
 };
 
 /* Why bpf_fib_lookup did not give a next hop (BPF_FIB_LKUP_RET_*, grouped). */
@@ -111,7 +113,16 @@ struct l2xdp_config {
 	 * by l2xdpd at start-up: ICMP echo requests to it arriving in a v2 session are answered
 	 * by the access program (gateway_echo in l2xdp.bpf.c). */
 	__u32 gateway4;
-	__u32 pad_gateway;
+	/* Appended in the padding (issue 15): control messages to tunnel / control connection 0
+	 * (SCCRQs, RFC 2661 §5.1, RFC 3931 §3.3) the programs pass to l2xdpd per second, all
+	 * sources together; beyond, dropped (L2XDP_V_SCCRQ_OVER_BUDGET). 0: no budget. */
+	__u32 sccrq_budget;
+};
+
+/* The SCCRQ budget's current second (l2xdp_sccrq, ARRAY of one, shared by all CPUs). */
+struct l2xdp_sccrq_window {
+	__u32 second;                 /* bpf_ktime_get_ns() / 1e9, truncated */
+	__u32 count;                  /* SCCRQs seen in it, all CPUs */
 };
 
 /* Session key: the ids that arrive in packets (ours). v2: id = tunnel << 16 | session. */

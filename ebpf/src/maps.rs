@@ -5,6 +5,8 @@
 pub mod name {
     /// [`super::Config`], ARRAY of one.
     pub const CONFIG: &str = "l2xdp_config";
+    /// [`super::SccrqWindow`], ARRAY of one: the SCCRQ budget's second, all CPUs.
+    pub const SCCRQ: &str = "l2xdp_sccrq";
     /// Slot → [`super::Session`], ARRAY (a power of two; home slot = id & mask).
     pub const SESSIONS: &str = "l2xdp_sessions";
     /// [`super::SessionKey`] → slot (u32) of a session not in its home slot, HASH.
@@ -98,8 +100,11 @@ pub mod verdict {
     /// An ICMP echo request to the gateway address answered by the access program (the
     /// reply is also counted as [`ENCAP`]).
     pub const GATEWAY_ECHO: u32 = 32;
+    /// A control message to tunnel 0 (an SCCRQ) beyond [`super::Config::sccrq_budget`] in
+    /// its second: dropped before user space (issue 15).
+    pub const SCCRQ_OVER_BUDGET: u32 = 33;
     /// Size of the array.
-    pub const COUNT: u32 = 33;
+    pub const COUNT: u32 = 34;
 
     /// The counter of a FIB miss for `reason` (`fib_reason::*`) upstream (decapsulation) or
     /// downstream (encapsulation): `fib_verdict` in l2xdp.bpf.c.
@@ -185,7 +190,17 @@ pub struct Config {
     /// The LNS's own PPP address (IPCP local address, wire order; 0: none): ICMP echo
     /// requests to it are answered by the access program.
     pub gateway4: u32,
-    pub pad_gateway: u32,
+    /// SCCRQs (control messages to tunnel 0) passed to the control plane per second, all
+    /// sources together; beyond, dropped ([`verdict::SCCRQ_OVER_BUDGET`]). 0: no budget.
+    pub sccrq_budget: u32,
+}
+
+/// `struct l2xdp_sccrq_window`: the SCCRQ budget's current second ([`name::SCCRQ`]).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SccrqWindow {
+    pub second: u32,
+    pub count: u32,
 }
 
 /// `struct l2xdp_session_key`: v2 `id` = tunnel << 16 | session; v3 `id` = session.
@@ -466,10 +481,11 @@ mod tests {
                     kernel_mark,
                     pad_mark,
                     gateway4,
-                    pad_gateway
+                    sccrq_budget
                 ]
             ),
             layout!("l2xdp_session_key", SessionKey, [version, pad, id]),
+            layout!("l2xdp_sccrq_window", SccrqWindow, [second, count]),
             layout!(
                 "l2xdp_session",
                 Session,

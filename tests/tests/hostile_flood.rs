@@ -418,6 +418,14 @@ mod process {
         out
     }
 
+    /// `GLIBC_TUNABLES` in the environment process `pid` runs with.
+    fn tunables(pid: u32) -> Option<String> {
+        let env = std::fs::read(format!("/proc/{pid}/environ")).expect("environ");
+        env.split(|b| *b == 0)
+            .find_map(|v| v.strip_prefix(b"GLIBC_TUNABLES="))
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    }
+
     fn sample(text: &str, prefix: &str) -> u64 {
         text.lines()
             .find(|l| l.starts_with(prefix))
@@ -466,11 +474,18 @@ listen = "{maddr}"
         )
         .expect("config");
         let log = dir.dir.join("l2xdpd.log");
-        let _d = L2xdpd::start(
+        let d = L2xdpd::start(
             None,
             l2xdp_lab::workspace_binary("l2xdpd").as_path(),
             &files,
             Some(&log),
+        );
+        // It runs with glibc's thread cache off, so that what the flood frees can be given
+        // back to the system (driver::without_thread_cache; the memory figures are the flood
+        // bench's).
+        assert_eq!(
+            tunables(d.pid()),
+            Some(l2xdp_controlplane::driver::NO_THREAD_CACHE.to_string())
         );
         let to = SocketAddr::from(([127, 0, 0, 1], port));
         let sccrq = super::sccrq();

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use l2xdp_controlplane::l2tp::Peer;
+use l2xdp_controlplane::l2tp::{FailoverCapability, Peer};
 use l2xdp_controlplane::node::{Node, NodeEvent};
 use l2xdp_dataplane::MemoryDataPlane;
 use l2xdp_lab::cp::bring_up;
@@ -110,6 +110,18 @@ fn log_text(p: &Path) -> String {
 /// A LAC with the same Failover Capability brings `tunnels` × 1 PPP sessions up against
 /// `port`; its tunnel count as l2xdpd reports it afterwards.
 async fn lac_brings_up(port: u16, sock: &Path, tunnels: usize) -> u64 {
+    lac_sees(port, sock, tunnels, 0).await.0
+}
+
+/// [`lac_brings_up`] (l2xdpd having `before` PPP sessions up already), and the Failover
+/// Capability l2xdpd advertised to the LAC (RFC 4951 §5.1: the AVP of its SCCRP, as the LAC
+/// decoded it), the same on every tunnel.
+async fn lac_sees(
+    port: u16,
+    sock: &Path,
+    tunnels: usize,
+    before: u64,
+) -> (u64, Option<FailoverCapability>) {
     let node = Node::new(
         l2xdp_tests::cp::lac_config(true),
         Box::new(MemoryDataPlane::new()),
@@ -118,9 +130,24 @@ async fn lac_brings_up(port: u16, sock: &Path, tunnels: usize) -> u64 {
     let peer = Peer::udp(format!("127.0.0.1:{port}").parse().expect("addr"));
     bring_up(&lac, &mut events, LIMIT, peer, Version::V2, tunnels, 1).await;
     let s = ask(sock, r#"{"cmd":"status"}"#);
-    assert_eq!(s["data"]["ppp_up"], tunnels as u64, "{s}");
+    assert_eq!(s["data"]["ppp_up"], before + tunnels as u64, "{s}");
+    let seen: Vec<Option<FailoverCapability>> = lac
+        .inspect(|n| n.registry().tunnels().map(|t| t.peer_failover()).collect())
+        .await
+        .expect("the LAC runs");
     task.abort();
-    s["data"]["tunnels"].as_u64().expect("tunnels")
+    assert_eq!(seen.len(), tunnels, "{seen:?}");
+    assert!(seen.iter().all(|f| *f == seen[0]), "{seen:?}");
+    (s["data"]["tunnels"].as_u64().expect("tunnels"), seen[0])
+}
+
+/// The Failover Capability of the configuration ([`configure`]), with or without its C bit.
+fn ours(control: bool) -> Option<FailoverCapability> {
+    Some(FailoverCapability {
+        control,
+        data: true,
+        recovery_time_ms: 10000,
+    })
 }
 
 /// A store holding one tunnel with one PPP session (l2xdpd killed with it up).
@@ -204,7 +231,11 @@ async fn survives(s: &Setup, damaged: &[u8], kind: &str, detail_starts: &str) {
     let f = ask(&s.files.control_socket, r#"{"cmd":"failover"}"#);
     assert_eq!(f["data"]["recoveries"], serde_json::json!([]), "{f}");
     assert_eq!(f["data"]["persisting"], true, "{f}");
-    assert_eq!(lac_brings_up(s.port, &s.files.control_socket, 1).await, 1);
+    // With its new store it can recover: C is advertised (RFC 4951 §5.1).
+    assert_eq!(
+        lac_sees(s.port, &s.files.control_socket, 1, 0).await,
+        (1, ours(true))
+    );
     assert_eq!(d.stop().code(), Some(0));
     // And the new store is sound: the next start finds no damage.
     let _ = std::fs::remove_file(&s.log);
@@ -396,7 +427,20 @@ async fn an_unwritable_store_serves_without_failover_and_says_so() {
     assert_eq!(damaged_metric(s.metrics, "unwritable"), "1");
     let f = ask(&s.files.control_socket, r#"{"cmd":"failover"}"#);
     assert_eq!(f["data"]["persisting"], false, "{f}");
-    assert_eq!(lac_brings_up(s.port, &s.files.control_socket, 1).await, 1);
+    // RFC 4951 §5.1: without a store it cannot recover a control channel, so no C bit (D
+    // and the Recovery Time as configured), in its SCCRPs and in what it reports.
+    assert_eq!(f["data"]["ours"]["control"], false, "{f}");
+    assert_eq!(
+        lac_sees(s.port, &s.files.control_socket, 1, 0).await,
+        (1, ours(false))
+    );
+    // And after a reload of the same file, still none.
+    let r = ask(&s.files.control_socket, r#"{"cmd":"reload"}"#);
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(
+        lac_sees(s.port, &s.files.control_socket, 1, 1).await,
+        (2, ours(false))
+    );
     assert!(
         std::fs::read(s.store()).expect("untouched") == bytes,
         "untouched"

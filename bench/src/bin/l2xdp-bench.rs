@@ -324,6 +324,11 @@ enum Scenario {
         /// JSON report path.
         #[arg(long, default_value = "target/bench/flood.json")]
         json: PathBuf,
+        /// The XDP fast path (lab namespaces, `l2xdp-dataplane attach`; no LAC) with this
+        /// SCCRQ budget (`[l2tp.limits] xdp_sccrq_per_sec`, 0: none) instead of the in-memory
+        /// one on loopback.
+        #[arg(long)]
+        xdp_budget: Option<u32>,
     },
     /// Session set-up rate through ICCN and IPCP (PPP with CHAP) against an `l2xdpd` process on
     /// loopback, per-session latency, and the daemon's memory per tunnel and per session.
@@ -867,6 +872,7 @@ fn main() -> ExitCode {
             l2xdpd,
             log,
             json,
+            xdp_budget,
         } => {
             let opts = flood::Options {
                 rate,
@@ -877,6 +883,7 @@ fn main() -> ExitCode {
                 settle: Duration::from_secs(settle_secs),
                 l2xdpd: l2xdpd.unwrap_or_else(flood::default_l2xdpd),
                 log,
+                xdp_budget,
             };
             let result = runtime()
                 .map_err(|e| e.to_string())

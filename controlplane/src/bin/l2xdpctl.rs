@@ -650,10 +650,11 @@ fn human_stats(v: &Value) {
     let snap = &v["snapshot"];
     let rates = &v["rates"];
     println!(
-        "fast path under {}: {} sessions with counters, {} gateway pings answered, rates over {:.2} s",
+        "fast path under {}: {} sessions with counters, {} gateway pings answered, {} SCCRQs dropped over budget, rates over {:.2} s",
         s(&v["pins"]),
         s(&snap["sessions"]),
         s(&snap["gateway_echo"]),
+        s(&snap["sccrq_over_budget"]),
         rates["interval_secs"].as_f64().unwrap_or(0.0)
     );
     let row = |name: String, c: &Value, r: &Value| {

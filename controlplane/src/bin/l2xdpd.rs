@@ -32,6 +32,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    l2xdp_controlplane::driver::without_thread_cache();
     l2xdp_controlplane::driver::one_allocator_arena();
     let args = Args::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

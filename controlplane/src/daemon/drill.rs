@@ -58,7 +58,8 @@ impl Running {
         limit: std::time::Duration,
     ) -> Result<DrillReport, DrillError> {
         let cfg = self.config.lock().await.clone();
-        if !cfg.l2tp.persists() {
+        // Without a store (it could not be opened or written) nothing is persisted either.
+        if !cfg.l2tp.persists() || !handle.inspect(|n| n.has_store()).await? {
             return Err(DrillError::NoFailover);
         }
         if !force {
@@ -78,6 +79,7 @@ impl Running {
             &cfg,
             Box::new(MemoryDataPlane::new()),
             Random::from_os().map_err(StartError::from)?,
+            true,
         )?;
         let start = std::time::Instant::now();
         let report = handle

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::config_file::ConfigError;
 use crate::ppp::Credentials;
 
-use super::start::attachment_circuits;
+use super::start::{advertised, attachment_circuits, gateway};
 use super::{DaemonConfig, Running};
 
 /// A field `config reload` cannot change, and why.
@@ -119,6 +119,22 @@ pub enum ReloadError {
     /// The control plane stopped.
     #[error(transparent)]
     Stopped(#[from] crate::driver::Stopped),
+    /// The fast path did not take the new SCCRQ budget.
+    #[error("setting the fast path's SCCRQ budget to {per_sec}/s failed (the running configuration is unchanged): {source}")]
+    SccrqBudget {
+        /// The new `[l2tp.limits] xdp_sccrq_per_sec`.
+        per_sec: u32,
+        /// What the fast path said.
+        source: l2xdp_dataplane_api::DataPlaneError,
+    },
+    /// The fast path did not take the new gateway address.
+    #[error("setting the fast path's gateway address to {address:?} failed (the running configuration is unchanged): {source}")]
+    Gateway {
+        /// The new `[ppp.ipcp] local_address` (`None`: IPCP off).
+        address: Option<std::net::Ipv4Addr>,
+        /// What the fast path said.
+        source: l2xdp_dataplane_api::DataPlaneError,
+    },
 }
 
 fn list(r: &[Refusal]) -> String {
@@ -160,19 +176,46 @@ impl Running {
         if running.pseudowire != new.pseudowire {
             changed.push("pseudowire");
         }
-        let live = crate::node::LiveConfig {
+        let mut live = crate::node::LiveConfig {
             l2tp: new.l2tp.clone(),
             ppp: Arc::new(new.ppp.clone()),
             credentials,
             pool,
             attachment_circuits,
         };
+        // The subscribers' gateway the fast path answers ping for (issue 16), when
+        // `[ppp.ipcp] local_address` (or `enabled`) changed: set first, so that a fast path
+        // that refuses it leaves everything as it was.
+        let (old_gw, new_gw) = (gateway(&running.ppp), gateway(&new.ppp));
+        if old_gw != new_gw {
+            changed.push("gateway");
+        }
+        let (old_budget, new_budget) = (
+            running.l2tp.limits.xdp_sccrq_per_sec,
+            new.l2tp.limits.xdp_sccrq_per_sec,
+        );
         let pool = handle
             .update(move |n, _| {
+                if old_budget != new_budget {
+                    n.set_sccrq_budget(new_budget)
+                        .map_err(|source| ReloadError::SccrqBudget {
+                            per_sec: new_budget,
+                            source,
+                        })?;
+                }
+                if old_gw != new_gw {
+                    n.set_gateway(new_gw)
+                        .map_err(|source| ReloadError::Gateway {
+                            address: new_gw,
+                            source,
+                        })?;
+                }
+                // Still no C bit when serving without a store (RFC 4951 §5.1).
+                live.l2tp = advertised(&live.l2tp, n.has_store());
                 n.reconfigure(live);
-                n.pool_usage()
+                Ok::<_, ReloadError>(n.pool_usage())
             })
-            .await?;
+            .await??;
         *running = new;
         tracing::info!(path = %self.path.display(), ?changed, "configuration reloaded");
         Ok(ReloadReport {

@@ -142,6 +142,14 @@ pub fn sockets(cfg: &DaemonConfig) -> Result<Vec<L2tpSocket>, StartError> {
     Ok(out)
 }
 
+/// The subscribers' gateway the fast path answers ping for: our IPCP local address (RFC 1332
+/// §3.3), when IPCP is on and it is set. Set at start-up ([`dataplane`]) and again by
+/// `config reload` when it changed.
+pub(super) fn gateway(ppp: &crate::ppp::PppConfig) -> Option<std::net::Ipv4Addr> {
+    let ipcp = &ppp.ipcp;
+    (ipcp.enabled && !ipcp.local_address.is_unspecified()).then_some(ipcp.local_address)
+}
+
 /// Opens the fast path the configuration names.
 pub fn dataplane(cfg: &DaemonConfig) -> Result<Box<dyn DataPlane>, StartError> {
     match cfg.dataplane.mode {
@@ -156,11 +164,16 @@ pub fn dataplane(cfg: &DaemonConfig) -> Result<Box<dyn DataPlane>, StartError> {
                     ))
                 })?;
             // The fast path answers ping to our own PPP address (issue 16).
-            let ipcp = &cfg.ppp.ipcp;
-            let gateway = (ipcp.enabled && !ipcp.local_address.is_unspecified())
-                .then_some(ipcp.local_address);
+            let gateway = gateway(&cfg.ppp);
             dp.set_gateway(gateway).map_err(|e| {
                 StartError::Dataplane(format!("setting the gateway address {gateway:?}: {e}"))
+            })?;
+            // SCCRQs beyond this many per second are dropped in XDP (issue 15).
+            let budget = cfg.l2tp.limits.xdp_sccrq_per_sec;
+            dp.set_sccrq_budget(budget).map_err(|e| {
+                StartError::Dataplane(format!(
+                    "setting the SCCRQ budget ([l2tp.limits] xdp_sccrq_per_sec = {budget}): {e}"
+                ))
             })?;
             Ok(Box::new(dp) as Box<dyn DataPlane>)
         }
@@ -209,7 +222,7 @@ pub fn node_with_entropy(
     if store.is_none() {
         remove_orphans(cfg, dataplane.as_mut())?;
     }
-    let node = node_without_store(cfg, dataplane, random)?;
+    let node = node_without_store(cfg, dataplane, random, store.is_some())?;
     Ok(match store {
         Some(s) => node.with_store(Box::new(s)),
         None => node,
@@ -267,12 +280,35 @@ fn remove_orphans(cfg: &DaemonConfig, dataplane: &mut dyn DataPlane) -> Result<u
     Ok(removed)
 }
 
+/// The L2TP configuration a node serves with: `l2tp` as configured, less the Failover
+/// Capability's C bit when there is no failover store to recover from (`stored` false: the
+/// store could not be opened or written). RFC 4951 §5.1: C says "the endpoint can recover
+/// from a control channel failure"; without a store a restart forgets every tunnel, so C
+/// would be a promise the peer acts on (it keeps the tunnel for our Recovery Time) and we
+/// cannot keep. D stays as configured; with D off too no Failover Capability AVP is sent
+/// (§5.1: never C = D = 0).
+pub(super) fn advertised(l2tp: &crate::l2tp::L2tpConfig, stored: bool) -> crate::l2tp::L2tpConfig {
+    let mut out = l2tp.clone();
+    if !stored {
+        out.failover = out
+            .failover
+            .map(|f| crate::l2tp::FailoverConfig {
+                control: false,
+                ..f
+            })
+            .filter(|f| f.data);
+    }
+    out
+}
+
 /// [`node`] without its failover store (the drill hands the running node's over: redb locks
-/// its file, one handle per process).
+/// its file, one handle per process); `stored`: whether it will be given one (else it does
+/// not advertise the C bit, [`advertised`]).
 pub(super) fn node_without_store(
     cfg: &DaemonConfig,
     dataplane: Box<dyn DataPlane>,
     random: Random,
+    stored: bool,
 ) -> Result<Node, StartError> {
     let credentials: Arc<dyn Credentials> = Arc::new(cfg.credentials()?);
     let pool = cfg
@@ -282,7 +318,7 @@ pub(super) fn node_without_store(
     let acs = attachment_circuits(cfg)?;
     let node = Node::new(
         NodeConfig {
-            l2tp: cfg.l2tp.clone(),
+            l2tp: advertised(&cfg.l2tp, stored),
             ppp: Arc::new(cfg.ppp.clone()),
             credentials,
             pool,

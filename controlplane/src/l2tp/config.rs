@@ -381,6 +381,11 @@ pub struct Limits {
     pub sccrq_per_source_burst: u32,
     /// Source addresses whose rate is tracked (least recently seen forgotten first).
     pub rate_limit_sources: usize,
+    /// XDP mode: SCCRQs (control messages to tunnel 0) the fast path passes to l2xdpd per
+    /// second, all sources together; beyond, XDP drops them before user space and counts
+    /// them (`l2xdp_fastpath_sccrq_over_budget_total`). 0: no budget. A flood from spoofed
+    /// sources defeats the per-source limits above; this one bounds l2xdpd's CPU.
+    pub xdp_sccrq_per_sec: u32,
 }
 
 impl Default for Limits {
@@ -394,6 +399,7 @@ impl Default for Limits {
             sccrq_per_source_per_sec: 100,
             sccrq_per_source_burst: 1_000,
             rate_limit_sources: 8_192,
+            xdp_sccrq_per_sec: 10_000,
         }
     }
 }

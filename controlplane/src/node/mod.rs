@@ -274,6 +274,24 @@ impl Node {
         std::mem::replace(&mut self.dataplane, dataplane)
     }
 
+    /// The subscribers' gateway address the fast path answers ping for
+    /// ([`DataPlane::set_gateway`]; `config reload` when `[ppp.ipcp] local_address` changed).
+    pub fn set_gateway(
+        &mut self,
+        ipv4: Option<std::net::Ipv4Addr>,
+    ) -> Result<(), l2xdp_dataplane_api::DataPlaneError> {
+        self.dataplane.set_gateway(ipv4)
+    }
+
+    /// SCCRQs per second the fast path passes on ([`DataPlane::set_sccrq_budget`]; `config
+    /// reload` when `[l2tp.limits] xdp_sccrq_per_sec` changed).
+    pub fn set_sccrq_budget(
+        &mut self,
+        per_sec: u32,
+    ) -> Result<(), l2xdp_dataplane_api::DataPlaneError> {
+        self.dataplane.set_sccrq_budget(per_sec)
+    }
+
     /// `config reload`: applies what can change live. Tunnels, sessions and PPP links that
     /// are up keep the settings they were set up with; the address pool's leases are carried
     /// over to the new ranges (a lease outside them stays with its session until it ends).

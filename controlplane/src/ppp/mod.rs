@@ -245,6 +245,8 @@ pub struct Counters {
     pub tx_dropped: u64,
     /// Packets the wire crate refused to emit (too long).
     pub emit_errors: u64,
+    /// ICMPv6 Echo Replies sent: pings of our link-local address (RFC 4443 §4.2).
+    pub echo6_replies: u64,
 }
 
 /// The links' random source (Magic-Numbers, CHAP Challenges, Interface-Identifiers).

@@ -1044,3 +1044,72 @@ fn defaults_send_no_ipv6cp_and_ask_no_dns() {
         }
     }
 }
+
+/// Issue 16 item 4: a subscriber pings the LNS's IPv6 link-local address (fe80:: and the
+/// Interface-Identifier IPv6CP gave the LNS, RFC 5072 §5): one ICMPv6 Echo Reply (RFC 4443
+/// §4.2) in the link, from that address, with the request's identifier, sequence number and
+/// data. A request to another address draws nothing.
+#[test]
+fn ipv6_gateway_answers_ping_to_its_link_local_address() {
+    use l2xdp_wire::net::checksum;
+    use std::net::Ipv6Addr;
+
+    let mut p = Pair::new(
+        server_config(AuthMethod::Chap),
+        client_config(),
+        "alice",
+        "s3cret",
+    );
+    p.run_to_up();
+    let (s_up, _) = check_up(&p, "alice");
+    let (ours, peer) = s_up.ipv6.expect("IPv6CP up");
+    let ll = |id: [u8; 8]| {
+        let mut a = [0u8; 16];
+        a[..2].copy_from_slice(&[0xfe, 0x80]);
+        a[8..].copy_from_slice(&id);
+        Ipv6Addr::from(a)
+    };
+    let (gw, sub) = (ll(ours), ll(peer));
+    let ping = |dst: Ipv6Addr| {
+        let mut icmp = vec![128, 0, 0, 0, 0xbe, 0xef, 0, 1];
+        icmp.extend_from_slice(b"ping data");
+        let c = !checksum::combine(&[
+            checksum::pseudo_header_v6(sub, dst, 58, icmp.len() as u32),
+            checksum::data(&icmp),
+        ]);
+        icmp[2..4].copy_from_slice(&c.to_be_bytes());
+        let mut f = vec![0xff, 0x03, 0x00, 0x57, 0x60, 0, 0, 0];
+        f.extend_from_slice(&(icmp.len() as u16).to_be_bytes());
+        f.extend_from_slice(&[58, 64]);
+        f.extend_from_slice(&sub.octets());
+        f.extend_from_slice(&dst.octets());
+        f.extend_from_slice(&icmp);
+        f
+    };
+    while p.s.poll_transmit().is_some() {}
+    let before = *p.s.counters();
+    p.s.handle_frame(&ping(gw), p.now);
+    let reply = p.s.poll_transmit().expect("an echo reply");
+    assert!(p.s.poll_transmit().is_none(), "one reply");
+    assert_eq!(&reply[..4], &[0xff, 0x03, 0x00, 0x57], "{}", hex(&reply));
+    let ip = &reply[4..];
+    assert_eq!(&ip[8..24], &gw.octets());
+    assert_eq!(&ip[24..40], &sub.octets());
+    assert_eq!(ip[40], 129, "Echo Reply");
+    assert_eq!(
+        &ip[44..],
+        &ping(gw)[48..],
+        "identifier, sequence number, data"
+    );
+    let sum = checksum::combine(&[
+        checksum::pseudo_header_v6(gw, sub, 58, (ip.len() - 40) as u32),
+        checksum::data(&ip[40..]),
+    ]);
+    assert_eq!(sum, 0xffff, "checksum");
+    assert_eq!(p.s.counters().echo6_replies, before.echo6_replies + 1);
+    // Not our address: discarded, nothing sent.
+    p.s.handle_frame(&ping("fe80::1234".parse().expect("addr")), p.now);
+    assert!(p.s.poll_transmit().is_none());
+    assert_eq!(p.s.counters().echo6_replies, before.echo6_replies + 1);
+    assert_eq!(p.s.counters().discarded, before.discarded + 1);
+}

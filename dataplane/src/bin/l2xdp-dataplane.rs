@@ -336,11 +336,14 @@ fn show(pin_dir: &std::path::Path) -> Result<serde_json::Value, String> {
             "downstream": c.downstream,
         }));
     }
-    let gateway4 = dp.config().map_err(|e| e.to_string())?.gateway4;
+    let config = dp.config().map_err(|e| e.to_string())?;
+    let gateway4 = config.gateway4;
     let gateway = (gateway4 != 0).then(|| std::net::Ipv4Addr::from(gateway4.to_ne_bytes()));
+    let budget = (config.sccrq_budget != 0).then_some(config.sccrq_budget);
     Ok(serde_json::json!({
         "pins": pin_dir,
         "gateway": gateway,
+        "sccrq_budget": budget,
         "sessions": sessions,
         "snapshot": snap,
     }))
@@ -379,11 +382,13 @@ fn print_show(v: &serde_json::Value) {
     let arr = |v: &serde_json::Value| v.as_array().cloned().unwrap_or_default();
     let snap = &v["snapshot"];
     println!(
-        "fast path under {}: {} sessions; gateway {} ({} echo requests answered)",
+        "fast path under {}: {} sessions; gateway {} ({} echo requests answered); SCCRQ budget {} /s ({} dropped over it)",
         cell(&v["pins"]),
         cell(&snap["sessions"]),
         cell(&v["gateway"]),
-        cell(&snap["gateway_echo"])
+        cell(&snap["gateway_echo"]),
+        cell(&v["sccrq_budget"]),
+        cell(&snap["sccrq_over_budget"])
     );
     println!();
     let rows: Vec<Vec<String>> = arr(&v["sessions"])

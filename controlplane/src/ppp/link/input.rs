@@ -121,7 +121,7 @@ impl Link {
                 self.handle_ncp(framing.protocol, info, now);
             }
             protocol::IPV4 if self.ipcp.is_some() => self.io.counters.discarded += 1,
-            protocol::IPV6 if self.ipv6cp.is_some() => self.io.counters.discarded += 1,
+            protocol::IPV6 if self.ipv6cp.is_some() => self.ipv6_input(info),
             p if lcp_open => self.protocol_reject(p, info),
             // RFC 1661 §3.4: non-LCP packets before LCP is open are discarded.
             _ => self.io.counters.discarded += 1,

@@ -17,8 +17,10 @@
 //! - `ncp`: the Network phase: the subscriber's address, IPCP (RFC 1332) and IPv6CP
 //!   (RFC 5072), and when the link counts as up.
 //! - `proxy`: proxied LCP and authentication from the LAC's ICCN (RFC 2661 §4.4.5).
+//! - `echo6`: ICMPv6 Echo Requests to our link-local address answered (RFC 4443 §4).
 
 mod authenticate;
+mod echo6;
 mod establish;
 mod input;
 mod ncp;

@@ -64,8 +64,9 @@ impl Node {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         for (&t, outcome) in report
-            .recovering
+            .resuming
             .iter()
+            .chain(report.recovering.iter())
             .map(|t| (t, RecoveryOutcome::Recovering))
             .chain(report.cleared.iter().map(|t| (t, RecoveryOutcome::Failed)))
         {
@@ -75,7 +76,7 @@ impl Node {
                     tunnel: t,
                     outcome,
                     reason: (outcome == RecoveryOutcome::Failed)
-                        .then(|| "cleared at once: the peer or we cannot recover the control channel, the secret changed, or no tunnel ID was free".to_string()),
+                        .then(|| "cleared at once (StopCCN where one can be sent): no sequence state to resume, and the peer or we cannot recover the control channel, the secret changed, or no tunnel ID was free".to_string()),
                     sessions: state_sessions(&self.registry, t),
                     duration_ms: (outcome == RecoveryOutcome::Failed).then_some(0),
                     started_unix: unix,
@@ -116,6 +117,7 @@ impl Node {
             }
         }
         tracing::info!(
+            resuming = report.resuming.len(),
             recovering = report.recovering.len(),
             cleared = report.cleared.len(),
             sessions = report.sessions,
@@ -161,6 +163,23 @@ impl Node {
                 self.events
                     .push_back(NodeEvent::TunnelRecovered { tunnel, sessions });
             }
+            FailoverEvent::Resumed { tunnel, sessions } => {
+                tracing::info!(tunnel, sessions, "tunnel resumed");
+                self.install_deferred(tunnel);
+                if let Some(r) = self.recoveries.get_mut(&tunnel) {
+                    if r.outcome == RecoveryOutcome::Recovering {
+                        let ms = now.saturating_duration_since(r.started).as_millis() as u64;
+                        r.outcome = RecoveryOutcome::Recovered;
+                        r.reason = Some("resumed: the same control connection goes on".into());
+                        r.sessions = sessions;
+                        r.duration_ms = Some(ms);
+                        self.recovery_totals.recovered += 1;
+                        self.recovery_totals.duration_ms_sum += ms;
+                    }
+                }
+                self.events
+                    .push_back(NodeEvent::TunnelRecovered { tunnel, sessions });
+            }
             FailoverEvent::RecoveryFailed { tunnel, reason } => {
                 tracing::warn!(tunnel, %reason, "tunnel recovery failed");
                 self.deferred_installs.retain(|k, _| k.0 != tunnel);
@@ -177,6 +196,15 @@ impl Node {
                     .push_back(NodeEvent::RecoveryFailed { tunnel, reason });
             }
             other => tracing::debug!(?other, "failover"),
+        }
+    }
+
+    /// Puts the sequence state of the tunnels whose Ns, Nr or unacknowledged messages moved
+    /// into the store (transparent resume): one record per tunnel and commit, committed with
+    /// the rest before the datagrams that carry them leave ([`Node::poll_transmit`]).
+    pub(super) fn persist_sequences(&mut self) {
+        for op in self.registry.take_sequence_ops() {
+            self.apply_store(&op);
         }
     }
 

@@ -103,8 +103,10 @@ impl Node {
         let snapshot = self.fast_path_snapshot.take();
         let keep: std::collections::HashSet<_> =
             self.sessions.values().map(|s| s.up.our_ids).collect();
-        // Entries of sessions that were not restored are stale.
-        for key in snapshot.into_iter().flat_map(HashMap::into_keys) {
+        // Entries of sessions that were not restored are stale; the peers of tunnels only the
+        // fast path still names are told (a StopCCN, issue 16).
+        let mut stale = Vec::new();
+        for (key, entry) in snapshot.into_iter().flat_map(HashMap::into_iter) {
             if keep.contains(&key) {
                 continue;
             }
@@ -115,7 +117,9 @@ impl Node {
                     tracing::warn!(?key, %err, "removing a stale fast-path entry failed");
                 }
             }
+            stale.push(entry);
         }
+        self.farewell_orphans(&stale, now);
         tracing::info!(
             resuming = report.resuming.len(),
             recovering = report.recovering.len(),
@@ -125,6 +129,55 @@ impl Node {
         );
         self.pump(now);
         Ok(report)
+    }
+
+    /// The peers of L2TPv2 tunnels that only the fast path still names (`entries`: fast-path
+    /// sessions this node does not own — its failover state is gone, or was never kept) get
+    /// a StopCCN (RFC 2661 §5.7, Result Code 1) in their own sequence, found with the
+    /// farewell probes ([`Registry::farewell`]), instead of being left half-open until their
+    /// timers run out. One per tunnel; tunnels this node has are left alone. An L2TPv3
+    /// entry does not name the peer's Control Connection ID: its peer is not told. Returns
+    /// how many were started.
+    pub fn farewell_orphans(&mut self, entries: &[SessionEntry], now: Instant) -> usize {
+        use l2xdp_wire::datapath::SessionKey;
+        let mut seen = std::collections::HashSet::new();
+        let mut started = 0;
+        for e in entries {
+            let (
+                SessionKey::V2 { tunnel_id, .. },
+                SessionKey::V2 {
+                    tunnel_id: peer_tid,
+                    ..
+                },
+            ) = (e.session.our_ids, e.session.peer_ids)
+            else {
+                continue;
+            };
+            if !seen.insert(tunnel_id) {
+                continue;
+            }
+            let peer = crate::l2tp::Peer {
+                addr: std::net::SocketAddr::new(e.session.peer_addr, e.session.peer_port),
+                transport: e.session.transport,
+            };
+            if self.registry.farewell(
+                peer,
+                Version::V2,
+                u32::from(tunnel_id),
+                u32::from(peer_tid),
+                now,
+            ) {
+                started += 1;
+            }
+        }
+        if started > 0 {
+            tracing::warn!(
+                tunnels = started,
+                "fast-path sessions of tunnels this l2xdpd has no state for: their peers get a StopCCN"
+            );
+        }
+        self.pump(now);
+        started
     }
 
     /// Handles the registry's failover events; whether there were any.
@@ -436,4 +489,172 @@ impl Node {
 /// Sessions a restored tunnel has (for a recovery's record).
 fn state_sessions(registry: &Registry, t: TunnelId) -> usize {
     registry.tunnel(t).map_or(0, |t| t.session_count())
+}
+
+#[cfg(test)]
+mod tests {
+    //! The node's part of "never leave a peer half-open": fast-path sessions of a tunnel the
+    //! node has no state for get their peer a StopCCN.
+
+    use std::net::SocketAddr;
+    use std::sync::{Arc, Mutex};
+
+    use l2xdp_dataplane_api::{DataPlane, MemoryDataPlane};
+    use l2xdp_wire::datapath::{PppTx, Session, SessionKey};
+    use l2xdp_wire::l2tp::header::{ControlHeader, Cookie, Transport};
+    use l2xdp_wire::l2tp::message::{ControlMessage, MessageType};
+    use l2xdp_wire::net::ethernet::{MacAddr, Vlans};
+
+    use super::*;
+    use crate::l2tp::failover::MemoryStore;
+    use crate::l2tp::{FailoverConfig, L2tpConfig, Peer};
+    use crate::node::NodeConfig;
+    use crate::ppp::{MemoryCredentials, PppConfig};
+    use crate::random::Random;
+
+    const PEER: &str = "192.0.2.9:1701";
+
+    fn entry(session: u16) -> SessionEntry {
+        let peer: SocketAddr = PEER.parse().expect("addr");
+        SessionEntry {
+            session: Session {
+                transport: Transport::Udp,
+                local_addr: "192.0.2.1".parse().expect("addr"),
+                peer_addr: peer.ip(),
+                local_port: 1701,
+                peer_port: peer.port(),
+                local_mac: MacAddr([0; 6]),
+                next_hop_mac: MacAddr([0; 6]),
+                vlans: Vlans::NONE,
+                our_ids: SessionKey::V2 {
+                    tunnel_id: 100,
+                    session_id: session,
+                },
+                peer_ids: SessionKey::V2 {
+                    tunnel_id: 7,
+                    session_id: session + 1000,
+                },
+                cookie_rx: Cookie::NONE,
+                cookie_tx: Cookie::NONE,
+                l2ss: false,
+                sequencing: false,
+                ppp: PppTx::default(),
+                ttl: 64,
+                dscp: 0,
+                udp_checksum_v4: false,
+            },
+            binding: Binding::Subscriber {
+                ipv4: None,
+                ipv6: Vec::new(),
+            },
+        }
+    }
+
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<MemoryDataPlane>>);
+
+    impl DataPlane for Shared {
+        fn install(&mut self, e: &SessionEntry) -> Result<(), l2xdp_dataplane_api::DataPlaneError> {
+            self.0.lock().expect("dp").install(e)
+        }
+        fn remove(
+            &mut self,
+            k: &l2xdp_wire::datapath::SessionKey,
+        ) -> Result<(), l2xdp_dataplane_api::DataPlaneError> {
+            self.0.lock().expect("dp").remove(k)
+        }
+        fn sessions(&self) -> Result<Vec<SessionEntry>, l2xdp_dataplane_api::DataPlaneError> {
+            self.0.lock().expect("dp").sessions()
+        }
+        fn counters(
+            &self,
+            k: &l2xdp_wire::datapath::SessionKey,
+        ) -> Result<l2xdp_dataplane_api::SessionCounters, l2xdp_dataplane_api::DataPlaneError>
+        {
+            self.0.lock().expect("dp").counters(k)
+        }
+        fn reset_sequence(
+            &mut self,
+            k: &l2xdp_wire::datapath::SessionKey,
+        ) -> Result<(), l2xdp_dataplane_api::DataPlaneError> {
+            self.0.lock().expect("dp").reset_sequence(k)
+        }
+    }
+
+    /// The store was emptied while the fast path kept two sessions of tunnel 100 (the peer's
+    /// 7): they are removed, and the peer gets sequence probes, then, once its ZLB names the
+    /// Ns it expects, a StopCCN with that Ns and Result Code 1 — all before any timer runs.
+    #[test]
+    fn emptied_store_the_fast_path_peer_gets_a_stopccn() {
+        let dp = Shared::default();
+        let mut w = dp.clone();
+        w.install(&entry(1)).expect("install");
+        w.install(&entry(2)).expect("install");
+        let l2tp = L2tpConfig {
+            host_name: "lns".into(),
+            failover: Some(FailoverConfig {
+                control: true,
+                data: true,
+                recovery_time_ms: 5_000,
+            }),
+            ..L2tpConfig::default()
+        };
+        let mut node = Node::new(
+            NodeConfig {
+                l2tp,
+                ppp: Arc::new(PppConfig::default()),
+                credentials: Arc::new(MemoryCredentials::new()),
+                pool: None,
+                attachment_circuits: HashMap::new(),
+                random: Random::seeded(3),
+            },
+            Box::new(dp.clone()),
+        )
+        .with_store(Box::new(MemoryStore::new()));
+        let now = Instant::now();
+        node.recover(now).expect("recover");
+        assert!(
+            dp.sessions().expect("list").is_empty(),
+            "stale entries removed"
+        );
+        let peer = Peer::udp(PEER.parse().expect("addr"));
+        let mut probes = Vec::new();
+        while let Some((to, d)) = node.poll_transmit() {
+            assert_eq!(to, peer);
+            let m = ControlMessage::parse(&d, &Default::default()).expect("valid");
+            assert_eq!(m.message_type(), Some(MessageType::Hello));
+            assert_eq!(m.header.tunnel_id, 7);
+            probes.push(m.header.ns);
+        }
+        assert_eq!(
+            probes.len(),
+            2,
+            "two probes, one per half of the sequence space"
+        );
+        assert_eq!(probes[1].wrapping_sub(probes[0]), 0x8000);
+        // The peer's ZLB: it expects our Ns 42, its own next is 5.
+        let zlb = ControlMessage::zlb(ControlHeader {
+            version: Version::V2,
+            tunnel_id: 100,
+            session_id: 0,
+            ns: 5,
+            nr: 42,
+        })
+        .to_bytes(None)
+        .expect("zlb");
+        node.handle_datagram("192.0.2.1:1701".parse().expect("addr"), peer, &zlb, now);
+        let (to, d) = node.poll_transmit().expect("StopCCN");
+        assert_eq!(to, peer);
+        let m = ControlMessage::parse(&d, &Default::default()).expect("valid");
+        assert_eq!(m.message_type(), Some(MessageType::StopCcn));
+        assert_eq!((m.header.tunnel_id, m.header.ns, m.header.nr), (7, 42, 5));
+        assert_eq!(m.result_code().map(|r| r.0), Some(1));
+        assert_eq!(
+            node.registry()
+                .counters()
+                .failover
+                .get("farewell StopCCN sent"),
+            Some(&1)
+        );
+    }
 }

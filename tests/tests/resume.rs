@@ -304,3 +304,47 @@ async fn state_removed_the_lac_gets_a_stopccn() {
     lac.task.abort();
     drop(d2);
 }
+
+/// SIGINT is the clean teardown (`daemon/stop.rs`): every tunnel gets a StopCCN, l2xdpd exits
+/// 0, and the next l2xdpd has nothing to resume.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_tears_every_tunnel_down() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let dir = Scratch::plain("resume-sigint");
+    let s = configure(&dir.dir);
+    let mut d = start(&s);
+    let mut lac = lac_up(s.port).await;
+    d.signal(libc::SIGINT);
+    let mut stopped = Vec::new();
+    let end = Instant::now() + LIMIT;
+    while stopped.len() < TUNNELS {
+        let ev = tokio::time::timeout(
+            end.saturating_duration_since(Instant::now()),
+            lac.events.recv(),
+        )
+        .await
+        .expect("every tunnel got its StopCCN in time")
+        .expect("LAC running");
+        if let NodeEvent::TunnelDown { tunnel, reason } = ev {
+            assert!(reason.starts_with("Peer("), "tunnel {tunnel}: {reason}");
+            stopped.push(tunnel);
+        }
+    }
+    let end = Instant::now() + LIMIT;
+    let st = loop {
+        if let Some(st) = d.exited() {
+            break st;
+        }
+        assert!(Instant::now() < end, "l2xdpd did not exit on SIGINT");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(st.success(), "{st:?}");
+    let store = RedbStore::open(&s.files.state_dir).expect("store");
+    let left = store.load().expect("load");
+    assert!(
+        left.tunnels.is_empty() && left.sessions.is_empty(),
+        "torn down, nothing left to resume: {} tunnels",
+        left.tunnels.len()
+    );
+    lac.task.abort();
+}

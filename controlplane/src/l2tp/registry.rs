@@ -1010,7 +1010,7 @@ impl Registry {
             }
             // Transparent resume when the sequence state is there and consistent
             // (`tunnel/resume.rs`); RFC 4951 recovery or a farewell StopCCN otherwise.
-            let resumed = seqs.get(&rec.id).and_then(|q| {
+            let resumed = seqs.get(&rec.id).filter(|_| self.cfg.resume).and_then(|q| {
                 Tunnel::resume(rec, q, version, self.cfg.clone(), &mut self.rng, now)
                     .map_err(|e| {
                         self.counters.count_failover("sequence record unusable");

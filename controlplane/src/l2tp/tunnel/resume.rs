@@ -69,6 +69,7 @@ impl Tunnel {
     /// Whether the sequence state changed since it was last persisted.
     pub(crate) fn sequence_dirty(&self) -> bool {
         self.persisted
+            && self.cfg.resume
             && self.role == Role::Normal
             && !self.recovering
             && self.farewell.is_none()

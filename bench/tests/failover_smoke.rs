@@ -29,7 +29,10 @@ async fn failover_smoke() {
     // l2xdpd: every tunnel recovered, every session restored with PPP up, nothing lost.
     let s = &r.lns_after;
     assert_eq!(s.tunnels_recovered, 3);
-    assert_eq!(s.tunnels_resumed, 3, "resumed: the same control connections");
+    assert_eq!(
+        s.tunnels_resumed, 3,
+        "resumed: the same control connections"
+    );
     assert_eq!(
         (s.sessions, s.ppp_up, s.installed, s.restored),
         (12, 12, 12, 12)

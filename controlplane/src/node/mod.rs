@@ -246,6 +246,9 @@ impl Node {
     /// failover drill hands it to the node that replaces this one: a store such as the
     /// embedded database is opened once per process). The node persists nothing more.
     pub fn take_store(&mut self) -> Option<Box<dyn StateStore + Send>> {
+        if self.registry.has_sequence_changes() {
+            self.persist_sequences();
+        }
         if self.uncommitted {
             self.commit_store();
         }

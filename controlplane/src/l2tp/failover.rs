@@ -14,7 +14,12 @@
 //! established tunnel ([`TunnelRecord`], written when it comes up and after a recovery) and each
 //! established session ([`SessionRecord`], written when it comes up and when the caller attaches
 //! its application data with [`super::Registry::set_session_app_data`]). Sessions being set up
-//! are not persisted: RFC 4951 §3.3 Step I clears them after a failover anyway.
+//! are not persisted: RFC 4951 §3.3 Step I clears them after a failover anyway. And, with
+//! `[l2tp] resume` (the default), each established tunnel's sequence state
+//! ([`SequenceRecord`]: next Ns, Nr, the unacknowledged messages) for transparent resume
+//! (`tunnel/resume.rs`): the registry does not queue these as events; the caller takes them
+//! with [`super::Registry::take_sequence_ops`] right before it commits — one per tunnel that
+//! moved, however many datagrams it handled — and commits them with the rest before sending.
 //!
 //! **Group commit:** a store may buffer what it is given and make it durable only on
 //! [`StateStore::commit`], as one transaction; the caller commits before it sends any datagram
@@ -22,8 +27,8 @@
 //! turn — all the datagrams it handled — costs one durable commit, not one per record).
 //!
 //! The default store ([`RedbStore`]) is an embedded database, [redb]: one file
-//! (`failover.redb` in the state directory), a table of tunnels and one of sessions, each
-//! record a small versioned JSON document. A commit is a redb write transaction committed
+//! (`failover.redb` in the state directory), a table of tunnels, one of sessions and one of
+//! sequence records, each record a small versioned JSON document. A commit is a redb write transaction committed
 //! with immediate durability (fsync before it returns): a crash leaves the state of the last
 //! commit, never a torn one.
 //!

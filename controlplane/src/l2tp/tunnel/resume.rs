@@ -104,7 +104,7 @@ impl Tunnel {
     }
 
     /// A tunnel rebuilt from its records to go on with the same control connection (see the
-    /// module docs); [`Tunnel::start_resume`] sends what was unacknowledged and the probe.
+    /// module docs); `start_resume` then sends what was unacknowledged and the probe.
     /// Refused when the sequence state is inconsistent, or an L2TPv3 tunnel with a Message
     /// Digest has no nonces to key it with.
     pub fn resume(

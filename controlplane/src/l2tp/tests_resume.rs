@@ -312,3 +312,58 @@ fn one_sequence_record_per_commit() {
 fn lose_to(n: &mut Net, to_a: bool) {
     n.tamper = Some(Box::new(move |from_a, d| (from_a == to_a).then_some(d)));
 }
+
+/// A LAC that negotiated RFC 4951 too: resume is the fast path when nothing was lost (no
+/// recovery tunnel), and RFC 4951 recovery the fall-back when the peer contradicts the stored
+/// sequence state — the tunnel and its sessions are then recovered, not torn down.
+#[test]
+fn capable_peer_resumes_or_falls_back_to_recovery() {
+    let capable = || {
+        let mut c = lac_cfg();
+        c.failover = Some(FailoverConfig {
+            control: true,
+            data: true,
+            recovery_time_ms: 10_000,
+        });
+        c
+    };
+    // Nothing lost: resumed.
+    let mut r = R::new();
+    r.n = Net::new(capable(), lns_cfg());
+    let (_, tb) = r.setup(Version::V2, 2);
+    let rep = r.restart_b(r.store.load().expect("load"));
+    assert_eq!(rep.resuming, vec![tb]);
+    r.run(10);
+    assert_eq!(failover_count(&r.n.b, "tunnel resumed"), 1);
+    assert_eq!(failover_count(&r.n.b, "recovery SCCRQ sent"), 0);
+    assert_eq!(peer_stops(&r.n.ev_a).len(), 0);
+
+    // The store lags behind what the peer saw: recovered with RFC 4951.
+    let mut r = R::new();
+    r.n = Net::new(capable(), lns_cfg());
+    let (t, tb) = r.setup(Version::V2, 2);
+    let stale = r.store.load().expect("load");
+    for _ in 0..6 {
+        r.n.a
+            .open_session(t, CallParams::default(), r.n.now)
+            .expect("session");
+    }
+    r.run(2);
+    let rep = r.restart_b(stale);
+    assert_eq!(rep.resuming, vec![tb]);
+    r.run(30);
+    assert_eq!(failover_count(&r.n.b, "resume failed"), 1);
+    assert_eq!(failover_count(&r.n.b, "resume fell back to recovery"), 1);
+    assert_eq!(failover_count(&r.n.b, "recovery SCCRQ sent"), 1);
+    assert!(
+        r.fo.iter()
+            .any(|e| matches!(e, FailoverEvent::Recovered { tunnel, .. } if *tunnel == tb)),
+        "{:?}",
+        r.fo
+    );
+    assert_eq!(peer_stops(&r.n.ev_a).len(), 0, "not torn down");
+    assert_eq!(
+        r.n.b.tunnel(tb).expect("t").state(),
+        tunnel::TunnelState::Established
+    );
+}

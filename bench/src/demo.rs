@@ -1086,10 +1086,15 @@ fn kill_and_recover(
             daemon.pid()
         ),
     );
+    // A tunnel survives the restart resumed (the same control connection) or recovered
+    // (RFC 4951).
+    let survived = |d: &Value| {
+        u(&d["l2tp"]["failover"]["tunnel recovered"]) + u(&d["l2tp"]["failover"]["tunnel resumed"])
+    };
     let st = status_until(sock, opts.scale.step_limit, |d| {
-        u(&d["l2tp"]["failover"]["tunnel recovered"]) >= opts.tunnels as u64
+        survived(d) >= opts.tunnels as u64
     })?;
-    drill.tunnels_recovered = u(&st["l2tp"]["failover"]["tunnel recovered"]);
+    drill.tunnels_recovered = survived(&st);
     drill.restart_to_recovered_ms = daemon.started.elapsed().as_secs_f64() * 1e3;
     drill.kill_to_recovered_ms = killed_at.elapsed().as_secs_f64() * 1e3;
     drill.l2xdpd_rss_kib[1] = crate::lns::rss_kib(daemon.pid());

@@ -63,6 +63,9 @@ pub struct Options {
     pub l2xdpd: PathBuf,
     /// Gives up on any one step after this long (a hung run, not a measurement).
     pub limit: Duration,
+    /// The LAC emulator advertises the RFC 4951 Failover Capability; off: it is a peer
+    /// without RFC 4951 (as xl2tpd), and only transparent resume can keep its tunnels.
+    pub lac_failover: bool,
 }
 
 /// The settings a run used.
@@ -76,13 +79,18 @@ pub struct Settings {
     pub lac_echo_failures: u32,
     /// How often the control socket was polled while waiting for the recovery (ms).
     pub status_poll_ms: u64,
+    /// Whether the LAC emulator advertised the RFC 4951 Failover Capability.
+    pub lac_failover: bool,
 }
 
 /// l2xdpd's view after the recovery (its control socket's `status`).
 #[derive(Debug, Clone, Serialize)]
 pub struct LnsAfter {
-    /// `l2tp.failover["tunnel recovered"]`.
+    /// Tunnels that survived: `l2tp.failover["tunnel recovered"]` (RFC 4951) plus
+    /// `["tunnel resumed"]`.
     pub tunnels_recovered: u64,
+    /// Of those, `l2tp.failover["tunnel resumed"]`: the same control connection went on.
+    pub tunnels_resumed: u64,
     /// Sessions established.
     pub sessions: u64,
     /// Sessions with PPP up.
@@ -225,7 +233,7 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
         crate::lac::LOOPBACK,
         opts.tunnels,
         opts.sessions,
-        Some(failover),
+        opts.lac_failover.then_some(failover),
         ppp,
     )?;
     let deadline = tokio::time::Instant::now() + opts.limit;
@@ -264,8 +272,12 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
     let mut lns = spawn(&opts.l2xdpd, &files)?;
     status_when(&mut lns, opts.limit, quick, |_| true).await?;
     let restart_socket = lns.started.elapsed();
-    let recovered =
-        |d: &Value| u(&d["l2tp"]["failover"]["tunnel recovered"]) >= opts.tunnels as u64;
+    // A tunnel survives the restart resumed (the same control connection, transparent
+    // resume) or recovered (RFC 4951).
+    let survived = |d: &Value| {
+        u(&d["l2tp"]["failover"]["tunnel recovered"]) + u(&d["l2tp"]["failover"]["tunnel resumed"])
+    };
+    let recovered = |d: &Value| survived(d) >= opts.tunnels as u64;
     let after = status_when(&mut lns, opts.limit, STATUS_POLL, recovered).await?;
     let restart_recovered = lns.started.elapsed();
     let outage = killed.elapsed();
@@ -334,6 +346,7 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
             lac_echo_interval_secs: LAC_ECHO_INTERVAL.as_secs(),
             lac_echo_failures: LAC_ECHO_FAILURES,
             status_poll_ms: STATUS_POLL.as_millis() as u64,
+            lac_failover: opts.lac_failover,
         },
         bringup_secs,
         state_files,
@@ -346,7 +359,8 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
         restore_ms: ms(restart_socket.saturating_sub(first_start_socket)),
         outage_ms: ms(outage),
         lns_after: LnsAfter {
-            tunnels_recovered: u(&after["l2tp"]["failover"]["tunnel recovered"]),
+            tunnels_recovered: survived(&after),
+            tunnels_resumed: u(&after["l2tp"]["failover"]["tunnel resumed"]),
             sessions: u(&now["sessions"]),
             ppp_up: u(&now["ppp_up"]),
             installed: u(&now["installed"]),
@@ -371,10 +385,11 @@ pub fn table(r: &Report) -> String {
          | first start (empty state) -> control socket answers | {:.0} |\n\
          | restart -> control socket answers (state restored) | {:.0} |\n\
          | state restore (estimate: difference of the two above) | {:.0} |\n\
-         | restart -> all {} tunnels recovered | {:.0} |\n\
-         | kill -9 -> all tunnels recovered | {:.0} |\n\
+         | restart -> all {} tunnels resumed or recovered | {:.0} |\n\
+         | kill -9 -> all tunnels resumed or recovered | {:.0} |\n\
          state dir: {} files, {:.1} MB; bring-up {:.1} s\n\
-         l2xdpd after: {} tunnels recovered, {} sessions ({} PPP up, {} installed, {} restored), \
+         LAC Failover Capability: {}\n\
+         l2xdpd after: {} tunnels resumed or recovered ({} resumed), {} sessions ({} PPP up, {} installed, {} restored), \
          {} store errors\n\
          LAC after: {} of its tunnels established ({} recovery tunnels), {} sessions ({} PPP up); since the kill: {} tunnels down, \
          {} sessions down, {} recoveries failed, {} tunnels up\n\
@@ -394,7 +409,9 @@ pub fn table(r: &Report) -> String {
         r.state_files,
         r.state_bytes as f64 / 1e6,
         r.bringup_secs,
+        if r.settings.lac_failover { "on" } else { "off (no RFC 4951)" },
         s.tunnels_recovered,
+        s.tunnels_resumed,
         s.sessions,
         s.ppp_up,
         s.installed,

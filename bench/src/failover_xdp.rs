@@ -153,6 +153,7 @@ pub fn run(opts: &Options) -> Result<Report, demo::Error> {
             lac_echo_interval_secs: LAC_ECHO_INTERVAL.as_secs(),
             lac_echo_failures: LAC_ECHO_FAILURES,
             status_poll_ms: demo::STATUS_POLL.as_millis() as u64,
+            lac_failover: true,
         },
         ok: r.ok,
         failures: r.failures.clone(),

@@ -1,5 +1,5 @@
-//! The failover scenario on a tiny configuration: against a real `l2xdpd`, kill -9 and restart
-//! with RFC 4951 failover; every tunnel is recovered, no tunnel or session is lost on either
+//! The failover scenario on a tiny configuration: against a real `l2xdpd`, kill -9 and restart,
+//! the LAC emulator without RFC 4951; every tunnel is resumed, no tunnel or session is lost on either
 //! side, and the JSON report is well formed. No timing is asserted.
 
 use std::time::Duration;
@@ -20,6 +20,8 @@ async fn failover_smoke() {
         in_flight: 5,
         l2xdpd,
         limit: Duration::from_secs(120),
+        // A LAC without RFC 4951 (as xl2tpd): only transparent resume keeps its tunnels.
+        lac_failover: false,
     };
     let r = failover::run(&opts).await.expect("the scenario runs");
     eprintln!("{}", failover::table(&r));
@@ -27,6 +29,10 @@ async fn failover_smoke() {
     // l2xdpd: every tunnel recovered, every session restored with PPP up, nothing lost.
     let s = &r.lns_after;
     assert_eq!(s.tunnels_recovered, 3);
+    assert_eq!(
+        s.tunnels_resumed, 3,
+        "resumed: the same control connections"
+    );
     assert_eq!(
         (s.sessions, s.ppp_up, s.installed, s.restored),
         (12, 12, 12, 12)

@@ -120,6 +120,9 @@ pub enum ChannelError {
     /// An L2TPv2 Tunnel ID is 16 bits.
     #[error("tunnel ID {0} does not fit in an L2TPv2 header")]
     TunnelIdTooLarge(u32),
+    /// A persisted sequence state whose messages do not line up with its Ns.
+    #[error("sequence state inconsistent: the unacknowledged messages do not end at Ns")]
+    Inconsistent,
 }
 
 /// Counters of one channel.
@@ -228,6 +231,21 @@ pub struct Channel {
     timeout_started: Option<Instant>,
     state: State,
     stats: Stats,
+    /// Bumped whenever what [`Channel::unacked`], [`Channel::next_ns`] or [`Channel::nr`]
+    /// report changes: the tunnel layer persists the sequence state when it moved.
+    generation: u64,
+}
+
+/// A message the peer has not acknowledged, as [`Channel::unacked`] lists it and
+/// [`Channel::resume`] takes it back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unacked {
+    /// Its Ns; `None`: queued, never sent.
+    pub ns: Option<u16>,
+    /// The L2TPv2 header's Session ID.
+    pub session_id: u16,
+    /// Everything after the header.
+    pub avps: Vec<u8>,
 }
 
 impl Channel {
@@ -264,7 +282,80 @@ impl Channel {
             timeout_started: None,
             state: State::Active,
             stats: Stats::default(),
+            generation: 0,
         }
+    }
+
+    /// Changes whenever the sequence state ([`Channel::next_ns`], [`Channel::nr`],
+    /// [`Channel::unacked`]) may have changed.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// What the peer has not acknowledged: the messages in flight (in Ns order), then those
+    /// queued and never sent.
+    pub fn unacked(&self) -> Vec<Unacked> {
+        self.in_flight
+            .iter()
+            .map(|m| Unacked {
+                ns: Some(m.ns),
+                session_id: m.session_id,
+                avps: m.avps.clone(),
+            })
+            .chain(self.queued.iter().map(|q| Unacked {
+                ns: None,
+                session_id: q.session_id,
+                avps: q.avps.clone(),
+            }))
+            .collect()
+    }
+
+    /// Transparent resume after a restart (RFC 2661 §5.8): the channel goes on at Ns `ns`
+    /// and Nr `nr`, with `unacked` (as [`Channel::unacked`] listed it) still to deliver. The
+    /// messages that were in flight are sent again at the next
+    /// [`poll_transmit`](Self::poll_transmit), carrying the current Nr; congestion state
+    /// restarts. Refused (the channel unchanged) when the in-flight messages are not the
+    /// `k` numbers just before `ns`, in order, or a queued one comes before one in flight.
+    pub fn resume(
+        &mut self,
+        ns: u16,
+        nr: u16,
+        unacked: Vec<Unacked>,
+        now: Instant,
+    ) -> Result<(), ChannelError> {
+        let sent = unacked.iter().take_while(|m| m.ns.is_some()).count();
+        let consistent = unacked.iter().skip(sent).all(|m| m.ns.is_none())
+            && unacked
+                .iter()
+                .take(sent)
+                .enumerate()
+                .all(|(i, m)| m.ns == Some(ns.wrapping_sub((sent - i) as u16)))
+            && sent <= usize::from(MAX_WINDOW)
+            && unacked.iter().all(|m| m.avps.len() <= MAX_AVP_LEN);
+        if !consistent {
+            return Err(ChannelError::Inconsistent);
+        }
+        self.reset_sequence(ns, nr);
+        self.queued.clear();
+        for m in unacked {
+            match m.ns {
+                Some(ns) => self.in_flight.push_back(InFlight {
+                    ns,
+                    session_id: m.session_id,
+                    avps: m.avps,
+                    retries: 0,
+                    rto: self.config.initial_timeout,
+                    deadline: now,
+                    due: true,
+                }),
+                None => self.queued.push_back(Queued {
+                    session_id: m.session_id,
+                    avps: m.avps,
+                }),
+            }
+        }
+        self.recover = ns;
+        Ok(())
     }
 
     /// The L2TP version of the headers this channel writes.
@@ -324,6 +415,7 @@ impl Channel {
             return Err(ChannelError::TooLong { len: avps.len() });
         }
         self.queued.push_back(Queued { session_id, avps });
+        self.generation = self.generation.wrapping_add(1);
         Ok(())
     }
 
@@ -487,6 +579,7 @@ impl Channel {
             if let Some(q) = self.queued.pop_front() {
                 let ns = self.next_ns;
                 self.next_ns = ns.wrapping_add(1);
+                self.generation = self.generation.wrapping_add(1);
                 let datagram = emit(self.header(q.session_id, ns), &q.avps);
                 self.in_flight.push_back(InFlight {
                     ns,
@@ -556,6 +649,7 @@ impl Channel {
         self.ack_due = None;
         self.timeout_started = None;
         self.state = State::Active;
+        self.generation = self.generation.wrapping_add(1);
         flushed
     }
 
@@ -648,6 +742,7 @@ impl Channel {
         });
         self.nr = self.nr.wrapping_add(1);
         self.stats.delivered += 1;
+        self.generation = self.generation.wrapping_add(1);
     }
 
     /// Frees every message the peer's `nr` covers and grows the congestion window.
@@ -675,6 +770,7 @@ impl Channel {
         // RFC 4951 §5.1: an acknowledgement stops the recovery timer.
         if acked {
             self.timeout_started = None;
+            self.generation = self.generation.wrapping_add(1);
         }
         if acked
             && matches!(self.state, State::Holding { .. })

@@ -83,6 +83,8 @@ fn l2tp_config(name: &str) -> L2tpConfig {
         recovery_time_ms: 5000,
     });
     c.hello_interval_secs = 3600;
+    // RFC 4951 recovery is what this test is about (tests/resume.rs: transparent resume).
+    c.resume = false;
     c.limits.max_sessions_per_tunnel = 100;
     // L2TPv3 pseudowires carry 8-byte cookies (RFC 3931 §4.1).
     c.pseudowire.cookie_len = 8;

@@ -61,6 +61,8 @@ fn configure(dir: &Path, daemon: &str) -> Setup {
 
 [l2tp]
 host_name = "lns-hostile-store"
+# The RFC 4951 recovery is what these tests check after a restart (tests/resume.rs: resume).
+resume = false
 
 [l2tp.failover]
 control = true

@@ -59,6 +59,8 @@ struct Setup {
     /// XDP mode over these pins; memory mode without.
     pins: Option<PathBuf>,
     failover: bool,
+    /// `[l2tp] resume` (transparent resume; default on).
+    resume: bool,
 }
 
 impl Setup {
@@ -70,6 +72,7 @@ impl Setup {
             pool: "100.64.0.0/24",
             pins: None,
             failover,
+            resume: true,
         }
     }
 }
@@ -79,6 +82,7 @@ fn base_text(s: &Setup) -> String {
     format!(
         r#"[l2tp]
 host_name = "lns-under-test"
+resume = {resume}
 {failover}
 [ppp]
 auth = ["chap"]
@@ -93,6 +97,7 @@ per_session = true
 "#,
         metrics = s.metrics,
         pool = s.pool,
+        resume = s.resume,
         failover = if s.failover {
             "[l2tp.failover]\ncontrol = true\ndata = true\nrecovery_time_ms = 10000\n"
         } else {
@@ -925,7 +930,12 @@ async fn operator_commands_against_a_running_daemon() {
 async fn failover_drill_refuses_or_forces_a_tunnel_without_failover() {
     let scratch = Scratch::plain("l2xdpctl-force");
     let dir = scratch.dir.clone();
-    let setup = Setup::memory(true);
+    // Without transparent resume a tunnel whose peer did not negotiate RFC 4951 would be
+    // cleared by the drill (with it, the drill resumes it: nothing to refuse).
+    let setup = Setup {
+        resume: false,
+        ..Setup::memory(true)
+    };
     let _daemon = start(&dir, &setup, 1);
     let sock = dir.join("ctl.sock");
     let mut cfg = lac_config();

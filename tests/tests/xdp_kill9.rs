@@ -201,6 +201,8 @@ fn write_config(s: &Scratch, failover: bool, version: Version) -> Files {
     let base = format!(
         r#"[l2tp]
 host_name = "lns-kill9"
+# This test is about RFC 4951 recovery; tests/resume.rs covers transparent resume.
+resume = false
 {failover}
 [l2tp.pseudowire]
 cookie_len = 8
@@ -1078,6 +1080,7 @@ fn write_lac_config(s: &Scratch, version: Version) -> Files {
     let base = format!(
         r#"[l2tp]
 host_name = "lac"
+resume = false
 
 [l2tp.failover]
 control = true

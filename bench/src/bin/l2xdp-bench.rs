@@ -392,6 +392,10 @@ enum Scenario {
         /// JSON report path.
         #[arg(long, default_value = "target/bench/failover.json")]
         json: PathBuf,
+        /// memory: the LAC emulator advertises the RFC 4951 Failover Capability (`false`: a
+        /// peer without RFC 4951, as xl2tpd; only transparent resume keeps its tunnels).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        lac_failover: bool,
     },
 }
 
@@ -922,6 +926,7 @@ fn main() -> ExitCode {
             l2xdpd,
             limit_secs,
             json,
+            ..
         } => {
             let opts = failover_xdp::Options {
                 tunnels,
@@ -966,6 +971,7 @@ fn main() -> ExitCode {
             l2xdpd,
             limit_secs,
             json,
+            lac_failover,
             ..
         } => {
             let opts = failover::Options {
@@ -974,6 +980,7 @@ fn main() -> ExitCode {
                 in_flight: in_flight.unwrap_or(1000),
                 l2xdpd: l2xdpd.unwrap_or_else(setup_rate::default_l2xdpd),
                 limit: Duration::from_secs(limit_secs),
+                lac_failover,
             };
             let result = runtime()
                 .map_err(|e| e.to_string())

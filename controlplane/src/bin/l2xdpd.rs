@@ -2,6 +2,8 @@
 //! JSON with `--log-json`; level from `RUST_LOG`, default info), and serves the operator's
 //! control socket when the configuration names one, and the Prometheus endpoint when it has
 //! a `[metrics]` section. SIGHUP reloads the configuration (as `l2xdpctl config reload`).
+//! SIGTERM hands off to the next l2xdpd (nothing torn down: it resumes every tunnel); SIGINT
+//! tears down (a StopCCN to every peer) and exits (`daemon/stop.rs`).
 //!
 //! `l2xdpd --config /etc/l2xdp/l2xdpd.toml` — `l2xdpd --check --config FILE` only checks the
 //! configuration (exit 0 when valid, 1 with the file, line and field otherwise).
@@ -183,11 +185,17 @@ async fn run(path: PathBuf, cfg: DaemonConfig) -> Result<(), Box<dyn std::error:
     loop {
         tokio::select! {
             _ = int.recv() => {
-                tracing::info!("interrupted");
+                // A clean teardown: every peer gets a StopCCN (daemon/stop.rs).
+                tracing::info!("SIGINT: tearing every tunnel down");
+                match daemon::teardown(&handle, daemon::TEARDOWN_LIMIT).await {
+                    Ok((closed, left)) => tracing::info!(closed, unacknowledged = left, "torn down"),
+                    Err(e) => tracing::error!(%e, "teardown"),
+                }
                 break;
             }
             _ = term.recv() => {
-                tracing::info!("terminated");
+                // A hand-off: nothing torn down, the next l2xdpd resumes every tunnel.
+                tracing::info!("SIGTERM: handing off (tunnels and sessions kept for the next l2xdpd)");
                 break;
             }
             _ = hup.recv() => match running.reload(&handle).await {
@@ -196,7 +204,8 @@ async fn run(path: PathBuf, cfg: DaemonConfig) -> Result<(), Box<dyn std::error:
             },
         }
     }
-    // Sessions stay in the fast path: a restarted l2xdpd recovers them (RFC 4951).
+    // After SIGTERM, sessions stay in the fast path and every record is committed (the store
+    // is committed before each datagram leaves): a restarted l2xdpd resumes them.
     handle.shutdown().await;
     let _ = task.await;
     if let Some(p) = &cfg.daemon.control_socket {

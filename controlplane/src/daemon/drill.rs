@@ -47,8 +47,9 @@ impl Running {
     /// would drop it — no CDN, no StopCCN, the fast path untouched and handed over as it is —
     /// and a new node runs the RFC 4951 recovery from the persisted store exactly as a
     /// restarted l2xdpd does ([`Node::recover`]). Waits (at most `limit`) for every tunnel's
-    /// recovery to end. Refused without persisted state, and — unless `force` — when a tunnel
-    /// did not negotiate control-channel failover (it would be cleared).
+    /// recovery to end. Refused without persisted state, and — unless `force`, or with `[l2tp]
+    /// resume` on (every tunnel is then resumed) — when a tunnel did not negotiate
+    /// control-channel failover (it would be cleared).
     ///
     /// [`Node::recover`]: crate::node::Node::recover
     pub async fn drill(
@@ -62,7 +63,9 @@ impl Running {
         if !cfg.l2tp.persists() || !handle.inspect(|n| n.has_store()).await? {
             return Err(DrillError::NoFailover);
         }
-        if !force {
+        // With transparent resume no tunnel is cleared by the drill: the new node goes on with
+        // every control connection, whatever its peer negotiated.
+        if !force && !cfg.l2tp.resume {
             let bad: Vec<_> = handle
                 .inspect(|n| n.failover_status())
                 .await?

@@ -8,6 +8,8 @@
 //!   sessions ([`initiate`]).
 //! - `reload.rs`: `config reload` ([`Running::reload`]; what it refuses: [`live_refusals`]).
 //! - `drill.rs`: `failover drill` ([`Running::drill`]).
+//! - `stop.rs`: how l2xdpd stops — SIGTERM hands off (nothing torn down, the next l2xdpd
+//!   resumes), SIGINT tears down ([`teardown`]: a StopCCN to every peer).
 //! - this file: [`Running`], the running daemon's configuration that both act on.
 //!
 //! `deploy/l2xdp.toml` is a commented production example.
@@ -23,6 +25,7 @@ mod config;
 mod drill;
 mod reload;
 mod start;
+mod stop;
 #[cfg(test)]
 mod tests;
 
@@ -37,6 +40,7 @@ pub use self::reload::{live_refusals, Refusal, ReloadError, ReloadReport};
 pub use self::start::{
     dataplane, initiate, node, node_with_entropy, nth_session, sockets, store, StartError,
 };
+pub use self::stop::{teardown, TEARDOWN_LIMIT};
 
 /// The running daemon's configuration: the file it came from and what is applied.
 pub struct Running {

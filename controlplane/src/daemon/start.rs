@@ -219,10 +219,13 @@ pub fn node_with_entropy(
     let random = Random::from_entropy(entropy)?;
     let store = store(cfg)?;
     let mut dataplane = dataplane;
-    if store.is_none() {
-        remove_orphans(cfg, dataplane.as_mut())?;
-    }
-    let node = node_without_store(cfg, dataplane, random, store.is_some())?;
+    let orphans = match store {
+        None => remove_orphans(cfg, dataplane.as_mut())?,
+        Some(_) => Vec::new(),
+    };
+    let mut node = node_without_store(cfg, dataplane, random, store.is_some())?;
+    // Their peers are told (a StopCCN each, sent once the driver runs).
+    node.farewell_orphans(&orphans, std::time::Instant::now());
     Ok(match store {
         Some(s) => node.with_store(Box::new(s)),
         None => node,
@@ -235,10 +238,15 @@ pub fn node_with_entropy(
 /// (issue 16). Removed here: every L2TPv2 session, and every L2TPv3 session on one of this
 /// configuration's `[[pseudowire]]` interfaces. L2TPv3 entries on other interfaces are static
 /// pseudowires (`l2xdp-dataplane static`) and stay. With a store, `Node::recover` removes what
-/// it does not restore. Their peers are not told (no StopCCN/CDN: the control connection's
-/// state is what is missing); they time the tunnels out. Returns how many were removed
-/// (errors are logged, never a reason not to start).
-fn remove_orphans(cfg: &DaemonConfig, dataplane: &mut dyn DataPlane) -> Result<usize, StartError> {
+/// it does not restore. Their peers are told: an L2TPv2 entry names the peer's address and
+/// tunnel ID, and the caller sends each such tunnel a StopCCN in the peer's own sequence
+/// ([`Node::farewell_orphans`]); an L2TPv3 entry does not name the peer's Control Connection
+/// ID, and its peer times the tunnel out. Returns the entries removed (errors are logged,
+/// never a reason not to start).
+fn remove_orphans(
+    cfg: &DaemonConfig,
+    dataplane: &mut dyn DataPlane,
+) -> Result<Vec<l2xdp_dataplane_api::SessionEntry>, StartError> {
     use l2xdp_dataplane_api::Binding;
     use l2xdp_wire::datapath::SessionKey;
 
@@ -249,10 +257,10 @@ fn remove_orphans(cfg: &DaemonConfig, dataplane: &mut dyn DataPlane) -> Result<u
         Ok(v) => v,
         Err(err) => {
             tracing::warn!(%err, "listing the fast path failed: a previous l2xdpd's sessions may stay");
-            return Ok(0);
+            return Ok(Vec::new());
         }
     };
-    let mut removed = 0;
+    let mut removed = Vec::new();
     for e in entries {
         let owned = match (&e.session.our_ids, &e.binding) {
             (SessionKey::V2 { .. }, _) => true,
@@ -265,16 +273,16 @@ fn remove_orphans(cfg: &DaemonConfig, dataplane: &mut dyn DataPlane) -> Result<u
             continue;
         }
         match dataplane.remove(&e.key()) {
-            Ok(()) => removed += 1,
+            Ok(()) => removed.push(e),
             Err(err) => {
                 tracing::warn!(key = ?e.key(), %err, "removing a previous l2xdpd's fast-path entry failed")
             }
         }
     }
-    if removed > 0 {
+    if !removed.is_empty() {
         tracing::warn!(
-            removed,
-            "no failover state: removed the fast-path sessions of a previous l2xdpd (their peers are not told)"
+            removed = removed.len(),
+            "no failover state: removed the fast-path sessions of a previous l2xdpd"
         );
     }
     Ok(removed)

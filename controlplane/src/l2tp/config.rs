@@ -43,6 +43,12 @@ pub struct L2tpConfig {
     pub pseudowire: PseudowireConfig,
     /// L2TPv2: ask the LAC for sequenced data (Sequencing Required AVP in ICCN/OCCN we send).
     pub sequencing_required: bool,
+    /// Transparent resume after a restart (default on; needs `[l2tp.failover]` with C for the
+    /// state store): each tunnel's sequence state is persisted and a restarted l2xdpd goes on
+    /// with the same control connections, whatever the peer implements; RFC 4951 recovery
+    /// (with a peer that negotiated it) and a StopCCN are the fall-backs. Off: every restart
+    /// recovers with RFC 4951 or tears down.
+    pub resume: bool,
 }
 
 impl Default for L2tpConfig {
@@ -63,6 +69,7 @@ impl Default for L2tpConfig {
             limits: Limits::default(),
             pseudowire: PseudowireConfig::default(),
             sequencing_required: false,
+            resume: true,
         }
     }
 }

@@ -14,7 +14,12 @@
 //! established tunnel ([`TunnelRecord`], written when it comes up and after a recovery) and each
 //! established session ([`SessionRecord`], written when it comes up and when the caller attaches
 //! its application data with [`super::Registry::set_session_app_data`]). Sessions being set up
-//! are not persisted: RFC 4951 §3.3 Step I clears them after a failover anyway.
+//! are not persisted: RFC 4951 §3.3 Step I clears them after a failover anyway. And, with
+//! `[l2tp] resume` (the default), each established tunnel's sequence state
+//! ([`SequenceRecord`]: next Ns, Nr, the unacknowledged messages) for transparent resume
+//! (`tunnel/resume.rs`): the registry does not queue these as events; the caller takes them
+//! with [`super::Registry::take_sequence_ops`] right before it commits — one per tunnel that
+//! moved, however many datagrams it handled — and commits them with the rest before sending.
 //!
 //! **Group commit:** a store may buffer what it is given and make it durable only on
 //! [`StateStore::commit`], as one transaction; the caller commits before it sends any datagram
@@ -22,8 +27,8 @@
 //! turn — all the datagrams it handled — costs one durable commit, not one per record).
 //!
 //! The default store ([`RedbStore`]) is an embedded database, [redb]: one file
-//! (`failover.redb` in the state directory), a table of tunnels and one of sessions, each
-//! record a small versioned JSON document. A commit is a redb write transaction committed
+//! (`failover.redb` in the state directory), a table of tunnels, one of sessions and one of
+//! sequence records, each record a small versioned JSON document. A commit is a redb write transaction committed
 //! with immediate durability (fsync before it returns): a crash leaves the state of the last
 //! commit, never a torn one.
 //!
@@ -165,6 +170,46 @@ pub struct SessionRecord {
     pub app: serde_json::Value,
 }
 
+/// A control message sent (or queued) and not acknowledged when a [`SequenceRecord`] was
+/// written: a resumed control connection sends it again (RFC 2661 §5.8).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnackedMessage {
+    /// Its Ns; `None`: queued and never sent (numbered when it first leaves).
+    pub ns: Option<u16>,
+    /// The peer's Session ID of its L2TPv2 header (0 for tunnel messages and in L2TPv3).
+    pub session_id: u16,
+    /// Everything after the 12-byte header (an L2TPv3 Message Digest is recomputed when it
+    /// is sent).
+    pub avps: Vec<u8>,
+}
+
+/// The reliable-delivery state of one established control connection (RFC 2661 §5.8,
+/// RFC 3931 §4.2): what a restarted control plane needs to go on with the **same** control
+/// connection (transparent resume) instead of recovering it (RFC 4951) or tearing it down.
+///
+/// Written under the same commit-before-send rule as the other records: a datagram whose
+/// header carries a new Ns or Nr leaves only once the record that names them is committed,
+/// so the restarted side never numbers a message the peer has already seen, and never asks
+/// again for one it has acknowledged. One record per tunnel, replaced at most once per
+/// commit (group commit), apart from the tunnel's [`TunnelRecord`] so that a HELLO does not
+/// rewrite it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SequenceRecord {
+    /// Our tunnel ID.
+    pub tunnel: u32,
+    /// Our next Ns.
+    pub ns: u16,
+    /// Our Nr: the Ns expected next from the peer.
+    pub nr: u16,
+    /// What the peer has not acknowledged, in order: the messages in flight (Ns `ns - k` to
+    /// `ns - 1`), then those queued.
+    pub unacked: Vec<UnackedMessage>,
+    /// L2TPv3 with a Message Digest: the nonces (ours, the peer's) the digests are keyed
+    /// with (RFC 3931 §4.3; sent in clear in the SCCRQ/SCCRP, not a secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonces: Option<(Vec<u8>, Vec<u8>)>,
+}
+
 /// Everything persisted: what [`super::Registry::recover`] takes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecoveryState {
@@ -174,6 +219,10 @@ pub struct RecoveryState {
     pub tunnels: Vec<TunnelRecord>,
     /// Established sessions (each of a tunnel in `tunnels`).
     pub sessions: Vec<SessionRecord>,
+    /// The tunnels' sequence state (transparent resume); a tunnel without one (a store
+    /// written before resume existed, or its record lost) cannot be resumed.
+    #[serde(default)]
+    pub sequences: Vec<SequenceRecord>,
 }
 
 impl Default for RecoveryState {
@@ -182,6 +231,7 @@ impl Default for RecoveryState {
             format: STATE_FORMAT,
             tunnels: Vec::new(),
             sessions: Vec::new(),
+            sequences: Vec::new(),
         }
     }
 }
@@ -191,8 +241,10 @@ impl Default for RecoveryState {
 pub enum StoreOp {
     /// Write (or replace) a tunnel.
     PutTunnel(Box<TunnelRecord>),
-    /// Forget a tunnel and its sessions.
+    /// Forget a tunnel, its sessions and its sequence state.
     RemoveTunnel(u32),
+    /// Write (or replace) a tunnel's sequence state (transparent resume).
+    PutSequence(Box<SequenceRecord>),
     /// Write (or replace) a session.
     PutSession(Box<SessionRecord>),
     /// Forget a session.
@@ -271,8 +323,10 @@ pub enum StoreError {
 pub trait StateStore {
     /// Writes or replaces a tunnel record.
     fn put_tunnel(&mut self, t: &TunnelRecord) -> Result<(), StoreError>;
-    /// Forgets a tunnel and all its sessions.
+    /// Forgets a tunnel, all its sessions and its sequence state.
     fn remove_tunnel(&mut self, id: u32) -> Result<(), StoreError>;
+    /// Writes or replaces a tunnel's sequence state ([`SequenceRecord`]).
+    fn put_sequence(&mut self, s: &SequenceRecord) -> Result<(), StoreError>;
     /// Writes or replaces a session record.
     fn put_session(&mut self, s: &SessionRecord) -> Result<(), StoreError>;
     /// Forgets a session.
@@ -292,6 +346,7 @@ pub trait StateStore {
         match op {
             StoreOp::PutTunnel(t) => self.put_tunnel(t),
             StoreOp::RemoveTunnel(id) => self.remove_tunnel(*id),
+            StoreOp::PutSequence(s) => self.put_sequence(s),
             StoreOp::PutSession(s) => self.put_session(s),
             StoreOp::RemoveSession { tunnel, session } => self.remove_session(*tunnel, *session),
         }
@@ -303,6 +358,7 @@ pub trait StateStore {
 pub struct MemoryStore {
     tunnels: BTreeMap<u32, TunnelRecord>,
     sessions: BTreeMap<(u32, u32), SessionRecord>,
+    sequences: BTreeMap<u32, SequenceRecord>,
 }
 
 impl MemoryStore {
@@ -320,6 +376,11 @@ impl StateStore for MemoryStore {
     fn remove_tunnel(&mut self, id: u32) -> Result<(), StoreError> {
         self.tunnels.remove(&id);
         self.sessions.retain(|(t, _), _| *t != id);
+        self.sequences.remove(&id);
+        Ok(())
+    }
+    fn put_sequence(&mut self, s: &SequenceRecord) -> Result<(), StoreError> {
+        self.sequences.insert(s.tunnel, s.clone());
         Ok(())
     }
     fn put_session(&mut self, s: &SessionRecord) -> Result<(), StoreError> {
@@ -336,6 +397,12 @@ impl StateStore for MemoryStore {
             tunnels: self.tunnels.values().cloned().collect(),
             sessions: self
                 .sessions
+                .values()
+                .filter(|s| self.tunnels.contains_key(&s.tunnel))
+                .cloned()
+                .collect(),
+            sequences: self
+                .sequences
                 .values()
                 .filter(|s| self.tunnels.contains_key(&s.tunnel))
                 .cloned()
@@ -359,6 +426,8 @@ struct FormatOnly {
 const TUNNELS: TableDefinition<u32, &[u8]> = TableDefinition::new("tunnels");
 /// Sessions: (our tunnel ID, our session ID) → a versioned JSON [`SessionRecord`].
 const SESSIONS: TableDefinition<(u32, u32), &[u8]> = TableDefinition::new("sessions");
+/// Sequence state: our tunnel ID → a versioned JSON [`SequenceRecord`].
+const SEQUENCES: TableDefinition<u32, &[u8]> = TableDefinition::new("sequences");
 
 /// The default store: an embedded [redb](https://docs.rs/redb) database, [`RedbStore::FILE`]
 /// in the state directory. Operations are buffered and written by [`StateStore::commit`] in
@@ -413,6 +482,8 @@ impl RedbStore {
         txn.open_table(TUNNELS)
             .map_err(|e| store.err("open table", e))?;
         txn.open_table(SESSIONS)
+            .map_err(|e| store.err("open table", e))?;
+        txn.open_table(SEQUENCES)
             .map_err(|e| store.err("open table", e))?;
         txn.commit().map_err(|e| store.err("commit", e))?;
         Ok(store)
@@ -477,6 +548,9 @@ impl RedbStore {
             let mut sessions = txn
                 .open_table(SESSIONS)
                 .map_err(|e| self.err("open table", e))?;
+            let mut sequences = txn
+                .open_table(SEQUENCES)
+                .map_err(|e| self.err("open table", e))?;
             for op in ops {
                 match op {
                     StoreOp::PutTunnel(t) => {
@@ -490,6 +564,13 @@ impl RedbStore {
                         sessions
                             .retain_in((*id, 0)..=(*id, u32::MAX), |_, _| false)
                             .map_err(|e| self.err("remove", e))?;
+                        sequences.remove(*id).map_err(|e| self.err("remove", e))?;
+                    }
+                    StoreOp::PutSequence(q) => {
+                        let v = self.encode(q)?;
+                        sequences
+                            .insert(q.tunnel, v.as_slice())
+                            .map_err(|e| self.err("insert", e))?;
                     }
                     StoreOp::PutSession(r) => {
                         let v = self.encode(r)?;
@@ -517,6 +598,10 @@ impl StateStore for RedbStore {
     }
     fn remove_tunnel(&mut self, id: u32) -> Result<(), StoreError> {
         self.pending.push(StoreOp::RemoveTunnel(id));
+        Ok(())
+    }
+    fn put_sequence(&mut self, s: &SequenceRecord) -> Result<(), StoreError> {
+        self.pending.push(StoreOp::PutSequence(Box::new(s.clone())));
         Ok(())
     }
     fn put_session(&mut self, s: &SessionRecord) -> Result<(), StoreError> {
@@ -565,7 +650,8 @@ impl StateStore for RedbStore {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take();
-        if let Some(st) = pre {
+        if let Some(mut st) = pre {
+            st.sequences = self.load_sequences(&st)?;
             return Ok(st);
         }
         let txn = self.db.begin_read().map_err(|e| self.err("begin", e))?;
@@ -587,7 +673,39 @@ impl StateStore for RedbStore {
                 st.sessions.push(self.decode(v.value())?);
             }
         }
+        drop((tunnels, sessions, txn));
+        st.sequences = self.load_sequences(&st)?;
         Ok(st)
+    }
+}
+
+impl RedbStore {
+    /// The sequence records of `st`'s tunnels. One that does not decode is left out (that
+    /// tunnel cannot be resumed; it is recovered or torn down instead), never a reason not
+    /// to start.
+    fn load_sequences(&self, st: &RecoveryState) -> Result<Vec<SequenceRecord>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.err("begin", e))?;
+        let table = match txn.open_table(SEQUENCES) {
+            Ok(t) => t,
+            // A store written before resume existed has no such table.
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(self.err("open table", e)),
+        };
+        let ids: std::collections::HashSet<u32> = st.tunnels.iter().map(|t| t.id).collect();
+        let mut out = Vec::new();
+        for row in table.iter().map_err(|e| self.err("read", e))? {
+            let (k, v) = row.map_err(|e| self.err("read", e))?;
+            if !ids.contains(&k.value()) {
+                continue;
+            }
+            match self.decode::<SequenceRecord>(v.value()) {
+                Ok(r) => out.push(r),
+                Err(e) => {
+                    tracing::warn!(tunnel = k.value(), %e, "sequence record unreadable: the tunnel cannot be resumed")
+                }
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -659,6 +777,14 @@ pub enum FailoverEvent {
         /// The tunnel.
         tunnel: TunnelId,
         /// Sessions that survived.
+        sessions: usize,
+    },
+    /// A tunnel restored from its sequence state was confirmed by its peer: the same control
+    /// connection goes on (transparent resume, `tunnel/resume.rs`).
+    Resumed {
+        /// The tunnel.
+        tunnel: TunnelId,
+        /// Its sessions.
         sessions: usize,
     },
     /// Recovery of an old tunnel failed: it and its sessions were cleared silently (§3.2.1);
@@ -786,6 +912,10 @@ mod tests {
         }
         fn remove_tunnel(&mut self, id: u32) -> Result<(), StoreError> {
             self.0.remove_tunnel(id)?;
+            self.0.commit()
+        }
+        fn put_sequence(&mut self, q: &SequenceRecord) -> Result<(), StoreError> {
+            self.0.put_sequence(q)?;
             self.0.commit()
         }
         fn put_session(&mut self, s: &SessionRecord) -> Result<(), StoreError> {

@@ -52,6 +52,8 @@ pub struct Registry {
     /// Answers of tunnels that were dropped as soon as they answered (refused SCCRQs): no
     /// state is kept for them, nothing is retransmitted.
     stateless: VecDeque<(Peer, Vec<u8>)>,
+    /// Tunnels whose sequence state may need persisting ([`Registry::take_sequence_ops`]).
+    seq_dirty: HashSet<TunnelId>,
 }
 
 impl Registry {
@@ -85,7 +87,31 @@ impl Registry {
             rate: RateLimiter::default(),
             log: LogLimiter::default(),
             stateless: VecDeque::new(),
+            seq_dirty: HashSet::new(),
         }
+    }
+
+    /// The sequence records (transparent resume, `tunnel/resume.rs`) of the tunnels whose
+    /// sequence state moved since they were last taken: one per tunnel, however many
+    /// datagrams it handled. **Apply them to the store and commit before sending** what
+    /// [`Registry::poll_transmit`] returned ([`crate::node::Node::poll_transmit`] does).
+    pub fn take_sequence_ops(&mut self) -> Vec<failover::StoreOp> {
+        let mut ops = Vec::new();
+        for id in self.seq_dirty.drain() {
+            if let Some(t) = self.tunnels.get_mut(&id) {
+                if t.sequence_dirty() {
+                    ops.push(failover::StoreOp::PutSequence(Box::new(
+                        t.sequence_record(),
+                    )));
+                }
+            }
+        }
+        ops
+    }
+
+    /// Whether some tunnel's sequence state may need persisting.
+    pub fn has_sequence_changes(&self) -> bool {
+        !self.seq_dirty.is_empty()
     }
 
     /// The configuration.
@@ -277,6 +303,10 @@ impl Registry {
                             t.clear_silently(ctx, reason);
                         }
                     });
+                }
+                RecoveryAction::Recover { old, old_peer } => {
+                    self.counters.count_failover("resume fell back to recovery");
+                    self.start_recovery_of(old, old_peer, now);
                 }
             }
         }
@@ -967,6 +997,8 @@ impl Registry {
         self.now = Some(now);
         let mut report = RecoveryReport::default();
         let secret_ref = self.cfg.secret_bytes().map(failover::secret_ref);
+        let seqs: HashMap<u32, &failover::SequenceRecord> =
+            state.sequences.iter().map(|q| (q.tunnel, q)).collect();
         for rec in &state.tunnels {
             let Some(version) = rec.l2tp_version() else {
                 self.counters.count_failover("record skipped (bad version)");
@@ -976,7 +1008,21 @@ impl Registry {
                 self.counters.count_failover("record skipped (ID in use)");
                 continue;
             }
-            let t = Tunnel::restore(rec, version, self.cfg.clone(), &mut self.rng);
+            // Transparent resume when the sequence state is there and consistent
+            // (`tunnel/resume.rs`); RFC 4951 recovery or a farewell StopCCN otherwise.
+            let resumed = seqs.get(&rec.id).filter(|_| self.cfg.resume).and_then(|q| {
+                Tunnel::resume(rec, q, version, self.cfg.clone(), &mut self.rng, now)
+                    .map_err(|e| {
+                        self.counters.count_failover("sequence record unusable");
+                        tracing::warn!(tunnel = rec.id, %e, "cannot resume");
+                    })
+                    .ok()
+            });
+            let resuming = resumed.is_some();
+            let t = match resumed {
+                Some(t) => t,
+                None => Tunnel::restore(rec, version, self.cfg.clone(), &mut self.rng),
+            };
             self.tunnels.insert(rec.id, t);
             self.track(rec.id);
             self.counters.count_failover("tunnel restored");
@@ -997,6 +1043,11 @@ impl Registry {
                         app: s.app.clone(),
                     });
             }
+            if resuming {
+                self.with_tunnel(rec.id, now, |t, ctx| t.start_resume(ctx));
+                report.resuming.push(rec.id);
+                continue;
+            }
             let capable = rec.peer_failover.is_some_and(|f| f.control) && self.cfg.persists();
             let why = if !capable {
                 Some("the peer or we cannot recover the control channel")
@@ -1007,27 +1058,93 @@ impl Registry {
                 None
             };
             if let Some(why) = why {
-                self.with_tunnel(rec.id, now, |t, ctx| t.clear_silently(ctx, why.into()));
+                // Never leave the peer half-open: a StopCCN (RFC 2661 §5.7) when one can
+                // be sent (an L2TPv3 tunnel with a Message Digest cannot be signed without
+                // the nonces of its sequence record).
+                let farewell = self.tunnels.get(&rec.id).is_some_and(|t| !t.has_digest());
+                let (ns, nr) = (rec.ns, rec.nr);
+                self.with_tunnel(rec.id, now, |t, ctx| {
+                    if farewell {
+                        t.start_farewell(ctx, ns, nr);
+                    } else {
+                        t.clear_silently(ctx, why.into());
+                    }
+                });
                 report.cleared.push(rec.id);
                 continue;
             }
-            let Some(rid) = self.new_tunnel(rec.peer(), version, true) else {
-                self.with_tunnel(rec.id, now, |t, ctx| {
-                    t.clear_silently(ctx, "no tunnel ID free".into())
-                });
+            if self.start_recovery_of(rec.id, rec.peer_tunnel_id, now) {
+                report.recovering.push(rec.id);
+            } else {
                 report.cleared.push(rec.id);
-                continue;
-            };
-            let (old, old_peer) = (rec.id, rec.peer_tunnel_id);
-            self.with_tunnel(rid, now, |t, ctx| t.start_recovery(ctx, old, old_peer));
-            self.failover_events
-                .push_back(FailoverEvent::RecoveryStarted {
-                    tunnel: old,
-                    recovery_tunnel: rid,
-                });
-            report.recovering.push(old);
+            }
         }
         Ok(report)
+    }
+
+    /// Opens the recovery tunnel of the restored tunnel `old` (RFC 4951 §3.2.1); when no
+    /// tunnel ID is free `old` is cleared silently. Whether it was opened.
+    fn start_recovery_of(&mut self, old: TunnelId, old_peer: u32, now: Instant) -> bool {
+        let Some((peer, version)) = self.tunnels.get(&old).map(|t| (t.peer(), t.version())) else {
+            return false;
+        };
+        let Some(rid) = self.new_tunnel(peer, version, true) else {
+            self.with_tunnel(old, now, |t, ctx| {
+                t.clear_silently(ctx, "no tunnel ID free".into())
+            });
+            return false;
+        };
+        self.with_tunnel(rid, now, |t, ctx| t.start_recovery(ctx, old, old_peer));
+        self.failover_events
+            .push_back(FailoverEvent::RecoveryStarted {
+                tunnel: old,
+                recovery_tunnel: rid,
+            });
+        true
+    }
+
+    /// Tells the peer of a control connection this node has no state for (its fast-path
+    /// entries outlived the failover store) that it is gone: a StopCCN (RFC 2661 §5.7) to
+    /// `peer_tunnel` at `peer`, in the peer's sequence, found with the farewell probes
+    /// (`tunnel/resume.rs`). `our_id`: the tunnel ID the peer knows us by. Ignored when that
+    /// ID is in use here or the version cannot carry it; whether it was started.
+    pub fn farewell(
+        &mut self,
+        peer: Peer,
+        version: Version,
+        our_id: TunnelId,
+        peer_tunnel: u32,
+        now: Instant,
+    ) -> bool {
+        self.now = Some(now);
+        if our_id == 0
+            || peer_tunnel == 0
+            || self.tunnels.contains_key(&our_id)
+            || !self.tunnel_ids.reserve(our_id)
+            || (version == Version::V2
+                && (peer.transport != Transport::Udp || peer_tunnel > u32::from(u16::MAX)))
+        {
+            return false;
+        }
+        let mut t = Tunnel::new(
+            our_id,
+            version,
+            peer,
+            false,
+            self.cfg.clone(),
+            &mut self.rng,
+        );
+        if t.has_digest() {
+            // Cannot be signed without the nonces of the lost control connection.
+            self.tunnel_ids.free(our_id);
+            return false;
+        }
+        t.adopt(peer_tunnel);
+        self.tunnels.insert(our_id, t);
+        self.track(our_id);
+        let base = self.rng.u32() as u16;
+        self.with_tunnel(our_id, now, |t, ctx| t.start_farewell(ctx, base, 0));
+        true
     }
 
     /// The earliest deadline of all tunnels (call [`Registry::handle_timeout`] then).
@@ -1104,6 +1221,9 @@ impl Registry {
             }
             self.dirty.pop_front();
             self.dirty_set.remove(&id);
+            if self.tunnels.get(&id).is_some_and(Tunnel::sequence_dirty) {
+                self.seq_dirty.insert(id);
+            }
             self.reschedule(id);
         }
         None
@@ -1145,9 +1265,13 @@ pub struct RegistryFootprint {
 /// What [`Registry::recover`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecoveryReport {
+    /// Tunnels resumed from their sequence state (transparent resume, `tunnel/resume.rs`),
+    /// waiting for the peer's confirmation.
+    pub resuming: Vec<TunnelId>,
     /// Old tunnels whose recovery tunnel was started.
     pub recovering: Vec<TunnelId>,
-    /// Old tunnels cleared at once (peer not failover capable, secret changed, no ID free).
+    /// Old tunnels cleared at once (peer not failover capable, secret changed, no ID free):
+    /// closed with a StopCCN (farewell) when one can be sent, else silently.
     pub cleared: Vec<TunnelId>,
     /// Sessions restored (including those of cleared tunnels, reported down at once).
     pub sessions: usize,

@@ -365,3 +365,6 @@ mod rfc;
 
 #[path = "tests_failover.rs"]
 mod failover_tests;
+
+#[path = "tests_resume.rs"]
+mod resume_tests;

@@ -246,6 +246,9 @@ impl Node {
     /// failover drill hands it to the node that replaces this one: a store such as the
     /// embedded database is opened once per process). The node persists nothing more.
     pub fn take_store(&mut self) -> Option<Box<dyn StateStore + Send>> {
+        if self.registry.has_sequence_changes() {
+            self.persist_sequences();
+        }
         if self.uncommitted {
             self.commit_store();
         }
@@ -514,6 +517,9 @@ impl Node {
     /// session leaves only once its record is durable). A driver calls this every turn, so
     /// every turn ends with one commit of everything it produced.
     pub fn poll_transmit(&mut self) -> Option<(Peer, Vec<u8>)> {
+        if self.registry.has_sequence_changes() {
+            self.persist_sequences();
+        }
         if self.uncommitted {
             self.commit_store();
         }
@@ -745,6 +751,12 @@ mod tests {
         }
         fn remove_tunnel(&mut self, id: u32) -> Result<(), StoreError> {
             self.apply(&StoreOp::RemoveTunnel(id))
+        }
+        fn put_sequence(
+            &mut self,
+            q: &crate::l2tp::failover::SequenceRecord,
+        ) -> Result<(), StoreError> {
+            self.apply(&StoreOp::PutSequence(Box::new(q.clone())))
         }
         fn put_session(
             &mut self,

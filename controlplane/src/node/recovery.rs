@@ -64,8 +64,9 @@ impl Node {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         for (&t, outcome) in report
-            .recovering
+            .resuming
             .iter()
+            .chain(report.recovering.iter())
             .map(|t| (t, RecoveryOutcome::Recovering))
             .chain(report.cleared.iter().map(|t| (t, RecoveryOutcome::Failed)))
         {
@@ -75,7 +76,7 @@ impl Node {
                     tunnel: t,
                     outcome,
                     reason: (outcome == RecoveryOutcome::Failed)
-                        .then(|| "cleared at once: the peer or we cannot recover the control channel, the secret changed, or no tunnel ID was free".to_string()),
+                        .then(|| "cleared at once (StopCCN where one can be sent): no sequence state to resume, and the peer or we cannot recover the control channel, the secret changed, or no tunnel ID was free".to_string()),
                     sessions: state_sessions(&self.registry, t),
                     duration_ms: (outcome == RecoveryOutcome::Failed).then_some(0),
                     started_unix: unix,
@@ -102,8 +103,10 @@ impl Node {
         let snapshot = self.fast_path_snapshot.take();
         let keep: std::collections::HashSet<_> =
             self.sessions.values().map(|s| s.up.our_ids).collect();
-        // Entries of sessions that were not restored are stale.
-        for key in snapshot.into_iter().flat_map(HashMap::into_keys) {
+        // Entries of sessions that were not restored are stale; the peers of tunnels only the
+        // fast path still names are told (a StopCCN, issue 16).
+        let mut stale = Vec::new();
+        for (key, entry) in snapshot.into_iter().flat_map(HashMap::into_iter) {
             if keep.contains(&key) {
                 continue;
             }
@@ -114,8 +117,11 @@ impl Node {
                     tracing::warn!(?key, %err, "removing a stale fast-path entry failed");
                 }
             }
+            stale.push(entry);
         }
+        self.farewell_orphans(&stale, now);
         tracing::info!(
+            resuming = report.resuming.len(),
             recovering = report.recovering.len(),
             cleared = report.cleared.len(),
             sessions = report.sessions,
@@ -123,6 +129,55 @@ impl Node {
         );
         self.pump(now);
         Ok(report)
+    }
+
+    /// The peers of L2TPv2 tunnels that only the fast path still names (`entries`: fast-path
+    /// sessions this node does not own — its failover state is gone, or was never kept) get
+    /// a StopCCN (RFC 2661 §5.7, Result Code 1) in their own sequence, found with the
+    /// farewell probes ([`Registry::farewell`]), instead of being left half-open until their
+    /// timers run out. One per tunnel; tunnels this node has are left alone. An L2TPv3
+    /// entry does not name the peer's Control Connection ID: its peer is not told. Returns
+    /// how many were started.
+    pub fn farewell_orphans(&mut self, entries: &[SessionEntry], now: Instant) -> usize {
+        use l2xdp_wire::datapath::SessionKey;
+        let mut seen = std::collections::HashSet::new();
+        let mut started = 0;
+        for e in entries {
+            let (
+                SessionKey::V2 { tunnel_id, .. },
+                SessionKey::V2 {
+                    tunnel_id: peer_tid,
+                    ..
+                },
+            ) = (e.session.our_ids, e.session.peer_ids)
+            else {
+                continue;
+            };
+            if !seen.insert(tunnel_id) {
+                continue;
+            }
+            let peer = crate::l2tp::Peer {
+                addr: std::net::SocketAddr::new(e.session.peer_addr, e.session.peer_port),
+                transport: e.session.transport,
+            };
+            if self.registry.farewell(
+                peer,
+                Version::V2,
+                u32::from(tunnel_id),
+                u32::from(peer_tid),
+                now,
+            ) {
+                started += 1;
+            }
+        }
+        if started > 0 {
+            tracing::warn!(
+                tunnels = started,
+                "fast-path sessions of tunnels this l2xdpd has no state for: their peers get a StopCCN"
+            );
+        }
+        self.pump(now);
+        started
     }
 
     /// Handles the registry's failover events; whether there were any.
@@ -161,6 +216,23 @@ impl Node {
                 self.events
                     .push_back(NodeEvent::TunnelRecovered { tunnel, sessions });
             }
+            FailoverEvent::Resumed { tunnel, sessions } => {
+                tracing::info!(tunnel, sessions, "tunnel resumed");
+                self.install_deferred(tunnel);
+                if let Some(r) = self.recoveries.get_mut(&tunnel) {
+                    if r.outcome == RecoveryOutcome::Recovering {
+                        let ms = now.saturating_duration_since(r.started).as_millis() as u64;
+                        r.outcome = RecoveryOutcome::Recovered;
+                        r.reason = Some("resumed: the same control connection goes on".into());
+                        r.sessions = sessions;
+                        r.duration_ms = Some(ms);
+                        self.recovery_totals.recovered += 1;
+                        self.recovery_totals.duration_ms_sum += ms;
+                    }
+                }
+                self.events
+                    .push_back(NodeEvent::TunnelRecovered { tunnel, sessions });
+            }
             FailoverEvent::RecoveryFailed { tunnel, reason } => {
                 tracing::warn!(tunnel, %reason, "tunnel recovery failed");
                 self.deferred_installs.retain(|k, _| k.0 != tunnel);
@@ -177,6 +249,15 @@ impl Node {
                     .push_back(NodeEvent::RecoveryFailed { tunnel, reason });
             }
             other => tracing::debug!(?other, "failover"),
+        }
+    }
+
+    /// Puts the sequence state of the tunnels whose Ns, Nr or unacknowledged messages moved
+    /// into the store (transparent resume): one record per tunnel and commit, committed with
+    /// the rest before the datagrams that carry them leave ([`Node::poll_transmit`]).
+    pub(super) fn persist_sequences(&mut self) {
+        for op in self.registry.take_sequence_ops() {
+            self.apply_store(&op);
         }
     }
 
@@ -409,3 +490,7 @@ impl Node {
 fn state_sessions(registry: &Registry, t: TunnelId) -> usize {
     registry.tunnel(t).map_or(0, |t| t.session_count())
 }
+
+#[cfg(test)]
+#[path = "recovery_tests.rs"]
+mod tests;

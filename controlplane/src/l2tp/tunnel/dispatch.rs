@@ -97,6 +97,9 @@ impl Tunnel {
 
     /// The next datagram to send (for IP transport, with the zero Session ID in front).
     pub fn poll_transmit(&mut self, now: Instant, counters: &mut Counters) -> Option<Vec<u8>> {
+        if self.farewell.is_some() {
+            return self.poll_farewell(counters);
+        }
         let mut d = self.channel.poll_transmit(now)?;
         if d.len() == ControlHeader::LEN {
             *counters.messages_out.entry("ZLB").or_default() += 1;
@@ -160,13 +163,25 @@ impl Tunnel {
                 .count_invalid("non-zero Session ID in a tunnel setup message");
             return;
         }
+        if self.farewell.is_some() {
+            // The peer's header names the sequence numbers our StopCCN must carry.
+            self.farewell_answer(ctx, &header, body.is_empty());
+            return;
+        }
         if let Some(key) = self.digest_key {
             if !self.digest_ok(bytes, body, &key) {
                 ctx.counters.count_invalid("bad or missing message digest");
                 return;
             }
         }
+        let before = self.channel.stats();
         let evs = self.channel.handle_incoming(&header, body, ctx.now);
+        let ack_only = body.is_empty()
+            || (self.version == l2xdp_wire::l2tp::header::Version::V3
+                && message_type_of(body) == Some(MessageType::Ack.value()));
+        if self.check_resume(ctx, before, &header, ack_only, &evs) {
+            return;
+        }
         if body.is_empty() {
             *ctx.counters.messages_in.entry("ZLB").or_default() += 1;
         }

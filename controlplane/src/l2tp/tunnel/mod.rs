@@ -20,6 +20,7 @@
 
 mod dispatch;
 mod recovery;
+mod resume;
 mod session;
 
 use std::collections::{HashMap, HashSet};
@@ -41,6 +42,7 @@ use crate::random::Random;
 use crate::reliable::{self, Channel};
 
 pub use self::recovery::FSS_PER_MESSAGE;
+pub use self::resume::{FAREWELL_INTERVAL, FAREWELL_PROBES};
 use self::session::Session;
 pub use self::session::SessionState;
 
@@ -96,6 +98,9 @@ pub(crate) enum RecoveryAction {
     },
     /// RFC 4951 §3.2.1: the recovery tunnel could not be established.
     Failed { old: TunnelId, reason: String },
+    /// A resumed tunnel's peer contradicted the stored sequence state: recover it with a
+    /// recovery tunnel (RFC 4951 §3.2.1).
+    Recover { old: TunnelId, old_peer: u32 },
 }
 
 /// What a control connection is for.
@@ -152,6 +157,12 @@ pub struct Tunnel {
     fsq_outstanding: HashSet<u32>,
     /// A recovery's FSQ round is in progress ([`FailoverEvent::Recovered`] when it ends).
     sync_pending: bool,
+    /// The channel generation whose sequence state was last persisted.
+    seq_gen: Option<u64>,
+    /// Resumed after a restart, not yet confirmed by the peer (`resume.rs`).
+    resuming: bool,
+    /// Closing with a StopCCN whose sequence numbers are being found (`resume.rs`).
+    farewell: Option<resume::Farewell>,
     /// Registry bookkeeping: the deadline pushed on its heap.
     pub(crate) scheduled: Option<Instant>,
 }
@@ -225,6 +236,9 @@ impl Tunnel {
             fsq_queue: Vec::new(),
             fsq_outstanding: HashSet::new(),
             sync_pending: false,
+            seq_gen: None,
+            resuming: false,
+            farewell: None,
             scheduled: None,
             cfg,
         }
@@ -321,7 +335,8 @@ impl Tunnel {
             }
         };
         add(self.linger_until);
-        if self.state == TunnelState::Established {
+        add(self.farewell_due());
+        if self.state == TunnelState::Established && self.farewell.is_none() {
             add(self.hello_due());
         }
         add(self.setup_deadline());
@@ -364,6 +379,9 @@ impl Tunnel {
 
     /// Timers: retransmission, HELLO (RFC 2661 §6.5), the end of the closing linger.
     pub fn handle_timeout(&mut self, ctx: &mut Ctx<'_>) {
+        if self.farewell.is_some() {
+            return self.farewell_timeout(ctx);
+        }
         let now = ctx.now;
         let evs = self.channel.handle_timeout(now);
         if evs.contains(&reliable::Event::Failed) || self.setup_deadline().is_some_and(|d| d <= now)

@@ -1,0 +1,578 @@
+//! The RADIUS client against a real FreeRADIUS (Debian's `freeradius`, installed by
+//! `scripts/setup.sh` when missing): its own configuration in a scratch directory, loopback
+//! ports, started and stopped here.
+//!
+//! - PAP, CHAP-MD5 and MS-CHAPv2 (the RFC 2759 §9.2 vector: FreeRADIUS answers with the
+//!   MS-CHAP2-Success the RFC prints) accepted and rejected, and the Access-Accept's
+//!   Framed-IP-Address, Session-Timeout, Idle-Timeout, Framed-MTU and Class read;
+//! - failover with one of two servers down (dead, then skipped);
+//! - a FreeRADIUS configured as Debian ships it (no Message-Authenticator in its answers) is
+//!   not trusted: every answer dropped and counted, the request fails closed (CVE-2024-3596);
+//! - a tampering relay in front of FreeRADIUS (wrong authenticator, wrong identifier,
+//!   truncated, Message-Authenticator removed): each of FreeRADIUS's real answers, altered, is
+//!   dropped and counted, never accepted, and the unaltered one after them is;
+//! - accounting Start and Stop recorded in FreeRADIUS's detail file.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use l2xdp_controlplane::aaa::{
+    AaaError, AccessOutcome, AccessRequest, Credential, DropCounters, RadiusClient, RadiusConfig,
+    ServerConfig, ServerState,
+};
+use l2xdp_controlplane::random::Random;
+use l2xdp_lab::scratch::Scratch;
+use l2xdp_wire::ppp::chap_md5_response;
+use l2xdp_wire::radius::{attr, code, value, Attribute, Packet};
+use tokio::net::UdpSocket;
+
+const SECRET: &str = "l2xdp-radius-secret";
+
+/// FreeRADIUS's binary, installed through the project's set-up script if missing (a test that
+/// cannot run fails: no silent skip).
+fn freeradius_binary() -> PathBuf {
+    let bin = PathBuf::from("/usr/sbin/freeradius");
+    if !bin.exists() {
+        let setup = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/setup.sh");
+        let st = Command::new("bash")
+            .arg(&setup)
+            .status()
+            .expect("run setup.sh");
+        assert!(
+            st.success(),
+            "scripts/setup.sh failed installing freeradius"
+        );
+    }
+    assert!(bin.exists(), "freeradius is not installed");
+    bin
+}
+
+/// A FreeRADIUS on 127.0.0.1 with its own configuration; stopped and removed on drop.
+struct FreeRadius {
+    child: Child,
+    auth: SocketAddr,
+    acct: SocketAddr,
+    dir: Scratch,
+}
+
+fn two_free_ports() -> (u16, u16) {
+    let a = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let b = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    (
+        a.local_addr().expect("addr").port(),
+        b.local_addr().expect("addr").port(),
+    )
+}
+
+/// The users FreeRADIUS knows: PAP/CHAP "alice"/"wonderland" with reply attributes, and the
+/// RFC 2759 §9.2 user "User"/"clientPass" for MS-CHAPv2.
+const USERS: &str = r#"alice	Cleartext-Password := "wonderland"
+	Framed-IP-Address = 100.64.7.9,
+	Session-Timeout = 3600,
+	Idle-Timeout = 600,
+	Framed-MTU = 1400,
+	Class = "plan-gold",
+	Reply-Message = "Welcome alice"
+
+User	Cleartext-Password := "clientPass"
+	Framed-IP-Address = 100.64.7.10
+"#;
+
+impl FreeRadius {
+    /// Starts one; `message_authenticator`: whether its answers carry one (FreeRADIUS 3.2.1
+    /// adds it only when told to, in post-auth).
+    fn start(tag: &str, message_authenticator: bool) -> FreeRadius {
+        let bin = freeradius_binary();
+        let dir = Scratch::plain(&format!("radius-{tag}"));
+        let d = &dir.dir;
+        for sub in ["run", "log", "acct"] {
+            std::fs::create_dir_all(d.join(sub)).expect("mkdir");
+        }
+        std::fs::write(d.join("users"), USERS).expect("users");
+        let (ap, cp) = two_free_ports();
+        let ma = if message_authenticator {
+            "update reply {\n\t\t\tMessage-Authenticator := 0x00\n\t\t}"
+        } else {
+            ""
+        };
+        let conf = format!(
+            r#"prefix = /usr
+exec_prefix = /usr
+sysconfdir = /etc
+localstatedir = /var
+sbindir = /usr/sbin
+logdir = {dir}/log
+raddbdir = {dir}
+radacctdir = {dir}/acct
+name = freeradius
+confdir = {dir}
+modconfdir = {dir}
+run_dir = {dir}/run
+db_dir = {dir}
+libdir = /usr/lib/freeradius
+dictdir = /usr/share/freeradius
+pidfile = {dir}/run/radiusd.pid
+max_request_time = 30
+cleanup_delay = 5
+max_requests = 16384
+hostname_lookups = no
+log {{
+	destination = stderr
+	auth = yes
+}}
+security {{
+	allow_core_dumps = no
+	max_attributes = 200
+	reject_delay = 0
+	status_server = yes
+}}
+thread pool {{
+	start_servers = 2
+	max_servers = 4
+	min_spare_servers = 1
+	max_spare_servers = 3
+	max_requests_per_server = 0
+}}
+modules {{
+	pap {{
+		normalise = yes
+	}}
+	chap {{
+	}}
+	mschap {{
+	}}
+	files {{
+		filename = {dir}/users
+	}}
+	detail {{
+		filename = {dir}/acct/detail
+		permissions = 0600
+	}}
+}}
+client loopback {{
+	ipaddr = 127.0.0.1
+	secret = {SECRET}
+	require_message_authenticator = yes
+}}
+server default {{
+	listen {{
+		type = auth
+		ipaddr = 127.0.0.1
+		port = {ap}
+	}}
+	listen {{
+		type = acct
+		ipaddr = 127.0.0.1
+		port = {cp}
+	}}
+	authorize {{
+		chap
+		mschap
+		files
+		pap
+	}}
+	authenticate {{
+		Auth-Type PAP {{
+			pap
+		}}
+		Auth-Type CHAP {{
+			chap
+		}}
+		Auth-Type MS-CHAP {{
+			mschap
+		}}
+	}}
+	preacct {{
+	}}
+	accounting {{
+		detail
+	}}
+	post-auth {{
+		{ma}
+		Post-Auth-Type REJECT {{
+			update {{
+				&reply: !* ANY
+			}}
+			update reply {{
+				Reply-Message := "Access denied"
+			}}
+			{ma}
+		}}
+	}}
+}}
+"#,
+            dir = d.display(),
+        );
+        std::fs::write(d.join("radiusd.conf"), conf).expect("conf");
+        let log = std::fs::File::create(d.join("freeradius.log")).expect("log");
+        let child = Command::new(bin)
+            .args(["-f", "-n", "radiusd", "-l", "stdout", "-d"])
+            .arg(d)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start freeradius");
+        let mut fr = FreeRadius {
+            child,
+            auth: (Ipv4Addr::LOCALHOST, ap).into(),
+            acct: (Ipv4Addr::LOCALHOST, cp).into(),
+            dir,
+        };
+        // Bounds a hung start only.
+        let limit = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text =
+                std::fs::read_to_string(fr.dir.dir.join("freeradius.log")).unwrap_or_default();
+            if text.contains("Ready to process requests") {
+                break;
+            }
+            if let Ok(Some(st)) = fr.child.try_wait() {
+                panic!("freeradius exited ({st}) at start:\n{text}");
+            }
+            assert!(Instant::now() < limit, "freeradius did not start:\n{text}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        fr
+    }
+
+    fn server(&self, priority: u32) -> ServerConfig {
+        ServerConfig {
+            auth: self.auth,
+            acct: self.acct,
+            secret: SECRET.as_bytes().to_vec(),
+            priority,
+        }
+    }
+
+    fn detail(&self) -> String {
+        std::fs::read_to_string(self.dir.dir.join("acct/detail")).unwrap_or_default()
+    }
+}
+
+impl Drop for FreeRadius {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn config(servers: Vec<ServerConfig>) -> RadiusConfig {
+    let mut c = RadiusConfig::new(servers);
+    c.timeout = Duration::from_millis(500);
+    c.tries = 2;
+    c.nas_identifier = Some("l2xdp-radius-test".into());
+    c.nas_ip = Some(Ipv4Addr::LOCALHOST.into());
+    c
+}
+
+fn request(user: &str, credential: Credential) -> AccessRequest {
+    let mut attributes = AccessRequest::ppp_attributes();
+    attributes.push(Attribute::new(
+        attr::CALLING_STATION_ID,
+        b"lac-7/42".to_vec(),
+    ));
+    AccessRequest {
+        user: user.as_bytes().to_vec(),
+        credential,
+        attributes,
+    }
+}
+
+fn pap(user: &str, pw: &str) -> AccessRequest {
+    request(user, Credential::Pap(pw.as_bytes().to_vec()))
+}
+
+fn chap(user: &str, secret: &str) -> AccessRequest {
+    let challenge: Vec<u8> = (0..16).map(|i| i * 7 + 1).collect();
+    let response = chap_md5_response(42, secret.as_bytes(), &challenge);
+    request(
+        user,
+        Credential::Chap {
+            identifier: 42,
+            challenge,
+            response,
+        },
+    )
+}
+
+fn hex(s: &str) -> Vec<u8> {
+    let s: String = s.split_whitespace().collect();
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
+/// RFC 2759 §9.2: user "User", the Authenticator and Peer challenges and the NT-Response for
+/// "clientPass" (`wrong`: one bit of the NT-Response flipped).
+fn mschapv2(wrong: bool) -> AccessRequest {
+    let mut nt: [u8; 24] = hex("82309ECD8D708B5EA08FAA3981CD83544233114A3D85D6DF")
+        .try_into()
+        .expect("24");
+    if wrong {
+        nt[0] ^= 1;
+    }
+    request(
+        "User",
+        Credential::MsChapV2 {
+            identifier: 1,
+            challenge: hex("5B5D7C7D7B3F2F3E3C2C602132262628")
+                .try_into()
+                .expect("16"),
+            peer_challenge: hex("21402324255E262A28295F2B3A337C7E")
+                .try_into()
+                .expect("16"),
+            nt_response: nt,
+        },
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pap_chap_and_mschapv2_accept_and_reject() {
+    let fr = FreeRadius::start("auth", true);
+    let c = RadiusClient::new(
+        config(vec![fr.server(0)]),
+        Random::from_os().expect("entropy"),
+    )
+    .await
+    .expect("client");
+    for (what, req) in [
+        ("PAP", pap("alice", "wonderland")),
+        ("CHAP", chap("alice", "wonderland")),
+    ] {
+        let AccessOutcome::Accept(a) = c.authenticate(&req).await.expect(what) else {
+            panic!("{what} accepted");
+        };
+        assert_eq!(a.framed_ip, Some(Ipv4Addr::new(100, 64, 7, 9)), "{what}");
+        assert_eq!(a.session_timeout, Some(3600), "{what}");
+        assert_eq!(a.idle_timeout, Some(600), "{what}");
+        assert_eq!(a.framed_mtu, Some(1400), "{what}");
+        assert_eq!(a.class, vec![b"plan-gold".to_vec()], "{what}");
+        assert_eq!(a.reply_message.as_deref(), Some("Welcome alice"), "{what}");
+    }
+    for (what, req) in [
+        ("PAP", pap("alice", "wonderlanD")),
+        ("CHAP", chap("alice", "looking-glass")),
+        ("unknown user", pap("mallory", "wonderland")),
+        ("MS-CHAPv2", mschapv2(true)),
+    ] {
+        assert_eq!(
+            c.authenticate(&req).await.expect(what),
+            AccessOutcome::Reject {
+                reply_message: Some("Access denied".into())
+            },
+            "{what} rejected"
+        );
+    }
+    let AccessOutcome::Accept(a) = c.authenticate(&mschapv2(false)).await.expect("MS-CHAPv2")
+    else {
+        panic!("MS-CHAPv2 accepted");
+    };
+    assert_eq!(a.framed_ip, Some(Ipv4Addr::new(100, 64, 7, 10)));
+    // RFC 2548 §2.3.3: the Ident, then the RFC 2759 §9.2 AuthenticatorResponse.
+    let success = a.ms_chap2_success.expect("MS-CHAP2-Success");
+    assert_eq!(success[0], 1);
+    assert_eq!(&success[1..], b"S=407A5589115FD0D6209F510FE9C04566932CDA56");
+    assert_eq!(c.dropped(), DropCounters::default());
+    let s = &c.servers()[0];
+    assert_eq!((s.requests, s.responses, s.timeouts), (7, 7, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_with_one_of_two_servers_down() {
+    let up = FreeRadius::start("failover-up", true);
+    let down = FreeRadius::start("failover-down", true);
+    let down_cfg = down.server(0);
+    drop(down);
+    let c = RadiusClient::new(
+        config(vec![down_cfg, up.server(1)]),
+        Random::from_os().expect("entropy"),
+    )
+    .await
+    .expect("client");
+    for _ in 0..3 {
+        assert!(matches!(
+            c.authenticate(&pap("alice", "wonderland"))
+                .await
+                .expect("answered"),
+            AccessOutcome::Accept(_)
+        ));
+    }
+    let s = c.servers();
+    assert_eq!(s[0].state, ServerState::Dead, "{s:?}");
+    assert_eq!(
+        (s[0].requests, s[0].responses, s[0].timeouts),
+        (1, 0, 1),
+        "tried once, then skipped"
+    );
+    assert_eq!((s[1].requests, s[1].responses), (3, 3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_without_message_authenticator_are_not_trusted() {
+    // FreeRADIUS 3.2.1 as configured out of the box: no Message-Authenticator in its answers.
+    let fr = FreeRadius::start("no-ma", false);
+    let c = RadiusClient::new(
+        config(vec![fr.server(0)]),
+        Random::from_os().expect("entropy"),
+    )
+    .await
+    .expect("client");
+    assert!(matches!(
+        c.authenticate(&pap("alice", "wonderland")).await,
+        Err(AaaError::NoServer { tried: 1 })
+    ));
+    // Each of the two transmissions was answered, and each answer dropped.
+    assert_eq!(
+        c.dropped().missing_message_authenticator,
+        2,
+        "{:?}",
+        c.dropped()
+    );
+    assert_eq!(c.outages(), 1);
+}
+
+/// A relay between the client and FreeRADIUS that passes requests on and sends back, for
+/// each of FreeRADIUS's answers, the altered copies `tamper` makes and then (`genuine`) the
+/// answer itself.
+async fn relay(to: SocketAddr, tamper: fn(&[u8]) -> Vec<Vec<u8>>, genuine: bool) -> SocketAddr {
+    let front = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let back = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let addr = front.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let mut buf = [0u8; 4096];
+        let mut rbuf = [0u8; 4096];
+        loop {
+            let Ok((n, client)) = front.recv_from(&mut buf).await else {
+                return;
+            };
+            back.send_to(&buf[..n], to).await.expect("forward");
+            let Ok(Ok((m, _))) =
+                tokio::time::timeout(Duration::from_secs(5), back.recv_from(&mut rbuf)).await
+            else {
+                continue;
+            };
+            for t in tamper(&rbuf[..m]) {
+                front.send_to(&t, client).await.expect("send");
+            }
+            if genuine {
+                front.send_to(&rbuf[..m], client).await.expect("send");
+            }
+        }
+    });
+    addr
+}
+
+fn tampered(real: &[u8]) -> Vec<Vec<u8>> {
+    let mut wrong_auth = real.to_vec();
+    wrong_auth[10] ^= 0x40;
+    let mut wrong_id = real.to_vec();
+    wrong_id[1] = wrong_id[1].wrapping_add(1);
+    let truncated = real[..real.len() - 3].to_vec();
+    // Message-Authenticator removed, Length fixed (the Response Authenticator no longer
+    // matches: what an attacker without the secret can do).
+    let mut p = Packet::parse(real).expect("FreeRADIUS's answer parses");
+    p.attributes
+        .retain(|a| a.typ != attr::MESSAGE_AUTHENTICATOR);
+    let stripped = p.to_vec().expect("emit");
+    // A Reject turned into an Accept, or an Accept into a Reject (code changed).
+    let mut flipped = real.to_vec();
+    flipped[0] = if real[0] == code::ACCESS_ACCEPT {
+        code::ACCESS_REJECT
+    } else {
+        code::ACCESS_ACCEPT
+    };
+    vec![wrong_auth, wrong_id, truncated, stripped, flipped]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_answers_are_dropped_and_counted() {
+    let fr = FreeRadius::start("tamper", true);
+    let mut s = fr.server(0);
+    s.auth = relay(fr.auth, tampered, true).await;
+    let c = RadiusClient::new(config(vec![s]), Random::from_os().expect("entropy"))
+        .await
+        .expect("client");
+    // A wrong password: every forged Accept is dropped, FreeRADIUS's Reject stands.
+    assert_eq!(
+        c.authenticate(&pap("alice", "wrong"))
+            .await
+            .expect("answer"),
+        AccessOutcome::Reject {
+            reply_message: Some("Access denied".into())
+        }
+    );
+    assert_eq!(
+        c.dropped(),
+        DropCounters {
+            unknown_identifier: 1,
+            malformed: 1,
+            bad_authenticator: 3,
+            ..DropCounters::default()
+        }
+    );
+    // Tampered answers only: the request fails closed.
+    let mut s = fr.server(0);
+    s.auth = relay(fr.auth, tampered, false).await;
+    let c = RadiusClient::new(config(vec![s]), Random::from_os().expect("entropy"))
+        .await
+        .expect("client");
+    assert!(matches!(
+        c.authenticate(&pap("alice", "wonderland")).await,
+        Err(AaaError::NoServer { .. })
+    ));
+    assert_eq!(
+        c.dropped().total(),
+        10,
+        "5 forgeries for each of 2 transmissions"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounting_start_and_stop_reach_the_detail_file() {
+    let fr = FreeRadius::start("acct", true);
+    let c = RadiusClient::new(
+        config(vec![fr.server(0)]),
+        Random::from_os().expect("entropy"),
+    )
+    .await
+    .expect("client");
+    let common = |status| {
+        vec![
+            Attribute::integer(attr::ACCT_STATUS_TYPE, status),
+            Attribute::new(attr::ACCT_SESSION_ID, b"l2xdp-0001".to_vec()),
+            Attribute::new(attr::USER_NAME, b"alice".to_vec()),
+            Attribute::new(attr::CLASS, b"plan-gold".to_vec()),
+        ]
+    };
+    c.account(&common(value::ACCT_START)).await.expect("start");
+    let mut stop = common(value::ACCT_STOP);
+    stop.push(Attribute::integer(attr::ACCT_INPUT_OCTETS, 123_456));
+    stop.push(Attribute::integer(attr::ACCT_OUTPUT_OCTETS, 654_321));
+    stop.push(Attribute::integer(attr::ACCT_SESSION_TIME, 77));
+    c.account(&stop).await.expect("stop");
+    let detail = fr.detail();
+    assert_eq!(
+        detail.matches("Acct-Status-Type = Start").count(),
+        1,
+        "{detail}"
+    );
+    assert_eq!(
+        detail.matches("Acct-Status-Type = Stop").count(),
+        1,
+        "{detail}"
+    );
+    assert!(detail.contains("Acct-Input-Octets = 123456"), "{detail}");
+    assert!(detail.contains("Acct-Output-Octets = 654321"), "{detail}");
+    assert!(
+        detail.contains("Acct-Session-Id = \"l2xdp-0001\""),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("NAS-Identifier = \"l2xdp-radius-test\""),
+        "{detail}"
+    );
+}

@@ -17,6 +17,7 @@ use l2xdp_wire::net::frame::{ip_frame, udp_frame, Endpoints};
 use l2xdp_wire::pcap;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::aaa::{AccessOutcome, AccessRequest, RadiusClient};
 use crate::l2tp::{CallParams, L2tpError, Peer, TunnelId};
 use crate::node::{ClientAuth, Node, NodeEvent, SessionRef};
 use crate::socket::{L2tpSocket, LossyShim, MAX_DATAGRAM};
@@ -201,7 +202,16 @@ pub struct Driver {
     shim: Option<LossyShim>,
     capture: Option<Capture>,
     events: Option<mpsc::UnboundedSender<NodeEvent>>,
+    /// Answers [`NodeEvent::AuthRequest`]s (external credentials); without it they fail
+    /// closed at once.
+    radius: Option<RadiusClient>,
+    /// RADIUS answers coming back to the loop: (session, outcome; `None` = no server).
+    auth_tx: mpsc::UnboundedSender<AuthAnswer>,
+    auth_rx: Option<mpsc::UnboundedReceiver<AuthAnswer>>,
 }
+
+/// A RADIUS answer for a session.
+type AuthAnswer = (SessionRef, Option<AccessOutcome>);
 
 impl Driver {
     /// A driver for `node` over `sockets` (at least one).
@@ -210,6 +220,7 @@ impl Driver {
             .iter()
             .map(L2tpSocket::local_addr)
             .collect::<std::io::Result<Vec<_>>>()?;
+        let (auth_tx, auth_rx) = mpsc::unbounded_channel();
         Ok(Driver {
             node,
             sockets: sockets.into_iter().map(Arc::new).collect(),
@@ -218,7 +229,18 @@ impl Driver {
             shim: None,
             capture: None,
             events: None,
+            radius: None,
+            auth_tx,
+            auth_rx: Some(auth_rx),
         })
+    }
+
+    /// Verifies external credentials through `client`: each [`NodeEvent::AuthRequest`] is
+    /// sent by a task of its own (the loop never waits for RADIUS) and its answer handed back
+    /// to [`Node::auth_answer`]. The client bounds how many are outstanding.
+    pub fn with_radius(mut self, client: RadiusClient) -> Self {
+        self.radius = Some(client);
+        self
     }
 
     /// Puts a lossy link on the send path (tests).
@@ -280,6 +302,9 @@ impl Driver {
             }));
         }
         drop(rx_tx);
+        let Some(mut auth_rx) = self.auth_rx.take() else {
+            unreachable!("run is called once, by spawn");
+        };
         // After a flood the tables are shrunk back and the allocator's free memory handed
         // back to the system.
         let mut compact = tokio::time::interval(COMPACT_EVERY);
@@ -307,6 +332,9 @@ impl Driver {
                             Err(_) => break,
                         }
                     }
+                }
+                Some((key, outcome)) = auth_rx.recv() => {
+                    self.node.auth_answer(key, outcome.as_ref(), Instant::now());
                 }
                 _ = tokio::time::sleep_until(deadline) => {
                     self.node.handle_timeout(Instant::now());
@@ -370,6 +398,14 @@ impl Driver {
 
     async fn flush(&mut self) {
         while let Some(ev) = self.node.poll_event() {
+            if let NodeEvent::AuthRequest {
+                tunnel,
+                session,
+                request,
+            } = &ev
+            {
+                self.authenticate((*tunnel, *session), request.as_ref().clone());
+            }
             if let Some(tx) = &self.events {
                 let _ = tx.send(ev);
             }
@@ -384,6 +420,30 @@ impl Driver {
             }
         }
         self.recent.clear();
+    }
+
+    /// Asks the RADIUS client on a task of its own; the answer comes back through `auth_tx`.
+    fn authenticate(&self, key: SessionRef, request: AccessRequest) {
+        let tx = self.auth_tx.clone();
+        let Some(client) = self.radius.clone() else {
+            tracing::error!(
+                tunnel = key.0,
+                session = key.1,
+                "external authentication without a RADIUS client: fails closed"
+            );
+            let _ = tx.send((key, None));
+            return;
+        };
+        tokio::spawn(async move {
+            let outcome = match client.authenticate(&request).await {
+                Ok(o) => Some(o),
+                Err(e) => {
+                    tracing::error!(tunnel = key.0, session = key.1, user = %String::from_utf8_lossy(&request.user), error = %e, "RADIUS authentication failed closed");
+                    None
+                }
+            };
+            let _ = tx.send((key, outcome));
+        });
     }
 
     fn socket_for(&self, peer: Peer) -> Option<usize> {

@@ -39,6 +39,17 @@ pub enum Credential {
     },
 }
 
+impl serde::Serialize for Credential {
+    /// The method only: never the secret material.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(match self {
+            Credential::Pap(_) => "pap",
+            Credential::Chap { .. } => "chap",
+            Credential::MsChapV2 { .. } => "mschapv2",
+        })
+    }
+}
+
 impl std::fmt::Debug for Credential {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never the secret material.
@@ -51,15 +62,21 @@ impl std::fmt::Debug for Credential {
 }
 
 /// An Access-Request for one subscriber.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct AccessRequest {
     /// User-Name: the PAP Peer-ID or CHAP Name.
+    #[serde(serialize_with = "ser_lossy")]
     pub user: Vec<u8>,
-    /// The proof.
+    /// The proof (serialized as its method only).
     pub credential: Credential,
     /// Attributes from the L2TP side (Calling-/Called-Station-Id, tunnel endpoints, ...),
     /// sent as given.
+    #[serde(skip)]
     pub attributes: Vec<Attribute>,
+}
+
+fn ser_lossy<S: serde::Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&String::from_utf8_lossy(b))
 }
 
 impl AccessRequest {

@@ -115,6 +115,13 @@ pub enum NodeEvent {
         peer_ipv4: Option<Ipv4Addr>,
         local_ipv4: Option<Ipv4Addr>,
     },
+    /// External credentials (RADIUS): a subscriber's proof to verify; the answer goes to
+    /// [`Node::auth_answer`] (the driver asks the RADIUS client).
+    AuthRequest {
+        tunnel: TunnelId,
+        session: u32,
+        request: Box<crate::aaa::AccessRequest>,
+    },
     /// Authentication failed (the LNS role).
     AuthFailed {
         tunnel: TunnelId,

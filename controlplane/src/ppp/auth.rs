@@ -6,6 +6,12 @@
 //! period, Max-Configure times in all (RFC 1994 §4.1). Repeated Requests/Responses after a
 //! success are answered again (the Ack/Success was lost, RFC 1334 §2.2.1, RFC 1994 §4.2).
 //!
+//! With external credentials ([`Credentials::external`], RADIUS) the server does not verify
+//! itself: a Request/Response becomes [`AuthResult::Verify`] (the link reports it as
+//! [`super::Event::AuthRequest`]), repeats are discarded while the answer is awaited, and
+//! [`ServerAuth::answer`] sends the Ack/Nak or Success/Failure when it comes (with the
+//! server's Reply-Message as the message, RFC 1334 §2.2.2, RFC 1994 §4.2).
+//!
 //! Client: PAP sends the Authenticate-Request and retransmits it every Restart period until an
 //! Ack or Nak, Max-Configure times (RFC 1334 §2.2.1); CHAP answers every Challenge and, while
 //! no Success or Failure arrives, repeats its Response (the authenticator answers a repeat).
@@ -22,6 +28,7 @@ use super::config::{AuthMethod, PppConfig};
 use super::negotiate::Io;
 use super::users::Credentials;
 use super::{DownReason, Rng};
+use crate::aaa::{AccessOutcome, Credential};
 
 /// What an authentication step decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +41,12 @@ pub(crate) enum AuthResult {
     Failure {
         user: Option<String>,
         reason: DownReason,
+    },
+    /// External credentials: the proof to have verified (the answer goes to
+    /// [`ServerAuth::answer`]).
+    Verify {
+        user: Vec<u8>,
+        credential: Credential,
     },
 }
 
@@ -50,6 +63,9 @@ pub(crate) struct ServerAuth {
     tries_left: u32,
     pub deadline: Option<Instant>,
     verified: bool,
+    /// External credentials: the request whose answer is awaited (PAP: the Request's
+    /// Identifier; CHAP: the Challenge's) and the user.
+    awaiting: Option<(u8, Vec<u8>)>,
 }
 
 impl ServerAuth {
@@ -82,6 +98,108 @@ impl ServerAuth {
         self.method = None;
         self.deadline = None;
         self.verified = false;
+        self.awaiting = None;
+    }
+
+    /// Whether an external answer is awaited.
+    pub fn awaiting(&self) -> bool {
+        self.awaiting.is_some()
+    }
+
+    /// External credentials: a PAP Request or CHAP Response to have verified, unless one is
+    /// already (a repeat is discarded) or the peer was verified (PAP: the Ack is repeated,
+    /// RFC 1334 §2.2.1; CHAP: Success repeated, RFC 1994 §4.2).
+    fn verify(
+        &mut self,
+        identifier: u8,
+        user: Vec<u8>,
+        credential: Credential,
+        io: &mut Io,
+    ) -> AuthResult {
+        if self.verified {
+            let body = match self.method {
+                Some(AuthMethod::Pap) => PppBody::Pap(PapPacket {
+                    identifier,
+                    body: PapBody::AuthenticateAck {
+                        message: b"Login ok".to_vec(),
+                    },
+                }),
+                _ => PppBody::Chap(ChapPacket {
+                    identifier,
+                    body: ChapBody::Success {
+                        message: b"Welcome".to_vec(),
+                    },
+                }),
+            };
+            io.send_body(body);
+            return AuthResult::Pending;
+        }
+        if self.awaiting.is_some() {
+            io.counters.discarded += 1;
+            return AuthResult::Pending;
+        }
+        self.awaiting = Some((identifier, user.clone()));
+        AuthResult::Verify { user, credential }
+    }
+
+    /// The external answer (`None`: no server answered, the authentication fails closed):
+    /// answers the peer and reports the result.
+    pub fn answer(&mut self, outcome: Option<&AccessOutcome>, io: &mut Io) -> AuthResult {
+        let Some((identifier, user)) = self.awaiting.take() else {
+            return AuthResult::Pending;
+        };
+        let (ok, message, ipv4) = match outcome {
+            Some(AccessOutcome::Accept(a)) => (
+                true,
+                match (&a.ms_chap2_success, &a.reply_message) {
+                    (_, Some(m)) => m.clone().into_bytes(),
+                    _ => b"Welcome".to_vec(),
+                },
+                a.framed_ip,
+            ),
+            Some(AccessOutcome::Reject { reply_message }) => (
+                false,
+                reply_message
+                    .clone()
+                    .unwrap_or_else(|| "Authentication failed".into())
+                    .into_bytes(),
+                None,
+            ),
+            Some(AccessOutcome::Challenge) => (false, b"Authentication failed".to_vec(), None),
+            None => (false, b"Authentication service unavailable".to_vec(), None),
+        };
+        let body = match self.method {
+            Some(AuthMethod::Pap) => PppBody::Pap(PapPacket {
+                identifier,
+                body: if ok {
+                    PapBody::AuthenticateAck { message }
+                } else {
+                    PapBody::AuthenticateNak { message }
+                },
+            }),
+            _ => PppBody::Chap(ChapPacket {
+                identifier,
+                body: if ok {
+                    ChapBody::Success { message }
+                } else {
+                    ChapBody::Failure { message }
+                },
+            }),
+        };
+        io.send_body(body);
+        self.deadline = None;
+        if ok {
+            self.verified = true;
+            AuthResult::Success {
+                user: Some(name(&user)),
+                ipv4,
+            }
+        } else {
+            AuthResult::Failure {
+                user: Some(name(&user)),
+                reason: DownReason::AuthFailed,
+            }
+        }
     }
 
     fn send_challenge(&self, cfg: &PppConfig, io: &mut Io) {
@@ -100,6 +218,14 @@ impl ServerAuth {
             _ => return AuthResult::Pending,
         }
         self.deadline = None;
+        if self.awaiting.is_some() {
+            // The external answer did not come within `auth_timeout`.
+            self.awaiting = None;
+            return AuthResult::Failure {
+                user: None,
+                reason: DownReason::AuthTimeout,
+            };
+        }
         if self.method == Some(AuthMethod::Chap) && self.tries_left > 0 {
             self.tries_left -= 1;
             self.deadline = Some(now + cfg.restart());
@@ -120,6 +246,9 @@ impl ServerAuth {
         if self.method != Some(AuthMethod::Pap) {
             io.counters.discarded += 1;
             return AuthResult::Pending;
+        }
+        if creds.external() {
+            return self.verify(pkt.identifier, peer_id, Credential::Pap(password), io);
         }
         let entry = creds
             .lookup(&peer_id)
@@ -168,6 +297,18 @@ impl ServerAuth {
             // RFC 1994 §4.1: a Response must answer the current Challenge.
             io.counters.discarded += 1;
             return AuthResult::Pending;
+        }
+        if creds.external() {
+            let Ok(response) = <[u8; 16]>::try_from(value.as_slice()) else {
+                io.counters.discarded += 1;
+                return AuthResult::Pending;
+            };
+            let credential = Credential::Chap {
+                identifier: self.id,
+                challenge: self.challenge.to_vec(),
+                response,
+            };
+            return self.verify(self.id, user, credential, io);
         }
         let entry = creds
             .lookup(&user)

@@ -1044,3 +1044,6 @@ fn defaults_send_no_ipv6cp_and_ask_no_dns() {
         }
     }
 }
+
+#[path = "tests_external.rs"]
+mod external;

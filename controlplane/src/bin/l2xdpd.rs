@@ -144,7 +144,18 @@ async fn run(path: PathBuf, cfg: DaemonConfig) -> Result<(), Box<dyn std::error:
         None => None,
     };
     let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
-    let driver = Driver::new(node, sockets)?.with_events(events_tx);
+    let mut driver = Driver::new(node, sockets)?.with_events(events_tx);
+    if let Some(r) = &cfg.radius {
+        // Request Authenticators from a CSPRNG of their own, keyed from the OS as the node's.
+        let random = l2xdp_controlplane::random::Random::from_os()?;
+        let client = l2xdp_controlplane::aaa::RadiusClient::new(r.client_config(), random)
+            .await
+            .map_err(|e| format!("radius: {e}"))?;
+        for s in client.servers() {
+            tracing::info!(auth = %s.auth, acct = %s.acct, priority = s.priority, "RADIUS server");
+        }
+        driver = driver.with_radius(client);
+    }
     for a in driver.local_addrs() {
         tracing::info!(%a, "listening");
     }

@@ -11,7 +11,11 @@
 //! - a tampering relay in front of FreeRADIUS (wrong authenticator, wrong identifier,
 //!   truncated, Message-Authenticator removed): each of FreeRADIUS's real answers, altered, is
 //!   dropped and counted, never accepted, and the unaltered one after them is;
-//! - accounting Start and Stop recorded in FreeRADIUS's detail file.
+//! - accounting Start and Stop recorded in FreeRADIUS's detail file;
+//! - end to end, `l2xdpd` with `[radius]` and the LAC emulator's subscribers: PAP and CHAP
+//!   accepted (the Framed-IP-Address is the subscriber's address, Session-Timeout ends the
+//!   session) and rejected (the LAC sees the authentication fail), and with the only server
+//!   down a login fails closed.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -84,13 +88,18 @@ impl FreeRadius {
     /// Starts one; `message_authenticator`: whether its answers carry one (FreeRADIUS 3.2.1
     /// adds it only when told to, in post-auth).
     fn start(tag: &str, message_authenticator: bool) -> FreeRadius {
+        Self::start_with(tag, message_authenticator, USERS)
+    }
+
+    /// [`start`](Self::start) with another users file.
+    fn start_with(tag: &str, message_authenticator: bool, users: &str) -> FreeRadius {
         let bin = freeradius_binary();
         let dir = Scratch::plain(&format!("radius-{tag}"));
         let d = &dir.dir;
         for sub in ["run", "log", "acct"] {
             std::fs::create_dir_all(d.join(sub)).expect("mkdir");
         }
-        std::fs::write(d.join("users"), USERS).expect("users");
+        std::fs::write(d.join("users"), users).expect("users");
         let (ap, cp) = two_free_ports();
         let ma = if message_authenticator {
             "update reply {\n\t\t\tMessage-Authenticator := 0x00\n\t\t}"
@@ -575,4 +584,204 @@ async fn accounting_start_and_stop_reach_the_detail_file() {
         detail.contains("NAS-Identifier = \"l2xdp-radius-test\""),
         "{detail}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// l2xdpd with [radius], the LAC emulator's subscribers (user<n>/pw<n>).
+
+use l2xdp_controlplane::l2tp::Peer;
+use l2xdp_controlplane::node::{Node, NodeEvent};
+use l2xdp_dataplane::MemoryDataPlane;
+use l2xdp_lab::cp::l2xdpd::{self, free_udp_port, L2xdpd, Placement};
+use l2xdp_tests::cp::{is_down, lac_config, open_user_session, spawn_lac, wait_for};
+use l2xdp_wire::l2tp::header::Version;
+
+/// Bounds a hung run only.
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// user0 is accepted with a fixed address and a 3 s Session-Timeout; user1's password at
+/// FreeRADIUS is not the LAC's (rejected); user2 is accepted without an address (the pool).
+const LAC_USERS: &str = r#"user0	Cleartext-Password := "pw0"
+	Framed-IP-Address = 100.64.9.50,
+	Session-Timeout = 3
+
+user1	Cleartext-Password := "not-pw1"
+
+user2	Cleartext-Password := "pw2"
+"#;
+
+fn start_l2xdpd(dir: &Path, port: u16, auth: &str, servers: &[SocketAddr]) -> L2xdpd {
+    let mut base = format!(
+        r#"[ppp]
+auth = ["{auth}"]
+
+[ppp.ipcp]
+local_address = "100.64.0.1"
+pool = ["100.64.0.0/24"]
+
+[radius]
+timeout_ms = 300
+tries = 2
+nas_identifier = "l2xdpd-under-test"
+"#
+    );
+    for s in servers {
+        base.push_str(&format!(
+            "\n[[radius.server]]\naddress = \"{}\"\nauth_port = {}\nacct_port = {}\nsecret = \"{SECRET}\"\n",
+            s.ip(),
+            s.port(),
+            s.port() + 1
+        ));
+    }
+    let files = l2xdpd::write_config(
+        dir,
+        Path::new("radius.toml"),
+        &base,
+        Placement::memory(SocketAddr::from(([127, 0, 0, 1], port))),
+        0,
+    )
+    .expect("config");
+    L2xdpd::start(
+        None,
+        l2xdp_lab::workspace_binary("l2xdpd").as_path(),
+        &files,
+        Some(&dir.join("l2xdpd.log")),
+    )
+}
+
+/// A LAC with one tunnel up to `port`.
+async fn lac_tunnel(
+    port: u16,
+) -> (
+    l2xdp_controlplane::driver::Handle,
+    tokio::sync::mpsc::UnboundedReceiver<NodeEvent>,
+    l2xdp_controlplane::l2tp::TunnelId,
+) {
+    let node = Node::new(lac_config(false), Box::new(MemoryDataPlane::new()));
+    let (handle, mut events, _task) = spawn_lac(node);
+    let peer = Peer::udp(SocketAddr::from(([127, 0, 0, 1], port)));
+    let t = handle
+        .open_tunnel(peer, Version::V2)
+        .await
+        .expect("running")
+        .expect("open tunnel");
+    wait_for(
+        LIMIT,
+        &mut events,
+        1,
+        "tunnel up",
+        |e| matches!(e, NodeEvent::TunnelUp { .. }),
+        is_down,
+    )
+    .await;
+    (handle, events, t)
+}
+
+async fn through_l2xdpd(auth: &str) {
+    let fr = FreeRadius::start_with(&format!("l2xdpd-{auth}"), true, LAC_USERS);
+    let dir = Scratch::plain(&format!("radius-l2xdpd-{auth}"));
+    let port = free_udp_port().expect("port");
+    let _daemon = start_l2xdpd(&dir.dir, port, auth, &[fr.auth]);
+    let (handle, mut events, t) = lac_tunnel(port).await;
+
+    // user0: accepted, the address from Framed-IP-Address.
+    open_user_session(&handle, t, 0).await;
+    let up = wait_for(
+        LIMIT,
+        &mut events,
+        1,
+        "user0 up",
+        |e| matches!(e, NodeEvent::PppUp { .. }),
+        is_down,
+    )
+    .await;
+    let NodeEvent::PppUp {
+        local_ipv4, user, ..
+    } = &up[0]
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        *local_ipv4,
+        Some(Ipv4Addr::new(100, 64, 9, 50)),
+        "{auth}: Framed-IP-Address"
+    );
+    assert_eq!(user.as_deref(), Some("user0"));
+    // user2: accepted, an address from the pool.
+    open_user_session(&handle, t, 2).await;
+    let up = wait_for(
+        LIMIT,
+        &mut events,
+        1,
+        "user2 up",
+        |e| matches!(e, NodeEvent::PppUp { .. }),
+        |e| matches!(e, NodeEvent::AuthFailed { .. }),
+    )
+    .await;
+    let NodeEvent::PppUp { local_ipv4, .. } = &up[0] else {
+        unreachable!()
+    };
+    let ip = local_ipv4.expect("an address");
+    assert!(
+        ip.octets()[..3] == [100, 64, 0],
+        "{auth}: {ip} from the pool"
+    );
+    // user0's Session-Timeout (3 s) ends its session, from the LNS.
+    wait_for(
+        LIMIT,
+        &mut events,
+        1,
+        "user0's session timed out",
+        |e| matches!(e, NodeEvent::SessionDown { .. }),
+        |e| matches!(e, NodeEvent::AuthFailed { .. }),
+    )
+    .await;
+    // user1: rejected by FreeRADIUS; the LAC's PPP sees the authentication fail.
+    open_user_session(&handle, t, 1).await;
+    let failed = wait_for(
+        LIMIT,
+        &mut events,
+        1,
+        "user1 rejected",
+        |e| matches!(e, NodeEvent::AuthFailed { .. }),
+        |e| matches!(e, NodeEvent::PppUp { .. }),
+    )
+    .await;
+    assert!(
+        matches!(&failed[0], NodeEvent::AuthFailed { user: Some(u), .. } if u == "user1"),
+        "{failed:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn l2xdpd_pap_through_freeradius() {
+    through_l2xdpd("pap").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn l2xdpd_chap_through_freeradius() {
+    through_l2xdpd("chap").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn l2xdpd_fails_closed_when_no_server_answers() {
+    let fr = FreeRadius::start_with("l2xdpd-down", true, LAC_USERS);
+    let down = fr.auth;
+    drop(fr);
+    let dir = Scratch::plain("radius-l2xdpd-down");
+    let port = free_udp_port().expect("port");
+    let _daemon = start_l2xdpd(&dir.dir, port, "pap", &[down]);
+    let (handle, mut events, t) = lac_tunnel(port).await;
+    open_user_session(&handle, t, 0).await;
+    wait_for(
+        LIMIT,
+        &mut events,
+        1,
+        "user0 refused",
+        |e| matches!(e, NodeEvent::AuthFailed { .. }),
+        |e| matches!(e, NodeEvent::PppUp { .. }),
+    )
+    .await;
+    let log = std::fs::read_to_string(dir.dir.join("l2xdpd.log")).unwrap_or_default();
+    assert!(log.contains("no RADIUS server answered"), "{log}");
 }

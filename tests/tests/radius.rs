@@ -14,8 +14,9 @@
 //! - accounting Start and Stop recorded in FreeRADIUS's detail file;
 //! - end to end, `l2xdpd` with `[radius]` and the LAC emulator's subscribers: PAP and CHAP
 //!   accepted (the Framed-IP-Address is the subscriber's address, Session-Timeout ends the
-//!   session) and rejected (the LAC sees the authentication fail), and with the only server
-//!   down a login fails closed.
+//!   session) and rejected (the LAC sees the authentication fail), MS-CHAP-V2 the same way
+//!   (the LAC checks FreeRADIUS's Authenticator Response) and against the users file, and
+//!   with the only server down a login fails closed.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -591,6 +592,7 @@ async fn accounting_start_and_stop_reach_the_detail_file() {
 
 use l2xdp_controlplane::l2tp::Peer;
 use l2xdp_controlplane::node::{Node, NodeEvent};
+use l2xdp_controlplane::ppp::{AuthMethod, PppConfig};
 use l2xdp_dataplane::MemoryDataPlane;
 use l2xdp_lab::cp::l2xdpd::{self, free_udp_port, L2xdpd, Placement};
 use l2xdp_tests::cp::{is_down, lac_config, open_user_session, spawn_lac, wait_for};
@@ -610,6 +612,8 @@ user1	Cleartext-Password := "not-pw1"
 user2	Cleartext-Password := "pw2"
 "#;
 
+/// l2xdpd asking for `auth`, with `[radius]` on `servers`, or (none) the users file of 3
+/// users (user<n>/pw<n>).
 fn start_l2xdpd(dir: &Path, port: u16, auth: &str, servers: &[SocketAddr]) -> L2xdpd {
     let mut base = format!(
         r#"[ppp]
@@ -618,13 +622,13 @@ auth = ["{auth}"]
 [ppp.ipcp]
 local_address = "100.64.0.1"
 pool = ["100.64.0.0/24"]
-
-[radius]
-timeout_ms = 300
-tries = 2
-nas_identifier = "l2xdpd-under-test"
 "#
     );
+    if !servers.is_empty() {
+        base.push_str(
+            "\n[radius]\ntimeout_ms = 300\ntries = 2\nnas_identifier = \"l2xdpd-under-test\"\n",
+        );
+    }
     for s in servers {
         base.push_str(&format!(
             "\n[[radius.server]]\naddress = \"{}\"\nauth_port = {}\nacct_port = {}\nsecret = \"{SECRET}\"\n",
@@ -638,7 +642,7 @@ nas_identifier = "l2xdpd-under-test"
         Path::new("radius.toml"),
         &base,
         Placement::memory(SocketAddr::from(([127, 0, 0, 1], port))),
-        0,
+        if servers.is_empty() { 3 } else { 0 },
     )
     .expect("config");
     L2xdpd::start(
@@ -657,7 +661,13 @@ async fn lac_tunnel(
     tokio::sync::mpsc::UnboundedReceiver<NodeEvent>,
     l2xdp_controlplane::l2tp::TunnelId,
 ) {
-    let node = Node::new(lac_config(false), Box::new(MemoryDataPlane::new()));
+    // The subscribers agree to MS-CHAP-V2 as well as CHAP and PAP.
+    let mut cfg = lac_config(false);
+    cfg.ppp = std::sync::Arc::new(PppConfig {
+        auth: vec![AuthMethod::MsChapV2, AuthMethod::Chap, AuthMethod::Pap],
+        ..PppConfig::default()
+    });
+    let node = Node::new(cfg, Box::new(MemoryDataPlane::new()));
     let (handle, mut events, _task) = spawn_lac(node);
     let peer = Peer::udp(SocketAddr::from(([127, 0, 0, 1], port)));
     let t = handle
@@ -761,6 +771,46 @@ async fn l2xdpd_pap_through_freeradius() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn l2xdpd_chap_through_freeradius() {
     through_l2xdpd("chap").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn l2xdpd_mschapv2_through_freeradius() {
+    through_l2xdpd("mschapv2").await;
+}
+
+/// MS-CHAP-V2 without RADIUS: the users file (user<n>/pw<n>); user0 up, a wrong password
+/// (the LAC's user1 with user0's password is not possible here: a user the file lacks) fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn l2xdpd_mschapv2_against_the_users_file() {
+    let dir = Scratch::plain("radius-l2xdpd-mschap-local");
+    let port = free_udp_port().expect("port");
+    let _daemon = start_l2xdpd(&dir.dir, port, "mschapv2", &[]);
+    let (handle, mut events, t) = lac_tunnel(port).await;
+    open_user_session(&handle, t, 0).await;
+    let up = wait_for(
+        LIMIT,
+        &mut events,
+        1,
+        "user0 up",
+        |e| matches!(e, NodeEvent::PppUp { .. }),
+        is_down,
+    )
+    .await;
+    let NodeEvent::PppUp { user, .. } = &up[0] else {
+        unreachable!()
+    };
+    assert_eq!(user.as_deref(), Some("user0"));
+    // user5 is not in the file (3 users): refused.
+    open_user_session(&handle, t, 5).await;
+    wait_for(
+        LIMIT,
+        &mut events,
+        1,
+        "user5 refused",
+        |e| matches!(e, NodeEvent::AuthFailed { .. }),
+        |e| matches!(e, NodeEvent::PppUp { .. }),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -150,3 +150,153 @@ fn no_answer_fails_closed() {
         reason: DownReason::AuthTimeout
     }));
 }
+
+fn mschap_client() -> PppConfig {
+    let mut c = client_config();
+    c.auth = vec![AuthMethod::MsChapV2];
+    c
+}
+
+#[test]
+fn mschapv2_against_the_users_file() {
+    // alice/s3cret: up; the client checked the server's Authenticator Response.
+    let mut p = Pair::new(
+        server_config(AuthMethod::MsChapV2),
+        mschap_client(),
+        "alice",
+        "s3cret",
+    );
+    p.run_to_up();
+    assert_eq!(up_of(&p.s_events)[0].user.as_deref(), Some("alice"));
+    // A wrong password: Failure with E=691, both sides fail.
+    let mut p = Pair::new(
+        server_config(AuthMethod::MsChapV2),
+        mschap_client(),
+        "alice",
+        "wrong",
+    );
+    p.run(Duration::from_secs(60), |p| {
+        p.c_events
+            .iter()
+            .any(|e| matches!(e, Event::AuthFailed { .. }))
+    });
+    assert!(p.s_events.contains(&Event::AuthFailed {
+        user: Some("alice".into())
+    }));
+    assert!(
+        p.log
+            .iter()
+            .any(|l| l.starts_with("S>C") && l.contains(&hex(b"E=691 R=0 C="))),
+        "{:?}",
+        p.log
+    );
+    assert!(!p.c.is_up());
+}
+
+/// What a RADIUS server (FreeRADIUS) answers to an MS-CHAP-V2 Access-Request for
+/// `password`: MS-CHAP2-Success, the Ident then the Authenticator Response.
+fn radius_mschap_accept(cred: &Credential, user: &str, password: &str) -> AccessOutcome {
+    let Credential::MsChapV2 {
+        identifier,
+        challenge,
+        peer_challenge,
+        nt_response,
+    } = cred
+    else {
+        panic!("an MS-CHAP-V2 credential: {cred:?}");
+    };
+    assert!(l2xdp_wire::ppp::mschapv2::verify_nt_response(
+        challenge,
+        peer_challenge,
+        user.as_bytes(),
+        password.as_bytes(),
+        nt_response
+    ));
+    let s = l2xdp_wire::ppp::mschapv2::authenticator_response(
+        password.as_bytes(),
+        nt_response,
+        peer_challenge,
+        challenge,
+        user.as_bytes(),
+    );
+    let mut success = vec![*identifier];
+    success.extend_from_slice(s.as_bytes());
+    AccessOutcome::Accept(AccessAccept {
+        ms_chap2_success: Some(success),
+        ..AccessAccept::default()
+    })
+}
+
+#[test]
+fn mschapv2_through_radius_and_the_authenticator_response_checked() {
+    let mut p = external_pair(AuthMethod::MsChapV2);
+    p.c = Link::client(
+        Arc::new(mschap_client()),
+        "alice",
+        b"s3cret",
+        Random::seeded(C_SEED),
+        p.now,
+    );
+    let (_, cred) = asked(&mut p);
+    let now = p.now;
+    p.s.auth_answer(Some(&radius_mschap_accept(&cred, "alice", "s3cret")), now);
+    p.run_to_up();
+    // A server that does not know the password (its Authenticator Response is for another):
+    // the client refuses it (RFC 2759 §5).
+    let mut p = external_pair(AuthMethod::MsChapV2);
+    p.c = Link::client(
+        Arc::new(mschap_client()),
+        "alice",
+        b"s3cret",
+        Random::seeded(C_SEED),
+        p.now,
+    );
+    let (_, cred) = asked(&mut p);
+    let Credential::MsChapV2 {
+        identifier,
+        challenge,
+        peer_challenge,
+        ..
+    } = cred.clone()
+    else {
+        panic!("{cred:?}");
+    };
+    let forged_nt =
+        l2xdp_wire::ppp::mschapv2::nt_response(&challenge, &peer_challenge, b"alice", b"guess");
+    let forged = radius_mschap_accept(
+        &Credential::MsChapV2 {
+            identifier,
+            challenge,
+            peer_challenge,
+            nt_response: forged_nt,
+        },
+        "alice",
+        "guess",
+    );
+    let now = p.now;
+    p.s.auth_answer(Some(&forged), now);
+    p.run(Duration::from_secs(60), |p| {
+        p.c_events
+            .iter()
+            .any(|e| matches!(e, Event::AuthFailed { .. }))
+    });
+    assert!(!p.c.is_up(), "the client refused the forged Success");
+    // An Accept without MS-CHAP2-Success is refused by the LNS.
+    let mut p = external_pair(AuthMethod::MsChapV2);
+    p.c = Link::client(
+        Arc::new(mschap_client()),
+        "alice",
+        b"s3cret",
+        Random::seeded(C_SEED),
+        p.now,
+    );
+    asked(&mut p);
+    let now = p.now;
+    p.s.auth_answer(Some(&AccessOutcome::Accept(AccessAccept::default())), now);
+    p.run(Duration::from_secs(60), |p| {
+        p.s_events.iter().any(|e| matches!(e, Event::Down { .. }))
+    });
+    assert!(p.s_events.contains(&Event::Down {
+        reason: DownReason::AuthFailed
+    }));
+}

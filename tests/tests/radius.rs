@@ -615,6 +615,17 @@ user2	Cleartext-Password := "pw2"
 /// l2xdpd asking for `auth`, with `[radius]` on `servers`, or (none) the users file of 3
 /// users (user<n>/pw<n>).
 fn start_l2xdpd(dir: &Path, port: u16, auth: &str, servers: &[SocketAddr]) -> L2xdpd {
+    start_l2xdpd_with(dir, port, auth, servers, "")
+}
+
+/// [`start_l2xdpd`] with `extra` configuration text (other sections) added.
+fn start_l2xdpd_with(
+    dir: &Path,
+    port: u16,
+    auth: &str,
+    servers: &[SocketAddr],
+    extra: &str,
+) -> L2xdpd {
     let mut base = format!(
         r#"[ppp]
 auth = ["{auth}"]
@@ -622,6 +633,7 @@ auth = ["{auth}"]
 [ppp.ipcp]
 local_address = "100.64.0.1"
 pool = ["100.64.0.0/24"]
+{extra}
 "#
     );
     if !servers.is_empty() {
@@ -820,7 +832,16 @@ async fn l2xdpd_fails_closed_when_no_server_answers() {
     drop(fr);
     let dir = Scratch::plain("radius-l2xdpd-down");
     let port = free_udp_port().expect("port");
-    let _daemon = start_l2xdpd(&dir.dir, port, "pap", &[down]);
+    let metrics = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free TCP port");
+    let _daemon = start_l2xdpd_with(
+        &dir.dir,
+        port,
+        "pap",
+        &[down],
+        &format!("\n[metrics]\nlisten = \"{metrics}\"\n"),
+    );
     let (handle, mut events, t) = lac_tunnel(port).await;
     open_user_session(&handle, t, 0).await;
     wait_for(
@@ -834,4 +855,28 @@ async fn l2xdpd_fails_closed_when_no_server_answers() {
     .await;
     let log = std::fs::read_to_string(dir.dir.join("l2xdpd.log")).unwrap_or_default();
     assert!(log.contains("no RADIUS server answered"), "{log}");
+    // The metric says so too, and the server is marked dead.
+    let text = scrape(metrics);
+    assert!(text.contains("\nl2xdp_radius_outages_total 1\n"), "{text}");
+    assert!(
+        text.contains(&format!("l2xdp_radius_server_up{{server=\"{down}\"}} 0\n")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "l2xdp_radius_timeouts_total{{server=\"{down}\"}} 1\n"
+        )),
+        "{text}"
+    );
+}
+
+/// `GET /metrics` from l2xdpd's endpoint.
+fn scrape(at: SocketAddr) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(at).expect("metrics endpoint");
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("request");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("reply");
+    out
 }

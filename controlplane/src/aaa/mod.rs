@@ -9,7 +9,8 @@
 //!   and counted ([`DropCounters`]).
 //! - [`request`]: what an authentication asks ([`AccessRequest`]: PAP, CHAP-MD5, MS-CHAPv2
 //!   and the L2TP-side attributes) and what an Access-Accept grants ([`AccessAccept`]).
-//! - [`config`]: the servers, secrets, timeouts and NAS identity.
+//! - [`config`]: the servers, secrets, timeouts and NAS identity (`[radius]`).
+//! - [`metrics`]: its Prometheus series.
 //!
 //! Wire format and cryptography are `l2xdp_wire::radius`; Request Authenticators come from the
 //! node's CSPRNG ([`crate::random::Random`], RFC 2865 §3: "SHOULD exhibit global and temporal
@@ -17,6 +18,7 @@
 
 pub mod client;
 pub mod config;
+pub mod metrics;
 pub mod request;
 
 #[cfg(test)]

@@ -8,11 +8,14 @@ use crate::metrics::{Exposition, Kind};
 
 use super::client::RadiusClient;
 
+/// One per-server family: name, type, help, and the value of a server.
+type Family = (&'static str, Kind, &'static str, fn(&super::ServerStatus) -> f64);
+
 /// The series, as exposition text.
 pub fn render(client: &RadiusClient) -> String {
     let mut e = Exposition::default();
     let servers = client.servers();
-    let per_server: [(&str, Kind, &str, fn(&super::ServerStatus) -> f64); 7] = [
+    let per_server: [Family; 7] = [
         (
             "l2xdp_radius_server_up",
             Kind::Gauge,

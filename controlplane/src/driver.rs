@@ -406,6 +406,14 @@ impl Driver {
             {
                 self.authenticate((*tunnel, *session), request.as_ref().clone());
             }
+            if let NodeEvent::Accounting {
+                tunnel,
+                session,
+                attributes,
+            } = &ev
+            {
+                self.account((*tunnel, *session), attributes.clone());
+            }
             if let Some(tx) = &self.events {
                 let _ = tx.send(ev);
             }
@@ -443,6 +451,19 @@ impl Driver {
                 }
             };
             let _ = tx.send((key, outcome));
+        });
+    }
+
+    /// Sends an Accounting-Request on a task of its own (RFC 2866). One that no server
+    /// acknowledged is logged (not kept for a retry).
+    fn account(&self, key: SessionRef, attributes: Vec<l2xdp_wire::radius::Attribute>) {
+        let Some(client) = self.radius.clone() else {
+            return;
+        };
+        tokio::spawn(async move {
+            if let Err(e) = client.account(&attributes).await {
+                tracing::error!(tunnel = key.0, session = key.1, error = %e, "RADIUS accounting record lost");
+            }
         });
     }
 

@@ -605,7 +605,8 @@ const LIMIT: Duration = Duration::from_secs(60);
 /// FreeRADIUS is not the LAC's (rejected); user2 is accepted without an address (the pool).
 const LAC_USERS: &str = r#"user0	Cleartext-Password := "pw0"
 	Framed-IP-Address = 100.64.9.50,
-	Session-Timeout = 3
+	Session-Timeout = 3,
+	Class = "plan-x"
 
 user1	Cleartext-Password := "not-pw1"
 
@@ -614,7 +615,7 @@ user2	Cleartext-Password := "pw2"
 
 /// l2xdpd asking for `auth`, with `[radius]` on `servers`, or (none) the users file of 3
 /// users (user<n>/pw<n>).
-fn start_l2xdpd(dir: &Path, port: u16, auth: &str, servers: &[SocketAddr]) -> L2xdpd {
+fn start_l2xdpd(dir: &Path, port: u16, auth: &str, servers: &[(SocketAddr, SocketAddr)]) -> L2xdpd {
     start_l2xdpd_with(dir, port, auth, servers, "")
 }
 
@@ -623,7 +624,7 @@ fn start_l2xdpd_with(
     dir: &Path,
     port: u16,
     auth: &str,
-    servers: &[SocketAddr],
+    servers: &[(SocketAddr, SocketAddr)],
     extra: &str,
 ) -> L2xdpd {
     let mut base = format!(
@@ -641,12 +642,12 @@ pool = ["100.64.0.0/24"]
             "\n[radius]\ntimeout_ms = 300\ntries = 2\nnas_identifier = \"l2xdpd-under-test\"\n",
         );
     }
-    for s in servers {
+    for (auth, acct) in servers {
         base.push_str(&format!(
             "\n[[radius.server]]\naddress = \"{}\"\nauth_port = {}\nacct_port = {}\nsecret = \"{SECRET}\"\n",
-            s.ip(),
-            s.port(),
-            s.port() + 1
+            auth.ip(),
+            auth.port(),
+            acct.port()
         ));
     }
     let files = l2xdpd::write_config(
@@ -703,7 +704,7 @@ async fn through_l2xdpd(auth: &str) {
     let fr = FreeRadius::start_with(&format!("l2xdpd-{auth}"), true, LAC_USERS);
     let dir = Scratch::plain(&format!("radius-l2xdpd-{auth}"));
     let port = free_udp_port().expect("port");
-    let _daemon = start_l2xdpd(&dir.dir, port, auth, &[fr.auth]);
+    let _daemon = start_l2xdpd(&dir.dir, port, auth, &[(fr.auth, fr.acct)]);
     let (handle, mut events, t) = lac_tunnel(port).await;
 
     // user0: accepted, the address from Framed-IP-Address.
@@ -758,6 +759,60 @@ async fn through_l2xdpd(auth: &str) {
         |e| matches!(e, NodeEvent::AuthFailed { .. }),
     )
     .await;
+    // Its accounting: one Start, one Stop (Session-Timeout), the Class echoed, at FreeRADIUS
+    // (bounded wait: the Stop is sent as the session goes).
+    let limit = Instant::now() + LIMIT;
+    while !fr.detail().contains("Acct-Status-Type = Stop") {
+        assert!(
+            Instant::now() < limit,
+            "no Stop at FreeRADIUS:\n{}",
+            fr.detail()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let detail = fr.detail();
+    assert_eq!(
+        detail.matches("Acct-Status-Type = Start").count(),
+        2,
+        "user0 and user2:\n{detail}"
+    );
+    assert_eq!(
+        detail.matches("Acct-Status-Type = Stop").count(),
+        1,
+        "{detail}"
+    );
+    assert!(
+        detail.contains("Acct-Terminate-Cause = Session-Timeout"),
+        "{detail}"
+    );
+    assert_eq!(
+        detail.matches("User-Name = \"user0\"").count(),
+        2,
+        "{detail}"
+    );
+    assert_eq!(
+        detail.matches("Class = 0x706c616e2d78").count(),
+        2,
+        "Class echoed:\n{detail}"
+    );
+    assert!(
+        detail.contains("Framed-IP-Address = 100.64.9.50"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("NAS-Identifier = \"l2xdpd-under-test\""),
+        "{detail}"
+    );
+    // One Acct-Session-Id for user0's Start and Stop.
+    let ids: std::collections::HashSet<&str> = detail
+        .lines()
+        .filter(|l| l.contains("Acct-Session-Id"))
+        .collect();
+    assert_eq!(
+        ids.len(),
+        2,
+        "user0's (Start and Stop) and user2's:\n{detail}"
+    );
     // user1: rejected by FreeRADIUS; the LAC's PPP sees the authentication fail.
     open_user_session(&handle, t, 1).await;
     let failed = wait_for(
@@ -828,7 +883,7 @@ async fn l2xdpd_mschapv2_against_the_users_file() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn l2xdpd_fails_closed_when_no_server_answers() {
     let fr = FreeRadius::start_with("l2xdpd-down", true, LAC_USERS);
-    let down = fr.auth;
+    let (down, down_acct) = (fr.auth, fr.acct);
     drop(fr);
     let dir = Scratch::plain("radius-l2xdpd-down");
     let port = free_udp_port().expect("port");
@@ -839,7 +894,7 @@ async fn l2xdpd_fails_closed_when_no_server_answers() {
         &dir.dir,
         port,
         "pap",
-        &[down],
+        &[(down, down_acct)],
         &format!("\n[metrics]\nlisten = \"{metrics}\"\n"),
     );
     let (handle, mut events, t) = lac_tunnel(port).await;

@@ -9,7 +9,12 @@ use crate::metrics::{Exposition, Kind};
 use super::client::RadiusClient;
 
 /// One per-server family: name, type, help, and the value of a server.
-type Family = (&'static str, Kind, &'static str, fn(&super::ServerStatus) -> f64);
+type Family = (
+    &'static str,
+    Kind,
+    &'static str,
+    fn(&super::ServerStatus) -> f64,
+);
 
 /// The series, as exposition text.
 pub fn render(client: &RadiusClient) -> String {

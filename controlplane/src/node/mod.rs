@@ -38,6 +38,7 @@
 //!
 //! [`LinkState`]: crate::ppp::LinkState
 
+mod accounting;
 mod fastpath;
 mod ppp;
 mod recovery;
@@ -122,6 +123,13 @@ pub enum NodeEvent {
         session: u32,
         request: Box<crate::aaa::AccessRequest>,
     },
+    /// RADIUS accounting (RFC 2866): an Accounting-Request's attributes (Start or Stop) for
+    /// the driver to send.
+    Accounting {
+        tunnel: TunnelId,
+        session: u32,
+        attributes: Vec<l2xdp_wire::radius::Attribute>,
+    },
     /// Authentication failed (the LNS role).
     AuthFailed {
         tunnel: TunnelId,
@@ -204,6 +212,8 @@ pub struct Node {
     events: VecDeque<NodeEvent>,
     counters: NodeCounters,
     store: Option<Box<dyn StateStore + Send>>,
+    /// RADIUS accounting of the sessions authenticated by RADIUS (`accounting.rs`).
+    acct: HashMap<SessionRef, accounting::AcctState>,
     /// Store operations applied and not committed yet.
     uncommitted: bool,
     /// Restored sessions whose fast-path entry was missing, installed once their tunnel is
@@ -234,6 +244,7 @@ impl Node {
             events: VecDeque::new(),
             counters: NodeCounters::default(),
             store: None,
+            acct: HashMap::new(),
             uncommitted: false,
             deferred_installs: HashMap::new(),
             recoveries: std::collections::BTreeMap::new(),
@@ -600,6 +611,9 @@ impl Node {
                 self.deferred_installs.remove(&key);
                 self.forget_deadline(key);
                 if let Some(st) = self.sessions.remove(&key) {
+                    // The call went before PPP said so (CDN, tunnel down): accounting stops
+                    // here, with the counters of the entry about to go.
+                    self.acct_stop(key, &st.up, DownReason::LowerLayerDown, now);
                     if st.installed {
                         self.uninstall(&st.up);
                     }

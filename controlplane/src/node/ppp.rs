@@ -96,7 +96,11 @@ impl Node {
     pub fn auth_answer(&mut self, s: SessionRef, outcome: Option<&AccessOutcome>, now: Instant) {
         if let Some(link) = self.sessions.get_mut(&s).and_then(|st| st.link.as_mut()) {
             link.auth_answer(outcome, now);
+            let user = link.user().map(str::to_string);
             self.dirty.push(s);
+            if let (Some(AccessOutcome::Accept(a)), Some(user)) = (outcome, user) {
+                self.acct_accepted(s, user, a);
+            }
         }
         self.pump(now);
     }
@@ -160,6 +164,9 @@ impl Node {
         match e {
             LinkEvent::Up(u) => {
                 let addr = if server { u.peer_ipv4 } else { u.local_ipv4 };
+                if server {
+                    self.acct_start(key, u.peer_ipv4, now);
+                }
                 self.events.push_back(NodeEvent::PppUp {
                     tunnel: key.0,
                     session: key.1,
@@ -219,6 +226,8 @@ impl Node {
                 });
             }
             LinkEvent::Down { reason } => {
+                // Before the fast-path entry goes: its counters are the session's.
+                self.acct_stop(key, &up, reason, now);
                 if installed {
                     self.uninstall(&up);
                 }

@@ -183,7 +183,9 @@ pub fn verify_message_authenticator(
     request_auth: Option<&[u8; 16]>,
     secret: &[u8],
 ) -> core::result::Result<(), MessageAuthenticatorError> {
-    let view = RadiusPacket::new_unchecked(packet);
+    let Ok(view) = RadiusPacket::new_checked(packet) else {
+        return Err(MessageAuthenticatorError::Malformed);
+    };
     let mut found = view
         .attributes()
         .map_while(|a| a.ok())

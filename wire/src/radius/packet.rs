@@ -528,6 +528,7 @@ pub(crate) mod tests {
 
         #[test]
         fn arbitrary_bytes_never_panic(b in proptest::collection::vec(any::<u8>(), 0..300)) {
+            crate::selfcheck::radius_packet(&b);
             let _ = Packet::parse(&b);
             if let Ok(v) = RadiusPacket::new_checked(&b[..]) {
                 prop_assert!(usize::from(v.length()) <= b.len());

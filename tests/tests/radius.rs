@@ -602,7 +602,9 @@ use l2xdp_wire::l2tp::header::Version;
 const LIMIT: Duration = Duration::from_secs(60);
 
 /// user0 is accepted with a fixed address and a 3 s Session-Timeout; user1's password at
-/// FreeRADIUS is not the LAC's (rejected); user2 is accepted without an address (the pool).
+/// FreeRADIUS is not the LAC's (rejected); user2 is accepted without an address (the pool),
+/// with Interim-Updates every second and a 2 s Idle-Timeout (the in-memory fast path counts
+/// no packet: it goes idle).
 const LAC_USERS: &str = r#"user0	Cleartext-Password := "pw0"
 	Framed-IP-Address = 100.64.9.50,
 	Session-Timeout = 3,
@@ -611,6 +613,8 @@ const LAC_USERS: &str = r#"user0	Cleartext-Password := "pw0"
 user1	Cleartext-Password := "not-pw1"
 
 user2	Cleartext-Password := "pw2"
+	Acct-Interim-Interval = 1,
+	Idle-Timeout = 2
 "#;
 
 /// l2xdpd asking for `auth`, with `[radius]` on `servers`, or (none) the users file of 3
@@ -639,7 +643,7 @@ pool = ["100.64.0.0/24"]
     );
     if !servers.is_empty() {
         base.push_str(
-            "\n[radius]\ntimeout_ms = 300\ntries = 2\nnas_identifier = \"l2xdpd-under-test\"\n",
+            "\n[radius]\ntimeout_ms = 300\ntries = 2\nnas_identifier = \"l2xdpd-under-test\"\nmin_interim_secs = 1\n",
         );
     }
     for (auth, acct) in servers {
@@ -753,45 +757,50 @@ async fn through_l2xdpd(auth: &str) {
     wait_for(
         LIMIT,
         &mut events,
-        1,
-        "user0's session timed out",
+        2,
+        "user0's session timed out, user2's idle",
         |e| matches!(e, NodeEvent::SessionDown { .. }),
         |e| matches!(e, NodeEvent::AuthFailed { .. }),
     )
     .await;
-    // Its accounting: one Start, one Stop (Session-Timeout), the Class echoed, at FreeRADIUS
-    // (bounded wait: the Stop is sent as the session goes).
+    // Their accounting: one Start and one Stop each (Session-Timeout, Idle-Timeout),
+    // Interim-Updates for user2, the Class echoed, at FreeRADIUS (bounded wait: the Stops are
+    // sent as the sessions go).
     let limit = Instant::now() + LIMIT;
-    while !fr.detail().contains("Acct-Status-Type = Stop") {
+    while fr.detail().matches("Acct-Status-Type = Stop").count() < 2 {
         assert!(
             Instant::now() < limit,
-            "no Stop at FreeRADIUS:\n{}",
+            "no Stops at FreeRADIUS:\n{}",
             fr.detail()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let detail = fr.detail();
+    let count = |s: &str| detail.matches(s).count();
     assert_eq!(
-        detail.matches("Acct-Status-Type = Start").count(),
+        count("Acct-Status-Type = Start"),
         2,
-        "user0 and user2:\n{detail}"
+        "user0, user2:\n{detail}"
     );
     assert_eq!(
-        detail.matches("Acct-Status-Type = Stop").count(),
+        count("Acct-Status-Type = Stop"),
+        2,
+        "user0, user2:\n{detail}"
+    );
+    assert!(count("Acct-Status-Type = Interim-Update") >= 1, "{detail}");
+    assert_eq!(
+        count("Acct-Terminate-Cause = Session-Timeout"),
         1,
         "{detail}"
     );
-    assert!(
-        detail.contains("Acct-Terminate-Cause = Session-Timeout"),
-        "{detail}"
-    );
+    assert_eq!(count("Acct-Terminate-Cause = Idle-Timeout"), 1, "{detail}");
     assert_eq!(
-        detail.matches("User-Name = \"user0\"").count(),
+        count("User-Name = \"user0\""),
         2,
-        "{detail}"
+        "Start and Stop:\n{detail}"
     );
     assert_eq!(
-        detail.matches("Class = 0x706c616e2d78").count(),
+        count("Class = 0x706c616e2d78"),
         2,
         "Class echoed:\n{detail}"
     );
@@ -803,16 +812,12 @@ async fn through_l2xdpd(auth: &str) {
         detail.contains("NAS-Identifier = \"l2xdpd-under-test\""),
         "{detail}"
     );
-    // One Acct-Session-Id for user0's Start and Stop.
+    // One Acct-Session-Id per session, in all its records.
     let ids: std::collections::HashSet<&str> = detail
         .lines()
         .filter(|l| l.contains("Acct-Session-Id"))
         .collect();
-    assert_eq!(
-        ids.len(),
-        2,
-        "user0's (Start and Stop) and user2's:\n{detail}"
-    );
+    assert_eq!(ids.len(), 2, "user0's and user2's:\n{detail}");
     // user1: rejected by FreeRADIUS; the LAC's PPP sees the authentication fail.
     open_user_session(&handle, t, 1).await;
     let failed = wait_for(

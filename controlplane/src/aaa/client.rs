@@ -425,7 +425,14 @@ impl RadiusClient {
                 Ok(b)
             })
             .await?;
-        Ok(AccessOutcome::from_packet(&resp))
+        let mut outcome = AccessOutcome::from_packet(&resp);
+        if let AccessOutcome::Accept(a) = &mut outcome {
+            let floor = u32::try_from(self.inner.cfg.min_interim.as_secs()).unwrap_or(u32::MAX);
+            if let Some(i) = a.acct_interim_interval.as_mut() {
+                *i = (*i).max(floor);
+            }
+        }
+        Ok(outcome)
     }
 
     /// Sends an Accounting-Request (RFC 2866) with `attributes` (plus the NAS identity) and

@@ -46,6 +46,9 @@ pub struct RadiusConfig {
     pub nas_identifier: Option<String>,
     /// NAS-IP-Address (RFC 2865 §5.4) or NAS-IPv6-Address (RFC 3162 §2.1).
     pub nas_ip: Option<IpAddr>,
+    /// The shortest Acct-Interim-Interval honoured: a smaller one from a server is raised to
+    /// it (RFC 2869 §5.16: "SHOULD NOT be smaller than 60").
+    pub min_interim: Duration,
 }
 
 impl RadiusConfig {
@@ -60,6 +63,7 @@ impl RadiusConfig {
             max_outstanding: 256,
             nas_identifier: Some("l2xdp".into()),
             nas_ip: None,
+            min_interim: Duration::from_secs(60),
         }
     }
 }
@@ -96,6 +100,8 @@ pub struct RadiusSection {
     pub nas_identifier: Option<String>,
     /// NAS-IP-Address or NAS-IPv6-Address (RFC 2865 §5.4, RFC 3162 §2.1); none: not sent.
     pub nas_ip: Option<IpAddr>,
+    /// The shortest Acct-Interim-Interval honoured, seconds (1 to 86400).
+    pub min_interim_secs: u64,
 }
 
 impl Default for RadiusSection {
@@ -109,6 +115,7 @@ impl Default for RadiusSection {
             max_outstanding: d.max_outstanding,
             nas_identifier: d.nas_identifier,
             nas_ip: d.nas_ip,
+            min_interim_secs: d.min_interim.as_secs(),
         }
     }
 }
@@ -123,6 +130,7 @@ impl std::fmt::Debug for RadiusSection {
             .field("max_outstanding", &self.max_outstanding)
             .field("nas_identifier", &self.nas_identifier)
             .field("nas_ip", &self.nas_ip)
+            .field("min_interim_secs", &self.min_interim_secs)
             .finish()
     }
 }
@@ -237,6 +245,12 @@ impl RadiusSection {
                 format!("{}: give 1 to 4096 requests", self.max_outstanding),
             ));
         }
+        if !(1..=86_400).contains(&self.min_interim_secs) {
+            return Err(Problem::new(
+                format!("{at}.min_interim_secs"),
+                format!("{}: give 1 to 86400 seconds", self.min_interim_secs),
+            ));
+        }
         if let Some(id) = &self.nas_identifier {
             if id.is_empty() || id.len() > 253 {
                 return Err(Problem::new(
@@ -273,6 +287,7 @@ impl RadiusSection {
             max_outstanding: self.max_outstanding,
             nas_identifier: self.nas_identifier.clone(),
             nas_ip: self.nas_ip,
+            min_interim: Duration::from_secs(self.min_interim_secs),
         }
     }
 }

@@ -503,6 +503,7 @@ impl Node {
             if let Some(link) = self.sessions.get_mut(&key).and_then(|s| s.link.as_mut()) {
                 link.handle_timeout(now);
             }
+            self.acct_timeout(key, now);
             self.dirty.push(key);
         }
         self.pump(now);

@@ -64,7 +64,10 @@ impl Node {
         while let Some(e) = link.poll_event() {
             events.push(e);
         }
-        let deadline = link.poll_timeout();
+        let deadline = [link.poll_timeout(), self.acct_deadline(key)]
+            .into_iter()
+            .flatten()
+            .min();
         self.set_deadline(key, deadline);
         for e in events {
             self.on_link_event(key, e, now);
@@ -99,7 +102,7 @@ impl Node {
             let user = link.user().map(str::to_string);
             self.dirty.push(s);
             if let (Some(AccessOutcome::Accept(a)), Some(user)) = (outcome, user) {
-                self.acct_accepted(s, user, a);
+                self.acct_accepted(s, user, a, now);
             }
         }
         self.pump(now);
@@ -340,6 +343,7 @@ fn cdn_for(reason: DownReason) -> (ResultCode, PppDisconnectCause) {
             "keepalive timeout",
         ),
         DownReason::SessionTimeout => (3, C::ADMINISTRATIVE, 0, dir::AT_LOCAL, "session timeout"),
+        DownReason::IdleTimeout => (3, C::ADMINISTRATIVE, 0, dir::AT_LOCAL, "idle timeout"),
         DownReason::LoopedBack => (
             2,
             C::LCP_LOOPED_BACK,

@@ -107,6 +107,9 @@ pub enum DownReason {
     /// The Session-Timeout the authentication server set has passed (RFC 2865 §5.27).
     #[error("session timeout")]
     SessionTimeout,
+    /// No packet from the subscriber for the Idle-Timeout the server set (RFC 2865 §5.28).
+    #[error("idle timeout")]
+    IdleTimeout,
     /// The link appears to be looped back (RFC 1661 §6.4).
     #[error("link looped back")]
     LoopedBack,

@@ -211,7 +211,7 @@ pub struct Driver {
 }
 
 /// A RADIUS answer for a session.
-type AuthAnswer = (SessionRef, Option<AccessOutcome>);
+type AuthAnswer = (SessionRef, u64, Option<AccessOutcome>);
 
 impl Driver {
     /// A driver for `node` over `sockets` (at least one).
@@ -333,8 +333,8 @@ impl Driver {
                         }
                     }
                 }
-                Some((key, outcome)) = auth_rx.recv() => {
-                    self.node.auth_answer(key, outcome.as_ref(), Instant::now());
+                Some((key, ticket, outcome)) = auth_rx.recv() => {
+                    self.node.auth_answer(key, ticket, outcome.as_ref(), Instant::now());
                 }
                 _ = tokio::time::sleep_until(deadline) => {
                     self.node.handle_timeout(Instant::now());
@@ -401,10 +401,11 @@ impl Driver {
             if let NodeEvent::AuthRequest {
                 tunnel,
                 session,
+                ticket,
                 request,
             } = &ev
             {
-                self.authenticate((*tunnel, *session), request.as_ref().clone());
+                self.authenticate((*tunnel, *session), *ticket, request.as_ref().clone());
             }
             if let NodeEvent::Accounting {
                 tunnel,
@@ -431,7 +432,7 @@ impl Driver {
     }
 
     /// Asks the RADIUS client on a task of its own; the answer comes back through `auth_tx`.
-    fn authenticate(&self, key: SessionRef, request: AccessRequest) {
+    fn authenticate(&self, key: SessionRef, ticket: u64, request: AccessRequest) {
         let tx = self.auth_tx.clone();
         let Some(client) = self.radius.clone() else {
             tracing::error!(
@@ -439,7 +440,7 @@ impl Driver {
                 session = key.1,
                 "external authentication without a RADIUS client: fails closed"
             );
-            let _ = tx.send((key, None));
+            let _ = tx.send((key, ticket, None));
             return;
         };
         tokio::spawn(async move {
@@ -450,7 +451,7 @@ impl Driver {
                     None
                 }
             };
-            let _ = tx.send((key, outcome));
+            let _ = tx.send((key, ticket, outcome));
         });
     }
 

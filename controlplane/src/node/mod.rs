@@ -121,6 +121,9 @@ pub enum NodeEvent {
     AuthRequest {
         tunnel: TunnelId,
         session: u32,
+        /// Hand back with the answer: a session that went and came back with the same IDs
+        /// does not take an answer meant for its predecessor.
+        ticket: u64,
         request: Box<crate::aaa::AccessRequest>,
     },
     /// RADIUS accounting (RFC 2866): an Accounting-Request's attributes (Start or Stop) for

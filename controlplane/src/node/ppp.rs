@@ -96,8 +96,15 @@ impl Node {
 
     /// The answer to a [`NodeEvent::AuthRequest`] (`None`: no RADIUS server answered, the
     /// authentication fails closed).
-    pub fn auth_answer(&mut self, s: SessionRef, outcome: Option<&AccessOutcome>, now: Instant) {
-        if let Some(link) = self.sessions.get_mut(&s).and_then(|st| st.link.as_mut()) {
+    pub fn auth_answer(
+        &mut self,
+        s: SessionRef,
+        ticket: u64,
+        outcome: Option<&AccessOutcome>,
+        now: Instant,
+    ) {
+        let link = self.sessions.get_mut(&s).and_then(|st| st.link.as_mut());
+        if let Some(link) = link.filter(|l| l.auth_ticket() == Some(ticket)) {
             link.auth_answer(outcome, now);
             let user = link.user().map(str::to_string);
             self.dirty.push(s);
@@ -215,9 +222,16 @@ impl Node {
             }
             LinkEvent::AuthRequest { user, credential } => {
                 let request = self.access_request(key, &up, user, credential);
+                let ticket = self
+                    .sessions
+                    .get(&key)
+                    .and_then(|s| s.link.as_ref())
+                    .and_then(Link::auth_ticket)
+                    .unwrap_or_default();
                 self.events.push_back(NodeEvent::AuthRequest {
                     tunnel: key.0,
                     session: key.1,
+                    ticket,
                     request: Box::new(request),
                 });
             }

@@ -70,6 +70,9 @@ pub(crate) struct ServerAuth {
     /// External credentials: the request whose answer is awaited (PAP: the Request's
     /// Identifier; CHAP: the Challenge's) and the user.
     awaiting: Option<(u8, Vec<u8>)>,
+    /// Names the awaited verification (random, set by the link): an answer meant for an
+    /// earlier one of a session with the same IDs is told apart.
+    pub ticket: u64,
     /// The CHAP Success message sent (repeated for a repeated Response; for MS-CHAP-V2 it
     /// carries the Authenticator Response).
     success: Option<Vec<u8>>,
@@ -119,6 +122,11 @@ impl ServerAuth {
     /// Whether an external answer is awaited.
     pub fn awaiting(&self) -> bool {
         self.awaiting.is_some()
+    }
+
+    /// The ticket of the awaited verification.
+    pub fn awaited_ticket(&self) -> Option<u64> {
+        self.awaiting.as_ref().map(|_| self.ticket)
     }
 
     /// External credentials: a PAP Request or CHAP Response to have verified, unless one is

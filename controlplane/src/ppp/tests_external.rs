@@ -300,3 +300,14 @@ fn mschapv2_through_radius_and_the_authenticator_response_checked() {
         reason: DownReason::AuthFailed
     }));
 }
+
+#[test]
+fn a_verification_has_a_ticket_while_awaited() {
+    let mut p = external_pair(AuthMethod::Pap);
+    assert_eq!(p.s.auth_ticket(), None);
+    asked(&mut p);
+    assert!(p.s.auth_ticket().is_some(), "awaited");
+    let now = p.now;
+    p.s.auth_answer(Some(&accept(Ipv4Addr::new(10, 0, 0, 2), None)), now);
+    assert_eq!(p.s.auth_ticket(), None, "answered");
+}

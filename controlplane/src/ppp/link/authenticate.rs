@@ -27,6 +27,11 @@ impl Link {
         self.on_auth(r, now);
     }
 
+    /// The ticket of the verification awaited (see [`Event::AuthRequest`]), if one is.
+    pub fn auth_ticket(&self) -> Option<u64> {
+        self.server_auth.awaited_ticket()
+    }
+
     pub(super) fn auth_open(&self) -> bool {
         self.lcp.state() == State::Opened
             && matches!(self.phase, Phase::Authenticate | Phase::Network)
@@ -45,6 +50,7 @@ impl Link {
                 }
             }
             AuthResult::Verify { user, credential } => {
+                self.server_auth.ticket = self.rng.next_u64();
                 // The answer must come within `auth_timeout` (ServerAuth::timeout).
                 self.server_auth.deadline = Some(
                     now + self

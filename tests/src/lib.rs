@@ -2,6 +2,7 @@
 //!
 //! - [`cp`]: what the control-plane end-to-end tests share (waiting for events, users,
 //!   checking captures).
+//! - [`freeradius`]: a real FreeRADIUS on loopback for the RADIUS tests.
 //! - [`tshark`]: Wireshark as an independent judge of what l2xdp emits (the lab's,
 //!   `l2xdp_lab::tshark`, re-exported: one definition).
 //!
@@ -12,4 +13,5 @@
 //! Not here: anything a product binary links.
 
 pub mod cp;
+pub mod freeradius;
 pub use l2xdp_lab::tshark;

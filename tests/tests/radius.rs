@@ -19,8 +19,7 @@
 //!   with the only server down a login fails closed.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use l2xdp_controlplane::aaa::{
@@ -29,47 +28,10 @@ use l2xdp_controlplane::aaa::{
 };
 use l2xdp_controlplane::random::Random;
 use l2xdp_lab::scratch::Scratch;
+use l2xdp_tests::freeradius::{FreeRadius, SECRET};
 use l2xdp_wire::ppp::chap_md5_response;
 use l2xdp_wire::radius::{attr, code, value, Attribute, Packet};
 use tokio::net::UdpSocket;
-
-const SECRET: &str = "l2xdp-radius-secret";
-
-/// FreeRADIUS's binary, installed through the project's set-up script if missing (a test that
-/// cannot run fails: no silent skip).
-fn freeradius_binary() -> PathBuf {
-    let bin = PathBuf::from("/usr/sbin/freeradius");
-    if !bin.exists() {
-        let setup = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/setup.sh");
-        let st = Command::new("bash")
-            .arg(&setup)
-            .status()
-            .expect("run setup.sh");
-        assert!(
-            st.success(),
-            "scripts/setup.sh failed installing freeradius"
-        );
-    }
-    assert!(bin.exists(), "freeradius is not installed");
-    bin
-}
-
-/// A FreeRADIUS on 127.0.0.1 with its own configuration; stopped and removed on drop.
-struct FreeRadius {
-    child: Child,
-    auth: SocketAddr,
-    acct: SocketAddr,
-    dir: Scratch,
-}
-
-fn two_free_ports() -> (u16, u16) {
-    let a = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
-    let b = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
-    (
-        a.local_addr().expect("addr").port(),
-        b.local_addr().expect("addr").port(),
-    )
-}
 
 /// The users FreeRADIUS knows: PAP/CHAP "alice"/"wonderland" with reply attributes, and the
 /// RFC 2759 §9.2 user "User"/"clientPass" for MS-CHAPv2.
@@ -84,190 +46,6 @@ const USERS: &str = r#"alice	Cleartext-Password := "wonderland"
 User	Cleartext-Password := "clientPass"
 	Framed-IP-Address = 100.64.7.10
 "#;
-
-impl FreeRadius {
-    /// Starts one; `message_authenticator`: whether its answers carry one (FreeRADIUS 3.2.1
-    /// adds it only when told to, in post-auth).
-    fn start(tag: &str, message_authenticator: bool) -> FreeRadius {
-        Self::start_with(tag, message_authenticator, USERS)
-    }
-
-    /// [`start`](Self::start) with another users file.
-    fn start_with(tag: &str, message_authenticator: bool, users: &str) -> FreeRadius {
-        let bin = freeradius_binary();
-        let dir = Scratch::plain(&format!("radius-{tag}"));
-        let d = &dir.dir;
-        for sub in ["run", "log", "acct"] {
-            std::fs::create_dir_all(d.join(sub)).expect("mkdir");
-        }
-        std::fs::write(d.join("users"), users).expect("users");
-        let (ap, cp) = two_free_ports();
-        let ma = if message_authenticator {
-            "update reply {\n\t\t\tMessage-Authenticator := 0x00\n\t\t}"
-        } else {
-            ""
-        };
-        let conf = format!(
-            r#"prefix = /usr
-exec_prefix = /usr
-sysconfdir = /etc
-localstatedir = /var
-sbindir = /usr/sbin
-logdir = {dir}/log
-raddbdir = {dir}
-radacctdir = {dir}/acct
-name = freeradius
-confdir = {dir}
-modconfdir = {dir}
-run_dir = {dir}/run
-db_dir = {dir}
-libdir = /usr/lib/freeradius
-dictdir = /usr/share/freeradius
-pidfile = {dir}/run/radiusd.pid
-max_request_time = 30
-cleanup_delay = 5
-max_requests = 16384
-hostname_lookups = no
-log {{
-	destination = stderr
-	auth = yes
-}}
-security {{
-	allow_core_dumps = no
-	max_attributes = 200
-	reject_delay = 0
-	status_server = yes
-}}
-thread pool {{
-	start_servers = 2
-	max_servers = 4
-	min_spare_servers = 1
-	max_spare_servers = 3
-	max_requests_per_server = 0
-}}
-modules {{
-	pap {{
-		normalise = yes
-	}}
-	chap {{
-	}}
-	mschap {{
-	}}
-	files {{
-		filename = {dir}/users
-	}}
-	detail {{
-		filename = {dir}/acct/detail
-		permissions = 0600
-	}}
-}}
-client loopback {{
-	ipaddr = 127.0.0.1
-	secret = {SECRET}
-	require_message_authenticator = yes
-}}
-server default {{
-	listen {{
-		type = auth
-		ipaddr = 127.0.0.1
-		port = {ap}
-	}}
-	listen {{
-		type = acct
-		ipaddr = 127.0.0.1
-		port = {cp}
-	}}
-	authorize {{
-		chap
-		mschap
-		files
-		pap
-	}}
-	authenticate {{
-		Auth-Type PAP {{
-			pap
-		}}
-		Auth-Type CHAP {{
-			chap
-		}}
-		Auth-Type MS-CHAP {{
-			mschap
-		}}
-	}}
-	preacct {{
-	}}
-	accounting {{
-		detail
-	}}
-	post-auth {{
-		{ma}
-		Post-Auth-Type REJECT {{
-			update {{
-				&reply: !* ANY
-			}}
-			update reply {{
-				Reply-Message := "Access denied"
-			}}
-			{ma}
-		}}
-	}}
-}}
-"#,
-            dir = d.display(),
-        );
-        std::fs::write(d.join("radiusd.conf"), conf).expect("conf");
-        let log = std::fs::File::create(d.join("freeradius.log")).expect("log");
-        let child = Command::new(bin)
-            .args(["-f", "-n", "radiusd", "-l", "stdout", "-d"])
-            .arg(d)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start freeradius");
-        let mut fr = FreeRadius {
-            child,
-            auth: (Ipv4Addr::LOCALHOST, ap).into(),
-            acct: (Ipv4Addr::LOCALHOST, cp).into(),
-            dir,
-        };
-        // Bounds a hung start only.
-        let limit = Instant::now() + Duration::from_secs(30);
-        loop {
-            let text =
-                std::fs::read_to_string(fr.dir.dir.join("freeradius.log")).unwrap_or_default();
-            if text.contains("Ready to process requests") {
-                break;
-            }
-            if let Ok(Some(st)) = fr.child.try_wait() {
-                panic!("freeradius exited ({st}) at start:\n{text}");
-            }
-            assert!(Instant::now() < limit, "freeradius did not start:\n{text}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        fr
-    }
-
-    fn server(&self, priority: u32) -> ServerConfig {
-        ServerConfig {
-            auth: self.auth,
-            acct: self.acct,
-            secret: SECRET.as_bytes().to_vec(),
-            priority,
-        }
-    }
-
-    fn detail(&self) -> String {
-        std::fs::read_to_string(self.dir.dir.join("acct/detail")).unwrap_or_default()
-    }
-}
-
-impl Drop for FreeRadius {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn config(servers: Vec<ServerConfig>) -> RadiusConfig {
     let mut c = RadiusConfig::new(servers);
@@ -342,7 +120,7 @@ fn mschapv2(wrong: bool) -> AccessRequest {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pap_chap_and_mschapv2_accept_and_reject() {
-    let fr = FreeRadius::start("auth", true);
+    let fr = FreeRadius::start("auth", true, USERS);
     let c = RadiusClient::new(
         config(vec![fr.server(0)]),
         Random::from_os().expect("entropy"),
@@ -393,8 +171,8 @@ async fn pap_chap_and_mschapv2_accept_and_reject() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failover_with_one_of_two_servers_down() {
-    let up = FreeRadius::start("failover-up", true);
-    let down = FreeRadius::start("failover-down", true);
+    let up = FreeRadius::start("failover-up", true, USERS);
+    let down = FreeRadius::start("failover-down", true, USERS);
     let down_cfg = down.server(0);
     drop(down);
     let c = RadiusClient::new(
@@ -424,7 +202,7 @@ async fn failover_with_one_of_two_servers_down() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answers_without_message_authenticator_are_not_trusted() {
     // FreeRADIUS 3.2.1 as configured out of the box: no Message-Authenticator in its answers.
-    let fr = FreeRadius::start("no-ma", false);
+    let fr = FreeRadius::start("no-ma", false, USERS);
     let c = RadiusClient::new(
         config(vec![fr.server(0)]),
         Random::from_os().expect("entropy"),
@@ -500,7 +278,7 @@ fn tampered(real: &[u8]) -> Vec<Vec<u8>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tampered_answers_are_dropped_and_counted() {
-    let fr = FreeRadius::start("tamper", true);
+    let fr = FreeRadius::start("tamper", true, USERS);
     let mut s = fr.server(0);
     s.auth = relay(fr.auth, tampered, true).await;
     let c = RadiusClient::new(config(vec![s]), Random::from_os().expect("entropy"))
@@ -543,7 +321,7 @@ async fn tampered_answers_are_dropped_and_counted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accounting_start_and_stop_reach_the_detail_file() {
-    let fr = FreeRadius::start("acct", true);
+    let fr = FreeRadius::start("acct", true, USERS);
     let c = RadiusClient::new(
         config(vec![fr.server(0)]),
         Random::from_os().expect("entropy"),
@@ -705,7 +483,7 @@ async fn lac_tunnel(
 }
 
 async fn through_l2xdpd(auth: &str) {
-    let fr = FreeRadius::start_with(&format!("l2xdpd-{auth}"), true, LAC_USERS);
+    let fr = FreeRadius::start(&format!("l2xdpd-{auth}"), true, LAC_USERS);
     let dir = Scratch::plain(&format!("radius-l2xdpd-{auth}"));
     let port = free_udp_port().expect("port");
     let _daemon = start_l2xdpd(&dir.dir, port, auth, &[(fr.auth, fr.acct)]);
@@ -887,7 +665,7 @@ async fn l2xdpd_mschapv2_against_the_users_file() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn l2xdpd_fails_closed_when_no_server_answers() {
-    let fr = FreeRadius::start_with("l2xdpd-down", true, LAC_USERS);
+    let fr = FreeRadius::start("l2xdpd-down", true, LAC_USERS);
     let (down, down_acct) = (fr.auth, fr.acct);
     drop(fr);
     let dir = Scratch::plain("radius-l2xdpd-down");

@@ -43,9 +43,12 @@ type Spoofs = fn(&Packet) -> Vec<Vec<u8>>;
 /// Accounting-Requests with a Response; first sends whatever `spoofs` makes. Returns its
 /// address.
 async fn server(spoofs: Spoofs) -> SocketAddr {
-    let sock = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
-        .await
-        .expect("bind");
+    server_on((Ipv4Addr::LOCALHOST, 0).into(), spoofs).await
+}
+
+/// [`server`] bound to `at`.
+async fn server_on(at: SocketAddr, spoofs: Spoofs) -> SocketAddr {
+    let sock = UdpSocket::bind(at).await.expect("bind");
     let addr = sock.local_addr().expect("addr");
     tokio::spawn(async move {
         let mut buf = [0u8; 4096];
@@ -382,4 +385,19 @@ async fn chap_and_mschapv2_requests_carry_their_attributes() {
         p.vendor(l2xdp_wire::radius::microsoft::VENDOR_ID, 11),
         Some(&[3u8; 16][..])
     );
+}
+
+#[tokio::test]
+async fn ipv6_transport() {
+    let a = server_on((std::net::Ipv6Addr::LOCALHOST, 0).into(), no_spoofs).await;
+    let mut conf = cfg(&[a]);
+    conf.nas_ip = Some(std::net::Ipv6Addr::LOCALHOST.into());
+    let c = RadiusClient::new(conf, Random::seeded(7))
+        .await
+        .expect("client");
+    assert!(matches!(
+        c.authenticate(&pap("alice", "pw")).await.expect("answer"),
+        AccessOutcome::Accept(_)
+    ));
+    assert_eq!(c.servers()[0].responses, 1);
 }

@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 FUZZ_SECONDS ?= 600
-FUZZ_TARGETS := control_message data_header ppp_frame
+FUZZ_TARGETS := control_message data_header ppp_frame radius_packet
 FUZZ_STATE_TARGETS := node
 # Operation sequences: long inputs from the start (libFuzzer would grow the limit slowly).
 FUZZ_STATE_ARGS := -max_len=2048 -len_control=0 -timeout=20

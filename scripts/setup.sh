@@ -8,6 +8,7 @@ packages=(
   clang llvm libelf-dev zlib1g-dev pkg-config m4   # eBPF C programs, libxdp for xsk-rs
   libbpf-dev linux-libc-dev                        # BPF helper headers for the XDP programs
   tshark                                           # the wire tests check emitted packets with Wireshark
+  freeradius freeradius-utils                      # tests/tests/radius.rs: a real RADIUS server and radclient
   iproute2 ethtool                                 # namespaces, veth, XDP attach, offload settings
   python3                                          # small helpers in tests
   valgrind                                         # l2xdp-bench cost: callgrind counts the AF_XDP worker's instructions

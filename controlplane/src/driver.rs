@@ -17,6 +17,7 @@ use l2xdp_wire::net::frame::{ip_frame, udp_frame, Endpoints};
 use l2xdp_wire::pcap;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::aaa::{AccessOutcome, AccessRequest, RadiusClient};
 use crate::l2tp::{CallParams, L2tpError, Peer, TunnelId};
 use crate::node::{ClientAuth, Node, NodeEvent, SessionRef};
 use crate::socket::{L2tpSocket, LossyShim, MAX_DATAGRAM};
@@ -248,7 +249,16 @@ pub struct Driver {
     shim: Option<LossyShim>,
     capture: Option<Capture>,
     events: Option<mpsc::UnboundedSender<NodeEvent>>,
+    /// Answers [`NodeEvent::AuthRequest`]s (external credentials); without it they fail
+    /// closed at once.
+    radius: Option<RadiusClient>,
+    /// RADIUS answers coming back to the loop: (session, outcome; `None` = no server).
+    auth_tx: mpsc::UnboundedSender<AuthAnswer>,
+    auth_rx: Option<mpsc::UnboundedReceiver<AuthAnswer>>,
 }
+
+/// A RADIUS answer for a session.
+type AuthAnswer = (SessionRef, u64, Option<AccessOutcome>);
 
 impl Driver {
     /// A driver for `node` over `sockets` (at least one).
@@ -257,6 +267,7 @@ impl Driver {
             .iter()
             .map(L2tpSocket::local_addr)
             .collect::<std::io::Result<Vec<_>>>()?;
+        let (auth_tx, auth_rx) = mpsc::unbounded_channel();
         Ok(Driver {
             node,
             sockets: sockets.into_iter().map(Arc::new).collect(),
@@ -265,7 +276,18 @@ impl Driver {
             shim: None,
             capture: None,
             events: None,
+            radius: None,
+            auth_tx,
+            auth_rx: Some(auth_rx),
         })
+    }
+
+    /// Verifies external credentials through `client`: each [`NodeEvent::AuthRequest`] is
+    /// sent by a task of its own (the loop never waits for RADIUS) and its answer handed back
+    /// to [`Node::auth_answer`]. The client bounds how many are outstanding.
+    pub fn with_radius(mut self, client: RadiusClient) -> Self {
+        self.radius = Some(client);
+        self
     }
 
     /// Puts a lossy link on the send path (tests).
@@ -327,6 +349,9 @@ impl Driver {
             }));
         }
         drop(rx_tx);
+        let Some(mut auth_rx) = self.auth_rx.take() else {
+            unreachable!("run is called once, by spawn");
+        };
         // After a flood the tables are shrunk back and the allocator's free memory handed
         // back to the system.
         let mut compact = tokio::time::interval(COMPACT_EVERY);
@@ -354,6 +379,9 @@ impl Driver {
                             Err(_) => break,
                         }
                     }
+                }
+                Some((key, ticket, outcome)) = auth_rx.recv() => {
+                    self.node.auth_answer(key, ticket, outcome.as_ref(), Instant::now());
                 }
                 _ = tokio::time::sleep_until(deadline) => {
                     self.node.handle_timeout(Instant::now());
@@ -417,6 +445,23 @@ impl Driver {
 
     async fn flush(&mut self) {
         while let Some(ev) = self.node.poll_event() {
+            if let NodeEvent::AuthRequest {
+                tunnel,
+                session,
+                ticket,
+                request,
+            } = &ev
+            {
+                self.authenticate((*tunnel, *session), *ticket, request.as_ref().clone());
+            }
+            if let NodeEvent::Accounting {
+                tunnel,
+                session,
+                attributes,
+            } = &ev
+            {
+                self.account((*tunnel, *session), attributes.clone());
+            }
             if let Some(tx) = &self.events {
                 let _ = tx.send(ev);
             }
@@ -431,6 +476,43 @@ impl Driver {
             }
         }
         self.recent.clear();
+    }
+
+    /// Asks the RADIUS client on a task of its own; the answer comes back through `auth_tx`.
+    fn authenticate(&self, key: SessionRef, ticket: u64, request: AccessRequest) {
+        let tx = self.auth_tx.clone();
+        let Some(client) = self.radius.clone() else {
+            tracing::error!(
+                tunnel = key.0,
+                session = key.1,
+                "external authentication without a RADIUS client: fails closed"
+            );
+            let _ = tx.send((key, ticket, None));
+            return;
+        };
+        tokio::spawn(async move {
+            let outcome = match client.authenticate(&request).await {
+                Ok(o) => Some(o),
+                Err(e) => {
+                    tracing::error!(tunnel = key.0, session = key.1, user = %String::from_utf8_lossy(&request.user), error = %e, "RADIUS authentication failed closed");
+                    None
+                }
+            };
+            let _ = tx.send((key, ticket, outcome));
+        });
+    }
+
+    /// Sends an Accounting-Request on a task of its own (RFC 2866). One that no server
+    /// acknowledged is logged (not kept for a retry).
+    fn account(&self, key: SessionRef, attributes: Vec<l2xdp_wire::radius::Attribute>) {
+        let Some(client) = self.radius.clone() else {
+            return;
+        };
+        tokio::spawn(async move {
+            if let Err(e) = client.account(&attributes).await {
+                tracing::error!(tunnel = key.0, session = key.1, error = %e, "RADIUS accounting record lost");
+            }
+        });
     }
 
     fn socket_for(&self, peer: Peer) -> Option<usize> {

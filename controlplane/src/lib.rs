@@ -13,6 +13,8 @@
 //! - [`node`]: one node — registry, PPP links and the fast path glued together, sans-IO; its
 //!   RFC 4951 recovery (`node/recovery.rs`) and what the operator sees of it
 //!   (`node/status.rs`).
+//! - [`aaa`]: the RADIUS client (authentication and accounting against several servers, with
+//!   failover and the Blast-RADIUS mitigation).
 //! - [`random`]: the one random source (a CSPRNG keyed from the OS; failing to key it stops
 //!   start-up) for challenges, magic numbers, nonces, Random Vectors and IDs.
 //! - [`driver`]: runs a node over real sockets on tokio.
@@ -29,6 +31,7 @@
 //! fast path outside the default `xdp` feature: without it this crate builds and unit-tests
 //! with no aya, eBPF object or clang.
 
+pub mod aaa;
 pub mod config_file;
 pub mod control;
 pub mod daemon;

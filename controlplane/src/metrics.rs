@@ -499,6 +499,8 @@ pub struct MetricsConfig {
     pub per_session: bool,
     /// The fast path's pins (XDP mode); `None`: no fast-path series.
     pub pin_dir: Option<PathBuf>,
+    /// The RADIUS client (`[radius]`): its series are appended.
+    pub radius: Option<crate::aaa::RadiusClient>,
 }
 
 /// Binds the endpoint (so that a bad address fails the start-up).
@@ -645,7 +647,12 @@ async fn connection(
                 (
                     "200 OK",
                     "text/plain; version=0.0.4; charset=utf-8",
-                    render(&node, fast.as_ref(), per_session),
+                    render(&node, fast.as_ref(), per_session)
+                        + &cfg
+                            .radius
+                            .as_ref()
+                            .map(crate::aaa::metrics::render)
+                            .unwrap_or_default(),
                 )
             }
             Err(e) => ("503 Service Unavailable", "text/plain", format!("{e}\n")),

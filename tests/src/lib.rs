@@ -3,6 +3,7 @@
 //! - [`cp`]: what the control-plane end-to-end tests share (waiting for events, users,
 //!   checking captures).
 //! - [`interop`]: a qemu guest with Debian's xl2tpd and pppd, driven through a shared folder.
+//! - [`freeradius`]: a real FreeRADIUS on loopback for the RADIUS tests.
 //! - [`tshark`]: Wireshark as an independent judge of what l2xdp emits (the lab's,
 //!   `l2xdp_lab::tshark`, re-exported: one definition).
 //!
@@ -14,4 +15,5 @@
 
 pub mod cp;
 pub mod interop;
+pub mod freeradius;
 pub use l2xdp_lab::tshark;

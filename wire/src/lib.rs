@@ -13,6 +13,8 @@
 //! - [`datapath`]: the reference encapsulation and decapsulation the XDP and AF_XDP fast paths
 //!   are tested against, byte for byte.
 //! - [`crypto`]: HMAC-MD5 and constant-time comparison (from the `hmac` and `subtle` crates).
+//! - [`radius`]: RADIUS packets, attributes and their shared-secret cryptography (RFC 2865,
+//!   RFC 2866, RFC 2869, RFC 5176).
 //! - [`pcap`]: reading and writing captures (`l2xdp-decode`, its own crate, describes them).
 //!
 //! Not here: I/O, command-line tools (`l2xdp-decode` is its own crate), test fixtures outside
@@ -25,6 +27,7 @@ pub mod l2tp;
 pub mod net;
 pub mod pcap;
 pub mod ppp;
+pub mod radius;
 #[doc(hidden)]
 pub mod selfcheck;
 mod ser;

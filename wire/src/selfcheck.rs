@@ -192,3 +192,39 @@ pub fn data_header(data: &[u8]) {
         }
     }
 }
+
+/// RADIUS packets (what a server, or anyone on the path, can send the LNS): parse, the
+/// authenticator and Message-Authenticator checks and User-Password recovery never panic;
+/// whatever parses emits back to the same bytes (within its Length), and re-signing it makes
+/// both checks pass.
+pub fn radius_packet(data: &[u8]) {
+    use crate::radius::auth::{
+        sign_authenticator, sign_message_authenticator, unhide_password,
+        verify_message_authenticator, verify_response,
+    };
+    use crate::radius::{attr, Packet, RadiusPacket};
+    let ra = [0x5a; 16];
+    let _ = verify_response(data, &ra, SECRET);
+    let _ = verify_message_authenticator(data, Some(&ra), SECRET);
+    let Ok(view) = RadiusPacket::new_checked(data) else {
+        assert!(Packet::parse(data).is_err(), "view and owned parse agree");
+        return;
+    };
+    let Ok(p) = Packet::parse(data) else {
+        panic!("a packet the view accepts parses");
+    };
+    let bytes = p.to_vec().expect("a parsed packet emits");
+    assert_eq!(bytes, view.bytes(), "RADIUS round trip");
+    if let Some(pw) = p.get(attr::USER_PASSWORD) {
+        let _ = unhide_password(pw, SECRET, &ra);
+    }
+    if p.get(attr::MESSAGE_AUTHENTICATOR).map(<[u8]>::len) == Some(16)
+        && p.all(attr::MESSAGE_AUTHENTICATOR).count() == 1
+    {
+        let mut b = bytes;
+        sign_message_authenticator(&mut b, Some(&ra), SECRET).expect("one 16-octet MA");
+        sign_authenticator(&mut b, &ra, SECRET);
+        assert!(verify_response(&b, &ra, SECRET));
+        assert_eq!(verify_message_authenticator(&b, Some(&ra), SECRET), Ok(()));
+    }
+}

@@ -34,3 +34,8 @@ fn data_header_regressions() {
 fn ppp_frame_regressions() {
     run("ppp_frame", l2xdp_wire::selfcheck::ppp_frame);
 }
+
+#[test]
+fn radius_packet_regressions() {
+    assert!(run("radius_packet", l2xdp_wire::selfcheck::radius_packet) > 0);
+}

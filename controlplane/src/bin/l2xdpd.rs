@@ -123,9 +123,25 @@ async fn run(path: PathBuf, cfg: DaemonConfig) -> Result<(), Box<dyn std::error:
     let mut int = signal(SignalKind::interrupt())?;
     // Bound before anything runs: a control socket path that is taken (a file, a running
     // l2xdpd) or a metrics address in use fails the start-up.
+    let radius = match &cfg.radius {
+        Some(r) => {
+            // Request Authenticators from a CSPRNG of their own, keyed from the OS as the
+            // node's.
+            let random = l2xdp_controlplane::random::Random::from_os()?;
+            let client = l2xdp_controlplane::aaa::RadiusClient::new(r.client_config(), random)
+                .await
+                .map_err(|e| format!("radius: {e}"))?;
+            for s in client.servers() {
+                tracing::info!(auth = %s.auth, acct = %s.acct, priority = s.priority, "RADIUS server");
+            }
+            Some(client)
+        }
+        None => None,
+    };
     let metrics = match &cfg.metrics {
         Some(m) => {
             let mc = metrics::MetricsConfig {
+                radius: radius.clone(),
                 listen: m.listen,
                 per_session: m.per_session,
                 pin_dir: (cfg.dataplane.mode == daemon::DataplaneMode::Xdp)
@@ -147,7 +163,10 @@ async fn run(path: PathBuf, cfg: DaemonConfig) -> Result<(), Box<dyn std::error:
         None => None,
     };
     let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
-    let driver = Driver::new(node, sockets)?.with_events(events_tx);
+    let mut driver = Driver::new(node, sockets)?.with_events(events_tx);
+    if let Some(client) = radius.clone() {
+        driver = driver.with_radius(client);
+    }
     for a in driver.local_addrs() {
         tracing::info!(%a, "listening");
     }

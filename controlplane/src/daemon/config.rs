@@ -44,6 +44,12 @@
 //! tunnels = 4
 //! sessions = 4                         # per tunnel
 //!
+//! [radius]                             # crate::aaa::RadiusSection: authenticate subscribers by RADIUS
+//! nas_identifier = "lns1"
+//! [[radius.server]]
+//! address = "192.0.2.10"
+//! secret = "..."
+//!
 //! [metrics]                            # Prometheus text on GET /metrics; off when absent
 //! listen = "127.0.0.1:9725"
 //! per_session = false                  # per-session series (one per session and direction)
@@ -97,6 +103,8 @@ pub struct DaemonConfig {
     pub initiator: Option<InitiatorSection>,
     /// The Prometheus endpoint; none when absent.
     pub metrics: Option<MetricsSection>,
+    /// RADIUS authentication; none when absent (the users file then).
+    pub radius: Option<crate::aaa::config::RadiusSection>,
 }
 
 /// `[metrics]`.
@@ -450,7 +458,11 @@ impl DaemonConfig {
         self.dataplane.check()?;
         self.l2tp.check("l2tp")?;
         self.ppp.check("ppp")?;
-        if self.ppp.ipcp.enabled && self.ppp.ipcp.pool.is_empty() && self.users.file.is_none() {
+        if self.ppp.ipcp.enabled
+            && self.ppp.ipcp.pool.is_empty()
+            && self.users.file.is_none()
+            && self.radius.is_none()
+        {
             return Err(Problem::new(
                 "ppp.ipcp.pool",
                 "no address pool and no users file with fixed addresses: IPCP cannot assign any",
@@ -555,6 +567,9 @@ impl DaemonConfig {
                 ));
             }
         }
+        if let Some(r) = &self.radius {
+            r.check("radius")?;
+        }
         if let Some(m) = &self.metrics {
             if m.listen.port() == 0 {
                 return Err(Problem::new(
@@ -575,6 +590,17 @@ impl DaemonConfig {
             return Ok(None);
         }
         Ipv4Pool::new(&self.ppp.ipcp.pool, &[self.ppp.ipcp.local_address]).map(Some)
+    }
+
+    /// What subscribers are authenticated against: the RADIUS servers with `[radius]`
+    /// ([`crate::ppp::ExternalCredentials`]), else the users file.
+    pub fn auth_credentials(
+        &self,
+    ) -> Result<std::sync::Arc<dyn crate::ppp::Credentials>, ConfigError> {
+        Ok(match self.radius {
+            Some(_) => std::sync::Arc::new(crate::ppp::ExternalCredentials),
+            None => std::sync::Arc::new(self.credentials()?),
+        })
     }
 
     /// Loads the users file.

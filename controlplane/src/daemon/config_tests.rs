@@ -647,6 +647,7 @@ fn the_deploy_example_documents_every_field() {
             let l = l.trim().trim_start_matches('#').trim();
             l.split('=').next().map(str::trim) == Some(key) && l.contains('=')
                 || l.starts_with(&header)
+                || l.starts_with(&format!("[{header}]"))
                 || table.is_empty() && (l == format!("[{key}]") || l == format!("[[{key}]]"))
         })
     };
@@ -666,6 +667,11 @@ fn the_deploy_example_documents_every_field() {
         ("[ppp.ipv6cp]", "ppp.ipv6cp"),
         ("[users]", "users"),
         ("[metrics]\nlisten = \"127.0.0.1:9725\"", "metrics"),
+        ("[radius]", "radius"),
+        (
+            "[[radius.server]]\naddress = \"192.0.2.10\"\nsecret = \"s\"",
+            "radius.server",
+        ),
         (
             "[[pseudowire]]\nremote_end_id = \"a\"\ninterface = \"b\"",
             "pseudowire",
@@ -685,4 +691,107 @@ fn the_deploy_example_documents_every_field() {
         }
     }
     assert!(missing.is_empty(), "not in deploy/l2xdp.toml: {missing:?}");
+}
+
+/// The commented `[radius]` block of `deploy/l2xdp.toml`, uncommented (with its comments).
+fn deploy_radius_block() -> String {
+    let text = include_str!("../../../deploy/l2xdp.toml");
+    let start = text
+        .find("# [radius]")
+        .expect("# [radius] in deploy/l2xdp.toml");
+    let end = start + text[start..].find("\n\n").expect("block ends");
+    // Only the TOML lines are uncommented: a table header or `key = value`.
+    text[start..end]
+        .lines()
+        .map(|l| match l.strip_prefix("# ") {
+            Some(t)
+                if t.starts_with('[')
+                    || t.split_once(" = ").is_some_and(|(k, _)| !k.contains(' ')) =>
+            {
+                t
+            }
+            _ => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn the_deploy_radius_block_shows_the_defaults_and_passes_the_checks() {
+    let block = deploy_radius_block();
+    let c = DaemonConfig::parse(Path::new("deploy/l2xdp.toml"), &block).expect("parses");
+    let r = c.radius.expect("[radius]");
+    assert_eq!(r.server.len(), 1);
+    assert_eq!(
+        (
+            r.server[0].auth_port,
+            r.server[0].acct_port,
+            r.server[0].priority
+        ),
+        (1812, 1813, 0)
+    );
+    let (defaults, substituted) = with_documented_defaults(&block);
+    assert_eq!(substituted, 2, "nas_identifier and nas_ip\n{defaults}");
+    let c: DaemonConfig =
+        config_file::parse(Path::new("deploy/l2xdp.toml"), &defaults).expect("parses");
+    let mut r = c.radius.expect("[radius]");
+    r.server.clear();
+    assert_eq!(r, crate::aaa::config::RadiusSection::default());
+}
+
+#[test]
+fn radius_mistakes_name_the_field() {
+    let base = "[radius]\n[[radius.server]]\naddress = \"192.0.2.10\"\nsecret = \"s3cret\"\n";
+    let cases = [
+        ("[radius]\n", "radius.server", 1),
+        (
+            "[radius]\n[[radius.server]]\naddress = \"192.0.2.10\"\nsecret = \"\"\n",
+            "radius.server[0].secret",
+            4,
+        ),
+        (
+            "[radius]\ntries = 0\n[[radius.server]]\naddress = \"192.0.2.10\"\nsecret = \"s\"\n",
+            "radius.tries",
+            2,
+        ),
+        (
+            "[radius]\ntimeout_ms = 5\n[[radius.server]]\naddress = \"192.0.2.10\"\nsecret = \"s\"\n",
+            "radius.timeout_ms",
+            2,
+        ),
+        (
+            "[radius]\n[[radius.server]]\naddress = \"0.0.0.0\"\nsecret = \"s\"\n",
+            "radius.server[0].address",
+            3,
+        ),
+        (
+            "[radius]\n[[radius.server]]\naddress = \"192.0.2.10\"\nsecret = \"a\"\n[[radius.server]]\naddress = \"192.0.2.10\"\nsecret = \"b\"\n",
+            "radius.server[1].address",
+            6,
+        ),
+        (
+            "[radius]\nnas_identifier = \"\"\n[[radius.server]]\naddress = \"192.0.2.10\"\nsecret = \"s\"\n",
+            "radius.nas_identifier",
+            2,
+        ),
+    ];
+    for (text, field, line) in cases {
+        match DaemonConfig::parse(Path::new("r.toml"), text) {
+            Err(ConfigError::Invalid {
+                path,
+                line: l,
+                field: f,
+                ..
+            }) => {
+                assert_eq!(path, Path::new("r.toml"));
+                assert_eq!(f, format!("{field}: "), "{text}");
+                assert_eq!(l, line, "{text}");
+            }
+            other => panic!("{text}: {other:?}"),
+        }
+    }
+    let c = DaemonConfig::parse(Path::new("r.toml"), base).expect("a minimal [radius]");
+    let rc = c.radius.expect("radius").client_config();
+    assert_eq!(rc.servers[0].auth, "192.0.2.10:1812".parse().expect("addr"));
+    assert_eq!(rc.nas_identifier.as_deref(), Some("l2xdp"));
 }

@@ -37,6 +37,11 @@ pub fn live_refusals(old: &DaemonConfig, new: &DaemonConfig) -> Vec<Refusal> {
             out.push(Refusal { field, why });
         }
     };
+    check(
+        old.radius != new.radius,
+        "radius",
+        "the RADIUS client's sockets and servers are set up at start-up",
+    );
     let (o, n) = (&old.daemon, &new.daemon);
     check(
         o.listen != n.listen,
@@ -160,7 +165,7 @@ impl Running {
         if !refused.is_empty() {
             return Err(ReloadError::Refused(refused));
         }
-        let credentials: Arc<dyn Credentials> = Arc::new(new.credentials()?);
+        let credentials: Arc<dyn Credentials> = new.auth_credentials()?;
         let pool = new
             .pool()
             .map_err(|e| ConfigError::value(&self.path, "ppp.ipcp.pool", e.to_string()))?;

@@ -318,7 +318,7 @@ pub(super) fn node_without_store(
     random: Random,
     stored: bool,
 ) -> Result<Node, StartError> {
-    let credentials: Arc<dyn Credentials> = Arc::new(cfg.credentials()?);
+    let credentials: Arc<dyn Credentials> = cfg.auth_credentials()?;
     let pool = cfg
         .pool()
         .map_err(|e| ConfigError::value(Path::new("config"), "ppp.ipcp.pool", e.to_string()))?

@@ -38,6 +38,7 @@
 //!
 //! [`LinkState`]: crate::ppp::LinkState
 
+mod accounting;
 mod fastpath;
 mod ppp;
 mod recovery;
@@ -114,6 +115,23 @@ pub enum NodeEvent {
         user: Option<String>,
         peer_ipv4: Option<Ipv4Addr>,
         local_ipv4: Option<Ipv4Addr>,
+    },
+    /// External credentials (RADIUS): a subscriber's proof to verify; the answer goes to
+    /// [`Node::auth_answer`] (the driver asks the RADIUS client).
+    AuthRequest {
+        tunnel: TunnelId,
+        session: u32,
+        /// Hand back with the answer: a session that went and came back with the same IDs
+        /// does not take an answer meant for its predecessor.
+        ticket: u64,
+        request: Box<crate::aaa::AccessRequest>,
+    },
+    /// RADIUS accounting (RFC 2866): an Accounting-Request's attributes (Start or Stop) for
+    /// the driver to send.
+    Accounting {
+        tunnel: TunnelId,
+        session: u32,
+        attributes: Vec<l2xdp_wire::radius::Attribute>,
     },
     /// Authentication failed (the LNS role).
     AuthFailed {
@@ -197,6 +215,8 @@ pub struct Node {
     events: VecDeque<NodeEvent>,
     counters: NodeCounters,
     store: Option<Box<dyn StateStore + Send>>,
+    /// RADIUS accounting of the sessions authenticated by RADIUS (`accounting.rs`).
+    acct: HashMap<SessionRef, accounting::AcctState>,
     /// Store operations applied and not committed yet.
     uncommitted: bool,
     /// Restored sessions whose fast-path entry was missing, installed once their tunnel is
@@ -227,6 +247,7 @@ impl Node {
             events: VecDeque::new(),
             counters: NodeCounters::default(),
             store: None,
+            acct: HashMap::new(),
             uncommitted: false,
             deferred_installs: HashMap::new(),
             recoveries: std::collections::BTreeMap::new(),
@@ -506,6 +527,7 @@ impl Node {
             if let Some(link) = self.sessions.get_mut(&key).and_then(|s| s.link.as_mut()) {
                 link.handle_timeout(now);
             }
+            self.acct_timeout(key, now);
             self.dirty.push(key);
         }
         self.pump(now);
@@ -617,6 +639,9 @@ impl Node {
                 self.deferred_installs.remove(&key);
                 self.forget_deadline(key);
                 if let Some(st) = self.sessions.remove(&key) {
+                    // The call went before PPP said so (CDN, tunnel down): accounting stops
+                    // here, with the counters of the entry about to go.
+                    self.acct_stop(key, &st.up, DownReason::LowerLayerDown, now);
                     if st.installed {
                         self.uninstall(&st.up);
                     }

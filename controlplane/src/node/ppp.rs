@@ -11,9 +11,11 @@ use l2xdp_dataplane_api::Binding;
 use l2xdp_wire::l2tp::header::{V2Packet, V2Repr};
 use l2xdp_wire::ppp::protocol;
 
+use crate::aaa::{AccessOutcome, AccessRequest, Credential};
 use crate::l2tp::{PppDisconnectCause, ResultCode, SessionUp};
 use crate::ppp::{DownReason, Event as LinkEvent};
 use crate::ppp::{Link, Proxy};
+use l2xdp_wire::radius::{attr, Attribute};
 
 use super::fastpath::unbound;
 use super::AppData;
@@ -62,7 +64,10 @@ impl Node {
         while let Some(e) = link.poll_event() {
             events.push(e);
         }
-        let deadline = link.poll_timeout();
+        let deadline = [link.poll_timeout(), self.acct_deadline(key)]
+            .into_iter()
+            .flatten()
+            .min();
         self.set_deadline(key, deadline);
         for e in events {
             self.on_link_event(key, e, now);
@@ -89,6 +94,76 @@ impl Node {
         true
     }
 
+    /// The answer to a [`NodeEvent::AuthRequest`] (`None`: no RADIUS server answered, the
+    /// authentication fails closed).
+    pub fn auth_answer(
+        &mut self,
+        s: SessionRef,
+        ticket: u64,
+        outcome: Option<&AccessOutcome>,
+        now: Instant,
+    ) {
+        let link = self.sessions.get_mut(&s).and_then(|st| st.link.as_mut());
+        if let Some(link) = link.filter(|l| l.auth_ticket() == Some(ticket)) {
+            link.auth_answer(outcome, now);
+            let user = link.user().map(str::to_string);
+            self.dirty.push(s);
+            if let (Some(AccessOutcome::Accept(a)), Some(user)) = (outcome, user) {
+                self.acct_accepted(s, user, a, now);
+            }
+        }
+        self.pump(now);
+    }
+
+    /// The Access-Request for a session's subscriber, with the attributes from the L2TP side:
+    /// Service-Type, Framed-Protocol, NAS-Port-Type, Tunnel-Type/Medium-Type (RFC 2865,
+    /// RFC 2868), Calling-/Called-Station-Id from the Calling/Called Number AVPs (RFC 2661
+    /// §4.4.5), Tunnel-Client-Endpoint (the LAC) and Tunnel-Server-Endpoint (us) (RFC 2868
+    /// §3.3, §3.4), Acct-Tunnel-Connection (our tunnel ID, RFC 2867 §4.1), NAS-Port (our
+    /// session ID).
+    fn access_request(
+        &self,
+        key: SessionRef,
+        up: &SessionUp,
+        user: String,
+        credential: Credential,
+    ) -> AccessRequest {
+        let mut a = AccessRequest::ppp_attributes();
+        if !up.calling_number.is_empty() {
+            a.push(Attribute::new(
+                attr::CALLING_STATION_ID,
+                up.calling_number.clone(),
+            ));
+        }
+        if !up.called_number.is_empty() {
+            a.push(Attribute::new(
+                attr::CALLED_STATION_ID,
+                up.called_number.clone(),
+            ));
+        }
+        // RFC 2868 §3.3: a tag octet (0) is optional for these; the address as text.
+        a.push(Attribute::new(
+            attr::TUNNEL_CLIENT_ENDPOINT,
+            up.peer.addr.ip().to_string().into_bytes(),
+        ));
+        if let Some(local) = self.local_for(&up.peer) {
+            a.push(Attribute::new(
+                attr::TUNNEL_SERVER_ENDPOINT,
+                local.ip().to_string().into_bytes(),
+            ));
+        }
+        a.push(Attribute::new(
+            attr::ACCT_TUNNEL_CONNECTION,
+            key.0.to_string().into_bytes(),
+        ));
+        a.push(Attribute::integer(attr::NAS_PORT, key.1));
+        AccessRequest {
+            user: user.into_bytes(),
+            credential,
+            attributes: a,
+        }
+    }
+
     fn on_link_event(&mut self, key: SessionRef, e: LinkEvent, now: Instant) {
         let Some(st) = self.sessions.get(&key) else {
             return;
@@ -99,6 +174,9 @@ impl Node {
         match e {
             LinkEvent::Up(u) => {
                 let addr = if server { u.peer_ipv4 } else { u.local_ipv4 };
+                if server {
+                    self.acct_start(key, u.peer_ipv4, now);
+                }
                 self.events.push_back(NodeEvent::PppUp {
                     tunnel: key.0,
                     session: key.1,
@@ -142,6 +220,21 @@ impl Node {
                 // A restart now renegotiates rather than restoring what is going away.
                 self.set_app_data(key, &AppData::default(), now);
             }
+            LinkEvent::AuthRequest { user, credential } => {
+                let request = self.access_request(key, &up, user, credential);
+                let ticket = self
+                    .sessions
+                    .get(&key)
+                    .and_then(|s| s.link.as_ref())
+                    .and_then(Link::auth_ticket)
+                    .unwrap_or_default();
+                self.events.push_back(NodeEvent::AuthRequest {
+                    tunnel: key.0,
+                    session: key.1,
+                    ticket,
+                    request: Box::new(request),
+                });
+            }
             LinkEvent::AuthFailed { user } => {
                 self.events.push_back(NodeEvent::AuthFailed {
                     tunnel: key.0,
@@ -150,6 +243,8 @@ impl Node {
                 });
             }
             LinkEvent::Down { reason } => {
+                // Before the fast-path entry goes: its counters are the session's.
+                self.acct_stop(key, &up, reason, now);
                 if installed {
                     self.uninstall(&up);
                 }
@@ -261,6 +356,8 @@ fn cdn_for(reason: DownReason) -> (ResultCode, PppDisconnectCause) {
             dir::AT_PEER,
             "keepalive timeout",
         ),
+        DownReason::SessionTimeout => (3, C::ADMINISTRATIVE, 0, dir::AT_LOCAL, "session timeout"),
+        DownReason::IdleTimeout => (3, C::ADMINISTRATIVE, 0, dir::AT_LOCAL, "idle timeout"),
         DownReason::LoopedBack => (
             2,
             C::LCP_LOOPED_BACK,

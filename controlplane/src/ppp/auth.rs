@@ -6,6 +6,12 @@
 //! period, Max-Configure times in all (RFC 1994 §4.1). Repeated Requests/Responses after a
 //! success are answered again (the Ack/Success was lost, RFC 1334 §2.2.1, RFC 1994 §4.2).
 //!
+//! With external credentials ([`Credentials::external`], RADIUS) the server does not verify
+//! itself: a Request/Response becomes [`AuthResult::Verify`] (the link reports it as
+//! [`super::Event::AuthRequest`]), repeats are discarded while the answer is awaited, and
+//! [`ServerAuth::answer`] sends the Ack/Nak or Success/Failure when it comes (with the
+//! server's Reply-Message as the message, RFC 1334 §2.2.2, RFC 1994 §4.2).
+//!
 //! Client: PAP sends the Authenticate-Request and retransmits it every Restart period until an
 //! Ack or Nak, Max-Configure times (RFC 1334 §2.2.1); CHAP answers every Challenge and, while
 //! no Success or Failure arrives, repeats its Response (the authenticator answers a repeat).
@@ -14,6 +20,10 @@ use std::net::Ipv4Addr;
 use std::time::Instant;
 
 use l2xdp_wire::crypto::ct_eq;
+use l2xdp_wire::ppp::mschapv2::{
+    authenticator_response, failure_message, nt_response, success_matches, success_message,
+    verify_nt_response, MsChapV2Response,
+};
 use l2xdp_wire::ppp::{
     chap_md5_response, chap_md5_verify, ChapBody, ChapPacket, PapBody, PapPacket, PppBody,
 };
@@ -22,6 +32,7 @@ use super::config::{AuthMethod, PppConfig};
 use super::negotiate::Io;
 use super::users::Credentials;
 use super::{DownReason, Rng};
+use crate::aaa::{AccessOutcome, Credential};
 
 /// What an authentication step decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +45,12 @@ pub(crate) enum AuthResult {
     Failure {
         user: Option<String>,
         reason: DownReason,
+    },
+    /// External credentials: the proof to have verified (the answer goes to
+    /// [`ServerAuth::answer`]).
+    Verify {
+        user: Vec<u8>,
+        credential: Credential,
     },
 }
 
@@ -50,6 +67,20 @@ pub(crate) struct ServerAuth {
     tries_left: u32,
     pub deadline: Option<Instant>,
     verified: bool,
+    /// External credentials: the request whose answer is awaited (PAP: the Request's
+    /// Identifier; CHAP: the Challenge's) and the user.
+    awaiting: Option<(u8, Vec<u8>)>,
+    /// Names the awaited verification (random, set by the link): an answer meant for an
+    /// earlier one of a session with the same IDs is told apart.
+    pub ticket: u64,
+    /// The CHAP Success message sent (repeated for a repeated Response; for MS-CHAP-V2 it
+    /// carries the Authenticator Response).
+    success: Option<Vec<u8>>,
+}
+
+/// Whether `m` is one of the CHAP algorithms (MD5, MS-CHAP-V2).
+fn is_chap(m: Option<AuthMethod>) -> bool {
+    matches!(m, Some(AuthMethod::Chap | AuthMethod::MsChapV2))
 }
 
 impl ServerAuth {
@@ -63,11 +94,13 @@ impl ServerAuth {
     ) {
         self.method = Some(method);
         self.verified = false;
+        self.success = None;
         match method {
             AuthMethod::Pap => {
                 self.deadline = Some(now + cfg.auth_timeout.min(super::config::MAX_DURATION))
             }
-            AuthMethod::Chap => {
+            // RFC 2759 §3: the MS-CHAP-V2 Challenge is 16 octets, as ours always are.
+            AuthMethod::Chap | AuthMethod::MsChapV2 => {
                 self.id = self.id.wrapping_add(1 + (rng.next_u64() % 200) as u8);
                 self.challenge = rng.array();
                 self.tries_left = cfg.max_configure.max(1) - 1;
@@ -82,6 +115,143 @@ impl ServerAuth {
         self.method = None;
         self.deadline = None;
         self.verified = false;
+        self.awaiting = None;
+        self.success = None;
+    }
+
+    /// Whether an external answer is awaited.
+    pub fn awaiting(&self) -> bool {
+        self.awaiting.is_some()
+    }
+
+    /// The ticket of the awaited verification.
+    pub fn awaited_ticket(&self) -> Option<u64> {
+        self.awaiting.as_ref().map(|_| self.ticket)
+    }
+
+    /// External credentials: a PAP Request or CHAP Response to have verified, unless one is
+    /// already (a repeat is discarded) or the peer was verified (PAP: the Ack is repeated,
+    /// RFC 1334 §2.2.1; CHAP: Success repeated, RFC 1994 §4.2).
+    fn verify(
+        &mut self,
+        identifier: u8,
+        user: Vec<u8>,
+        credential: Credential,
+        io: &mut Io,
+    ) -> AuthResult {
+        if self.verified {
+            let body = match self.method {
+                Some(AuthMethod::Pap) => PppBody::Pap(PapPacket {
+                    identifier,
+                    body: PapBody::AuthenticateAck {
+                        message: b"Login ok".to_vec(),
+                    },
+                }),
+                _ => PppBody::Chap(ChapPacket {
+                    identifier,
+                    body: ChapBody::Success {
+                        message: self.success.clone().unwrap_or_else(|| b"Welcome".to_vec()),
+                    },
+                }),
+            };
+            io.send_body(body);
+            return AuthResult::Pending;
+        }
+        if self.awaiting.is_some() {
+            io.counters.discarded += 1;
+            return AuthResult::Pending;
+        }
+        self.awaiting = Some((identifier, user.clone()));
+        AuthResult::Verify { user, credential }
+    }
+
+    /// The external answer (`None`: no server answered, the authentication fails closed):
+    /// answers the peer and reports the result.
+    pub fn answer(&mut self, outcome: Option<&AccessOutcome>, io: &mut Io) -> AuthResult {
+        let Some((identifier, user)) = self.awaiting.take() else {
+            return AuthResult::Pending;
+        };
+        let ms = self.method == Some(AuthMethod::MsChapV2);
+        let (ok, message, ipv4) = match outcome {
+            // RFC 2759 §5: the Success message carries the server's Authenticator Response
+            // (MS-CHAP2-Success, RFC 2548 §2.3.3: Ident then "S=..."); without it the peer
+            // could not check the server, and the login fails.
+            Some(AccessOutcome::Accept(a)) if ms => match a.ms_chap2_success.as_deref() {
+                Some([_, s @ ..]) if s.len() >= 42 => (
+                    true,
+                    format!(
+                        "{} M={}",
+                        String::from_utf8_lossy(&s[..42]),
+                        a.reply_message.as_deref().unwrap_or("Welcome")
+                    )
+                    .into_bytes(),
+                    a.framed_ip,
+                ),
+                _ => {
+                    tracing::warn!("MS-CHAP-V2 Access-Accept without MS-CHAP2-Success: refused");
+                    (false, b"Authentication failed".to_vec(), None)
+                }
+            },
+            Some(AccessOutcome::Accept(a)) => (
+                true,
+                a.reply_message
+                    .clone()
+                    .unwrap_or_else(|| "Welcome".into())
+                    .into_bytes(),
+                a.framed_ip,
+            ),
+            Some(AccessOutcome::Reject { reply_message }) => (
+                false,
+                reply_message
+                    .clone()
+                    .unwrap_or_else(|| "Authentication failed".into())
+                    .into_bytes(),
+                None,
+            ),
+            Some(AccessOutcome::Challenge) => (false, b"Authentication failed".to_vec(), None),
+            None => (false, b"Authentication service unavailable".to_vec(), None),
+        };
+        let message = if ms && !ok {
+            // RFC 2759 §6: "E=691 R=0 C=... V=3 M=<text>".
+            failure_message(&self.challenge, &String::from_utf8_lossy(&message))
+        } else {
+            message
+        };
+        if ok && ms {
+            self.success = Some(message.clone());
+        }
+        let body = match self.method {
+            Some(AuthMethod::Pap) => PppBody::Pap(PapPacket {
+                identifier,
+                body: if ok {
+                    PapBody::AuthenticateAck { message }
+                } else {
+                    PapBody::AuthenticateNak { message }
+                },
+            }),
+            _ => PppBody::Chap(ChapPacket {
+                identifier,
+                body: if ok {
+                    ChapBody::Success { message }
+                } else {
+                    ChapBody::Failure { message }
+                },
+            }),
+        };
+        io.send_body(body);
+        self.deadline = None;
+        if ok {
+            self.verified = true;
+            AuthResult::Success {
+                user: Some(name(&user)),
+                ipv4,
+            }
+        } else {
+            AuthResult::Failure {
+                user: Some(name(&user)),
+                reason: DownReason::AuthFailed,
+            }
+        }
     }
 
     fn send_challenge(&self, cfg: &PppConfig, io: &mut Io) {
@@ -100,7 +270,15 @@ impl ServerAuth {
             _ => return AuthResult::Pending,
         }
         self.deadline = None;
-        if self.method == Some(AuthMethod::Chap) && self.tries_left > 0 {
+        if self.awaiting.is_some() {
+            // The external answer did not come within `auth_timeout`.
+            self.awaiting = None;
+            return AuthResult::Failure {
+                user: None,
+                reason: DownReason::AuthTimeout,
+            };
+        }
+        if is_chap(self.method) && self.tries_left > 0 {
             self.tries_left -= 1;
             self.deadline = Some(now + cfg.restart());
             io.counters.retransmissions += 1;
@@ -120,6 +298,9 @@ impl ServerAuth {
         if self.method != Some(AuthMethod::Pap) {
             io.counters.discarded += 1;
             return AuthResult::Pending;
+        }
+        if creds.external() {
+            return self.verify(pkt.identifier, peer_id, Credential::Pap(password), io);
         }
         let entry = creds
             .lookup(&peer_id)
@@ -164,19 +345,75 @@ impl ServerAuth {
         let ChapBody::Response { value, name: user } = pkt.body else {
             return AuthResult::Pending;
         };
-        if self.method != Some(AuthMethod::Chap) || pkt.identifier != self.id {
+        if !is_chap(self.method) || pkt.identifier != self.id {
             // RFC 1994 §4.1: a Response must answer the current Challenge.
             io.counters.discarded += 1;
             return AuthResult::Pending;
         }
-        let entry = creds
-            .lookup(&user)
-            .filter(|e| chap_md5_verify(self.id, &e.secret, &self.challenge, &value));
+        // RFC 2759 §4: a 49-octet Response Value; anything else is not an MS-CHAP-V2 one.
+        let ms = match self.method {
+            Some(AuthMethod::MsChapV2) => match MsChapV2Response::parse(&value) {
+                Some(r) => Some(r),
+                None => {
+                    io.counters.discarded += 1;
+                    return AuthResult::Pending;
+                }
+            },
+            _ => None,
+        };
+        if creds.external() {
+            let credential = match ms {
+                Some(r) => Credential::MsChapV2 {
+                    identifier: self.id,
+                    challenge: self.challenge,
+                    peer_challenge: r.peer_challenge,
+                    nt_response: r.nt_response,
+                },
+                None => {
+                    let Ok(response) = <[u8; 16]>::try_from(value.as_slice()) else {
+                        io.counters.discarded += 1;
+                        return AuthResult::Pending;
+                    };
+                    Credential::Chap {
+                        identifier: self.id,
+                        challenge: self.challenge.to_vec(),
+                        response,
+                    }
+                }
+            };
+            return self.verify(self.id, user, credential, io);
+        }
+        let entry = creds.lookup(&user).filter(|e| match &ms {
+            Some(r) => verify_nt_response(
+                &self.challenge,
+                &r.peer_challenge,
+                &user,
+                &e.secret,
+                &r.nt_response,
+            ),
+            None => chap_md5_verify(self.id, &e.secret, &self.challenge, &value),
+        });
+        let success = match (&ms, &entry) {
+            // RFC 2759 §5: the Authenticator Response proves we know the password too.
+            (Some(r), Some(e)) => success_message(
+                &authenticator_response(
+                    &e.secret,
+                    &r.nt_response,
+                    &r.peer_challenge,
+                    &self.challenge,
+                    &user,
+                ),
+                "Welcome",
+            ),
+            _ => b"Welcome".to_vec(),
+        };
+        let failure = match ms {
+            Some(_) => failure_message(&self.challenge, "Authentication failed"),
+            None => b"Authentication failed".to_vec(),
+        };
         let (body, result) = match entry {
             Some(e) => (
-                ChapBody::Success {
-                    message: b"Welcome".to_vec(),
-                },
+                ChapBody::Success { message: success },
                 if self.verified {
                     AuthResult::Pending
                 } else {
@@ -188,9 +425,7 @@ impl ServerAuth {
             ),
             None if self.verified => return AuthResult::Pending,
             None => (
-                ChapBody::Failure {
-                    message: b"Authentication failed".to_vec(),
-                },
+                ChapBody::Failure { message: failure },
                 AuthResult::Failure {
                     user: Some(name(&user)),
                     reason: DownReason::AuthFailed,
@@ -219,6 +454,10 @@ pub(crate) struct ClientAuth {
     last: Option<PppBody>,
     pub deadline: Option<Instant>,
     done: bool,
+    /// MS-CHAP-V2: our Peer-Challenge (RFC 2759 §4) and the Authenticator Response the
+    /// server's Success must carry (§5).
+    peer_challenge: [u8; 16],
+    expect_success: Option<String>,
 }
 
 impl ClientAuth {
@@ -249,7 +488,9 @@ impl ClientAuth {
                 self.tries_left = cfg.max_configure.max(1) - 1;
                 self.deadline = Some(now + cfg.restart());
             }
-            AuthMethod::Chap => {
+            AuthMethod::Chap | AuthMethod::MsChapV2 => {
+                self.peer_challenge = rng.array();
+                self.expect_success = None;
                 self.deadline = Some(now + cfg.auth_timeout.min(super::config::MAX_DURATION));
             }
         }
@@ -329,17 +570,39 @@ impl ClientAuth {
         password: &[u8],
         io: &mut Io,
     ) -> AuthResult {
-        if self.method != Some(AuthMethod::Chap) {
+        if !is_chap(self.method) {
             return AuthResult::Pending;
         }
         match pkt.body {
             ChapBody::Challenge { value, .. } => {
                 self.id = pkt.identifier;
-                let digest = chap_md5_response(self.id, password, &value);
+                let value = if self.method == Some(AuthMethod::MsChapV2) {
+                    // RFC 2759 §4: a 16-octet challenge; another is not answered.
+                    let Ok(auth) = <[u8; 16]>::try_from(value.as_slice()) else {
+                        io.counters.discarded += 1;
+                        return AuthResult::Pending;
+                    };
+                    let nt = nt_response(&auth, &self.peer_challenge, user, password);
+                    self.expect_success = Some(authenticator_response(
+                        password,
+                        &nt,
+                        &self.peer_challenge,
+                        &auth,
+                        user,
+                    ));
+                    MsChapV2Response {
+                        peer_challenge: self.peer_challenge,
+                        nt_response: nt,
+                    }
+                    .value()
+                    .to_vec()
+                } else {
+                    chap_md5_response(self.id, password, &value).to_vec()
+                };
                 let body = PppBody::Chap(ChapPacket {
                     identifier: self.id,
                     body: ChapBody::Response {
-                        value: digest.to_vec(),
+                        value,
                         name: user.to_vec(),
                     },
                 });
@@ -351,10 +614,17 @@ impl ClientAuth {
                 }
                 AuthResult::Pending
             }
-            ChapBody::Success { .. }
+            ChapBody::Success { message }
                 if !self.done && pkt.identifier == self.id && self.last.is_some() =>
             {
-                self.finish(true, user)
+                // RFC 2759 §5: a Success whose Authenticator Response is wrong comes from
+                // someone who does not know the password: the peer ends the link.
+                let ok = match (&self.method, &self.expect_success) {
+                    (Some(AuthMethod::MsChapV2), Some(s)) => success_matches(&message, s),
+                    (Some(AuthMethod::MsChapV2), None) => false,
+                    _ => true,
+                };
+                self.finish(ok, user)
             }
             ChapBody::Failure { .. } if !self.done && pkt.identifier == self.id => {
                 self.finish(false, user)

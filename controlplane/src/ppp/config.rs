@@ -43,6 +43,9 @@ pub enum AuthMethod {
     /// CHAP with MD5 (RFC 1994).
     #[serde(alias = "chap-md5")]
     Chap,
+    /// MS-CHAP-V2 (RFC 2759): CHAP algorithm 0x81.
+    #[serde(rename = "mschapv2", alias = "ms-chap-v2")]
+    MsChapV2,
 }
 
 /// PPP tunables of one side (an LNS or a client emulator).
@@ -200,7 +203,7 @@ impl PppConfig {
             if self.auth[..i].contains(a) {
                 return Err(Problem::new(
                     format!("{prefix}.auth[{i}]"),
-                    format!("{a:?} is listed twice; give each protocol (\"chap\", \"pap\") once"),
+                    format!("{a:?} is listed twice; give each protocol (\"chap\", \"pap\", \"mschapv2\") once"),
                 ));
             }
         }

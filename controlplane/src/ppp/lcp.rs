@@ -24,6 +24,7 @@ fn method(a: &AuthProtocol) -> Option<AuthMethod> {
     match a {
         AuthProtocol::Pap => Some(AuthMethod::Pap),
         AuthProtocol::ChapMd5 => Some(AuthMethod::Chap),
+        AuthProtocol::ChapMsV2 => Some(AuthMethod::MsChapV2),
         AuthProtocol::Other { .. } => None,
     }
 }
@@ -32,6 +33,7 @@ fn protocol(m: AuthMethod) -> AuthProtocol {
     match m {
         AuthMethod::Pap => AuthProtocol::Pap,
         AuthMethod::Chap => AuthProtocol::ChapMd5,
+        AuthMethod::MsChapV2 => AuthProtocol::ChapMsV2,
     }
 }
 
@@ -40,7 +42,7 @@ fn protocol(m: AuthMethod) -> AuthProtocol {
 pub(crate) struct LcpNeg {
     role: Role,
     /// Authentication protocols, preferred first (server: to request; client: to accept).
-    allowed: [Option<AuthMethod>; 2],
+    allowed: [Option<AuthMethod>; 3],
     /// Bit per AuthMethod already refused by the peer (server).
     refused: u8,
     want_mru: Option<u16>,
@@ -70,17 +72,19 @@ fn bit(m: AuthMethod) -> u8 {
     match m {
         AuthMethod::Pap => 1,
         AuthMethod::Chap => 2,
+        AuthMethod::MsChapV2 => 4,
     }
 }
 
 impl LcpNeg {
     pub fn new(role: Role, config: &PppConfig, mut rng: Rng) -> Self {
-        let mut allowed = [None; 2];
-        for (slot, m) in allowed.iter_mut().zip(config.auth.iter()) {
-            *slot = Some(*m);
-        }
-        if allowed[0].is_some() && allowed[0] == allowed[1] {
-            allowed[1] = None;
+        let mut allowed = [None; 3];
+        let mut n = 0;
+        for m in &config.auth {
+            if n < allowed.len() && !allowed.contains(&Some(*m)) {
+                allowed[n] = Some(*m);
+                n += 1;
+            }
         }
         let our_magic = rng.nonzero_u32();
         LcpNeg {

@@ -42,7 +42,7 @@ pub use fsm::State;
 pub use lcp::DEFAULT_MRU;
 pub use link::{Link, Proxy, ProxyAuthType};
 pub use pool::{Ipv4Pool, Ipv4Range, PoolError};
-pub use users::{Credentials, MemoryCredentials, UserEntry, UsersFileError};
+pub use users::{Credentials, ExternalCredentials, MemoryCredentials, UserEntry, UsersFileError};
 
 /// Which end of the PPP link this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -104,6 +104,12 @@ pub enum DownReason {
     /// Echo-Requests went unanswered.
     #[error("peer not answering LCP Echo-Requests")]
     DeadPeer,
+    /// The Session-Timeout the authentication server set has passed (RFC 2865 §5.27).
+    #[error("session timeout")]
+    SessionTimeout,
+    /// No packet from the subscriber for the Idle-Timeout the server set (RFC 2865 §5.28).
+    #[error("idle timeout")]
+    IdleTimeout,
     /// The link appears to be looped back (RFC 1661 §6.4).
     #[error("link looped back")]
     LoopedBack,
@@ -200,6 +206,14 @@ pub enum Event {
     /// The network layer went down but the link lives on (LCP or an NCP is renegotiating,
     /// RFC 1661 §4.3): remove the fast-path entry; an `Up` follows when it is back.
     NetworkDown,
+    /// External credentials: the peer's proof, to be verified (RADIUS); the answer goes to
+    /// [`Link::auth_answer`].
+    AuthRequest {
+        /// The PAP Peer-ID or CHAP Name.
+        user: String,
+        /// The proof.
+        credential: crate::aaa::Credential,
+    },
     /// Authentication failed (the link then terminates with `Down`).
     AuthFailed {
         /// The name the peer gave (server), or ours (client).

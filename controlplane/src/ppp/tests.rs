@@ -1113,3 +1113,6 @@ fn ipv6_gateway_answers_ping_to_its_link_local_address() {
     assert_eq!(p.s.counters().echo6_replies, before.echo6_replies + 1);
     assert_eq!(p.s.counters().discarded, before.discarded + 1);
 }
+
+#[path = "tests_external.rs"]
+mod external;

@@ -46,6 +46,27 @@ impl std::fmt::Debug for UserEntry {
 pub trait Credentials: Send + Sync {
     /// The entry for `user` (the PAP Peer-ID or CHAP Name, as received), if known.
     fn lookup(&self, user: &[u8]) -> Option<UserEntry>;
+
+    /// Whether the secrets are elsewhere (RADIUS): the link then asks for a verification
+    /// ([`super::Event::AuthRequest`]) instead of calling [`lookup`](Self::lookup).
+    fn external(&self) -> bool {
+        false
+    }
+}
+
+/// Credentials held by an external server (RADIUS, `crate::aaa`): nothing is looked up
+/// locally, every authentication is verified by the server.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ExternalCredentials;
+
+impl Credentials for ExternalCredentials {
+    fn lookup(&self, _user: &[u8]) -> Option<UserEntry> {
+        None
+    }
+
+    fn external(&self) -> bool {
+        true
+    }
 }
 
 /// Credentials held in memory (built in code or loaded from a users file).

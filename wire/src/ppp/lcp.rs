@@ -36,8 +36,10 @@ pub enum AuthProtocol {
     Pap,
     /// CHAP, 0xc223, with Algorithm 5 = MD5 (RFC 1994 §3).
     ChapMd5,
+    /// CHAP, 0xc223, with Algorithm 0x81 = MS-CHAP-V2 (RFC 2759 §2).
+    ChapMsV2,
     /// Anything else: the protocol and its data. Parsing never yields PAP without data or
-    /// CHAP with exactly `[5]`; those are the variants above.
+    /// CHAP with exactly `[5]` or `[0x81]`; those are the variants above.
     Other {
         protocol: u16,
         #[serde(serialize_with = "super::ser_hex")]
@@ -53,6 +55,7 @@ impl AuthProtocol {
         Ok(match (protocol, rest) {
             (protocol::PAP, []) => AuthProtocol::Pap,
             (protocol::CHAP, [CHAP_ALGORITHM_MD5]) => AuthProtocol::ChapMd5,
+            (protocol::CHAP, [super::mschapv2::CHAP_ALGORITHM_MSCHAPV2]) => AuthProtocol::ChapMsV2,
             _ => AuthProtocol::Other {
                 protocol,
                 data: rest.to_vec(),
@@ -64,7 +67,7 @@ impl AuthProtocol {
     pub fn protocol(&self) -> u16 {
         match self {
             AuthProtocol::Pap => protocol::PAP,
-            AuthProtocol::ChapMd5 => protocol::CHAP,
+            AuthProtocol::ChapMd5 | AuthProtocol::ChapMsV2 => protocol::CHAP,
             AuthProtocol::Other { protocol, .. } => *protocol,
         }
     }
@@ -73,6 +76,7 @@ impl AuthProtocol {
         match self {
             AuthProtocol::Pap => &[],
             AuthProtocol::ChapMd5 => &[CHAP_ALGORITHM_MD5],
+            AuthProtocol::ChapMsV2 => &[super::mschapv2::CHAP_ALGORITHM_MSCHAPV2],
             AuthProtocol::Other { data, .. } => data,
         }
     }
@@ -266,11 +270,26 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn mschapv2_is_its_own_auth_protocol() {
+        let o = LcpOption::AuthProtocol(AuthProtocol::ChapMsV2);
+        let p = LcpPacket {
+            identifier: 1,
+            body: CpBody::ConfigureRequest {
+                options: vec![o.clone()],
+            },
+        };
+        let mut out = vec![0u8; p.emit_len()];
+        p.emit(&mut out).expect("fits");
+        assert_eq!(&out[4..], [0x03, 0x05, 0xc2, 0x23, 0x81]);
+        assert_eq!(LcpPacket::parse(&out).expect("parse"), p);
+    }
+
+    #[test]
     fn auth_pap_and_other_and_quality() {
         let b = [
             0x02, 0x09, 0x00, 0x16, // Configure-Ack, id 9 (Length fixed below)
             0x03, 0x04, 0xc0, 0x23, // PAP
-            0x03, 0x05, 0xc2, 0x23, 0x81, // CHAP MS-CHAPv2
+            0x03, 0x05, 0xc2, 0x23, 0x80, // CHAP MS-CHAPv1 (not one of ours)
             0x04, 0x08, 0xc0, 0x25, 0x00, 0x00, 0x0b, 0xb8, // LQR every 30 s (1/100 s)
             0x0b, // padding after Length
         ];
@@ -287,7 +306,7 @@ pub(crate) mod tests {
                     LcpOption::AuthProtocol(AuthProtocol::Pap),
                     LcpOption::AuthProtocol(AuthProtocol::Other {
                         protocol: protocol::CHAP,
-                        data: vec![0x81]
+                        data: vec![0x80]
                     }),
                     LcpOption::QualityProtocol {
                         protocol: protocol::LQR,

@@ -12,6 +12,7 @@ pub mod frame;
 pub mod ipcp;
 pub mod ipv6cp;
 pub mod lcp;
+pub mod mschapv2;
 pub mod pap;
 
 pub use chap::{chap_md5_response, chap_md5_verify, ChapBody, ChapPacket};

@@ -81,6 +81,8 @@ pub struct Link {
     fixed_ipv4: Option<Ipv4Addr>,
     up: bool,
     echo_next: Option<Instant>,
+    /// When the Session-Timeout from the authentication server ends the link.
+    session_end: Option<Instant>,
     echo_outstanding: u32,
     echo_id: u8,
     echo_rejected: bool,
@@ -160,6 +162,7 @@ impl Link {
             fixed_ipv4: None,
             up: false,
             echo_next: None,
+            session_end: None,
             echo_outstanding: 0,
             echo_id,
             echo_rejected: false,
@@ -416,6 +419,7 @@ impl Link {
             self.server_auth.deadline,
             self.client_auth.deadline,
             self.echo_next,
+            self.session_end,
         ]
         .into_iter()
         .flatten()
@@ -458,6 +462,7 @@ impl Link {
         self.phase = Phase::Dead;
         self.up = false;
         self.echo_next = None;
+        self.session_end = None;
         self.server_auth.reset();
         self.client_auth.reset();
         self.release();

@@ -135,6 +135,11 @@ impl Link {
     /// when there is none to verify.
     fn proxy_auth(&mut self, m: AuthMethod, proxy: &Proxy) -> Option<AuthResult> {
         let creds = self.creds.clone()?;
+        if creds.external() {
+            // RADIUS: no secret here to check the proxied exchange against; the LNS
+            // authenticates the peer itself (RFC 2661 §4.4.5 allows it).
+            return None;
+        }
         let name = proxy.authen_name.as_ref()?;
         let response = proxy.authen_response.as_ref()?;
         let id = u8::try_from(proxy.authen_id?).ok()?;

@@ -30,6 +30,11 @@ impl Link {
         if self.phase == Phase::Dead {
             return;
         }
+        if self.session_end.is_some_and(|t| t <= now) {
+            self.session_end = None;
+            self.close(DownReason::SessionTimeout, now);
+            return;
+        }
         let r = match self.role {
             Role::Server => self.server_auth.timeout(now, &self.config, &mut self.io),
             Role::Client => self.client_auth.timeout(now, &self.config, &mut self.io),

@@ -241,7 +241,7 @@ impl Registry {
         &mut self,
         tunnel: TunnelId,
         session: u32,
-        app: serde_json::Value,
+        app: Box<[u8]>,
         now: Instant,
     ) -> Result<(), L2tpError> {
         self.live(tunnel)?;
@@ -955,7 +955,7 @@ impl Registry {
     /// fresh registry; records clashing with live IDs are skipped.
     pub fn recover(
         &mut self,
-        state: RecoveryState,
+        mut state: RecoveryState,
         now: Instant,
     ) -> Result<RecoveryReport, L2tpError> {
         if state.format != STATE_FORMAT {
@@ -967,6 +967,10 @@ impl Registry {
         self.now = Some(now);
         let mut report = RecoveryReport::default();
         let secret_ref = self.cfg.secret_bytes().map(failover::secret_ref);
+        // Each tunnel's sessions as one run (a store lists them so already): linear, not
+        // tunnels × sessions.
+        state.sessions.sort_by_key(|s| s.tunnel);
+        let mut recover = Vec::new();
         for rec in &state.tunnels {
             let Some(version) = rec.l2tp_version() else {
                 self.counters.count_failover("record skipped (bad version)");
@@ -980,7 +984,9 @@ impl Registry {
             self.tunnels.insert(rec.id, t);
             self.track(rec.id);
             self.counters.count_failover("tunnel restored");
-            for s in state.sessions.iter().filter(|s| s.tunnel == rec.id) {
+            let first = state.sessions.partition_point(|s| s.tunnel < rec.id);
+            let end = first + state.sessions[first..].partition_point(|s| s.tunnel == rec.id);
+            for s in &mut state.sessions[first..end] {
                 if version == Version::V3 && !self.v3_sessions.reserve(s.id) {
                     self.counters.count_failover("record skipped (ID in use)");
                     continue;
@@ -994,7 +1000,7 @@ impl Registry {
                 self.failover_events
                     .push_back(FailoverEvent::SessionRestored {
                         up: Box::new(up),
-                        app: s.app.clone(),
+                        app: std::mem::take(&mut s.app),
                     });
             }
             let capable = rec.peer_failover.is_some_and(|f| f.control) && self.cfg.persists();
@@ -1011,14 +1017,18 @@ impl Registry {
                 report.cleared.push(rec.id);
                 continue;
             }
-            let Some(rid) = self.new_tunnel(rec.peer(), version, true) else {
-                self.with_tunnel(rec.id, now, |t, ctx| {
+            recover.push((rec.id, rec.peer_tunnel_id, rec.peer(), version));
+        }
+        // Recovery tunnels once every record's ID is taken: a recovery tunnel's random ID
+        // must not be one a later record needs (that tunnel was skipped, "ID in use").
+        for (old, old_peer, peer, version) in recover {
+            let Some(rid) = self.new_tunnel(peer, version, true) else {
+                self.with_tunnel(old, now, |t, ctx| {
                     t.clear_silently(ctx, "no tunnel ID free".into())
                 });
-                report.cleared.push(rec.id);
+                report.cleared.push(old);
                 continue;
             };
-            let (old, old_peer) = (rec.id, rec.peer_tunnel_id);
             self.with_tunnel(rid, now, |t, ctx| t.start_recovery(ctx, old, old_peer));
             self.failover_events
                 .push_back(FailoverEvent::RecoveryStarted {

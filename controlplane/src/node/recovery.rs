@@ -14,7 +14,7 @@ use l2xdp_dataplane_api::{Binding, SessionEntry};
 use l2xdp_wire::l2tp::header::Version;
 use serde::{Deserialize, Serialize};
 
-use crate::l2tp::failover::{StoreError, StoreOp};
+use crate::l2tp::failover::{codec, StoreError, StoreOp};
 use crate::l2tp::{FailoverEvent, L2tpError, RecoveryReport, Registry, SessionUp, TunnelId};
 use crate::ppp::{Link, LinkState, LinkUp};
 
@@ -23,16 +23,39 @@ use super::{Node, NodeEvent, SessionRef, SessionState};
 use super::{RecoveryOutcome, RecoveryRecord};
 
 /// What the node attaches to a persisted session ([`Registry::set_session_app_data`]) and
-/// reads back in [`Node::recover`].
+/// reads back in [`Node::recover`]: encoded with [`codec::to_bytes`] (postcard, about 40
+/// bytes; the record that carries it has the format byte), or — a session persisted by
+/// l2xdpd before format 2, migrated — its JSON text ([`AppData::decode`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppData {
     /// The link's state while PPP is up; `None` before, and while it renegotiates.
     pub ppp: Option<LinkState>,
     /// Client role (the LAC): the user the PPP client authenticates as. Its password is not
     /// stored: a restored client takes it from the node's credentials (the users file), and
-    /// needs it only if the LNS renegotiates.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// needs it only if the LNS renegotiates. (Always written: the binary encoding has no
+    /// field names, so no field may be skipped; `default` reads format 1 JSON without it.)
+    #[serde(default)]
     pub client_user: Option<String>,
+}
+
+impl AppData {
+    /// The bytes persisted with the session (empty for the default: nothing to restore).
+    pub fn encode(&self) -> Result<Box<[u8]>, codec::CodecError> {
+        if *self == AppData::default() {
+            return Ok(Box::default());
+        }
+        codec::to_bytes(self).map(Vec::into_boxed_slice)
+    }
+
+    /// What [`AppData::encode`] wrote, or the JSON of a format 1 record (it starts with `{`,
+    /// which no binary `AppData` does: its first byte is an `Option` tag, 0 or 1).
+    pub fn decode(bytes: &[u8]) -> Result<AppData, codec::CodecError> {
+        match bytes.first() {
+            None => Ok(AppData::default()),
+            Some(b'{') => Ok(serde_json::from_slice(bytes)?),
+            Some(_) => codec::from_bytes(bytes),
+        }
+    }
 }
 
 /// Why [`Node::recover`] failed.
@@ -199,7 +222,7 @@ impl Node {
         if self.store.is_none() {
             return;
         }
-        let v = match serde_json::to_value(data) {
+        let v = match data.encode() {
             Ok(v) => v,
             Err(e) => {
                 tracing::warn!(%e, "encoding session state failed");
@@ -212,17 +235,13 @@ impl Node {
     }
 
     /// A session [`Node::recover`] restored: its state here, its PPP link, its fast path.
-    fn on_session_restored(&mut self, up: Box<SessionUp>, app: serde_json::Value, now: Instant) {
+    fn on_session_restored(&mut self, up: Box<SessionUp>, app: Box<[u8]>, now: Instant) {
         let key = (up.tunnel, up.session);
         self.counters.restored += 1;
-        let app: AppData = if app.is_null() {
+        let app = AppData::decode(&app).unwrap_or_else(|e| {
+            tracing::warn!(tunnel = key.0, session = key.1, %e, "unreadable session state");
             AppData::default()
-        } else {
-            serde_json::from_value(app).unwrap_or_else(|e| {
-                tracing::warn!(tunnel = key.0, session = key.1, %e, "unreadable session state");
-                AppData::default()
-            })
-        };
+        });
         let mut rng = self.cfg.random.fork();
         let mut ppp_up = None;
         let mut ipv4 = None;
@@ -408,4 +427,56 @@ impl Node {
 /// Sessions a restored tunnel has (for a recovery's record).
 fn state_sessions(registry: &Registry, t: TunnelId) -> usize {
     registry.tunnel(t).map_or(0, |t| t.session_count())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AppData;
+    use crate::ppp::{AuthMethod, LinkState};
+
+    fn up() -> AppData {
+        AppData {
+            ppp: Some(LinkState {
+                user: Some("subscriber-17@isp.example".into()),
+                local_ipv4: Some([100, 64, 0, 1].into()),
+                peer_ipv4: Some([100, 64, 3, 17].into()),
+                dns: [Some([192, 0, 2, 53].into()), None],
+                ipv6: Some(([1; 8], [2; 8])),
+                local_magic: 0xdead_beef,
+                peer_magic: 0x0102_0304,
+                local_mru: 1460,
+                peer_mru: 1492,
+                pfc: true,
+                acfc: false,
+                auth: Some(AuthMethod::Chap),
+            }),
+            client_user: None,
+        }
+    }
+
+    #[test]
+    fn app_data_round_trips_compactly() {
+        let a = up();
+        let v = a.encode().expect("encode");
+        assert!(v.len() < 80, "{} bytes", v.len());
+        assert_eq!(AppData::decode(&v).expect("decode"), a);
+        let c = AppData {
+            client_user: Some("u".into()),
+            ..up()
+        };
+        assert_eq!(AppData::decode(&c.encode().expect("e")).expect("d"), c);
+        assert!(AppData::default().encode().expect("e").is_empty());
+        assert_eq!(AppData::decode(&[]).expect("d"), AppData::default());
+    }
+
+    /// A session persisted by l2xdpd before format 2: its app data is the JSON it wrote.
+    #[test]
+    fn app_data_of_format_1_is_read() {
+        let a = up();
+        let json = serde_json::to_vec(&serde_json::to_value(&a).expect("v")).expect("json");
+        assert_eq!(AppData::decode(&json).expect("decode"), a);
+        let old = br#"{"ppp":null}"#;
+        assert_eq!(AppData::decode(old).expect("decode"), AppData::default());
+        assert!(AppData::decode(b"{\"ppp\":").is_err());
+    }
 }

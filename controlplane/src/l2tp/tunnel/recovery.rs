@@ -245,7 +245,7 @@ impl Tunnel {
         &mut self,
         ctx: &mut Ctx<'_>,
         id: u32,
-        app: serde_json::Value,
+        app: Box<[u8]>,
     ) -> Result<(), L2tpError> {
         let Some(s) = self.sessions.get_mut(&id) else {
             return Err(L2tpError::NoSession {

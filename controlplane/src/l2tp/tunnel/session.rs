@@ -61,7 +61,7 @@ pub(super) struct Session {
     /// RFC 4951 §3.3: paired with another session ID at the peer; to be queried.
     pub(super) stale: bool,
     /// The caller's data, persisted with the session.
-    pub(super) app: serde_json::Value,
+    pub(super) app: Box<[u8]>,
 }
 
 fn v3_ids(id: u32) -> SessionKey {
@@ -171,7 +171,7 @@ impl Tunnel {
             rx_speed: None,
             synced: true,
             stale: false,
-            app: serde_json::Value::Null,
+            app: Box::default(),
         };
         self.sessions.insert(id, s);
         Some(id)

@@ -148,7 +148,11 @@ pub struct Report {
     pub first_start_socket_ms: f64,
     /// Restart: new process start → control socket answering (ms).
     pub restart_socket_ms: f64,
-    /// Restart: new process start → `tunnel recovered` == tunnels (ms).
+    /// Restart: new process start → every tunnel's control channel reset (RFC 4951 §3.2.2:
+    /// it carries messages again; `control channel reset (recovery endpoint)` == tunnels) (ms).
+    pub restart_reset_ms: f64,
+    /// Restart: new process start → `tunnel recovered` == tunnels (ms): every session
+    /// confirmed by FSQ/FSR (§3.3) too.
     pub restart_recovered_ms: f64,
     /// Estimated state restore: `restart_socket_ms − first_start_socket_ms`.
     pub restore_ms: f64,
@@ -160,6 +164,20 @@ pub struct Report {
     pub lac_after: LacAfter,
     /// l2xdpd's VmRSS: after the first start, before the kill, after the recovery (KiB).
     pub rss_kib: [u64; 3],
+    /// Per session: the state dir's bytes, and l2xdpd's VmRSS before the kill and after the
+    /// recovery less its VmRSS after the first start (bytes).
+    pub per_session: PerSession,
+}
+
+/// What a session costs (the targets of issue 16: ≤ 500 bytes on disk, ≤ 2 KB of memory).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct PerSession {
+    /// State dir bytes / sessions.
+    pub disk_bytes: f64,
+    /// (VmRSS before the kill − VmRSS after the first start) / sessions, bytes.
+    pub rss_before_kill_bytes: f64,
+    /// (VmRSS after the recovery − VmRSS after the first start) / sessions, bytes.
+    pub rss_after_recovery_bytes: f64,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -264,6 +282,14 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
     let mut lns = spawn(&opts.l2xdpd, &files)?;
     status_when(&mut lns, opts.limit, quick, |_| true).await?;
     let restart_socket = lns.started.elapsed();
+    // RFC 4951 §3.2.2: a tunnel carries messages again once its control channel is reset
+    // (then §3.3's FSQ/FSR confirm its sessions, and it counts as recovered).
+    let reset = |d: &Value| {
+        u(&d["l2tp"]["failover"]["control channel reset (recovery endpoint)"])
+            >= opts.tunnels as u64
+    };
+    status_when(&mut lns, opts.limit, STATUS_POLL, reset).await?;
+    let restart_reset = lns.started.elapsed();
     let recovered =
         |d: &Value| u(&d["l2tp"]["failover"]["tunnel recovered"]) >= opts.tunnels as u64;
     let after = status_when(&mut lns, opts.limit, STATUS_POLL, recovered).await?;
@@ -342,6 +368,7 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
         state_sessions: stored.sessions.len(),
         first_start_socket_ms: ms(first_start_socket),
         restart_socket_ms: ms(restart_socket),
+        restart_reset_ms: ms(restart_reset),
         restart_recovered_ms: ms(restart_recovered),
         restore_ms: ms(restart_socket.saturating_sub(first_start_socket)),
         outage_ms: ms(outage),
@@ -356,6 +383,15 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
         },
         lac_after,
         rss_kib: [rss0, rss1, rss2],
+        per_session: {
+            let n = n.max(1) as f64;
+            let grown = |kib: u64| kib.saturating_sub(rss0) as f64 * 1024.0 / n;
+            PerSession {
+                disk_bytes: state_bytes as f64 / n,
+                rss_before_kill_bytes: grown(rss1),
+                rss_after_recovery_bytes: grown(rss2),
+            }
+        },
     })
 }
 
@@ -371,14 +407,16 @@ pub fn table(r: &Report) -> String {
          | first start (empty state) -> control socket answers | {:.0} |\n\
          | restart -> control socket answers (state restored) | {:.0} |\n\
          | state restore (estimate: difference of the two above) | {:.0} |\n\
+         | restart -> all {} control channels reset (they answer again) | {:.0} |\n\
          | restart -> all {} tunnels recovered | {:.0} |\n\
          | kill -9 -> all tunnels recovered | {:.0} |\n\
-         state dir: {} files, {:.1} MB; bring-up {:.1} s\n\
+         state dir: {} files, {:.1} MB ({:.0} bytes per session); bring-up {:.1} s\n\
          l2xdpd after: {} tunnels recovered, {} sessions ({} PPP up, {} installed, {} restored), \
          {} store errors\n\
          LAC after: {} of its tunnels established ({} recovery tunnels), {} sessions ({} PPP up); since the kill: {} tunnels down, \
          {} sessions down, {} recoveries failed, {} tunnels up\n\
-         l2xdpd VmRSS: {} KiB after the first start, {} KiB before the kill, {} KiB after the recovery",
+         l2xdpd VmRSS: {} KiB after the first start, {} KiB before the kill, {} KiB after the recovery \
+         (per session, above the first start: {:.0} bytes before the kill, {:.0} after the recovery)",
         r.tunnels,
         r.sessions / r.tunnels.max(1),
         r.sessions,
@@ -389,10 +427,13 @@ pub fn table(r: &Report) -> String {
         r.restart_socket_ms,
         r.restore_ms,
         r.tunnels,
+        r.restart_reset_ms,
+        r.tunnels,
         r.restart_recovered_ms,
         r.outage_ms,
         r.state_files,
         r.state_bytes as f64 / 1e6,
+        r.per_session.disk_bytes,
         r.bringup_secs,
         s.tunnels_recovered,
         s.sessions,
@@ -411,5 +452,7 @@ pub fn table(r: &Report) -> String {
         r.rss_kib[0],
         r.rss_kib[1],
         r.rss_kib[2],
+        r.per_session.rss_before_kill_bytes,
+        r.per_session.rss_after_recovery_bytes,
     )
 }

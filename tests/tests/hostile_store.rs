@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use l2xdp_controlplane::l2tp::failover::codec;
 use l2xdp_controlplane::l2tp::Peer;
 use l2xdp_controlplane::node::{Node, NodeEvent};
 use l2xdp_dataplane::MemoryDataPlane;
@@ -459,13 +460,15 @@ async fn a_record_that_does_not_decode_is_skipped_and_the_rest_recovered() {
     );
     d.kill_9();
 
-    // One session record no longer decodes (its page checksums are right: written by redb).
+    // One session record no longer decodes (its page checksums are right: written by redb):
+    // the current format's byte, then a record cut short.
+    const DAMAGED_RECORD: [u8; 4] = [codec::FORMAT, 0x81, 0x80, 0x80];
     {
         let db = redb::Database::create(s.store()).expect("open the store");
         let txn = db.begin_write().expect("begin");
         txn.open_table(SESSIONS)
             .expect("table")
-            .insert(lost, b"{\"format\":1,\"record\":{\"tun".as_slice())
+            .insert(lost, DAMAGED_RECORD.as_slice())
             .expect("insert");
         txn.commit().expect("commit");
     }
@@ -482,7 +485,7 @@ async fn a_record_that_does_not_decode_is_skipped_and_the_rest_recovered() {
         let txn = db.begin_read().expect("begin");
         let t = txn.open_table(SESSIONS).expect("table");
         let v = t.get(lost).expect("get").expect("the damaged record");
-        assert_eq!(v.value(), b"{\"format\":1,\"record\":{\"tun");
+        assert_eq!(v.value(), DAMAGED_RECORD.as_slice());
     }
     let head = format!(
         "failover store {} is damaged (records): session {}/{}: {}: ",

@@ -77,13 +77,13 @@ impl Node {
         let Some((auth, rng)) = st.pending_client.take() else {
             return false;
         };
-        st.link = Some(Link::client(
+        st.link = Some(Box::new(Link::client(
             self.cfg.ppp.clone(),
             &auth.user,
             &auth.password,
             rng,
             now,
-        ));
+        )));
         st.client_user = Some(auth.user);
         self.dirty.push(key);
         true
@@ -120,7 +120,7 @@ impl Node {
                     st.installed |= ok;
                     st.link
                         .as_ref()
-                        .and_then(Link::state)
+                        .and_then(|l| l.state())
                         .map(|l| (l, st.client_user.clone()))
                 });
                 if let Some((ppp, client_user)) = saved {

@@ -343,7 +343,7 @@ impl Node {
             key,
             SessionState {
                 up,
-                link,
+                link: link.map(Box::new),
                 installed,
                 ipv4,
                 pending_client: None,
@@ -405,9 +405,8 @@ impl Node {
     fn install_deferred(&mut self, tunnel: TunnelId) {
         let keys: Vec<SessionRef> = self
             .deferred_installs
-            .keys()
-            .filter(|k| k.0 == tunnel)
-            .copied()
+            .range((tunnel, 0)..=(tunnel, u32::MAX))
+            .map(|(k, _)| *k)
             .collect();
         for key in keys {
             let Some((binding, ppp)) = self.deferred_installs.remove(&key) else {

@@ -46,6 +46,14 @@ pub const LAC_ECHO_INTERVAL: Duration = Duration::from_secs(30);
 /// Unanswered Echo-Requests before a subscriber's link goes down: with
 /// [`LAC_ECHO_INTERVAL`], an outage shorter than 90 s cannot take a session down.
 pub const LAC_ECHO_FAILURES: u32 = 4;
+/// The LCP echo interval of both ends for `sessions` sessions: [`LAC_ECHO_INTERVAL`] up to
+/// 150,000 sessions, then one echo per 5,000 sessions a second each way (at 1,000,000
+/// sessions, 200 s: 30 s would be 33,000 echoes a second each way, more than the two cores
+/// of the machine these figures come from answer while setting sessions up).
+pub fn echo_interval(sessions: usize) -> Duration {
+    LAC_ECHO_INTERVAL.max(Duration::from_secs((sessions / 5_000) as u64))
+}
+
 /// How often l2xdpd's control socket is asked for `status` while waiting for the recovery
 /// (a `status` walks every session: asking much more often would slow what it measures).
 pub const STATUS_POLL: Duration = Duration::from_millis(50);
@@ -235,7 +243,7 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
         recovery_time_ms: RECOVERY_TIME_MS,
     };
     let ppp = PppConfig {
-        echo_interval: LAC_ECHO_INTERVAL,
+        echo_interval: echo_interval(n),
         echo_failures: LAC_ECHO_FAILURES,
         ..PppConfig::default()
     };
@@ -357,7 +365,7 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
         in_flight: opts.in_flight,
         settings: Settings {
             recovery_time_ms: RECOVERY_TIME_MS,
-            lac_echo_interval_secs: LAC_ECHO_INTERVAL.as_secs(),
+            lac_echo_interval_secs: echo_interval(n).as_secs(),
             lac_echo_failures: LAC_ECHO_FAILURES,
             status_poll_ms: STATUS_POLL.as_millis() as u64,
         },

@@ -67,6 +67,7 @@ max_sessions_per_tunnel = {s}
 {at_once}
 [ppp]
 auth = ["chap"]
+echo_interval = {echo}
 
 [ppp.ipcp]
 local_address = "100.64.0.1"
@@ -75,6 +76,7 @@ dns = ["192.0.2.53"]
 "#,
             t = setup.tunnels + 16,
             s = setup.sessions + 16,
+            echo = crate::failover::echo_interval(setup.tunnels * setup.sessions).as_secs(),
             // 262,142 subscribers fit a /14; beyond, the whole shared address space (RFC 6598).
             pool = if setup.tunnels * setup.sessions < (1 << 18) - 2 {
                 "100.64.0.0/14"

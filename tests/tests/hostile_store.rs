@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use l2xdp_controlplane::l2tp::failover::codec;
+use l2xdp_controlplane::l2tp::failover::{codec, RedbStore, StateStore};
 use l2xdp_controlplane::l2tp::Peer;
 use l2xdp_controlplane::node::{Node, NodeEvent};
 use l2xdp_dataplane::MemoryDataPlane;
@@ -266,16 +266,31 @@ async fn a_zero_byte_store_is_damaged_not_a_silent_empty_start() {
 async fn a_changed_record_is_caught_by_the_page_checksums() {
     let dir = Scratch::plain("hostile-store-record");
     let (s, mut bytes) = populated(&dir.dir, "").await;
-    // One byte of every copy of the session records' version field (redb keeps older page
-    // copies too): valid-looking pages whose checksums no longer match. (A record that fails
+    // One byte of every copy of the session records (redb keeps older page copies too): valid-looking pages whose checksums no longer match. (A record that fails
     // to decode in a page whose checksum holds — kind `records`, its tunnel kept and recovered
     // — is a unit test of the controlplane: only a faulty writer makes one.)
-    let needle = b"{\"format\":1,\"record\":{\"tunnel\":";
+    // The session records (read from a copy: opening a store writes to it).
+    let probe = dir.dir.join("probe");
+    std::fs::create_dir_all(&probe).expect("probe dir");
+    std::fs::copy(s.store(), probe.join(RedbStore::FILE)).expect("copy");
+    let needles: Vec<Vec<u8>> = RedbStore::open(&probe)
+        .and_then(|st| st.load())
+        .expect("the copy")
+        .sessions
+        .iter()
+        // What every version of a session's record starts with (its IDs: the record's first
+        // fields), so older copies are hit too.
+        .map(|r| codec::encode(&(r.tunnel, r.id, r.peer_id)).expect("encode"))
+        .collect();
+    assert!(!needles.is_empty());
     let mut hits = 0;
-    for i in 0..bytes.len().saturating_sub(needle.len()) {
-        if &bytes[i..i + needle.len()] == needle {
-            bytes[i + 2] = b'F';
-            hits += 1;
+    for needle in &needles {
+        for i in 0..bytes.len().saturating_sub(needle.len()) {
+            if bytes[i..i + needle.len()] == needle[..] {
+                // The first byte after the format byte.
+                bytes[i + 1] ^= 0x40;
+                hits += 1;
+            }
         }
     }
     assert!(hits >= 1, "no session record found");

@@ -46,6 +46,14 @@ pub const LAC_ECHO_INTERVAL: Duration = Duration::from_secs(30);
 /// Unanswered Echo-Requests before a subscriber's link goes down: with
 /// [`LAC_ECHO_INTERVAL`], an outage shorter than 90 s cannot take a session down.
 pub const LAC_ECHO_FAILURES: u32 = 4;
+/// The LCP echo interval of both ends for `sessions` sessions: [`LAC_ECHO_INTERVAL`] up to
+/// 150,000 sessions, then one echo per 5,000 sessions a second each way (at 1,000,000
+/// sessions, 200 s: 30 s would be 33,000 echoes a second each way, more than the two cores
+/// of the machine these figures come from answer while setting sessions up).
+pub fn echo_interval(sessions: usize) -> Duration {
+    LAC_ECHO_INTERVAL.max(Duration::from_secs((sessions / 5_000) as u64))
+}
+
 /// How often l2xdpd's control socket is asked for `status` while waiting for the recovery
 /// (a `status` walks every session: asking much more often would slow what it measures).
 pub const STATUS_POLL: Duration = Duration::from_millis(50);
@@ -156,7 +164,11 @@ pub struct Report {
     pub first_start_socket_ms: f64,
     /// Restart: new process start → control socket answering (ms).
     pub restart_socket_ms: f64,
-    /// Restart: new process start → `tunnel recovered` == tunnels (ms).
+    /// Restart: new process start → every tunnel's control channel reset (RFC 4951 §3.2.2:
+    /// it carries messages again; `control channel reset (recovery endpoint)` == tunnels) (ms).
+    pub restart_reset_ms: f64,
+    /// Restart: new process start → `tunnel recovered` == tunnels (ms): every session
+    /// confirmed by FSQ/FSR (§3.3) too.
     pub restart_recovered_ms: f64,
     /// Estimated state restore: `restart_socket_ms − first_start_socket_ms`.
     pub restore_ms: f64,
@@ -168,6 +180,20 @@ pub struct Report {
     pub lac_after: LacAfter,
     /// l2xdpd's VmRSS: after the first start, before the kill, after the recovery (KiB).
     pub rss_kib: [u64; 3],
+    /// Per session: the state dir's bytes, and l2xdpd's VmRSS before the kill and after the
+    /// recovery less its VmRSS after the first start (bytes).
+    pub per_session: PerSession,
+}
+
+/// What a session costs (the targets of issue 16: ≤ 500 bytes on disk, ≤ 2 KB of memory).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct PerSession {
+    /// State dir bytes / sessions.
+    pub disk_bytes: f64,
+    /// (VmRSS before the kill − VmRSS after the first start) / sessions, bytes.
+    pub rss_before_kill_bytes: f64,
+    /// (VmRSS after the recovery − VmRSS after the first start) / sessions, bytes.
+    pub rss_after_recovery_bytes: f64,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -225,7 +251,7 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
         recovery_time_ms: RECOVERY_TIME_MS,
     };
     let ppp = PppConfig {
-        echo_interval: LAC_ECHO_INTERVAL,
+        echo_interval: echo_interval(n),
         echo_failures: LAC_ECHO_FAILURES,
         ..PppConfig::default()
     };
@@ -277,6 +303,15 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
     let survived = |d: &Value| {
         u(&d["l2tp"]["failover"]["tunnel recovered"]) + u(&d["l2tp"]["failover"]["tunnel resumed"])
     };
+    // It answers again once resumed, or once its control channel is reset (RFC 4951
+    // §3.2.2; then §3.3's FSQ/FSR confirm its sessions, and it counts as recovered).
+    let reset = |d: &Value| {
+        u(&d["l2tp"]["failover"]["control channel reset (recovery endpoint)"])
+            + u(&d["l2tp"]["failover"]["tunnel resumed"])
+            >= opts.tunnels as u64
+    };
+    status_when(&mut lns, opts.limit, STATUS_POLL, reset).await?;
+    let restart_reset = lns.started.elapsed();
     let recovered = |d: &Value| survived(d) >= opts.tunnels as u64;
     let after = status_when(&mut lns, opts.limit, STATUS_POLL, recovered).await?;
     let restart_recovered = lns.started.elapsed();
@@ -343,7 +378,7 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
         in_flight: opts.in_flight,
         settings: Settings {
             recovery_time_ms: RECOVERY_TIME_MS,
-            lac_echo_interval_secs: LAC_ECHO_INTERVAL.as_secs(),
+            lac_echo_interval_secs: echo_interval(n).as_secs(),
             lac_echo_failures: LAC_ECHO_FAILURES,
             status_poll_ms: STATUS_POLL.as_millis() as u64,
             lac_failover: opts.lac_failover,
@@ -355,6 +390,7 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
         state_sessions: stored.sessions.len(),
         first_start_socket_ms: ms(first_start_socket),
         restart_socket_ms: ms(restart_socket),
+        restart_reset_ms: ms(restart_reset),
         restart_recovered_ms: ms(restart_recovered),
         restore_ms: ms(restart_socket.saturating_sub(first_start_socket)),
         outage_ms: ms(outage),
@@ -370,6 +406,15 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
         },
         lac_after,
         rss_kib: [rss0, rss1, rss2],
+        per_session: {
+            let n = n.max(1) as f64;
+            let grown = |kib: u64| kib.saturating_sub(rss0) as f64 * 1024.0 / n;
+            PerSession {
+                disk_bytes: state_bytes as f64 / n,
+                rss_before_kill_bytes: grown(rss1),
+                rss_after_recovery_bytes: grown(rss2),
+            }
+        },
     })
 }
 
@@ -385,15 +430,17 @@ pub fn table(r: &Report) -> String {
          | first start (empty state) -> control socket answers | {:.0} |\n\
          | restart -> control socket answers (state restored) | {:.0} |\n\
          | state restore (estimate: difference of the two above) | {:.0} |\n\
+         | restart -> all {} control channels answer again (resumed, or reset for recovery) | {:.0} |\n\
          | restart -> all {} tunnels resumed or recovered | {:.0} |\n\
          | kill -9 -> all tunnels resumed or recovered | {:.0} |\n\
-         state dir: {} files, {:.1} MB; bring-up {:.1} s\n\
+         state dir: {} files, {:.1} MB ({:.0} bytes per session); bring-up {:.1} s\n\
          LAC Failover Capability: {}\n\
          l2xdpd after: {} tunnels resumed or recovered ({} resumed), {} sessions ({} PPP up, {} installed, {} restored), \
          {} store errors\n\
          LAC after: {} of its tunnels established ({} recovery tunnels), {} sessions ({} PPP up); since the kill: {} tunnels down, \
          {} sessions down, {} recoveries failed, {} tunnels up\n\
-         l2xdpd VmRSS: {} KiB after the first start, {} KiB before the kill, {} KiB after the recovery",
+         l2xdpd VmRSS: {} KiB after the first start, {} KiB before the kill, {} KiB after the recovery \
+         (per session, above the first start: {:.0} bytes before the kill, {:.0} after the recovery)",
         r.tunnels,
         r.sessions / r.tunnels.max(1),
         r.sessions,
@@ -404,10 +451,13 @@ pub fn table(r: &Report) -> String {
         r.restart_socket_ms,
         r.restore_ms,
         r.tunnels,
+        r.restart_reset_ms,
+        r.tunnels,
         r.restart_recovered_ms,
         r.outage_ms,
         r.state_files,
         r.state_bytes as f64 / 1e6,
+        r.per_session.disk_bytes,
         r.bringup_secs,
         if r.settings.lac_failover { "on" } else { "off (no RFC 4951)" },
         s.tunnels_recovered,
@@ -428,5 +478,7 @@ pub fn table(r: &Report) -> String {
         r.rss_kib[0],
         r.rss_kib[1],
         r.rss_kib[2],
+        r.per_session.rss_before_kill_bytes,
+        r.per_session.rss_after_recovery_bytes,
     )
 }

@@ -77,6 +77,15 @@ impl Lac {
     ) -> Result<Lac, String> {
         l2tp.limits.max_tunnels = tunnels + 16;
         l2tp.limits.max_sessions_per_tunnel = sessions + 16;
+        // One emulator stands for every LAC: a restarted LNS's recovery tunnels (RFC 4951
+        // §3.2.1) all come from one address at once, which the per-source flood limits would
+        // refuse beyond 256.
+        l2tp.limits.max_half_open = l2tp.limits.max_half_open.max(tunnels + 16);
+        l2tp.limits.max_half_open_per_source = tunnels + 16;
+        l2tp.limits.sccrq_per_source_burst = l2tp
+            .limits
+            .sccrq_per_source_burst
+            .max(u32::try_from(tunnels + 16).unwrap_or(u32::MAX));
         let node = Node::new(
             NodeConfig {
                 l2tp,

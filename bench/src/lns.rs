@@ -67,14 +67,22 @@ max_sessions_per_tunnel = {s}
 {at_once}
 [ppp]
 auth = ["chap"]
+echo_interval = {echo}
 
 [ppp.ipcp]
 local_address = "100.64.0.1"
-pool = ["100.64.0.0/14"]
+pool = ["{pool}"]
 dns = ["192.0.2.53"]
 "#,
             t = setup.tunnels + 16,
             s = setup.sessions + 16,
+            echo = crate::failover::echo_interval(setup.tunnels * setup.sessions).as_secs(),
+            // 262,142 subscribers fit a /14; beyond, the whole shared address space (RFC 6598).
+            pool = if setup.tunnels * setup.sessions < (1 << 18) - 2 {
+                "100.64.0.0/14"
+            } else {
+                "100.64.0.0/10"
+            },
         );
         let files = l2xdpd::write_config(
             &dir.dir,

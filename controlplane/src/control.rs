@@ -229,7 +229,7 @@ fn status(n: &Node) -> Status {
         tunnels: n.tunnel_status().len(),
         sessions,
         ppp_up,
-        installed: n.session_status().iter().filter(|s| s.installed).count(),
+        installed: n.installed_count(),
         l2tp: n.registry().counters(),
         node: n.counters(),
         pool: n.pool_usage(),

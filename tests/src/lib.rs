@@ -14,6 +14,6 @@
 //! Not here: anything a product binary links.
 
 pub mod cp;
-pub mod interop;
 pub mod freeradius;
+pub mod interop;
 pub use l2xdp_lab::tshark;

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use l2xdp_controlplane::l2tp::failover::{codec, RedbStore, StateStore};
 use l2xdp_controlplane::l2tp::{FailoverCapability, Peer};
 use l2xdp_controlplane::node::{Node, NodeEvent};
 use l2xdp_dataplane::MemoryDataPlane;
@@ -298,16 +299,31 @@ async fn a_zero_byte_store_is_damaged_not_a_silent_empty_start() {
 async fn a_changed_record_is_caught_by_the_page_checksums() {
     let dir = Scratch::plain("hostile-store-record");
     let (s, mut bytes) = populated(&dir.dir, "").await;
-    // One byte of every copy of the session records' version field (redb keeps older page
-    // copies too): valid-looking pages whose checksums no longer match. (A record that fails
+    // One byte of every copy of the session records (redb keeps older page copies too): valid-looking pages whose checksums no longer match. (A record that fails
     // to decode in a page whose checksum holds — kind `records`, its tunnel kept and recovered
     // — is a unit test of the controlplane: only a faulty writer makes one.)
-    let needle = b"{\"format\":1,\"record\":{\"tunnel\":";
+    // The session records (read from a copy: opening a store writes to it).
+    let probe = dir.dir.join("probe");
+    std::fs::create_dir_all(&probe).expect("probe dir");
+    std::fs::copy(s.store(), probe.join(RedbStore::FILE)).expect("copy");
+    let needles: Vec<Vec<u8>> = RedbStore::open(&probe)
+        .and_then(|st| st.load())
+        .expect("the copy")
+        .sessions
+        .iter()
+        // What every version of a session's record starts with (its IDs: the record's first
+        // fields), so older copies are hit too.
+        .map(|r| codec::encode(&(r.tunnel, r.id, r.peer_id)).expect("encode"))
+        .collect();
+    assert!(!needles.is_empty());
     let mut hits = 0;
-    for i in 0..bytes.len().saturating_sub(needle.len()) {
-        if &bytes[i..i + needle.len()] == needle {
-            bytes[i + 2] = b'F';
-            hits += 1;
+    for needle in &needles {
+        for i in 0..bytes.len().saturating_sub(needle.len()) {
+            if bytes[i..i + needle.len()] == needle[..] {
+                // The first byte after the format byte.
+                bytes[i + 1] ^= 0x40;
+                hits += 1;
+            }
         }
     }
     assert!(hits >= 1, "no session record found");
@@ -505,13 +521,15 @@ async fn a_record_that_does_not_decode_is_skipped_and_the_rest_recovered() {
     );
     d.kill_9();
 
-    // One session record no longer decodes (its page checksums are right: written by redb).
+    // One session record no longer decodes (its page checksums are right: written by redb):
+    // the current format's byte, then a record cut short.
+    const DAMAGED_RECORD: [u8; 4] = [codec::FORMAT, 0x81, 0x80, 0x80];
     {
         let db = redb::Database::create(s.store()).expect("open the store");
         let txn = db.begin_write().expect("begin");
         txn.open_table(SESSIONS)
             .expect("table")
-            .insert(lost, b"{\"format\":1,\"record\":{\"tun".as_slice())
+            .insert(lost, DAMAGED_RECORD.as_slice())
             .expect("insert");
         txn.commit().expect("commit");
     }
@@ -528,7 +546,7 @@ async fn a_record_that_does_not_decode_is_skipped_and_the_rest_recovered() {
         let txn = db.begin_read().expect("begin");
         let t = txn.open_table(SESSIONS).expect("table");
         let v = t.get(lost).expect("get").expect("the damaged record");
-        assert_eq!(v.value(), b"{\"format\":1,\"record\":{\"tun");
+        assert_eq!(v.value(), DAMAGED_RECORD.as_slice());
     }
     let head = format!(
         "failover store {} is damaged (records): session {}/{}: {}: ",

@@ -28,7 +28,9 @@
 //!
 //! The default store ([`RedbStore`]) is an embedded database, [redb]: one file
 //! (`failover.redb` in the state directory), a table of tunnels, one of sessions and one of
-//! sequence records, each record a small versioned JSON document. A commit is a redb write transaction committed
+//! sequence records, each record a format byte and the record in a compact binary encoding
+//! ([`codec`]: about 100 bytes a session; the JSON documents of format 1 are read and
+//! migrated). A commit is a redb write transaction committed
 //! with immediate durability (fsync before it returns): a crash leaves the state of the last
 //! commit, never a torn one.
 //!
@@ -48,8 +50,9 @@ use l2xdp_wire::l2tp::header::{Transport, Version};
 
 use super::{CallKind, FailoverCapability, Peer, ProxyValues, ResultCode, SessionUp, TunnelId};
 
-/// Version of the persisted format; [`StateStore::load`] refuses other versions.
-pub const STATE_FORMAT: u32 = 1;
+/// Version of the persisted format ([`codec::FORMAT`]); [`StateStore::load`] reads it and
+/// migrates format 1 (JSON), and refuses other versions.
+pub const STATE_FORMAT: u32 = codec::FORMAT as u32;
 
 /// Transport of a persisted tunnel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -166,8 +169,44 @@ pub struct SessionRecord {
     /// Rx connect speed.
     pub rx_speed: Option<u64>,
     /// The caller's data (e.g. PPP results the fast path depends on: subscriber address, user,
-    /// magic numbers, MRU), set with [`super::Registry::set_session_app_data`].
-    pub app: serde_json::Value,
+    /// magic numbers, MRU), set with [`super::Registry::set_session_app_data`]: opaque bytes
+    /// in the caller's own encoding (`crate::node` writes its typed `AppData` with
+    /// [`codec::to_bytes`]). Empty: none. A format 1 (JSON) record's JSON value is kept as its
+    /// JSON text (it starts with `{`).
+    #[serde(with = "app_serde")]
+    pub app: Box<[u8]>,
+}
+
+/// [`SessionRecord::app`]: bytes in the binary format; in a human-readable one (the JSON of
+/// format 1, event logs) the JSON value it holds, or `null` when empty.
+mod app_serde {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(app: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        if !s.is_human_readable() {
+            return app.serialize(s);
+        }
+        if app.is_empty() {
+            return s.serialize_unit();
+        }
+        match serde_json::from_slice::<serde_json::Value>(app) {
+            Ok(v) => v.serialize(s),
+            Err(_) => app.serialize(s),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Box<[u8]>, D::Error> {
+        if !d.is_human_readable() {
+            return Vec::<u8>::deserialize(d).map(Vec::into_boxed_slice);
+        }
+        let v = serde_json::Value::deserialize(d)?;
+        if v.is_null() {
+            return Ok(Box::default());
+        }
+        serde_json::to_vec(&v)
+            .map(Vec::into_boxed_slice)
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 /// A control message sent (or queued) and not acknowledged when a [`SequenceRecord`] was
@@ -269,16 +308,16 @@ pub enum StoreError {
         /// The error.
         source: std::io::Error,
     },
-    /// A record does not decode.
+    /// A record does not decode (or encode).
     #[error("{path}: {source}")]
     Decode {
         /// The file.
         path: PathBuf,
         /// The error.
-        source: serde_json::Error,
+        source: codec::CodecError,
     },
     /// A record of another format version.
-    #[error("{path}: format {found}, expected {STATE_FORMAT}")]
+    #[error("{path}: a record of format {found}, written by another l2xdpd version (this one reads format {STATE_FORMAT}, and migrates format 1); start the l2xdpd version that wrote it, or move the file aside to start without its tunnels and sessions")]
     Format {
         /// The file.
         path: PathBuf,
@@ -411,22 +450,11 @@ impl StateStore for MemoryStore {
     }
 }
 
-#[derive(Serialize, Deserialize)]
-struct FileRecord<T> {
-    format: u32,
-    record: T,
-}
-
-#[derive(Deserialize)]
-struct FormatOnly {
-    format: u32,
-}
-
-/// Tunnels: our tunnel ID → a versioned JSON [`TunnelRecord`].
+/// Tunnels: our tunnel ID → a [`codec`] [`TunnelRecord`].
 const TUNNELS: TableDefinition<u32, &[u8]> = TableDefinition::new("tunnels");
-/// Sessions: (our tunnel ID, our session ID) → a versioned JSON [`SessionRecord`].
+/// Sessions: (our tunnel ID, our session ID) → a [`codec`] [`SessionRecord`].
 const SESSIONS: TableDefinition<(u32, u32), &[u8]> = TableDefinition::new("sessions");
-/// Sequence state: our tunnel ID → a versioned JSON [`SequenceRecord`].
+/// Sequence state: our tunnel ID → a [`codec`] [`SequenceRecord`].
 const SEQUENCES: TableDefinition<u32, &[u8]> = TableDefinition::new("sequences");
 
 /// The default store: an embedded [redb](https://docs.rs/redb) database, [`RedbStore::FILE`]
@@ -511,31 +539,35 @@ impl RedbStore {
         Self::db_err(op, &self.path, e)
     }
 
+    /// A record as a value of the database ([`codec::encode`]).
     fn encode<T: Serialize>(&self, record: &T) -> Result<Vec<u8>, StoreError> {
-        serde_json::to_vec(&FileRecord {
-            format: STATE_FORMAT,
-            record,
-        })
-        .map_err(|source| StoreError::Decode {
+        codec::encode(record).map_err(|source| StoreError::Decode {
             path: self.path.clone(),
             source,
         })
     }
 
-    fn decode<T: serde::de::DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, StoreError> {
-        let decode = |source| StoreError::Decode {
-            path: self.path.clone(),
-            source,
-        };
-        let f: FormatOnly = serde_json::from_slice(bytes).map_err(decode)?;
-        if f.format != STATE_FORMAT {
-            return Err(StoreError::Format {
+    /// A value of the database as a record ([`codec::decode`]), and whether it was in the
+    /// JSON format 1 (to be migrated).
+    fn decode_record<T: serde::de::DeserializeOwned>(
+        &self,
+        bytes: &[u8],
+    ) -> Result<codec::Decoded<T>, StoreError> {
+        codec::decode(bytes).map_err(|e| match e {
+            codec::CodecError::Format(found) => StoreError::Format {
                 path: self.path.clone(),
-                found: f.format,
-            });
-        }
-        let r: FileRecord<T> = serde_json::from_slice(bytes).map_err(decode)?;
-        Ok(r.record)
+                found,
+            },
+            source => StoreError::Decode {
+                path: self.path.clone(),
+                source,
+            },
+        })
+    }
+
+    /// A value of the database as a record.
+    fn decode<T: serde::de::DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, StoreError> {
+        self.decode_record(bytes).map(|d| d.record)
     }
 
     /// Writes `ops` in one durable write transaction.
@@ -709,6 +741,7 @@ impl RedbStore {
     }
 }
 
+pub mod codec;
 mod damage;
 pub use self::damage::{damaged_counts, DamageKind, OnDamagedStore, Opened, StoreDamage};
 
@@ -733,8 +766,8 @@ pub enum FailoverEvent {
     SessionRestored {
         /// The session as [`super::Event::SessionUp`] described it.
         up: Box<SessionUp>,
-        /// The caller's data.
-        app: serde_json::Value,
+        /// The caller's data ([`SessionRecord::app`]).
+        app: Box<[u8]>,
     },
     /// A recovery tunnel was opened for an old tunnel (§3.2.1).
     RecoveryStarted {
@@ -865,7 +898,7 @@ mod tests {
             proxy: ProxyValues::default(),
             tx_speed: None,
             rx_speed: Some(1),
-            app: serde_json::json!({"ip": "10.0.0.1", "mru": 1492}),
+            app: br#"{"ip":"10.0.0.1","mru":1492}"#.to_vec().into_boxed_slice(),
         }
     }
 
@@ -975,6 +1008,102 @@ mod tests {
         let st = s.load().expect("load");
         assert_eq!(st.tunnels, vec![tunnel(2)]);
         assert_eq!(st.sessions, vec![session(2, 10)]);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// A store written by l2xdpd before format 2 (JSON documents, the session's `app` a JSON
+    /// value) is read whole and migrated: the next open reads format 2 only.
+    #[test]
+    fn a_json_format_1_store_is_migrated() {
+        let dir = scratch("migrate");
+        let (t, mut s) = (tunnel(1), session(1, 10));
+        {
+            let st = RedbStore::open(&dir).expect("open");
+            let txn = st.db.begin_write().expect("begin");
+            {
+                let json = |v: serde_json::Value| serde_json::to_vec(&v).expect("json");
+                let mut tunnels = txn.open_table(TUNNELS).expect("table");
+                tunnels
+                    .insert(
+                        1,
+                        json(serde_json::json!({"format": 1, "record": t})).as_slice(),
+                    )
+                    .expect("insert");
+                let mut sessions = txn.open_table(SESSIONS).expect("table");
+                let mut record = serde_json::to_value(&s).expect("value");
+                record["app"] = serde_json::json!({"ppp": null, "client_user": "u"});
+                sessions
+                    .insert(
+                        (1, 10),
+                        json(serde_json::json!({"format": 1, "record": record})).as_slice(),
+                    )
+                    .expect("insert");
+            }
+            txn.commit().expect("commit");
+        }
+        let opened = RedbStore::open_checked(&dir, OnDamagedStore::Refuse).expect("migrated");
+        assert!(opened.damage.is_none());
+        let st = opened.store.expect("store").load().expect("load");
+        assert_eq!(st.tunnels, vec![t.clone()]);
+        assert_eq!(st.sessions.len(), 1);
+        // The app's JSON value kept as its text, for the node to read (`AppData::decode`).
+        let app: serde_json::Value = serde_json::from_slice(&st.sessions[0].app).expect("json");
+        assert_eq!(app, serde_json::json!({"ppp": null, "client_user": "u"}));
+        s.app = st.sessions[0].app.clone();
+        assert_eq!(st.sessions, vec![s.clone()]);
+        // On disk: format 2 now.
+        let st = RedbStore::open(&dir).expect("reopen");
+        let txn = st.db.begin_read().expect("begin");
+        let v = txn
+            .open_table(TUNNELS)
+            .expect("t")
+            .get(1)
+            .expect("get")
+            .expect("row");
+        assert_eq!(v.value()[0], codec::FORMAT);
+        let v = txn
+            .open_table(SESSIONS)
+            .expect("s")
+            .get((1, 10))
+            .expect("get")
+            .expect("row");
+        assert_eq!(v.value()[0], codec::FORMAT);
+        drop(txn);
+        let loaded = st.load().expect("load");
+        assert_eq!(loaded.tunnels, vec![t]);
+        assert_eq!(loaded.sessions, vec![s]);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// A record of a format this l2xdpd does not know (a newer l2xdpd's, say) is refused at
+    /// start-up, whatever `on_damaged_store` says, with what to do about it.
+    #[test]
+    fn another_format_is_refused_with_the_remedy() {
+        let dir = scratch("newer");
+        {
+            let mut st = RedbStore::open(&dir).expect("open");
+            st.put_tunnel(&tunnel(1)).expect("put");
+            st.commit().expect("commit");
+            let mut v = codec::encode(&tunnel(2)).expect("encode");
+            v[0] = codec::FORMAT + 1;
+            let txn = st.db.begin_write().expect("begin");
+            txn.open_table(TUNNELS)
+                .expect("table")
+                .insert(2, v.as_slice())
+                .expect("insert");
+            txn.commit().expect("commit");
+        }
+        for policy in [OnDamagedStore::StartEmpty, OnDamagedStore::Refuse] {
+            let e = RedbStore::open_checked(&dir, policy).expect_err("refused");
+            assert!(matches!(e, StoreError::Format { found: 3, .. }), "{e}");
+            let msg = e.to_string();
+            assert!(
+                msg.contains("start the l2xdpd version that wrote it"),
+                "{msg}"
+            );
+            assert!(msg.contains("move the file aside"), "{msg}");
+        }
+        assert!(dir.join(RedbStore::FILE).exists(), "left where it is");
         let _ = fs::remove_dir_all(&dir);
     }
 

@@ -267,7 +267,7 @@ impl Registry {
         &mut self,
         tunnel: TunnelId,
         session: u32,
-        app: serde_json::Value,
+        app: Box<[u8]>,
         now: Instant,
     ) -> Result<(), L2tpError> {
         self.live(tunnel)?;
@@ -985,7 +985,7 @@ impl Registry {
     /// fresh registry; records clashing with live IDs are skipped.
     pub fn recover(
         &mut self,
-        state: RecoveryState,
+        mut state: RecoveryState,
         now: Instant,
     ) -> Result<RecoveryReport, L2tpError> {
         if state.format != STATE_FORMAT {
@@ -999,6 +999,10 @@ impl Registry {
         let secret_ref = self.cfg.secret_bytes().map(failover::secret_ref);
         let seqs: HashMap<u32, &failover::SequenceRecord> =
             state.sequences.iter().map(|q| (q.tunnel, q)).collect();
+        // Each tunnel's sessions as one run (a store lists them so already): linear, not
+        // tunnels × sessions.
+        state.sessions.sort_by_key(|s| s.tunnel);
+        let mut recover = Vec::new();
         for rec in &state.tunnels {
             let Some(version) = rec.l2tp_version() else {
                 self.counters.count_failover("record skipped (bad version)");
@@ -1026,7 +1030,9 @@ impl Registry {
             self.tunnels.insert(rec.id, t);
             self.track(rec.id);
             self.counters.count_failover("tunnel restored");
-            for s in state.sessions.iter().filter(|s| s.tunnel == rec.id) {
+            let first = state.sessions.partition_point(|s| s.tunnel < rec.id);
+            let end = first + state.sessions[first..].partition_point(|s| s.tunnel == rec.id);
+            for s in &mut state.sessions[first..end] {
                 if version == Version::V3 && !self.v3_sessions.reserve(s.id) {
                     self.counters.count_failover("record skipped (ID in use)");
                     continue;
@@ -1040,7 +1046,7 @@ impl Registry {
                 self.failover_events
                     .push_back(FailoverEvent::SessionRestored {
                         up: Box::new(up),
-                        app: s.app.clone(),
+                        app: std::mem::take(&mut s.app),
                     });
             }
             if resuming {
@@ -1073,10 +1079,15 @@ impl Registry {
                 report.cleared.push(rec.id);
                 continue;
             }
-            if self.start_recovery_of(rec.id, rec.peer_tunnel_id, now) {
-                report.recovering.push(rec.id);
+            recover.push((rec.id, rec.peer_tunnel_id));
+        }
+        // Recovery tunnels once every record's ID is taken: a recovery tunnel's random ID
+        // must not be one a later record needs (that tunnel was skipped, "ID in use").
+        for (old, old_peer) in recover {
+            if self.start_recovery_of(old, old_peer, now) {
+                report.recovering.push(old);
             } else {
-                report.cleared.push(rec.id);
+                report.cleared.push(old);
             }
         }
         Ok(report)

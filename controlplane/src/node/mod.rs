@@ -177,7 +177,9 @@ pub struct LiveConfig {
 
 struct SessionState {
     up: Box<SessionUp>,
-    link: Option<Link>,
+    /// Boxed: the map of sessions holds a million of these, and a table keeps room for more
+    /// than it holds.
+    link: Option<Box<Link>>,
     installed: bool,
     /// The subscriber's address while PPP is up (server role) or ours (client role).
     ipv4: Option<Ipv4Addr>,
@@ -221,7 +223,9 @@ pub struct Node {
     uncommitted: bool,
     /// Restored sessions whose fast-path entry was missing, installed once their tunnel is
     /// recovered (the outer local address is known only then): binding and PPP results.
-    deferred_installs: HashMap<SessionRef, (Binding, Option<LinkUp>)>,
+    /// Ordered, so a tunnel's are one range (not a scan of all per recovered tunnel), and
+    /// memory goes as they are installed.
+    deferred_installs: std::collections::BTreeMap<SessionRef, (Binding, Option<LinkUp>)>,
     /// The recoveries of the last [`Node::recover`], by old tunnel.
     recoveries: std::collections::BTreeMap<TunnelId, RecoveryRecord>,
     recovery_totals: RecoveryTotals,
@@ -249,7 +253,7 @@ impl Node {
             store: None,
             acct: HashMap::new(),
             uncommitted: false,
-            deferred_installs: HashMap::new(),
+            deferred_installs: std::collections::BTreeMap::new(),
             recoveries: std::collections::BTreeMap::new(),
             recovery_totals: RecoveryTotals::default(),
         }
@@ -362,7 +366,7 @@ impl Node {
 
     /// A session's PPP link.
     pub fn link(&self, s: SessionRef) -> Option<&Link> {
-        self.sessions.get(&s).and_then(|s| s.link.as_ref())
+        self.sessions.get(&s).and_then(|s| s.link.as_deref())
     }
 
     /// Opens a control connection (we send the SCCRQ).
@@ -717,7 +721,7 @@ impl Node {
             key,
             SessionState {
                 up,
-                link,
+                link: link.map(Box::new),
                 installed,
                 ipv4: None,
                 pending_client,

@@ -82,13 +82,13 @@ impl Node {
         let Some((auth, rng)) = st.pending_client.take() else {
             return false;
         };
-        st.link = Some(Link::client(
+        st.link = Some(Box::new(Link::client(
             self.cfg.ppp.clone(),
             &auth.user,
             &auth.password,
             rng,
             now,
-        ));
+        )));
         st.client_user = Some(auth.user);
         self.dirty.push(key);
         true
@@ -198,7 +198,7 @@ impl Node {
                     st.installed |= ok;
                     st.link
                         .as_ref()
-                        .and_then(Link::state)
+                        .and_then(|l| l.state())
                         .map(|l| (l, st.client_user.clone()))
                 });
                 if let Some((ppp, client_user)) = saved {
@@ -226,7 +226,7 @@ impl Node {
                     .sessions
                     .get(&key)
                     .and_then(|s| s.link.as_ref())
-                    .and_then(Link::auth_ticket)
+                    .and_then(|l| l.auth_ticket())
                     .unwrap_or_default();
                 self.events.push_back(NodeEvent::AuthRequest {
                     tunnel: key.0,

@@ -14,7 +14,7 @@ use l2xdp_dataplane_api::{Binding, SessionEntry};
 use l2xdp_wire::l2tp::header::Version;
 use serde::{Deserialize, Serialize};
 
-use crate::l2tp::failover::{StoreError, StoreOp};
+use crate::l2tp::failover::{codec, StoreError, StoreOp};
 use crate::l2tp::{FailoverEvent, L2tpError, RecoveryReport, Registry, SessionUp, TunnelId};
 use crate::ppp::{Link, LinkState, LinkUp};
 
@@ -23,16 +23,39 @@ use super::{Node, NodeEvent, SessionRef, SessionState};
 use super::{RecoveryOutcome, RecoveryRecord};
 
 /// What the node attaches to a persisted session ([`Registry::set_session_app_data`]) and
-/// reads back in [`Node::recover`].
+/// reads back in [`Node::recover`]: encoded with [`codec::to_bytes`] (postcard, about 40
+/// bytes; the record that carries it has the format byte), or — a session persisted by
+/// l2xdpd before format 2, migrated — its JSON text ([`AppData::decode`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppData {
     /// The link's state while PPP is up; `None` before, and while it renegotiates.
     pub ppp: Option<LinkState>,
     /// Client role (the LAC): the user the PPP client authenticates as. Its password is not
     /// stored: a restored client takes it from the node's credentials (the users file), and
-    /// needs it only if the LNS renegotiates.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// needs it only if the LNS renegotiates. (Always written: the binary encoding has no
+    /// field names, so no field may be skipped; `default` reads format 1 JSON without it.)
+    #[serde(default)]
     pub client_user: Option<String>,
+}
+
+impl AppData {
+    /// The bytes persisted with the session (empty for the default: nothing to restore).
+    pub fn encode(&self) -> Result<Box<[u8]>, codec::CodecError> {
+        if *self == AppData::default() {
+            return Ok(Box::default());
+        }
+        codec::to_bytes(self).map(Vec::into_boxed_slice)
+    }
+
+    /// What [`AppData::encode`] wrote, or the JSON of a format 1 record (it starts with `{`,
+    /// which no binary `AppData` does: its first byte is an `Option` tag, 0 or 1).
+    pub fn decode(bytes: &[u8]) -> Result<AppData, codec::CodecError> {
+        match bytes.first() {
+            None => Ok(AppData::default()),
+            Some(b'{') => Ok(serde_json::from_slice(bytes)?),
+            Some(_) => codec::from_bytes(bytes),
+        }
+    }
 }
 
 /// Why [`Node::recover`] failed.
@@ -280,7 +303,7 @@ impl Node {
         if self.store.is_none() {
             return;
         }
-        let v = match serde_json::to_value(data) {
+        let v = match data.encode() {
             Ok(v) => v,
             Err(e) => {
                 tracing::warn!(%e, "encoding session state failed");
@@ -293,17 +316,13 @@ impl Node {
     }
 
     /// A session [`Node::recover`] restored: its state here, its PPP link, its fast path.
-    fn on_session_restored(&mut self, up: Box<SessionUp>, app: serde_json::Value, now: Instant) {
+    fn on_session_restored(&mut self, up: Box<SessionUp>, app: Box<[u8]>, now: Instant) {
         let key = (up.tunnel, up.session);
         self.counters.restored += 1;
-        let app: AppData = if app.is_null() {
+        let app = AppData::decode(&app).unwrap_or_else(|e| {
+            tracing::warn!(tunnel = key.0, session = key.1, %e, "unreadable session state");
             AppData::default()
-        } else {
-            serde_json::from_value(app).unwrap_or_else(|e| {
-                tracing::warn!(tunnel = key.0, session = key.1, %e, "unreadable session state");
-                AppData::default()
-            })
-        };
+        });
         let mut rng = self.cfg.random.fork();
         let mut ppp_up = None;
         let mut ipv4 = None;
@@ -405,7 +424,7 @@ impl Node {
             key,
             SessionState {
                 up,
-                link,
+                link: link.map(Box::new),
                 installed,
                 ipv4,
                 pending_client: None,
@@ -467,9 +486,8 @@ impl Node {
     fn install_deferred(&mut self, tunnel: TunnelId) {
         let keys: Vec<SessionRef> = self
             .deferred_installs
-            .keys()
-            .filter(|k| k.0 == tunnel)
-            .copied()
+            .range((tunnel, 0)..=(tunnel, u32::MAX))
+            .map(|(k, _)| *k)
             .collect();
         for key in keys {
             let Some((binding, ppp)) = self.deferred_installs.remove(&key) else {

@@ -378,3 +378,55 @@ fn restarted_node_resumes_and_answers_lcp_echoes() {
         .tunnels()
         .all(|x| x.channel().stats().retransmitted > 0));
 }
+
+/// The compact encoding of a session's app data (format 2) and reading format 1.
+mod app_data {
+    use super::super::AppData;
+    use crate::ppp::{AuthMethod, LinkState};
+
+    fn up() -> AppData {
+        AppData {
+            ppp: Some(LinkState {
+                user: Some("subscriber-17@isp.example".into()),
+                local_ipv4: Some([100, 64, 0, 1].into()),
+                peer_ipv4: Some([100, 64, 3, 17].into()),
+                dns: [Some([192, 0, 2, 53].into()), None],
+                ipv6: Some(([1; 8], [2; 8])),
+                local_magic: 0xdead_beef,
+                peer_magic: 0x0102_0304,
+                local_mru: 1460,
+                peer_mru: 1492,
+                pfc: true,
+                acfc: false,
+                auth: Some(AuthMethod::Chap),
+            }),
+            client_user: None,
+        }
+    }
+
+    #[test]
+    fn app_data_round_trips_compactly() {
+        let a = up();
+        let v = a.encode().expect("encode");
+        assert!(v.len() < 80, "{} bytes", v.len());
+        assert_eq!(AppData::decode(&v).expect("decode"), a);
+        let c = AppData {
+            client_user: Some("u".into()),
+            ..up()
+        };
+        assert_eq!(AppData::decode(&c.encode().expect("e")).expect("d"), c);
+        assert!(AppData::default().encode().expect("e").is_empty());
+        assert_eq!(AppData::decode(&[]).expect("d"), AppData::default());
+    }
+
+    /// A session persisted by l2xdpd before format 2: its app data is the JSON it wrote.
+    #[test]
+    fn app_data_of_format_1_is_read() {
+        let a = up();
+        let json = serde_json::to_vec(&serde_json::to_value(&a).expect("v")).expect("json");
+        assert_eq!(AppData::decode(&json).expect("decode"), a);
+        let old = br#"{"ppp":null}"#;
+        assert_eq!(AppData::decode(old).expect("decode"), AppData::default());
+        assert!(AppData::decode(b"{\"ppp\":").is_err());
+    }
+}

@@ -266,9 +266,15 @@ impl Node {
         let up = self
             .sessions
             .values()
-            .filter(|s| s.link.as_ref().is_some_and(Link::is_up))
+            .filter(|s| s.link.as_deref().is_some_and(Link::is_up))
             .count();
         (self.sessions.len(), up)
+    }
+
+    /// Sessions installed in the fast path (what `status` reports: counted, not listed —
+    /// `status` is polled, and listing a million sessions to count them held the driver).
+    pub fn installed_count(&self) -> usize {
+        self.sessions.values().filter(|s| s.installed).count()
     }
 
     /// Every tunnel, for the operator. An RFC 4951 recovery tunnel is listed while it
@@ -321,7 +327,7 @@ impl Node {
         let st = self.sessions.get(&key)?;
         let status = self.session_status_of(key, st);
         let tunnel = self.registry.tunnel(key.0);
-        let link = st.link.as_ref();
+        let link = st.link.as_deref();
         let local_ipv4 = link
             .and_then(Link::state)
             .and_then(|s| s.link_up().local_ipv4);

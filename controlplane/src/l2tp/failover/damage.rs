@@ -229,6 +229,7 @@ fn open_and_read(dir: &Path) -> Result<Read, StoreError> {
         problems.push("redb's integrity check found damage and repaired the file".to_string());
     }
     let mut state = RecoveryState::default();
+    let mut legacy = 0;
     {
         let txn = store.db.begin_read().map_err(|e| store.err("begin", e))?;
         let tunnels = txn
@@ -236,8 +237,11 @@ fn open_and_read(dir: &Path) -> Result<Read, StoreError> {
             .map_err(|e| store.err("open table", e))?;
         for row in tunnels.iter().map_err(|e| store.err("read", e))? {
             match row {
-                Ok((k, v)) => match store.decode(v.value()) {
-                    Ok(t) => state.tunnels.push(t),
+                Ok((k, v)) => match store.decode_record(v.value()) {
+                    Ok(t) => {
+                        legacy += usize::from(t.legacy);
+                        state.tunnels.push(t.record);
+                    }
                     Err(e @ StoreError::Format { .. }) => return Err(e),
                     Err(e) => problems.push(format!("tunnel {}: {e}", k.value())),
                 },
@@ -258,8 +262,11 @@ fn open_and_read(dir: &Path) -> Result<Read, StoreError> {
                     if !ids.contains(&t) {
                         continue;
                     }
-                    match store.decode(v.value()) {
-                        Ok(r) => state.sessions.push(r),
+                    match store.decode_record(v.value()) {
+                        Ok(r) => {
+                            legacy += usize::from(r.legacy);
+                            state.sessions.push(r.record);
+                        }
                         Err(e @ StoreError::Format { .. }) => return Err(e),
                         Err(e) => problems.push(format!("session {t}/{s}: {e}")),
                     }
@@ -271,11 +278,34 @@ fn open_and_read(dir: &Path) -> Result<Read, StoreError> {
             }
         }
     }
+    if legacy > 0 && problems.is_empty() {
+        migrate(&mut store, &state)?;
+        tracing::info!(
+            path = %store.path.display(),
+            records = legacy,
+            tunnels = state.tunnels.len(),
+            sessions = state.sessions.len(),
+            "failover store migrated from format 1 (JSON) to format {}",
+            super::STATE_FORMAT
+        );
+    }
     Ok(Read {
         store,
         state,
         problems,
     })
+}
+
+/// Rewrites every record of `state` in the current format, in one transaction (format 1
+/// records are read, never written: the next restart reads the new format).
+fn migrate(store: &mut RedbStore, state: &RecoveryState) -> Result<(), StoreError> {
+    for t in &state.tunnels {
+        store.put_tunnel(t)?;
+    }
+    for s in &state.sessions {
+        store.put_session(s)?;
+    }
+    store.commit()
 }
 
 /// `path` renamed to `<path>.damaged-<unix seconds>` (`-N` added if taken).

@@ -213,22 +213,22 @@ impl Tunnel {
             peer_seq: s.peer_seq,
             pw_type: s.pw_type,
             calling_number: if s.initiator {
-                s.params.calling_number.clone()
+                s.params().calling_number.clone()
             } else {
                 s.calling_number.clone()
             },
             called_number: if s.initiator {
-                s.params.called_number.clone()
+                s.params().called_number.clone()
             } else {
                 s.called_number.clone()
             },
             sub_address: if s.initiator {
-                s.params.sub_address.clone()
+                s.params().sub_address.clone()
             } else {
                 s.sub_address.clone()
             },
             remote_end_id: if s.initiator {
-                s.params.remote_end_id.clone()
+                s.params().remote_end_id.clone()
             } else {
                 s.remote_end_id.clone()
             },
@@ -245,7 +245,7 @@ impl Tunnel {
         &mut self,
         ctx: &mut Ctx<'_>,
         id: u32,
-        app: serde_json::Value,
+        app: Box<[u8]>,
     ) -> Result<(), L2tpError> {
         let Some(s) = self.sessions.get_mut(&id) else {
             return Err(L2tpError::NoSession {
@@ -295,16 +295,18 @@ impl Tunnel {
             state: SessionState::Established,
             call: r.call,
             initiator: r.initiator,
-            params: CallParams {
-                kind: r.call,
-                calling_number: r.calling_number.clone(),
-                called_number: r.called_number.clone(),
-                sub_address: r.sub_address.clone(),
-                remote_end_id: r.remote_end_id.clone(),
-                pw_type: r.pw_type,
-                proxy: r.proxy.clone(),
-                connect_speed: r.tx_speed,
-            },
+            params: r.initiator.then(|| {
+                Box::new(CallParams {
+                    kind: r.call,
+                    calling_number: r.calling_number.clone(),
+                    called_number: r.called_number.clone(),
+                    sub_address: r.sub_address.clone(),
+                    remote_end_id: r.remote_end_id.clone(),
+                    pw_type: r.pw_type,
+                    proxy: r.proxy.clone(),
+                    connect_speed: r.tx_speed,
+                })
+            }),
             cookie_rx: r.cookie_rx.clone(),
             cookie_tx: r.cookie_tx.clone(),
             our_l2ss: r.our_l2ss,

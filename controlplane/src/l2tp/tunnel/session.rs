@@ -39,7 +39,9 @@ pub(super) struct Session {
     pub(super) state: SessionState,
     pub(super) call: CallKind,
     pub(super) initiator: bool,
-    pub(super) params: CallParams,
+    /// What we said opening the call (we sent the ICRQ/OCRQ); `None` when the peer opened
+    /// it (its values are the captured ones below): most sessions of an LNS, so not carried.
+    pub(super) params: Option<Box<CallParams>>,
     pub(super) cookie_rx: Vec<u8>,
     pub(super) cookie_tx: Vec<u8>,
     pub(super) our_l2ss: u16,
@@ -61,7 +63,35 @@ pub(super) struct Session {
     /// RFC 4951 §3.3: paired with another session ID at the peer; to be queried.
     pub(super) stale: bool,
     /// The caller's data, persisted with the session.
-    pub(super) app: serde_json::Value,
+    pub(super) app: Box<[u8]>,
+}
+
+/// [`Session::params`] of a session the peer opened.
+static NO_PARAMS: CallParams = CallParams {
+    kind: CallKind::Incoming,
+    calling_number: Vec::new(),
+    called_number: Vec::new(),
+    sub_address: Vec::new(),
+    remote_end_id: Vec::new(),
+    pw_type: None,
+    proxy: ProxyValues {
+        initial_received_confreq: None,
+        last_sent_confreq: None,
+        last_received_confreq: None,
+        authen_type: None,
+        authen_name: None,
+        authen_challenge: None,
+        authen_id: None,
+        authen_response: None,
+    },
+    connect_speed: None,
+};
+
+impl Session {
+    /// What we said opening the call (empty when the peer opened it).
+    pub(super) fn params(&self) -> &CallParams {
+        self.params.as_deref().unwrap_or(&NO_PARAMS)
+    }
 }
 
 fn v3_ids(id: u32) -> SessionKey {
@@ -149,7 +179,7 @@ impl Tunnel {
             state: SessionState::WaitReply,
             call,
             initiator,
-            params: CallParams::default(),
+            params: None,
             cookie_rx: if self.version == Version::V3 {
                 self.random_cookie(ctx)
             } else {
@@ -171,7 +201,7 @@ impl Tunnel {
             rx_speed: None,
             synced: true,
             stale: false,
-            app: serde_json::Value::Null,
+            app: Box::default(),
         };
         self.sessions.insert(id, s);
         Some(id)
@@ -250,7 +280,7 @@ impl Tunnel {
             }
         }
         if let Some(s) = self.sessions.get_mut(&id) {
-            s.params = params;
+            s.params = Some(Box::new(params));
         }
         self.send(ctx, 0, mt, avps);
         Ok(id)
@@ -435,7 +465,7 @@ impl Tunnel {
 
     /// AVPs of ICCN / OCCN.
     fn connected_avps(&self, s: &Session) -> Vec<AvpRepr> {
-        let speed = s.params.connect_speed.unwrap_or(100_000_000);
+        let speed = s.params().connect_speed.unwrap_or(100_000_000);
         match self.version {
             Version::V2 => {
                 let mut v = vec![
@@ -444,7 +474,7 @@ impl Tunnel {
                     )),
                     self.plain(Avp::FramingType(framing::SYNC)),
                 ];
-                let p = &s.params.proxy;
+                let p = &s.params().proxy;
                 let hp = self.cfg.hidden.proxy_authen;
                 let mut push = |a: Option<Avp>, hide: bool| {
                     if let Some(a) = a {
@@ -674,9 +704,9 @@ impl Tunnel {
         };
         let (calling, called, sub) = if s.initiator {
             (
-                s.params.calling_number.clone(),
-                s.params.called_number.clone(),
-                s.params.sub_address.clone(),
+                s.params().calling_number.clone(),
+                s.params().called_number.clone(),
+                s.params().sub_address.clone(),
             )
         } else {
             (
@@ -707,7 +737,7 @@ impl Tunnel {
             called_number: called,
             sub_address: sub,
             remote_end_id: if s.initiator {
-                s.params.remote_end_id.clone()
+                s.params().remote_end_id.clone()
             } else {
                 s.remote_end_id.clone()
             },

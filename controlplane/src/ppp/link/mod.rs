@@ -67,7 +67,8 @@ pub struct Link {
     phase: Phase,
     lcp: Cp<LcpNeg>,
     ipcp: Option<Cp<IpcpNeg>>,
-    ipv6cp: Option<Cp<Ipv6cpNeg>>,
+    /// Boxed: most links run without IPv6CP, and a million idle links carry this.
+    ipv6cp: Option<Box<Cp<Ipv6cpNeg>>>,
     /// NCPs that finished or were Protocol-Rejected (IPCP_GONE, IPV6CP_GONE).
     ncp_gone: u8,
     server_auth: ServerAuth,
@@ -136,11 +137,11 @@ impl Link {
             )
         });
         let ipv6cp = config.ipv6cp.enabled.then(|| {
-            Cp::new(
+            Box::new(Cp::new(
                 fc,
                 Ipv6cpNeg::new(config.ipv6cp.interface_id, rng.fork()),
                 rng.next_u64() as u8,
-            )
+            ))
         });
         let echo_id = rng.next_u64() as u8;
         let aux_id = rng.next_u64() as u8;
@@ -371,7 +372,7 @@ impl Link {
 
     /// The IPv6CP automaton's state (`None`: IPv6CP not configured).
     pub fn ipv6cp_state(&self) -> Option<State> {
-        self.ipv6cp.as_ref().map(Cp::state)
+        self.ipv6cp.as_deref().map(Cp::state)
     }
 
     /// Whether the network layer is up (the last `Up` is current).
@@ -397,14 +398,23 @@ impl Link {
     /// The next frame to send: a whole PPP frame (LCP with full framing) for the payload of
     /// an L2TPv2 data message.
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        let f = self.io.frames.pop_front()?;
+        let Some(f) = self.io.frames.pop_front() else {
+            // Drained: its buffer goes (a link mostly idles, and there are a million of them).
+            self.io.frames = VecDeque::new();
+            return None;
+        };
         self.io.counters.frames_out += 1;
         Some(f)
     }
 
     /// The next event.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        let e = self.events.pop_front();
+        if e.is_none() {
+            // Drained: its buffer goes (see `poll_transmit`).
+            self.events = VecDeque::new();
+        }
+        e
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) must be called next.

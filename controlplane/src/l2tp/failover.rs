@@ -245,7 +245,7 @@ pub struct SequenceRecord {
     pub unacked: Vec<UnackedMessage>,
     /// L2TPv3 with a Message Digest: the nonces (ours, the peer's) the digests are keyed
     /// with (RFC 3931 §4.3; sent in clear in the SCCRQ/SCCRP, not a secret).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    // No `skip_serializing_if`: the store encoding (postcard) is not self-describing.
     pub nonces: Option<(Vec<u8>, Vec<u8>)>,
 }
 

@@ -82,7 +82,7 @@ pub const DEFAULT_MAX_SESSIONS: u32 = 65_536;
 /// sessions (a power of two), so a full bucket (whose addresses go on to the `l2xdp_sub4` hash)
 /// is rare even for scattered addresses, and never for a contiguous pool. Sequence state
 /// (sequenced sessions only) has room for half the sessions, the addresses of full buckets for
-/// an eighth; profiles (one per tunnel and framing, one per v3 session) and attachment circuits
+/// an eighth; profiles (one per tunnel and framing, v3 as v2) and attachment circuits
 /// for a quarter, at most 65,536.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MapSizes {

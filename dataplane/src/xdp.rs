@@ -518,6 +518,12 @@ impl XdpDataPlane {
         self.shadow.by_key.get(&map_key(key)).map(|(s, _)| *s)
     }
 
+    /// The profile (shared outer header) index of a session, if installed (tests,
+    /// diagnostics: sessions of a tunnel with the same framing share one).
+    pub fn profile_of(&self, key: &SessionKey) -> Result<Option<u16>, DataPlaneError> {
+        Ok(self.tables.find_key(key)?.map(|f| f.session.profile))
+    }
+
     /// Sessions in their home slot and in another (the overflow index).
     pub fn placement(&self) -> (usize, usize) {
         let home = self
@@ -721,9 +727,9 @@ impl XdpDataPlane {
             return Ok(());
         };
         let mut v = self.tables.slot(slot)?;
-        if v.bind6_len == 64 && v.bind8 == u {
+        if v.version == 2 && v.flags & maps::flags::BIND64 != 0 && v.bind8 == u {
             v.flags |= maps::flags::SUB6_MORE;
-            v.bind6_len = 0;
+            v.flags &= !maps::flags::BIND64;
             self.write_slot(slot, v, false)?;
         }
         Ok(())
@@ -837,8 +843,11 @@ impl XdpDataPlane {
                 Err(e) => return Err(map_err(name::SEQ)(e)),
             }
         }
-        if value.slot.bind6_len == 64 && self.shadow.nested64.contains_key(&value.slot.bind8) {
-            value.slot.bind6_len = 0;
+        if value.slot.version == 2
+            && value.slot.flags & maps::flags::BIND64 != 0
+            && self.shadow.nested64.contains_key(&value.slot.bind8)
+        {
+            value.slot.flags &= !maps::flags::BIND64;
             value.slot.flags |= maps::flags::SUB6_MORE;
         }
         let old = self.shadow.by_key.get(&mk).cloned();

@@ -155,6 +155,8 @@ pub mod flags {
     pub const PFC: u8 = 16;
     /// v2: IPv6 prefixes beyond the slot's `bind8` are in `l2xdp_sub6`.
     pub const SUB6_MORE: u8 = 32;
+    /// v2: the slot's `bind8` holds the subscriber's /64.
+    pub const BIND64: u8 = 64;
 }
 
 /// Entries per [`Dst4Bucket`].
@@ -207,14 +209,14 @@ pub struct Session {
     pub flags: u8,
     pub profile: u16,
     pub peer_id: u32,
-    pub cookie_rx_len: u8,
-    pub bind6_len: u8,
-    pub pad: u16,
     /// v2: the subscriber's IPv4 address (wire order); v3: the attachment circuit ifindex.
     pub bind4: u32,
-    /// v2: the first 64 bits of the first IPv6 prefix; v3: the receive cookie.
+    /// v2: the first 64 bits of the first IPv6 prefix ([`flags::BIND64`]); v3: the receive
+    /// cookie (the profile's `cookie_rx_len` bytes).
     pub bind8: [u8; 8],
-    pub pad2: u32,
+    /// v3: the transmit cookie (the profile's `cookie_tx_len` bytes), written into every
+    /// encapsulated packet after the peer's session id; v2: zero.
+    pub cookie_tx: [u8; 8],
     pub rx_packets: u64,
     pub rx_bytes: u64,
     pub tx_packets: u64,
@@ -241,9 +243,12 @@ pub struct Profile {
     pub sid_off: u16,
     pub ttl: u8,
     pub dscp: u8,
+    /// v3: the transmit cookie's length (the cookie is in the slot).
     pub cookie_tx_len: u8,
     pub vlan_count: u8,
-    pub cookie_tx: [u8; 8],
+    /// v3: the receive cookie's length (the cookie is the slot's `bind8`).
+    pub cookie_rx_len: u8,
+    pub pad: u8,
     pub local_mac: [u8; 6],
     pub next_hop_mac: [u8; 6],
     pub vlan_tpid: [u16; 2],
@@ -273,7 +278,8 @@ impl Profile {
             dscp: 0,
             cookie_tx_len: 0,
             vlan_count: 0,
-            cookie_tx: [0; 8],
+            cookie_rx_len: 0,
+            pad: 0,
             local_mac: [0; 6],
             next_hop_mac: [0; 6],
             vlan_tpid: [0; 2],
@@ -474,21 +480,8 @@ mod tests {
                 "l2xdp_session",
                 Session,
                 [
-                    id,
-                    version,
-                    flags,
-                    profile,
-                    peer_id,
-                    cookie_rx_len,
-                    bind6_len,
-                    pad,
-                    bind4,
-                    bind8,
-                    pad2,
-                    rx_packets,
-                    rx_bytes,
-                    tx_packets,
-                    tx_bytes
+                    id, version, flags, profile, peer_id, bind4, bind8, cookie_tx, rx_packets,
+                    rx_bytes, tx_packets, tx_bytes
                 ]
             ),
             layout!(
@@ -513,7 +506,8 @@ mod tests {
                     dscp,
                     cookie_tx_len,
                     vlan_count,
-                    cookie_tx,
+                    cookie_rx_len,
+                    pad,
                     local_mac,
                     next_hop_mac,
                     vlan_tpid,

@@ -650,6 +650,41 @@ fn v3_sessions_of_a_tunnel_share_a_profile() {
     }
 }
 
+/// A circuit finds its session without hashing, at `ifindex & ac_mask` of `l2xdp_circuits`;
+/// one whose entry another circuit holds is in `l2xdp_ac`. Both ways forward every frame as
+/// the reference does, through a move from one to the other and back, and a circuit whose
+/// session went is not encapsulated any more (passed to the kernel).
+#[test]
+fn v3_circuits_whose_entry_is_taken_are_found_in_the_overflow() {
+    if skip_unless_test_run("v3_circuits_whose_entry_is_taken") {
+        return;
+    }
+    let mut f = Fixture::new("v3circ");
+    let entries = f.dp.config().expect("config").ac_mask + 1;
+    assert!(entries >= 1024 && entries.is_power_of_two(), "{entries}");
+    let c0 = f.c0;
+    // A circuit (no such interface: never sent on) whose entry is c0's.
+    let other = v3_entry(501, Transport::Ip, false, &[], false, false, c0 + entries);
+    let mine = v3_entry(502, Transport::Ip, false, &[1, 2, 3, 4], true, false, c0);
+    let eth = on_core(&inner_ip(CORE4, SUB4, 40));
+    f.install(&other);
+    f.install(&mine); // in l2xdp_ac
+    f.check_encap(&mine.key(), &eth, &eth, c0);
+    f.remove(&other.key()); // the entry is free, c0 still in l2xdp_ac
+    f.check_encap(&mine.key(), &eth, &eth, c0);
+    f.install(&mine); // moves to its entry
+    f.check_encap(&mine.key(), &eth, &eth, c0);
+    f.install(&other); // the entry is c0's now: the other circuit goes to l2xdp_ac
+    f.check_encap(&mine.key(), &eth, &eth, c0);
+    f.remove(&mine.key());
+    let got = l2xdp_lab::test_run::run(f.core_fd, &eth, c0, 1).expect("test run");
+    assert_eq!(
+        got.action,
+        l2xdp_lab::test_run::action::PASS,
+        "no session on c0 any more"
+    );
+}
+
 /// Each case in both modes.
 macro_rules! cases {
     ($mod:ident, $mode:expr) => {

@@ -129,9 +129,16 @@ struct {
 } l2xdp_sub6 SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 4096);
+	__type(key, __u32); /* attachment circuit ifindex & ac_mask */
+	__type(value, struct l2xdp_circuit);
+} l2xdp_circuits SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
-	__type(key, __u32); /* attachment circuit ifindex */
+	__type(key, __u32); /* attachment circuit ifindex: those whose l2xdp_circuits entry is taken */
 	__type(value, __u32); /* slot */
 } l2xdp_ac SEC(".maps");
 
@@ -1495,6 +1502,18 @@ static __always_inline long slot_of_dst4(struct l2xdp_config *cfg, __u32 dst)
 	return slot ? (long)*slot : -1;
 }
 
+/* The slot of the L2TPv3 session on attachment circuit `ifindex`, or 0: its entry of
+ * l2xdp_circuits (no hash), or l2xdp_ac when the entry holds another circuit. */
+static __always_inline __u32 *circuit_slot(struct l2xdp_config *cfg, __u32 ifindex)
+{
+	__u32 i = ifindex & cfg->ac_mask;
+	struct l2xdp_circuit *c = bpf_map_lookup_elem(&l2xdp_circuits, &i);
+
+	if (c && c->ifindex == ifindex)
+		return &c->slot;
+	return bpf_map_lookup_elem(&l2xdp_ac, &ifindex);
+}
+
 SEC("xdp")
 int xdp_l2tp_core(struct xdp_md *ctx)
 {
@@ -1512,7 +1531,7 @@ int xdp_l2tp_core(struct xdp_md *ctx)
 		return v_other(L2XDP_V_MARK_SPOOFED, XDP_DROP);
 	__u32 *ac = 0;
 	if (cfg->ac_bloom & (1ULL << (ifindex & 63)))
-		ac = bpf_map_lookup_elem(&l2xdp_ac, &ifindex);
+		ac = circuit_slot(cfg, ifindex);
 	if (ac) {
 		/* A frame on a v3 attachment circuit: the whole frame is the payload. */
 		if (frame_len < ETH_HLEN)
@@ -1566,6 +1585,8 @@ int xdp_l2tp_core(struct xdp_md *ctx)
 	/* The slot names the address too (same cache line): an entry read while user space
 	 * rewrote it never sends a packet into another session. */
 	if (dst4 && s->bind4 != dst4)
+		return v_pass();
+	if (!inner && s->bind4 != ifindex) /* v3: the slot names its circuit */
 		return v_pass();
 	pr = profile_of(s);
 	if (!pr || pr->version != s->version)

@@ -111,7 +111,8 @@ struct l2xdp_config {
 	 * by l2xdpd at start-up: ICMP echo requests to it arriving in a v2 session are answered
 	 * by the access program (gateway_echo in l2xdp.bpf.c). */
 	__u32 gateway4;
-	__u32 pad_gateway;
+	/* Appended (issue 14, v3 encap): max_entries of l2xdp_circuits - 1 (a power of two). */
+	__u32 ac_mask;
 };
 
 /* Session key: the ids that arrive in packets (ours). v2: id = tunnel << 16 | session. */
@@ -221,6 +222,16 @@ struct l2xdp_dst4_entry {
 
 struct l2xdp_dst4_bucket {
 	struct l2xdp_dst4_entry e[L2XDP_DST4_WAYS];
+};
+
+/* Attachment circuits (l2xdp_circuits, ARRAY): the ingress ifindex of a frame to encapsulate
+ * -> the slot of its L2TPv3 session, at ifindex & ac_mask. A namespace numbers its interfaces
+ * in sequence, so circuits spread over the entries without hashing, 8 to a cache line; a
+ * circuit whose entry another holds is in l2xdp_ac (HASH, ifindex -> slot), looked up only
+ * then. */
+struct l2xdp_circuit {
+	__u32 ifindex;         /* 0: free */
+	__u32 slot;
 };
 
 /* Sequence state (l2xdp_seq, HASH by session key, sequenced sessions only): tx Ns and rx

@@ -25,7 +25,9 @@ pub mod name {
     pub const SUB4: &str = "l2xdp_sub4";
     /// [`super::Lpm6Key`] → slot, LPM_TRIE.
     pub const SUB6: &str = "l2xdp_sub6";
-    /// Attachment circuit ifindex → slot, HASH.
+    /// Attachment circuit ifindex & `ac_mask` → [`super::Circuit`], ARRAY.
+    pub const CIRCUITS: &str = "l2xdp_circuits";
+    /// Attachment circuit ifindex → slot, HASH: circuits whose [`CIRCUITS`] entry is taken.
     pub const AC: &str = "l2xdp_ac";
     /// CPUMAP for spreading sessions over CPUs.
     pub const CPUS: &str = "l2xdp_cpus";
@@ -45,9 +47,9 @@ pub mod name {
     /// encapsulation, see [`super::verdict::DOWN_FIB_BASE`]).
     pub const TC_IFACES: &str = "l2xdp_tc_ifaces";
     /// Every map.
-    pub const ALL: [&str; 20] = [
-        CONFIG, SESSIONS, SLOTS, PROFILES, SEQ, DROPS, VERDICTS, VBYTES, DST4, SUB4, SUB6, AC,
-        CPUS, XSKS, XSK_BASE, CHANGES, RESYNC, WRITERS, XSK_STATS, TC_IFACES,
+    pub const ALL: [&str; 21] = [
+        CONFIG, SESSIONS, SLOTS, PROFILES, SEQ, DROPS, VERDICTS, VBYTES, DST4, SUB4, SUB6,
+        CIRCUITS, AC, CPUS, XSKS, XSK_BASE, CHANGES, RESYNC, WRITERS, XSK_STATS, TC_IFACES,
     ];
 }
 
@@ -187,7 +189,17 @@ pub struct Config {
     /// The LNS's own PPP address (IPCP local address, wire order; 0: none): ICMP echo
     /// requests to it are answered by the access program.
     pub gateway4: u32,
-    pub pad_gateway: u32,
+    /// `max_entries` of [`name::CIRCUITS`] - 1.
+    pub ac_mask: u32,
+}
+
+/// `struct l2xdp_circuit`: an entry of [`name::CIRCUITS`].
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Circuit {
+    /// 0: free.
+    pub ifindex: u32,
+    pub slot: u32,
 }
 
 /// `struct l2xdp_session_key`: v2 `id` = tunnel << 16 | session; v3 `id` = session.
@@ -426,6 +438,8 @@ unsafe impl aya::Pod for Profile {}
 // SAFETY: as above.
 unsafe impl aya::Pod for Dst4Entry {}
 // SAFETY: as above.
+unsafe impl aya::Pod for Circuit {}
+// SAFETY: as above.
 unsafe impl aya::Pod for Dst4Bucket {}
 // SAFETY: as above.
 unsafe impl aya::Pod for Lpm6Key {}
@@ -472,7 +486,7 @@ mod tests {
                     kernel_mark,
                     pad_mark,
                     gateway4,
-                    pad_gateway
+                    ac_mask
                 ]
             ),
             layout!("l2xdp_session_key", SessionKey, [version, pad, id]),
@@ -516,6 +530,7 @@ mod tests {
                 ]
             ),
             layout!("l2xdp_dst4_entry", Dst4Entry, [addr, slot]),
+            layout!("l2xdp_circuit", Circuit, [ifindex, slot]),
             layout!("l2xdp_dst4_bucket", Dst4Bucket, [e]),
             layout!(
                 "l2xdp_seq",

@@ -104,6 +104,7 @@ pub(crate) fn session_map_memory(pins: &Path) -> Result<Vec<(String, u64, u64)>,
         name::DST4,
         name::SUB4,
         name::SUB6,
+        name::CIRCUITS,
         name::AC,
     ] {
         let m = aya::maps::MapData::from_pin(pins.join(n)).map_err(|e| bpf(n)(e.to_string()))?;

@@ -82,7 +82,7 @@ pub const DEFAULT_MAX_SESSIONS: u32 = 65_536;
 /// sessions (a power of two), so a full bucket (whose addresses go on to the `l2xdp_sub4` hash)
 /// is rare even for scattered addresses, and never for a contiguous pool. Sequence state
 /// (sequenced sessions only) has room for half the sessions, the addresses of full buckets for
-/// an eighth; profiles (one per tunnel and framing, one per v3 session) and attachment circuits
+/// an eighth; profiles (one per tunnel and framing, v3 as v2) and attachment circuits
 /// for a quarter, at most 65,536.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MapSizes {
@@ -94,6 +94,8 @@ pub struct MapSizes {
     pub dst4_buckets: u32,
     /// Entries of `l2xdp_profiles` and `l2xdp_ac`.
     pub profiles: u32,
+    /// Entries of `l2xdp_circuits` (the power of two at or above `profiles`).
+    pub circuits: u32,
     /// Entries of `l2xdp_seq` (sequenced sessions: half).
     pub sequenced: u32,
     /// Entries of `l2xdp_sub4` (addresses of full buckets: an eighth).
@@ -109,12 +111,13 @@ impl MapSizes {
             slots: (n / 3 * 4 + 4).next_power_of_two(),
             dst4_buckets: n.div_ceil(3).next_power_of_two(),
             profiles: (n / 4).clamp(1024, 65_536),
+            circuits: (n / 4).clamp(1024, 65_536).next_power_of_two(),
             sequenced: (n / 2).max(256),
             overflow4: (n / 8).max(256),
         }
     }
 
-    fn entries(&self) -> [(&'static str, u32); 8] {
+    fn entries(&self) -> [(&'static str, u32); 9] {
         [
             (name::SESSIONS, self.slots),
             (name::SLOTS, self.sessions),
@@ -124,6 +127,7 @@ impl MapSizes {
             (name::SUB4, self.overflow4),
             (name::SUB6, self.sessions),
             (name::AC, self.profiles),
+            (name::CIRCUITS, self.circuits),
         ]
     }
 }

@@ -112,10 +112,10 @@ pub fn to_map(s: &Session, binding: &Binding) -> Result<MapSession, DataPlaneErr
             m.bind4 = ipv4.map_or(0, |a| u32::from_ne_bytes(a.octets()));
             if let Some(b) = slot_prefix(binding) {
                 m.bind8 = b;
-                m.bind6_len = 64;
+                m.flags |= flags::BIND64;
             }
             // Every prefix but the one in the slot is checked in l2xdp_sub6.
-            if ipv6.len() > usize::from(m.bind6_len != 0) {
+            if ipv6.len() > usize::from(m.flags & flags::BIND64 != 0) {
                 m.flags |= flags::SUB6_MORE;
             }
         }
@@ -152,12 +152,14 @@ pub fn to_map(s: &Session, binding: &Binding) -> Result<MapSession, DataPlaneErr
     p.local_addr = addr16(s.local_addr);
     p.peer_addr = addr16(s.peer_addr);
     m.peer_id = map_key(&s.peer_ids).id;
-    m.cookie_rx_len = s.cookie_rx.len() as u8;
+    // The cookies are the session's own (in the slot), their lengths part of the framing (in
+    // the profile the tunnel's sessions share).
+    p.cookie_rx_len = s.cookie_rx.len() as u8;
+    p.cookie_tx_len = s.cookie_tx.len() as u8;
     if s.version() == Version::V3 {
         m.bind8 = cookie8(&s.cookie_rx);
+        m.cookie_tx = cookie8(&s.cookie_tx);
     }
-    p.cookie_tx_len = s.cookie_tx.len() as u8;
-    p.cookie_tx = cookie8(&s.cookie_tx);
     p.ttl = s.ttl;
     p.dscp = s.dscp;
     p.local_mac = s.local_mac.0;
@@ -207,13 +209,20 @@ pub fn to_map(s: &Session, binding: &Binding) -> Result<MapSession, DataPlaneErr
         Version::V2 => (hdr_len - if s.ppp.pfc { 1 } else { 2 }) as u16,
         Version::V3 => 0,
     };
-    if s.version() == Version::V2 {
-        // RFC 2661 §3.1: flags word, [Length], Tunnel ID, Session ID. The session id is the
-        // slot's; the template, shared by the tunnel's sessions, has zero there.
-        let sid = l2tp + 2 + if out[l2tp] & 0x40 != 0 { 2 } else { 0 } + 2;
-        p.hdr[sid..sid + 2].fill(0);
-        p.sid_off = sid as u16;
-    }
+    // The peer's session id (and v3's transmit cookie) are the slot's; the template, shared
+    // by the tunnel's sessions, has zero there.
+    let (sid, own) = match s.version() {
+        // RFC 2661 §3.1: flags word, [Length], Tunnel ID, Session ID.
+        Version::V2 => (l2tp + 2 + if out[l2tp] & 0x40 != 0 { 2 } else { 0 } + 2, 2),
+        // RFC 3931 §4.1.2.1 (over UDP: flags word, reserved, Session ID) and §4.1.1.1 (over
+        // IP: Session ID), then the Cookie.
+        Version::V3 => (
+            l2tp + if s.transport == Transport::Udp { 4 } else { 0 },
+            4 + s.cookie_tx.len(),
+        ),
+    };
+    p.hdr[sid..sid + own].fill(0);
+    p.sid_off = sid as u16;
     Ok(MapSession {
         slot: m,
         profile: p,
@@ -239,10 +248,13 @@ pub fn from_map(m: &maps::Session, p: &maps::Profile) -> Option<Session> {
             tci: p.vlan_tci[i],
         })
         .collect();
-    let cookie_rx = if m.version == 3 {
-        Cookie::new(m.bind8.get(..usize::from(m.cookie_rx_len))?).ok()?
+    let (cookie_rx, cookie_tx) = if m.version == 3 {
+        (
+            Cookie::new(m.bind8.get(..usize::from(p.cookie_rx_len))?).ok()?,
+            Cookie::new(m.cookie_tx.get(..usize::from(p.cookie_tx_len))?).ok()?,
+        )
     } else {
-        Cookie::new(&[]).ok()?
+        (Cookie::new(&[]).ok()?, Cookie::new(&[]).ok()?)
     };
     Some(Session {
         transport: if p.transport == 0 {
@@ -260,7 +272,7 @@ pub fn from_map(m: &maps::Session, p: &maps::Profile) -> Option<Session> {
         our_ids,
         peer_ids,
         cookie_rx,
-        cookie_tx: Cookie::new(p.cookie_tx.get(..usize::from(p.cookie_tx_len))?).ok()?,
+        cookie_tx,
         l2ss: m.flags & flags::L2SS != 0,
         sequencing: m.flags & flags::SEQ != 0,
         ppp: PppTx {

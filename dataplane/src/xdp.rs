@@ -61,6 +61,7 @@ pub struct XdpDataPlane {
     sub4: HashMap<MapData, [u8; 4], u32>,
     sub6: LpmTrie<MapData, [u8; 16], u32>,
     ac: HashMap<MapData, u32, u32>,
+    circuits: Array<MapData, maps::Circuit>,
     /// Session changes for AF_XDP workers in another process, and the flag set when one did
     /// not fit ([`crate::afxdp`]).
     changes: Queue<MapData, maps::Change>,
@@ -249,7 +250,16 @@ impl XdpDataPlane {
         if !n4.is_power_of_two() {
             return Err(sys(name::DST4, format!("{n4} buckets: not a power of two")));
         }
+        let circuits: Array<MapData, maps::Circuit> = typed!(name::CIRCUITS);
+        let nc = circuits.len();
+        if !nc.is_power_of_two() {
+            return Err(sys(
+                name::CIRCUITS,
+                format!("{nc} entries: not a power of two"),
+            ));
+        }
         let mut dp = XdpDataPlane {
+            circuits,
             config: typed!(name::CONFIG),
             seq: typed!(name::SEQ),
             drops: typed!(name::DROPS),
@@ -425,6 +435,8 @@ impl XdpDataPlane {
             pad_mark: 0,
             gateway4: cur.gateway4,
             sccrq_budget: cur.sccrq_budget,
+            ac_mask: self.circuits.len() - 1,
+            pad_tail: 0,
         };
         self.config.set(0, v, 0).map_err(|e| sys(name::CONFIG, e))
     }
@@ -522,6 +534,12 @@ impl XdpDataPlane {
     /// The slot of a session, if installed (tests, diagnostics).
     pub fn slot_of(&self, key: &SessionKey) -> Option<u32> {
         self.shadow.by_key.get(&map_key(key)).map(|(s, _)| *s)
+    }
+
+    /// The profile (shared outer header) index of a session, if installed (tests,
+    /// diagnostics: sessions of a tunnel with the same framing share one).
+    pub fn profile_of(&self, key: &SessionKey) -> Result<Option<u16>, DataPlaneError> {
+        Ok(self.tables.find_key(key)?.map(|f| f.session.profile))
     }
 
     /// Sessions in their home slot and in another (the overflow index).
@@ -727,9 +745,9 @@ impl XdpDataPlane {
             return Ok(());
         };
         let mut v = self.tables.slot(slot)?;
-        if v.bind6_len == 64 && v.bind8 == u {
+        if v.version == 2 && v.flags & maps::flags::BIND64 != 0 && v.bind8 == u {
             v.flags |= maps::flags::SUB6_MORE;
-            v.bind6_len = 0;
+            v.flags &= !maps::flags::BIND64;
             self.write_slot(slot, v, false)?;
         }
         Ok(())
@@ -755,14 +773,52 @@ impl XdpDataPlane {
                 }
             }
             Binding::AttachmentCircuit { ifindex } => {
-                self.ac
-                    .insert(ifindex, slot, 0)
-                    .map_err(map_err(name::AC))?;
+                self.bind_circuit(*ifindex, slot)?;
                 self.shadow.ac_owner.insert(*ifindex, mk);
                 self.refresh_ac_bloom()?;
             }
         }
         Ok(())
+    }
+
+    /// Points circuit `ifindex` at `slot`: its `l2xdp_circuits` entry (`ifindex & ac_mask`)
+    /// when free or its own, else `l2xdp_ac`. A circuit is in one of the two, never both (a
+    /// stale `l2xdp_ac` entry would outlive the array's).
+    fn bind_circuit(&mut self, ifindex: u32, slot: u32) -> Result<(), DataPlaneError> {
+        let i = ifindex & (self.circuits.len() - 1);
+        let e = self
+            .circuits
+            .get(&i, 0)
+            .map_err(|e| sys(name::CIRCUITS, e))?;
+        if e.ifindex == 0 || e.ifindex == ifindex {
+            self.circuits
+                .set(i, maps::Circuit { ifindex, slot }, 0)
+                .map_err(map_err(name::CIRCUITS))?;
+            return self.remove_overflow_circuit(ifindex);
+        }
+        self.ac.insert(ifindex, slot, 0).map_err(map_err(name::AC))
+    }
+
+    fn unbind_circuit(&mut self, ifindex: u32) -> Result<(), DataPlaneError> {
+        let i = ifindex & (self.circuits.len() - 1);
+        let e = self
+            .circuits
+            .get(&i, 0)
+            .map_err(|e| sys(name::CIRCUITS, e))?;
+        if e.ifindex == ifindex {
+            self.circuits
+                .set(i, maps::Circuit::default(), 0)
+                .map_err(map_err(name::CIRCUITS))?;
+        }
+        self.remove_overflow_circuit(ifindex)
+    }
+
+    fn remove_overflow_circuit(&mut self, ifindex: u32) -> Result<(), DataPlaneError> {
+        match self.ac.remove(&ifindex) {
+            Ok(()) => Ok(()),
+            Err(e) if not_found(&e) => Ok(()),
+            Err(e) => Err(sys(name::AC, e)),
+        }
     }
 
     /// Removes the entries of `old` that `new` does not have (all of them without `new`).
@@ -811,11 +867,7 @@ impl XdpDataPlane {
             Binding::AttachmentCircuit { ifindex } => {
                 if Some(*ifindex) != keep_ac && self.shadow.ac_owner.get(ifindex) == Some(mk) {
                     self.shadow.ac_owner.remove(ifindex);
-                    match self.ac.remove(ifindex) {
-                        Ok(()) => {}
-                        Err(e) if not_found(&e) => {}
-                        Err(e) => return Err(sys(name::AC, e)),
-                    }
+                    self.unbind_circuit(*ifindex)?;
                     self.refresh_ac_bloom()?;
                 }
             }
@@ -843,8 +895,11 @@ impl XdpDataPlane {
                 Err(e) => return Err(map_err(name::SEQ)(e)),
             }
         }
-        if value.slot.bind6_len == 64 && self.shadow.nested64.contains_key(&value.slot.bind8) {
-            value.slot.bind6_len = 0;
+        if value.slot.version == 2
+            && value.slot.flags & maps::flags::BIND64 != 0
+            && self.shadow.nested64.contains_key(&value.slot.bind8)
+        {
+            value.slot.flags &= !maps::flags::BIND64;
             value.slot.flags |= maps::flags::SUB6_MORE;
         }
         let old = self.shadow.by_key.get(&mk).cloned();

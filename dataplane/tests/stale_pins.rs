@@ -103,3 +103,30 @@ fn pins_of_another_layout_are_refused_by_name() {
     loader::load(Some(pins.path())).expect("load over fresh pins");
     loader::load(Some(pins.path())).expect("and again over its own pins");
 }
+
+/// Issue 14's shared v3 profiles moved the transmit cookie from `l2xdp_profiles` into the
+/// session's slot (the slot keeps its 64 bytes, the profile went from 212 to 206): pins of the
+/// older layout are refused by the profile map's name, never read with the new meaning.
+#[test]
+fn profiles_of_the_per_session_v3_layout_are_refused() {
+    let test = "profiles_of_the_per_session_v3_layout_are_refused";
+    if skip_unless_root(test) {
+        return;
+    }
+    let pins = Pins::under_sys_fs_bpf("v3encap-stale");
+    std::fs::create_dir_all(pins.path()).expect("pin dir");
+    let profiles = pins.path().join(name::PROFILES);
+    pin_array(&profiles, 212, 1024);
+    let err = match loader::load(Some(pins.path())) {
+        Ok(_) => panic!("loaded over a 212-byte l2xdp_profiles"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("l2xdp_profiles was pinned by another version of l2xdp")
+            && err.contains("values of 212 bytes")
+            && err.contains("this one has 206")
+            && err.contains("l2xdp-dataplane detach"),
+        "{err}"
+    );
+    assert!(profiles.exists(), "the pinned map is left as it was");
+}

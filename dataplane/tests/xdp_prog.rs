@@ -571,6 +571,120 @@ fn outer_ipv4_options(mode: Mode) {
     assert!(!forwarded(&v), "{v:?}");
 }
 
+/// The profile index of an installed session, read from its slot.
+fn profile_of(f: &Fixture, key: &SessionKey) -> u16 {
+    f.dp.profile_of(key).expect("read").expect("installed")
+}
+
+/// L2TPv3 sessions of one tunnel (the same addresses and framing) share one profile, the
+/// encap template: each packet gets its own peer session id and transmit cookie from the
+/// session's slot (RFC 3931 §4.1.1.1, §4.1.2.1). Sessions on two circuits with different
+/// peer ids and cookies of the same length share; a cookie of another length is another
+/// profile. Every frame both ways is the reference's. XDP mode (AF_XDP mode receives on c0
+/// only; the worker builds its headers from the same slots, `v3_over_udp_and_ip_with_cookies`).
+#[test]
+fn v3_sessions_of_a_tunnel_share_a_profile() {
+    if skip_unless_test_run("v3_sessions_of_a_tunnel_share_a_profile") {
+        return;
+    }
+    let mut f = Fixture::new("v3share");
+    // c1, c0's peer end in the same namespace, is the second circuit.
+    let c1 = {
+        let _g = f.ns.enter();
+        l2xdp_dataplane::loader::ifindex("c1").expect("c1")
+    };
+    for transport in [Transport::Udp, Transport::Ip] {
+        let mut a = v3_entry(
+            201,
+            transport,
+            false,
+            &[1, 2, 3, 4, 5, 6, 7, 8],
+            true,
+            false,
+            f.c0,
+        );
+        let mut b = v3_entry(
+            302,
+            transport,
+            false,
+            &[8, 7, 6, 5, 4, 3, 2, 1],
+            true,
+            false,
+            c1,
+        );
+        // Cookies of the same length but different values, distinct peer ids.
+        b.session.cookie_tx = l2xdp_wire::l2tp::header::Cookie::new(&[0xa5; 8]).expect("cookie");
+        a.session.peer_ids = SessionKey::V3 { session_id: 7001 };
+        b.session.peer_ids = SessionKey::V3 {
+            session_id: 0x0102_0304,
+        };
+        let c = v3_entry(403, transport, false, &[9, 9, 9, 9], true, false, 1_000_000);
+        f.install(&a);
+        f.install(&b);
+        f.install(&c);
+        let (pa, pb, pc) = (
+            profile_of(&f, &a.key()),
+            profile_of(&f, &b.key()),
+            profile_of(&f, &c.key()),
+        );
+        assert_eq!(
+            pa, pb,
+            "{transport:?}: one tunnel, one framing: one profile"
+        );
+        assert_ne!(pa, pc, "{transport:?}: a 4-byte cookie is another framing");
+        let eth = on_core(&inner_ip(CORE4, SUB4, 50));
+        for (e, ac) in [(&a, f.c0), (&b, c1), (&a, f.c0)] {
+            f.check_encap(&e.key(), &eth, &eth, ac);
+            let v = f.check_decap(&from_peer(&mirror(&e.session), &eth, 0));
+            assert!(forwarded(&v), "{v:?}");
+        }
+        // The sessions read back with their own ids and cookies.
+        let back = f.dp.sessions().expect("sessions");
+        for e in [&a, &b, &c] {
+            let got = back.iter().find(|x| x.key() == e.key()).expect("read back");
+            assert_eq!(got.session, e.session, "read back");
+        }
+        for e in [&a, &b, &c] {
+            f.remove(&e.key());
+        }
+    }
+}
+
+/// A circuit finds its session without hashing, at `ifindex & ac_mask` of `l2xdp_circuits`;
+/// one whose entry another circuit holds is in `l2xdp_ac`. Both ways forward every frame as
+/// the reference does, through a move from one to the other and back, and a circuit whose
+/// session went is not encapsulated any more (passed to the kernel).
+#[test]
+fn v3_circuits_whose_entry_is_taken_are_found_in_the_overflow() {
+    if skip_unless_test_run("v3_circuits_whose_entry_is_taken") {
+        return;
+    }
+    let mut f = Fixture::new("v3circ");
+    let entries = f.dp.config().expect("config").ac_mask + 1;
+    assert!(entries >= 1024 && entries.is_power_of_two(), "{entries}");
+    let c0 = f.c0;
+    // A circuit (no such interface: never sent on) whose entry is c0's.
+    let other = v3_entry(501, Transport::Ip, false, &[], false, false, c0 + entries);
+    let mine = v3_entry(502, Transport::Ip, false, &[1, 2, 3, 4], true, false, c0);
+    let eth = on_core(&inner_ip(CORE4, SUB4, 40));
+    f.install(&other);
+    f.install(&mine); // in l2xdp_ac
+    f.check_encap(&mine.key(), &eth, &eth, c0);
+    f.remove(&other.key()); // the entry is free, c0 still in l2xdp_ac
+    f.check_encap(&mine.key(), &eth, &eth, c0);
+    f.install(&mine); // moves to its entry
+    f.check_encap(&mine.key(), &eth, &eth, c0);
+    f.install(&other); // the entry is c0's now: the other circuit goes to l2xdp_ac
+    f.check_encap(&mine.key(), &eth, &eth, c0);
+    f.remove(&mine.key());
+    let got = l2xdp_lab::test_run::run(f.core_fd, &eth, c0, 1).expect("test run");
+    assert_eq!(
+        got.action,
+        l2xdp_lab::test_run::action::PASS,
+        "no session on c0 any more"
+    );
+}
+
 /// Each case in both modes.
 macro_rules! cases {
     ($mod:ident, $mode:expr) => {

@@ -129,9 +129,16 @@ struct {
 } l2xdp_sub6 SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 4096);
+	__type(key, __u32); /* attachment circuit ifindex & ac_mask */
+	__type(value, struct l2xdp_circuit);
+} l2xdp_circuits SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
-	__type(key, __u32); /* attachment circuit ifindex */
+	__type(key, __u32); /* attachment circuit ifindex: those whose l2xdp_circuits entry is taken */
 	__type(value, __u32); /* slot */
 } l2xdp_ac SEC(".maps");
 
@@ -847,8 +854,8 @@ static __always_inline int decap_v3(struct xdp_md *ctx, struct l2xdp_config *cfg
 	if (r)
 		return v_drop(r - 1);
 	rest = end - off;
-	/* 8. Cookie (the receive cookie is in bind8). */
-	clen = s->cookie_rx_len;
+	/* 8. Cookie (the receive cookie is in bind8, its length in the profile). */
+	clen = pr->cookie_rx_len;
 	if (rest < clen)
 		return v_drop(L2XDP_DROP_TRUNCATED);
 	if (clen == 4) {
@@ -1137,21 +1144,14 @@ static __always_inline int decap_udp(struct xdp_md *ctx, struct l2xdp_config *cf
 	__u8 ttl;
 
 	if (v6) {
-		__u32 len = s->bind6_len;
-
 		p = at(ctx, inner, 40);
 		if (ilen < 40 || !p || (p[0] >> 4) != 6)
 			return v_drop(L2XDP_DROP_BAD_INNER);
 		if (p[8] == 0xfe && (p[9] & 0xc0) == 0x80)
 			return v_to_cp(L2XDP_WHY_IPV6_LINK_LOCAL);
 		ttl = p[7];
-		if (len > 0 && len <= 64) {
-			__u64 a = __builtin_bswap64(*(__u64 *)(p + 8));
-			__u64 b = __builtin_bswap64(*(__u64 *)s->bind8);
-			__u64 mask = len == 64 ? ~0ULL : ~(~0ULL >> len);
-
-			bound = ((a ^ b) & mask) == 0;
-		}
+		if (s->flags & L2XDP_F_BIND64)
+			bound = *(__u64 *)(p + 8) == *(__u64 *)s->bind8;
 		if (!bound && (s->flags & L2XDP_F_SUB6_MORE)) {
 			struct l2xdp_lpm6_key lk = { .prefixlen = 128 };
 			__u32 *slot;
@@ -1466,11 +1466,24 @@ static __always_inline int encap(struct xdp_md *ctx, struct l2xdp_config *cfg,
 
 		put(ctx, l3 + 4, &plen, 2);
 	}
-	/* v2: the peer's session id (the template is shared by the tunnel's sessions). */
+	/* The peer's session id, and v3's transmit cookie after it, from the slot (the template
+	 * is shared by the tunnel's sessions: RFC 2661 §3.1, RFC 3931 §4.1.1.1 and §4.1.2.1). */
 	if (pr->sid_off) {
-		__u16 sid = bpf_htons((__u16)s->peer_id);
+		if (pr->version == 2) {
+			__u16 sid = bpf_htons((__u16)s->peer_id);
 
-		put(ctx, pr->sid_off, &sid, 2);
+			put(ctx, pr->sid_off, &sid, 2);
+		} else {
+			__u32 sid = bpf_htonl(s->peer_id), off = pr->sid_off;
+
+			put(ctx, off, &sid, 4);
+			if (pr->cookie_tx_len == 4) {
+				put(ctx, off + 4, s->cookie_tx, 4);
+			} else if (pr->cookie_tx_len == 8) {
+				put(ctx, off + 4, s->cookie_tx, 4);
+				put(ctx, off + 8, s->cookie_tx + 4, 4);
+			}
+		}
 	}
 	/* Sequence number: consumed only now that the frame is written. */
 	if (s->flags & L2XDP_F_SEQ) {
@@ -1553,6 +1566,18 @@ static __always_inline long slot_of_dst4(struct l2xdp_config *cfg, __u32 dst)
 	return slot ? (long)*slot : -1;
 }
 
+/* The slot of the L2TPv3 session on attachment circuit `ifindex`, or 0: its entry of
+ * l2xdp_circuits (no hash), or l2xdp_ac when the entry holds another circuit. */
+static __always_inline __u32 *circuit_slot(struct l2xdp_config *cfg, __u32 ifindex)
+{
+	__u32 i = ifindex & cfg->ac_mask;
+	struct l2xdp_circuit *c = bpf_map_lookup_elem(&l2xdp_circuits, &i);
+
+	if (c && c->ifindex == ifindex)
+		return &c->slot;
+	return bpf_map_lookup_elem(&l2xdp_ac, &ifindex);
+}
+
 SEC("xdp")
 int xdp_l2tp_core(struct xdp_md *ctx)
 {
@@ -1570,7 +1595,7 @@ int xdp_l2tp_core(struct xdp_md *ctx)
 		return v_other(L2XDP_V_MARK_SPOOFED, XDP_DROP);
 	__u32 *ac = 0;
 	if (cfg->ac_bloom & (1ULL << (ifindex & 63)))
-		ac = bpf_map_lookup_elem(&l2xdp_ac, &ifindex);
+		ac = circuit_slot(cfg, ifindex);
 	if (ac) {
 		/* A frame on a v3 attachment circuit: the whole frame is the payload. */
 		if (frame_len < ETH_HLEN)
@@ -1624,6 +1649,8 @@ int xdp_l2tp_core(struct xdp_md *ctx)
 	/* The slot names the address too (same cache line): an entry read while user space
 	 * rewrote it never sends a packet into another session. */
 	if (dst4 && s->bind4 != dst4)
+		return v_pass();
+	if (!inner && s->bind4 != ifindex) /* v3: the slot names its circuit */
 		return v_pass();
 	pr = profile_of(s);
 	if (!pr || pr->version != s->version)

@@ -117,6 +117,10 @@ struct l2xdp_config {
 	 * (SCCRQs, RFC 2661 §5.1, RFC 3931 §3.3) the programs pass to l2xdpd per second, all
 	 * sources together; beyond, dropped (L2XDP_V_SCCRQ_OVER_BUDGET). 0: no budget. */
 	__u32 sccrq_budget;
+	/* Appended (issue 14, v3 encap): max_entries of l2xdp_circuits - 1 (a power of two). */
+	__u32 ac_mask;
+	/* Explicit tail padding (the struct is 8-byte aligned for ac_bloom). */
+	__u32 pad_tail;
 };
 
 /* The SCCRQ budget's current second (l2xdp_sccrq, ARRAY of one, shared by all CPUs). */
@@ -139,6 +143,7 @@ enum l2xdp_session_flags {
 	L2XDP_F_ACFC = 8,        /* v2 PPP: omit FF 03 */
 	L2XDP_F_PFC = 16,        /* v2 PPP: one-byte protocol */
 	L2XDP_F_SUB6_MORE = 32,  /* v2: IPv6 prefixes beyond bind8 are in l2xdp_sub6 */
+	L2XDP_F_BIND64 = 64,     /* v2: bind8 holds the subscriber's /64 */
 };
 
 #define L2XDP_HDR_MAX 128
@@ -156,6 +161,11 @@ enum l2xdp_session_flags {
  * home slot is taken (an operator-chosen static pseudowire, an id restored from before) lives
  * in another slot, found through l2xdp_slots (HASH, session key -> slot), looked up only when
  * the home slot holds another session.
+ *
+ * Encapsulation writes what is the session's own from the slot into the profile's template
+ * (v2: the peer's session id; v3: the peer's session id and the transmit cookie), so the
+ * sessions of a tunnel with the same framing share one profile, v3 as v2, and an encapsulated
+ * packet reads one slot (RFC 3931 §4.1.1.1: Session ID and Cookie follow the fixed header).
  */
 struct l2xdp_session {
 	__u32 id;              /* the key's id; with version, what a packet is checked against */
@@ -163,14 +173,13 @@ struct l2xdp_session {
 	__u8 flags;            /* l2xdp_session_flags */
 	__u16 profile;         /* index in l2xdp_profiles */
 	__u32 peer_id;         /* v2: peer tunnel << 16 | peer session; v3: peer session */
-	__u8 cookie_rx_len;    /* v3: 0, 4, 8 */
-	__u8 bind6_len;        /* v2: prefix length of bind8 (1..64), 0: none */
-	__u16 pad;
 	__u32 bind4;           /* v2: the subscriber's IPv4 address (wire order), 0: none;
 				* v3: the attachment circuit's ifindex */
-	__u8 bind8[8];         /* v2: the first 64 bits of the subscriber's first IPv6 prefix;
-				* v3: the receive cookie */
-	__u32 pad2;
+	__u8 bind8[8];         /* v2: the first 64 bits of the subscriber's first IPv6 prefix
+				* (with L2XDP_F_BIND64); v3: the receive cookie (the profile's
+				* cookie_rx_len bytes) */
+	__u8 cookie_tx[8];     /* v3: the transmit cookie (the profile's cookie_tx_len bytes);
+				* v2: zero */
 	__u64 rx_packets;      /* atomic adds: the packets of one session stay on one CPU per */
 	__u64 rx_bytes;        /* direction (RSS on the outer/inner flow), so the line rarely */
 	__u64 tx_packets;      /* moves between CPUs */
@@ -181,9 +190,11 @@ _Static_assert(sizeof(struct l2xdp_session) == 64, "a session is one cache line"
 
 /* What sessions share (l2xdp_profiles, ARRAY): the outer header and how to fill it. hdr is
  * the encap template built by user space with the reference encap (Ns 0, length fields for
- * an empty payload, v2: the peer session id zero): the program copies it, then writes the
- * peer session id (v2), lengths, checksums, Ns, the PPP protocol and the MACs from
- * bpf_fib_lookup. v3 sessions have a profile each (the cookie and session id are in it). */
+ * an empty payload, the peer session id and v3's transmit cookie zero): the program copies
+ * it, then writes the peer session id (v2: 2 bytes at sid_off; v3: 4 bytes at sid_off and
+ * the cookie after them, from the slot), lengths, checksums, Ns, the PPP protocol and the
+ * MACs from bpf_fib_lookup. Sessions with the same outer addresses and framing (v3: and
+ * cookie lengths) share a profile. */
 struct l2xdp_profile {
 	__u8 version;          /* 2 or 3; 0: unused */
 	__u8 transport;        /* 0 UDP, 1 IP (115) */
@@ -198,12 +209,14 @@ struct l2xdp_profile {
 	__u16 l4_off;          /* UDP header, or the L2TPv3-over-IP header */
 	__u16 seq_off;         /* v2 Ns / v3 sublayer word; 0: none */
 	__u16 ppp_off;         /* v2 PPP protocol field */
-	__u16 sid_off;         /* v2 peer session id (2 bytes); 0: none (v3: in the template) */
+	__u16 sid_off;         /* peer session id: v2 2 bytes, v3 4 bytes and the transmit
+				* cookie after them; 0: none */
 	__u8 ttl;              /* kept for the read back (in the template) */
 	__u8 dscp;
-	__u8 cookie_tx_len;    /* v3 */
+	__u8 cookie_tx_len;    /* v3: 0, 4, 8 (the cookie is the slot's cookie_tx) */
 	__u8 vlan_count;
-	__u8 cookie_tx[8];
+	__u8 cookie_rx_len;    /* v3: 0, 4, 8 (the cookie is the slot's bind8) */
+	__u8 pad;
 	__u8 local_mac[6];     /* kept for the read back; forwarding uses bpf_fib_lookup */
 	__u8 next_hop_mac[6];
 	__u16 vlan_tpid[2];
@@ -223,6 +236,16 @@ struct l2xdp_dst4_entry {
 
 struct l2xdp_dst4_bucket {
 	struct l2xdp_dst4_entry e[L2XDP_DST4_WAYS];
+};
+
+/* Attachment circuits (l2xdp_circuits, ARRAY): the ingress ifindex of a frame to encapsulate
+ * -> the slot of its L2TPv3 session, at ifindex & ac_mask. A namespace numbers its interfaces
+ * in sequence, so circuits spread over the entries without hashing, 8 to a cache line; a
+ * circuit whose entry another holds is in l2xdp_ac (HASH, ifindex -> slot), looked up only
+ * then. */
+struct l2xdp_circuit {
+	__u32 ifindex;         /* 0: free */
+	__u32 slot;
 };
 
 /* Sequence state (l2xdp_seq, HASH by session key, sequenced sessions only): tx Ns and rx

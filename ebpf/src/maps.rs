@@ -27,7 +27,9 @@ pub mod name {
     pub const SUB4: &str = "l2xdp_sub4";
     /// [`super::Lpm6Key`] → slot, LPM_TRIE.
     pub const SUB6: &str = "l2xdp_sub6";
-    /// Attachment circuit ifindex → slot, HASH.
+    /// Attachment circuit ifindex & `ac_mask` → [`super::Circuit`], ARRAY.
+    pub const CIRCUITS: &str = "l2xdp_circuits";
+    /// Attachment circuit ifindex → slot, HASH: circuits whose [`CIRCUITS`] entry is taken.
     pub const AC: &str = "l2xdp_ac";
     /// CPUMAP for spreading sessions over CPUs.
     pub const CPUS: &str = "l2xdp_cpus";
@@ -47,9 +49,9 @@ pub mod name {
     /// encapsulation, see [`super::verdict::DOWN_FIB_BASE`]).
     pub const TC_IFACES: &str = "l2xdp_tc_ifaces";
     /// Every map.
-    pub const ALL: [&str; 20] = [
-        CONFIG, SESSIONS, SLOTS, PROFILES, SEQ, DROPS, VERDICTS, VBYTES, DST4, SUB4, SUB6, AC,
-        CPUS, XSKS, XSK_BASE, CHANGES, RESYNC, WRITERS, XSK_STATS, TC_IFACES,
+    pub const ALL: [&str; 21] = [
+        CONFIG, SESSIONS, SLOTS, PROFILES, SEQ, DROPS, VERDICTS, VBYTES, DST4, SUB4, SUB6,
+        CIRCUITS, AC, CPUS, XSKS, XSK_BASE, CHANGES, RESYNC, WRITERS, XSK_STATS, TC_IFACES,
     ];
 }
 
@@ -160,6 +162,8 @@ pub mod flags {
     pub const PFC: u8 = 16;
     /// v2: IPv6 prefixes beyond the slot's `bind8` are in `l2xdp_sub6`.
     pub const SUB6_MORE: u8 = 32;
+    /// v2: the slot's `bind8` holds the subscriber's /64.
+    pub const BIND64: u8 = 64;
 }
 
 /// Entries per [`Dst4Bucket`].
@@ -193,6 +197,10 @@ pub struct Config {
     /// SCCRQs (control messages to tunnel 0) passed to the control plane per second, all
     /// sources together; beyond, dropped ([`verdict::SCCRQ_OVER_BUDGET`]). 0: no budget.
     pub sccrq_budget: u32,
+    /// `max_entries` of [`name::CIRCUITS`] - 1.
+    pub ac_mask: u32,
+    /// Explicit tail padding.
+    pub pad_tail: u32,
 }
 
 /// `struct l2xdp_sccrq_window`: the SCCRQ budget's current second ([`name::SCCRQ`]).
@@ -201,6 +209,15 @@ pub struct Config {
 pub struct SccrqWindow {
     pub second: u32,
     pub count: u32,
+}
+
+/// `struct l2xdp_circuit`: an entry of [`name::CIRCUITS`].
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Circuit {
+    /// 0: free.
+    pub ifindex: u32,
+    pub slot: u32,
 }
 
 /// `struct l2xdp_session_key`: v2 `id` = tunnel << 16 | session; v3 `id` = session.
@@ -222,14 +239,14 @@ pub struct Session {
     pub flags: u8,
     pub profile: u16,
     pub peer_id: u32,
-    pub cookie_rx_len: u8,
-    pub bind6_len: u8,
-    pub pad: u16,
     /// v2: the subscriber's IPv4 address (wire order); v3: the attachment circuit ifindex.
     pub bind4: u32,
-    /// v2: the first 64 bits of the first IPv6 prefix; v3: the receive cookie.
+    /// v2: the first 64 bits of the first IPv6 prefix ([`flags::BIND64`]); v3: the receive
+    /// cookie (the profile's `cookie_rx_len` bytes).
     pub bind8: [u8; 8],
-    pub pad2: u32,
+    /// v3: the transmit cookie (the profile's `cookie_tx_len` bytes), written into every
+    /// encapsulated packet after the peer's session id; v2: zero.
+    pub cookie_tx: [u8; 8],
     pub rx_packets: u64,
     pub rx_bytes: u64,
     pub tx_packets: u64,
@@ -256,9 +273,12 @@ pub struct Profile {
     pub sid_off: u16,
     pub ttl: u8,
     pub dscp: u8,
+    /// v3: the transmit cookie's length (the cookie is in the slot).
     pub cookie_tx_len: u8,
     pub vlan_count: u8,
-    pub cookie_tx: [u8; 8],
+    /// v3: the receive cookie's length (the cookie is the slot's `bind8`).
+    pub cookie_rx_len: u8,
+    pub pad: u8,
     pub local_mac: [u8; 6],
     pub next_hop_mac: [u8; 6],
     pub vlan_tpid: [u16; 2],
@@ -288,7 +308,8 @@ impl Profile {
             dscp: 0,
             cookie_tx_len: 0,
             vlan_count: 0,
-            cookie_tx: [0; 8],
+            cookie_rx_len: 0,
+            pad: 0,
             local_mac: [0; 6],
             next_hop_mac: [0; 6],
             vlan_tpid: [0; 2],
@@ -435,6 +456,8 @@ unsafe impl aya::Pod for Profile {}
 // SAFETY: as above.
 unsafe impl aya::Pod for Dst4Entry {}
 // SAFETY: as above.
+unsafe impl aya::Pod for Circuit {}
+// SAFETY: as above.
 unsafe impl aya::Pod for Dst4Bucket {}
 // SAFETY: as above.
 unsafe impl aya::Pod for Lpm6Key {}
@@ -481,7 +504,9 @@ mod tests {
                     kernel_mark,
                     pad_mark,
                     gateway4,
-                    sccrq_budget
+                    sccrq_budget,
+                    ac_mask,
+                    pad_tail
                 ]
             ),
             layout!("l2xdp_session_key", SessionKey, [version, pad, id]),
@@ -490,21 +515,8 @@ mod tests {
                 "l2xdp_session",
                 Session,
                 [
-                    id,
-                    version,
-                    flags,
-                    profile,
-                    peer_id,
-                    cookie_rx_len,
-                    bind6_len,
-                    pad,
-                    bind4,
-                    bind8,
-                    pad2,
-                    rx_packets,
-                    rx_bytes,
-                    tx_packets,
-                    tx_bytes
+                    id, version, flags, profile, peer_id, bind4, bind8, cookie_tx, rx_packets,
+                    rx_bytes, tx_packets, tx_bytes
                 ]
             ),
             layout!(
@@ -529,7 +541,8 @@ mod tests {
                     dscp,
                     cookie_tx_len,
                     vlan_count,
-                    cookie_tx,
+                    cookie_rx_len,
+                    pad,
                     local_mac,
                     next_hop_mac,
                     vlan_tpid,
@@ -538,6 +551,7 @@ mod tests {
                 ]
             ),
             layout!("l2xdp_dst4_entry", Dst4Entry, [addr, slot]),
+            layout!("l2xdp_circuit", Circuit, [ifindex, slot]),
             layout!("l2xdp_dst4_bucket", Dst4Bucket, [e]),
             layout!(
                 "l2xdp_seq",

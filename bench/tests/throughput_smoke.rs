@@ -343,6 +343,7 @@ fn throughput_scale_cost_smoke() {
                 "l2xdp_sessions" => sizes.slots,
                 "l2xdp_slots" | "l2xdp_sub6" => sizes.sessions,
                 "l2xdp_profiles" | "l2xdp_ac" => sizes.profiles,
+                "l2xdp_circuits" => sizes.circuits,
                 "l2xdp_seq" => sizes.sequenced,
                 "l2xdp_dst4" => sizes.dst4_buckets,
                 "l2xdp_sub4" => sizes.overflow4,

@@ -35,7 +35,8 @@ use std::sync::{Arc, Mutex};
 use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
-use super::{RecoveryState, RedbStore, StateStore, StoreError, StoreOp, SESSIONS, TUNNELS};
+use super::redb::{SESSIONS, TUNNELS};
+use super::{RecoveryState, RedbStore, StateStore, StoreError, StoreOp};
 
 /// `[daemon] on_damaged_store`: what l2xdpd does with a damaged or unusable failover store.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,7 +9,7 @@
 //!   is reset (§3.2.2, `control_reset`), the data channels too (§3.2.3), and the sessions are
 //!   synchronised with FSQ/FSR (§3.3).
 //!
-//! The records and the store themselves are in `l2tp/failover.rs`.
+//! The records are in `l2tp/failover.rs`, the store itself in `l2tp/failover/redb.rs`.
 
 use std::sync::Arc;
 

@@ -219,6 +219,104 @@ pub(crate) fn sccrq(to: SocketAddr) -> Result<Vec<u8>, String> {
         .ok_or_else(|| "no SCCRQ".to_string())
 }
 
+/// A flood under way against l2xdpd `pid`: its sender thread, and a task sampling the peak
+/// RSS every 200 ms (one implementation for both modes of the scenario).
+pub(crate) struct Flooding {
+    pid: u32,
+    t0: Instant,
+    cpu0: f64,
+    stop: Arc<AtomicBool>,
+    /// Datagrams sent so far.
+    pub(crate) sent: Arc<AtomicU64>,
+    peak: Arc<AtomicU64>,
+    sender: std::thread::JoinHandle<Result<(), String>>,
+    sampler: tokio::task::JoinHandle<()>,
+}
+
+/// What a finished [`Flooding`] measured (RSS in KiB).
+pub(crate) struct Flooded {
+    pub(crate) secs: f64,
+    pub(crate) cpu: f64,
+    pub(crate) rss_end: u64,
+    pub(crate) peak: u64,
+    pub(crate) rss_after: u64,
+    pub(crate) parts_after: [u64; 2],
+}
+
+impl Flooding {
+    /// Starts `send` (given the stop flag and the sent counter) on its own thread; `rss0`:
+    /// l2xdpd's RSS before.
+    pub(crate) fn start(
+        pid: u32,
+        rss0: u64,
+        send: impl FnOnce(&AtomicBool, &AtomicU64) -> Result<(), String> + Send + 'static,
+    ) -> Flooding {
+        let stop = Arc::new(AtomicBool::new(false));
+        let sent = Arc::new(AtomicU64::new(0));
+        let t0 = Instant::now();
+        let cpu0 = cpu_secs(pid);
+        let sender = {
+            let (stop, sent) = (stop.clone(), sent.clone());
+            std::thread::spawn(move || send(&stop, &sent))
+        };
+        let peak = Arc::new(AtomicU64::new(rss0));
+        let sampler = {
+            let (peak, stop) = (peak.clone(), stop.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    peak.fetch_max(rss_kib(pid), Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            })
+        };
+        Flooding {
+            pid,
+            t0,
+            cpu0,
+            stop,
+            sent,
+            peak,
+            sender,
+            sampler,
+        }
+    }
+
+    /// Waits for the sender to finish, stops the sampler, then waits `settle` and measures
+    /// what stayed.
+    pub(crate) async fn finish(self, settle: Duration) -> Result<Flooded, String> {
+        let Flooding {
+            pid,
+            t0,
+            cpu0,
+            stop,
+            peak,
+            sender,
+            sampler,
+            ..
+        } = self;
+        let flooded = tokio::task::spawn_blocking(move || sender.join())
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|_| "the sender thread panicked".to_string())?;
+        let secs = t0.elapsed().as_secs_f64();
+        let cpu = cpu_secs(pid) - cpu0;
+        stop.store(true, Ordering::Relaxed);
+        let _ = sampler.await;
+        flooded?;
+        let rss_end = rss_kib(pid);
+        let peak = peak.load(Ordering::Relaxed).max(rss_end);
+        tokio::time::sleep(settle).await;
+        Ok(Flooded {
+            secs,
+            cpu,
+            rss_end,
+            peak,
+            rss_after: rss_kib(pid),
+            parts_after: rss_parts_kib(pid),
+        })
+    }
+}
+
 /// Sends the flood from this thread: `rate` datagrams per second in 10 ms batches, `rate` ×
 /// `secs` in all.
 pub(crate) fn flood(
@@ -362,44 +460,26 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
     } else {
         sccrq(files.addr)?
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    let sent = Arc::new(AtomicU64::new(0));
-    let t0 = Instant::now();
-    let cpu0 = cpu_secs(pid);
-    let sender = {
-        let (opts, stop, sent, to) = (opts.clone(), stop.clone(), sent.clone(), files.addr);
-        std::thread::spawn(move || flood(&opts, LOOPBACK_SOURCES, to, &payload, &stop, &sent))
-    };
-    let peak = Arc::new(AtomicU64::new(rss0));
-    let sampler = {
-        let (peak, stop) = (peak.clone(), stop.clone());
-        tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                peak.fetch_max(rss_kib(pid), Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        })
-    };
+    let to = files.addr;
+    let flooding = Flooding::start(pid, rss0, {
+        let opts = opts.clone();
+        move |stop, sent| flood(&opts, LOOPBACK_SOURCES, to, &payload, stop, sent)
+    });
     let (mut tup, mut pup, mut lac_error) = (0, 0, None);
     if !opts.junk && opts.tunnels > 0 {
         // Into the flood first: the LNS's tables are as full as they get.
         tokio::time::sleep(Duration::from_secs(opts.secs.min(4))).await;
         (tup, pup, lac_error) = lac_during(files.addr, opts.tunnels).await;
     }
-    let flooded = tokio::task::spawn_blocking(move || sender.join())
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|_| "the sender thread panicked".to_string())?;
-    let secs = t0.elapsed().as_secs_f64();
-    let cpu = cpu_secs(pid) - cpu0;
-    stop.store(true, Ordering::Relaxed);
-    let _ = sampler.await;
-    flooded?;
-    let rss_end = rss_kib(pid);
-    let peak = peak.load(Ordering::Relaxed).max(rss_end);
-    tokio::time::sleep(opts.settle).await;
-    let rss_after = rss_kib(pid);
-    let parts_after = rss_parts_kib(pid);
+    let sent = flooding.sent.clone();
+    let Flooded {
+        secs,
+        cpu,
+        rss_end,
+        peak,
+        rss_after,
+        parts_after,
+    } = flooding.finish(opts.settle).await?;
     let tunnels_after = tunnels_by_state(&mut lns).await;
     if let Some(st) = lns.exited() {
         return Err(format!("l2xdpd exited: {st}"));

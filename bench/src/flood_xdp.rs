@@ -13,9 +13,8 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use l2xdp_dataplane::XdpDataPlane;
 use l2xdp_ebpf::maps::verdict;
@@ -24,7 +23,7 @@ use l2xdp_lab::scratch::Scratch;
 use l2xdp_lab::topology::{Mode, Topology, LAC_IP, LNS_IP};
 
 use crate::common::Header;
-use crate::flood::{cpu_secs, flood, rss_parts_kib, sccrq, Options, Report};
+use crate::flood::{flood, rss_parts_kib, sccrq, Flooded, Flooding, Options, Report};
 use crate::lns::rss_kib;
 
 /// The spoofed sources: 198.18.0.0/15 upwards.
@@ -92,41 +91,22 @@ pub async fn run(opts: &Options, budget: u32) -> Result<Report, String> {
 
     let to = SocketAddr::from((LNS_IP, 1701));
     let payload = sccrq(to)?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let sent = Arc::new(AtomicU64::new(0));
-    let t0 = Instant::now();
-    let cpu0 = cpu_secs(pid);
-    let sender = {
-        let (opts, stop, sent, lac) = (opts.clone(), stop.clone(), sent.clone(), topo.lac.clone());
-        std::thread::spawn(move || {
+    let flooding = Flooding::start(pid, rss0, {
+        let (opts, lac) = (opts.clone(), topo.lac.clone());
+        move |stop, sent| {
             let _in = lac.enter();
-            flood(&opts, SOURCES, to, &payload, &stop, &sent)
-        })
-    };
-    let peak = Arc::new(AtomicU64::new(rss0));
-    let sampler = {
-        let (peak, stop) = (peak.clone(), stop.clone());
-        tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                peak.fetch_max(rss_kib(pid), Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        })
-    };
-    let flooded = tokio::task::spawn_blocking(move || sender.join())
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|_| "the sender thread panicked".to_string())?;
-    let secs = t0.elapsed().as_secs_f64();
-    let cpu = cpu_secs(pid) - cpu0;
-    stop.store(true, Ordering::Relaxed);
-    let _ = sampler.await;
-    flooded?;
-    let rss_end = rss_kib(pid);
-    let peak = peak.load(Ordering::Relaxed).max(rss_end);
-    tokio::time::sleep(opts.settle).await;
-    let rss_after = rss_kib(pid);
-    let parts_after = rss_parts_kib(pid);
+            flood(&opts, SOURCES, to, &payload, stop, sent)
+        }
+    });
+    let sent = flooding.sent.clone();
+    let Flooded {
+        secs,
+        cpu,
+        rss_end,
+        peak,
+        rss_after,
+        parts_after,
+    } = flooding.finish(opts.settle).await?;
     let dropped = over()? - over0;
     if let Some(st) = lns.exited() {
         return Err(format!("l2xdpd exited: {st}"));

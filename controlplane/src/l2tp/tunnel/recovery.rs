@@ -233,7 +233,7 @@ impl Tunnel {
                 s.remote_end_id.clone()
             },
             private_group_id: s.private_group_id.clone(),
-            proxy: s.proxy.clone(),
+            proxy: s.proxy_values(),
             tx_speed: s.tx_speed,
             rx_speed: s.rx_speed,
             app: s.app.clone(),
@@ -319,7 +319,7 @@ impl Tunnel {
             sub_address: r.sub_address.clone(),
             remote_end_id: r.remote_end_id.clone(),
             private_group_id: r.private_group_id.clone(),
-            proxy: r.proxy.clone(),
+            proxy: (!r.proxy.is_empty()).then(|| Box::new(r.proxy.clone())),
             tx_speed: r.tx_speed,
             rx_speed: r.rx_speed,
             synced: false,

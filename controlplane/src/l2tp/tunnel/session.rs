@@ -55,7 +55,9 @@ pub(super) struct Session {
     pub(super) sub_address: Vec<u8>,
     pub(super) remote_end_id: Vec<u8>,
     pub(super) private_group_id: Vec<u8>,
-    pub(super) proxy: ProxyValues,
+    /// Boxed: most LACs send no proxy LCP or authentication, and the registry holds a
+    /// million sessions.
+    pub(super) proxy: Option<Box<ProxyValues>>,
     pub(super) tx_speed: Option<u64>,
     pub(super) rx_speed: Option<u64>,
     /// RFC 4951 §3.3: confirmed by FSQ/FSR since the last failover (true when none happened).
@@ -91,6 +93,14 @@ impl Session {
     /// What we said opening the call (empty when the peer opened it).
     pub(super) fn params(&self) -> &CallParams {
         self.params.as_deref().unwrap_or(&NO_PARAMS)
+    }
+    /// The proxy values captured from the peer, created on the first one (RFC 2661 §4.4.5).
+    fn proxy_mut(&mut self) -> &mut ProxyValues {
+        self.proxy.get_or_insert_with(Box::default)
+    }
+    /// The proxy values captured from the peer (empty when it sent none).
+    pub(super) fn proxy_values(&self) -> ProxyValues {
+        self.proxy.as_deref().cloned().unwrap_or_default()
     }
 }
 
@@ -196,7 +206,7 @@ impl Tunnel {
             sub_address: Vec::new(),
             remote_end_id: Vec::new(),
             private_group_id: Vec::new(),
-            proxy: ProxyValues::default(),
+            proxy: None,
             tx_speed: None,
             rx_speed: None,
             synced: true,
@@ -314,15 +324,17 @@ impl Tunnel {
                 Avp::TxConnectSpeedV3(x) => s.tx_speed = Some(*x),
                 Avp::RxConnectSpeedV3(x) => s.rx_speed = Some(*x),
                 Avp::InitialReceivedLcpConfreq(v) => {
-                    s.proxy.initial_received_confreq = Some(v.clone())
+                    s.proxy_mut().initial_received_confreq = Some(v.clone())
                 }
-                Avp::LastSentLcpConfreq(v) => s.proxy.last_sent_confreq = Some(v.clone()),
-                Avp::LastReceivedLcpConfreq(v) => s.proxy.last_received_confreq = Some(v.clone()),
-                Avp::ProxyAuthenType(t) => s.proxy.authen_type = Some(*t),
-                Avp::ProxyAuthenName(v) => s.proxy.authen_name = Some(v.clone()),
-                Avp::ProxyAuthenChallenge(v) => s.proxy.authen_challenge = Some(v.clone()),
-                Avp::ProxyAuthenId(v) => s.proxy.authen_id = Some(*v),
-                Avp::ProxyAuthenResponse(v) => s.proxy.authen_response = Some(v.clone()),
+                Avp::LastSentLcpConfreq(v) => s.proxy_mut().last_sent_confreq = Some(v.clone()),
+                Avp::LastReceivedLcpConfreq(v) => {
+                    s.proxy_mut().last_received_confreq = Some(v.clone())
+                }
+                Avp::ProxyAuthenType(t) => s.proxy_mut().authen_type = Some(*t),
+                Avp::ProxyAuthenName(v) => s.proxy_mut().authen_name = Some(v.clone()),
+                Avp::ProxyAuthenChallenge(v) => s.proxy_mut().authen_challenge = Some(v.clone()),
+                Avp::ProxyAuthenId(v) => s.proxy_mut().authen_id = Some(*v),
+                Avp::ProxyAuthenResponse(v) => s.proxy_mut().authen_response = Some(v.clone()),
                 _ => {}
             }
         }
@@ -920,4 +932,15 @@ impl Tunnel {
             }
         }
     }
+}
+
+/// Issue 16 item 6: the registry holds a million sessions, inline in its tables; a field added
+/// inline shows here (size on a 64-bit target).
+#[test]
+fn session_stays_small() {
+    assert!(
+        std::mem::size_of::<Session>() <= 264,
+        "{}",
+        std::mem::size_of::<Session>()
+    );
 }

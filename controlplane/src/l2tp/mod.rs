@@ -268,12 +268,22 @@ pub struct SessionUp {
     pub remote_end_id: Vec<u8>,
     /// Private Group ID (v2).
     pub private_group_id: Vec<u8>,
-    /// Proxy LCP and authentication values from the LAC (v2).
-    pub proxy: ProxyValues,
+    /// Proxy LCP and authentication values from the LAC (v2); `None` when it sent none.
+    /// Boxed: most LACs send none, and a node holds a million of these.
+    #[serde(serialize_with = "serialize_proxy")]
+    pub proxy: Option<Box<ProxyValues>>,
     /// Tx connect speed the peer reported, bits/s.
     pub tx_connect_speed: Option<u64>,
     /// Rx connect speed the peer reported, bits/s.
     pub rx_connect_speed: Option<u64>,
+}
+
+/// [`SessionUp::proxy`] serialized as before it was optional: empty values when none.
+fn serialize_proxy<S: serde::Serializer>(
+    p: &Option<Box<ProxyValues>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    serde::Serialize::serialize(&p.as_deref().cloned().unwrap_or_default(), s)
 }
 
 /// Something the control plane tells its user.

@@ -220,7 +220,7 @@ fn v2_tunnel_and_incoming_calls_with_proxy_values() {
     let lns = ups(&n.ev_b);
     assert_eq!(lns.len(), 3);
     assert_eq!(ups(&n.ev_a).len(), 3);
-    assert_eq!(lns[0].proxy, proxy);
+    assert_eq!(lns[0].proxy.as_deref(), Some(&proxy));
     assert_eq!(lns[0].calling_number, b"555");
     assert_eq!(lns[0].peer, Net::pa());
     assert_eq!(lns[0].version, Version::V2);

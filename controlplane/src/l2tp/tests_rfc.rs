@@ -355,7 +355,7 @@ fn v2_hidden_avps_round_trip() {
     n.run(Duration::from_secs(1));
     let (a, b) = (ups(&n.ev_a), ups(&n.ev_b));
     assert_eq!((a.len(), b.len()), (1, 1));
-    assert_eq!(b[0].proxy, proxy);
+    assert_eq!(b[0].proxy.as_deref(), Some(&proxy));
     assert_eq!(b[0].calling_number, b"5551234");
     assert_eq!(b[0].called_number, b"999");
     assert_eq!(a[0].our_ids, b[0].peer_ids);

@@ -184,8 +184,9 @@ struct SessionState {
     /// The subscriber's address while PPP is up (server role) or ours (client role).
     ipv4: Option<Ipv4Addr>,
     /// Client role: the credentials and random source of a PPP client not started yet (see
-    /// [`CLIENT_START`]).
-    pending_client: Option<(ClientAuth, Random)>,
+    /// [`CLIENT_START`]). Boxed: only a LAC's sessions have one, briefly, and the map holds
+    /// a million states.
+    pending_client: Option<Box<(ClientAuth, Random)>>,
     /// Client role: the user the PPP client authenticates as (persisted with its state).
     client_user: Option<String>,
 }
@@ -681,7 +682,7 @@ impl Node {
         let mut pending_client = None;
         let link = match up.version {
             Version::V2 if up.initiator => {
-                pending_client = self.client_auth.remove(&key).map(|a| (a, rng));
+                pending_client = self.client_auth.remove(&key).map(|a| Box::new((a, rng)));
                 None
             }
             Version::V2 => {

@@ -79,7 +79,7 @@ impl Node {
         let Some(st) = self.sessions.get_mut(&key) else {
             return false;
         };
-        let Some((auth, rng)) = st.pending_client.take() else {
+        let Some((auth, rng)) = st.pending_client.take().map(|b| *b) else {
             return false;
         };
         st.link = Some(Box::new(Link::client(
@@ -286,10 +286,7 @@ fn wrap_ppp(peer_tunnel: u32, peer_session: u32, frame: &[u8]) -> Option<Vec<u8>
 
 /// The proxy values a LAC sent, in the PPP link's terms; `None` when there are none.
 pub(super) fn proxy_of(up: &SessionUp) -> Option<Proxy> {
-    if up.proxy.is_empty() {
-        return None;
-    }
-    let p = &up.proxy;
+    let p = up.proxy.as_deref().filter(|p| !p.is_empty())?;
     Some(Proxy {
         initial_received_lcp: p.initial_received_confreq.clone(),
         last_sent_lcp: p.last_sent_confreq.clone(),

@@ -149,3 +149,17 @@ fn store_is_committed_before_any_datagram_leaves() {
     }
     assert!(datagrams > 8, "{datagrams} datagrams");
 }
+
+/// Issue 16 item 6: a node holds a million of each; a field added inline shows here (sizes
+/// of a 64-bit target).
+#[test]
+fn per_session_structures_stay_small() {
+    use std::mem::size_of;
+    assert!(
+        size_of::<SessionState>() <= 64,
+        "{}",
+        size_of::<SessionState>()
+    );
+    assert!(size_of::<SessionUp>() <= 264, "{}", size_of::<SessionUp>());
+    assert!(size_of::<Link>() <= 816, "{}", size_of::<Link>());
+}

@@ -126,9 +126,10 @@ pub(crate) struct Cp<N: Negotiator> {
     id: u8,
     /// Identifier of Code-Rejects (never the Configure-Request's, whose replies we match).
     reject_id: u8,
-    last_req: Vec<N::Opt>,
+    /// Boxed slices, not vectors: kept for the link's life, so without spare capacity.
+    last_req: Box<[N::Opt]>,
     /// Identifier and options of the peer's request we last acknowledged.
-    last_acked: Option<(u8, Vec<N::Opt>)>,
+    last_acked: Option<(u8, Box<[N::Opt]>)>,
     /// Data of our Terminate-Requests (a reason, for the peer's logs).
     pub term_data: Vec<u8>,
 }
@@ -140,7 +141,7 @@ impl<N: Negotiator> Cp<N> {
             neg,
             id: first_id,
             reject_id: first_id.wrapping_add(0x80),
-            last_req: Vec::new(),
+            last_req: Box::default(),
             last_acked: None,
             term_data: Vec::new(),
         }
@@ -171,7 +172,7 @@ impl<N: Negotiator> Cp<N> {
     /// Puts the automaton in Opened with `ours` as our acknowledged request (proxy LCP).
     pub fn force_opened(&mut self, ours: Vec<N::Opt>) {
         self.fsm.force_opened();
-        self.last_req = ours;
+        self.last_req = ours.into_boxed_slice();
     }
 
     /// A received packet of this protocol (codes 1-7 and unknown codes; LCP's 8-11 are the
@@ -189,7 +190,7 @@ impl<N: Negotiator> Cp<N> {
                     && self
                         .last_acked
                         .as_ref()
-                        .is_some_and(|(id, o)| *id == rx_id && *o == options)
+                        .is_some_and(|(id, o)| *id == rx_id && **o == options[..])
                 {
                     io.counters.duplicate_requests += 1;
                     io.send(&CpRepr {
@@ -216,7 +217,7 @@ impl<N: Negotiator> Cp<N> {
             }
             CpBody::ConfigureAck { options } => {
                 // RFC 1661 §5.2: Identifier and options must match our last request.
-                if rx_id != self.id || options != self.last_req {
+                if rx_id != self.id || options[..] != *self.last_req {
                     io.counters.bad_replies += 1;
                     return Outcome::default();
                 }
@@ -277,15 +278,13 @@ impl<N: Negotiator> Cp<N> {
     ) -> Outcome {
         if acts.contains(Actions::SCR) {
             let req = self.neg.request();
-            if !same_id || req != self.last_req {
+            if !same_id || req[..] != *self.last_req {
                 self.id = self.id.wrapping_add(1);
             }
-            self.last_req = req;
+            self.last_req = req.clone().into_boxed_slice();
             io.send(&CpRepr {
                 identifier: self.id,
-                body: CpBody::ConfigureRequest {
-                    options: self.last_req.clone(),
-                },
+                body: CpBody::ConfigureRequest { options: req },
             });
         }
         if acts.contains(Actions::SCA) || acts.contains(Actions::SCN) {
@@ -293,7 +292,7 @@ impl<N: Negotiator> Cp<N> {
                 match &body {
                     CpBody::ConfigureAck { options } => {
                         self.neg.peer_acked(options);
-                        self.last_acked = Some((rx_id, options.clone()));
+                        self.last_acked = Some((rx_id, options.as_slice().into()));
                     }
                     CpBody::ConfigureNak { .. } => self.fsm.nak_sent(),
                     _ => {}

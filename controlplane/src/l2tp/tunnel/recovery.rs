@@ -205,8 +205,8 @@ impl Tunnel {
             peer_id: s.peer_id,
             call: s.call,
             initiator: s.initiator,
-            cookie_rx: s.cookie_rx.clone(),
-            cookie_tx: s.cookie_tx.clone(),
+            cookie_rx: s.cookie_rx.to_vec(),
+            cookie_tx: s.cookie_tx.to_vec(),
             our_l2ss: s.our_l2ss,
             peer_l2ss: s.peer_l2ss,
             our_seq: s.our_seq,
@@ -215,25 +215,25 @@ impl Tunnel {
             calling_number: if s.initiator {
                 s.params().calling_number.clone()
             } else {
-                s.calling_number.clone()
+                s.calling_number.to_vec()
             },
             called_number: if s.initiator {
                 s.params().called_number.clone()
             } else {
-                s.called_number.clone()
+                s.called_number.to_vec()
             },
             sub_address: if s.initiator {
                 s.params().sub_address.clone()
             } else {
-                s.sub_address.clone()
+                s.sub_address.to_vec()
             },
             remote_end_id: if s.initiator {
                 s.params().remote_end_id.clone()
             } else {
-                s.remote_end_id.clone()
+                s.remote_end_id.to_vec()
             },
-            private_group_id: s.private_group_id.clone(),
-            proxy: s.proxy.clone(),
+            private_group_id: s.private_group_id.to_vec(),
+            proxy: s.proxy_values(),
             tx_speed: s.tx_speed,
             rx_speed: s.rx_speed,
             app: s.app.clone(),
@@ -307,19 +307,19 @@ impl Tunnel {
                     connect_speed: r.tx_speed,
                 })
             }),
-            cookie_rx: r.cookie_rx.clone(),
-            cookie_tx: r.cookie_tx.clone(),
+            cookie_rx: r.cookie_rx.as_slice().into(),
+            cookie_tx: r.cookie_tx.as_slice().into(),
             our_l2ss: r.our_l2ss,
             peer_l2ss: r.peer_l2ss,
             our_seq: r.our_seq,
             peer_seq: r.peer_seq,
             pw_type: r.pw_type,
-            calling_number: r.calling_number.clone(),
-            called_number: r.called_number.clone(),
-            sub_address: r.sub_address.clone(),
-            remote_end_id: r.remote_end_id.clone(),
-            private_group_id: r.private_group_id.clone(),
-            proxy: r.proxy.clone(),
+            calling_number: r.calling_number.as_slice().into(),
+            called_number: r.called_number.as_slice().into(),
+            sub_address: r.sub_address.as_slice().into(),
+            remote_end_id: r.remote_end_id.as_slice().into(),
+            private_group_id: r.private_group_id.as_slice().into(),
+            proxy: (!r.proxy.is_empty()).then(|| Box::new(r.proxy.clone())),
             tx_speed: r.tx_speed,
             rx_speed: r.rx_speed,
             synced: false,

@@ -42,20 +42,22 @@ pub(super) struct Session {
     /// What we said opening the call (we sent the ICRQ/OCRQ); `None` when the peer opened
     /// it (its values are the captured ones below): most sessions of an LNS, so not carried.
     pub(super) params: Option<Box<CallParams>>,
-    pub(super) cookie_rx: Vec<u8>,
-    pub(super) cookie_tx: Vec<u8>,
+    pub(super) cookie_rx: Box<[u8]>,
+    pub(super) cookie_tx: Box<[u8]>,
     pub(super) our_l2ss: u16,
     pub(super) peer_l2ss: u16,
     pub(super) our_seq: u16,
     pub(super) peer_seq: u16,
     pub(super) pw_type: Option<u16>,
     // Captured from the peer.
-    pub(super) calling_number: Vec<u8>,
-    pub(super) called_number: Vec<u8>,
-    pub(super) sub_address: Vec<u8>,
-    pub(super) remote_end_id: Vec<u8>,
-    pub(super) private_group_id: Vec<u8>,
-    pub(super) proxy: ProxyValues,
+    pub(super) calling_number: Box<[u8]>,
+    pub(super) called_number: Box<[u8]>,
+    pub(super) sub_address: Box<[u8]>,
+    pub(super) remote_end_id: Box<[u8]>,
+    pub(super) private_group_id: Box<[u8]>,
+    /// Boxed: most LACs send no proxy LCP or authentication, and the registry holds a
+    /// million sessions.
+    pub(super) proxy: Option<Box<ProxyValues>>,
     pub(super) tx_speed: Option<u64>,
     pub(super) rx_speed: Option<u64>,
     /// RFC 4951 §3.3: confirmed by FSQ/FSR since the last failover (true when none happened).
@@ -91,6 +93,14 @@ impl Session {
     /// What we said opening the call (empty when the peer opened it).
     pub(super) fn params(&self) -> &CallParams {
         self.params.as_deref().unwrap_or(&NO_PARAMS)
+    }
+    /// The proxy values captured from the peer, created on the first one (RFC 2661 §4.4.5).
+    fn proxy_mut(&mut self) -> &mut ProxyValues {
+        self.proxy.get_or_insert_with(Box::default)
+    }
+    /// The proxy values captured from the peer (empty when it sent none).
+    pub(super) fn proxy_values(&self) -> ProxyValues {
+        self.proxy.as_deref().cloned().unwrap_or_default()
     }
 }
 
@@ -181,22 +191,22 @@ impl Tunnel {
             initiator,
             params: None,
             cookie_rx: if self.version == Version::V3 {
-                self.random_cookie(ctx)
+                self.random_cookie(ctx).into()
             } else {
-                Vec::new()
+                Box::default()
             },
-            cookie_tx: Vec::new(),
+            cookie_tx: Box::default(),
             our_l2ss: pw.sublayer.value(),
             peer_l2ss: 0,
             our_seq: pw.data_sequencing,
             peer_seq: 0,
             pw_type: None,
-            calling_number: Vec::new(),
-            called_number: Vec::new(),
-            sub_address: Vec::new(),
-            remote_end_id: Vec::new(),
-            private_group_id: Vec::new(),
-            proxy: ProxyValues::default(),
+            calling_number: Box::default(),
+            called_number: Box::default(),
+            sub_address: Box::default(),
+            remote_end_id: Box::default(),
+            private_group_id: Box::default(),
+            proxy: None,
             tx_speed: None,
             rx_speed: None,
             synced: true,
@@ -266,7 +276,7 @@ impl Tunnel {
                     .get_mut(&id)
                     .ok_or(L2tpError::Limit("session"))?;
                 s.pw_type = Some(pw_type);
-                let (cookie, l2ss, seq) = (s.cookie_rx.clone(), s.our_l2ss, s.our_seq);
+                let (cookie, l2ss, seq) = (s.cookie_rx.to_vec(), s.our_l2ss, s.our_seq);
                 avps.push(self.plain(Avp::LocalSessionId(id)));
                 avps.push(self.plain(Avp::RemoteSessionId(0)));
                 avps.push(self.plain(Avp::CallSerialNumber(serial)));
@@ -299,13 +309,13 @@ impl Tunnel {
     fn capture(&self, s: &mut Session, msg: &ControlMessage) {
         for a in msg.avps.iter().map(|a| &a.avp) {
             match a {
-                Avp::CallingNumber(v) => s.calling_number = v.clone(),
-                Avp::CalledNumber(v) => s.called_number = v.clone(),
-                Avp::SubAddress(v) => s.sub_address = v.clone(),
-                Avp::RemoteEndId(v) => s.remote_end_id = v.clone(),
-                Avp::PrivateGroupId(v) => s.private_group_id = v.clone(),
+                Avp::CallingNumber(v) => s.calling_number = v.as_slice().into(),
+                Avp::CalledNumber(v) => s.called_number = v.as_slice().into(),
+                Avp::SubAddress(v) => s.sub_address = v.as_slice().into(),
+                Avp::RemoteEndId(v) => s.remote_end_id = v.as_slice().into(),
+                Avp::PrivateGroupId(v) => s.private_group_id = v.as_slice().into(),
                 Avp::PseudowireType(t) => s.pw_type = Some(*t),
-                Avp::AssignedCookie(c) => s.cookie_tx = c.clone(),
+                Avp::AssignedCookie(c) => s.cookie_tx = c.as_slice().into(),
                 Avp::L2SpecificSublayer(t) => s.peer_l2ss = *t,
                 Avp::DataSequencing(q) => s.peer_seq = *q,
                 Avp::SequencingRequired => s.peer_seq = 2,
@@ -314,15 +324,17 @@ impl Tunnel {
                 Avp::TxConnectSpeedV3(x) => s.tx_speed = Some(*x),
                 Avp::RxConnectSpeedV3(x) => s.rx_speed = Some(*x),
                 Avp::InitialReceivedLcpConfreq(v) => {
-                    s.proxy.initial_received_confreq = Some(v.clone())
+                    s.proxy_mut().initial_received_confreq = Some(v.clone())
                 }
-                Avp::LastSentLcpConfreq(v) => s.proxy.last_sent_confreq = Some(v.clone()),
-                Avp::LastReceivedLcpConfreq(v) => s.proxy.last_received_confreq = Some(v.clone()),
-                Avp::ProxyAuthenType(t) => s.proxy.authen_type = Some(*t),
-                Avp::ProxyAuthenName(v) => s.proxy.authen_name = Some(v.clone()),
-                Avp::ProxyAuthenChallenge(v) => s.proxy.authen_challenge = Some(v.clone()),
-                Avp::ProxyAuthenId(v) => s.proxy.authen_id = Some(*v),
-                Avp::ProxyAuthenResponse(v) => s.proxy.authen_response = Some(v.clone()),
+                Avp::LastSentLcpConfreq(v) => s.proxy_mut().last_sent_confreq = Some(v.clone()),
+                Avp::LastReceivedLcpConfreq(v) => {
+                    s.proxy_mut().last_received_confreq = Some(v.clone())
+                }
+                Avp::ProxyAuthenType(t) => s.proxy_mut().authen_type = Some(*t),
+                Avp::ProxyAuthenName(v) => s.proxy_mut().authen_name = Some(v.clone()),
+                Avp::ProxyAuthenChallenge(v) => s.proxy_mut().authen_challenge = Some(v.clone()),
+                Avp::ProxyAuthenId(v) => s.proxy_mut().authen_id = Some(*v),
+                Avp::ProxyAuthenResponse(v) => s.proxy_mut().authen_response = Some(v.clone()),
                 _ => {}
             }
         }
@@ -422,7 +434,7 @@ impl Tunnel {
                     new: true,
                 }),
             ];
-            v.extend(t.pw_avps(s.cookie_rx.clone(), s.our_l2ss, s.our_seq));
+            v.extend(t.pw_avps(s.cookie_rx.to_vec(), s.our_l2ss, s.our_seq));
             v
         };
         let hdr = s.peer_id as u16;
@@ -710,9 +722,9 @@ impl Tunnel {
             )
         } else {
             (
-                s.calling_number.clone(),
-                s.called_number.clone(),
-                s.sub_address.clone(),
+                s.calling_number.to_vec(),
+                s.called_number.to_vec(),
+                s.sub_address.to_vec(),
             )
         };
         SessionUp {
@@ -739,9 +751,9 @@ impl Tunnel {
             remote_end_id: if s.initiator {
                 s.params().remote_end_id.clone()
             } else {
-                s.remote_end_id.clone()
+                s.remote_end_id.to_vec()
             },
-            private_group_id: s.private_group_id.clone(),
+            private_group_id: s.private_group_id.to_vec(),
             proxy: s.proxy.clone(),
             tx_connect_speed: s.tx_speed,
             rx_connect_speed: s.rx_speed,
@@ -920,4 +932,15 @@ impl Tunnel {
             }
         }
     }
+}
+
+/// Issue 16 item 6: the registry holds a million sessions, inline in its tables; a field added
+/// inline shows here (size on a 64-bit target).
+#[test]
+fn session_stays_small() {
+    assert!(
+        std::mem::size_of::<Session>() <= 208,
+        "{}",
+        std::mem::size_of::<Session>()
+    );
 }

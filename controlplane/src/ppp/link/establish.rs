@@ -30,7 +30,9 @@ impl Link {
 
     fn lcp_down(&mut self, now: Instant) {
         self.server_auth.reset();
-        self.client_auth.reset();
+        if let Some(a) = self.client_auth.as_mut() {
+            a.reset();
+        }
         self.echo_next = None;
         if let Some(cp) = self.ipcp.as_mut() {
             let _ = cp.event(FsmEvent::Down, now, &mut self.io);
@@ -61,7 +63,7 @@ impl Link {
             }
             Role::Client => {
                 if let Some(s) = &self.secret {
-                    self.client_auth.start(
+                    self.client_auth.get_or_insert_with(Box::default).start(
                         m,
                         now,
                         &self.config,

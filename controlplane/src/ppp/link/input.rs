@@ -51,7 +51,9 @@ impl Link {
                                     .as_ref()
                                     .map(|s| s.user.clone())
                                     .unwrap_or_default();
-                                self.client_auth.pap(p, &user)
+                                self.client_auth
+                                    .get_or_insert_with(Box::default)
+                                    .pap(p, &user)
                             }
                         };
                         self.on_auth(r, now);
@@ -72,7 +74,7 @@ impl Link {
                                 None => AuthResult::Pending,
                             },
                             Role::Client => match &self.secret {
-                                Some(s) => self.client_auth.chap(
+                                Some(s) => self.client_auth.get_or_insert_with(Box::default).chap(
                                     p,
                                     now,
                                     &self.config,
@@ -100,7 +102,10 @@ impl Link {
                     .as_ref()
                     .map(|s| s.user.clone())
                     .unwrap_or_default();
-                let r = self.client_auth.implied_success(&user);
+                let r = self
+                    .client_auth
+                    .get_or_insert_with(Box::default)
+                    .implied_success(&user);
                 let implied = matches!(r, AuthResult::Success { .. });
                 self.on_auth(r, now);
                 if implied && self.phase == Phase::Network {

@@ -72,7 +72,8 @@ pub struct Link {
     /// NCPs that finished or were Protocol-Rejected (IPCP_GONE, IPV6CP_GONE).
     ncp_gone: u8,
     server_auth: ServerAuth,
-    client_auth: ClientAuth,
+    /// Client role only (created when first used), boxed: a million server links carry this.
+    client_auth: Option<Box<ClientAuth>>,
     creds: Option<Arc<dyn Credentials>>,
     secret: Option<Box<ClientSecret>>,
     pool: Option<Arc<Mutex<Ipv4Pool>>>,
@@ -154,7 +155,7 @@ impl Link {
             ipv6cp,
             ncp_gone: 0,
             server_auth: ServerAuth::default(),
-            client_auth: ClientAuth::default(),
+            client_auth: None,
             creds,
             secret,
             pool,
@@ -427,7 +428,7 @@ impl Link {
             self.ipcp.as_ref().and_then(|c| c.fsm.deadline()),
             self.ipv6cp.as_ref().and_then(|c| c.fsm.deadline()),
             self.server_auth.deadline,
-            self.client_auth.deadline,
+            self.client_auth.as_ref().and_then(|a| a.deadline),
             self.echo_next,
             self.session_end,
         ]
@@ -474,7 +475,9 @@ impl Link {
         self.echo_next = None;
         self.session_end = None;
         self.server_auth.reset();
-        self.client_auth.reset();
+        if let Some(a) = self.client_auth.as_mut() {
+            a.reset();
+        }
         self.release();
         self.events.push_back(Event::Down {
             reason: self.reason.unwrap_or(reason),

@@ -37,7 +37,11 @@ impl Link {
         }
         let r = match self.role {
             Role::Server => self.server_auth.timeout(now, &self.config, &mut self.io),
-            Role::Client => self.client_auth.timeout(now, &self.config, &mut self.io),
+            Role::Client => self.client_auth.get_or_insert_with(Box::default).timeout(
+                now,
+                &self.config,
+                &mut self.io,
+            ),
         };
         self.on_auth(r, now);
         if let Some(t) = self.echo_next {

@@ -62,6 +62,20 @@ fn sccrq() -> Vec<u8> {
     r.poll_transmit().expect("SCCRQ").1
 }
 
+/// `n` SCCRQs with distinct Assigned Tunnel IDs (one initiator opening `n` tunnels): a
+/// repeated ID from the same source is a retransmission of that SCCRQ, which is answered again
+/// (1,000 independent draws repeat one of 10 admitted IDs about once in seven runs).
+fn sccrqs(n: usize) -> Vec<Vec<u8>> {
+    let mut r = Registry::with_random(L2tpConfig::default(), Random::from_os().expect("entropy"));
+    (0..n)
+        .map(|_| {
+            r.open_tunnel(Peer::udp(LNS), Version::V2, Instant::now())
+                .expect("open");
+            r.poll_transmit().expect("SCCRQ").1
+        })
+        .collect()
+}
+
 /// Everything the node sends now.
 fn drain(n: &mut Node) -> Vec<(Peer, Vec<u8>)> {
     std::iter::from_fn(|| n.poll_transmit()).collect()
@@ -187,8 +201,8 @@ fn one_source_over_its_rate_is_dropped_unanswered() {
     });
     let now = Instant::now();
     let mut sent = 0;
-    for _ in 0..1_000 {
-        n.handle_datagram(LNS, src(7), &sccrq(), now);
+    for q in sccrqs(1_000) {
+        n.handle_datagram(LNS, src(7), &q, now);
         sent += drain(&mut n).len();
     }
     assert_eq!(sent, 10);
@@ -223,8 +237,8 @@ fn half_open_limit_per_source_refuses_with_one_stopccn() {
     });
     let mut now = Instant::now();
     let mut kinds: HashMap<Option<MessageType>, usize> = HashMap::new();
-    for _ in 0..50 {
-        n.handle_datagram(LNS, src(3), &sccrq(), now);
+    for q in sccrqs(50) {
+        n.handle_datagram(LNS, src(3), &q, now);
         for (_, d) in drain(&mut n) {
             if message_type(&d) == Some(MessageType::StopCcn) {
                 assert_eq!(result_code(&d), Some((2, Some(4))));
